@@ -1,0 +1,19 @@
+/** A stable identity of the desired state: sha256 over canonical JSON (sorted keys) of the normalized config. */
+import { createHash } from "node:crypto";
+import type { NormalizedConfig } from "./normalize.ts";
+
+/** JSON with object keys sorted at every level; secret references are plain objects, so they appear by name only. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+export function fingerprint(config: NormalizedConfig): string {
+  return `sha256:${createHash("sha256").update(canonicalJson(config)).digest("hex")}`;
+}

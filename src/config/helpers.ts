@@ -1,0 +1,241 @@
+/**
+ * The helpers operators call in backup.config.ts. Each returns a plain, tagged object; validation happens when the
+ * config is loaded, so a helper never throws and a config written without helpers validates the same way.
+ */
+import type {
+  AgeEncryption,
+  CommandSource,
+  Config,
+  EmailNotifier,
+  EnvSecret,
+  FileSecret,
+  FilesSource,
+  GpgEncryption,
+  HealthchecksNotifier,
+  MongodbSource,
+  MysqlSource,
+  PostgresSource,
+  ResticRepository,
+  SlackNotifier,
+  SqliteSource,
+  UptimeKumaNotifier,
+  WebhookNotifier,
+} from "./types.ts";
+
+type Options<T> = Omit<T, "type">;
+
+/**
+ * Declares the whole configuration. It returns its argument unchanged and exists for type checking and editor help.
+ *
+ * @example
+ * ```ts
+ * import { defineConfig, env, restic, sqlite } from "backupctl";
+ *
+ * export default defineConfig({
+ *   repositories: { local: restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") }) },
+ *   projects: {
+ *     app: { schedule: "0 3 * * *", sources: [sqlite({ path: "/srv/app/app.db" })], repositories: ["local"], retention: { daily: 7 } },
+ *   },
+ * });
+ * ```
+ */
+export function defineConfig<const T extends Config>(config: T): T {
+  return config;
+}
+
+/**
+ * A secret read from an environment variable when a child process needs it. Only its name is ever stored or shown.
+ *
+ * @example
+ * ```ts
+ * restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") })
+ * ```
+ */
+export function env(name: string): EnvSecret {
+  return { secret: "env", name };
+}
+
+/**
+ * A secret read from a file (Docker secrets, systemd credentials) when needed; one trailing newline is stripped.
+ * Relative paths start at the config file's folder.
+ *
+ * @example
+ * ```ts
+ * postgres({ database: "shop", password: file("/run/secrets/shop_db_password") })
+ * ```
+ */
+export function file(path: string): FileSecret {
+  return { secret: "file", path };
+}
+
+/**
+ * A PostgreSQL database, dumped with `pg_dump -Fc -Z0` and streamed into restic. Its name defaults to the database.
+ *
+ * @example
+ * ```ts
+ * postgres({ host: "db", database: "shop", user: "backup", password: env("SHOP_DB_PASSWORD") })
+ * ```
+ */
+export function postgres(options: Options<PostgresSource>): PostgresSource {
+  return { type: "postgres", ...options };
+}
+
+/**
+ * A MySQL or MariaDB database, dumped with `mysqldump`/`mariadb-dump --single-transaction` and streamed into restic.
+ * Its name defaults to the database.
+ *
+ * @example
+ * ```ts
+ * mysql({ host: "mariadb", database: "wiki", user: "backup", password: env("WIKI_DB_PASSWORD") })
+ * ```
+ */
+export function mysql(options: Options<MysqlSource>): MysqlSource {
+  return { type: "mysql", ...options };
+}
+
+/**
+ * A MongoDB database, dumped with `mongodump --archive` and streamed into restic. Its name defaults to the database,
+ * else "mongodb".
+ *
+ * @example
+ * ```ts
+ * mongodb({ uri: env("EVENTS_MONGO_URI"), database: "events" })
+ * ```
+ */
+export function mongodb(options: Options<MongodbSource>): MongodbSource {
+  return { type: "mongodb", ...options };
+}
+
+/**
+ * An SQLite database, copied consistently while it is in use and streamed into restic. Its name defaults to the file's
+ * base name without extension.
+ *
+ * @example
+ * ```ts
+ * sqlite({ path: "/srv/shop/sessions.db" })
+ * ```
+ */
+export function sqlite(options: Options<SqliteSource>): SqliteSource {
+  return { type: "sqlite", ...options };
+}
+
+/**
+ * Files and folders, backed up by restic directly (native deduplication). Its name defaults to "files".
+ *
+ * @example
+ * ```ts
+ * files({ paths: ["/srv/shop/uploads"], exclude: ["*.tmp"] })
+ * ```
+ */
+export function files(options: Options<FilesSource>): FilesSource {
+  return { type: "files", ...options };
+}
+
+/**
+ * Any program whose standard output is the dump. A string runs with `bash -o pipefail -c`, an array without a shell.
+ *
+ * @example
+ * ```ts
+ * command({ name: "redis", run: "redis-cli --rdb -", filename: "dump.rdb" })
+ * ```
+ */
+export function command(options: Options<CommandSource>): CommandSource {
+  return { type: "command", ...options };
+}
+
+/**
+ * A restic repository. Repository v2 with compression is used; dumps are streamed uncompressed so restic deduplicates.
+ *
+ * @example
+ * ```ts
+ * restic({ url: "sftp:backup@storage.example:/restic", password: env("RESTIC_PASSWORD") })
+ * ```
+ */
+export function restic(options: Options<ResticRepository>): ResticRepository {
+  return { type: "restic", ...options };
+}
+
+/**
+ * Encrypts dump streams with GnuPG before restic (files sources rely on restic's own encryption).
+ *
+ * @example
+ * ```ts
+ * encrypt: gpg({ recipient: "backup@example.com", keyFile: "keys/backup.pub.asc" })
+ * ```
+ */
+export function gpg(options: Options<GpgEncryption>): GpgEncryption {
+  return { type: "gpg", ...options };
+}
+
+/**
+ * Encrypts dump streams with age before restic (files sources rely on restic's own encryption).
+ *
+ * @example
+ * ```ts
+ * encrypt: age({ recipients: ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"] })
+ * ```
+ */
+export function age(options: Options<AgeEncryption>): AgeEncryption {
+  return { type: "age", ...options };
+}
+
+/**
+ * A Slack incoming webhook.
+ *
+ * @example
+ * ```ts
+ * notifiers: { ops: slack({ webhookUrl: env("SLACK_WEBHOOK_URL") }) }
+ * ```
+ */
+export function slack(options: Options<SlackNotifier>): SlackNotifier {
+  return { type: "slack", ...options };
+}
+
+/**
+ * E-mail through an SMTP server (nodemailer), as plain text and HTML.
+ *
+ * @example
+ * ```ts
+ * email({ smtp: { host: "smtp.example.com", port: 587, user: "backup", password: env("SMTP_PASSWORD") },
+ *         from: "backup@example.com", to: ["ops@example.com"] })
+ * ```
+ */
+export function email(options: Options<EmailNotifier>): EmailNotifier {
+  return { type: "email", ...options };
+}
+
+/**
+ * A JSON webhook (documented, versioned payload).
+ *
+ * @example
+ * ```ts
+ * webhook({ url: env("OPS_WEBHOOK_URL"), headers: { Authorization: env("OPS_WEBHOOK_AUTH") } })
+ * ```
+ */
+export function webhook(options: Options<WebhookNotifier>): WebhookNotifier {
+  return { type: "webhook", ...options };
+}
+
+/**
+ * A healthchecks.io-style monitor pinged at start, success and failure of each run.
+ *
+ * @example
+ * ```ts
+ * healthchecks({ pingUrl: env("HC_PING_URL") })
+ * ```
+ */
+export function healthchecks(options: Options<HealthchecksNotifier>): HealthchecksNotifier {
+  return { type: "healthchecks", ...options };
+}
+
+/**
+ * An Uptime Kuma push monitor pinged after each run.
+ *
+ * @example
+ * ```ts
+ * uptimeKuma({ pushUrl: env("KUMA_PUSH_URL") })
+ * ```
+ */
+export function uptimeKuma(options: Options<UptimeKumaNotifier>): UptimeKumaNotifier {
+  return { type: "uptimeKuma", ...options };
+}

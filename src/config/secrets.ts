@@ -1,0 +1,87 @@
+/**
+ * Secret references are resolved only when a child process needs them. Every resolved value is remembered so that
+ * `redact` can scrub it from any text that leaves the process (errors, stderr tails, logs, the audit).
+ */
+import { readFileSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { BackupctlError } from "../errors.ts";
+import type { MaybeSecret, SecretRef } from "./types.ts";
+
+export class SecretError extends BackupctlError {
+  constructor(message: string) {
+    super(message);
+    this.name = "SecretError";
+  }
+}
+
+const resolvedValues = new Set<string>();
+
+export function isSecretRef(value: unknown): value is SecretRef {
+  return typeof value === "object" && value !== null && "secret" in value &&
+    ((value as SecretRef).secret === "env" || (value as SecretRef).secret === "file");
+}
+
+/** How a reference is shown: by name, never by value. */
+export function describeSecret(ref: SecretRef): string {
+  return ref.secret === "env" ? `env("${ref.name}")` : `file("${ref.path}")`;
+}
+
+/** Reads a secret, or throws naming the reference (never a value) and how to provide it. */
+export function resolveSecret(ref: SecretRef, configDir: string): string {
+  const value = readSecret(ref, configDir);
+  if (value === undefined) {
+    throw new SecretError(
+      ref.secret === "env"
+        ? `secret ${describeSecret(ref)} is not set: export ${ref.name} in the environment of backupctl`
+        : `secret ${describeSecret(ref)} cannot be read: create the file (mode 0600) holding the value`,
+    );
+  }
+  return value;
+}
+
+/** A plain value stays as it is; a reference is resolved. */
+export function resolveMaybeSecret(value: MaybeSecret, configDir: string): string {
+  return typeof value === "string" ? value : resolveSecret(value, configDir);
+}
+
+/** Reads a secret, or returns undefined when it is missing (for `validate --secrets`). */
+export function readSecret(ref: SecretRef, configDir: string): string | undefined {
+  let value: string | undefined;
+  if (ref.secret === "env") {
+    value = process.env[ref.name];
+  } else {
+    const path = isAbsolute(ref.path) ? ref.path : resolve(configDir, ref.path);
+    try {
+      value = readFileSync(path, "utf8").replace(/\r?\n$/, "");
+    } catch {
+      value = undefined;
+    }
+  }
+  if (value === undefined || value === "") return undefined;
+  rememberSecret(value);
+  return value;
+}
+
+/** Marks a value as secret so `redact` removes it from any text. */
+export function rememberSecret(value: string): void {
+  if (value.length >= 4) resolvedValues.add(value);
+}
+
+/** Removes every known secret value and URL credentials from a text. */
+export function redact(text: string): string {
+  let out = text;
+  for (const value of resolvedValues) {
+    if (out.includes(value)) out = out.split(value).join("(sensitive)");
+  }
+  return out.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@]+:)[^@\s/]+@/gi, "$1(sensitive)@");
+}
+
+/** Every secret reference in a value, with the config path where it sits. */
+export function collectSecretRefs(value: unknown, path = ""): { path: string; ref: SecretRef }[] {
+  if (isSecretRef(value)) return [{ path, ref: value }];
+  if (Array.isArray(value)) return value.flatMap((item, index) => collectSecretRefs(item, `${path}[${index}]`));
+  if (typeof value === "object" && value !== null) {
+    return Object.entries(value).flatMap(([key, item]) => collectSecretRefs(item, path ? `${path}.${key}` : key));
+  }
+  return [];
+}

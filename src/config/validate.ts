@@ -1,0 +1,114 @@
+/** Validation: the schema's problems plus the checks that span several keys, all reported together. */
+import { ConfigError, type ConfigProblem } from "../errors.ts";
+import { defaultMessage, formatPath, suggest, toProblems } from "./issues.ts";
+import { type NormalizedConfig, normalizeConfig, sourceName } from "./normalize.ts";
+import { configSchema } from "./schema.ts";
+import type { Config } from "./types.ts";
+
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Validates a loaded config value; throws ConfigError listing every problem. */
+export function validateConfig(raw: unknown, file: string): NormalizedConfig {
+  const parsed = configSchema.safeParse(raw, { error: defaultMessage, reportInput: true });
+  const problems = parsed.success ? [] : toProblems(parsed.error.issues);
+  problems.push(...crossCheck(raw));
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(file, dedupe(problems));
+  return normalizeConfig(parsed.data as Config);
+}
+
+function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.path}\u0000${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Checks that need more than one key: references, unique names, a non-empty project list. Tolerates bad shapes. */
+function crossCheck(raw: unknown): ConfigProblem[] {
+  if (!isRecord(raw)) return [];
+  const problems: ConfigProblem[] = [];
+  const repositories = isRecord(raw.repositories) ? Object.keys(raw.repositories) : [];
+  const notifiers = isRecord(raw.notifiers) ? Object.keys(raw.notifiers) : [];
+  if (isRecord(raw.projects) && Object.keys(raw.projects).length === 0) {
+    problems.push({ path: "projects", message: "declare at least one project" });
+  }
+  if (isRecord(raw.repositories) && repositories.length === 0) {
+    problems.push({ path: "repositories", message: "declare at least one repository, e.g. local: restic({ … })" });
+  }
+  for (const [projectName, project] of Object.entries(isRecord(raw.projects) ? raw.projects : {})) {
+    if (!isRecord(project)) continue;
+    const at = (...rest: (string | number)[]) => formatPath(["projects", projectName, ...rest]);
+    if (Array.isArray(project.sources)) checkSourceNames(project.sources, at, problems);
+    if (Array.isArray(project.repositories) && isRecord(raw.repositories)) {
+      checkReferences(project.repositories, repositories, "repository", "repositories", at, problems);
+    }
+    if (Array.isArray(project.notify)) {
+      checkReferences(project.notify, notifiers, "notifier", "notify", at, problems);
+    }
+  }
+  return problems;
+}
+
+function checkSourceNames(
+  sources: unknown[],
+  at: (...rest: (string | number)[]) => string,
+  problems: ConfigProblem[],
+): void {
+  const firstIndex = new Map<string, number>();
+  sources.forEach((source, index) => {
+    if (!isRecord(source) || typeof source.type !== "string") return;
+    const explicit = typeof source.name === "string";
+    const name = sourceName(source);
+    if (name === undefined) return;
+    if (!explicit && !namePattern.test(name)) {
+      problems.push({
+        path: at("sources", index),
+        message: `the default source name ${JSON.stringify(name)} is not a valid name; set name: "…" ` +
+          "(letters, digits, '.', '_' or '-')",
+      });
+      return;
+    }
+    const previous = firstIndex.get(name);
+    if (previous === undefined) {
+      firstIndex.set(name, index);
+      return;
+    }
+    problems.push({
+      path: explicit ? at("sources", index, "name") : at("sources", index),
+      message: `duplicate source name "${name}" (also sources[${previous}]); give each source a distinct name: "…"`,
+    });
+  });
+}
+
+function checkReferences(
+  references: unknown[],
+  declared: string[],
+  kind: string,
+  key: string,
+  at: (...rest: (string | number)[]) => string,
+  problems: ConfigProblem[],
+): void {
+  const seen = new Set<string>();
+  references.forEach((reference, index) => {
+    if (typeof reference !== "string") return;
+    if (seen.has(reference)) {
+      problems.push({ path: at(key, index), message: `"${reference}" is listed twice` });
+      return;
+    }
+    seen.add(reference);
+    if (declared.includes(reference)) return;
+    const near = suggest(reference, declared);
+    const known = declared.length > 0 ? `declared: ${declared.join(", ")}` : `none is declared`;
+    problems.push({
+      path: at(key, index),
+      message: `unknown ${kind} "${reference}"${near ? `; did you mean "${near}"?` : ""} (${known})`,
+    });
+  });
+}

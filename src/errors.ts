@@ -1,0 +1,106 @@
+/**
+ * The error taxonomy. Every failure a user can cause or meet is one of these; `main.ts` maps them to exit codes in
+ * one place (`exitCodeFor`). Anything else is an internal error: exit 1 with a message, a stack only with --debug.
+ */
+
+/** Process exit codes, as documented in docs/cli.md and DESIGN.md. */
+export const ExitCode = {
+  ok: 0,
+  failed: 1,
+  changes: 2,
+  invalidConfig: 3,
+  locked: 4,
+  stalePlan: 5,
+  usage: 64,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** One problem found in a configuration, at a path such as `projects.shop.sources[0].port`. */
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+/** Base class: errors whose message is meant for the operator as it is. */
+export class BackupctlError extends Error {
+  readonly exitCode: ExitCode = ExitCode.failed;
+}
+
+/** The configuration cannot be loaded or is invalid. Carries every problem found, each with its path. */
+export class ConfigError extends BackupctlError {
+  override readonly exitCode = ExitCode.invalidConfig;
+  constructor(readonly file: string, readonly problems: ConfigProblem[]) {
+    super(formatProblems(file, problems));
+    this.name = "ConfigError";
+  }
+}
+
+function formatProblems(file: string, problems: ConfigProblem[]): string {
+  const noun = problems.length === 1 ? "problem" : "problems";
+  const lines = problems.map((p) => `  ${p.path ? `${p.path}: ` : ""}${p.message}`);
+  return `invalid configuration ${file} (${problems.length} ${noun}):\n${lines.join("\n")}`;
+}
+
+/** The command line itself is wrong (unknown flag, bad value). */
+export class UsageError extends BackupctlError {
+  override readonly exitCode = ExitCode.usage;
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Another process holds the lock of a project. */
+export class LockError extends BackupctlError {
+  override readonly exitCode = ExitCode.locked;
+  constructor(message: string) {
+    super(message);
+    this.name = "LockError";
+  }
+}
+
+/** A saved plan no longer matches the config or the state it was made from. */
+export class StalePlanError extends BackupctlError {
+  override readonly exitCode = ExitCode.stalePlan;
+  constructor(message: string) {
+    super(message);
+    this.name = "StalePlanError";
+  }
+}
+
+/** An external command failed. `message` and `stderrTail` are already redacted. */
+export class ExecError extends BackupctlError {
+  constructor(
+    readonly command: string,
+    readonly code: number | null,
+    readonly stderrTail: string,
+    message?: string,
+  ) {
+    super(message ?? `${command} exited with ${code ?? "a signal"}${stderrTail ? `: ${stderrTail}` : ""}`);
+    this.name = "ExecError";
+  }
+}
+
+/** A required external program (restic, sqlite3, …) is not installed. */
+export class MissingToolError extends BackupctlError {
+  constructor(readonly tool: string, readonly debianPackage: string) {
+    super(
+      `${tool} is not installed or not on PATH: install the Debian/Ubuntu package "${debianPackage}" ` +
+        `(apt-get install -y ${debianPackage}), or your system's package of the same name`,
+    );
+    this.name = "MissingToolError";
+  }
+}
+
+/** One or more plan actions failed; details were already reported as they happened. */
+export class ActionsFailedError extends BackupctlError {
+  constructor(readonly failed: number, readonly total: number) {
+    super(`${failed} of ${total} actions failed`);
+    this.name = "ActionsFailedError";
+  }
+}
+
+/** Maps any thrown value to the process exit code. */
+export function exitCodeFor(error: unknown): ExitCode {
+  return error instanceof BackupctlError ? error.exitCode : ExitCode.failed;
+}
