@@ -92,6 +92,14 @@ export class MissingToolError extends BackupctlError {
   }
 }
 
+/** A source cannot be read: a missing file, an unsupported kind, a failed or empty dump. */
+export class SourceError extends BackupctlError {
+  constructor(message: string) {
+    super(message);
+    this.name = "SourceError";
+  }
+}
+
 /** One or more plan actions failed; details were already reported as they happened. */
 export class ActionsFailedError extends BackupctlError {
   constructor(readonly failed: number, readonly total: number) {

@@ -64,8 +64,12 @@ export function defaultMessage(issue: core.$ZodRawIssue): string | undefined {
     }
     case "invalid_value":
       return `expected ${issue.values.map((v) => JSON.stringify(v)).join(" or ")}, got ${describeValue(issue.input)}`;
-    case "invalid_key":
-      return `invalid name ${describeValue(issue.input)}: ${issue.issues[0]?.message ?? "not allowed"}`;
+    case "invalid_key": {
+      const inner = issue.issues[0]?.message ?? "not allowed";
+      return inner.startsWith("invalid name") ? inner : `invalid name ${describeValue(issue.input)}: ${inner}`;
+    }
+    case "invalid_union":
+      return issue.input === undefined ? "required" : `unexpected value ${describeValue(issue.input)}`;
     default:
       return undefined;
   }

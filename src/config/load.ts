@@ -44,7 +44,7 @@ async function evaluate(file: string, fresh: boolean): Promise<unknown> {
       message: "no default export: end the file with `export default defineConfig({ … })`",
     }]);
   }
-  let value = module.default;
+  let value: unknown = module.default;
   if (typeof value === "function") {
     try {
       value = await (value as () => unknown)();

@@ -41,7 +41,12 @@ const positiveCount = (what: string) =>
     .int({ error: (issue) => `expected ${what} (an integer ≥ 0), got ${describeValue(issue.input)}` })
     .min(0, { error: (issue) => `expected ${what} (an integer ≥ 0), got ${describeValue(issue.input)}` });
 
-const duration = z.string({ error: (issue) => `expected a duration such as "30s", "15m", "2h" or "7d", got ${describeValue(issue.input)}` })
+const duration = z.string({
+  error: (issue) =>
+    issue.input === undefined
+      ? 'required: a duration such as "30s", "15m", "2h" or "7d"'
+      : `expected a duration such as "30s", "15m", "2h" or "7d", got ${describeValue(issue.input)}`,
+})
   .refine((text) => parseDuration(text) !== undefined, {
     error: (issue) =>
       `expected a duration such as "30s", "15m", "2h", "7d" or "1h30m" (m = minutes), got ${describeValue(issue.input)}`,
@@ -77,14 +82,23 @@ export const secretRef = z.discriminatedUnion("secret", [
 ], {
   error: (issue) => {
     if (issue.input === undefined) return `required: ${secretHint}`;
-    const kind = typeof issue.input === "string" ? "a plain string" : describeValue(Array.isArray(issue.input) ? [] : {});
+    const kind = typeof issue.input === "string" ? "a plain string" : describeKind(issue.input);
     return `expected env("NAME") or file(PATH), got ${kind}: ${secretHint}`;
   },
 });
 
+/** The kind of a value without the value itself (for fields that may hold a secret). */
+function describeKind(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "an object";
+  return typeof value === "number" ? "a number" : typeof value === "boolean" ? "true or false" : `a ${typeof value}`;
+}
+
 /** A value that may be plain or a secret reference (URLs that can embed credentials). */
 const maybeSecret = z.union([nonEmpty, secretRef], {
-  error: () => 'expected a string or a secret reference env("NAME") / file(PATH)',
+  error: (issue) =>
+    `${issue.input === undefined ? "required: " : ""}expected a string or a secret reference env("NAME") / file(PATH)`,
 });
 const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: () => "expected an environment variable name" }), maybeSecret);
 
@@ -219,7 +233,12 @@ const notifierSchema = z.discriminatedUnion("type", [
       password: secretRef.optional(),
     }),
     from: nonEmpty,
-    to: z.union([nonEmpty, z.array(nonEmpty).min(1)]),
+    to: z.union([nonEmpty, z.array(nonEmpty).min(1)], {
+      error: (issue) =>
+        issue.input === undefined
+          ? 'required: the recipients, e.g. to: ["ops@example.com"]'
+          : `expected an address or a list of addresses, got ${describeValue(issue.input)}`,
+    }),
     events,
   }),
   strict({
@@ -313,11 +332,21 @@ export const configSchema = strict({
   stateDir: nonEmpty.optional(),
   host: nonEmpty.optional(),
   repositories: z.record(name, repositorySchema, {
-    error: (issue) => issue.input === undefined ? 'required: declare repositories, e.g. { local: restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") }) }' : `expected an object of named repositories, got ${describeValue(issue.input)}`,
+    error: (issue) =>
+      issue.code !== "invalid_type"
+        ? undefined
+        : issue.input === undefined
+        ? 'required: declare repositories, e.g. { local: restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") }) }'
+        : `expected an object of named repositories, got ${describeValue(issue.input)}`,
   }),
   notifiers: z.record(name, notifierSchema).optional(),
   defaults: strict({ retry: retrySchema.optional(), timeout: duration.optional() }).optional(),
   projects: z.record(name, projectSchema, {
-    error: (issue) => issue.input === undefined ? "required: declare at least one project" : `expected an object of named projects, got ${describeValue(issue.input)}`,
+    error: (issue) =>
+      issue.code !== "invalid_type"
+        ? undefined
+        : issue.input === undefined
+        ? "required: declare at least one project"
+        : `expected an object of named projects, got ${describeValue(issue.input)}`,
   }),
 }, "the configuration object (export default defineConfig({ … }))");

@@ -66,7 +66,7 @@ function checkSourceNames(
     if (!isRecord(source) || typeof source.type !== "string") return;
     const explicit = typeof source.name === "string";
     const name = sourceName(source);
-    if (name === undefined) return;
+    if (name === undefined || name === "") return; // an empty database or path is reported by the schema
     if (!explicit && !namePattern.test(name)) {
       problems.push({
         path: at("sources", index),

@@ -1,0 +1,228 @@
+/**
+ * Executes a plan: initialize repositories, then run each project's due backups as one audited run. Every run and
+ * stage is written to the state database as it happens; the inventory is refreshed from restic afterwards.
+ */
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../clock.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import { redact } from "../config/secrets.ts";
+import { BackupctlError } from "../errors.ts";
+import { humanDuration, isoSeconds } from "../plan/time.ts";
+import type { Plan, PlanAction } from "../plan/types.ts";
+import { Restic, type ResticSnapshot } from "../repository/restic.ts";
+import { backupInput } from "../sources/input.ts";
+import type { StateStore } from "../state/store.ts";
+import { streamBackup } from "./pipeline.ts";
+
+export interface ApplyContext {
+  loaded: LoadedConfig;
+  store: StateStore;
+  clock: Clock;
+  /** Host name recorded in snapshots. */
+  host: string;
+  command: "apply" | "watch";
+  /** Progress output, one line at a time. */
+  out: (line: string) => void;
+}
+
+export interface ApplyReport {
+  succeeded: number;
+  failed: number;
+  /** Actions not run because something they depend on failed. */
+  skipped: number;
+  runs: { id: string; project: string; status: "succeeded" | "failed" }[];
+}
+
+export function newRunId(at: Date): string {
+  return `${isoSeconds(at).replace(/[-:]/g, "")}-${randomBytes(3).toString("hex")}`;
+}
+
+export function repositoryFor(loaded: LoadedConfig, name: string): Restic {
+  return new Restic(name, loaded.config.repositories[name], loaded.dir);
+}
+
+export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyReport> {
+  const report: ApplyReport = { succeeded: 0, failed: 0, skipped: 0, runs: [] };
+  const brokenRepositories = new Set<string>();
+
+  for (const action of plan.actions.filter((a) => a.type === "init")) {
+    const ok = await initRepository(action, ctx);
+    if (ok) report.succeeded++;
+    else {
+      report.failed++;
+      brokenRepositories.add(action.repository);
+    }
+  }
+
+  const byProject = new Map<string, PlanAction[]>();
+  for (const action of plan.actions.filter((a) => a.type === "backup")) {
+    byProject.set(action.project!, [...(byProject.get(action.project!) ?? []), action]);
+  }
+  for (const [project, actions] of byProject) {
+    const runnable = actions.filter((a) => !brokenRepositories.has(a.repository));
+    for (const action of actions.filter((a) => brokenRepositories.has(a.repository))) {
+      ctx.out(`  ! skipped backup ${project}/${action.source}: repository ${action.repository} could not be initialized`);
+      report.skipped++;
+    }
+    if (runnable.length === 0) continue;
+    const run = await runProject(project, runnable, ctx);
+    report.runs.push(run);
+    report.succeeded += run.succeeded;
+    report.failed += run.failed;
+  }
+
+  if (report.succeeded + report.failed > 0) await ctx.store.bumpSerial();
+  return report;
+}
+
+async function initRepository(action: PlanAction, ctx: ApplyContext): Promise<boolean> {
+  const repository = repositoryFor(ctx.loaded, action.repository);
+  const started = ctx.clock.now();
+  const stageId = await ctx.store.startStage({ runId: null, type: "init", repository: action.repository, startedAt: started.toISOString() });
+  try {
+    const outcome = await repository.init();
+    const finished = ctx.clock.now();
+    await ctx.store.markRepositoryInitialized(action.repository, repository.location(), finished.toISOString());
+    await ctx.store.finishStage(stageId, { status: "succeeded", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() });
+    ctx.out(`+ init ${action.repository}: ${outcome === "created" ? "created" : "already initialized, adopted"} (${repository.location()})`);
+    return true;
+  } catch (error) {
+    const message = errorText(error);
+    const finished = ctx.clock.now();
+    await ctx.store.finishStage(stageId, { status: "failed", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), error: message });
+    ctx.out(`✗ init ${action.repository} failed: ${message}`);
+    return false;
+  }
+}
+
+async function runProject(project: string, actions: PlanAction[], ctx: ApplyContext) {
+  const started = ctx.clock.now();
+  const runId = newRunId(started);
+  await ctx.store.startRun({ id: runId, project, command: ctx.command, startedAt: started.toISOString(), fingerprint: ctx.loaded.fingerprint, host: ctx.host });
+  ctx.out(`Run ${runId} (project ${project})`);
+  let succeeded = 0;
+  let failed = 0;
+  const errors: string[] = [];
+  const touched = new Set<string>();
+  for (const action of actions) {
+    await ctx.store.setRunStage(runId, `backup ${action.source}`);
+    touched.add(action.repository);
+    const error = await backupSource(runId, action, ctx);
+    if (error) {
+      failed++;
+      errors.push(`${action.source}: ${error}`);
+    } else succeeded++;
+  }
+  for (const name of touched) {
+    await ctx.store.setRunStage(runId, `refresh ${name}`);
+    const error = await refreshInventory(runId, name, project, ctx);
+    if (error) {
+      failed++;
+      errors.push(`refresh ${name}: ${error}`);
+    }
+  }
+  const finished = ctx.clock.now();
+  const status = failed === 0 ? "succeeded" : "failed";
+  await ctx.store.finishRun(runId, { status, finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), error: errors.length ? errors.join("\n") : undefined });
+  ctx.out(`Run ${runId} ${status} in ${humanDuration(finished.getTime() - started.getTime())}`);
+  return { id: runId, project, status, succeeded, failed } as const;
+}
+
+/** Backs up one source; returns the error text, or undefined on success. */
+async function backupSource(runId: string, action: PlanAction, ctx: ApplyContext): Promise<string | undefined> {
+  const project = ctx.loaded.config.projects[action.project!];
+  const source = project.sources.find((s) => s.name === action.source)!;
+  const repository = repositoryFor(ctx.loaded, action.repository);
+  const started = ctx.clock.now();
+  const stageId = await ctx.store.startStage({ runId, type: "backup", project: project.name, source: source.name, repository: action.repository, startedAt: started.toISOString() });
+  const options = {
+    host: ctx.host,
+    time: started,
+    tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${runId}`],
+  };
+  try {
+    const input = backupInput(source, ctx.loaded.dir);
+    const result = input.kind === "stream"
+      ? await streamBackup(input, repository, options)
+      : await repository.backupPaths(input.paths, input.exclude, options).then((r) => ({ snapshotId: r.snapshotId!, bytes: r.bytesProcessed, bytesAdded: r.bytesAdded }));
+    const finished = ctx.clock.now();
+    await ctx.store.finishStage(stageId, { status: "succeeded", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), bytes: result.bytes, snapshotId: result.snapshotId });
+    ctx.out(`  + backup ${project.name}/${source.name} → ${action.repository}: snapshot ${result.snapshotId.slice(0, 8)}, ${formatBytes(result.bytes)} read, ${formatBytes(result.bytesAdded)} added (${humanDuration(finished.getTime() - started.getTime())})`);
+    return undefined;
+  } catch (error) {
+    const message = errorText(error);
+    const snapshotId = (error as { snapshotId?: string }).snapshotId;
+    if (snapshotId) await forgetQuietly(repository, snapshotId);
+    const finished = ctx.clock.now();
+    await ctx.store.finishStage(stageId, { status: "failed", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), error: message });
+    ctx.out(`  ✗ backup ${project.name}/${source.name} → ${action.repository} failed: ${message}`);
+    return message;
+  }
+}
+
+async function forgetQuietly(repository: Restic, snapshotId: string): Promise<void> {
+  try {
+    await repository.forget([snapshotId]);
+  } catch {
+    // reported with the stage's own error; the next refresh still lists it as not from a successful stage
+  }
+}
+
+/** Reloads a repository's snapshot list into the inventory. */
+async function refreshInventory(runId: string | null, name: string, project: string | undefined, ctx: ApplyContext): Promise<string | undefined> {
+  const repository = repositoryFor(ctx.loaded, name);
+  const started = ctx.clock.now();
+  const stageId = await ctx.store.startStage({ runId, type: "refresh", project, repository: name, startedAt: started.toISOString() });
+  try {
+    const snapshots = await repository.snapshots();
+    const finished = ctx.clock.now();
+    await ctx.store.replaceSnapshots(name, snapshots.map(toInventoryRow(finished)), finished.toISOString());
+    await ctx.store.finishStage(stageId, { status: "succeeded", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() });
+    return undefined;
+  } catch (error) {
+    const message = errorText(error);
+    const finished = ctx.clock.now();
+    await ctx.store.finishStage(stageId, { status: "failed", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), error: message });
+    ctx.out(`  ✗ refreshing the inventory of ${name} failed: ${message}`);
+    return message;
+  }
+}
+
+/** Maps a restic snapshot to an inventory row, reading our tags (project=, source=, run=). */
+export function toInventoryRow(recordedAt: Date) {
+  return (snapshot: ResticSnapshot) => {
+    const tags = snapshot.tags ?? [];
+    const tag = (key: string) => tags.find((t) => t.startsWith(`${key}=`))?.slice(key.length + 1) ?? null;
+    const managed = tags.includes("backupctl");
+    return {
+      id: snapshot.id,
+      short_id: snapshot.short_id ?? snapshot.id.slice(0, 8),
+      time: new Date(snapshot.time).toISOString(),
+      project: managed ? tag("project") : null,
+      source: managed ? tag("source") : null,
+      run_id: managed ? tag("run") : null,
+      hostname: snapshot.hostname,
+      tags: JSON.stringify(tags),
+      paths: JSON.stringify(snapshot.paths ?? []),
+      size: null,
+      recorded_at: recordedAt.toISOString(),
+    };
+  };
+}
+
+export function errorText(error: unknown): string {
+  if (error instanceof BackupctlError) return redact(error.message);
+  if (error instanceof Error) return redact(`${error.name}: ${error.message}`);
+  return redact(String(error));
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}

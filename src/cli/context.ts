@@ -1,0 +1,117 @@
+/** What every command shares: where the config and state are, the clock, project selection, observed state. */
+import { isAbsolute, join, resolve } from "node:path";
+import { hostname } from "node:os";
+import { type LoadedConfig, loadConfig } from "../config/load.ts";
+import { UsageError } from "../errors.ts";
+import type { ObservedState } from "../plan/types.ts";
+import { Restic } from "../repository/restic.ts";
+import { StateStore } from "../state/store.ts";
+
+export interface GlobalOptions {
+  config?: string;
+  stateDir?: string;
+  debug?: boolean;
+}
+
+/** Where output goes; tests and the demo pass their own. */
+export interface Output {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+export const processOutput: Output = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+/**
+ * The folder the user ran the command from. `deno task backupctl` runs in the project folder, so the task passes
+ * the caller's folder in BACKUPCTL_CWD; it is removed from the environment so children never inherit it.
+ */
+const invocationDir = (() => {
+  const fromTask = process.env.BACKUPCTL_CWD;
+  delete process.env.BACKUPCTL_CWD;
+  return fromTask || process.cwd();
+})();
+
+export function fromInvocationDir(path: string): string {
+  return isAbsolute(path) ? path : resolve(invocationDir, path);
+}
+
+export function configPath(options: GlobalOptions): string {
+  return fromInvocationDir(options.config ?? process.env.BACKUPCTL_CONFIG ?? "backup.config.ts");
+}
+
+/** --state-dir, then BACKUPCTL_STATE_DIR, then the config's stateDir, then `<config dir>/.backupctl`. */
+export function stateDirFor(options: GlobalOptions, loaded: LoadedConfig): string {
+  const explicit = options.stateDir ?? process.env.BACKUPCTL_STATE_DIR;
+  if (explicit) return fromInvocationDir(explicit);
+  const configured = loaded.config.stateDir;
+  if (configured) return isAbsolute(configured) ? configured : resolve(loaded.dir, configured);
+  return join(loaded.dir, ".backupctl");
+}
+
+export function hostFor(loaded: LoadedConfig): string {
+  return loaded.config.host ?? hostname();
+}
+
+export async function load(options: GlobalOptions): Promise<LoadedConfig> {
+  return await loadConfig(configPath(options));
+}
+
+export async function openStore(options: GlobalOptions, loaded: LoadedConfig): Promise<StateStore> {
+  return await StateStore.open(stateDirFor(options, loaded));
+}
+
+/** Parses --now; an invalid date is a usage error. */
+export function parseNow(text: string | undefined): Date | undefined {
+  if (text === undefined) return undefined;
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(text)) {
+    throw new UsageError(`--now: expected an ISO-8601 time such as 2026-11-21T03:00:00Z, got "${text}"`);
+  }
+  return date;
+}
+
+/** Validates --project names against the config. */
+export function selectProjects(loaded: LoadedConfig, names: string[] | undefined): string[] | undefined {
+  if (!names || names.length === 0) return undefined;
+  const declared = Object.keys(loaded.config.projects);
+  for (const name of names) {
+    if (!declared.includes(name)) {
+      throw new UsageError(`--project: unknown project "${name}"; declared projects: ${declared.join(", ")}`);
+    }
+  }
+  return names;
+}
+
+/**
+ * The state database's view, completed by asking restic about repositories the database does not know as
+ * initialized (a repository made by hand or by an earlier state folder is adopted, not re-initialized).
+ */
+export async function observe(
+  loaded: LoadedConfig,
+  store: StateStore,
+  projects: string[] | undefined,
+): Promise<{ observed: ObservedState; adopted: string[]; warnings: string[] }> {
+  const observed = await store.observe();
+  const adopted: string[] = [];
+  const warnings: string[] = [];
+  const names = new Set(
+    Object.values(loaded.config.projects)
+      .filter((p) => p.enabled && (!projects || projects.includes(p.name)))
+      .flatMap((p) => p.repositories),
+  );
+  for (const name of names) {
+    if (observed.repositories[name]?.initialized) continue;
+    try {
+      if (await new Restic(name, loaded.config.repositories[name], loaded.dir).isInitialized()) {
+        observed.repositories[name] = { initialized: true };
+        adopted.push(name);
+      }
+    } catch (error) {
+      warnings.push(`repository ${name} could not be checked: ${(error as Error).message.split("\n")[0]}`);
+    }
+  }
+  return { observed, adopted, warnings };
+}

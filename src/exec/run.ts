@@ -1,0 +1,127 @@
+/**
+ * Runs external programs through zx. Arguments are passed as an argv array (zx quotes each one); secrets reach
+ * children only through `env`, never argv. Output is kept in bounded buffers so a multi-gigabyte dump never sits in
+ * memory: stdout is either streamed to a consumer or kept up to a cap, stderr keeps its last 8 KiB.
+ */
+import type { Readable, Writable } from "node:stream";
+import { $, type ProcessPromise } from "zx";
+import { redact } from "../config/secrets.ts";
+
+export interface RunOptions {
+  /** Variables added to (or, when undefined, removed from) the inherited environment. */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** Text written to the program's standard input. */
+  input?: string;
+  /** Kill the program after this many milliseconds. */
+  timeoutMs?: number;
+  /** Keep at most this many bytes of stdout (default 64 MiB); `stream` discards it for the caller to read live. */
+  stdout?: "keep" | "stream";
+}
+
+export interface RunResult {
+  argv: string[];
+  /** Exit code, or null when killed by a signal. */
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  /** The last lines of stderr, with secrets redacted. */
+  stderrTail: string;
+}
+
+const stderrCap = 8 * 1024;
+const stdoutCap = 64 * 1024 * 1024;
+
+/** An array that keeps only its newest chunks, up to `cap` bytes (zx appends output chunks with push). */
+class TailBuffer extends Array<string | Uint8Array> {
+  private bytes = 0;
+  constructor(private readonly cap: number) {
+    super();
+  }
+  override push(...chunks: (string | Uint8Array)[]): number {
+    for (const chunk of chunks) {
+      super.push(chunk);
+      this.bytes += chunk.length;
+    }
+    while (this.bytes > this.cap && this.length > 1) this.bytes -= (this.shift() as Uint8Array).length;
+    return this.length;
+  }
+}
+
+class Discard extends Array<string | Uint8Array> {
+  override push(): number {
+    return 0;
+  }
+}
+
+function environment(extra: RunOptions["env"]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
+  for (const [key, value] of Object.entries(extra ?? {})) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  return env;
+}
+
+/** A started program whose stdin/stdout can be wired to other programs. */
+export interface RunningProcess {
+  argv: string[];
+  stdin: Writable;
+  stdout: Readable;
+  result: Promise<RunResult>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export function start(argv: string[], options: RunOptions = {}): RunningProcess {
+  const store = {
+    stdout: options.stdout === "stream" ? new Discard() : new TailBuffer(stdoutCap),
+    stderr: new TailBuffer(stderrCap),
+    stdall: new Discard(),
+  };
+  const child: ProcessPromise = $({
+    quiet: true,
+    nothrow: true,
+    verbose: false,
+    env: environment(options.env),
+    cwd: options.cwd,
+    input: options.input,
+    timeout: options.timeoutMs,
+    timeoutSignal: "SIGTERM",
+    // deno-lint-ignore no-explicit-any
+    store: store as any,
+  })`${argv}`;
+  const result: Promise<RunResult> = child.then((output): RunResult => ({
+    argv,
+    code: output.exitCode,
+    signal: output.signal ?? null,
+    stdout: options.stdout === "stream" ? "" : output.stdout,
+    stderrTail: tail(redact(output.stderr)),
+  }));
+  return {
+    argv,
+    stdin: child.stdin,
+    stdout: child.stdout,
+    result,
+    kill: (signal = "SIGTERM") => {
+      child.kill(signal).catch(() => {});
+    },
+  };
+}
+
+/** Runs a program to completion. Never throws for a non-zero exit: callers decide what an exit code means. */
+export async function run(argv: string[], options: RunOptions = {}): Promise<RunResult> {
+  return await start(argv, options).result;
+}
+
+/** The last few non-empty lines of a text, at most 2 KiB. */
+export function tail(text: string, lines = 8): string {
+  const kept = text.trim().split("\n").filter((line) => line.trim()).slice(-lines).join("\n");
+  return kept.length > 2048 ? kept.slice(-2048) : kept;
+}
+
+/** Whether a program is on PATH. */
+export async function onPath(program: string): Promise<boolean> {
+  const result = await run(["sh", "-c", 'command -v "$1" >/dev/null 2>&1', "sh", program]);
+  return result.code === 0;
+}

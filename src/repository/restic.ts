@@ -1,0 +1,206 @@
+/**
+ * A restic repository: init, backup (stdin stream or paths), snapshots, forget. The repository URL and password go
+ * to restic through RESTIC_REPOSITORY / RESTIC_PASSWORD (never argv: URLs may hold credentials). JSON output is parsed.
+ */
+import { isAbsolute, resolve } from "node:path";
+import { ExecError } from "../errors.ts";
+import { redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
+import type { ResticRepository } from "../config/types.ts";
+import { run, type RunResult, start } from "../exec/run.ts";
+
+/** A snapshot as `restic snapshots --json` lists it. */
+export interface ResticSnapshot {
+  id: string;
+  short_id: string;
+  time: string;
+  hostname: string;
+  paths: string[];
+  tags?: string[];
+}
+
+export interface BackupResult {
+  snapshotId: string | undefined;
+  /** Bytes restic read (the stream's size, or the files' total). */
+  bytesProcessed: number;
+  /** Bytes restic added to the repository after deduplication and compression. */
+  bytesAdded: number;
+}
+
+export interface BackupOptions {
+  tags: string[];
+  host: string;
+  /** Snapshot time (the --now clock); restic reads it in TZ=UTC. */
+  time: Date;
+}
+
+const schemePattern = /^(local|sftp|rest|s3|b2|azure|gs|swift|rclone):/;
+
+/** Any env variable restic reads that we must not inherit from the caller's environment. */
+const inheritedResticVariables = [
+  "RESTIC_REPOSITORY",
+  "RESTIC_REPOSITORY_FILE",
+  "RESTIC_PASSWORD_FILE",
+  "RESTIC_PASSWORD_COMMAND",
+  "RESTIC_KEY_HINT",
+];
+
+export class Restic {
+  constructor(
+    readonly name: string,
+    private readonly spec: ResticRepository,
+    private readonly configDir: string,
+  ) {}
+
+  /** Where the repository is, fit for output and the state database (credentials removed). */
+  location(): string {
+    if (typeof this.spec.url !== "string") return `(url from ${this.spec.url.secret === "env" ? `env("${this.spec.url.name}")` : `file("${this.spec.url.path}")`})`;
+    return redact(this.url());
+  }
+
+  private url(): string {
+    const url = resolveMaybeSecret(this.spec.url, this.configDir);
+    if (schemePattern.test(url)) return url;
+    return isAbsolute(url) ? url : resolve(this.configDir, url);
+  }
+
+  /** The environment restic runs with: repository, password, extra variables, UTC for --time. */
+  private environment(): Record<string, string | undefined> {
+    const env: Record<string, string | undefined> = {};
+    for (const key of inheritedResticVariables) env[key] = undefined;
+    for (const [key, value] of Object.entries(this.spec.env ?? {})) env[key] = resolveMaybeSecret(value, this.configDir);
+    env.RESTIC_REPOSITORY = this.url();
+    env.RESTIC_PASSWORD = resolveSecret(this.spec.password, this.configDir);
+    env.TZ = "UTC";
+    env.RESTIC_PROGRESS_FPS = "0.2";
+    return env;
+  }
+
+  private globalArgs(): string[] {
+    const args = ["--no-cache"];
+    if (this.spec.compression) args.push("--compression", this.spec.compression);
+    for (const [key, value] of Object.entries(this.spec.options ?? {})) args.push("-o", `${key}=${value}`);
+    return args;
+  }
+
+  private argv(command: string, ...args: string[]): string[] {
+    return ["restic", command, ...this.globalArgs(), ...args];
+  }
+
+  private async restic(command: string, args: string[], input?: string): Promise<RunResult> {
+    return await run(this.argv(command, ...args), { env: this.environment(), input });
+  }
+
+  /** Whether a repository exists at the URL and opens with the password. A wrong password is an error. */
+  async isInitialized(): Promise<boolean> {
+    const result = await this.restic("cat", ["config"]);
+    if (result.code === 0) return true;
+    if (/wrong password|no key found/i.test(result.stderrTail)) throw this.failure("open", result);
+    return false;
+  }
+
+  /** Creates the repository; an existing one with the same password is adopted, not an error. */
+  async init(): Promise<"created" | "adopted"> {
+    const result = await this.restic("init", []);
+    if (result.code === 0) return "created";
+    if (/already (exists|initialized)|config file already exists/i.test(result.stderrTail) && await this.isInitialized()) {
+      return "adopted";
+    }
+    throw this.failure("init", result);
+  }
+
+  /** Every snapshot in the repository (not only backupctl's: the inventory reports the others as not managed). */
+  async snapshots(): Promise<ResticSnapshot[]> {
+    const result = await this.restic("snapshots", ["--json"]);
+    if (result.code !== 0) throw this.failure("snapshots", result);
+    return (JSON.parse(result.stdout || "[]") as ResticSnapshot[] | null) ?? [];
+  }
+
+  async forget(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const result = await this.restic("forget", ids);
+    if (result.code !== 0) throw this.failure("forget", result);
+  }
+
+  /** Backs up files and folders directly. restic's exit 3 (some files unreadable) counts as a failure. */
+  async backupPaths(paths: string[], exclude: string[], options: BackupOptions): Promise<BackupResult> {
+    const args = [...this.backupArgs(options), ...exclude.flatMap((pattern) => ["--exclude", pattern]), "--", ...paths];
+    const result = await run(this.argv("backup", ...args), { env: this.environment() });
+    const summary = parseSummary(result.stdout);
+    if (result.code !== 0) {
+      throw Object.assign(this.failure("backup", result), { snapshotId: summary.snapshotId });
+    }
+    return summary;
+  }
+
+  /**
+   * Starts `restic backup --stdin` and returns its stdin for the producer to write into. The caller checks the
+   * producer's exit code too, and forgets the snapshot when the producer failed.
+   */
+  startStdinBackup(filename: string, options: BackupOptions) {
+    const args = [...this.backupArgs(options), "--stdin", "--stdin-filename", filename];
+    const child = start(this.argv("backup", ...args), { env: this.environment() });
+    const finished = child.result.then((result) => ({ result, summary: parseSummary(result.stdout) }));
+    return { stdin: child.stdin, kill: child.kill, finished };
+  }
+
+  private backupArgs(options: BackupOptions): string[] {
+    return [
+      "--json",
+      "--host",
+      options.host,
+      "--time",
+      options.time.toISOString().slice(0, 19).replace("T", " "),
+      ...options.tags.flatMap((tag) => ["--tag", tag]),
+    ];
+  }
+
+  /** A clear error for a failed restic command: what failed, restic's own words, and what to do. */
+  failure(command: string, result: RunResult): ExecError {
+    const stderr = result.stderrTail;
+    let hint = "";
+    if (/wrong password|no key found/i.test(stderr)) {
+      hint = ` — the password does not open this repository: check ${describePassword(this.spec)}`;
+    } else if (/Is there a repository at the following location|does not exist|unable to open config file/i.test(stderr)) {
+      hint = " — no repository there: run `backupctl apply` to initialize it, or check the url";
+    } else if (/unable to create lock|repository is already locked/i.test(stderr)) {
+      hint = " — another restic process holds the repository lock; it will be retried";
+    }
+    return new ExecError(
+      `restic ${command}`,
+      result.code,
+      stderr,
+      `repository ${this.name}: restic ${command} failed (exit ${result.code ?? result.signal})${hint}${stderr ? `\n${indent(stderr)}` : ""}`,
+    );
+  }
+}
+
+function describePassword(spec: ResticRepository): string {
+  return spec.password.secret === "env" ? `env("${spec.password.name}")` : `file("${spec.password.path}")`;
+}
+
+function indent(text: string): string {
+  return text.split("\n").map((line) => `    ${line}`).join("\n");
+}
+
+/** Reads the summary message of `restic backup --json` (one JSON object per line). */
+export function parseSummary(stdout: string): BackupResult {
+  const result: BackupResult = { snapshotId: undefined, bytesProcessed: 0, bytesAdded: 0 };
+  for (const line of stdout.split("\n")) {
+    if (!line.includes('"summary"')) continue;
+    try {
+      const message = JSON.parse(line) as {
+        message_type?: string;
+        snapshot_id?: string;
+        total_bytes_processed?: number;
+        data_added?: number;
+      };
+      if (message.message_type !== "summary") continue;
+      result.snapshotId = message.snapshot_id;
+      result.bytesProcessed = message.total_bytes_processed ?? 0;
+      result.bytesAdded = message.data_added ?? 0;
+    } catch {
+      // a progress line cut in the middle: not the summary
+    }
+  }
+  return result;
+}

@@ -1,0 +1,105 @@
+/** Schema migrations, applied in name order by Kysely's Migrator at every open. Never edit a released one. */
+import type { Kysely, Migration, MigrationProvider } from "kysely";
+import { sql } from "kysely";
+
+const migrations: Record<string, Migration> = {
+  "0001_initial": {
+    async up(db: Kysely<unknown>) {
+      await db.schema.createTable("meta")
+        .addColumn("key", "text", (c) => c.primaryKey())
+        .addColumn("value", "text", (c) => c.notNull())
+        .execute();
+
+      await db.schema.createTable("runs")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project", "text", (c) => c.notNull())
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("command", "text", (c) => c.notNull())
+        .addColumn("started_at", "text", (c) => c.notNull())
+        .addColumn("finished_at", "text")
+        .addColumn("duration_ms", "integer")
+        .addColumn("pid", "integer", (c) => c.notNull())
+        .addColumn("host", "text", (c) => c.notNull())
+        .addColumn("config_fingerprint", "text", (c) => c.notNull())
+        .addColumn("stage", "text")
+        .addColumn("error", "text")
+        .execute();
+      await db.schema.createIndex("runs_project_started").on("runs").columns(["project", "started_at"]).execute();
+      await db.schema.createIndex("runs_status_project").on("runs").columns(["status", "project", "started_at"])
+        .execute();
+
+      await db.schema.createTable("stages")
+        .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+        .addColumn("run_id", "text", (c) => c.references("runs.id"))
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("project", "text")
+        .addColumn("source", "text")
+        .addColumn("repository", "text")
+        .addColumn("attempt", "integer", (c) => c.notNull().defaultTo(1))
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("started_at", "text", (c) => c.notNull())
+        .addColumn("finished_at", "text")
+        .addColumn("duration_ms", "integer")
+        .addColumn("bytes", "integer")
+        .addColumn("snapshot_id", "text")
+        .addColumn("error", "text")
+        .execute();
+      await db.schema.createIndex("stages_run").on("stages").column("run_id").execute();
+      // The planner's question: the latest successful backup of each (project, source, repository).
+      await db.schema.createIndex("stages_latest").on("stages")
+        .columns(["type", "status", "project", "source", "repository", "started_at"]).execute();
+
+      await db.schema.createTable("snapshots")
+        .addColumn("repository", "text", (c) => c.notNull())
+        .addColumn("id", "text", (c) => c.notNull())
+        .addColumn("short_id", "text", (c) => c.notNull())
+        .addColumn("time", "text", (c) => c.notNull())
+        .addColumn("project", "text")
+        .addColumn("source", "text")
+        .addColumn("run_id", "text")
+        .addColumn("hostname", "text", (c) => c.notNull())
+        .addColumn("tags", "text", (c) => c.notNull())
+        .addColumn("paths", "text", (c) => c.notNull())
+        .addColumn("size", "integer")
+        .addColumn("recorded_at", "text", (c) => c.notNull())
+        .addPrimaryKeyConstraint("snapshots_pk", ["repository", "id"])
+        .execute();
+      await db.schema.createIndex("snapshots_group").on("snapshots")
+        .columns(["repository", "project", "source", "time"]).execute();
+
+      await db.schema.createTable("repositories")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("location", "text", (c) => c.notNull())
+        .addColumn("initialized_at", "text")
+        .addColumn("last_refresh_at", "text")
+        .addColumn("last_check_at", "text")
+        .addColumn("last_check_status", "text")
+        .execute();
+
+      await db.schema.createTable("outbox")
+        .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+        .addColumn("channel", "text", (c) => c.notNull())
+        .addColumn("event", "text", (c) => c.notNull())
+        .addColumn("run_id", "text")
+        .addColumn("payload", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("next_attempt_at", "text", (c) => c.notNull())
+        .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("delivered_at", "text")
+        .addColumn("expires_at", "text", (c) => c.notNull())
+        .addColumn("last_error", "text")
+        .execute();
+      await db.schema.createIndex("outbox_pending").on("outbox").columns(["delivered_at", "next_attempt_at"])
+        .execute();
+
+      await sql`INSERT INTO meta (key, value) VALUES ('serial', '0')`.execute(db);
+    },
+  },
+};
+
+/** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(migrations),
+};
+
+export const latestMigration = Object.keys(migrations).sort().at(-1)!;

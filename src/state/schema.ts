@@ -1,0 +1,97 @@
+/** The state database's tables as Kysely sees them. Times are ISO-8601 UTC strings, so they sort as text. */
+import type { Generated } from "kysely";
+
+export type RunStatus = "running" | "succeeded" | "failed" | "interrupted";
+export type StageStatus = "running" | "succeeded" | "failed" | "interrupted" | "skipped";
+export type StageType = "init" | "backup" | "refresh" | "forget" | "copy" | "prune" | "check" | "verify" | "hook";
+
+export interface MetaTable {
+  key: string;
+  value: string;
+}
+
+export interface RunTable {
+  id: string;
+  project: string;
+  status: RunStatus;
+  /** The command that started the run: apply or watch. */
+  command: string;
+  /** Logical start (the --now clock when given). */
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+  pid: number;
+  host: string;
+  config_fingerprint: string;
+  /** The stage running when the run ended abnormally. */
+  stage: string | null;
+  error: string | null;
+}
+
+export interface StageTable {
+  id: Generated<number>;
+  run_id: string | null;
+  type: StageType;
+  project: string | null;
+  source: string | null;
+  repository: string | null;
+  attempt: number;
+  status: StageStatus;
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+  bytes: number | null;
+  snapshot_id: string | null;
+  error: string | null;
+}
+
+export interface SnapshotTable {
+  repository: string;
+  id: string;
+  short_id: string;
+  time: string;
+  project: string | null;
+  source: string | null;
+  run_id: string | null;
+  hostname: string;
+  /** JSON array of restic tags. */
+  tags: string;
+  /** JSON array of snapshot paths. */
+  paths: string;
+  size: number | null;
+  recorded_at: string;
+}
+
+export interface RepositoryTable {
+  name: string;
+  /** Where it is, with any credentials in the URL removed. */
+  location: string;
+  initialized_at: string | null;
+  last_refresh_at: string | null;
+  last_check_at: string | null;
+  last_check_status: string | null;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  channel: string;
+  event: string;
+  run_id: string | null;
+  /** JSON payload; never holds a secret (channels resolve their credentials when sending). */
+  payload: string;
+  created_at: string;
+  next_attempt_at: string;
+  attempts: number;
+  delivered_at: string | null;
+  expires_at: string;
+  last_error: string | null;
+}
+
+export interface Database {
+  meta: MetaTable;
+  runs: RunTable;
+  stages: StageTable;
+  snapshots: SnapshotTable;
+  repositories: RepositoryTable;
+  outbox: OutboxTable;
+}

@@ -1,0 +1,205 @@
+/**
+ * The state database: run audit, stages, snapshot inventory, repositories, outbox, lineage and serial.
+ * Opened in WAL mode with a busy timeout; the folder is 0700 and the files 0600.
+ */
+import { randomUUID } from "node:crypto";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { Kysely, Migrator, sql } from "kysely";
+import type { BackupRecord, ObservedState } from "../plan/types.ts";
+import { sqliteDialect } from "../runtime/sqlite.ts";
+import { migrationProvider } from "./migrations.ts";
+import type { Database, RunStatus, SnapshotTable, StageStatus, StageType } from "./schema.ts";
+
+export const stateFileName = "state.db";
+
+/** Creates the state folder (0700) if needed. */
+export function ensureStateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+}
+
+export interface NewStage {
+  runId: string | null;
+  type: StageType;
+  project?: string;
+  source?: string;
+  repository?: string;
+  attempt?: number;
+  startedAt: string;
+}
+
+export interface StageResult {
+  status: StageStatus;
+  finishedAt: string;
+  durationMs: number;
+  bytes?: number;
+  snapshotId?: string;
+  error?: string;
+}
+
+export class StateStore {
+  private constructor(readonly db: Kysely<Database>, readonly path: string) {}
+
+  /** Opens (creating and migrating when needed) the state database in `dir`. */
+  static async open(dir: string): Promise<StateStore> {
+    ensureStateDir(dir);
+    const path = join(dir, stateFileName);
+    if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
+    chmodSync(path, 0o600);
+    const db = new Kysely<Database>({ dialect: await sqliteDialect(path) });
+    await sql`PRAGMA busy_timeout = 5000`.execute(db);
+    await sql`PRAGMA journal_mode = WAL`.execute(db);
+    await sql`PRAGMA synchronous = NORMAL`.execute(db);
+    await sql`PRAGMA foreign_keys = ON`.execute(db);
+    const { error } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+    if (error) {
+      await db.destroy();
+      throw new Error(`cannot migrate the state database ${path}: ${(error as Error).message ?? String(error)}`);
+    }
+    await db.insertInto("meta").values({ key: "lineage", value: randomUUID() })
+      .onConflict((c) => c.column("key").doNothing()).execute();
+    for (const suffix of ["-wal", "-shm"]) {
+      if (existsSync(path + suffix)) chmodSync(path + suffix, 0o600);
+    }
+    return new StateStore(db, path);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  async meta(key: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom("meta").select("value").where("key", "=", key).executeTakeFirst();
+    return row?.value;
+  }
+
+  async lineage(): Promise<string> {
+    return (await this.meta("lineage"))!;
+  }
+
+  async serial(): Promise<number> {
+    return Number(await this.meta("serial") ?? "0");
+  }
+
+  /** Called once by every apply that changed state: saved plans made before it become stale. */
+  async bumpSerial(): Promise<number> {
+    await this.db.updateTable("meta").set({ value: sql`CAST(CAST(value AS INTEGER) + 1 AS TEXT)` })
+      .where("key", "=", "serial").execute();
+    return await this.serial();
+  }
+
+  async startRun(run: {
+    id: string;
+    project: string;
+    command: string;
+    startedAt: string;
+    fingerprint: string;
+    host: string;
+  }): Promise<void> {
+    await this.db.insertInto("runs").values({
+      id: run.id,
+      project: run.project,
+      status: "running",
+      command: run.command,
+      started_at: run.startedAt,
+      finished_at: null,
+      duration_ms: null,
+      pid: process.pid,
+      host: run.host,
+      config_fingerprint: run.fingerprint,
+      stage: null,
+      error: null,
+    }).execute();
+  }
+
+  async setRunStage(runId: string, stage: string | null): Promise<void> {
+    await this.db.updateTable("runs").set({ stage }).where("id", "=", runId).execute();
+  }
+
+  async finishRun(runId: string, result: {
+    status: RunStatus;
+    finishedAt: string;
+    durationMs: number;
+    error?: string;
+  }): Promise<void> {
+    await this.db.updateTable("runs").set({
+      status: result.status,
+      finished_at: result.finishedAt,
+      duration_ms: result.durationMs,
+      error: result.error ?? null,
+      stage: result.status === "succeeded" ? null : sql`stage`,
+    }).where("id", "=", runId).execute();
+  }
+
+  async startStage(stage: NewStage): Promise<number> {
+    const row = await this.db.insertInto("stages").values({
+      run_id: stage.runId,
+      type: stage.type,
+      project: stage.project ?? null,
+      source: stage.source ?? null,
+      repository: stage.repository ?? null,
+      attempt: stage.attempt ?? 1,
+      status: "running",
+      started_at: stage.startedAt,
+      finished_at: null,
+      duration_ms: null,
+      bytes: null,
+      snapshot_id: null,
+      error: null,
+    }).returning("id").executeTakeFirstOrThrow();
+    return Number(row.id);
+  }
+
+  async finishStage(id: number, result: StageResult): Promise<void> {
+    await this.db.updateTable("stages").set({
+      status: result.status,
+      finished_at: result.finishedAt,
+      duration_ms: result.durationMs,
+      bytes: result.bytes ?? null,
+      snapshot_id: result.snapshotId ?? null,
+      error: result.error ?? null,
+    }).where("id", "=", id).execute();
+  }
+
+  async markRepositoryInitialized(name: string, location: string, at: string): Promise<void> {
+    await this.db.insertInto("repositories")
+      .values({ name, location, initialized_at: at, last_refresh_at: null, last_check_at: null, last_check_status: null })
+      .onConflict((c) => c.column("name").doUpdateSet({ location, initialized_at: at })).execute();
+  }
+
+  /** Replaces a repository's inventory with what restic listed, in one transaction. */
+  async replaceSnapshots(repository: string, snapshots: Omit<SnapshotTable, "repository">[], at: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom("snapshots").where("repository", "=", repository).execute();
+      for (const snapshot of snapshots) {
+        await trx.insertInto("snapshots").values({ ...snapshot, repository }).execute();
+      }
+      // A dump snapshot's size is what its stage streamed (restic 0.14 does not report snapshot sizes).
+      await sql`UPDATE snapshots SET size = (SELECT s.bytes FROM stages s WHERE s.snapshot_id = snapshots.id
+        AND s.status = 'succeeded' LIMIT 1) WHERE repository = ${repository}`.execute(trx);
+      await trx.updateTable("repositories").set({ last_refresh_at: at }).where("name", "=", repository).execute();
+    });
+  }
+
+  /** Everything the planner needs, in a few indexed queries. */
+  async observe(): Promise<ObservedState> {
+    const repositories: ObservedState["repositories"] = {};
+    for (const row of await this.db.selectFrom("repositories").select(["name", "initialized_at"]).execute()) {
+      repositories[row.name] = { initialized: row.initialized_at !== null };
+    }
+    const latest = (status: StageStatus) =>
+      this.db.selectFrom("stages")
+        .select(["project", "source", "repository", (eb) => eb.fn.max("started_at").as("at")])
+        .where("type", "=", "backup").where("status", "=", status)
+        .groupBy(["project", "source", "repository"]).execute();
+    const toRecords = (rows: { project: string | null; source: string | null; repository: string | null; at: string }[]) =>
+      rows.filter((r) => r.project && r.source && r.repository)
+        .map((r) => ({ project: r.project!, source: r.source!, repository: r.repository!, at: r.at }));
+    const backups: BackupRecord[] = toRecords(await latest("succeeded"));
+    const successAt = new Map(backups.map((b) => [`${b.project}\0${b.source}\0${b.repository}`, b.at]));
+    const failures = toRecords(await latest("failed"))
+      .filter((f) => (successAt.get(`${f.project}\0${f.source}\0${f.repository}`) ?? "") < f.at);
+    return { lineage: await this.lineage(), serial: await this.serial(), repositories, backups, failures };
+  }
+}
