@@ -418,7 +418,7 @@ const cases: Case[] = [
     name: "verify without every",
     config: configWith({ verify: { into: sqlite({ path: "/tmp/scratch.db" }) } }),
     path: "projects.shop.verify.every",
-    messageIncludes: "expected a duration",
+    messageIncludes: "required: a duration",
   },
 
   // ── unknown keys, with suggestions ─────────────────────────────────────────────────────────────────────────────
