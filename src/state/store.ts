@@ -202,4 +202,49 @@ export class StateStore {
       .filter((f) => (successAt.get(`${f.project}\0${f.source}\0${f.repository}`) ?? "") < f.at);
     return { lineage: await this.lineage(), serial: await this.serial(), repositories, backups, failures };
   }
+
+  /** Per project: the latest run and the latest successful run. */
+  async projectRuns(): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
+    const result = new Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>();
+    const latest = (succeededOnly: boolean) => {
+      let query = this.db.selectFrom("runs as r")
+        .select(["r.id", "r.project", "r.status", "r.started_at", "r.finished_at", "r.duration_ms", "r.error"])
+        .where("r.started_at", "=", (eb) => {
+          let inner = eb.selectFrom("runs as i").select((e) => e.fn.max("i.started_at").as("m"))
+            .whereRef("i.project", "=", "r.project");
+          if (succeededOnly) inner = inner.where("i.status", "=", "succeeded");
+          return inner;
+        });
+      if (succeededOnly) query = query.where("r.status", "=", "succeeded");
+      return query.execute();
+    };
+    for (const row of await latest(false)) result.set(row.project, { lastRun: row });
+    for (const row of await latest(true)) result.set(row.project, { ...result.get(row.project), lastSuccess: row });
+    return result;
+  }
+
+  /** Snapshot counts and newest snapshot time per (repository, project). */
+  async snapshotCounts(): Promise<{ repository: string; project: string | null; count: number; newest: string }[]> {
+    const rows = await this.db.selectFrom("snapshots")
+      .select(["repository", "project", (eb) => eb.fn.countAll<number>().as("count"), (eb) => eb.fn.max("time").as("newest")])
+      .groupBy(["repository", "project"]).execute();
+    return rows.map((row) => ({ ...row, count: Number(row.count) }));
+  }
+
+  async listSnapshots(filter: { projects?: string[]; repository?: string }): Promise<SnapshotTable[]> {
+    let query = this.db.selectFrom("snapshots").selectAll().orderBy("time").orderBy("repository");
+    if (filter.projects?.length) query = query.where("project", "in", filter.projects);
+    if (filter.repository) query = query.where("repository", "=", filter.repository);
+    return await query.execute();
+  }
+}
+
+export interface RunSummary {
+  id: string;
+  project: string;
+  status: RunStatus;
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+  error: string | null;
 }

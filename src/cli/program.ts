@@ -1,0 +1,41 @@
+/** The command-line program: global options and one subcommand per file in src/cli/. */
+import { Command, Option } from "commander";
+import pkg from "../../package.json" with { type: "json" };
+import type { Output } from "./context.ts";
+import * as apply from "./apply.ts";
+import * as init from "./init.ts";
+import * as plan from "./plan.ts";
+import * as snapshots from "./snapshots.ts";
+import * as status from "./status.ts";
+import * as validate from "./validate.ts";
+
+export const version: string = pkg.version;
+
+export const exitCodesHelp = `
+Exit codes:
+  0   success (plan: no changes)
+  1   an action or command failed
+  2   plan has changes (only with --detailed-exitcode)
+  3   invalid configuration
+  4   another run holds the lock
+  5   saved plan is stale
+  64  usage error`;
+
+/** Builds the program; `done` receives the exit code of the command that ran. */
+export function buildProgram(output: Output, done: (code: number) => void): Command {
+  const program = new Command("backupctl")
+    .description("Backup-as-code: plan and apply database and file backups into restic repositories")
+    .version(version, "-V, --version", "print the version")
+    .addOption(new Option("-c, --config <path>", "config file (default ./backup.config.ts)").env("BACKUPCTL_CONFIG"))
+    .addOption(
+      new Option("--state-dir <dir>", "state folder (default <config dir>/.backupctl)").env("BACKUPCTL_STATE_DIR"),
+    )
+    .option("--debug", "show stack traces and debug logs")
+    .showHelpAfterError("(run backupctl --help for usage)")
+    .addHelpText("after", exitCodesHelp)
+    .configureOutput({ writeOut: output.stdout, writeErr: output.stderr })
+    .exitOverride();
+  for (const command of [init, validate, plan, apply, status, snapshots]) command.define(program, output, done);
+  for (const sub of program.commands) sub.exitOverride().configureOutput({ writeOut: output.stdout, writeErr: output.stderr });
+  return program;
+}

@@ -1,0 +1,71 @@
+/** `backupctl snapshots`: the snapshot inventory, as last refreshed from restic. */
+import type { Command } from "commander";
+import { formatBytes } from "../apply/executor.ts";
+import { ExitCode, UsageError } from "../errors.ts";
+import { isoSeconds } from "../plan/time.ts";
+import { type GlobalOptions, load, openStore, type Output, selectProjects } from "./context.ts";
+
+export const description = "List the snapshot inventory per project, source and repository";
+
+interface Options extends GlobalOptions {
+  json?: boolean;
+  project?: string[];
+  repository?: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+export function define(program: Command, output: Output, done: (code: number) => void): void {
+  program.command("snapshots").description(description)
+    .option("-p, --project <name>", "only this project (repeatable)", collect)
+    .option("-r, --repository <name>", "only this repository")
+    .option("--json", "print JSON")
+    .action(async (_options, command: Command) => done(await run(command.optsWithGlobals<Options>(), output)));
+}
+
+export async function run(options: Options, output: Output): Promise<number> {
+  const loaded = await load(options);
+  const projects = selectProjects(loaded, options.project);
+  if (options.repository && !(options.repository in loaded.config.repositories)) {
+    throw new UsageError(
+      `--repository: unknown repository "${options.repository}"; declared: ${Object.keys(loaded.config.repositories).join(", ")}`,
+    );
+  }
+  const store = await openStore(options, loaded);
+  const rows = await store.listSnapshots({ projects, repository: options.repository }).finally(() => store.close());
+  const snapshots = rows.map((row) => ({
+    id: row.id,
+    short_id: row.short_id,
+    time: row.time,
+    repository: row.repository,
+    project: row.project,
+    source: row.source,
+    run_id: row.run_id,
+    hostname: row.hostname,
+    tags: JSON.parse(row.tags) as string[],
+    paths: JSON.parse(row.paths) as string[],
+    size: row.size,
+  }));
+  if (options.json) {
+    output.stdout(JSON.stringify(snapshots, null, 2) + "\n");
+    return ExitCode.ok;
+  }
+  if (snapshots.length === 0) {
+    output.stdout("No snapshots in the inventory. Run `backupctl apply` to make the first backups.\n");
+    return ExitCode.ok;
+  }
+  const table = [["ID", "TIME", "REPOSITORY", "PROJECT", "SOURCE", "SIZE"]];
+  for (const s of snapshots) {
+    table.push([
+      s.short_id,
+      isoSeconds(new Date(s.time)),
+      s.repository,
+      s.project ?? "(not managed)",
+      s.source ?? "-",
+      s.size === null ? "-" : formatBytes(s.size),
+    ]);
+  }
+  const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
+  output.stdout(table.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n");
+  return ExitCode.ok;
+}

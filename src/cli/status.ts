@@ -1,0 +1,84 @@
+/** `backupctl status`: per project, the last success and its age, the next due time, snapshots per repository. */
+import type { Command } from "commander";
+import { nextSlot, previousSlot } from "../config/schedule.ts";
+import { ExitCode } from "../errors.ts";
+import { humanDuration, isoSeconds } from "../plan/time.ts";
+import { type GlobalOptions, load, openStore, type Output, parseNow } from "./context.ts";
+
+export const description = "Show per project: last success, next due time, snapshots per repository";
+
+interface Options extends GlobalOptions {
+  json?: boolean;
+  now?: string;
+}
+
+export interface ProjectStatus {
+  project: string;
+  enabled: boolean;
+  last_success: string | null;
+  last_run: { id: string; status: string; started_at: string; error: string | null } | null;
+  /** True when the latest schedule slot has no successful run (or there never was one). */
+  due: boolean;
+  next_due: string;
+  snapshots: Record<string, { count: number; newest: string | null }>;
+}
+
+export function define(program: Command, output: Output, done: (code: number) => void): void {
+  program.command("status").description(description)
+    .option("--json", "print JSON")
+    .option("--now <iso>", "evaluate schedules as if the clock read this time")
+    .action(async (_options, command: Command) => done(await run(command.optsWithGlobals<Options>(), output)));
+}
+
+export async function run(options: Options, output: Output): Promise<number> {
+  const now = parseNow(options.now) ?? new Date();
+  const loaded = await load(options);
+  const store = await openStore(options, loaded);
+  let statuses: ProjectStatus[];
+  try {
+    const runs = await store.projectRuns();
+    const counts = await store.snapshotCounts();
+    statuses = Object.values(loaded.config.projects).map((project) => {
+      const { lastRun, lastSuccess } = runs.get(project.name) ?? {};
+      const slot = previousSlot(project.schedule, project.timezone, now);
+      const snapshots: ProjectStatus["snapshots"] = {};
+      for (const repository of project.repositories) {
+        const row = counts.find((c) => c.repository === repository && c.project === project.name);
+        snapshots[repository] = { count: row?.count ?? 0, newest: row?.newest ?? null };
+      }
+      return {
+        project: project.name,
+        enabled: project.enabled,
+        last_success: lastSuccess?.started_at ?? null,
+        last_run: lastRun
+          ? { id: lastRun.id, status: lastRun.status, started_at: lastRun.started_at, error: lastRun.error }
+          : null,
+        due: !lastSuccess || (slot !== undefined && Date.parse(lastSuccess.started_at) < slot.getTime()),
+        next_due: isoSeconds(nextSlot(project.schedule, project.timezone, now)),
+        snapshots,
+      };
+    });
+  } finally {
+    await store.close();
+  }
+  if (options.json) {
+    output.stdout(JSON.stringify({ now: isoSeconds(now), projects: statuses }, null, 2) + "\n");
+    return ExitCode.ok;
+  }
+  for (const status of statuses) {
+    const age = status.last_success ? ` (${humanDuration(now.getTime() - Date.parse(status.last_success))} ago)` : "";
+    const last = status.last_run && status.last_run.status !== "succeeded"
+      ? `\n  last run:     ${status.last_run.status} at ${status.last_run.started_at} (${status.last_run.id})`
+      : "";
+    const snapshots = Object.entries(status.snapshots)
+      .map(([repository, s]) => `${repository}: ${s.count}${s.newest ? `, newest ${isoSeconds(new Date(s.newest))}` : ""}`)
+      .join("; ");
+    output.stdout(
+      `${status.project}${status.enabled ? "" : " (disabled)"}\n` +
+        `  last success: ${status.last_success ? `${isoSeconds(new Date(status.last_success))}${age}` : "never"}${last}\n` +
+        `  next due:     ${status.due ? "now (backup due)" : status.next_due}\n` +
+        `  snapshots:    ${snapshots}\n`,
+    );
+  }
+  return ExitCode.ok;
+}

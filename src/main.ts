@@ -1,0 +1,44 @@
+/**
+ * backupctl's entry point: parse the command line, run one command, map its outcome to an exit code.
+ * The only place that ends the process.
+ */
+import { CommanderError } from "commander";
+import { processOutput } from "./cli/context.ts";
+import { buildProgram } from "./cli/program.ts";
+import { redact } from "./config/secrets.ts";
+import { BackupctlError, exitCodeFor, ExitCode } from "./errors.ts";
+import { setupLogging } from "./log.ts";
+
+export async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes("--debug");
+  await setupLogging(debug);
+  let code: number = ExitCode.ok;
+  const program = buildProgram(processOutput, (result) => (code = result));
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // commander already printed its message; help and version are successes.
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    reportError(error, debug);
+    return exitCodeFor(error);
+  }
+}
+
+function reportError(error: unknown, debug: boolean): void {
+  if (error instanceof BackupctlError) {
+    process.stderr.write(`Error: ${redact(error.message)}\n`);
+  } else {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`Error: ${redact(message)}\n`);
+    if (!debug) process.stderr.write("(this is a bug or an unexpected failure; run with --debug for details)\n");
+  }
+  if (debug && error instanceof Error && error.stack) process.stderr.write(`${redact(error.stack)}\n`);
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  process.exit(code);
+}
