@@ -27,7 +27,12 @@ if (!existsSync(database)) {
   const created = spawnSync("sqlite3", [database], { input: sql, stdio: ["pipe", "inherit", "inherit"] });
   if (created.status !== 0) process.exit(1);
 }
-for (const [name, text] of [["invoice-0001.txt", "Invoice 0001\nTotal: 12.50 EUR\n"], ["logo.svg", "<svg xmlns='http://www.w3.org/2000/svg'/>\n"], ["upload.tmp", "excluded by the config\n"]]) {
+for (
+  const [name, text] of [["invoice-0001.txt", "Invoice 0001\nTotal: 12.50 EUR\n"], [
+    "logo.svg",
+    "<svg xmlns='http://www.w3.org/2000/svg'/>\n",
+  ], ["upload.tmp", "excluded by the config\n"]]
+) {
   const path = join(uploads, name);
   if (!existsSync(path)) writeFileSync(path, text);
 }

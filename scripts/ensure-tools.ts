@@ -28,7 +28,11 @@ export function ensureTools(programs: string[]): void {
   const names = [...new Set(missing.map((program) => packages[program] ?? program))];
   const canApt = process.getuid?.() === 0 && existsSync("/usr/bin/apt-get");
   if (!canApt) {
-    console.error(`Missing: ${missing.join(", ")}. Install the package${names.length > 1 ? "s" : ""} ${names.join(" ")} (e.g. sudo apt-get install -y ${names.join(" ")}) and run the task again.`);
+    console.error(
+      `Missing: ${missing.join(", ")}. Install the package${names.length > 1 ? "s" : ""} ${
+        names.join(" ")
+      } (e.g. sudo apt-get install -y ${names.join(" ")}) and run the task again.`,
+    );
     process.exit(1);
   }
   console.error(`Installing ${names.join(" ")} with apt-get…`);

@@ -13,7 +13,10 @@ const lockHash = createHash("sha256").update(readFileSync(join(root, "package-lo
 
 if (!existsSync(stamp) || readFileSync(stamp, "utf8") !== lockHash) {
   console.error("Installing npm dependencies (npm ci)…");
-  const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: root, stdio: "inherit" });
+  const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], {
+    cwd: root,
+    stdio: "inherit",
+  });
   if (result.status !== 0) {
     console.error("npm ci failed: check your network access to the npm registry, then run the task again.");
     process.exit(result.status ?? 1);

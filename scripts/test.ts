@@ -43,7 +43,15 @@ for (const runtime of runtimes) {
     ? spawnSync(denoBinary(), ["test", "-A", `--junit-path=${report}`, ...paths], { cwd: root, stdio: "inherit" })
     : spawnSync(
       bunBinary(),
-      ["--no-install", "test", "--timeout", "300000", "--reporter=junit", `--reporter-outfile=${report}`, ...paths.map((p) => `./${p}`)],
+      [
+        "--no-install",
+        "test",
+        "--timeout",
+        "300000",
+        "--reporter=junit",
+        `--reporter-outfile=${report}`,
+        ...paths.map((p) => `./${p}`),
+      ],
       { cwd: root, stdio: "inherit" },
     );
   const count = countJunit(report);

@@ -6,7 +6,7 @@ import { CommanderError } from "commander";
 import { processOutput } from "./cli/context.ts";
 import { buildProgram } from "./cli/program.ts";
 import { redact } from "./config/secrets.ts";
-import { BackupctlError, exitCodeFor, ExitCode } from "./errors.ts";
+import { BackupctlError, ExitCode, exitCodeFor } from "./errors.ts";
 import { setupLogging } from "./log.ts";
 
 export async function main(argv: string[]): Promise<number> {

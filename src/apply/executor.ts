@@ -61,7 +61,9 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
   for (const [project, actions] of byProject) {
     const runnable = actions.filter((a) => !brokenRepositories.has(a.repository));
     for (const action of actions.filter((a) => brokenRepositories.has(a.repository))) {
-      ctx.out(`  ! skipped backup ${project}/${action.source}: repository ${action.repository} could not be initialized`);
+      ctx.out(
+        `  ! skipped backup ${project}/${action.source}: repository ${action.repository} could not be initialized`,
+      );
       report.skipped++;
     }
     if (runnable.length === 0) continue;
@@ -78,18 +80,36 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
 async function initRepository(action: PlanAction, ctx: ApplyContext): Promise<boolean> {
   const repository = repositoryFor(ctx.loaded, action.repository);
   const started = ctx.clock.now();
-  const stageId = await ctx.store.startStage({ runId: null, type: "init", repository: action.repository, startedAt: started.toISOString() });
+  const stageId = await ctx.store.startStage({
+    runId: null,
+    type: "init",
+    repository: action.repository,
+    startedAt: started.toISOString(),
+  });
   try {
     const outcome = await repository.init();
     const finished = ctx.clock.now();
     await ctx.store.markRepositoryInitialized(action.repository, repository.location(), finished.toISOString());
-    await ctx.store.finishStage(stageId, { status: "succeeded", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() });
-    ctx.out(`+ init ${action.repository}: ${outcome === "created" ? "created" : "already initialized, adopted"} (${repository.location()})`);
+    await ctx.store.finishStage(stageId, {
+      status: "succeeded",
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - started.getTime(),
+    });
+    ctx.out(
+      `+ init ${action.repository}: ${
+        outcome === "created" ? "created" : "already initialized, adopted"
+      } (${repository.location()})`,
+    );
     return true;
   } catch (error) {
     const message = errorText(error);
     const finished = ctx.clock.now();
-    await ctx.store.finishStage(stageId, { status: "failed", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), error: message });
+    await ctx.store.finishStage(stageId, {
+      status: "failed",
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - started.getTime(),
+      error: message,
+    });
     ctx.out(`✗ init ${action.repository} failed: ${message}`);
     return false;
   }
@@ -98,7 +118,14 @@ async function initRepository(action: PlanAction, ctx: ApplyContext): Promise<bo
 async function runProject(project: string, actions: PlanAction[], ctx: ApplyContext) {
   const started = ctx.clock.now();
   const runId = newRunId(started);
-  await ctx.store.startRun({ id: runId, project, command: ctx.command, startedAt: started.toISOString(), fingerprint: ctx.loaded.fingerprint, host: ctx.host });
+  await ctx.store.startRun({
+    id: runId,
+    project,
+    command: ctx.command,
+    startedAt: started.toISOString(),
+    fingerprint: ctx.loaded.fingerprint,
+    host: ctx.host,
+  });
   ctx.out(`Run ${runId} (project ${project})`);
   let succeeded = 0;
   let failed = 0;
@@ -123,7 +150,12 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
   }
   const finished = ctx.clock.now();
   const status = failed === 0 ? "succeeded" : "failed";
-  await ctx.store.finishRun(runId, { status, finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), error: errors.length ? errors.join("\n") : undefined });
+  await ctx.store.finishRun(runId, {
+    status,
+    finishedAt: finished.toISOString(),
+    durationMs: finished.getTime() - started.getTime(),
+    error: errors.length ? errors.join("\n") : undefined,
+  });
   ctx.out(`Run ${runId} ${status} in ${humanDuration(finished.getTime() - started.getTime())}`);
   return { id: runId, project, status, succeeded, failed } as const;
 }
@@ -134,7 +166,14 @@ async function backupSource(runId: string, action: PlanAction, ctx: ApplyContext
   const source = project.sources.find((s) => s.name === action.source)!;
   const repository = repositoryFor(ctx.loaded, action.repository);
   const started = ctx.clock.now();
-  const stageId = await ctx.store.startStage({ runId, type: "backup", project: project.name, source: source.name, repository: action.repository, startedAt: started.toISOString() });
+  const stageId = await ctx.store.startStage({
+    runId,
+    type: "backup",
+    project: project.name,
+    source: source.name,
+    repository: action.repository,
+    startedAt: started.toISOString(),
+  });
   const options = {
     host: ctx.host,
     time: started,
@@ -144,17 +183,36 @@ async function backupSource(runId: string, action: PlanAction, ctx: ApplyContext
     const input = backupInput(source, ctx.loaded.dir);
     const result = input.kind === "stream"
       ? await streamBackup(input, repository, options)
-      : await repository.backupPaths(input.paths, input.exclude, options).then((r) => ({ snapshotId: r.snapshotId!, bytes: r.bytesProcessed, bytesAdded: r.bytesAdded }));
+      : await repository.backupPaths(input.paths, input.exclude, options).then((r) => ({
+        snapshotId: r.snapshotId!,
+        bytes: r.bytesProcessed,
+        bytesAdded: r.bytesAdded,
+      }));
     const finished = ctx.clock.now();
-    await ctx.store.finishStage(stageId, { status: "succeeded", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), bytes: result.bytes, snapshotId: result.snapshotId });
-    ctx.out(`  + backup ${project.name}/${source.name} → ${action.repository}: snapshot ${result.snapshotId.slice(0, 8)}, ${formatBytes(result.bytes)} read, ${formatBytes(result.bytesAdded)} added (${humanDuration(finished.getTime() - started.getTime())})`);
+    await ctx.store.finishStage(stageId, {
+      status: "succeeded",
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - started.getTime(),
+      bytes: result.bytes,
+      snapshotId: result.snapshotId,
+    });
+    ctx.out(
+      `  + backup ${project.name}/${source.name} → ${action.repository}: snapshot ${result.snapshotId.slice(0, 8)}, ${
+        formatBytes(result.bytes)
+      } read, ${formatBytes(result.bytesAdded)} added (${humanDuration(finished.getTime() - started.getTime())})`,
+    );
     return undefined;
   } catch (error) {
     const message = errorText(error);
     const snapshotId = (error as { snapshotId?: string }).snapshotId;
     if (snapshotId) await forgetQuietly(repository, snapshotId);
     const finished = ctx.clock.now();
-    await ctx.store.finishStage(stageId, { status: "failed", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), error: message });
+    await ctx.store.finishStage(stageId, {
+      status: "failed",
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - started.getTime(),
+      error: message,
+    });
     ctx.out(`  ✗ backup ${project.name}/${source.name} → ${action.repository} failed: ${message}`);
     return message;
   }
@@ -169,20 +227,40 @@ async function forgetQuietly(repository: Restic, snapshotId: string): Promise<vo
 }
 
 /** Reloads a repository's snapshot list into the inventory. */
-async function refreshInventory(runId: string | null, name: string, project: string | undefined, ctx: ApplyContext): Promise<string | undefined> {
+async function refreshInventory(
+  runId: string | null,
+  name: string,
+  project: string | undefined,
+  ctx: ApplyContext,
+): Promise<string | undefined> {
   const repository = repositoryFor(ctx.loaded, name);
   const started = ctx.clock.now();
-  const stageId = await ctx.store.startStage({ runId, type: "refresh", project, repository: name, startedAt: started.toISOString() });
+  const stageId = await ctx.store.startStage({
+    runId,
+    type: "refresh",
+    project,
+    repository: name,
+    startedAt: started.toISOString(),
+  });
   try {
     const snapshots = await repository.snapshots();
     const finished = ctx.clock.now();
     await ctx.store.replaceSnapshots(name, snapshots.map(toInventoryRow(finished)), finished.toISOString());
-    await ctx.store.finishStage(stageId, { status: "succeeded", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() });
+    await ctx.store.finishStage(stageId, {
+      status: "succeeded",
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - started.getTime(),
+    });
     return undefined;
   } catch (error) {
     const message = errorText(error);
     const finished = ctx.clock.now();
-    await ctx.store.finishStage(stageId, { status: "failed", finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), error: message });
+    await ctx.store.finishStage(stageId, {
+      status: "failed",
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - started.getTime(),
+      error: message,
+    });
     ctx.out(`  ✗ refreshing the inventory of ${name} failed: ${message}`);
     return message;
   }

@@ -16,7 +16,11 @@ export interface StreamResult {
   bytesAdded: number;
 }
 
-export async function streamBackup(input: StreamInput, repository: Restic, options: BackupOptions): Promise<StreamResult> {
+export async function streamBackup(
+  input: StreamInput,
+  repository: Restic,
+  options: BackupOptions,
+): Promise<StreamResult> {
   const program = input.argv[0];
   if (!(await onPath(program))) throw new MissingToolError(program, input.package);
 
@@ -65,7 +69,9 @@ export async function streamBackup(input: StreamInput, repository: Restic, optio
         produced.code,
         produced.stderrTail,
         `${program} failed (exit ${produced.code ?? produced.signal}) after ${bytes} bytes; ` +
-          `the partial snapshot was discarded${produced.stderrTail ? `:\n    ${produced.stderrTail.replaceAll("\n", "\n    ")}` : ""}`,
+          `the partial snapshot was discarded${
+            produced.stderrTail ? `:\n    ${produced.stderrTail.replaceAll("\n", "\n    ")}` : ""
+          }`,
       ),
     );
   }
@@ -75,7 +81,12 @@ export async function streamBackup(input: StreamInput, repository: Restic, optio
     );
   }
   if (!snapshotId) {
-    throw new ExecError("restic backup", consumed.result.code, consumed.result.stderrTail, "restic reported no snapshot id");
+    throw new ExecError(
+      "restic backup",
+      consumed.result.code,
+      consumed.result.stderrTail,
+      "restic reported no snapshot id",
+    );
   }
   return { snapshotId, bytes, bytesAdded: consumed.summary.bytesAdded };
 }

@@ -23,7 +23,9 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .option("--now <iso>", "run as if the clock read this time (schedules, audit and snapshot times)")
     .option("--auto-approve", "execute deletions that need approval without asking")
     .action(async (planfile: string | undefined, _options, command: Command) => {
-      if (planfile) throw new UsageError("saved plan files are not supported by this version yet; run `backupctl apply`");
+      if (planfile) {
+        throw new UsageError("saved plan files are not supported by this version yet; run `backupctl apply`");
+      }
       done(await run(command.optsWithGlobals<ApplyOptions>(), output));
     });
 }

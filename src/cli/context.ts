@@ -1,7 +1,7 @@
 /** What every command shares: where the config and state are, the clock, project selection, observed state. */
 import { isAbsolute, join, resolve } from "node:path";
 import { hostname } from "node:os";
-import { type LoadedConfig, loadConfig } from "../config/load.ts";
+import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
 import type { ObservedState } from "../plan/types.ts";
 import { Restic } from "../repository/restic.ts";

@@ -10,7 +10,8 @@ interface Options extends GlobalOptions {
   force?: boolean;
 }
 
-export const starterConfig = `// backupctl configuration: review changes to this file like code. Reference: docs/configuration.md
+export const starterConfig =
+  `// backupctl configuration: review changes to this file like code. Reference: docs/configuration.md
 import { defineConfig, env, files, restic, sqlite } from "backupctl";
 
 export default defineConfig({

@@ -27,7 +27,9 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .option("--format <format>", "text or json", "text")
     .option("--json", "same as --format json")
     .option("--detailed-exitcode", "exit 0 when there are no changes, 2 when there are, 1 on error")
-    .action(async (_options, command: Command) => done(await run(command.optsWithGlobals<PlanCommandOptions>(), output)));
+    .action(async (_options, command: Command) =>
+      done(await run(command.optsWithGlobals<PlanCommandOptions>(), output))
+    );
 }
 
 /** Reads the observed state and makes the plan (shared with apply). */

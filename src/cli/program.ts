@@ -36,6 +36,8 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
     .configureOutput({ writeOut: output.stdout, writeErr: output.stderr })
     .exitOverride();
   for (const command of [init, validate, plan, apply, status, snapshots]) command.define(program, output, done);
-  for (const sub of program.commands) sub.exitOverride().configureOutput({ writeOut: output.stdout, writeErr: output.stderr });
+  for (const sub of program.commands) {
+    sub.exitOverride().configureOutput({ writeOut: output.stdout, writeErr: output.stderr });
+  }
   return program;
 }

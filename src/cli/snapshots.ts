@@ -28,7 +28,9 @@ export async function run(options: Options, output: Output): Promise<number> {
   const projects = selectProjects(loaded, options.project);
   if (options.repository && !(options.repository in loaded.config.repositories)) {
     throw new UsageError(
-      `--repository: unknown repository "${options.repository}"; declared: ${Object.keys(loaded.config.repositories).join(", ")}`,
+      `--repository: unknown repository "${options.repository}"; declared: ${
+        Object.keys(loaded.config.repositories).join(", ")
+      }`,
     );
   }
   const store = await openStore(options, loaded);
@@ -66,6 +68,8 @@ export async function run(options: Options, output: Output): Promise<number> {
     ]);
   }
   const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
-  output.stdout(table.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n");
+  output.stdout(
+    table.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n",
+  );
   return ExitCode.ok;
 }

@@ -71,11 +71,15 @@ export async function run(options: Options, output: Output): Promise<number> {
       ? `\n  last run:     ${status.last_run.status} at ${status.last_run.started_at} (${status.last_run.id})`
       : "";
     const snapshots = Object.entries(status.snapshots)
-      .map(([repository, s]) => `${repository}: ${s.count}${s.newest ? `, newest ${isoSeconds(new Date(s.newest))}` : ""}`)
+      .map(([repository, s]) =>
+        `${repository}: ${s.count}${s.newest ? `, newest ${isoSeconds(new Date(s.newest))}` : ""}`
+      )
       .join("; ");
     output.stdout(
       `${status.project}${status.enabled ? "" : " (disabled)"}\n` +
-        `  last success: ${status.last_success ? `${isoSeconds(new Date(status.last_success))}${age}` : "never"}${last}\n` +
+        `  last success: ${
+          status.last_success ? `${isoSeconds(new Date(status.last_success))}${age}` : "never"
+        }${last}\n` +
         `  next due:     ${status.due ? "now (backup due)" : status.next_due}\n` +
         `  snapshots:    ${snapshots}\n`,
     );

@@ -34,8 +34,12 @@ export async function run(options: Options, output: Output): Promise<number> {
   const projects = Object.values(config.projects);
   const sources = projects.reduce((n, p) => n + p.sources.length, 0);
   output.stdout(
-    `Configuration valid: ${projects.length} project${projects.length === 1 ? "" : "s"}, ${sources} source${sources === 1 ? "" : "s"}, ` +
-      `${Object.keys(config.repositories).length} repositor${Object.keys(config.repositories).length === 1 ? "y" : "ies"}` +
+    `Configuration valid: ${projects.length} project${projects.length === 1 ? "" : "s"}, ${sources} source${
+      sources === 1 ? "" : "s"
+    }, ` +
+      `${Object.keys(config.repositories).length} repositor${
+        Object.keys(config.repositories).length === 1 ? "y" : "ies"
+      }` +
       `${options.secrets ? ", all secrets resolved" : ""}.\nFingerprint: ${loaded.fingerprint}\n`,
   );
   return ExitCode.ok;

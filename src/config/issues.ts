@@ -50,10 +50,14 @@ export function defaultMessage(issue: core.$ZodRawIssue): string | undefined {
   switch (issue.code) {
     case "invalid_type": {
       const expected = expectedNames[issue.expected] ?? issue.expected;
-      return issue.input === undefined ? `required: expected ${expected}` : `expected ${expected}, got ${describeValue(issue.input)}`;
+      return issue.input === undefined
+        ? `required: expected ${expected}`
+        : `expected ${expected}, got ${describeValue(issue.input)}`;
     }
     case "too_small": {
-      if (issue.origin === "array") return `needs at least ${issue.minimum} item${Number(issue.minimum) === 1 ? "" : "s"}`;
+      if (issue.origin === "array") {
+        return `needs at least ${issue.minimum} item${Number(issue.minimum) === 1 ? "" : "s"}`;
+      }
       if (issue.origin === "string") return "must not be empty";
       return `expected at least ${issue.minimum}, got ${describeValue(issue.input)}`;
     }
@@ -114,5 +118,7 @@ export function suggest(name: string, known: readonly string[]): string | undefi
   const byCase = known.find((k) => k.toLowerCase() === lower);
   if (byCase) return byCase;
   const best = closest(name, [...known]);
-  return distance(name.toLowerCase(), best.toLowerCase()) <= Math.max(1, Math.floor(best.length / 3)) ? best : undefined;
+  return distance(name.toLowerCase(), best.toLowerCase()) <= Math.max(1, Math.floor(best.length / 3))
+    ? best
+    : undefined;
 }

@@ -56,6 +56,8 @@ async function evaluate(file: string, fresh: boolean): Promise<unknown> {
 }
 
 function firstLines(error: unknown): string {
-  const text = error instanceof Error ? `${error.name === "Error" ? "" : `${error.name}: `}${error.message}` : String(error);
+  const text = error instanceof Error
+    ? `${error.name === "Error" ? "" : `${error.name}: `}${error.message}`
+    : String(error);
   return redact(text.split("\n").slice(0, 3).join(" ").trim());
 }

@@ -15,7 +15,9 @@ function strict<T extends z.ZodRawShape>(shape: T, what = "an object") {
     error: (issue) => {
       if (issue.code === "unrecognized_keys") return encodeUnknownKeys(issue.keys, known);
       if (issue.code === "invalid_type") {
-        return issue.input === undefined ? `required: expected ${what}` : `expected ${what}, got ${describeValue(issue.input)}`;
+        return issue.input === undefined
+          ? `required: expected ${what}`
+          : `expected ${what}, got ${describeValue(issue.input)}`;
       }
       return undefined;
     },
@@ -27,7 +29,9 @@ const stringList = z.array(nonEmpty);
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const nameRule = "use letters, digits, '.', '_' or '-' (at most 64, starting with a letter or digit)";
-const name = z.string().regex(namePattern, { error: (issue) => `invalid name ${describeValue(issue.input)}: ${nameRule}` });
+const name = z.string().regex(namePattern, {
+  error: (issue) => `invalid name ${describeValue(issue.input)}: ${nameRule}`,
+});
 
 const port = z
   .number({ error: (issue) => `expected an integer 1–65535, got ${describeValue(issue.input)}` })
@@ -49,15 +53,24 @@ const duration = z.string({
 })
   .refine((text) => parseDuration(text) !== undefined, {
     error: (issue) =>
-      `expected a duration such as "30s", "15m", "2h", "7d" or "1h30m" (m = minutes), got ${describeValue(issue.input)}`,
+      `expected a duration such as "30s", "15m", "2h", "7d" or "1h30m" (m = minutes), got ${
+        describeValue(issue.input)
+      }`,
   });
 
 const resticDuration = z.string().refine(isResticDuration, {
   error: (issue) =>
-    `expected a restic duration such as "14d", "12h" or "1y6m" (y, m = months, d, h), got ${describeValue(issue.input)}`,
+    `expected a restic duration such as "14d", "12h" or "1y6m" (y, m = months, d, h), got ${
+      describeValue(issue.input)
+    }`,
 });
 
-const cron = z.string({ error: (issue) => issue.input === undefined ? `required: a cron expression such as "0 3 * * *" or "@daily"` : `expected a cron expression such as "0 3 * * *", got ${describeValue(issue.input)}` })
+const cron = z.string({
+  error: (issue) =>
+    issue.input === undefined
+      ? `required: a cron expression such as "0 3 * * *" or "@daily"`
+      : `expected a cron expression such as "0 3 * * *", got ${describeValue(issue.input)}`,
+})
   .superRefine((text, ctx) => {
     const problem = scheduleProblem(text);
     if (problem) ctx.addIssue({ code: "custom", message: problem });
@@ -100,7 +113,10 @@ const maybeSecret = z.union([nonEmpty, secretRef], {
   error: (issue) =>
     `${issue.input === undefined ? "required: " : ""}expected a string or a secret reference env("NAME") / file(PATH)`,
 });
-const envMap = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: () => "expected an environment variable name" }), maybeSecret);
+const envMap = z.record(
+  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: () => "expected an environment variable name" }),
+  maybeSecret,
+);
 
 const dumpCommon = { name: name.optional(), allowEmpty: z.boolean().optional() };
 const databaseName = nonEmpty;
@@ -252,7 +268,9 @@ const notifierSchema = z.discriminatedUnion("type", [
   strict({ type: z.literal("uptimeKuma"), pushUrl: maybeSecret, events }),
 ], {
   error: (issue) =>
-    `expected a notifier made by slack(), email(), webhook(), healthchecks() or uptimeKuma(), got ${describeTyped(issue.input)}`,
+    `expected a notifier made by slack(), email(), webhook(), healthchecks() or uptimeKuma(), got ${
+      describeTyped(issue.input)
+    }`,
 });
 
 const keepRules = ["last", "hourly", "daily", "weekly", "monthly", "yearly"] as const;
@@ -273,7 +291,9 @@ const retentionSchema = strict({
   minSnapshots: positiveCount("a number of snapshots").optional(),
 }, "a retention policy such as { daily: 7, weekly: 4 }").refine(
   (policy) => [...keepRules, ...withinRules].some((rule) => policy[rule] !== undefined && policy[rule] !== 0),
-  { error: () => `needs at least one keep rule (${[...keepRules, "within"].join(", ")}), e.g. { daily: 7, weekly: 4 }` },
+  {
+    error: () => `needs at least one keep rule (${[...keepRules, "within"].join(", ")}), e.g. { daily: 7, weekly: 4 }`,
+  },
 );
 
 const retrySchema = strict({
@@ -283,7 +303,8 @@ const retrySchema = strict({
 });
 
 const commands = z.union([nonEmpty, z.array(nonEmpty).min(1)], {
-  error: (issue) => `expected a command line (string) or a program with arguments (list), got ${describeValue(issue.input)}`,
+  error: (issue) =>
+    `expected a command line (string) or a program with arguments (list), got ${describeValue(issue.input)}`,
 });
 const hooksSchema = strict({
   before: commands.optional(),
@@ -295,7 +316,8 @@ const hooksSchema = strict({
 const verifySchema = strict({
   every: duration,
   into: z.discriminatedUnion("type", [postgresSchema, mysqlSchema, sqliteSchema], {
-    error: (issue) => `expected a scratch target made by postgres(), mysql() or sqlite(), got ${describeTyped(issue.input)}`,
+    error: (issue) =>
+      `expected a scratch target made by postgres(), mysql() or sqlite(), got ${describeTyped(issue.input)}`,
   }),
   check: nonEmpty.optional(),
   expect: strict({ minRows: z.number().int().min(0).optional() }).optional(),
@@ -306,9 +328,19 @@ export const projectSchema = strict({
   timezone: timezone.optional(),
   jitter: duration.optional(),
   enabled: z.boolean().optional(),
-  sources: z.array(sourceSchema, { error: (issue) => issue.input === undefined ? "required: a list of sources, e.g. [sqlite({ path: \"app.db\" })]" : `expected a list of sources, got ${describeValue(issue.input)}` })
+  sources: z.array(sourceSchema, {
+    error: (issue) =>
+      issue.input === undefined
+        ? 'required: a list of sources, e.g. [sqlite({ path: "app.db" })]'
+        : `expected a list of sources, got ${describeValue(issue.input)}`,
+  })
     .min(1, { error: () => "a project needs at least one source" }),
-  repositories: z.array(name, { error: (issue) => issue.input === undefined ? 'required: a list of repository names, e.g. ["local"]' : `expected a list of repository names, got ${describeValue(issue.input)}` })
+  repositories: z.array(name, {
+    error: (issue) =>
+      issue.input === undefined
+        ? 'required: a list of repository names, e.g. ["local"]'
+        : `expected a list of repository names, got ${describeValue(issue.input)}`,
+  })
     .min(1, { error: () => 'a project needs at least one repository, e.g. ["local"]' }),
   retention: retentionSchema,
   encrypt: encryptionSchema.optional(),

@@ -1,7 +1,7 @@
 /** Validation: the schema's problems plus the checks that span several keys, all reported together. */
 import { ConfigError, type ConfigProblem } from "../errors.ts";
 import { defaultMessage, formatPath, suggest, toProblems } from "./issues.ts";
-import { type NormalizedConfig, normalizeConfig, sourceName } from "./normalize.ts";
+import { normalizeConfig, type NormalizedConfig, sourceName } from "./normalize.ts";
 import { configSchema } from "./schema.ts";
 import type { Config } from "./types.ts";
 

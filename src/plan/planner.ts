@@ -38,7 +38,16 @@ export function plan(loaded: Loaded, observed: ObservedState, now: Date, options
     for (const source of project.sources) {
       const key = recordKey(project.name, source.name, repository);
       const reason = backupReason(project, successes.get(key), failures.get(key), now);
-      if (reason) drafts.push({ type: "backup", project: project.name, source: source.name, repository, reason, destructive: false });
+      if (reason) {
+        drafts.push({
+          type: "backup",
+          project: project.name,
+          source: source.name,
+          repository,
+          reason,
+          destructive: false,
+        });
+      }
     }
   }
 

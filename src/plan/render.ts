@@ -34,7 +34,11 @@ function describe(action: PlanAction): string {
     case "backup":
       return `backup ${action.project}/${action.source} → ${action.repository}`;
     default:
-      return [action.type, action.project && `${action.project}${action.source ? `/${action.source}` : ""}`, action.repository]
+      return [
+        action.type,
+        action.project && `${action.project}${action.source ? `/${action.source}` : ""}`,
+        action.repository,
+      ]
         .filter(Boolean).join(" ");
   }
 }

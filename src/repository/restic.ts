@@ -53,7 +53,11 @@ export class Restic {
 
   /** Where the repository is, fit for output and the state database (credentials removed). */
   location(): string {
-    if (typeof this.spec.url !== "string") return `(url from ${this.spec.url.secret === "env" ? `env("${this.spec.url.name}")` : `file("${this.spec.url.path}")`})`;
+    if (typeof this.spec.url !== "string") {
+      return `(url from ${
+        this.spec.url.secret === "env" ? `env("${this.spec.url.name}")` : `file("${this.spec.url.path}")`
+      })`;
+    }
     return redact(this.url());
   }
 
@@ -67,7 +71,9 @@ export class Restic {
   private environment(): Record<string, string | undefined> {
     const env: Record<string, string | undefined> = {};
     for (const key of inheritedResticVariables) env[key] = undefined;
-    for (const [key, value] of Object.entries(this.spec.env ?? {})) env[key] = resolveMaybeSecret(value, this.configDir);
+    for (const [key, value] of Object.entries(this.spec.env ?? {})) {
+      env[key] = resolveMaybeSecret(value, this.configDir);
+    }
     env.RESTIC_REPOSITORY = this.url();
     env.RESTIC_PASSWORD = resolveSecret(this.spec.password, this.configDir);
     env.TZ = "UTC";
@@ -102,7 +108,9 @@ export class Restic {
   async init(): Promise<"created" | "adopted"> {
     const result = await this.restic("init", []);
     if (result.code === 0) return "created";
-    if (/already (exists|initialized)|config file already exists/i.test(result.stderrTail) && await this.isInitialized()) {
+    if (
+      /already (exists|initialized)|config file already exists/i.test(result.stderrTail) && await this.isInitialized()
+    ) {
       return "adopted";
     }
     throw this.failure("init", result);
@@ -160,7 +168,9 @@ export class Restic {
     let hint = "";
     if (/wrong password|no key found/i.test(stderr)) {
       hint = ` — the password does not open this repository: check ${describePassword(this.spec)}`;
-    } else if (/Is there a repository at the following location|does not exist|unable to open config file/i.test(stderr)) {
+    } else if (
+      /Is there a repository at the following location|does not exist|unable to open config file/i.test(stderr)
+    ) {
       hint = " — no repository there: run `backupctl apply` to initialize it, or check the url";
     } else if (/unable to create lock|repository is already locked/i.test(stderr)) {
       hint = " — another restic process holds the repository lock; it will be retried";
@@ -169,7 +179,9 @@ export class Restic {
       `restic ${command}`,
       result.code,
       stderr,
-      `repository ${this.name}: restic ${command} failed (exit ${result.code ?? result.signal})${hint}${stderr ? `\n${indent(stderr)}` : ""}`,
+      `repository ${this.name}: restic ${command} failed (exit ${result.code ?? result.signal})${hint}${
+        stderr ? `\n${indent(stderr)}` : ""
+      }`,
     );
   }
 }

@@ -22,8 +22,15 @@ function installBunHook(): void {
     setup(build) {
       build.onLoad({ filter: /^(?!.*\/node_modules\/).*\.[cm]?[jt]sx?$/ }, (args) => {
         const source = readFileSync(args.path, "utf8");
-        const contents = source.replace(specifier, (_all, head: string, quote: string) => `${head}${quote}${modPath}${quote}`);
-        const loader = /x$/.test(args.path) ? (/tsx$/.test(args.path) ? "tsx" : "jsx") : /ts$/.test(args.path) ? "ts" : "js";
+        const contents = source.replace(
+          specifier,
+          (_all, head: string, quote: string) => `${head}${quote}${modPath}${quote}`,
+        );
+        const loader = /x$/.test(args.path)
+          ? (/tsx$/.test(args.path) ? "tsx" : "jsx")
+          : /ts$/.test(args.path)
+          ? "ts"
+          : "js";
         return { contents, loader };
       });
     },

@@ -11,7 +11,9 @@ import type { StreamInput } from "./input.ts";
 export function sqliteInput(source: SqliteSource & { name: string }, configDir: string): StreamInput {
   const path = isAbsolute(source.path) ? source.path : resolve(configDir, source.path);
   if (!existsSync(path)) {
-    throw new SourceError(`source ${source.name}: SQLite database ${path} does not exist (check the path in the config)`);
+    throw new SourceError(
+      `source ${source.name}: SQLite database ${path} does not exist (check the path in the config)`,
+    );
   }
   if (!hasSqliteHeader(path)) {
     throw new SourceError(`source ${source.name}: ${path} is not an SQLite database`);

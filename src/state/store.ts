@@ -164,12 +164,23 @@ export class StateStore {
 
   async markRepositoryInitialized(name: string, location: string, at: string): Promise<void> {
     await this.db.insertInto("repositories")
-      .values({ name, location, initialized_at: at, last_refresh_at: null, last_check_at: null, last_check_status: null })
+      .values({
+        name,
+        location,
+        initialized_at: at,
+        last_refresh_at: null,
+        last_check_at: null,
+        last_check_status: null,
+      })
       .onConflict((c) => c.column("name").doUpdateSet({ location, initialized_at: at })).execute();
   }
 
   /** Replaces a repository's inventory with what restic listed, in one transaction. */
-  async replaceSnapshots(repository: string, snapshots: Omit<SnapshotTable, "repository">[], at: string): Promise<void> {
+  async replaceSnapshots(
+    repository: string,
+    snapshots: Omit<SnapshotTable, "repository">[],
+    at: string,
+  ): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom("snapshots").where("repository", "=", repository).execute();
       for (const snapshot of snapshots) {
@@ -193,7 +204,9 @@ export class StateStore {
         .select(["project", "source", "repository", (eb) => eb.fn.max("started_at").as("at")])
         .where("type", "=", "backup").where("status", "=", status)
         .groupBy(["project", "source", "repository"]).execute();
-    const toRecords = (rows: { project: string | null; source: string | null; repository: string | null; at: string }[]) =>
+    const toRecords = (
+      rows: { project: string | null; source: string | null; repository: string | null; at: string }[],
+    ) =>
       rows.filter((r) => r.project && r.source && r.repository)
         .map((r) => ({ project: r.project!, source: r.source!, repository: r.repository!, at: r.at }));
     const backups: BackupRecord[] = toRecords(await latest("succeeded"));
@@ -226,7 +239,12 @@ export class StateStore {
   /** Snapshot counts and newest snapshot time per (repository, project). */
   async snapshotCounts(): Promise<{ repository: string; project: string | null; count: number; newest: string }[]> {
     const rows = await this.db.selectFrom("snapshots")
-      .select(["repository", "project", (eb) => eb.fn.countAll<number>().as("count"), (eb) => eb.fn.max("time").as("newest")])
+      .select([
+        "repository",
+        "project",
+        (eb) => eb.fn.countAll<number>().as("count"),
+        (eb) => eb.fn.max("time").as("newest"),
+      ])
       .groupBy(["repository", "project"]).execute();
     return rows.map((row) => ({ ...row, count: Number(row.count) }));
   }
