@@ -49,6 +49,7 @@ export async function preparePlan(
 export async function run(options: PlanCommandOptions, output: Output): Promise<number> {
   const format = options.json ? "json" : options.format ?? "text";
   if (format !== "text" && format !== "json") throw new UsageError(`--format: expected text or json, got "${format}"`);
+  parseNow(options.now); // a usage error is reported before the config is read
   const loaded = await load(options);
   selectProjects(loaded, options.project);
   const store = await openStore(options, loaded);

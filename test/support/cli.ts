@@ -1,0 +1,42 @@
+/** Spawns the real backupctl CLI with the runtime running the tests (Deno or Bun), like an operator would. */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
+const main = `${repoRoot}/src/main.ts`;
+
+export function cliArgv(): string[] {
+  if ("Bun" in globalThis) return [process.execPath, "--no-install", main];
+  return [process.execPath, "run", "--allow-all", "--quiet", "--config", `${repoRoot}/deno.json`, main];
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], options: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<CliResult> {
+  const [program, ...prefix] = cliArgv();
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries({ ...process.env, NO_COLOR: "1", ...options.env })) {
+    if (value !== undefined) env[key] = value;
+  }
+  return new Promise((resolve) => {
+    execFile(program, [...prefix, ...args], { env, cwd: options.cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+/** Runs any program and returns its exit code and output (for restic and sqlite3 checks). */
+export function runTool(program: string, args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = execFile(program, args, { env: { ...process.env, ...options.env } as Record<string, string>, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+    if (options.input !== undefined) child.stdin!.end(options.input);
+  });
+}
