@@ -16,7 +16,15 @@ interface PlanJson {
   format_version: number;
   config_fingerprint: string;
   state: { lineage: string; serial: number };
-  actions: { id: string; type: string; project?: string; source?: string; repository: string; reason: string; destructive: boolean }[];
+  actions: {
+    id: string;
+    type: string;
+    project?: string;
+    source?: string;
+    repository: string;
+    reason: string;
+    destructive: boolean;
+  }[];
   summary: Record<string, number>;
 }
 
@@ -35,7 +43,9 @@ describe("backupctl end to end with restic and sqlite3", () => {
   const cli = (args: string[], env: Record<string, string> = {}) =>
     runCli(["--config", demo.config, ...args], { env: { ...demo.env, ...env } });
   const restic = (args: string[]) =>
-    runTool("restic", ["--no-cache", ...args], { env: { RESTIC_REPOSITORY: demo.repository, RESTIC_PASSWORD: demo.env.DEMO_RESTIC_PASSWORD } });
+    runTool("restic", ["--no-cache", ...args], {
+      env: { RESTIC_REPOSITORY: demo.repository, RESTIC_PASSWORD: demo.env.DEMO_RESTIC_PASSWORD },
+    });
 
   before(() => {
     demo = makeDemo();
@@ -97,7 +107,11 @@ describe("backupctl end to end with restic and sqlite3", () => {
     const inventory = JSON.parse(result.stdout) as SnapshotJson[];
     assert.deepEqual(inventory.map((s) => s.id).sort(), inRestic.map((s) => s.id).sort());
     assert.deepEqual(inventory.map((s) => s.source).sort(), ["app", "uploads"]);
-    assert.ok(inventory.every((s) => s.project === "demo" && s.repository === "local" && /^\d{8}T\d{6}Z-[0-9a-f]{6}$/.test(s.run_id)));
+    assert.ok(
+      inventory.every((s) =>
+        s.project === "demo" && s.repository === "local" && /^\d{8}T\d{6}Z-[0-9a-f]{6}$/.test(s.run_id)
+      ),
+    );
 
     const table = await cli(["snapshots", "--project", "demo"]);
     assert.match(table.stdout, /^ID\s+TIME\s+REPOSITORY\s+PROJECT\s+SOURCE\s+SIZE/m);
@@ -123,7 +137,10 @@ describe("backupctl end to end with restic and sqlite3", () => {
   it("a second plan at the same time says no changes", async () => {
     const result = await cli(["plan", "--now", day1, "--detailed-exitcode"]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /^No changes\. Backups are up to date\.\nNext due: demo at 2026-11-22T03:00:00Z \(in 17h\)\.\n$/);
+    assert.match(
+      result.stdout,
+      /^No changes\. Backups are up to date\.\nNext due: demo at 2026-11-22T03:00:00Z \(in 17h\)\.\n$/,
+    );
     const json = JSON.parse((await cli(["plan", "--now", day1, "--json"])).stdout) as PlanJson;
     assert.equal(json.actions.length, 0);
     assert.equal(json.state.serial, 1, "the apply bumped the serial");
@@ -141,7 +158,15 @@ describe("backupctl end to end with restic and sqlite3", () => {
   it("status reports the last success and the next due time", async () => {
     const result = await cli(["status", "--json", "--now", day1]);
     assert.equal(result.code, 0, result.stderr);
-    const status = JSON.parse(result.stdout) as { projects: { project: string; last_success: string; due: boolean; next_due: string; snapshots: Record<string, { count: number }> }[] };
+    const status = JSON.parse(result.stdout) as {
+      projects: {
+        project: string;
+        last_success: string;
+        due: boolean;
+        next_due: string;
+        snapshots: Record<string, { count: number }>;
+      }[];
+    };
     const [demoStatus] = status.projects;
     assert.equal(demoStatus.project, "demo");
     assert.equal(demoStatus.due, false);
@@ -198,7 +223,10 @@ export default defineConfig({
         assert.equal(result.code, 3, `${command}: ${result.stderr}`);
         assert.match(result.stderr, /projects\.shop\.schedule: invalid cron expression "0 25 \* \* \*"/);
         assert.match(result.stderr, /projects\.shop\.sources\[0\]\.port: unknown key "port"/);
-        assert.match(result.stderr, /projects\.shop\.repositories\[0\]: unknown repository "lokal"; did you mean "local"\?/);
+        assert.match(
+          result.stderr,
+          /projects\.shop\.repositories\[0\]: unknown repository "lokal"; did you mean "local"\?/,
+        );
         assert.doesNotMatch(result.stderr, /^\s+at /m);
       }
       assert.equal(existsSync(join(demo.dir, ".backupctl")), false, "nothing written to the state dir");
@@ -219,7 +247,9 @@ export default defineConfig({
   it("validate --secrets lists missing secrets by name only", async () => {
     const demo = makeDemo();
     try {
-      const missing = await runCli(["--config", demo.config, "validate", "--secrets"], { env: { DEMO_RESTIC_PASSWORD: undefined } });
+      const missing = await runCli(["--config", demo.config, "validate", "--secrets"], {
+        env: { DEMO_RESTIC_PASSWORD: undefined },
+      });
       assert.equal(missing.code, 3);
       assert.match(missing.stderr, /repositories\.local\.password: secret env\("DEMO_RESTIC_PASSWORD"\) is not set/);
       const present = await runCli(["--config", demo.config, "validate", "--secrets"], { env: demo.env });
@@ -239,7 +269,9 @@ export default defineConfig({
     assert.match(badNow.stderr, /--now: expected an ISO-8601 time/);
     const help = await runCli(["--help"]);
     assert.equal(help.code, 0);
-    for (const command of ["init", "validate", "plan", "apply", "status", "snapshots"]) assert.match(help.stdout, new RegExp(`\\n  ${command}\\b`));
+    for (const command of ["init", "validate", "plan", "apply", "status", "snapshots"]) {
+      assert.match(help.stdout, new RegExp(`\\n  ${command}\\b`));
+    }
     assert.match(help.stdout, /64\s+usage error/);
     const version = await runCli(["--version"]);
     assert.equal(version.code, 0);

@@ -16,24 +16,39 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], options: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; cwd?: string } = {},
+): Promise<CliResult> {
   const [program, ...prefix] = cliArgv();
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries({ ...process.env, NO_COLOR: "1", ...options.env })) {
     if (value !== undefined) env[key] = value;
   }
   return new Promise((resolve) => {
-    execFile(program, [...prefix, ...args], { env, cwd: options.cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      program,
+      [...prefix, ...args],
+      { env, cwd: options.cwd, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
   });
 }
 
 /** Runs any program and returns its exit code and output (for restic and sqlite3 checks). */
-export function runTool(program: string, args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+export function runTool(
+  program: string,
+  args: string[],
+  options: { env?: Record<string, string>; input?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = execFile(program, args, { env: { ...process.env, ...options.env } as Record<string, string>, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const child = execFile(program, args, {
+      env: { ...process.env, ...options.env } as Record<string, string>,
+      maxBuffer: 64 * 1024 * 1024,
+    }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });

@@ -1,0 +1,100 @@
+/** The loader, in process: configs anywhere on disk importing "backupctl", factories, and load failures. */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { loadConfig } from "../../src/config/load.ts";
+import { ConfigError } from "../../src/errors.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "backupctl-load-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const project =
+  `{ schedule: "@daily", sources: [sqlite({ path: "app.db" })], repositories: ["local"], retention: { daily: 7 } }`;
+const header = `import { defineConfig, env, restic, sqlite } from "backupctl";\n`;
+const repositories = `{ local: restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") }) }`;
+
+function write(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+async function loadError(path: string): Promise<ConfigError> {
+  try {
+    await loadConfig(path);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
+    return error;
+  }
+  assert.fail("expected the load to fail");
+}
+
+describe("loadConfig", () => {
+  it("loads a config outside the repository that imports backupctl", async () => {
+    const path = write(
+      "plain.config.ts",
+      `${header}export default defineConfig({ repositories: ${repositories}, projects: { app: ${project} } });\n`,
+    );
+    const loaded = await loadConfig(path);
+    assert.equal(loaded.file, path);
+    assert.equal(loaded.dir, dir);
+    assert.equal(loaded.config.projects.app.sources[0].name, "app");
+    assert.match(loaded.fingerprint, /^sha256:[0-9a-f]{64}$/);
+  });
+
+  it("loads a default-exported async factory and helper modules that import backupctl themselves", async () => {
+    write(
+      "shared.ts",
+      `import { restic, env } from 'backupctl';\nexport const local = restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") });\n`,
+    );
+    const path = write(
+      "factory.config.ts",
+      `${header}import { local } from "./shared.ts";\nexport default async () => defineConfig({ repositories: { local }, projects: { app: ${project} } });\n`,
+    );
+    const loaded = await loadConfig(path);
+    assert.deepEqual(Object.keys(loaded.config.repositories), ["local"]);
+  });
+
+  it("gives the same fingerprint for the same config written differently", async () => {
+    const a = write(
+      "a.config.ts",
+      `${header}export default defineConfig({ repositories: ${repositories}, projects: { app: ${project} } });\n`,
+    );
+    const b = write(
+      "b.config.ts",
+      `${header}\n\nexport default defineConfig({\n  projects: { app: { retention: { daily: 7 }, repositories: ["local"], sources: [sqlite({ path: "app.db" })], schedule: "@daily" } },\n  repositories: ${repositories},\n});\n`,
+    );
+    assert.equal((await loadConfig(a)).fingerprint, (await loadConfig(b)).fingerprint);
+  });
+
+  it("reports a syntax error as a config error naming the file", async () => {
+    const error = await loadError(
+      write("syntax.config.ts", `${header}export default defineConfig({ projects: { ,, } });\n`),
+    );
+    assert.equal(error.exitCode, 3);
+    assert.match(error.problems[0].message, /^cannot load the file: /);
+  });
+
+  it("reports an unknown helper import", async () => {
+    const error = await loadError(
+      write("helper.config.ts", `import { redis } from "backupctl";\nexport default { x: redis };\n`),
+    );
+    assert.match(error.problems[0].message, /cannot load the file: .*redis/);
+  });
+
+  it("reports a missing default export and a throwing factory", async () => {
+    const none = await loadError(write("none.config.ts", `export const config = {};\n`));
+    assert.match(none.problems[0].message, /no default export: end the file with `export default defineConfig/);
+    const throwing = await loadError(
+      write("throws.config.ts", `export default () => { throw new Error("no database host known"); };\n`),
+    );
+    assert.match(throwing.problems[0].message, /the exported config function threw: no database host known/);
+  });
+
+  it("reports a missing file", async () => {
+    const error = await loadError(join(dir, "missing.config.ts"));
+    assert.match(error.problems[0].message, /config file not found/);
+  });
+});
