@@ -1,4 +1,4 @@
-/** Where the runtimes are: Deno and Bun come from node_modules (npm packages), or from PATH. */
+/** Where the runtimes are: Bun from node_modules (an npm devDependency) or PATH; Deno is the one running us, or PATH. */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";

@@ -53,7 +53,9 @@ export async function streamBackup(
         await repository.forget([snapshotId]);
       } catch (error) {
         reason.message += `\nthe incomplete snapshot ${snapshotId.slice(0, 8)} could not be forgotten: ` +
-          `${(error as Error).message}; forget it with \`backupctl restic ${repository.name} -- forget ${snapshotId}\``;
+          `${
+            (error as Error).message
+          }; forget it with \`restic forget ${snapshotId}\` on repository ${repository.name}`;
       }
     }
     throw reason;

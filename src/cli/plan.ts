@@ -26,7 +26,10 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .option("--now <iso>", "evaluate schedules as if the clock read this time")
     .option("--format <format>", "text or json", "text")
     .option("--json", "same as --format json")
-    .option("--detailed-exitcode", "exit 0 when there are no changes, 2 when there are, 1 on error")
+    .option(
+      "--detailed-exitcode",
+      "exit 0 when there are no changes and 2 when there are (errors keep their own codes)",
+    )
     .action(async (_options, command: Command) =>
       done(await run(command.optsWithGlobals<PlanCommandOptions>(), output))
     );

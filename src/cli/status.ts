@@ -1,6 +1,7 @@
 /** `backupctl status`: per project, the last success and its age, the next due time, snapshots per repository. */
 import type { Command } from "commander";
-import { nextSlot, previousSlot } from "../config/schedule.ts";
+import { nextSlot } from "../config/schedule.ts";
+import { plan } from "../plan/planner.ts";
 import { ExitCode } from "../errors.ts";
 import { humanDuration, isoSeconds } from "../plan/time.ts";
 import { type GlobalOptions, load, openStore, type Output, parseNow } from "./context.ts";
@@ -17,7 +18,7 @@ export interface ProjectStatus {
   enabled: boolean;
   last_success: string | null;
   last_run: { id: string; status: string; started_at: string; error: string | null } | null;
-  /** True when the latest schedule slot has no successful run (or there never was one). */
+  /** True when plan would back up one of its sources now. */
   due: boolean;
   next_due: string;
   snapshots: Record<string, { count: number; newest: string | null }>;
@@ -38,9 +39,11 @@ export async function run(options: Options, output: Output): Promise<number> {
   try {
     const runs = await store.projectRuns();
     const counts = await store.snapshotCounts();
+    // "Due" comes from the planner itself, so status and plan never disagree.
+    const planned = plan(loaded, await store.observe(), now, { generatedAt: now });
+    const due = new Set(planned.actions.filter((a) => a.type === "backup").map((a) => a.project));
     statuses = Object.values(loaded.config.projects).map((project) => {
       const { lastRun, lastSuccess } = runs.get(project.name) ?? {};
-      const slot = previousSlot(project.schedule, project.timezone, now);
       const snapshots: ProjectStatus["snapshots"] = {};
       for (const repository of project.repositories) {
         const row = counts.find((c) => c.repository === repository && c.project === project.name);
@@ -53,7 +56,7 @@ export async function run(options: Options, output: Output): Promise<number> {
         last_run: lastRun
           ? { id: lastRun.id, status: lastRun.status, started_at: lastRun.started_at, error: lastRun.error }
           : null,
-        due: !lastSuccess || (slot !== undefined && Date.parse(lastSuccess.started_at) < slot.getTime()),
+        due: due.has(project.name),
         next_due: isoSeconds(nextSlot(project.schedule, project.timezone, now)),
         snapshots,
       };

@@ -14,7 +14,7 @@ export function scheduleProblem(expression: string): string | undefined {
     return `expected a five-field cron expression (minute hour day-of-month month day-of-week) or @daily etc., ` +
       `got ${fields.length} field${fields.length === 1 ? "" : "s"} in "${expression}"`;
   }
-  if (fields.some((field) => /[Hh]/.test(field))) {
+  if (fields.some((field) => /(?<![A-Za-z])H(?![A-Za-z])/i.test(field))) {
     // cron-parser picks a random value for H on every parse, which would make plans unstable.
     return `"H" (hashed) values are not supported in "${expression}": write the minute and hour you want`;
   }

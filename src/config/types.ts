@@ -245,7 +245,7 @@ export interface VerifySpec {
 }
 
 export interface Project {
-  /** Five-field cron expression or @hourly, @daily, @weekly, @monthly, @yearly. */
+  /** Five-field cron expression or @hourly, @daily (@midnight), @weekly, @monthly, @yearly (@annually). */
   schedule: string;
   /** IANA time zone the schedule is read in (default: the config's, else UTC). */
   timezone?: string;

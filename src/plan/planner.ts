@@ -1,6 +1,6 @@
 /**
  * The planner: a pure function of (config, observed state, now) → Plan. No I/O, no clock, no processes.
- * See docs/planning.md for the rules it implements.
+ * See docs/architecture.md for the rules it implements.
  */
 import type { LoadedConfig } from "../config/load.ts";
 import type { NormalizedProject } from "../config/normalize.ts";

@@ -46,7 +46,7 @@ export interface PlanSummary {
   verify: number;
 }
 
-/** The plan document (`plan --format json`, saved plan files). Its shape is versioned: see docs/plan-format.md. */
+/** The plan document (`plan --format json`, saved plan files). Its shape is versioned: see docs/cli.md. */
 export interface Plan {
   format_version: 1;
   generated_at: string;

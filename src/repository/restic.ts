@@ -173,7 +173,7 @@ export class Restic {
     ) {
       hint = " — no repository there: run `backupctl apply` to initialize it, or check the url";
     } else if (/unable to create lock|repository is already locked/i.test(stderr)) {
-      hint = " — another restic process holds the repository lock; it will be retried";
+      hint = " — another restic process holds the repository lock; try again when it has finished";
     }
     return new ExecError(
       `restic ${command}`,

@@ -3,7 +3,7 @@
  * of the demo config that lives outside the repository (so its `import "backupctl"` must resolve from anywhere).
  */
 import assert from "node:assert/strict";
-import { existsSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runCli, runTool } from "../support/cli.ts";
@@ -86,6 +86,11 @@ describe("backupctl end to end with restic and sqlite3", () => {
     const stateDir = join(demo.dir, ".backupctl");
     assert.equal(statSync(stateDir).mode & 0o777, 0o700);
     assert.equal(statSync(join(stateDir, "state.db")).mode & 0o777, 0o600);
+    for (const file of readdirSync(stateDir).filter((name) => name.startsWith("state.db"))) {
+      const bytes = readFileSync(join(stateDir, file)).toString("latin1");
+      assert.ok(!bytes.includes(demo.env.DEMO_RESTIC_PASSWORD), `${file} must not hold the repository password`);
+    }
+    assert.ok(!(result.stdout + result.stderr).includes(demo.env.DEMO_RESTIC_PASSWORD));
   });
 
   it("snapshots carry the backupctl tags and the --now time, in restic and in the inventory", async () => {
@@ -107,6 +112,8 @@ describe("backupctl end to end with restic and sqlite3", () => {
     const inventory = JSON.parse(result.stdout) as SnapshotJson[];
     assert.deepEqual(inventory.map((s) => s.id).sort(), inRestic.map((s) => s.id).sort());
     assert.deepEqual(inventory.map((s) => s.source).sort(), ["app", "uploads"]);
+    const app = inventory.find((s) => s.source === "app") as SnapshotJson & { size: number | null };
+    assert.ok(app.size !== null && app.size > 1000, `the dump's size is recorded (got ${app.size})`);
     assert.ok(
       inventory.every((s) =>
         s.project === "demo" && s.repository === "local" && /^\d{8}T\d{6}Z-[0-9a-f]{6}$/.test(s.run_id)

@@ -1,0 +1,669 @@
+/**
+ * Unit tests of the state database (src/state/store.ts, src/state/migrations.ts) on a real SQLite file in a fresh
+ * temp dir per test: node:sqlite under Deno, bun:sqlite under Bun (src/runtime/sqlite.ts picks).
+ * Runs under `deno test -A test/state/` and `bun --no-install test ./test/state/`.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { sql } from "kysely";
+import { latestMigration } from "../../src/state/migrations.ts";
+import type { SnapshotTable } from "../../src/state/schema.ts";
+import { type NewStage, type StageResult, StateStore } from "../../src/state/store.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A fresh temp dir; the store's folder is a not-yet-existing child of it, so open() has to create it. */
+async function inTempDir(body: (stateDir: string) => Promise<void>): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), "backupctl-store-test-"));
+  try {
+    await body(join(root, "state"));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** Opens a store in a fresh temp dir, runs the body, closes the store and removes the dir. */
+async function withStore(body: (store: StateStore, stateDir: string) => Promise<void>): Promise<void> {
+  await inTempDir(async (stateDir) => {
+    const store = await StateStore.open(stateDir);
+    try {
+      await body(store, stateDir);
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+/** Rows as plain objects: node:sqlite returns null-prototype rows, which strict deep equality tells apart. */
+function plain<T extends object>(rows: T[]): T[] {
+  return rows.map((row) => ({ ...row }));
+}
+
+function mode(path: string): number {
+  return statSync(path).mode & 0o777;
+}
+
+async function names(store: StateStore, type: "table" | "index"): Promise<string[]> {
+  const result = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = ${type} ORDER BY name`
+    .execute(store.db);
+  return result.rows.map((row) => row.name);
+}
+
+function oneSecondLater(iso: string): string {
+  return new Date(Date.parse(iso) + 1000).toISOString();
+}
+
+async function run(store: StateStore, id: string, project: string, startedAt: string, status?: "succeeded" | "failed") {
+  await store.startRun({ id, project, command: "apply", startedAt, fingerprint: "sha256:f", host: "h1" });
+  if (status) {
+    await store.finishRun(id, { status, finishedAt: oneSecondLater(startedAt), durationMs: 10 });
+  }
+}
+
+/** A finished backup stage (no run). */
+async function backupStage(
+  store: StateStore,
+  project: string,
+  source: string,
+  repository: string,
+  startedAt: string,
+  status: StageResult["status"] | "running",
+  extra: Partial<NewStage> & Partial<StageResult> = {},
+): Promise<number> {
+  const id = await store.startStage({ runId: null, type: "backup", project, source, repository, startedAt, ...extra });
+  if (status !== "running") {
+    await store.finishStage(id, { status, finishedAt: startedAt, durationMs: 1, ...extra });
+  }
+  return id;
+}
+
+function snapshot(
+  id: string,
+  time: string,
+  project: string | null,
+  source: string | null,
+): Omit<SnapshotTable, "repository"> {
+  return {
+    id,
+    short_id: id.slice(0, 8),
+    time,
+    project,
+    source,
+    run_id: null,
+    hostname: "backup-host",
+    tags: JSON.stringify(["backupctl", `project=${project}`]),
+    paths: JSON.stringify([`/${source}`]),
+    size: null,
+    recorded_at: "2026-11-21T10:00:00.000Z",
+  };
+}
+
+const byKey = <T extends { project: string; source: string; repository: string }>(records: T[]) =>
+  [...records].sort((a, b) =>
+    `${a.project}/${a.source}/${a.repository}`.localeCompare(`${b.project}/${b.source}/${b.repository}`)
+  );
+
+describe("StateStore.open", () => {
+  it("creates the folder with mode 0700 and state.db with mode 0600 (and the WAL files 0600)", async () => {
+    await withStore((store, stateDir) => {
+      assert.equal(mode(stateDir), 0o700);
+      assert.equal(store.path, join(stateDir, "state.db"));
+      assert.equal(mode(store.path), 0o600);
+      for (const suffix of ["-wal", "-shm"]) {
+        assert.ok(existsSync(store.path + suffix), `${suffix} exists while the store is open in WAL mode`);
+        assert.equal(mode(store.path + suffix), 0o600, suffix);
+      }
+      return Promise.resolve();
+    });
+  });
+
+  it("tightens an existing folder and database file that are too open", async () => {
+    await inTempDir(async (stateDir) => {
+      const first = await StateStore.open(stateDir);
+      await first.close();
+      chmodSync(stateDir, 0o755);
+      chmodSync(join(stateDir, "state.db"), 0o644);
+      const store = await StateStore.open(stateDir);
+      try {
+        assert.equal(mode(stateDir), 0o700);
+        assert.equal(mode(store.path), 0o600);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  it("opens an existing, empty folder", async () => {
+    await inTempDir(async (stateDir) => {
+      mkdirSync(stateDir, { mode: 0o755 });
+      const store = await StateStore.open(stateDir);
+      try {
+        assert.equal(mode(stateDir), 0o700);
+        assert.equal(await store.serial(), 0);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  it("uses WAL journaling, a busy timeout and enforced foreign keys", async () => {
+    await withStore(async (store) => {
+      const journal = await sql<{ journal_mode: string }>`PRAGMA journal_mode`.execute(store.db);
+      assert.deepEqual(plain(journal.rows), [{ journal_mode: "wal" }]);
+      const busy = await sql<Record<string, number>>`PRAGMA busy_timeout`.execute(store.db);
+      assert.deepEqual(Object.values(busy.rows[0]), [5000]);
+      const keys = await sql<{ foreign_keys: number }>`PRAGMA foreign_keys`.execute(store.db);
+      assert.deepEqual(plain(keys.rows), [{ foreign_keys: 1 }]);
+      await assert.rejects(
+        store.startStage({ runId: "no-such-run", type: "backup", startedAt: "2026-11-21T10:00:00.000Z" }),
+        /FOREIGN KEY/i,
+      );
+    });
+  });
+
+  it("creates every table and the planner's indexes", async () => {
+    await withStore(async (store) => {
+      const tables = await names(store, "table");
+      for (const table of ["meta", "runs", "stages", "snapshots", "repositories", "outbox", "kysely_migration"]) {
+        assert.ok(tables.includes(table), `table ${table} missing from ${tables.join(", ")}`);
+      }
+      const indexes = await names(store, "index");
+      for (const index of ["runs_project_started", "stages_latest", "snapshots_group"]) {
+        assert.ok(indexes.includes(index), `index ${index} missing from ${indexes.join(", ")}`);
+      }
+      const columns = await sql<{ name: string }>`SELECT name FROM pragma_index_info('stages_latest') ORDER BY seqno`
+        .execute(store.db);
+      assert.deepEqual(columns.rows.map((row) => row.name), [
+        "type",
+        "status",
+        "project",
+        "source",
+        "repository",
+        "started_at",
+      ]);
+      const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(store.db);
+      assert.deepEqual(plain(migrations.rows), [{ name: "0001_initial" }]);
+      assert.equal(latestMigration, "0001_initial");
+    });
+  });
+
+  it("is idempotent: reopening applies no migration again and keeps lineage, serial and data", async () => {
+    await inTempDir(async (stateDir) => {
+      const first = await StateStore.open(stateDir);
+      let lineage: string;
+      try {
+        lineage = await first.lineage();
+        assert.equal(await first.bumpSerial(), 1);
+        await run(first, "r1", "shop", "2026-11-21T03:00:00.000Z", "succeeded");
+      } finally {
+        await first.close();
+      }
+      const second = await StateStore.open(stateDir);
+      try {
+        assert.equal(await second.lineage(), lineage);
+        assert.equal(await second.serial(), 1);
+        const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(second.db);
+        assert.deepEqual(plain(migrations.rows), [{ name: "0001_initial" }]);
+        const meta = await second.db.selectFrom("meta").selectAll().orderBy("key").execute();
+        assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
+        const runs = await second.db.selectFrom("runs").select(["id", "status"]).execute();
+        assert.deepEqual(plain(runs), [{ id: "r1", status: "succeeded" }]);
+      } finally {
+        await second.close();
+      }
+    });
+  });
+});
+
+describe("StateStore lineage and serial", () => {
+  it("has a UUID lineage and a serial that starts at 0", async () => {
+    await withStore(async (store) => {
+      assert.match(await store.lineage(), UUID);
+      assert.equal(await store.serial(), 0);
+      assert.equal(await store.meta("no-such-key"), undefined);
+    });
+  });
+
+  it("gives each new database its own lineage", async () => {
+    await withStore(async (a) => {
+      await withStore(async (b) => {
+        assert.notEqual(await a.lineage(), await b.lineage());
+      });
+    });
+  });
+
+  it("bumpSerial increments by one and returns the new serial", async () => {
+    await withStore(async (store) => {
+      assert.equal(await store.bumpSerial(), 1);
+      assert.equal(await store.bumpSerial(), 2);
+      assert.equal(await store.serial(), 2);
+      assert.equal(await store.meta("serial"), "2");
+    });
+  });
+});
+
+describe("StateStore runs and stages", () => {
+  it("round-trips a run from start to finish", async () => {
+    await withStore(async (store) => {
+      await store.startRun({
+        id: "20261121T030000Z-abc123",
+        project: "shop",
+        command: "apply",
+        startedAt: "2026-11-21T03:00:00.000Z",
+        fingerprint: "sha256:abc",
+        host: "backup-host",
+      });
+      const started = await store.db.selectFrom("runs").selectAll().execute();
+      assert.deepEqual(plain(started), [{
+        id: "20261121T030000Z-abc123",
+        project: "shop",
+        status: "running",
+        command: "apply",
+        started_at: "2026-11-21T03:00:00.000Z",
+        finished_at: null,
+        duration_ms: null,
+        pid: process.pid,
+        host: "backup-host",
+        config_fingerprint: "sha256:abc",
+        stage: null,
+        error: null,
+      }]);
+
+      await store.setRunStage("20261121T030000Z-abc123", "backup shop/shop");
+      await store.finishRun("20261121T030000Z-abc123", {
+        status: "succeeded",
+        finishedAt: "2026-11-21T03:01:02.500Z",
+        durationMs: 62_500,
+      });
+      const finished = await store.db.selectFrom("runs").selectAll().executeTakeFirstOrThrow();
+      assert.deepEqual(
+        { ...finished },
+        {
+          ...started[0],
+          status: "succeeded",
+          finished_at: "2026-11-21T03:01:02.500Z",
+          duration_ms: 62_500,
+          stage: null,
+          error: null,
+        },
+      );
+    });
+  });
+
+  it("keeps the stage a failed run ended in, and its error", async () => {
+    await withStore(async (store) => {
+      await run(store, "r1", "shop", "2026-11-21T03:00:00.000Z");
+      await store.setRunStage("r1", "backup shop/files");
+      await store.finishRun("r1", {
+        status: "failed",
+        finishedAt: "2026-11-21T03:00:09.000Z",
+        durationMs: 9000,
+        error: "restic exited with code 1",
+      });
+      const row = await store.db.selectFrom("runs").select(["status", "stage", "error", "duration_ms"])
+        .executeTakeFirstOrThrow();
+      assert.deepEqual({ ...row }, {
+        status: "failed",
+        stage: "backup shop/files",
+        error: "restic exited with code 1",
+        duration_ms: 9000,
+      });
+    });
+  });
+
+  it("round-trips a stage from start to finish", async () => {
+    await withStore(async (store) => {
+      await run(store, "r1", "shop", "2026-11-21T03:00:00.000Z");
+      const first = await store.startStage({
+        runId: "r1",
+        type: "backup",
+        project: "shop",
+        source: "db",
+        repository: "local",
+        attempt: 2,
+        startedAt: "2026-11-21T03:00:01.000Z",
+      });
+      const second = await store.startStage({ runId: null, type: "init", startedAt: "2026-11-21T03:00:02.000Z" });
+      assert.equal(typeof first, "number");
+      assert.equal(second, first + 1);
+
+      const running = await store.db.selectFrom("stages").selectAll().where("id", "=", first)
+        .executeTakeFirstOrThrow();
+      assert.deepEqual({ ...running }, {
+        id: first,
+        run_id: "r1",
+        type: "backup",
+        project: "shop",
+        source: "db",
+        repository: "local",
+        attempt: 2,
+        status: "running",
+        started_at: "2026-11-21T03:00:01.000Z",
+        finished_at: null,
+        duration_ms: null,
+        bytes: null,
+        snapshot_id: null,
+        error: null,
+      });
+
+      await store.finishStage(first, {
+        status: "succeeded",
+        finishedAt: "2026-11-21T03:00:31.000Z",
+        durationMs: 30_000,
+        bytes: 123_456_789,
+        snapshotId: "4f2c9d1e",
+      });
+      await store.finishStage(second, {
+        status: "failed",
+        finishedAt: "2026-11-21T03:00:03.000Z",
+        durationMs: 1000,
+        error: "boom",
+      });
+      const rows = await store.db.selectFrom("stages").selectAll().orderBy("id").execute();
+      assert.deepEqual(plain(rows), [
+        {
+          ...running,
+          status: "succeeded",
+          finished_at: "2026-11-21T03:00:31.000Z",
+          duration_ms: 30_000,
+          bytes: 123_456_789,
+          snapshot_id: "4f2c9d1e",
+        },
+        {
+          id: second,
+          run_id: null,
+          type: "init",
+          project: null,
+          source: null,
+          repository: null,
+          attempt: 1,
+          status: "failed",
+          started_at: "2026-11-21T03:00:02.000Z",
+          finished_at: "2026-11-21T03:00:03.000Z",
+          duration_ms: 1000,
+          bytes: null,
+          snapshot_id: null,
+          error: "boom",
+        },
+      ]);
+    });
+  });
+});
+
+describe("StateStore.observe", () => {
+  it("starts empty", async () => {
+    await withStore(async (store) => {
+      const observed = await store.observe();
+      assert.match(observed.lineage, UUID);
+      assert.deepEqual({ ...observed, lineage: "" }, {
+        lineage: "",
+        serial: 0,
+        repositories: {},
+        backups: [],
+        failures: [],
+      });
+    });
+  });
+
+  it("returns the latest success per (project, source, repository) and only failures newer than it", async () => {
+    await withStore(async (store) => {
+      // shop/db → local: two successes with an older failure between them.
+      await backupStage(store, "shop", "db", "local", "2026-11-19T03:00:00.000Z", "succeeded");
+      await backupStage(store, "shop", "db", "local", "2026-11-20T03:00:00.000Z", "failed");
+      await backupStage(store, "shop", "db", "local", "2026-11-21T03:00:00.000Z", "succeeded");
+      // Not successes: still running, interrupted, skipped, or not a backup.
+      await backupStage(store, "shop", "db", "local", "2026-11-22T03:00:00.000Z", "running");
+      await backupStage(store, "shop", "db", "local", "2026-11-22T04:00:00.000Z", "interrupted");
+      await backupStage(store, "shop", "db", "local", "2026-11-22T05:00:00.000Z", "skipped");
+      await store.finishStage(
+        await store.startStage({
+          runId: null,
+          type: "copy",
+          project: "shop",
+          source: "db",
+          repository: "local",
+          startedAt: "2026-11-23T03:00:00.000Z",
+        }),
+        { status: "succeeded", finishedAt: "2026-11-23T03:00:01.000Z", durationMs: 1 },
+      );
+      // shop/files → local: a failure newer than the last success, and an older one.
+      await backupStage(store, "shop", "files", "local", "2026-11-19T03:00:00.000Z", "failed");
+      await backupStage(store, "shop", "files", "local", "2026-11-20T03:00:00.000Z", "succeeded");
+      await backupStage(store, "shop", "files", "local", "2026-11-21T03:00:05.000Z", "failed");
+      await backupStage(store, "shop", "files", "local", "2026-11-21T02:00:00.000Z", "failed");
+      // shop/db → offsite: failures only (never succeeded there).
+      await backupStage(store, "shop", "db", "offsite", "2026-11-20T03:10:00.000Z", "failed");
+      await backupStage(store, "shop", "db", "offsite", "2026-11-21T03:10:00.000Z", "failed");
+      // blog/blog → local: one success.
+      await backupStage(store, "blog", "blog", "local", "2026-11-21T04:00:00.000Z", "succeeded");
+
+      const observed = await store.observe();
+      assert.deepEqual(byKey(observed.backups), [
+        { project: "blog", source: "blog", repository: "local", at: "2026-11-21T04:00:00.000Z" },
+        { project: "shop", source: "db", repository: "local", at: "2026-11-21T03:00:00.000Z" },
+        { project: "shop", source: "files", repository: "local", at: "2026-11-20T03:00:00.000Z" },
+      ]);
+      assert.deepEqual(byKey(observed.failures), [
+        { project: "shop", source: "db", repository: "offsite", at: "2026-11-21T03:10:00.000Z" },
+        { project: "shop", source: "files", repository: "local", at: "2026-11-21T03:00:05.000Z" },
+      ]);
+    });
+  });
+
+  it("reports lineage, serial and initialized repositories", async () => {
+    await withStore(async (store) => {
+      await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-21T03:00:00.000Z");
+      await store.bumpSerial();
+      const observed = await store.observe();
+      assert.equal(observed.lineage, await store.lineage());
+      assert.equal(observed.serial, 1);
+      assert.deepEqual(observed.repositories, { local: { initialized: true } });
+    });
+  });
+});
+
+describe("StateStore repositories", () => {
+  it("markRepositoryInitialized inserts, then updates location and time on a second call", async () => {
+    await withStore(async (store) => {
+      await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-21T03:00:00.000Z");
+      await store.markRepositoryInitialized("offsite", "sftp:storage.example:/restic", "2026-11-21T03:00:01.000Z");
+      await store.markRepositoryInitialized("local", "/srv/restic2", "2026-11-22T03:00:00.000Z");
+      const rows = await store.db.selectFrom("repositories").selectAll().orderBy("name").execute();
+      assert.deepEqual(plain(rows), [
+        {
+          name: "local",
+          location: "/srv/restic2",
+          initialized_at: "2026-11-22T03:00:00.000Z",
+          last_refresh_at: null,
+          last_check_at: null,
+          last_check_status: null,
+        },
+        {
+          name: "offsite",
+          location: "sftp:storage.example:/restic",
+          initialized_at: "2026-11-21T03:00:01.000Z",
+          last_refresh_at: null,
+          last_check_at: null,
+          last_check_status: null,
+        },
+      ]);
+      assert.deepEqual((await store.observe()).repositories, {
+        local: { initialized: true },
+        offsite: { initialized: true },
+      });
+    });
+  });
+});
+
+describe("StateStore snapshots", () => {
+  /** local: a1 (shop/db), a2 (shop/files), a3 (blog/blog); offsite: b1 (shop/db). */
+  async function seed(store: StateStore): Promise<void> {
+    await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-01T00:00:00.000Z");
+    await store.markRepositoryInitialized("offsite", "/srv/offsite", "2026-11-01T00:00:00.000Z");
+    await store.replaceSnapshots("local", [
+      snapshot("a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
+      snapshot("a2aaaaaaaaaa", "2026-11-21T03:00:00.000Z", "shop", "files"),
+      snapshot("a3aaaaaaaaaa", "2026-11-19T03:00:00.000Z", "blog", "blog"),
+    ], "2026-11-21T10:00:00.000Z");
+    await store.replaceSnapshots("offsite", [
+      snapshot("b1bbbbbbbbbb", "2026-11-20T04:00:00.000Z", "shop", "db"),
+    ], "2026-11-21T10:00:01.000Z");
+  }
+
+  const ids = (rows: SnapshotTable[]) => rows.map((row) => `${row.repository}:${row.id}`);
+
+  it("replaceSnapshots replaces one repository's inventory and leaves the others alone", async () => {
+    await withStore(async (store) => {
+      await seed(store);
+      await store.replaceSnapshots("local", [
+        snapshot("a2aaaaaaaaaa", "2026-11-21T03:00:00.000Z", "shop", "files"),
+        snapshot("a4aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "db"),
+      ], "2026-11-22T10:00:00.000Z");
+      assert.deepEqual(ids(await store.listSnapshots({})), [
+        "offsite:b1bbbbbbbbbb",
+        "local:a2aaaaaaaaaa",
+        "local:a4aaaaaaaaaa",
+      ]);
+      const local = await store.listSnapshots({ repository: "local" });
+      assert.deepEqual(plain(local), [
+        { ...snapshot("a2aaaaaaaaaa", "2026-11-21T03:00:00.000Z", "shop", "files"), repository: "local" },
+        { ...snapshot("a4aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "db"), repository: "local" },
+      ]);
+      const refreshed = await store.db.selectFrom("repositories").select(["name", "last_refresh_at"]).orderBy("name")
+        .execute();
+      assert.deepEqual(plain(refreshed), [
+        { name: "local", last_refresh_at: "2026-11-22T10:00:00.000Z" },
+        { name: "offsite", last_refresh_at: "2026-11-21T10:00:01.000Z" },
+      ]);
+    });
+  });
+
+  it("replaceSnapshots with an empty list empties that repository only", async () => {
+    await withStore(async (store) => {
+      await seed(store);
+      await store.replaceSnapshots("local", [], "2026-11-22T10:00:00.000Z");
+      assert.deepEqual(ids(await store.listSnapshots({})), ["offsite:b1bbbbbbbbbb"]);
+    });
+  });
+
+  it("fills a snapshot's size from the succeeded stage that wrote it", async () => {
+    await withStore(async (store) => {
+      await backupStage(store, "shop", "db", "local", "2026-11-20T03:00:00.000Z", "succeeded", {
+        snapshotId: "a1aaaaaaaaaa",
+        bytes: 4096,
+      });
+      // A failed stage's snapshot (forgotten afterwards) is not a size source.
+      await backupStage(store, "shop", "files", "local", "2026-11-21T03:00:00.000Z", "failed", {
+        snapshotId: "a2aaaaaaaaaa",
+        bytes: 777,
+      });
+      await seed(store);
+      const sizes = (await store.listSnapshots({})).map((row) => [row.id, row.size]);
+      assert.deepEqual(sizes, [
+        ["a3aaaaaaaaaa", null],
+        ["a1aaaaaaaaaa", 4096],
+        ["b1bbbbbbbbbb", null],
+        ["a2aaaaaaaaaa", null],
+      ]);
+    });
+  });
+
+  it("listSnapshots filters by projects and repository, ordered by time", async () => {
+    await withStore(async (store) => {
+      await seed(store);
+      assert.deepEqual(ids(await store.listSnapshots({})), [
+        "local:a3aaaaaaaaaa",
+        "local:a1aaaaaaaaaa",
+        "offsite:b1bbbbbbbbbb",
+        "local:a2aaaaaaaaaa",
+      ]);
+      assert.deepEqual(ids(await store.listSnapshots({ projects: ["shop"] })), [
+        "local:a1aaaaaaaaaa",
+        "offsite:b1bbbbbbbbbb",
+        "local:a2aaaaaaaaaa",
+      ]);
+      assert.deepEqual(ids(await store.listSnapshots({ repository: "offsite" })), ["offsite:b1bbbbbbbbbb"]);
+      assert.deepEqual(ids(await store.listSnapshots({ projects: ["shop"], repository: "local" })), [
+        "local:a1aaaaaaaaaa",
+        "local:a2aaaaaaaaaa",
+      ]);
+      assert.deepEqual(ids(await store.listSnapshots({ projects: ["blog", "shop"], repository: "offsite" })), [
+        "offsite:b1bbbbbbbbbb",
+      ]);
+      assert.deepEqual(ids(await store.listSnapshots({ projects: [] })).length, 4);
+      assert.deepEqual(ids(await store.listSnapshots({ projects: ["nope"] })), []);
+    });
+  });
+
+  it("snapshotCounts counts snapshots and finds the newest per (repository, project)", async () => {
+    await withStore(async (store) => {
+      await seed(store);
+      await store.replaceSnapshots("offsite", [
+        snapshot("b1bbbbbbbbbb", "2026-11-20T04:00:00.000Z", "shop", "db"),
+        snapshot("b2bbbbbbbbbb", "2026-11-21T04:00:00.000Z", "shop", "files"),
+        snapshot("b3bbbbbbbbbb", "2026-11-18T04:00:00.000Z", null, null),
+      ], "2026-11-22T10:00:00.000Z");
+      const counts = (await store.snapshotCounts())
+        .sort((a, b) => `${a.repository}/${a.project}`.localeCompare(`${b.repository}/${b.project}`));
+      assert.deepEqual(counts, [
+        { repository: "local", project: "blog", count: 1, newest: "2026-11-19T03:00:00.000Z" },
+        { repository: "local", project: "shop", count: 2, newest: "2026-11-21T03:00:00.000Z" },
+        { repository: "offsite", project: null, count: 1, newest: "2026-11-18T04:00:00.000Z" },
+        { repository: "offsite", project: "shop", count: 2, newest: "2026-11-21T04:00:00.000Z" },
+      ]);
+      assert.equal(typeof counts[0].count, "number");
+    });
+  });
+});
+
+describe("StateStore.projectRuns", () => {
+  it("returns the latest run and the latest successful run per project", async () => {
+    await withStore(async (store) => {
+      await run(store, "s1", "shop", "2026-11-19T03:00:00.000Z", "succeeded");
+      await run(store, "s2", "shop", "2026-11-20T03:00:00.000Z", "succeeded");
+      await run(store, "s3", "shop", "2026-11-21T03:00:00.000Z", "failed");
+      await run(store, "b1", "blog", "2026-11-21T04:00:00.000Z");
+      await run(store, "n1", "news", "2026-11-21T05:00:00.000Z", "succeeded");
+
+      const runs = await store.projectRuns();
+      const summary = (id: string, project: string, status: string, startedAt: string, done: boolean) => ({
+        id,
+        project,
+        status,
+        started_at: startedAt,
+        finished_at: done ? oneSecondLater(startedAt) : null,
+        duration_ms: done ? 10 : null,
+        error: null,
+      });
+      assert.deepEqual([...runs.keys()].sort(), ["blog", "news", "shop"]);
+      assert.deepEqual(
+        JSON.parse(JSON.stringify(runs.get("shop"))),
+        {
+          lastRun: summary("s3", "shop", "failed", "2026-11-21T03:00:00.000Z", true),
+          lastSuccess: summary("s2", "shop", "succeeded", "2026-11-20T03:00:00.000Z", true),
+        },
+      );
+      assert.deepEqual(
+        JSON.parse(JSON.stringify(runs.get("blog"))),
+        { lastRun: summary("b1", "blog", "running", "2026-11-21T04:00:00.000Z", false) },
+      );
+      assert.deepEqual(
+        JSON.parse(JSON.stringify(runs.get("news"))),
+        {
+          lastRun: summary("n1", "news", "succeeded", "2026-11-21T05:00:00.000Z", true),
+          lastSuccess: summary("n1", "news", "succeeded", "2026-11-21T05:00:00.000Z", true),
+        },
+      );
+    });
+  });
+
+  it("is empty without runs", async () => {
+    await withStore(async (store) => {
+      assert.equal((await store.projectRuns()).size, 0);
+    });
+  });
+});
