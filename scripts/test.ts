@@ -16,6 +16,7 @@ const reports = mkdtempSync(join(tmpdir(), "backupctl-test-"));
 interface Count {
   passed: number;
   failed: number;
+  skipped: number;
 }
 
 /** Counts leaf test cases in a JUnit report: Deno also lists each describe() as a case holding its steps. */
@@ -24,17 +25,22 @@ function countJunit(path: string): Count {
   try {
     xml = readFileSync(path, "utf8");
   } catch {
-    return { passed: 0, failed: 1 }; // no report: the runner itself failed
+    return { passed: 0, failed: 1, skipped: 0 }; // no report: the runner itself failed
   }
   const cases = [...xml.matchAll(/<testcase\b[^>]*\bname="([^"]*)"[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g)]
-    .map((match) => ({ name: match[1], failed: /<(failure|error)\b/.test(match[3] ?? "") }));
+    .map((match) => ({
+      name: match[1],
+      failed: /<(failure|error)\b/.test(match[3] ?? ""),
+      skipped: /<skipped\b/.test(match[3] ?? ""),
+    }));
   const names = cases.map((c) => c.name);
   const leaves = cases.filter((c) => !names.some((other) => other.startsWith(`${c.name} &gt; `)));
   const failed = leaves.filter((c) => c.failed).length;
-  return { passed: leaves.length - failed, failed };
+  const skipped = leaves.filter((c) => c.skipped && !c.failed).length;
+  return { passed: leaves.length - failed - skipped, failed, skipped };
 }
 
-const totals: Count = { passed: 0, failed: 0 };
+const totals: Count = { passed: 0, failed: 0, skipped: 0 };
 const lines: string[] = [];
 for (const runtime of runtimes) {
   const report = join(reports, `${runtime}.xml`);
@@ -58,9 +64,10 @@ for (const runtime of runtimes) {
   if (result.status !== 0 && count.failed === 0) count.failed = 1; // a crash outside any test still fails the run
   totals.passed += count.passed;
   totals.failed += count.failed;
-  lines.push(`${runtime}: ${count.passed} passed, ${count.failed} failed`);
+  totals.skipped += count.skipped;
+  lines.push(`${runtime}: ${count.passed} passed, ${count.failed} failed, ${count.skipped} skipped`);
 }
 rmSync(reports, { recursive: true, force: true });
 console.log(`\n${lines.join("\n")}`);
-console.log(`${totals.passed} passed, ${totals.failed} failed`);
+console.log(`${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ""}`);
 process.exit(totals.failed > 0 ? 1 : 0);

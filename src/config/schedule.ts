@@ -36,19 +36,85 @@ export function timezoneProblem(name: string): string | undefined {
   }
 }
 
+/*
+ * cron-parser's prev() and next() disagree with each other around daylight-saving changes: prev() skips the slot
+ * that next() moves into the spring gap, and both may return a repeated autumn local time twice, depending on where
+ * they start. Near a change, both functions below therefore step next() forward from 3 hours before it, so every
+ * slot follows one rule: a local time that does not exist fires once just after the gap, a repeated one fires once.
+ */
+
+const hour = 3_600_000;
+const day = 24 * hour;
+const offsetFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** The zone's UTC offset at an instant, as text ("GMT+01:00"). */
+function utcOffset(timezone: string, at: number): string {
+  let format = offsetFormats.get(timezone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-US", { timeZone: timezone, timeZoneName: "longOffset" });
+    offsetFormats.set(timezone, format);
+  }
+  return format.formatToParts(new Date(at)).find((part) => part.type === "timeZoneName")?.value ?? "";
+}
+
+/** The instant (to the minute) the zone's offset changes within [from, to], which spans at most a few days. */
+function offsetChange(timezone: string, from: number, to: number): number | undefined {
+  if (timezone === "UTC" || from >= to) return undefined;
+  const before = utcOffset(timezone, from);
+  if (before === utcOffset(timezone, to)) return undefined;
+  let low = from;
+  let high = to;
+  while (high - low > 60_000) {
+    const middle = low + Math.floor((high - low) / 2);
+    if (utcOffset(timezone, middle) === before) low = middle;
+    else high = middle;
+  }
+  return high;
+}
+
+/** Slots stepped forward with next() from `start`; stops at the first slot after `until`. */
+function* slotsFrom(expression: string, timezone: string, start: number, until: number): Generator<Date> {
+  const iterator = CronExpressionParser.parse(expression, { tz: timezone, currentDate: new Date(start) });
+  for (let steps = 0; steps < 100_000; steps++) {
+    const slot = iterator.next().toDate();
+    yield slot;
+    if (slot.getTime() > until) return;
+  }
+}
+
 /** The latest slot at or before `now`, or undefined when the schedule has none (it cannot, for valid crons). */
 export function previousSlot(expression: string, timezone: string, now: Date): Date | undefined {
-  const iterator = CronExpressionParser.parse(expression.trim(), {
-    tz: timezone,
-    currentDate: new Date(now.getTime() + 1),
-  });
-  return iterator.hasPrev() ? iterator.prev().toDate() : undefined;
+  const text = expression.trim();
+  const iterator = CronExpressionParser.parse(text, { tz: timezone, currentDate: new Date(now.getTime() + 1) });
+  if (!iterator.hasPrev()) return undefined;
+  const candidate = iterator.prev().toDate();
+  const change = offsetChange(
+    timezone,
+    Math.max(candidate.getTime() - 3 * hour, now.getTime() - 8 * day),
+    now.getTime() + 3 * hour,
+  );
+  if (change === undefined) return candidate;
+  let latest: Date | undefined;
+  for (const slot of slotsFrom(text, timezone, Math.min(change - 3 * hour, now.getTime()), now.getTime())) {
+    if (slot.getTime() <= now.getTime()) latest = slot;
+  }
+  return latest ?? candidate;
 }
 
 /** The first slot strictly after `now`. */
 export function nextSlot(expression: string, timezone: string, now: Date): Date {
-  const iterator = CronExpressionParser.parse(expression.trim(), { tz: timezone, currentDate: now });
-  return iterator.next().toDate();
+  const text = expression.trim();
+  const candidate = CronExpressionParser.parse(text, { tz: timezone, currentDate: now }).next().toDate();
+  const change = offsetChange(
+    timezone,
+    now.getTime() - 3 * hour,
+    Math.min(candidate.getTime() + 3 * hour, now.getTime() + 8 * day),
+  );
+  if (change === undefined || change - 3 * hour >= now.getTime()) return candidate;
+  for (const slot of slotsFrom(text, timezone, change - 3 * hour, now.getTime())) {
+    if (slot.getTime() > now.getTime()) return slot;
+  }
+  return candidate;
 }
 
 /** Slots in (after, upTo], capped at `limit` (to count missed runs without walking years of minutes). */

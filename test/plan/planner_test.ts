@@ -356,7 +356,6 @@ describe("schedule slots across daylight-saving changes", () => {
 
   it(
     'fires "30 2 * * *" in Berlin once on 2026-10-25: no second slot at the repeated 02:30 (CET, 01:30Z)',
-    { todo: "src bug: previousSlot returns the repeated 02:30 (2026-10-25T01:30Z) as a second slot" },
     () => {
       assert.equal(iso(previousSlot("30 2 * * *", berlin, at("2026-10-25T12:00:00Z"))), "2026-10-25T00:30:00.000Z");
       assert.equal(iso(nextSlot("30 2 * * *", berlin, at("2026-10-25T01:00:00Z"))), "2026-10-26T01:30:00.000Z");
@@ -407,7 +406,6 @@ describe("schedule slots across daylight-saving changes", () => {
 
   it(
     '"30 2 * * *": previousSlot and nextSlot agree around both changes in Berlin',
-    { todo: "src bug: a slot nextSlot announces on 2026-03-29/2026-10-25 is not seen by previousSlot" },
     () => {
       assert.deepEqual(sweep("30 2 * * *", berlin, "2026-03-29"), []);
       assert.deepEqual(sweep("30 2 * * *", berlin, "2026-10-25"), []);
@@ -453,7 +451,6 @@ describe("plan: daylight-saving changes", () => {
 
   it(
     '"30 2 * * *" Berlin: a success after the first 02:30 of 2026-10-25 is not planned again that day',
-    { todo: "src bug: the repeated 02:30 (01:30Z) counts as a second slot, so the source is backed up twice" },
     () => {
       const loaded = berlin("30 2 * * *");
       const observed = observedState({ backups: [record("shop", "shop", "2026-10-25T00:30:20.000Z")] });
@@ -475,7 +472,6 @@ describe("plan: daylight-saving changes", () => {
 
   it(
     '"30 2 * * *" Berlin: when the announced next due time of 2026-03-29 arrives, the project is due',
-    { todo: "src bug: next_due says 2026-03-29T01:30Z but previousSlot never returns that slot" },
     () => {
       const loaded = berlin("30 2 * * *");
       const observed = observedState({ backups: [record("shop", "shop", "2026-03-28T01:30:20.000Z")] });
@@ -592,7 +588,6 @@ describe("plan: the document", () => {
     const first = plan(loaded, observed, now, { generatedAt: GENERATED });
     const second = plan(loaded, observed, now, { generatedAt: GENERATED });
     assert.deepEqual(first, second);
-    assert.notEqual(first, second);
     assert.equal(first.actions.length, 3);
     assert.deepEqual(loaded, loadedBefore);
     assert.deepEqual(observed, observedBefore);
@@ -614,7 +609,7 @@ describe("render", () => {
       repositories: { offsite: { initialized: true } },
       backups: [record("blog", "blog", "2026-11-21T10:00:01.000Z", "offsite")],
     });
-    const result = planAt(loaded, observed, "2026-11-21T10:00:00Z");
+    const result = planAt(loaded, observed, "2026-11-21T10:30:00Z");
     const text = plain(renderText(result));
     assert.equal(
       text,

@@ -131,8 +131,28 @@ describe("StateStore.open", () => {
       try {
         assert.equal(mode(stateDir), 0o700);
         assert.equal(mode(store.path), 0o600);
+        assert.equal(await store.serial(), 0);
       } finally {
         await store.close();
+      }
+    });
+  });
+
+  it("tightens the WAL files of a database another store has open", async () => {
+    await inTempDir(async (stateDir) => {
+      const first = await StateStore.open(stateDir);
+      try {
+        for (const suffix of ["-wal", "-shm"]) chmodSync(first.path + suffix, 0o644);
+        const second = await StateStore.open(stateDir);
+        try {
+          assert.equal(mode(second.path + "-wal"), 0o600);
+          assert.equal(mode(second.path + "-shm"), 0o600);
+          assert.equal(await second.lineage(), await first.lineage());
+        } finally {
+          await second.close();
+        }
+      } finally {
+        await first.close();
       }
     });
   });
@@ -550,7 +570,7 @@ describe("StateStore snapshots", () => {
     });
   });
 
-  it("fills a snapshot's size from the succeeded stage that wrote it", async () => {
+  it("fills a snapshot's size from the succeeded stage that wrote it (by id or short id)", async () => {
     await withStore(async (store) => {
       await backupStage(store, "shop", "db", "local", "2026-11-20T03:00:00.000Z", "succeeded", {
         snapshotId: "a1aaaaaaaaaa",
@@ -561,12 +581,17 @@ describe("StateStore snapshots", () => {
         snapshotId: "a2aaaaaaaaaa",
         bytes: 777,
       });
+      // A stage that recorded the short id.
+      await backupStage(store, "shop", "db", "offsite", "2026-11-20T04:00:00.000Z", "succeeded", {
+        snapshotId: "b1bbbbbb",
+        bytes: 8192,
+      });
       await seed(store);
       const sizes = (await store.listSnapshots({})).map((row) => [row.id, row.size]);
       assert.deepEqual(sizes, [
         ["a3aaaaaaaaaa", null],
         ["a1aaaaaaaaaa", 4096],
-        ["b1bbbbbbbbbb", null],
+        ["b1bbbbbbbbbb", 8192],
         ["a2aaaaaaaaaa", null],
       ]);
     });
@@ -594,7 +619,7 @@ describe("StateStore snapshots", () => {
       assert.deepEqual(ids(await store.listSnapshots({ projects: ["blog", "shop"], repository: "offsite" })), [
         "offsite:b1bbbbbbbbbb",
       ]);
-      assert.deepEqual(ids(await store.listSnapshots({ projects: [] })).length, 4);
+      assert.equal((await store.listSnapshots({ projects: [] })).length, 4);
       assert.deepEqual(ids(await store.listSnapshots({ projects: ["nope"] })), []);
     });
   });
