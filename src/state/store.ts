@@ -187,8 +187,9 @@ export class StateStore {
         await trx.insertInto("snapshots").values({ ...snapshot, repository }).execute();
       }
       // A dump snapshot's size is what its stage streamed (restic 0.14 does not report snapshot sizes).
-      await sql`UPDATE snapshots SET size = (SELECT s.bytes FROM stages s WHERE (s.snapshot_id = snapshots.id OR s.snapshot_id = snapshots.short_id)
-        AND s.status = 'succeeded' LIMIT 1) WHERE repository = ${repository}`.execute(trx);
+      await sql`UPDATE snapshots SET size = COALESCE((SELECT s.bytes FROM stages s
+        WHERE (s.snapshot_id = snapshots.id OR s.snapshot_id = snapshots.short_id) AND s.status = 'succeeded' LIMIT 1), size)
+        WHERE repository = ${repository}`.execute(trx);
       await trx.updateTable("repositories").set({ last_refresh_at: at }).where("name", "=", repository).execute();
     });
   }
