@@ -9,9 +9,9 @@ import { redact } from "../config/secrets.ts";
 import { BackupctlError } from "../errors.ts";
 import { humanDuration, isoSeconds } from "../plan/time.ts";
 import type { Plan, PlanAction } from "../plan/types.ts";
-import { Restic, type ResticSnapshot } from "../repository/restic.ts";
+import { type BackupOptions, Restic, type ResticSnapshot } from "../repository/restic.ts";
 import { backupInput } from "../sources/input.ts";
-import type { StateStore } from "../state/store.ts";
+import type { NewStage, StageResult, StateStore } from "../state/store.ts";
 import { streamBackup } from "./pipeline.ts";
 
 export interface ApplyContext {
@@ -77,42 +77,48 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
   return report;
 }
 
-async function initRepository(action: PlanAction, ctx: ApplyContext): Promise<boolean> {
-  const repository = repositoryFor(ctx.loaded, action.repository);
+type StageOutcome<T> = { ok: true; value: T; durationMs: number } | { ok: false; error: string; durationMs: number };
+
+/**
+ * Runs one audited stage: the stage row is written before the work starts and finished with its result or its
+ * (redacted) error. `work` receives the stage's start time and returns its value plus the bytes/snapshot to record.
+ */
+async function auditedStage<T>(
+  ctx: ApplyContext,
+  stage: Omit<NewStage, "startedAt">,
+  work: (started: Date) => Promise<{ value: T; bytes?: number; snapshotId?: string }>,
+): Promise<StageOutcome<T>> {
   const started = ctx.clock.now();
-  const stageId = await ctx.store.startStage({
-    runId: null,
-    type: "init",
-    repository: action.repository,
-    startedAt: started.toISOString(),
-  });
-  try {
-    const outcome = await repository.init();
+  const stageId = await ctx.store.startStage({ ...stage, startedAt: started.toISOString() });
+  const finish = async (result: Omit<StageResult, "finishedAt" | "durationMs">) => {
     const finished = ctx.clock.now();
-    await ctx.store.markRepositoryInitialized(action.repository, repository.location(), finished.toISOString());
-    await ctx.store.finishStage(stageId, {
-      status: "succeeded",
-      finishedAt: finished.toISOString(),
-      durationMs: finished.getTime() - started.getTime(),
-    });
-    ctx.out(
-      `+ init ${action.repository}: ${
-        outcome === "created" ? "created" : "already initialized, adopted"
-      } (${repository.location()})`,
-    );
-    return true;
+    const durationMs = finished.getTime() - started.getTime();
+    await ctx.store.finishStage(stageId, { ...result, finishedAt: finished.toISOString(), durationMs });
+    return durationMs;
+  };
+  try {
+    const { value, bytes, snapshotId } = await work(started);
+    return { ok: true, value, durationMs: await finish({ status: "succeeded", bytes, snapshotId }) };
   } catch (error) {
     const message = errorText(error);
-    const finished = ctx.clock.now();
-    await ctx.store.finishStage(stageId, {
-      status: "failed",
-      finishedAt: finished.toISOString(),
-      durationMs: finished.getTime() - started.getTime(),
-      error: message,
-    });
-    ctx.out(`✗ init ${action.repository} failed: ${message}`);
+    return { ok: false, error: message, durationMs: await finish({ status: "failed", error: message }) };
+  }
+}
+
+async function initRepository(action: PlanAction, ctx: ApplyContext): Promise<boolean> {
+  const repository = repositoryFor(ctx.loaded, action.repository);
+  const outcome = await auditedStage(ctx, { runId: null, type: "init", repository: action.repository }, async () => {
+    const value = await repository.init();
+    await ctx.store.markRepositoryInitialized(action.repository, repository.location(), ctx.clock.now().toISOString());
+    return { value };
+  });
+  if (!outcome.ok) {
+    ctx.out(`✗ init ${action.repository} failed: ${outcome.error}`);
     return false;
   }
+  const how = outcome.value === "created" ? "created" : "already initialized, adopted";
+  ctx.out(`+ init ${action.repository}: ${how} (${repository.location()})`);
+  return true;
 }
 
 async function runProject(project: string, actions: PlanAction[], ctx: ApplyContext) {
@@ -165,68 +171,51 @@ async function backupSource(runId: string, action: PlanAction, ctx: ApplyContext
   const project = ctx.loaded.config.projects[action.project!];
   const source = project.sources.find((s) => s.name === action.source)!;
   const repository = repositoryFor(ctx.loaded, action.repository);
-  const started = ctx.clock.now();
-  const stageId = await ctx.store.startStage({
+  const stage = {
     runId,
     type: "backup",
     project: project.name,
     source: source.name,
     repository: action.repository,
-    startedAt: started.toISOString(),
-  });
-  const options = {
-    host: ctx.host,
-    time: started,
-    tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${runId}`],
-  };
-  try {
+  } as const;
+  const label = `${project.name}/${source.name} → ${action.repository}`;
+  const outcome = await auditedStage(ctx, stage, async (started) => {
+    const options = {
+      host: ctx.host,
+      time: started,
+      tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${runId}`],
+    };
     const input = backupInput(source, ctx.loaded.dir);
     const result = input.kind === "stream"
       ? await streamBackup(input, repository, options)
-      : await repository.backupPaths(input.paths, input.exclude, options).then((r) => ({
-        snapshotId: r.snapshotId!,
-        bytes: r.bytesProcessed,
-        bytesAdded: r.bytesAdded,
-      }));
-    const finished = ctx.clock.now();
-    await ctx.store.finishStage(stageId, {
-      status: "succeeded",
-      finishedAt: finished.toISOString(),
-      durationMs: finished.getTime() - started.getTime(),
-      bytes: result.bytes,
-      snapshotId: result.snapshotId,
-    });
-    ctx.out(
-      `  + backup ${project.name}/${source.name} → ${action.repository}: snapshot ${result.snapshotId.slice(0, 8)}, ${
-        formatBytes(result.bytes)
-      } read, ${formatBytes(result.bytesAdded)} added (${humanDuration(finished.getTime() - started.getTime())})`,
-    );
-    return undefined;
-  } catch (error) {
-    const message = errorText(error);
-    const snapshotId = (error as { snapshotId?: string }).snapshotId;
-    if (snapshotId) await forgetQuietly(repository, snapshotId);
-    const finished = ctx.clock.now();
-    await ctx.store.finishStage(stageId, {
-      status: "failed",
-      finishedAt: finished.toISOString(),
-      durationMs: finished.getTime() - started.getTime(),
-      error: message,
-    });
-    ctx.out(`  ✗ backup ${project.name}/${source.name} → ${action.repository} failed: ${message}`);
-    return message;
+      : await backupPaths(repository, input.paths, input.exclude, options);
+    return { value: result, bytes: result.bytes, snapshotId: result.snapshotId };
+  });
+  if (!outcome.ok) {
+    ctx.out(`  ✗ backup ${label} failed: ${outcome.error}`);
+    return outcome.error;
   }
+  const { snapshotId, bytes, bytesAdded } = outcome.value;
+  ctx.out(
+    `  + backup ${label}: snapshot ${snapshotId.slice(0, 8)}, ${formatBytes(bytes)} read, ` +
+      `${formatBytes(bytesAdded)} added (${humanDuration(outcome.durationMs)})`,
+  );
+  return undefined;
 }
 
-async function forgetQuietly(repository: Restic, snapshotId: string): Promise<void> {
+/** A files backup; a snapshot restic wrote despite failing (exit 3: unreadable files) is forgotten at once. */
+async function backupPaths(repository: Restic, paths: string[], exclude: string[], options: BackupOptions) {
   try {
-    await repository.forget([snapshotId]);
-  } catch {
-    // reported with the stage's own error; the next refresh still lists it as not from a successful stage
+    const result = await repository.backupPaths(paths, exclude, options);
+    return { snapshotId: result.snapshotId!, bytes: result.bytesProcessed, bytesAdded: result.bytesAdded };
+  } catch (error) {
+    const snapshotId = (error as { snapshotId?: string }).snapshotId;
+    if (snapshotId) await repository.forget([snapshotId]).catch(() => {});
+    throw error;
   }
 }
 
-/** Reloads a repository's snapshot list into the inventory. */
+/** Reloads a repository's snapshot list into the inventory; returns the error text, or undefined on success. */
 async function refreshInventory(
   runId: string | null,
   name: string,
@@ -234,36 +223,15 @@ async function refreshInventory(
   ctx: ApplyContext,
 ): Promise<string | undefined> {
   const repository = repositoryFor(ctx.loaded, name);
-  const started = ctx.clock.now();
-  const stageId = await ctx.store.startStage({
-    runId,
-    type: "refresh",
-    project,
-    repository: name,
-    startedAt: started.toISOString(),
-  });
-  try {
+  const outcome = await auditedStage(ctx, { runId, type: "refresh", project, repository: name }, async () => {
     const snapshots = await repository.snapshots();
-    const finished = ctx.clock.now();
-    await ctx.store.replaceSnapshots(name, snapshots.map(toInventoryRow(finished)), finished.toISOString());
-    await ctx.store.finishStage(stageId, {
-      status: "succeeded",
-      finishedAt: finished.toISOString(),
-      durationMs: finished.getTime() - started.getTime(),
-    });
-    return undefined;
-  } catch (error) {
-    const message = errorText(error);
-    const finished = ctx.clock.now();
-    await ctx.store.finishStage(stageId, {
-      status: "failed",
-      finishedAt: finished.toISOString(),
-      durationMs: finished.getTime() - started.getTime(),
-      error: message,
-    });
-    ctx.out(`  ✗ refreshing the inventory of ${name} failed: ${message}`);
-    return message;
-  }
+    const at = ctx.clock.now();
+    await ctx.store.replaceSnapshots(name, snapshots.map(toInventoryRow(at)), at.toISOString());
+    return { value: snapshots.length };
+  });
+  if (outcome.ok) return undefined;
+  ctx.out(`  ✗ refreshing the inventory of ${name} failed: ${outcome.error}`);
+  return outcome.error;
 }
 
 /** Maps a restic snapshot to an inventory row, reading our tags (project=, source=, run=). */
