@@ -33,17 +33,16 @@ const name = z.string().regex(namePattern, {
   error: (issue) => `invalid name ${describeValue(issue.input)}: ${nameRule}`,
 });
 
-const port = z
-  .number({ error: (issue) => `expected an integer 1–65535, got ${describeValue(issue.input)}` })
-  .int({ error: (issue) => `expected an integer 1–65535, got ${describeValue(issue.input)}` })
-  .min(1, { error: (issue) => `expected an integer 1–65535, got ${describeValue(issue.input)}` })
-  .max(65535, { error: (issue) => `expected an integer 1–65535, got ${describeValue(issue.input)}` });
+/** An integer in [min, max] whose every failure says the same thing. */
+function integer(message: (input: unknown) => string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  const error = (issue: { input?: unknown }) => message(issue.input);
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+const port = integer((input) => `expected an integer 1–65535, got ${describeValue(input)}`, 1, 65535);
 
 const positiveCount = (what: string) =>
-  z
-    .number({ error: (issue) => `expected ${what} (an integer ≥ 0), got ${describeValue(issue.input)}` })
-    .int({ error: (issue) => `expected ${what} (an integer ≥ 0), got ${describeValue(issue.input)}` })
-    .min(0, { error: (issue) => `expected ${what} (an integer ≥ 0), got ${describeValue(issue.input)}` });
+  integer((input) => `expected ${what} (an integer ≥ 0), got ${describeValue(input)}`, 0);
 
 const duration = z.string({
   error: (issue) =>
