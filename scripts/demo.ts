@@ -55,4 +55,4 @@ for (const [title, args] of steps) {
     process.exit(result.status ?? 1);
   }
 }
-console.log("\nThe snapshots: deno task backupctl snapshots (with DEMO_RESTIC_PASSWORD set for restic commands).");
+console.log("\nNext: `npx -y deno task backupctl snapshots` lists the inventory, `… status` shows each project.");

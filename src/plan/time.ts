@@ -6,6 +6,7 @@ export function isoSeconds(date: Date): string {
 /** "3d 4h", "2h 5m", "45s": the largest two units. */
 export function humanDuration(ms: number): string {
   const abs = Math.abs(ms);
+  if (abs < 1000) return `${Math.round(abs)}ms`;
   const units: [string, number][] = [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]];
   const parts: string[] = [];
   let rest = abs;
