@@ -8,6 +8,7 @@ import type { LoadedConfig } from "../config/load.ts";
 import { redact } from "../config/secrets.ts";
 import { BackupctlError } from "../errors.ts";
 import { humanDuration, isoSeconds } from "../plan/time.ts";
+import { policyKey } from "../plan/retention.ts";
 import type { Plan, PlanAction } from "../plan/types.ts";
 import { type BackupOptions, Restic, type ResticSnapshot } from "../repository/restic.ts";
 import { backupInput } from "../sources/input.ts";
@@ -16,6 +17,8 @@ import { streamBackup } from "./pipeline.ts";
 
 export interface ApplyContext {
   loaded: LoadedConfig;
+  /** Whether deletions that need approval may run (--auto-approve, or "yes" on a terminal). */
+  approved: boolean;
   store: StateStore;
   clock: Clock;
   /** Host name recorded in snapshots. */
@@ -30,6 +33,10 @@ export interface ApplyReport {
   failed: number;
   /** Actions not run because something they depend on failed. */
   skipped: number;
+  /** Deletions held back because they need approval. */
+  held: number;
+  /** Actions this version plans but does not execute yet (restore drills). */
+  deferred: number;
   runs: { id: string; project: string; status: "succeeded" | "failed" }[];
 }
 
@@ -42,7 +49,7 @@ export function repositoryFor(loaded: LoadedConfig, name: string): Restic {
 }
 
 export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyReport> {
-  const report: ApplyReport = { succeeded: 0, failed: 0, skipped: 0, runs: [] };
+  const report: ApplyReport = { succeeded: 0, failed: 0, skipped: 0, held: 0, deferred: 0, runs: [] };
   const brokenRepositories = new Set<string>();
 
   for (const action of plan.actions.filter((a) => a.type === "init")) {
@@ -73,8 +80,126 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
     report.failed += run.failed;
   }
 
-  if (report.succeeded + report.failed > 0) await ctx.store.bumpSerial();
+  const forgotten = await applyRetention(plan, ctx, report);
+  await applyMaintenance(plan, ctx, report, forgotten);
+
+  if (report.succeeded + report.failed + report.held > 0) await ctx.store.bumpSerial();
   return report;
+}
+
+/**
+ * Forgets by snapshot id. A forget needing approval runs only when approved; otherwise it is held, audited and
+ * reported. Afterwards every retention group of the plan's projects whose forget was not held or failed records
+ * the current policy: later forgets under the same policy are routine.
+ */
+async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport): Promise<Set<string>> {
+  const notDone = new Set<string>();
+  const touched = new Set<string>();
+  const forgotten = new Set<string>();
+  for (const action of plan.actions.filter((a) => a.type === "forget")) {
+    const group = `${action.project}\u0000${action.source}\u0000${action.repository}`;
+    const ids = action.snapshots ?? [];
+    const label = `${ids.length} snapshot${
+      ids.length === 1 ? "" : "s"
+    } of ${action.project}/${action.source} in ${action.repository}`;
+    const stage = {
+      runId: null,
+      type: "forget",
+      project: action.project,
+      source: action.source,
+      repository: action.repository,
+    } as const;
+    if (action.approval === "required" && !ctx.approved) {
+      notDone.add(group);
+      report.held++;
+      await auditedStage(
+        ctx,
+        stage,
+        () => Promise.reject(new HeldError(`held: needs approval: ${action.approval_reason}`)),
+      );
+      ctx.out(`! HELD: forget ${label} needs approval: ${action.approval_reason}.`);
+      ctx.out(`  Review it, then run \`backupctl apply --auto-approve\` (or answer yes on a terminal) to forget them.`);
+      continue;
+    }
+    const repository = repositoryFor(ctx.loaded, action.repository);
+    const outcome = await auditedStage(ctx, stage, async () => ({ value: await repository.forget(ids) }));
+    touched.add(action.repository);
+    if (outcome.ok) {
+      report.succeeded++;
+      forgotten.add(action.repository);
+      ctx.out(`- forget ${label}: done`);
+    } else {
+      report.failed++;
+      notDone.add(group);
+      ctx.out(`✗ forget ${label} failed: ${outcome.error}`);
+    }
+  }
+  for (const name of touched) {
+    const error = await refreshInventory(null, name, undefined, ctx);
+    if (error) report.failed++;
+  }
+  const at = ctx.clock.now().toISOString();
+  for (const name of plan.projects) {
+    const project = ctx.loaded.config.projects[name];
+    if (!project) continue;
+    const policy = policyKey(project.retention);
+    for (const repository of project.repositories) {
+      for (const source of project.sources) {
+        if (notDone.has(`${name}\u0000${source.name}\u0000${repository}`)) continue;
+        await ctx.store.recordRetention({ project: name, source: source.name, repository }, policy, at);
+      }
+    }
+  }
+  return forgotten;
+}
+
+/** Marks a held deletion in the audit (a stage row with status "skipped"). */
+class HeldError extends BackupctlError {}
+
+/** Prune, check and drills. A prune planned only because of forgets is skipped when none of them ran. */
+async function applyMaintenance(plan: Plan, ctx: ApplyContext, report: ApplyReport, forgotten: Set<string>) {
+  for (const action of plan.actions) {
+    if (action.type === "prune") {
+      if (action.reason.startsWith("after forgetting") && !forgotten.has(action.repository)) {
+        ctx.out(`~ prune ${action.repository}: skipped, none of its deletions ran`);
+        continue;
+      }
+      const repository = repositoryFor(ctx.loaded, action.repository);
+      const outcome = await auditedStage(
+        ctx,
+        { runId: null, type: "prune", repository: action.repository },
+        async () => ({ value: await repository.prune() }),
+      );
+      count(report, outcome, ctx, `prune ${action.repository}`);
+    } else if (action.type === "check") {
+      const repository = repositoryFor(ctx.loaded, action.repository);
+      const outcome = await auditedStage(
+        ctx,
+        { runId: null, type: "check", repository: action.repository },
+        async () => ({ value: await repository.check(action.read_data_subset) }),
+      );
+      await ctx.store.recordCheck(action.repository, ctx.clock.now().toISOString(), outcome.ok ? "ok" : "failed");
+      count(
+        report,
+        outcome,
+        ctx,
+        `check ${action.repository}${action.read_data_subset ? ` (read ${action.read_data_subset})` : ""}`,
+      );
+    } else if (action.type === "verify") {
+      report.deferred++;
+      ctx.out(`~ verify ${action.project}: not run — restore drills are not implemented in this version yet`);
+    }
+  }
+}
+
+function count(report: ApplyReport, outcome: StageOutcome<unknown>, ctx: ApplyContext, label: string): void {
+  if (outcome.ok) {
+    report.succeeded++;
+    ctx.out(`~ ${label}: done (${humanDuration(outcome.durationMs)})`);
+  } else {
+    report.failed++;
+    ctx.out(`✗ ${label} failed: ${outcome.error}`);
+  }
 }
 
 type StageOutcome<T> = { ok: true; value: T; durationMs: number } | { ok: false; error: string; durationMs: number };
@@ -101,7 +226,8 @@ async function auditedStage<T>(
     return { ok: true, value, durationMs: await finish({ status: "succeeded", bytes, snapshotId }) };
   } catch (error) {
     const message = errorText(error);
-    return { ok: false, error: message, durationMs: await finish({ status: "failed", error: message }) };
+    const status = error instanceof HeldError ? "skipped" : "failed";
+    return { ok: false, error: message, durationMs: await finish({ status, error: message }) };
   }
 }
 

@@ -1,61 +1,100 @@
-/** `backupctl apply`: make the plan and execute it, auditing every run and stage. */
+/** `backupctl apply [PLANFILE]`: make the plan (or read a saved one) and execute it, auditing every stage. */
+import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { applyPlan } from "../apply/executor.ts";
 import { createClock } from "../clock.ts";
-import { ActionsFailedError, ExitCode, UsageError } from "../errors.ts";
-import { renderText } from "../plan/render.ts";
+import { ActionsFailedError, ExitCode } from "../errors.ts";
+import { assertCurrent, readPlanFile } from "../plan/planfile.ts";
+import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
+import type { Plan } from "../plan/types.ts";
 import { Restic } from "../repository/restic.ts";
-import { hostFor, load, openStore, type Output, parseNow, selectProjects } from "./context.ts";
-import { type PlanCommandOptions, preparePlan } from "./plan.ts";
+import { fromInvocationDir, hostFor, load, openStore, type Output, parseNow, selectProjects } from "./context.ts";
+import { collect, type PlanCommandOptions, preparePlan } from "./plan.ts";
 
-export const description = "Execute the plan: initialize repositories and run the backups that are due";
+export const description = "Execute the plan (or a saved plan file): initialize, back up, forget, prune, check";
 
 interface ApplyOptions extends PlanCommandOptions {
   autoApprove?: boolean;
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
 export function define(program: Command, output: Output, done: (code: number) => void): void {
   program.command("apply").description(description)
-    .argument("[planfile]", "a saved plan (not supported yet: plan again instead)")
-    .option("-p, --project <name>", "only this project (repeatable)", collect)
+    .argument(
+      "[planfile]",
+      "a plan saved with `plan --out`: exactly its actions run, if config and state are unchanged",
+    )
+    .option("-p, --project <name>", "only this project (repeatable; not with a plan file)", collect)
     .option("--now <iso>", "run as if the clock read this time (schedules, audit and snapshot times)")
-    .option("--auto-approve", "execute deletions that need approval without asking")
-    .action(async (planfile: string | undefined, _options, command: Command) => {
-      if (planfile) {
-        throw new UsageError("saved plan files are not supported by this version yet; run `backupctl apply`");
-      }
-      done(await run(command.optsWithGlobals<ApplyOptions>(), output));
-    });
+    .option("--auto-approve", "run deletions that need approval (changed retention, floors) without asking")
+    .action(async (planfile: string | undefined, _options, command: Command) =>
+      done(await run(planfile, command.optsWithGlobals<ApplyOptions>(), output))
+    );
 }
 
-export async function run(options: ApplyOptions, output: Output): Promise<number> {
+/** Asks on a terminal whether held deletions may run; only "yes" accepts. */
+async function confirmDeletions(plan: Plan, output: Output): Promise<boolean> {
+  if (!process.stdin.isTTY || !process.stdout.isTTY) return false;
+  output.stdout(`\n${deletionBanners(plan).map((line) => `! ${line}`).join("\n")}\n`);
+  const prompt = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await prompt.question("Forget these snapshots? Only 'yes' will be accepted: ");
+    return answer.trim() === "yes";
+  } finally {
+    prompt.close();
+  }
+}
+
+export async function run(planfile: string | undefined, options: ApplyOptions, output: Output): Promise<number> {
   const now = parseNow(options.now);
+  const saved = planfile ? readPlanFile(fromInvocationDir(planfile)) : undefined;
   const loaded = await load(options);
-  selectProjects(loaded, options.project);
+  if (!saved) selectProjects(loaded, options.project);
   const store = await openStore(options, loaded);
   try {
-    const { plan, adopted } = await preparePlan(options, loaded, store);
-    output.stdout(renderText(plan));
-    for (const name of adopted) {
-      const repository = new Restic(name, loaded.config.repositories[name], loaded.dir);
-      await store.markRepositoryInitialized(name, repository.location(), (now ?? new Date()).toISOString());
+    let plan: Plan;
+    if (saved) {
+      const observed = await store.observe();
+      assertCurrent(saved, { fingerprint: loaded.fingerprint, ...observed });
+      plan = saved;
+    } else {
+      const prepared = await preparePlan(options, loaded, store);
+      plan = prepared.plan;
+      for (const name of prepared.adopted) {
+        const repository = new Restic(name, loaded.config.repositories[name], loaded.dir);
+        await store.markRepositoryInitialized(name, repository.location(), (now ?? new Date()).toISOString());
+      }
     }
+    output.stdout(renderText(plan, colours(terminalColours())));
     if (plan.actions.length === 0) return ExitCode.ok;
+    const needsApproval = deletionBanners(plan).length > 0;
+    const approved = !needsApproval || Boolean(options.autoApprove) || await confirmDeletions(plan, output);
     output.stdout("\n");
     const report = await applyPlan(plan, {
       loaded,
       store,
+      approved,
       clock: createClock(now),
       host: hostFor(loaded),
       command: "apply",
       out: (line) => output.stdout(`${line}\n`),
     });
+    if (saved) await store.markPlanApplied(saved.plan_id, new Date().toISOString());
+    const extras = [
+      report.skipped ? `${report.skipped} skipped` : "",
+      report.held ? `${report.held} deletions held for approval` : "",
+      report.deferred ? `${report.deferred} deferred` : "",
+    ].filter(Boolean).join(", ");
     output.stdout(
-      `\nApply ${report.failed === 0 ? "complete" : "finished with failures"}: ${report.succeeded} succeeded, ` +
-        `${report.failed} failed${report.skipped ? `, ${report.skipped} skipped` : ""}.\n`,
+      `\nApply ${report.failed + report.skipped === 0 ? "complete" : "finished with failures"}: ` +
+        `${report.succeeded} succeeded, ${report.failed} failed${extras ? `, ${extras}` : ""}.\n`,
     );
+    if (report.held > 0) {
+      output.stderr(
+        `WARNING: ${report.held} deletion${report.held === 1 ? " was" : "s were"} held back because ` +
+          `${report.held === 1 ? "it needs" : "they need"} approval; nothing was forgotten there. ` +
+          "Review the plan and run `backupctl apply --auto-approve`.\n",
+      );
+    }
     if (report.failed + report.skipped > 0) {
       throw new ActionsFailedError(report.failed + report.skipped, report.succeeded + report.failed + report.skipped);
     }

@@ -1,31 +1,50 @@
-/** `backupctl plan`: what apply would do now, Terraform-style; the state is only read. */
+/** `backupctl plan`: what apply would do now, Terraform-style; optionally saved for `apply FILE`. */
+import { randomUUID } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, join } from "node:path";
 import type { Command } from "commander";
-import { ExitCode, UsageError } from "../errors.ts";
-import { plan as makePlan } from "../plan/planner.ts";
-import { renderJson, renderText } from "../plan/render.ts";
-import type { Plan } from "../plan/types.ts";
 import type { LoadedConfig } from "../config/load.ts";
+import { ExitCode, UsageError } from "../errors.ts";
+import { sealPlan } from "../plan/planfile.ts";
+import { plan as makePlan } from "../plan/planner.ts";
+import { colours, renderJson, renderMarkdown, renderText, terminalColours } from "../plan/render.ts";
+import type { Plan } from "../plan/types.ts";
 import type { StateStore } from "../state/store.ts";
-import { type GlobalOptions, load, observe, openStore, type Output, parseNow, selectProjects } from "./context.ts";
+import {
+  fromInvocationDir,
+  type GlobalOptions,
+  load,
+  observe,
+  openStore,
+  type Output,
+  parseNow,
+  selectProjects,
+} from "./context.ts";
 
-export const description = "Show what apply would do: repositories to initialize and backups that are due";
+export const description = "Show what apply would do: initializations, backups, deletions by retention, maintenance";
 
 export interface PlanCommandOptions extends GlobalOptions {
   project?: string[];
   now?: string;
   format?: string;
   json?: boolean;
+  out?: string | boolean;
   detailedExitcode?: boolean;
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+const formats = ["text", "json", "markdown"];
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
   program.command("plan").description(description)
     .option("-p, --project <name>", "only this project (repeatable)", collect)
     .option("--now <iso>", "evaluate schedules as if the clock read this time")
-    .option("--format <format>", "text or json", "text")
+    .option("--format <format>", "text, json or markdown (a pull-request comment)", "text")
     .option("--json", "same as --format json")
+    .option(
+      "--out [file]",
+      "also save the plan for `apply FILE` (a bare name goes to plans/; default plans/plan-<time>.json)",
+    )
     .option(
       "--detailed-exitcode",
       "exit 0 when there are no changes and 2 when there are (errors keep their own codes)",
@@ -44,19 +63,37 @@ export async function preparePlan(
   const now = parseNow(options.now) ?? new Date();
   const projects = selectProjects(loaded, options.project);
   const { observed, adopted, warnings } = await observe(loaded, store, projects);
-  const plan = makePlan(loaded, observed, now, { projects, generatedAt: new Date() });
+  const plan = makePlan(loaded, observed, now, { projects, generatedAt: new Date(), planId: randomUUID() });
   plan.warnings.push(...warnings);
   return { plan, adopted };
 }
 
+/** Where `--out` writes: a bare file name goes to plans/ in the current folder. */
+export function planOutPath(out: string | true, now: Date): string {
+  if (out === true) return fromInvocationDir(join("plans", `plan-${now.toISOString().replace(/[:.]/g, "-")}.json`));
+  if (isAbsolute(out) || out.includes("/")) return fromInvocationDir(out);
+  return fromInvocationDir(join("plans", out));
+}
+
 export async function run(options: PlanCommandOptions, output: Output): Promise<number> {
   const format = options.json ? "json" : options.format ?? "text";
-  if (format !== "text" && format !== "json") throw new UsageError(`--format: expected text or json, got "${format}"`);
+  if (!formats.includes(format)) throw new UsageError(`--format: expected text, json or markdown, got "${format}"`);
   parseNow(options.now); // a usage error is reported before the config is read
   const loaded = await load(options);
   selectProjects(loaded, options.project);
   const store = await openStore(options, loaded);
   const { plan } = await preparePlan(options, loaded, store).finally(() => store.close());
-  output.stdout(format === "json" ? renderJson(plan) : renderText(plan));
+  if (options.out) {
+    const path = planOutPath(options.out, new Date());
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, renderJson(sealPlan(plan)));
+    output.stderr(`Saved the plan to ${path}; apply it with \`backupctl apply ${path}\`.\n`);
+  }
+  const rendered = format === "json"
+    ? renderJson(plan)
+    : format === "markdown"
+    ? renderMarkdown(plan)
+    : renderText(plan, colours(terminalColours()));
+  output.stdout(rendered);
   return options.detailedExitcode && plan.actions.length > 0 ? ExitCode.changes : ExitCode.ok;
 }

@@ -3,6 +3,7 @@ import { Command, Option } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import type { Output } from "./context.ts";
 import * as apply from "./apply.ts";
+import * as diff from "./diff.ts";
 import * as init from "./init.ts";
 import * as plan from "./plan.ts";
 import * as snapshots from "./snapshots.ts";
@@ -35,7 +36,7 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
     .addHelpText("after", exitCodesHelp)
     .configureOutput({ writeOut: output.stdout, writeErr: output.stderr })
     .exitOverride();
-  for (const command of [init, validate, plan, apply, status, snapshots]) command.define(program, output, done);
+  for (const command of [init, validate, plan, apply, status, snapshots, diff]) command.define(program, output, done);
   for (const sub of program.commands) {
     sub.exitOverride().configureOutput({ writeOut: output.stdout, writeErr: output.stderr });
   }

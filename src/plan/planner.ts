@@ -1,21 +1,30 @@
 /**
  * The planner: a pure function of (config, observed state, now) → Plan. No I/O, no clock, no processes.
- * See docs/architecture.md for the rules it implements.
+ * The rules it implements are described in docs/planning.md.
  */
 import type { LoadedConfig } from "../config/load.ts";
 import type { NormalizedProject } from "../config/normalize.ts";
-import { nextSlot, previousSlot } from "../config/schedule.ts";
-import { isoSeconds } from "./time.ts";
-import type { BackupRecord, ObservedState, Plan, PlanAction, PlanSummary } from "./types.ts";
+import { parseDuration } from "../config/duration.ts";
+import { nextSlot, previousSlot, slotsBetween } from "../config/schedule.ts";
+import { applyRetention, describePolicyChange, policyKey } from "./retention.ts";
+import { humanDuration, isoSeconds } from "./time.ts";
+import type { InventorySnapshot, NotManaged, ObservedState, Overdue, Plan, PlanAction, PlanSummary } from "./types.ts";
 
 export interface PlanOptions {
   /** Only these projects (default: all enabled projects). */
   projects?: readonly string[];
   /** Wall-clock time the plan is made at (recorded, never used for decisions). */
   generatedAt: Date;
+  /** Identity of the plan document (random in the CLI; fixed in tests). */
+  planId?: string;
 }
 
 type Loaded = Pick<LoadedConfig, "config" | "fingerprint">;
+type Draft = Omit<PlanAction, "id">;
+
+const day = 86_400_000;
+/** How often repositories are checked when a project does not say. */
+export const defaultCheckEvery = "7d";
 
 export function plan(loaded: Loaded, observed: ObservedState, now: Date, options: PlanOptions): Plan {
   const { config } = loaded;
@@ -24,48 +33,121 @@ export function plan(loaded: Loaded, observed: ObservedState, now: Date, options
   const active = selected.filter((project) => project.enabled);
   const warnings = selected.filter((project) => !project.enabled)
     .map((project) => `project ${project.name} is disabled (enabled: false): nothing is planned for it`);
+  const index = indexObserved(observed);
 
-  const drafts: Omit<PlanAction, "id">[] = [];
-  for (const repository of repositoriesOf(active)) {
-    if (!observed.repositories[repository]?.initialized) {
-      drafts.push({ type: "init", repository, reason: "repository not initialized", destructive: false });
-    }
-  }
-  const successes = indexRecords(observed.backups);
-  const failures = indexRecords(observed.failures);
-  for (const project of active) {
-    const repository = project.repositories[0];
-    for (const source of project.sources) {
-      const key = recordKey(project.name, source.name, repository);
-      const reason = backupReason(project, successes.get(key), failures.get(key), now);
-      if (reason) {
-        drafts.push({
-          type: "backup",
-          project: project.name,
-          source: source.name,
-          repository,
-          reason,
-          destructive: false,
-        });
-      }
-    }
-  }
-
-  const actions = drafts.map((action, index) => ({ id: `a${index + 1}`, ...action }));
+  const forgets = active.flatMap((project) => forgetActions(project, index, now));
+  const drafts: Draft[] = [
+    ...initActions(active, observed),
+    ...active.flatMap((project) => backupActions(project, index, now)),
+    ...forgets,
+    ...maintenanceActions(active, observed, index, forgets, now),
+  ];
+  const actions = drafts.map((action, i) => ({ id: `a${i + 1}`, ...action }));
   return {
     format_version: 1,
+    plan_id: options.planId ?? "",
     generated_at: isoSeconds(options.generatedAt),
     now: isoSeconds(now),
     config_fingerprint: loaded.fingerprint,
     state: { lineage: observed.lineage, serial: observed.serial },
+    projects: active.map((project) => project.name),
     actions,
     summary: summarize(actions),
     warnings,
-    next_due: active.map((project) => ({
-      project: project.name,
-      at: isoSeconds(nextSlot(project.schedule, project.timezone, now)),
-    })),
+    overdue: active.flatMap((project) => overdueProject(project, index, now)),
+    not_managed: options.projects === undefined ? notManaged(loaded, observed) : [],
+    next_due: active.map((project) => ({ project: project.name, at: isoSeconds(nextDue(project, now)) })),
   };
+}
+
+/** Lookups over the observed state, built once per plan (the inventory can hold 100,000 snapshots). */
+interface ObservedIndex {
+  success: Map<string, string>;
+  failure: Map<string, string>;
+  groups: Map<string, InventorySnapshot[]>;
+  retention: Map<string, string>;
+}
+
+function groupKey(project: string, source: string, repository: string): string {
+  return `${project}\u0000${source}\u0000${repository}`;
+}
+
+function indexObserved(observed: ObservedState): ObservedIndex {
+  const latest = (records: ObservedState["backups"]) => {
+    const map = new Map<string, string>();
+    for (const r of records) {
+      const key = groupKey(r.project, r.source, r.repository);
+      if ((map.get(key) ?? "") < r.at) map.set(key, r.at);
+    }
+    return map;
+  };
+  const groups = new Map<string, InventorySnapshot[]>();
+  for (const snapshot of observed.snapshots) {
+    if (snapshot.project === null || snapshot.source === null) continue;
+    const key = groupKey(snapshot.project, snapshot.source, snapshot.repository);
+    const group = groups.get(key);
+    if (group) group.push(snapshot);
+    else groups.set(key, [snapshot]);
+  }
+  return {
+    success: latest(observed.backups),
+    failure: latest(observed.failures),
+    groups,
+    retention: new Map(observed.retention.map((r) => [groupKey(r.project, r.source, r.repository), r.policy])),
+  };
+}
+
+function initActions(active: NormalizedProject[], observed: ObservedState): Draft[] {
+  const repositories = [...new Set(active.flatMap((project) => project.repositories))];
+  return repositories.filter((repository) => !observed.repositories[repository]?.initialized)
+    .map((repository) => ({ type: "init", repository, reason: "repository not initialized", destructive: false }));
+}
+
+/**
+ * A deterministic delay in [0, jitter) per project, so projects sharing a schedule spread out while every plan of
+ * the same project stays the same (FNV-1a of the project name).
+ */
+export function jitterOffset(project: NormalizedProject): number {
+  const jitter = project.jitter ? parseDuration(project.jitter) ?? 0 : 0;
+  if (jitter <= 0) return 0;
+  let hash = 0x811c9dc5;
+  for (const char of project.name) {
+    hash ^= char.codePointAt(0)!;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return Math.floor((hash / 0x1_0000_0000) * jitter);
+}
+
+/** The latest slot the project should have run for by `now`, jitter included: [cron slot, slot + jitter]. */
+function dueSlot(project: NormalizedProject, now: Date): { slot: Date; dueAt: Date } | undefined {
+  const offset = jitterOffset(project);
+  const slot = previousSlot(project.schedule, project.timezone, new Date(now.getTime() - offset));
+  return slot && { slot, dueAt: new Date(slot.getTime() + offset) };
+}
+
+function nextDue(project: NormalizedProject, now: Date): Date {
+  const offset = jitterOffset(project);
+  return new Date(nextSlot(project.schedule, project.timezone, new Date(now.getTime() - offset)).getTime() + offset);
+}
+
+function backupActions(project: NormalizedProject, index: ObservedIndex, now: Date): Draft[] {
+  const repository = project.repositories[0];
+  const drafts: Draft[] = [];
+  for (const source of project.sources) {
+    const key = groupKey(project.name, source.name, repository);
+    const reason = backupReason(project, index.success.get(key), index.failure.get(key), now);
+    if (reason) {
+      drafts.push({
+        type: "backup",
+        project: project.name,
+        source: source.name,
+        repository,
+        reason,
+        destructive: false,
+      });
+    }
+  }
+  return drafts;
 }
 
 /** Why a source is due now, or undefined when its latest slot already has a successful backup. */
@@ -75,29 +157,249 @@ function backupReason(
   lastFailure: string | undefined,
   now: Date,
 ): string | undefined {
-  const failed = lastFailure ? `; last attempt failed at ${lastFailure}` : "";
+  const failed = lastFailure ? `; last attempt failed at ${isoSeconds(new Date(lastFailure))}` : "";
   if (lastSuccess === undefined) return `never backed up${failed}`;
-  const slot = previousSlot(project.schedule, project.timezone, now);
-  if (slot === undefined || Date.parse(lastSuccess) >= slot.getTime()) return undefined;
+  const due = dueSlot(project, now);
+  const success = new Date(lastSuccess);
+  if (due === undefined || success.getTime() >= due.slot.getTime()) return undefined;
   const zone = project.timezone === "UTC" ? "" : `, ${project.timezone}`;
-  return `due since ${isoSeconds(slot)} (${project.schedule}${zone})${failed}`;
+  const jitter = due.dueAt.getTime() > due.slot.getTime()
+    ? `, jitter +${humanDuration(due.dueAt.getTime() - due.slot.getTime())}`
+    : "";
+  const missed = slotsBetween(project.schedule, project.timezone, success, due.slot);
+  const coalesced = missed > 1 ? `; ${missed} slots missed since the last success, one backup covers them` : "";
+  return `due since ${isoSeconds(due.dueAt)} (${project.schedule}${zone}${jitter})${coalesced}${failed}`;
 }
 
-function repositoriesOf(projects: NormalizedProject[]): string[] {
-  return [...new Set(projects.flatMap((project) => project.repositories))];
-}
-
-function recordKey(project: string, source: string, repository: string): string {
-  return `${project}\u0000${source}\u0000${repository}`;
-}
-
-function indexRecords(records: BackupRecord[]): Map<string, string> {
-  const index = new Map<string, string>();
-  for (const record of records) {
-    const key = recordKey(record.project, record.source, record.repository);
-    if ((index.get(key) ?? "") < record.at) index.set(key, record.at);
+/** Forget actions: retention per (project, source) group in each of the project's repositories. */
+function forgetActions(project: NormalizedProject, index: ObservedIndex, now: Date): Draft[] {
+  const drafts: Draft[] = [];
+  const current = policyKey(project.retention);
+  for (const repository of project.repositories) {
+    for (const source of project.sources) {
+      const key = groupKey(project.name, source.name, repository);
+      const group = index.groups.get(key);
+      if (!group || group.length < 2) continue;
+      const decision = applyRetention(group, project.retention);
+      // Never the newest snapshot of a group, nor one newer than the group's last successful backup (a partial
+      // or unfinished run's snapshot is for recovery to judge, not retention).
+      const newest = group.reduce((a, b) => (a.time >= b.time ? a : b));
+      const lastSuccess = index.success.get(key);
+      const protectedAfter = lastSuccess ? Date.parse(lastSuccess) : Number.POSITIVE_INFINITY;
+      const byId = new Map(group.map((snapshot) => [snapshot.id, snapshot]));
+      const ids = decision.forget.filter((id) => {
+        const snapshot = byId.get(id)!;
+        return id !== newest.id && Date.parse(snapshot.time) <= protectedAfter &&
+          Date.parse(snapshot.time) <= now.getTime();
+      });
+      if (ids.length === 0) continue;
+      const approval = approvalFor(project, index.retention.get(key), current, group.length - ids.length);
+      drafts.push({
+        type: "forget",
+        project: project.name,
+        source: source.name,
+        repository,
+        snapshots: ids,
+        destructive: true,
+        approval: approval ? "required" : "routine",
+        ...(approval ? { approval_reason: approval } : {}),
+        reason: `retention ${describePolicy(project.retention)} keeps ${
+          group.length - ids.length
+        } of ${group.length} snapshots`,
+      });
+    }
   }
-  return index;
+  return drafts;
+}
+
+/** Why a forget needs approval, or undefined when it is routine. */
+function approvalFor(
+  project: NormalizedProject,
+  applied: string | undefined,
+  current: string,
+  remaining: number,
+): string | undefined {
+  const reasons: string[] = [];
+  if (applied === undefined) {
+    reasons.push("retention was never applied to these snapshots by this state (adopted repository or new state)");
+  } else if (applied !== current) {
+    reasons.push(`retention changed (${describePolicyChange(JSON.parse(applied), project.retention)})`);
+  }
+  const floor = project.retention.minSnapshots;
+  if (floor !== undefined && remaining < floor) {
+    reasons.push(`it would leave ${remaining} snapshots, below minSnapshots ${floor}`);
+  }
+  return reasons.length > 0 ? reasons.join("; ") : undefined;
+}
+
+function describePolicy(retention: NormalizedProject["retention"]): string {
+  return Object.entries(retention)
+    .filter(([key, value]) => key !== "minSnapshots" && value !== undefined)
+    .map(([key, value]) => `${key} ${value}`)
+    .join(", ");
+}
+
+function maintenanceActions(
+  active: NormalizedProject[],
+  observed: ObservedState,
+  index: ObservedIndex,
+  forgets: Draft[],
+  now: Date,
+): Draft[] {
+  const drafts: Draft[] = [];
+  const last = (type: "prune" | "check", repository: string) =>
+    observed.maintenance.find((m) => m.type === type && m.repository === repository)?.at;
+  const since = (at: string) => `${isoSeconds(new Date(at))} (${humanDuration(now.getTime() - Date.parse(at))} ago)`;
+  const repositories = [...new Set(active.flatMap((project) => project.repositories))];
+
+  for (const repository of repositories) {
+    const users = active.filter((project) => project.repositories.includes(repository));
+    const forgotten = forgets.filter((f) => f.repository === repository)
+      .reduce((n, f) => n + (f.snapshots?.length ?? 0), 0);
+    const pruneEvery = minimum(users.map((p) => p.prune?.every));
+    const lastPrune = last("prune", repository) ?? observed.repositories[repository]?.initializedAt;
+    if (forgotten > 0) {
+      drafts.push({
+        type: "prune",
+        repository,
+        reason: `after forgetting ${forgotten} snapshot${forgotten === 1 ? "" : "s"}`,
+        destructive: false,
+      });
+    } else if (pruneEvery && lastPrune && now.getTime() - Date.parse(lastPrune) >= pruneEvery.ms) {
+      drafts.push({
+        type: "prune",
+        repository,
+        reason: `last prune ${since(lastPrune)}, every ${pruneEvery.text}`,
+        destructive: false,
+      });
+    }
+  }
+
+  for (const repository of repositories) {
+    const users = active.filter((project) => project.repositories.includes(repository));
+    const every = minimum(users.map((p) => p.check?.every ?? defaultCheckEvery))!;
+    const subset = users.map((p) => p.check?.readDataSubset).find((s) => s !== undefined);
+    const checked = last("check", repository);
+    const base = checked ?? observed.repositories[repository]?.initializedAt;
+    if (base === undefined || now.getTime() - Date.parse(base) < every.ms) continue;
+    drafts.push({
+      type: "check",
+      repository,
+      reason: `${
+        checked ? `last check ${since(checked)}` : `never checked since initialization ${since(base)}`
+      }, every ${every.text}${subset ? `, reading ${subset} of the data` : ""}`,
+      destructive: false,
+      ...(subset ? { read_data_subset: subset } : {}),
+    });
+  }
+
+  for (const project of active) {
+    if (!project.verify) continue;
+    const backedUp = project.sources.some((s) =>
+      index.success.has(groupKey(project.name, s.name, project.repositories[0]))
+    );
+    if (!backedUp) continue;
+    const every = parseDuration(project.verify.every)!;
+    const lastDrill = observed.maintenance.find((m) => m.type === "verify" && m.project === project.name)?.at;
+    if (lastDrill && now.getTime() - Date.parse(lastDrill) < every) continue;
+    drafts.push({
+      type: "verify",
+      project: project.name,
+      repository: project.repositories[0],
+      reason: lastDrill
+        ? `last restore drill ${since(lastDrill)}, every ${project.verify.every}`
+        : "never restored in a drill",
+      destructive: false,
+    });
+  }
+  return drafts;
+}
+
+/** The shortest of several durations, keeping the text it was written as. */
+function minimum(durations: (string | undefined)[]): { ms: number; text: string } | undefined {
+  let best: { ms: number; text: string } | undefined;
+  for (const text of durations) {
+    if (text === undefined) continue;
+    const ms = parseDuration(text);
+    if (ms !== undefined && (!best || ms < best.ms)) best = { ms, text };
+  }
+  return best;
+}
+
+/** A project is overdue when a source's last success is older than maxAge (default: twice the schedule interval). */
+function overdueProject(project: NormalizedProject, index: ObservedIndex, now: Date): Overdue[] {
+  const successes = project.sources.map((s) =>
+    index.success.get(groupKey(project.name, s.name, project.repositories[0]))
+  );
+  const known = successes.filter((at): at is string => at !== undefined);
+  if (known.length === 0) return [];
+  const oldest = known.reduce((a, b) => (a < b ? a : b));
+  const maxAge = project.maxAge ? parseDuration(project.maxAge)! : defaultMaxAge(project, now);
+  if (now.getTime() - Date.parse(oldest) <= maxAge) return [];
+  return [{
+    project: project.name,
+    last_success: isoSeconds(new Date(oldest)),
+    max_age: project.maxAge ?? humanDuration(maxAge).replace(" ", ""),
+  }];
+}
+
+/** Twice the interval between two consecutive slots (at least one day for irregular schedules it cannot judge). */
+function defaultMaxAge(project: NormalizedProject, now: Date): number {
+  const first = nextSlot(project.schedule, project.timezone, now);
+  const second = nextSlot(project.schedule, project.timezone, first);
+  return Math.max(2 * (second.getTime() - first.getTime()), 2 * 60_000) || day;
+}
+
+/** What exists but is not declared: old projects and repositories, foreign snapshots, dropped sources. */
+function notManaged(loaded: Loaded, observed: ObservedState): NotManaged[] {
+  const { config } = loaded;
+  const result: NotManaged[] = [];
+  const count = (predicate: (s: InventorySnapshot) => boolean) => observed.snapshots.filter(predicate).length;
+  for (const project of observed.knownProjects) {
+    if (project in config.projects) continue;
+    const n = count((s) => s.project === project);
+    result.push({
+      kind: "project",
+      subject: project,
+      detail: `no longer declared; its ${n} snapshots are kept, never deleted automatically`,
+    });
+  }
+  for (const repository of observed.knownRepositories) {
+    if (repository in config.repositories) continue;
+    result.push({ kind: "repository", subject: repository, detail: "no longer declared; nothing is done with it" });
+  }
+  const groups = new Map<string, { repository: string; label: string; detail: string; n: number }>();
+  for (const snapshot of observed.snapshots) {
+    if (!(snapshot.repository in config.repositories)) continue;
+    let label: string;
+    let detail: string;
+    if (snapshot.project === null) {
+      label = `${snapshot.repository}: snapshots not made by backupctl`;
+      detail = "kept as they are";
+    } else {
+      const project = config.projects[snapshot.project];
+      if (!project) continue; // reported with its project above
+      if (!project.sources.some((s) => s.name === snapshot.source)) {
+        label = `${snapshot.project}/${snapshot.source} in ${snapshot.repository}`;
+        detail = "source no longer declared; its snapshots are kept";
+      } else if (!project.repositories.includes(snapshot.repository)) {
+        label = `${snapshot.project}/${snapshot.source} in ${snapshot.repository}`;
+        detail = "the project no longer uses this repository; its snapshots are kept";
+      } else continue;
+    }
+    const entry = groups.get(label) ?? { repository: snapshot.repository, label, detail, n: 0 };
+    entry.n++;
+    groups.set(label, entry);
+  }
+  for (const entry of groups.values()) {
+    const kind = entry.label.includes("not made by backupctl") ? "foreign" : "source";
+    result.push({
+      kind,
+      subject: entry.label,
+      detail: `${entry.n} snapshot${entry.n === 1 ? "" : "s"}: ${entry.detail}`,
+    });
+  }
+  return result;
 }
 
 export function summarize(actions: readonly PlanAction[]): PlanSummary {

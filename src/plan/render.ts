@@ -1,7 +1,10 @@
-/** Human and machine renderings of a plan. The summary line's grammar is API: keep it stable. */
+/**
+ * Renderings of a plan: text for terminals, JSON for machines and saved plans, markdown for pull requests.
+ * The summary line's grammar is API: keep it stable.
+ */
 import pc from "picocolors";
-import type { Plan, PlanAction } from "./types.ts";
 import { humanDuration } from "./time.ts";
+import type { Plan, PlanAction } from "./types.ts";
 
 const symbols: Record<PlanAction["type"], string> = {
   init: "+",
@@ -14,6 +17,17 @@ const symbols: Record<PlanAction["type"], string> = {
   recover: "~",
 };
 
+/** Colours only on a terminal, never when NO_COLOR is set (plans are pasted and saved). */
+export function colours(enabled: boolean) {
+  return pc.createColors(enabled);
+}
+
+export function terminalColours(): boolean {
+  return Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== "dumb";
+}
+
+type Colours = ReturnType<typeof colours>;
+
 /** `Plan: N to back up, N to copy, N to initialize, N snapshots to forget, N checks.` */
 export function summaryLine(plan: Plan): string {
   const s = plan.summary;
@@ -21,58 +35,148 @@ export function summaryLine(plan: Plan): string {
     `${s.forget} snapshots to forget, ${s.check + s.verify} checks.`;
 }
 
-function colour(symbol: string, text: string): string {
-  if (symbol === "+") return pc.green(text);
-  if (symbol === "-") return pc.red(text);
-  return pc.yellow(text);
+/** The loud lines for deletions that need approval: `! 23 snapshots of shop/db would be forgotten because …`. */
+export function deletionBanners(plan: Plan): string[] {
+  return plan.actions.filter((a) => a.type === "forget" && a.approval === "required").map((a) =>
+    `${a.snapshots!.length} snapshot${a.snapshots!.length === 1 ? "" : "s"} of ${a.project}/${a.source} in ` +
+    `${a.repository} would be forgotten because ${a.approval_reason}`
+  );
 }
 
-function describe(action: PlanAction): string {
+export function describeAction(action: PlanAction): string {
   switch (action.type) {
     case "init":
       return `init ${action.repository}`;
     case "backup":
-      return `backup ${action.project}/${action.source} → ${action.repository}`;
+      return `backup ${action.source} → ${action.repository}`;
+    case "forget": {
+      const n = action.snapshots?.length ?? 0;
+      return `forget ${n} snapshot${n === 1 ? "" : "s"} of ${action.source} in ${action.repository}` +
+        (action.approval === "required" ? " (needs approval)" : "");
+    }
+    case "prune":
+      return `prune ${action.repository}`;
+    case "check":
+      return `check ${action.repository}`;
+    case "verify":
+      return `verify ${action.project} (restore drill from ${action.repository})`;
     default:
-      return [
-        action.type,
-        action.project && `${action.project}${action.source ? `/${action.source}` : ""}`,
-        action.repository,
-      ]
-        .filter(Boolean).join(" ");
+      return [action.type, action.project, action.source, action.repository].filter(Boolean).join(" ");
   }
 }
 
-export function renderText(plan: Plan): string {
+function groupOf(action: PlanAction): string {
+  if (action.type === "verify" || action.project) return `Project ${action.project}`;
+  return "Repositories";
+}
+
+export function renderText(plan: Plan, c: Colours = colours(false)): string {
   const lines: string[] = [];
-  for (const warning of plan.warnings) lines.push(pc.yellow(`! ${warning}`));
-  if (plan.warnings.length > 0) lines.push("");
+  for (const warning of plan.warnings) lines.push(c.yellow(`! ${warning}`));
+  for (const overdue of plan.overdue) {
+    lines.push(c.red(
+      `! project ${overdue.project} is overdue: last success ${overdue.last_success}, ` +
+        `longer ago than its maxAge ${overdue.max_age}`,
+    ));
+  }
+  for (const banner of deletionBanners(plan)) lines.push(c.bold(c.red(`! ${banner}`)));
+  if (lines.length > 0) lines.push("");
+
   if (plan.actions.length === 0) {
-    lines.push(pc.green("No changes. Backups are up to date."));
+    lines.push(c.green("No changes. Backups are up to date."));
     const next = [...plan.next_due].sort((a, b) => a.at.localeCompare(b.at))[0];
     if (next) {
       const wait = humanDuration(Date.parse(next.at) - Date.parse(plan.now));
       lines.push(`Next due: ${next.project} at ${next.at} (in ${wait}).`);
     }
-    return lines.join("\n") + "\n";
-  }
-  const groups = new Map<string, PlanAction[]>();
-  for (const action of plan.actions) {
-    const group = action.project ? `Project ${action.project}` : "Repositories";
-    groups.set(group, [...(groups.get(group) ?? []), action]);
-  }
-  for (const [group, actions] of groups) {
-    lines.push(pc.bold(`${group}:`));
-    for (const action of actions) {
-      const symbol = symbols[action.type];
-      lines.push(`  ${colour(symbol, `${symbol} ${describe(action)}`)}  ${pc.dim(action.reason)}`);
+  } else {
+    const groups = new Map<string, PlanAction[]>();
+    for (const action of plan.actions) {
+      const group = groupOf(action);
+      groups.set(group, [...(groups.get(group) ?? []), action]);
     }
+    for (const [group, actions] of groups) {
+      lines.push(c.bold(`${group}:`));
+      for (const action of actions) {
+        const symbol = symbols[action.type];
+        const paint = symbol === "+" ? c.green : symbol === "-" ? c.red : c.yellow;
+        lines.push(`  ${paint(`${symbol} ${describeAction(action)}`)}  ${c.dim(action.reason)}`);
+      }
+      lines.push("");
+    }
+  }
+  if (plan.not_managed.length > 0) {
+    if (plan.actions.length === 0) lines.push("");
+    lines.push(c.bold("Not managed (reported, never deleted):"));
+    for (const item of plan.not_managed) lines.push(`  ? ${item.subject}: ${item.detail}`);
     lines.push("");
   }
-  lines.push(pc.bold(summaryLine(plan)));
-  return lines.join("\n") + "\n";
+  if (plan.actions.length > 0) lines.push(c.bold(summaryLine(plan)));
+  return lines.join("\n").replace(/\n+$/, "") + "\n";
 }
 
 export function renderJson(plan: Plan): string {
   return JSON.stringify(plan, null, 2) + "\n";
+}
+
+/** Pull-request comments are limited in size; keep a margin under GitHub's 65,536 characters. */
+export const markdownLimit = 60_000;
+
+/** A reviewer-first summary: status, summary line, deletion warning, actions by type, the full plan folded. */
+export function renderMarkdown(plan: Plan): string {
+  const banners = deletionBanners(plan);
+  const destroys = plan.summary.forget > 0;
+  const status = plan.actions.length === 0
+    ? "✅ No changes"
+    : banners.length > 0
+    ? "⛔ Deletions need approval"
+    : destroys
+    ? "⚠️ Changes with routine deletions"
+    : "📋 Changes";
+  const out: string[] = [`### backupctl plan: ${status}`, ""];
+  out.push(plan.actions.length === 0 ? "No changes. Backups are up to date." : `**${summaryLine(plan)}**`, "");
+  if (banners.length > 0 || plan.overdue.length > 0) {
+    out.push("> [!WARNING]");
+    for (const banner of banners) out.push(`> - ${banner}`);
+    for (const o of plan.overdue) out.push(`> - project ${o.project} is overdue: last success ${o.last_success}`);
+    out.push("");
+  } else if (destroys) {
+    out.push(`> [!NOTE]`, `> ${plan.summary.forget} snapshots will be forgotten by routine retention.`, "");
+  }
+  const types: PlanAction["type"][] = ["init", "backup", "copy", "forget", "prune", "check", "verify", "recover"];
+  for (const type of types) {
+    const actions = plan.actions.filter((a) => a.type === type);
+    if (actions.length === 0) continue;
+    out.push(`#### ${type} (${actions.length})`, "", "| project | action | reason |", "| --- | --- | --- |");
+    let shown = 0;
+    let length = out.reduce((n, line) => n + line.length + 1, 0);
+    for (const a of actions) {
+      // The tables get at most half of the comment; the folded full plan below lists everything.
+      const row = `| ${a.project ?? "—"} | ${cell(describeAction(a))} | ${cell(a.reason)} |`;
+      if (length + row.length > markdownLimit / 2) break;
+      out.push(row);
+      length += row.length + 1;
+      shown++;
+    }
+    if (shown < actions.length) out.push(`| … | ${actions.length - shown} more ${type} actions | see the full plan |`);
+    out.push("");
+  }
+  if (plan.not_managed.length > 0) {
+    out.push("#### Not managed (reported, never deleted)", "");
+    for (const item of plan.not_managed) out.push(`- ${cell(item.subject)}: ${cell(item.detail)}`);
+    out.push("");
+  }
+  const head = out.join("\n");
+  const footer = `\n<sub>now ${plan.now} · config ${
+    plan.config_fingerprint.slice(0, 19)
+  }… · state serial ${plan.state.serial}</sub>\n`;
+  const text = renderText(plan);
+  const room = markdownLimit - head.length - footer.length - 200;
+  const body = text.length <= room ? text : `${text.slice(0, Math.max(0, room))}\n… (cut: the full plan is longer)\n`;
+  const result = `${head}<details><summary>Full plan</summary>\n\n\`\`\`\n${body}\`\`\`\n\n</details>\n${footer}`;
+  return result.length <= markdownLimit ? result : result.slice(0, markdownLimit - 40) + "\n… (cut)\n";
+}
+
+function cell(text: string): string {
+  return text.replaceAll("|", "\\|").replaceAll("\n", " ");
 }

@@ -4,12 +4,55 @@
 export interface ObservedState {
   lineage: string;
   serial: number;
-  /** Repositories known to be initialized, by name. */
-  repositories: Record<string, { initialized: boolean }>;
+  /** Repositories known to be initialized, by name (with when, when known). */
+  repositories: Record<string, { initialized: boolean; initializedAt?: string }>;
   /** The latest successful backup of each (project, source, repository). */
   backups: BackupRecord[];
   /** The latest failed backup attempt of each (project, source, repository), when newer than its last success. */
   failures: BackupRecord[];
+  /** The snapshot inventory of every repository, as last refreshed from restic. */
+  snapshots: InventorySnapshot[];
+  /** The retention policy last applied to each (project, source, repository) group. */
+  retention: AppliedRetention[];
+  /** The latest successful prune and check per repository, and verify (restore drill) per project. */
+  maintenance: MaintenanceRecord[];
+  /** Projects that have runs in the audit and repositories the state database knows, declared or not. */
+  knownProjects: string[];
+  knownRepositories: string[];
+  /** Saved plans already applied (a plan file is applied at most once). */
+  appliedPlans: string[];
+}
+
+export interface InventorySnapshot {
+  repository: string;
+  id: string;
+  short_id: string;
+  /** ISO time of the snapshot. */
+  time: string;
+  /** From the snapshot's tags; null for snapshots not made by backupctl. */
+  project: string | null;
+  source: string | null;
+  run_id: string | null;
+  hostname: string;
+  tags: string[];
+}
+
+export interface AppliedRetention {
+  project: string;
+  source: string;
+  repository: string;
+  /** Canonical JSON of the keep rules (retention without minSnapshots). */
+  policy: string;
+  at: string;
+}
+
+export interface MaintenanceRecord {
+  type: "prune" | "check" | "verify";
+  /** For prune and check. */
+  repository?: string;
+  /** For verify. */
+  project?: string;
+  at: string;
 }
 
 export interface BackupRecord {
@@ -34,6 +77,24 @@ export interface PlanAction {
   snapshots?: string[];
   /** For destructive actions: whether they proceed without --auto-approve. */
   approval?: "routine" | "required";
+  /** Why approval is required, in words ("retention changed (daily 30 → 7)"). */
+  approval_reason?: string;
+  /** For check: `restic check --read-data-subset`. */
+  read_data_subset?: string;
+}
+
+/** Something that exists in the state or a repository but is not declared in the config: reported, never deleted. */
+export interface NotManaged {
+  kind: "project" | "repository" | "source" | "foreign";
+  subject: string;
+  detail: string;
+}
+
+/** A project whose last successful backup is older than its maxAge (an RPO breach). */
+export interface Overdue {
+  project: string;
+  last_success: string;
+  max_age: string;
 }
 
 export interface PlanSummary {
@@ -49,13 +110,21 @@ export interface PlanSummary {
 /** The plan document (`plan --format json`, saved plan files). Its shape is versioned: see docs/cli.md. */
 export interface Plan {
   format_version: 1;
+  /** Identifies a saved plan: it is applied at most once. */
+  plan_id: string;
   generated_at: string;
   now: string;
   config_fingerprint: string;
   state: { lineage: string; serial: number };
+  /** The projects the plan covers (all enabled ones unless --project was given). */
+  projects: string[];
   actions: PlanAction[];
   summary: PlanSummary;
   warnings: string[];
-  /** When nothing is due: the next time something will be, per project. */
+  overdue: Overdue[];
+  not_managed: NotManaged[];
+  /** The next time a backup will be due, per project. */
   next_due: { project: string; at: string }[];
+  /** sha256 of the saved plan without this field: an edited plan file is refused. */
+  checksum?: string;
 }

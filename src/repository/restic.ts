@@ -123,6 +123,18 @@ export class Restic {
     return (JSON.parse(result.stdout || "[]") as ResticSnapshot[] | null) ?? [];
   }
 
+  /** Removes unreferenced data after forgets. */
+  async prune(): Promise<void> {
+    const result = await this.restic("prune", []);
+    if (result.code !== 0) throw this.failure("prune", result);
+  }
+
+  /** Verifies the repository's structure, and a subset of its data when `readDataSubset` is given. */
+  async check(readDataSubset?: string): Promise<void> {
+    const result = await this.restic("check", readDataSubset ? [`--read-data-subset=${readDataSubset}`] : []);
+    if (result.code !== 0) throw this.failure("check", result);
+  }
+
   async forget(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     const result = await this.restic("forget", ids);

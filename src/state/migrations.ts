@@ -95,6 +95,26 @@ const migrations: Record<string, Migration> = {
       await sql`INSERT INTO meta (key, value) VALUES ('serial', '0')`.execute(db);
     },
   },
+  "0002_retention_and_plans": {
+    async up(db: Kysely<unknown>) {
+      // The retention policy last applied to each group: a forget under a different policy needs approval.
+      await db.schema.createTable("retention_policies")
+        .addColumn("project", "text", (c) => c.notNull())
+        .addColumn("source", "text", (c) => c.notNull())
+        .addColumn("repository", "text", (c) => c.notNull())
+        .addColumn("policy", "text", (c) => c.notNull())
+        .addColumn("applied_at", "text", (c) => c.notNull())
+        .addPrimaryKeyConstraint("retention_policies_pk", ["project", "source", "repository"])
+        .execute();
+      // Saved plans already applied: a plan file is executed at most once.
+      await db.schema.createTable("applied_plans")
+        .addColumn("plan_id", "text", (c) => c.primaryKey())
+        .addColumn("applied_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("stages_maintenance").on("stages")
+        .columns(["type", "status", "repository", "started_at"]).execute();
+    },
+  },
 };
 
 /** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */

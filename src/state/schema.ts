@@ -87,7 +87,23 @@ export interface OutboxTable {
   last_error: string | null;
 }
 
+export interface RetentionPolicyTable {
+  project: string;
+  source: string;
+  repository: string;
+  /** Canonical JSON of the keep rules. */
+  policy: string;
+  applied_at: string;
+}
+
+export interface AppliedPlanTable {
+  plan_id: string;
+  applied_at: string;
+}
+
 export interface Database {
+  retention_policies: RetentionPolicyTable;
+  applied_plans: AppliedPlanTable;
   meta: MetaTable;
   runs: RunTable;
   stages: StageTable;

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { Kysely, Migrator, sql } from "kysely";
-import type { BackupRecord, ObservedState } from "../plan/types.ts";
+import type { BackupRecord, MaintenanceRecord, ObservedState } from "../plan/types.ts";
 import { sqliteDialect } from "../runtime/sqlite.ts";
 import { migrationProvider } from "./migrations.ts";
 import type { Database, RunStatus, SnapshotTable, StageStatus, StageType } from "./schema.ts";
@@ -198,7 +198,10 @@ export class StateStore {
   async observe(): Promise<ObservedState> {
     const repositories: ObservedState["repositories"] = {};
     for (const row of await this.db.selectFrom("repositories").select(["name", "initialized_at"]).execute()) {
-      repositories[row.name] = { initialized: row.initialized_at !== null };
+      repositories[row.name] = {
+        initialized: row.initialized_at !== null,
+        initializedAt: row.initialized_at ?? undefined,
+      };
     }
     const latest = (status: StageStatus) =>
       this.db.selectFrom("stages")
@@ -214,7 +217,62 @@ export class StateStore {
     const successAt = new Map(backups.map((b) => [`${b.project}\0${b.source}\0${b.repository}`, b.at]));
     const failures = toRecords(await latest("failed"))
       .filter((f) => (successAt.get(`${f.project}\0${f.source}\0${f.repository}`) ?? "") < f.at);
-    return { lineage: await this.lineage(), serial: await this.serial(), repositories, backups, failures };
+    const snapshots = (await this.db.selectFrom("snapshots")
+      .select(["repository", "id", "short_id", "time", "project", "source", "run_id", "hostname", "tags"])
+      .orderBy("time", "desc").execute())
+      .map((row) => ({ ...row, tags: JSON.parse(row.tags) as string[] }));
+    const retention = (await this.db.selectFrom("retention_policies").selectAll().execute())
+      .map((row) => ({
+        project: row.project,
+        source: row.source,
+        repository: row.repository,
+        policy: row.policy,
+        at: row.applied_at,
+      }));
+    const maintenance: MaintenanceRecord[] = [];
+    for (const type of ["prune", "check"] as const) {
+      const rows = await this.db.selectFrom("stages")
+        .select(["repository", (eb) => eb.fn.max("started_at").as("at")])
+        .where("type", "=", type).where("status", "=", "succeeded").groupBy("repository").execute();
+      for (const row of rows) if (row.repository) maintenance.push({ type, repository: row.repository, at: row.at });
+    }
+    const drills = await this.db.selectFrom("stages")
+      .select(["project", (eb) => eb.fn.max("started_at").as("at")])
+      .where("type", "=", "verify").where("status", "=", "succeeded").groupBy("project").execute();
+    for (const row of drills) if (row.project) maintenance.push({ type: "verify", project: row.project, at: row.at });
+    const knownProjects = (await this.db.selectFrom("runs").select("project").distinct().execute()).map((r) =>
+      r.project
+    );
+    const appliedPlans = (await this.db.selectFrom("applied_plans").select("plan_id").execute()).map((r) => r.plan_id);
+    return {
+      lineage: await this.lineage(),
+      serial: await this.serial(),
+      repositories,
+      backups,
+      failures,
+      snapshots,
+      retention,
+      maintenance,
+      knownProjects,
+      knownRepositories: Object.keys(repositories),
+      appliedPlans,
+    };
+  }
+
+  /** Records the policy now applied to a retention group (after its forget ran, or when nothing was due). */
+  async recordRetention(group: { project: string; source: string; repository: string }, policy: string, at: string) {
+    await this.db.insertInto("retention_policies").values({ ...group, policy, applied_at: at })
+      .onConflict((c) => c.columns(["project", "source", "repository"]).doUpdateSet({ policy, applied_at: at }))
+      .execute();
+  }
+
+  async markPlanApplied(planId: string, at: string): Promise<void> {
+    await this.db.insertInto("applied_plans").values({ plan_id: planId, applied_at: at }).execute();
+  }
+
+  async recordCheck(repository: string, at: string, status: string): Promise<void> {
+    await this.db.updateTable("repositories").set({ last_check_at: at, last_check_status: status })
+      .where("name", "=", repository).execute();
   }
 
   /** Per project: the latest run and the latest successful run. */

@@ -57,6 +57,12 @@ function observedState(changes: Partial<ObservedState> = {}): ObservedState {
     repositories: { local: { initialized: true }, offsite: { initialized: true }, archive: { initialized: true } },
     backups: [],
     failures: [],
+    snapshots: [],
+    retention: [],
+    maintenance: [],
+    knownProjects: [],
+    knownRepositories: [],
+    appliedPlans: [],
     ...changes,
   };
 }
@@ -230,7 +236,7 @@ describe("plan: due and not due", () => {
         "a1",
         "shop",
         "shop",
-        "due since 2026-11-21T03:00:00Z (0 3 * * *); last attempt failed at 2026-11-21T03:00:04.000Z",
+        "due since 2026-11-21T03:00:00Z (0 3 * * *); last attempt failed at 2026-11-21T03:00:04Z",
       ),
     ]);
   });
@@ -239,7 +245,7 @@ describe("plan: due and not due", () => {
     const observed = observedState({ failures: [record("shop", "shop", "2026-11-21T03:00:04.000Z")] });
     const result = planAt(loaded, observed, "2026-11-21T10:00:00Z");
     assert.deepEqual(result.actions, [
-      backup("a1", "shop", "shop", "never backed up; last attempt failed at 2026-11-21T03:00:04.000Z"),
+      backup("a1", "shop", "shop", "never backed up; last attempt failed at 2026-11-21T03:00:04Z"),
     ]);
   });
 
@@ -264,7 +270,7 @@ describe("plan: due and not due", () => {
         "a2",
         "shop",
         "files",
-        "due since 2026-11-21T03:00:00Z (0 3 * * *); last attempt failed at 2026-11-21T03:00:04.000Z",
+        "due since 2026-11-21T03:00:00Z (0 3 * * *); last attempt failed at 2026-11-21T03:00:04Z",
       ),
     ]);
   });
@@ -466,7 +472,13 @@ describe("plan: daylight-saving changes", () => {
     const loaded = berlin("30 2 * * *");
     const observed = observedState({ backups: [record("shop", "shop", "2026-03-28T01:30:20.000Z")] });
     assert.deepEqual(planAt(loaded, observed, "2026-03-30T00:30:00Z").actions, [
-      backup("a1", "shop", "shop", "due since 2026-03-30T00:30:00Z (30 2 * * *, Europe/Berlin)"),
+      backup(
+        "a1",
+        "shop",
+        "shop",
+        "due since 2026-03-30T00:30:00Z (30 2 * * *, Europe/Berlin); " +
+          "2 slots missed since the last success, one backup covers them",
+      ),
     ]);
   });
 
@@ -517,10 +529,12 @@ describe("plan: the document", () => {
     const result = plan(loaded, observed, at("2026-11-21T09:30:15.999Z"), { generatedAt: GENERATED });
     assert.deepEqual(result, {
       format_version: 1,
+      plan_id: "",
       generated_at: "2026-11-21T10:00:05Z",
       now: "2026-11-21T09:30:15Z",
       config_fingerprint: "sha256:test",
       state: { lineage: "0d9e5c1e-5b7e-4a43-9d7c-3f6d1c8f2a10", serial: 42 },
+      projects: ["shop", "blog"],
       actions: [
         init("a1", "local"),
         backup("a2", "shop", "shop", "never backed up"),
@@ -528,6 +542,8 @@ describe("plan: the document", () => {
       ],
       summary: { ...ZERO, backup: 2, init: 1 },
       warnings: [],
+      overdue: [],
+      not_managed: [],
       next_due: [
         { project: "shop", at: "2026-11-22T03:00:00Z" },
         { project: "blog", at: "2026-11-21T10:00:00Z" },
@@ -618,8 +634,8 @@ describe("render", () => {
         "  + init local  repository not initialized",
         "",
         "Project shop:",
-        "  + backup shop/shop → local  never backed up",
-        "  + backup shop/files → local  never backed up",
+        "  + backup shop → local  never backed up",
+        "  + backup files → local  never backed up",
         "",
         "Plan: 2 to back up, 0 to copy, 1 to initialize, 0 snapshots to forget, 0 checks.",
         "",

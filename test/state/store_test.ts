@@ -188,11 +188,23 @@ describe("StateStore.open", () => {
   it("creates every table and the planner's indexes", async () => {
     await withStore(async (store) => {
       const tables = await names(store, "table");
-      for (const table of ["meta", "runs", "stages", "snapshots", "repositories", "outbox", "kysely_migration"]) {
+      for (
+        const table of [
+          "meta",
+          "runs",
+          "stages",
+          "snapshots",
+          "repositories",
+          "outbox",
+          "retention_policies",
+          "applied_plans",
+          "kysely_migration",
+        ]
+      ) {
         assert.ok(tables.includes(table), `table ${table} missing from ${tables.join(", ")}`);
       }
       const indexes = await names(store, "index");
-      for (const index of ["runs_project_started", "stages_latest", "snapshots_group"]) {
+      for (const index of ["runs_project_started", "stages_latest", "stages_maintenance", "snapshots_group"]) {
         assert.ok(indexes.includes(index), `index ${index} missing from ${indexes.join(", ")}`);
       }
       const columns = await sql<{ name: string }>`SELECT name FROM pragma_index_info('stages_latest') ORDER BY seqno`
@@ -205,9 +217,19 @@ describe("StateStore.open", () => {
         "repository",
         "started_at",
       ]);
-      const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(store.db);
-      assert.deepEqual(plain(migrations.rows), [{ name: "0001_initial" }]);
-      assert.equal(latestMigration, "0001_initial");
+      const maintenance = await sql<{ name: string }>`SELECT name FROM pragma_index_info('stages_maintenance')
+        ORDER BY seqno`.execute(store.db);
+      assert.deepEqual(maintenance.rows.map((row) => row.name), ["type", "status", "repository", "started_at"]);
+      const retentionKey = await sql<{ name: string }>`SELECT name FROM pragma_table_info('retention_policies')
+        WHERE pk > 0 ORDER BY pk`.execute(store.db);
+      assert.deepEqual(retentionKey.rows.map((row) => row.name), ["project", "source", "repository"]);
+      const planKey = await sql<{ name: string }>`SELECT name FROM pragma_table_info('applied_plans') WHERE pk > 0`
+        .execute(store.db);
+      assert.deepEqual(planKey.rows.map((row) => row.name), ["plan_id"]);
+      const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`
+        .execute(store.db);
+      assert.deepEqual(plain(migrations.rows), [{ name: "0001_initial" }, { name: "0002_retention_and_plans" }]);
+      assert.equal(latestMigration, "0002_retention_and_plans");
     });
   });
 
@@ -226,8 +248,9 @@ describe("StateStore.open", () => {
       try {
         assert.equal(await second.lineage(), lineage);
         assert.equal(await second.serial(), 1);
-        const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(second.db);
-        assert.deepEqual(plain(migrations.rows), [{ name: "0001_initial" }]);
+        const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`
+          .execute(second.db);
+        assert.deepEqual(plain(migrations.rows), [{ name: "0001_initial" }, { name: "0002_retention_and_plans" }]);
         const meta = await second.db.selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
         const runs = await second.db.selectFrom("runs").select(["id", "status"]).execute();
@@ -425,6 +448,12 @@ describe("StateStore.observe", () => {
         repositories: {},
         backups: [],
         failures: [],
+        snapshots: [],
+        retention: [],
+        maintenance: [],
+        knownProjects: [],
+        knownRepositories: [],
+        appliedPlans: [],
       });
     });
   });
@@ -481,7 +510,192 @@ describe("StateStore.observe", () => {
       const observed = await store.observe();
       assert.equal(observed.lineage, await store.lineage());
       assert.equal(observed.serial, 1);
-      assert.deepEqual(observed.repositories, { local: { initialized: true } });
+      assert.deepEqual(observed.repositories, {
+        local: { initialized: true, initializedAt: "2026-11-21T03:00:00.000Z" },
+      });
+      assert.deepEqual(observed.knownRepositories, ["local"]);
+    });
+  });
+});
+
+describe("StateStore.observe: inventory, maintenance and what the state knows", () => {
+  /** A finished maintenance stage (no run). */
+  async function maintenanceStage(
+    store: StateStore,
+    type: "prune" | "check" | "verify",
+    where: { project?: string; repository?: string },
+    startedAt: string,
+    status: StageResult["status"] | "running",
+  ): Promise<void> {
+    const id = await store.startStage({ runId: null, type, ...where, startedAt });
+    if (status !== "running") await store.finishStage(id, { status, finishedAt: startedAt, durationMs: 1 });
+  }
+
+  it("lists the inventory of every repository newest first, with the tags as arrays", async () => {
+    await withStore(async (store) => {
+      await store.replaceSnapshots("local", [
+        snapshot("a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
+        { ...snapshot("a2aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "files"), run_id: "r2" },
+        {
+          ...snapshot("a3aaaaaaaaaa", "2026-11-18T03:00:00.000Z", null, null),
+          hostname: "laptop",
+          tags: JSON.stringify([]),
+        },
+      ], "2026-11-22T10:00:00.000Z");
+      await store.replaceSnapshots("offsite", [
+        snapshot("b1bbbbbbbbbb", "2026-11-21T04:00:00.000Z", "shop", "db"),
+      ], "2026-11-22T10:00:01.000Z");
+      const observed = await store.observe();
+      const entry = (
+        repository: string,
+        id: string,
+        time: string,
+        project: string | null,
+        source: string | null,
+        rest: { run_id?: string | null; hostname?: string; tags?: string[] } = {},
+      ) => ({
+        repository,
+        id,
+        short_id: id.slice(0, 8),
+        time,
+        project,
+        source,
+        run_id: rest.run_id ?? null,
+        hostname: rest.hostname ?? "backup-host",
+        tags: rest.tags ?? ["backupctl", `project=${project}`],
+      });
+      assert.deepEqual(observed.snapshots, [
+        entry("local", "a2aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "files", { run_id: "r2" }),
+        entry("offsite", "b1bbbbbbbbbb", "2026-11-21T04:00:00.000Z", "shop", "db"),
+        entry("local", "a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
+        entry("local", "a3aaaaaaaaaa", "2026-11-18T03:00:00.000Z", null, null, { hostname: "laptop", tags: [] }),
+      ]);
+      assert.ok(Array.isArray(observed.snapshots[0].tags));
+    });
+  });
+
+  it("returns the latest succeeded prune and check per repository and verify per project, ignoring the rest", async () => {
+    await withStore(async (store) => {
+      // local: two prunes (the newer wins), a newer failed and a running one (ignored); a check.
+      await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-10T05:00:00.000Z", "succeeded");
+      await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-14T05:00:00.000Z", "succeeded");
+      await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-20T05:00:00.000Z", "failed");
+      await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-21T05:00:00.000Z", "running");
+      await maintenanceStage(store, "check", { repository: "local" }, "2026-11-15T06:00:00.000Z", "succeeded");
+      await maintenanceStage(store, "check", { repository: "local" }, "2026-11-19T06:00:00.000Z", "skipped");
+      // offsite: only a failed prune, and a check older than a failed one.
+      await maintenanceStage(store, "prune", { repository: "offsite" }, "2026-11-18T05:00:00.000Z", "failed");
+      await maintenanceStage(store, "check", { repository: "offsite" }, "2026-11-12T06:00:00.000Z", "succeeded");
+      await maintenanceStage(store, "check", { repository: "offsite" }, "2026-11-16T06:00:00.000Z", "failed");
+      // Restore drills: per project, whatever repository they read from.
+      await maintenanceStage(
+        store,
+        "verify",
+        { project: "shop", repository: "local" },
+        "2026-11-01T07:00:00.000Z",
+        "succeeded",
+      );
+      await maintenanceStage(
+        store,
+        "verify",
+        { project: "shop", repository: "offsite" },
+        "2026-11-08T07:00:00.000Z",
+        "succeeded",
+      );
+      await maintenanceStage(
+        store,
+        "verify",
+        { project: "shop", repository: "local" },
+        "2026-11-15T07:00:00.000Z",
+        "failed",
+      );
+      await maintenanceStage(
+        store,
+        "verify",
+        { project: "blog", repository: "local" },
+        "2026-11-09T07:00:00.000Z",
+        "interrupted",
+      );
+      // Not maintenance: a successful backup.
+      await backupStage(store, "shop", "db", "local", "2026-11-21T03:00:00.000Z", "succeeded");
+
+      const key = (m: { type: string; repository?: string; project?: string }) =>
+        `${m.type}/${m.repository ?? ""}/${m.project ?? ""}`;
+      const maintenance = [...(await store.observe()).maintenance].sort((a, b) => key(a).localeCompare(key(b)));
+      assert.deepEqual(maintenance, [
+        { type: "check", repository: "local", at: "2026-11-15T06:00:00.000Z" },
+        { type: "check", repository: "offsite", at: "2026-11-12T06:00:00.000Z" },
+        { type: "prune", repository: "local", at: "2026-11-14T05:00:00.000Z" },
+        { type: "verify", project: "shop", at: "2026-11-08T07:00:00.000Z" },
+      ]);
+    });
+  });
+
+  it("knownProjects lists each project with a run once, whatever the run's status", async () => {
+    await withStore(async (store) => {
+      await run(store, "s1", "shop", "2026-11-19T03:00:00.000Z", "succeeded");
+      await run(store, "s2", "shop", "2026-11-20T03:00:00.000Z", "failed");
+      await run(store, "l1", "legacy", "2026-11-01T03:00:00.000Z", "succeeded");
+      await run(store, "b1", "blog", "2026-11-21T04:00:00.000Z");
+      // A stage without a run does not make a project known.
+      await backupStage(store, "ghost", "db", "local", "2026-11-21T03:00:00.000Z", "succeeded");
+      const observed = await store.observe();
+      assert.deepEqual([...observed.knownProjects].sort(), ["blog", "legacy", "shop"]);
+    });
+  });
+
+  it("knownRepositories lists every repository of the state, and only those", async () => {
+    await withStore(async (store) => {
+      await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-01T00:00:00.000Z");
+      await store.markRepositoryInitialized("old", "/srv/old", "2025-01-01T00:00:00.000Z");
+      await backupStage(store, "shop", "db", "offsite", "2026-11-21T03:00:00.000Z", "succeeded");
+      const observed = await store.observe();
+      assert.deepEqual([...observed.knownRepositories].sort(), ["local", "old"]);
+      assert.deepEqual(observed.repositories, {
+        local: { initialized: true, initializedAt: "2026-11-01T00:00:00.000Z" },
+        old: { initialized: true, initializedAt: "2025-01-01T00:00:00.000Z" },
+      });
+    });
+  });
+});
+
+describe("StateStore retention policies and applied plans", () => {
+  const shopDb = { project: "shop", source: "db", repository: "local" };
+
+  it("recordRetention inserts a group's policy, then updates it in place", async () => {
+    await withStore(async (store) => {
+      await store.recordRetention(shopDb, '{"daily":30}', "2026-11-20T03:05:00.000Z");
+      assert.deepEqual((await store.observe()).retention, [
+        { ...shopDb, policy: '{"daily":30}', at: "2026-11-20T03:05:00.000Z" },
+      ]);
+
+      await store.recordRetention(shopDb, '{"daily":7}', "2026-11-21T03:05:00.000Z");
+      await store.recordRetention({ ...shopDb, repository: "offsite" }, '{"daily":30}', "2026-11-21T03:06:00.000Z");
+      const retention = byKey((await store.observe()).retention);
+      assert.deepEqual(retention, [
+        { ...shopDb, policy: '{"daily":7}', at: "2026-11-21T03:05:00.000Z" },
+        { ...shopDb, repository: "offsite", policy: '{"daily":30}', at: "2026-11-21T03:06:00.000Z" },
+      ]);
+      const rows = await store.db.selectFrom("retention_policies").selectAll().orderBy("repository").execute();
+      assert.deepEqual(plain(rows), [
+        { ...shopDb, policy: '{"daily":7}', applied_at: "2026-11-21T03:05:00.000Z" },
+        { ...shopDb, repository: "offsite", policy: '{"daily":30}', applied_at: "2026-11-21T03:06:00.000Z" },
+      ]);
+    });
+  });
+
+  it("markPlanApplied records the plan id in observe().appliedPlans and refuses the same id twice", async () => {
+    await withStore(async (store) => {
+      await store.markPlanApplied("0b6f3c1e-plan-one", "2026-11-21T10:00:00.000Z");
+      assert.deepEqual((await store.observe()).appliedPlans, ["0b6f3c1e-plan-one"]);
+      await assert.rejects(store.markPlanApplied("0b6f3c1e-plan-one", "2026-11-21T11:00:00.000Z"), /UNIQUE|PRIMARY/i);
+      await store.markPlanApplied("7d1e2a9f-plan-two", "2026-11-21T12:00:00.000Z");
+      assert.deepEqual([...(await store.observe()).appliedPlans].sort(), ["0b6f3c1e-plan-one", "7d1e2a9f-plan-two"]);
+      const rows = await store.db.selectFrom("applied_plans").selectAll().orderBy("plan_id").execute();
+      assert.deepEqual(plain(rows), [
+        { plan_id: "0b6f3c1e-plan-one", applied_at: "2026-11-21T10:00:00.000Z" },
+        { plan_id: "7d1e2a9f-plan-two", applied_at: "2026-11-21T12:00:00.000Z" },
+      ]);
     });
   });
 });
@@ -512,8 +726,36 @@ describe("StateStore repositories", () => {
         },
       ]);
       assert.deepEqual((await store.observe()).repositories, {
-        local: { initialized: true },
-        offsite: { initialized: true },
+        local: { initialized: true, initializedAt: "2026-11-22T03:00:00.000Z" },
+        offsite: { initialized: true, initializedAt: "2026-11-21T03:00:01.000Z" },
+      });
+    });
+  });
+  it("recordCheck sets the last check time and status of one repository, and a later call overwrites them", async () => {
+    await withStore(async (store) => {
+      await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-01T00:00:00.000Z");
+      await store.markRepositoryInitialized("offsite", "/srv/offsite", "2026-11-01T00:00:00.000Z");
+      const checks = () =>
+        store.db.selectFrom("repositories").select(["name", "initialized_at", "last_check_at", "last_check_status"])
+          .orderBy("name").execute();
+
+      await store.recordCheck("local", "2026-11-20T06:00:00.000Z", "failed");
+      assert.deepEqual(plain(await checks()), [
+        {
+          name: "local",
+          initialized_at: "2026-11-01T00:00:00.000Z",
+          last_check_at: "2026-11-20T06:00:00.000Z",
+          last_check_status: "failed",
+        },
+        { name: "offsite", initialized_at: "2026-11-01T00:00:00.000Z", last_check_at: null, last_check_status: null },
+      ]);
+
+      await store.recordCheck("local", "2026-11-21T06:00:00.000Z", "succeeded");
+      assert.deepEqual(plain(await checks())[0], {
+        name: "local",
+        initialized_at: "2026-11-01T00:00:00.000Z",
+        last_check_at: "2026-11-21T06:00:00.000Z",
+        last_check_status: "succeeded",
       });
     });
   });

@@ -1,0 +1,302 @@
+/**
+ * Retention with the exact semantics of `restic forget` (restic 0.14, `internal/restic/snapshot_policy.go`), as a
+ * pure function over one group of snapshots, so a plan can say which snapshots a forget will remove before it runs.
+ * docs/retention.md explains the rules for operators; test/plan/retention_oracle_test.ts checks them against restic.
+ */
+import type { Retention } from "../config/types.ts";
+import { parseResticDuration, type ResticDuration } from "../config/duration.ts";
+import { canonicalJson } from "../config/fingerprint.ts";
+
+/** One snapshot of a retention group. */
+export interface RetentionSnapshot {
+  id: string;
+  /** ISO 8601 / RFC 3339 time as restic records it, e.g. "2026-11-22T03:00:00.123456789Z". */
+  time: string;
+}
+
+/** What `restic forget` would do with one group. */
+export interface RetentionDecision {
+  /** Kept snapshots, newest first, each with every rule that keeps it, in restic's words. */
+  keep: { id: string; reasons: string[] }[];
+  /** Ids of the snapshots forget would remove, newest first. */
+  forget: string[];
+}
+
+/** Options of {@link applyRetention}. */
+export interface RetentionOptions {
+  /**
+   * The wall clock of the host running restic. restic measures `within*` rules from the newest snapshot that is not
+   * in the future, so a snapshot at or after `now` cannot be that anchor. Omitted, no snapshot counts as in the
+   * future; that is never less cautious: a later anchor only shrinks the `within*` windows (predicts more removals).
+   */
+  now?: Date;
+}
+
+/** The keep rules, in the order restic evaluates and reports them. */
+const countRules = ["last", "hourly", "daily", "weekly", "monthly", "yearly"] as const;
+const withinRules = ["within", "withinHourly", "withinDaily", "withinWeekly", "withinMonthly", "withinYearly"] as const;
+type CountRule = (typeof countRules)[number];
+type WithinRule = (typeof withinRules)[number];
+
+/** A calendar period: the number restic compares to tell whether two snapshots share an hour, day, week, … */
+type Bucket = "hour" | "day" | "week" | "month" | "year";
+
+const countBuckets: Record<Exclude<CountRule, "last">, Bucket> = {
+  hourly: "hour",
+  daily: "day",
+  weekly: "week",
+  monthly: "month",
+  yearly: "year",
+};
+const withinBuckets: Record<Exclude<WithinRule, "within">, [Bucket, string]> = {
+  withinHourly: ["hour", "hourly within"],
+  withinDaily: ["day", "daily within"],
+  withinWeekly: ["week", "weekly within"],
+  withinMonthly: ["month", "monthly within"],
+  withinYearly: ["year", "yearly within"],
+};
+
+/** A snapshot time to the nanosecond (JS numbers cannot hold nanoseconds since 1970 exactly, so two parts). */
+interface Instant {
+  /** Whole seconds since 1970-01-01T00:00:00Z. */
+  sec: number;
+  nano: number;
+  /** The offset written in the time, in seconds east of UTC: restic buckets by the wall clock at that offset. */
+  offset: number;
+}
+
+interface Parsed extends Instant {
+  id: string;
+}
+
+const rfc3339 = /^(-?\d{4,})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))$/;
+
+function parseInstant(time: string): Instant {
+  const match = rfc3339.exec(time);
+  if (!match) throw new Error(`not an RFC 3339 snapshot time: ${JSON.stringify(time)}`);
+  const [, year, month, day, hour, minute, second, fraction, , sign, offsetHours, offsetMinutes] = match;
+  const offset = match[8] ? 0 : (sign === "-" ? -1 : 1) * (Number(offsetHours) * 3600 + Number(offsetMinutes) * 60);
+  const wall = daysFromCivil(Number(year), Number(month), Number(day)) * 86_400 + Number(hour) * 3600 +
+    Number(minute) * 60 + Number(second);
+  return { sec: wall - offset, nano: fraction ? Number(fraction.padEnd(9, "0")) : 0, offset };
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm; no Date quirks for small years). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+function civilFromDays(days: number): { year: number; month: number; day: number } {
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  return { year: yoe + era * 400 + (month <= 2 ? 1 : 0), month, day: doy - Math.floor((153 * mp + 2) / 5) + 1 };
+}
+
+/** restic's bucket numbers: YYYYMMDDHH, YYYYMMDD, ISO year*100+week, YYYYMM, YYYY, on the snapshot's wall clock. */
+function bucketOf(instant: Instant, bucket: Bucket): number {
+  const wall = instant.sec + instant.offset;
+  const days = Math.floor(wall / 86_400);
+  if (bucket === "week") {
+    // ISO 8601: a week belongs to the year of its Thursday; weeks start on Monday. 1970-01-01 was a Thursday.
+    const thursday = days - (((days + 3) % 7) + 7) % 7 + 3;
+    const isoYear = civilFromDays(thursday).year;
+    return isoYear * 100 + Math.floor((thursday - daysFromCivil(isoYear, 1, 1)) / 7) + 1;
+  }
+  const { year, month, day } = civilFromDays(days);
+  if (bucket === "year") return year;
+  if (bucket === "month") return year * 100 + month;
+  if (bucket === "day") return year * 10_000 + month * 100 + day;
+  return year * 1_000_000 + month * 10_000 + day * 100 + Math.floor((wall - days * 86_400) / 3600);
+}
+
+/**
+ * `latest.AddDate(-years, -months, -days).Add(-hours)` in Go: calendar arithmetic on the wall clock, where a day past
+ * the month's end flows into the next month (Mar 31 − 1m = "Feb 31" = Mar 3), then exact hours.
+ */
+function subtractDuration(latest: Instant, duration: ResticDuration): Instant {
+  const wall = latest.sec + latest.offset;
+  const days = Math.floor(wall / 86_400);
+  const timeOfDay = wall - days * 86_400;
+  const { year, month, day } = civilFromDays(days);
+  const months = (year - duration.years) * 12 + (month - 1 - duration.months);
+  const shifted = daysFromCivil(Math.floor(months / 12), (months % 12 + 12) % 12 + 1, 1) + day - 1 - duration.days;
+  return { sec: shifted * 86_400 + timeOfDay - latest.offset - duration.hours * 3600, nano: latest.nano, offset: 0 };
+}
+
+function isAfter(a: Instant, b: Instant): boolean {
+  return a.sec > b.sec || (a.sec === b.sec && a.nano > b.nano);
+}
+
+function isZero(duration: ResticDuration): boolean {
+  return duration.years === 0 && duration.months === 0 && duration.days === 0 && duration.hours === 0;
+}
+
+/** restic's `Duration.String()`: zero parts left out ("0y14d" → "14d"). */
+function formatDuration(duration: ResticDuration): string {
+  const parts: [number, string][] = [[duration.years, "y"], [duration.months, "m"], [duration.days, "d"], [
+    duration.hours,
+    "h",
+  ]];
+  return parts.filter(([n]) => n !== 0).map(([n, unit]) => `${n}${unit}`).join("");
+}
+
+function durationOf(rule: WithinRule, text: string): ResticDuration {
+  const duration = parseResticDuration(text);
+  if (!duration) throw new Error(`retention.${rule}: not a restic duration: ${JSON.stringify(text)}`);
+  return duration;
+}
+
+/** The rules restic acts on: counts above zero and non-zero durations (restic ignores the others). */
+interface EffectiveRules {
+  counts: { rule: CountRule; count: number }[];
+  withins: { rule: WithinRule; duration: ResticDuration }[];
+}
+
+function effectiveRules(policy: Retention): EffectiveRules {
+  const counts = countRules.flatMap((rule) => {
+    const count = policy[rule];
+    return count !== undefined && count > 0 ? [{ rule, count }] : [];
+  });
+  const withins = withinRules.flatMap((rule) => {
+    const text = policy[rule];
+    if (text === undefined) return [];
+    const duration = durationOf(rule, text);
+    return isZero(duration) ? [] : [{ rule, duration }];
+  });
+  return { counts, withins };
+}
+
+/** A rule being applied down the list: what bucket it last kept and how many keeps it has left. */
+interface Tally {
+  reason: string;
+  bucket: Bucket | "each";
+  left: number;
+  last: number;
+  cutoff?: Instant;
+}
+
+/**
+ * Applies the keep rules of `policy` (ignores minSnapshots) to ONE group of snapshots, like `restic forget`.
+ *
+ * Snapshots are taken newest first; each rule keeps what it keeps and a snapshot no rule keeps is forgotten:
+ * - `last n`: the n newest.
+ * - `hourly|daily|weekly|monthly|yearly n`: going from the newest, the first snapshot of each new hour/day/ISO week/
+ *   month/year, until n were kept. Periods are read on the wall clock of the offset written in the snapshot's time
+ *   (UTC for backupctl). Periods without snapshots do not count.
+ * - `within D`: every snapshot after (newest − D), newest being the newest snapshot not in the future (see
+ *   {@link RetentionOptions.now}); y/m/d subtract on the calendar like Go's AddDate, h subtracts hours.
+ * - `withinHourly D` … `withinYearly D`: the newest snapshot of every hour/day/week/month/year, among those after
+ *   (newest − D).
+ * A policy without rules keeps everything. Snapshots at the very same instant are ordered by id (restic's own order
+ * for them is arbitrary): which of them is kept may differ from restic, how many are kept does not.
+ */
+export function applyRetention(
+  snapshots: readonly RetentionSnapshot[],
+  policy: Retention,
+  options: RetentionOptions = {},
+): RetentionDecision {
+  const list: Parsed[] = snapshots.map((snapshot) => ({ id: snapshot.id, ...parseInstant(snapshot.time) }));
+  list.sort((a, b) => b.sec - a.sec || b.nano - a.nano || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+  const rules = effectiveRules(policy);
+  if (rules.counts.length === 0 && rules.withins.length === 0) {
+    return { keep: list.map((snapshot) => ({ id: snapshot.id, reasons: ["policy is empty"] })), forget: [] };
+  }
+
+  const now = options.now ? instantOfDate(options.now) : undefined;
+  const latest = now ? list.find((snapshot) => isAfter(now, snapshot)) : list[0];
+  // No snapshot in the past: restic measures from Go's zero time (year 1), so every window holds every snapshot.
+  const cutoffFor = (duration: ResticDuration) => (latest ? subtractDuration(latest, duration) : undefined);
+
+  const tallies: Tally[] = [];
+  for (const { rule, duration } of rules.withins) {
+    if (rule !== "within") continue;
+    tallies.push({
+      reason: `within ${formatDuration(duration)}`,
+      bucket: "each",
+      left: Infinity,
+      last: -1,
+      cutoff: cutoffFor(duration),
+    });
+  }
+  for (const { rule, count } of rules.counts) {
+    const bucket = rule === "last" ? "each" : countBuckets[rule];
+    tallies.push({ reason: rule === "last" ? "last snapshot" : `${rule} snapshot`, bucket, left: count, last: -1 });
+  }
+  for (const { rule, duration } of rules.withins) {
+    if (rule === "within") continue;
+    const [bucket, words] = withinBuckets[rule];
+    tallies.push({
+      reason: `${words} ${formatDuration(duration)}`,
+      bucket,
+      left: Infinity,
+      last: -1,
+      cutoff: cutoffFor(duration),
+    });
+  }
+
+  const decision: RetentionDecision = { keep: [], forget: [] };
+  list.forEach((snapshot, position) => {
+    const reasons: string[] = [];
+    for (const tally of tallies) {
+      if (tally.left <= 0) continue;
+      if (tally.cutoff && !isAfter(snapshot, tally.cutoff)) continue;
+      // restic compares with the bucket it last kept, not the previous snapshot's (they differ only across offsets).
+      const value = tally.bucket === "each" ? position : bucketOf(snapshot, tally.bucket);
+      if (value === tally.last) continue;
+      tally.last = value;
+      tally.left--;
+      reasons.push(tally.reason);
+    }
+    if (reasons.length > 0) decision.keep.push({ id: snapshot.id, reasons });
+    else decision.forget.push(snapshot.id);
+  });
+  return decision;
+}
+
+function instantOfDate(date: Date): Instant {
+  const ms = date.getTime();
+  const sec = Math.floor(ms / 1000);
+  return { sec, nano: (ms - sec * 1000) * 1_000_000, offset: 0 };
+}
+
+/** The keep rules as restic acts on them: zero counts and zero durations dropped, durations in restic's spelling. */
+function normalizedRules(policy: Retention): Record<string, number | string> {
+  const rules = effectiveRules(policy);
+  const out: Record<string, number | string> = {};
+  for (const { rule, count } of rules.counts) out[rule] = count;
+  for (const { rule, duration } of rules.withins) out[rule] = formatDuration(duration);
+  return out;
+}
+
+/**
+ * Canonical JSON of the keep rules only (sorted keys, no minSnapshots, no undefined) — used to detect policy changes.
+ * Rules restic ignores (a count of 0, a zero duration) are left out and durations are spelled as restic does
+ * ("0y14d" → "14d"), so two policies that forget the same snapshots have the same key.
+ */
+export function policyKey(policy: Retention): string {
+  return canonicalJson(normalizedRules(policy));
+}
+
+/**
+ * Human description of a change between two policies, e.g. "daily 30 → 7, weekly 4 → none": the rules that differ,
+ * in restic's order, named as in the config. "no change" when both keep the same.
+ */
+export function describePolicyChange(before: Retention, after: Retention): string {
+  const was = normalizedRules(before);
+  const now = normalizedRules(after);
+  const changes = [...countRules, ...withinRules]
+    .filter((rule) => was[rule] !== now[rule])
+    .map((rule) => `${rule} ${was[rule] ?? "none"} → ${now[rule] ?? "none"}`);
+  return changes.length > 0 ? changes.join(", ") : "no change";
+}
