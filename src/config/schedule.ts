@@ -82,9 +82,29 @@ function* slotsFrom(expression: string, timezone: string, start: number, until: 
   }
 }
 
+/**
+ * The fixed-offset zone ("UTC+1:00") equal to `timezone` over [from, to], when its offset is the same at both ends.
+ * Over such a window (8 days at most: offset changes are months apart) the named zone and the fixed one map local
+ * times identically, and cron-parser (luxon) evaluates fixed zones several times faster than named ones.
+ */
+function fixedZone(timezone: string, from: number, to: number): string | undefined {
+  const offset = utcOffset(timezone, from);
+  if (offset !== utcOffset(timezone, to)) return undefined;
+  const match = /^GMT([+-])(\d{2}):(\d{2})$/.exec(offset);
+  if (!match) return offset === "GMT" ? "UTC+0" : undefined;
+  return `UTC${match[1]}${Number(match[2])}:${match[3]}`;
+}
+
 /** The latest slot at or before `now`, or undefined when the schedule has none (it cannot, for valid crons). */
 export function previousSlot(expression: string, timezone: string, now: Date): Date | undefined {
   const text = expression.trim();
+  const window = now.getTime() - 8 * day;
+  const fixed = fixedZone(timezone, window, now.getTime() + 3 * hour);
+  if (fixed) {
+    const quick = CronExpressionParser.parse(text, { tz: fixed, currentDate: new Date(now.getTime() + 1) });
+    const slot = quick.hasPrev() ? quick.prev().toDate() : undefined;
+    if (slot && slot.getTime() >= window + 3 * hour) return slot;
+  }
   const iterator = CronExpressionParser.parse(text, { tz: timezone, currentDate: new Date(now.getTime() + 1) });
   if (!iterator.hasPrev()) return undefined;
   const candidate = iterator.prev().toDate();
@@ -104,6 +124,12 @@ export function previousSlot(expression: string, timezone: string, now: Date): D
 /** The first slot strictly after `now`. */
 export function nextSlot(expression: string, timezone: string, now: Date): Date {
   const text = expression.trim();
+  const window = now.getTime() + 8 * day;
+  const fixed = fixedZone(timezone, now.getTime() - 3 * hour, window);
+  if (fixed) {
+    const slot = CronExpressionParser.parse(text, { tz: fixed, currentDate: now }).next().toDate();
+    if (slot.getTime() <= window - 3 * hour) return slot;
+  }
   const candidate = CronExpressionParser.parse(text, { tz: timezone, currentDate: now }).next().toDate();
   const change = offsetChange(
     timezone,

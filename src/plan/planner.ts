@@ -34,11 +34,12 @@ export function plan(loaded: Loaded, observed: ObservedState, now: Date, options
   const warnings = selected.filter((project) => !project.enabled)
     .map((project) => `project ${project.name} is disabled (enabled: false): nothing is planned for it`);
   const index = indexObserved(observed);
+  const times = new Map(active.map((project) => [project.name, projectTimes(project, now)]));
 
   const forgets = active.flatMap((project) => forgetActions(project, index, now));
   const drafts: Draft[] = [
     ...initActions(active, observed),
-    ...active.flatMap((project) => backupActions(project, index, now)),
+    ...active.flatMap((project) => backupActions(project, times.get(project.name)!, index)),
     ...forgets,
     ...maintenanceActions(active, observed, index, forgets, now),
   ];
@@ -54,9 +55,9 @@ export function plan(loaded: Loaded, observed: ObservedState, now: Date, options
     actions,
     summary: summarize(actions),
     warnings,
-    overdue: active.flatMap((project) => overdueProject(project, index, now)),
+    overdue: active.flatMap((project) => overdueProject(project, times.get(project.name)!, index, now)),
     not_managed: options.projects === undefined ? notManaged(loaded, observed) : [],
-    next_due: active.map((project) => ({ project: project.name, at: isoSeconds(nextDue(project, now)) })),
+    next_due: active.map((project) => ({ project: project.name, at: isoSeconds(times.get(project.name)!.nextDue) })),
   };
 }
 
@@ -118,24 +119,36 @@ export function jitterOffset(project: NormalizedProject): number {
   return Math.floor((hash / 0x1_0000_0000) * jitter);
 }
 
-/** The latest slot the project should have run for by `now`, jitter included: [cron slot, slot + jitter]. */
-function dueSlot(project: NormalizedProject, now: Date): { slot: Date; dueAt: Date } | undefined {
-  const offset = jitterOffset(project);
-  const slot = previousSlot(project.schedule, project.timezone, new Date(now.getTime() - offset));
-  return slot && { slot, dueAt: new Date(slot.getTime() + offset) };
+/** A project's schedule around `now`, computed once per plan (cron evaluation is the planner's costliest step). */
+interface ProjectTimes {
+  /** The latest cron slot whose jittered time is at or before now, and that jittered time. */
+  slot?: Date;
+  dueAt?: Date;
+  /** When the next backup will be due, jitter included. */
+  nextDue: Date;
+  /** The interval between the latest and the next slot. */
+  interval: number;
 }
 
-function nextDue(project: NormalizedProject, now: Date): Date {
+function projectTimes(project: NormalizedProject, now: Date): ProjectTimes {
   const offset = jitterOffset(project);
-  return new Date(nextSlot(project.schedule, project.timezone, new Date(now.getTime() - offset)).getTime() + offset);
+  const shifted = new Date(now.getTime() - offset);
+  const slot = previousSlot(project.schedule, project.timezone, shifted);
+  const next = nextSlot(project.schedule, project.timezone, shifted);
+  return {
+    slot,
+    dueAt: slot && new Date(slot.getTime() + offset),
+    nextDue: new Date(next.getTime() + offset),
+    interval: slot ? next.getTime() - slot.getTime() : day,
+  };
 }
 
-function backupActions(project: NormalizedProject, index: ObservedIndex, now: Date): Draft[] {
+function backupActions(project: NormalizedProject, times: ProjectTimes, index: ObservedIndex): Draft[] {
   const repository = project.repositories[0];
   const drafts: Draft[] = [];
   for (const source of project.sources) {
     const key = groupKey(project.name, source.name, repository);
-    const reason = backupReason(project, index.success.get(key), index.failure.get(key), now);
+    const reason = backupReason(project, times, index.success.get(key), index.failure.get(key));
     if (reason) {
       drafts.push({
         type: "backup",
@@ -153,15 +166,14 @@ function backupActions(project: NormalizedProject, index: ObservedIndex, now: Da
 /** Why a source is due now, or undefined when its latest slot already has a successful backup. */
 function backupReason(
   project: NormalizedProject,
+  due: ProjectTimes,
   lastSuccess: string | undefined,
   lastFailure: string | undefined,
-  now: Date,
 ): string | undefined {
   const failed = lastFailure ? `; last attempt failed at ${isoSeconds(new Date(lastFailure))}` : "";
   if (lastSuccess === undefined) return `never backed up${failed}`;
-  const due = dueSlot(project, now);
   const success = new Date(lastSuccess);
-  if (due === undefined || success.getTime() >= due.slot.getTime()) return undefined;
+  if (due.slot === undefined || due.dueAt === undefined || success.getTime() >= due.slot.getTime()) return undefined;
   const zone = project.timezone === "UTC" ? "" : `, ${project.timezone}`;
   const jitter = due.dueAt.getTime() > due.slot.getTime()
     ? `, jitter +${humanDuration(due.dueAt.getTime() - due.slot.getTime())}`
@@ -326,28 +338,24 @@ function minimum(durations: (string | undefined)[]): { ms: number; text: string 
   return best;
 }
 
-/** A project is overdue when a source's last success is older than maxAge (default: twice the schedule interval). */
-function overdueProject(project: NormalizedProject, index: ObservedIndex, now: Date): Overdue[] {
+/**
+ * A project is overdue when a source's last success is older than maxAge (default: twice the interval between the
+ * latest and the next slot, at least two minutes).
+ */
+function overdueProject(project: NormalizedProject, times: ProjectTimes, index: ObservedIndex, now: Date): Overdue[] {
   const successes = project.sources.map((s) =>
     index.success.get(groupKey(project.name, s.name, project.repositories[0]))
   );
   const known = successes.filter((at): at is string => at !== undefined);
   if (known.length === 0) return [];
   const oldest = known.reduce((a, b) => (a < b ? a : b));
-  const maxAge = project.maxAge ? parseDuration(project.maxAge)! : defaultMaxAge(project, now);
+  const maxAge = project.maxAge ? parseDuration(project.maxAge)! : Math.max(2 * times.interval, 2 * 60_000);
   if (now.getTime() - Date.parse(oldest) <= maxAge) return [];
   return [{
     project: project.name,
     last_success: isoSeconds(new Date(oldest)),
     max_age: project.maxAge ?? humanDuration(maxAge).replace(" ", ""),
   }];
-}
-
-/** Twice the interval between two consecutive slots (at least one day for irregular schedules it cannot judge). */
-function defaultMaxAge(project: NormalizedProject, now: Date): number {
-  const first = nextSlot(project.schedule, project.timezone, now);
-  const second = nextSlot(project.schedule, project.timezone, first);
-  return Math.max(2 * (second.getTime() - first.getTime()), 2 * 60_000) || day;
 }
 
 /** What exists but is not declared: old projects and repositories, foreign snapshots, dropped sources. */

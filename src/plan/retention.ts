@@ -67,11 +67,46 @@ interface Instant {
 
 interface Parsed extends Instant {
   id: string;
+  buckets?: Buckets;
 }
 
 const rfc3339 = /^(-?\d{4,})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))$/;
 
+/** The value of the two digits at `at`, or NaN. */
+function twoDigits(text: string, at: number): number {
+  const high = text.charCodeAt(at) - 48;
+  const low = text.charCodeAt(at + 1) - 48;
+  return high >= 0 && high <= 9 && low >= 0 && low <= 9 ? high * 10 + low : NaN;
+}
+
+/** The shape restic writes ("YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)") without a regular expression. */
+function parseCommon(time: string): Instant | undefined {
+  if (time[4] !== "-" || time[7] !== "-" || time[10] !== "T" || time[13] !== ":" || time[16] !== ":") return undefined;
+  const year = twoDigits(time, 0) * 100 + twoDigits(time, 2);
+  const days = daysFromCivil(year, twoDigits(time, 5), twoDigits(time, 8));
+  const sec = days * 86_400 + twoDigits(time, 11) * 3600 + twoDigits(time, 14) * 60 + twoDigits(time, 17);
+  let at = 19;
+  let nano = 0;
+  if (time[at] === ".") {
+    let scale = 100_000_000;
+    for (at++; at < time.length && scale >= 1; at++, scale /= 10) {
+      const digit = time.charCodeAt(at) - 48;
+      if (digit < 0 || digit > 9) break;
+      nano += digit * scale;
+    }
+    if (at === 20) return undefined;
+  }
+  let offset = 0;
+  if (time[at] === "Z" && at + 1 === time.length) offset = 0;
+  else if ((time[at] === "+" || time[at] === "-") && time[at + 3] === ":" && at + 6 === time.length) {
+    offset = (time[at] === "-" ? -1 : 1) * (twoDigits(time, at + 1) * 3600 + twoDigits(time, at + 4) * 60);
+  } else return undefined;
+  return Number.isNaN(sec + offset) ? undefined : { sec: sec - offset, nano, offset };
+}
+
 function parseInstant(time: string): Instant {
+  const fast = parseCommon(time);
+  if (fast) return fast;
   const match = rfc3339.exec(time);
   if (!match) throw new Error(`not an RFC 3339 snapshot time: ${JSON.stringify(time)}`);
   const [, year, month, day, hour, minute, second, fraction, , sign, offsetHours, offsetMinutes] = match;
@@ -102,21 +137,26 @@ function civilFromDays(days: number): { year: number; month: number; day: number
   return { year: yoe + era * 400 + (month <= 2 ? 1 : 0), month, day: doy - Math.floor((153 * mp + 2) / 5) + 1 };
 }
 
-/** restic's bucket numbers: YYYYMMDDHH, YYYYMMDD, ISO year*100+week, YYYYMM, YYYY, on the snapshot's wall clock. */
-function bucketOf(instant: Instant, bucket: Bucket): number {
+/** restic's bucket numbers of one snapshot, worked out once: YYYYMMDDHH, YYYYMMDD, ISO year*100+week, YYYYMM, YYYY. */
+type Buckets = Record<Bucket, number>;
+
+/** The bucket numbers on the snapshot's own wall clock (restic reads the time in the offset it was written with). */
+function bucketsOf(instant: Instant): Buckets {
   const wall = instant.sec + instant.offset;
   const days = Math.floor(wall / 86_400);
-  if (bucket === "week") {
-    // ISO 8601: a week belongs to the year of its Thursday; weeks start on Monday. 1970-01-01 was a Thursday.
-    const thursday = days - (((days + 3) % 7) + 7) % 7 + 3;
-    const isoYear = civilFromDays(thursday).year;
-    return isoYear * 100 + Math.floor((thursday - daysFromCivil(isoYear, 1, 1)) / 7) + 1;
-  }
   const { year, month, day } = civilFromDays(days);
-  if (bucket === "year") return year;
-  if (bucket === "month") return year * 100 + month;
-  if (bucket === "day") return year * 10_000 + month * 100 + day;
-  return year * 1_000_000 + month * 10_000 + day * 100 + Math.floor((wall - days * 86_400) / 3600);
+  // ISO 8601: a week belongs to the year of its Thursday; weeks start on Monday. 1970-01-01 was a Thursday.
+  const thursday = days - (((days + 3) % 7) + 7) % 7 + 3;
+  const isoYear = civilFromDays(thursday).year;
+  const week = Math.floor((thursday - daysFromCivil(isoYear, 1, 1)) / 7) + 1;
+  const ymd = year * 10_000 + month * 100 + day;
+  return {
+    hour: ymd * 100 + Math.floor((wall - days * 86_400) / 3600),
+    day: ymd,
+    week: isoYear * 100 + week,
+    month: year * 100 + month,
+    year,
+  };
 }
 
 /**
@@ -252,7 +292,7 @@ export function applyRetention(
       if (tally.left <= 0) continue;
       if (tally.cutoff && !isAfter(snapshot, tally.cutoff)) continue;
       // restic compares with the bucket it last kept, not the previous snapshot's (they differ only across offsets).
-      const value = tally.bucket === "each" ? position : bucketOf(snapshot, tally.bucket);
+      const value = tally.bucket === "each" ? position : (snapshot.buckets ??= bucketsOf(snapshot))[tally.bucket];
       if (value === tally.last) continue;
       tally.last = value;
       tally.left--;

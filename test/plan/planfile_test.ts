@@ -1,0 +1,273 @@
+/**
+ * Unit tests of saved plans (src/plan/planfile.ts): the checksum sealPlan adds, readPlanFile refusing edited (exit 5)
+ * and malformed (exit 64) files, and assertCurrent refusing a plan made against another config or state, or applied
+ * already (exit 5). Files go to a fresh temp dir.
+ * Runs under `deno test -A test/plan/planfile_test.ts` and `bun --no-install test ./test/plan/planfile_test.ts`.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { env, postgres, restic } from "../../src/config/helpers.ts";
+import { validateConfig } from "../../src/config/validate.ts";
+import { ExitCode, StalePlanError, UsageError } from "../../src/errors.ts";
+import { assertCurrent, readPlanFile, sealPlan } from "../../src/plan/planfile.ts";
+import { plan } from "../../src/plan/planner.ts";
+import { policyKey } from "../../src/plan/retention.ts";
+import type { InventorySnapshot, ObservedState, Plan } from "../../src/plan/types.ts";
+
+const LINEAGE = "8c0f3a52-0000-4000-8000-000000000001";
+const PLAN_ID = "5f1d7a0e-3c2b-4d6e-9f10-2a3b4c5d6e7f";
+
+/** A plan with an init, a backup, a required forget of three snapshots and a prune. */
+function samplePlan(): Plan {
+  const config = validateConfig({
+    repositories: {
+      local: restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") }),
+      offsite: restic({ url: "/srv/offsite", password: env("RESTIC_PASSWORD") }),
+    },
+    projects: {
+      shop: {
+        schedule: "0 3 * * *",
+        sources: [postgres({ database: "shop" })],
+        repositories: ["local", "offsite"],
+        retention: { last: 2 },
+      },
+    },
+  }, "t.ts");
+  const snapshot = (id: string, time: string): InventorySnapshot => ({
+    repository: "local",
+    id,
+    short_id: id.slice(0, 8),
+    time,
+    project: "shop",
+    source: "shop",
+    run_id: null,
+    hostname: "backup-host",
+    tags: [],
+  });
+  const observed: ObservedState = {
+    lineage: LINEAGE,
+    serial: 7,
+    repositories: { local: { initialized: true } },
+    backups: [{ project: "shop", source: "shop", repository: "local", at: "2026-11-20T03:00:00Z" }],
+    failures: [],
+    snapshots: [
+      snapshot("4f2c9d1e00000001", "2026-11-16T03:00:05Z"),
+      snapshot("4f2c9d1e00000002", "2026-11-17T03:00:05Z"),
+      snapshot("4f2c9d1e00000003", "2026-11-18T03:00:05Z"),
+      snapshot("4f2c9d1e00000004", "2026-11-19T03:00:05Z"),
+      snapshot("4f2c9d1e00000005", "2026-11-20T03:00:05Z"),
+    ],
+    retention: [{ project: "shop", source: "shop", repository: "local", policy: policyKey({ last: 7 }), at: "x" }],
+    maintenance: [],
+    knownProjects: [],
+    knownRepositories: [],
+    appliedPlans: [],
+  };
+  return plan({ config, fingerprint: "sha256:config" }, observed, new Date("2026-11-21T10:00:00Z"), {
+    generatedAt: new Date("2026-11-21T10:00:05Z"),
+    planId: PLAN_ID,
+  });
+}
+
+let dir = "";
+let counter = 0;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "backupctl-planfile-test-"));
+});
+
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes text to a new file in the temp dir and returns its path. */
+function write(text: string): string {
+  const path = join(dir, `plan-${++counter}.json`);
+  writeFileSync(path, text);
+  return path;
+}
+
+const writePlan = (value: unknown) => write(JSON.stringify(value, null, 2) + "\n");
+
+/** assert.throws validator: the error's class, exit code and message. */
+function failsWith(kind: typeof StalePlanError | typeof UsageError, exitCode: number, message: RegExp) {
+  return (error: unknown) => {
+    assert.ok(error instanceof kind, `expected a ${kind.name}, got ${String(error)}`);
+    assert.equal(error.exitCode, exitCode);
+    assert.match(error.message, message);
+    return true;
+  };
+}
+
+const edited = failsWith(StalePlanError, ExitCode.stalePlan, /was edited after it was made \(checksum mismatch\)/);
+const notAPlan = failsWith(UsageError, ExitCode.usage, /is not a plan file \(not JSON, or cut short\)/);
+
+describe("sealPlan", () => {
+  it("adds a sha256 checksum and changes nothing else", () => {
+    const unsealed = samplePlan();
+    const before = structuredClone(unsealed);
+    const sealed = sealPlan(unsealed);
+    assert.match(sealed.checksum ?? "", /^sha256:[0-9a-f]{64}$/);
+    const { checksum: _checksum, ...rest } = sealed;
+    assert.deepEqual(rest, unsealed);
+    assert.deepEqual(unsealed, before, "the input is left as it was");
+    assert.equal(ExitCode.stalePlan, 5);
+    assert.equal(ExitCode.usage, 64);
+  });
+
+  it("is deterministic, ignores an old checksum, and changes with the content", () => {
+    const sealed = sealPlan(samplePlan());
+    assert.equal(sealPlan(samplePlan()).checksum, sealed.checksum);
+    assert.equal(sealPlan({ ...sealed, checksum: "sha256:old" }).checksum, sealed.checksum);
+    assert.notEqual(sealPlan({ ...sealed, now: "2026-11-21T10:00:01Z" }).checksum, sealed.checksum);
+  });
+});
+
+describe("readPlanFile", () => {
+  it("reads back a sealed plan", () => {
+    const sealed = sealPlan(samplePlan());
+    assert.deepEqual(
+      sealed.actions.map((a) => [a.type, a.approval ?? ""]),
+      [["init", ""], ["backup", ""], ["forget", "required"], ["prune", ""]],
+    );
+    assert.deepEqual(readPlanFile(writePlan(sealed)), sealed);
+  });
+
+  it("accepts a file re-indented or with its keys in another order", () => {
+    const sealed = sealPlan(samplePlan());
+    const reversed = Object.fromEntries(Object.entries(sealed).reverse());
+    assert.deepEqual(readPlanFile(write(JSON.stringify(reversed))), sealed);
+  });
+
+  it("refuses an edited snapshot id, reason, approval or action list (exit 5)", () => {
+    const sealed = sealPlan(samplePlan());
+    const forget = sealed.actions.findIndex((a) => a.type === "forget");
+    const edits: ((plan: Plan) => void)[] = [
+      (p) => p.actions[forget].snapshots![0] = "4f2c9d1e00000005",
+      (p) => p.actions[forget].snapshots!.push("4f2c9d1e00000004"),
+      (p) => p.actions[forget].reason = "retention last 7 keeps 7 of 5 snapshots",
+      (p) => p.actions[forget].approval = "routine",
+      (p) => p.actions.splice(1, 1),
+      (p) => p.state.serial = 8,
+      (p) => p.checksum = `sha256:${"0".repeat(64)}`,
+    ];
+    for (const edit of edits) {
+      const copy = structuredClone(sealed);
+      edit(copy);
+      const path = writePlan(copy);
+      assert.throws(() => readPlanFile(path), edited, String(edit));
+      assert.throws(() => readPlanFile(path), new RegExp(path.replaceAll(/[.\\/-]/g, "\\$&")));
+    }
+  });
+
+  it("refuses truncated JSON, non-JSON and empty files (exit 64)", () => {
+    const text = JSON.stringify(sealPlan(samplePlan()), null, 2);
+    for (const content of [text.slice(0, Math.floor(text.length / 2)), text.slice(0, -1), "plan: yes\n", ""]) {
+      assert.throws(() => readPlanFile(write(content)), notAPlan, JSON.stringify(content.slice(0, 20)));
+    }
+  });
+
+  it("refuses another format_version (exit 64)", () => {
+    const sealed = sealPlan({ ...samplePlan(), format_version: 2 as 1 });
+    assert.throws(
+      () => readPlanFile(writePlan(sealed)),
+      failsWith(UsageError, 64, /has plan format version 2; this backupctl reads version 1$/),
+    );
+    assert.throws(
+      () => readPlanFile(writePlan({ ...sealed, format_version: "1" })),
+      failsWith(UsageError, 64, /has plan format version "1"/),
+    );
+  });
+
+  it("refuses a document with missing or mistyped fields, naming the field (exit 64)", () => {
+    const sealed = sealPlan(samplePlan());
+    const without = (key: keyof Plan) => {
+      const copy: Partial<Plan> = structuredClone(sealed);
+      delete copy[key];
+      return copy;
+    };
+    const cases: [unknown, RegExp][] = [
+      [without("actions"), /is not a valid plan file \(actions: /],
+      [without("checksum"), /is not a valid plan file \(checksum: /],
+      [without("plan_id"), /is not a valid plan file \(plan_id: /],
+      [without("format_version"), /is not a valid plan file \(format_version: /],
+      [{ ...sealed, plan_id: "" }, /is not a valid plan file \(plan_id: /],
+      [{ ...sealed, state: { lineage: LINEAGE } }, /is not a valid plan file \(state\.serial: /],
+      [{ ...sealed, actions: [{ ...sealed.actions[0], type: "destroy" }] }, /\(actions\.0\.type: /],
+      [[], /is not a valid plan file \(document: /],
+      [null, /is not a valid plan file \(document: /],
+      [42, /is not a valid plan file \(document: /],
+    ];
+    for (const [value, message] of cases) {
+      assert.throws(() => readPlanFile(writePlan(value)), failsWith(UsageError, 64, message), String(message));
+    }
+  });
+
+  it("refuses a snapshot id that is not a restic id, even with a matching checksum (exit 64)", () => {
+    const sealed = samplePlan();
+    const forget = sealed.actions.find((a) => a.type === "forget")!;
+    for (const id of ["--password-file=/etc/shadow", "latest", "4F2C9D1E", "4f2c9d1"]) {
+      forget.snapshots = [id];
+      assert.throws(
+        () => readPlanFile(writePlan(sealPlan(sealed))),
+        failsWith(UsageError, 64, /\(actions\.2\.snapshots\.0: /),
+        id,
+      );
+    }
+  });
+
+  it("says when the file cannot be read (exit 64)", () => {
+    const path = join(dir, "no-such-plan.json");
+    assert.throws(
+      () => readPlanFile(path),
+      failsWith(UsageError, 64, /^cannot read the plan file .*no-such-plan\.json/),
+    );
+  });
+});
+
+describe("assertCurrent", () => {
+  const sealed = sealPlan(samplePlan());
+  const current = { fingerprint: "sha256:config", lineage: LINEAGE, serial: 7, appliedPlans: ["another-plan"] };
+  const stale = (message: RegExp) => failsWith(StalePlanError, ExitCode.stalePlan, message);
+  const again = /; run `backupctl plan --out` again and review the new plan$/;
+
+  it("passes when the config, the state and the applied plans all match", () => {
+    assert.doesNotThrow(() => assertCurrent(sealed, current));
+    assert.doesNotThrow(() => assertCurrent(sealed, { ...current, appliedPlans: [] }));
+  });
+
+  it("refuses a plan made with another config", () => {
+    const check = () => assertCurrent(sealed, { ...current, fingerprint: "sha256:other" });
+    assert.throws(check, stale(/^the configuration changed since the plan was made; /));
+    assert.throws(check, again);
+  });
+
+  it("refuses a plan made against another state database", () => {
+    const check = () => assertCurrent(sealed, { ...current, lineage: "another-lineage" });
+    assert.throws(
+      check,
+      stale(new RegExp(`^the plan was made against another state database \\(lineage ${LINEAGE}\\); `)),
+    );
+    assert.throws(check, again);
+  });
+
+  it("refuses a plan made before the state changed", () => {
+    const check = () => assertCurrent(sealed, { ...current, serial: 8 });
+    assert.throws(check, stale(/^the state changed since the plan was made \(serial 7 → 8\); /));
+    assert.throws(check, again);
+  });
+
+  it("refuses a plan already applied, before anything else", () => {
+    const check = () => assertCurrent(sealed, { ...current, appliedPlans: ["another-plan", PLAN_ID] });
+    assert.throws(check, stale(/^this plan was already applied; /));
+    assert.throws(check, again);
+    // An applied plan has bumped the serial: it still says "already applied", the clearer reason.
+    assert.throws(
+      () => assertCurrent(sealed, { ...current, serial: 8, appliedPlans: [PLAN_ID] }),
+      stale(/^this plan was already applied; /),
+    );
+  });
+});

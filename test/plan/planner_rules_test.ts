@@ -1,0 +1,786 @@
+/**
+ * Unit tests of the planner's rules beyond "is a backup due" (docs/planning.md): coalesced missed slots, jitter,
+ * retention forgets and the destroy guard, maintenance cadence (prune, check, verify), overdue projects, "Not
+ * managed" and the order of actions. Plain data in, plain data out: no processes, no clock, no state database.
+ * Runs under `deno test -A test/plan/planner_rules_test.ts` and `bun --no-install test ./test/plan/planner_rules_test.ts`.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { env, files, postgres, restic, sqlite } from "../../src/config/helpers.ts";
+import { validateConfig } from "../../src/config/validate.ts";
+import { jitterOffset, plan } from "../../src/plan/planner.ts";
+import { applyRetention, describePolicyChange, policyKey } from "../../src/plan/retention.ts";
+import { humanDuration } from "../../src/plan/time.ts";
+import type { BackupRecord, InventorySnapshot, ObservedState, Plan, PlanAction } from "../../src/plan/types.ts";
+
+type Raw = Record<string, unknown>;
+
+const FINGERPRINT = "sha256:test";
+const NOW = "2026-11-21T10:00:00Z";
+const minute = 60_000;
+const hour = 60 * minute;
+const day = 24 * hour;
+
+/** A project with one postgres source "shop" backed up to local, daily at 03:00, keeping the last 2 snapshots. */
+function shopProject(changes: Raw = {}): Raw {
+  return {
+    schedule: "0 3 * * *",
+    sources: [postgres({ database: "shop" })],
+    repositories: ["local"],
+    retention: { last: 2 },
+    ...changes,
+  };
+}
+
+function loadedConfig(projects: Record<string, Raw>, root: Raw = {}) {
+  const raw = {
+    repositories: {
+      local: restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") }),
+      offsite: restic({ url: "sftp:backup@storage.example:/restic", password: env("RESTIC_PASSWORD") }),
+      archive: restic({ url: "/srv/archive", password: env("RESTIC_PASSWORD") }),
+    },
+    projects,
+    ...root,
+  };
+  return { config: validateConfig(raw, "t.ts"), fingerprint: FINGERPRINT };
+}
+
+/** An observed state with every field; repositories initialized without a known time (so no check is due). */
+function observedState(changes: Partial<ObservedState> = {}): ObservedState {
+  return {
+    lineage: "8c0f3a52-0000-4000-8000-000000000001",
+    serial: 7,
+    repositories: { local: { initialized: true }, offsite: { initialized: true }, archive: { initialized: true } },
+    backups: [],
+    failures: [],
+    snapshots: [],
+    retention: [],
+    maintenance: [],
+    knownProjects: [],
+    knownRepositories: [],
+    appliedPlans: [],
+    ...changes,
+  };
+}
+
+function record(project: string, source: string, at: string, repository = "local"): BackupRecord {
+  return { project, source, repository, at };
+}
+
+const at = (iso: string) => new Date(iso);
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+const ago = (ms: number, from = NOW) => iso(Date.parse(from) - ms);
+
+function planAt(
+  loaded: ReturnType<typeof loadedConfig>,
+  observed: ObservedState,
+  now = NOW,
+  projects?: string[],
+): Plan {
+  return plan(loaded, observed, at(now), { projects, generatedAt: at("2026-11-21T10:00:05Z") });
+}
+
+function snap(
+  repository: string,
+  id: string,
+  time: string,
+  project: string | null = "shop",
+  source: string | null = "shop",
+): InventorySnapshot {
+  return {
+    repository,
+    id,
+    short_id: id.slice(0, 8),
+    time,
+    project,
+    source,
+    run_id: null,
+    hostname: "backup-host",
+    tags: project === null ? [] : ["backupctl", `project=${project}`, `source=${source}`],
+  };
+}
+
+/** One snapshot a day at 03:00:05 of November 2026, id `<prefix>0000<dd>` (hex, as restic ids are). */
+function daily(
+  repository: string,
+  prefix: string,
+  days: number[],
+  project: string | null = "shop",
+  source: string | null = "shop",
+): InventorySnapshot[] {
+  return days.map((d) => {
+    const dd = String(d).padStart(2, "0");
+    return snap(repository, `${prefix}0000${dd}`, `2026-11-${dd}T03:00:05Z`, project, source);
+  });
+}
+
+/** The policy record saying `retention` was last applied to the group. */
+function applied(retention: Raw, project = "shop", source = "shop", repository = "local") {
+  return { project, source, repository, policy: policyKey(retention), at: "2026-11-01T00:00:00Z" };
+}
+
+const ofType = (result: Plan, type: PlanAction["type"]) => result.actions.filter((a) => a.type === type);
+
+describe("plan rules: missed slots coalesce", () => {
+  const hourly = loadedConfig({ shop: shopProject({ schedule: "@hourly" }) });
+
+  it("plans one backup for five missed hourly slots and says how many it covers", () => {
+    const observed = observedState({ backups: [record("shop", "shop", "2026-11-21T04:00:10Z")] });
+    const result = planAt(hourly, observed, "2026-11-21T09:30:00Z");
+    assert.deepEqual(result.actions, [{
+      id: "a1",
+      type: "backup",
+      project: "shop",
+      source: "shop",
+      repository: "local",
+      reason: "due since 2026-11-21T09:00:00Z (@hourly); 5 slots missed since the last success, one backup covers them",
+      destructive: false,
+    }]);
+    assert.equal(result.summary.backup, 1);
+  });
+
+  it("has no suffix for a single missed slot", () => {
+    const observed = observedState({ backups: [record("shop", "shop", "2026-11-21T08:00:10Z")] });
+    const [action] = planAt(hourly, observed, "2026-11-21T09:30:00Z").actions;
+    assert.equal(action.reason, "due since 2026-11-21T09:00:00Z (@hourly)");
+  });
+
+  it("counts the slot a success started exactly at as covered", () => {
+    const observed = observedState({ backups: [record("shop", "shop", "2026-11-21T07:00:00Z")] });
+    const [action] = planAt(hourly, observed, "2026-11-21T09:30:00Z").actions;
+    assert.match(action.reason, /; 2 slots missed since the last success, one backup covers them$/);
+  });
+
+  it("says 7 slots after a week without daily backups, before the failed attempt", () => {
+    const loaded = loadedConfig({ shop: shopProject() });
+    const observed = observedState({
+      backups: [record("shop", "shop", "2026-11-14T03:00:10Z")],
+      failures: [record("shop", "shop", "2026-11-21T03:00:05Z")],
+    });
+    const result = planAt(loaded, observed);
+    assert.equal(result.actions.length, 1);
+    assert.equal(
+      result.actions[0].reason,
+      "due since 2026-11-21T03:00:00Z (0 3 * * *); 7 slots missed since the last success, one backup covers them" +
+        "; last attempt failed at 2026-11-21T03:00:05Z",
+    );
+  });
+});
+
+describe("plan rules: jitter", () => {
+  const loaded = loadedConfig({
+    shop: shopProject({ jitter: "30m" }),
+    blog: shopProject({ jitter: "30m", sources: [sqlite({ path: "/srv/blog.db" })] }),
+    plain: shopProject({ sources: [sqlite({ path: "/srv/plain.db" })] }),
+  });
+  const { shop, blog } = loaded.config.projects;
+  const offset = jitterOffset(shop);
+  const slot = Date.parse("2026-11-21T03:00:00Z");
+
+  it("is a fixed offset in [0, 30m) per project name, different for two names, 0 without jitter", () => {
+    assert.equal(jitterOffset(shop), offset);
+    assert.equal(jitterOffset(structuredClone(shop)), offset);
+    assert.notEqual(jitterOffset(blog), offset);
+    for (const name of ["shop", "blog", "a", "b", "crm", "wiki", "x".repeat(64)]) {
+      const value = jitterOffset({ ...shop, name });
+      assert.ok(Number.isInteger(value) && value >= 0 && value < 30 * minute, `${name}: ${value}`);
+    }
+    assert.ok(offset > 0, "the test below needs a non-zero offset for shop");
+    assert.equal(jitterOffset(loaded.config.projects.plain), 0);
+    assert.ok(jitterOffset({ ...shop, jitter: "1h" }) < hour);
+  });
+
+  it("is not due between the slot and slot + offset, and due from then on with the jitter in the reason", () => {
+    const observed = observedState({ backups: [record("shop", "shop", "2026-11-20T03:25:00Z")] });
+    const exact = (ms: number) => new Date(ms).toISOString();
+    for (const now of [slot, slot + 1000, slot + offset - 1]) {
+      const result = planAt(loaded, observed, exact(now), ["shop"]);
+      assert.deepEqual(result.actions, [], exact(now));
+      assert.deepEqual(result.next_due, [{ project: "shop", at: iso(slot + offset) }], exact(now));
+    }
+    for (const now of [slot + offset, slot + offset + hour]) {
+      const result = planAt(loaded, observed, exact(now), ["shop"]);
+      assert.equal(result.actions.length, 1, exact(now));
+      assert.equal(
+        result.actions[0].reason,
+        `due since ${iso(slot + offset)} (0 3 * * *, jitter +${humanDuration(offset)})`,
+      );
+      assert.match(result.actions[0].reason, /, jitter \+\d+m \d+s\)$/);
+    }
+  });
+
+  it("gives the same plan twice, and includes the offset in next_due", () => {
+    const observed = observedState({
+      backups: [record("shop", "shop", "2026-11-21T03:30:00Z"), record("blog", "blog", "2026-11-21T03:30:00Z")],
+    });
+    const first = planAt(loaded, observed, NOW, ["shop", "blog"]);
+    assert.deepEqual(planAt(loaded, observed, NOW, ["shop", "blog"]), first);
+    assert.deepEqual(first.next_due, [
+      { project: "shop", at: iso(slot + day + offset) },
+      { project: "blog", at: iso(slot + day + jitterOffset(blog)) },
+    ]);
+    assert.notEqual(first.next_due[0].at, first.next_due[1].at);
+  });
+});
+
+describe("plan rules: forget", () => {
+  const loaded = loadedConfig({ shop: shopProject() });
+  /** local: five daily snapshots of shop/shop, the newest (2026-11-21) from the last successful backup. */
+  const five = daily("local", "aa", [17, 18, 19, 20, 21]);
+  const base = {
+    backups: [record("shop", "shop", "2026-11-21T03:00:00Z")],
+    snapshots: five,
+    retention: [applied({ last: 2 })],
+  };
+
+  it("forgets the ids retention drops, newest first, as a routine forget followed by a prune", () => {
+    const result = planAt(loaded, observedState(base));
+    const forget: PlanAction = {
+      id: "a1",
+      type: "forget",
+      project: "shop",
+      source: "shop",
+      repository: "local",
+      snapshots: ["aa000019", "aa000018", "aa000017"],
+      destructive: true,
+      approval: "routine",
+      reason: "retention last 2 keeps 2 of 5 snapshots",
+    };
+    assert.deepEqual(result.actions, [
+      forget,
+      { id: "a2", type: "prune", repository: "local", reason: "after forgetting 3 snapshots", destructive: false },
+    ]);
+    assert.deepEqual(forget.snapshots, applyRetention(five, { last: 2 }).forget);
+    assert.equal(result.summary.forget, 3);
+    assert.equal(result.summary.prune, 1);
+  });
+
+  it("never forgets the newest snapshot of a group, whatever the policy", () => {
+    for (const retention of [{ last: 1 }, { daily: 1 }, { within: "1h" }, { withinDaily: "1d" }, { yearly: 1 }]) {
+      const config = loadedConfig({ shop: shopProject({ retention }) });
+      const observed = observedState({ ...base, retention: [applied(retention)] });
+      const [forget] = ofType(planAt(config, observed), "forget");
+      assert.deepEqual(forget.snapshots, ["aa000020", "aa000019", "aa000018", "aa000017"], JSON.stringify(retention));
+    }
+  });
+
+  it("keeps snapshots newer than the group's last successful backup (a failed or unfinished run's)", () => {
+    const observed = observedState({
+      ...base,
+      backups: [record("shop", "shop", "2026-11-19T03:00:00Z")],
+      snapshots: [...five, snap("local", "bb000001", "2026-11-20T12:00:00Z")],
+      retention: [applied({ last: 1 })],
+    });
+    const config = loadedConfig({ shop: shopProject({ retention: { last: 1 } }) });
+    const [forget] = ofType(planAt(config, observed), "forget");
+    // 2026-11-19T03:00:05 is the last success's own snapshot (restic stamps it after the stage started).
+    assert.deepEqual(forget.snapshots, ["aa000018", "aa000017"]);
+    assert.equal(forget.reason, "retention last 1 keeps 4 of 6 snapshots");
+  });
+
+  it("keeps snapshots dated after now", () => {
+    // No success record: only the "after now" rule protects the two future snapshots.
+    const config = loadedConfig({ shop: shopProject({ retention: { last: 1 } }) });
+    const observed = observedState({
+      snapshots: [
+        ...daily("local", "aa", [17, 18, 19]),
+        snap("local", "cc000001", "2026-11-21T10:00:01Z"),
+        snap("local", "cc000002", "2026-11-22T03:00:05Z"),
+      ],
+      retention: [applied({ last: 1 })],
+    });
+    const [forget] = ofType(planAt(config, observed), "forget");
+    assert.deepEqual(applyRetention(observed.snapshots, { last: 1 }).forget, [
+      "cc000001",
+      "aa000019",
+      "aa000018",
+      "aa000017",
+    ]);
+    assert.deepEqual(forget.snapshots, ["aa000019", "aa000018", "aa000017"]);
+  });
+
+  it("plans nothing when retention keeps everything, or a group has a single snapshot", () => {
+    const keepAll = loadedConfig({ shop: shopProject({ retention: { last: 10 } }) });
+    const observed = observedState({ ...base, retention: [applied({ last: 10 })] });
+    assert.deepEqual(planAt(keepAll, observed).actions, []);
+    const single = observedState({ ...base, snapshots: daily("local", "aa", [21]) });
+    assert.deepEqual(planAt(loaded, single).actions, []);
+  });
+
+  it("makes one group per repository: the same project and source in two repositories gives two forgets", () => {
+    const config = loadedConfig({ shop: shopProject({ repositories: ["local", "offsite"] }) });
+    const observed = observedState({
+      ...base,
+      snapshots: [...five, ...daily("offsite", "bb", [19, 20, 21])],
+      retention: [applied({ last: 2 }), applied({ last: 2 }, "shop", "shop", "offsite")],
+    });
+    const result = planAt(config, observed);
+    assert.deepEqual(
+      result.actions.map((a) => [a.id, a.type, a.repository, a.snapshots ?? [], a.approval ?? ""]),
+      [
+        ["a1", "forget", "local", ["aa000019", "aa000018", "aa000017"], "routine"],
+        ["a2", "forget", "offsite", ["bb000019"], "routine"],
+        ["a3", "prune", "local", [], ""],
+        ["a4", "prune", "offsite", [], ""],
+      ],
+    );
+    assert.equal(result.actions[3].reason, "after forgetting 1 snapshot");
+    assert.equal(result.summary.forget, 4);
+  });
+
+  it("touches neither foreign snapshots nor other projects' nor undeclared sources'", () => {
+    const config = loadedConfig({
+      shop: shopProject(),
+      blog: shopProject({ sources: [sqlite({ path: "/srv/blog.db" })], retention: { last: 10 } }),
+    });
+    const observed = observedState({
+      ...base,
+      backups: [...base.backups, record("blog", "blog", "2026-11-21T03:00:00Z")],
+      snapshots: [
+        ...five,
+        ...daily("local", "f0", [10, 11, 12], null, null),
+        ...daily("local", "b1", [15, 16, 17, 18], "blog", "blog"),
+        ...daily("local", "e1", [15, 16, 17, 18], "legacy", "shop"),
+        ...daily("local", "d1", [15, 16, 17, 18], "shop", "olddb"),
+      ],
+      retention: [applied({ last: 2 }), applied({ last: 10 }, "blog", "blog")],
+    });
+    const forgets = ofType(planAt(config, observed), "forget");
+    assert.deepEqual(forgets.map((f) => f.snapshots), [["aa000019", "aa000018", "aa000017"]]);
+  });
+
+  it("needs approval, naming the change, when the policy differs from the one last applied", () => {
+    const observed = observedState({ ...base, retention: [applied({ last: 5, weekly: 4 })] });
+    const [forget] = ofType(planAt(loaded, observed), "forget");
+    assert.equal(forget.approval, "required");
+    const change = describePolicyChange({ last: 5, weekly: 4 }, { last: 2 });
+    assert.equal(change, "last 5 → 2, weekly 4 → none");
+    assert.equal(forget.approval_reason, `retention changed (${change})`);
+    assert.equal(forget.destructive, true);
+    assert.deepEqual(forget.snapshots, ["aa000019", "aa000018", "aa000017"]);
+  });
+
+  it("needs approval when the group was never under a policy of this state", () => {
+    for (
+      const retention of [[], [applied({ last: 2 }, "shop", "shop", "offsite")], [applied({ last: 2 }, "blog")]]
+    ) {
+      const [forget] = ofType(planAt(loaded, observedState({ ...base, retention })), "forget");
+      assert.equal(forget.approval, "required", JSON.stringify(retention));
+      assert.match(forget.approval_reason ?? "", /never applied/);
+      assert.equal(
+        forget.approval_reason,
+        "retention was never applied to these snapshots by this state (adopted repository or new state)",
+      );
+    }
+  });
+
+  it("compares policies by their effect: minSnapshots and spelling do not make a change", () => {
+    const config = loadedConfig({ shop: shopProject({ retention: { last: 2, within: "0y0m0d0h", minSnapshots: 1 } }) });
+    const [forget] = ofType(planAt(config, observedState(base)), "forget");
+    assert.equal(forget.approval, "routine");
+    assert.equal("approval_reason" in forget, false);
+  });
+
+  it("needs approval when the forget would leave fewer than minSnapshots, even under the same policy", () => {
+    const config = loadedConfig({ shop: shopProject({ retention: { last: 2, minSnapshots: 3 } }) });
+    const [forget] = ofType(planAt(config, observedState(base)), "forget");
+    assert.equal(forget.approval, "required");
+    assert.equal(forget.approval_reason, "it would leave 2 snapshots, below minSnapshots 3");
+    assert.match(forget.approval_reason ?? "", /below minSnapshots/);
+
+    const atFloor = loadedConfig({ shop: shopProject({ retention: { last: 2, minSnapshots: 2 } }) });
+    assert.equal(ofType(planAt(atFloor, observedState(base)), "forget")[0].approval, "routine");
+  });
+
+  it("gives every reason when several apply", () => {
+    const config = loadedConfig({ shop: shopProject({ retention: { last: 2, minSnapshots: 4 } }) });
+    const observed = observedState({ ...base, retention: [applied({ last: 3 })] });
+    const [forget] = ofType(planAt(config, observed), "forget");
+    assert.equal(
+      forget.approval_reason,
+      "retention changed (last 3 → 2); it would leave 2 snapshots, below minSnapshots 4",
+    );
+  });
+
+  it("leaves disabled projects and projects outside the filter alone", () => {
+    const config = loadedConfig({
+      shop: shopProject({ enabled: false }),
+      blog: shopProject({ sources: [sqlite({ path: "/srv/blog.db" })] }),
+    });
+    const observed = observedState({
+      ...base,
+      snapshots: [...five, ...daily("local", "b1", [15, 16, 17, 18], "blog", "blog")],
+      backups: [...base.backups, record("blog", "blog", "2026-11-21T03:00:00Z")],
+      retention: [applied({ last: 2 }), applied({ last: 2 }, "blog", "blog")],
+    });
+    assert.deepEqual(ofType(planAt(config, observed), "forget").map((f) => f.project), ["blog"]);
+    assert.deepEqual(ofType(planAt(config, observed, NOW, ["shop"]), "forget"), []);
+  });
+});
+
+describe("plan rules: prune", () => {
+  const weekly = loadedConfig({ shop: shopProject({ prune: { every: "7d" } }) });
+  const success = { backups: [record("shop", "shop", "2026-11-21T03:00:00Z")] };
+
+  it("adds up the snapshots forgotten in a repository across groups", () => {
+    const loaded = loadedConfig({
+      shop: shopProject({ sources: [postgres({ database: "shop" }), files({ paths: ["/srv"] })] }),
+    });
+    const observed = observedState({
+      backups: [record("shop", "shop", "2026-11-21T03:00:00Z"), record("shop", "files", "2026-11-21T03:00:00Z")],
+      snapshots: [...daily("local", "aa", [18, 19, 20, 21]), ...daily("local", "bb", [19, 20, 21], "shop", "files")],
+      retention: [applied({ last: 2 }), applied({ last: 2 }, "shop", "files")],
+    });
+    assert.deepEqual(ofType(planAt(loaded, observed), "prune"), [
+      { id: "a3", type: "prune", repository: "local", reason: "after forgetting 3 snapshots", destructive: false },
+    ]);
+  });
+
+  it("is planned when prune.every has passed since the last prune", () => {
+    const observed = observedState({
+      ...success,
+      maintenance: [{ type: "prune", repository: "local", at: ago(7 * day) }],
+    });
+    assert.deepEqual(planAt(weekly, observed).actions, [{
+      id: "a1",
+      type: "prune",
+      repository: "local",
+      reason: "last prune 2026-11-14T10:00:00Z (7d ago), every 7d",
+      destructive: false,
+    }]);
+  });
+
+  it("is planned when prune.every has passed since the initialization and the repository was never pruned", () => {
+    const observed = observedState({
+      ...success,
+      repositories: { local: { initialized: true, initializedAt: ago(8 * day) } },
+      maintenance: [{ type: "check", repository: "local", at: ago(hour) }],
+    });
+    const prunes = ofType(planAt(weekly, observed), "prune");
+    assert.equal(prunes.length, 1);
+    assert.equal(prunes[0].repository, "local");
+    assert.match(prunes[0].reason, /2026-11-13T10:00:00Z \(8d ago\), every 7d$/);
+  });
+
+  it("is not planned before prune.every has passed, nor without prune.every and forgets", () => {
+    const recent = observedState({
+      ...success,
+      repositories: { local: { initialized: true, initializedAt: ago(30 * day) } },
+      maintenance: [{ type: "prune", repository: "local", at: ago(7 * day - 1000) }],
+    });
+    assert.deepEqual(ofType(planAt(weekly, recent), "prune"), []);
+    const recentInit = observedState({
+      ...success,
+      repositories: { local: { initialized: true, initializedAt: ago(6 * day) } },
+    });
+    assert.deepEqual(ofType(planAt(weekly, recentInit), "prune"), []);
+    const noCadence = loadedConfig({ shop: shopProject() });
+    const old = observedState({
+      ...success,
+      maintenance: [{ type: "prune", repository: "local", at: ago(365 * day) }],
+    });
+    assert.deepEqual(ofType(planAt(noCadence, old), "prune"), []);
+  });
+
+  it("plans a single prune per repository when forgets and the cadence both call for one", () => {
+    const observed = observedState({
+      ...success,
+      snapshots: daily("local", "aa", [18, 19, 20, 21]),
+      retention: [applied({ last: 2 })],
+      maintenance: [{ type: "prune", repository: "local", at: ago(30 * day) }],
+    });
+    assert.deepEqual(ofType(planAt(weekly, observed), "prune").map((p) => p.reason), ["after forgetting 2 snapshots"]);
+  });
+
+  it("uses the shortest prune.every of the projects sharing the repository", () => {
+    const loaded = loadedConfig({
+      shop: shopProject({ prune: { every: "30d" } }),
+      blog: shopProject({ sources: [sqlite({ path: "/srv/blog.db" })], prune: { every: "2d" } }),
+    });
+    const observed = observedState({
+      backups: [record("shop", "shop", "2026-11-21T03:00:00Z"), record("blog", "blog", "2026-11-21T03:00:00Z")],
+      maintenance: [{ type: "prune", repository: "local", at: ago(3 * day) }],
+    });
+    assert.deepEqual(ofType(planAt(loaded, observed), "prune").map((p) => p.reason), [
+      "last prune 2026-11-18T10:00:00Z (3d ago), every 2d",
+    ]);
+  });
+});
+
+describe("plan rules: check", () => {
+  const success = { backups: [record("shop", "shop", "2026-11-21T03:00:00Z")] };
+  const initialized = (ms: number) => ({ local: { initialized: true, initializedAt: ago(ms) } });
+
+  it("is planned by default every 7d since the initialization", () => {
+    const loaded = loadedConfig({ shop: shopProject() });
+    assert.deepEqual(planAt(loaded, observedState({ ...success, repositories: initialized(7 * day) })).actions, [{
+      id: "a1",
+      type: "check",
+      repository: "local",
+      reason: "never checked since initialization 2026-11-14T10:00:00Z (7d ago), every 7d",
+      destructive: false,
+    }]);
+    const young = observedState({ ...success, repositories: initialized(7 * day - 1000) });
+    assert.deepEqual(planAt(loaded, young).actions, []);
+  });
+
+  it("is planned by default every 7d since the last check, which wins over the initialization", () => {
+    const loaded = loadedConfig({ shop: shopProject() });
+    const checked = (ms: number) =>
+      observedState({
+        ...success,
+        repositories: initialized(100 * day),
+        maintenance: [{ type: "check", repository: "local", at: ago(ms) }],
+      });
+    assert.deepEqual(planAt(loaded, checked(3 * day)).actions, []);
+    assert.deepEqual(ofType(planAt(loaded, checked(8 * day)), "check").map((c) => c.reason), [
+      "last check 2026-11-13T10:00:00Z (8d ago), every 7d",
+    ]);
+  });
+
+  it("reads a data subset when asked, and says so", () => {
+    const loaded = loadedConfig({ shop: shopProject({ check: { every: "1d", readDataSubset: "5%" } }) });
+    const observed = observedState({
+      ...success,
+      repositories: initialized(30 * day),
+      maintenance: [{ type: "check", repository: "local", at: ago(day) }],
+    });
+    assert.deepEqual(planAt(loaded, observed).actions, [{
+      id: "a1",
+      type: "check",
+      repository: "local",
+      reason: "last check 2026-11-20T10:00:00Z (1d ago), every 1d, reading 5% of the data",
+      destructive: false,
+      read_data_subset: "5%",
+    }]);
+    const withoutSubset = loadedConfig({ shop: shopProject({ check: { every: "1d" } }) });
+    const [check] = planAt(withoutSubset, observed).actions;
+    assert.equal("read_data_subset" in check, false);
+    assert.equal(check.reason, "last check 2026-11-20T10:00:00Z (1d ago), every 1d");
+  });
+
+  it("uses the shortest check.every of the projects sharing a repository", () => {
+    const loaded = loadedConfig({
+      shop: shopProject({ check: { every: "14d" } }),
+      blog: shopProject({ sources: [sqlite({ path: "/srv/blog.db" })], check: { every: "2d" } }),
+      wiki: shopProject({ sources: [sqlite({ path: "/srv/wiki.db" })], repositories: ["archive"] }),
+    });
+    const observed = observedState({
+      backups: ["shop", "blog", "wiki"].map((p) =>
+        record(p, p, "2026-11-21T03:00:00Z", p === "wiki" ? "archive" : "local")
+      ),
+      repositories: {
+        local: { initialized: true, initializedAt: ago(100 * day) },
+        archive: { initialized: true, initializedAt: ago(100 * day) },
+      },
+      maintenance: [
+        { type: "check", repository: "local", at: ago(3 * day) },
+        { type: "check", repository: "archive", at: ago(3 * day) },
+      ],
+    });
+    assert.deepEqual(ofType(planAt(loaded, observed), "check").map((c) => [c.repository, c.reason]), [
+      ["local", "last check 2026-11-18T10:00:00Z (3d ago), every 2d"],
+    ]);
+  });
+
+  it("is never planned for a repository without an initialization time or a check record", () => {
+    const loaded = loadedConfig({ shop: shopProject({ check: { every: "1d" } }) });
+    assert.deepEqual(planAt(loaded, observedState(success)).actions, []);
+    const notInitialized = observedState({ repositories: {} });
+    assert.deepEqual(planAt(loaded, notInitialized).actions.map((a) => a.type), ["init", "backup"]);
+    // A check record alone is enough to plan the next one.
+    const checked = observedState({
+      ...success,
+      maintenance: [{ type: "check", repository: "local", at: ago(2 * day) }],
+    });
+    assert.deepEqual(ofType(planAt(loaded, checked), "check").length, 1);
+  });
+});
+
+describe("plan rules: verify", () => {
+  const loaded = loadedConfig({
+    shop: shopProject({
+      repositories: ["local", "offsite"],
+      verify: { every: "7d", into: sqlite({ path: "/tmp/x.db" }) },
+    }),
+  });
+  const success = { backups: [record("shop", "shop", "2026-11-21T03:00:00Z")] };
+
+  it("is not planned before the project's first successful backup", () => {
+    assert.deepEqual(ofType(planAt(loaded, observedState()), "verify"), []);
+    const failedOnly = observedState({ failures: [record("shop", "shop", "2026-11-21T03:00:00Z")] });
+    assert.deepEqual(ofType(planAt(loaded, failedOnly), "verify"), []);
+    // A success in a later repository only does not count: drills restore from the first.
+    const offsiteOnly = observedState({ backups: [record("shop", "shop", "2026-11-21T03:00:00Z", "offsite")] });
+    assert.deepEqual(ofType(planAt(loaded, offsiteOnly), "verify"), []);
+  });
+
+  it("is planned after the first backup when there was never a drill", () => {
+    assert.deepEqual(planAt(loaded, observedState(success)).actions, [{
+      id: "a1",
+      type: "verify",
+      project: "shop",
+      repository: "local",
+      reason: "never restored in a drill",
+      destructive: false,
+    }]);
+  });
+
+  it("is planned when verify.every has passed since the last drill, and not before", () => {
+    const drill = (ms: number) =>
+      observedState({ ...success, maintenance: [{ type: "verify", project: "shop", at: ago(ms) }] });
+    assert.deepEqual(ofType(planAt(loaded, drill(7 * day - 1000)), "verify"), []);
+    assert.deepEqual(ofType(planAt(loaded, drill(7 * day)), "verify").map((v) => v.reason), [
+      "last restore drill 2026-11-14T10:00:00Z (7d ago), every 7d",
+    ]);
+    // Another project's drill does not count.
+    const other = observedState({ ...success, maintenance: [{ type: "verify", project: "blog", at: ago(hour) }] });
+    assert.equal(ofType(planAt(loaded, other), "verify").length, 1);
+  });
+
+  it("is not planned for a project without verify", () => {
+    const plainProject = loadedConfig({ shop: shopProject() });
+    assert.deepEqual(ofType(planAt(plainProject, observedState(success)), "verify"), []);
+  });
+});
+
+describe("plan rules: overdue", () => {
+  it("lists a project whose last success is older than its maxAge", () => {
+    const loaded = loadedConfig({ shop: shopProject({ maxAge: "1d" }) });
+    const result = planAt(loaded, observedState({ backups: [record("shop", "shop", ago(2 * day))] }));
+    assert.deepEqual(result.overdue, [{ project: "shop", last_success: "2026-11-19T10:00:00Z", max_age: "1d" }]);
+    const fresh = planAt(loaded, observedState({ backups: [record("shop", "shop", ago(day))] }));
+    assert.deepEqual(fresh.overdue, []);
+  });
+
+  it("defaults maxAge to twice the schedule's interval", () => {
+    const daily = loadedConfig({ shop: shopProject() });
+    assert.deepEqual(planAt(daily, observedState({ backups: [record("shop", "shop", ago(3 * day))] })).overdue, [
+      { project: "shop", last_success: "2026-11-18T10:00:00Z", max_age: "2d" },
+    ]);
+    assert.deepEqual(planAt(daily, observedState({ backups: [record("shop", "shop", ago(1.5 * day))] })).overdue, []);
+    const hourly = loadedConfig({ shop: shopProject({ schedule: "@hourly" }) });
+    assert.deepEqual(planAt(hourly, observedState({ backups: [record("shop", "shop", ago(3 * hour))] })).overdue, [
+      { project: "shop", last_success: "2026-11-21T07:00:00Z", max_age: "2h" },
+    ]);
+  });
+
+  it("judges a project by its oldest source, and ignores sources never backed up and other repositories", () => {
+    const loaded = loadedConfig({
+      shop: shopProject({
+        maxAge: "1d",
+        repositories: ["local", "offsite"],
+        sources: [postgres({ database: "shop" }), files({ paths: ["/srv"] }), sqlite({ path: "/srv/new.db" })],
+      }),
+    });
+    const observed = observedState({
+      backups: [
+        record("shop", "shop", ago(hour)),
+        record("shop", "files", ago(30 * hour)),
+        record("shop", "shop", ago(100 * day), "offsite"),
+      ],
+    });
+    assert.deepEqual(planAt(loaded, observed).overdue, [
+      { project: "shop", last_success: "2026-11-20T04:00:00Z", max_age: "1d" },
+    ]);
+    assert.deepEqual(planAt(loaded, observedState()).overdue, []);
+  });
+});
+
+describe("plan rules: not managed", () => {
+  const loaded = loadedConfig({
+    shop: shopProject({ retention: { last: 10 } }),
+    old: shopProject({ enabled: false, repositories: ["offsite"], retention: { last: 10 } }),
+  });
+  const observed = observedState({
+    backups: [record("shop", "shop", "2026-11-21T03:00:00Z")],
+    knownProjects: ["shop", "legacy", "old"],
+    knownRepositories: ["local", "offsite", "oldrepo"],
+    snapshots: [
+      ...daily("local", "aa", [20, 21]),
+      ...daily("local", "e1", [10, 11], "legacy", "db"),
+      ...daily("oldrepo", "e2", [12], "legacy", "db"),
+      ...daily("local", "f0", [1, 2], null, null),
+      ...daily("oldrepo", "f1", [3], null, null),
+      ...daily("local", "d1", [5], "shop", "olddb"),
+      ...daily("archive", "c1", [6, 7, 8], "shop", "shop"),
+      ...daily("offsite", "b1", [9], "old", "shop"),
+    ],
+  });
+
+  it("reports undeclared projects and repositories, foreign snapshots, dropped sources and repositories", () => {
+    const result = planAt(loaded, observed);
+    assert.deepEqual(result.not_managed, [
+      {
+        kind: "project",
+        subject: "legacy",
+        detail: "no longer declared; its 3 snapshots are kept, never deleted automatically",
+      },
+      { kind: "repository", subject: "oldrepo", detail: "no longer declared; nothing is done with it" },
+      {
+        kind: "foreign",
+        subject: "local: snapshots not made by backupctl",
+        detail: "2 snapshots: kept as they are",
+      },
+      {
+        kind: "source",
+        subject: "shop/olddb in local",
+        detail: "1 snapshot: source no longer declared; its snapshots are kept",
+      },
+      {
+        kind: "source",
+        subject: "shop/shop in archive",
+        detail: "3 snapshots: the project no longer uses this repository; its snapshots are kept",
+      },
+    ]);
+    // Reported, never deleted: nothing outside the config's groups is forgotten.
+    assert.deepEqual(result.actions, []);
+  });
+
+  it("is empty with a project filter", () => {
+    assert.deepEqual(planAt(loaded, observed, NOW, ["shop"]).not_managed, []);
+  });
+
+  it("is empty when everything is declared", () => {
+    const clean = observedState({
+      ...observed,
+      knownProjects: ["shop"],
+      knownRepositories: ["local", "offsite"],
+      snapshots: daily("local", "aa", [20, 21]),
+    });
+    assert.deepEqual(planAt(loaded, clean).not_managed, []);
+  });
+});
+
+describe("plan rules: order of actions", () => {
+  it("is init, backup, forget, prune, check, verify, with ids a1… in that order", () => {
+    const loaded = loadedConfig({
+      shop: shopProject({
+        repositories: ["local", "offsite"],
+        verify: { every: "7d", into: sqlite({ path: "/tmp/x.db" }) },
+      }),
+      blog: shopProject({
+        sources: [sqlite({ path: "/srv/blog.db" })],
+        verify: { every: "1d", into: sqlite({ path: "/tmp/y.db" }) },
+      }),
+    });
+    const observed = observedState({
+      repositories: { local: { initialized: true, initializedAt: ago(30 * day) } },
+      backups: [record("shop", "shop", "2026-11-19T03:00:00Z"), record("blog", "blog", "2026-11-21T03:00:00Z")],
+      snapshots: [...daily("local", "aa", [16, 17, 18, 19]), ...daily("local", "bb", [18, 19, 20, 21], "blog", "blog")],
+      retention: [applied({ last: 2 }), applied({ last: 2 }, "blog", "blog")],
+    });
+    const result = planAt(loaded, observed);
+    assert.deepEqual(result.actions.map((a) => [a.id, a.type, a.project ?? "", a.repository]), [
+      ["a1", "init", "", "offsite"],
+      ["a2", "backup", "shop", "local"],
+      ["a3", "forget", "shop", "local"],
+      ["a4", "forget", "blog", "local"],
+      ["a5", "prune", "", "local"],
+      ["a6", "check", "", "local"],
+      ["a7", "verify", "shop", "local"],
+      ["a8", "verify", "blog", "local"],
+    ]);
+    assert.deepEqual(result.summary, { backup: 1, copy: 0, init: 1, forget: 4, prune: 1, check: 1, verify: 2 });
+  });
+});
