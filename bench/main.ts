@@ -13,7 +13,10 @@ const quick = process.argv.includes("--quick");
 const rows: Row[] = [...await plannerBench({ quick })];
 
 const header = ["benchmark", "case", "median", "baseline (same run)", "ratio", "note"];
-const table = [header, ...rows.map((r) => [r.benchmark, r.case, r.value, r.baseline, `${r.ratio.toFixed(2)}×`, r.note])];
+const table = [
+  header,
+  ...rows.map((r) => [r.benchmark, r.case, r.value, r.baseline, `${r.ratio.toFixed(2)}×`, r.note]),
+];
 console.log(table.map((row) => row.join(" | ")).join("\n"));
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +

@@ -55,8 +55,19 @@ function observedOf(projects: number): ObservedState {
         tags: ["backupctl", `project=p${p}`, "source=db", `run=r${p}-${s}`],
       });
     }
-    backups.push({ project: `p${p}`, source: "db", repository: "local", at: new Date(now.getTime() - p * 1000).toISOString() });
-    retention.push({ project: `p${p}`, source: "db", repository: "local", policy: '{"daily":7,"last":3,"monthly":6,"weekly":4}', at: now.toISOString() });
+    backups.push({
+      project: `p${p}`,
+      source: "db",
+      repository: "local",
+      at: new Date(now.getTime() - p * 1000).toISOString(),
+    });
+    retention.push({
+      project: `p${p}`,
+      source: "db",
+      repository: "local",
+      policy: '{"daily":7,"last":3,"monthly":6,"weekly":4}',
+      at: now.toISOString(),
+    });
   }
   return {
     lineage: "bench",
@@ -129,7 +140,9 @@ export async function plannerBench(options: { quick: boolean }): Promise<Row[]> 
       await store.close();
       rows.push({
         benchmark: "planner + state read",
-        case: `${projects} projects, ${projects * auditRowsPerProject} audit rows, ${projects * snapshotsPerProject} snapshots`,
+        case: `${projects} projects, ${projects * auditRowsPerProject} audit rows, ${
+          projects * snapshotsPerProject
+        } snapshots`,
         value: `observe ${observeMs.toFixed(0)} ms + plan ${planMs.toFixed(0)} ms`,
         baseline: `reading every inventory row (SELECT *): ${baseMs.toFixed(0)} ms`,
         ratio: (observeMs + planMs) / baseMs,

@@ -116,7 +116,8 @@ export function jitterOffset(project: NormalizedProject): number {
     hash ^= char.codePointAt(0)!;
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  return Math.floor((hash / 0x1_0000_0000) * jitter);
+  // Whole seconds: plans print times to the second, and "due at" must be exactly the time they announce.
+  return Math.floor(((hash / 0x1_0000_0000) * jitter) / 1000) * 1000;
 }
 
 /** A project's schedule around `now`, computed once per plan (cron evaluation is the planner's costliest step). */
@@ -192,18 +193,17 @@ function forgetActions(project: NormalizedProject, index: ObservedIndex, now: Da
       const key = groupKey(project.name, source.name, repository);
       const group = index.groups.get(key);
       if (!group || group.length < 2) continue;
-      const decision = applyRetention(group, project.retention);
-      // Never the newest snapshot of a group, nor one newer than the group's last successful backup (a partial
-      // or unfinished run's snapshot is for recovery to judge, not retention).
+      const decision = applyRetention(group, project.retention, { now });
+      // Never the newest snapshot of a group, nor one newer than the source's last successful backup (a partial or
+      // unfinished run's snapshot is for recovery to judge, not retention), nor one dated after now. Backups land in
+      // the primary repository first, so its last success bounds the copies in the other repositories too.
       const newest = group.reduce((a, b) => (a.time >= b.time ? a : b));
-      const lastSuccess = index.success.get(key);
-      const protectedAfter = lastSuccess ? Date.parse(lastSuccess) : Number.POSITIVE_INFINITY;
-      const byId = new Map(group.map((snapshot) => [snapshot.id, snapshot]));
-      const ids = decision.forget.filter((id) => {
-        const snapshot = byId.get(id)!;
-        return id !== newest.id && Date.parse(snapshot.time) <= protectedAfter &&
-          Date.parse(snapshot.time) <= now.getTime();
-      });
+      const lastSuccess = index.success.get(groupKey(project.name, source.name, project.repositories[0]));
+      const limit = Math.min(lastSuccess ? Date.parse(lastSuccess) : Number.POSITIVE_INFINITY, now.getTime());
+      const forgettable = new Set(
+        group.filter((snapshot) => snapshot.id !== newest.id && Date.parse(snapshot.time) <= limit).map((s) => s.id),
+      );
+      const ids = decision.forget.filter((id) => forgettable.has(id));
       if (ids.length === 0) continue;
       const approval = approvalFor(project, index.retention.get(key), current, group.length - ids.length);
       drafts.push({
@@ -269,7 +269,8 @@ function maintenanceActions(
     const forgotten = forgets.filter((f) => f.repository === repository)
       .reduce((n, f) => n + (f.snapshots?.length ?? 0), 0);
     const pruneEvery = minimum(users.map((p) => p.prune?.every));
-    const lastPrune = last("prune", repository) ?? observed.repositories[repository]?.initializedAt;
+    const pruned = last("prune", repository);
+    const lastPrune = pruned ?? observed.repositories[repository]?.initializedAt;
     if (forgotten > 0) {
       drafts.push({
         type: "prune",
@@ -281,7 +282,9 @@ function maintenanceActions(
       drafts.push({
         type: "prune",
         repository,
-        reason: `last prune ${since(lastPrune)}, every ${pruneEvery.text}`,
+        reason:
+          `${pruned ? `last prune ${since(pruned)}` : `never pruned since initialization ${since(lastPrune)}`}, ` +
+          `every ${pruneEvery.text}`,
         destructive: false,
       });
     }
@@ -376,6 +379,7 @@ function notManaged(loaded: Loaded, observed: ObservedState): NotManaged[] {
     if (repository in config.repositories) continue;
     result.push({ kind: "repository", subject: repository, detail: "no longer declared; nothing is done with it" });
   }
+  const known = new Set(observed.knownProjects);
   const groups = new Map<string, { repository: string; label: string; detail: string; n: number }>();
   for (const snapshot of observed.snapshots) {
     if (!(snapshot.repository in config.repositories)) continue;
@@ -386,8 +390,11 @@ function notManaged(loaded: Loaded, observed: ObservedState): NotManaged[] {
       detail = "kept as they are";
     } else {
       const project = config.projects[snapshot.project];
-      if (!project) continue; // reported with its project above
-      if (!project.sources.some((s) => s.name === snapshot.source)) {
+      if (!project) {
+        if (known.has(snapshot.project)) continue; // reported with its project above
+        label = `${snapshot.project} in ${snapshot.repository}`;
+        detail = "project not declared (and not in this state's audit); its snapshots are kept";
+      } else if (!project.sources.some((s) => s.name === snapshot.source)) {
         label = `${snapshot.project}/${snapshot.source} in ${snapshot.repository}`;
         detail = "source no longer declared; its snapshots are kept";
       } else if (!project.repositories.includes(snapshot.repository)) {
@@ -400,7 +407,11 @@ function notManaged(loaded: Loaded, observed: ObservedState): NotManaged[] {
     groups.set(label, entry);
   }
   for (const entry of groups.values()) {
-    const kind = entry.label.includes("not made by backupctl") ? "foreign" : "source";
+    const kind = entry.label.includes("not made by backupctl")
+      ? "foreign"
+      : entry.label.includes("/")
+      ? "source"
+      : "project";
     result.push({
       kind,
       subject: entry.label,

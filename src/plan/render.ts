@@ -137,11 +137,15 @@ export function renderMarkdown(plan: Plan): string {
   out.push(plan.actions.length === 0 ? "No changes. Backups are up to date." : `**${summaryLine(plan)}**`, "");
   if (banners.length > 0 || plan.overdue.length > 0) {
     out.push("> [!WARNING]");
-    for (const banner of banners) out.push(`> - ${banner}`);
-    for (const o of plan.overdue) out.push(`> - project ${o.project} is overdue: last success ${o.last_success}`);
+    const warnings = [
+      ...banners,
+      ...plan.overdue.map((o) => `project ${o.project} is overdue: last success ${o.last_success}`),
+    ];
+    out.push(...capped(warnings, (line) => `> - ${line}`, markdownLimit / 6, (n) => `> - … and ${n} more`));
     out.push("");
   } else if (destroys) {
-    out.push(`> [!NOTE]`, `> ${plan.summary.forget} snapshots will be forgotten by routine retention.`, "");
+    const n = plan.summary.forget;
+    out.push(`> [!NOTE]`, `> ${n} snapshot${n === 1 ? "" : "s"} will be forgotten by routine retention.`, "");
   }
   const types: PlanAction["type"][] = ["init", "backup", "copy", "forget", "prune", "check", "verify", "recover"];
   for (const type of types) {
@@ -163,7 +167,10 @@ export function renderMarkdown(plan: Plan): string {
   }
   if (plan.not_managed.length > 0) {
     out.push("#### Not managed (reported, never deleted)", "");
-    for (const item of plan.not_managed) out.push(`- ${cell(item.subject)}: ${cell(item.detail)}`);
+    const items = plan.not_managed.map((item) => `${cell(item.subject)}: ${cell(item.detail)}`);
+    out.push(
+      ...capped(items, (line) => `- ${line}`, markdownLimit / 6, (n) => `- … and ${n} more (see the full plan)`),
+    );
     out.push("");
   }
   const head = out.join("\n");
@@ -175,6 +182,22 @@ export function renderMarkdown(plan: Plan): string {
   const body = text.length <= room ? text : `${text.slice(0, Math.max(0, room))}\n… (cut: the full plan is longer)\n`;
   const result = `${head}<details><summary>Full plan</summary>\n\n\`\`\`\n${body}\`\`\`\n\n</details>\n${footer}`;
   return result.length <= markdownLimit ? result : result.slice(0, markdownLimit - 40) + "\n… (cut)\n";
+}
+
+/** Formats lines until `budget` characters are used, then one line saying how many were left out. */
+function capped(items: string[], format: (item: string) => string, budget: number, more: (n: number) => string) {
+  const lines: string[] = [];
+  let used = 0;
+  for (const item of items) {
+    const line = format(item);
+    if (used + line.length > budget) {
+      lines.push(more(items.length - lines.length));
+      break;
+    }
+    lines.push(line);
+    used += line.length + 1;
+  }
+  return lines;
 }
 
 function cell(text: string): string {

@@ -25,9 +25,9 @@ export interface RetentionDecision {
 /** Options of {@link applyRetention}. */
 export interface RetentionOptions {
   /**
-   * The wall clock of the host running restic. restic measures `within*` rules from the newest snapshot that is not
-   * in the future, so a snapshot at or after `now` cannot be that anchor. Omitted, no snapshot counts as in the
-   * future; that is never less cautious: a later anchor only shrinks the `within*` windows (predicts more removals).
+   * The present. restic measures `within*` rules from the newest snapshot that is not in the future (at or after its
+   * host's clock), so one snapshot with a wrong, far-future time cannot shrink every window. Omitted, no snapshot
+   * counts as in the future, and such a snapshot becomes the anchor: pass `now` whenever the decision is acted on.
    */
   now?: Date;
 }
@@ -48,7 +48,9 @@ const countBuckets: Record<Exclude<CountRule, "last">, Bucket> = {
   monthly: "month",
   yearly: "year",
 };
-const withinBuckets: Record<Exclude<WithinRule, "within">, [Bucket, string]> = {
+/** The period and the words of each within rule; plain `within` keeps every snapshot of its window. */
+const withinBuckets: Record<WithinRule, [Bucket | "each", string]> = {
+  within: ["each", "within"],
   withinHourly: ["hour", "hourly within"],
   withinDaily: ["day", "daily within"],
   withinWeekly: ["week", "weekly within"],
@@ -70,8 +72,6 @@ interface Parsed extends Instant {
   buckets?: Buckets;
 }
 
-const rfc3339 = /^(-?\d{4,})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))$/;
-
 /** The value of the two digits at `at`, or NaN. */
 function twoDigits(text: string, at: number): number {
   const high = text.charCodeAt(at) - 48;
@@ -79,41 +79,38 @@ function twoDigits(text: string, at: number): number {
   return high >= 0 && high <= 9 && low >= 0 && low <= 9 ? high * 10 + low : NaN;
 }
 
-/** The shape restic writes ("YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)") without a regular expression. */
-function parseCommon(time: string): Instant | undefined {
-  if (time[4] !== "-" || time[7] !== "-" || time[10] !== "T" || time[13] !== ":" || time[16] !== ":") return undefined;
-  const year = twoDigits(time, 0) * 100 + twoDigits(time, 2);
-  const days = daysFromCivil(year, twoDigits(time, 5), twoDigits(time, 8));
-  const sec = days * 86_400 + twoDigits(time, 11) * 3600 + twoDigits(time, 14) * 60 + twoDigits(time, 17);
+/**
+ * Parses the RFC 3339 times restic writes ("YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)"), by hand rather than with a
+ * regular expression or Date: inventories hold many thousands, and Date would drop the nanoseconds.
+ */
+function parseInstant(time: string): Instant {
+  const fail = () => new Error(`not an RFC 3339 snapshot time: ${JSON.stringify(time)}`);
+  const separators = time[4] === "-" && time[7] === "-" && time[13] === ":" && time[16] === ":";
+  if (!separators || !"Tt ".includes(time[10])) throw fail();
+  const month = twoDigits(time, 5);
+  const day = twoDigits(time, 8);
+  const hour = twoDigits(time, 11);
+  const minute = twoDigits(time, 14);
+  const second = twoDigits(time, 17);
+  if (!(month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && minute <= 59 && second <= 60)) throw fail();
+  const wall = daysFromCivil(twoDigits(time, 0) * 100 + twoDigits(time, 2), month, day) * 86_400 + hour * 3600 +
+    minute * 60 + second;
   let at = 19;
   let nano = 0;
   if (time[at] === ".") {
-    let scale = 100_000_000;
-    for (at++; at < time.length && scale >= 1; at++, scale /= 10) {
+    for (let scale = 100_000_000; ++at < time.length && scale >= 1; scale /= 10) {
       const digit = time.charCodeAt(at) - 48;
       if (digit < 0 || digit > 9) break;
       nano += digit * scale;
     }
-    if (at === 20) return undefined;
+    if (at === 20) throw fail();
   }
   let offset = 0;
-  if (time[at] === "Z" && at + 1 === time.length) offset = 0;
-  else if ((time[at] === "+" || time[at] === "-") && time[at + 3] === ":" && at + 6 === time.length) {
+  if ((time[at] === "+" || time[at] === "-") && time[at + 3] === ":" && at + 6 === time.length) {
     offset = (time[at] === "-" ? -1 : 1) * (twoDigits(time, at + 1) * 3600 + twoDigits(time, at + 4) * 60);
-  } else return undefined;
-  return Number.isNaN(sec + offset) ? undefined : { sec: sec - offset, nano, offset };
-}
-
-function parseInstant(time: string): Instant {
-  const fast = parseCommon(time);
-  if (fast) return fast;
-  const match = rfc3339.exec(time);
-  if (!match) throw new Error(`not an RFC 3339 snapshot time: ${JSON.stringify(time)}`);
-  const [, year, month, day, hour, minute, second, fraction, , sign, offsetHours, offsetMinutes] = match;
-  const offset = match[8] ? 0 : (sign === "-" ? -1 : 1) * (Number(offsetHours) * 3600 + Number(offsetMinutes) * 60);
-  const wall = daysFromCivil(Number(year), Number(month), Number(day)) * 86_400 + Number(hour) * 3600 +
-    Number(minute) * 60 + Number(second);
-  return { sec: wall - offset, nano: fraction ? Number(fraction.padEnd(9, "0")) : 0, offset };
+  } else if (!((time[at] === "Z" || time[at] === "z") && at + 1 === time.length)) throw fail();
+  if (Number.isNaN(wall + offset)) throw fail();
+  return { sec: wall - offset, nano, offset };
 }
 
 /** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm; no Date quirks for small years). */
@@ -182,12 +179,9 @@ function isZero(duration: ResticDuration): boolean {
 }
 
 /** restic's `Duration.String()`: zero parts left out ("0y14d" → "14d"). */
-function formatDuration(duration: ResticDuration): string {
-  const parts: [number, string][] = [[duration.years, "y"], [duration.months, "m"], [duration.days, "d"], [
-    duration.hours,
-    "h",
-  ]];
-  return parts.filter(([n]) => n !== 0).map(([n, unit]) => `${n}${unit}`).join("");
+function formatDuration({ years, months, days, hours }: ResticDuration): string {
+  const part = (n: number, unit: string) => (n !== 0 ? `${n}${unit}` : "");
+  return part(years, "y") + part(months, "m") + part(days, "d") + part(hours, "h");
 }
 
 function durationOf(rule: WithinRule, text: string): ResticDuration {
@@ -255,35 +249,23 @@ export function applyRetention(
 
   const now = options.now ? instantOfDate(options.now) : undefined;
   const latest = now ? list.find((snapshot) => isAfter(now, snapshot)) : list[0];
-  // No snapshot in the past: restic measures from Go's zero time (year 1), so every window holds every snapshot.
-  const cutoffFor = (duration: ResticDuration) => (latest ? subtractDuration(latest, duration) : undefined);
 
-  const tallies: Tally[] = [];
-  for (const { rule, duration } of rules.withins) {
-    if (rule !== "within") continue;
-    tallies.push({
-      reason: `within ${formatDuration(duration)}`,
-      bucket: "each",
-      left: Infinity,
-      last: -1,
-      cutoff: cutoffFor(duration),
-    });
-  }
-  for (const { rule, count } of rules.counts) {
-    const bucket = rule === "last" ? "each" : countBuckets[rule];
-    tallies.push({ reason: rule === "last" ? "last snapshot" : `${rule} snapshot`, bucket, left: count, last: -1 });
-  }
-  for (const { rule, duration } of rules.withins) {
-    if (rule === "within") continue;
+  // restic's order: within, then the counted rules, then the other within rules.
+  const withinTally = ({ rule, duration }: EffectiveRules["withins"][number]): Tally => {
     const [bucket, words] = withinBuckets[rule];
-    tallies.push({
-      reason: `${words} ${formatDuration(duration)}`,
-      bucket,
-      left: Infinity,
-      last: -1,
-      cutoff: cutoffFor(duration),
-    });
-  }
+    // No snapshot in the past: restic measures from Go's zero time (year 1), so the window holds every snapshot.
+    const cutoff = latest ? subtractDuration(latest, duration) : undefined;
+    return { reason: `${words} ${formatDuration(duration)}`, bucket, left: Infinity, last: -1, cutoff };
+  };
+  const tallies: Tally[] = [
+    ...rules.withins.filter(({ rule }) => rule === "within").map(withinTally),
+    ...rules.counts.map(({ rule, count }): Tally =>
+      rule === "last"
+        ? { reason: "last snapshot", bucket: "each", left: count, last: -1 }
+        : { reason: `${rule} snapshot`, bucket: countBuckets[rule], left: count, last: -1 }
+    ),
+    ...rules.withins.filter(({ rule }) => rule !== "within").map(withinTally),
+  ];
 
   const decision: RetentionDecision = { keep: [], forget: [] };
   list.forEach((snapshot, position) => {

