@@ -87,7 +87,7 @@ describe("planner end to end with restic", () => {
     ]);
     assert.ok(planned.actions.some((a) => a.type === "prune" && a.reason === "after forgetting 2 snapshots"));
     const text = await cli(["plan", "--now", dayAt(5)]);
-    assert.match(text.stdout, /- forget 1 snapshot of app in local  retention daily 3 keeps 3 of 4 snapshots/);
+    assert.match(text.stdout, /- forget 1 snapshot of app in local {2}retention daily 3 keeps 3 of 4 snapshots/);
     assert.match(text.stdout, /Plan: 2 to back up, 0 to copy, 0 to initialize, 2 snapshots to forget, 0 checks\./);
 
     const applied = await cli(["apply", "--now", dayAt(5)]);
@@ -159,9 +159,9 @@ describe("planner end to end with restic", () => {
     assert.match(text.stdout, /^Not managed \(reported, never deleted\):$/m);
     assert.match(
       text.stdout,
-      /^  \? demo\/uploads in local: 1 snapshot: source no longer declared; its snapshots are kept$/m,
+      /^ {2}\? demo\/uploads in local: 1 snapshot: source no longer declared; its snapshots are kept$/m,
     );
-    assert.match(text.stdout, /^  \? local: snapshots not made by backupctl: 1 snapshot: kept as they are$/m);
+    assert.match(text.stdout, /^ {2}\? local: snapshots not made by backupctl: 1 snapshot: kept as they are$/m);
   });
 
   it("checks the repository a week after its initialization, and again a week after that check", async () => {
