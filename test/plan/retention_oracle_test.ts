@@ -338,7 +338,7 @@ function comparable(decision: RetentionDecision, name: (id: string) => string) {
 // --- The proof -------------------------------------------------------------------------------------------------
 
 describe("applyRetention agrees with restic 0.14 forget", { skip }, () => {
-  it("builds four uneven histories (18–60 snapshots, over months to years)", () => {
+  it("builds four uneven histories (18 to 61 snapshots, over one to two years)", () => {
     console.log(`retention oracle: ${histories.length} histories created in ${(creation / 1000).toFixed(1)}s`);
     for (const history of histories) {
       const snapshots = recorded.get(history.source) ?? [];
