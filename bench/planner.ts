@@ -19,7 +19,7 @@ const snapshotsPerProject = 100;
 const auditRowsPerProject = 1000;
 const now = new Date("2026-11-21T10:00:00Z");
 
-function configOf(projects: number) {
+export function configOf(projects: number) {
   const raw = {
     repositories: { local: restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") }) },
     projects: Object.fromEntries(Array.from({ length: projects }, (_, i) => [`p${i}`, {
@@ -35,7 +35,7 @@ function configOf(projects: number) {
 }
 
 /** An observed state as the store would return it: hourly-ish snapshots over the past weeks, all backed up. */
-function observedOf(projects: number): ObservedState {
+export function observedOf(projects: number): ObservedState {
   const snapshots: InventorySnapshot[] = [];
   const backups: ObservedState["backups"] = [];
   const retention: ObservedState["retention"] = [];
