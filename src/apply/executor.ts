@@ -83,7 +83,8 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
   const forgotten = await applyRetention(plan, ctx, report);
   await applyMaintenance(plan, ctx, report, forgotten);
 
-  if (report.succeeded + report.failed + report.held > 0) await ctx.store.bumpSerial();
+  // Audit rows and retention records changed even when every action failed or was held: plans made before are stale.
+  await ctx.store.bumpSerial();
   return report;
 }
 

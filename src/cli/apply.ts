@@ -3,7 +3,7 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { applyPlan } from "../apply/executor.ts";
 import { createClock } from "../clock.ts";
-import { ActionsFailedError, ExitCode } from "../errors.ts";
+import { ActionsFailedError, ExitCode, UsageError } from "../errors.ts";
 import { assertCurrent, readPlanFile } from "../plan/planfile.ts";
 import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
 import type { Plan } from "../plan/types.ts";
@@ -46,6 +46,9 @@ async function confirmDeletions(plan: Plan, output: Output): Promise<boolean> {
 
 export async function run(planfile: string | undefined, options: ApplyOptions, output: Output): Promise<number> {
   const now = parseNow(options.now);
+  if (planfile && options.project?.length) {
+    throw new UsageError("--project cannot be combined with a plan file: the saved plan already fixes its projects");
+  }
   const saved = planfile ? readPlanFile(fromInvocationDir(planfile)) : undefined;
   const loaded = await load(options);
   if (!saved) selectProjects(loaded, options.project);
@@ -81,7 +84,7 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
     if (saved) await store.markPlanApplied(saved.plan_id, new Date().toISOString());
     const extras = [
       report.skipped ? `${report.skipped} skipped` : "",
-      report.held ? `${report.held} deletions held for approval` : "",
+      report.held ? `${report.held} deletion${report.held === 1 ? "" : "s"} held for approval` : "",
       report.deferred ? `${report.deferred} deferred` : "",
     ].filter(Boolean).join(", ");
     output.stdout(

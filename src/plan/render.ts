@@ -180,7 +180,7 @@ export function renderMarkdown(plan: Plan): string {
   const text = renderText(plan);
   const room = markdownLimit - head.length - footer.length - 200;
   const body = text.length <= room ? text : `${text.slice(0, Math.max(0, room))}\n… (cut: the full plan is longer)\n`;
-  const result = `${head}<details><summary>Full plan</summary>\n\n\`\`\`\n${body}\`\`\`\n\n</details>\n${footer}`;
+  const result = `${head}\n<details><summary>Full plan</summary>\n\n\`\`\`\n${body}\`\`\`\n\n</details>\n${footer}`;
   return result.length <= markdownLimit ? result : result.slice(0, markdownLimit - 40) + "\n… (cut)\n";
 }
 

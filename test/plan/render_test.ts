@@ -233,6 +233,7 @@ describe("renderMarkdown", () => {
         "### backupctl plan: ✅ No changes",
         "",
         "No changes. Backups are up to date.",
+        "",
         "<details><summary>Full plan</summary>",
         "",
         "```",
