@@ -9,9 +9,18 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { runtimeName } from "./detect.ts";
 
 const modPath = fileURLToPath(new URL("../mod.ts", import.meta.url));
+const projectRoot = fileURLToPath(new URL("../..", import.meta.url));
 let bunHookInstalled = false;
 
-const specifier = /((?:\bfrom|\bimport)\s*\(?\s*)(["'])backupctl\2/g;
+/**
+ * Import and export statements naming "backupctl" (static, multi-line, side-effect, or a dynamic import call).
+ * Statements only: the same text inside a string or a regular expression is left alone.
+ */
+const specifier =
+  /((?:^|[\n;])\s*(?:(?:import|export)\b[^;'"]*?\bfrom\s*|import\s*\(\s*|import\s+)|\bawait\s+import\s*\(\s*)(["'])backupctl\2/g;
+
+/** The project's own code never imports "backupctl" by name and is never rewritten. */
+const ownCode = ["src", "test", "scripts", "bench"].map((folder) => `${projectRoot}${folder}/`);
 
 function installBunHook(): void {
   if (bunHookInstalled) return;
@@ -22,19 +31,23 @@ function installBunHook(): void {
     setup(build) {
       build.onLoad({ filter: /^(?!.*\/node_modules\/).*\.[cm]?[jt]sx?$/ }, (args) => {
         const source = readFileSync(args.path, "utf8");
-        const contents = source.replace(
-          specifier,
-          (_all, head: string, quote: string) => `${head}${quote}${modPath}${quote}`,
-        );
-        const loader = /x$/.test(args.path)
-          ? (/tsx$/.test(args.path) ? "tsx" : "jsx")
-          : /ts$/.test(args.path)
-          ? "ts"
-          : "js";
-        return { contents, loader };
+        if (ownCode.some((folder) => args.path.startsWith(folder)) || !source.includes("backupctl")) {
+          return { contents: source, loader: loaderFor(args.path) };
+        }
+        return { contents: rewriteImports(source, modPath), loader: loaderFor(args.path) };
       });
     },
   });
+}
+
+/** Points every import/export statement of "backupctl" in `source` at `target` (the absolute path of mod.ts). */
+export function rewriteImports(source: string, target: string): string {
+  return source.replace(specifier, (_all, head: string, quote: string) => `${head}${quote}${target}${quote}`);
+}
+
+function loaderFor(path: string): string {
+  if (/x$/.test(path)) return /tsx$/.test(path) ? "tsx" : "jsx";
+  return /ts$/.test(path) ? "ts" : "js";
 }
 
 interface BunPluginHost {
