@@ -23,6 +23,8 @@ export interface ApplyContext {
   clock: Clock;
   /** Host name recorded in snapshots. */
   host: string;
+  /** Folder (0700) for private files of this process's stages, under the state folder. */
+  privateDir: string;
   command: "apply" | "watch";
   /** Progress output, one line at a time. */
   out: (line: string) => void;
@@ -312,7 +314,7 @@ async function backupSource(runId: string, action: PlanAction, ctx: ApplyContext
       time: started,
       tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${runId}`],
     };
-    const input = backupInput(source, ctx.loaded.dir);
+    const input = backupInput(source, { configDir: ctx.loaded.dir, privateDir: ctx.privateDir });
     const result = input.kind === "stream"
       ? await streamBackup(input, repository, options)
       : await backupPaths(repository, input.paths, input.exclude, options);

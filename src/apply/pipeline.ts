@@ -1,56 +1,122 @@
 /**
- * The streaming backup: `producer | restic backup --stdin`. Both exit codes are checked; when the producer fails,
- * is empty when it must not be, or restic fails after writing a snapshot, that snapshot is forgotten at once so a
- * truncated stream never looks like a good backup.
+ * The streaming backup: `producer | [encryption filter] | restic backup --stdin`. Every process is checked; when
+ * any of them fails, the dump is empty when it must not be, its format check fails, or restic did not store every
+ * byte it was sent, the snapshot restic wrote is forgotten at once, so a truncated stream never looks like a good
+ * backup. No temp file holds the dump.
  */
 import { Transform } from "node:stream";
+import type { StreamFilter } from "../encrypt/types.ts";
 import { ExecError, MissingToolError, SourceError } from "../errors.ts";
-import { onPath, start } from "../exec/run.ts";
+import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import type { BackupOptions, Restic } from "../repository/restic.ts";
 import type { StreamInput } from "../sources/input.ts";
 
 export interface StreamResult {
   snapshotId: string;
-  /** Bytes the producer wrote (the dump's size). */
+  /** Bytes the producer wrote (the dump's size, before encryption). */
   bytes: number;
   bytesAdded: number;
+}
+
+const edge = 64 * 1024;
+
+/** Counts the bytes passing through and keeps the first and last 64 KiB (for the format check). */
+class Meter extends Transform {
+  bytes = 0;
+  private head: Uint8Array[] = [];
+  private headBytes = 0;
+  private tail: Uint8Array[] = [];
+  private tailBytes = 0;
+
+  constructor(private readonly keepEdges: boolean) {
+    super();
+  }
+
+  override _transform(chunk: Uint8Array, _encoding: string, callback: (error: null, data: Uint8Array) => void) {
+    this.bytes += chunk.length;
+    if (this.keepEdges) {
+      if (this.headBytes < edge) {
+        this.head.push(chunk);
+        this.headBytes += chunk.length;
+      }
+      this.tail.push(chunk);
+      this.tailBytes += chunk.length;
+      while (this.tailBytes - this.tail[0].length >= edge) this.tailBytes -= this.tail.shift()!.length;
+    }
+    callback(null, chunk);
+  }
+
+  edges(): { head: Uint8Array; tail: Uint8Array } {
+    const head = Buffer.concat(this.head).subarray(0, edge);
+    const all = Buffer.concat(this.tail);
+    return { head, tail: all.subarray(Math.max(0, all.length - edge)) };
+  }
 }
 
 export async function streamBackup(
   input: StreamInput,
   repository: Restic,
   options: BackupOptions,
+  filters: StreamFilter[] = [],
 ): Promise<StreamResult> {
-  const program = input.argv[0];
-  if (!(await onPath(program))) throw new MissingToolError(program, input.package);
+  try {
+    for (const program of [input, ...filters]) {
+      if (!(await onPath(program.argv[0]))) throw new MissingToolError(program.argv[0], program.package);
+    }
+    return await run(input, repository, options, filters);
+  } finally {
+    input.cleanup?.();
+    for (const filter of filters) filter.cleanup?.();
+  }
+}
 
-  const consumer = repository.startStdinBackup(input.filename, options);
+async function run(input: StreamInput, repository: Restic, options: BackupOptions, filters: StreamFilter[]) {
+  const filename = input.filename + filters.map((f) => f.extension).join("");
+  const consumer = repository.startStdinBackup(filename, options);
   const producer = start(input.argv, { env: input.env, stdout: "stream" });
-  let bytes = 0;
-  const counter = new Transform({
-    transform(chunk: Uint8Array, _encoding, callback) {
-      bytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  // A consumer that dies early closes its stdin: the producer then fails on a broken pipe, which is reported below.
+  const stages: { name: string; process: RunningProcess }[] = [
+    { name: input.argv[0], process: producer },
+    ...filters.map((filter) => ({
+      name: filter.argv[0],
+      process: start(filter.argv, { env: filter.env, stdout: "stream" }),
+    })),
+  ];
+  const produced = new Meter(input.check !== undefined);
+  const sent = new Meter(false);
+  // A process that dies early closes its stdin: the one before it then fails on a broken pipe, reported below.
   const ignore = () => {};
-  counter.on("error", ignore);
-  consumer.stdin.on("error", ignore);
+  for (const stream of [produced, sent, consumer.stdin]) stream.on("error", ignore);
+  let upstream: NodeJS.ReadableStream = producer.stdout.pipe(produced);
+  for (const { process } of stages.slice(1)) {
+    process.stdin.on("error", ignore);
+    process.stdout.on("error", ignore);
+    upstream.pipe(process.stdin);
+    upstream = process.stdout;
+  }
   producer.stdout.on("error", ignore);
-  producer.stdout.pipe(counter).pipe(consumer.stdin);
+  upstream.pipe(sent).pipe(consumer.stdin);
 
-  const consumerDone = consumer.finished.then((done) => {
-    if (done.result.code !== 0) producer.kill();
+  const killAll = () => stages.forEach(({ process }) => process.kill());
+  const consumed = consumer.finished.then((done) => {
+    if (done.result.code !== 0) killAll();
     return done;
   });
-  const [produced, consumed] = await Promise.all([producer.result, consumerDone]);
-  const snapshotId = consumed.summary.snapshotId;
+  const results: RunResult[] = await Promise.all(
+    stages.map(({ process }) =>
+      process.result.then((result) => {
+        if (result.code !== 0) killAll(); // stop the rest of the chain: its output is worthless now
+        return result;
+      })
+    ),
+  );
+  const { result: resticResult, summary } = await consumed;
+  const snapshotId = summary.snapshotId;
 
   const discard = async (reason: Error): Promise<never> => {
     if (snapshotId) {
       try {
         await repository.forget([snapshotId]);
+        reason.message += `; the incomplete snapshot ${snapshotId.slice(0, 8)} was discarded`;
       } catch (error) {
         reason.message += `\nthe incomplete snapshot ${snapshotId.slice(0, 8)} could not be forgotten: ` +
           `${
@@ -58,37 +124,42 @@ export async function streamBackup(
           }; forget it with \`restic forget ${snapshotId}\` on repository ${repository.name}`;
       }
     }
-    throw reason;
+    throw Object.assign(reason, { snapshotId: undefined });
   };
 
-  if (consumed.result.code !== 0) {
-    return await discard(repository.failure("backup --stdin", consumed.result));
-  }
-  if (produced.code !== 0) {
+  const failed = stages.findIndex((_, i) => results[i].code !== 0);
+  if (failed >= 0) {
+    const result = results[failed];
+    const what = failed === 0 ? "the dump" : "encryption";
     return await discard(
       new ExecError(
-        program,
-        produced.code,
-        produced.stderrTail,
-        `${program} failed (exit ${produced.code ?? produced.signal}) after ${bytes} bytes; ` +
-          `the partial snapshot was discarded${
-            produced.stderrTail ? `:\n    ${produced.stderrTail.replaceAll("\n", "\n    ")}` : ""
-          }`,
+        stages[failed].name,
+        result.code,
+        result.stderrTail,
+        `${stages[failed].name} (${what}) failed (exit ${result.code ?? result.signal}) after ${produced.bytes} bytes` +
+          (result.stderrTail ? `:\n    ${result.stderrTail.replaceAll("\n", "\n    ")}` : ""),
       ),
     );
   }
-  if (bytes === 0 && !input.allowEmpty) {
+  if (resticResult.code !== 0) return await discard(repository.failure("backup --stdin", resticResult));
+  if (produced.bytes === 0 && !input.allowEmpty) {
     return await discard(
-      new SourceError(`${program} produced an empty dump; set allowEmpty: true on the source if that is expected`),
+      new SourceError(
+        `${input.argv[0]} produced an empty dump; set allowEmpty: true on the source if that is expected`,
+      ),
+    );
+  }
+  const problem = input.check?.(produced.edges().head, produced.edges().tail);
+  if (problem && produced.bytes > 0) {
+    return await discard(new SourceError(`the dump failed verification: ${problem}`));
+  }
+  if (summary.bytesProcessed !== sent.bytes) {
+    return await discard(
+      new SourceError(`restic stored ${summary.bytesProcessed} bytes of the ${sent.bytes} it was sent`),
     );
   }
   if (!snapshotId) {
-    throw new ExecError(
-      "restic backup",
-      consumed.result.code,
-      consumed.result.stderrTail,
-      "restic reported no snapshot id",
-    );
+    throw new ExecError("restic backup", resticResult.code, resticResult.stderrTail, "restic reported no snapshot id");
   }
-  return { snapshotId, bytes, bytesAdded: consumed.summary.bytesAdded };
+  return { snapshotId, bytes: produced.bytes, bytesAdded: summary.bytesAdded };
 }

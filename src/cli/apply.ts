@@ -8,7 +8,17 @@ import { assertCurrent, readPlanFile } from "../plan/planfile.ts";
 import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
 import type { Plan } from "../plan/types.ts";
 import { Restic } from "../repository/restic.ts";
-import { fromInvocationDir, hostFor, load, openStore, type Output, parseNow, selectProjects } from "./context.ts";
+import { join } from "node:path";
+import {
+  fromInvocationDir,
+  hostFor,
+  load,
+  openStore,
+  type Output,
+  parseNow,
+  selectProjects,
+  stateDirFor,
+} from "./context.ts";
 import { collect, type PlanCommandOptions, preparePlan } from "./plan.ts";
 
 export const description = "Execute the plan (or a saved plan file): initialize, back up, forget, prune, check";
@@ -78,6 +88,7 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
       approved,
       clock: createClock(now),
       host: hostFor(loaded),
+      privateDir: join(stateDirFor(options, loaded), "tmp"),
       command: "apply",
       out: (line) => output.stdout(`${line}\n`),
     });

@@ -9,7 +9,7 @@ import { sqliteInput } from "./sqlite.ts";
 
 export interface StreamInput {
   kind: "stream";
-  /** The producer program; its stdout is the dump. */
+  /** The producer program; its stdout is the dump. Secrets only in `env` or private files, never in argv. */
   argv: string[];
   env?: Record<string, string>;
   /** The file name the dump gets inside the snapshot. */
@@ -17,6 +17,13 @@ export interface StreamInput {
   allowEmpty: boolean;
   /** The Debian package that provides the producer, for a clear message when it is missing. */
   package: string;
+  /**
+   * A cheap check of the dump's format, given its first and last bytes (at most 64 KiB each): returns what is
+   * wrong, or undefined. A failed check fails the stage and discards the snapshot.
+   */
+  check?: (head: Uint8Array, tail: Uint8Array) => string | undefined;
+  /** Removes private files the producer needed (a pgpass or defaults file); called when the stage ends. */
+  cleanup?: () => void;
 }
 
 export interface PathsInput {
@@ -27,12 +34,18 @@ export interface PathsInput {
 
 export type BackupInput = StreamInput | PathsInput;
 
-export function backupInput(source: NamedSource, configDir: string): BackupInput {
+/** Where a source reads relative paths from, and where it may put private files (see private-file.ts). */
+export interface SourceContext {
+  configDir: string;
+  privateDir: string;
+}
+
+export function backupInput(source: NamedSource, context: SourceContext): BackupInput {
   switch (source.type) {
     case "sqlite":
-      return sqliteInput(source, configDir);
+      return sqliteInput(source, context.configDir);
     case "files":
-      return filesInput(source, configDir);
+      return filesInput(source, context.configDir);
     default:
       throw new SourceError(
         `source ${source.name}: ${source.type}() sources are declared but cannot be backed up by this version yet`,

@@ -25,6 +25,12 @@ export function sqliteInput(source: SqliteSource & { name: string }, configDir: 
     filename: `${source.name}.sql`,
     allowEmpty: source.allowEmpty ?? false,
     package: "sqlite3",
+    check: (head, tail) => {
+      const start = new TextDecoder().decode(head.subarray(0, 64));
+      const end = new TextDecoder().decode(tail.subarray(Math.max(0, tail.length - 64))).trimEnd();
+      if (!start.includes("BEGIN TRANSACTION;")) return "it does not start like an sqlite3 .dump (BEGIN TRANSACTION;)";
+      return end.endsWith("COMMIT;") ? undefined : "it is cut short: an sqlite3 .dump ends with COMMIT;";
+    },
   };
 }
 

@@ -1,0 +1,20 @@
+/**
+ * Private files for secrets a program can only read from a file (pgpass, MySQL defaults, mongodump config): created
+ * 0600 in a 0700 folder under the state folder, removed when the stage ends; a crash leaves them where startup
+ * recovery finds them.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface PrivateFile {
+  path: string;
+  remove(): void;
+}
+
+export function writePrivateFile(privateDir: string, name: string, content: string): PrivateFile {
+  mkdirSync(privateDir, { recursive: true, mode: 0o700 });
+  const dir = mkdtempSync(join(privateDir, "secret-"));
+  const path = join(dir, name);
+  writeFileSync(path, content, { mode: 0o600 });
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
