@@ -326,8 +326,10 @@ async function backupSource(runId: string, action: PlanAction, ctx: ApplyContext
   }
   const { snapshotId, bytes, bytesAdded } = outcome.value;
   ctx.out(
-    `  + backup ${label}: snapshot ${snapshotId.slice(0, 8)}, ${formatBytes(bytes)} read, ` +
-      `${formatBytes(bytesAdded)} added (${humanDuration(outcome.durationMs)})`,
+    snapshotId
+      ? `  + backup ${label}: snapshot ${snapshotId.slice(0, 8)}, ${formatBytes(bytes)} read, ` +
+        `${formatBytes(bytesAdded)} added (${humanDuration(outcome.durationMs)})`
+      : `  + backup ${label}: the dump was empty (allowed by allowEmpty), no snapshot stored`,
   );
   return undefined;
 }

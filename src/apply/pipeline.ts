@@ -12,7 +12,8 @@ import type { BackupOptions, Restic } from "../repository/restic.ts";
 import type { StreamInput } from "../sources/input.ts";
 
 export interface StreamResult {
-  snapshotId: string;
+  /** Undefined only for an empty dump the source allows: restic stores no empty snapshot. */
+  snapshotId: string | undefined;
   /** Bytes the producer wrote (the dump's size, before encryption). */
   bytes: number;
   bytesAdded: number;
@@ -141,14 +142,19 @@ async function run(input: StreamInput, repository: Restic, options: BackupOption
       ),
     );
   }
-  if (resticResult.code !== 0) return await discard(repository.failure("backup --stdin", resticResult));
-  if (produced.bytes === 0 && !input.allowEmpty) {
-    return await discard(
-      new SourceError(
-        `${input.argv[0]} produced an empty dump; set allowEmpty: true on the source if that is expected`,
-      ),
-    );
+  if (produced.bytes === 0) {
+    if (!input.allowEmpty) {
+      return await discard(
+        new SourceError(
+          `${input.argv[0]} produced an empty dump; set allowEmpty: true on the source if that is expected`,
+        ),
+      );
+    }
+    // restic refuses to store an empty snapshot ("snapshot is empty"): an allowed empty dump stores nothing.
+    if (snapshotId) await repository.forget([snapshotId]);
+    return { snapshotId: undefined, bytes: 0, bytesAdded: 0 };
   }
+  if (resticResult.code !== 0) return await discard(repository.failure("backup --stdin", resticResult));
   const problem = input.check?.(produced.edges().head, produced.edges().tail);
   if (problem && produced.bytes > 0) {
     return await discard(new SourceError(`the dump failed verification: ${problem}`));

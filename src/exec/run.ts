@@ -104,7 +104,12 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
     stdout: child.stdout,
     result,
     kill: (signal = "SIGTERM") => {
-      child.kill(signal).catch(() => {});
+      // zx throws at once ("Too late to kill the process") when the program has already exited: nothing to do then.
+      try {
+        child.kill(signal).catch(() => {});
+      } catch {
+        // already gone
+      }
     },
   };
 }

@@ -4,7 +4,9 @@
  */
 import type { NamedSource } from "../config/normalize.ts";
 import { SourceError } from "../errors.ts";
+import { commandInput } from "./command.ts";
 import { filesInput } from "./files.ts";
+import { mongodbInput } from "./mongodb.ts";
 import { sqliteInput } from "./sqlite.ts";
 
 export interface StreamInput {
@@ -46,6 +48,10 @@ export function backupInput(source: NamedSource, context: SourceContext): Backup
       return sqliteInput(source, context.configDir);
     case "files":
       return filesInput(source, context.configDir);
+    case "command":
+      return commandInput(source, context);
+    case "mongodb":
+      return mongodbInput(source, context);
     default:
       throw new SourceError(
         `source ${source.name}: ${source.type}() sources are declared but cannot be backed up by this version yet`,
