@@ -13,6 +13,7 @@ import type { Plan, PlanAction } from "../plan/types.ts";
 import { type BackupOptions, Restic, type ResticSnapshot } from "../repository/restic.ts";
 import { backupInput } from "../sources/input.ts";
 import type { NewStage, StageResult, StateStore } from "../state/store.ts";
+import { encryptionFilter } from "../encrypt/filter.ts";
 import { streamBackup } from "./pipeline.ts";
 
 export interface ApplyContext {
@@ -29,6 +30,9 @@ export interface ApplyContext {
   /** Progress output, one line at a time. */
   out: (line: string) => void;
 }
+
+/** What recording a stage needs: the state, the clock, the config, and somewhere to report. */
+export type StageContext = Pick<ApplyContext, "loaded" | "store" | "clock" | "out">;
 
 export interface ApplyReport {
   succeeded: number;
@@ -64,15 +68,15 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
   }
 
   const byProject = new Map<string, PlanAction[]>();
-  for (const action of plan.actions.filter((a) => a.type === "backup")) {
+  for (const action of plan.actions.filter((a) => a.type === "backup" || a.type === "copy")) {
     byProject.set(action.project!, [...(byProject.get(action.project!) ?? []), action]);
   }
   for (const [project, actions] of byProject) {
-    const runnable = actions.filter((a) => !brokenRepositories.has(a.repository));
-    for (const action of actions.filter((a) => brokenRepositories.has(a.repository))) {
-      ctx.out(
-        `  ! skipped backup ${project}/${action.source}: repository ${action.repository} could not be initialized`,
-      );
+    const blocked = (a: PlanAction) =>
+      brokenRepositories.has(a.repository) || (a.from !== undefined && brokenRepositories.has(a.from));
+    const runnable = actions.filter((a) => !blocked(a));
+    for (const action of actions.filter(blocked)) {
+      ctx.out(`  ! skipped ${action.type} ${project}/${action.source}: a repository it needs could not be initialized`);
       report.skipped++;
     }
     if (runnable.length === 0) continue;
@@ -212,7 +216,7 @@ type StageOutcome<T> = { ok: true; value: T; durationMs: number } | { ok: false;
  * (redacted) error. `work` receives the stage's start time and returns its value plus the bytes/snapshot to record.
  */
 async function auditedStage<T>(
-  ctx: ApplyContext,
+  ctx: StageContext,
   stage: Omit<NewStage, "startedAt">,
   work: (started: Date) => Promise<{ value: T; bytes?: number; snapshotId?: string }>,
 ): Promise<StageOutcome<T>> {
@@ -237,7 +241,9 @@ async function auditedStage<T>(
 async function initRepository(action: PlanAction, ctx: ApplyContext): Promise<boolean> {
   const repository = repositoryFor(ctx.loaded, action.repository);
   const outcome = await auditedStage(ctx, { runId: null, type: "init", repository: action.repository }, async () => {
-    const value = await repository.init();
+    const value = await repository.init(
+      action.chunker_from ? repositoryFor(ctx.loaded, action.chunker_from) : undefined,
+    );
     await ctx.store.markRepositoryInitialized(action.repository, repository.location(), ctx.clock.now().toISOString());
     return { value };
   });
@@ -246,7 +252,8 @@ async function initRepository(action: PlanAction, ctx: ApplyContext): Promise<bo
     return false;
   }
   const how = outcome.value === "created" ? "created" : "already initialized, adopted";
-  ctx.out(`+ init ${action.repository}: ${how} (${repository.location()})`);
+  const location = repository.location();
+  ctx.out(`+ init ${action.repository}: ${how} ${location.startsWith("(") ? location : `(${location})`}`);
   return true;
 }
 
@@ -266,14 +273,45 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
   let failed = 0;
   const errors: string[] = [];
   const touched = new Set<string>();
-  for (const action of actions) {
+  /** The snapshot each source's backup made in this run, for the copies that follow. */
+  const made = new Map<string, string>();
+  for (const action of actions.filter((a) => a.type === "backup")) {
     await ctx.store.setRunStage(runId, `backup ${action.source}`);
     touched.add(action.repository);
-    const error = await backupSource(runId, action, ctx);
-    if (error) {
+    const result = await backupSource(runId, action, ctx);
+    if (result.error) {
       failed++;
-      errors.push(`${action.source}: ${error}`);
-    } else succeeded++;
+      errors.push(`${action.source}: ${result.error}`);
+    } else {
+      succeeded++;
+      if (result.snapshotId) made.set(action.source!, result.snapshotId);
+    }
+  }
+  for (const action of actions.filter((a) => a.type === "copy")) {
+    const ids = [...(action.snapshots ?? []), ...(made.has(action.source!) ? [made.get(action.source!)!] : [])];
+    const label = `${project}/${action.source} ${action.from} → ${action.repository}`;
+    if (ids.length === 0) {
+      ctx.out(`  ~ copy ${label}: nothing to copy (the backup did not complete)`);
+      continue;
+    }
+    await ctx.store.setRunStage(runId, `copy ${action.source} to ${action.repository}`);
+    touched.add(action.repository);
+    const target = repositoryFor(ctx.loaded, action.repository);
+    const source = repositoryFor(ctx.loaded, action.from!);
+    const stage = { runId, type: "copy", project, source: action.source, repository: action.repository } as const;
+    const outcome = await auditedStage(ctx, stage, async () => ({ value: await target.copyFrom(source, ids) }));
+    if (outcome.ok) {
+      succeeded++;
+      ctx.out(
+        `  + copy ${label}: ${ids.length} snapshot${ids.length === 1 ? "" : "s"} (${
+          humanDuration(outcome.durationMs)
+        })`,
+      );
+    } else {
+      failed++;
+      errors.push(`copy ${action.source} to ${action.repository}: ${outcome.error}`);
+      ctx.out(`  ✗ copy ${label} failed: ${outcome.error}`);
+    }
   }
   for (const name of touched) {
     await ctx.store.setRunStage(runId, `refresh ${name}`);
@@ -295,8 +333,12 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
   return { id: runId, project, status, succeeded, failed } as const;
 }
 
-/** Backs up one source; returns the error text, or undefined on success. */
-async function backupSource(runId: string, action: PlanAction, ctx: ApplyContext): Promise<string | undefined> {
+/** Backs up one source; returns the error text, or the snapshot made (none for an allowed empty dump). */
+async function backupSource(
+  runId: string,
+  action: PlanAction,
+  ctx: ApplyContext,
+): Promise<{ error?: string; snapshotId?: string }> {
   const project = ctx.loaded.config.projects[action.project!];
   const source = project.sources.find((s) => s.name === action.source)!;
   const repository = repositoryFor(ctx.loaded, action.repository);
@@ -314,15 +356,18 @@ async function backupSource(runId: string, action: PlanAction, ctx: ApplyContext
       time: started,
       tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${runId}`],
     };
-    const input = backupInput(source, { configDir: ctx.loaded.dir, privateDir: ctx.privateDir });
+    const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
+    const input = backupInput(source, context);
+    // Dumps are encrypted in the stream when the project asks; files rely on restic's own encryption.
+    const filters = input.kind === "stream" && project.encrypt ? [encryptionFilter(project.encrypt, context)] : [];
     const result = input.kind === "stream"
-      ? await streamBackup(input, repository, options)
+      ? await streamBackup(input, repository, options, filters)
       : await backupPaths(repository, input.paths, input.exclude, options);
     return { value: result, bytes: result.bytes, snapshotId: result.snapshotId };
   });
   if (!outcome.ok) {
     ctx.out(`  ✗ backup ${label} failed: ${outcome.error}`);
-    return outcome.error;
+    return { error: outcome.error };
   }
   const { snapshotId, bytes, bytesAdded } = outcome.value;
   ctx.out(
@@ -331,7 +376,7 @@ async function backupSource(runId: string, action: PlanAction, ctx: ApplyContext
         `${formatBytes(bytesAdded)} added (${humanDuration(outcome.durationMs)})`
       : `  + backup ${label}: the dump was empty (allowed by allowEmpty), no snapshot stored`,
   );
-  return undefined;
+  return { snapshotId };
 }
 
 /** A files backup; a snapshot restic wrote despite failing (exit 3: unreadable files) is forgotten at once. */
@@ -347,11 +392,11 @@ async function backupPaths(repository: Restic, paths: string[], exclude: string[
 }
 
 /** Reloads a repository's snapshot list into the inventory; returns the error text, or undefined on success. */
-async function refreshInventory(
+export async function refreshInventory(
   runId: string | null,
   name: string,
   project: string | undefined,
-  ctx: ApplyContext,
+  ctx: StageContext,
 ): Promise<string | undefined> {
   const repository = repositoryFor(ctx.loaded, name);
   const outcome = await auditedStage(ctx, { runId, type: "refresh", project, repository: name }, async () => {
@@ -383,6 +428,7 @@ export function toInventoryRow(recordedAt: Date) {
       paths: JSON.stringify(snapshot.paths ?? []),
       size: null,
       recorded_at: recordedAt.toISOString(),
+      original: snapshot.original ?? null,
     };
   };
 }

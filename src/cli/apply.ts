@@ -70,7 +70,7 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
       assertCurrent(saved, { fingerprint: loaded.fingerprint, ...observed });
       plan = saved;
     } else {
-      const prepared = await preparePlan(options, loaded, store);
+      const prepared = await preparePlan({ ...options, refresh: true }, loaded, store);
       plan = prepared.plan;
       for (const name of prepared.adopted) {
         const repository = new Restic(name, loaded.config.repositories[name], loaded.dir);

@@ -10,6 +10,8 @@ import { plan as makePlan } from "../plan/planner.ts";
 import { colours, renderJson, renderMarkdown, renderText, terminalColours } from "../plan/render.ts";
 import type { Plan } from "../plan/types.ts";
 import type { StateStore } from "../state/store.ts";
+import { refreshInventory } from "../apply/executor.ts";
+import { createClock } from "../clock.ts";
 import {
   fromInvocationDir,
   type GlobalOptions,
@@ -30,6 +32,8 @@ export interface PlanCommandOptions extends GlobalOptions {
   json?: boolean;
   out?: string | boolean;
   detailedExitcode?: boolean;
+  /** Reload the snapshot inventory of the repositories in scope from restic first (apply always does). */
+  refresh?: boolean;
 }
 
 const formats = ["text", "json", "markdown"];
@@ -45,6 +49,7 @@ export function define(program: Command, output: Output, done: (code: number) =>
       "--out [file]",
       "also save the plan for `apply FILE` (a bare name goes to plans/; default plans/plan-<time>.json)",
     )
+    .option("--refresh", "reload the snapshot inventory from the repositories first (apply always does)")
     .option(
       "--detailed-exitcode",
       "exit 0 when there are no changes and 2 when there are (errors keep their own codes)",
@@ -62,7 +67,23 @@ export async function preparePlan(
 ): Promise<{ plan: Plan; adopted: string[] }> {
   const now = parseNow(options.now) ?? new Date();
   const projects = selectProjects(loaded, options.project);
-  const { observed, adopted, warnings } = await observe(loaded, store, projects);
+  let { observed, adopted, warnings } = await observe(loaded, store, projects);
+  if (options.refresh) {
+    // Snapshots forgotten or added outside backupctl must not make the plan wrong (a forget of an id that is gone,
+    // a copy that is missing): ask the repositories what they hold now.
+    const names = [
+      ...new Set(
+        Object.values(loaded.config.projects).filter((p) => p.enabled && (!projects || projects.includes(p.name)))
+          .flatMap((p) => p.repositories),
+      ),
+    ].filter((name) => observed.repositories[name]?.initialized);
+    const context = { loaded, store, clock: createClock(now), out: (line: string) => warnings.push(line.trim()) };
+    for (const name of names) await refreshInventory(null, name, undefined, context);
+    const again = await observe(loaded, store, projects);
+    observed = again.observed;
+    adopted = [...new Set([...adopted, ...again.adopted])];
+    warnings = [...warnings, ...again.warnings];
+  }
   const plan = makePlan(loaded, observed, now, { projects, generatedAt: new Date(), planId: randomUUID() });
   plan.warnings.push(...warnings);
   return { plan, adopted };

@@ -31,6 +31,8 @@ const action = z.object({
   approval: z.enum(["routine", "required"]).optional(),
   approval_reason: z.string().optional(),
   read_data_subset: z.string().optional(),
+  chunker_from: z.string().optional(),
+  from: z.string().optional(),
 });
 
 const planSchema = z.object({

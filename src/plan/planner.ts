@@ -37,9 +37,11 @@ export function plan(loaded: Loaded, observed: ObservedState, now: Date, options
   const times = new Map(active.map((project) => [project.name, projectTimes(project, now)]));
 
   const forgets = active.flatMap((project) => forgetActions(project, index, now));
+  const backups = active.flatMap((project) => backupActions(project, times.get(project.name)!, index));
   const drafts: Draft[] = [
     ...initActions(active, observed),
-    ...active.flatMap((project) => backupActions(project, times.get(project.name)!, index)),
+    ...backups,
+    ...active.flatMap((project) => copyActions(project, index, backups, forgets)),
     ...forgets,
     ...maintenanceActions(active, observed, index, forgets, now),
   ];
@@ -98,10 +100,73 @@ function indexObserved(observed: ObservedState): ObservedIndex {
   };
 }
 
+/**
+ * Repositories to initialize. One that only ever receives copies takes the chunker parameters of the repository it
+ * copies from (initialized first), so copied snapshots deduplicate there.
+ */
 function initActions(active: NormalizedProject[], observed: ObservedState): Draft[] {
   const repositories = [...new Set(active.flatMap((project) => project.repositories))];
-  return repositories.filter((repository) => !observed.repositories[repository]?.initialized)
-    .map((repository) => ({ type: "init", repository, reason: "repository not initialized", destructive: false }));
+  const primaries = new Set(active.map((project) => project.repositories[0]));
+  const drafts = repositories.filter((repository) => !observed.repositories[repository]?.initialized)
+    .map((repository): Draft => {
+      const from = primaries.has(repository)
+        ? undefined
+        : active.find((project) => project.repositories.includes(repository))!.repositories[0];
+      return from
+        ? {
+          type: "init",
+          repository,
+          chunker_from: from,
+          reason: `repository not initialized (chunker parameters of ${from})`,
+          destructive: false,
+        }
+        : { type: "init", repository, reason: "repository not initialized", destructive: false };
+    });
+  return [...drafts.filter((d) => !d.chunker_from), ...drafts.filter((d) => d.chunker_from)];
+}
+
+/**
+ * Dump once, send to many: each later repository of a project gets `restic copy` of the primary's snapshots it
+ * does not hold yet (a copy remembers its original), plus the snapshot this plan's backup will make. Snapshots the
+ * plan forgets from the primary are not copied.
+ */
+function copyActions(project: NormalizedProject, index: ObservedIndex, backups: Draft[], forgets: Draft[]): Draft[] {
+  const [primary, ...others] = project.repositories;
+  const drafts: Draft[] = [];
+  for (const repository of others) {
+    for (const source of project.sources) {
+      const present = new Set<string>();
+      for (const copy of index.groups.get(groupKey(project.name, source.name, repository)) ?? []) {
+        present.add(copy.id);
+        if (copy.original) present.add(copy.original);
+      }
+      const forgotten = new Set(
+        forgets.filter((f) => f.project === project.name && f.source === source.name && f.repository === primary)
+          .flatMap((f) => f.snapshots ?? []),
+      );
+      const missing = (index.groups.get(groupKey(project.name, source.name, primary)) ?? [])
+        .filter((snapshot) => !present.has(snapshot.id) && !forgotten.has(snapshot.id))
+        .sort((a, b) => a.time.localeCompare(b.time))
+        .map((snapshot) => snapshot.id);
+      const newBackup = backups.some((b) => b.project === project.name && b.source === source.name);
+      if (missing.length === 0 && !newBackup) continue;
+      const what = [
+        newBackup ? "the new backup" : "",
+        missing.length > 0 ? `${missing.length} snapshot${missing.length === 1 ? "" : "s"} it lacks` : "",
+      ].filter(Boolean).join(" and ");
+      drafts.push({
+        type: "copy",
+        project: project.name,
+        source: source.name,
+        repository,
+        from: primary,
+        snapshots: missing,
+        reason: `copy ${what} from ${primary}`,
+        destructive: false,
+      });
+    }
+  }
+  return drafts;
 }
 
 /**

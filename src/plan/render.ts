@@ -49,6 +49,8 @@ export function describeAction(action: PlanAction): string {
       return `init ${action.repository}`;
     case "backup":
       return `backup ${action.source} → ${action.repository}`;
+    case "copy":
+      return `copy ${action.source} → ${action.repository}`;
     case "forget": {
       const n = action.snapshots?.length ?? 0;
       return `forget ${n} snapshot${n === 1 ? "" : "s"} of ${action.source} in ${action.repository}` +

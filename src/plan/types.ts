@@ -35,6 +35,8 @@ export interface InventorySnapshot {
   run_id: string | null;
   hostname: string;
   tags: string[];
+  /** For a copy: the id of the snapshot it was copied from. */
+  original?: string | null;
 }
 
 export interface AppliedRetention {
@@ -81,6 +83,10 @@ export interface PlanAction {
   approval_reason?: string;
   /** For check: `restic check --read-data-subset`. */
   read_data_subset?: string;
+  /** For init of a secondary repository: the repository whose chunker parameters it copies (so copies dedup). */
+  chunker_from?: string;
+  /** For copy: the repository copied from (the project's first). */
+  from?: string;
 }
 
 /** Something that exists in the state or a repository but is not declared in the config: reported, never deleted. */

@@ -4,7 +4,7 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { ExecError } from "../errors.ts";
-import { redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
+import { describeSecret, redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
 import type { ResticRepository } from "../config/types.ts";
 import { run, type RunResult, start } from "../exec/run.ts";
 
@@ -16,6 +16,8 @@ export interface ResticSnapshot {
   hostname: string;
   paths: string[];
   tags?: string[];
+  /** Set on snapshots made by `restic copy`: the id of the snapshot copied. */
+  original?: string;
 }
 
 export interface BackupResult {
@@ -53,11 +55,7 @@ export class Restic {
 
   /** Where the repository is, fit for output and the state database (credentials removed). */
   location(): string {
-    if (typeof this.spec.url !== "string") {
-      return `(url from ${
-        this.spec.url.secret === "env" ? `env("${this.spec.url.name}")` : `file("${this.spec.url.path}")`
-      })`;
-    }
+    if (typeof this.spec.url !== "string") return `(url from ${describeSecret(this.spec.url)})`;
     return redact(this.url());
   }
 
@@ -100,13 +98,26 @@ export class Restic {
   async isInitialized(): Promise<boolean> {
     const result = await this.restic("cat", ["config"]);
     if (result.code === 0) return true;
-    if (/wrong password|no key found/i.test(result.stderrTail)) throw this.failure("open", result);
-    return false;
+    // Only a config file that is not there means "not initialized": refused credentials or an unreachable backend
+    // must never lead to planning an init over a repository that may well exist.
+    if (
+      missingConfig.test(result.stderrTail) && !refused.test(result.stderrTail) && !unreachable.test(result.stderrTail)
+    ) {
+      return false;
+    }
+    throw this.failure("open", result);
   }
 
-  /** Creates the repository; an existing one with the same password is adopted, not an error. */
-  async init(): Promise<"created" | "adopted"> {
-    const result = await this.restic("init", []);
+  /**
+   * Creates the repository; an existing one with the same password is adopted, not an error. With `chunkerFrom`,
+   * it takes that repository's chunker parameters, so snapshots copied from there deduplicate.
+   */
+  async init(chunkerFrom?: Restic): Promise<"created" | "adopted"> {
+    const result = chunkerFrom
+      ? await run(this.argv("init", "--copy-chunker-params"), {
+        env: { ...chunkerFrom.fromEnvironment(), ...this.environment() },
+      })
+      : await this.restic("init", []);
     if (result.code === 0) return "created";
     if (
       /already (exists|initialized)|config file already exists/i.test(result.stderrTail) && await this.isInitialized()
@@ -121,6 +132,28 @@ export class Restic {
     const result = await this.restic("snapshots", ["--json"]);
     if (result.code !== 0) throw this.failure("snapshots", result);
     return (JSON.parse(result.stdout || "[]") as ResticSnapshot[] | null) ?? [];
+  }
+
+  /** The variables restic reads for the other repository of `copy` and `init --copy-chunker-params`. */
+  fromEnvironment(): Record<string, string | undefined> {
+    const own = this.environment();
+    return {
+      ...Object.fromEntries(Object.entries(own).filter(([key]) => !key.startsWith("RESTIC_"))),
+      RESTIC_FROM_REPOSITORY: own.RESTIC_REPOSITORY,
+      RESTIC_FROM_PASSWORD: own.RESTIC_PASSWORD,
+      RESTIC_FROM_REPOSITORY_FILE: undefined,
+      RESTIC_FROM_PASSWORD_FILE: undefined,
+      RESTIC_FROM_PASSWORD_COMMAND: undefined,
+    };
+  }
+
+  /** Copies snapshots (by id) from another repository into this one; restic skips those already copied. */
+  async copyFrom(source: Restic, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const result = await run(this.argv("copy", ...ids), {
+      env: { ...source.fromEnvironment(), ...this.environment() },
+    });
+    if (result.code !== 0) throw this.failure("copy", result);
   }
 
   /** Removes unreferenced data after forgets. */
@@ -180,9 +213,11 @@ export class Restic {
     let hint = "";
     if (/wrong password|no key found/i.test(stderr)) {
       hint = ` — the password does not open this repository: check ${describePassword(this.spec)}`;
-    } else if (
-      /Is there a repository at the following location|does not exist|unable to open config file/i.test(stderr)
-    ) {
+    } else if (refused.test(stderr)) {
+      hint = ` — the backend refused the credentials: check ${describeUrlCredentials(this.spec)}`;
+    } else if (unreachable.test(stderr)) {
+      hint = " — the backend cannot be reached: check that the server is up and the address is right";
+    } else if (missingConfig.test(stderr)) {
       hint = " — no repository there: run `backupctl apply` to initialize it, or check the url";
     } else if (/unable to create lock|repository is already locked/i.test(stderr)) {
       hint = " — another restic process holds the repository lock; try again when it has finished";
@@ -198,8 +233,22 @@ export class Restic {
   }
 }
 
+/** restic's words when a repository has no config file (local, sftp, rest, s3 backends). */
+const missingConfig = /unable to open config file|Is there a repository at the following location/i;
+/** An HTTP or cloud backend refusing the credentials. */
+const refused = /\b(401|403)\b|unauthori[sz]ed|forbidden|access denied|permission denied \(publickey/i;
+/** A backend that cannot be reached at all. */
+const unreachable =
+  /connection refused|no route to host|i\/o timeout|connection reset|no such host|network is unreachable|ssh command exited/i;
+
+function describeUrlCredentials(spec: ResticRepository): string {
+  const where = typeof spec.url === "string" ? "the url" : `the url in ${describeSecret(spec.url)}`;
+  const env = Object.keys(spec.env ?? {});
+  return env.length > 0 ? `${where} and the repository's env (${env.join(", ")})` : where;
+}
+
 function describePassword(spec: ResticRepository): string {
-  return spec.password.secret === "env" ? `env("${spec.password.name}")` : `file("${spec.password.path}")`;
+  return describeSecret(spec.password);
 }
 
 function indent(text: string): string {

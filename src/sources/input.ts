@@ -7,6 +7,8 @@ import { SourceError } from "../errors.ts";
 import { commandInput } from "./command.ts";
 import { filesInput } from "./files.ts";
 import { mongodbInput } from "./mongodb.ts";
+import { mysqlInput } from "./mysql.ts";
+import { postgresInput } from "./postgres.ts";
 import { sqliteInput } from "./sqlite.ts";
 
 export interface StreamInput {
@@ -44,6 +46,10 @@ export interface SourceContext {
 
 export function backupInput(source: NamedSource, context: SourceContext): BackupInput {
   switch (source.type) {
+    case "postgres":
+      return postgresInput(source, context);
+    case "mysql":
+      return mysqlInput(source, context);
     case "sqlite":
       return sqliteInput(source, context.configDir);
     case "files":
@@ -52,9 +58,12 @@ export function backupInput(source: NamedSource, context: SourceContext): Backup
       return commandInput(source, context);
     case "mongodb":
       return mongodbInput(source, context);
-    default:
+    default: {
+      // Every declared type is handled above; this guards configs that bypassed validation.
+      const unknown = source as { name: string; type: string };
       throw new SourceError(
-        `source ${source.name}: ${source.type}() sources are declared but cannot be backed up by this version yet`,
+        `source ${unknown.name}: ${unknown.type}() sources are declared but cannot be backed up by this version yet`,
       );
+    }
   }
 }

@@ -27,8 +27,8 @@ export function postgresInput(source: NamedPostgresSource, context: SourceContex
     kind: "stream",
     argv: [
       "pg_dump",
-      "--format=custom",
-      "--compress=0",
+      "-Fc",
+      "-Z0",
       "--no-password",
       ...connectionArgs(source),
       ...(source.options ?? []),
@@ -94,7 +94,11 @@ function environment(pgpass: PrivateFile | undefined): Record<string, string> {
     // Shows up in pg_stat_activity, so a DBA sees who holds the long-running snapshot.
     PGAPPNAME: "backupctl",
   };
-  if (pgpass) env.PGPASSFILE = pgpass.path;
+  if (pgpass) {
+    env.PGPASSFILE = pgpass.path;
+    // libpq prefers PGPASSWORD to the pgpass file; an empty one counts as unset, so an inherited value cannot win.
+    env.PGPASSWORD = "";
+  }
   return env;
 }
 

@@ -115,6 +115,12 @@ const migrations: Record<string, Migration> = {
         .columns(["type", "status", "repository", "started_at"]).execute();
     },
   },
+  "0003_snapshot_original": {
+    async up(db: Kysely<unknown>) {
+      // A copied snapshot names the snapshot it was copied from: what is already in a secondary repository.
+      await db.schema.alterTable("snapshots").addColumn("original", "text").execute();
+    },
+  },
 };
 
 /** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */

@@ -60,6 +60,8 @@ export interface SnapshotTable {
   paths: string;
   size: number | null;
   recorded_at: string;
+  /** For a copy made by `restic copy`: the id of the snapshot it was copied from. */
+  original: string | null;
 }
 
 export interface RepositoryTable {

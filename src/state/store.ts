@@ -218,7 +218,7 @@ export class StateStore {
     const failures = toRecords(await latest("failed"))
       .filter((f) => (successAt.get(`${f.project}\0${f.source}\0${f.repository}`) ?? "") < f.at);
     const snapshots = (await this.db.selectFrom("snapshots")
-      .select(["repository", "id", "short_id", "time", "project", "source", "run_id", "hostname", "tags"])
+      .select(["repository", "id", "short_id", "time", "project", "source", "run_id", "hostname", "tags", "original"])
       .orderBy("time", "desc").execute())
       .map((row) => ({ ...row, tags: JSON.parse(row.tags) as string[] }));
     const retention = (await this.db.selectFrom("retention_policies").selectAll().execute())

@@ -99,6 +99,7 @@ function snapshot(
     paths: JSON.stringify([`/${source}`]),
     size: null,
     recorded_at: "2026-11-21T10:00:00.000Z",
+    original: null,
   };
 }
 

@@ -1,0 +1,89 @@
+/**
+ * MySQL and MariaDB: `mariadb-dump` (or `mysqldump` where MariaDB's client is not installed) streams SQL text.
+ * `--single-transaction` reads InnoDB tables inside one consistent snapshot without locking them; `--quick` streams
+ * rows instead of buffering each table in memory. Restore with `mariadb DB < dump` (or `mysql`).
+ *
+ * The user and password never reach argv: they go into a private option file (0600, removed when the stage ends)
+ * passed with `--defaults-extra-file`, which the client only honours as the very first option.
+ */
+import { spawnSync } from "node:child_process";
+import { dirname } from "node:path";
+import { resolveSecret } from "../config/secrets.ts";
+import type { MysqlSource } from "../config/types.ts";
+import type { SourceContext, StreamInput } from "./input.ts";
+import { writePrivateFile } from "./private-file.ts";
+
+/** The config's MySQL/MariaDB source, with its name defaulted (see config/normalize.ts). */
+export type NamedMysqlSource = MysqlSource & { name: string };
+
+/** The `mariadb-dump`/`mysqldump` stream of one database, stored in the snapshot as `<name>.sql`. */
+export function mysqlInput(source: NamedMysqlSource, context: SourceContext): StreamInput {
+  const settings = ["[client]"];
+  if (source.user !== undefined) settings.push(`user=${optionFileValue(source.user)}`);
+  if (source.password) settings.push(`password=${optionFileValue(resolveSecret(source.password, context.configDir))}`);
+  const defaults = writePrivateFile(context.privateDir, "my.cnf", `${settings.join("\n")}\n`);
+  const argv = [
+    dumpProgram(),
+    `--defaults-extra-file=${defaults.path}`,
+    "--single-transaction",
+    "--quick",
+    "--routines",
+    "--events",
+    "--triggers",
+    // Binary columns as hex literals: raw bytes in SQL text break when the dump passes through a charset conversion.
+    "--hex-blob",
+  ];
+  if (source.host !== undefined) argv.push(`--host=${source.host}`);
+  // A port only means something over TCP: with host "localhost" (or none) the client would use its socket instead.
+  if (source.port !== undefined) argv.push(`--port=${source.port}`, "--protocol=TCP");
+  const options = source.options ?? [];
+  // "--" so a database name starting with "-" is never read as an option.
+  argv.push(...options, "--", source.database);
+  // Without comments the dump has no completion marker to look for.
+  const commentless = options.some((option) => option === "--compact" || option === "--skip-comments");
+  const credentials = source.user !== undefined || source.password !== undefined;
+  return {
+    kind: "stream",
+    argv,
+    // The client reads ~/.my.cnf (and MySQL's ~/.mylogin.cnf) after the extra file, so a user or password there would
+    // win over the config's: point HOME at the private folder, where neither exists.
+    env: credentials ? { HOME: dirname(defaults.path) } : undefined,
+    filename: `${source.name}.sql`,
+    allowEmpty: source.allowEmpty ?? false,
+    package: "mariadb-client",
+    check: commentless
+      ? undefined
+      : (_head, tail) =>
+        new TextDecoder().decode(tail).includes("-- Dump completed")
+          ? undefined
+          : 'it is cut short: a complete dump ends with "-- Dump completed"',
+    cleanup: defaults.remove,
+  };
+}
+
+let cachedProgram: string | undefined;
+
+/** `mariadb-dump` when installed (MariaDB's client deprecates the mysqldump name), else `mysqldump`. */
+function dumpProgram(): string {
+  if (cachedProgram === undefined) {
+    const found = spawnSync("sh", ["-c", 'command -v "$1" >/dev/null 2>&1', "sh", "mariadb-dump"]);
+    cachedProgram = found.status === 0 ? "mariadb-dump" : "mysqldump";
+  }
+  return cachedProgram;
+}
+
+/**
+ * A value for a MySQL option file: double-quoted, so '#' (a comment) and leading or trailing spaces survive, with
+ * the escapes the option-file reader understands for backslash, quotes and control characters.
+ */
+export function optionFileValue(value: string): string {
+  const escapes: Record<string, string> = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+  };
+  return `"${value.replace(/[\\"\n\r\t\b]/g, (c) => escapes[c])}"`;
+}
