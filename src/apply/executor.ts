@@ -14,6 +14,7 @@ import { type BackupOptions, Restic, type ResticSnapshot } from "../repository/r
 import { backupInput } from "../sources/input.ts";
 import type { NewStage, StageResult, StateStore } from "../state/store.ts";
 import { encryptionFilter } from "../encrypt/filter.ts";
+import type { StreamFilter } from "../encrypt/types.ts";
 import { streamBackup } from "./pipeline.ts";
 
 export interface ApplyContext {
@@ -359,7 +360,13 @@ async function backupSource(
     const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
     const input = backupInput(source, context);
     // Dumps are encrypted in the stream when the project asks; files rely on restic's own encryption.
-    const filters = input.kind === "stream" && project.encrypt ? [encryptionFilter(project.encrypt, context)] : [];
+    let filters: StreamFilter[] = [];
+    try {
+      if (input.kind === "stream" && project.encrypt) filters = [encryptionFilter(project.encrypt, context)];
+    } catch (error) {
+      if (input.kind === "stream") input.cleanup?.(); // the source's private files must not outlive the stage
+      throw error;
+    }
     const result = input.kind === "stream"
       ? await streamBackup(input, repository, options, filters)
       : await backupPaths(repository, input.paths, input.exclude, options);
