@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { redact } from "../config/secrets.ts";
-import { BackupctlError } from "../errors.ts";
+import { BackupctlError, ExecError } from "../errors.ts";
 import { humanDuration, isoSeconds } from "../plan/time.ts";
 import { policyKey } from "../plan/retention.ts";
 import type { Plan, PlanAction } from "../plan/types.ts";
@@ -15,7 +15,10 @@ import { backupInput } from "../sources/input.ts";
 import type { NewStage, StageResult, StateStore } from "../state/store.ts";
 import { encryptionFilter } from "../encrypt/filter.ts";
 import type { StreamFilter } from "../encrypt/types.ts";
+import { type HookName, runHook } from "./hooks.ts";
 import { streamBackup } from "./pipeline.ts";
+import { type Backoff, backoffFor, delayBefore, isTransient, sleep } from "./retry.ts";
+import { parseDuration } from "../config/duration.ts";
 
 export interface ApplyContext {
   loaded: LoadedConfig;
@@ -210,7 +213,31 @@ function count(report: ApplyReport, outcome: StageOutcome<unknown>, ctx: ApplyCo
   }
 }
 
-type StageOutcome<T> = { ok: true; value: T; durationMs: number } | { ok: false; error: string; durationMs: number };
+type StageOutcome<T> =
+  | { ok: true; value: T; durationMs: number }
+  | { ok: false; error: string; durationMs: number; transient: boolean };
+
+/** How long one backup stage may run when the project does not say. */
+export const defaultStageTimeout = "6h";
+
+/**
+ * Runs `attempt` until it succeeds, fails for a reason that would not change, or runs out of attempts; each attempt
+ * is its own audited stage row. Waits with full-jitter backoff between attempts.
+ */
+async function withRetries<T>(
+  ctx: StageContext,
+  backoff: Backoff,
+  label: string,
+  attempt: (n: number) => Promise<StageOutcome<T>>,
+): Promise<StageOutcome<T>> {
+  for (let n = 1;; n++) {
+    const outcome = await attempt(n);
+    if (outcome.ok || !outcome.transient || n >= backoff.attempts) return outcome;
+    const delay = delayBefore(n, backoff);
+    ctx.out(`  ! ${label}: attempt ${n}/${backoff.attempts} failed (transient), retrying in ${humanDuration(delay)}`);
+    await sleep(delay);
+  }
+}
 
 /**
  * Runs one audited stage: the stage row is written before the work starts and finished with its result or its
@@ -235,7 +262,8 @@ async function auditedStage<T>(
   } catch (error) {
     const message = errorText(error);
     const status = error instanceof HeldError ? "skipped" : "failed";
-    return { ok: false, error: message, durationMs: await finish({ status, error: message }) };
+    const transient = !(error instanceof BackupctlError) || error instanceof ExecError ? isTransient(message) : false;
+    return { ok: false, error: message, transient, durationMs: await finish({ status, error: message }) };
   }
 }
 
@@ -276,7 +304,23 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
   const touched = new Set<string>();
   /** The snapshot each source's backup made in this run, for the copies that follow. */
   const made = new Map<string, string>();
-  for (const action of actions.filter((a) => a.type === "backup")) {
+  const hooks = ctx.loaded.config.projects[project].hooks;
+  const hook = async (name: HookName, status: "running" | "succeeded" | "failed") => {
+    if (!hooks?.[name]) return undefined;
+    await ctx.store.setRunStage(runId, `${name} hook`);
+    const outcome = await auditedStage(ctx, { runId, type: "hook", project, source: name }, async () => ({
+      value: await runHook(hooks, name, { project, runId, status, configDir: ctx.loaded.dir }),
+    }));
+    ctx.out(outcome.ok ? `  ~ ${name} hook: done` : `  ✗ ${name} hook failed: ${outcome.error}`);
+    return outcome.ok ? undefined : outcome.error;
+  };
+  const beforeError = await hook("before", "running");
+  if (beforeError) {
+    // A failing before hook aborts the run cleanly: nothing is backed up, the run is failed and audited.
+    failed += actions.length;
+    errors.push(`before hook: ${beforeError}`);
+  }
+  for (const action of beforeError ? [] : actions.filter((a) => a.type === "backup")) {
     await ctx.store.setRunStage(runId, `backup ${action.source}`);
     touched.add(action.repository);
     const result = await backupSource(runId, action, ctx);
@@ -288,7 +332,7 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
       if (result.snapshotId) made.set(action.source!, result.snapshotId);
     }
   }
-  for (const action of actions.filter((a) => a.type === "copy")) {
+  for (const action of beforeError ? [] : actions.filter((a) => a.type === "copy")) {
     const ids = [...(action.snapshots ?? []), ...(made.has(action.source!) ? [made.get(action.source!)!] : [])];
     const label = `${project}/${action.source} ${action.from} → ${action.repository}`;
     if (ids.length === 0) {
@@ -322,6 +366,12 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
       errors.push(`refresh ${name}: ${error}`);
     }
   }
+  const closing: HookName = failed === 0 ? "after" : "onFailure";
+  const closingError = await hook(closing, failed === 0 ? "succeeded" : "failed");
+  if (closingError) {
+    failed++;
+    errors.push(`${closing} hook: ${closingError}`);
+  }
   const finished = ctx.clock.now();
   const status = failed === 0 ? "succeeded" : "failed";
   await ctx.store.finishRun(runId, {
@@ -351,27 +401,36 @@ async function backupSource(
     repository: action.repository,
   } as const;
   const label = `${project.name}/${source.name} → ${action.repository}`;
-  const outcome = await auditedStage(ctx, stage, async (started) => {
-    const options = {
-      host: ctx.host,
-      time: started,
-      tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${runId}`],
-    };
-    const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
-    const input = backupInput(source, context);
-    // Dumps are encrypted in the stream when the project asks; files rely on restic's own encryption.
-    let filters: StreamFilter[] = [];
-    try {
-      if (input.kind === "stream" && project.encrypt) filters = [encryptionFilter(project.encrypt, context)];
-    } catch (error) {
-      if (input.kind === "stream") input.cleanup?.(); // the source's private files must not outlive the stage
-      throw error;
-    }
-    const result = input.kind === "stream"
-      ? await streamBackup(input, repository, options, filters)
-      : await backupPaths(repository, input.paths, input.exclude, options);
-    return { value: result, bytes: result.bytes, snapshotId: result.snapshotId };
-  });
+  const backoff = backoffFor(project.retry, ctx.loaded.config.defaults?.retry);
+  const timeoutMs = parseDuration(project.timeout ?? ctx.loaded.config.defaults?.timeout ?? defaultStageTimeout)!;
+  const outcome = await withRetries(
+    ctx,
+    backoff,
+    `backup ${label}`,
+    (attempt) =>
+      auditedStage(ctx, { ...stage, attempt }, async (started) => {
+        const options = {
+          host: ctx.host,
+          time: started,
+          timeoutMs,
+          tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${runId}`],
+        };
+        const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
+        const input = backupInput(source, context);
+        // Dumps are encrypted in the stream when the project asks; files rely on restic's own encryption.
+        let filters: StreamFilter[] = [];
+        try {
+          if (input.kind === "stream" && project.encrypt) filters = [encryptionFilter(project.encrypt, context)];
+        } catch (error) {
+          if (input.kind === "stream") input.cleanup?.(); // the source's private files must not outlive the stage
+          throw error;
+        }
+        const result = input.kind === "stream"
+          ? await streamBackup(input, repository, options, filters)
+          : await backupPaths(repository, input.paths, input.exclude, options);
+        return { value: result, bytes: result.bytes, snapshotId: result.snapshotId };
+      }),
+  );
   if (!outcome.ok) {
     ctx.out(`  ✗ backup ${label} failed: ${outcome.error}`);
     return { error: outcome.error };

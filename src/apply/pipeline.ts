@@ -10,6 +10,7 @@ import { ExecError, MissingToolError, SourceError } from "../errors.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import type { BackupOptions, Restic } from "../repository/restic.ts";
 import type { StreamInput } from "../sources/input.ts";
+import { humanDuration } from "../plan/time.ts";
 
 export interface StreamResult {
   /** Undefined only for an empty dump the source allows: restic stores no empty snapshot. */
@@ -74,12 +75,13 @@ export async function streamBackup(
 async function run(input: StreamInput, repository: Restic, options: BackupOptions, filters: StreamFilter[]) {
   const filename = input.filename + filters.map((f) => f.extension).join("");
   const consumer = repository.startStdinBackup(filename, options);
-  const producer = start(input.argv, { env: input.env, stdout: "stream" });
+  const started = Date.now();
+  const producer = start(input.argv, { env: input.env, stdout: "stream", timeoutMs: options.timeoutMs });
   const stages: { name: string; process: RunningProcess }[] = [
     { name: input.argv[0], process: producer },
     ...filters.map((filter) => ({
       name: filter.argv[0],
-      process: start(filter.argv, { env: filter.env, stdout: "stream" }),
+      process: start(filter.argv, { env: filter.env, stdout: "stream", timeoutMs: options.timeoutMs }),
     })),
   ];
   const produced = new Meter(input.check !== undefined);
@@ -128,6 +130,11 @@ async function run(input: StreamInput, repository: Restic, options: BackupOption
     throw Object.assign(reason, { snapshotId: undefined });
   };
 
+  if (options.timeoutMs !== undefined && Date.now() - started >= options.timeoutMs) {
+    return await discard(
+      new SourceError(`the stage ran out of time (${humanDuration(options.timeoutMs)}) and was stopped`),
+    );
+  }
   const failed = stages.findIndex((_, i) => results[i].code !== 0);
   if (failed >= 0) {
     const result = results[failed];

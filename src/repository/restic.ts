@@ -33,6 +33,8 @@ export interface BackupOptions {
   host: string;
   /** Snapshot time (the --now clock); restic reads it in TZ=UTC. */
   time: Date;
+  /** Stop every process of the stage after this long. */
+  timeoutMs?: number;
 }
 
 const schemePattern = /^(local|sftp|rest|s3|b2|azure|gs|swift|rclone):/;
@@ -177,7 +179,7 @@ export class Restic {
   /** Backs up files and folders directly. restic's exit 3 (some files unreadable) counts as a failure. */
   async backupPaths(paths: string[], exclude: string[], options: BackupOptions): Promise<BackupResult> {
     const args = [...this.backupArgs(options), ...exclude.flatMap((pattern) => ["--exclude", pattern]), "--", ...paths];
-    const result = await run(this.argv("backup", ...args), { env: this.environment() });
+    const result = await run(this.argv("backup", ...args), { env: this.environment(), timeoutMs: options.timeoutMs });
     const summary = parseSummary(result.stdout);
     if (result.code !== 0) {
       throw Object.assign(this.failure("backup", result), { snapshotId: summary.snapshotId });
@@ -191,7 +193,7 @@ export class Restic {
    */
   startStdinBackup(filename: string, options: BackupOptions) {
     const args = [...this.backupArgs(options), "--stdin", "--stdin-filename", filename];
-    const child = start(this.argv("backup", ...args), { env: this.environment() });
+    const child = start(this.argv("backup", ...args), { env: this.environment(), timeoutMs: options.timeoutMs });
     const finished = child.result.then((result) => ({ result, summary: parseSummary(result.stdout) }));
     return { stdin: child.stdin, kill: child.kill, finished };
   }

@@ -1,0 +1,108 @@
+/**
+ * Retries, stage timeouts and hooks end to end: transient failures are retried with backoff (each attempt audited),
+ * permanent ones are not; a stage past its timeout is stopped; hooks see the run's context and a failing before
+ * hook aborts the run.
+ */
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { runCli } from "../support/cli.ts";
+import { type DemoDir, makeDemo } from "../support/demo.ts";
+
+const dayAt = (n: number) => new Date(Date.UTC(2026, 10, 1 + n, 10)).toISOString().replace(".000Z", "Z");
+
+describe("retries, timeouts and hooks", () => {
+  let demo: DemoDir;
+  const cli = (args: string[]) => runCli(["--config", demo.config, ...args], { env: demo.env });
+  const counter = () => join(demo.dir, "attempts");
+  const hookLog = () => join(demo.dir, "hooks.log");
+  function writeConfig(project: string): void {
+    writeFileSync(
+      demo.config,
+      `import { command, defineConfig, env, restic } from "backupctl";
+export default defineConfig({
+  repositories: { local: restic({ url: ".backupctl/restic-demo", password: env("DEMO_RESTIC_PASSWORD") }) },
+  defaults: { retry: { attempts: 3, baseDelay: "200ms", maxDelay: "1s" } },
+  projects: { app: { schedule: "0 3 * * *", repositories: ["local"], retention: { daily: 7 }, ${project} } },
+});
+`,
+    );
+  }
+  /** A command that fails with `message` on its first `failures` attempts, then prints a dump. */
+  const flaky = (failures: number, message: string) =>
+    `command({ name: "db", filename: "db.txt", run: "n=$(cat ${counter()} 2>/dev/null || echo 0); echo $((n+1)) > ${counter()}; if [ $n -lt ${failures} ]; then echo '${message}' >&2; exit 2; fi; seq 1 1000" })`;
+
+  before(() => {
+    demo = makeDemo();
+  });
+  after(() => demo.cleanup());
+
+  it("retries a transient failure and succeeds, auditing each attempt", async () => {
+    writeConfig(`sources: [${flaky(2, "could not connect to server: Connection refused")}]`);
+    const result = await cli(["apply", "--now", dayAt(1)]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /! backup app\/db → local: attempt 1\/3 failed \(transient\), retrying in \d+ms/);
+    assert.match(result.stdout, /! backup app\/db → local: attempt 2\/3 failed \(transient\), retrying in/);
+    assert.match(result.stdout, /\+ backup app\/db → local: snapshot [0-9a-f]{8}/);
+    assert.equal(readFileSync(counter(), "utf8").trim(), "3");
+  });
+
+  it("does not retry a permanent failure", async () => {
+    writeFileSync(counter(), "0");
+    writeConfig(`sources: [${flaky(5, "FATAL: password authentication failed for user backup")}]`);
+    const result = await cli(["apply", "--now", dayAt(2)]);
+    assert.equal(result.code, 1);
+    assert.doesNotMatch(result.stdout, /retrying/);
+    assert.equal(readFileSync(counter(), "utf8").trim(), "1", "one attempt only");
+  });
+
+  it("gives up after the configured attempts", async () => {
+    writeFileSync(counter(), "0");
+    writeConfig(`sources: [${flaky(9, "connection reset by peer")}]`);
+    const result = await cli(["apply", "--now", dayAt(3)]);
+    assert.equal(result.code, 1);
+    assert.equal(readFileSync(counter(), "utf8").trim(), "3");
+    assert.match(result.stdout, /✗ backup app\/db → local failed: bash \(the dump\) failed \(exit 2\)/);
+  });
+
+  it("stops a stage that runs past its timeout", async () => {
+    writeConfig(
+      `timeout: "2s", sources: [command({ name: "slow", filename: "slow.txt", run: "echo start; sleep 30; echo end" })]`,
+    );
+    const started = Date.now();
+    const result = await cli(["apply", "--now", dayAt(4)]);
+    assert.equal(result.code, 1);
+    assert.ok(Date.now() - started < 25_000, "the stage was stopped, not waited for");
+    assert.match(result.stdout, /backup app\/slow → local failed: the stage ran out of time \(2s\) and was stopped/);
+  });
+
+  it("runs hooks with the run's context; a failing before hook aborts the run", async () => {
+    const log = hookLog();
+    const record = (name: string) => `echo "${name} $BACKUPCTL_PROJECT $BACKUPCTL_STATUS $BACKUPCTL_RUN_ID" >> ${log}`;
+    writeConfig(
+      `sources: [command({ name: "ok", filename: "ok.txt", run: "seq 1 10" })], hooks: { before: '${
+        record("before")
+      }', after: '${record("after")}', onFailure: '${record("onFailure")}' }`,
+    );
+    const ok = await cli(["apply", "--now", dayAt(5)]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const lines = readFileSync(log, "utf8").trim().split("\n");
+    assert.equal(lines.length, 2);
+    assert.match(lines[0], /^before app running \d{8}T\d{6}Z-[0-9a-f]{6}$/);
+    assert.match(lines[1], /^after app succeeded \d{8}T\d{6}Z-[0-9a-f]{6}$/);
+
+    writeConfig(
+      `sources: [command({ name: "ok", filename: "ok.txt", run: "touch ${
+        join(demo.dir, "ran")
+      }; seq 1 10" })], hooks: { before: "echo 'maintenance window closed' >&2; exit 3", onFailure: '${
+        record("onFailure")
+      }' }`,
+    );
+    const aborted = await cli(["apply", "--now", dayAt(6)]);
+    assert.equal(aborted.code, 1);
+    assert.match(aborted.stdout, /✗ before hook failed: the before hook exited with 3: maintenance window closed/);
+    assert.equal(existsSync(join(demo.dir, "ran")), false, "no source ran");
+    assert.match(readFileSync(log, "utf8"), /onFailure app failed /);
+  });
+});
