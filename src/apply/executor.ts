@@ -16,6 +16,8 @@ import type { NewStage, StageResult, StateStore } from "../state/store.ts";
 import { encryptionFilter } from "../encrypt/filter.ts";
 import type { StreamFilter } from "../encrypt/types.ts";
 import { type HookName, runHook } from "./hooks.ts";
+import { formatBytes } from "./format.ts";
+import { startProgress } from "./progress.ts";
 import { streamBackup } from "./pipeline.ts";
 import { type Backoff, backoffFor, delayBefore, isTransient, sleep } from "./retry.ts";
 import { parseDuration } from "../config/duration.ts";
@@ -413,6 +415,7 @@ async function backupSource(
           host: ctx.host,
           time: started,
           timeoutMs,
+          progress: (bytes: () => number) => startProgress(`backup ${label}`, bytes, ctx.out),
           tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${runId}`],
         };
         const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
@@ -503,15 +506,4 @@ export function errorText(error: unknown): string {
   if (error instanceof BackupctlError) return redact(error.message);
   if (error instanceof Error) return redact(`${error.name}: ${error.message}`);
   return redact(String(error));
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }

@@ -99,6 +99,7 @@ async function run(input: StreamInput, repository: Restic, options: BackupOption
   producer.stdout.on("error", ignore);
   upstream.pipe(sent).pipe(consumer.stdin);
 
+  const progress = options.progress?.(() => produced.bytes);
   const killAll = () => stages.forEach(({ process }) => process.kill());
   const consumed = consumer.finished.then((done) => {
     if (done.result.code !== 0) killAll();
@@ -113,6 +114,7 @@ async function run(input: StreamInput, repository: Restic, options: BackupOption
     ),
   );
   const { result: resticResult, summary } = await consumed;
+  progress?.stop();
   const snapshotId = summary.snapshotId;
 
   const discard = async (reason: Error): Promise<never> => {

@@ -1,6 +1,6 @@
 /** `backupctl snapshots`: the snapshot inventory, as last refreshed from restic. */
 import type { Command } from "commander";
-import { formatBytes } from "../apply/executor.ts";
+import { formatBytes } from "../apply/format.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { isoSeconds } from "../plan/time.ts";
 import { type GlobalOptions, load, openStore, type Output, selectProjects } from "./context.ts";

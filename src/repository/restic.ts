@@ -35,6 +35,8 @@ export interface BackupOptions {
   time: Date;
   /** Stop every process of the stage after this long. */
   timeoutMs?: number;
+  /** Starts reporting the progress of a streamed backup, given how many bytes went through so far. */
+  progress?: (bytes: () => number) => { stop(): void };
 }
 
 const schemePattern = /^(local|sftp|rest|s3|b2|azure|gs|swift|rclone):/;

@@ -106,3 +106,31 @@ export default defineConfig({
     assert.match(readFileSync(log, "utf8"), /onFailure app failed /);
   });
 });
+
+describe("progress of a long stage", () => {
+  it("prints periodic progress lines off a terminal", async () => {
+    const demo = makeDemo();
+    try {
+      writeFileSync(
+        demo.config,
+        `import { command, defineConfig, env, restic } from "backupctl";
+export default defineConfig({
+  repositories: { local: restic({ url: ".backupctl/restic-demo", password: env("DEMO_RESTIC_PASSWORD") }) },
+  projects: { app: { schedule: "0 3 * * *", repositories: ["local"], retention: { daily: 7 },
+    sources: [command({ name: "slow", filename: "slow.txt", run: "seq 1 100000; sleep 3; seq 1 10" })] } },
+});
+`,
+      );
+      const result = await runCli(["--config", demo.config, "apply"], {
+        env: { ...demo.env, BACKUPCTL_PROGRESS_SECONDS: "1" },
+      });
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      assert.match(
+        result.stdout,
+        /^ {2}… backup app\/slow → local: \d+(\.\d)? KiB, \d+(\.\d)? (B|KiB|MiB)\/s, \d+(ms|s)$/m,
+      );
+    } finally {
+      demo.cleanup();
+    }
+  });
+});
