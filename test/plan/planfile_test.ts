@@ -20,7 +20,10 @@ import type { InventorySnapshot, ObservedState, Plan } from "../../src/plan/type
 const LINEAGE = "8c0f3a52-0000-4000-8000-000000000001";
 const PLAN_ID = "5f1d7a0e-3c2b-4d6e-9f10-2a3b4c5d6e7f";
 
-/** A plan with an init, a backup, a required forget of three snapshots and a prune. */
+/**
+ * A plan with an init of offsite (chunker parameters of local), a backup, a copy to offsite, a required forget of
+ * three snapshots and a prune.
+ */
 function samplePlan(): Plan {
   const config = validateConfig({
     repositories: {
@@ -130,8 +133,14 @@ describe("readPlanFile", () => {
   it("reads back a sealed plan", () => {
     const sealed = sealPlan(samplePlan());
     assert.deepEqual(
-      sealed.actions.map((a) => [a.type, a.approval ?? ""]),
-      [["init", ""], ["backup", ""], ["forget", "required"], ["prune", ""]],
+      sealed.actions.map((a) => [a.type, a.approval ?? "", a.chunker_from ?? "", a.from ?? ""]),
+      [
+        ["init", "", "local", ""],
+        ["backup", "", "", ""],
+        ["copy", "", "", "local"],
+        ["forget", "required", "", ""],
+        ["prune", "", "", ""],
+      ],
     );
     assert.deepEqual(readPlanFile(writePlan(sealed)), sealed);
   });
@@ -213,7 +222,7 @@ describe("readPlanFile", () => {
       forget.snapshots = [id];
       assert.throws(
         () => readPlanFile(writePlan(sealPlan(sealed))),
-        failsWith(UsageError, 64, /\(actions\.2\.snapshots\.0: /),
+        failsWith(UsageError, 64, /\(actions\.3\.snapshots\.0: /),
         id,
       );
     }

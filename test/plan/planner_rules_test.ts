@@ -318,13 +318,16 @@ describe("plan rules: forget", () => {
     assert.deepEqual(
       result.actions.map((a) => [a.id, a.type, a.repository, a.snapshots ?? [], a.approval ?? ""]),
       [
-        ["a1", "forget", "local", ["aa000019", "aa000018", "aa000017"], "routine"],
-        ["a2", "forget", "offsite", ["bb000019"], "routine"],
-        ["a3", "prune", "local", [], ""],
-        ["a4", "prune", "offsite", [], ""],
+        // offsite's bb… snapshots are not copies of local's (no original): the two local keeps are copied there.
+        ["a1", "copy", "offsite", ["aa000020", "aa000021"], ""],
+        ["a2", "forget", "local", ["aa000019", "aa000018", "aa000017"], "routine"],
+        ["a3", "forget", "offsite", ["bb000019"], "routine"],
+        ["a4", "prune", "local", [], ""],
+        ["a5", "prune", "offsite", [], ""],
       ],
     );
-    assert.equal(result.actions[3].reason, "after forgetting 1 snapshot");
+    assert.equal(result.actions[0].reason, "copy 2 snapshots it lacks from local");
+    assert.equal(result.actions[4].reason, "after forgetting 1 snapshot");
     assert.equal(result.summary.forget, 4);
   });
 
@@ -767,7 +770,7 @@ describe("plan rules: not managed", () => {
 });
 
 describe("plan rules: order of actions", () => {
-  it("is init, backup, forget, prune, check, verify, with ids a1… in that order", () => {
+  it("is init, backup, copy, forget, prune, check, verify, with ids a1… in that order", () => {
     const loaded = loadedConfig({
       shop: shopProject({
         repositories: ["local", "offsite"],
@@ -788,14 +791,15 @@ describe("plan rules: order of actions", () => {
     assert.deepEqual(result.actions.map((a) => [a.id, a.type, a.project ?? "", a.repository]), [
       ["a1", "init", "", "offsite"],
       ["a2", "backup", "shop", "local"],
-      ["a3", "forget", "shop", "local"],
-      ["a4", "forget", "blog", "local"],
-      ["a5", "prune", "", "local"],
-      ["a6", "check", "", "local"],
-      ["a7", "verify", "shop", "local"],
-      ["a8", "verify", "blog", "local"],
+      ["a3", "copy", "shop", "offsite"],
+      ["a4", "forget", "shop", "local"],
+      ["a5", "forget", "blog", "local"],
+      ["a6", "prune", "", "local"],
+      ["a7", "check", "", "local"],
+      ["a8", "verify", "shop", "local"],
+      ["a9", "verify", "blog", "local"],
     ]);
-    assert.deepEqual(result.summary, { backup: 1, copy: 0, init: 1, forget: 4, prune: 1, check: 1, verify: 2 });
+    assert.deepEqual(result.summary, { backup: 1, copy: 1, init: 1, forget: 4, prune: 1, check: 1, verify: 2 });
   });
 });
 

@@ -91,6 +91,33 @@ function init(id: string, repository: string): PlanAction {
   return { id, type: "init", repository, reason: "repository not initialized", destructive: false };
 }
 
+/** The init of a repository that only receives copies: it takes the chunker parameters of the one copied from. */
+function initFrom(id: string, repository: string, from: string): PlanAction {
+  return {
+    id,
+    type: "init",
+    repository,
+    chunker_from: from,
+    reason: `repository not initialized (chunker parameters of ${from})`,
+    destructive: false,
+  };
+}
+
+/** A copy of the new backup (and no older snapshot) from the primary to a later repository. */
+function copyNew(id: string, project: string, source: string, repository = "offsite", from = "local"): PlanAction {
+  return {
+    id,
+    type: "copy",
+    project,
+    source,
+    repository,
+    from,
+    snapshots: [],
+    reason: `copy the new backup from ${from}`,
+    destructive: false,
+  };
+}
+
 const ZERO = { backup: 0, copy: 0, init: 0, forget: 0, prune: 0, check: 0, verify: 0 };
 
 describe("plan: never backed up", () => {
@@ -107,12 +134,15 @@ describe("plan: never backed up", () => {
     const result = planAt(loaded, observedState({ repositories: {} }), "2026-11-21T10:00:00Z");
     assert.deepEqual(result.actions, [
       init("a1", "local"),
-      init("a2", "offsite"),
+      initFrom("a2", "offsite", "local"),
       backup("a3", "shop", "shop", "never backed up"),
       backup("a4", "shop", "files", "never backed up"),
       backup("a5", "shop", "sessions", "never backed up"),
+      copyNew("a6", "shop", "shop"),
+      copyNew("a7", "shop", "files"),
+      copyNew("a8", "shop", "sessions"),
     ]);
-    assert.deepEqual(result.summary, { ...ZERO, backup: 3, init: 2 });
+    assert.deepEqual(result.summary, { ...ZERO, backup: 3, copy: 3, init: 2 });
   });
 
   it("initializes a repository shared by two projects once", () => {
@@ -123,9 +153,10 @@ describe("plan: never backed up", () => {
     const result = planAt(loaded, observedState({ repositories: {} }), "2026-11-21T10:00:00Z");
     assert.deepEqual(result.actions, [
       init("a1", "local"),
-      init("a2", "archive"),
+      initFrom("a2", "archive", "local"),
       backup("a3", "shop", "shop", "never backed up"),
       backup("a4", "blog", "blog", "never backed up"),
+      copyNew("a5", "blog", "blog", "archive"),
     ]);
   });
 
@@ -138,9 +169,11 @@ describe("plan: never backed up", () => {
     });
     const result = planAt(loaded, observed, "2026-11-21T10:00:00Z");
     assert.deepEqual(result.actions, [
-      init("a1", "offsite"),
-      init("a2", "archive"),
+      initFrom("a1", "offsite", "local"),
+      initFrom("a2", "archive", "local"),
       backup("a3", "shop", "shop", "never backed up"),
+      copyNew("a4", "shop", "shop", "offsite"),
+      copyNew("a5", "shop", "shop", "archive"),
     ]);
   });
 
@@ -148,7 +181,10 @@ describe("plan: never backed up", () => {
     const loaded = loadedConfig({ shop: shopProject() });
     const observed = observedState({ backups: [record("shop", "shop", "2026-11-21T03:00:10.000Z", "offsite")] });
     const result = planAt(loaded, observed, "2026-11-21T10:00:00Z");
-    assert.deepEqual(result.actions, [backup("a1", "shop", "shop", "never backed up")]);
+    assert.deepEqual(result.actions, [
+      backup("a1", "shop", "shop", "never backed up"),
+      copyNew("a2", "shop", "shop"),
+    ]);
   });
 });
 
@@ -160,8 +196,9 @@ describe("plan: due and not due", () => {
     const result = planAt(loaded, observed, "2026-11-21T10:00:00Z");
     assert.deepEqual(result.actions, [
       backup("a1", "shop", "shop", "due since 2026-11-21T03:00:00Z (0 3 * * *)"),
+      copyNew("a2", "shop", "shop"),
     ]);
-    assert.deepEqual(result.summary, { ...ZERO, backup: 1 });
+    assert.deepEqual(result.summary, { ...ZERO, backup: 1, copy: 1 });
   });
 
   it("names the project's time zone in the reason when it is not UTC, and reports the slot in UTC", () => {
@@ -170,6 +207,7 @@ describe("plan: due and not due", () => {
     const result = planAt(berlin, observed, "2026-11-21T10:00:00Z");
     assert.deepEqual(result.actions, [
       backup("a1", "shop", "shop", "due since 2026-11-21T02:00:00Z (0 3 * * *, Europe/Berlin)"),
+      copyNew("a2", "shop", "shop"),
     ]);
   });
 
@@ -179,6 +217,7 @@ describe("plan: due and not due", () => {
     const result = planAt(overridden, observed, "2026-11-21T10:00:00Z");
     assert.deepEqual(result.actions, [
       backup("a1", "shop", "shop", "due since 2026-11-21T03:00:00Z (0 3 * * *)"),
+      copyNew("a2", "shop", "shop"),
     ]);
   });
 
@@ -215,6 +254,7 @@ describe("plan: due and not due", () => {
     const result = planAt(loaded, observed, "2026-11-21T03:00:00.000Z");
     assert.deepEqual(result.actions, [
       backup("a1", "shop", "shop", "due since 2026-11-21T03:00:00Z (0 3 * * *)"),
+      copyNew("a2", "shop", "shop"),
     ]);
   });
 
@@ -238,6 +278,7 @@ describe("plan: due and not due", () => {
         "shop",
         "due since 2026-11-21T03:00:00Z (0 3 * * *); last attempt failed at 2026-11-21T03:00:04Z",
       ),
+      copyNew("a2", "shop", "shop"),
     ]);
   });
 
@@ -246,6 +287,7 @@ describe("plan: due and not due", () => {
     const result = planAt(loaded, observed, "2026-11-21T10:00:00Z");
     assert.deepEqual(result.actions, [
       backup("a1", "shop", "shop", "never backed up; last attempt failed at 2026-11-21T03:00:04Z"),
+      copyNew("a2", "shop", "shop"),
     ]);
   });
 
@@ -272,6 +314,8 @@ describe("plan: due and not due", () => {
         "files",
         "due since 2026-11-21T03:00:00Z (0 3 * * *); last attempt failed at 2026-11-21T03:00:04Z",
       ),
+      copyNew("a3", "shop", "shop"),
+      copyNew("a4", "shop", "files"),
     ]);
   });
 });
@@ -290,7 +334,7 @@ describe("plan: per source, project filter, disabled projects", () => {
       ],
     });
     const result = planAt(loaded, observed, "2026-11-21T10:00:00Z");
-    assert.deepEqual(result.actions, [backup("a1", "shop", "s", "never backed up")]);
+    assert.deepEqual(result.actions, [backup("a1", "shop", "s", "never backed up"), copyNew("a2", "shop", "s")]);
   });
 
   it("plans only the selected projects, and initializes only their repositories", () => {
@@ -539,8 +583,10 @@ describe("plan: the document", () => {
         init("a1", "local"),
         backup("a2", "shop", "shop", "never backed up"),
         backup("a3", "shop", "files", "never backed up"),
+        copyNew("a4", "shop", "shop"),
+        copyNew("a5", "shop", "files"),
       ],
-      summary: { ...ZERO, backup: 2, init: 1 },
+      summary: { ...ZERO, backup: 2, copy: 2, init: 1 },
       warnings: [],
       overdue: [],
       not_managed: [],
@@ -560,7 +606,7 @@ describe("plan: the document", () => {
     assert.equal(early.generated_at, "2020-01-01T00:00:00Z");
     assert.equal(late.generated_at, "2030-01-01T00:00:00Z");
     assert.deepEqual({ ...early, generated_at: "" }, { ...late, generated_at: "" });
-    assert.equal(early.actions.length, 1);
+    assert.equal(early.actions.length, 2);
   });
 
   it("summarize counts forgets by snapshot, checks and verifies apart, and leaves recover out", () => {
@@ -604,7 +650,7 @@ describe("plan: the document", () => {
     const first = plan(loaded, observed, now, { generatedAt: GENERATED });
     const second = plan(loaded, observed, now, { generatedAt: GENERATED });
     assert.deepEqual(first, second);
-    assert.equal(first.actions.length, 3);
+    assert.equal(first.actions.length, 5);
     assert.deepEqual(loaded, loadedBefore);
     assert.deepEqual(observed, observedBefore);
     assert.equal(now.toISOString(), "2026-11-21T10:00:00.000Z");

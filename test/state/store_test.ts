@@ -229,8 +229,16 @@ describe("StateStore.open", () => {
       assert.deepEqual(planKey.rows.map((row) => row.name), ["plan_id"]);
       const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`
         .execute(store.db);
-      assert.deepEqual(plain(migrations.rows), [{ name: "0001_initial" }, { name: "0002_retention_and_plans" }]);
-      assert.equal(latestMigration, "0002_retention_and_plans");
+      assert.deepEqual(plain(migrations.rows), [
+        { name: "0001_initial" },
+        { name: "0002_retention_and_plans" },
+        { name: "0003_snapshot_original" },
+      ]);
+      assert.equal(latestMigration, "0003_snapshot_original");
+      // 0003: a copied snapshot names its original; other snapshots have none.
+      const original = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
+        pragma_table_info('snapshots') WHERE name = 'original'`.execute(store.db);
+      assert.deepEqual(plain(original.rows), [{ type: "TEXT", notnull: 0 }]);
     });
   });
 
@@ -251,7 +259,11 @@ describe("StateStore.open", () => {
         assert.equal(await second.serial(), 1);
         const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`
           .execute(second.db);
-        assert.deepEqual(plain(migrations.rows), [{ name: "0001_initial" }, { name: "0002_retention_and_plans" }]);
+        assert.deepEqual(plain(migrations.rows), [
+          { name: "0001_initial" },
+          { name: "0002_retention_and_plans" },
+          { name: "0003_snapshot_original" },
+        ]);
         const meta = await second.db.selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
         const runs = await second.db.selectFrom("runs").select(["id", "status"]).execute();
@@ -564,6 +576,7 @@ describe("StateStore.observe: inventory, maintenance and what the state knows", 
         run_id: rest.run_id ?? null,
         hostname: rest.hostname ?? "backup-host",
         tags: rest.tags ?? ["backupctl", `project=${project}`],
+        original: null,
       });
       assert.deepEqual(observed.snapshots, [
         entry("local", "a2aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "files", { run_id: "r2" }),
@@ -572,6 +585,28 @@ describe("StateStore.observe: inventory, maintenance and what the state knows", 
         entry("local", "a3aaaaaaaaaa", "2026-11-18T03:00:00.000Z", null, null, { hostname: "laptop", tags: [] }),
       ]);
       assert.ok(Array.isArray(observed.snapshots[0].tags));
+    });
+  });
+
+  it("keeps the original of a copied snapshot in the inventory and in observe(), null for the others", async () => {
+    await withStore(async (store) => {
+      await store.replaceSnapshots("local", [
+        snapshot("a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
+      ], "2026-11-22T10:00:00.000Z");
+      await store.replaceSnapshots("offsite", [
+        { ...snapshot("c1cccccccccc", "2026-11-20T03:00:00.000Z", "shop", "db"), original: "a1aaaaaaaaaa" },
+      ], "2026-11-22T10:00:01.000Z");
+      const rows = await store.db.selectFrom("snapshots").select(["repository", "id", "original"]).orderBy("repository")
+        .execute();
+      assert.deepEqual(plain(rows), [
+        { repository: "local", id: "a1aaaaaaaaaa", original: null },
+        { repository: "offsite", id: "c1cccccccccc", original: "a1aaaaaaaaaa" },
+      ]);
+      const observed = await store.observe();
+      assert.deepEqual(
+        observed.snapshots.map((s) => [s.repository, s.id, s.original]).sort(),
+        [["local", "a1aaaaaaaaaa", null], ["offsite", "c1cccccccccc", "a1aaaaaaaaaa"]],
+      );
     });
   });
 
