@@ -2,7 +2,18 @@
 import { basename, extname } from "node:path";
 import type { Config, Notifier, Project, Repository, Source } from "./types.ts";
 
-export type NamedSource = Source & { name: string };
+/**
+ * A source with its name. `part: "globals"` marks the extra source a `postgres({ globals: true })` becomes:
+ * `<name>-globals`, its own snapshot group with its own schedule state and retention.
+ */
+export type NamedSource = Source & { name: string; part?: "globals" };
+
+/** The sources a declared source stands for: itself, plus `<name>-globals` for postgres with `globals: true`. */
+export function expandSource(source: Source, name: string): NamedSource[] {
+  const named = { ...source, name };
+  if (source.type !== "postgres" || !source.globals) return [named];
+  return [named, { ...source, name: `${name}-globals`, part: "globals" }];
+}
 
 export interface NormalizedProject extends Omit<Project, "sources" | "timezone" | "enabled"> {
   name: string;
@@ -48,7 +59,7 @@ export function normalizeConfig(config: Config): NormalizedConfig {
       name,
       timezone: project.timezone ?? timezone,
       enabled: project.enabled ?? true,
-      sources: project.sources.map((source) => ({ ...source, name: sourceName(source)! })),
+      sources: project.sources.flatMap((source) => expandSource(source, sourceName(source)!)),
     };
   }
   return { ...config, timezone, notifiers: config.notifiers ?? {}, projects };

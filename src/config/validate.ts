@@ -78,6 +78,17 @@ function checkSourceNames(
     const previous = firstIndex.get(name);
     if (previous === undefined) {
       firstIndex.set(name, index);
+      if (source.type === "postgres" && source.globals === true) {
+        const globals = `${name}-globals`;
+        if (firstIndex.has(globals)) {
+          problems.push({
+            path: at("sources", index, "globals"),
+            message: `globals: true adds a source named "${globals}", which sources[${
+              firstIndex.get(globals)
+            }] already uses`,
+          });
+        } else firstIndex.set(globals, index);
+      }
       return;
     }
     problems.push({

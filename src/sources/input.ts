@@ -8,7 +8,7 @@ import { commandInput } from "./command.ts";
 import { filesInput } from "./files.ts";
 import { mongodbInput } from "./mongodb.ts";
 import { mysqlInput } from "./mysql.ts";
-import { postgresInput } from "./postgres.ts";
+import { postgresGlobalsInput, postgresInput } from "./postgres.ts";
 import { sqliteInput } from "./sqlite.ts";
 
 export interface StreamInput {
@@ -47,7 +47,7 @@ export interface SourceContext {
 export function backupInput(source: NamedSource, context: SourceContext): BackupInput {
   switch (source.type) {
     case "postgres":
-      return postgresInput(source, context);
+      return source.part === "globals" ? postgresGlobalsInput(source, context) : postgresInput(source, context);
     case "mysql":
       return mysqlInput(source, context);
     case "sqlite":

@@ -48,7 +48,7 @@ export function postgresInput(source: NamedPostgresSource, context: SourceContex
 
 /**
  * Roles and tablespaces of the whole cluster (`pg_dumpall --globals-only`), as plain SQL stored as
- * `<name>-globals.sql`: pg_dump leaves them out, and a database restored without its roles lacks its owners and
+ * `<name>-globals.sql` (the source is named `<name>-globals`): pg_dump leaves them out, and a database restored without its roles lacks its owners and
  * grants. It reads pg_authid (role password hashes), which needs a superuser. The source's `options` are pg_dump
  * options and are not passed on.
  */
@@ -65,7 +65,7 @@ export function postgresGlobalsInput(source: NamedPostgresSource, context: Sourc
       `--database=${dbnameArgument(source.database)}`,
     ],
     env: environment(pgpass),
-    filename: `${source.name}-globals.sql`,
+    filename: `${source.name}.sql`, // the source is already named <name>-globals
     allowEmpty: source.allowEmpty ?? false,
     package: "postgresql-client",
     check: (head, tail) => {

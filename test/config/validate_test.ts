@@ -1045,6 +1045,7 @@ describe("validateConfig: valid configs", () => {
       shop.sources.map((s) => [s.type, s.name]),
       [
         ["postgres", "shop"],
+        ["postgres", "shop-globals"],
         ["mysql", "wiki"],
         ["mongodb", "events"],
         ["mongodb", "mongo-all"],
@@ -1137,5 +1138,33 @@ describe("validateConfig: valid configs", () => {
     assert.equal(result.projects.shop.sources[0].name, "shop");
     const raw = config as { projects: { shop: { sources: Raw[] } } };
     assert.equal(raw.projects.shop.sources[0].name, undefined);
+  });
+});
+
+describe("postgres globals", () => {
+  it("adds a <name>-globals source, and reports a name it would collide with", async () => {
+    const { validateConfig } = await import("../../src/config/validate.ts");
+    const { env, postgres, restic, command } = await import("../../src/config/helpers.ts");
+    const base = (sources: unknown[]) => ({
+      repositories: { local: restic({ url: "/srv/r", password: env("P") }) },
+      projects: { shop: { schedule: "@daily", sources, repositories: ["local"], retention: { daily: 7 } } },
+    });
+    const config = validateConfig(base([postgres({ database: "shop", globals: true })]), "t.ts");
+    assert.deepEqual(config.projects.shop.sources.map((s) => [s.name, s.part ?? null]), [
+      ["shop", null],
+      ["shop-globals", "globals"],
+    ]);
+    assert.throws(
+      () =>
+        validateConfig(
+          base([
+            command({ name: "shop-globals", run: "x", filename: "x" }),
+            postgres({ database: "shop", globals: true }),
+          ]),
+          "t.ts",
+        ),
+      (error: { problems: { path: string; message: string }[] }) =>
+        error.problems.some((p) => p.path === "projects.shop.sources[1].globals" && /already uses/.test(p.message)),
+    );
   });
 });
