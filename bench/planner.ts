@@ -81,6 +81,7 @@ export function observedOf(projects: number): ObservedState {
     knownProjects: Array.from({ length: projects }, (_, i) => `p${i}`),
     knownRepositories: ["local"],
     appliedPlans: [],
+    partials: [],
   };
 }
 

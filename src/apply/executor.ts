@@ -64,6 +64,31 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
   const report: ApplyReport = { succeeded: 0, failed: 0, skipped: 0, held: 0, deferred: 0, runs: [] };
   const brokenRepositories = new Set<string>();
 
+  for (const action of plan.actions.filter((a) => a.type === "recover")) {
+    const repository = repositoryFor(ctx.loaded, action.repository);
+    const ids = action.snapshots ?? [];
+    const stage = {
+      runId: null,
+      type: "forget",
+      project: action.project,
+      source: action.source,
+      repository: action.repository,
+    } as const;
+    const outcome = await auditedStage(ctx, stage, async () => ({ value: await repository.forget(ids) }));
+    if (outcome.ok) {
+      report.succeeded++;
+      ctx.out(
+        `~ recover: forgot the partial snapshot ${
+          ids.map((id) => id.slice(0, 8)).join(", ")
+        } of ${action.project}/${action.source} in ${action.repository}`,
+      );
+      await refreshInventory(null, action.repository, action.project, ctx);
+    } else {
+      report.failed++;
+      ctx.out(`✗ recover ${action.project}/${action.source} in ${action.repository} failed: ${outcome.error}`);
+    }
+  }
+
   for (const action of plan.actions.filter((a) => a.type === "init")) {
     const ok = await initRepository(action, ctx);
     if (ok) report.succeeded++;
@@ -265,7 +290,9 @@ async function auditedStage<T>(
     const message = errorText(error);
     const status = error instanceof HeldError ? "skipped" : "failed";
     const transient = !(error instanceof BackupctlError) || error instanceof ExecError ? isTransient(message) : false;
-    return { ok: false, error: message, transient, durationMs: await finish({ status, error: message }) };
+    // A snapshot that a failed stage left behind is recorded on the stage: the next plan forgets it (recover).
+    const snapshotId = (error as { partialSnapshotId?: string }).partialSnapshotId;
+    return { ok: false, error: message, transient, durationMs: await finish({ status, error: message, snapshotId }) };
   }
 }
 
@@ -455,7 +482,12 @@ async function backupPaths(repository: Restic, paths: string[], exclude: string[
     return { snapshotId: result.snapshotId!, bytes: result.bytesProcessed, bytesAdded: result.bytesAdded };
   } catch (error) {
     const snapshotId = (error as { snapshotId?: string }).snapshotId;
-    if (snapshotId) await repository.forget([snapshotId]).catch(() => {});
+    if (snapshotId) {
+      await repository.forget([snapshotId]).catch(() => {
+        // Left for the next plan's recover action, which finds it on the failed stage.
+        Object.assign(error as object, { partialSnapshotId: snapshotId });
+      });
+    }
     throw error;
   }
 }

@@ -123,13 +123,12 @@ async function run(input: StreamInput, repository: Restic, options: BackupOption
         await repository.forget([snapshotId]);
         reason.message += `; the incomplete snapshot ${snapshotId.slice(0, 8)} was discarded`;
       } catch (error) {
-        reason.message += `\nthe incomplete snapshot ${snapshotId.slice(0, 8)} could not be forgotten: ` +
-          `${
-            (error as Error).message
-          }; forget it with \`restic forget ${snapshotId}\` on repository ${repository.name}`;
+        reason.message += `\nthe incomplete snapshot ${snapshotId.slice(0, 8)} could not be forgotten ` +
+          `(${(error as Error).message.split("\n")[0]}); the next apply forgets it (a recover action)`;
+        throw Object.assign(reason, { partialSnapshotId: snapshotId });
       }
     }
-    throw Object.assign(reason, { snapshotId: undefined });
+    throw reason;
   };
 
   if (options.timeoutMs !== undefined && Date.now() - started >= options.timeoutMs) {

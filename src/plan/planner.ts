@@ -39,6 +39,7 @@ export function plan(loaded: Loaded, observed: ObservedState, now: Date, options
   const forgets = active.flatMap((project) => forgetActions(project, index, now));
   const backups = active.flatMap((project) => backupActions(project, times.get(project.name)!, index));
   const drafts: Draft[] = [
+    ...recoverActions(observed),
     ...initActions(active, observed),
     ...backups,
     ...active.flatMap((project) => copyActions(project, index, backups, forgets)),
@@ -98,6 +99,31 @@ function indexObserved(observed: ObservedState): ObservedIndex {
     groups,
     retention: new Map(observed.retention.map((r) => [groupKey(r.project, r.source, r.repository), r.policy])),
   };
+}
+
+/**
+ * Partial snapshots of failed backups whose immediate forget failed: forgotten now, whatever the config says
+ * (they were never good backups). Only those still in the inventory are planned; once gone, nothing remains to do.
+ */
+function recoverActions(observed: ObservedState): Draft[] {
+  const drafts: Draft[] = [];
+  for (const partial of observed.partials) {
+    const snapshot = observed.snapshots.find((s) =>
+      s.repository === partial.repository && (s.id === partial.snapshot || s.id.startsWith(partial.snapshot))
+    );
+    if (!snapshot) continue;
+    drafts.push({
+      type: "recover",
+      project: partial.project,
+      source: partial.source,
+      repository: partial.repository,
+      snapshots: [snapshot.id],
+      destructive: true,
+      approval: "routine",
+      reason: `partial snapshot of a failed backup${partial.runId ? ` (run ${partial.runId})` : ""}: forget it`,
+    });
+  }
+  return drafts;
 }
 
 /**
@@ -489,8 +515,8 @@ function notManaged(loaded: Loaded, observed: ObservedState): NotManaged[] {
 export function summarize(actions: readonly PlanAction[]): PlanSummary {
   const summary: PlanSummary = { backup: 0, copy: 0, init: 0, forget: 0, prune: 0, check: 0, verify: 0 };
   for (const action of actions) {
-    if (action.type === "forget") summary.forget += action.snapshots?.length ?? 0;
-    else if (action.type !== "recover") summary[action.type]++;
+    if (action.type === "forget" || action.type === "recover") summary.forget += action.snapshots?.length ?? 0;
+    else summary[action.type]++;
   }
   return summary;
 }

@@ -49,6 +49,10 @@ export function describeAction(action: PlanAction): string {
       return `init ${action.repository}`;
     case "backup":
       return `backup ${action.source} → ${action.repository}`;
+    case "recover":
+      return `recover: forget partial snapshot ${
+        (action.snapshots ?? []).map((id) => id.slice(0, 8)).join(", ")
+      } of ${action.source} in ${action.repository}`;
     case "copy":
       return `copy ${action.source} → ${action.repository}`;
     case "forget": {

@@ -21,6 +21,8 @@ export interface ObservedState {
   knownRepositories: string[];
   /** Saved plans already applied (a plan file is applied at most once). */
   appliedPlans: string[];
+  /** Snapshots that failed backup stages left behind (their forget failed): recover actions forget them. */
+  partials: { project: string; source: string; repository: string; snapshot: string; runId: string | null }[];
 }
 
 export interface InventorySnapshot {

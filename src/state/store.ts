@@ -244,6 +244,17 @@ export class StateStore {
       r.project
     );
     const appliedPlans = (await this.db.selectFrom("applied_plans").select("plan_id").execute()).map((r) => r.plan_id);
+    const partials = (await this.db.selectFrom("stages")
+      .select(["project", "source", "repository", "snapshot_id", "run_id"])
+      .where("type", "=", "backup").where("status", "=", "failed").where("snapshot_id", "is not", null).execute())
+      .filter((r) => r.project && r.source && r.repository)
+      .map((r) => ({
+        project: r.project!,
+        source: r.source!,
+        repository: r.repository!,
+        snapshot: r.snapshot_id!,
+        runId: r.run_id,
+      }));
     return {
       lineage: await this.lineage(),
       serial: await this.serial(),
@@ -256,6 +267,7 @@ export class StateStore {
       knownProjects,
       knownRepositories: Object.keys(repositories),
       appliedPlans,
+      partials,
     };
   }
 

@@ -403,7 +403,7 @@ export default defineConfig({
     assert.match(result.stdout, /\+ backup shop\/wiki → sftp: snapshot [0-9a-f]{8}/);
     assert.match(result.stdout, /\+ copy shop\/shop sftp → rest: 1 snapshot/);
     assert.match(result.stdout, /\+ copy shop\/wiki sftp → rest: 1 snapshot/);
-    assert.match(result.stdout, /Apply complete: 4 succeeded, 0 failed\./);
+    assert.match(result.stdout, /Apply complete: 6 succeeded, 0 failed\./);
   });
 
   it("restic sees 2 snapshots in each repository; the REST ones are copies of the SFTP ones", async () => {
@@ -438,6 +438,19 @@ export default defineConfig({
     assert.equal((await pgRows("shop", "orders")).length, 800);
     assert.equal((await mariaRows("wiki", "customers")).length, 1200);
     assert.equal((await mariaRows("wiki", "orders")).length, 800);
+    // The compared rows really hold the awkward values (so equal rows prove they survived the round trip).
+    const pgText = (await pgRows("shop", "customers")).join("\n");
+    for (
+      const needle of ["😀", "東京", "O'Brien", '\\"two\\"', "\\n", "\\t", '"note":null', '"note":"NULL"', "infinity"]
+    ) {
+      assert.ok(pgText.includes(needle), `PostgreSQL rows contain ${needle}`);
+    }
+    assert.ok(pgText.includes("00ff275c220a00"), "PostgreSQL rows contain bytea with NUL, quote and backslash bytes");
+    const mariaText = (await mariaRows("wiki", "customers")).join("\n");
+    for (const needle of ["😀", "東京", "O'Brien", '\\"two\\"', "\\n", "\\t", '"note": null', '"note": "NULL"']) {
+      assert.ok(mariaText.includes(needle), `MariaDB rows contain ${needle}`);
+    }
+    assert.ok(mariaText.includes("00FF275C220A00"), "MariaDB rows contain a blob with NUL, quote and backslash bytes");
     firstRestore.shop = await pgRows(restored.shop, "customers");
     firstRestore.wiki = await mariaRows(restored.wiki, "customers");
   });

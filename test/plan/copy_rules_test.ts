@@ -57,6 +57,7 @@ function observedState(changes: Partial<ObservedState> = {}): ObservedState {
     knownProjects: [],
     knownRepositories: [],
     appliedPlans: [],
+    partials: [],
     ...changes,
   };
 }

@@ -68,6 +68,7 @@ function samplePlan(): Plan {
     knownProjects: [],
     knownRepositories: [],
     appliedPlans: [],
+    partials: [],
   };
   return plan({ config, fingerprint: "sha256:config" }, observed, new Date("2026-11-21T10:00:00Z"), {
     generatedAt: new Date("2026-11-21T10:00:05Z"),

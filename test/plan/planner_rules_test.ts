@@ -59,6 +59,7 @@ function observedState(changes: Partial<ObservedState> = {}): ObservedState {
     knownProjects: [],
     knownRepositories: [],
     appliedPlans: [],
+    partials: [],
     ...changes,
   };
 }

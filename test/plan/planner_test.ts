@@ -63,6 +63,7 @@ function observedState(changes: Partial<ObservedState> = {}): ObservedState {
     knownProjects: [],
     knownRepositories: [],
     appliedPlans: [],
+    partials: [],
     ...changes,
   };
 }

@@ -467,6 +467,7 @@ describe("StateStore.observe", () => {
         knownProjects: [],
         knownRepositories: [],
         appliedPlans: [],
+        partials: [],
       });
     });
   });

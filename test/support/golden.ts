@@ -18,6 +18,7 @@ export const emptyState: ObservedState = {
   knownProjects: [],
   knownRepositories: [],
   appliedPlans: [],
+  partials: [],
 };
 
 export async function goldenPlans(): Promise<Record<string, string>> {
