@@ -3,7 +3,7 @@
  * with apt-get; elsewhere it stops with one line naming the package. Usage: ensure-tools.ts restic sqlite3 …
  */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 
 /** program → Debian package */
 const packages: Record<string, string> = {
@@ -12,7 +12,7 @@ const packages: Record<string, string> = {
   gpg: "gnupg",
   age: "age",
   pg_dump: "postgresql",
-  mariadb: "mariadb-server",
+  mariadbd: "mariadb-server",
   sshd: "openssh-server",
   rclone: "rclone",
 };
@@ -37,9 +37,14 @@ export function ensureTools(programs: string[]): void {
   }
   console.error(`Installing ${names.join(" ")} with apt-get…`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  // Services must not start at install time (tests start their own servers): policy-rc.d says so to invoke-rc.d.
+  const policy = "/usr/sbin/policy-rc.d";
+  const ownPolicy = !existsSync(policy);
+  if (ownPolicy) writeFileSync(policy, "#!/bin/sh\nexit 101\n", { mode: 0o755 });
   const update = spawnSync("apt-get", ["update", "-qq"], { stdio: "inherit", env });
   const install = update.status === 0 &&
     spawnSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...names], { stdio: "inherit", env });
+  if (ownPolicy) rmSync(policy, { force: true });
   if (!install || install.status !== 0 || programs.some((program) => !installed(program))) {
     console.error(`Could not install ${names.join(" ")} with apt-get; install them by hand and run the task again.`);
     process.exit(1);

@@ -365,7 +365,7 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
     const ids = [...(action.snapshots ?? []), ...(made.has(action.source!) ? [made.get(action.source!)!] : [])];
     const label = `${project}/${action.source} ${action.from} → ${action.repository}`;
     if (ids.length === 0) {
-      ctx.out(`  ~ copy ${label}: nothing to copy (the backup did not complete)`);
+      ctx.out(`  ~ copy ${label}: nothing to copy (no new snapshot: the backup failed or its dump was empty)`);
       continue;
     }
     await ctx.store.setRunStage(runId, `copy ${action.source} to ${action.repository}`);

@@ -1,7 +1,7 @@
 /**
  * Private files for secrets a program can only read from a file (pgpass, MySQL defaults, mongodump config): created
- * 0600 in a 0700 folder under the state folder, removed when the stage ends; a crash leaves them where startup
- * recovery finds them.
+ * 0600 in a 0700 folder under the state folder (`tmp/secret-*`), removed when the stage ends. A crash can leave
+ * one behind there; removing such leftovers at startup is not implemented yet.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
