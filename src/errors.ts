@@ -100,10 +100,10 @@ export class SourceError extends BackupctlError {
   }
 }
 
-/** One or more plan actions failed; details were already reported as they happened. */
+/** One or more plan actions failed or were skipped because of a failure; details were reported as they happened. */
 export class ActionsFailedError extends BackupctlError {
-  constructor(readonly failed: number, readonly total: number) {
-    super(`${failed} of ${total} actions failed`);
+  constructor(readonly failed: number, readonly total: number, readonly skipped = 0) {
+    super(`${failed} of ${total} actions failed${skipped ? `, ${skipped} more were skipped because of that` : ""}`);
     this.name = "ActionsFailedError";
   }
 }

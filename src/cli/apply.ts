@@ -110,7 +110,7 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
       );
     }
     if (report.failed + report.skipped > 0) {
-      throw new ActionsFailedError(report.failed + report.skipped, report.succeeded + report.failed + report.skipped);
+      throw new ActionsFailedError(report.failed, report.succeeded + report.failed + report.skipped, report.skipped);
     }
     return ExitCode.ok;
   } finally {

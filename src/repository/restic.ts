@@ -83,15 +83,24 @@ export class Restic {
     return env;
   }
 
-  private globalArgs(): string[] {
+  private globalArgs(options: Record<string, string> = this.spec.options ?? {}): string[] {
     const args = ["--no-cache"];
     if (this.spec.compression) args.push("--compression", this.spec.compression);
-    for (const [key, value] of Object.entries(this.spec.options ?? {})) args.push("-o", `${key}=${value}`);
+    for (const [key, value] of Object.entries(options)) args.push("-o", `${key}=${value}`);
     return args;
   }
 
   private argv(command: string, ...args: string[]): string[] {
     return ["restic", command, ...this.globalArgs(), ...args];
+  }
+
+  /**
+   * A command that opens `from` too (copy, init --copy-chunker-params): restic applies `-o` options to both
+   * repositories, so the source's options (an sftp.command, say) are passed along; on a clash this one's win.
+   */
+  private argvWith(from: Restic, command: string, ...args: string[]): string[] {
+    const options = { ...(from.spec.options ?? {}), ...(this.spec.options ?? {}) };
+    return ["restic", command, ...this.globalArgs(options), ...args];
   }
 
   private async restic(command: string, args: string[], input?: string): Promise<RunResult> {
@@ -118,7 +127,7 @@ export class Restic {
    */
   async init(chunkerFrom?: Restic): Promise<"created" | "adopted"> {
     const result = chunkerFrom
-      ? await run(this.argv("init", "--copy-chunker-params"), {
+      ? await run(this.argvWith(chunkerFrom, "init", "--copy-chunker-params"), {
         env: { ...chunkerFrom.fromEnvironment(), ...this.environment() },
       })
       : await this.restic("init", []);
@@ -154,7 +163,7 @@ export class Restic {
   /** Copies snapshots (by id) from another repository into this one; restic skips those already copied. */
   async copyFrom(source: Restic, ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    const result = await run(this.argv("copy", ...ids), {
+    const result = await run(this.argvWith(source, "copy", ...ids), {
       env: { ...source.fromEnvironment(), ...this.environment() },
     });
     if (result.code !== 0) throw this.failure("copy", result);

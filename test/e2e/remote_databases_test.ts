@@ -254,6 +254,8 @@ describe("PostgreSQL and MariaDB backed up over SFTP, copied to REST, restored f
       ["mariadb", "mariadb-client"],
       ["mariadb-dump", "mariadb-client"],
       ["mariadb-admin", "mariadb-client"],
+      ["ssh", "openssh-client"],
+      ["rclone", "rclone"],
     ]);
     // Started one after the other: a failure leaves the started ones in the variables for after() to stop.
     pg = await startPostgres();
@@ -451,7 +453,7 @@ export default defineConfig({
     assert.ok(pgText.includes("00ff275c220a00"), "PostgreSQL rows contain bytea with NUL, quote and backslash bytes");
     const mariaText = (await mariaRows("wiki", "customers")).join("\n");
     // mariadb --batch escapes backslashes once more (reversibly): JSON's \" is printed as \\".
-    for (const needle of ["😀", "東京", "O'Brien", 'with \\\\"two', "\\n", "\\t", '"note": null', '"note": "NULL"']) {
+    for (const needle of ["😀", "東京", "O'Brien", 'line \\\\"two', "\\n", "\\t", '"note": null', '"note": "NULL"']) {
       assert.ok(mariaText.includes(needle), `MariaDB rows contain ${needle}`);
     }
     assert.ok(mariaText.includes("00FF275C220A00"), "MariaDB rows contain a blob with NUL, quote and backslash bytes");
