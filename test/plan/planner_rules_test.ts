@@ -6,17 +6,26 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { env, files, postgres, restic, sqlite } from "../../src/config/helpers.ts";
-import { validateConfig } from "../../src/config/validate.ts";
-import { jitterOffset, plan } from "../../src/plan/planner.ts";
-import { applyRetention, describePolicyChange, policyKey } from "../../src/plan/retention.ts";
+import {
+  ago,
+  applied,
+  daily,
+  iso,
+  loadedConfig,
+  NOW,
+  observedState,
+  ofType,
+  planAt,
+  type Raw,
+  record,
+  snap,
+} from "../support/plan-fixtures.ts";
+import { files, postgres, sqlite } from "../../src/config/helpers.ts";
+import { jitterOffset } from "../../src/plan/planner.ts";
+import { applyRetention, describePolicyChange } from "../../src/plan/retention.ts";
 import { humanDuration } from "../../src/plan/time.ts";
-import type { BackupRecord, InventorySnapshot, ObservedState, Plan, PlanAction } from "../../src/plan/types.ts";
+import type { PlanAction } from "../../src/plan/types.ts";
 
-type Raw = Record<string, unknown>;
-
-const FINGERPRINT = "sha256:test";
-const NOW = "2026-11-21T10:00:00Z";
 const minute = 60_000;
 const hour = 60 * minute;
 const day = 24 * hour;
@@ -31,96 +40,6 @@ function shopProject(changes: Raw = {}): Raw {
     ...changes,
   };
 }
-
-function loadedConfig(projects: Record<string, Raw>, root: Raw = {}) {
-  const raw = {
-    repositories: {
-      local: restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") }),
-      offsite: restic({ url: "sftp:backup@storage.example:/restic", password: env("RESTIC_PASSWORD") }),
-      archive: restic({ url: "/srv/archive", password: env("RESTIC_PASSWORD") }),
-    },
-    projects,
-    ...root,
-  };
-  return { config: validateConfig(raw, "t.ts"), fingerprint: FINGERPRINT };
-}
-
-/** An observed state with every field; repositories initialized without a known time (so no check is due). */
-function observedState(changes: Partial<ObservedState> = {}): ObservedState {
-  return {
-    lineage: "8c0f3a52-0000-4000-8000-000000000001",
-    serial: 7,
-    repositories: { local: { initialized: true }, offsite: { initialized: true }, archive: { initialized: true } },
-    backups: [],
-    failures: [],
-    snapshots: [],
-    retention: [],
-    maintenance: [],
-    knownProjects: [],
-    knownRepositories: [],
-    appliedPlans: [],
-    partials: [],
-    ...changes,
-  };
-}
-
-function record(project: string, source: string, at: string, repository = "local"): BackupRecord {
-  return { project, source, repository, at };
-}
-
-const at = (iso: string) => new Date(iso);
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
-const ago = (ms: number, from = NOW) => iso(Date.parse(from) - ms);
-
-function planAt(
-  loaded: ReturnType<typeof loadedConfig>,
-  observed: ObservedState,
-  now = NOW,
-  projects?: string[],
-): Plan {
-  return plan(loaded, observed, at(now), { projects, generatedAt: at("2026-11-21T10:00:05Z") });
-}
-
-function snap(
-  repository: string,
-  id: string,
-  time: string,
-  project: string | null = "shop",
-  source: string | null = "shop",
-): InventorySnapshot {
-  return {
-    repository,
-    id,
-    short_id: id.slice(0, 8),
-    time,
-    project,
-    source,
-    run_id: null,
-    hostname: "backup-host",
-    tags: project === null ? [] : ["backupctl", `project=${project}`, `source=${source}`],
-  };
-}
-
-/** One snapshot a day at 03:00:05 of November 2026, id `<prefix>0000<dd>` (hex, as restic ids are). */
-function daily(
-  repository: string,
-  prefix: string,
-  days: number[],
-  project: string | null = "shop",
-  source: string | null = "shop",
-): InventorySnapshot[] {
-  return days.map((d) => {
-    const dd = String(d).padStart(2, "0");
-    return snap(repository, `${prefix}0000${dd}`, `2026-11-${dd}T03:00:05Z`, project, source);
-  });
-}
-
-/** The policy record saying `retention` was last applied to the group. */
-function applied(retention: Raw, project = "shop", source = "shop", repository = "local") {
-  return { project, source, repository, policy: policyKey(retention), at: "2026-11-01T00:00:00Z" };
-}
-
-const ofType = (result: Plan, type: PlanAction["type"]) => result.actions.filter((a) => a.type === type);
 
 describe("plan rules: missed slots coalesce", () => {
   const hourly = loadedConfig({ shop: shopProject({ schedule: "@hourly" }) });
