@@ -85,6 +85,17 @@ export function selectProjects(loaded: LoadedConfig, names: string[] | undefined
   return names;
 }
 
+/** The repositories of the enabled projects a command covers (all of them without --project), each once. */
+export function repositoriesInScope(loaded: LoadedConfig, projects: string[] | undefined): string[] {
+  return [
+    ...new Set(
+      Object.values(loaded.config.projects)
+        .filter((p) => p.enabled && (!projects || projects.includes(p.name)))
+        .flatMap((p) => p.repositories),
+    ),
+  ];
+}
+
 /**
  * The state database's view, completed by asking restic about repositories the database does not know as
  * initialized (a repository made by hand or by an earlier state folder is adopted, not re-initialized).
@@ -97,12 +108,7 @@ export async function observe(
   const observed = await store.observe();
   const adopted: string[] = [];
   const warnings: string[] = [];
-  const names = new Set(
-    Object.values(loaded.config.projects)
-      .filter((p) => p.enabled && (!projects || projects.includes(p.name)))
-      .flatMap((p) => p.repositories),
-  );
-  for (const name of names) {
+  for (const name of repositoriesInScope(loaded, projects)) {
     if (observed.repositories[name]?.initialized) continue;
     try {
       if (await new Restic(name, loaded.config.repositories[name], loaded.dir).isInitialized()) {

@@ -20,6 +20,7 @@ import {
   openStore,
   type Output,
   parseNow,
+  repositoriesInScope,
   selectProjects,
 } from "./context.ts";
 
@@ -71,12 +72,7 @@ export async function preparePlan(
   if (options.refresh) {
     // Snapshots forgotten or added outside backupctl must not make the plan wrong (a forget of an id that is gone,
     // a copy that is missing): ask the repositories what they hold now.
-    const names = [
-      ...new Set(
-        Object.values(loaded.config.projects).filter((p) => p.enabled && (!projects || projects.includes(p.name)))
-          .flatMap((p) => p.repositories),
-      ),
-    ].filter((name) => observed.repositories[name]?.initialized);
+    const names = repositoriesInScope(loaded, projects).filter((name) => observed.repositories[name]?.initialized);
     const context = { loaded, store, clock: createClock(now), out: (line: string) => warnings.push(line.trim()) };
     for (const name of names) await refreshInventory(null, name, undefined, context);
     const again = await observe(loaded, store, projects);

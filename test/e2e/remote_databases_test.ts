@@ -6,13 +6,13 @@
  * A missing server or client program fails these tests, naming the Debian package; nothing is skipped.
  */
 import assert from "node:assert/strict";
-import { execFile, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { cliArgv, type CliResult, runTool } from "../support/cli.ts";
+import { runCli, runTool } from "../support/cli.ts";
 import { mariadbIdent, type MariadbServer, startMariadb } from "../support/mariadb.ts";
 import { ident, type PostgresServer, startPostgres } from "../support/postgres.ts";
 import { type RestServer, startRestServer } from "../support/rclone.ts";
@@ -34,40 +34,9 @@ function requireTools(tools: [program: string, debianPackage: string][]): void {
   }
 }
 
-interface TimedResult extends CliResult {
-  ms: number;
-}
-
-/** Runs the real CLI like test/support/cli.ts does, with a hard time limit (a hung apply fails instead of hanging). */
-function runCliWithin(
-  args: string[],
-  env: Record<string, string | undefined>,
-  timeoutMs = 180_000,
-): Promise<TimedResult> {
-  const [program, ...prefix] = cliArgv();
-  const merged: Record<string, string> = {};
-  for (const [key, value] of Object.entries({ ...process.env, NO_COLOR: "1", ...env })) {
-    if (value !== undefined) merged[key] = value;
-  }
-  const started = Date.now();
-  return new Promise((resolve) => {
-    execFile(
-      program,
-      [...prefix, ...args],
-      { env: merged, maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs, killSignal: "SIGKILL" },
-      (error, stdout, stderr) => {
-        const killed = error && (error as { killed?: boolean }).killed;
-        const code = error ? (typeof error.code === "number" ? error.code : killed ? -1 : 1) : 0;
-        resolve({
-          code,
-          stdout: String(stdout),
-          stderr: String(stderr) + (killed ? `\n[killed after ${timeoutMs} ms]` : ""),
-          ms: Date.now() - started,
-        });
-      },
-    );
-  });
-}
+/** The real CLI with a hard time limit: a hung apply fails instead of hanging. */
+const runCliWithin = (args: string[], env: Record<string, string | undefined>, timeoutMs = 180_000) =>
+  runCli(args, { env, timeoutMs });
 
 interface PlanJson {
   actions: {

@@ -5,12 +5,11 @@
  * The real CLI, real restic and real sqlite3; a missing sshd or rclone fails these tests, naming the Debian package.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { cliArgv, type CliResult, runTool } from "../support/cli.ts";
+import { type CliResult, runCli, runTool } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 import { type RestServer, startRestServer } from "../support/rclone.ts";
 import { requireProgram, type SftpServer, startSftp } from "../support/sshd.ts";
@@ -24,40 +23,9 @@ interface PlanJson {
   summary: Record<string, number>;
 }
 
-interface TimedResult extends CliResult {
-  ms: number;
-}
-
-/** Runs the real CLI like test/support/cli.ts does, with a hard time limit (a hung apply fails instead of hanging). */
-function runCliWithin(
-  args: string[],
-  env: Record<string, string | undefined>,
-  timeoutMs = 120_000,
-): Promise<TimedResult> {
-  const [program, ...prefix] = cliArgv();
-  const merged: Record<string, string> = {};
-  for (const [key, value] of Object.entries({ ...process.env, NO_COLOR: "1", ...env })) {
-    if (value !== undefined) merged[key] = value;
-  }
-  const started = Date.now();
-  return new Promise((resolve) => {
-    execFile(
-      program,
-      [...prefix, ...args],
-      { env: merged, maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs, killSignal: "SIGKILL" },
-      (error, stdout, stderr) => {
-        const killed = error && (error as { killed?: boolean }).killed;
-        const code = error ? (typeof error.code === "number" ? error.code : killed ? -1 : 1) : 0;
-        resolve({
-          code,
-          stdout: String(stdout),
-          stderr: String(stderr) + (killed ? `\n[killed after ${timeoutMs} ms]` : ""),
-          ms: Date.now() - started,
-        });
-      },
-    );
-  });
-}
+/** The real CLI with a hard time limit: a hung apply fails instead of hanging. */
+const runCliWithin = (args: string[], env: Record<string, string | undefined>, timeoutMs = 120_000) =>
+  runCli(args, { env, timeoutMs });
 
 /** Writes the demo's project (SQLite database + files) against one repository given as `restic({ … })` source text. */
 function writeConfig(demo: DemoDir, repository: string, resticCall: string): void {

@@ -5,6 +5,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { observedState } from "../support/plan-fixtures.ts";
 import process from "node:process";
 import { env, files, postgres, restic, sqlite } from "../../src/config/helpers.ts";
 import { nextSlot, previousSlot } from "../../src/config/schedule.ts";
@@ -48,24 +49,6 @@ function loadedConfig(projects: Record<string, Raw>, root: Raw = {}) {
     ...root,
   };
   return { config: validateConfig(raw, "t.ts"), fingerprint: FINGERPRINT };
-}
-
-function observedState(changes: Partial<ObservedState> = {}): ObservedState {
-  return {
-    lineage: "8c0f3a52-0000-4000-8000-000000000001",
-    serial: 7,
-    repositories: { local: { initialized: true }, offsite: { initialized: true }, archive: { initialized: true } },
-    backups: [],
-    failures: [],
-    snapshots: [],
-    retention: [],
-    maintenance: [],
-    knownProjects: [],
-    knownRepositories: [],
-    appliedPlans: [],
-    partials: [],
-    ...changes,
-  };
 }
 
 function record(project: string, source: string, at: string, repository = "local"): BackupRecord {

@@ -16,23 +16,34 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * Runs the CLI. With `timeoutMs`, a run still going then is killed (SIGKILL): it fails with code -1 and stderr says
+ * so, instead of hanging the suite.
+ */
 export function runCli(
   args: string[],
-  options: { env?: Record<string, string | undefined>; cwd?: string } = {},
-): Promise<CliResult> {
+  options: { env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number } = {},
+): Promise<CliResult & { ms: number }> {
   const [program, ...prefix] = cliArgv();
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries({ ...process.env, NO_COLOR: "1", ...options.env })) {
     if (value !== undefined) env[key] = value;
   }
+  const started = Date.now();
   return new Promise((resolve) => {
     execFile(
       program,
       [...prefix, ...args],
-      { env, cwd: options.cwd, maxBuffer: 64 * 1024 * 1024 },
+      { env, cwd: options.cwd, maxBuffer: 64 * 1024 * 1024, timeout: options.timeoutMs, killSignal: "SIGKILL" },
       (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+        const killed = Boolean(error && (error as { killed?: boolean }).killed);
+        const code = error ? (typeof error.code === "number" ? error.code : killed ? -1 : 1) : 0;
+        resolve({
+          code,
+          stdout: String(stdout),
+          stderr: String(stderr) + (killed ? `\n[killed after ${options.timeoutMs} ms]` : ""),
+          ms: Date.now() - started,
+        });
       },
     );
   });
