@@ -56,8 +56,8 @@ export function newRunId(at: Date): string {
   return `${isoSeconds(at).replace(/[-:]/g, "")}-${randomBytes(3).toString("hex")}`;
 }
 
-export function repositoryFor(loaded: LoadedConfig, name: string): Restic {
-  return new Restic(name, loaded.config.repositories[name], loaded.dir);
+export function repositoryFor(ctx: Pick<StageContext, "loaded" | "store">, name: string): Restic {
+  return new Restic(name, ctx.loaded.config.repositories[name], ctx.loaded.dir, ctx.store.privateDir);
 }
 
 export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyReport> {
@@ -65,7 +65,7 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
   const brokenRepositories = new Set<string>();
 
   for (const action of plan.actions.filter((a) => a.type === "recover")) {
-    const repository = repositoryFor(ctx.loaded, action.repository);
+    const repository = repositoryFor(ctx, action.repository);
     const ids = action.snapshots ?? [];
     const stage = {
       runId: null,
@@ -159,7 +159,7 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
       ctx.out(`  Review it, then run \`backupctl apply --auto-approve\` (or answer yes on a terminal) to forget them.`);
       continue;
     }
-    const repository = repositoryFor(ctx.loaded, action.repository);
+    const repository = repositoryFor(ctx, action.repository);
     const outcome = await auditedStage(ctx, stage, async () => ({ value: await repository.forget(ids) }));
     touched.add(action.repository);
     if (outcome.ok) {
@@ -202,7 +202,7 @@ async function applyMaintenance(plan: Plan, ctx: ApplyContext, report: ApplyRepo
         ctx.out(`~ prune ${action.repository}: skipped, none of its deletions ran`);
         continue;
       }
-      const repository = repositoryFor(ctx.loaded, action.repository);
+      const repository = repositoryFor(ctx, action.repository);
       const outcome = await auditedStage(
         ctx,
         { runId: null, type: "prune", repository: action.repository },
@@ -210,7 +210,7 @@ async function applyMaintenance(plan: Plan, ctx: ApplyContext, report: ApplyRepo
       );
       count(report, outcome, ctx, `prune ${action.repository}`);
     } else if (action.type === "check") {
-      const repository = repositoryFor(ctx.loaded, action.repository);
+      const repository = repositoryFor(ctx, action.repository);
       const outcome = await auditedStage(
         ctx,
         { runId: null, type: "check", repository: action.repository },
@@ -297,10 +297,10 @@ async function auditedStage<T>(
 }
 
 async function initRepository(action: PlanAction, ctx: ApplyContext): Promise<boolean> {
-  const repository = repositoryFor(ctx.loaded, action.repository);
+  const repository = repositoryFor(ctx, action.repository);
   const outcome = await auditedStage(ctx, { runId: null, type: "init", repository: action.repository }, async () => {
     const value = await repository.init(
-      action.chunker_from ? repositoryFor(ctx.loaded, action.chunker_from) : undefined,
+      action.chunker_from ? repositoryFor(ctx, action.chunker_from) : undefined,
     );
     await ctx.store.markRepositoryInitialized(action.repository, repository.location(), ctx.clock.now().toISOString());
     return { value };
@@ -370,8 +370,8 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
     }
     await ctx.store.setRunStage(runId, `copy ${action.source} to ${action.repository}`);
     touched.add(action.repository);
-    const target = repositoryFor(ctx.loaded, action.repository);
-    const source = repositoryFor(ctx.loaded, action.from!);
+    const target = repositoryFor(ctx, action.repository);
+    const source = repositoryFor(ctx, action.from!);
     const stage = { runId, type: "copy", project, source: action.source, repository: action.repository } as const;
     const outcome = await auditedStage(ctx, stage, async () => ({ value: await target.copyFrom(source, ids) }));
     if (outcome.ok) {
@@ -421,7 +421,7 @@ async function backupSource(
 ): Promise<{ error?: string; snapshotId?: string }> {
   const project = ctx.loaded.config.projects[action.project!];
   const source = project.sources.find((s) => s.name === action.source)!;
-  const repository = repositoryFor(ctx.loaded, action.repository);
+  const repository = repositoryFor(ctx, action.repository);
   const stage = {
     runId,
     type: "backup",
@@ -499,7 +499,7 @@ export async function refreshInventory(
   project: string | undefined,
   ctx: StageContext,
 ): Promise<string | undefined> {
-  const repository = repositoryFor(ctx.loaded, name);
+  const repository = repositoryFor(ctx, name);
   const outcome = await auditedStage(ctx, { runId, type: "refresh", project, repository: name }, async () => {
     const snapshots = await repository.snapshots();
     const at = ctx.clock.now();

@@ -1,24 +1,13 @@
 /** `backupctl apply [PLANFILE]`: make the plan (or read a saved one) and execute it, auditing every stage. */
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
-import { applyPlan } from "../apply/executor.ts";
+import { applyPlan, repositoryFor } from "../apply/executor.ts";
 import { createClock } from "../clock.ts";
 import { ActionsFailedError, ExitCode, UsageError } from "../errors.ts";
 import { assertCurrent, readPlanFile } from "../plan/planfile.ts";
 import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
 import type { Plan } from "../plan/types.ts";
-import { Restic } from "../repository/restic.ts";
-import { join } from "node:path";
-import {
-  fromInvocationDir,
-  hostFor,
-  load,
-  openStore,
-  type Output,
-  parseNow,
-  selectProjects,
-  stateDirFor,
-} from "./context.ts";
+import { fromInvocationDir, hostFor, load, openStore, type Output, parseNow, selectProjects } from "./context.ts";
 import { collect, type PlanCommandOptions, preparePlan } from "./plan.ts";
 
 export const description = "Execute the plan (or a saved plan file): initialize, back up, forget, prune, check";
@@ -73,7 +62,7 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
       const prepared = await preparePlan({ ...options, refresh: true }, loaded, store);
       plan = prepared.plan;
       for (const name of prepared.adopted) {
-        const repository = new Restic(name, loaded.config.repositories[name], loaded.dir);
+        const repository = repositoryFor({ loaded, store }, name);
         await store.markRepositoryInitialized(name, repository.location(), (now ?? new Date()).toISOString());
       }
     }
@@ -88,7 +77,7 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
       approved,
       clock: createClock(now),
       host: hostFor(loaded),
-      privateDir: join(stateDirFor(options, loaded), "tmp"),
+      privateDir: store.privateDir,
       command: "apply",
       out: (line) => output.stdout(`${line}\n`),
     });

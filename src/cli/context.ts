@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
 import type { ObservedState } from "../plan/types.ts";
-import { Restic } from "../repository/restic.ts";
+import { repositoryFor } from "../apply/executor.ts";
 import { StateStore } from "../state/store.ts";
 
 export interface GlobalOptions {
@@ -111,7 +111,7 @@ export async function observe(
   for (const name of repositoriesInScope(loaded, projects)) {
     if (observed.repositories[name]?.initialized) continue;
     try {
-      if (await new Restic(name, loaded.config.repositories[name], loaded.dir).isInitialized()) {
+      if (await repositoryFor({ loaded, store }, name).isInitialized()) {
         observed.repositories[name] = { initialized: true };
         adopted.push(name);
       }

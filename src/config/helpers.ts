@@ -148,7 +148,12 @@ export function command(options: Options<CommandSource>): CommandSource {
  *
  * @example
  * ```ts
- * restic({ url: "sftp:backup@storage.example:/restic", password: env("RESTIC_PASSWORD") })
+ * restic({ url: "rest:https://backup.example:8000/app", password: env("RESTIC_PASSWORD") })
+ * restic({
+ *   url: "sftp:backup@storage.example:/restic",
+ *   password: env("RESTIC_PASSWORD"),
+ *   ssh: { key: file("/run/secrets/backup_ssh_key"), knownHosts: "storage.example ssh-ed25519 AAAA…" },
+ * })
  * ```
  */
 export function restic(options: Options<ResticRepository>): ResticRepository {

@@ -206,6 +206,12 @@ const resticSchema = strict({
   env: envMap.optional(),
   compression: z.enum(["auto", "max", "off"]).optional(),
   options: z.record(nonEmpty, z.string()).optional(),
+  ssh: strict({
+    key: secretRef,
+    passphrase: secretRef.optional(),
+    knownHosts: z.union([nonEmpty, z.array(nonEmpty).min(1)]).optional(),
+    hostKeyChecking: z.enum(["yes", "accept-new", "no"]).optional(),
+  }).optional(),
 });
 const repositorySchema = z.discriminatedUnion("type", [resticSchema], {
   error: (issue) => `expected a repository made by restic(), got ${describeTyped(issue.input)}`,

@@ -114,6 +114,23 @@ export interface ResticRepository {
   compression?: "auto" | "max" | "off";
   /** Extra `restic` options (`-o key=value`), e.g. { "sftp.command": "ssh -p 2222 backup@host -s sftp" }. */
   options?: Record<string, string>;
+  /** SSH access for an `sftp:` repository: the key (and its passphrase) as secret references. */
+  ssh?: ResticSsh;
+}
+
+/** How backupctl logs in to an sftp repository's server. */
+export interface ResticSsh {
+  /** The private key in OpenSSH format, e.g. file("/run/secrets/backup_ssh_key") or env("BACKUP_SSH_KEY"). */
+  key: SecretRef;
+  /** The key's passphrase, when it has one. */
+  passphrase?: SecretRef;
+  /**
+   * The server's known_hosts lines (as `ssh-keyscan -p PORT host` prints them). Without them the system's and the
+   * user's known_hosts files are used.
+   */
+  knownHosts?: string | string[];
+  /** ssh's StrictHostKeyChecking: "yes" (default: an unknown or changed host key fails), "accept-new" or "no". */
+  hostKeyChecking?: "yes" | "accept-new" | "no";
 }
 export type Repository = ResticRepository;
 

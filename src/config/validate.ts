@@ -42,6 +42,9 @@ function crossCheck(raw: unknown): ConfigProblem[] {
   if (isRecord(raw.repositories) && repositories.length === 0) {
     problems.push({ path: "repositories", message: "declare at least one repository, e.g. local: restic({ … })" });
   }
+  for (const [name, repository] of Object.entries(isRecord(raw.repositories) ? raw.repositories : {})) {
+    if (isRecord(repository)) checkSsh(name, repository, problems);
+  }
   for (const [projectName, project] of Object.entries(isRecord(raw.projects) ? raw.projects : {})) {
     if (!isRecord(project)) continue;
     const at = (...rest: (string | number)[]) => formatPath(["projects", projectName, ...rest]);
@@ -54,6 +57,24 @@ function crossCheck(raw: unknown): ConfigProblem[] {
     }
   }
   return problems;
+}
+
+/** `ssh` settings fit an sftp: URL (when the URL is written out) and replace a hand-written sftp.command. */
+function checkSsh(name: string, repository: Record<string, unknown>, problems: ConfigProblem[]): void {
+  if (!isRecord(repository.ssh)) return;
+  const at = formatPath(["repositories", name, "ssh"]);
+  if (typeof repository.url === "string" && !repository.url.startsWith("sftp:")) {
+    problems.push({
+      path: at,
+      message: "ssh settings apply to sftp: repositories only; use a url such as sftp:backup@host:/srv/restic",
+    });
+  }
+  if (isRecord(repository.options) && "sftp.command" in repository.options) {
+    problems.push({
+      path: at,
+      message: 'ssh settings and options["sftp.command"] both say how to connect: keep one of them',
+    });
+  }
 }
 
 function checkSourceNames(

@@ -6,7 +6,8 @@ import { isAbsolute, resolve } from "node:path";
 import { ExecError } from "../errors.ts";
 import { describeSecret, redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
 import type { ResticRepository } from "../config/types.ts";
-import { run, type RunResult, start } from "../exec/run.ts";
+import { run, type RunOptions, type RunResult, start } from "../exec/run.ts";
+import { openSsh, type SshRepository, type SshSession } from "./ssh.ts";
 
 /** A snapshot as `restic snapshots --json` lists it. */
 export interface ResticSnapshot {
@@ -55,6 +56,8 @@ export class Restic {
     readonly name: string,
     private readonly spec: ResticRepository,
     private readonly configDir: string,
+    /** A 0700 folder for the files a command needs briefly (an SSH key): `<state dir>/tmp`. */
+    private readonly privateDir?: string,
   ) {}
 
   /** Where the repository is, fit for output and the state database (credentials removed). */
@@ -104,7 +107,27 @@ export class Restic {
   }
 
   private async restic(command: string, args: string[], input?: string): Promise<RunResult> {
-    return await run(this.argv(command, ...args), { env: this.environment(), input });
+    return await this.run(this.argv(command, ...args), { env: this.environment(), input });
+  }
+
+  /** Runs restic with SSH access prepared for this repository (and `from`, for copies) when they need it. */
+  private async run(argv: string[], options: RunOptions, from?: Restic): Promise<RunResult> {
+    const ssh = this.openSsh(from);
+    try {
+      return await run(argv, { ...options, env: { ...options.env, ...ssh.env } });
+    } finally {
+      ssh.remove();
+    }
+  }
+
+  private openSsh(from?: Restic): SshSession {
+    const repositories = [this, from].flatMap((repository) => repository?.sshRepository() ?? []);
+    return openSsh(repositories, this.privateDir ?? from?.privateDir);
+  }
+
+  private sshRepository(): SshRepository[] {
+    if (!this.spec.ssh) return [];
+    return [{ name: this.name, url: this.url(), ssh: this.spec.ssh, configDir: this.configDir }];
   }
 
   /** Whether a repository exists at the URL and opens with the password. A wrong password is an error. */
@@ -127,9 +150,9 @@ export class Restic {
    */
   async init(chunkerFrom?: Restic): Promise<"created" | "adopted"> {
     const result = chunkerFrom
-      ? await run(this.argvWith(chunkerFrom, "init", "--copy-chunker-params"), {
+      ? await this.run(this.argvWith(chunkerFrom, "init", "--copy-chunker-params"), {
         env: { ...chunkerFrom.fromEnvironment(), ...this.environment() },
-      })
+      }, chunkerFrom)
       : await this.restic("init", []);
     if (result.code === 0) return "created";
     if (
@@ -163,9 +186,9 @@ export class Restic {
   /** Copies snapshots (by id) from another repository into this one; restic skips those already copied. */
   async copyFrom(source: Restic, ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    const result = await run(this.argvWith(source, "copy", ...ids), {
+    const result = await this.run(this.argvWith(source, "copy", ...ids), {
       env: { ...source.fromEnvironment(), ...this.environment() },
-    });
+    }, source);
     if (result.code !== 0) throw this.failure("copy", result);
   }
 
@@ -190,7 +213,10 @@ export class Restic {
   /** Backs up files and folders directly. restic's exit 3 (some files unreadable) counts as a failure. */
   async backupPaths(paths: string[], exclude: string[], options: BackupOptions): Promise<BackupResult> {
     const args = [...this.backupArgs(options), ...exclude.flatMap((pattern) => ["--exclude", pattern]), "--", ...paths];
-    const result = await run(this.argv("backup", ...args), { env: this.environment(), timeoutMs: options.timeoutMs });
+    const result = await this.run(this.argv("backup", ...args), {
+      env: this.environment(),
+      timeoutMs: options.timeoutMs,
+    });
     const summary = parseSummary(result.stdout);
     if (result.code !== 0) {
       throw Object.assign(this.failure("backup", result), { snapshotId: summary.snapshotId });
@@ -204,8 +230,19 @@ export class Restic {
    */
   startStdinBackup(filename: string, options: BackupOptions) {
     const args = [...this.backupArgs(options), "--stdin", "--stdin-filename", filename];
-    const child = start(this.argv("backup", ...args), { env: this.environment(), timeoutMs: options.timeoutMs });
-    const finished = child.result.then((result) => ({ result, summary: parseSummary(result.stdout) }));
+    const ssh = this.openSsh();
+    let child;
+    try {
+      child = start(this.argv("backup", ...args), {
+        env: { ...this.environment(), ...ssh.env },
+        timeoutMs: options.timeoutMs,
+      });
+    } catch (error) {
+      ssh.remove();
+      throw error;
+    }
+    const finished = child.result.finally(() => ssh.remove())
+      .then((result) => ({ result, summary: parseSummary(result.stdout) }));
     return { stdin: child.stdin, kill: child.kill, finished };
   }
 
@@ -226,6 +263,14 @@ export class Restic {
     let hint = "";
     if (/wrong password|no key found/i.test(stderr)) {
       hint = ` — the password does not open this repository: check ${describePassword(this.spec)}`;
+    } else if (/host key verification failed|remote host identification has changed/i.test(stderr)) {
+      hint = " — ssh does not trust the server's host key: put its known_hosts line (ssh-keyscan -p PORT HOST) in " +
+        "ssh.knownHosts, or check that the server is the one you expect";
+    } else if (this.spec.ssh && /permission denied|publickey/i.test(stderr)) {
+      hint = ` — the sftp server refused the key: check that ${describeSecret(this.spec.ssh.key)} is the private ` +
+        `key whose public half is in the server's authorized_keys${
+          this.spec.ssh.passphrase ? ` and that ${describeSecret(this.spec.ssh.passphrase)} is its passphrase` : ""
+        }`;
     } else if (refused.test(stderr)) {
       hint = ` — the backend refused the credentials: check ${describeUrlCredentials(this.spec)}`;
     } else if (unreachable.test(stderr)) {

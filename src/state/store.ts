@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Kysely, Migrator, sql } from "kysely";
 import type { BackupRecord, MaintenanceRecord, ObservedState } from "../plan/types.ts";
 import { sqliteDialect } from "../runtime/sqlite.ts";
@@ -40,6 +40,11 @@ export interface StageResult {
 
 export class StateStore {
   private constructor(readonly db: Kysely<Database>, readonly path: string) {}
+
+  /** The 0700 folder for files a child process needs briefly (pgpass, an SSH key): `<state dir>/tmp`. */
+  get privateDir(): string {
+    return join(dirname(this.path), "tmp");
+  }
 
   /** Opens (creating and migrating when needed) the state database in `dir`. */
   static async open(dir: string): Promise<StateStore> {

@@ -5,7 +5,7 @@
  * The real CLI, real restic and real sqlite3; a missing sshd or rclone fails these tests, naming the Debian package.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -13,6 +13,7 @@ import { type CliResult, runCli, runTool } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 import { type RestServer, startRestServer } from "../support/rclone.ts";
 import { requireProgram, type SftpServer, startSftp } from "../support/sshd.ts";
+import { filesUnder, sampleCommandLines } from "../support/inspect.ts";
 
 const day1 = "2026-11-21T10:00:00Z";
 const day2 = "2026-11-22T10:00:00Z";
@@ -52,50 +53,6 @@ export default defineConfig({
 });
 `,
   );
-}
-
-/** Every process's command line, sampled every `intervalMs` from /proc until stopped. */
-function sampleCommandLines(intervalMs = 20) {
-  const seen = new Set<string>();
-  let samples = 0;
-  const sample = () => {
-    samples++;
-    let pids: string[];
-    try {
-      pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
-    } catch {
-      return;
-    }
-    for (const pid of pids) {
-      try {
-        const text = readFileSync(`/proc/${pid}/cmdline`).toString("latin1").replaceAll("\0", " ").trim();
-        if (text) seen.add(text);
-      } catch {
-        // the process is gone
-      }
-    }
-  };
-  sample();
-  const timer = setInterval(sample, intervalMs);
-  return {
-    stop(): { commandLines: string[]; samples: number } {
-      clearInterval(timer);
-      sample();
-      return { commandLines: [...seen], samples };
-    },
-  };
-}
-
-/** Every file under a folder, as raw bytes read as latin1 (for "the secret is not in there" checks). */
-function filesUnder(dir: string): { path: string; bytes: string }[] {
-  const out: { path: string; bytes: string }[] = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    const stat = statSync(path);
-    if (stat.isDirectory()) out.push(...filesUnder(path));
-    else if (stat.isFile()) out.push({ path, bytes: readFileSync(path).toString("latin1") });
-  }
-  return out;
 }
 
 function freshDump(database: string): Promise<CliResult> {

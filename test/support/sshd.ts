@@ -4,7 +4,8 @@
  * Tests run as root, so the login is root with the client key only (no passwords, no PAM).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +18,11 @@ export interface SftpServer {
   user: string;
   /** The client's private key (ed25519, no passphrase). */
   keyFile: string;
+  /** A second authorized client key, protected by `passphrase`. */
+  lockedKeyFile: string;
+  passphrase: string;
+  /** The server's known_hosts line for its current port: `[127.0.0.1]:PORT ssh-ed25519 AAAA…`. */
+  knownHostsLine: string;
   /** A folder for repositories, e.g. `sftp:root@127.0.0.1:${root}/repo`. */
   root: string;
   /** The ssh command for restic's `-o sftp.command=…` (restic then ignores host and port in the URL). */
@@ -130,7 +136,11 @@ export async function startSftp(): Promise<SftpServer> {
   const configFile = join(dir, "sshd_config");
   execFileSync("ssh-keygen", ["-q", "-N", "", "-t", "ed25519", "-f", hostKey, "-C", "backupctl-test-host"]);
   execFileSync("ssh-keygen", ["-q", "-N", "", "-t", "ed25519", "-f", keyFile, "-C", "backupctl-test-client"]);
-  copyFileSync(`${keyFile}.pub`, authorizedKeys);
+  const lockedKeyFile = join(dir, "client_locked_ed25519");
+  const passphrase = `pass-${randomBytes(8).toString("hex")}`;
+  execFileSync("ssh-keygen", ["-q", "-N", passphrase, "-t", "ed25519", "-f", lockedKeyFile, "-C", "backupctl-locked"]);
+  writeFileSync(authorizedKeys, readFileSync(`${keyFile}.pub`, "utf8") + readFileSync(`${lockedKeyFile}.pub`, "utf8"));
+  const hostPublicKey = readFileSync(`${hostKey}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
 
   let child: ChildProcess | undefined;
   let output = "";
@@ -138,6 +148,9 @@ export async function startSftp(): Promise<SftpServer> {
     port: 0,
     user: "root",
     keyFile,
+    lockedKeyFile,
+    passphrase,
+    knownHostsLine: "",
     root,
     sftpCommand: "",
     halt: async () => {
@@ -189,6 +202,7 @@ export async function startSftp(): Promise<SftpServer> {
       throw error;
     }
     server.port = port;
+    server.knownHostsLine = `[127.0.0.1]:${port} ${hostPublicKey}`;
     server.sftpCommand = `ssh -i ${keyFile} -p ${port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null ` +
       "-o BatchMode=yes root@127.0.0.1 -s sftp";
   }

@@ -1,0 +1,47 @@
+/** Looks at what a run leaves visible: other processes' command lines and the bytes of files under a folder. */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+/** Every process's command line, sampled every `intervalMs` from /proc until stopped. */
+export function sampleCommandLines(intervalMs = 20) {
+  const seen = new Set<string>();
+  let samples = 0;
+  const sample = () => {
+    samples++;
+    let pids: string[];
+    try {
+      pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+    } catch {
+      return;
+    }
+    for (const pid of pids) {
+      try {
+        const text = readFileSync(`/proc/${pid}/cmdline`).toString("latin1").replaceAll("\0", " ").trim();
+        if (text) seen.add(text);
+      } catch {
+        // the process is gone
+      }
+    }
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  return {
+    stop(): { commandLines: string[]; samples: number } {
+      clearInterval(timer);
+      sample();
+      return { commandLines: [...seen], samples };
+    },
+  };
+}
+
+/** Every file under a folder, as raw bytes read as latin1 (for "the secret is not in there" checks). */
+export function filesUnder(dir: string): { path: string; bytes: string }[] {
+  const out: { path: string; bytes: string }[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const stat = statSync(path);
+    if (stat.isDirectory()) out.push(...filesUnder(path));
+    else if (stat.isFile()) out.push({ path, bytes: readFileSync(path).toString("latin1") });
+  }
+  return out;
+}
