@@ -3,7 +3,20 @@ import type { Generated } from "kysely";
 
 export type RunStatus = "running" | "succeeded" | "failed" | "interrupted";
 export type StageStatus = "running" | "succeeded" | "failed" | "interrupted" | "skipped";
-export type StageType = "init" | "backup" | "refresh" | "forget" | "copy" | "prune" | "check" | "verify" | "hook";
+export type StageType =
+  | "init"
+  | "backup"
+  | "refresh"
+  | "forget"
+  | "copy"
+  | "prune"
+  | "check"
+  | "verify"
+  | "hook"
+  /** Startup recovery: an interrupted run marked, a stale lock taken over, leftovers removed. */
+  | "recover"
+  /** `backupctl unlock`: a lock removed by hand (own or restic's). */
+  | "unlock";
 
 export interface MetaTable {
   key: string;
