@@ -12,6 +12,10 @@ export const ExitCode = {
   locked: 4,
   stalePlan: 5,
   usage: 64,
+  /** Stopped by SIGINT (128 + 2). */
+  interrupted: 130,
+  /** Stopped by SIGTERM (128 + 15). */
+  terminated: 143,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -56,6 +60,16 @@ export class LockError extends BackupctlError {
   constructor(message: string) {
     super(message);
     this.name = "LockError";
+  }
+}
+
+/** A signal stopped the command: the running stage was stopped and its run recorded interrupted. */
+export class StoppedError extends BackupctlError {
+  override readonly exitCode: ExitCode;
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`stopped by ${signal}: the running run was recorded interrupted; the next apply repairs what it left`);
+    this.name = "StoppedError";
+    this.exitCode = signal === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated;
   }
 }
 

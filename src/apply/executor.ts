@@ -18,6 +18,10 @@ import type { StreamFilter } from "../encrypt/types.ts";
 import { type HookName, runHook } from "./hooks.ts";
 import { formatBytes } from "./format.ts";
 import { startProgress } from "./progress.ts";
+import { stopRequested } from "../runtime/shutdown.ts";
+import type { ProjectLock } from "./lock.ts";
+import { deleteLeftoverFolders, removeStaleLock } from "./recovery.ts";
+import { describeAction } from "../plan/render.ts";
 import { streamBackup } from "./pipeline.ts";
 import { type Backoff, backoffFor, delayBefore, isTransient, sleep } from "./retry.ts";
 import { parseDuration } from "../config/duration.ts";
@@ -33,6 +37,8 @@ export interface ApplyContext {
   /** Folder (0700) for private files of this process's stages, under the state folder. */
   privateDir: string;
   command: "apply" | "watch";
+  /** The project locks this process holds: each run writes its id into its project's lock. */
+  locks?: Map<string, ProjectLock>;
   /** Progress output, one line at a time. */
   out: (line: string) => void;
 }
@@ -49,7 +55,7 @@ export interface ApplyReport {
   held: number;
   /** Actions this version plans but does not execute yet (restore drills). */
   deferred: number;
-  runs: { id: string; project: string; status: "succeeded" | "failed" }[];
+  runs: { id: string; project: string; status: "succeeded" | "failed" | "interrupted" }[];
 }
 
 export function newRunId(at: Date): string {
@@ -64,8 +70,14 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
   const report: ApplyReport = { succeeded: 0, failed: 0, skipped: 0, held: 0, deferred: 0, runs: [] };
   const brokenRepositories = new Set<string>();
 
-  for (const action of plan.actions.filter((a) => a.type === "recover")) {
-    const repository = repositoryFor(ctx, action.repository);
+  await applyRecovery(plan, ctx, report);
+
+  for (
+    const action of plan.actions.filter((a) =>
+      a.type === "recover" && (a.recover ?? "partial_snapshot") === "partial_snapshot"
+    )
+  ) {
+    const repository = repositoryFor(ctx, action.repository!);
     const ids = action.snapshots ?? [];
     const stage = {
       runId: null,
@@ -82,7 +94,7 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
           ids.map((id) => id.slice(0, 8)).join(", ")
         } of ${action.project}/${action.source} in ${action.repository}`,
       );
-      await refreshInventory(null, action.repository, action.project, ctx);
+      await refreshInventory(null, action.repository!, action.project, ctx);
     } else {
       report.failed++;
       ctx.out(`✗ recover ${action.project}/${action.source} in ${action.repository} failed: ${outcome.error}`);
@@ -94,7 +106,7 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
     if (ok) report.succeeded++;
     else {
       report.failed++;
-      brokenRepositories.add(action.repository);
+      brokenRepositories.add(action.repository!);
     }
   }
 
@@ -103,8 +115,12 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
     byProject.set(action.project!, [...(byProject.get(action.project!) ?? []), action]);
   }
   for (const [project, actions] of byProject) {
+    if (stopRequested()) {
+      report.skipped += actions.length;
+      continue;
+    }
     const blocked = (a: PlanAction) =>
-      brokenRepositories.has(a.repository) || (a.from !== undefined && brokenRepositories.has(a.from));
+      brokenRepositories.has(a.repository!) || (a.from !== undefined && brokenRepositories.has(a.from));
     const runnable = actions.filter((a) => !blocked(a));
     for (const action of actions.filter(blocked)) {
       ctx.out(`  ! skipped ${action.type} ${project}/${action.source}: a repository it needs could not be initialized`);
@@ -117,12 +133,76 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
     report.failed += run.failed;
   }
 
-  const forgotten = await applyRetention(plan, ctx, report);
-  await applyMaintenance(plan, ctx, report, forgotten);
+  if (stopRequested()) {
+    // Stopped by a signal: no deletions and no maintenance now; the next apply plans them again.
+    report.skipped += plan.actions.filter((a) => ["forget", "prune", "check", "verify"].includes(a.type)).length;
+  } else {
+    const forgotten = await applyRetention(plan, ctx, report);
+    await applyMaintenance(plan, ctx, report, forgotten);
+  }
 
   // Audit rows and retention records changed even when every action failed or was held: plans made before are stale.
   await ctx.store.bumpSerial();
   return report;
+}
+
+/**
+ * The local part of startup recovery and restic's stale locks, in the plan's order (see recovery.ts); each step is
+ * audited as a `recover` stage. Partial snapshots are forgotten afterwards, by applyPlan.
+ */
+export async function applyRecovery(
+  plan: Plan,
+  ctx: StageContext & Pick<ApplyContext, "host">,
+  report: ApplyReport,
+): Promise<void> {
+  for (
+    const action of plan.actions.filter((a) => a.type === "recover" && a.recover && a.recover !== "partial_snapshot")
+  ) {
+    const stage = {
+      runId: action.recover === "interrupted_run" ? action.run_id ?? null : null,
+      type: action.recover === "restic_unlock" ? "unlock" : "recover",
+      project: action.project,
+      repository: action.repository,
+    } as const;
+    const outcome = await auditedStage(ctx, stage, async () => ({ value: await recoverOne(action, ctx) }));
+    if (outcome.ok) {
+      report.succeeded++;
+      ctx.out(`~ ${outcome.value}`);
+    } else {
+      report.failed++;
+      ctx.out(`✗ ${describeAction(action)} failed: ${outcome.error}`);
+    }
+  }
+}
+
+async function recoverOne(action: PlanAction, ctx: StageContext & Pick<ApplyContext, "host">): Promise<string> {
+  const at = ctx.clock.now().toISOString();
+  switch (action.recover) {
+    case "interrupted_run": {
+      await ctx.store.markRunInterrupted(
+        action.run_id!,
+        at,
+        `interrupted: its process ended without finishing (found by backupctl pid ${process.pid})`,
+      );
+      return `recover: run ${action.run_id} of ${action.project} marked interrupted`;
+    }
+    case "stale_lock": {
+      const removed = removeStaleLock(ctx.store.dir, action.project!, ctx.host);
+      return removed
+        ? `recover: removed the stale lock of ${action.project}`
+        : `recover: the lock of ${action.project} is no longer stale (taken over or released)`;
+    }
+    case "leftover_files": {
+      const n = deleteLeftoverFolders(ctx.store, action.paths ?? []);
+      return `recover: deleted ${n} leftover private folder${n === 1 ? "" : "s"}`;
+    }
+    case "restic_unlock": {
+      const said = await repositoryFor(ctx, action.repository!).unlock();
+      return `recover: restic unlock ${action.repository}: ${said.trim().split("\n").pop() || "no stale locks"}`;
+    }
+    default:
+      throw new Error(`unknown recovery ${action.recover}`);
+  }
 }
 
 /**
@@ -159,12 +239,12 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
       ctx.out(`  Review it, then run \`backupctl apply --auto-approve\` (or answer yes on a terminal) to forget them.`);
       continue;
     }
-    const repository = repositoryFor(ctx, action.repository);
+    const repository = repositoryFor(ctx, action.repository!);
     const outcome = await auditedStage(ctx, stage, async () => ({ value: await repository.forget(ids) }));
-    touched.add(action.repository);
+    touched.add(action.repository!);
     if (outcome.ok) {
       report.succeeded++;
-      forgotten.add(action.repository);
+      forgotten.add(action.repository!);
       ctx.out(`- forget ${label}: done`);
     } else {
       report.failed++;
@@ -198,11 +278,11 @@ class HeldError extends BackupctlError {}
 async function applyMaintenance(plan: Plan, ctx: ApplyContext, report: ApplyReport, forgotten: Set<string>) {
   for (const action of plan.actions) {
     if (action.type === "prune") {
-      if (action.reason.startsWith("after forgetting") && !forgotten.has(action.repository)) {
+      if (action.reason.startsWith("after forgetting") && !forgotten.has(action.repository!)) {
         ctx.out(`~ prune ${action.repository}: skipped, none of its deletions ran`);
         continue;
       }
-      const repository = repositoryFor(ctx, action.repository);
+      const repository = repositoryFor(ctx, action.repository!);
       const outcome = await auditedStage(
         ctx,
         { runId: null, type: "prune", repository: action.repository },
@@ -210,13 +290,13 @@ async function applyMaintenance(plan: Plan, ctx: ApplyContext, report: ApplyRepo
       );
       count(report, outcome, ctx, `prune ${action.repository}`);
     } else if (action.type === "check") {
-      const repository = repositoryFor(ctx, action.repository);
+      const repository = repositoryFor(ctx, action.repository!);
       const outcome = await auditedStage(
         ctx,
         { runId: null, type: "check", repository: action.repository },
         async () => ({ value: await repository.check(action.read_data_subset) }),
       );
-      await ctx.store.recordCheck(action.repository, ctx.clock.now().toISOString(), outcome.ok ? "ok" : "failed");
+      await ctx.store.recordCheck(action.repository!, ctx.clock.now().toISOString(), outcome.ok ? "ok" : "failed");
       count(
         report,
         outcome,
@@ -288,7 +368,7 @@ async function auditedStage<T>(
     return { ok: true, value, durationMs: await finish({ status: "succeeded", bytes, snapshotId }) };
   } catch (error) {
     const message = errorText(error);
-    const status = error instanceof HeldError ? "skipped" : "failed";
+    const status = error instanceof HeldError ? "skipped" : stopRequested() ? "interrupted" : "failed";
     const transient = !(error instanceof BackupctlError) || error instanceof ExecError ? isTransient(message) : false;
     // A snapshot that a failed stage left behind is recorded on the stage: the next plan forgets it (recover).
     const snapshotId = (error as { partialSnapshotId?: string }).partialSnapshotId;
@@ -297,12 +377,12 @@ async function auditedStage<T>(
 }
 
 async function initRepository(action: PlanAction, ctx: ApplyContext): Promise<boolean> {
-  const repository = repositoryFor(ctx, action.repository);
+  const repository = repositoryFor(ctx, action.repository!);
   const outcome = await auditedStage(ctx, { runId: null, type: "init", repository: action.repository }, async () => {
     const value = await repository.init(
       action.chunker_from ? repositoryFor(ctx, action.chunker_from) : undefined,
     );
-    await ctx.store.markRepositoryInitialized(action.repository, repository.location(), ctx.clock.now().toISOString());
+    await ctx.store.markRepositoryInitialized(action.repository!, repository.location(), ctx.clock.now().toISOString());
     return { value };
   });
   if (!outcome.ok) {
@@ -326,6 +406,7 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
     fingerprint: ctx.loaded.fingerprint,
     host: ctx.host,
   });
+  ctx.locks?.get(project)?.setRunId(runId);
   ctx.out(`Run ${runId} (project ${project})`);
   let succeeded = 0;
   let failed = 0;
@@ -350,8 +431,9 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
     errors.push(`before hook: ${beforeError}`);
   }
   for (const action of beforeError ? [] : actions.filter((a) => a.type === "backup")) {
+    if (stopRequested()) break;
     await ctx.store.setRunStage(runId, `backup ${action.source}`);
-    touched.add(action.repository);
+    touched.add(action.repository!);
     const result = await backupSource(runId, action, ctx);
     if (result.error) {
       failed++;
@@ -362,6 +444,7 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
     }
   }
   for (const action of beforeError ? [] : actions.filter((a) => a.type === "copy")) {
+    if (stopRequested()) break;
     const ids = [...(action.snapshots ?? []), ...(made.has(action.source!) ? [made.get(action.source!)!] : [])];
     const label = `${project}/${action.source} ${action.from} → ${action.repository}`;
     if (ids.length === 0) {
@@ -369,8 +452,8 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
       continue;
     }
     await ctx.store.setRunStage(runId, `copy ${action.source} to ${action.repository}`);
-    touched.add(action.repository);
-    const target = repositoryFor(ctx, action.repository);
+    touched.add(action.repository!);
+    const target = repositoryFor(ctx, action.repository!);
     const source = repositoryFor(ctx, action.from!);
     const stage = { runId, type: "copy", project, source: action.source, repository: action.repository } as const;
     const outcome = await auditedStage(ctx, stage, async () => ({ value: await target.copyFrom(source, ids) }));
@@ -386,6 +469,20 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
       errors.push(`copy ${action.source} to ${action.repository}: ${outcome.error}`);
       ctx.out(`  ✗ copy ${label} failed: ${outcome.error}`);
     }
+  }
+  const stopped = stopRequested();
+  if (stopped) {
+    // Interrupted: no refresh and no closing hook. The run stays in the stage it was in; snapshots it made are
+    // judged by the next start's recovery (tagged with this run, not recorded as its results: forgotten).
+    const finished = ctx.clock.now();
+    await ctx.store.finishRun(runId, {
+      status: "interrupted",
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - started.getTime(),
+      error: [`interrupted by ${stopped}`, ...errors].join("\n"),
+    });
+    ctx.out(`Run ${runId} interrupted by ${stopped}`);
+    return { id: runId, project, status: "interrupted", succeeded, failed } as const;
   }
   for (const name of touched) {
     await ctx.store.setRunStage(runId, `refresh ${name}`);
@@ -421,7 +518,7 @@ async function backupSource(
 ): Promise<{ error?: string; snapshotId?: string }> {
   const project = ctx.loaded.config.projects[action.project!];
   const source = project.sources.find((s) => s.name === action.source)!;
-  const repository = repositoryFor(ctx, action.repository);
+  const repository = repositoryFor(ctx, action.repository!);
   const stage = {
     runId,
     type: "backup",

@@ -3,7 +3,10 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { applyPlan, repositoryFor } from "../apply/executor.ts";
 import { createClock } from "../clock.ts";
-import { ActionsFailedError, ExitCode, UsageError } from "../errors.ts";
+import { ActionsFailedError, ExitCode, StoppedError, UsageError } from "../errors.ts";
+import { acquireProjectLock, describeHolder, type ProjectLock } from "../apply/lock.ts";
+import { handleStopSignals, stopRequested } from "../runtime/shutdown.ts";
+import type { StateStore } from "../state/store.ts";
 import { assertCurrent, readPlanFile } from "../plan/planfile.ts";
 import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
 import type { Plan } from "../plan/types.ts";
@@ -50,9 +53,15 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
   }
   const saved = planfile ? readPlanFile(fromInvocationDir(planfile)) : undefined;
   const loaded = await load(options);
-  if (!saved) selectProjects(loaded, options.project);
+  const selected = saved ? saved.projects : selectProjects(loaded, options.project);
+  handleStopSignals();
   const store = await openStore(options, loaded);
+  const host = hostFor(loaded);
+  let locks: Map<string, ProjectLock> | undefined;
   try {
+    // The projects' locks come before the plan: what another apply is doing cannot change it under our feet.
+    locks = lockProjects(store.dir, selected ?? Object.keys(loaded.config.projects), host);
+    await auditTakeovers(locks, store, output);
     let plan: Plan;
     if (saved) {
       const observed = await store.observe();
@@ -76,9 +85,10 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
       store,
       approved,
       clock: createClock(now),
-      host: hostFor(loaded),
+      host,
       privateDir: store.privateDir,
       command: "apply",
+      locks,
       out: (line) => output.stdout(`${line}\n`),
     });
     if (saved) await store.markPlanApplied(saved.plan_id, new Date().toISOString());
@@ -98,11 +108,40 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
           "Review the plan and run `backupctl apply --auto-approve`.\n",
       );
     }
+    const stopped = stopRequested();
+    if (stopped) throw new StoppedError(stopped);
     if (report.failed + report.skipped > 0) {
       throw new ActionsFailedError(report.failed, report.succeeded + report.failed + report.skipped, report.skipped);
     }
     return ExitCode.ok;
   } finally {
+    for (const lock of locks?.values() ?? []) lock.release();
     await store.close();
+  }
+}
+
+/** Takes every project's lock, or none: a live holder of any of them ends the command with exit 4. */
+function lockProjects(stateDir: string, projects: string[], host: string): Map<string, ProjectLock> {
+  const locks = new Map<string, ProjectLock>();
+  try {
+    for (const project of [...projects].sort()) {
+      locks.set(project, acquireProjectLock(stateDir, project, { command: "apply", host }));
+    }
+  } catch (error) {
+    for (const lock of locks.values()) lock.release();
+    throw error;
+  }
+  return locks;
+}
+
+/** A stale lock taken over is said and audited (a recover stage naming the dead holder). */
+async function auditTakeovers(locks: Map<string, ProjectLock>, store: StateStore, output: Output): Promise<void> {
+  for (const lock of locks.values()) {
+    if (!lock.tookOver) continue;
+    const what = `took over the stale lock of ${lock.project}: ${describeHolder(lock.tookOver)}, process gone`;
+    output.stdout(`~ recover: ${what}\n`);
+    const at = new Date().toISOString();
+    const id = await store.startStage({ runId: null, type: "recover", project: lock.project, startedAt: at });
+    await store.finishStage(id, { status: "succeeded", finishedAt: at, durationMs: 0, error: what });
   }
 }

@@ -5,6 +5,7 @@ import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
 import type { ObservedState } from "../plan/types.ts";
 import { repositoryFor } from "../apply/executor.ts";
+import { findLeftovers } from "../apply/recovery.ts";
 import { StateStore } from "../state/store.ts";
 
 export interface GlobalOptions {
@@ -97,17 +98,20 @@ export function repositoriesInScope(loaded: LoadedConfig, projects: string[] | u
 }
 
 /**
- * The state database's view, completed by asking restic about repositories the database does not know as
- * initialized (a repository made by hand or by an earlier state folder is adopted, not re-initialized).
+ * The state database's view with what dead processes left behind (startup recovery's findings), completed by asking
+ * restic about repositories the database does not know as initialized (a repository made by hand or by an earlier
+ * state folder is adopted, not re-initialized).
  */
 export async function observe(
   loaded: LoadedConfig,
   store: StateStore,
   projects: string[] | undefined,
 ): Promise<{ observed: ObservedState; adopted: string[]; warnings: string[] }> {
-  const observed = await store.observe();
+  const findings = await findLeftovers(store, hostFor(loaded));
+  const observed = await store.observe({ deadRuns: findings.deadRuns });
+  observed.leftovers = findings.leftovers;
   const adopted: string[] = [];
-  const warnings: string[] = [];
+  const warnings: string[] = [...findings.warnings];
   for (const name of repositoriesInScope(loaded, projects)) {
     if (observed.repositories[name]?.initialized) continue;
     try {

@@ -8,6 +8,7 @@ import * as init from "./init.ts";
 import * as plan from "./plan.ts";
 import * as snapshots from "./snapshots.ts";
 import * as status from "./status.ts";
+import * as unlock from "./unlock.ts";
 import * as validate from "./validate.ts";
 
 export const version: string = pkg.version;
@@ -36,7 +37,9 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
     .addHelpText("after", exitCodesHelp)
     .configureOutput({ writeOut: output.stdout, writeErr: output.stderr })
     .exitOverride();
-  for (const command of [init, validate, plan, apply, status, snapshots, diff]) command.define(program, output, done);
+  for (const command of [init, validate, plan, apply, status, snapshots, unlock, diff]) {
+    command.define(program, output, done);
+  }
   for (const sub of program.commands) {
     sub.exitOverride().configureOutput({ writeOut: output.stdout, writeErr: output.stderr });
   }

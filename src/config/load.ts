@@ -5,7 +5,7 @@ import { ConfigError } from "../errors.ts";
 import { importConfigModule } from "../runtime/import-config.ts";
 import { fingerprint } from "./fingerprint.ts";
 import type { NormalizedConfig } from "./normalize.ts";
-import { redact } from "./secrets.ts";
+import { redact, rememberEnvSecrets } from "./secrets.ts";
 import { validateConfig } from "./validate.ts";
 
 export interface LoadedConfig {
@@ -28,6 +28,7 @@ export async function loadConfig(path: string, options: { fresh?: boolean } = {}
   }
   const value = await evaluate(file, options.fresh ?? false);
   const config = validateConfig(value, file);
+  rememberEnvSecrets(config);
   return { file, dir: dirname(file), config, fingerprint: fingerprint(config) };
 }
 

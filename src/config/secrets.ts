@@ -67,6 +67,19 @@ export function rememberSecret(value: string): void {
   if (value.length >= 4) resolvedValues.add(value);
 }
 
+/**
+ * Remembers the values of the variables a config's `env()` references name, resolved or not. Every child process
+ * (hooks, dumps, restic) inherits backupctl's environment, so one may print such a value (a hook under `set -x`, a
+ * notifier's webhook URL a hook also posts to) before or without backupctl ever resolving it. `file()` references
+ * are not read here: a secret file is read only when a child process needs it.
+ */
+export function rememberEnvSecrets(config: unknown): void {
+  for (const { ref } of collectSecretRefs(config)) {
+    const value = ref.secret === "env" ? process.env[ref.name] : undefined;
+    if (value) rememberSecret(value);
+  }
+}
+
 /** Removes every known secret value and URL credentials from a text. */
 export function redact(text: string): string {
   let out = text;

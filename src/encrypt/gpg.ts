@@ -262,7 +262,7 @@ function stderrOf(result: SpawnSyncReturns<Buffer>): string {
 /** A fresh 0700 GNUPGHOME under `privateDir` (named like private files, so leftovers of a crash are recognizable). */
 function privateHome(privateDir: string): string {
   mkdirSync(privateDir, { recursive: true, mode: 0o700 });
-  return mkdtempSync(join(privateDir, "secret-gnupg-"));
+  return mkdtempSync(join(privateDir, `secret-${process.pid}-gnupg-`));
 }
 
 function writeSecret(home: string, name: string, content: string): string {

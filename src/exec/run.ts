@@ -6,6 +6,7 @@
 import type { Readable, Writable } from "node:stream";
 import { $, type ProcessPromise } from "zx";
 import { redact } from "../config/secrets.ts";
+import { trackChild } from "../runtime/shutdown.ts";
 
 export interface RunOptions {
   /** Variables added to (or, when undefined, removed from) the inherited environment. */
@@ -91,27 +92,31 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
     // deno-lint-ignore no-explicit-any
     store: store as any,
   })`${argv}`;
-  const result: Promise<RunResult> = child.then((output): RunResult => ({
-    argv,
-    code: output.exitCode,
-    signal: output.signal ?? null,
-    stdout: options.stdout === "stream" ? "" : output.stdout,
-    stderrTail: tail(redact(output.stderr)),
-  }));
-  return {
-    argv,
-    stdin: child.stdin,
-    stdout: child.stdout,
-    result,
-    kill: (signal = "SIGTERM") => {
-      // zx throws at once ("Too late to kill the process") when the program has already exited: nothing to do then.
-      try {
-        child.kill(signal).catch(() => {});
-      } catch {
-        // already gone
-      }
-    },
+  const kill = (signal: NodeJS.Signals = "SIGTERM") => {
+    // zx throws at once ("Too late to kill the process") when the program has already exited: nothing to do then.
+    try {
+      child.kill(signal).catch(() => {});
+    } catch {
+      // already gone
+    }
   };
+  // A SIGTERM to backupctl stops its children too (runtime/shutdown.ts).
+  const untrack = trackChild({ kill });
+  const result = (async (): Promise<RunResult> => {
+    try {
+      const output = await child;
+      return {
+        argv,
+        code: output.exitCode,
+        signal: output.signal ?? null,
+        stdout: options.stdout === "stream" ? "" : output.stdout,
+        stderrTail: tail(redact(output.stderr)),
+      };
+    } finally {
+      untrack();
+    }
+  })();
+  return { argv, stdin: child.stdin, stdout: child.stdout, result, kill };
 }
 
 /** Runs a program to completion. Never throws for a non-zero exit: callers decide what an exit code means. */

@@ -50,9 +50,22 @@ export function describeAction(action: PlanAction): string {
     case "backup":
       return `backup ${action.source} → ${action.repository}`;
     case "recover":
-      return `recover: forget partial snapshot ${
-        (action.snapshots ?? []).map((id) => id.slice(0, 8)).join(", ")
-      } of ${action.source} in ${action.repository}`;
+      switch (action.recover) {
+        case "interrupted_run":
+          return `recover: mark run ${action.run_id} of ${action.project} interrupted`;
+        case "stale_lock":
+          return `recover: remove the stale lock of ${action.project}`;
+        case "leftover_files":
+          return `recover: delete ${action.paths?.length ?? 0} leftover private folder${
+            action.paths?.length === 1 ? "" : "s"
+          }`;
+        case "restic_unlock":
+          return `recover: remove stale restic locks in ${action.repository}`;
+        default:
+          return `recover: forget partial snapshot ${
+            (action.snapshots ?? []).map((id) => id.slice(0, 8)).join(", ")
+          } of ${action.source} in ${action.repository}`;
+      }
     case "copy":
       return `copy ${action.source} → ${action.repository}`;
     case "forget": {

@@ -21,8 +21,13 @@ export interface ObservedState {
   knownRepositories: string[];
   /** Saved plans already applied (a plan file is applied at most once). */
   appliedPlans: string[];
-  /** Snapshots that failed backup stages left behind (their forget failed): recover actions forget them. */
+  /**
+   * Snapshots that failed or interrupted runs left behind (a failed stage's snapshot whose forget failed, or a
+   * snapshot tagged with a run that never finished and not recorded as one of its results): recover actions forget them.
+   */
   partials: { project: string; source: string; repository: string; snapshot: string; runId: string | null }[];
+  /** Leftovers of dead processes found at start (judged by the caller: pids, lock files, the private folder). */
+  leftovers?: Leftovers;
 }
 
 export interface InventorySnapshot {
@@ -67,6 +72,13 @@ export interface BackupRecord {
   at: string;
 }
 
+/**
+ * What a recover action repairs: a run left `running` by a dead process, a lock file of a dead process, private
+ * temporary files of dead processes, restic locks a dead process may have left (removed only when restic judges them
+ * stale), a snapshot made from a stream cut short.
+ */
+export type RecoverKind = "interrupted_run" | "stale_lock" | "leftover_files" | "restic_unlock" | "partial_snapshot";
+
 export type ActionType = "init" | "backup" | "copy" | "forget" | "prune" | "check" | "verify" | "recover";
 
 export interface PlanAction {
@@ -74,9 +86,16 @@ export interface PlanAction {
   type: ActionType;
   project?: string;
   source?: string;
-  repository: string;
+  /** Every action but the local recoveries (an interrupted run, a stale lock, leftover files) names its repository. */
+  repository?: string;
   reason: string;
   destructive: boolean;
+  /** For recover: what is recovered. */
+  recover?: RecoverKind;
+  /** For recover of an interrupted run or a stale lock: the run concerned. */
+  run_id?: string;
+  /** For recover of leftover files: their paths, relative to the state folder. */
+  paths?: string[];
   /** Snapshot ids, for forget and copy. */
   snapshots?: string[];
   /** For destructive actions: whether they proceed without --auto-approve. */
@@ -135,4 +154,14 @@ export interface Plan {
   next_due: { project: string; at: string }[];
   /** sha256 of the saved plan without this field: an edited plan file is refused. */
   checksum?: string;
+}
+
+/** What dead processes left behind, as startup recovery finds it. */
+export interface Leftovers {
+  /** Runs still marked running whose process (on this host) is gone. */
+  interruptedRuns: { id: string; project: string; stage: string | null; pid: number; startedAt: string }[];
+  /** Project lock files whose holder (on this host) is gone. */
+  staleLocks: { project: string; pid: number; since: string; runId: string | null }[];
+  /** Private temporary folders of dead processes, relative to the state folder. */
+  files: string[];
 }

@@ -204,6 +204,17 @@ export class Restic {
     if (result.code !== 0) throw this.failure("check", result);
   }
 
+  /**
+   * Removes the repository locks restic judges stale (its process gone on this host, or not refreshed for 30
+   * minutes); never `--remove-all`, so a live restic's lock stays. Returns what restic said ("successfully removed
+   * 1 locks"), empty when there was nothing to remove.
+   */
+  async unlock(): Promise<string> {
+    const result = await this.restic("unlock", []);
+    if (result.code !== 0) throw this.failure("unlock", result);
+    return result.stdout.trim();
+  }
+
   async forget(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     const result = await this.restic("forget", ids);

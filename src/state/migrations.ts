@@ -121,6 +121,14 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable("snapshots").addColumn("original", "text").execute();
     },
   },
+  "0004_run_process_start": {
+    async up(db: Kysely<unknown>) {
+      // With the pid, the process's start time tells a crashed run from a live one even after the pid is reused.
+      await db.schema.alterTable("runs").addColumn("process_start", "text").execute();
+      await db.schema.createIndex("runs_status").on("runs").columns(["status", "started_at"]).execute();
+      await db.schema.createIndex("snapshots_run").on("snapshots").column("run_id").execute();
+    },
+  },
 };
 
 /** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */

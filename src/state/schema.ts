@@ -34,6 +34,8 @@ export interface RunTable {
   finished_at: string | null;
   duration_ms: number | null;
   pid: number;
+  /** The process's start time (see runtime/process.ts), null where the system does not tell. */
+  process_start: string | null;
   host: string;
   config_fingerprint: string;
   /** The stage running when the run ended abnormally. */

@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { Kysely, Migrator, sql } from "kysely";
 import type { BackupRecord, MaintenanceRecord, ObservedState } from "../plan/types.ts";
 import { sqliteDialect } from "../runtime/sqlite.ts";
+import { currentProcessStart } from "../runtime/process.ts";
 import { migrationProvider } from "./migrations.ts";
 import type { Database, RunStatus, SnapshotTable, StageStatus, StageType } from "./schema.ts";
 
@@ -41,9 +42,14 @@ export interface StageResult {
 export class StateStore {
   private constructor(readonly db: Kysely<Database>, readonly path: string) {}
 
+  /** The state folder. */
+  get dir(): string {
+    return dirname(this.path);
+  }
+
   /** The 0700 folder for files a child process needs briefly (pgpass, an SSH key): `<state dir>/tmp`. */
   get privateDir(): string {
-    return join(dirname(this.path), "tmp");
+    return join(this.dir, "tmp");
   }
 
   /** Opens (creating and migrating when needed) the state database in `dir`. */
@@ -111,6 +117,7 @@ export class StateStore {
       finished_at: null,
       duration_ms: null,
       pid: process.pid,
+      process_start: currentProcessStart(),
       host: run.host,
       config_fingerprint: run.fingerprint,
       stage: null,
@@ -199,8 +206,11 @@ export class StateStore {
     });
   }
 
-  /** Everything the planner needs, in a few indexed queries. */
-  async observe(): Promise<ObservedState> {
+  /**
+   * Everything the planner needs, in a few indexed queries. `deadRuns`: runs still marked running whose process is
+   * gone (judged by the caller); their snapshots count as partial like those of failed and interrupted runs.
+   */
+  async observe(options: { deadRuns?: string[] } = {}): Promise<ObservedState> {
     const repositories: ObservedState["repositories"] = {};
     for (const row of await this.db.selectFrom("repositories").select(["name", "initialized_at"]).execute()) {
       repositories[row.name] = {
@@ -260,6 +270,13 @@ export class StateStore {
         snapshot: r.snapshot_id!,
         runId: r.run_id,
       }));
+    for (const partial of await this.unfinishedRunSnapshots(options.deadRuns ?? [])) {
+      const known = partials.some((p) =>
+        p.repository === partial.repository &&
+        (partial.snapshot.startsWith(p.snapshot) || p.snapshot === partial.snapshot)
+      );
+      if (!known) partials.push(partial);
+    }
     return {
       lineage: await this.lineage(),
       serial: await this.serial(),
@@ -274,6 +291,81 @@ export class StateStore {
       appliedPlans,
       partials,
     };
+  }
+
+  /**
+   * Snapshots tagged with the id of a run that did not succeed (failed, interrupted, or running in a process that is
+   * gone) and not recorded as the result of one of its successful stages, directly or as the original of a copy: what
+   * restic made of a stream cut by a crash. Snapshots of runs the audit does not know are never judged.
+   */
+  private async unfinishedRunSnapshots(deadRuns: string[]): Promise<ObservedState["partials"]> {
+    const candidates = await this.db.selectFrom("snapshots")
+      .innerJoin("runs", "runs.id", "snapshots.run_id")
+      .select([
+        "snapshots.repository",
+        "snapshots.id",
+        "snapshots.original",
+        "snapshots.project",
+        "snapshots.source",
+        "snapshots.run_id",
+      ])
+      .where((eb) =>
+        deadRuns.length > 0
+          ? eb.or([eb("runs.status", "in", ["failed", "interrupted"]), eb("runs.id", "in", deadRuns)])
+          : eb("runs.status", "in", ["failed", "interrupted"])
+      )
+      .execute();
+    if (candidates.length === 0) return [];
+    const runIds = [...new Set(candidates.map((c) => c.run_id!))];
+    const complete = (await this.db.selectFrom("stages").select("snapshot_id")
+      .where("run_id", "in", runIds).where("status", "=", "succeeded").where("snapshot_id", "is not", null).execute())
+      .map((row) => row.snapshot_id!);
+    const isComplete = (id: string | null) => id !== null && complete.some((done) => id.startsWith(done));
+    return candidates
+      .filter((c) => c.project && c.source && !isComplete(c.id) && !isComplete(c.original))
+      .map((c) => ({
+        project: c.project!,
+        source: c.source!,
+        repository: c.repository,
+        snapshot: c.id,
+        runId: c.run_id,
+      }));
+  }
+
+  /** Runs the audit shows as running: the caller judges whether their process still lives. */
+  async runningRuns(): Promise<
+    {
+      id: string;
+      project: string;
+      pid: number;
+      processStart: string | null;
+      host: string;
+      stage: string | null;
+      startedAt: string;
+    }[]
+  > {
+    const rows = await this.db.selectFrom("runs")
+      .select(["id", "project", "pid", "process_start", "host", "stage", "started_at"])
+      .where("status", "=", "running").orderBy("started_at").execute();
+    return rows.map((row) => ({
+      id: row.id,
+      project: row.project,
+      pid: row.pid,
+      processStart: row.process_start,
+      host: row.host,
+      stage: row.stage,
+      startedAt: row.started_at,
+    }));
+  }
+
+  /** Marks a run of a dead process interrupted (keeping the stage it was in), and its unfinished stages with it. */
+  async markRunInterrupted(runId: string, at: string, reason: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable("runs").set({ status: "interrupted", finished_at: at, error: reason })
+        .where("id", "=", runId).where("status", "=", "running").execute();
+      await trx.updateTable("stages").set({ status: "interrupted", finished_at: at, error: reason })
+        .where("run_id", "=", runId).where("status", "=", "running").execute();
+    });
   }
 
   /** Records the policy now applied to a retention group (after its forget ran, or when nothing was due). */
