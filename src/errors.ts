@@ -39,9 +39,15 @@ export class ConfigError extends BackupctlError {
   }
 }
 
+/** At most this many problems are listed; a generated config can have 100 000, and a flood hides the first ones. */
+const listedProblems = 50;
+
 function formatProblems(file: string, problems: ConfigProblem[]): string {
   const noun = problems.length === 1 ? "problem" : "problems";
-  const lines = problems.map((p) => `  ${p.path ? `${p.path}: ` : ""}${p.message}`);
+  const lines = problems.slice(0, listedProblems).map((p) => `  ${p.path ? `${p.path}: ` : ""}${p.message}`);
+  if (problems.length > listedProblems) {
+    lines.push(`  … and ${problems.length - listedProblems} more (fix these first, then run validate again)`);
+  }
   return `invalid configuration ${file} (${problems.length} ${noun}):\n${lines.join("\n")}`;
 }
 

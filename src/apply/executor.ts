@@ -70,7 +70,7 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
   const report: ApplyReport = { succeeded: 0, failed: 0, skipped: 0, held: 0, deferred: 0, runs: [] };
   const brokenRepositories = new Set<string>();
 
-  await applyRecovery(plan, ctx, report);
+  await applyRecovery(plan.actions, ctx, report);
 
   for (
     const action of plan.actions.filter((a) =>
@@ -151,12 +151,12 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
  * audited as a `recover` stage. Partial snapshots are forgotten afterwards, by applyPlan.
  */
 export async function applyRecovery(
-  plan: Plan,
+  actions: PlanAction[],
   ctx: StageContext & Pick<ApplyContext, "host">,
   report: ApplyReport,
 ): Promise<void> {
   for (
-    const action of plan.actions.filter((a) => a.type === "recover" && a.recover && a.recover !== "partial_snapshot")
+    const action of actions.filter((a) => a.type === "recover" && a.recover && a.recover !== "partial_snapshot")
   ) {
     const stage = {
       runId: action.recover === "interrupted_run" ? action.run_id ?? null : null,

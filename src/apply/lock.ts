@@ -340,7 +340,7 @@ function parseHolder(text: string): LockHolder {
     command: typeof command === "string" ? command : "unknown command",
     run_id: typeof run_id === "string" ? run_id : null,
     started_at,
-    // Written as a string; a number (as the brief's first draft had it) is read the same way.
+    // Written as a string (as /proc shows it); a number in a hand-written file is read the same way.
     process_start: typeof process_start === "string" || typeof process_start === "number"
       ? String(process_start)
       : null,

@@ -101,13 +101,24 @@ async function run(input: StreamInput, repository: Restic, options: BackupOption
 
   const progress = options.progress?.(() => produced.bytes);
   const killAll = () => stages.forEach(({ process }) => process.kill());
+  /** Set when restic failed while the dump still ran: restic's error is the cause, not the dump's SIGTERM. */
+  let resticFailedFirst = false;
+  let stagesDone = 0;
   const consumed = consumer.finished.then((done) => {
-    if (done.result.code !== 0) killAll();
+    if (done.result.code !== 0) {
+      resticFailedFirst = stagesDone < stages.length;
+      killAll();
+    }
+    // Nothing reads what is still in the pipes now: let it drain, or a killed producer whose output sits in a
+    // paused stream never reports its exit (its stdout never ends) and the stage hangs.
+    sent.unpipe();
+    sent.resume();
     return done;
   });
   const results: RunResult[] = await Promise.all(
     stages.map(({ process }) =>
       process.result.then((result) => {
+        stagesDone++;
         if (result.code !== 0) killAll(); // stop the rest of the chain: its output is worthless now
         return result;
       })
@@ -136,6 +147,7 @@ async function run(input: StreamInput, repository: Restic, options: BackupOption
       new SourceError(`the stage ran out of time (${humanDuration(options.timeoutMs)}) and was stopped`),
     );
   }
+  if (resticFailedFirst) return await discard(repository.failure("backup --stdin", resticResult));
   const failed = stages.findIndex((_, i) => results[i].code !== 0);
   if (failed >= 0) {
     const result = results[failed];

@@ -4,7 +4,10 @@ import { nextSlot } from "../config/schedule.ts";
 import { plan } from "../plan/planner.ts";
 import { ExitCode } from "../errors.ts";
 import { humanDuration, isoSeconds } from "../plan/time.ts";
-import { type GlobalOptions, load, openStore, type Output, parseNow } from "./context.ts";
+import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
+import { applyRecovery } from "../apply/executor.ts";
+import { findLeftovers } from "../apply/recovery.ts";
+import { createClock } from "../clock.ts";
 
 export const description = "Show per project: last success, next due time, snapshots per repository";
 
@@ -36,7 +39,27 @@ export async function run(options: Options, output: Output): Promise<number> {
   const loaded = await load(options);
   const store = await openStore(options, loaded);
   let statuses: ProjectStatus[];
+  const recovered: string[] = [];
   try {
+    // Startup recovery's local part: runs of dead processes, their locks and private folders. Restic's part (stale
+    // restic locks, partial snapshots) needs the repositories: `plan` shows it and `apply` does it.
+    const host = hostFor(loaded);
+    const findings = await findLeftovers(store, host);
+    const observed = await store.observe({ deadRuns: findings.deadRuns });
+    observed.leftovers = findings.leftovers;
+    const local = plan(loaded, observed, now, { generatedAt: now }).actions
+      .filter((a) => a.type === "recover" && ["interrupted_run", "stale_lock", "leftover_files"].includes(a.recover!));
+    if (local.length > 0) {
+      const report = { succeeded: 0, failed: 0, skipped: 0, held: 0, deferred: 0, runs: [] };
+      const ctx = {
+        loaded,
+        store,
+        host,
+        clock: createClock(parseNow(options.now)),
+        out: (l: string) => recovered.push(l),
+      };
+      await applyRecovery(local, ctx, report);
+    }
     const runs = await store.projectRuns();
     const counts = await store.snapshotCounts();
     // "Due" comes from the planner itself, so status and plan never disagree.
@@ -65,9 +88,10 @@ export async function run(options: Options, output: Output): Promise<number> {
     await store.close();
   }
   if (options.json) {
-    output.stdout(JSON.stringify({ now: isoSeconds(now), projects: statuses }, null, 2) + "\n");
+    output.stdout(JSON.stringify({ now: isoSeconds(now), recovered, projects: statuses }, null, 2) + "\n");
     return ExitCode.ok;
   }
+  for (const line of recovered) output.stdout(`${line}\n`);
   for (const status of statuses) {
     const age = status.last_success ? ` (${humanDuration(now.getTime() - Date.parse(status.last_success))} ago)` : "";
     const last = status.last_run && status.last_run.status !== "succeeded"

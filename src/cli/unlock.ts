@@ -42,7 +42,7 @@ export async function run(project: string | undefined, options: Options, output:
     const undeclared = locks.map((lock) => lock.project).filter((name) => !scope.includes(name));
     for (const name of [...scope, ...undeclared]) {
       const lock = locks.find((l) => l.project === name);
-      if (!lock) output.stdout(`${name}: no lock\n`);
+      if (!lock) output.stdout(`${name} has no lock\n`);
       else if (!await clearLock(lock, Boolean(options.force), store, output)) kept++;
     }
     const repositories = [...new Set(scope.flatMap((name) => loaded.config.projects[name].repositories))];
@@ -50,10 +50,12 @@ export async function run(project: string | undefined, options: Options, output:
       const started = new Date();
       try {
         const said = await repositoryFor({ loaded, store }, name).unlock();
-        output.stdout(`repository ${name}: ${said || "no stale restic locks"}\n`);
-        if (/removed [1-9]/.test(said)) {
-          await audit(store, { project, repository: name }, started, { status: "succeeded", error: `restic: ${said}` });
-        }
+        output.stdout(`restic unlock ${name}: ${said || "no stale locks"}\n`);
+        // restic 0.14 says "successfully removed locks" whether or not there were any, so every run is audited.
+        await audit(store, { project, repository: name }, started, {
+          status: "succeeded",
+          error: `restic: ${said || "no stale locks"}`,
+        });
       } catch (error) {
         failed++;
         const message = (error as Error).message;
@@ -70,27 +72,25 @@ export async function run(project: string | undefined, options: Options, output:
 
 /** Removes one project lock if its holder is gone, or on --force (confirmed on a terminal). False when kept. */
 async function clearLock(lock: LockInfo, force: boolean, store: StateStore, output: Output): Promise<boolean> {
-  const held = heldBy(lock);
-  if (lock.state === "stale") {
-    return await remove(lock, store, output, `removed the stale lock ${held}: that process is gone`);
-  }
+  const subject = describeLock(lock);
+  if (lock.state === "stale") return await remove(lock, store, output, `removed ${subject}: that process is gone`);
+  const forceIt = `\`backupctl unlock ${lock.project} --force\``;
   const why = lock.state === "live"
-    ? "that process is still running: wait for it to finish, or stop it first"
+    ? `that process is still running: wait for it to finish, or stop it first (or run ${forceIt} if you are sure ` +
+      "it no longer works on the project)"
     : lock.state === "foreign-host"
-    ? "that is another host, so whether the process still runs cannot be checked here; if it is gone, " +
-      `run \`backupctl unlock ${lock.project} --force\``
-    : `if no backupctl runs ${lock.project} now, run \`backupctl unlock ${lock.project} --force\``;
-  const kind = lock.state === "live" ? "live " : "";
+    ? `that is another host, so whether the process still runs cannot be checked here; if it is gone, run ${forceIt}`
+    : `if no backupctl works on ${lock.project} now, run ${forceIt}`;
   if (!force) {
-    output.stderr(`${lock.project}: not removed: the lock is ${held}; ${why}\n`);
+    output.stderr(`kept ${subject}: ${why}\n`);
     return false;
   }
   if (process.stdin.isTTY && process.stdout.isTTY) {
     const prompt = createInterface({ input: process.stdin, output: process.stdout });
     try {
-      const question = `Remove the ${kind}lock of ${lock.project} ${held}? Only 'yes' will be accepted: `;
-      if ((await prompt.question(question)).trim() !== "yes") {
-        output.stderr(`${lock.project}: kept the lock ${held}\n`);
+      const answer = await prompt.question(`Remove ${subject}? Only 'yes' will be accepted: `);
+      if (answer.trim() !== "yes") {
+        output.stderr(`kept ${subject}: the answer was not 'yes'\n`);
         return false;
       }
     } finally {
@@ -98,16 +98,18 @@ async function clearLock(lock: LockInfo, force: boolean, store: StateStore, outp
     }
   } else {
     output.stderr(
-      `WARNING: removing the ${kind}lock of ${lock.project} ${held} without asking (--force, no terminal); if that ` +
-        `process is still running, two runs may now work on ${lock.project} at once\n`,
+      `WARNING: removing ${subject} without asking (--force, no terminal); if a run of ${lock.project} is still ` +
+        "working, another may now start beside it\n",
     );
   }
-  return await remove(lock, store, output, `removed the ${kind}lock ${held} (--force)`);
+  return await remove(lock, store, output, `removed ${subject} (--force)`);
 }
 
-/** "held by apply (pid 4242 on host db1, run …) since … (3m ago)", or what is wrong with an unreadable file. */
-function heldBy(lock: LockInfo): string {
-  return lock.holder ? `held by ${describeHolder(lock.holder)}` : `file ${lock.path} (unreadable: ${lock.problem})`;
+/** "the live lock of shop held by apply (pid 4242 on host db1, run …) since … (3m ago)", and so on per state. */
+function describeLock(lock: LockInfo): string {
+  if (!lock.holder) return `the unreadable lock file of ${lock.project}, ${lock.path} (${lock.problem})`;
+  const kind = lock.state === "live" ? "live " : lock.state === "stale" ? "stale " : "";
+  return `the ${kind}lock of ${lock.project} held by ${describeHolder(lock.holder)}`;
 }
 
 async function remove(lock: LockInfo, store: StateStore, output: Output, done: string): Promise<boolean> {
@@ -126,14 +128,14 @@ async function remove(lock: LockInfo, store: StateStore, output: Output, done: s
     throw error;
   }
   if (!removed) {
-    const note = "the lock was released or taken over meanwhile; left as it is";
+    const note = `the lock of ${lock.project} was released or taken over meanwhile; left as it is`;
     await finish(store, stage, started, { status: "skipped", error: note });
-    output.stdout(`${lock.project}: ${note}\n`);
+    output.stdout(`${note}\n`);
     return true;
   }
   // Like recover stages, a succeeded unlock keeps what it did in the error column: the audit names the holder.
   await finish(store, stage, started, { status: "succeeded", error: done });
-  output.stdout(`${lock.project}: ${done}\n`);
+  output.stdout(`${done}\n`);
   return true;
 }
 

@@ -10,15 +10,24 @@ export function encodeUnknownKeys(keys: readonly string[], known: readonly strin
   return unknownKeysMark + JSON.stringify({ keys, known });
 }
 
-/** `projects.shop.sources[0].port`; keys that are not identifiers are quoted: `projects["my shop"]`. */
+/**
+ * `projects.shop.sources[0].port`; keys that are not identifiers are quoted: `projects["my shop"]`. Keys longer than
+ * 60 characters are cut (`projects.app.kkk…`): a path names a place, it does not echo a 5 MB key.
+ */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const key of path) {
+    const text = cut(String(key));
     if (typeof key === "number") out += `[${key}]`;
-    else if (/^[A-Za-z_$][\w$]*$/.test(String(key))) out += out ? `.${String(key)}` : String(key);
-    else out += `[${JSON.stringify(String(key))}]`;
+    else if (/^[A-Za-z_$][\w$]*…?$/.test(text)) out += out ? `.${text}` : text;
+    else out += `[${JSON.stringify(text)}]`;
   }
   return out;
+}
+
+/** A text cut to `max` characters, with an ellipsis when it was longer. */
+export function cut(text: string, max = 60): string {
+  return text.length > max ? `${text.slice(0, max - 3)}…` : text;
 }
 
 /** A short, safe description of a value for "got …" (strings are cut; never used for secret fields). */
@@ -83,6 +92,11 @@ export function defaultMessage(issue: core.$ZodRawIssue): string | undefined {
 export function toProblems(issues: readonly core.$ZodIssue[]): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const issue of issues) {
+    const inside = issue.code === "invalid_union" ? problemsInside(issue) : undefined;
+    if (inside) {
+      problems.push(...toProblems(inside.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] }))));
+      continue;
+    }
     let path = [...issue.path];
     // A failed discriminator is reported on the value itself, not on its `type`/`secret` key.
     if (issue.code === "invalid_union" && "discriminator" in issue && path.at(-1) === issue.discriminator) {
@@ -103,12 +117,21 @@ export function toProblems(issues: readonly core.$ZodIssue[]): ConfigProblem[] {
   return problems;
 }
 
+/**
+ * A value of the right kind for exactly one branch of a union, wrong only inside it (`to: ["ops@x", 42]`, a secret
+ * reference with a bad name): that branch's own problems, which name the item, instead of "expected A or B".
+ */
+function problemsInside(issue: core.$ZodIssueInvalidUnion): core.$ZodIssue[] | undefined {
+  const inside = issue.errors.filter((branch) => branch.length > 0 && branch.every((inner) => inner.path.length > 0));
+  return inside.length === 1 ? inside[0] : undefined;
+}
+
 function unknownKeyMessage(key: string, known: readonly string[]): string {
   const suggestion = suggest(key, known);
   const allowed = known.filter((k) => k !== "type");
   return suggestion
-    ? `unknown key "${key}"; did you mean "${suggestion}"?`
-    : `unknown key "${key}"; allowed keys are ${allowed.join(", ")}`;
+    ? `unknown key ${describeValue(key)}; did you mean "${suggestion}"?`
+    : `unknown key ${describeValue(key)}; allowed keys are ${allowed.join(", ")}`;
 }
 
 /** The known name nearest to `name`, when it is near enough to be a likely typo. */

@@ -1,5 +1,6 @@
 /** Cron schedules (five fields or an @alias) read in an IANA time zone, evaluated with cron-parser. */
 import { CronExpressionParser } from "cron-parser";
+import { cut, describeValue } from "./issues.ts";
 
 const aliases = new Set(["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"]);
 
@@ -7,22 +8,24 @@ const aliases = new Set(["@yearly", "@annually", "@monthly", "@weekly", "@daily"
 export function scheduleProblem(expression: string): string | undefined {
   const text = expression.trim();
   if (text.startsWith("@")) {
-    return aliases.has(text) ? undefined : `unknown schedule alias "${text}"; use one of ${[...aliases].join(", ")}`;
+    return aliases.has(text)
+      ? undefined
+      : `unknown schedule alias ${describeValue(text)}; use one of ${[...aliases].join(", ")}`;
   }
   const fields = text.split(/\s+/).filter(Boolean);
   if (fields.length !== 5) {
     return `expected a five-field cron expression (minute hour day-of-month month day-of-week) or @daily etc., ` +
-      `got ${fields.length} field${fields.length === 1 ? "" : "s"} in "${expression}"`;
+      `got ${fields.length} field${fields.length === 1 ? "" : "s"} in ${describeValue(expression)}`;
   }
   if (fields.some((field) => /(?<![A-Za-z])H(?![A-Za-z])/i.test(field))) {
     // cron-parser picks a random value for H on every parse, which would make plans unstable.
-    return `"H" (hashed) values are not supported in "${expression}": write the minute and hour you want`;
+    return `"H" (hashed) values are not supported in ${describeValue(expression)}: write the minute and hour you want`;
   }
   try {
     CronExpressionParser.parse(text, { tz: "UTC" });
     return undefined;
   } catch (error) {
-    return `invalid cron expression "${expression}": ${(error as Error).message}`;
+    return `invalid cron expression ${describeValue(expression)}: ${cut((error as Error).message, 160)}`;
   }
 }
 
@@ -32,7 +35,7 @@ export function timezoneProblem(name: string): string | undefined {
     new Intl.DateTimeFormat("en-US", { timeZone: name });
     return undefined;
   } catch {
-    return `unknown time zone "${name}"; use an IANA name such as "UTC" or "Europe/Berlin"`;
+    return `unknown time zone ${describeValue(name)}; use an IANA name such as "UTC" or "Europe/Berlin"`;
   }
 }
 

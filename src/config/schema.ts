@@ -173,7 +173,9 @@ const commandSchema = strict({
   }),
   run: z.union([nonEmpty, z.array(nonEmpty).min(1)], {
     error: (issue) =>
-      `expected a command line (string) or a program with arguments (list), got ${describeValue(issue.input)}`,
+      issue.input === undefined
+        ? 'required: the command whose output is the dump, e.g. run: "redis-cli --rdb -"'
+        : `expected a command line (string) or a program with arguments (list), got ${describeValue(issue.input)}`,
   }),
   filename: z.string({ error: () => 'required: the file name the dump is stored as, e.g. filename: "dump.rdb"' })
     .regex(/^[^/\0]+$/, { error: () => "expected a file name without '/'" }),
@@ -322,7 +324,9 @@ const verifySchema = strict({
   every: duration,
   into: z.discriminatedUnion("type", [postgresSchema, mysqlSchema, sqliteSchema], {
     error: (issue) =>
-      `expected a scratch target made by postgres(), mysql() or sqlite(), got ${describeTyped(issue.input)}`,
+      issue.input === undefined
+        ? "required: a scratch database to restore into, made by postgres(), mysql() or sqlite()"
+        : `expected a scratch target made by postgres(), mysql() or sqlite(), got ${describeTyped(issue.input)}`,
   }),
   check: nonEmpty.optional(),
   expect: strict({ minRows: z.number().int().min(0).optional() }).optional(),

@@ -1,6 +1,6 @@
 /** Validation: the schema's problems plus the checks that span several keys, all reported together. */
 import { ConfigError, type ConfigProblem } from "../errors.ts";
-import { defaultMessage, formatPath, suggest, toProblems } from "./issues.ts";
+import { defaultMessage, describeValue, formatPath, suggest, toProblems } from "./issues.ts";
 import { normalizeConfig, type NormalizedConfig, sourceName } from "./normalize.ts";
 import { configSchema } from "./schema.ts";
 import type { Config } from "./types.ts";
@@ -91,7 +91,7 @@ function checkSourceNames(
     if (!explicit && !namePattern.test(name)) {
       problems.push({
         path: at("sources", index),
-        message: `the default source name ${JSON.stringify(name)} is not a valid name; set name: "…" ` +
+        message: `the default source name ${describeValue(name)} is not a valid name; set name: "…" ` +
           "(letters, digits, '.', '_' or '-')",
       });
       return;
@@ -114,7 +114,9 @@ function checkSourceNames(
     }
     problems.push({
       path: explicit ? at("sources", index, "name") : at("sources", index),
-      message: `duplicate source name "${name}" (also sources[${previous}]); give each source a distinct name: "…"`,
+      message: `duplicate source name ${
+        describeValue(name)
+      } (also sources[${previous}]); give each source a distinct name: "…"`,
     });
   });
 }
@@ -131,7 +133,7 @@ function checkReferences(
   references.forEach((reference, index) => {
     if (typeof reference !== "string") return;
     if (seen.has(reference)) {
-      problems.push({ path: at(key, index), message: `"${reference}" is listed twice` });
+      problems.push({ path: at(key, index), message: `${describeValue(reference)} is listed twice` });
       return;
     }
     seen.add(reference);
@@ -140,7 +142,7 @@ function checkReferences(
     const known = declared.length > 0 ? `declared: ${declared.join(", ")}` : `none is declared`;
     problems.push({
       path: at(key, index),
-      message: `unknown ${kind} "${reference}"${near ? `; did you mean "${near}"?` : ""} (${known})`,
+      message: `unknown ${kind} ${describeValue(reference)}${near ? `; did you mean "${near}"?` : ""} (${known})`,
     });
   });
 }

@@ -82,7 +82,8 @@ export function readPlanFile(path: string): Plan {
     throw new UsageError(`${path} is not a valid plan file (${issue.path.join(".") || "document"}: ${issue.message})`);
   }
   const plan = parsed.data as unknown as Plan;
-  if (checksumOf(plan) !== plan.checksum) {
+  // Over the document as written, not as parsed: parsing drops keys it does not know, and an added key is an edit too.
+  if (checksumOf(value as Plan) !== plan.checksum) {
     throw new StalePlanError(`${path} was edited after it was made (checksum mismatch); make a new plan`);
   }
   return plan;

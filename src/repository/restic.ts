@@ -206,8 +206,8 @@ export class Restic {
 
   /**
    * Removes the repository locks restic judges stale (its process gone on this host, or not refreshed for 30
-   * minutes); never `--remove-all`, so a live restic's lock stays. Returns what restic said ("successfully removed
-   * 1 locks"), empty when there was nothing to remove.
+   * minutes); never `--remove-all`, so a live restic's lock stays. Returns what restic said: "successfully removed
+   * locks" every time from restic 0.14, "successfully removed 1 locks" or nothing at all from newer versions.
    */
   async unlock(): Promise<string> {
     const result = await this.restic("unlock", []);
@@ -288,6 +288,9 @@ export class Restic {
       hint = " — the backend cannot be reached: check that the server is up and the address is right";
     } else if (missingConfig.test(stderr)) {
       hint = " — no repository there: run `backupctl apply` to initialize it, or check the url";
+    } else if (/no space left on device|disk quota exceeded/i.test(stderr)) {
+      hint = " — a disk is full: free space in restic's temporary folder (TMPDIR, /tmp by default) or where the " +
+        "repository lives, then run apply again";
     } else if (/unable to create lock|repository is already locked/i.test(stderr)) {
       hint = " — another restic process holds the repository lock; try again when it has finished";
     }

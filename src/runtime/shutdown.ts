@@ -17,6 +17,8 @@ const log = getLogger(["backupctl", "shutdown"]);
 
 /** How long children get between SIGTERM and SIGKILL. */
 const killGraceMs = 10_000;
+/** After this long, a process still not done since the signal exits anyway (lock files go in the exit handler). */
+const exitDeadlineMs = 30_000;
 
 /** Registers a running child; returns the function that forgets it once it exited. */
 export function trackChild(child: Killable): () => void {
@@ -53,6 +55,10 @@ export function handleStopSignals(): void {
       setTimeout(() => {
         for (const child of children) child.kill("SIGKILL");
       }, killGraceMs).unref();
+      setTimeout(() => {
+        process.stderr.write(`${signal}: still not stopped after ${exitDeadlineMs / 1000}s; exiting now\n`);
+        process.exit(signalExitCode(signal));
+      }, exitDeadlineMs).unref();
     });
   }
 }

@@ -1,18 +1,41 @@
 /**
  * The state database: run audit, stages, snapshot inventory, repositories, outbox, lineage and serial.
  * Opened in WAL mode with a busy timeout; the folder is 0700 and the files 0600.
+ *
+ * Every write goes through one wrapper. When the database cannot take it (locked past the busy timeout, read-only,
+ * full, an I/O error, corrupt), the write is appended to the fallback file instead (fallback.ts) and the store turns
+ * *degraded*: every later write of this store goes straight there, in order, without waiting a busy timeout each.
+ * Any other error (a constraint, a bug) is thrown as before. `open` replays the fallback file into the database.
  */
-import { randomUUID } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { randomInt, randomUUID } from "node:crypto";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { Kysely, Migrator, sql } from "kysely";
+import { Kysely, Migrator, sql, type UpdateResult } from "kysely";
+import { UsageError } from "../errors.ts";
+import { logger } from "../log.ts";
 import type { BackupRecord, MaintenanceRecord, ObservedState } from "../plan/types.ts";
 import { sqliteDialect } from "../runtime/sqlite.ts";
 import { currentProcessStart } from "../runtime/process.ts";
+import {
+  appendFallback,
+  claimFallback,
+  type FallbackArgs,
+  fallbackFileName,
+  type FallbackLine,
+  type FallbackOp,
+  type FallbackRecord,
+  parseFallback,
+  rejectedFileName,
+  type RejectedLine,
+  setAside,
+} from "./fallback.ts";
 import { migrationProvider } from "./migrations.ts";
 import type { Database, RunStatus, SnapshotTable, StageStatus, StageType } from "./schema.ts";
 
 export const stateFileName = "state.db";
+
+/** How long a write waits for another process's lock when neither the option nor the environment says. */
+export const defaultBusyTimeoutMs = 5000;
 
 /** Creates the state folder (0700) if needed. */
 export function ensureStateDir(dir: string): void {
@@ -39,8 +62,38 @@ export interface StageResult {
   error?: string;
 }
 
+export interface OpenOptions {
+  /**
+   * How long a write waits for a lock another process holds before the store falls back to fallback.jsonl.
+   * Default: `BACKUPCTL_DB_BUSY_TIMEOUT_MS`, else 5000.
+   */
+  busyTimeoutMs?: number;
+  /** Where the store's warnings go (the database became unwritable, replayed lines were rejected). Default: the log. */
+  warn?: (message: string) => void;
+}
+
+/** What `open` replayed from fallback.jsonl. */
+export interface FallbackReplay {
+  /** Lines now in the database. */
+  applied: number;
+  /** Lines set aside in fallback.rejected.jsonl, each with its reason. */
+  rejected: number;
+}
+
 export class StateStore {
-  private constructor(readonly db: Kysely<Database>, readonly path: string) {}
+  #degraded = false;
+  #degradedBecause = "";
+  #replayed: FallbackReplay | null = null;
+  /** bumpSerial calls waiting in the fallback: the serial this process reports counts them. */
+  #deferredBumps = 0;
+  readonly #origin: Origin = { pid: process.pid, processStart: currentProcessStart() };
+  readonly #target: WriteTarget;
+  readonly #warn: (message: string) => void;
+
+  private constructor(readonly db: Kysely<Database>, readonly path: string, warn: (message: string) => void) {
+    this.#target = { db, atomically: (body) => db.transaction().execute(body) };
+    this.#warn = warn;
+  }
 
   /** The state folder. */
   get dir(): string {
@@ -52,28 +105,58 @@ export class StateStore {
     return join(this.dir, "tmp");
   }
 
-  /** Opens (creating and migrating when needed) the state database in `dir`. */
-  static async open(dir: string): Promise<StateStore> {
+  /** True once a write could not reach the database: from then on this store's writes go to fallback.jsonl. */
+  get degraded(): boolean {
+    return this.#degraded;
+  }
+
+  /**
+   * What `open` replayed from fallback.jsonl into the database, for a command to report ("replayed 3 results from
+   * fallback.jsonl"); null when there was nothing to replay or the database still could not be written.
+   */
+  get replayed(): FallbackReplay | null {
+    return this.#replayed;
+  }
+
+  /**
+   * Opens (creating and migrating when needed) the state database in `dir`, then replays fallback.jsonl into it.
+   * Opens also while another process holds the database's write lock (reads work; writes then go to the fallback).
+   */
+  static async open(dir: string, options: OpenOptions = {}): Promise<StateStore> {
+    const busyTimeoutMs = options.busyTimeoutMs ?? busyTimeoutFromEnvironment();
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new RangeError(`busyTimeoutMs must be a whole number of milliseconds, got ${busyTimeoutMs}`);
+    }
     ensureStateDir(dir);
     const path = join(dir, stateFileName);
     if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
-    chmodSync(path, 0o600);
+    restrictToOwner(path);
     const db = new Kysely<Database>({ dialect: await sqliteDialect(path) });
-    await sql`PRAGMA busy_timeout = 5000`.execute(db);
-    await sql`PRAGMA journal_mode = WAL`.execute(db);
-    await sql`PRAGMA synchronous = NORMAL`.execute(db);
-    await sql`PRAGMA foreign_keys = ON`.execute(db);
-    const { error } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
-    if (error) {
+    try {
+      await sql`PRAGMA busy_timeout = ${sql.raw(String(busyTimeoutMs))}`.execute(db);
+      await sql`PRAGMA journal_mode = WAL`.execute(db);
+      await sql`PRAGMA synchronous = NORMAL`.execute(db);
+      await sql`PRAGMA foreign_keys = ON`.execute(db);
+      const { error } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+      if (error) {
+        throw new Error(`cannot migrate the state database ${path}: ${(error as Error).message ?? String(error)}`);
+      }
+      // Read first: an up-to-date database opens without writing, also while another process holds its lock.
+      const lineage = await db.selectFrom("meta").select("value").where("key", "=", "lineage").executeTakeFirst();
+      if (!lineage) {
+        await db.insertInto("meta").values({ key: "lineage", value: randomUUID() })
+          .onConflict((c) => c.column("key").doNothing()).execute();
+      }
+      const store = new StateStore(db, path, options.warn ?? logWarning);
+      await store.#replayFallback();
+      for (const suffix of ["-wal", "-shm"]) {
+        if (existsSync(path + suffix)) restrictToOwner(path + suffix);
+      }
+      return store;
+    } catch (error) {
       await db.destroy();
-      throw new Error(`cannot migrate the state database ${path}: ${(error as Error).message ?? String(error)}`);
+      throw error;
     }
-    await db.insertInto("meta").values({ key: "lineage", value: randomUUID() })
-      .onConflict((c) => c.column("key").doNothing()).execute();
-    for (const suffix of ["-wal", "-shm"]) {
-      if (existsSync(path + suffix)) chmodSync(path + suffix, 0o600);
-    }
-    return new StateStore(db, path);
   }
 
   async close(): Promise<void> {
@@ -95,9 +178,10 @@ export class StateStore {
 
   /** Called once by every apply that changed state: saved plans made before it become stale. */
   async bumpSerial(): Promise<number> {
-    await this.db.updateTable("meta").set({ value: sql`CAST(CAST(value AS INTEGER) + 1 AS TEXT)` })
-      .where("key", "=", "serial").execute();
-    return await this.serial();
+    const { deferred } = await this.#write("bumpSerial", []);
+    if (deferred) this.#deferredBumps++;
+    // The database's serial is behind by the bumps waiting in the fallback.
+    return await this.serial() + this.#deferredBumps;
   }
 
   async startRun(run: {
@@ -108,25 +192,11 @@ export class StateStore {
     fingerprint: string;
     host: string;
   }): Promise<void> {
-    await this.db.insertInto("runs").values({
-      id: run.id,
-      project: run.project,
-      status: "running",
-      command: run.command,
-      started_at: run.startedAt,
-      finished_at: null,
-      duration_ms: null,
-      pid: process.pid,
-      process_start: currentProcessStart(),
-      host: run.host,
-      config_fingerprint: run.fingerprint,
-      stage: null,
-      error: null,
-    }).execute();
+    await this.#write("startRun", [run]);
   }
 
   async setRunStage(runId: string, stage: string | null): Promise<void> {
-    await this.db.updateTable("runs").set({ stage }).where("id", "=", runId).execute();
+    await this.#write("setRunStage", [runId, stage]);
   }
 
   async finishRun(runId: string, result: {
@@ -135,56 +205,20 @@ export class StateStore {
     durationMs: number;
     error?: string;
   }): Promise<void> {
-    await this.db.updateTable("runs").set({
-      status: result.status,
-      finished_at: result.finishedAt,
-      duration_ms: result.durationMs,
-      error: result.error ?? null,
-      stage: result.status === "succeeded" ? null : sql`stage`,
-    }).where("id", "=", runId).execute();
+    await this.#write("finishRun", [runId, result]);
   }
 
+  /** Records a stage as running and returns its id; negative while the stage waits in the fallback file. */
   async startStage(stage: NewStage): Promise<number> {
-    const row = await this.db.insertInto("stages").values({
-      run_id: stage.runId,
-      type: stage.type,
-      project: stage.project ?? null,
-      source: stage.source ?? null,
-      repository: stage.repository ?? null,
-      attempt: stage.attempt ?? 1,
-      status: "running",
-      started_at: stage.startedAt,
-      finished_at: null,
-      duration_ms: null,
-      bytes: null,
-      snapshot_id: null,
-      error: null,
-    }).returning("id").executeTakeFirstOrThrow();
-    return Number(row.id);
+    return (await this.#write("startStage", [stage])).stageId!;
   }
 
   async finishStage(id: number, result: StageResult): Promise<void> {
-    await this.db.updateTable("stages").set({
-      status: result.status,
-      finished_at: result.finishedAt,
-      duration_ms: result.durationMs,
-      bytes: result.bytes ?? null,
-      snapshot_id: result.snapshotId ?? null,
-      error: result.error ?? null,
-    }).where("id", "=", id).execute();
+    await this.#write("finishStage", [id, result]);
   }
 
   async markRepositoryInitialized(name: string, location: string, at: string): Promise<void> {
-    await this.db.insertInto("repositories")
-      .values({
-        name,
-        location,
-        initialized_at: at,
-        last_refresh_at: null,
-        last_check_at: null,
-        last_check_status: null,
-      })
-      .onConflict((c) => c.column("name").doUpdateSet({ location, initialized_at: at })).execute();
+    await this.#write("markRepositoryInitialized", [name, location, at]);
   }
 
   /** Replaces a repository's inventory with what restic listed, in one transaction. */
@@ -193,17 +227,29 @@ export class StateStore {
     snapshots: Omit<SnapshotTable, "repository">[],
     at: string,
   ): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom("snapshots").where("repository", "=", repository).execute();
-      for (const snapshot of snapshots) {
-        await trx.insertInto("snapshots").values({ ...snapshot, repository }).execute();
-      }
-      // A dump snapshot's size is what its stage streamed (restic 0.14 does not report snapshot sizes).
-      await sql`UPDATE snapshots SET size = COALESCE((SELECT s.bytes FROM stages s
-        WHERE (s.snapshot_id = snapshots.id OR s.snapshot_id = snapshots.short_id) AND s.status = 'succeeded' LIMIT 1), size)
-        WHERE repository = ${repository}`.execute(trx);
-      await trx.updateTable("repositories").set({ last_refresh_at: at }).where("name", "=", repository).execute();
-    });
+    await this.#write("replaceSnapshots", [repository, snapshots, at]);
+  }
+
+  /** Marks a run of a dead process interrupted (keeping the stage it was in), and its unfinished stages with it. */
+  async markRunInterrupted(runId: string, at: string, reason: string): Promise<void> {
+    await this.#write("markRunInterrupted", [runId, at, reason]);
+  }
+
+  /** Records the policy now applied to a retention group (after its forget ran, or when nothing was due). */
+  async recordRetention(
+    group: { project: string; source: string; repository: string },
+    policy: string,
+    at: string,
+  ): Promise<void> {
+    await this.#write("recordRetention", [group, policy, at]);
+  }
+
+  async markPlanApplied(planId: string, at: string): Promise<void> {
+    await this.#write("markPlanApplied", [planId, at]);
+  }
+
+  async recordCheck(repository: string, at: string, status: string): Promise<void> {
+    await this.#write("recordCheck", [repository, at, status]);
   }
 
   /**
@@ -358,32 +404,6 @@ export class StateStore {
     }));
   }
 
-  /** Marks a run of a dead process interrupted (keeping the stage it was in), and its unfinished stages with it. */
-  async markRunInterrupted(runId: string, at: string, reason: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx.updateTable("runs").set({ status: "interrupted", finished_at: at, error: reason })
-        .where("id", "=", runId).where("status", "=", "running").execute();
-      await trx.updateTable("stages").set({ status: "interrupted", finished_at: at, error: reason })
-        .where("run_id", "=", runId).where("status", "=", "running").execute();
-    });
-  }
-
-  /** Records the policy now applied to a retention group (after its forget ran, or when nothing was due). */
-  async recordRetention(group: { project: string; source: string; repository: string }, policy: string, at: string) {
-    await this.db.insertInto("retention_policies").values({ ...group, policy, applied_at: at })
-      .onConflict((c) => c.columns(["project", "source", "repository"]).doUpdateSet({ policy, applied_at: at }))
-      .execute();
-  }
-
-  async markPlanApplied(planId: string, at: string): Promise<void> {
-    await this.db.insertInto("applied_plans").values({ plan_id: planId, applied_at: at }).execute();
-  }
-
-  async recordCheck(repository: string, at: string, status: string): Promise<void> {
-    await this.db.updateTable("repositories").set({ last_check_at: at, last_check_status: status })
-      .where("name", "=", repository).execute();
-  }
-
   /** Per project: the latest run and the latest successful run. */
   async projectRuns(): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
     const result = new Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>();
@@ -423,6 +443,127 @@ export class StateStore {
     if (filter.repository) query = query.where("repository", "=", filter.repository);
     return await query.execute();
   }
+
+  /**
+   * Runs one write on the database; when the database cannot take it, or this store is degraded already, appends it
+   * to fallback.jsonl instead (a startStage then gets a negative id, recorded in its line).
+   */
+  async #write<Op extends FallbackOp>(op: Op, args: FallbackArgs<Op>): Promise<Outcome> {
+    if (!this.#degraded) {
+      try {
+        return await operations[op](this.#target, args, this.#origin);
+      } catch (error) {
+        const reason = unwritableReason(error);
+        if (reason === undefined) throw error;
+        this.#degrade(reason, `its results go to ${fallbackFileName} in the same folder until a start replays them`);
+      }
+    }
+    const stageId = op === "startStage" ? -randomInt(1, 2 ** 47) : undefined;
+    try {
+      appendFallback(this.dir, { op, args, stageId });
+    } catch (error) {
+      throw new Error(
+        `cannot record ${op}: the state database ${this.path} cannot be written (${this.#degradedBecause}), ` +
+          `and neither can ${join(this.dir, fallbackFileName)}: ${(error as Error).message}`,
+      );
+    }
+    return { deferred: true, stageId };
+  }
+
+  #degrade(reason: string, consequence: string): void {
+    if (this.#degraded) return;
+    this.#degraded = true;
+    this.#degradedBecause = reason;
+    this.#warn(
+      `the state database ${this.path} cannot be written (${reason}): ${consequence}. If this lasts, look for ` +
+        `what holds the database (fuser ${this.path}), free disk space, or restore it from a copy`,
+    );
+  }
+
+  /**
+   * Claims fallback.jsonl (fallback.ts) and applies its valid lines in order, in one transaction; lines that are
+   * malformed, or that the database refuses (a run already recorded, a stage whose start is missing), go to
+   * fallback.rejected.jsonl and never block the others. The claimed file is removed only after the commit. When
+   * the database still cannot be written, the lines go back to fallback.jsonl and the store opens degraded.
+   */
+  async #replayFallback(): Promise<void> {
+    const claim = claimFallback(this.dir);
+    if (!claim) return;
+    const { lines, rejected } = parseFallback(claim.text);
+    let replay: { applied: number; refused: RejectedLine[] };
+    try {
+      replay = await this.#applyFallback(lines);
+    } catch (error) {
+      const reason = unwritableReason(error);
+      try {
+        claim.giveBack();
+      } catch (giveBackError) {
+        this.#warn(
+          `cannot put ${claim.path} back as ${fallbackFileName} (${(giveBackError as Error).message}): ` +
+            "it stays as it is and is replayed by the first start after this process ended",
+        );
+      }
+      if (reason === undefined) throw error;
+      this.#degrade(
+        reason,
+        `the ${lines.length + rejected.length} lines of ${fallbackFileName} wait for the next start, ` +
+          "and this process adds its results to them",
+      );
+      return;
+    }
+    const setAsideLines = [...rejected, ...replay.refused].sort((a, b) => a.line - b.line);
+    setAside(this.dir, setAsideLines);
+    claim.done();
+    this.#replayed = { applied: replay.applied, rejected: setAsideLines.length };
+    if (setAsideLines.length > 0) {
+      const count = setAsideLines.length === 1 ? "1 line" : `${setAsideLines.length} lines`;
+      this.#warn(
+        `${count} of ${fallbackFileName} could not be replayed into the state database: kept with the reason in ` +
+          join(this.dir, rejectedFileName),
+      );
+    }
+  }
+
+  /**
+   * One IMMEDIATE transaction (it takes the write lock first, waiting the busy timeout, instead of failing midway),
+   * a savepoint per line: a line the database refuses is undone alone and the transaction goes on. An error saying
+   * the database cannot be written aborts the whole replay.
+   */
+  #applyFallback(lines: FallbackLine[]): Promise<{ applied: number; refused: RejectedLine[] }> {
+    return this.db.connection().execute(async (connection) => {
+      const target: WriteTarget = { db: connection, atomically: (body) => body(connection) };
+      let applied = 0;
+      const refused: RejectedLine[] = [];
+      await sql`BEGIN IMMEDIATE`.execute(connection);
+      try {
+        for (const { line, raw, record } of lines) {
+          await sql`SAVEPOINT fallback_line`.execute(connection);
+          let reason: string | undefined;
+          try {
+            const { missing } = await replayRecord(target, record);
+            if (missing) reason = `no ${missing} in the database`;
+          } catch (error) {
+            if (unwritableReason(error) !== undefined) throw error;
+            reason = (error as Error).message;
+          }
+          if (reason !== undefined) {
+            await sql`ROLLBACK TO fallback_line`.execute(connection);
+            refused.push({ line, raw, reason });
+          } else {
+            applied++;
+          }
+          await sql`RELEASE fallback_line`.execute(connection);
+        }
+        await sql`COMMIT`.execute(connection);
+      } catch (error) {
+        await sql`ROLLBACK`.execute(connection).catch(() => {
+          // SQLite already rolled back (it does after some I/O and full errors).
+        });
+        throw error;
+      }
+      return { applied, refused };
+    });
+  }
 }
 
 export interface RunSummary {
@@ -433,4 +574,288 @@ export interface RunSummary {
   finished_at: string | null;
   duration_ms: number | null;
   error: string | null;
+}
+
+// Writes: the same code for a write made now and one replayed from the fallback.
+
+/** Where a write goes: the database, or a replay's open transaction. */
+interface WriteTarget {
+  db: Kysely<Database>;
+  /** Statements that belong together: a transaction of their own, or a part of the replay's (a line's savepoint). */
+  atomically<T>(body: (db: Kysely<Database>) => Promise<T>): Promise<T>;
+}
+
+/** Who made a write: this process, or the one that wrote a replayed line (a replayed run keeps its pid). */
+interface Origin {
+  pid: number;
+  processStart: string | null;
+  /** A replayed startStage: the negative id the writer handed out for the stage. */
+  stageId?: number;
+}
+
+interface Outcome {
+  /** startStage: the stage's row id (negative when it waits in the fallback). */
+  stageId?: number;
+  /** The run or stage an update did not find: a replay rejects that line instead of dropping it silently. */
+  missing?: string;
+  /** Appended to the fallback, not written to the database. */
+  deferred?: true;
+}
+
+type Operation<Op extends FallbackOp> = (
+  target: WriteTarget,
+  args: FallbackArgs<Op>,
+  origin: Origin,
+) => Promise<Outcome>;
+
+/** The meta key mapping a fallback stage id to the row its replay inserted (finishStage lines may come later). */
+function syntheticStageKey(syntheticId: number): string {
+  return `fallback_stage:${syntheticId}`;
+}
+
+async function stageIdOf(db: Kysely<Database>, syntheticId: number): Promise<number | undefined> {
+  const row = await db.selectFrom("meta").select("value").where("key", "=", syntheticStageKey(syntheticId))
+    .executeTakeFirst();
+  return row ? Number(row.value) : undefined;
+}
+
+function updated(result: UpdateResult, what: string): Outcome {
+  return result.numUpdatedRows > 0n ? {} : { missing: what };
+}
+
+const operations: { [Op in FallbackOp]: Operation<Op> } = {
+  async bumpSerial({ db }) {
+    await db.updateTable("meta").set({ value: sql`CAST(CAST(value AS INTEGER) + 1 AS TEXT)` })
+      .where("key", "=", "serial").execute();
+    return {};
+  },
+
+  async startRun({ db }, [run], origin) {
+    await db.insertInto("runs").values({
+      id: run.id,
+      project: run.project,
+      status: "running",
+      command: run.command,
+      started_at: run.startedAt,
+      finished_at: null,
+      duration_ms: null,
+      pid: origin.pid,
+      process_start: origin.processStart,
+      host: run.host,
+      config_fingerprint: run.fingerprint,
+      stage: null,
+      error: null,
+    }).execute();
+    return {};
+  },
+
+  async setRunStage({ db }, [runId, stage]) {
+    return updated(
+      await db.updateTable("runs").set({ stage }).where("id", "=", runId).executeTakeFirst(),
+      `run ${runId}`,
+    );
+  },
+
+  async finishRun({ db }, [runId, result]) {
+    const update = await db.updateTable("runs").set({
+      status: result.status,
+      finished_at: result.finishedAt,
+      duration_ms: result.durationMs,
+      error: result.error ?? null,
+      stage: result.status === "succeeded" ? null : sql`stage`,
+    }).where("id", "=", runId).executeTakeFirst();
+    return updated(update, `run ${runId}`);
+  },
+
+  startStage({ atomically }, [stage], origin) {
+    return atomically(async (db) => {
+      const synthetic = origin.stageId;
+      if (synthetic !== undefined) {
+        // Replayed twice (a crash between a replay's commit and the removal of its file): recorded already.
+        const known = await stageIdOf(db, synthetic);
+        if (known !== undefined) return { stageId: known };
+      }
+      const row = await db.insertInto("stages").values({
+        run_id: stage.runId,
+        type: stage.type,
+        project: stage.project ?? null,
+        source: stage.source ?? null,
+        repository: stage.repository ?? null,
+        attempt: stage.attempt ?? 1,
+        status: "running",
+        started_at: stage.startedAt,
+        finished_at: null,
+        duration_ms: null,
+        bytes: null,
+        snapshot_id: null,
+        error: null,
+      }).returning("id").executeTakeFirstOrThrow();
+      const id = Number(row.id);
+      if (synthetic !== undefined) {
+        await db.insertInto("meta").values({ key: syntheticStageKey(synthetic), value: String(id) }).execute();
+      }
+      return { stageId: id };
+    });
+  },
+
+  async finishStage({ db }, [id, result]) {
+    const stageId = id < 0 ? await stageIdOf(db, id) : id;
+    if (stageId === undefined) return { missing: `stage ${id} (its startStage line was not replayed)` };
+    const update = await db.updateTable("stages").set({
+      status: result.status,
+      finished_at: result.finishedAt,
+      duration_ms: result.durationMs,
+      bytes: result.bytes ?? null,
+      snapshot_id: result.snapshotId ?? null,
+      error: result.error ?? null,
+    }).where("id", "=", stageId).executeTakeFirst();
+    return updated(update, `stage ${id}`);
+  },
+
+  async markRepositoryInitialized({ db }, [name, location, at]) {
+    await db.insertInto("repositories")
+      .values({
+        name,
+        location,
+        initialized_at: at,
+        last_refresh_at: null,
+        last_check_at: null,
+        last_check_status: null,
+      })
+      .onConflict((c) => c.column("name").doUpdateSet({ location, initialized_at: at })).execute();
+    return {};
+  },
+
+  replaceSnapshots({ atomically }, [repository, snapshots, at]) {
+    return atomically(async (db) => {
+      await db.deleteFrom("snapshots").where("repository", "=", repository).execute();
+      for (const snapshot of snapshots) {
+        await db.insertInto("snapshots").values({ ...snapshot, repository }).execute();
+      }
+      // A dump snapshot's size is what its stage streamed (restic 0.14 does not report snapshot sizes).
+      await sql`UPDATE snapshots SET size = COALESCE((SELECT s.bytes FROM stages s
+        WHERE (s.snapshot_id = snapshots.id OR s.snapshot_id = snapshots.short_id) AND s.status = 'succeeded' LIMIT 1), size)
+        WHERE repository = ${repository}`.execute(db);
+      await db.updateTable("repositories").set({ last_refresh_at: at }).where("name", "=", repository).execute();
+      return {};
+    });
+  },
+
+  markRunInterrupted({ atomically }, [runId, at, reason]) {
+    return atomically(async (db) => {
+      await db.updateTable("runs").set({ status: "interrupted", finished_at: at, error: reason })
+        .where("id", "=", runId).where("status", "=", "running").execute();
+      await db.updateTable("stages").set({ status: "interrupted", finished_at: at, error: reason })
+        .where("run_id", "=", runId).where("status", "=", "running").execute();
+      return {};
+    });
+  },
+
+  async recordRetention({ db }, [group, policy, at]) {
+    await db.insertInto("retention_policies").values({ ...group, policy, applied_at: at })
+      .onConflict((c) => c.columns(["project", "source", "repository"]).doUpdateSet({ policy, applied_at: at }))
+      .execute();
+    return {};
+  },
+
+  async markPlanApplied({ db }, [planId, at]) {
+    await db.insertInto("applied_plans").values({ plan_id: planId, applied_at: at }).execute();
+    return {};
+  },
+
+  async recordCheck({ db }, [repository, at, status]) {
+    await db.updateTable("repositories").set({ last_check_at: at, last_check_status: status })
+      .where("name", "=", repository).execute();
+    return {};
+  },
+};
+
+/** Applies a replayed line as its writer made it. */
+function replayRecord(target: WriteTarget, record: FallbackRecord): Promise<Outcome> {
+  // fallback.ts validated op and args together, which TypeScript cannot follow through the union.
+  const operation = operations[record.op] as (target: WriteTarget, args: unknown, origin: Origin) => Promise<Outcome>;
+  return operation(target, record.args, {
+    pid: record.pid,
+    processStart: record.processStart,
+    stageId: record.stageId,
+  });
+}
+
+// Telling "the database cannot be written now" from "this write is wrong".
+
+/** SQLite primary result codes meaning the database cannot take writes (busy, read-only, full, I/O, corrupt). */
+const unwritableCodes: Record<number, string> = {
+  3: "SQLITE_PERM",
+  5: "SQLITE_BUSY",
+  6: "SQLITE_LOCKED",
+  8: "SQLITE_READONLY",
+  10: "SQLITE_IOERR",
+  11: "SQLITE_CORRUPT",
+  13: "SQLITE_FULL",
+  14: "SQLITE_CANTOPEN",
+  15: "SQLITE_PROTOCOL",
+  26: "SQLITE_NOTADB",
+};
+
+/** SQLite's messages for those codes, for an error that carries no code. */
+const unwritableMessages = [
+  "database is locked",
+  "database table is locked",
+  "attempt to write a readonly database",
+  "disk I/O error",
+  "database disk image is malformed",
+  "database or disk is full",
+  "unable to open database file",
+  "file is not a database",
+];
+
+/**
+ * SQLite's message when `error` says the database cannot be written, else undefined (a constraint, a bug: thrown).
+ * node:sqlite (Deno) throws an Error with `code: "ERR_SQLITE_ERROR"` and the extended result code in `errcode`;
+ * bun:sqlite a SQLiteError with `code: "SQLITE_BUSY"` (or an extended name such as `SQLITE_IOERR_WRITE`) and the
+ * extended result code in `errno`. The primary code is the extended code's low byte.
+ */
+export function unwritableReason(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const { code, errcode, errno, message } = error as {
+    code?: unknown;
+    errcode?: unknown;
+    errno?: unknown;
+    message?: unknown;
+  };
+  const text = typeof message === "string" ? message : String(error);
+  let result: number | undefined;
+  if (typeof errcode === "number") result = errcode;
+  else if (typeof code === "string" && code.startsWith("SQLITE_")) {
+    if (typeof errno === "number") result = errno;
+    else {
+      const named = Object.entries(unwritableCodes).find(([, name]) => code === name || code.startsWith(`${name}_`));
+      return named ? text : undefined;
+    }
+  }
+  if (result !== undefined) return (result & 0xff) in unwritableCodes ? text : undefined;
+  return unwritableMessages.some((known) => text.includes(known)) ? text : undefined;
+}
+
+// Opening.
+
+function busyTimeoutFromEnvironment(): number {
+  const text = process.env.BACKUPCTL_DB_BUSY_TIMEOUT_MS?.trim();
+  if (!text) return defaultBusyTimeoutMs;
+  if (!/^\d+$/.test(text)) {
+    throw new UsageError(
+      `BACKUPCTL_DB_BUSY_TIMEOUT_MS: expected a whole number of milliseconds such as 5000, got "${text}"`,
+    );
+  }
+  return Number(text);
+}
+
+/** chmod 0600 when the mode differs: a database file made immutable, which chmod refuses, still opens to be read. */
+function restrictToOwner(path: string): void {
+  if ((statSync(path).mode & 0o777) !== 0o600) chmodSync(path, 0o600);
+}
+
+function logWarning(message: string): void {
+  // LogTape reads {…} as placeholders.
+  logger("state").warn(message.replaceAll("{", "{{").replaceAll("}", "}}"));
 }

@@ -336,7 +336,7 @@ describe("malformed saved plans through apply", () => {
     const lines = result.stderr.trimEnd().split("\n");
     if (lines.length !== 1) found.push(`${lines.length} lines on stderr`);
     if (!lines[0].startsWith("Error: ")) found.push("stderr does not start with `Error: `");
-    if (!message.test(result.stderr)) found.push(`stderr does not match ${message}`);
+    if (!message.test(result.stderr.trimEnd())) found.push(`stderr does not match ${message}`);
     if (stackLine.test(result.stderr)) found.push("a stack trace");
     if (result.stdout !== "") found.push(`stdout: ${result.stdout.slice(0, 300)}`);
     if (!repositoryBefore && existsSync(demo.repository)) found.push("the repository was created: an action ran");

@@ -62,7 +62,10 @@ export default defineConfig({
     const recover = plan.actions.find((a) => a.type === "recover");
     assert.ok(recover, JSON.stringify(plan.actions));
     assert.deepEqual(recover.snapshots, [partial.id]);
-    assert.match(recover.reason, /^partial snapshot of a failed or interrupted backup \(run \d{8}T\d{6}Z-[0-9a-f]{6}\): forget it$/);
+    assert.match(
+      recover.reason,
+      /^partial snapshot of a failed or interrupted backup \(run \d{8}T\d{6}Z-[0-9a-f]{6}\): forget it$/,
+    );
     const applied = await cli(["apply"]);
     assert.match(applied.stdout, /~ recover: forgot the partial snapshot [0-9a-f]{8} of app\/flaky in local/);
     assert.deepEqual(await snapshots(), [], "the partial snapshot is gone; the failing source left none new");

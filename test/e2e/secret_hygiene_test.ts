@@ -36,7 +36,6 @@ import { type RestServer, startRestServer } from "../support/rclone.ts";
 import { freePort, requireProgram, type SftpServer, startSftp } from "../support/sshd.ts";
 
 const day1 = "2026-11-21T10:00:00Z";
-const day2 = "2026-11-22T10:00:00Z";
 
 /** A secret value the test looks for, with the label used in messages in its place. */
 interface Secret {
@@ -155,7 +154,9 @@ describe("secret hygiene: no secret value in output, plan files, state, command 
     mkdirSync(join(configDir, "data", "uploads"), { recursive: true });
     mkdirSync(join(configDir, "plans"));
     mkdirSync(secretsDir, { mode: 0o700 });
+    mkdirSync(join(configDir, "data", "notes"));
     writeFileSync(join(configDir, "data", "uploads", "invoice.txt"), "Invoice 42\n");
+    writeFileSync(join(configDir, "data", "notes", "runbook.md"), "# Runbook\n");
 
     // Values: distinctive, random, and each the value of exactly one env() or file() reference.
     env.PG_PASSWORD = secret("PostgreSQL password", `pg-secret-${hex()}`);
@@ -318,6 +319,12 @@ export default defineConfig({
       encrypt: age({ recipients: [${JSON.stringify(ageRecipient)}], identity: env("AGE_IDENTITY") }),
       notify: ["chat", "mail", "hook", "ping", "kuma"],
     },
+    notes: {
+      schedule: "0 3 * * *",
+      sources: [files({ name: "notes", paths: ["data/notes"] })],
+      repositories: ["rest"],
+      retention: { last: 10 },
+    },
     broken: {
       schedule: "0 3 * * *",
       sources: [
@@ -412,20 +419,19 @@ export default defineConfig({
   });
 
   it("plan in text, json and markdown, and saved with --out, while no repository exists yet", async () => {
-    const text = await cli(["plan", "--now", day1]);
-    assert.equal(text.code, 0, shown(text));
-    expectMatch(text.stdout, /Plan: /);
-    for (const format of ["json", "markdown"]) {
+    for (const format of ["text", "markdown"]) {
       const result = await cli(["plan", "--now", day1, "--format", format]);
       assert.equal(result.code, 0, shown(result));
+      expectMatch(result.stdout, /restbad/);
     }
     const out = join(configDir, "plans", "day1.json");
-    const saved = await cli(["plan", "--now", day1, "--out", out]);
+    const saved = await cli(["plan", "--now", day1, "--format", "json", "--out", out]);
     assert.equal(saved.code, 0, shown(saved));
     assert.ok(existsSync(out), "plan --out wrote the file");
     planFiles.push(out);
     const plan = JSON.parse(readFileSync(out, "utf8")) as { actions: { type: string; repository: string }[] };
     assert.ok(plan.actions.some((a) => a.type === "init" && a.repository === "restbad"), "restbad is planned");
+    assert.deepEqual(JSON.parse(saved.stdout).actions, plan.actions, "--format json prints the saved plan's actions");
   });
 
   it("apply backs up PostgreSQL, MariaDB, files and a command into local and copies them over SFTP and REST", async () => {
@@ -453,16 +459,17 @@ export default defineConfig({
     assert.deepEqual([count("local"), count("sftp"), count("rest")], [4, 4, 4]);
   });
 
-  it("a saved plan applies: the day-2 backups and their copies", async () => {
-    const out = join(configDir, "plans", "day2.json");
-    const saved = await cli(["plan", "--project", "shop", "--now", day2, "--out", out]);
+  it("a saved plan applies (the notes project, into the REST repository)", async () => {
+    const out = join(configDir, "plans", "notes.json");
+    const saved = await cli(["plan", "--project", "notes", "--now", day1, "--out", out]);
     assert.equal(saved.code, 0, shown(saved));
     planFiles.push(out);
-    const applied = await cli(["apply", out, "--now", day2]);
+    const applied = await cli(["apply", out, "--now", day1]);
     assert.equal(applied.code, 0, shown(applied));
-    expectMatch(applied.stdout, /Apply complete: \d+ succeeded, 0 failed\./);
-    const listed = JSON.parse((await cli(["snapshots", "--json", "--repository", "rest"])).stdout) as unknown[];
-    assert.equal(listed.length, 8);
+    expectMatch(applied.stdout, /\+ backup notes\/notes → rest: snapshot/);
+    expectMatch(applied.stdout, /Apply complete: 1 succeeded, 0 failed\./);
+    const listed = await cli(["snapshots", "--json", "--repository", "rest"]);
+    assert.equal((JSON.parse(listed.stdout) as unknown[]).length, 5);
   });
 
   it("diff against an older config, in text, markdown and json", async () => {

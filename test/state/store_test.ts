@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { sql } from "kysely";
+import { currentProcessStart } from "../../src/runtime/process.ts";
 import { latestMigration } from "../../src/state/migrations.ts";
 import type { SnapshotTable } from "../../src/state/schema.ts";
 import { type NewStage, type StageResult, StateStore } from "../../src/state/store.ts";
@@ -233,8 +234,9 @@ describe("StateStore.open", () => {
         { name: "0001_initial" },
         { name: "0002_retention_and_plans" },
         { name: "0003_snapshot_original" },
+        { name: "0004_run_process_start" },
       ]);
-      assert.equal(latestMigration, "0003_snapshot_original");
+      assert.equal(latestMigration, "0004_run_process_start");
       // 0003: a copied snapshot names its original; other snapshots have none.
       const original = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('snapshots') WHERE name = 'original'`.execute(store.db);
@@ -263,6 +265,7 @@ describe("StateStore.open", () => {
           { name: "0001_initial" },
           { name: "0002_retention_and_plans" },
           { name: "0003_snapshot_original" },
+          { name: "0004_run_process_start" },
         ]);
         const meta = await second.db.selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
@@ -323,6 +326,7 @@ describe("StateStore runs and stages", () => {
         finished_at: null,
         duration_ms: null,
         pid: process.pid,
+        process_start: currentProcessStart(),
         host: "backup-host",
         config_fingerprint: "sha256:abc",
         stage: null,

@@ -1,5 +1,5 @@
 /** Spawns the real backupctl CLI with the runtime running the tests (Deno or Bun), like an operator would. */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
@@ -65,4 +65,45 @@ export function runTool(
     });
     if (options.input !== undefined) child.stdin!.end(options.input);
   });
+}
+
+/** The CLI started in the background: its pid for signals, and its outcome once it exits. */
+export interface BackgroundCli {
+  pid: number;
+  /** Everything it printed so far. */
+  output(): string;
+  done: Promise<CliResult & { signal: NodeJS.Signals | null }>;
+}
+
+/** Starts the CLI without waiting for it (for kill -9, SIGTERM and lock contention tests). */
+export function spawnCli(args: string[], options: { env?: Record<string, string | undefined> } = {}): BackgroundCli {
+  const [program, ...prefix] = cliArgv();
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries({ ...process.env, NO_COLOR: "1", ...options.env })) {
+    if (value !== undefined) env[key] = value;
+  }
+  const child = spawn(program, [...prefix, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk) => (stdout += chunk));
+  child.stderr!.on("data", (chunk) => (stderr += chunk));
+  const done = new Promise<CliResult & { signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("close", (code, signal) => resolve({ code: code ?? -1, signal, stdout, stderr }));
+  });
+  return { pid: child.pid!, output: () => stdout + stderr, done };
+}
+
+/** Polls until `check` returns a value other than undefined/false, or fails after `timeoutMs` naming `what`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
