@@ -85,6 +85,8 @@ export function describeAction(action: PlanAction): string {
 }
 
 function groupOf(action: PlanAction): string {
+  // Leftovers of dead processes and restic's locks belong to no project.
+  if (action.recover === "leftover_files" || action.recover === "restic_unlock") return "Recovery";
   if (action.type === "verify" || action.project) return `Project ${action.project}`;
   return "Repositories";
 }

@@ -91,7 +91,7 @@ export class StateStore {
   readonly #warn: (message: string) => void;
 
   private constructor(readonly db: Kysely<Database>, readonly path: string, warn: (message: string) => void) {
-    this.#target = { db, atomically: (body) => db.transaction().execute(body) };
+    this.#target = { db, atomically: (body) => immediateTransaction(db, body) };
     this.#warn = warn;
   }
 
@@ -525,41 +525,33 @@ export class StateStore {
   }
 
   /**
-   * One IMMEDIATE transaction (it takes the write lock first, waiting the busy timeout, instead of failing midway),
-   * a savepoint per line: a line the database refuses is undone alone and the transaction goes on. An error saying
-   * the database cannot be written aborts the whole replay.
+   * One transaction, a savepoint per line: a line the database refuses is undone alone and the transaction goes on
+   * (SQLite keeps it usable after a failed statement). An error saying the database cannot be written aborts the
+   * whole replay.
    */
-  #applyFallback(lines: FallbackLine[]): Promise<{ applied: number; refused: RejectedLine[] }> {
-    return this.db.connection().execute(async (connection) => {
+  async #applyFallback(lines: FallbackLine[]): Promise<{ applied: number; refused: RejectedLine[] }> {
+    if (lines.length === 0) return { applied: 0, refused: [] };
+    return await immediateTransaction(this.db, async (connection) => {
       const target: WriteTarget = { db: connection, atomically: (body) => body(connection) };
       let applied = 0;
       const refused: RejectedLine[] = [];
-      await sql`BEGIN IMMEDIATE`.execute(connection);
-      try {
-        for (const { line, raw, record } of lines) {
-          await sql`SAVEPOINT fallback_line`.execute(connection);
-          let reason: string | undefined;
-          try {
-            const { missing } = await replayRecord(target, record);
-            if (missing) reason = `no ${missing} in the database`;
-          } catch (error) {
-            if (unwritableReason(error) !== undefined) throw error;
-            reason = (error as Error).message;
-          }
-          if (reason !== undefined) {
-            await sql`ROLLBACK TO fallback_line`.execute(connection);
-            refused.push({ line, raw, reason });
-          } else {
-            applied++;
-          }
-          await sql`RELEASE fallback_line`.execute(connection);
+      for (const { line, raw, record } of lines) {
+        await sql`SAVEPOINT fallback_line`.execute(connection);
+        let reason: string | undefined;
+        try {
+          const { missing } = await replayRecord(target, record);
+          if (missing) reason = `no ${missing} in the database`;
+        } catch (error) {
+          if (unwritableReason(error) !== undefined) throw error;
+          reason = (error as Error).message;
         }
-        await sql`COMMIT`.execute(connection);
-      } catch (error) {
-        await sql`ROLLBACK`.execute(connection).catch(() => {
-          // SQLite already rolled back (it does after some I/O and full errors).
-        });
-        throw error;
+        if (reason !== undefined) {
+          
+          refused.push({ line, raw, reason });
+        } else {
+          applied++;
+        }
+        await sql`RELEASE fallback_line`.execute(connection);
       }
       return { applied, refused };
     });
@@ -607,6 +599,28 @@ type Operation<Op extends FallbackOp> = (
   args: FallbackArgs<Op>,
   origin: Origin,
 ) => Promise<Outcome>;
+
+/**
+ * Runs `body` in a transaction that takes the write lock at BEGIN (waiting the busy timeout there, not failing
+ * midway after reads). Unlike Kysely's transaction(), a failed ROLLBACK does not hide the error that caused it:
+ * SQLite has rolled back by itself after a full disk or an I/O error, and that error is what tells the store to fall
+ * back.
+ */
+async function immediateTransaction<T>(db: Kysely<Database>, body: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  return await db.connection().execute(async (connection) => {
+    await sql`BEGIN IMMEDIATE`.execute(connection);
+    try {
+      const result = await body(connection);
+      await sql`COMMIT`.execute(connection);
+      return result;
+    } catch (error) {
+      await sql`ROLLBACK`.execute(connection).catch(() => {
+        // No transaction is active any more.
+      });
+      throw error;
+    }
+  });
+}
 
 /** The meta key mapping a fallback stage id to the row its replay inserted (finishStage lines may come later). */
 function syntheticStageKey(syntheticId: number): string {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -132,7 +132,7 @@ function writeLock(stateDir: string, project: string, holder: Partial<LockHolder
     process_start: null,
     ...holder,
   };
-  acquireProjectLock(stateDir, "setup-only", { command: "setup", host }).release(); // creates the 0700 folder
+  mkdirSync(locksDir(stateDir), { recursive: true, mode: 0o700 });
   writeFileSync(lockPath(stateDir, project), JSON.stringify(full, null, 2) + "\n", { mode: 0o600 });
   return full;
 }

@@ -154,8 +154,8 @@ function deadPid(): number {
 }
 
 /**
- * Writes with the database locked, so that they land in fallback.jsonl: a run with a backup stage (negative id), its
- * snapshot and its end. Returns the run's id.
+ * Writes with the database locked, so that they land in fallback.jsonl (4 lines): a run, a backup stage (negative
+ * id), its end and the run's end.
  */
 async function writeThroughFallback(stateDir: string, runId: string): Promise<void> {
   const store = await open(stateDir);
@@ -214,7 +214,7 @@ describe("StateStore degraded mode: the database locked by another process", () 
       const slowTimeout = 1500;
       const store = await open(stateDir, warnings, slowTimeout);
       const fallback = join(stateDir, fallbackFileName);
-      let realStage: number;
+      let realStage = 0;
       try {
         // Before the lock: a repository, a run and a stage in the database.
         await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-20T00:00:00.000Z");
@@ -289,7 +289,7 @@ describe("StateStore degraded mode: the database locked by another process", () 
           }
           const startLine = records.find((record) => record.op === "startStage")!;
           assert.equal(startLine.stageId, stage);
-          assert.deepEqual(records[3].args, [stage, {
+          assert.deepEqual(records[4].args, [stage, {
             status: "succeeded",
             finishedAt: "2026-11-21T03:01:00.000Z",
             durationMs: 49_000,
@@ -482,8 +482,8 @@ describe("StateStore degraded mode: a database that cannot be written for other 
 
   for (
     const damage of [
-      { name: "its header overwritten", error: /file is not a database/, page: () => 1, bytes: 16 },
-      { name: "the runs table's page overwritten", error: /database disk image is malformed/, page: 0, bytes: 0 },
+      { name: "its header overwritten", error: /\(file is not a database\)/, header: true },
+      { name: "the runs table's page overwritten", error: /\(database disk image is malformed\)/, header: false },
     ]
   ) {
     it(`a database damaged under an open store (${damage.name}) sends the writes to the fallback`, async () => {
@@ -505,8 +505,9 @@ describe("StateStore degraded mode: a database that cannot be written for other 
           // …once another connection's commit tells this one its cached pages are out of date.
           const other = spawnSync("sqlite3", [database, "INSERT INTO meta (key, value) VALUES ('other', 'x');"]);
           assert.equal(other.status, 0, String(other.stderr));
-          const offset = damage.bytes ? 0 : (runsPage - 1) * pageSize;
-          const length = damage.bytes || pageSize;
+          // The header's first 16 bytes are the magic string "SQLite format 3"; a table's page is its b-tree.
+          const offset = damage.header ? 0 : (runsPage - 1) * pageSize;
+          const length = damage.header ? 16 : pageSize;
           saved = { offset, bytes: readBytes(database, offset, length) };
           overwrite(database, offset, Buffer.alloc(length, 0x5a));
 
@@ -533,14 +534,19 @@ describe("StateStore degraded mode: a database that cannot be written for other 
         { length: 200 },
         (_, i) => snapshot(`${String(i).padStart(8, "0")}${"f".repeat(56)}`, `2026-11-21T03:${i % 60}:00Z`),
       );
-      await withOpen(stateDir, async (store) => {
+      const store = await open(stateDir, warnings);
+      try {
         await store.markRepositoryInitialized("local", "/srv/restic", "t0");
+        // No room to grow: the limit is the file's size now (a page limit of this connection only).
         const pages = (await sql<{ page_count: number }>`PRAGMA page_count`.execute(store.db)).rows[0].page_count;
         await sql`PRAGMA max_page_count = ${sql.raw(String(pages))}`.execute(store.db);
         await store.replaceSnapshots("local", snapshots, "t1");
         assert.equal(store.degraded, true);
+        assert.match(warnings[0], /cannot be written \(database or disk is full\)/);
         assert.deepEqual(await store.listSnapshots({}), [], "the failed transaction left nothing behind");
-      }).then(() => undefined, (error) => Promise.reject(error));
+      } finally {
+        await store.close();
+      }
       const [record] = jsonLines(join(stateDir, fallbackFileName));
       assert.equal(record.op, "replaceSnapshots");
       assert.equal((record.args as unknown[][])[1].length, 200);
@@ -548,7 +554,6 @@ describe("StateStore degraded mode: a database that cannot be written for other 
         assert.deepEqual(store.replayed, { applied: 1, rejected: 0 });
         assert.equal((await store.listSnapshots({ repository: "local" })).length, 200);
       });
-      void warnings;
     });
   });
 });
@@ -556,7 +561,12 @@ describe("StateStore degraded mode: a database that cannot be written for other 
 describe("StateStore.open: replaying fallback.jsonl", () => {
   it("applies the good lines and sets aside a corrupt line, a cut last line and the lines the database refuses", async () => {
     await inStateDir(async (stateDir) => {
-      await withOpen(stateDir, (store) => store.startRun(run("run-0")));
+      await withOpen(stateDir, async (store) => {
+        await store.startRun(run("run-0"));
+        await store.markRepositoryInitialized("local", "/srv/restic", "t0");
+        await store.replaceSnapshots("local", [snapshot("0000kept", "2026-11-20T03:00:00Z")], "t0");
+      });
+      const twice = snapshot("1111twice", "2026-11-21T03:00:00Z");
       const lines = [
         line("startRun", [run("run-1")]),
         '{"v":1,"op":"finishRun","args":["run-1",{"status":',
@@ -567,6 +577,8 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
         line("finishRun", ["run-1", { status: "succeeded", finishedAt: "2026-11-21T03:05:00.000Z", durationMs: 9 }]),
         line("startStage", [{ runId: "run-1", type: "backup", startedAt: "t" }]),
         line("setRunStage", ["no-such-run", "backup"]),
+        // Deletes the inventory, inserts one snapshot, then fails on the second: undone as a whole.
+        line("replaceSnapshots", ["local", [twice, twice], "t1"]),
         '{"v":1,"op":"startRun","args":[{"id":"run-3","pro',
       ];
       writeFileSync(join(stateDir, fallbackFileName), lines.join("\n"), { mode: 0o600 });
@@ -574,10 +586,10 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
       const warnings: string[] = [];
       const store = await open(stateDir, warnings);
       try {
-        assert.deepEqual(store.replayed, { applied: 2, rejected: 8 });
+        assert.deepEqual(store.replayed, { applied: 2, rejected: 9 });
         assert.equal(store.degraded, false);
         assert.equal(warnings.length, 1);
-        assert.match(warnings[0], /^8 lines of fallback\.jsonl could not be replayed .*fallback\.rejected\.jsonl$/);
+        assert.match(warnings[0], /^9 lines of fallback\.jsonl could not be replayed .*fallback\.rejected\.jsonl$/);
         const runs = plain(await store.db.selectFrom("runs").select(["id", "status", "pid"]).orderBy("id").execute());
         assert.deepEqual(runs, [
           { id: "run-0", status: "running", pid: process.pid },
@@ -587,8 +599,8 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
         const rejectedPath = join(stateDir, rejectedFileName);
         assert.equal(mode(rejectedPath), 0o600);
         const rejected = jsonLines(rejectedPath);
-        assert.deepEqual(rejected.map((r) => r.line), [2, 3, 4, 5, 6, 8, 9, 10]);
-        assert.deepEqual(rejected.map((r) => r.raw), [1, 2, 3, 4, 5, 7, 8, 9].map((index) => lines[index]));
+        assert.deepEqual(rejected.map((r) => r.line), [2, 3, 4, 5, 6, 8, 9, 10, 11]);
+        assert.deepEqual(rejected.map((r) => r.raw), [1, 2, 3, 4, 5, 7, 8, 9, 10].map((index) => lines[index]));
         const reasons = rejected.map((r) => String(r.reason));
         assert.match(reasons[0], /^not JSON: /);
         assert.equal(reasons[1], 'unknown operation "dropTable"');
@@ -597,7 +609,9 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
         assert.equal(reasons[4], "no stage -77 (its startStage line was not replayed) in the database");
         assert.equal(reasons[5], "startStage without its stageId");
         assert.equal(reasons[6], "no run no-such-run in the database");
-        assert.match(reasons[7], /^cut short \(the last line has no newline\): not JSON: /);
+        assert.match(reasons[7], /UNIQUE constraint failed: snapshots\.repository, snapshots\.id/);
+        assert.deepEqual((await store.listSnapshots({})).map((s) => s.id), ["0000kept"]);
+        assert.match(reasons[8], /^cut short \(the last line has no newline\): not JSON: /);
         for (const entry of rejected) assert.equal(entry.file, fallbackFileName);
       } finally {
         await store.close();
@@ -634,7 +648,12 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
     await inStateDir(async (stateDir) => {
       await withOpen(stateDir, () => Promise.resolve());
       const older = join(stateDir, `fallback.replaying-${deadPid()}.jsonl`);
-      writeFileSync(older, `${line("startRun", [run("run-1")])}\n${line("startStage", [{ runId: "run-1", type: "backup", startedAt: "t" }], { stageId: -9 })}\n`);
+      writeFileSync(
+        older,
+        `${line("startRun", [run("run-1")])}\n${
+          line("startStage", [{ runId: "run-1", type: "backup", startedAt: "t" }], { stageId: -9 })
+        }\n`,
+      );
       writeFileSync(
         join(stateDir, fallbackFileName),
         `${line("finishStage", [-9, { status: "succeeded", finishedAt: "t2", durationMs: 1 }])}\n` +
@@ -650,7 +669,10 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
       // A process that runs (this test's parent) is replaying: its lines are older, so nothing is replayed now.
       const live = join(stateDir, `fallback.replaying-${process.ppid}.jsonl`);
       writeFileSync(live, `${line("startRun", [run("run-2")])}\n`);
-      writeFileSync(join(stateDir, fallbackFileName), `${line("finishRun", ["run-2", { status: "failed", finishedAt: "t", durationMs: 1 }])}\n`);
+      writeFileSync(
+        join(stateDir, fallbackFileName),
+        `${line("finishRun", ["run-2", { status: "failed", finishedAt: "t", durationMs: 1 }])}\n`,
+      );
       await withOpen(stateDir, async (store) => {
         assert.equal(store.replayed, null);
         assert.deepEqual(fallbackFiles(stateDir), [fallbackFileName, `fallback.replaying-${process.ppid}.jsonl`]);
@@ -667,7 +689,10 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
 
       const children = [openInChild(stateDir), openInChild(stateDir), openInChild(stateDir)];
       const here = await Promise.all([open(stateDir), open(stateDir), open(stateDir)]);
-      const reports = [...here.map((store) => store.replayed), ...(await Promise.all(children)).map((out) => JSON.parse(out))];
+      const reports = [
+        ...here.map((store) => store.replayed),
+        ...(await Promise.all(children)).map((out) => JSON.parse(out)),
+      ];
       try {
         const replays = reports.filter((report) => report !== null);
         assert.equal(replays.length, 1, `one replay: ${JSON.stringify(reports)}`);
@@ -684,7 +709,7 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
 });
 
 describe("fallback.ts", () => {
-  it("parseFallback keeps a whole last line without its newline and rejects blank-free garbage with reasons", () => {
+  it("parseFallback skips blank lines, keeps a whole last line without its newline, gives each bad line a reason", () => {
     const good = line("bumpSerial", []);
     const { lines, rejected } = parseFallback(`${good}\n\n[1,2]\n{"v":2,"op":"bumpSerial"}\n${good}`);
     assert.deepEqual(lines.map((l) => [l.line, l.record.op]), [[1, "bumpSerial"], [5, "bumpSerial"]]);
@@ -758,8 +783,14 @@ describe("unwritableReason", () => {
     assert.equal(unwritableReason(node(2067, "UNIQUE constraint failed: runs.id")), undefined);
     assert.equal(unwritableReason(node(1, "no such table: runs")), undefined);
     assert.equal(unwritableReason(bun("SQLITE_BUSY", 5, "database is locked")), "database is locked");
-    assert.equal(unwritableReason(bun("SQLITE_READONLY", 8, "attempt to write a readonly database")), "attempt to write a readonly database");
-    assert.equal(unwritableReason(bun("SQLITE_CORRUPT", 11, "database disk image is malformed")), "database disk image is malformed");
+    assert.equal(
+      unwritableReason(bun("SQLITE_READONLY", 8, "attempt to write a readonly database")),
+      "attempt to write a readonly database",
+    );
+    assert.equal(
+      unwritableReason(bun("SQLITE_CORRUPT", 11, "database disk image is malformed")),
+      "database disk image is malformed",
+    );
     assert.equal(unwritableReason(bun("SQLITE_CONSTRAINT_UNIQUE", 2067, "UNIQUE constraint failed")), undefined);
     assert.equal(unwritableReason({ code: "SQLITE_IOERR_WRITE", message: "disk I/O error" }), "disk I/O error");
     assert.equal(unwritableReason(new Error("database is locked")), "database is locked", "a driver without codes");
