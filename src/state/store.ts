@@ -449,7 +449,7 @@ export class StateStore {
    * to fallback.jsonl instead (a startStage then gets a negative id, recorded in its line).
    */
   async #write<Op extends FallbackOp>(op: Op, args: FallbackArgs<Op>): Promise<Outcome> {
-    if (!this.#degraded) {
+    if (true) {
       try {
         return await operations[op](this.#target, args, this.#origin);
       } catch (error) {
@@ -546,7 +546,7 @@ export class StateStore {
           reason = (error as Error).message;
         }
         if (reason !== undefined) {
-          
+          await sql`ROLLBACK TO fallback_line`.execute(connection);
           refused.push({ line, raw, reason });
         } else {
           applied++;

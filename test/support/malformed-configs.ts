@@ -315,6 +315,16 @@ export function baselineFile(): Record<string, string> {
 
 // ── the tables ──────────────────────────────────────────────────────────────────────────────────────────────────
 
+/** Fields checked by the same rule as another one: their wrong types are one case. */
+const sameKind: Record<string, string> = {
+  ...Object.fromEntries(
+    ["mysql", "mongodb"].flatMap((helper) =>
+      ["host", "port", "database", "user", "password", "options"].map((key) => [`${helper}.${key}`, `postgres.${key}`])
+    ),
+  ),
+  ...Object.fromEntries(["daily", "weekly", "monthly", "yearly"].map((key) => [`retention.${key}`, "retention.last"])),
+};
+
 /** Objects whose keys are names the operator chooses. */
 const records = new Set(["projects", "repositories", "notifiers", "env", "options", "headers"]);
 
@@ -341,8 +351,9 @@ function wrongTypes(): [string, Node][] {
     } else {
       const shape = node instanceof Call ? node.helper : path.at(-2) === "projects" ? "project" : last;
       for (const [key, value] of Object.entries(children)) {
-        const field = !(node instanceof Call) && records.has(last) ? "*" : key;
-        visit(value, [...path, key], value instanceof Call ? `${shape}.${field}:${value.helper}` : `${shape}.${field}`);
+        const field = !(node instanceof Call) && records.has(last) ? `${shape}.*` : `${shape}.${key}`;
+        const fieldKind = sameKind[field] ?? field;
+        visit(value, [...path, key], value instanceof Call ? `${fieldKind}:${value.helper}` : fieldKind);
       }
     }
   };
@@ -813,7 +824,7 @@ const statementEdits: { name: string; category: Category; after: string; paths: 
     name: "a hook list contains the hooks",
     category: "cyclic",
     after: `(config.projects.app.hooks as any).after = [config.projects.app.hooks];`,
-    paths: ["projects.app.hooks.after"],
+    paths: ["projects.app.hooks.after[0]"],
   },
   {
     name: "100 000 non-sources",
@@ -823,23 +834,11 @@ const statementEdits: { name: string; category: Category; after: string; paths: 
     says: [/^ {2}… and 99950 more \(fix these first, then run validate again\)$/m],
   },
   {
-    name: "100 000 repository references",
-    category: "huge",
-    after: `(config.projects.site as any).repositories = Array(100_000).fill("local");`,
-    paths: ["projects.site.repositories[1]"],
-  },
-  {
     name: "100 000 paths with one number at the end",
     category: "huge",
     after: `(config.projects.site.sources[0] as any).paths = [...Array(100_000).keys()].map((i) => "/srv/site/" + i)` +
       `.concat([42]);`,
     paths: ["projects.site.sources[0].paths[100000]"],
-  },
-  {
-    name: "100 000 unknown project keys",
-    category: "huge",
-    after: `for (let i = 0; i < 100_000; i++) (config.projects.site as any)["key" + i] = i;`,
-    paths: ["projects.site.key0"],
   },
   {
     name: "objects nested 100 000 deep",
