@@ -100,8 +100,11 @@ export interface LockInfo {
 
 const lockSuffix = ".lock";
 
-/** How long to wait for another process that is changing the same lock file at this instant. */
-const claimPatienceMs = 3000;
+/**
+ * How long to wait for another process that is changing the same lock file at this instant. A change takes
+ * milliseconds, but syncing the file can stall for seconds on a busy disk.
+ */
+const claimPatienceMs = 10_000;
 
 export function locksDir(stateDir: string): string {
   return join(stateDir, "locks");
@@ -413,7 +416,7 @@ function claim(path: string, identity: string): (() => void) | undefined {
   let generation = 0;
   for (let attempt = 0; attempt < 256; attempt++) {
     const name = marker(generation);
-    if (createExclusive(dir, name, me)) return () => removeQuietly(name);
+    if (createExclusive(dir, name, me, { sync: false })) return () => removeQuietly(name);
     const claimant = readLock("", name, hostname());
     if (!claimant) continue; // given back just now: try the same generation again
     if (claimant.state === "live" || claimant.state === "foreign-host") return undefined;
@@ -448,8 +451,8 @@ function sweepClaims(path: string, current: string): void {
 }
 
 /** Creates `path` with `text` if nothing is there: true when this call created it. */
-function createExclusive(dir: string, path: string, text: string): boolean {
-  const temp = writeTemp(dir, text);
+function createExclusive(dir: string, path: string, text: string, options = { sync: true }): boolean {
+  const temp = writeTemp(dir, text, options);
   try {
     linkSync(temp, path);
     return true;
@@ -461,13 +464,17 @@ function createExclusive(dir: string, path: string, text: string): boolean {
   }
 }
 
-/** A fully written, synced 0600 file in `dir` under a name no lock or marker can have (it starts with a dot). */
-function writeTemp(dir: string, text: string): string {
+/**
+ * A fully written 0600 file in `dir` under a name no lock or marker can have (it starts with a dot). Lock files are
+ * synced, so one left by a power cut is readable (and stale) rather than empty; claim markers need not be: after a
+ * crash their creators are gone anyway, and an empty marker counts as abandoned.
+ */
+function writeTemp(dir: string, text: string, options = { sync: true }): string {
   const temp = join(dir, `.${process.pid}-${randomBytes(6).toString("hex")}.tmp`);
   const fd = openSync(temp, "wx", 0o600);
   try {
     writeSync(fd, text);
-    fsyncSync(fd);
+    if (options.sync) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

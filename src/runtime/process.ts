@@ -34,7 +34,18 @@ export function processAlive(pid: number, processStart?: string | null): boolean
     // EPERM: it exists but belongs to another user.
     if ((error as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  if (isZombie(pid)) return false;
   if (!processStart) return true;
   const now = processStartOf(pid);
   return now === null || now === processStart;
+}
+
+/** A process that has exited but was not reaped yet (state Z in /proc/PID/stat) is gone for our purposes. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
 }

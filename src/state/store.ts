@@ -449,13 +449,16 @@ export class StateStore {
    * to fallback.jsonl instead (a startStage then gets a negative id, recorded in its line).
    */
   async #write<Op extends FallbackOp>(op: Op, args: FallbackArgs<Op>): Promise<Outcome> {
-    if (true) {
+    if (!this.#degraded) {
       try {
         return await operations[op](this.#target, args, this.#origin);
       } catch (error) {
         const reason = unwritableReason(error);
         if (reason === undefined) throw error;
-        this.#degrade(reason, `its results go to ${fallbackFileName} in the same folder until a start replays them`);
+        this.#degrade(
+          reason,
+          `this process's results go to ${join(this.dir, fallbackFileName)} until a start replays them`,
+        );
       }
     }
     const stageId = op === "startStage" ? -randomInt(1, 2 ** 47) : undefined;

@@ -159,7 +159,8 @@ describe("secret hygiene: no secret value in output, plan files, state, command 
     writeFileSync(join(configDir, "data", "uploads", "invoice.txt"), "Invoice 42\n");
     writeFileSync(join(configDir, "data", "notes", "runbook.md"), "# Runbook\n");
 
-    // Values: distinctive, random, and each the value of exactly one env() or file() reference.
+    // Distinctive random values, each reaching backupctl through an env() or file() reference; the tokens and
+    // user:password pairs inside some of them are looked for on their own too.
     env.PG_PASSWORD = secret("PostgreSQL password", `pg-secret-${hex()}`);
     env.PG_WRONG_PASSWORD = secret("wrong PostgreSQL password", `pg-wrong-${hex()}`);
     env.MARIADB_PASSWORD = secret("MariaDB password", `mdb-secret-${hex()}`);

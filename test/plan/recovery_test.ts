@@ -81,10 +81,10 @@ describe("recover actions from leftovers", () => {
       leftovers: { interruptedRuns: [run], staleLocks: [], files: ["tmp/secret-1-x"] },
     });
     const text = renderText(planAt(loaded, observed));
-    assert.match(text, /Project shop:\n  ~ recover: mark run 20261121T030000Z-abc123 of shop interrupted  run /);
+    assert.match(text, /Project shop:\n {2}~ recover: mark run 20261121T030000Z-abc123 of shop interrupted {2}run /);
     assert.match(
       text,
-      /Recovery:\n  ~ recover: delete 1 leftover private folder  1 private temporary folder of processes that are gone: delete it\n  ~ recover: remove stale restic locks in local/,
+      /Recovery:\n {2}~ recover: delete 1 leftover private folder {2}1 private temporary folder of processes that are gone: delete it\n {2}~ recover: remove stale restic locks in local/,
     );
   });
 

@@ -55,7 +55,7 @@ describe("openSsh", () => {
       assert.equal(statSync(join(dir, "key-0")).mode & 0o777, 0o600);
       assert.ok(readFileSync(join(dir, "key-0"), "utf8").endsWith("KEY-----\n"), "the key ends with a newline");
       const config = readFileSync(join(dir, "ssh_config"), "utf8");
-      assert.match(config, /Match host 127\.0\.0\.1 user backup exec "test %p = 2222"\n  IdentityFile "[^"]+key-0"/);
+      assert.match(config, /Match host 127\.0\.0\.1 user backup exec "test %p = 2222"\n {2}IdentityFile "[^"]+key-0"/);
       assert.match(config, /Match host nas\.example user root exec "test %p = 22"/);
       assert.match(config, /StrictHostKeyChecking yes[\s\S]*UserKnownHostsFile "[^"]+known_hosts-0"/);
       assert.match(config, /StrictHostKeyChecking accept-new/);

@@ -48,7 +48,7 @@ const busyTimeoutMs = 300;
 
 // Helpers.
 
-async function inStateDir(body: (stateDir: string) => Promise<void>): Promise<void> {
+async function inStateDir(body: (stateDir: string) => Promise<void> | void): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "backupctl-fallback-test-"));
   try {
     await body(join(root, "state"));
@@ -62,7 +62,7 @@ async function open(stateDir: string, warnings: string[] = [], timeout = busyTim
   return await StateStore.open(stateDir, { busyTimeoutMs: timeout, warn: (message) => warnings.push(message) });
 }
 
-async function withOpen<T>(stateDir: string, body: (store: StateStore) => Promise<T>): Promise<T> {
+async function withOpen<T>(stateDir: string, body: (store: StateStore) => Promise<T> | T): Promise<T> {
   const store = await open(stateDir);
   try {
     return await body(store);
@@ -621,7 +621,7 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
 
   it("maps a stage's negative id to its row across two replays (its finish written after the first replay)", async () => {
     await inStateDir(async (stateDir) => {
-      await withOpen(stateDir, () => Promise.resolve());
+      await withOpen(stateDir, () => {}); // creates the database
       const fallback = join(stateDir, fallbackFileName);
       const start = line("startStage", [{ runId: null, type: "check", repository: "local", startedAt: "t0" }], {
         stageId: -5,
@@ -646,7 +646,7 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
 
   it("takes up the file of a replay that died before fallback.jsonl, and leaves a live replayer's file alone", async () => {
     await inStateDir(async (stateDir) => {
-      await withOpen(stateDir, () => Promise.resolve());
+      await withOpen(stateDir, () => {}); // creates the database
       const older = join(stateDir, `fallback.replaying-${deadPid()}.jsonl`);
       writeFileSync(
         older,
@@ -673,7 +673,7 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
         join(stateDir, fallbackFileName),
         `${line("finishRun", ["run-2", { status: "failed", finishedAt: "t", durationMs: 1 }])}\n`,
       );
-      await withOpen(stateDir, async (store) => {
+      await withOpen(stateDir, (store) => {
         assert.equal(store.replayed, null);
         assert.deepEqual(fallbackFiles(stateDir), [fallbackFileName, `fallback.replaying-${process.ppid}.jsonl`]);
       });
@@ -682,7 +682,7 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
 
   it("replays exactly once when several stores open at once, in this process and in others", async () => {
     await inStateDir(async (stateDir) => {
-      await withOpen(stateDir, () => Promise.resolve());
+      await withOpen(stateDir, () => {}); // creates the database
       const count = 300;
       const text = Array.from({ length: count }, (_, i) => `${line("startRun", [run(`run-${i}`)])}\n`).join("");
       writeFileSync(join(stateDir, fallbackFileName), text);
@@ -719,7 +719,7 @@ describe("fallback.ts", () => {
   });
 
   it("appendFallback starts on a line of its own after a line cut short, and tightens the file to 0600", async () => {
-    await inStateDir(async (stateDir) => {
+    await inStateDir((stateDir) => {
       mkdirSync(stateDir, { recursive: true });
       const fallback = join(stateDir, fallbackFileName);
       writeFileSync(fallback, '{"v":1,"op":"startR', { mode: 0o644 });
@@ -732,7 +732,7 @@ describe("fallback.ts", () => {
   });
 
   it("a claim given back goes in front of the lines appended meanwhile", async () => {
-    await inStateDir(async (stateDir) => {
+    await inStateDir((stateDir) => {
       mkdirSync(stateDir, { recursive: true });
       appendFallback(stateDir, { op: "startRun", args: [run("old")] });
       const claim = claimFallback(stateDir)!;
@@ -748,7 +748,7 @@ describe("fallback.ts", () => {
   });
 
   it("waits for a lock held by a live process, and takes over one whose holder is gone", async () => {
-    await inStateDir(async (stateDir) => {
+    await inStateDir((stateDir) => {
       mkdirSync(stateDir, { recursive: true });
       const lock = join(stateDir, "fallback.lock");
       writeFileSync(lock, `${deadPid()} -\n`);
