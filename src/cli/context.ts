@@ -60,8 +60,17 @@ export async function load(options: GlobalOptions): Promise<LoadedConfig> {
   return await loadConfig(configPath(options));
 }
 
+/** Opens the state; results a crashed or blocked process left in fallback.jsonl are replayed first, and said. */
 export async function openStore(options: GlobalOptions, loaded: LoadedConfig): Promise<StateStore> {
-  return await StateStore.open(stateDirFor(options, loaded));
+  const store = await StateStore.open(stateDirFor(options, loaded));
+  const replayed = store.replayed;
+  if (replayed && replayed.applied + replayed.rejected > 0) {
+    processOutput.stderr(
+      `replayed ${replayed.applied} result${replayed.applied === 1 ? "" : "s"} from fallback.jsonl into the state ` +
+        `database${replayed.rejected ? ` (${replayed.rejected} set aside in fallback.rejected.jsonl)` : ""}\n`,
+    );
+  }
+  return store;
 }
 
 /** Parses --now; an invalid date is a usage error. */

@@ -81,7 +81,9 @@ function describeError(error: unknown, file: string): string {
   const label = name === "BuildMessage" ? "SyntaxError" : name === "Error" || name === "ResolveMessage" ? "" : name;
   const text = label && !/^\w*Error: /.test(head) ? `${label}: ${head}` : head;
   const where = locationIn(error, `${stripVTControlCharacters(message)}\n${stack ?? ""}`, file);
-  return redact(cut(text, 300) + (where ? ` (${where})` : ""));
+  // Deno ends some messages with "at file:///…:1:24"; the location is said once, in the same words as elsewhere.
+  const said = where ? text.replace(/\s+at \S+:\d+:\d+$/, "") : text;
+  return redact(cut(said, 300) + (where ? ` (${where})` : ""));
 }
 
 function jsonOf(value: unknown): string {
@@ -99,7 +101,7 @@ function locationIn(error: object, text: string, file: string): string | undefin
     `${path === file ? "" : `${relative(dir, path)} `}line ${line}, column ${column}`;
   const position = (error as { position?: { file?: unknown; line?: unknown; column?: unknown } }).position;
   if (position && typeof position.file === "string" && typeof position.line === "number") {
-    return at(position.file, position.line, Number(position.column) + 1);
+    return at(position.file, position.line, Number(position.column));
   }
   for (const match of text.matchAll(/(file:\/\/\/[^\s:()"'`]+|\/[^\s:()"'`]+):(\d+):(\d+)/g)) {
     const path = match[1].startsWith("file:") ? fileURLToPath(match[1]) : match[1];

@@ -93,6 +93,40 @@ describe("loadConfig", () => {
     assert.match(throwing.problems[0].message, /the exported config function threw: no database host known/);
   });
 
+  it("says where a syntax error is, in one line (Bun reports several at once; the first is shown)", async () => {
+    const path = write("stray.config.ts", `${header}export default defineConfig({ projects: {} }) @@ ;\n`);
+    const error = await loadError(path);
+    assert.match(error.problems[0].message, /^cannot load the file: .*\(line 2, column \d+\)/);
+    assert.doesNotMatch(error.problems[0].message, /\n|AggregateError|errors building/);
+  });
+
+  it("says where an import-time error was thrown, and which module is missing", async () => {
+    const thrown = await loadError(
+      write("thrown.config.ts", `${header}\nthrow new Error("set BACKUP_HOST first");\n`),
+    );
+    assert.match(thrown.problems[0].message, /^cannot load the file: set BACKUP_HOST first \(line 3, column \d+\)$/);
+    write("helper-missing.ts", `export { x } from "./no-such-module.ts";\n`);
+    const missing = await loadError(
+      write("import-missing.config.ts", `import { x } from "./helper-missing.ts";\nexport default x;\n`),
+    );
+    assert.match(missing.problems[0].message, /^cannot load the file: .*no-such-module\.ts/);
+    assert.ok(!/\n/.test(missing.problems[0].message) && !missing.problems[0].message.includes("\u001b[0m"));
+  });
+
+  it("reports a rejected Promise exported as the default, and thrown values that are not errors", async () => {
+    const rejected = await loadError(
+      write("promise.config.ts", `export default Promise.reject(new Error("vault is sealed"));\n`),
+    );
+    assert.match(rejected.problems[0].message, /^the exported Promise failed: vault is sealed \(line 1, column \d+\)$/);
+    const object = await loadError(
+      write("object.config.ts", `export default () => Promise.reject({ code: "EVAULT", retry: false });\n`),
+    );
+    assert.equal(
+      object.problems[0].message,
+      'the exported config function threw: {"code":"EVAULT","retry":false}',
+    );
+  });
+
   it("reports a missing file", async () => {
     const error = await loadError(join(dir, "missing.config.ts"));
     assert.match(error.problems[0].message, /config file not found/);

@@ -18,6 +18,7 @@ import { type CliResult, runCli } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 import {
   baselineFile,
+  categories,
   type Category,
   configFile,
   type MalformedConfig,
@@ -104,7 +105,7 @@ async function refuseAll(entries: MalformedConfig[], command: string[]): Promise
     const found = complaints(entry, file, result, created);
     rmSync(dir, { recursive: true, force: true });
     if (found.length === 0) return undefined;
-    return `✗ ${entry.name} [${entry.category}]: ${found.join("; ")}\n${
+    return `✗ ${entry.name} [${entry.category}], exit ${result.code}: ${found.join("; ")}\n${
       result.stderr.slice(0, 1200).replace(/^/gm, "    | ")
     }`;
   });
@@ -118,25 +119,6 @@ describe("a generated corpus of malformed configs through the real CLI", () => {
     assert.deepEqual(names.filter((name, index) => names.indexOf(name) !== index), [], "case names are unique");
     const counts = new Map<Category, number>();
     for (const entry of corpus) counts.set(entry.category, (counts.get(entry.category) ?? 0) + 1);
-    const categories: Category[] = [
-      "wrong type",
-      "missing key",
-      "unknown key",
-      "bad value",
-      "bad cron",
-      "bad time zone",
-      "bad duration",
-      "plain secret",
-      "undeclared reference",
-      "duplicate source",
-      "unknown helper",
-      "cyclic",
-      "huge",
-      "default export",
-      "syntax error",
-      "throws at import",
-      "missing module",
-    ];
     assert.deepEqual([...counts.keys()].sort(), [...categories].sort());
     for (const entry of corpus) {
       assert.ok(entry.paths.length + entry.says.length > 0, `${entry.name} expects nothing of the message`);

@@ -39,4 +39,19 @@ describe("schedules", () => {
     assert.equal(timezoneProblem("Europe/Berlin"), undefined);
     assert.match(timezoneProblem("Mars/Olympus")!, /unknown time zone "Mars\/Olympus"/);
   });
+
+  it("quotes at most 60 characters of a huge expression or zone, and of cron-parser's message about it", () => {
+    const huge = "x".repeat(5_000_000);
+    const problems = [
+      scheduleProblem(huge)!,
+      scheduleProblem(`${huge} * * * *`)!,
+      scheduleProblem(`@${huge}`)!,
+      scheduleProblem(`H${huge} * * * *`)!,
+      timezoneProblem(`Europe/${huge}`)!,
+    ];
+    for (const problem of problems) assert.ok(problem.length < 400, `${problem.length}: ${problem.slice(0, 200)}`);
+    assert.match(problems[0], /got 1 field in "x{57}"…$/);
+    assert.match(problems[1], /^invalid cron expression "x{57}"…: /);
+    assert.match(problems[4], /^unknown time zone "Europe\/x{50}"…; /);
+  });
 });

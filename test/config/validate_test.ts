@@ -748,6 +748,43 @@ const cases: Case[] = [
     path: "projects.shop.sources[0].run",
     messageIncludes: "needs at least 1 item",
   },
+
+  // ── a string-or-list field given a list with a bad item: the item is named, not the whole field ────────────────
+  {
+    name: "an email recipient in a list is a number",
+    config: configWith({}, {
+      notifiers: { mail: email({ smtp: { host: "smtp.example.com" }, from: "a@x", to: ["b@x", 42 as never] }) },
+    }),
+    path: "notifiers.mail.to[1]",
+    messageIncludes: "expected a string, got 42",
+    exact: true,
+  },
+  {
+    name: "a hook argument is a number",
+    config: configWith({ hooks: { after: ["systemctl", 5] } }),
+    path: "projects.shop.hooks.after[1]",
+    messageIncludes: "expected a string, got 5",
+    exact: true,
+  },
+  {
+    name: "a secret reference in a string-or-secret field has a bad variable name",
+    config: withSources(mongodb({ uri: env("1MONGO_URI"), database: "events" })),
+    path: "projects.shop.sources[0].uri.name",
+    messageIncludes: "expected an environment variable name",
+  },
+  {
+    name: "command without run",
+    config: withSources({ type: "command", name: "redis", filename: "dump.rdb" }),
+    path: "projects.shop.sources[0].run",
+    messageIncludes: 'required: the command whose output is the dump, e.g. run: "redis-cli --rdb -"',
+    exact: true,
+  },
+  {
+    name: "verify without into",
+    config: configWith({ verify: { every: "7d" } }),
+    path: "projects.shop.verify.into",
+    messageIncludes: "required: a scratch database to restore into",
+  },
 ];
 
 describe("validateConfig: malformed configs", () => {
@@ -897,6 +934,47 @@ describe("validateConfig: many problems at once", () => {
     assert.equal(new Set(keys).size, keys.length, show(error.problems));
     assertProblem(error.problems, "projects.shop.repositories[0]", 'unknown repository "nowhere"');
     assertProblem(error.problems, "projects.shop.repositories[1]", '"nowhere" is listed twice');
+  });
+});
+
+describe("validateConfig: huge values", () => {
+  const huge = (letter: string) => letter.repeat(5_000_000);
+
+  it("cuts a 5 MB value or key to a few dozen characters wherever a problem repeats it", () => {
+    const project = { ...validProject(), [huge("k")]: 1, schedule: huge("x") };
+    const error = problemsOf({
+      timezone: `Europe/${huge("z")}`,
+      repositories: { local: localRepo() },
+      projects: {
+        shop: project,
+        blog: { ...validProject(), sources: [sqlite({ path: `/srv/${huge("s")} .db` })], repositories: [huge("r")] },
+        [huge("p")]: validProject(),
+      },
+    });
+    const cut = (letter: string) => `"${letter.repeat(57)}"…`;
+    assertProblem(error.problems, "timezone", `unknown time zone "Europe/${"z".repeat(50)}"…`);
+    assertProblem(error.problems, "projects.shop.schedule", `in ${cut("x")}`);
+    assertProblem(error.problems, `projects.shop.${"k".repeat(57)}…`, `unknown key ${cut("k")}; allowed keys are`);
+    assertProblem(error.problems, `projects.${"p".repeat(57)}…`, `invalid name ${cut("p")}`);
+    assertProblem(error.problems, "projects.blog.repositories[0]", `unknown repository ${cut("r")}`);
+    assertProblem(error.problems, "projects.blog.sources[0]", `the default source name ${cut("s")} is not a valid`);
+    assert.ok(error.message.length < 4000, `a message of ${error.message.length} characters`);
+  });
+
+  it("cuts cron-parser's own message, which quotes the field it rejects", () => {
+    const error = problemsOf(configWith({ schedule: `${huge("x")} * * * *` }));
+    assertProblem(error.problems, "projects.shop.schedule", "invalid cron expression");
+    assert.ok(error.message.length < 1000, `a message of ${error.message.length} characters`);
+  });
+
+  it("lists the first 50 of 100 000 problems and says how many more there are", () => {
+    const error = problemsOf(configWith({ sources: Array(100_000).fill(5) }));
+    assert.equal(error.problems.length, 100_000, "every problem is kept");
+    const lines = error.message.split("\n");
+    assert.equal(lines[0], "invalid configuration test.config.ts (100000 problems):");
+    assert.equal(lines.length, 52);
+    assert.ok(lines[50].startsWith("  projects.shop.sources[49]: "), lines[50]);
+    assert.equal(lines[51], "  … and 99950 more (fix these first, then run validate again)");
   });
 });
 

@@ -9,7 +9,7 @@
  * (databases_test.ts), the SFTP server down and back (remote_test.ts), retries with backoff (retry_hooks_test.ts).
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -248,6 +248,54 @@ export default defineConfig({
     const next = await cli(["apply", "--project", "slow", "--now", dayAt(3)]);
     assert.equal(next.code, 0, next.stdout + next.stderr);
     assert.doesNotMatch(next.stdout, /marked interrupted/, "already recorded; nothing to recover");
+  });
+
+  it("state database locked past its timeout during a run: results go to fallback.jsonl and the next start replays them", async () => {
+    rmSync(gate(), { force: true });
+    const busy = { BACKUPCTL_DB_BUSY_TIMEOUT_MS: "500" };
+    const applying = background(["apply", "--project", "slow", "--now", dayAt(5)], busy);
+    const run = await dumping("slow");
+    // Another process takes the database's write lock and keeps it (readers still read: WAL mode).
+    const holder = spawn("sqlite3", [join(stateDir(), "state.db")], { stdio: ["pipe", "pipe", "inherit"] });
+    let said = "";
+    holder.stdout!.on("data", (chunk) => (said += chunk));
+    holder.stdin!.write("BEGIN EXCLUSIVE;\nSELECT 'holding';\n");
+    try {
+      await waitFor("sqlite3 to hold the write lock", () => said.includes("holding"));
+      writeFileSync(gate(), "");
+      const result = await applying.done;
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      assert.match(result.stdout, /\+ backup slow\/slow → local: snapshot [0-9a-f]{8}/);
+      assert.match(result.stderr, /fallback\.jsonl/);
+      const fallback = readFileSync(join(stateDir(), "fallback.jsonl"), "utf8").trim().split("\n");
+      assert.ok(fallback.length >= 2, fallback.join("\n"));
+      assert.ok(fallback.every((line) => JSON.parse(line).v === 1), "one JSON object per line");
+      assert.ok(fallback.some((line) => line.includes(run.id) && line.includes("finishRun")));
+      assert.equal((statSync(join(stateDir(), "fallback.jsonl")).mode & 0o777).toString(8), "600");
+      const [meanwhile] = await sql<RunRow>(`SELECT * FROM runs WHERE id = '${run.id}'`);
+      assert.equal(meanwhile.status, "running", "the database did not get the result");
+      assert.deepEqual(locks(), [], "the lock is a file: released all the same");
+    } finally {
+      holder.stdin!.end("ROLLBACK;\n");
+      await new Promise((resolve) => holder.once("close", resolve));
+    }
+
+    const status = await cli(["status", "--now", dayAt(5)]);
+    assert.equal(status.code, 0, status.stdout + status.stderr);
+    assert.match(status.stderr, /replayed \d+ results from fallback\.jsonl into the state database/);
+    assert.doesNotMatch(status.stdout, /marked interrupted/, "the replayed run finished: nothing to recover");
+    const [replayed] = await sql<RunRow>(`SELECT * FROM runs WHERE id = '${run.id}'`);
+    assert.equal(replayed.status, "succeeded");
+    const stages = await sql<{ type: string; status: string; snapshot_id: string | null }>(
+      `SELECT type, status, snapshot_id FROM stages WHERE run_id = '${run.id}' AND type = 'backup'`,
+    );
+    assert.equal(stages.length, 1);
+    assert.equal(stages[0].status, "succeeded");
+    assert.match(stages[0].snapshot_id ?? "", /^[0-9a-f]{8,64}$/);
+    assert.ok(!existsSync(join(stateDir(), "fallback.jsonl")), "cleared after the replay");
+    assert.ok(!existsSync(join(stateDir(), "fallback.rejected.jsonl")));
+    const plan = await cli(["plan", "--project", "slow", "--now", dayAt(5), "--detailed-exitcode"]);
+    assert.equal(plan.code, 0, plan.stdout + plan.stderr);
   });
 
   it("restic's temporary folder full: a clear error, no snapshot, nothing half-written; with space the backup succeeds", async (t) => {

@@ -173,6 +173,14 @@ describe("readPlanFile", () => {
     }
   });
 
+  it("refuses a key added to the plan or to an action, though the reader would drop it (exit 5)", () => {
+    const sealed = sealPlan(samplePlan());
+    const extraAction = structuredClone(sealed);
+    Object.assign(extraAction.actions[1], { command: "rm -rf /srv" });
+    const extraTop = { ...structuredClone(sealed), approved_by: "mallory" };
+    for (const edit of [extraAction, extraTop]) assert.throws(() => readPlanFile(writePlan(edit)), edited);
+  });
+
   it("refuses truncated JSON, non-JSON and empty files (exit 64)", () => {
     const text = JSON.stringify(sealPlan(samplePlan()), null, 2);
     for (const content of [text.slice(0, Math.floor(text.length / 2)), text.slice(0, -1), "plan: yes\n", ""]) {

@@ -429,6 +429,24 @@ describe("StateStore degraded mode: the database locked by another process", () 
     });
   });
 
+  it("throws, naming both causes, when fallback.jsonl cannot be written either", async () => {
+    await inStateDir(async (stateDir) => {
+      const store = await open(stateDir);
+      const lock = await holdWriteLock(store.path);
+      try {
+        mkdirSync(join(stateDir, fallbackFileName));
+        await assert.rejects(
+          store.startRun(run("run-1")),
+          /^Error: cannot record startRun: the state database .*state\.db cannot be written \(database is locked\), and neither can .*fallback\.jsonl: EISDIR/,
+        );
+        assert.equal(store.degraded, true);
+      } finally {
+        await lock.release();
+        await store.close();
+      }
+    });
+  });
+
   it("still throws errors that are not about writability (a constraint), without degrading", async () => {
     await inStateDir(async (stateDir) => {
       await withOpen(stateDir, async (store) => {
