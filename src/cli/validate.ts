@@ -1,10 +1,11 @@
-/** `backupctl validate [--secrets]`: load and validate the config; list every problem with its path. */
+/** `backupctl validate [--secrets]`: load and validate the config; list the problems with their paths (the first 50, then a count). */
 import type { Command } from "commander";
 import { collectSecretRefs, describeSecret, readSecret } from "../config/secrets.ts";
 import { ConfigError, ExitCode } from "../errors.ts";
 import { type GlobalOptions, load, type Output } from "./context.ts";
 
-export const description = "Load and validate the config; print every problem with its path (exit 3 when invalid)";
+export const description =
+  "Load and validate the config; print each problem with its path, up to 50 (exit 3 when invalid)";
 
 interface Options extends GlobalOptions {
   secrets?: boolean;
