@@ -21,7 +21,8 @@ Exit codes:
   3   invalid configuration
   4   another run holds the lock
   5   saved plan is stale
-  64  usage error`;
+  64  usage error
+  130 stopped by SIGINT, 143 stopped by SIGTERM (apply: the run recorded interrupted)`;
 
 /** Builds the program; `done` receives the exit code of the command that ran. */
 export function buildProgram(output: Output, done: (code: number) => void): Command {

@@ -159,6 +159,9 @@ describe("remote repository over SFTP (OpenSSH sshd on loopback)", () => {
     assert.match(down.stdout, /✗ backup demo\/app → sftp failed: repository sftp: restic backup/);
     assert.match(down.stdout, /✗ backup demo\/uploads → sftp failed: repository sftp: restic backup/);
     assert.match(output, /Connection refused|unable to start the sftp session/);
+    // An unreachable server is transient: retried with backoff before the stage fails.
+    assert.match(down.stdout, /! backup demo\/app → sftp: attempt 1\/3 failed \(transient\), retrying in \d/);
+    assert.match(down.stdout, /! backup demo\/app → sftp: attempt 2\/3 failed \(transient\), retrying in \d/);
     assert.match(down.stdout, /✗ refreshing the inventory of sftp failed: repository sftp: restic snapshots failed/);
     assert.match(down.stdout, /Apply finished with failures: 0 succeeded, 3 failed\./);
     assert.doesNotMatch(output, /^\s+at /m, "no stack trace");
