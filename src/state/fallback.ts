@@ -368,7 +368,7 @@ export function claimFallback(dir: string): FallbackClaim | null {
         if (newer !== "") {
           const claimed = readFileSync(own, "utf8");
           // With the newline a line cut short at the end of the claimed file lacks.
-          appendRaw(own, asLines(claimed).slice(claimed.length) + newer);
+          writeDurably(own, asLines(claimed).slice(claimed.length) + newer, "a");
         }
         renameSync(own, fallback);
         syncFolder(dir);
@@ -383,18 +383,9 @@ function asLines(text: string): string {
   return text === "" || text.endsWith("\n") ? text : `${text}\n`;
 }
 
-function appendRaw(path: string, text: string): void {
-  const fd = openSync(path, "a", 0o600);
-  try {
-    writeAll(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function writeDurably(path: string, text: string): void {
-  const fd = openSync(path, "w", 0o600);
+/** Writes (`"w"`) or appends (`"a"`) `text` and flushes it to disk before returning. */
+function writeDurably(path: string, text: string, flag: "w" | "a" = "w"): void {
+  const fd = openSync(path, flag, 0o600);
   try {
     writeAll(fd, text);
     fsyncSync(fd);

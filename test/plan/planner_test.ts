@@ -5,13 +5,12 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { observedState } from "../support/plan-fixtures.ts";
+import { at, loadedConfig, observedState, type Raw, record } from "../support/plan-fixtures.ts";
 import process from "node:process";
-import { env, files, postgres, restic, sqlite } from "../../src/config/helpers.ts";
+import { files, postgres, sqlite } from "../../src/config/helpers.ts";
 import { nextSlot, previousSlot } from "../../src/config/schedule.ts";
-import { validateConfig } from "../../src/config/validate.ts";
 import { isEmpty, plan, summarize } from "../../src/plan/planner.ts";
-import type { BackupRecord, ObservedState, Plan, PlanAction } from "../../src/plan/types.ts";
+import type { ObservedState, Plan, PlanAction } from "../../src/plan/types.ts";
 
 // picocolors decides at import time whether to colour: switch colours off before render.ts (and picocolors) load.
 process.env.NO_COLOR = "1";
@@ -22,10 +21,6 @@ function plain(text: string): string {
   // deno-lint-ignore no-control-regex
   return text.replace(/\x1b\[[0-9;]*m/g, "");
 }
-
-type Raw = Record<string, unknown>;
-
-const FINGERPRINT = "sha256:test";
 
 /** A project with one postgres source "shop" backed up to local (copies to offsite), daily at 03:00. */
 function shopProject(changes: Raw = {}): Raw {
@@ -38,24 +33,6 @@ function shopProject(changes: Raw = {}): Raw {
   };
 }
 
-function loadedConfig(projects: Record<string, Raw>, root: Raw = {}) {
-  const raw = {
-    repositories: {
-      local: restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") }),
-      offsite: restic({ url: "sftp:backup@storage.example:/restic", password: env("RESTIC_PASSWORD") }),
-      archive: restic({ url: "/srv/archive", password: env("RESTIC_PASSWORD") }),
-    },
-    projects,
-    ...root,
-  };
-  return { config: validateConfig(raw, "t.ts"), fingerprint: FINGERPRINT };
-}
-
-function record(project: string, source: string, at: string, repository = "local"): BackupRecord {
-  return { project, source, repository, at };
-}
-
-const at = (iso: string) => new Date(iso);
 const GENERATED = at("2026-11-21T10:00:05.123Z");
 
 function planAt(
