@@ -31,6 +31,7 @@ export {
   healthchecks,
   mongodb,
   mysql,
+  ntfy,
   postgres,
   restic,
   slack,

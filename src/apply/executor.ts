@@ -9,10 +9,11 @@ import { redact } from "../config/secrets.ts";
 import { BackupctlError, ExecError } from "../errors.ts";
 import { humanDuration, isoSeconds } from "../plan/time.ts";
 import { policyKey } from "../plan/retention.ts";
-import type { Plan, PlanAction } from "../plan/types.ts";
+import type { Overdue, Plan, PlanAction } from "../plan/types.ts";
+import { plan } from "../plan/planner.ts";
 import { type BackupOptions, Restic, type ResticSnapshot } from "../repository/restic.ts";
 import { backupInput } from "../sources/input.ts";
-import type { NewStage, StageResult, StateStore } from "../state/store.ts";
+import type { NewNotification, NewStage, StageResult, StateStore } from "../state/store.ts";
 import { encryptionFilter } from "../encrypt/filter.ts";
 import type { StreamFilter } from "../encrypt/types.ts";
 import { type HookName, runHook } from "./hooks.ts";
@@ -25,6 +26,20 @@ import { describeAction } from "../plan/render.ts";
 import { streamBackup } from "./pipeline.ts";
 import { type Backoff, backoffFor, delayBefore, isTransient, sleep } from "./retry.ts";
 import { parseDuration } from "../config/duration.ts";
+import {
+  backupOverdue,
+  checkFailed,
+  dailySummary,
+  deletionsHeld,
+  enqueueFor,
+  overdueKey,
+  previousDay,
+  type RunFailure,
+  runFinished,
+  runStarted,
+} from "../notify/events.ts";
+import { eventsFor } from "../notify/message.ts";
+import type { OutboxSender } from "../notify/outbox.ts";
 
 export interface ApplyContext {
   loaded: LoadedConfig;
@@ -41,10 +56,12 @@ export interface ApplyContext {
   locks?: Map<string, ProjectLock>;
   /** Progress output, one line at a time. */
   out: (line: string) => void;
+  /** Sends the notifications this apply enqueues, in the background (none when absent, as in tests). */
+  notifications?: OutboxSender;
 }
 
 /** What recording a stage needs: the state, the clock, the config, and somewhere to report. */
-export type StageContext = Pick<ApplyContext, "loaded" | "store" | "clock" | "out">;
+export type StageContext = Pick<ApplyContext, "loaded" | "store" | "clock" | "out" | "notifications">;
 
 export interface ApplyReport {
   succeeded: number;
@@ -141,9 +158,74 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
     await applyMaintenance(plan, ctx, report, forgotten);
   }
 
+  const succeeded = new Set(report.runs.filter((r) => r.status === "succeeded").map((r) => r.project));
+  await enqueueScheduledNotifications(ctx, plan.overdue.filter((o) => !succeeded.has(o.project)));
+
   // Audit rows and retention records changed even when every action failed or was held: plans made before are stale.
   await ctx.store.bumpSerial();
   return report;
+}
+
+/**
+ * Notifications that depend on time, not on a result: overdue projects (once when the episode starts, then daily)
+ * and each channel's daily summary of the day before (once a day, sent also when nothing ran).
+ */
+export async function enqueueScheduledNotifications(
+  ctx: Pick<ApplyContext, "loaded" | "store" | "clock" | "host" | "notifications">,
+  overdue: Overdue[],
+): Promise<void> {
+  const now = ctx.clock.now();
+  const { config } = ctx.loaded;
+  const rows: NewNotification[] = [];
+  for (const item of overdue) {
+    const message = backupOverdue({
+      host: ctx.host,
+      at: now,
+      project: item.project,
+      repositories: config.projects[item.project]?.repositories ?? [],
+      lastSuccessAt: item.last_success,
+      maxAge: item.max_age,
+    });
+    rows.push(...enqueueFor(ctx.loaded, [item.project], message, { now, key: overdueKey(item, now) }));
+  }
+  const summaryChannels = Object.entries(config.notifiers)
+    .filter(([, notifier]) => eventsFor(notifier).includes("summary.daily")).map(([name]) => name);
+  if (summaryChannels.length > 0) {
+    const day = previousDay(config.timezone, now);
+    const key = `summary.daily:${day.label}`;
+    if (!await ctx.store.notificationKeyExists(key)) {
+      const digest = await ctx.store.runDigest(day.from.toISOString(), day.to.toISOString());
+      const observed = await ctx.store.observe();
+      const overdueNow = new Set(plan(ctx.loaded, observed, now, { generatedAt: now }).overdue.map((o) => o.project));
+      const runs = await ctx.store.projectRuns();
+      const failing = new Set(
+        [...runs].filter(([, r]) => r.lastRun?.status === "failed").map(([project]) => project),
+      );
+      for (const channel of summaryChannels) {
+        const projects = Object.values(config.projects)
+          .filter((p) => p.enabled && (p.notify ?? []).includes(channel)).map((p) => p.name);
+        if (projects.length === 0) continue;
+        const message = dailySummary({
+          host: ctx.host,
+          at: now,
+          period: day,
+          projects,
+          digest,
+          overdue: overdueNow,
+          failing,
+        });
+        rows.push(...enqueueFor(ctx.loaded, projects, message, { now, key, channels: [channel] }));
+      }
+    }
+  }
+  if (rows.length === 0) return;
+  await ctx.store.enqueueNotifications(rows);
+  ctx.notifications?.kick();
+}
+
+/** The projects whose backups go to (or are copied to) a repository. */
+function projectsUsing(loaded: ApplyContext["loaded"], repository: string): string[] {
+  return Object.values(loaded.config.projects).filter((p) => p.repositories.includes(repository)).map((p) => p.name);
 }
 
 /**
@@ -230,10 +312,27 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
     if (action.approval === "required" && !ctx.approved) {
       notDone.add(group);
       report.held++;
+      const project = action.project!;
       await auditedStage(
         ctx,
         stage,
         () => Promise.reject(new HeldError(`held: needs approval: ${action.approval_reason}`)),
+        () =>
+          enqueueFor(
+            ctx.loaded,
+            [project],
+            deletionsHeld({
+              host: ctx.host,
+              at: ctx.clock.now(),
+              project,
+              repositories: [action.repository!],
+              source: action.source!,
+              repository: action.repository!,
+              snapshots: ids,
+              reason: `needs approval: ${action.approval_reason}`,
+            }),
+            { now: ctx.clock.now() },
+          ),
       );
       ctx.out(`! HELD: forget ${label} needs approval: ${action.approval_reason}.`);
       ctx.out(`  Review it, then run \`backupctl apply --auto-approve\` (or answer yes on a terminal) to forget them.`);
@@ -295,6 +394,19 @@ async function applyMaintenance(plan: Plan, ctx: ApplyContext, report: ApplyRepo
         ctx,
         { runId: null, type: "check", repository: action.repository },
         async () => ({ value: await repository.check(action.read_data_subset) }),
+        (result) =>
+          result.ok ? [] : enqueueFor(
+            ctx.loaded,
+            projectsUsing(ctx.loaded, action.repository!),
+            checkFailed({
+              host: ctx.host,
+              at: ctx.clock.now(),
+              repository: action.repository!,
+              error: result.error ?? "",
+              durationMs: result.durationMs,
+            }),
+            { now: ctx.clock.now() },
+          ),
       );
       await ctx.store.recordCheck(action.repository!, ctx.clock.now().toISOString(), outcome.ok ? "ok" : "failed");
       count(
@@ -336,10 +448,12 @@ async function withRetries<T>(
   backoff: Backoff,
   label: string,
   attempt: (n: number) => Promise<StageOutcome<T>>,
-): Promise<StageOutcome<T>> {
+): Promise<StageOutcome<T> & { attempt: { n: number; of: number } }> {
   for (let n = 1;; n++) {
     const outcome = await attempt(n);
-    if (outcome.ok || !outcome.transient || n >= backoff.attempts) return outcome;
+    if (outcome.ok || !outcome.transient || n >= backoff.attempts) {
+      return { ...outcome, attempt: { n, of: backoff.attempts } };
+    }
     const delay = delayBefore(n, backoff);
     ctx.out(`  ! ${label}: attempt ${n}/${backoff.attempts} failed (transient), retrying in ${humanDuration(delay)}`);
     await sleep(delay);
@@ -354,13 +468,17 @@ async function auditedStage<T>(
   ctx: StageContext,
   stage: Omit<NewStage, "startedAt">,
   work: (started: Date) => Promise<{ value: T; bytes?: number; snapshotId?: string }>,
+  /** Notifications recorded with the stage's result (a held deletion, a failed check). */
+  notify?: (result: { ok: boolean; error?: string; durationMs: number }) => NewNotification[],
 ): Promise<StageOutcome<T>> {
   const started = ctx.clock.now();
   const stageId = await ctx.store.startStage({ ...stage, startedAt: started.toISOString() });
   const finish = async (result: Omit<StageResult, "finishedAt" | "durationMs">) => {
     const finished = ctx.clock.now();
     const durationMs = finished.getTime() - started.getTime();
-    await ctx.store.finishStage(stageId, { ...result, finishedAt: finished.toISOString(), durationMs });
+    const notifications = notify?.({ ok: result.status === "succeeded", error: result.error, durationMs }) ?? [];
+    await ctx.store.finishStage(stageId, { ...result, finishedAt: finished.toISOString(), durationMs }, notifications);
+    if (notifications.length > 0) ctx.notifications?.kick();
     return durationMs;
   };
   try {
@@ -398,19 +516,34 @@ async function initRepository(action: PlanAction, ctx: ApplyContext): Promise<bo
 async function runProject(project: string, actions: PlanAction[], ctx: ApplyContext) {
   const started = ctx.clock.now();
   const runId = newRunId(started);
-  await ctx.store.startRun({
-    id: runId,
-    project,
-    command: ctx.command,
-    startedAt: started.toISOString(),
-    fingerprint: ctx.loaded.fingerprint,
-    host: ctx.host,
-  });
+  const repositories = ctx.loaded.config.projects[project].repositories;
+  const common = { host: ctx.host, project, repositories };
+  const sources = [...new Set(actions.map((a) => a.source!))];
+  await ctx.store.startRun(
+    {
+      id: runId,
+      project,
+      command: ctx.command,
+      startedAt: started.toISOString(),
+      fingerprint: ctx.loaded.fingerprint,
+      host: ctx.host,
+    },
+    enqueueFor(ctx.loaded, [project], runStarted({ ...common, at: started, runId, sources }), { now: started }),
+  );
+  ctx.notifications?.kick();
   ctx.locks?.get(project)?.setRunId(runId);
   ctx.out(`Run ${runId} (project ${project})`);
   let succeeded = 0;
   let failed = 0;
   const errors: string[] = [];
+  /** The first failure, for the notification: where it happened and on which attempt. */
+  let failure: RunFailure | undefined;
+  const fail = (stage: string, error: string, attempt?: RunFailure["attempt"]) => {
+    failed++;
+    errors.push(`${stage}: ${error}`);
+    failure ??= { stage, error, attempt };
+  };
+  let bytes: number | undefined;
   const touched = new Set<string>();
   /** The snapshot each source's backup made in this run, for the copies that follow. */
   const made = new Map<string, string>();
@@ -427,8 +560,8 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
   const beforeError = await hook("before", "running");
   if (beforeError) {
     // A failing before hook aborts the run cleanly: nothing is backed up, the run is failed and audited.
-    failed += actions.length;
-    errors.push(`before hook: ${beforeError}`);
+    fail("before hook", beforeError);
+    failed += actions.length - 1;
   }
   for (const action of beforeError ? [] : actions.filter((a) => a.type === "backup")) {
     if (stopRequested()) break;
@@ -436,10 +569,10 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
     touched.add(action.repository!);
     const result = await backupSource(runId, action, ctx);
     if (result.error) {
-      failed++;
-      errors.push(`${action.source}: ${result.error}`);
+      fail(`backup ${action.source}`, result.error, result.attempt);
     } else {
       succeeded++;
+      bytes = (bytes ?? 0) + (result.bytes ?? 0);
       if (result.snapshotId) made.set(action.source!, result.snapshotId);
     }
   }
@@ -465,8 +598,7 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
         })`,
       );
     } else {
-      failed++;
-      errors.push(`copy ${action.source} to ${action.repository}: ${outcome.error}`);
+      fail(`copy ${action.source} to ${action.repository}`, outcome.error);
       ctx.out(`  ✗ copy ${label} failed: ${outcome.error}`);
     }
   }
@@ -475,37 +607,55 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
     // Interrupted: no refresh and no closing hook. The run stays in the stage it was in; snapshots it made are
     // judged by the next start's recovery (tagged with this run, not recorded as its results: forgotten).
     const finished = ctx.clock.now();
+    const durationMs = finished.getTime() - started.getTime();
+    const message = runFinished({
+      ...common,
+      at: finished,
+      runId,
+      status: "interrupted",
+      durationMs,
+      bytes,
+      failure: { stage: failure?.stage ?? "the run", error: `interrupted by ${stopped}` },
+      failuresBefore: 0,
+    });
     await ctx.store.finishRun(runId, {
       status: "interrupted",
       finishedAt: finished.toISOString(),
-      durationMs: finished.getTime() - started.getTime(),
+      durationMs,
       error: [`interrupted by ${stopped}`, ...errors].join("\n"),
-    });
+    }, enqueueFor(ctx.loaded, [project], message, { now: finished }));
+    ctx.notifications?.kick();
     ctx.out(`Run ${runId} interrupted by ${stopped}`);
     return { id: runId, project, status: "interrupted", succeeded, failed } as const;
   }
   for (const name of touched) {
     await ctx.store.setRunStage(runId, `refresh ${name}`);
     const error = await refreshInventory(runId, name, project, ctx);
-    if (error) {
-      failed++;
-      errors.push(`refresh ${name}: ${error}`);
-    }
+    if (error) fail(`refresh ${name}`, error);
   }
   const closing: HookName = failed === 0 ? "after" : "onFailure";
   const closingError = await hook(closing, failed === 0 ? "succeeded" : "failed");
-  if (closingError) {
-    failed++;
-    errors.push(`${closing} hook: ${closingError}`);
-  }
+  if (closingError) fail(`${closing} hook`, closingError);
   const finished = ctx.clock.now();
   const status = failed === 0 ? "succeeded" : "failed";
+  const durationMs = finished.getTime() - started.getTime();
+  const message = runFinished({
+    ...common,
+    at: finished,
+    runId,
+    status,
+    durationMs,
+    bytes,
+    failure,
+    failuresBefore: status === "succeeded" ? await ctx.store.failuresSinceLastSuccess(project) : 0,
+  });
   await ctx.store.finishRun(runId, {
     status,
     finishedAt: finished.toISOString(),
-    durationMs: finished.getTime() - started.getTime(),
+    durationMs,
     error: errors.length ? errors.join("\n") : undefined,
-  });
+  }, enqueueFor(ctx.loaded, [project], message, { now: finished }));
+  ctx.notifications?.kick();
   ctx.out(`Run ${runId} ${status} in ${humanDuration(finished.getTime() - started.getTime())}`);
   return { id: runId, project, status, succeeded, failed } as const;
 }
@@ -515,7 +665,7 @@ async function backupSource(
   runId: string,
   action: PlanAction,
   ctx: ApplyContext,
-): Promise<{ error?: string; snapshotId?: string }> {
+): Promise<{ error?: string; snapshotId?: string; bytes?: number; attempt?: { n: number; of: number } }> {
   const project = ctx.loaded.config.projects[action.project!];
   const source = project.sources.find((s) => s.name === action.source)!;
   const repository = repositoryFor(ctx, action.repository!);
@@ -560,7 +710,7 @@ async function backupSource(
   );
   if (!outcome.ok) {
     ctx.out(`  ✗ backup ${label} failed: ${outcome.error}`);
-    return { error: outcome.error };
+    return { error: outcome.error, attempt: outcome.attempt };
   }
   const { snapshotId, bytes, bytesAdded } = outcome.value;
   ctx.out(
@@ -569,7 +719,7 @@ async function backupSource(
         `${formatBytes(bytesAdded)} added (${humanDuration(outcome.durationMs)})`
       : `  + backup ${label}: the dump was empty (allowed by allowEmpty), no snapshot stored`,
   );
-  return { snapshotId };
+  return { snapshotId, bytes };
 }
 
 /** A files backup; a snapshot restic wrote despite failing (exit 3: unreadable files) is forgotten at once. */

@@ -1,7 +1,7 @@
 /** `backupctl apply [PLANFILE]`: make the plan (or read a saved one) and execute it, auditing every stage. */
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
-import { applyPlan, repositoryFor } from "../apply/executor.ts";
+import { applyPlan, enqueueScheduledNotifications, repositoryFor } from "../apply/executor.ts";
 import { createClock } from "../clock.ts";
 import { ActionsFailedError, ExitCode, StoppedError, UsageError } from "../errors.ts";
 import { acquireProjectLock, describeHolder, type ProjectLock } from "../apply/lock.ts";
@@ -10,6 +10,7 @@ import type { StateStore } from "../state/store.ts";
 import { assertCurrent, readPlanFile } from "../plan/planfile.ts";
 import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
 import type { Plan } from "../plan/types.ts";
+import { type DeliveryReport, OutboxSender } from "../notify/outbox.ts";
 import { fromInvocationDir, hostFor, load, openStore, type Output, parseNow, selectProjects } from "./context.ts";
 import { collect, type PlanCommandOptions, preparePlan } from "./plan.ts";
 
@@ -58,6 +59,7 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
   const store = await openStore(options, loaded);
   const host = hostFor(loaded);
   let locks: Map<string, ProjectLock> | undefined;
+  let sender: OutboxSender | undefined;
   try {
     // The projects' locks come before the plan: what another apply is doing cannot change it under our feet.
     locks = lockProjects(store.dir, selected ?? Object.keys(loaded.config.projects), host);
@@ -76,7 +78,20 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
       }
     }
     output.stdout(renderText(plan, colours(terminalColours())));
-    if (plan.actions.length === 0) return ExitCode.ok;
+    const clock = createClock(now);
+    // Notifications go out in the background while the backups run; a failing channel never fails the apply.
+    sender = new OutboxSender(store, loaded, {
+      now: () => clock.now(),
+      warn: (line) => output.stderr(`warning: ${line}\n`),
+    });
+    sender.kick(); // what earlier applies could not deliver
+    if (plan.actions.length === 0) {
+      // Nothing to run, but overdue alerts and the daily summary do not wait for a backup.
+      await enqueueScheduledNotifications({ loaded, store, clock, host, notifications: sender }, plan.overdue);
+      await sender.drain();
+      output.stdout(notificationLine(sender.report));
+      return ExitCode.ok;
+    }
     const needsApproval = deletionBanners(plan).length > 0;
     const approved = !needsApproval || Boolean(options.autoApprove) || await confirmDeletions(plan, output);
     output.stdout("\n");
@@ -84,13 +99,16 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
       loaded,
       store,
       approved,
-      clock: createClock(now),
+      clock,
       host,
       privateDir: store.privateDir,
       command: "apply",
       locks,
       out: (line) => output.stdout(`${line}\n`),
+      notifications: sender,
     });
+    await sender.drain();
+    output.stdout(notificationLine(sender.report));
     if (saved) await store.markPlanApplied(saved.plan_id, new Date().toISOString());
     const extras = [
       report.skipped ? `${report.skipped} skipped` : "",
@@ -115,9 +133,20 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
     }
     return ExitCode.ok;
   } finally {
+    await sender?.drain(); // an apply that failed midway still lets its notifications finish before closing the store
     for (const lock of locks?.values() ?? []) lock.release();
     await store.close();
   }
+}
+
+/** One line on what the apply's notifications did, when it sent or tried any. */
+export function notificationLine(report: DeliveryReport): string {
+  const parts = [
+    report.delivered ? `${report.delivered} sent` : "",
+    report.failed ? `${report.failed} failed (retried at the next apply or watch tick)` : "",
+    report.givenUp ? `${report.givenUp} given up as undeliverable (see \`backupctl status\`)` : "",
+  ].filter(Boolean);
+  return parts.length ? `Notifications: ${parts.join(", ")}.\n` : "";
 }
 
 /** Takes every project's lock, or none: a live holder of any of them ends the command with exit 4. */

@@ -5,6 +5,7 @@ import type { Output } from "./context.ts";
 import * as apply from "./apply.ts";
 import * as diff from "./diff.ts";
 import * as init from "./init.ts";
+import * as notify from "./notify.ts";
 import * as plan from "./plan.ts";
 import * as snapshots from "./snapshots.ts";
 import * as status from "./status.ts";
@@ -38,11 +39,13 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
     .addHelpText("after", exitCodesHelp)
     .configureOutput({ writeOut: output.stdout, writeErr: output.stderr })
     .exitOverride();
-  for (const command of [init, validate, plan, apply, status, snapshots, unlock, diff]) {
+  for (const command of [init, validate, plan, apply, status, snapshots, unlock, notify, diff]) {
     command.define(program, output, done);
   }
   for (const sub of program.commands) {
-    sub.exitOverride().configureOutput({ writeOut: output.stdout, writeErr: output.stderr });
+    for (const command of [sub, ...sub.commands]) {
+      command.exitOverride().configureOutput({ writeOut: output.stdout, writeErr: output.stderr });
+    }
   }
   return program;
 }

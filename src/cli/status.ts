@@ -27,6 +27,30 @@ export interface ProjectStatus {
   snapshots: Record<string, { count: number; newest: string | null }>;
 }
 
+/** The outbox as status shows it: what is still being tried, and what was given up in the last week. */
+export interface NotificationStatus {
+  pending: {
+    channel: string;
+    event: string;
+    project: string | null;
+    created_at: string;
+    attempts: number;
+    next_attempt_at: string;
+    last_error: string | null;
+  }[];
+  undeliverable: {
+    channel: string;
+    event: string;
+    project: string | null;
+    created_at: string;
+    given_up_at: string;
+    error: string | null;
+  }[];
+}
+
+/** How long status keeps showing a notification given up as undeliverable. */
+const undeliverableShownMs = 7 * 86_400_000;
+
 export function define(program: Command, output: Output, done: (code: number) => void): void {
   program.command("status").description(description)
     .option("--json", "print JSON")
@@ -39,6 +63,7 @@ export async function run(options: Options, output: Output): Promise<number> {
   const loaded = await load(options);
   const store = await openStore(options, loaded);
   let statuses: ProjectStatus[];
+  let notifications: NotificationStatus;
   const recovered: string[] = [];
   try {
     // Startup recovery's local part: runs of dead processes, their locks and private folders. Restic's part (stale
@@ -84,11 +109,33 @@ export async function run(options: Options, output: Output): Promise<number> {
         snapshots,
       };
     });
+    const outbox = await store.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
+    notifications = {
+      pending: outbox.pending.map((row) => ({
+        channel: row.channel,
+        event: row.event,
+        project: row.project,
+        created_at: row.created_at,
+        attempts: row.attempts,
+        next_attempt_at: row.next_attempt_at,
+        last_error: row.last_error,
+      })),
+      undeliverable: outbox.undeliverable.map((row) => ({
+        channel: row.channel,
+        event: row.event,
+        project: row.project,
+        created_at: row.created_at,
+        given_up_at: row.given_up_at!,
+        error: row.last_error,
+      })),
+    };
   } finally {
     await store.close();
   }
   if (options.json) {
-    output.stdout(JSON.stringify({ now: isoSeconds(now), recovered, projects: statuses }, null, 2) + "\n");
+    output.stdout(
+      JSON.stringify({ now: isoSeconds(now), recovered, projects: statuses, notifications }, null, 2) + "\n",
+    );
     return ExitCode.ok;
   }
   for (const line of recovered) output.stdout(`${line}\n`);
@@ -111,5 +158,34 @@ export async function run(options: Options, output: Output): Promise<number> {
         `  snapshots:    ${snapshots}\n`,
     );
   }
+  output.stdout(renderNotifications(notifications));
   return ExitCode.ok;
+}
+
+function renderNotifications(status: NotificationStatus): string {
+  const lines: string[] = [];
+  if (status.pending.length > 0) {
+    const tried = status.pending.filter((n) => n.attempts > 0);
+    lines.push(
+      `notifications: ${status.pending.length} waiting to be sent` +
+        (tried.length ? `, ${tried.length} of them failed before` : ""),
+    );
+    for (const n of tried) {
+      lines.push(
+        `  ${n.event}${n.project ? ` of ${n.project}` : ""} to ${n.channel}: ${n.attempts} attempt${
+          n.attempts === 1 ? "" : "s"
+        }, next at ${n.next_attempt_at}; last error: ${n.last_error}`,
+      );
+    }
+  }
+  if (status.undeliverable.length > 0) {
+    lines.push(`UNDELIVERABLE notifications (given up in the last 7 days): ${status.undeliverable.length}`);
+    for (const n of status.undeliverable) {
+      lines.push(
+        `  ${n.event}${n.project ? ` of ${n.project}` : ""} to ${n.channel}, created ${n.created_at}, ` +
+          `given up ${n.given_up_at}: ${n.error}`,
+      );
+    }
+  }
+  return lines.length ? `${lines.join("\n")}\n` : "";
 }

@@ -14,6 +14,7 @@ import type {
   HealthchecksNotifier,
   MongodbSource,
   MysqlSource,
+  NtfyNotifier,
   PostgresSource,
   ResticRepository,
   SlackNotifier,
@@ -243,4 +244,16 @@ export function healthchecks(options: Options<HealthchecksNotifier>): Healthchec
  */
 export function uptimeKuma(options: Options<UptimeKumaNotifier>): UptimeKumaNotifier {
   return { type: "uptimeKuma", ...options };
+}
+
+/**
+ * An ntfy topic (push notifications to phones and desktops).
+ *
+ * @example
+ * ```ts
+ * ntfy({ topicUrl: env("NTFY_TOPIC_URL") })
+ * ```
+ */
+export function ntfy(options: Options<NtfyNotifier>): NtfyNotifier {
+  return { type: "ntfy", ...options };
 }

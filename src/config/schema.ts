@@ -252,6 +252,8 @@ const notifierSchema = z.discriminatedUnion("type", [
       host: nonEmpty,
       port: port.optional(),
       secure: z.boolean().optional(),
+      requireTls: z.boolean().optional(),
+      ca: nonEmpty.optional(),
       user: nonEmpty.optional(),
       password: secretRef.optional(),
     }),
@@ -273,9 +275,10 @@ const notifierSchema = z.discriminatedUnion("type", [
   }),
   strict({ type: z.literal("healthchecks"), pingUrl: maybeSecret, events }),
   strict({ type: z.literal("uptimeKuma"), pushUrl: maybeSecret, events }),
+  strict({ type: z.literal("ntfy"), topicUrl: maybeSecret, token: secretRef.optional(), events }),
 ], {
   error: (issue) =>
-    `expected a notifier made by slack(), email(), webhook(), healthchecks() or uptimeKuma(), got ${
+    `expected a notifier made by slack(), email(), webhook(), healthchecks(), uptimeKuma() or ntfy(), got ${
       describeTyped(issue.input)
     }`,
 });
@@ -381,6 +384,7 @@ export const configSchema = strict({
         : `expected an object of named repositories, got ${describeValue(issue.input)}`,
   }),
   notifiers: z.record(name, notifierSchema).optional(),
+  notifications: strict({ timeout: duration.optional(), expireAfter: duration.optional() }).optional(),
   defaults: strict({ retry: retrySchema.optional(), timeout: duration.optional() }).optional(),
   projects: z.record(name, projectSchema, {
     error: (issue) =>

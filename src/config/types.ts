@@ -171,7 +171,11 @@ export const notificationEvents = [
 export type NotificationEvent = (typeof notificationEvents)[number];
 
 interface NotifierOptions {
-  /** Events this channel receives (default: failures, recoveries, overdue backups and held deletions). */
+  /**
+   * Events this channel receives. Default for slack, email, webhook and ntfy: run.failed, run.recovered,
+   * backup.overdue, deletions.held, check.failed, verify.failed. Default for healthchecks and uptimeKuma (monitors):
+   * run.started, run.succeeded, run.failed, run.recovered.
+   */
   events?: NotificationEvent[];
 }
 
@@ -183,7 +187,19 @@ export interface SlackNotifier extends NotifierOptions {
 
 export interface EmailNotifier extends NotifierOptions {
   readonly type: "email";
-  smtp: { host: string; port?: number; secure?: boolean; user?: string; password?: SecretRef };
+  smtp: {
+    host: string;
+    /** Default 465 when `secure`, else 587. */
+    port?: number;
+    /** TLS from the first byte (port 465); otherwise STARTTLS is used when the server offers it. */
+    secure?: boolean;
+    /** Refuse to send unless the connection is upgraded with STARTTLS (default false). */
+    requireTls?: boolean;
+    /** A PEM file of the certificate authority that signed the server's certificate (a private CA). */
+    ca?: string;
+    user?: string;
+    password?: SecretRef;
+  };
   from: string;
   to: string | string[];
 }
@@ -207,7 +223,16 @@ export interface UptimeKumaNotifier extends NotifierOptions {
   pushUrl: MaybeSecret;
 }
 
+export interface NtfyNotifier extends NotifierOptions {
+  readonly type: "ntfy";
+  /** The topic's URL (https://ntfy.sh/<topic> or your own server); a topic name is guessable, so treat it as a secret. */
+  topicUrl: MaybeSecret;
+  /** An access token for a protected topic. */
+  token?: SecretRef;
+}
+
 export type Notifier =
+  | NtfyNotifier
   | SlackNotifier
   | EmailNotifier
   | WebhookNotifier
@@ -298,6 +323,13 @@ export interface Config {
   host?: string;
   repositories: Record<string, Repository>;
   notifiers?: Record<string, Notifier>;
+  /** How notifications are delivered (through the outbox in the state database). */
+  notifications?: {
+    /** Time limit of one delivery attempt (default "10s"). */
+    timeout?: Duration;
+    /** How long an undelivered notification is retried before it is given up as undeliverable (default "24h"). */
+    expireAfter?: Duration;
+  };
   /** Defaults for every project's retry policy and stage timeout. */
   defaults?: { retry?: RetryPolicy; timeout?: Duration };
   projects: Record<string, Project>;

@@ -84,7 +84,21 @@ const stageType = oneOf<StageType>({
   hook: true,
   recover: true,
   unlock: true,
+  notify: true,
 });
+
+/** A notification enqueued with a write (see NewNotification in store.ts). */
+const notification = z.object({
+  channel: z.string().min(1),
+  event: z.string().min(1),
+  project: z.string().nullable(),
+  runId: z.string().nullable(),
+  key: z.string().nullable(),
+  payload: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+});
+const notifications = z.array(notification).optional();
 
 const snapshotRow = z.object({
   id: z.string(),
@@ -103,18 +117,22 @@ const snapshotRow = z.object({
 
 /** The arguments of each store method that writes, as its fallback line carries them. */
 export const fallbackArguments = {
-  startRun: z.tuple([z.object({
-    id: z.string().min(1),
-    project: z.string(),
-    command: z.string(),
-    startedAt: z.string(),
-    fingerprint: z.string(),
-    host: z.string(),
-  })]),
+  startRun: z.tuple([
+    z.object({
+      id: z.string().min(1),
+      project: z.string(),
+      command: z.string(),
+      startedAt: z.string(),
+      fingerprint: z.string(),
+      host: z.string(),
+    }),
+    notifications,
+  ]),
   setRunStage: z.tuple([z.string(), z.string().nullable()]),
   finishRun: z.tuple([
     z.string(),
     z.object({ status: runStatus, finishedAt: z.string(), durationMs: z.number(), error: z.string().optional() }),
+    notifications,
   ]),
   startStage: z.tuple([z.object({
     runId: z.string().nullable(),
@@ -135,6 +153,7 @@ export const fallbackArguments = {
       snapshotId: z.string().optional(),
       error: z.string().optional(),
     }),
+    notifications,
   ]),
   markRepositoryInitialized: z.tuple([z.string(), z.string(), z.string()]),
   replaceSnapshots: z.tuple([z.string(), z.array(snapshotRow), z.string()]),
@@ -147,6 +166,7 @@ export const fallbackArguments = {
   recordCheck: z.tuple([z.string(), z.string(), z.string()]),
   markRunInterrupted: z.tuple([z.string(), z.string(), z.string()]),
   bumpSerial: z.tuple([]),
+  enqueueNotifications: z.tuple([z.array(notification)]),
 };
 
 export type FallbackOp = keyof typeof fallbackArguments;

@@ -129,6 +129,17 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("snapshots_run").on("snapshots").column("run_id").execute();
     },
   },
+  "0005_outbox_delivery": {
+    async up(db: Kysely<unknown>) {
+      // The project a notification is about, a key that makes an event enqueued once per episode (overdue, summary),
+      // and when delivery was given up (undeliverable after expiry, or its channel was removed).
+      await db.schema.alterTable("outbox").addColumn("project", "text").execute();
+      await db.schema.alterTable("outbox").addColumn("key", "text").execute();
+      await db.schema.alterTable("outbox").addColumn("given_up_at", "text").execute();
+      await db.schema.createIndex("outbox_key").on("outbox").column("key").unique().execute();
+      await db.schema.createIndex("outbox_given_up").on("outbox").column("given_up_at").execute();
+    },
+  },
 };
 
 /** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */

@@ -16,7 +16,9 @@ export type StageType =
   /** Startup recovery: an interrupted run marked, a stale lock taken over, leftovers removed. */
   | "recover"
   /** `backupctl unlock`: a lock removed by hand (own or restic's). */
-  | "unlock";
+  | "unlock"
+  /** A notification given up as undeliverable (its outbox row names the channel and event). */
+  | "notify";
 
 export interface MetaTable {
   key: string;
@@ -102,6 +104,11 @@ export interface OutboxTable {
   delivered_at: string | null;
   expires_at: string;
   last_error: string | null;
+  project: string | null;
+  /** Makes an event enqueued once: the overdue episode or the summary's day, with the channel. */
+  key: string | null;
+  /** When delivery was given up: expired, or the channel is no longer declared. */
+  given_up_at: string | null;
 }
 
 export interface RetentionPolicyTable {

@@ -10,7 +10,7 @@
 import { randomInt, randomUUID } from "node:crypto";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { Kysely, Migrator, sql, type UpdateResult } from "kysely";
+import { Kysely, Migrator, type Selectable, sql, type UpdateResult } from "kysely";
 import { UsageError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { BackupRecord, MaintenanceRecord, ObservedState } from "../plan/types.ts";
@@ -30,7 +30,7 @@ import {
   setAside,
 } from "./fallback.ts";
 import { migrationProvider } from "./migrations.ts";
-import type { Database, RunStatus, SnapshotTable, StageStatus, StageType } from "./schema.ts";
+import type { Database, OutboxTable, RunStatus, SnapshotTable, StageStatus, StageType } from "./schema.ts";
 
 export const stateFileName = "state.db";
 
@@ -61,6 +61,27 @@ export interface StageResult {
   snapshotId?: string;
   error?: string;
 }
+
+/** A notification to write to the outbox, in the same transaction as the result it reports. */
+export interface NewNotification {
+  /** The notifier's name in the config. */
+  channel: string;
+  event: string;
+  project: string | null;
+  runId: string | null;
+  /** Set for events sent once per episode: a second notification with the same key is not enqueued. */
+  key: string | null;
+  /** The message as JSON (redacted; credentials stay in the config). */
+  payload: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** What one delivery attempt did to an outbox row. */
+export type DeliveryOutcome =
+  | { delivered: string }
+  | { failed: string; error: string; retryAt: string }
+  | { givenUp: string; error: string };
 
 export interface OpenOptions {
   /**
@@ -191,8 +212,8 @@ export class StateStore {
     startedAt: string;
     fingerprint: string;
     host: string;
-  }): Promise<void> {
-    await this.#write("startRun", [run]);
+  }, notifications: NewNotification[] = []): Promise<void> {
+    await this.#write("startRun", notifications.length ? [run, notifications] : [run]);
   }
 
   async setRunStage(runId: string, stage: string | null): Promise<void> {
@@ -204,8 +225,8 @@ export class StateStore {
     finishedAt: string;
     durationMs: number;
     error?: string;
-  }): Promise<void> {
-    await this.#write("finishRun", [runId, result]);
+  }, notifications: NewNotification[] = []): Promise<void> {
+    await this.#write("finishRun", notifications.length ? [runId, result, notifications] : [runId, result]);
   }
 
   /** Records a stage as running and returns its id; negative while the stage waits in the fallback file. */
@@ -213,8 +234,145 @@ export class StateStore {
     return (await this.#write("startStage", [stage])).stageId!;
   }
 
-  async finishStage(id: number, result: StageResult): Promise<void> {
-    await this.#write("finishStage", [id, result]);
+  async finishStage(id: number, result: StageResult, notifications: NewNotification[] = []): Promise<void> {
+    await this.#write("finishStage", notifications.length ? [id, result, notifications] : [id, result]);
+  }
+
+  /** Enqueues notifications not tied to a run's result (overdue projects, the daily summary, check failures). */
+  async enqueueNotifications(notifications: NewNotification[]): Promise<void> {
+    if (notifications.length > 0) await this.#write("enqueueNotifications", [notifications]);
+  }
+
+  /** Whether a keyed notification was enqueued already (for any channel: the key's prefix). */
+  async notificationKeyExists(prefix: string): Promise<boolean> {
+    const row = await this.db.selectFrom("outbox").select("id").where("key", "like", `${prefix.replace(/[%_]/g, "")}%`)
+      .limit(1).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Outbox rows to attempt now: not delivered, not given up, due; oldest first. */
+  async dueNotifications(now: string, limit = 200): Promise<OutboxRow[]> {
+    return await this.db.selectFrom("outbox").selectAll()
+      .where("delivered_at", "is", null).where("given_up_at", "is", null).where("next_attempt_at", "<=", now)
+      .orderBy("id").limit(limit).execute();
+  }
+
+  /**
+   * Records a delivery attempt. A row given up is audited as a failed `notify` stage in the same transaction, so
+   * `history` and `status` show undeliverable notifications. Not written to the fallback: when the database cannot
+   * take it, the row stays pending and is sent again (delivery is at least once).
+   */
+  async recordDelivery(row: Pick<OutboxRow, "id" | "channel" | "event" | "project">, outcome: DeliveryOutcome) {
+    await immediateTransaction(this.db, async (db) => {
+      if ("delivered" in outcome) {
+        await db.updateTable("outbox").set((eb) => ({
+          delivered_at: outcome.delivered,
+          attempts: eb("attempts", "+", 1),
+          last_error: null,
+        })).where("id", "=", row.id).execute();
+      } else if ("failed" in outcome) {
+        await db.updateTable("outbox").set((eb) => ({
+          attempts: eb("attempts", "+", 1),
+          last_error: outcome.error,
+          next_attempt_at: outcome.retryAt,
+        })).where("id", "=", row.id).execute();
+      } else {
+        await db.updateTable("outbox").set({ given_up_at: outcome.givenUp, last_error: outcome.error })
+          .where("id", "=", row.id).execute();
+        await db.insertInto("stages").values({
+          run_id: null,
+          type: "notify",
+          project: row.project,
+          source: row.event,
+          repository: row.channel,
+          attempt: 1,
+          status: "failed",
+          started_at: outcome.givenUp,
+          finished_at: outcome.givenUp,
+          duration_ms: 0,
+          bytes: null,
+          snapshot_id: null,
+          error: `undeliverable: ${outcome.error}`,
+        }).execute();
+      }
+    });
+  }
+
+  /** Moves a channel's waiting rows to `retryAt`: they are sent after the one that failed, in order. */
+  async postponeChannel(channel: string, afterId: number, retryAt: string): Promise<void> {
+    await this.db.updateTable("outbox").set({ next_attempt_at: retryAt })
+      .where("channel", "=", channel).where("id", ">", afterId).where("delivered_at", "is", null)
+      .where("given_up_at", "is", null).where("next_attempt_at", "<", retryAt).execute();
+  }
+
+  /** Deletes delivered and given-up rows finished before `before` (the outbox is a queue, not an archive). */
+  async purgeOutbox(before: string): Promise<void> {
+    await this.db.deleteFrom("outbox")
+      .where((eb) =>
+        eb.or([
+          eb.and([eb("delivered_at", "is not", null), eb("delivered_at", "<", before)]),
+          eb.and([eb("given_up_at", "is not", null), eb("given_up_at", "<", before)]),
+        ])
+      ).execute();
+  }
+
+  /** The outbox for `status`: rows still being tried, and rows given up since `since`. */
+  async outboxOverview(since: string): Promise<{ pending: OutboxRow[]; undeliverable: OutboxRow[] }> {
+    const pending = await this.db.selectFrom("outbox").selectAll()
+      .where("delivered_at", "is", null).where("given_up_at", "is", null).orderBy("id").execute();
+    const undeliverable = await this.db.selectFrom("outbox").selectAll()
+      .where("given_up_at", ">=", since).orderBy("id").execute();
+    return { pending, undeliverable };
+  }
+
+  /** Finished runs of a project that failed or were interrupted after its last successful run. */
+  async failuresSinceLastSuccess(project: string): Promise<number> {
+    const last = await this.db.selectFrom("runs").select((eb) => eb.fn.max("started_at").as("at"))
+      .where("project", "=", project).where("status", "=", "succeeded").executeTakeFirst();
+    let query = this.db.selectFrom("runs").select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("project", "=", project).where("status", "in", ["failed", "interrupted"]);
+    if (last?.at) query = query.where("started_at", ">", last.at);
+    return Number((await query.executeTakeFirst())?.n ?? 0);
+  }
+
+  /**
+   * Per project: runs started in [from, to) by status, and the last successful run up to `to` with the bytes its
+   * backup stages sent. For the daily summary.
+   */
+  async runDigest(from: string, to: string): Promise<Map<string, RunDigest>> {
+    const digest = new Map<string, RunDigest>();
+    const entry = (project: string) => {
+      if (!digest.has(project)) digest.set(project, { succeeded: 0, failed: 0, interrupted: 0 });
+      return digest.get(project)!;
+    };
+    const counts = await this.db.selectFrom("runs").select(["project", "status"])
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("started_at", ">=", from).where("started_at", "<", to).groupBy(["project", "status"]).execute();
+    for (const row of counts) {
+      if (row.status === "succeeded" || row.status === "failed" || row.status === "interrupted") {
+        entry(row.project)[row.status] = Number(row.n);
+      }
+    }
+    const last = await this.db.selectFrom("runs as r")
+      .select(["r.id", "r.project", "r.started_at", "r.duration_ms"])
+      .select((eb) =>
+        eb.selectFrom("stages as s").select((e) => e.fn.sum<number>("s.bytes").as("b"))
+          .whereRef("s.run_id", "=", "r.id").where("s.type", "=", "backup").where("s.status", "=", "succeeded")
+          .as("bytes")
+      )
+      .where("r.status", "=", "succeeded").where("r.started_at", "<", to)
+      .where("r.started_at", "=", (eb) =>
+        eb.selectFrom("runs as q").select((e) => e.fn.max("q.started_at").as("m"))
+          .whereRef("q.project", "=", "r.project").where("q.status", "=", "succeeded").where("q.started_at", "<", to))
+      .execute();
+    for (const row of last) {
+      Object.assign(entry(row.project), {
+        lastSuccessAt: row.started_at,
+        lastSuccessDurationMs: row.duration_ms ?? undefined,
+        lastSuccessBytes: row.bytes === null ? undefined : Number(row.bytes),
+      });
+    }
+    return digest;
   }
 
   async markRepositoryInitialized(name: string, location: string, at: string): Promise<void> {
@@ -561,6 +719,18 @@ export class StateStore {
   }
 }
 
+export type OutboxRow = Selectable<OutboxTable>;
+
+/** One project's runs in a summary period and its last success. */
+export interface RunDigest {
+  succeeded: number;
+  failed: number;
+  interrupted: number;
+  lastSuccessAt?: string;
+  lastSuccessDurationMs?: number;
+  lastSuccessBytes?: number;
+}
+
 export interface RunSummary {
   id: string;
   project: string;
@@ -640,6 +810,46 @@ function updated(result: UpdateResult, what: string): Outcome {
   return result.numUpdatedRows > 0n ? {} : { missing: what };
 }
 
+/** Inserts a run row as its writer made it (a replayed run keeps the pid of the process that ran it). */
+async function insertRun(db: Kysely<Database>, run: FallbackArgs<"startRun">[0], origin: Origin): Promise<void> {
+  await db.insertInto("runs").values({
+    id: run.id,
+    project: run.project,
+    status: "running",
+    command: run.command,
+    started_at: run.startedAt,
+    finished_at: null,
+    duration_ms: null,
+    pid: origin.pid,
+    process_start: origin.processStart,
+    host: run.host,
+    config_fingerprint: run.fingerprint,
+    stage: null,
+    error: null,
+  }).execute();
+}
+
+/** Writes notifications to the outbox; one whose key is already there was enqueued before and is skipped. */
+async function insertNotifications(db: Kysely<Database>, notifications: NewNotification[] | undefined): Promise<void> {
+  for (const n of notifications ?? []) {
+    await db.insertInto("outbox").values({
+      channel: n.channel,
+      event: n.event,
+      project: n.project,
+      run_id: n.runId,
+      key: n.key,
+      payload: n.payload,
+      created_at: n.createdAt,
+      next_attempt_at: n.createdAt,
+      attempts: 0,
+      delivered_at: null,
+      expires_at: n.expiresAt,
+      last_error: null,
+      given_up_at: null,
+    }).onConflict((c) => c.column("key").doNothing()).execute();
+  }
+}
+
 const operations: { [Op in FallbackOp]: Operation<Op> } = {
   async bumpSerial({ db }) {
     await db.updateTable("meta").set({ value: sql`CAST(CAST(value AS INTEGER) + 1 AS TEXT)` })
@@ -647,22 +857,16 @@ const operations: { [Op in FallbackOp]: Operation<Op> } = {
     return {};
   },
 
-  async startRun({ db }, [run], origin) {
-    await db.insertInto("runs").values({
-      id: run.id,
-      project: run.project,
-      status: "running",
-      command: run.command,
-      started_at: run.startedAt,
-      finished_at: null,
-      duration_ms: null,
-      pid: origin.pid,
-      process_start: origin.processStart,
-      host: run.host,
-      config_fingerprint: run.fingerprint,
-      stage: null,
-      error: null,
-    }).execute();
+  startRun({ atomically }, [run, notifications], origin) {
+    return atomically(async (db) => {
+      await insertRun(db, run, origin);
+      await insertNotifications(db, notifications);
+      return {};
+    });
+  },
+
+  async enqueueNotifications({ db }, [notifications]) {
+    await insertNotifications(db, notifications);
     return {};
   },
 
@@ -673,15 +877,19 @@ const operations: { [Op in FallbackOp]: Operation<Op> } = {
     );
   },
 
-  async finishRun({ db }, [runId, result]) {
-    const update = await db.updateTable("runs").set({
-      status: result.status,
-      finished_at: result.finishedAt,
-      duration_ms: result.durationMs,
-      error: result.error ?? null,
-      stage: result.status === "succeeded" ? null : sql`stage`,
-    }).where("id", "=", runId).executeTakeFirst();
-    return updated(update, `run ${runId}`);
+  finishRun({ atomically }, [runId, result, notifications]) {
+    return atomically(async (db) => {
+      const update = await db.updateTable("runs").set({
+        status: result.status,
+        finished_at: result.finishedAt,
+        duration_ms: result.durationMs,
+        error: result.error ?? null,
+        stage: result.status === "succeeded" ? null : sql`stage`,
+      }).where("id", "=", runId).executeTakeFirst();
+      const outcome = updated(update, `run ${runId}`);
+      if (!outcome.missing) await insertNotifications(db, notifications);
+      return outcome;
+    });
   },
 
   startStage({ atomically }, [stage], origin) {
@@ -715,18 +923,22 @@ const operations: { [Op in FallbackOp]: Operation<Op> } = {
     });
   },
 
-  async finishStage({ db }, [id, result]) {
-    const stageId = id < 0 ? await stageIdOf(db, id) : id;
-    if (stageId === undefined) return { missing: `stage ${id} (its startStage line was not replayed)` };
-    const update = await db.updateTable("stages").set({
-      status: result.status,
-      finished_at: result.finishedAt,
-      duration_ms: result.durationMs,
-      bytes: result.bytes ?? null,
-      snapshot_id: result.snapshotId ?? null,
-      error: result.error ?? null,
-    }).where("id", "=", stageId).executeTakeFirst();
-    return updated(update, `stage ${id}`);
+  finishStage({ atomically }, [id, result, notifications]) {
+    return atomically(async (db) => {
+      const stageId = id < 0 ? await stageIdOf(db, id) : id;
+      if (stageId === undefined) return { missing: `stage ${id} (its startStage line was not replayed)` };
+      const update = await db.updateTable("stages").set({
+        status: result.status,
+        finished_at: result.finishedAt,
+        duration_ms: result.durationMs,
+        bytes: result.bytes ?? null,
+        snapshot_id: result.snapshotId ?? null,
+        error: result.error ?? null,
+      }).where("id", "=", stageId).executeTakeFirst();
+      const outcome = updated(update, `stage ${id}`);
+      if (!outcome.missing) await insertNotifications(db, notifications);
+      return outcome;
+    });
   },
 
   async markRepositoryInitialized({ db }, [name, location, at]) {

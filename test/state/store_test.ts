@@ -235,8 +235,13 @@ describe("StateStore.open", () => {
         { name: "0002_retention_and_plans" },
         { name: "0003_snapshot_original" },
         { name: "0004_run_process_start" },
+        { name: "0005_outbox_delivery" },
       ]);
-      assert.equal(latestMigration, "0004_run_process_start");
+      assert.equal(latestMigration, "0005_outbox_delivery");
+      // 0005: an outbox key is unique (an event sent once per episode); NULL keys are not.
+      const keyIndex = await sql<{ unique: number }>`SELECT "unique" FROM pragma_index_list('outbox')
+        WHERE name = 'outbox_key'`.execute(store.db);
+      assert.deepEqual(plain(keyIndex.rows), [{ unique: 1 }]);
       // 0003: a copied snapshot names its original; other snapshots have none.
       const original = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('snapshots') WHERE name = 'original'`.execute(store.db);
@@ -266,6 +271,7 @@ describe("StateStore.open", () => {
           { name: "0002_retention_and_plans" },
           { name: "0003_snapshot_original" },
           { name: "0004_run_process_start" },
+          { name: "0005_outbox_delivery" },
         ]);
         const meta = await second.db.selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);

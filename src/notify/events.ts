@@ -1,0 +1,292 @@
+/**
+ * Events → outbox rows. Each builder makes the message an event says (pure, from plain data), and `enqueueFor`
+ * turns it into one outbox row per channel that wants it. The rows are written by the store together with the
+ * result they report (a run's start or end, a held deletion's stage), so a result is never recorded without its
+ * notification, nor a notification queued for a result that was not recorded.
+ */
+import { parseDuration } from "../config/duration.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import { previousSlot } from "../config/schedule.ts";
+import { redact } from "../config/secrets.ts";
+import type { NotificationEvent } from "../config/types.ts";
+import { formatBytes } from "../apply/format.ts";
+import { humanDuration } from "../plan/time.ts";
+import type { Overdue } from "../plan/types.ts";
+import type { NewNotification, RunDigest } from "../state/store.ts";
+import { errorTail, eventsFor, type Message, messageVersion, type SummaryProject } from "./message.ts";
+
+/** Default time limit of one delivery attempt. */
+export const defaultDeliveryTimeout = "10s";
+/** Default time an undelivered notification is retried before it is given up. */
+export const defaultExpireAfter = "24h";
+
+export function deliveryTimeoutMs(loaded: LoadedConfig): number {
+  return parseDuration(loaded.config.notifications?.timeout ?? defaultDeliveryTimeout)!;
+}
+
+function expireAfterMs(loaded: LoadedConfig): number {
+  return parseDuration(loaded.config.notifications?.expireAfter ?? defaultExpireAfter)!;
+}
+
+/** Whether a channel subscribed to `events` takes `event`: a recovery is also a success. */
+export function wants(events: NotificationEvent[], event: NotificationEvent): boolean {
+  return events.includes(event) || (event === "run.recovered" && events.includes("run.succeeded"));
+}
+
+/**
+ * One outbox row per channel of `projects` that wants the message's event. `key`: an event sent once per episode
+ * (the channel's name is appended, so each channel gets it once).
+ */
+export function enqueueFor(
+  loaded: LoadedConfig,
+  projects: string[],
+  message: Message,
+  options: { now: Date; key?: string; channels?: string[] },
+): NewNotification[] {
+  const channels = new Set(
+    projects.flatMap((name) => loaded.config.projects[name]?.notify ?? [])
+      .filter((channel) => !options.channels || options.channels.includes(channel)),
+  );
+  const rows: NewNotification[] = [];
+  for (const channel of [...channels].sort()) {
+    const notifier = loaded.config.notifiers[channel];
+    if (!notifier || !wants(eventsFor(notifier), message.event)) continue;
+    rows.push({
+      channel,
+      event: message.event,
+      project: message.project ?? null,
+      runId: message.runId ?? null,
+      key: options.key === undefined ? null : `${options.key}:${channel}`,
+      // A message is built from redacted text, but an error tail may carry a value remembered after it was built.
+      payload: redact(JSON.stringify(message)),
+      createdAt: options.now.toISOString(),
+      expiresAt: new Date(options.now.getTime() + expireAfterMs(loaded)).toISOString(),
+    });
+  }
+  return rows;
+}
+
+interface Common {
+  host: string;
+  at: Date;
+  project: string;
+  repositories: string[];
+}
+
+export function runStarted(run: Common & { runId: string; sources: string[] }): Message {
+  return {
+    version: messageVersion,
+    event: "run.started",
+    severity: "info",
+    title: `${run.project}: backup started (${run.sources.join(", ")})`,
+    at: run.at.toISOString(),
+    host: run.host,
+    project: run.project,
+    repositories: run.repositories,
+    runId: run.runId,
+    next: "Nothing to do: a run.succeeded or run.failed follows.",
+  };
+}
+
+/** Where and how a run failed: its first failing stage. */
+export interface RunFailure {
+  stage: string;
+  attempt?: { n: number; of: number };
+  error: string;
+}
+
+export function runFinished(
+  run: Common & {
+    runId: string;
+    status: "succeeded" | "failed" | "interrupted";
+    durationMs: number;
+    bytes?: number;
+    /** The first failure (failed runs), or the signal (interrupted runs). */
+    failure?: RunFailure;
+    /** Failed or interrupted runs since the last success: a success after them is a recovery. */
+    failuresBefore: number;
+  },
+): Message {
+  const base = {
+    version: messageVersion,
+    at: run.at.toISOString(),
+    host: run.host,
+    project: run.project,
+    repositories: run.repositories,
+    runId: run.runId,
+    durationMs: run.durationMs,
+    bytes: run.bytes,
+  } as const;
+  const size = run.bytes === undefined ? "" : `, ${formatBytes(run.bytes)}`;
+  if (run.status === "succeeded") {
+    const recovered = run.failuresBefore > 0;
+    return {
+      ...base,
+      event: recovered ? "run.recovered" : "run.succeeded",
+      severity: "good",
+      title: recovered
+        ? `${run.project}: backup succeeded again after ${run.failuresBefore} failed run${
+          run.failuresBefore === 1 ? "" : "s"
+        }`
+        : `${run.project}: backup succeeded in ${humanDuration(run.durationMs)}${size}`,
+      ...(recovered ? { failuresBefore: run.failuresBefore } : {}),
+      next: recovered ? `Nothing to do: backups of ${run.project} succeed again.` : "Nothing to do.",
+    };
+  }
+  const failure = run.failure;
+  const attempt = failure?.attempt && failure.attempt.of > 1
+    ? ` (attempt ${failure.attempt.n}/${failure.attempt.of})`
+    : "";
+  if (run.status === "interrupted") {
+    return {
+      ...base,
+      event: "run.failed",
+      severity: "warning",
+      title: `${run.project}: backup interrupted${failure ? ` during ${failure.stage}` : ""}`,
+      stage: failure?.stage,
+      error: failure ? errorTail(redact(failure.error)) : undefined,
+      next: `The run was stopped before it finished; the backup stays due and runs at the next apply or watch tick.`,
+    };
+  }
+  return {
+    ...base,
+    event: "run.failed",
+    severity: "bad",
+    title: `${run.project}: backup failed${failure ? ` at ${failure.stage}${attempt}` : ""}`,
+    stage: failure?.stage,
+    attempt: failure?.attempt,
+    error: failure ? errorTail(redact(failure.error)) : undefined,
+    next: `Fix the cause in the error above, then run \`backupctl apply --project ${run.project}\`; ` +
+      "the backup stays due until it succeeds.",
+  };
+}
+
+export function deletionsHeld(
+  held: Common & { source: string; repository: string; snapshots: string[]; reason: string },
+): Message {
+  const n = held.snapshots.length;
+  return {
+    version: messageVersion,
+    event: "deletions.held",
+    severity: "warning",
+    title: `${held.project}: ${n} snapshot${
+      n === 1 ? "" : "s"
+    } of ${held.source} in ${held.repository} not forgotten: ${held.reason}`,
+    at: held.at.toISOString(),
+    host: held.host,
+    project: held.project,
+    repositories: [held.repository],
+    stage: `forget ${held.source}`,
+    snapshots: held.snapshots,
+    next: `Review with \`backupctl plan --project ${held.project}\`, then run ` +
+      `\`backupctl apply --project ${held.project} --auto-approve\` to forget them, or change the retention back.`,
+  };
+}
+
+export function backupOverdue(
+  overdue: Omit<Common, "at"> & { at: Date; lastSuccessAt: string; maxAge: string },
+): Message {
+  const age = humanDuration(overdue.at.getTime() - Date.parse(overdue.lastSuccessAt));
+  return {
+    version: messageVersion,
+    event: "backup.overdue",
+    severity: "bad",
+    title: `${overdue.project}: no successful backup for ${age} (allowed: ${overdue.maxAge})`,
+    at: overdue.at.toISOString(),
+    host: overdue.host,
+    project: overdue.project,
+    repositories: overdue.repositories,
+    lastSuccessAt: overdue.lastSuccessAt,
+    maxAge: overdue.maxAge,
+    next: `See why with \`backupctl status\`, then run \`backupctl apply --project ${overdue.project}\`.`,
+  };
+}
+
+export function checkFailed(
+  check: { host: string; at: Date; repository: string; error: string; durationMs: number },
+): Message {
+  return {
+    version: messageVersion,
+    event: "check.failed",
+    severity: "bad",
+    title: `repository ${check.repository}: restic check failed`,
+    at: check.at.toISOString(),
+    host: check.host,
+    repositories: [check.repository],
+    stage: `check ${check.repository}`,
+    durationMs: check.durationMs,
+    error: errorTail(redact(check.error)),
+    next: `Do not prune ${check.repository} until a check passes: read the errors, run \`restic check --read-data\` ` +
+      "on it, and copy the affected snapshots from another repository if it holds them.",
+  };
+}
+
+/** The day before `now`'s day in `timezone`, as [from, to) and its date label (YYYY-MM-DD). */
+export function previousDay(timezone: string, now: Date): { from: Date; to: Date; label: string } {
+  const to = previousSlot("0 0 * * *", timezone, now)!;
+  const from = previousSlot("0 0 * * *", timezone, new Date(to.getTime() - 1))!;
+  const label = new Intl.DateTimeFormat("en-CA", {
+    timeZone: timezone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+  })
+    .format(from);
+  return { from, to, label };
+}
+
+export function dailySummary(summary: {
+  host: string;
+  at: Date;
+  period: { from: Date; to: Date };
+  projects: string[];
+  digest: Map<string, RunDigest>;
+  overdue: Set<string>;
+  failing: Set<string>;
+}): Message {
+  const projects: SummaryProject[] = summary.projects.map((project) => {
+    const d = summary.digest.get(project);
+    const health = summary.overdue.has(project)
+      ? "overdue"
+      : summary.failing.has(project)
+      ? "failing"
+      : d?.lastSuccessAt
+      ? "ok"
+      : "never";
+    return {
+      project,
+      health,
+      lastSuccessAt: d?.lastSuccessAt,
+      lastSuccessBytes: d?.lastSuccessBytes,
+      lastSuccessDurationMs: d?.lastSuccessDurationMs,
+      runs: { succeeded: d?.succeeded ?? 0, failed: d?.failed ?? 0, interrupted: d?.interrupted ?? 0 },
+    };
+  });
+  const runs = projects.reduce((n, p) => n + p.runs.succeeded + p.runs.failed + p.runs.interrupted, 0);
+  const attention = projects.filter((p) => p.health !== "ok");
+  return {
+    version: messageVersion,
+    event: "summary.daily",
+    severity: attention.length > 0 ? "warning" : runs === 0 ? "warning" : "good",
+    title: runs === 0
+      ? `Daily summary: no backup ran in the last day (${projects.length} project${projects.length === 1 ? "" : "s"})`
+      : `Daily summary: ${runs} run${runs === 1 ? "" : "s"}, ${attention.length} of ${projects.length} project${
+        projects.length === 1 ? "" : "s"
+      } need${attention.length === 1 ? "s" : ""} attention`,
+    at: summary.at.toISOString(),
+    host: summary.host,
+    period: { from: summary.period.from.toISOString(), to: summary.period.to.toISOString() },
+    projects,
+    next: attention.length > 0
+      ? `Look at ${attention.map((p) => p.project).join(", ")} with \`backupctl status\`.`
+      : runs === 0
+      ? "Nothing ran: check that `backupctl watch` (or the cron job running apply) is alive."
+      : "Nothing to do.",
+  };
+}
+
+/** The reminder key of an overdue episode: one notification when it starts, then one a day while it lasts. */
+export function overdueKey(overdue: Overdue, now: Date): string {
+  const days = Math.floor((now.getTime() - Date.parse(overdue.last_success)) / 86_400_000);
+  return `backup.overdue:${overdue.project}:${overdue.last_success}:${days}`;
+}

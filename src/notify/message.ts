@@ -1,0 +1,85 @@
+/**
+ * The notification model: what an event says, independent of the channel that carries it. A message is built when
+ * the event happens, stored in the outbox as JSON (never holding a secret: errors are redacted before they get
+ * here, credentials stay in the config) and rendered per channel only when it is sent.
+ */
+import type { NotificationEvent, Notifier } from "../config/types.ts";
+
+/** The webhook payload's `version`: bumped on any incompatible change of this shape. */
+export const messageVersion = 1;
+
+/** How a message is coloured and worded: started (info), succeeded/recovered (good), warning, failed (bad). */
+export type Severity = "info" | "good" | "warning" | "bad";
+
+/** One project's line in the daily summary. */
+export interface SummaryProject {
+  project: string;
+  /** ok: last run succeeded and not overdue; failing: the last run failed; overdue: no success within maxAge. */
+  health: "ok" | "failing" | "overdue" | "never";
+  lastSuccessAt?: string;
+  /** Bytes stored by the last successful run (what its stages sent to restic). */
+  lastSuccessBytes?: number;
+  lastSuccessDurationMs?: number;
+  /** Runs that started within the summary's period, by status. */
+  runs: { succeeded: number; failed: number; interrupted: number };
+}
+
+export interface Message {
+  version: typeof messageVersion;
+  event: NotificationEvent;
+  severity: Severity;
+  /** One line saying what happened ("shop: backup failed at dump db (attempt 3/3)"). */
+  title: string;
+  /** When the event happened (ISO 8601, UTC). */
+  at: string;
+  /** The host backupctl ran on. */
+  host: string;
+  project?: string;
+  /** Repositories concerned (the project's, or the one checked). */
+  repositories?: string[];
+  runId?: string;
+  /** The stage the event is about ("backup db", "copy db to offsite", "check offsite"). */
+  stage?: string;
+  /** The attempt that failed and how many were allowed. */
+  attempt?: { n: number; of: number };
+  durationMs?: number;
+  /** Bytes read from the sources and sent to restic in this run. */
+  bytes?: number;
+  /** The last lines of the error (redacted). */
+  error?: string;
+  /** One line telling the operator what to do next. */
+  next: string;
+  /** held deletions: the snapshot ids that were not forgotten. */
+  snapshots?: string[];
+  /** run.recovered: how many runs failed before this success. */
+  failuresBefore?: number;
+  /** backup.overdue: the last success (absent when there never was one) and the allowed age. */
+  lastSuccessAt?: string;
+  maxAge?: string;
+  /** summary.daily: the period covered and one line per project. */
+  period?: { from: string; to: string };
+  projects?: SummaryProject[];
+}
+
+/** Monitors (dead man's switches) want every run's start and end; chat, mail and webhooks want what needs a human. */
+const monitorEvents: NotificationEvent[] = ["run.started", "run.succeeded", "run.failed", "run.recovered"];
+const humanEvents: NotificationEvent[] = [
+  "run.failed",
+  "run.recovered",
+  "backup.overdue",
+  "deletions.held",
+  "check.failed",
+  "verify.failed",
+];
+
+/** The events a channel receives: its `events`, else the defaults for its kind. */
+export function eventsFor(notifier: Notifier): NotificationEvent[] {
+  if (notifier.events) return notifier.events;
+  return notifier.type === "healthchecks" || notifier.type === "uptimeKuma" ? monitorEvents : humanEvents;
+}
+
+/** Keeps the last `lines` lines (and at most `chars` characters) of an error text. */
+export function errorTail(text: string, lines = 8, chars = 1500): string {
+  const tail = text.trimEnd().split("\n").slice(-lines).join("\n");
+  return tail.length > chars ? `…${tail.slice(-chars)}` : tail;
+}

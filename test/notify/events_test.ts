@@ -1,0 +1,159 @@
+/** The event builders and channel filters, from plain data (no database, no network). */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { rememberSecret } from "../../src/config/secrets.ts";
+import { dailySummary, enqueueFor, overdueKey, previousDay, runFinished, wants } from "../../src/notify/events.ts";
+import type { Message } from "../../src/notify/message.ts";
+import type { RunDigest } from "../../src/state/store.ts";
+import { loadedConfig } from "../support/plan-fixtures.ts";
+
+const at = new Date("2026-12-01T03:00:00Z");
+const run = { host: "h", at, project: "shop", repositories: ["local"], runId: "r1", durationMs: 90_000 };
+
+function config(notifiers: Record<string, unknown>) {
+  const project = {
+    schedule: "0 3 * * *",
+    sources: [{ type: "sqlite", path: "/srv/app.db" }],
+    repositories: ["local"],
+    retention: { daily: 7 },
+    notify: Object.keys(notifiers),
+  };
+  return { ...loadedConfig({ shop: project }, { notifiers }), file: "/cfg/t.ts", dir: "/cfg" };
+}
+
+describe("runFinished", () => {
+  it("is a run.succeeded after a success, a run.recovered after failures", () => {
+    const ok = runFinished({ ...run, status: "succeeded", bytes: 2048, failuresBefore: 0 });
+    assert.equal(ok.event, "run.succeeded");
+    assert.equal(ok.severity, "good");
+    assert.match(ok.title, /^shop: backup succeeded in 1m 30s, 2\.0 KiB$/);
+    const recovered = runFinished({ ...run, status: "succeeded", failuresBefore: 3 });
+    assert.equal(recovered.event, "run.recovered");
+    assert.equal(recovered.failuresBefore, 3);
+    assert.match(recovered.title, /after 3 failed runs/);
+  });
+
+  it("names the failing stage and attempt, keeps only the error's tail and gives a next step", () => {
+    const error = [...Array.from({ length: 20 }, (_, i) => `line ${i}`), "pg_dump: connection refused"].join("\n");
+    const failed = runFinished({
+      ...run,
+      status: "failed",
+      failure: { stage: "backup db", error, attempt: { n: 3, of: 3 } },
+      failuresBefore: 0,
+    });
+    assert.equal(failed.event, "run.failed");
+    assert.equal(failed.title, "shop: backup failed at backup db (attempt 3/3)");
+    assert.deepEqual(failed.attempt, { n: 3, of: 3 });
+    assert.equal(failed.error?.split("\n").length, 8);
+    assert.match(failed.error!, /connection refused$/);
+    assert.match(failed.next, /backupctl apply --project shop/);
+  });
+
+  it("reports an interrupted run as a failed one, as a warning", () => {
+    const interrupted = runFinished({
+      ...run,
+      status: "interrupted",
+      failure: { stage: "backup db", error: "interrupted by SIGTERM" },
+      failuresBefore: 0,
+    });
+    assert.equal(interrupted.event, "run.failed");
+    assert.equal(interrupted.severity, "warning");
+    assert.match(interrupted.title, /interrupted during backup db/);
+  });
+});
+
+describe("channel filters", () => {
+  it("monitors take every run's start and end; people take what needs them", () => {
+    const loaded = config({
+      monitor: { type: "healthchecks", pingUrl: "http://127.0.0.1:1/p" },
+      chat: { type: "slack", webhookUrl: { secret: "env", name: "SLACK_URL" } },
+      custom: { type: "webhook", url: "http://127.0.0.1:1/w", events: ["run.succeeded"] },
+    });
+    const channels = (message: Message) => enqueueFor(loaded, ["shop"], message, { now: at }).map((n) => n.channel);
+    assert.deepEqual(channels(runFinished({ ...run, status: "succeeded", failuresBefore: 0 })), ["custom", "monitor"]);
+    // A recovery is also a success: the channel that asked for successes gets it.
+    assert.deepEqual(channels(runFinished({ ...run, status: "succeeded", failuresBefore: 1 })), [
+      "chat",
+      "custom",
+      "monitor",
+    ]);
+    assert.deepEqual(
+      channels(runFinished({ ...run, status: "failed", failure: { stage: "s", error: "e" }, failuresBefore: 0 })),
+      ["chat", "monitor"],
+    );
+    assert.equal(wants(["run.succeeded"], "run.failed"), false);
+  });
+
+  it("sets the expiry from the config and removes remembered secrets from the payload", () => {
+    rememberSecret("hunter2-outbox-secret");
+    const loaded = config({ chat: { type: "webhook", url: "http://127.0.0.1:1/w" } });
+    const failed = runFinished({
+      ...run,
+      status: "failed",
+      failure: { stage: "backup db", error: "auth failed for password hunter2-outbox-secret" },
+      failuresBefore: 0,
+    });
+    const [row] = enqueueFor(loaded, ["shop"], failed, { now: at });
+    assert.doesNotMatch(row.payload, /hunter2/);
+    assert.match(row.payload, /\(sensitive\)/);
+    assert.equal(Date.parse(row.expiresAt) - Date.parse(row.createdAt), 24 * 3_600_000);
+  });
+});
+
+describe("time-driven events", () => {
+  it("previousDay is the calendar day before, also across a daylight-saving change", () => {
+    assert.deepEqual(previousDay("UTC", new Date("2026-12-01T10:00:00Z")), {
+      from: new Date("2026-11-30T00:00:00Z"),
+      to: new Date("2026-12-01T00:00:00Z"),
+      label: "2026-11-30",
+    });
+    // 25 October 2026 in Berlin has 25 hours (CEST → CET).
+    const berlin = previousDay("Europe/Berlin", new Date("2026-10-26T08:00:00Z"));
+    assert.equal(berlin.label, "2026-10-25");
+    assert.equal(berlin.from.toISOString(), "2026-10-24T22:00:00.000Z");
+    assert.equal(berlin.to.toISOString(), "2026-10-25T23:00:00.000Z");
+  });
+
+  it("the daily summary says when nothing ran, and names the projects that need attention", () => {
+    const period = previousDay("UTC", at);
+    const none = dailySummary({
+      host: "h",
+      at,
+      period,
+      projects: ["shop", "blog"],
+      digest: new Map(),
+      overdue: new Set(),
+      failing: new Set(),
+    });
+    assert.match(none.title, /no backup ran in the last day \(2 projects\)/);
+    assert.equal(none.severity, "warning");
+    const digest = new Map<string, RunDigest>([
+      ["shop", { succeeded: 1, failed: 0, interrupted: 0, lastSuccessAt: "2026-11-30T03:00:00Z" }],
+      ["blog", { succeeded: 0, failed: 2, interrupted: 0 }],
+    ]);
+    const some = dailySummary({
+      host: "h",
+      at,
+      period,
+      projects: ["shop", "blog"],
+      digest,
+      overdue: new Set(),
+      failing: new Set(["blog"]),
+    });
+    assert.match(some.title, /3 runs, 1 of 2 projects needs attention/);
+    assert.deepEqual(some.projects?.map((p) => [p.project, p.health]), [["shop", "ok"], ["blog", "failing"]]);
+    assert.match(some.next, /blog/);
+  });
+
+  it("an overdue episode gets one key a day", () => {
+    const overdue = { project: "shop", last_success: "2026-11-28T03:00:00Z", max_age: "2d" };
+    const day3 = overdueKey(overdue, new Date("2026-12-01T02:00:00Z"));
+    assert.equal(day3, overdueKey(overdue, new Date("2026-12-01T02:59:00Z")));
+    assert.notEqual(day3, overdueKey(overdue, new Date("2026-12-01T03:00:00Z")));
+    // A new success starts a new episode.
+    assert.notEqual(
+      day3,
+      overdueKey({ ...overdue, last_success: "2026-11-29T03:00:00Z" }, new Date("2026-12-01T02:00:00Z")),
+    );
+  });
+});
