@@ -451,7 +451,8 @@ async function withRetries<T>(
 ): Promise<StageOutcome<T> & { attempt: { n: number; of: number } }> {
   for (let n = 1;; n++) {
     const outcome = await attempt(n);
-    if (outcome.ok || !outcome.transient || n >= backoff.attempts) {
+    // No retry once a stop was asked for (watch lets the running stage finish, but starts no new attempt).
+    if (outcome.ok || !outcome.transient || n >= backoff.attempts || stopRequested()) {
       return { ...outcome, attempt: { n, of: backoff.attempts } };
     }
     const delay = delayBefore(n, backoff);

@@ -11,6 +11,7 @@ import * as snapshots from "./snapshots.ts";
 import * as status from "./status.ts";
 import * as unlock from "./unlock.ts";
 import * as validate from "./validate.ts";
+import * as watch from "./watch.ts";
 
 export const version: string = pkg.version;
 
@@ -39,7 +40,7 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
     .addHelpText("after", exitCodesHelp)
     .configureOutput({ writeOut: output.stdout, writeErr: output.stderr })
     .exitOverride();
-  for (const command of [init, validate, plan, apply, status, snapshots, unlock, notify, diff]) {
+  for (const command of [init, validate, plan, apply, watch, status, snapshots, unlock, notify, diff]) {
     command.define(program, output, done);
   }
   for (const sub of program.commands) {

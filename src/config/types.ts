@@ -167,13 +167,14 @@ export const notificationEvents = [
   "check.failed",
   "verify.failed",
   "summary.daily",
+  "config.invalid",
 ] as const;
 export type NotificationEvent = (typeof notificationEvents)[number];
 
 interface NotifierOptions {
   /**
    * Events this channel receives. Default for slack, email, webhook and ntfy: run.failed, run.recovered,
-   * backup.overdue, deletions.held, check.failed, verify.failed. Default for healthchecks and uptimeKuma (monitors):
+   * backup.overdue, deletions.held, check.failed, verify.failed, config.invalid. Default for healthchecks and uptimeKuma (monitors):
    * run.started, run.succeeded, run.failed, run.recovered.
    */
   events?: NotificationEvent[];

@@ -290,3 +290,23 @@ export function overdueKey(overdue: Overdue, now: Date): string {
   const days = Math.floor((now.getTime() - Date.parse(overdue.last_success)) / 86_400_000);
   return `backup.overdue:${overdue.project}:${overdue.last_success}:${days}`;
 }
+
+/** watch refused an edited config; the previous one keeps running. */
+export function configInvalid(rejected: { host: string; at: Date; file: string; problems: string[] }): Message {
+  const n = rejected.problems.length;
+  return {
+    version: messageVersion,
+    event: "config.invalid",
+    severity: "bad",
+    title: `backupctl watch refused the edited config: ${n} problem${
+      n === 1 ? "" : "s"
+    }; the previous config keeps running`,
+    at: rejected.at.toISOString(),
+    host: rejected.host,
+    file: rejected.file,
+    problems: rejected.problems.slice(0, 20).map((p) => redact(p)),
+    error: errorTail(redact(rejected.problems.join("\n")), 20),
+    next:
+      `Fix the file (\`backupctl validate --config ${rejected.file}\` lists the problems); watch loads it when it is valid.`,
+  };
+}

@@ -59,6 +59,9 @@ export interface Message {
   /** summary.daily: the period covered and one line per project. */
   period?: { from: string; to: string };
   projects?: SummaryProject[];
+  /** config.invalid: the config file and what is wrong in it (paths and messages, no values). */
+  file?: string;
+  problems?: string[];
 }
 
 /** Monitors (dead man's switches) want every run's start and end; chat, mail and webhooks want what needs a human. */
@@ -70,6 +73,7 @@ const humanEvents: NotificationEvent[] = [
   "deletions.held",
   "check.failed",
   "verify.failed",
+  "config.invalid",
 ];
 
 /** The events a channel receives: its `events`, else the defaults for its kind. */

@@ -12,6 +12,7 @@ interface Killable {
 
 const children = new Set<Killable>();
 let received: NodeJS.Signals | null = null;
+let forced = false;
 let installed = false;
 const log = getLogger(["backupctl", "shutdown"]);
 
@@ -37,10 +38,29 @@ export function signalExitCode(signal: NodeJS.Signals): number {
   return signal === "SIGINT" ? 130 : 143;
 }
 
-/** Installs the handlers (once) for a command that runs stages: apply, and later watch. */
-export function handleStopSignals(): void {
+/** True once the grace period ran out and the running stage's children were stopped. */
+export function stopForced(): boolean {
+  return forced;
+}
+
+/** Stops the children now: SIGTERM, then SIGKILL after killGraceMs. */
+function stopChildren(): void {
+  forced = true;
+  for (const child of children) child.kill("SIGTERM");
+  setTimeout(() => {
+    for (const child of children) child.kill("SIGKILL");
+  }, killGraceMs).unref();
+}
+
+/**
+ * Installs the handlers (once) for a command that runs stages. `graceMs` 0 (apply): the running stage is stopped at
+ * once. Above 0 (watch): the running stage may finish within the grace period (no new stage starts), then it is
+ * stopped. A second signal, or a process still running `exitDeadlineMs` after the stage was stopped, exits at once.
+ */
+export function handleStopSignals(options: { graceMs?: number } = {}): void {
   if (installed) return;
   installed = true;
+  const graceMs = options.graceMs ?? 0;
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.on(signal, () => {
       if (received) {
@@ -49,16 +69,32 @@ export function handleStopSignals(): void {
         process.exit(signalExitCode(signal));
       }
       received = signal;
-      log.warn("received {signal}: stopping the running stage, recording the run interrupted", { signal });
-      process.stderr.write(`\n${signal}: stopping — the running stage is stopped and the run recorded interrupted\n`);
-      for (const child of children) child.kill("SIGTERM");
+      const hardExit = () =>
+        setTimeout(() => {
+          process.stderr.write(`${signal}: still not stopped after ${exitDeadlineMs / 1000}s; exiting now\n`);
+          process.exit(signalExitCode(signal));
+        }, exitDeadlineMs).unref();
+      if (graceMs <= 0) {
+        log.warn("received {signal}: stopping the running stage, recording the run interrupted", { signal });
+        process.stderr.write(`\n${signal}: stopping — the running stage is stopped and the run recorded interrupted\n`);
+        stopChildren();
+        hardExit();
+        return;
+      }
+      log.warn("received {signal}: no new work; the running stage may finish within {grace}s", {
+        signal,
+        grace: graceMs / 1000,
+      });
+      process.stderr.write(
+        `\n${signal}: stopping — no new work starts; a running stage may finish within ${graceMs / 1000}s\n`,
+      );
       setTimeout(() => {
-        for (const child of children) child.kill("SIGKILL");
-      }, killGraceMs).unref();
-      setTimeout(() => {
-        process.stderr.write(`${signal}: still not stopped after ${exitDeadlineMs / 1000}s; exiting now\n`);
-        process.exit(signalExitCode(signal));
-      }, exitDeadlineMs).unref();
+        if (children.size > 0) {
+          process.stderr.write(`${signal}: the grace period is over; stopping the running stage\n`);
+          stopChildren();
+        }
+        hardExit();
+      }, graceMs).unref();
     });
   }
 }

@@ -211,7 +211,7 @@ describe("notification channels", () => {
       const failure = http.requests[2].body;
       assert.match(failure, /^shop: backup failed at backup db \(attempt 3\/3\)\nDuration: 6m 41s\n/);
       assert.match(failure, /password authentication failed/);
-      assert.match(failure, /Next: Check the credentials/);
+      assert.match(failure, /\nNext: Fix the cause in the error above, then run `backupctl apply --project shop`/);
     });
 
     it("gives another run another rid, pings success on a recovery and /log for other events", async () => {
@@ -250,7 +250,7 @@ describe("notification channels", () => {
       const request = http.requests[0];
       assert.equal(request.method, "GET");
       assert.equal(request.path, "/api/push/kuma-token-789");
-      assert.deepEqual([...request.query], [["status", "up"], ["msg", "shop: backup succeeded"], ["ping", "252000"]]);
+      assert.deepEqual([...request.query], [["status", "up"], ["msg", succeeded.title], ["ping", "252000"]]);
     });
 
     it("pushes down after a failure and when overdue (no ping without a duration)", async () => {
@@ -294,12 +294,12 @@ describe("notification channels", () => {
       assert.equal(request.headers["priority"], "4");
       assert.equal(request.headers["tags"], "rotating_light,shop");
       assert.equal(request.headers["authorization"], "Bearer tk_ntfytoken0123");
-      assert.match(request.body, /^shop: backup failed at backup db \(attempt 3\/3\)\n\nProject: +shop\n/);
+      assert.match(request.body, /^Project: +shop\n/, "the title is in its header, not repeated in the body");
       assert.match(request.body, /Error \(last lines\):\n {4}pg_dump: error:/);
-      assert.match(request.body, /\nNext: Check the credentials of source db/);
+      assert.match(request.body, /\nNext: Fix the cause in the error above/);
     });
 
-    it("sends a success quieter and without Authorization when no token is set; encodes a non-ASCII title", async () => {
+    it("sends a success quieter, no Authorization without a token, and a non-ASCII title encoded", async () => {
       fresh();
       const notifier: NtfyNotifier = { type: "ntfy", topicUrl: `${http.url}/backups-7f3k` };
       await deliver(notifier, succeeded, options);
@@ -485,14 +485,17 @@ describe("email", () => {
       mail.text,
       /\n {4}pg_dump: error: connection to server at "db\.internal" \(10\.0\.4\.12\), port 5432 failed/,
     );
-    assert.match(mail.text, /\nNext: Check the credentials of source db \(env SHOP_DB_PASSWORD\)/);
+    assert.match(
+      mail.text,
+      /\nNext: Fix the cause in the error above, then run `backupctl apply --project shop`; the backup stays due/,
+    );
     assert.match(mail.html, /border-left:4px solid #a30200/);
     assert.match(mail.html, /<h2[^>]*>shop: backup failed at backup db \(attempt 3\/3\)<\/h2>/);
     assert.match(mail.html, /<th[^>]*>Stage<\/th><td[^>]*>backup db<\/td>/);
     assert.match(mail.html, /<pre[^>]*>pg_dump: error: connection to server at &quot;db\.internal&quot;/);
   });
 
-  it("sends a recovery and a summary in clear text when the server has no STARTTLS; a single recipient works", async () => {
+  it("sends in clear text when the server has no STARTTLS: a recovery and a summary, to one recipient", async () => {
     plain.messages.length = 0;
     const notifier: EmailNotifier = { ...base, to: "ops@example.com", smtp: { host: "127.0.0.1", port: plain.port } };
     await deliver(notifier, recovered, options);

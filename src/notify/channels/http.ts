@@ -39,7 +39,13 @@ export function channelUrl(channel: Notifier["type"], url: string): URL {
 export async function sendHttp(channel: Notifier["type"], request: HttpRequest, timeoutMs: number): Promise<void> {
   const url = channelUrl(channel, request.url);
   const headers = new Headers({ "User-Agent": userAgent });
-  for (const [name, value] of Object.entries(request.headers ?? {})) headers.set(name, value);
+  for (const [name, value] of Object.entries(request.headers ?? {})) {
+    try {
+      headers.set(name, value);
+    } catch {
+      throw new DeliveryError(channel, `the header ${JSON.stringify(name)} has an invalid name or value`);
+    }
+  }
   const signal = AbortSignal.timeout(timeoutMs);
   let response: Response;
   try {
@@ -53,7 +59,7 @@ export async function sendHttp(channel: Notifier["type"], request: HttpRequest, 
     return;
   }
   const body = await readHead(response).catch(() => "");
-  const quoted = body.replace(/\s+/g, " ").trim().slice(0, bodyQuoted);
+  const quoted = hideUrl(body.replace(/\s+/g, " ").trim(), url).slice(0, bodyQuoted);
   throw new DeliveryError(channel, `HTTP ${response.status}${quoted ? `: ${quoted}` : ""}`, response.status);
 }
 

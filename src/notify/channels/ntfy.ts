@@ -1,7 +1,7 @@
 /**
- * ntfy topics: the plain-text body with a title, a priority and tags (ntfy turns tags that are emoji names into the
- * notification's icon). Header values must be ASCII, so a title with other characters is sent RFC 2047-encoded,
- * which ntfy decodes.
+ * ntfy topics: the plain-text body with a Title header (so the body does not repeat it), a priority and tags (ntfy
+ * turns tags that are emoji names into the notification's icon). Header values must be ASCII, so a title with other
+ * characters is sent RFC 2047-encoded, which ntfy decodes.
  */
 import { Buffer } from "node:buffer";
 import { resolveMaybeSecret, resolveSecret } from "../../config/secrets.ts";
@@ -32,7 +32,7 @@ export function renderNtfy(message: Message): NtfyRequest {
   const tagList = [tags[message.severity], ...(message.project ? [message.project] : [])];
   return {
     headers: { Title: headerValue(message.title), Priority: priorities[message.severity], Tags: tagList.join(",") },
-    body: clipBytes(renderPlainText(message), maxBodyBytes),
+    body: clipBytes(renderPlainText(message, { title: false }), maxBodyBytes),
   };
 }
 

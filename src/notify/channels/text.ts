@@ -96,11 +96,17 @@ export function healthSymbol(health: SummaryProject["health"]): string {
   return healthSymbols[health];
 }
 
-/** The plain-text body: title, facts, project lines of a summary, the error tail and the next step. */
-export function renderPlainText(message: Message): string {
+/**
+ * The plain-text body: title, facts, project lines of a summary, the error tail and the next step. Without the title
+ * for channels that show it apart (ntfy's Title header).
+ */
+export function renderPlainText(message: Message, options: { title?: boolean } = {}): string {
   const list = facts(message);
   const width = Math.max(...list.map((fact) => fact.label.length)) + 2;
-  const lines = [message.title, "", ...list.map((fact) => `${`${fact.label}:`.padEnd(width)}${fact.value}`)];
+  const lines = [
+    ...(options.title === false ? [] : [message.title, ""]),
+    ...list.map((fact) => `${`${fact.label}:`.padEnd(width)}${fact.value}`),
+  ];
   if (message.event === "summary.daily") {
     const quiet = nothingRan(message);
     lines.push("");

@@ -36,7 +36,7 @@ export function renderUptimeKuma(message: Message): UptimeKumaPush | undefined {
   return { status, msg, ...(message.durationMs === undefined ? {} : { ping: Math.round(message.durationMs) }) };
 }
 
-/** The push URL with status, msg and ping set; the ones in the URL Kuma shows (`?status=up&msg=OK&ping=`) are replaced. */
+/** The push URL with status, msg and ping set, replacing those of the URL Kuma shows (`?status=up&msg=OK&ping=`). */
 export function uptimeKumaUrl(pushUrl: string, push: UptimeKumaPush): string {
   const url = channelUrl("uptimeKuma", pushUrl);
   url.searchParams.set("status", push.status);

@@ -1,0 +1,288 @@
+/**
+ * watch's HTTP endpoints (off unless `--listen`): `GET /healthz` (200 ok or degraded, 503 unhealthy, with a JSON
+ * body saying why) and `GET /metrics` (Prometheus text, made with prom-client). Both are computed from the state
+ * database and the loop's status at request time; neither says anything secret (names, times and counts only).
+ */
+import { accessSync, constants } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Registry } from "prom-client";
+import { redact } from "../config/secrets.ts";
+import { plan } from "../plan/planner.ts";
+import { isoSeconds } from "../plan/time.ts";
+import type { StateStore } from "../state/store.ts";
+import type { Watcher } from "./loop.ts";
+
+export interface Health {
+  /** ok: all well; degraded: something needs a look but backups are current; unhealthy: backups are at risk. */
+  status: "ok" | "degraded" | "unhealthy";
+  reasons: string[];
+  last_tick: string | null;
+  /** The loop's last sign of life: a tick, a sleep step or a line of a run's output. */
+  heartbeat: string;
+  running: string[];
+  overdue: { project: string; last_success: string; max_age: string }[];
+  state_db_writable: boolean;
+  failed_runs_since_success: Record<string, number>;
+  notifications: { pending: number; undeliverable: number };
+  config: { file: string; loaded_at: string; rejected: { at: string; problems: string[] } | null };
+  lock_waits: string[];
+}
+
+/** A loop silent for longer than this (and at least 3 sleeps) is stuck. */
+const minStaleMs = 5 * 60_000;
+
+function databaseWritable(store: StateStore): boolean {
+  if (store.degraded) return false;
+  try {
+    accessSync(store.path, constants.W_OK);
+    accessSync(store.dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function health(watcher: Watcher): Promise<Health> {
+  const { store, status, options } = watcher;
+  const loaded = watcher.loaded;
+  const now = options.clock.now();
+  const overdue = plan(loaded, await store.observe(), now, { generatedAt: now }).overdue;
+  const failed: Record<string, number> = {};
+  for (const project of Object.keys(loaded.config.projects)) {
+    const n = await store.failuresSinceLastSuccess(project);
+    if (n > 0) failed[project] = n;
+  }
+  const outbox = await store.outboxOverview(new Date(now.getTime() - 7 * 86_400_000).toISOString());
+  const writable = databaseWritable(store);
+  const staleMs = Math.max(3 * options.maxSleepMs, minStaleMs);
+  const silentMs = now.getTime() - status.heartbeatAt.getTime();
+
+  const unhealthy: string[] = [];
+  if (silentMs > staleMs) unhealthy.push(`the loop has shown no activity for ${Math.round(silentMs / 1000)}s`);
+  if (!writable) unhealthy.push("the state database cannot be written (results go to fallback.jsonl)");
+  for (const o of overdue) {
+    unhealthy.push(`${o.project} is overdue: last success ${o.last_success}, max age ${o.max_age}`);
+  }
+  const degraded: string[] = [];
+  for (const [project, n] of Object.entries(failed)) {
+    degraded.push(`${project}: ${n} failed run${n === 1 ? "" : "s"} since its last success`);
+  }
+  if (status.config.rejected) degraded.push("the edited config was rejected; the previous one is running");
+  if (outbox.undeliverable.length) degraded.push(`${outbox.undeliverable.length} undeliverable notifications`);
+  if (status.lastTickError) degraded.push(`the last tick failed: ${status.lastTickError}`);
+  for (const project of status.lockWaits) degraded.push(`${project} was skipped: another process held its lock`);
+
+  return {
+    status: unhealthy.length ? "unhealthy" : degraded.length ? "degraded" : "ok",
+    reasons: [...unhealthy, ...degraded],
+    last_tick: status.lastTickAt ? isoSeconds(status.lastTickAt) : null,
+    heartbeat: isoSeconds(status.heartbeatAt),
+    running: [...status.running].sort(),
+    overdue,
+    state_db_writable: writable,
+    failed_runs_since_success: failed,
+    notifications: { pending: outbox.pending.length, undeliverable: outbox.undeliverable.length },
+    config: {
+      file: status.config.file,
+      loaded_at: isoSeconds(status.config.loadedAt),
+      rejected: status.config.rejected
+        ? { at: isoSeconds(status.config.rejected.at), problems: status.config.rejected.problems }
+        : null,
+    },
+    lock_waits: status.lockWaits,
+  };
+}
+
+/** The metrics registry; each collect reads the state database at scrape time. */
+export function metricsRegistry(watcher: Watcher): Registry {
+  const registry = new Registry();
+  const seconds = (iso: string | null | undefined) => (iso ? Date.parse(iso) / 1000 : undefined);
+  const projects = () => Object.keys(watcher.loaded.config.projects);
+  const digest = () => watcher.store.runDigest("0000", "9999");
+
+  new Gauge({
+    name: "backupctl_last_success_timestamp_seconds",
+    help: "Start of the project's last successful run (Unix time).",
+    labelNames: ["project"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const runs = await digest();
+      for (const project of projects()) {
+        const at = seconds(runs.get(project)?.lastSuccessAt);
+        if (at !== undefined) this.set({ project }, at);
+      }
+    },
+  });
+  new Gauge({
+    name: "backupctl_last_run_duration_seconds",
+    help: "Duration of the project's last finished run.",
+    labelNames: ["project"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const runs = await watcher.store.projectRuns();
+      for (const project of projects()) {
+        const ms = runs.get(project)?.lastRun?.duration_ms;
+        if (ms !== null && ms !== undefined) this.set({ project }, ms / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: "backupctl_last_run_bytes",
+    help: "Bytes the project's last successful run read from its sources and sent to restic.",
+    labelNames: ["project"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const runs = await digest();
+      for (const project of projects()) {
+        const bytes = runs.get(project)?.lastSuccessBytes;
+        if (bytes !== undefined) this.set({ project }, bytes);
+      }
+    },
+  });
+  new Counter({
+    name: "backupctl_runs_total",
+    help: "Runs recorded in the audit, by project and final status.",
+    labelNames: ["project", "status"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const runs = await digest();
+      for (const project of projects()) {
+        const counts = runs.get(project) ?? { succeeded: 0, failed: 0, interrupted: 0 };
+        for (const status of ["succeeded", "failed", "interrupted"] as const) {
+          this.inc({ project, status }, counts[status]);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: "backupctl_snapshots",
+    help: "Snapshots per project and repository in the inventory.",
+    labelNames: ["project", "repository"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await watcher.store.snapshotCounts();
+      for (const [name, project] of Object.entries(watcher.loaded.config.projects)) {
+        for (const repository of project.repositories) {
+          const row = counts.find((c) => c.project === name && c.repository === repository);
+          this.set({ project: name, repository }, row?.count ?? 0);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: "backupctl_overdue",
+    help: "1 when the project has no successful backup within its maxAge.",
+    labelNames: ["project"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const now = watcher.options.clock.now();
+      const overdue = new Set(
+        plan(watcher.loaded, await watcher.store.observe(), now, { generatedAt: now }).overdue.map((o) => o.project),
+      );
+      for (const project of projects()) this.set({ project }, overdue.has(project) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "backupctl_outbox_pending",
+    help: "Notifications waiting to be sent.",
+    registers: [registry],
+    async collect() {
+      this.set((await watcher.store.outboxOverview("9999")).pending.length);
+    },
+  });
+  new Gauge({
+    name: "backupctl_outbox_undeliverable",
+    help: "Notifications given up as undeliverable in the last 7 days.",
+    registers: [registry],
+    async collect() {
+      const since = new Date(watcher.options.clock.now().getTime() - 7 * 86_400_000).toISOString();
+      this.set((await watcher.store.outboxOverview(since)).undeliverable.length);
+    },
+  });
+  new Gauge({
+    name: "backupctl_watch_last_tick_timestamp_seconds",
+    help: "When the watch loop last finished a tick (Unix time).",
+    registers: [registry],
+    collect() {
+      const at = watcher.status.lastTickAt;
+      if (at) this.set(at.getTime() / 1000);
+    },
+  });
+  new Gauge({
+    name: "backupctl_state_db_writable",
+    help: "1 when the state database takes writes, 0 when results go to the fallback file.",
+    registers: [registry],
+    collect() {
+      this.set(databaseWritable(watcher.store) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "backupctl_config_rejected",
+    help: "1 while an edited config is refused and the previous one runs.",
+    registers: [registry],
+    collect() {
+      this.set(watcher.status.config.rejected ? 1 : 0);
+    },
+  });
+  return registry;
+}
+
+/** Parses `HOST:PORT` (`[::1]:PORT` for IPv6); a bare port listens on 127.0.0.1. */
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+))?:?(\d{1,5})$/.exec(text.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || !Number.isInteger(port) || port > 65_535) {
+    throw new RangeError(`--listen: expected HOST:PORT such as 127.0.0.1:9464, got "${text}"`);
+  }
+  return { host: match[1] ?? match[2] ?? "127.0.0.1", port };
+}
+
+/** Starts the server; resolves once it listens (with the port actually bound, for port 0). */
+export async function startHttp(
+  watcher: Watcher,
+  listen: { host: string; port: number },
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const registry = metricsRegistry(watcher);
+  const server = createServer((request, response) => {
+    const path = new URL(request.url ?? "/", "http://localhost").pathname;
+    const send = (status: number, type: string, body: string) => {
+      response.writeHead(status, { "Content-Type": type, "Cache-Control": "no-store" }).end(body);
+    };
+    if (request.method !== "GET" && request.method !== "HEAD") return send(405, "text/plain", "GET only\n");
+    const answer = async () => {
+      if (path === "/healthz") {
+        const result = await health(watcher);
+        send(result.status === "unhealthy" ? 503 : 200, "application/json", `${JSON.stringify(result, null, 2)}\n`);
+      } else if (path === "/metrics") {
+        send(200, registry.contentType, await registry.metrics());
+      } else {
+        send(404, "text/plain", "not found: GET /healthz or /metrics\n");
+      }
+    };
+    answer().catch((error) => {
+      const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+      send(500, "text/plain", `error: ${redact(message)}\n`);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(listen.port, listen.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : listen.port;
+  return {
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
