@@ -285,9 +285,13 @@ export function dailySummary(summary: {
   };
 }
 
-/** The reminder key of an overdue episode: one notification when it starts, then one a day while it lasts. */
+/**
+ * The reminder key of an overdue episode: one notification when it starts (the last success plus maxAge), then one
+ * every 24 hours while it lasts. A new success starts a new episode.
+ */
 export function overdueKey(overdue: Overdue, now: Date): string {
-  const days = Math.floor((now.getTime() - Date.parse(overdue.last_success)) / 86_400_000);
+  const start = Date.parse(overdue.last_success) + (parseDuration(overdue.max_age) ?? 0);
+  const days = Math.max(0, Math.floor((now.getTime() - start) / 86_400_000));
   return `backup.overdue:${overdue.project}:${overdue.last_success}:${days}`;
 }
 

@@ -64,8 +64,12 @@ export interface Message {
   problems?: string[];
 }
 
-/** Monitors (dead man's switches) want every run's start and end; chat, mail and webhooks want what needs a human. */
+/**
+ * Monitors (dead man's switches) want every run's start and end (Uptime Kuma has no start signal, so only the end);
+ * chat, mail and webhooks want what needs a human.
+ */
 const monitorEvents: NotificationEvent[] = ["run.started", "run.succeeded", "run.failed", "run.recovered"];
+const pushEvents: NotificationEvent[] = ["run.succeeded", "run.failed", "run.recovered"];
 const humanEvents: NotificationEvent[] = [
   "run.failed",
   "run.recovered",
@@ -79,7 +83,8 @@ const humanEvents: NotificationEvent[] = [
 /** The events a channel receives: its `events`, else the defaults for its kind. */
 export function eventsFor(notifier: Notifier): NotificationEvent[] {
   if (notifier.events) return notifier.events;
-  return notifier.type === "healthchecks" || notifier.type === "uptimeKuma" ? monitorEvents : humanEvents;
+  if (notifier.type === "healthchecks") return monitorEvents;
+  return notifier.type === "uptimeKuma" ? pushEvents : humanEvents;
 }
 
 /** Keeps the last `lines` lines (and at most `chars` characters) of an error text. */

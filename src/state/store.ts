@@ -250,10 +250,21 @@ export class StateStore {
     return row !== undefined;
   }
 
-  /** Outbox rows to attempt now: not delivered, not given up, due; oldest first. */
+  /**
+   * Outbox rows to attempt now: not delivered, not given up, due, and not behind an older row of the same channel
+   * that waits for its retry (a channel's messages arrive in order: a run's end never before its start); oldest first.
+   */
   async dueNotifications(now: string, limit = 200): Promise<OutboxRow[]> {
     return await this.db.selectFrom("outbox").selectAll()
       .where("delivered_at", "is", null).where("given_up_at", "is", null).where("next_attempt_at", "<=", now)
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(
+          selectFrom("outbox as earlier").select("earlier.id")
+            .whereRef("earlier.channel", "=", "outbox.channel").whereRef("earlier.id", "<", "outbox.id")
+            .where("earlier.delivered_at", "is", null).where("earlier.given_up_at", "is", null)
+            .where("earlier.next_attempt_at", ">", now),
+        ))
+      )
       .orderBy("id").limit(limit).execute();
   }
 

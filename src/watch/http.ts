@@ -235,12 +235,13 @@ export function metricsRegistry(watcher: Watcher): Registry {
 
 /** Parses `HOST:PORT` (`[::1]:PORT` for IPv6); a bare port listens on 127.0.0.1. */
 export function parseListen(text: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]+))?:?(\d{1,5})$/.exec(text.trim());
+  // A host is always followed by ":" (else "9464" read as host "946", port 4, and "127.0.0.1" as "127.0.0.", 1).
+  const match = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d{1,5})$/.exec(text.trim());
   const port = match ? Number(match[3]) : NaN;
   if (!match || !Number.isInteger(port) || port > 65_535) {
     throw new RangeError(`--listen: expected HOST:PORT such as 127.0.0.1:9464, got "${text}"`);
   }
-  return { host: match[1] ?? match[2] ?? "127.0.0.1", port };
+  return { host: match[1] || match[2] || "127.0.0.1", port };
 }
 
 /** Starts the server; resolves once it listens (with the port actually bound, for port 0). */

@@ -146,10 +146,14 @@ describe("time-driven events", () => {
   });
 
   it("an overdue episode gets one key a day", () => {
-    const overdue = { project: "shop", last_success: "2026-11-28T03:00:00Z", max_age: "2d" };
+    // Overdue from 2026-11-29T14:00Z (last success + 35h): reminders every 24 hours from then.
+    const overdue = { project: "shop", last_success: "2026-11-28T03:00:00Z", max_age: "35h" };
+    const first = overdueKey(overdue, new Date("2026-11-29T14:00:00Z"));
+    assert.equal(first, overdueKey(overdue, new Date("2026-11-30T13:59:00Z")));
+    const second = overdueKey(overdue, new Date("2026-11-30T14:00:00Z"));
+    assert.notEqual(first, second);
     const day3 = overdueKey(overdue, new Date("2026-12-01T02:00:00Z"));
-    assert.equal(day3, overdueKey(overdue, new Date("2026-12-01T02:59:00Z")));
-    assert.notEqual(day3, overdueKey(overdue, new Date("2026-12-01T03:00:00Z")));
+    assert.equal(day3, second);
     // A new success starts a new episode.
     assert.notEqual(
       day3,

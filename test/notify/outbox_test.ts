@@ -187,6 +187,35 @@ describe("outbox", () => {
     });
   });
 
+  it("keeps a row written after a failure behind it: a run's end is never sent before its start", async () => {
+    await withStore(async (store, dir) => {
+      a.requests.length = 0;
+      const config = loaded(dir, { chat: webhook({ url: `${a.url}/order` }) });
+      await store.enqueueNotifications(enqueueFor(config, ["shop"], failedMessage("first", T0), { now: T0 }));
+      a.respondWith({ status: 500 });
+      try {
+        assert.equal((await deliverOutbox(store, config, { now: () => plus(1) })).failed, 1);
+      } finally {
+        a.respondWith({});
+      }
+      // Enqueued after the failure, due at once on its own, but behind the first row of its channel.
+      await store.enqueueNotifications(
+        enqueueFor(config, ["shop"], failedMessage("second", plus(2)), { now: plus(2) }),
+      );
+      assert.deepEqual(await deliverOutbox(store, config, { now: () => plus(10) }), {
+        delivered: 0,
+        failed: 0,
+        givenUp: 0,
+      });
+      assert.deepEqual(await deliverOutbox(store, config, { now: () => plus(31_000) }), {
+        delivered: 2,
+        failed: 0,
+        givenUp: 0,
+      });
+      assert.deepEqual(a.requests.map((r) => JSON.parse(r.body).runId), ["first", "first", "second"]);
+    });
+  });
+
   it("stops an attempt at the timeout", async () => {
     await withStore(async (store, dir) => {
       const config = loaded(dir, { slow: webhook({ url: `${a.url}/slow` }) }, { notifications: { timeout: "500ms" } });
