@@ -257,6 +257,40 @@ export class Restic {
     return { stdin: child.stdin, kill: child.kill, finished };
   }
 
+  /**
+   * Starts `restic dump ID PATH`: the file's bytes on stdout, for a restore to stream into a file, a decryption
+   * filter or a database client. `finished` resolves with restic's result; the caller checks it.
+   */
+  startDump(snapshotId: string, path: string, timeoutMs?: number) {
+    const ssh = this.openSsh();
+    let child;
+    try {
+      child = start(this.argv("dump", "--", snapshotId, path), {
+        env: { ...this.environment(), ...ssh.env },
+        stdout: "stream",
+        timeoutMs,
+      });
+    } catch (error) {
+      ssh.remove();
+      throw error;
+    }
+    return { stdout: child.stdout, kill: child.kill, finished: child.result.finally(() => ssh.remove()) };
+  }
+
+  /** Restores a snapshot's files under `target` (restic keeps their absolute paths below it). */
+  async restore(snapshotId: string, target: string): Promise<void> {
+    const result = await this.restic("restore", ["--target", target, "--", snapshotId]);
+    if (result.code !== 0) throw this.failure("restore", result);
+  }
+
+  /** The shell commands of a manual restore, with the repository's secrets left to the environment (for --print-commands). */
+  manualEnvironment(): string[] {
+    const lines = [`export RESTIC_REPOSITORY=${shellWord(this.location())}`];
+    lines.push(`export RESTIC_PASSWORD=…   # ${describePassword(this.spec)}`);
+    for (const key of Object.keys(this.spec.env ?? {})) lines.push(`export ${key}=…   # from the config`);
+    return lines;
+  }
+
   private backupArgs(options: BackupOptions): string[] {
     return [
       "--json",
@@ -348,4 +382,9 @@ export function parseSummary(stdout: string): BackupResult {
     }
   }
   return result;
+}
+
+/** A word for sh: left as it is when safe, else single-quoted. */
+export function shellWord(value: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'"'"'`)}'`;
 }

@@ -18,10 +18,7 @@ export type NamedMysqlSource = MysqlSource & { name: string };
 
 /** The `mariadb-dump`/`mysqldump` stream of one database, stored in the snapshot as `<name>.sql`. */
 export function mysqlInput(source: NamedMysqlSource, context: SourceContext): StreamInput {
-  const settings = ["[client]"];
-  if (source.user !== undefined) settings.push(`user=${optionFileValue(source.user)}`);
-  if (source.password) settings.push(`password=${optionFileValue(resolveSecret(source.password, context.configDir))}`);
-  const defaults = writePrivateFile(context.privateDir, "my.cnf", `${settings.join("\n")}\n`);
+  const defaults = defaultsFile(source, context);
   const argv = [
     dumpProgram(),
     `--defaults-extra-file=${defaults.path}`,
@@ -61,16 +58,48 @@ export function mysqlInput(source: NamedMysqlSource, context: SourceContext): St
   };
 }
 
-let cachedProgram: string | undefined;
-
-/** `mariadb-dump` when installed (MariaDB's client deprecates the mysqldump name), else `mysqldump`. */
-function dumpProgram(): string {
-  if (cachedProgram === undefined) {
-    const found = spawnSync("sh", ["-c", 'command -v "$1" >/dev/null 2>&1', "sh", "mariadb-dump"]);
-    cachedProgram = found.status === 0 ? "mariadb-dump" : "mysqldump";
-  }
-  return cachedProgram;
+/** A private option file with the source's user and password (the first option of any client program). */
+function defaultsFile(source: NamedMysqlSource, context: SourceContext) {
+  const settings = ["[client]"];
+  if (source.user !== undefined) settings.push(`user=${optionFileValue(source.user)}`);
+  if (source.password) settings.push(`password=${optionFileValue(resolveSecret(source.password, context.configDir))}`);
+  return writePrivateFile(context.privateDir, "my.cnf", `${settings.join("\n")}\n`);
 }
+
+/**
+ * How the `mariadb`/`mysql` client connects as the source does (its option file first, then host and port); the
+ * database is not included. Call `cleanup` after the client exits.
+ */
+export function mysqlClient(
+  source: NamedMysqlSource,
+  context: SourceContext,
+): { program: string; args: string[]; env: Record<string, string> | undefined; cleanup: () => void } {
+  const defaults = defaultsFile(source, context);
+  const args = [`--defaults-extra-file=${defaults.path}`];
+  if (source.host !== undefined) args.push(`--host=${source.host}`);
+  if (source.port !== undefined) args.push(`--port=${source.port}`, "--protocol=TCP");
+  const credentials = source.user !== undefined || source.password !== undefined;
+  return {
+    program: clientProgram(),
+    args,
+    env: credentials ? { HOME: dirname(defaults.path) } : undefined,
+    cleanup: defaults.remove,
+  };
+}
+
+const chosen = new Map<string, string>();
+
+/** MariaDB's name for a client program when installed (it deprecates the MySQL names), else MySQL's; looked up once. */
+function program(mariadb: string, mysql: string): string {
+  if (!chosen.has(mariadb)) {
+    const found = spawnSync("sh", ["-c", 'command -v "$1" >/dev/null 2>&1', "sh", mariadb]);
+    chosen.set(mariadb, found.status === 0 ? mariadb : mysql);
+  }
+  return chosen.get(mariadb)!;
+}
+
+const clientProgram = () => program("mariadb", "mysql");
+const dumpProgram = () => program("mariadb-dump", "mysqldump");
 
 /**
  * A value for a MySQL option file: double-quoted, so '#' (a comment) and leading or trailing spaces survive, with

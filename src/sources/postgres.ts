@@ -79,6 +79,16 @@ export function postgresGlobalsInput(source: NamedPostgresSource, context: Sourc
   };
 }
 
+/** How another client program (pg_restore, psql, createdb) connects as the source does; call `cleanup` after it. */
+export function postgresClient(
+  source: NamedPostgresSource,
+  context: SourceContext,
+  database = source.database,
+): { args: string[]; env: Record<string, string>; cleanup: () => void } {
+  const pgpass = passwordFile(source, context, database);
+  return { args: connectionArgs(source), env: environment(pgpass), cleanup: () => pgpass?.remove() };
+}
+
 function connectionArgs(source: NamedPostgresSource): string[] {
   const args: string[] = [];
   if (source.host !== undefined) args.push(`--host=${source.host}`);

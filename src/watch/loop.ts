@@ -259,8 +259,12 @@ export class Watcher {
       return false;
     }
     this.#digest = digest;
+    const wasRejected = this.status.config.rejected !== null;
     this.status.config.rejected = null;
-    if (next.fingerprint === this.#loaded.fingerprint) return false;
+    if (next.fingerprint === this.#loaded.fingerprint) {
+      if (wasRejected) this.options.log("watch: the config is valid again (the same configuration as the running one)");
+      return false;
+    }
     if (next.config.stateDir !== this.#loaded.config.stateDir) {
       this.status.config.rejected = {
         at: this.options.clock.now(),

@@ -1,0 +1,260 @@
+/**
+ * Databases a dump is restored into: the program that reads the dump on stdin (pg_restore or psql, the mariadb
+ * client, sqlite3), how a drill's scratch database is made empty first, and how the drill's check query runs. A
+ * target is described like a source (`postgres({ … })`, `mysql({ … })`, `sqlite({ path })`), from a drill's `into`
+ * or from `restore --target-db URL`. Passwords go through the same private files as the sources', never argv.
+ */
+import { existsSync, rmSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import type { MysqlSource, PostgresSource, SqliteSource } from "../config/types.ts";
+import { SourceError, UsageError } from "../errors.ts";
+import { run, type RunResult } from "../exec/run.ts";
+import type { SourceContext } from "../sources/input.ts";
+import { mysqlClient } from "../sources/mysql.ts";
+import { dbnameArgument, postgresClient } from "../sources/postgres.ts";
+
+export type DatabaseTarget = PostgresSource | MysqlSource | SqliteSource;
+
+/** What a dump in a snapshot is, from its file name: what reads it back. */
+export type DumpFormat = "pg_custom" | "pg_sql" | "mysql_sql" | "sqlite_sql";
+
+/** A program that reads the dump on stdin and writes it into the target. */
+export interface RestoreSink {
+  argv: string[];
+  env?: Record<string, string | undefined>;
+  package: string;
+  cleanup: () => void;
+}
+
+/** The dump format of a source's snapshot file (after removing an encryption extension). */
+export function dumpFormat(sourceType: string, filename: string): DumpFormat | undefined {
+  if (sourceType === "postgres") return filename.endsWith(".pgdump") ? "pg_custom" : "pg_sql";
+  if (sourceType === "mysql") return "mysql_sql";
+  if (sourceType === "sqlite") return "sqlite_sql";
+  return undefined;
+}
+
+function named<T extends DatabaseTarget>(target: T): T & { name: string } {
+  return { ...target, name: "restore-target" };
+}
+
+function sqlitePath(target: SqliteSource, configDir: string): string {
+  return isAbsolute(target.path) ? target.path : resolve(configDir, target.path);
+}
+
+/** The program reading a dump of `format` into `target`, refusing a pairing that cannot work. */
+export function restoreSink(target: DatabaseTarget, format: DumpFormat, context: SourceContext): RestoreSink {
+  const wanted: Record<DumpFormat, DatabaseTarget["type"]> = {
+    pg_custom: "postgres",
+    pg_sql: "postgres",
+    mysql_sql: "mysql",
+    sqlite_sql: "sqlite",
+  };
+  if (wanted[format] !== target.type) {
+    throw new UsageError(`a ${wanted[format]} dump cannot be restored into a ${target.type} database`);
+  }
+  switch (target.type) {
+    case "postgres": {
+      const client = postgresClient(named(target), context);
+      const dbname = `--dbname=${dbnameArgument(target.database)}`;
+      const argv = format === "pg_custom"
+        // No owner or grants from the source cluster: the target's user owns what it restores.
+        ? ["pg_restore", "--no-password", "--exit-on-error", "--no-owner", "--no-privileges", ...client.args, dbname]
+        : ["psql", "--no-password", "--quiet", "--set=ON_ERROR_STOP=1", ...client.args, dbname];
+      return { argv, env: client.env, package: "postgresql-client", cleanup: client.cleanup };
+    }
+    case "mysql": {
+      const client = mysqlClient(named(target), context);
+      return {
+        argv: [client.program, ...client.args, "--", target.database],
+        env: client.env,
+        package: "mariadb-client",
+        cleanup: client.cleanup,
+      };
+    }
+    case "sqlite": {
+      const path = sqlitePath(target, context.configDir);
+      return { argv: ["sqlite3", "-bail", path], package: "sqlite3", cleanup: () => {} };
+    }
+  }
+}
+
+async function checked(result: RunResult, what: string): Promise<RunResult> {
+  if (result.code !== 0) {
+    throw new SourceError(
+      `${what} failed (exit ${result.code ?? result.signal})${result.stderrTail ? `: ${result.stderrTail}` : ""}`,
+    );
+  }
+  return result;
+}
+
+/**
+ * Makes a drill's scratch database empty: PostgreSQL and MySQL drop and create it (the drill user needs that right),
+ * SQLite removes the file. Never called for a `restore --into-database`, which restores into what exists.
+ */
+export async function recreate(target: DatabaseTarget, context: SourceContext): Promise<void> {
+  switch (target.type) {
+    case "postgres": {
+      // Connected to the maintenance database: the scratch one cannot be dropped while connected to it.
+      const client = postgresClient(named({ ...target, database: "postgres" }), context, "*");
+      try {
+        const quoted = `"${target.database.replaceAll('"', '""')}"`;
+        for (const statement of [`DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`, `CREATE DATABASE ${quoted}`]) {
+          await checked(
+            await run([
+              "psql",
+              "--no-password",
+              "--quiet",
+              "--set=ON_ERROR_STOP=1",
+              ...client.args,
+              "--dbname=postgres",
+              "-c",
+              statement,
+            ], { env: client.env }),
+            `preparing the scratch database ${target.database}`,
+          );
+        }
+      } finally {
+        client.cleanup();
+      }
+      return;
+    }
+    case "mysql": {
+      const client = mysqlClient(named(target), context);
+      try {
+        const quoted = `\`${target.database.replaceAll("`", "``")}\``;
+        await checked(
+          await run([
+            client.program,
+            ...client.args,
+            "-e",
+            `DROP DATABASE IF EXISTS ${quoted}; CREATE DATABASE ${quoted}`,
+          ], { env: client.env }),
+          `preparing the scratch database ${target.database}`,
+        );
+      } finally {
+        client.cleanup();
+      }
+      return;
+    }
+    case "sqlite": {
+      const path = sqlitePath(target, context.configDir);
+      if (!existsSync(dirname(path))) {
+        throw new SourceError(`the folder of the scratch SQLite file ${path} does not exist`);
+      }
+      rmSync(path, { force: true });
+      for (const suffix of ["-wal", "-shm", "-journal"]) rmSync(path + suffix, { force: true });
+      return;
+    }
+  }
+}
+
+/**
+ * Runs a drill's check query and returns its row count: the number when the query returns one row with one whole
+ * number (`SELECT count(*) FROM orders`), else the number of rows it returned.
+ */
+export async function checkQuery(target: DatabaseTarget, query: string, context: SourceContext): Promise<number> {
+  let result: RunResult;
+  switch (target.type) {
+    case "postgres": {
+      const client = postgresClient(named(target), context);
+      try {
+        result = await run(
+          [
+            "psql",
+            "--no-password",
+            "--no-align",
+            "--tuples-only",
+            "--set=ON_ERROR_STOP=1",
+            ...client.args,
+            `--dbname=${dbnameArgument(target.database)}`,
+            "-c",
+            query,
+          ],
+          { env: client.env },
+        );
+      } finally {
+        client.cleanup();
+      }
+      break;
+    }
+    case "mysql": {
+      const client = mysqlClient(named(target), context);
+      try {
+        result = await run([
+          client.program,
+          ...client.args,
+          "--batch",
+          "--skip-column-names",
+          "-e",
+          query,
+          "--",
+          target.database,
+        ], { env: client.env });
+      } finally {
+        client.cleanup();
+      }
+      break;
+    }
+    case "sqlite":
+      result = await run(["sqlite3", "-bail", "-readonly", sqlitePath(target, context.configDir), query]);
+      break;
+  }
+  await checked(result, `the check query`);
+  const rows = result.stdout.split("\n").filter((line) => line.trim() !== "");
+  if (rows.length === 1 && /^\d+$/.test(rows[0].trim())) return Number(rows[0].trim());
+  return rows.length;
+}
+
+/**
+ * `--target-db URL`: `postgresql://USER@HOST:PORT/DB`, `mysql://USER@HOST:PORT/DB` or `sqlite:PATH`. A password in
+ * the URL is refused (it would sit in the shell history and in ps): it comes from PGPASSWORD/`~/.pgpass`, `~/.my.cnf`,
+ * or from the environment variable named by `?passwordEnv=NAME`.
+ */
+export function parseTargetUrl(text: string): DatabaseTarget {
+  if (text.startsWith("sqlite:")) {
+    const path = text.slice("sqlite:".length).replace(/^\/\//, "");
+    if (!path) throw new UsageError("--target-db: sqlite:PATH needs a path, e.g. sqlite:/srv/restore/app.db");
+    return { type: "sqlite", path };
+  }
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(
+      `--target-db: expected postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB or sqlite:PATH, got "${text}"`,
+    );
+  }
+  if (url.password) {
+    throw new UsageError(
+      "--target-db: do not put a password in the URL (it would show in ps and shell history); name an environment " +
+        "variable that holds it with ?passwordEnv=NAME",
+    );
+  }
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ""));
+  if (!database) throw new UsageError(`--target-db: the URL names no database (…/DBNAME)`);
+  const passwordEnv = url.searchParams.get("passwordEnv");
+  const common = {
+    host: url.hostname || undefined,
+    port: url.port ? Number(url.port) : undefined,
+    user: url.username ? decodeURIComponent(url.username) : undefined,
+    password: passwordEnv ? { secret: "env" as const, name: passwordEnv } : undefined,
+    database,
+  };
+  if (url.protocol === "postgres:" || url.protocol === "postgresql:") return { type: "postgres", ...common };
+  if (url.protocol === "mysql:" || url.protocol === "mariadb:") return { type: "mysql", ...common };
+  throw new UsageError(`--target-db: unknown scheme ${url.protocol} (postgresql:, mysql: or sqlite:)`);
+}
+
+/** Whether `target` is the project's own source database (restoring there overwrites production). */
+export function sameDatabase(target: DatabaseTarget, source: DatabaseTarget, configDir: string): boolean {
+  if (target.type !== source.type) return false;
+  if (target.type === "sqlite" && source.type === "sqlite") {
+    return sqlitePath(target, configDir) === sqlitePath(source, configDir);
+  }
+  const a = target as PostgresSource | MysqlSource;
+  const b = source as PostgresSource | MysqlSource;
+  const local = (host: string | undefined) => host === undefined || host === "localhost" || host === "127.0.0.1";
+  const sameHost = a.host === b.host || (local(a.host) && local(b.host));
+  return sameHost && (a.port ?? 0) === (b.port ?? 0) && a.database === b.database;
+}
