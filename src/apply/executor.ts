@@ -37,8 +37,10 @@ import {
   type RunFailure,
   runFinished,
   runStarted,
+  verifyFailed,
 } from "../notify/events.ts";
 import { eventsFor } from "../notify/message.ts";
+import { drill, drillSource } from "../restore/drill.ts";
 import type { OutboxSender } from "../notify/outbox.ts";
 
 export interface ApplyContext {
@@ -416,10 +418,70 @@ async function applyMaintenance(plan: Plan, ctx: ApplyContext, report: ApplyRepo
         `check ${action.repository}${action.read_data_subset ? ` (read ${action.read_data_subset})` : ""}`,
       );
     } else if (action.type === "verify") {
-      report.deferred++;
-      ctx.out(`~ verify ${action.project}: not run — restore drills are not implemented in this version yet`);
+      const ok = await runDrill(action.project!, ctx);
+      if (ok) report.succeeded++;
+      else report.failed++;
     }
   }
+}
+
+/**
+ * Runs a project's restore drill as an audited `verify` stage (the restored bytes, the snapshot, the restore's
+ * duration); a failure is a `verify.failed` notification recorded with it. Returns whether the drill passed.
+ */
+export async function runDrill(
+  projectName: string,
+  ctx: StageContext & Pick<ApplyContext, "host" | "privateDir">,
+): Promise<boolean> {
+  const project = ctx.loaded.config.projects[projectName];
+  const repository = project.repositories[0];
+  let sourceName = "(none)";
+  try {
+    sourceName = drillSource(project).name;
+  } catch {
+    // Reported by the drill itself, inside the audited stage.
+  }
+  const restoreContext = {
+    loaded: ctx.loaded,
+    store: ctx.store,
+    privateDir: ctx.privateDir,
+    repositoryFor: (name: string) => repositoryFor(ctx, name),
+  };
+  const outcome = await auditedStage(
+    ctx,
+    { runId: null, type: "verify", project: projectName, source: sourceName, repository },
+    async () => {
+      const result = await drill(project, restoreContext);
+      return { value: result, bytes: result.bytes, snapshotId: result.snapshot };
+    },
+    (result) =>
+      result.ok ? [] : enqueueFor(
+        ctx.loaded,
+        [projectName],
+        verifyFailed({
+          host: ctx.host,
+          at: ctx.clock.now(),
+          project: projectName,
+          repositories: project.repositories,
+          source: sourceName,
+          repository,
+          error: result.error ?? "",
+          durationMs: result.durationMs,
+        }),
+        { now: ctx.clock.now() },
+      ),
+  );
+  if (outcome.ok) {
+    const r = outcome.value;
+    ctx.out(
+      `~ verify ${projectName}: restored ${r.source} (snapshot ${r.snapshot.slice(0, 8)}, ${formatBytes(r.bytes)}) ` +
+        `from ${r.repository} into the scratch database in ${humanDuration(r.restoreMs)}` +
+        (r.rows === undefined ? "" : `; check: ${r.rows} row${r.rows === 1 ? "" : "s"}`),
+    );
+  } else {
+    ctx.out(`✗ verify ${projectName} failed: ${outcome.error}`);
+  }
+  return outcome.ok;
 }
 
 function count(report: ApplyReport, outcome: StageOutcome<unknown>, ctx: ApplyContext, label: string): void {

@@ -10,6 +10,8 @@ import * as plan from "./plan.ts";
 import * as snapshots from "./snapshots.ts";
 import * as status from "./status.ts";
 import * as unlock from "./unlock.ts";
+import * as restore from "./restore.ts";
+import * as verify from "./verify.ts";
 import * as validate from "./validate.ts";
 import * as watch from "./watch.ts";
 
@@ -40,7 +42,9 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
     .addHelpText("after", exitCodesHelp)
     .configureOutput({ writeOut: output.stdout, writeErr: output.stderr })
     .exitOverride();
-  for (const command of [init, validate, plan, apply, watch, status, snapshots, unlock, notify, diff]) {
+  for (
+    const command of [init, validate, plan, apply, watch, status, snapshots, restore, verify, unlock, notify, diff]
+  ) {
     command.define(program, output, done);
   }
   for (const sub of program.commands) {

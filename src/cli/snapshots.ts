@@ -3,7 +3,11 @@ import type { Command } from "commander";
 import { formatBytes } from "../apply/format.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { isoSeconds } from "../plan/time.ts";
-import { type GlobalOptions, load, openStore, type Output, selectProjects } from "./context.ts";
+import { refreshInventory } from "../apply/executor.ts";
+import { createClock } from "../clock.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import type { StateStore } from "../state/store.ts";
+import { type GlobalOptions, load, openStore, type Output, repositoriesInScope, selectProjects } from "./context.ts";
 
 export const description = "List the snapshot inventory per project, source and repository";
 
@@ -11,6 +15,7 @@ interface Options extends GlobalOptions {
   json?: boolean;
   project?: string[];
   repository?: string;
+  refresh?: boolean;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -19,6 +24,7 @@ export function define(program: Command, output: Output, done: (code: number) =>
   program.command("snapshots").description(description)
     .option("-p, --project <name>", "only this project (repeatable)", collect)
     .option("-r, --repository <name>", "only this repository")
+    .option("--refresh", "reload the snapshot lists from restic first (the repositories of the projects in scope)")
     .option("--json", "print JSON")
     .action(async (_options, command: Command) => done(await run(command.optsWithGlobals<Options>(), output)));
 }
@@ -34,7 +40,13 @@ export async function run(options: Options, output: Output): Promise<number> {
     );
   }
   const store = await openStore(options, loaded);
-  const rows = await store.listSnapshots({ projects, repository: options.repository }).finally(() => store.close());
+  const rows = await (async () => {
+    if (options.refresh) {
+      const names = options.repository ? [options.repository] : repositoriesInScope(loaded, projects);
+      await refreshRepositories(loaded, store, names, output);
+    }
+    return await store.listSnapshots({ projects, repository: options.repository });
+  })().finally(() => store.close());
   const snapshots = rows.map((row) => ({
     id: row.id,
     short_id: row.short_id,
@@ -56,7 +68,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     output.stdout("No snapshots in the inventory. Run `backupctl apply` to make the first backups.\n");
     return ExitCode.ok;
   }
-  const table = [["ID", "TIME", "REPOSITORY", "PROJECT", "SOURCE", "SIZE"]];
+  const table = [["ID", "TIME", "REPOSITORY", "PROJECT", "SOURCE", "SIZE", "RUN"]];
   for (const s of snapshots) {
     table.push([
       s.short_id,
@@ -65,6 +77,7 @@ export async function run(options: Options, output: Output): Promise<number> {
       s.project ?? "(not managed)",
       s.source ?? "-",
       s.size === null ? "-" : formatBytes(s.size),
+      s.run_id ?? "-",
     ]);
   }
   const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
@@ -72,4 +85,18 @@ export async function run(options: Options, output: Output): Promise<number> {
     table.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n",
   );
   return ExitCode.ok;
+}
+
+/**
+ * Reloads the inventories of `names` from restic (each an audited refresh stage). A repository that cannot be listed
+ * is a warning on stderr; its last known inventory stays.
+ */
+export async function refreshRepositories(
+  loaded: LoadedConfig,
+  store: StateStore,
+  names: string[],
+  output: Output,
+): Promise<void> {
+  const context = { loaded, store, clock: createClock(), out: (line: string) => output.stderr(`${line.trim()}\n`) };
+  for (const name of names) await refreshInventory(null, name, undefined, context);
 }

@@ -314,3 +314,23 @@ export function configInvalid(rejected: { host: string; at: Date; file: string; 
       `Fix the file (\`backupctl validate --config ${rejected.file}\` lists the problems); watch loads it when it is valid.`,
   };
 }
+
+export function verifyFailed(
+  failed: Common & { source: string; repository: string; error: string; durationMs: number },
+): Message {
+  return {
+    version: messageVersion,
+    event: "verify.failed",
+    severity: "bad",
+    title: `${failed.project}: restore drill of ${failed.source} from ${failed.repository} failed`,
+    at: failed.at.toISOString(),
+    host: failed.host,
+    project: failed.project,
+    repositories: failed.repositories,
+    stage: `verify ${failed.source} in ${failed.repository}`,
+    durationMs: failed.durationMs,
+    error: errorTail(redact(failed.error)),
+    next: `The latest backup of ${failed.source} could not be proven restorable: read the error, run ` +
+      `\`backupctl verify ${failed.project}\` after fixing it; if it points at the repository, run \`restic check\` on it.`,
+  };
+}

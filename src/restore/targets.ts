@@ -79,7 +79,7 @@ export function restoreSink(target: DatabaseTarget, format: DumpFormat, context:
   }
 }
 
-async function checked(result: RunResult, what: string): Promise<RunResult> {
+function checked(result: RunResult, what: string): RunResult {
   if (result.code !== 0) {
     throw new SourceError(
       `${what} failed (exit ${result.code ?? result.signal})${result.stderrTail ? `: ${result.stderrTail}` : ""}`,
@@ -100,7 +100,7 @@ export async function recreate(target: DatabaseTarget, context: SourceContext): 
       try {
         const quoted = `"${target.database.replaceAll('"', '""')}"`;
         for (const statement of [`DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`, `CREATE DATABASE ${quoted}`]) {
-          await checked(
+          checked(
             await run([
               "psql",
               "--no-password",
@@ -123,7 +123,7 @@ export async function recreate(target: DatabaseTarget, context: SourceContext): 
       const client = mysqlClient(named(target), context);
       try {
         const quoted = `\`${target.database.replaceAll("`", "``")}\``;
-        await checked(
+        checked(
           await run([
             client.program,
             ...client.args,
@@ -200,7 +200,7 @@ export async function checkQuery(target: DatabaseTarget, query: string, context:
       result = await run(["sqlite3", "-bail", "-readonly", sqlitePath(target, context.configDir), query]);
       break;
   }
-  await checked(result, `the check query`);
+  checked(result, "the check query");
   const rows = result.stdout.split("\n").filter((line) => line.trim() !== "");
   if (rows.length === 1 && /^\d+$/.test(rows[0].trim())) return Number(rows[0].trim());
   return rows.length;

@@ -85,6 +85,7 @@ const stageType = oneOf<StageType>({
   recover: true,
   unlock: true,
   notify: true,
+  restore: true,
 });
 
 /** A notification enqueued with a write (see NewNotification in store.ts). */

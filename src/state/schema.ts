@@ -18,7 +18,9 @@ export type StageType =
   /** `backupctl unlock`: a lock removed by hand (own or restic's). */
   | "unlock"
   /** A notification given up as undeliverable (its outbox row names the channel and event). */
-  | "notify";
+  | "notify"
+  /** `backupctl restore`: a snapshot restored (its id, the bytes restored; the error when it failed). */
+  | "restore";
 
 export interface MetaTable {
   key: string;

@@ -336,6 +336,20 @@ export class StateStore {
     return { pending, undeliverable };
   }
 
+  /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
+  async latestDrills(): Promise<Map<string, { at: string; status: string; error: string | null }>> {
+    const rows = await this.db.selectFrom("stages as s").select(["s.project", "s.started_at", "s.status", "s.error"])
+      .where("s.type", "=", "verify").where("s.status", "in", ["succeeded", "failed"])
+      .where("s.started_at", "=", (eb) =>
+        eb.selectFrom("stages as t").select((e) => e.fn.max("t.started_at").as("m"))
+          .whereRef("t.project", "=", "s.project").where("t.type", "=", "verify")
+          .where("t.status", "in", ["succeeded", "failed"]))
+      .execute();
+    return new Map(
+      rows.filter((r) => r.project).map((r) => [r.project!, { at: r.started_at, status: r.status, error: r.error }]),
+    );
+  }
+
   /** Finished runs of a project that failed or were interrupted after its last successful run. */
   async failuresSinceLastSuccess(project: string): Promise<number> {
     const last = await this.db.selectFrom("runs").select((eb) => eb.fn.max("started_at").as("at"))

@@ -26,6 +26,8 @@ export interface Health {
   notifications: { pending: number; undeliverable: number };
   config: { file: string; loaded_at: string; rejected: { at: string; problems: string[] } | null };
   lock_waits: string[];
+  /** Per project with a restore drill: the latest one. */
+  drills: Record<string, { at: string; status: string }>;
 }
 
 /** A loop silent for longer than this (and at least 3 sleeps) is stuck. */
@@ -54,6 +56,7 @@ export async function health(watcher: Watcher): Promise<Health> {
   }
   const outbox = await store.outboxOverview(new Date(now.getTime() - 7 * 86_400_000).toISOString());
   const writable = databaseWritable(store);
+  const drills = await store.latestDrills();
   const staleMs = Math.max(3 * options.maxSleepMs, minStaleMs);
   const silentMs = now.getTime() - status.heartbeatAt.getTime();
 
@@ -66,6 +69,11 @@ export async function health(watcher: Watcher): Promise<Health> {
   const degraded: string[] = [];
   for (const [project, n] of Object.entries(failed)) {
     degraded.push(`${project}: ${n} failed run${n === 1 ? "" : "s"} since its last success`);
+  }
+  for (const [project, latest] of drills) {
+    if (latest.status === "failed" && project in loaded.config.projects) {
+      degraded.push(`${project}: the last restore drill failed (${latest.at})`);
+    }
   }
   if (status.config.rejected) degraded.push("the edited config was rejected; the previous one is running");
   if (outbox.undeliverable.length) degraded.push(`${outbox.undeliverable.length} undeliverable notifications`);
@@ -90,6 +98,7 @@ export async function health(watcher: Watcher): Promise<Health> {
         : null,
     },
     lock_waits: status.lockWaits,
+    drills: Object.fromEntries([...drills].map(([project, d]) => [project, { at: d.at, status: d.status }])),
   };
 }
 

@@ -238,8 +238,15 @@ function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
 
 // --- The secrets make-secrets.sh makes (used by (a), (c) and (d)) -----------------------------------------------
 
-const scratch = mkdtempSync(join(tmpdir(), "backupctl-container-"));
-const secretsDir = join(scratch, "secrets");
+let scratchDir: string | undefined;
+/** This file's temp folder, made on first use: a run that filters every test out leaves nothing behind. */
+function scratch(): string {
+  return (scratchDir ??= mkdtempSync(join(tmpdir(), "backupctl-container-")));
+}
+after(() => {
+  if (scratchDir) rmSync(scratchDir, { recursive: true, force: true });
+});
+
 const expectedSecrets = [
   "postgres_password",
   "restic_password",
@@ -249,17 +256,26 @@ const expectedSecrets = [
   "ssh_key",
   "ssh_key.pub",
 ];
-/** Run once, at load, so every section below can read what it made. */
-const madeSecrets: Result = (() => {
-  const result = spawnSync("sh", [join(root, "docker/make-secrets.sh"), secretsDir], { encoding: "utf8" });
-  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
-})();
-after(() => rmSync(scratch, { recursive: true, force: true }));
+let made: Result | undefined;
+/** make-secrets.sh run once into a temp folder, on first use; the sections below read what it made. */
+function madeSecrets(): Result {
+  made ??= (() => {
+    const result = spawnSync("sh", [join(root, "docker/make-secrets.sh"), secretsDir()], { encoding: "utf8" });
+    return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  })();
+  return made;
+}
+const secretsDir = () => join(scratch(), "secrets");
+/** A file make-secrets.sh made (or its folder), making them first if needed. */
+function secretFile(name = ""): string {
+  madeSecrets();
+  return secretFile(name);
+}
 
 /** A repository path compose mounts exists, or is one of the files make-secrets.sh writes into docker/secrets. */
 function existsOrGenerated(source: string): boolean {
   const path = posix.normalize(source);
-  if (path.startsWith("docker/secrets/")) return existsSync(join(secretsDir, path.slice("docker/secrets/".length)));
+  if (path.startsWith("docker/secrets/")) return existsSync(secretFile(path.slice("docker/secrets/".length)));
   return existsSync(join(root, path));
 }
 
@@ -313,7 +329,7 @@ describe("compose.yaml", () => {
   });
 
   it("mounts only files that are in the repository or made by docker/make-secrets.sh", () => {
-    assert.equal(madeSecrets.code, 0, `make-secrets.sh failed:\n${madeSecrets.stderr}`);
+    assert.equal(madeSecrets().code, 0, `make-secrets.sh failed:\n${madeSecrets().stderr}`);
     for (const [name, service] of Object.entries(services)) {
       for (const mount of mounts(service).filter((m) => m.type === "bind")) {
         assert.ok(existsOrGenerated(mount.source), `service ${name} mounts ${mount.source}, which nothing provides`);
@@ -356,7 +372,7 @@ describe("compose.yaml", () => {
     assert.ok(mounts(services[url[2]]).some((m) => m.target === home && m.type === "volume"), `${home}: no volume`);
     const knownHosts = mounts(services.backupctl).find((m) => m.target === "/config/sftp_known_hosts");
     assert.equal(knownHosts?.source, "./docker/secrets/sftp_known_hosts");
-    const line = readFileSync(join(secretsDir, "sftp_known_hosts"), "utf8");
+    const line = readFileSync(secretFile("sftp_known_hosts"), "utf8");
     assert.equal(line.split(" ")[0], url[2], "the known_hosts line names another host than the url");
   });
 
@@ -494,20 +510,21 @@ describe("Dockerfile", () => {
 // --- (c) the image's start steps, here --------------------------------------------------------------------------
 
 describe("the image's start steps, outside Docker", () => {
-  const fakeRoot = join(scratch, "image");
+  let fakeRoot: string;
   let env: Record<string, string>;
   let watch: ChildProcess | undefined;
   let postgres: PostgresServer | undefined;
 
   before(() => {
+    fakeRoot = join(scratch(), "image");
     // /config and /var/lib/backupctl of the image, under a temp folder outside the checkout.
     const imageEnvironment = imageEnv();
     const inside = (path: string) => join(fakeRoot, path);
     mkdirSync(dirname(inside(imageEnvironment.BACKUPCTL_CONFIG)), { recursive: true });
     copyFileSync(join(root, "docker/backup.config.ts"), inside(imageEnvironment.BACKUPCTL_CONFIG));
     // compose mounts the known_hosts line next to the config.
-    if (existsSync(join(secretsDir, "sftp_known_hosts"))) {
-      copyFileSync(join(secretsDir, "sftp_known_hosts"), inside("/config/sftp_known_hosts"));
+    if (existsSync(secretFile("sftp_known_hosts"))) {
+      copyFileSync(secretFile("sftp_known_hosts"), inside("/config/sftp_known_hosts"));
     }
     const dummies: Record<string, string> = {};
     for (const [, name] of read("docker/backup.config.ts").matchAll(/env\("([A-Za-z_][A-Za-z0-9_]*)"\)/g)) {
@@ -567,7 +584,7 @@ describe("the image's start steps, outside Docker", () => {
     );
 
     let healthy: Result | undefined;
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && started.exitCode === null) {
       const attempt = await run("sh", ["-c", check], { env: watchEnv, timeoutMs: 15_000 });
       if (attempt.code === 0) {
@@ -644,7 +661,7 @@ describe("docker/sftp/entrypoint.sh and docker/make-secrets.sh", () => {
     for (const line of ["ForceCommand internal-sftp", "PasswordAuthentication no", "AllowUsers backup"]) {
       assert.ok(config.split("\n").includes(line), `the sshd config lacks "${line}"`);
     }
-    const dir = join(scratch, "sshd");
+    const dir = join(scratch(), "sshd");
     mkdirSync(dir);
     const hostKey = join(dir, "host_key");
     assert.equal((await run("ssh-keygen", ["-q", "-N", "", "-t", "ed25519", "-f", hostKey])).code, 0);
@@ -655,43 +672,43 @@ describe("docker/sftp/entrypoint.sh and docker/make-secrets.sh", () => {
   });
 
   it("make-secrets.sh writes the secrets: a 0700 folder of 0644 files", () => {
-    assert.equal(madeSecrets.code, 0, `make-secrets.sh failed:\n${madeSecrets.stderr}`);
-    assert.equal(statSync(secretsDir).mode & 0o777, 0o700);
-    assert.deepEqual(readdirSync(secretsDir).sort(), expectedSecrets);
+    assert.equal(madeSecrets().code, 0, `make-secrets.sh failed:\n${madeSecrets().stderr}`);
+    assert.equal(statSync(secretFile()).mode & 0o777, 0o700);
+    assert.deepEqual(readdirSync(secretFile()).sort(), expectedSecrets);
     for (const name of expectedSecrets) {
-      const mode = (statSync(join(secretsDir, name)).mode & 0o777).toString(8);
+      const mode = (statSync(secretFile(name)).mode & 0o777).toString(8);
       assert.equal(mode, "644", `${name} has mode ${mode}`);
     }
   });
 
   it("make-secrets.sh makes distinct random passwords and matching key pairs without passphrase", async () => {
-    const restic = readFileSync(join(secretsDir, "restic_password"), "utf8");
-    const postgres = readFileSync(join(secretsDir, "postgres_password"), "utf8");
+    const restic = readFileSync(secretFile("restic_password"), "utf8");
+    const postgres = readFileSync(secretFile("postgres_password"), "utf8");
     assert.match(restic, /^[0-9a-f]{64}$/);
     assert.match(postgres, /^[0-9a-f]{64}$/);
     assert.notEqual(restic, postgres);
     for (const key of ["ssh_key", "sftp_host_ed25519_key"]) {
       // ssh-keygen reads only a private key no one else can: a 0600 copy (backupctl and sshd make one too).
-      const copy = join(scratch, `${key}.0600`);
-      copyFileSync(join(secretsDir, key), copy);
+      const copy = join(scratch(), `${key}.0600`);
+      copyFileSync(secretFile(key), copy);
       chmodSync(copy, 0o600);
       const derived = await run("ssh-keygen", ["-y", "-P", "", "-f", copy]);
       assert.equal(derived.code, 0, `${key}: ${derived.stderr}`);
-      const pub = readFileSync(join(secretsDir, `${key}.pub`), "utf8").split(" ").slice(0, 2).join(" ");
+      const pub = readFileSync(secretFile(`${key}.pub`), "utf8").split(" ").slice(0, 2).join(" ");
       assert.equal(derived.stdout.trim().split(" ").slice(0, 2).join(" "), pub);
       assert.match(pub, /^ssh-ed25519 /);
     }
-    const hostKey = readFileSync(join(secretsDir, "sftp_host_ed25519_key.pub"), "utf8").split(" ").slice(0, 2);
-    assert.equal(readFileSync(join(secretsDir, "sftp_known_hosts"), "utf8"), `sftp ${hostKey.join(" ")}\n`);
+    const hostKey = readFileSync(secretFile("sftp_host_ed25519_key.pub"), "utf8").split(" ").slice(0, 2);
+    assert.equal(readFileSync(secretFile("sftp_known_hosts"), "utf8"), `sftp ${hostKey.join(" ")}\n`);
   });
 
   it("make-secrets.sh keeps existing secrets on a second run", async () => {
-    const before = Object.fromEntries(expectedSecrets.map((n) => [n, readFileSync(join(secretsDir, n), "utf8")]));
-    const again = await run("sh", [join(root, "docker/make-secrets.sh"), secretsDir]);
+    const before = Object.fromEntries(expectedSecrets.map((n) => [n, readFileSync(secretFile(n), "utf8")]));
+    const again = await run("sh", [join(root, "docker/make-secrets.sh"), secretFile()]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /kept\s+\S+restic_password/);
     for (const name of expectedSecrets) {
-      assert.equal(readFileSync(join(secretsDir, name), "utf8"), before[name], `${name} changed on the second run`);
+      assert.equal(readFileSync(secretFile(name), "utf8"), before[name], `${name} changed on the second run`);
     }
   });
 });

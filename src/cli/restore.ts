@@ -1,0 +1,213 @@
+/**
+ * `backupctl restore PROJECT`: one snapshot (latest by default) of a source, to a folder (`--to`), straight into a
+ * database (`--into-database`), or as the commands of a manual restore (`--print-commands`, also printed before a
+ * restore when combined). Each restore is audited as a `restore` stage.
+ */
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import type { Command } from "commander";
+import { repositoryFor } from "../apply/executor.ts";
+import { formatBytes } from "../apply/format.ts";
+import { createClock } from "../clock.ts";
+import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
+import { redact } from "../config/secrets.ts";
+import { ExitCode, UsageError } from "../errors.ts";
+import { humanDuration } from "../plan/time.ts";
+import {
+  locate,
+  manualCommands,
+  type RestoreContext,
+  restoreToFolder,
+  sourcesOf,
+  streamDump,
+} from "../restore/restore.ts";
+import { type DatabaseTarget, parseTargetUrl, restoreSink, sameDatabase } from "../restore/targets.ts";
+import type { StateStore } from "../state/store.ts";
+import { fromInvocationDir, type GlobalOptions, load, openStore, type Output } from "./context.ts";
+import { refreshRepositories } from "./snapshots.ts";
+
+export const description = "Restore a snapshot: to a folder, straight into a database, or as manual commands";
+
+interface Options extends GlobalOptions {
+  snapshot: string;
+  source?: string;
+  repository?: string;
+  to?: string;
+  intoDatabase?: boolean;
+  targetDb?: string;
+  printCommands?: boolean;
+  force?: boolean;
+  refresh?: boolean;
+}
+
+export function define(program: Command, output: Output, done: (code: number) => void): void {
+  program.command("restore").description(description)
+    .argument("<project>", "the project whose snapshot to restore")
+    .option("--snapshot <id>", 'a snapshot id (or a prefix of at least 4 characters), or "latest"', "latest")
+    .option("--source <name>", "the source to restore (default: every source with --to; required when ambiguous)")
+    .option("--repository <name>", "restore from this repository (default: the project's first)")
+    .option("--to <dir>", "write dumps as files (decrypted) and restore files sources under this folder")
+    .option("--into-database", "stream the dump into a database: --target-db, else the project's verify.into")
+    .option("--target-db <url>", "postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB or sqlite:PATH")
+    .option("--print-commands", "print the commands of a manual restore (alone, or before the restore)")
+    .option("--force", "allow restoring into the project's own source database, or over an existing SQLite file")
+    .option("--refresh", "reload the repository's snapshot list from restic first")
+    .action(async (project: string, _options, command: Command) =>
+      done(await run(project, command.optsWithGlobals<Options>(), output))
+    );
+}
+
+export async function run(projectName: string, options: Options, output: Output): Promise<number> {
+  const targets = [options.to !== undefined, Boolean(options.intoDatabase)].filter(Boolean).length;
+  if (targets > 1) throw new UsageError("choose one target: --to DIR or --into-database");
+  if (targets === 0 && !options.printCommands) {
+    throw new UsageError("say where to restore: --to DIR, --into-database [--target-db URL], or --print-commands");
+  }
+  if (options.targetDb && !options.intoDatabase) throw new UsageError("--target-db goes with --into-database");
+  const loaded = await load(options);
+  const project = loaded.config.projects[projectName];
+  if (!project) {
+    throw new UsageError(
+      `unknown project "${projectName}"; declared projects: ${Object.keys(loaded.config.projects).join(", ")}`,
+    );
+  }
+  const repository = options.repository ?? project.repositories[0];
+  if (!project.repositories.includes(repository)) {
+    throw new UsageError(
+      `project ${projectName} does not use repository "${repository}"; its repositories: ${
+        project.repositories.join(", ")
+      }`,
+    );
+  }
+  const store = await openStore(options, loaded);
+  try {
+    const ctx: RestoreContext = {
+      loaded,
+      store,
+      privateDir: store.privateDir,
+      repositoryFor: (name) => repositoryFor({ loaded, store }, name),
+    };
+    if (options.refresh) await refreshRepositories(loaded, store, [repository], output);
+    const sources = sourcesOf(project, options.source);
+    if (options.intoDatabase) {
+      const databases = sources.filter((s) => s.type === "postgres" || s.type === "mysql" || s.type === "sqlite");
+      if (databases.length !== 1) {
+        throw new UsageError(
+          databases.length === 0
+            ? `project ${projectName} has no database source to restore into a database${
+              options.source ? ` (${options.source} is a ${sources[0].type} source)` : ""
+            }`
+            : `project ${projectName} has several database sources: choose one with --source (${
+              databases.map((s) => s.name).join(", ")
+            })`,
+        );
+      }
+      return await intoDatabase(project, databases[0], repository, options, ctx, output);
+    }
+    for (const source of sources) {
+      const located = await locate(ctx, project, source, repository, options.snapshot);
+      if (options.printCommands) {
+        output.stdout(`# ${projectName}/${source.name}, snapshot ${located.snapshot.short_id} in ${repository}\n`);
+        output.stdout(`${manualCommands(located, ctx).join("\n")}\n`);
+      }
+      if (options.to === undefined) continue;
+      const dir = fromInvocationDir(options.to);
+      const path = await audited(store, located, "to a folder", () => restoreToFolder(located, dir, ctx), output);
+      output.stdout(
+        `restored ${projectName}/${source.name} (snapshot ${located.snapshot.short_id} of ${located.snapshot.time}) ` +
+          `from ${repository} to ${path}\n`,
+      );
+    }
+    return ExitCode.ok;
+  } finally {
+    await store.close();
+  }
+}
+
+async function intoDatabase(
+  project: NormalizedProject,
+  source: NamedSource,
+  repository: string,
+  options: Options,
+  ctx: RestoreContext,
+  output: Output,
+): Promise<number> {
+  let target: DatabaseTarget;
+  if (options.targetDb) target = parseTargetUrl(options.targetDb);
+  else if (project.verify?.into) target = project.verify.into;
+  else {
+    throw new UsageError(
+      `--into-database needs a target: --target-db URL, or a scratch database in project ${project.name}'s verify.into`,
+    );
+  }
+  if (!options.force && sameDatabase(target, source as DatabaseTarget, ctx.loaded.dir)) {
+    throw new UsageError(
+      `the target is ${project.name}'s own ${source.type} database (${describeTarget(target)}): restoring there ` +
+        "overwrites production data. Restore into another database, or add --force if that is what you want",
+    );
+  }
+  if (target.type === "sqlite") {
+    const path = isAbsolute(target.path) ? target.path : resolve(ctx.loaded.dir, target.path);
+    if (existsSync(path) && !options.force) {
+      throw new UsageError(`${path} exists: SQLite restores go into a new file (or add --force to add to it)`);
+    }
+  }
+  const located = await locate(ctx, project, source, repository, options.snapshot);
+  if (options.printCommands) output.stdout(`${manualCommands(located, ctx).join("\n")}\n`);
+  const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
+  const outcome = await audited(ctx.store, located, "into a database", async () => {
+    return await streamDump(located, { sink: restoreSink(target, located.format!, context) }, ctx);
+  }, output);
+  output.stdout(
+    `restored ${project.name}/${source.name} (snapshot ${located.snapshot.short_id} of ${located.snapshot.time}, ` +
+      `${formatBytes(outcome.bytes)}) from ${repository} into ${describeTarget(target)} in ` +
+      `${humanDuration(outcome.durationMs)}\n`,
+  );
+  return ExitCode.ok;
+}
+
+function describeTarget(target: DatabaseTarget): string {
+  if (target.type === "sqlite") return `sqlite:${target.path}`;
+  return `${target.type} database ${target.database}${target.host ? ` on ${target.host}` : ""}${
+    target.port ? `:${target.port}` : ""
+  }`;
+}
+
+/** Runs a restore as an audited `restore` stage. */
+async function audited<T extends string | { bytes: number }>(
+  store: StateStore,
+  located: Awaited<ReturnType<typeof locate>>,
+  how: string,
+  work: () => Promise<T>,
+  output: Output,
+): Promise<T> {
+  const clock = createClock();
+  const started = clock.now();
+  const id = await store.startStage({
+    runId: null,
+    type: "restore",
+    project: located.project.name,
+    source: located.source.name,
+    repository: located.repository,
+    startedAt: started.toISOString(),
+  });
+  const finish = async (status: "succeeded" | "failed", extra: { bytes?: number; error?: string }) => {
+    const finished = clock.now();
+    await store.finishStage(id, {
+      status,
+      finishedAt: finished.toISOString(),
+      durationMs: finished.getTime() - started.getTime(),
+      snapshotId: located.snapshot.id,
+      ...extra,
+    });
+  };
+  try {
+    const value = await work();
+    await finish("succeeded", { bytes: typeof value === "string" ? undefined : value.bytes });
+    return value;
+  } catch (error) {
+    await finish("failed", { error: redact(`${how}: ${(error as Error).message}`) });
+    output.stderr(`restore of ${located.project.name}/${located.source.name} failed\n`);
+    throw error;
+  }
+}

@@ -1,0 +1,285 @@
+/**
+ * Restores: find the snapshot (latest, or by id, with the nearest ones named when it does not exist), then stream it
+ * back. A dump is `restic dump ID /FILE | [decryption] | target`, where the target is a file (0600) or a database
+ * client (pg_restore, psql, mariadb, sqlite3); nothing plaintext touches the disk on the way into a database. A files
+ * source is `restic restore ID --target DIR`. Every process of a stream is checked: a failed one fails the restore
+ * (and a partial output file is removed), so a restore that "worked" restored everything.
+ */
+import { createWriteStream, existsSync, mkdirSync, rmSync } from "node:fs";
+import { basename, join } from "node:path";
+import { Transform } from "node:stream";
+import { closest, distance } from "fastest-levenshtein";
+import type { LoadedConfig } from "../config/load.ts";
+import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
+import { decryptionFilter } from "../encrypt/filter.ts";
+import type { StreamFilter } from "../encrypt/types.ts";
+import { ExecError, MissingToolError, SourceError, UsageError } from "../errors.ts";
+import { onPath, type RunningProcess, start } from "../exec/run.ts";
+import { isoSeconds } from "../plan/time.ts";
+import { type Restic, shellWord } from "../repository/restic.ts";
+import type { SnapshotTable } from "../state/schema.ts";
+import type { StateStore } from "../state/store.ts";
+import { type DumpFormat, dumpFormat, type RestoreSink } from "./targets.ts";
+
+export interface RestoreContext {
+  loaded: LoadedConfig;
+  store: StateStore;
+  privateDir: string;
+  repositoryFor: (name: string) => Restic;
+}
+
+/** A snapshot chosen for a restore, with what it belongs to. */
+export interface Located {
+  project: NormalizedProject;
+  source: NamedSource;
+  repository: string;
+  snapshot: SnapshotTable;
+  /** The dump's path in the snapshot (`/<name>.pgdump[.gpg]`); undefined for a files source. */
+  dumpPath?: string;
+  /** The encryption extension of the dump (".gpg", ".age"), if any. */
+  encrypted?: string;
+  format?: DumpFormat;
+}
+
+/** The project's sources to restore: the one named, else all of them. */
+export function sourcesOf(project: NormalizedProject, name: string | undefined): NamedSource[] {
+  if (name === undefined) return project.sources;
+  const source = project.sources.find((s) => s.name === name);
+  if (!source) {
+    throw new UsageError(
+      `project ${project.name} has no source "${name}"; its sources: ${project.sources.map((s) => s.name).join(", ")}`,
+    );
+  }
+  return [source];
+}
+
+/**
+ * The snapshot to restore: `latest` (the newest of the source in the repository) or an id (full, or a prefix of at
+ * least 4 characters). An id that matches nothing is a clear error naming the nearest snapshots.
+ */
+export async function locate(
+  ctx: RestoreContext,
+  project: NormalizedProject,
+  source: NamedSource,
+  repository: string,
+  spec: string,
+): Promise<Located> {
+  const rows = (await ctx.store.listSnapshots({ projects: [project.name], repository }))
+    .filter((row) => row.source === source.name).sort((a, b) => (a.time < b.time ? 1 : -1));
+  const where = `${project.name}/${source.name} in ${repository}`;
+  let snapshot: SnapshotTable | undefined;
+  if (spec === "latest") {
+    snapshot = rows[0];
+    if (!snapshot) {
+      throw new UsageError(
+        `no snapshot of ${where} in the inventory: run \`backupctl snapshots --refresh\` if it was made elsewhere, ` +
+          "or `backupctl apply` to make one",
+      );
+    }
+  } else {
+    const id = spec.toLowerCase();
+    if (!/^[0-9a-f]{4,64}$/.test(id)) {
+      throw new UsageError(`--snapshot: expected "latest" or a snapshot id (at least 4 hex characters), got "${spec}"`);
+    }
+    const matches = rows.filter((row) => row.id.startsWith(id));
+    if (matches.length > 1) {
+      throw new UsageError(
+        `snapshot id ${spec} is ambiguous in ${where}: ${matches.map((m) => m.short_id).join(", ")}`,
+      );
+    }
+    snapshot = matches[0];
+    if (!snapshot) throw new UsageError(`no snapshot ${spec} of ${where}. ${nearest(rows, id)}`);
+  }
+  if (source.type === "files") return { project, source, repository, snapshot };
+  const paths = JSON.parse(snapshot.paths) as string[];
+  const dumpPath = paths[0];
+  if (!dumpPath) throw new SourceError(`snapshot ${snapshot.short_id} of ${where} lists no file`);
+  const file = basename(dumpPath);
+  const encrypted = [".gpg", ".age"].find((extension) => file.endsWith(extension));
+  const plain = encrypted ? file.slice(0, -encrypted.length) : file;
+  return { project, source, repository, snapshot, dumpPath, encrypted, format: dumpFormat(source.type, plain) };
+}
+
+/** "The nearest: …": the snapshots whose ids look most like the one asked for, then the newest. */
+function nearest(rows: SnapshotTable[], id: string): string {
+  if (rows.length === 0) return "There are no snapshots of it in the inventory (`backupctl snapshots --refresh`).";
+  const ids = rows.map((row) => row.short_id);
+  const best = closest(id.slice(0, 8), ids);
+  const ranked = [...rows].sort((a, b) => distance(id.slice(0, 8), a.short_id) - distance(id.slice(0, 8), b.short_id));
+  const shown = [...new Set([best, ...ranked.slice(0, 2).map((r) => r.short_id), ...ids.slice(0, 3)])].slice(0, 5);
+  const describe = (short: string) => {
+    const row = rows.find((r) => r.short_id === short)!;
+    return `${short} (${isoSeconds(new Date(row.time))})`;
+  };
+  return `The nearest: ${shown.map(describe).join(", ")} (\`backupctl snapshots -p PROJECT\` lists them all).`;
+}
+
+/** The file name a restored dump gets: the snapshot's, without the encryption extension. */
+export function restoredName(located: Located): string {
+  const file = basename(located.dumpPath!);
+  return located.encrypted ? file.slice(0, -located.encrypted.length) : file;
+}
+
+function decryption(located: Located, ctx: RestoreContext): StreamFilter | undefined {
+  if (!located.encrypted) return undefined;
+  const encrypt = located.project.encrypt;
+  const expected = encrypt ? (encrypt.type === "gpg" ? ".gpg" : ".age") : undefined;
+  if (!encrypt || expected !== located.encrypted) {
+    throw new SourceError(
+      `the dump ${
+        basename(located.dumpPath!)
+      } is encrypted (${located.encrypted}) but project ${located.project.name} ` +
+        `${
+          encrypt ? `encrypts with ${encrypt.type}` : "declares no encrypt"
+        }: restore it by hand with the key it was made with`,
+    );
+  }
+  return decryptionFilter(encrypt, { configDir: ctx.loaded.dir, privateDir: ctx.privateDir });
+}
+
+/** Counts bytes going through. */
+class Counter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Uint8Array, _encoding: string, callback: (error: null, data: Uint8Array) => void) {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+export interface StreamOutcome {
+  /** Bytes of the restored (decrypted) dump. */
+  bytes: number;
+  durationMs: number;
+}
+
+/**
+ * Streams a dump out of the repository into `into`: a file path (written 0600, removed when anything fails) or a
+ * database sink (a program reading stdin).
+ */
+export async function streamDump(
+  located: Located,
+  into: { file: string } | { sink: RestoreSink },
+  ctx: RestoreContext,
+  timeoutMs?: number,
+): Promise<StreamOutcome> {
+  const started = Date.now();
+  const filter = decryption(located, ctx);
+  const sink = "sink" in into ? into.sink : undefined;
+  try {
+    for (const program of [filter, sink]) {
+      if (program && !(await onPath(program.argv[0]))) throw new MissingToolError(program.argv[0], program.package);
+    }
+    const repository = ctx.repositoryFor(located.repository);
+    const dump = repository.startDump(located.snapshot.id, located.dumpPath!, timeoutMs);
+    const ignore = () => {};
+    const chain: { name: string; process: RunningProcess }[] = [];
+    let upstream: NodeJS.ReadableStream = dump.stdout;
+    dump.stdout.on("error", ignore);
+    if (filter) {
+      const process = start(filter.argv, { env: filter.env, stdout: "stream", timeoutMs });
+      process.stdin.on("error", ignore);
+      process.stdout.on("error", ignore);
+      upstream.pipe(process.stdin);
+      upstream = process.stdout;
+      chain.push({ name: `${filter.argv[0]} (decryption)`, process });
+    }
+    const counter = new Counter();
+    counter.on("error", ignore);
+    upstream = upstream.pipe(counter);
+    let written: Promise<void> | undefined;
+    if (sink) {
+      const process = start(sink.argv, { env: sink.env, timeoutMs });
+      process.stdin.on("error", ignore);
+      upstream.pipe(process.stdin);
+      chain.push({ name: sink.argv[0], process });
+    } else {
+      const file = (into as { file: string }).file;
+      const out = createWriteStream(file, { mode: 0o600, flags: "wx" });
+      written = new Promise((resolve, reject) => {
+        out.once("finish", () => resolve());
+        out.once("error", reject);
+      });
+      upstream.pipe(out);
+    }
+    const killAll = () => {
+      dump.kill();
+      for (const { process } of chain) process.kill();
+    };
+    const resticResult = await dump.finished.then((result) => {
+      if (result.code !== 0) killAll();
+      return result;
+    });
+    const results = await Promise.all(chain.map(({ process }) =>
+      process.result.then((result) => {
+        if (result.code !== 0) killAll();
+        return result;
+      })
+    ));
+    try {
+      await written;
+    } catch (error) {
+      throw new SourceError(`cannot write the restored dump: ${(error as Error).message}`);
+    }
+    if (resticResult.code !== 0) throw repository.failure("dump", resticResult);
+    const failed = chain.findIndex((_, i) => results[i].code !== 0);
+    if (failed >= 0) {
+      const result = results[failed];
+      throw new ExecError(
+        chain[failed].name,
+        result.code,
+        result.stderrTail,
+        `${chain[failed].name} failed (exit ${result.code ?? result.signal}) after ${counter.bytes} bytes of the dump` +
+          (result.stderrTail ? `:\n    ${result.stderrTail.replaceAll("\n", "\n    ")}` : ""),
+      );
+    }
+    return { bytes: counter.bytes, durationMs: Date.now() - started };
+  } catch (error) {
+    if ("file" in into) rmSync(into.file, { force: true });
+    throw error;
+  } finally {
+    filter?.cleanup?.();
+    sink?.cleanup();
+  }
+}
+
+/** Restores a snapshot to a folder: a dump as its file (decrypted), a files source with restic restore. */
+export async function restoreToFolder(located: Located, dir: string, ctx: RestoreContext): Promise<string> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (located.source.type === "files") {
+    await ctx.repositoryFor(located.repository).restore(located.snapshot.id, dir);
+    return dir;
+  }
+  const file = join(dir, restoredName(located));
+  if (existsSync(file)) throw new UsageError(`${file} exists already: choose an empty folder for --to`);
+  await streamDump(located, { file }, ctx);
+  return file;
+}
+
+/** The shell commands of a manual restore of `located` (secrets named, not shown). */
+export function manualCommands(located: Located, ctx: RestoreContext): string[] {
+  const repository = ctx.repositoryFor(located.repository);
+  const id = located.snapshot.short_id;
+  const lines = ["# The repository (secrets from where the config takes them):", ...repository.manualEnvironment()];
+  if (located.source.type === "files") {
+    lines.push("# Restore the files under ./restore (restic keeps their absolute paths below it):");
+    lines.push(`restic restore ${id} --target ./restore`);
+    return lines;
+  }
+  const file = restoredName(located);
+  const decrypt = !located.encrypted
+    ? ""
+    : located.encrypted === ".gpg"
+    ? " | gpg --decrypt"
+    : " | age --decrypt -i IDENTITY_FILE";
+  if (located.encrypted === ".gpg") lines.push("# gpg needs the project's private key imported into your keyring.");
+  const dump = `restic dump ${id} ${shellWord(located.dumpPath!)}${decrypt}`;
+  lines.push("# The dump as a file:", `${dump} > ${shellWord(file)}`);
+  const into: Record<DumpFormat, string> = {
+    pg_custom: "pg_restore --no-owner --no-privileges --exit-on-error --dbname=TARGET_DB",
+    pg_sql: "psql --set=ON_ERROR_STOP=1 --dbname=TARGET_DB",
+    mysql_sql: "mariadb TARGET_DB",
+    sqlite_sql: "sqlite3 NEW_FILE.db",
+  };
+  lines.push("# Or straight into a database:", `${dump} | ${into[located.format!]}`);
+  return lines;
+}
