@@ -72,8 +72,6 @@ export interface ApplyReport {
   skipped: number;
   /** Deletions held back because they need approval. */
   held: number;
-  /** Actions this version plans but does not execute yet (restore drills). */
-  deferred: number;
   runs: { id: string; project: string; status: "succeeded" | "failed" | "interrupted" }[];
 }
 
@@ -86,7 +84,7 @@ export function repositoryFor(ctx: Pick<StageContext, "loaded" | "store">, name:
 }
 
 export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyReport> {
-  const report: ApplyReport = { succeeded: 0, failed: 0, skipped: 0, held: 0, deferred: 0, runs: [] };
+  const report: ApplyReport = { succeeded: 0, failed: 0, skipped: 0, held: 0, runs: [] };
   const brokenRepositories = new Set<string>();
 
   await applyRecovery(plan.actions, ctx, report);

@@ -113,7 +113,6 @@ export async function run(planfile: string | undefined, options: ApplyOptions, o
     const extras = [
       report.skipped ? `${report.skipped} skipped` : "",
       report.held ? `${report.held} deletion${report.held === 1 ? "" : "s"} held for approval` : "",
-      report.deferred ? `${report.deferred} deferred` : "",
     ].filter(Boolean).join(", ");
     output.stdout(
       `\nApply ${report.failed + report.skipped === 0 ? "complete" : "finished with failures"}: ` +

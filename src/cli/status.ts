@@ -75,7 +75,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     const local = plan(loaded, observed, now, { generatedAt: now }).actions
       .filter((a) => a.type === "recover" && ["interrupted_run", "stale_lock", "leftover_files"].includes(a.recover!));
     if (local.length > 0) {
-      const report = { succeeded: 0, failed: 0, skipped: 0, held: 0, deferred: 0, runs: [] };
+      const report = { succeeded: 0, failed: 0, skipped: 0, held: 0, runs: [] };
       const ctx = {
         loaded,
         store,
