@@ -11,6 +11,8 @@ import * as snapshots from "./snapshots.ts";
 import * as status from "./status.ts";
 import * as unlock from "./unlock.ts";
 import * as restore from "./restore.ts";
+import * as history from "./history.ts";
+import * as restic from "./restic.ts";
 import * as verify from "./verify.ts";
 import * as validate from "./validate.ts";
 import * as watch from "./watch.ts";
@@ -43,7 +45,22 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
     .configureOutput({ writeOut: output.stdout, writeErr: output.stderr })
     .exitOverride();
   for (
-    const command of [init, validate, plan, apply, watch, status, snapshots, restore, verify, unlock, notify, diff]
+    const command of [
+      init,
+      validate,
+      plan,
+      apply,
+      watch,
+      status,
+      history,
+      snapshots,
+      restore,
+      verify,
+      unlock,
+      notify,
+      restic,
+      diff,
+    ]
   ) {
     command.define(program, output, done);
   }

@@ -2,8 +2,11 @@
  * A restic repository: init, backup (stdin stream or paths), snapshots, forget. The repository URL and password go
  * to restic through RESTIC_REPOSITORY / RESTIC_PASSWORD (never argv: URLs may hold credentials). JSON output is parsed.
  */
+import { spawn } from "node:child_process";
+import { constants as osConstants } from "node:os";
 import { isAbsolute, resolve } from "node:path";
-import { ExecError } from "../errors.ts";
+import { ExecError, MissingToolError } from "../errors.ts";
+import { trackChild } from "../runtime/shutdown.ts";
 import { describeSecret, redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
 import type { ResticRepository } from "../config/types.ts";
 import { run, type RunOptions, type RunResult, start } from "../exec/run.ts";
@@ -275,6 +278,36 @@ export class Restic {
       throw error;
     }
     return { stdout: child.stdout, kill: child.kill, finished: child.result.finally(() => ssh.remove()) };
+  }
+
+  /**
+   * `backupctl restic R -- ARGS`: runs restic with this repository's environment (URL, password, options, SSH
+   * access), its output streaming to the terminal; resolves with restic's exit code (128 + signal when killed).
+   */
+  async passthrough(args: string[]): Promise<number> {
+    const ssh = this.openSsh();
+    try {
+      const env: Record<string, string> = {};
+      for (const [key, value] of Object.entries({ ...process.env, ...this.environment(), ...ssh.env })) {
+        if (value !== undefined) env[key] = value;
+      }
+      // The user's cache is allowed here (interactive use); backupctl's own commands run with --no-cache.
+      const options = Object.entries(this.spec.options ?? {}).flatMap(([key, value]) => ["-o", `${key}=${value}`]);
+      const child = spawn("restic", [...options, ...args], { stdio: "inherit", env });
+      const untrack = trackChild(child);
+      return await new Promise<number>((resolve, reject) => {
+        child.once("error", (error) =>
+          reject(
+            (error as NodeJS.ErrnoException).code === "ENOENT" ? new MissingToolError("restic", "restic") : error,
+          ));
+        child.once("close", (code, signal) => {
+          untrack();
+          resolve(code ?? 128 + (signal ? osConstants.signals[signal] ?? 15 : 15));
+        });
+      });
+    } finally {
+      ssh.remove();
+    }
   }
 
   /** Restores a snapshot's files under `target` (restic keeps their absolute paths below it). */

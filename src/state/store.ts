@@ -336,6 +336,26 @@ export class StateStore {
     return { pending, undeliverable };
   }
 
+  /**
+   * Runs, newest first, with their stages: `history`. Each filter keeps the query on an index (runs_project_started,
+   * runs_status_project, runs_status; stages_run for the stages), so it stays fast on a large audit.
+   */
+  async history(filter: { projects?: string[]; failed?: boolean; since?: string; limit: number }): Promise<
+    { run: Selectable<Database["runs"]>; stages: Selectable<Database["stages"]>[] }[]
+  > {
+    let query = this.db.selectFrom("runs").selectAll().orderBy("started_at", "desc").limit(filter.limit);
+    if (filter.projects?.length) query = query.where("project", "in", filter.projects);
+    if (filter.failed) query = query.where("status", "in", ["failed", "interrupted"]);
+    if (filter.since) query = query.where("started_at", ">=", filter.since);
+    const runs = await query.execute();
+    if (runs.length === 0) return [];
+    const stages = await this.db.selectFrom("stages").selectAll()
+      .where("run_id", "in", runs.map((r) => r.id)).orderBy("id").execute();
+    const byRun = new Map<string, Selectable<Database["stages"]>[]>();
+    for (const stage of stages) byRun.set(stage.run_id!, [...(byRun.get(stage.run_id!) ?? []), stage]);
+    return runs.map((run) => ({ run, stages: byRun.get(run.id) ?? [] }));
+  }
+
   /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
   async latestDrills(): Promise<Map<string, { at: string; status: string; error: string | null }>> {
     const rows = await this.db.selectFrom("stages as s").select(["s.project", "s.started_at", "s.status", "s.error"])
