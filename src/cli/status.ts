@@ -9,7 +9,8 @@ import { applyRecovery } from "../apply/executor.ts";
 import { findLeftovers } from "../apply/recovery.ts";
 import { createClock } from "../clock.ts";
 
-export const description = "Show per project: last success, next due time, snapshots per repository";
+export const description =
+  "One row per project: health, last success, last result, next due, snapshots, last check and drill; exit 1 when any is failing or overdue";
 
 interface Options extends GlobalOptions {
   json?: boolean;
@@ -19,12 +20,21 @@ interface Options extends GlobalOptions {
 export interface ProjectStatus {
   project: string;
   enabled: boolean;
+  /** ok; failing: the last run failed or its last drill failed; overdue: no success within maxAge; never: no run yet. */
+  health: "ok" | "failing" | "overdue" | "never" | "disabled";
+  overdue: boolean;
   last_success: string | null;
   last_run: { id: string; status: string; started_at: string; error: string | null } | null;
   /** True when plan would back up one of its sources now. */
   due: boolean;
   next_due: string;
   snapshots: Record<string, { count: number; newest: string | null }>;
+  /** Per repository: the last `restic check` (time and ok/failed), null when never checked. */
+  last_check: Record<string, { at: string; status: string } | null>;
+  /** The latest restore drill, null without one (or without `verify`). */
+  last_drill: { at: string; status: string } | null;
+  /** Notifications about this project still waiting to be sent. */
+  pending_notifications: number;
 }
 
 /** The outbox as status shows it: what is still being tried, and what was given up in the last week. */
@@ -87,19 +97,42 @@ export async function run(options: Options, output: Output): Promise<number> {
     }
     const runs = await store.projectRuns();
     const counts = await store.snapshotCounts();
-    // "Due" comes from the planner itself, so status and plan never disagree.
+    // "Due" and "overdue" come from the planner itself, so status and plan never disagree.
     const planned = plan(loaded, await store.observe(), now, { generatedAt: now });
     const due = new Set(planned.actions.filter((a) => a.type === "backup").map((a) => a.project));
+    const overdue = new Set(planned.overdue.map((o) => o.project));
+    const checks = new Map(
+      (await store.db.selectFrom("repositories").select(["name", "last_check_at", "last_check_status"]).execute())
+        .map((r) => [r.name, r.last_check_at ? { at: r.last_check_at, status: r.last_check_status ?? "ok" } : null]),
+    );
+    const drills = await store.latestDrills();
+    const pending = (await store.outboxOverview(now.toISOString())).pending;
     statuses = Object.values(loaded.config.projects).map((project) => {
       const { lastRun, lastSuccess } = runs.get(project.name) ?? {};
       const snapshots: ProjectStatus["snapshots"] = {};
+      const lastCheck: ProjectStatus["last_check"] = {};
       for (const repository of project.repositories) {
         const row = counts.find((c) => c.repository === repository && c.project === project.name);
         snapshots[repository] = { count: row?.count ?? 0, newest: row?.newest ?? null };
+        lastCheck[repository] = checks.get(repository) ?? null;
       }
+      const drill = drills.get(project.name);
+      const failing = lastRun?.status === "failed" || drill?.status === "failed" ||
+        Object.values(lastCheck).some((c) => c?.status === "failed");
+      const health: ProjectStatus["health"] = !project.enabled
+        ? "disabled"
+        : overdue.has(project.name)
+        ? "overdue"
+        : failing
+        ? "failing"
+        : lastSuccess
+        ? "ok"
+        : "never";
       return {
         project: project.name,
         enabled: project.enabled,
+        health,
+        overdue: overdue.has(project.name),
         last_success: lastSuccess?.started_at ?? null,
         last_run: lastRun
           ? { id: lastRun.id, status: lastRun.status, started_at: lastRun.started_at, error: lastRun.error }
@@ -107,6 +140,9 @@ export async function run(options: Options, output: Output): Promise<number> {
         due: due.has(project.name),
         next_due: isoSeconds(nextSlot(project.schedule, project.timezone, now)),
         snapshots,
+        last_check: lastCheck,
+        last_drill: drill ? { at: drill.at, status: drill.status } : null,
+        pending_notifications: pending.filter((n) => n.project === project.name).length,
       };
     });
     const outbox = await store.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
@@ -136,30 +172,12 @@ export async function run(options: Options, output: Output): Promise<number> {
     output.stdout(
       JSON.stringify({ now: isoSeconds(now), recovered, projects: statuses, notifications }, null, 2) + "\n",
     );
-    return ExitCode.ok;
+    return unhealthy(statuses) ? ExitCode.failed : ExitCode.ok;
   }
   for (const line of recovered) output.stdout(`${line}\n`);
-  for (const status of statuses) {
-    const age = status.last_success ? ` (${humanDuration(now.getTime() - Date.parse(status.last_success))} ago)` : "";
-    const last = status.last_run && status.last_run.status !== "succeeded"
-      ? `\n  last run:     ${status.last_run.status} at ${status.last_run.started_at} (${status.last_run.id})`
-      : "";
-    const snapshots = Object.entries(status.snapshots)
-      .map(([repository, s]) =>
-        `${repository}: ${s.count}${s.newest ? `, newest ${isoSeconds(new Date(s.newest))}` : ""}`
-      )
-      .join("; ");
-    output.stdout(
-      `${status.project}${status.enabled ? "" : " (disabled)"}\n` +
-        `  last success: ${
-          status.last_success ? `${isoSeconds(new Date(status.last_success))}${age}` : "never"
-        }${last}\n` +
-        `  next due:     ${status.due ? "now (backup due)" : status.next_due}\n` +
-        `  snapshots:    ${snapshots}\n`,
-    );
-  }
+  output.stdout(renderTable(statuses, now));
   output.stdout(renderNotifications(notifications));
-  return ExitCode.ok;
+  return unhealthy(statuses) ? ExitCode.failed : ExitCode.ok;
 }
 
 function renderNotifications(status: NotificationStatus): string {
@@ -188,4 +206,69 @@ function renderNotifications(status: NotificationStatus): string {
     }
   }
   return lines.length ? `${lines.join("\n")}\n` : "";
+}
+
+/** Exit 1 when an enabled project is failing or overdue: `backupctl status` works as a monitoring probe. */
+function unhealthy(statuses: ProjectStatus[]): boolean {
+  return statuses.some((s) => s.health === "failing" || s.health === "overdue");
+}
+
+const symbols: Record<ProjectStatus["health"], string> = {
+  ok: "✓",
+  failing: "✗",
+  overdue: "!",
+  never: "·",
+  disabled: "-",
+};
+
+function age(iso: string | null | undefined, now: Date): string {
+  if (!iso) return "never";
+  return `${humanDuration(Math.max(0, now.getTime() - Date.parse(iso)))} ago`;
+}
+
+/** One row per project; columns padded to their widest cell. */
+function renderTable(statuses: ProjectStatus[], now: Date): string {
+  const rows = [[
+    " ",
+    "PROJECT",
+    "LAST SUCCESS",
+    "LAST RESULT",
+    "NEXT DUE",
+    "SNAPSHOTS",
+    "LAST CHECK",
+    "LAST DRILL",
+    "NOTIFY",
+  ]];
+  for (const s of statuses) {
+    const snapshots = Object.entries(s.snapshots)
+      .map(([repository, x]) =>
+        `${repository} ${x.count}${x.newest ? ` (${age(x.newest, now).replace(" ago", "")})` : ""}`
+      )
+      .join(", ");
+    const checks = Object.entries(s.last_check).map(([repository, c]) =>
+      `${repository} ${c ? `${c.status} ${age(c.at, now)}` : "never"}`
+    ).join(", ");
+    rows.push([
+      symbols[s.health],
+      s.project,
+      s.last_success ? `${isoSeconds(new Date(s.last_success))} (${age(s.last_success, now)})` : "never",
+      s.overdue ? "OVERDUE" : s.last_run ? s.last_run.status : "-",
+      s.due ? "now" : s.next_due,
+      snapshots,
+      checks,
+      s.last_drill ? `${s.last_drill.status} ${age(s.last_drill.at, now)}` : "-",
+      s.pending_notifications ? `${s.pending_notifications} pending` : "-",
+    ]);
+  }
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => [...row[column]].length)));
+  const lines = rows.map((row) =>
+    row.map((cell, i) => cell + " ".repeat(widths[i] - [...cell].length)).join("  ").trimEnd()
+  );
+  const failing = statuses.filter((s) => s.health === "failing" || s.health === "overdue");
+  const details = failing.flatMap((s) =>
+    s.last_run?.error && s.last_run.status !== "succeeded"
+      ? [`${s.project}: last run ${s.last_run.id} ${s.last_run.status}: ${s.last_run.error.split("\n")[0]}`]
+      : []
+  );
+  return `${[...lines, ...(details.length ? ["", ...details] : [])].join("\n")}\n`;
 }
