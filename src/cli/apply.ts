@@ -11,7 +11,16 @@ import { assertCurrent, readPlanFile } from "../plan/planfile.ts";
 import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
 import type { Plan } from "../plan/types.ts";
 import { type DeliveryReport, OutboxSender } from "../notify/outbox.ts";
-import { fromInvocationDir, hostFor, load, openStore, type Output, parseNow, selectProjects } from "./context.ts";
+import {
+  eventOutput,
+  fromInvocationDir,
+  hostFor,
+  load,
+  openStore,
+  type Output,
+  parseNow,
+  selectProjects,
+} from "./context.ts";
 import { collect, type PlanCommandOptions, preparePlan } from "./plan.ts";
 
 export const description = "Execute the plan (or a saved plan file): initialize, back up, forget, prune, check";
@@ -47,7 +56,16 @@ async function confirmDeletions(plan: Plan, output: Output): Promise<boolean> {
   }
 }
 
-export async function run(planfile: string | undefined, options: ApplyOptions, output: Output): Promise<number> {
+export async function run(planfile: string | undefined, options: ApplyOptions, rawOutput: Output): Promise<number> {
+  const events = await eventOutput(options, rawOutput);
+  try {
+    return await runApply(planfile, options, events.output);
+  } finally {
+    await events.close();
+  }
+}
+
+async function runApply(planfile: string | undefined, options: ApplyOptions, output: Output): Promise<number> {
   const now = parseNow(options.now);
   if (planfile && options.project?.length) {
     throw new UsageError("--project cannot be combined with a plan file: the saved plan already fixes its projects");

@@ -7,11 +7,16 @@ import type { ObservedState } from "../plan/types.ts";
 import { repositoryFor } from "../apply/executor.ts";
 import { findLeftovers } from "../apply/recovery.ts";
 import { StateStore } from "../state/store.ts";
+import { parseLogFormat, setupEventLog } from "../log.ts";
 
 export interface GlobalOptions {
   config?: string;
   stateDir?: string;
   debug?: boolean;
+  /** `--log-format`: the event log of apply and watch as human lines or JSON lines. */
+  logFormat?: string;
+  /** `--log-file`: also write the event log as JSON lines to this file, rotated by size. */
+  logFile?: string;
 }
 
 /** Where output goes; tests and the demo pass their own. */
@@ -133,4 +138,34 @@ export async function observe(
     }
   }
   return { observed, adopted, warnings };
+}
+
+/**
+ * The output of a command with an event log (apply): unchanged without `--log-format`/`--log-file`; with them, every
+ * stdout line becomes a log record (JSON lines with `--log-format json`, and in the log file). Call `close` at the end.
+ */
+export async function eventOutput(
+  options: GlobalOptions,
+  output: Output,
+): Promise<{ output: Output; close: () => Promise<void> }> {
+  const format = parseLogFormat(options.logFormat);
+  if (format === undefined && options.logFile === undefined) return { output, close: () => Promise.resolve() };
+  const events = await setupEventLog({
+    format: format ?? "text",
+    file: options.logFile ? fromInvocationDir(options.logFile) : undefined,
+    timestamps: false,
+    stdout: output.stdout,
+  }, options.debug);
+  const log = events.scope();
+  return {
+    output: {
+      stdout: (text: string) => {
+        for (const line of text.replace(/\n$/, "").split("\n")) {
+          if (line.trim() !== "" || format !== "json") log(line);
+        }
+      },
+      stderr: output.stderr,
+    },
+    close: events.close,
+  };
 }

@@ -40,6 +40,14 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
       new Option("--state-dir <dir>", "state folder (default <config dir>/.backupctl)").env("BACKUPCTL_STATE_DIR"),
     )
     .option("--debug", "show stack traces and debug logs")
+    .addOption(
+      new Option("--log-format <format>", "apply and watch output: text, or json lines (watch: json off a terminal)")
+        .choices(["text", "json"]).env("BACKUPCTL_LOG_FORMAT"),
+    )
+    .addOption(
+      new Option("--log-file <path>", "also log apply and watch as JSON lines to this file (rotated at 10 MiB, 5 kept)")
+        .env("BACKUPCTL_LOG_FILE"),
+    )
     .showHelpAfterError("(run backupctl --help for usage)")
     .addHelpText("after", exitCodesHelp)
     .configureOutput({ writeOut: output.stdout, writeErr: output.stderr })

@@ -7,13 +7,12 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { createClock } from "../clock.ts";
 import { parseDuration } from "../config/duration.ts";
-import { redact } from "../config/secrets.ts";
 import { ExitCode, UsageError } from "../errors.ts";
-import { isoSeconds } from "../plan/time.ts";
 import { handleStopSignals, signalExitCode, stopForced, stopRequested } from "../runtime/shutdown.ts";
 import { parseListen, startHttp } from "../watch/http.ts";
 import { Watcher } from "../watch/loop.ts";
-import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
+import { parseLogFormat, setupEventLog } from "../log.ts";
+import { fromInvocationDir, type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
 
 export const description = "Run plan and apply forever: due backups, retention, checks; optional /healthz and /metrics";
 
@@ -66,7 +65,13 @@ export async function run(options: Options, output: Output): Promise<number> {
   handleStopSignals({ graceMs });
   const loaded = await load(options);
   const store = await openStore(options, loaded);
-  const log = (line: string) => output.stdout(`${isoSeconds(clock.now())} ${redact(line)}\n`);
+  const events = await setupEventLog({
+    format: parseLogFormat(options.logFormat) ?? (process.stdout.isTTY ? "text" : "json"),
+    file: options.logFile ? fromInvocationDir(options.logFile) : undefined,
+    timestamps: true,
+    stdout: output.stdout,
+  }, options.debug);
+  const log = events.scope();
   const watcher = new Watcher(loaded, store, {
     concurrency,
     maxSleepMs,
@@ -85,6 +90,7 @@ export async function run(options: Options, output: Output): Promise<number> {
   } finally {
     await http?.close();
     await store.close();
+    await events.close();
   }
   const signal = stopRequested();
   return signal && stopForced() ? signalExitCode(signal) : ExitCode.ok;

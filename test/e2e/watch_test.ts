@@ -175,7 +175,20 @@ describe("backupctl watch", () => {
   async function startWatch(demo: DemoDir, now: string, extra: string[] = []): Promise<Watch> {
     const port = await freePort();
     const cli = spawnCli(
-      ["--config", demo.config, "watch", "--now", now, "--max-sleep", "2s", "--listen", `127.0.0.1:${port}`, ...extra],
+      [
+        "--config",
+        demo.config,
+        "--log-format",
+        "text",
+        "watch",
+        "--now",
+        now,
+        "--max-sleep",
+        "2s",
+        "--listen",
+        `127.0.0.1:${port}`,
+        ...extra,
+      ],
       { env: { ...demo.env, HOOK_TOKEN: token } },
     );
     started.add(cli);
@@ -457,7 +470,7 @@ export default defineConfig({ timezone: "UTC", repositories: ${repositories}, pr
     writeFileSync(demo.config, configText(`{ app: ${project(uploads, `{ last: "twenty" }`)} }`));
     const port = await freePort();
     const result = await runCli(
-      ["--config", demo.config, "watch", "--max-sleep", "2s", "--listen", `127.0.0.1:${port}`],
+      ["--config", demo.config, "--log-format", "text", "watch", "--max-sleep", "2s", "--listen", `127.0.0.1:${port}`],
       { env: demo.env, timeoutMs: 60_000 },
     );
     assert.equal(result.code, 3, result.stdout + result.stderr);
