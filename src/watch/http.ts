@@ -77,6 +77,12 @@ export async function health(watcher: Watcher): Promise<Health> {
   }
   if (status.config.rejected) degraded.push("the edited config was rejected; the previous one is running");
   if (outbox.undeliverable.length) degraded.push(`${outbox.undeliverable.length} undeliverable notifications`);
+  if (status.failedActions.count > 0) {
+    degraded.push(
+      `${status.failedActions.count} action${status.failedActions.count === 1 ? "" : "s"} failed or were skipped at ` +
+        `the last tick that ran any (${status.failedActions.at ? isoSeconds(status.failedActions.at) : "?"})`,
+    );
+  }
   if (status.lastTickError) degraded.push(`the last tick failed: ${status.lastTickError}`);
   for (const project of status.lockWaits) degraded.push(`${project} was skipped: another process held its lock`);
 

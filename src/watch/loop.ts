@@ -49,6 +49,8 @@ export interface WatchStatus {
   running: Set<string>;
   /** Projects skipped at the last tick because another process held their lock. */
   lockWaits: string[];
+  /** Actions that failed at the last tick that ran any (an init, a backup, a check…), with the first error. */
+  failedActions: { count: number; at: Date | null };
   config: {
     file: string;
     fingerprint: string;
@@ -77,6 +79,7 @@ export class Watcher {
       lastTickError: null,
       running: new Set(),
       lockWaits: [],
+      failedActions: { count: 0, at: null },
       config: { file: loaded.file, fingerprint: loaded.fingerprint, loadedAt: now, rejected: null },
     };
   }
@@ -161,6 +164,7 @@ export class Watcher {
     );
     if (orphans.size > 0) groups.push({ projects: [], repositories: orphans });
     this.status.lockWaits = [];
+    this.status.failedActions = { count: 0, at: this.options.clock.now() };
     const queue = [...groups];
     const workers = Array.from({ length: Math.min(this.options.concurrency, queue.length) }, async () => {
       for (let group = queue.shift(); group && !stopRequested(); group = queue.shift()) {
@@ -221,6 +225,7 @@ export class Watcher {
             this.options.log(line);
           },
         });
+        this.status.failedActions.count += report.failed + report.skipped;
         this.options.log(
           `watch: ${report.succeeded} succeeded, ${report.failed} failed${
             report.held ? `, ${report.held} deletions held for approval` : ""

@@ -269,7 +269,7 @@ const secretsDir = () => join(scratch(), "secrets");
 /** A file make-secrets.sh made (or its folder), making them first if needed. */
 function secretFile(name = ""): string {
   madeSecrets();
-  return secretFile(name);
+  return join(secretsDir(), name);
 }
 
 /** A repository path compose mounts exists, or is one of the files make-secrets.sh writes into docker/secrets. */
@@ -563,9 +563,10 @@ describe("the image's start steps, outside Docker", () => {
   });
 
   it("status opens the state database in BACKUPCTL_STATE_DIR", slow, async () => {
-    const result = await run(join(root, "bin/backupctl"), ["status"], { env, cwd: fakeRoot });
+    const result = await run(join(root, "bin/backupctl"), ["status", "--json"], { env, cwd: fakeRoot });
     assert.equal(result.code, 0, `status failed:\n${result.stdout}${result.stderr}`);
-    assert.match(result.stdout, /^shop$/m);
+    const projects = (JSON.parse(result.stdout) as { projects: { project: string }[] }).projects;
+    assert.deepEqual(projects.map((p) => p.project), ["shop"]);
     assert.ok(existsSync(join(env.BACKUPCTL_STATE_DIR, "state.db")), "no state.db in BACKUPCTL_STATE_DIR");
   });
 
