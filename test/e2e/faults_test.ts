@@ -281,7 +281,9 @@ export default defineConfig({
     }
 
     const status = await cli(["status", "--now", dayAt(5)]);
-    assert.equal(status.code, 0, status.stdout + status.stderr);
+    // By day 5 "quick" (last backed up on day 2) is overdue, and status says so with exit 1.
+    assert.equal(status.code, 1, status.stdout + status.stderr);
+    assert.match(status.stdout, /^!\s+quick\s.*OVERDUE/m);
     assert.match(status.stderr, /replayed \d+ results from fallback\.jsonl into the state database/);
     assert.doesNotMatch(status.stdout, /marked interrupted/, "the replayed run finished: nothing to recover");
     const [replayed] = await sql<RunRow>(`SELECT * FROM runs WHERE id = '${run.id}'`);
