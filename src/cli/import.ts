@@ -57,7 +57,7 @@ export function run(file: string, options: Options, output: Output): number {
 }
 
 function readInput(path: string, what: string): string {
-  if (!existsSync(path) || !statSync(path).isFile()) throw new UsageError(`${what}: ${path} is not a file`);
+  if (!existsSync(path) || !statSync(path).isFile()) throw new UsageError(`${what}: no such file ${path}`);
   return readFileSync(path, "utf8");
 }
 

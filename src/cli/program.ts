@@ -12,6 +12,7 @@ import * as status from "./status.ts";
 import * as unlock from "./unlock.ts";
 import * as restore from "./restore.ts";
 import * as history from "./history.ts";
+import * as importCommand from "./import.ts";
 import * as restic from "./restic.ts";
 import * as verify from "./verify.ts";
 import * as validate from "./validate.ts";
@@ -68,6 +69,7 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
       notify,
       restic,
       diff,
+      importCommand,
     ]
   ) {
     command.define(program, output, done);

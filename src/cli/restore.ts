@@ -133,8 +133,11 @@ async function intoDatabase(
   output: Output,
 ): Promise<number> {
   let target: DatabaseTarget;
-  if (options.targetDb) target = parseTargetUrl(options.targetDb);
-  else if (project.verify?.into) target = project.verify.into;
+  if (options.targetDb) {
+    target = parseTargetUrl(options.targetDb);
+    // Like --to, a relative sqlite:PATH on the command line starts where backupctl was run, not at the config.
+    if (target.type === "sqlite") target = { ...target, path: fromInvocationDir(target.path) };
+  } else if (project.verify?.into) target = project.verify.into;
   else {
     throw new UsageError(
       `--into-database needs a target: --target-db URL, or a scratch database in project ${project.name}'s verify.into`,

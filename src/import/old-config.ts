@@ -183,7 +183,10 @@ function message(issue: core.$ZodRawIssue): string | undefined {
       }
       return `expected at least ${issue.minimum}`;
     case "invalid_union":
-      return issue.input === undefined ? "required" : `unexpected ${kindOf(issue.input)}`;
+      // Left to this default: the values of notification.config.
+      return issue.input === undefined
+        ? "required"
+        : `expected a string, a number or true/false, got ${kindOf(issue.input)}`;
     default:
       return undefined;
   }

@@ -14,7 +14,7 @@ import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
 import { decryptionFilter } from "../encrypt/filter.ts";
 import type { StreamFilter } from "../encrypt/types.ts";
 import { ExecError, MissingToolError, SourceError, UsageError } from "../errors.ts";
-import { onPath, type RunningProcess, start } from "../exec/run.ts";
+import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import { isoSeconds } from "../plan/time.ts";
 import { type Restic, shellWord } from "../repository/restic.ts";
 import type { SnapshotTable } from "../state/schema.ts";
@@ -204,24 +204,37 @@ export async function streamDump(
     const killAll = () => {
       dump.kill();
       for (const { process } of chain) process.kill();
+      // What a killed reader left unread would keep the pipes (and so the processes' ends) open: drop it.
+      for (const stream of [dump.stdout, ...chain.slice(0, filter ? 1 : 0).map(({ process }) => process.stdout)]) {
+        stream.destroy();
+      }
+      counter.destroy();
     };
-    const resticResult = await dump.finished.then((result) => {
-      if (result.code !== 0) killAll();
-      return result;
-    });
-    const results = await Promise.all(chain.map(({ process }) =>
-      process.result.then((result) => {
-        if (result.code !== 0) killAll();
+    // Every process is watched at once: the first to fail stops the others (a reader that quits early, such as
+    // pg_restore refused by the target, would otherwise leave restic blocked on a full pipe forever), and it is the
+    // one reported, not the ones the kill stopped. -1 is restic.
+    let culprit: number | undefined;
+    const watch = (index: number, finished: Promise<RunResult>) =>
+      finished.then((result) => {
+        if (result.code !== 0 && culprit === undefined) {
+          culprit = index;
+          killAll();
+        }
         return result;
-      })
-    ));
+      });
+    const [resticResult, ...results] = await Promise.all([
+      watch(-1, dump.finished),
+      ...chain.map(({ process }, i) => watch(i, process.result)),
+    ]);
     try {
       await written;
     } catch (error) {
       throw new SourceError(`cannot write the restored dump: ${(error as Error).message}`);
     }
-    if (resticResult.code !== 0) throw repository.failure("dump", resticResult);
-    const failed = chain.findIndex((_, i) => results[i].code !== 0);
+    if (culprit === -1 || (culprit === undefined && resticResult.code !== 0)) {
+      throw repository.failure("dump", resticResult);
+    }
+    const failed = culprit ?? chain.findIndex((_, i) => results[i].code !== 0);
     if (failed >= 0) {
       const result = results[failed];
       throw new ExecError(
