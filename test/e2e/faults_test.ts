@@ -14,6 +14,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { processesWith } from "../support/inspect.ts";
 import { type BackgroundCli, runCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 
@@ -31,21 +32,6 @@ interface RunRow {
 interface Snapshot {
   id: string;
   tags: string[];
-}
-
-/** Pids of processes whose command line contains `marker` (the dump command carries a unique one). */
-function processesWith(marker: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${name}/cmdline`).toString("latin1").replaceAll("\0", " ");
-      if (cmdline.includes(marker)) pids.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
 }
 
 describe("fault injection", () => {

@@ -9,10 +9,11 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { processesWith } from "../support/inspect.ts";
 import { type BackgroundCli, runCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 import { type HttpReceiver, startHttpReceiver } from "../support/receivers.ts";
@@ -91,21 +92,6 @@ async function freePort(): Promise<number> {
   const address = server.address();
   await new Promise((resolve) => server.close(resolve));
   return typeof address === "object" && address ? address.port : 0;
-}
-
-/** Pids of processes whose command line contains `marker`. */
-function processesWith(marker: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${name}/cmdline`).toString("latin1").replaceAll("\0", " ");
-      if (cmdline.includes(marker)) pids.push(Number(name));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
 }
 
 interface RunRow {

@@ -45,3 +45,18 @@ export function filesUnder(dir: string): { path: string; bytes: string }[] {
   }
   return out;
 }
+
+/** Pids of processes whose command line contains `marker` (the dump command carries a unique one). */
+export function processesWith(marker: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${name}/cmdline`).toString("latin1").replaceAll("\0", " ");
+      if (cmdline.includes(marker)) pids.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
