@@ -5,21 +5,12 @@ import { rememberSecret } from "../../src/config/secrets.ts";
 import { dailySummary, enqueueFor, overdueKey, previousDay, runFinished, wants } from "../../src/notify/events.ts";
 import type { Message } from "../../src/notify/message.ts";
 import type { RunDigest } from "../../src/state/store.ts";
-import { loadedConfig } from "../support/plan-fixtures.ts";
+import { loadedWithNotifiers } from "../support/plan-fixtures.ts";
 
 const at = new Date("2026-12-01T03:00:00Z");
 const run = { host: "h", at, project: "shop", repositories: ["local"], runId: "r1", durationMs: 90_000 };
 
-function config(notifiers: Record<string, unknown>) {
-  const project = {
-    schedule: "0 3 * * *",
-    sources: [{ type: "sqlite", path: "/srv/app.db" }],
-    repositories: ["local"],
-    retention: { daily: 7 },
-    notify: Object.keys(notifiers),
-  };
-  return { ...loadedConfig({ shop: project }, { notifiers }), file: "/cfg/t.ts", dir: "/cfg" };
-}
+const config = (notifiers: Record<string, unknown>) => loadedWithNotifiers(notifiers);
 
 describe("runFinished", () => {
   it("is a run.succeeded after a success, a run.recovered after failures", () => {

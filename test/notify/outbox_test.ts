@@ -13,7 +13,7 @@ import type { LoadedConfig } from "../../src/config/load.ts";
 import { enqueueFor, runFinished, runStarted } from "../../src/notify/events.ts";
 import { deliverOutbox, OutboxSender, retryDelayMs } from "../../src/notify/outbox.ts";
 import { type NewNotification, StateStore } from "../../src/state/store.ts";
-import { loadedConfig } from "../support/plan-fixtures.ts";
+import { loadedWithNotifiers } from "../support/plan-fixtures.ts";
 import { type HttpReceiver, startHttpReceiver } from "../support/receivers.ts";
 import { holdWriteLock } from "../support/sqlite-lock.ts";
 
@@ -21,14 +21,7 @@ const T0 = new Date("2026-12-01T03:00:00Z");
 const plus = (ms: number) => new Date(T0.getTime() + ms);
 
 function loaded(dir: string, notifiers: Record<string, unknown>, root: Record<string, unknown> = {}): LoadedConfig {
-  const project = {
-    schedule: "0 3 * * *",
-    sources: [{ type: "sqlite", path: "/srv/app.db" }],
-    repositories: ["local"],
-    retention: { daily: 7 },
-    notify: Object.keys(notifiers),
-  };
-  return { ...loadedConfig({ shop: project }, { notifiers, ...root }), file: join(dir, "t.ts"), dir };
+  return loadedWithNotifiers(notifiers, root, dir);
 }
 
 async function withStore(body: (store: StateStore, dir: string) => Promise<void>): Promise<void> {

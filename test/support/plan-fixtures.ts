@@ -102,3 +102,15 @@ export function applied(retention: Raw, project = "shop", source = "shop", repos
 }
 
 export const ofType = (result: Plan, type: PlanAction["type"]) => result.actions.filter((a) => a.type === type);
+
+/** A loaded config with one project, `shop`, notifying every notifier given (for the notification tests). */
+export function loadedWithNotifiers(notifiers: Record<string, unknown>, root: Raw = {}, dir = "/cfg") {
+  const project = {
+    schedule: "0 3 * * *",
+    sources: [{ type: "sqlite", path: "/srv/app.db" }],
+    repositories: ["local"],
+    retention: { daily: 7 },
+    notify: Object.keys(notifiers),
+  };
+  return { ...loadedConfig({ shop: project }, { notifiers, ...root }), file: `${dir}/t.ts`, dir };
+}
