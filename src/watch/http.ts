@@ -115,48 +115,45 @@ export function metricsRegistry(watcher: Watcher): Registry {
   const projects = () => Object.keys(watcher.loaded.config.projects);
   const digest = () => watcher.store.runDigest("0000", "9999");
 
-  new Gauge({
-    name: "backupctl_last_success_timestamp_seconds",
-    help: "Start of the project's last successful run (Unix time).",
-    labelNames: ["project"],
-    registers: [registry],
-    async collect() {
-      this.reset();
+  /** A gauge with one value per declared project, read at scrape time (a project without a value is left out). */
+  const perProject = (name: string, help: string, read: () => Promise<(project: string) => number | undefined>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["project"],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const value = await read();
+        for (const project of projects()) {
+          const v = value(project);
+          if (v !== undefined) this.set({ project }, v);
+        }
+      },
+    });
+  perProject(
+    "backupctl_last_success_timestamp_seconds",
+    "Start of the project's last successful run (Unix time).",
+    async () => {
       const runs = await digest();
-      for (const project of projects()) {
-        const at = seconds(runs.get(project)?.lastSuccessAt);
-        if (at !== undefined) this.set({ project }, at);
-      }
+      return (project) => seconds(runs.get(project)?.lastSuccessAt);
     },
+  );
+  perProject("backupctl_last_run_duration_seconds", "Duration of the project's last finished run.", async () => {
+    const runs = await watcher.store.projectRuns();
+    return (project) => {
+      const ms = runs.get(project)?.lastRun?.duration_ms;
+      return ms === null || ms === undefined ? undefined : ms / 1000;
+    };
   });
-  new Gauge({
-    name: "backupctl_last_run_duration_seconds",
-    help: "Duration of the project's last finished run.",
-    labelNames: ["project"],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const runs = await watcher.store.projectRuns();
-      for (const project of projects()) {
-        const ms = runs.get(project)?.lastRun?.duration_ms;
-        if (ms !== null && ms !== undefined) this.set({ project }, ms / 1000);
-      }
-    },
-  });
-  new Gauge({
-    name: "backupctl_last_run_bytes",
-    help: "Bytes the project's last successful run read from its sources and sent to restic.",
-    labelNames: ["project"],
-    registers: [registry],
-    async collect() {
-      this.reset();
+  perProject(
+    "backupctl_last_run_bytes",
+    "Bytes the project's last successful run read from its sources and sent to restic.",
+    async () => {
       const runs = await digest();
-      for (const project of projects()) {
-        const bytes = runs.get(project)?.lastSuccessBytes;
-        if (bytes !== undefined) this.set({ project }, bytes);
-      }
+      return (project) => runs.get(project)?.lastSuccessBytes;
     },
-  });
+  );
   new Counter({
     name: "backupctl_runs_total",
     help: "Runs recorded in the audit, by project and final status.",
@@ -189,19 +186,12 @@ export function metricsRegistry(watcher: Watcher): Registry {
       }
     },
   });
-  new Gauge({
-    name: "backupctl_overdue",
-    help: "1 when the project has no successful backup within its maxAge.",
-    labelNames: ["project"],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const now = watcher.options.clock.now();
-      const overdue = new Set(
-        plan(watcher.loaded, await watcher.store.observe(), now, { generatedAt: now }).overdue.map((o) => o.project),
-      );
-      for (const project of projects()) this.set({ project }, overdue.has(project) ? 1 : 0);
-    },
+  perProject("backupctl_overdue", "1 when the project has no successful backup within its maxAge.", async () => {
+    const now = watcher.options.clock.now();
+    const overdue = new Set(
+      plan(watcher.loaded, await watcher.store.observe(), now, { generatedAt: now }).overdue.map((o) => o.project),
+    );
+    return (project) => (overdue.has(project) ? 1 : 0);
   });
   new Gauge({
     name: "backupctl_outbox_pending",
