@@ -296,44 +296,54 @@ describe("the workflow's scripts on a real pull request", () => {
 
   let production: Run;
 
-  it("with the production copy: the diff and the plan flag the shorter retention, the gate holds the check", () => {
-    production = fresh();
-    pipeline(production, pathToFileURL(published).href);
-    assert.match(production.read("validate.txt"), /^Configuration valid: 1 project, 2 sources, 1 repository\.$/m);
+  it(
+    "with the production copy: the diff and the plan flag the shorter retention, the gate holds the check",
+    slow,
+    () => {
+      production = fresh();
+      pipeline(production, pathToFileURL(published).href);
+      assert.match(production.read("validate.txt"), /^Configuration valid: 1 project, 2 sources, 1 repository\.$/m);
 
-    const diff = production.read("diff.md");
-    assert.ok(diff.startsWith("### backupctl config diff against `origin/main`\n"), diff);
-    assert.match(diff, /^Diff: 0 added, 0 removed, 4 changed \(4 destructive\)\.$/m);
-    assert.match(diff, /> \[!WARNING\]\n> 4 destructive changes: review before merging\./);
-    assert.match(diff, /^> - \*\*retention of demo\*\*: `daily 7 → 2` — older daily snapshots will be forgotten/m);
+      const diff = production.read("diff.md");
+      assert.ok(diff.startsWith("### backupctl config diff against `origin/main`\n"), diff);
+      assert.match(diff, /^Diff: 0 added, 0 removed, 4 changed \(4 destructive\)\.$/m);
+      assert.match(diff, /> \[!WARNING\]\n> 4 destructive changes: review before merging\./);
+      assert.match(diff, /^> - \*\*retention of demo\*\*: `daily 7 → 2` — older daily snapshots will be forgotten/m);
 
-    assert.match(production.read("state.md"), /copy of the production state/);
-    const plan = production.read("plan.md");
-    assert.ok(plan.startsWith("### backupctl plan: ⛔ Deletions need approval\n"), plan);
-    assert.match(
-      plan,
-      /^> - 1 snapshot of demo\/app in local would be forgotten because retention changed \(last 3 → 1, daily 7 → 2, weekly 4 → 1, monthly 6 → 1\)$/m,
-    );
-    const required = requiredActions(production.plan());
-    assert.deepEqual(required.map((a) => [a.type, a.project, a.source]), [
-      ["forget", "demo", "app"],
-      ["forget", "demo", "uploads"],
-    ]);
-    assert.match(required[0].approval_reason ?? "", /^retention changed \(/);
+      assert.match(production.read("state.md"), /copy of the production state/);
+      const plan = production.read("plan.md");
+      assert.ok(plan.startsWith("### backupctl plan: ⛔ Deletions need approval\n"), plan);
+      assert.match(
+        plan,
+        /^> - 1 snapshot of demo\/app in local would be forgotten because retention changed \(last 3 → 1, daily 7 → 2, weekly 4 → 1, monthly 6 → 1\)$/m,
+      );
+      const required = requiredActions(production.plan());
+      assert.deepEqual(required.map((a) => [a.type, a.project, a.source]), [
+        ["forget", "demo", "app"],
+        ["forget", "demo", "uploads"],
+      ]);
+      assert.match(required[0].approval_reason ?? "", /^retention changed \(/);
 
-    const held = gate(production, []);
-    assert.equal(held.code, 1, held.stdout + held.stderr);
-    assert.match(held.stdout, /⛔ \*\*Deletions need approval\.\*\* Review them, then add the label `backupctl\/approve-deletions`/);
-    assert.match(held.stdout, /^- forget 1 snapshot\(s\) of demo\/app in local: retention changed \(last 3 → 1, /m);
-    assert.match(held.stdout, /^::error title=backupctl approval gate::/m);
-    const otherLabel = gate(production, ["documentation"]);
-    assert.equal(otherLabel.code, 1, "another label does not approve");
-  }, slow);
+      const held = gate(production, []);
+      assert.equal(held.code, 1, held.stdout + held.stderr);
+      assert.match(
+        held.stdout,
+        /⛔ \*\*Deletions need approval\.\*\* Review them, then add the label `backupctl\/approve-deletions`/,
+      );
+      assert.match(held.stdout, /^- forget 1 snapshot\(s\) of demo\/app in local: retention changed \(last 3 → 1, /m);
+      assert.match(held.stdout, /^::error title=backupctl approval gate::/m);
+      const otherLabel = gate(production, ["documentation"]);
+      assert.equal(otherLabel.code, 1, "another label does not approve");
+    },
+  );
 
   it("the approval label lets the check pass", () => {
     const approved = gate(production, ["documentation", approvalLabel]);
     assert.equal(approved.code, 0, approved.stdout + approved.stderr);
-    assert.match(approved.stdout, /^✅ Deletions that need approval, approved with the label `backupctl\/approve-deletions`:/);
+    assert.match(
+      approved.stdout,
+      /^✅ Deletions that need approval, approved with the label `backupctl\/approve-deletions`:/,
+    );
     assert.match(approved.stdout, /^- forget 1 snapshot\(s\) of demo\/uploads in local: retention changed/m);
   });
 
@@ -360,7 +370,10 @@ describe("the workflow's scripts on a real pull request", () => {
     ].map((text) => comment.indexOf(text));
     assert.ok(order.every((at, i) => at > 0 && (i === 0 || at > order[i - 1])), `in order: ${order}`);
     assert.doesNotMatch(comment, /The configuration is invalid/);
-    assert.match(lines.at(-2) ?? "", /^<sub>commit [0-9a-f]{12} · \[workflow run\]\(https:\/\/ci\.invalid\/.*\)<\/sub>$/);
+    assert.match(
+      lines.at(-2) ?? "",
+      /^<sub>commit [0-9a-f]{12} · \[workflow run\]\(https:\/\/ci\.invalid\/.*\)<\/sub>$/,
+    );
   });
 
   it("github-script creates the comment once, then updates it", async () => {
@@ -419,12 +432,15 @@ describe("the workflow's scripts on a real pull request", () => {
     writeFileSync(join(production.out, "comment.md"), body);
   });
 
-  it("on the base branch's config the same state needs no approval: the gate passes without a label", () => {
+  it("on the base branch's config the same state needs no approval: the gate passes without a label", slow, () => {
     git(clone, "checkout", "-q", "main");
     try {
       const run = fresh();
       pipeline(run, pathToFileURL(published).href);
-      assert.equal(run.read("diff.md"), "### backupctl config diff against `origin/main`\n\nNo changes to the configuration.\n");
+      assert.equal(
+        run.read("diff.md"),
+        "### backupctl config diff against `origin/main`\n\nNo changes to the configuration.\n",
+      );
       assert.doesNotMatch(run.read("plan.md"), /Deletions need approval/);
       assert.deepEqual(requiredActions(run.plan()), []);
       const passed = gate(run, []);
@@ -433,9 +449,9 @@ describe("the workflow's scripts on a real pull request", () => {
     } finally {
       git(clone, "checkout", "-q", "shorter-retention");
     }
-  }, slow);
+  });
 
-  it("without the state secret: an empty state, said in the comment; the diff still flags the change", () => {
+  it("without the state secret: an empty state, said in the comment; the diff still flags the change", slow, () => {
     const run = fresh();
     pipeline(run, "");
     assert.equal(readFileSync(join(run.out, "state", "state.db")).subarray(0, 15).toString(), "SQLite format 3");
@@ -447,24 +463,28 @@ describe("the workflow's scripts on a real pull request", () => {
     assert.equal(gate(run, []).code, 0);
     assert.equal(writeComment(run).code, 0);
     assert.match(run.read("comment.md"), /empty state/);
-  }, slow);
+  });
 
-  it("the same commands directly: diff --against main and plan --format markdown, with their exit codes", async () => {
-    const diff = await runCli(["diff", "--against", "main", "--format", "markdown", "--detailed-exitcode"], {
-      cwd: clone,
-    });
-    assert.equal(diff.code, 2, diff.stderr);
-    assert.match(diff.stdout, /⚠️ \*\*destructive:\*\* older daily snapshots will be forgotten/);
-    const stateDir = join(root, "direct-state");
-    mkdirSync(stateDir);
-    execFileSync("sqlite3", [published, `.backup ${join(stateDir, "state.db")}`]);
-    const plan = await runCli(["--state-dir", stateDir, "plan", "--format", "markdown", "--detailed-exitcode"], {
-      cwd: clone,
-    });
-    assert.equal(plan.code, 2, plan.stderr);
-    assert.match(plan.stdout, /^### backupctl plan: ⛔ Deletions need approval$/m);
-    assert.match(plan.stdout, /\| demo \| forget 1 snapshot of app in local \(needs approval\) \|/);
-  }, slow);
+  it(
+    "the same commands directly: diff --against main and plan --format markdown, with their exit codes",
+    slow,
+    async () => {
+      const diff = await runCli(["diff", "--against", "main", "--format", "markdown", "--detailed-exitcode"], {
+        cwd: clone,
+      });
+      assert.equal(diff.code, 2, diff.stderr);
+      assert.match(diff.stdout, /⚠️ \*\*destructive:\*\* older daily snapshots will be forgotten/);
+      const stateDir = join(root, "direct-state");
+      mkdirSync(stateDir);
+      execFileSync("sqlite3", [published, `.backup ${join(stateDir, "state.db")}`]);
+      const plan = await runCli(["--state-dir", stateDir, "plan", "--format", "markdown", "--detailed-exitcode"], {
+        cwd: clone,
+      });
+      assert.equal(plan.code, 2, plan.stderr);
+      assert.match(plan.stdout, /^### backupctl plan: ⛔ Deletions need approval$/m);
+      assert.match(plan.stdout, /\| demo \| forget 1 snapshot of app in local \(needs approval\) \|/);
+    },
+  );
 
   it("an invalid config fails validate with exit 3, and the comment shows the problem", () => {
     const config = join(clone, "backup.config.ts");
