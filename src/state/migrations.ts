@@ -140,6 +140,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("outbox_given_up").on("outbox").column("given_up_at").execute();
     },
   },
+  "0006_runs_started": {
+    async up(db: Kysely<unknown>) {
+      // `history` without a project or status filter reads the newest runs: without this, a scan and a sort.
+      await db.schema.createIndex("runs_started").on("runs").column("started_at").execute();
+    },
+  },
 };
 
 /** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */

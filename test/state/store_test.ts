@@ -236,8 +236,9 @@ describe("StateStore.open", () => {
         { name: "0003_snapshot_original" },
         { name: "0004_run_process_start" },
         { name: "0005_outbox_delivery" },
+        { name: "0006_runs_started" },
       ]);
-      assert.equal(latestMigration, "0005_outbox_delivery");
+      assert.equal(latestMigration, "0006_runs_started");
       // 0005: an outbox key is unique (an event sent once per episode); NULL keys are not.
       const keyIndex = await sql<{ unique: number }>`SELECT "unique" FROM pragma_index_list('outbox')
         WHERE name = 'outbox_key'`.execute(store.db);
@@ -272,6 +273,7 @@ describe("StateStore.open", () => {
           { name: "0003_snapshot_original" },
           { name: "0004_run_process_start" },
           { name: "0005_outbox_delivery" },
+          { name: "0006_runs_started" },
         ]);
         const meta = await second.db.selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
