@@ -112,10 +112,11 @@ export async function run(projectName: string, options: Options, output: Output)
       }
       if (options.to === undefined) continue;
       const dir = fromInvocationDir(options.to);
-      const path = await audited(store, located, "to a folder", () => restoreToFolder(located, dir, ctx), output);
+      const done = await audited(store, located, "to a folder", () => restoreToFolder(located, dir, ctx), output);
+      const size = done.bytes === undefined ? "" : `, ${formatBytes(done.bytes)}`;
       output.stdout(
-        `restored ${projectName}/${source.name} (snapshot ${located.snapshot.short_id} of ${located.snapshot.time}) ` +
-          `from ${repository} to ${path}\n`,
+        `restored ${projectName}/${source.name} (snapshot ${located.snapshot.short_id} of ${located.snapshot.time}` +
+          `${size}) from ${repository} to ${done.path}\n`,
       );
     }
     return ExitCode.ok;
@@ -177,7 +178,7 @@ function describeTarget(target: DatabaseTarget): string {
 }
 
 /** Runs a restore as an audited `restore` stage. */
-async function audited<T extends string | { bytes: number }>(
+async function audited<T extends { bytes?: number }>(
   store: StateStore,
   located: Awaited<ReturnType<typeof locate>>,
   how: string,
@@ -206,7 +207,7 @@ async function audited<T extends string | { bytes: number }>(
   };
   try {
     const value = await work();
-    await finish("succeeded", { bytes: typeof value === "string" ? undefined : value.bytes });
+    await finish("succeeded", { bytes: value.bytes });
     return value;
   } catch (error) {
     await finish("failed", { error: redact(`${how}: ${(error as Error).message}`) });

@@ -255,17 +255,24 @@ export async function streamDump(
   }
 }
 
-/** Restores a snapshot to a folder: a dump as its file (decrypted), a files source with restic restore. */
-export async function restoreToFolder(located: Located, dir: string, ctx: RestoreContext): Promise<string> {
+/**
+ * Restores a snapshot to a folder: a dump as its file (decrypted), a files source with restic restore. Returns where
+ * it went and, for a dump, its size.
+ */
+export async function restoreToFolder(
+  located: Located,
+  dir: string,
+  ctx: RestoreContext,
+): Promise<{ path: string; bytes?: number }> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (located.source.type === "files") {
     await ctx.repositoryFor(located.repository).restore(located.snapshot.id, dir);
-    return dir;
+    return { path: dir };
   }
   const file = join(dir, restoredName(located));
   if (existsSync(file)) throw new UsageError(`${file} exists already: choose an empty folder for --to`);
-  await streamDump(located, { file }, ctx);
-  return file;
+  const { bytes } = await streamDump(located, { file }, ctx);
+  return { path: file, bytes };
 }
 
 /** The shell commands of a manual restore of `located` (secrets named, not shown). */

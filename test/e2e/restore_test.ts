@@ -322,7 +322,7 @@ export default defineConfig({
       new RegExp(
         `^restored pg/shop \\(snapshot ${
           snapshot["pg/shop"]
-        } of 2027-01-04T10:00:\\d\\d(\\.000)?Z\\) from local to ${file}\n$`,
+        } of 2027-01-04T10:00:\\d\\d(\\.000)?Z, [\\d.]+ [KM]iB\\) from local to ${file}\n$`,
       ),
     );
     restores.push({ project: "pg", source: "shop", status: "succeeded", snapshot: snapshot["pg/shop"] });
