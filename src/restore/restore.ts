@@ -187,6 +187,7 @@ export async function streamDump(
     counter.on("error", ignore);
     upstream = upstream.pipe(counter);
     let written: Promise<void> | undefined;
+    let stop = () => {};
     if (sink) {
       const process = start(sink.argv, { env: sink.env, timeoutMs });
       process.stdin.on("error", ignore);
@@ -197,7 +198,10 @@ export async function streamDump(
       const out = createWriteStream(file, { mode: 0o600, flags: "wx" });
       written = new Promise((resolve, reject) => {
         out.once("finish", () => resolve());
-        out.once("error", reject);
+        out.once("error", (error) => {
+          stop(); // a full disk: restic must not stay blocked on a pipe nobody reads
+          reject(error);
+        });
       });
       upstream.pipe(out);
     }
@@ -210,14 +214,26 @@ export async function streamDump(
       }
       counter.destroy();
     };
+    stop = killAll;
     // Every process is watched at once: the first to fail stops the others (a reader that quits early, such as
     // pg_restore refused by the target, would otherwise leave restic blocked on a full pipe forever), and it is the
     // one reported, not the ones the kill stopped. -1 is restic.
     let culprit: number | undefined;
+    let dumped = false;
+    /** The reader (the last program) ended cleanly before restic had sent everything. */
+    let stoppedReading = false;
+    const reader = sink ? chain.length - 1 : undefined;
     const watch = (index: number, finished: Promise<RunResult>) =>
-      finished.then((result) => {
-        if (result.code !== 0 && culprit === undefined) {
+      finished.then(async (result) => {
+        if (index === -1) dumped = true;
+        if (index === reader && result.code === 0 && !dumped) {
+          // restic's own exit may simply not have been seen yet: give it a moment before calling the reader early.
+          await Promise.race([dump.finished, new Promise((resolve) => setTimeout(resolve, 2000))]);
+        }
+        const early = index === reader && result.code === 0 && !dumped;
+        if ((result.code !== 0 || early) && culprit === undefined) {
           culprit = index;
+          stoppedReading = early;
           killAll();
         }
         return result;
@@ -233,6 +249,12 @@ export async function streamDump(
     }
     if (culprit === -1 || (culprit === undefined && resticResult.code !== 0)) {
       throw repository.failure("dump", resticResult);
+    }
+    if (stoppedReading) {
+      throw new SourceError(
+        `${chain[reader!].name} exited before it had read the whole dump (after ${counter.bytes} bytes): the restore ` +
+          "is incomplete",
+      );
     }
     const failed = culprit ?? chain.findIndex((_, i) => results[i].code !== 0);
     if (failed >= 0) {
