@@ -26,6 +26,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { formatBytes } from "../../src/apply/format.ts";
 import { type CliResult, runCli, runTool } from "../support/cli.ts";
 import { mariadbIdent, type MariadbServer, startMariadb } from "../support/mariadb.ts";
 import { ident, type PostgresServer, startPostgres } from "../support/postgres.ts";
@@ -57,16 +58,6 @@ function parseDuration(text: string): number {
 }
 
 /** Like the product's formatBytes, to check the size a drill line shows against the audited bytes. */
-function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
 
 /** Inverts 32 bytes in the middle of every pack file of a restic repository (they are read-only: restic's). */
 function corruptPacks(repository: string): number {

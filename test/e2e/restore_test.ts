@@ -134,6 +134,24 @@ describe("restore: PostgreSQL, MariaDB, SQLite and files, plain and encrypted, b
       "the sequence continues where the source's did",
     );
   };
+  /** Loads a restored .pgdump into a new database by hand (pg_restore) and compares it with the source. */
+  const loadPgDump = async (file: string, database: string) => {
+    await pg.createDatabase(database);
+    const loaded = await runWithStdin("pg_restore", [
+      "--no-owner",
+      "--exit-on-error",
+      "--host",
+      pg.socketDir,
+      "--port",
+      String(pg.port),
+      "--username",
+      "postgres",
+      "--dbname",
+      database,
+    ], file);
+    assert.equal(loaded.code, 0, loaded.stderr);
+    await assertPgCopy(database);
+  };
   const mdbColumns: Record<string, string> = {
     customers: "id, name, note, balance, created_at, HEX(avatar), active",
     orders: "id, customer_id, amount, placed_at, label",
@@ -328,21 +346,7 @@ export default defineConfig({
     restores.push({ project: "pg", source: "shop", status: "succeeded", snapshot: snapshot["pg/shop"] });
     assert.equal(readFileSync(file).subarray(0, 5).toString("latin1"), "PGDMP");
     assert.equal(statSync(file).mode & 0o777, 0o600);
-    await pg.createDatabase("shop_from_file");
-    const loaded = await runWithStdin("pg_restore", [
-      "--no-owner",
-      "--exit-on-error",
-      "--host",
-      pg.socketDir,
-      "--port",
-      String(pg.port),
-      "--username",
-      "postgres",
-      "--dbname",
-      "shop_from_file",
-    ], file);
-    assert.equal(loaded.code, 0, loaded.stderr);
-    await assertPgCopy("shop_from_file");
+    await loadPgDump(file, "shop_from_file");
   });
 
   it("PostgreSQL --into-database --target-db postgresql://… restores into that database, row for row", async () => {
@@ -472,21 +476,7 @@ export default defineConfig({
     restores.push({ project: "pg_gpg", source: "shop", status: "succeeded", snapshot: snapshot["pg_gpg/shop"] });
     assert.deepEqual(readdirSync(out("pg_gpg")), ["shop.pgdump"], "written decrypted, under the plain name");
     assert.equal(readFileSync(file).subarray(0, 5).toString("latin1"), "PGDMP");
-    await pg.createDatabase("shop_gpg_from_file");
-    const loaded = await runWithStdin("pg_restore", [
-      "--no-owner",
-      "--exit-on-error",
-      "--host",
-      pg.socketDir,
-      "--port",
-      String(pg.port),
-      "--username",
-      "postgres",
-      "--dbname",
-      "shop_gpg_from_file",
-    ], file);
-    assert.equal(loaded.code, 0, loaded.stderr);
-    await assertPgCopy("shop_gpg_from_file");
+    await loadPgDump(file, "shop_gpg_from_file");
 
     const url = `postgresql://restorer@127.0.0.1:${pg.port}/shop_gpg_into?passwordEnv=PG_RESTORER_PASSWORD`;
     const into = await cli(["restore", "pg_gpg", "--into-database", "--target-db", url]);
