@@ -167,8 +167,8 @@ export function realExecutables(paths: string[]): string[] {
  * some of its processes. Rejects, with the end of stderr, when the command fails.
  */
 export async function measure(argv: string[], options: MeasureOptions = {}): Promise<Measured> {
-  const scratch = mkdtempSync(join(tmpdir(), "backupctl-bench-time-"));
-  const timesFile = join(scratch, "times");
+  const scratch = tempDir("backupctl-bench-time-");
+  const timesFile = join(scratch.dir, "times");
   const wrapped = cpuSource === "/usr/bin/time"
     ? ["/usr/bin/time", "-f", "%U %S", "-o", timesFile, "--", ...argv]
     : ["sh", "-c", '"$@"; code=$?; times > "$BENCH_TIMES_FILE"; exit $code', "sh", ...argv];
@@ -181,7 +181,20 @@ export async function measure(argv: string[], options: MeasureOptions = {}): Pro
   let peakHwm = 0;
   try {
     const started = performance.now();
-    const child = spawn(wrapped[0], wrapped.slice(1), { env, cwd: options.cwd, stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group: an interruption stops the whole tree (see the cleanup below), not just its root.
+    const child = spawn(wrapped[0], wrapped.slice(1), {
+      env,
+      cwd: options.cwd,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    const stop = deferCleanup(() => {
+      try {
+        process.kill(-child.pid!, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    });
     let stdout = "";
     let stderr = "";
     child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout = (stdout + chunk).slice(-200_000)));
@@ -209,6 +222,7 @@ export async function measure(argv: string[], options: MeasureOptions = {}): Pro
     });
     const wallMs = performance.now() - started;
     if (sampler) clearInterval(sampler);
+    stop(); // the tree has exited; a straggler in its group (there should be none) goes too
     if (code !== 0) {
       throw new Error(`${argv.join(" ")} exited with ${code}:\n${stderr.slice(-4000)}\n${stdout.slice(-2000)}`);
     }
@@ -223,6 +237,6 @@ export async function measure(argv: string[], options: MeasureOptions = {}): Pro
     }
     return { wallMs, cpuMs, peakRss: Math.max(peakSum, peakHwm), stdout, stderr };
   } finally {
-    rmSync(scratch, { recursive: true, force: true });
+    await scratch.remove();
   }
 }

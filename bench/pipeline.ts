@@ -11,7 +11,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cliArgv } from "../test/support/cli.ts";
 import { ident, type PostgresServer, startPostgres } from "../test/support/postgres.ts";
@@ -36,7 +36,7 @@ export interface PipelineRows {
 
 /** pgbench's scale per size: about 13.4 MB of table data per unit (measured: scale 80 holds 1.0 GiB). */
 const scales = {
-  full: { big: 80, small: 8, storage: 15 },
+  full: { big: 80, small: 8, storage: 8 },
   quick: { big: 8, small: 1, storage: 1 },
 };
 
@@ -59,9 +59,8 @@ export async function pipelineBench(options: { quick: boolean; log: (line: strin
     const toolEnv = { PGPASSWORD: pgPassword, RESTIC_PASSWORD: resticPassword, PGAPPNAME: "bench" };
     const runtime = realExecutables([process.execPath]);
 
-    /** A pgbench database of `scale`; returns its table data size in bytes and its number of accounts. */
+    /** Fills `database` with pgbench data of `scale`; returns its table data size in bytes and its accounts. */
     const pgbench = async (database: string, scale: number) => {
-      await server.createDatabase(database, sqlUser);
       const started = performance.now();
       execFileSync("pgbench", ["-i", "-q", "-I", "dtGvp", "-s", String(scale), ...connection.slice(1), database], {
         env: { ...process.env, ...toolEnv },
@@ -79,11 +78,14 @@ export async function pipelineBench(options: { quick: boolean; log: (line: strin
       return { bytes, accounts: scale * 100_000 };
     };
 
-    const resticInit = (repository: string) =>
-      execFileSync("restic", ["init", "--repo", repository], {
-        env: { ...process.env, ...toolEnv },
-        stdio: ["ignore", "ignore", "pipe"],
-      });
+    // Every run starts from a copy of one freshly initialized, empty repository: `restic init` spends a second
+    // or more calibrating its key derivation, some twenty times per benchmark run otherwise.
+    const template = join(work.dir, "empty-repository");
+    execFileSync("restic", ["init", "--repo", template], {
+      env: { ...process.env, ...toolEnv },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const resticInit = (repository: string) => cpSync(template, repository, { recursive: true });
 
     /** A config folder for `database`, its repository already initialized unless `init` is false. */
     const project = (name: string, database: string, init = true) => {
@@ -128,23 +130,53 @@ export default defineConfig({
     const rawBackup = (database: string, repository: string) =>
       shell(
         `pg_dump -Fc -Z0 ${connection.join(" ")} --dbname=${database} | ` +
-          `restic backup --no-cache --json --stdin --stdin-filename ${database}.pgdump > /dev/null`,
+          `restic backup --no-cache --json --stdin --stdin-filename ${database}.pgdump | tail -n 1`,
         { RESTIC_REPOSITORY: repository },
       );
     const repositorySize = (path: string) => Number(execFileSync("du", ["-sb", path]).toString().split("\t")[0]);
-    const dumpSize = (database: string) =>
-      Number(
-        execFileSync("sh", ["-c", `pg_dump -Fc -Z0 ${connection.join(" ")} --dbname=${database} | wc -c`], {
-          env: { ...process.env, ...toolEnv },
-        }).toString().trim(),
-      );
+    /** The dump's size, from the raw run's restic summary (the bytes restic read on stdin). */
+    const dumpBytes = (list: Measured[]) =>
+      (JSON.parse(list[0].stdout.trim()) as { total_bytes_processed: number }).total_bytes_processed;
+
+    /** The clock of each apply: one simulated day after the other, so every apply finds its backup due. */
+    let clockDay = 1;
+    const nextDay = () => new Date(Date.UTC(2027, 0, clockDay++, 10)).toISOString();
+    const applied = (result: Measured, what: string) => {
+      if (!/\+ backup bench\/\S+ → local: snapshot/.test(result.stdout)) {
+        throw new Error(`${what}: backupctl apply made no backup:\n${result.stdout}\n${result.stderr}`);
+      }
+      return result;
+    };
+    /**
+     * A pgbench database behind a config whose state has already seen one apply (of the database while still
+     * empty), so each measured apply is an ordinary daily run: refresh the inventory, back up, refresh again.
+     */
+    const steady = async (name: string, database: string, scale: number) => {
+      await server.createDatabase(database, sqlUser);
+      const created = project(name, database);
+      applied(await backupctl(created.config, ["apply", "--now", nextDay()]), `${database}, first apply`);
+      return { ...created, ...await pgbench(database, scale) };
+    };
+    /** A daily apply into a fresh, empty repository at the same path: every byte of the dump is new to it. */
+    const dailyApply = async (target: { config: string; repository: string }) => {
+      rmSync(target.repository, { recursive: true, force: true });
+      resticInit(target.repository);
+      return applied(await backupctl(target.config, ["apply", "--now", nextDay()]), target.config);
+    };
+    const rawInto = async (database: string, name: string) => {
+      const repository = join(work.dir, name);
+      resticInit(repository);
+      try {
+        return await rawBackup(database, repository);
+      } finally {
+        rmSync(repository, { recursive: true, force: true });
+      }
+    };
 
     // ---- databases
     log("pipeline: creating the databases");
-    const big = await pgbench("big", size.big);
-    const small = await pgbench("small", size.small);
-    const bigDump = dumpSize("big");
-    const smallDump = dumpSize("small");
+    const big = await steady("apply-big", "big", size.big);
+    const small = await steady("apply-small", "small", size.small);
     const ageKey = join(work.dir, "age.key");
     execFileSync("age-keygen", ["-o", ageKey], { stdio: "ignore" });
     const recipient = /public key: (age1\w+)/.exec(readFileSync(ageKey, "utf8"))![1];
@@ -153,24 +185,12 @@ export default defineConfig({
     const raw: Measured[] = [];
     const ours: Measured[] = [];
     const old: Measured[] = [];
-    const apply: { wallMs: number; config: string; repository: string }[] = [];
-    let lastProject: ReturnType<typeof project> | undefined;
     for (let i = 0; i < runs; i++) {
-      log(`pipeline: run ${i + 1} of ${runs} (${mib(bigDump)} dump)`);
-      const rawRepository = join(work.dir, `raw-${i}`);
-      resticInit(rawRepository);
-      raw.push(await rawBackup("big", rawRepository));
-      rmSync(rawRepository, { recursive: true, force: true });
+      log(`pipeline: run ${i + 1} of ${runs}`);
+      raw.push(await rawInto("big", `raw-${i}`));
       log(`  raw pg_dump | restic: ${seconds(raw[i].wallMs)}`);
 
-      const current = project(`apply-${i}`, "big");
-      ours.push(await backupctl(current.config, ["apply"]));
-      if (!/Apply complete: \d+ succeeded, 0 failed/.test(ours[i].stdout)) {
-        throw new Error(`backupctl apply did not succeed:\n${ours[i].stdout}\n${ours[i].stderr}`);
-      }
-      apply.push({ wallMs: ours[i].wallMs, config: current.config, repository: current.repository });
-      if (lastProject) rmSync(lastProject.dir, { recursive: true, force: true });
-      lastProject = current;
+      ours.push(await dailyApply(big));
       log(`  backupctl apply: ${seconds(ours[i].wallMs)}, peak RSS ${mib(ours[i].peakRss)}`);
 
       const oldDir = join(work.dir, `old-${i}`);
@@ -190,21 +210,22 @@ export default defineConfig({
       log(`  old temp-file pipeline: ${seconds(old[i].wallMs)}`);
     }
 
-    // The fixed part of apply's overhead, from a small database: start-up, plan, restic probes, state writes.
+    // The fixed part of apply's overhead, from the small database: start-up, planning, the inventory refreshes.
     log("pipeline: the small database (fixed costs, memory)");
-    const smallRepository = join(work.dir, "raw-small");
-    resticInit(smallRepository);
-    const smallRaw = await rawBackup("small", smallRepository);
-    const smallProject = project("apply-small", "small");
-    const smallApply = await backupctl(smallProject.config, ["apply"]);
+    const smallRaw: Measured[] = [];
+    const smallApply: Measured[] = [];
+    for (let i = 0; i < runs; i++) {
+      smallRaw.push(await rawInto("small", `raw-small-${i}`));
+      smallApply.push(await dailyApply(small));
+    }
     const baselineRss = await measure(
       "Bun" in globalThis
         ? [process.execPath, "-e", "setTimeout(() => {}, 300)"]
         : [process.execPath, "eval", "setTimeout(() => {}, 300)"],
       { rssOf: runtime },
     );
-    rmSync(smallRepository, { recursive: true, force: true });
 
+    const [bigDump, smallDump] = [dumpBytes(raw), dumpBytes(smallRaw)];
     const bigCase = `${mib(big.bytes)} of table data (pgbench -s ${size.big}), ${mib(bigDump)} dump`;
     const fmt = (m: { wallMs: number; cpuMs: number }) => `wall ${seconds(m.wallMs)}, CPU ${seconds(m.cpuMs)}`;
     const medianOf = (list: Measured[]) => ({
@@ -212,10 +233,12 @@ export default defineConfig({
       cpuMs: median(list.map((m) => m.cpuMs)),
     });
     const [a, b, c] = [medianOf(raw), medianOf(ours), medianOf(old)];
-    const fixedMs = smallApply.wallMs - smallRaw.wallMs;
-    const fixedCpuMs = smallApply.cpuMs - smallRaw.cpuMs;
-    const perGiB = ((b.cpuMs - a.cpuMs) - fixedCpuMs) / (bigDump / 2 ** 30);
-    const overheadMet = b.wallMs / a.wallMs <= 1.05;
+    const fixedMs = medianOf(smallApply).wallMs - medianOf(smallRaw).wallMs;
+    const fixedCpuMs = medianOf(smallApply).cpuMs - medianOf(smallRaw).cpuMs;
+    // Per GiB of dump beyond the small database's: what scales with the data rather than with the run.
+    const perGiBCpu = ((b.cpuMs - a.cpuMs) - fixedCpuMs) / ((bigDump - smallDump) / 2 ** 30);
+    const perGiBWall = ((b.wallMs - a.wallMs) - fixedMs) / ((bigDump - smallDump) / 2 ** 30);
+    const perGiB = (ms: number) => (ms > 0 ? seconds(ms) : "no measurable");
     const overhead: Row[] = [
       {
         benchmark: "pipeline overhead",
@@ -223,24 +246,23 @@ export default defineConfig({
         value: fmt(b),
         baseline: `raw: ${fmt(a)}`,
         ratio: b.wallMs / a.wallMs,
-        note: `CPU ratio ${(b.cpuMs / a.cpuMs).toFixed(2)}×; fixed cost (small database) ` +
-          `${seconds(fixedMs)} wall, ${seconds(fixedCpuMs)} CPU; ${runs === 1 ? "1 run" : `median of ${runs}`}`,
+        note: `CPU ratio ${(b.cpuMs / a.cpuMs).toFixed(2)}×; fixed cost per run (small database) ` +
+          `${seconds(fixedMs)} wall, ${seconds(fixedCpuMs)} CPU; per GiB of dump ${perGiB(perGiBWall)} wall, ` +
+          `${perGiB(perGiBCpu)} CPU; ${runs === 1 ? "1 run" : `median of ${runs}`}`,
         target: {
           goal: "apply within 5% of the raw pipeline's wall time (b/a ≤ 1.05)",
-          met: overheadMet,
-          missed:
-            `apply took ${seconds(b.wallMs - a.wallMs)} longer than the raw pipeline. About ${
-              seconds(fixedMs)
-            } of that is a fixed cost per run, measured on the small database: the runtime's start-up, loading the ` +
-            "config, opening the state database, the restic calls around the backup (`cat config` to see the " +
-            "repository exists, `snapshots --json` after it to record the inventory), each deriving the repository " +
-            `key again; the rest scales with the dump (${
-              seconds(Math.max(0, perGiB))
-            } of extra CPU per GiB): every byte passes through ` +
-            "the JS process (a metering Transform between pg_dump and restic) instead of a kernel pipe. On a larger " +
-            "database the fixed part shrinks toward nothing. Fixes: hand pg_dump's stdout to restic as one file " +
-            "descriptor and count bytes from restic's summary (the head/tail format check would read a tee'd copy), " +
-            "and skip the inventory refresh when restic's backup summary already names the new snapshot.",
+          met: b.wallMs / a.wallMs <= 1.05,
+          missed: `apply took ${seconds(b.wallMs - a.wallMs)} longer than the raw pipeline` +
+            ` (${((b.wallMs / a.wallMs - 1) * 100).toFixed(0)}%). About ${seconds(fixedMs)} of it is paid once per ` +
+            "run whatever the size (the same comparison on the small database): the runtime's start-up and config " +
+            "load, and the two inventory refreshes, `restic snapshots --json` before planning and after " +
+            "the backup, each a restic process that derives the repository key (scrypt) and reads the index again. " +
+            `The rest, ${perGiB(perGiBWall)} wall and ${perGiB(perGiBCpu)} CPU per GiB, is the dump passing ` +
+            "through the JS process (pg_dump → metering Transform → restic's stdin) instead of one kernel pipe. " +
+            "Fixes: take the new snapshot from the backup's JSON summary instead of refreshing after it, and skip " +
+            "the refresh before planning when the last one is recent and no other writer touched the repository; " +
+            "connect pg_dump's stdout to restic's stdin directly and count bytes from restic's summary (the format " +
+            "check needs only the first bytes). The fixed part also weighs less on larger databases.",
         },
       },
       {
@@ -249,16 +271,18 @@ export default defineConfig({
         value: fmt(b),
         baseline: `temp files: ${fmt(c)}`,
         ratio: b.wallMs / c.wallMs,
-        note: `CPU ratio ${(b.cpuMs / c.cpuMs).toFixed(2)}×; the old pipeline compresses with zlib in pg_dump and ` +
-          `writes the dump to disk twice`,
+        note: `CPU ratio ${(b.cpuMs / c.cpuMs).toFixed(2)}×; the old pipeline writes the dump to disk twice, but ` +
+          "pg_dump's zlib shrinks pgbench's blank-padded rows so far (see storage) that restic gets a small fraction " +
+          "of the bytes to chunk, hash and encrypt",
       },
     ];
 
     // ---- 2. memory
     const smallCase = `${mib(small.bytes)} of table data (pgbench -s ${size.small}), ${mib(smallDump)} dump`;
     const bigPeak = Math.max(...ours.map((m) => m.peakRss));
-    const flat = bigPeak / smallApply.peakRss;
-    const memory: Row[] = [smallApply.peakRss, bigPeak].map((peak, i) => {
+    const smallPeak = Math.max(...smallApply.map((m) => m.peakRss));
+    const flat = bigPeak / smallPeak;
+    const memory: Row[] = [smallPeak, bigPeak].map((peak, i) => {
       const isBig = i === 1;
       return {
         benchmark: "memory",
@@ -275,20 +299,25 @@ export default defineConfig({
           ? {
             goal: "under 150 MiB and flat (the larger dump does not raise the peak by more than 20%)",
             met: bigPeak < 150 * 2 ** 20 && flat <= 1.2,
-            missed: `peak ${mib(bigPeak)}, ${flat.toFixed(2)}× the small database's. The dump is streamed, ` +
-              "never held; a peak above the target comes from the runtime itself (V8 heap growth with the " +
-              "stream buffers of Node's stream compatibility layer). Fixes: a smaller highWaterMark on the " +
-              "pipes, or letting pg_dump write straight into restic's stdin.",
+            missed:
+              `peak ${mib(bigPeak)}; the small database's was ${mib(smallPeak)}: a dump ${
+                (bigDump / smallDump).toFixed(0)
+              }× as large raised it ${flat.toFixed(2)}×. The dump is never held whole, but every chunk of it is ` +
+              "read into the runtime and written out again (pg_dump's stdout is piped through a metering Transform " +
+              "into restic's stdin); the peak grows with the amount streamed, far more slowly than the data, which " +
+              "points at buffers the runtime's garbage collector and allocator reclaim lazily rather than at the " +
+              "dump being held. Fix: keep the dump out of the JS process (pg_dump's stdout handed to restic as a " +
+              "file descriptor), which also removes the per-GiB CPU overhead above.",
           }
           : undefined,
       };
     });
-    rmSync(smallProject.dir, { recursive: true, force: true });
+    rmSync(small.dir, { recursive: true, force: true });
 
     // ---- 6. restore, from the last apply's repository
     log("restore: backupctl restore --into-database vs restic dump | pg_restore");
     const restored = { ours: [] as Measured[], raw: [] as Measured[] };
-    const kept = apply[apply.length - 1];
+    const kept = big;
     const snapshots = JSON.parse(
       execFileSync("restic", ["snapshots", "--no-cache", "--json", "--repo", kept.repository], {
         env: { ...process.env, ...toolEnv },
@@ -338,7 +367,7 @@ export default defineConfig({
           "decryption filter sits between them.",
       },
     }];
-    rmSync(join(kept.config, ".."), { recursive: true, force: true });
+    rmSync(kept.dir, { recursive: true, force: true });
     await server.psql("DROP DATABASE big;");
 
     // ---- 3. storage
@@ -353,9 +382,15 @@ export default defineConfig({
         where: (day: number, rows: number) => `aid > ${(day - 1) * rows / 100} AND aid <= ${day * rows / 100}`,
       },
     ];
-    for (const [p, pattern] of patterns.entries()) {
+    /** What the last day's apply reported: the dump's size and how much of it restic found new. */
+    const lastDay: string[] = [];
+    const compressedFile: number[] = [];
+    const dumpRepository: number[] = [];
+    // --quick: the spread pattern only (the clustered one runs the same code).
+    for (const [p, pattern] of patterns.slice(0, quick ? 1 : 2).entries()) {
       log(`storage: 7 days, 1% of the accounts updated per day: ${pattern.name}`);
       const database = `storage_${p}`;
+      await server.createDatabase(database, sqlUser);
       const data = await pgbench(database, size.storage);
       const oursProject = project(`storage-ours-${p}`, database, false);
       const dumpDir = join(work.dir, `storage-dump-${p}`);
@@ -367,54 +402,71 @@ export default defineConfig({
           `UPDATE pgbench_accounts SET abalance = abalance + ${day} WHERE ${pattern.where(day, data.accounts)};`,
           database,
         );
-        const day_ = await backupctl(oursProject.config, ["apply", "--now", `2027-01-0${day}T10:00:00Z`]);
-        if (!/\+ backup bench\/\S+ → local: snapshot/.test(day_.stdout)) {
-          throw new Error(`day ${day}: apply made no backup:\n${day_.stdout}\n${day_.stderr}`);
-        }
-        times.ours.push(day_.wallMs);
+        const daily = applied(
+          await backupctl(oursProject.config, ["apply", "--now", `2027-01-0${day}T10:00:00Z`]),
+          `${database}, day ${day}`,
+        );
+        times.ours.push(daily.wallMs);
+        if (day === 7) lastDay[p] = /snapshot \w+, ([^,]+ read, [^,]+ added)/.exec(daily.stdout)?.[1] ?? "?";
         const dumped = await shell(
           `set -e; cd "$DUMP_DIR"
           pg_dump -Fc ${connection.join(" ")} --dbname=${database} --file=${database}.pgdump
           restic backup --no-cache --json ${database}.pgdump > /dev/null
+          wc -c < ${database}.pgdump
           rm -f ${database}.pgdump`,
           { DUMP_DIR: dumpDir, RESTIC_REPOSITORY: join(dumpDir, "repo") },
         );
         times.dump.push(dumped.wallMs);
+        compressedFile[p] = Number(dumped.stdout.trim());
       }
       const oursBytes = repositorySize(oursProject.repository);
       const dumpBytes = repositorySize(join(dumpDir, "repo"));
-      const ratio = oursBytes / dumpBytes;
-      const spread = p === 0;
+      dumpRepository[p] = dumpBytes;
       storage.push({
         benchmark: "storage, 7 days",
         case: `backupctl's repository vs pg_dump -Fc files' repository; 1% of accounts/day, ${pattern.name}; ` +
           `${mib(data.bytes)} of table data (pgbench -s ${size.storage})`,
         value: mib(oursBytes),
         baseline: `pg_dump -Fc (compressed) repository: ${mib(dumpBytes)}`,
-        ratio,
-        note: `du -sb after day 7; per day: backupctl ${seconds(median(times.ours))}, ` +
-          `pg_dump -Fc + restic ${seconds(median(times.dump))}`,
-        target: spread
-          ? {
-            goal: "our repository ≤ 25% of the compressed-dump repository after 7 days",
-            met: ratio <= 0.25,
-            missed:
-              `${(ratio * 100).toFixed(0)}% instead of ≤ 25%. An UPDATE writes a new row version at the table's ` +
-              "end, so the dump loses every 100th row from its place and gains them at its end: with 1% of rows " +
-              "spread evenly, every one of restic's content-defined chunks (512 KiB to 8 MiB, about 1 MiB on " +
-              "average, some 10,000 rows) holds a changed row, and nothing deduplicates. Each day then stores a " +
-              "whole dump, compressed by restic (zstd) about as well as pg_dump's zlib compresses it (pgbench's " +
-              "blank-padded rows compress some 35×). The second row shows the same 1% per day clustered: then " +
-              "deduplication works. What would fix the spread case: chunks far smaller than restic's fixed " +
-              "minimum (not configurable), or dumping tables in primary-key order (`pg_dump` has no such option; " +
-              "`COPY (SELECT … ORDER BY aid)` per table would keep unchanged rows in place).",
-          }
-          : undefined,
+        ratio: oursBytes / dumpBytes,
+        note: `du -sb after day 7; day 7's apply: ${lastDay[p]}; a compressed dump: ${mib(compressedFile[p])}; ` +
+          `per day: backupctl ${seconds(median(times.ours))}, pg_dump -Fc + restic ${seconds(median(times.dump))}`,
       });
       rmSync(oursProject.dir, { recursive: true, force: true });
       rmSync(dumpDir, { recursive: true, force: true });
       await server.psql(`DROP DATABASE ${ident(database)};`);
     }
+    const [spread, clustered] = storage;
+    spread.target = {
+      goal: "our repository ≤ 25% of the compressed-dump repository after 7 days",
+      met: spread.ratio <= 0.25,
+      missed: `${(spread.ratio * 100).toFixed(0)}% instead of ≤ 25%, for two reasons, both visible in the ` +
+        `figures. First, deduplication found almost nothing to share (day 7: ${lastDay[0]}): an UPDATE writes the ` +
+        "new row version elsewhere in the table (here at its end: pgbench fills its pages to 100%), so every 100th " +
+        "row leaves its place in the dump, and with the 1% spread evenly every one of restic's content-defined " +
+        "chunks (512 KiB to 8 MiB, about 1 MiB, some 10,000 rows) holds a changed row: each day stores a whole " +
+        "dump again, compressed by restic (zstd). Second, pgbench's data flatters the baseline: the " +
+        `compressed-dump repository holds seven pg_dump -Fc files of about ${mib(compressedFile[0])} each in ${
+          mib(dumpRepository[0])
+        }${dumpRepository[0] < compressedFile[0] ? ", less than one of them" : ""}: pgbench's blank-padded, ` +
+        "sequential rows leave even zlib's output so repetitive that restic (compression, deduplication) stores it " +
+        "in a fraction of its size; real data leaves zlib's output incompressible, and a whole compressed dump a " +
+        "day then lands in that repository too." +
+        (clustered
+          ? ` With the same 1% a day in one contiguous range (second row), deduplication works (day 7: ${
+            lastDay[1]
+          }) and the ratio is ${(clustered.ratio * 100).toFixed(0)}%${
+            clustered.ratio > 0.25 ? ", held above the target by the second reason" : ""
+          }.`
+          : "") +
+        " For evenly spread changes no chunk-level deduplication gets near the target: a chunk stays unchanged " +
+        "with probability 0.99^rows, so even where zstd and zlib compress alike, staying under 25% would need " +
+        "chunks of about a dozen rows, far below restic's 512 KiB minimum (not configurable). What would fix it: " +
+        "backing up changes instead of whole dumps (WAL archiving for point-in-time recovery), which is outside " +
+        "what a pg_dump pipeline can do; and, for a figure that means something, benchmark data as incompressible " +
+        "as production's (pgbench's filler column is blank). Where changes cluster (appends, recent rows), the " +
+        "pipeline deduplicates as it is.",
+    };
 
     return { overhead, memory, storage, restore };
   } finally {

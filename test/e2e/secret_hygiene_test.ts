@@ -511,7 +511,7 @@ export default defineConfig({
     assert.equal(plan.code, 0, shown(plan));
     expectMatch(plan.stdout, /restbad/);
     const status = await cli(["status", "--json", "--now", day1]);
-    assert.equal(status.code, 0, shown(status));
+    assert.equal(status.code, 1, `"broken" is failing, so status exits 1: ${shown(status)}`);
     const broken = (JSON.parse(status.stdout) as { projects: { project: string; last_run: { error: string } }[] })
       .projects.find((p) => p.project === "broken")!;
     expectMatch(broken.last_run.error, /billing/);
