@@ -22,8 +22,8 @@ export interface StreamResult {
 
 const edge = 64 * 1024;
 
-/** Counts the bytes passing through and keeps the first and last 64 KiB (for the format check). */
-class Meter extends Transform {
+/** Counts the bytes passing through and, with `keepEdges`, keeps the first and last 64 KiB (for a format check). */
+export class Meter extends Transform {
   bytes = 0;
   private head: Uint8Array[] = [];
   private headBytes = 0;

@@ -106,7 +106,8 @@ export async function run(options: Options, output: Output): Promise<number> {
         .map((r) => [r.name, r.last_check_at ? { at: r.last_check_at, status: r.last_check_status ?? "ok" } : null]),
     );
     const drills = await store.latestDrills();
-    const pending = (await store.outboxOverview(now.toISOString())).pending;
+    // One read of the outbox serves both the per-project counts and the notifications section below.
+    const outbox = await store.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
     statuses = Object.values(loaded.config.projects).map((project) => {
       const { lastRun, lastSuccess } = runs.get(project.name) ?? {};
       const snapshots: ProjectStatus["snapshots"] = {};
@@ -142,10 +143,9 @@ export async function run(options: Options, output: Output): Promise<number> {
         snapshots,
         last_check: lastCheck,
         last_drill: drill ? { at: drill.at, status: drill.status } : null,
-        pending_notifications: pending.filter((n) => n.project === project.name).length,
+        pending_notifications: outbox.pending.filter((n) => n.project === project.name).length,
       };
     });
-    const outbox = await store.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
     notifications = {
       pending: outbox.pending.map((row) => ({
         channel: row.channel,

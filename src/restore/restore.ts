@@ -7,8 +7,8 @@
  */
 import { createWriteStream, existsSync, mkdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
-import { Transform } from "node:stream";
 import { closest, distance } from "fastest-levenshtein";
+import { Meter } from "../apply/pipeline.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
 import { decryptionFilter } from "../encrypt/filter.ts";
@@ -137,15 +137,6 @@ function decryption(located: Located, ctx: RestoreContext): StreamFilter | undef
   return decryptionFilter(encrypt, { configDir: ctx.loaded.dir, privateDir: ctx.privateDir });
 }
 
-/** Counts bytes going through. */
-class Counter extends Transform {
-  bytes = 0;
-  override _transform(chunk: Uint8Array, _encoding: string, callback: (error: null, data: Uint8Array) => void) {
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-}
-
 export interface StreamOutcome {
   /** Bytes of the restored (decrypted) dump. */
   bytes: number;
@@ -183,7 +174,7 @@ export async function streamDump(
       upstream = process.stdout;
       chain.push({ name: `${filter.argv[0]} (decryption)`, process });
     }
-    const counter = new Counter();
+    const counter = new Meter(false);
     counter.on("error", ignore);
     upstream = upstream.pipe(counter);
     let written: Promise<void> | undefined;
