@@ -405,8 +405,8 @@ function renderCommand(command: Command, level: number): string[] {
   return parts;
 }
 
-export function renderCliReference(): string {
-  const program = buildProgram({ stdout: () => {}, stderr: () => {} }, () => {});
+export async function renderCliReference(): Promise<string> {
+  const program = await buildProgram({ stdout: () => {}, stderr: () => {} }, () => {});
   const help = program.createHelp();
   const commands = program.commands.filter((command) => !(command as unknown as { _hidden: boolean })._hidden);
   const parts = [
@@ -433,17 +433,17 @@ export function renderCliReference(): string {
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Each generated file with the content it should have (docs/notifications.md: only its generated part). */
-export function generatedFiles(): { path: string; content: string }[] {
+export async function generatedFiles(): Promise<{ path: string; content: string }[]> {
   return [
     { path: configReferencePath, content: renderConfigReference() },
-    { path: cliReferencePath, content: renderCliReference() },
+    { path: cliReferencePath, content: await renderCliReference() },
     { path: notificationsPath, content: withPayloads(readFileSync(notificationsPath, "utf8")) },
   ];
 }
 
 /** The files whose content differs from what the generator makes (missing files included). */
-export function staleFiles(): string[] {
-  return generatedFiles().filter(({ path, content }) => {
+export async function staleFiles(): Promise<string[]> {
+  return (await generatedFiles()).filter(({ path, content }) => {
     try {
       return readFileSync(path, "utf8") !== content;
     } catch {
@@ -456,15 +456,15 @@ if (import.meta.main) {
   const root = join(docs, "..");
   const relative = (path: string) => path.slice(root.length + 1);
   if (process.argv.includes("--check")) {
-    const stale = staleFiles();
+    const stale = await staleFiles();
     for (const path of stale) {
       console.error(`${relative(path)} is stale: run \`deno task docs\` (scripts/reference-docs.ts) and review it`);
     }
     if (stale.length > 0) process.exit(1);
-    console.log(`${generatedFiles().map(({ path }) => relative(path)).join(", ")} are up to date`);
+    console.log(`${(await generatedFiles()).map(({ path }) => relative(path)).join(", ")} are up to date`);
   } else {
-    const stale = new Set(staleFiles());
-    for (const { path, content } of generatedFiles()) {
+    const stale = new Set(await staleFiles());
+    for (const { path, content } of await generatedFiles()) {
       if (stale.has(path)) writeFileSync(path, content);
       console.log(stale.has(path) ? `wrote ${relative(path)}` : `${relative(path)} was up to date`);
     }

@@ -6,7 +6,6 @@
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { getRotatingFileSink } from "@logtape/file";
 import {
   configure,
   dispose,
@@ -83,6 +82,7 @@ export async function setupEventLog(
   const eventSinks = ["stdout"];
   if (options.file) {
     mkdirSync(dirname(options.file), { recursive: true });
+    const { getRotatingFileSink } = await import("@logtape/file"); // only a run that logs to a file needs it
     sinks.file = getRotatingFileSink(options.file, {
       formatter: jsonLines,
       maxSize: options.maxBytes ?? 10 * 1024 * 1024,

@@ -3,8 +3,8 @@
  * The only place that ends the process.
  */
 import { CommanderError } from "commander";
-import { processOutput } from "./cli/context.ts";
-import { buildProgram } from "./cli/program.ts";
+import { processOutput } from "./cli/output.ts";
+import { buildProgram, commandsFor } from "./cli/program.ts";
 import { redact } from "./config/secrets.ts";
 import { BackupctlError, ExitCode, exitCodeFor } from "./errors.ts";
 import { setupLogging } from "./log.ts";
@@ -13,7 +13,7 @@ export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes("--debug");
   await setupLogging(debug);
   let code: number = ExitCode.ok;
-  const program = buildProgram(processOutput, (result) => (code = result));
+  const program = await buildProgram(processOutput, (result) => (code = result), commandsFor(argv));
   try {
     await program.parseAsync(argv, { from: "user" });
     return code;

@@ -4,7 +4,6 @@ import { hostname } from "node:os";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
 import type { ObservedState } from "../plan/types.ts";
-import { repositoryFor } from "../apply/executor.ts";
 import { findLeftovers } from "../apply/recovery.ts";
 import { StateStore } from "../state/store.ts";
 import { parseLogFormat, setupEventLog } from "../log.ts";
@@ -20,15 +19,8 @@ export interface GlobalOptions {
 }
 
 /** Where output goes; tests and the demo pass their own. */
-export interface Output {
-  stdout(text: string): void;
-  stderr(text: string): void;
-}
-
-export const processOutput: Output = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
+import { type Output, processOutput } from "./output.ts";
+export { type Output, processOutput };
 
 /**
  * The folder the user ran the command from. `deno task backupctl` runs in the project folder, so the task passes
@@ -129,6 +121,8 @@ export async function observe(
   for (const name of repositoriesInScope(loaded, projects)) {
     if (observed.repositories[name]?.initialized) continue;
     try {
+      // Imported here, not at the top: plan on a known repository never starts restic (start-up time).
+      const { repositoryFor } = await import("../apply/executor.ts");
       if (await repositoryFor({ loaded, store }, name).isInitialized()) {
         observed.repositories[name] = { initialized: true };
         adopted.push(name);

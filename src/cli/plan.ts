@@ -10,7 +10,6 @@ import { plan as makePlan } from "../plan/planner.ts";
 import { colours, renderJson, renderMarkdown, renderText, terminalColours } from "../plan/render.ts";
 import type { Plan } from "../plan/types.ts";
 import type { StateStore } from "../state/store.ts";
-import { refreshInventory } from "../apply/executor.ts";
 import { createClock } from "../clock.ts";
 import {
   fromInvocationDir,
@@ -74,6 +73,7 @@ export async function preparePlan(
     // a copy that is missing): ask the repositories what they hold now.
     const names = repositoriesInScope(loaded, projects).filter((name) => observed.repositories[name]?.initialized);
     const context = { loaded, store, clock: createClock(now), out: (line: string) => warnings.push(line.trim()) };
+    const { refreshInventory } = await import("../apply/executor.ts");
     for (const name of names) await refreshInventory(null, name, undefined, context);
     const again = await observe(loaded, store, projects);
     observed = again.observed;

@@ -1,22 +1,47 @@
 /** The command-line program: global options and one subcommand per file in src/cli/. */
 import { Command, Option } from "commander";
 import pkg from "../../package.json" with { type: "json" };
-import type { Output } from "./context.ts";
-import * as apply from "./apply.ts";
-import * as diff from "./diff.ts";
-import * as init from "./init.ts";
-import * as notify from "./notify.ts";
-import * as plan from "./plan.ts";
-import * as snapshots from "./snapshots.ts";
-import * as status from "./status.ts";
-import * as unlock from "./unlock.ts";
-import * as restore from "./restore.ts";
-import * as history from "./history.ts";
-import * as importCommand from "./import.ts";
-import * as restic from "./restic.ts";
-import * as verify from "./verify.ts";
-import * as validate from "./validate.ts";
-import * as watch from "./watch.ts";
+import type { Output } from "./output.ts";
+
+/** One module per command, imported only when that command runs (start-up loads nothing it does not need). */
+type CommandDefinition = { define(program: Command, output: Output, done: (code: number) => void): void };
+const commandModules: Record<string, () => Promise<CommandDefinition>> = {
+  init: () => import("./init.ts"),
+  validate: () => import("./validate.ts"),
+  plan: () => import("./plan.ts"),
+  apply: () => import("./apply.ts"),
+  watch: () => import("./watch.ts"),
+  status: () => import("./status.ts"),
+  history: () => import("./history.ts"),
+  snapshots: () => import("./snapshots.ts"),
+  restore: () => import("./restore.ts"),
+  verify: () => import("./verify.ts"),
+  unlock: () => import("./unlock.ts"),
+  notify: () => import("./notify.ts"),
+  restic: () => import("./restic.ts"),
+  diff: () => import("./diff.ts"),
+  import: () => import("./import.ts"),
+};
+
+/** Global options that take a value (the word after them is not the command's name). */
+const valueOptions = new Set(["-c", "--config", "--state-dir", "--log-format", "--log-file"]);
+
+/**
+ * The commands a command line needs defined: the one it names; none for a bare `--version`; every one otherwise
+ * (help, an unknown word: commander then lists them all or suggests the nearest).
+ */
+export function commandsFor(argv: readonly string[]): string[] {
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i];
+    if (word === "--") break;
+    if (word.startsWith("-")) {
+      if (valueOptions.has(word)) i++;
+      continue;
+    }
+    return Object.hasOwn(commandModules, word) ? [word] : Object.keys(commandModules);
+  }
+  return argv.includes("-V") || argv.includes("--version") ? [] : Object.keys(commandModules);
+}
 
 export const version: string = pkg.version;
 
@@ -31,8 +56,15 @@ Exit codes:
   64  usage error
   130 stopped by SIGINT, 143 stopped by SIGTERM (apply: the run recorded interrupted)`;
 
-/** Builds the program; `done` receives the exit code of the command that ran. */
-export function buildProgram(output: Output, done: (code: number) => void): Command {
+/**
+ * Builds the program with the given commands (default: all of them, in the order `--help` lists them); `done`
+ * receives the exit code of the command that ran.
+ */
+export async function buildProgram(
+  output: Output,
+  done: (code: number) => void,
+  commands: readonly string[] = Object.keys(commandModules),
+): Promise<Command> {
   const program = new Command("backupctl")
     .description("Backup-as-code: plan and apply database and file backups into restic repositories")
     .version(version, "-V, --version", "print the version")
@@ -53,27 +85,8 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
     .addHelpText("after", exitCodesHelp)
     .configureOutput({ writeOut: output.stdout, writeErr: output.stderr })
     .exitOverride();
-  for (
-    const command of [
-      init,
-      validate,
-      plan,
-      apply,
-      watch,
-      status,
-      history,
-      snapshots,
-      restore,
-      verify,
-      unlock,
-      notify,
-      restic,
-      diff,
-      importCommand,
-    ]
-  ) {
-    command.define(program, output, done);
-  }
+  const modules = await Promise.all(commands.map((name) => commandModules[name]()));
+  for (const module of modules) module.define(program, output, done);
   for (const sub of program.commands) {
     for (const command of [sub, ...sub.commands]) {
       command.exitOverride().configureOutput({ writeOut: output.stdout, writeErr: output.stderr });

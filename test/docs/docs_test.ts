@@ -23,8 +23,10 @@ const root = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const docsDir = join(root, "docs");
 const cliDocPath = join(docsDir, "cli.md");
 
+const generated = await generatedFiles();
+
 describe("generated references", () => {
-  for (const { path, content } of generatedFiles()) {
+  for (const { path, content } of generated) {
     const name = relative(root, path);
     it(`${name} is current (refresh: deno task docs)`, () => {
       let saved: string | undefined;
@@ -316,8 +318,8 @@ export function cliDocMismatches(markdown: string, program: Command): string[] {
 }
 
 describe("docs/cli.md and the command definitions", () => {
-  it("agree on every command, option and argument", () => {
-    const program = buildProgram({ stdout: () => {}, stderr: () => {} }, () => {});
+  it("agree on every command, option and argument", async () => {
+    const program = await buildProgram({ stdout: () => {}, stderr: () => {} }, () => {});
     const problems = cliDocMismatches(readFileSync(cliDocPath, "utf8"), program);
     assert.equal(problems.length, 0, `${problems.length} mismatches:\n${problems.join("\n")}`);
   });

@@ -518,7 +518,7 @@ describe("backupctl import (in process)", () => {
   });
 });
 
-const registered = buildProgram({ stdout: () => {}, stderr: () => {} }, () => {}).commands
+const registered = (await buildProgram({ stdout: () => {}, stderr: () => {} }, () => {})).commands
   .some((command) => command.name() === "import");
 const skip = registered ? false : "`import` is not registered in src/cli/program.ts yet";
 
