@@ -608,6 +608,10 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
   const touched = new Set<string>();
   /** The snapshot each source's backup made in this run, for the copies that follow. */
   const made = new Map<string, string>();
+  /** The snapshots this run's backups made, per repository, as restic reported them (see the refresh below). */
+  const reported = new Map<string, ResticSnapshot[]>();
+  /** Repositories whose content this run cannot vouch for (a failed backup, a copy): listed again afterwards. */
+  const uncertain = new Set<string>();
   const hooks = ctx.loaded.config.projects[project].hooks;
   const hook = async (name: HookName, status: "running" | "succeeded" | "failed") => {
     if (!hooks?.[name]) return undefined;
@@ -631,10 +635,14 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
     const result = await backupSource(runId, action, ctx);
     if (result.error) {
       fail(`backup ${action.source}`, result.error, result.attempt);
+      uncertain.add(action.repository!);
     } else {
       succeeded++;
       bytes = (bytes ?? 0) + (result.bytes ?? 0);
       if (result.snapshotId) made.set(action.source!, result.snapshotId);
+      if (result.snapshot) {
+        reported.set(action.repository!, [...reported.get(action.repository!) ?? [], result.snapshot]);
+      } else if (result.snapshotId) uncertain.add(action.repository!); // its full id is unknown: list the repository
     }
   }
   for (const action of beforeError ? [] : actions.filter((a) => a.type === "copy")) {
@@ -647,6 +655,7 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
     }
     await ctx.store.setRunStage(runId, `copy ${action.source} to ${action.repository}`);
     touched.add(action.repository!);
+    uncertain.add(action.repository!);
     const target = repositoryFor(ctx, action.repository!);
     const source = repositoryFor(ctx, action.from!);
     const stage = { runId, type: "copy", project, source: action.source, repository: action.repository } as const;
@@ -689,7 +698,15 @@ async function runProject(project: string, actions: PlanAction[], ctx: ApplyCont
     ctx.out(`Run ${runId} interrupted by ${stopped}`);
     return { id: runId, project, status: "interrupted", succeeded, failed } as const;
   }
+  // After clean backups the inventory gains the snapshots restic reported, which saves listing the repository again
+  // (a restic process that derives the key and reads the index: about a second). Where a stage failed, a copy ran or
+  // a snapshot's full id is unknown (restic 0.14 reports short ids; see Restic.fullSnapshotId), the repository is
+  // listed again, as the next plan's refresh also does.
   for (const name of touched) {
+    if (!uncertain.has(name)) {
+      await ctx.store.addSnapshots(name, (reported.get(name) ?? []).map(toInventoryRow(ctx.clock.now())));
+      continue;
+    }
     await ctx.store.setRunStage(runId, `refresh ${name}`);
     const error = await refreshInventory(runId, name, project, ctx);
     if (error) fail(`refresh ${name}`, error);
@@ -726,7 +743,15 @@ async function backupSource(
   runId: string,
   action: PlanAction,
   ctx: ApplyContext,
-): Promise<{ error?: string; snapshotId?: string; bytes?: number; attempt?: { n: number; of: number } }> {
+): Promise<
+  {
+    error?: string;
+    snapshotId?: string;
+    snapshot?: ResticSnapshot;
+    bytes?: number;
+    attempt?: { n: number; of: number };
+  }
+> {
   const project = ctx.loaded.config.projects[action.project!];
   const source = project.sources.find((s) => s.name === action.source)!;
   const repository = repositoryFor(ctx, action.repository!);
@@ -766,21 +791,34 @@ async function backupSource(
         const result = input.kind === "stream"
           ? await streamBackup(input, repository, options, filters)
           : await backupPaths(repository, input.paths, input.exclude, options);
-        return { value: result, bytes: result.bytes, snapshotId: result.snapshotId };
+        // What `restic snapshots` will list for it: a stream is stored as /<file name>, paths as given (absolute).
+        const paths = input.kind === "stream"
+          ? [`/${input.filename}${filters.map((filter) => filter.extension).join("")}`]
+          : input.paths;
+        const id = result.snapshotId === undefined ? undefined : repository.fullSnapshotId(result.snapshotId);
+        const snapshot = id === undefined ? undefined : {
+          id,
+          short_id: id.slice(0, 8),
+          time: isoSeconds(started), // restic's --time has whole seconds
+          hostname: options.host,
+          paths,
+          tags: options.tags,
+        };
+        return { value: { ...result, snapshot }, bytes: result.bytes, snapshotId: result.snapshotId };
       }),
   );
   if (!outcome.ok) {
     ctx.out(`  ✗ backup ${label} failed: ${outcome.error}`);
     return { error: outcome.error, attempt: outcome.attempt };
   }
-  const { snapshotId, bytes, bytesAdded } = outcome.value;
+  const { snapshotId, snapshot, bytes, bytesAdded } = outcome.value;
   ctx.out(
     snapshotId
       ? `  + backup ${label}: snapshot ${snapshotId.slice(0, 8)}, ${formatBytes(bytes)} read, ` +
         `${formatBytes(bytesAdded)} added (${humanDuration(outcome.durationMs)})`
       : `  + backup ${label}: the dump was empty (allowed by allowEmpty), no snapshot stored`,
   );
-  return { snapshotId, bytes };
+  return { snapshotId, snapshot, bytes };
 }
 
 /** A files backup; a snapshot restic wrote despite failing (exit 3: unreadable files) is forgotten at once. */

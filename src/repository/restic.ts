@@ -4,7 +4,8 @@
  */
 import { spawn } from "node:child_process";
 import { constants as osConstants } from "node:os";
-import { isAbsolute, resolve } from "node:path";
+import { readdirSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
 import { ExecError, MissingToolError } from "../errors.ts";
 import { trackChild } from "../runtime/shutdown.ts";
 import { describeSecret, redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
@@ -67,6 +68,23 @@ export class Restic {
   location(): string {
     if (typeof this.spec.url !== "string") return `(url from ${describeSecret(this.spec.url)})`;
     return redact(this.url());
+  }
+
+  /**
+   * The full id of a snapshot this repository just stored, given the id restic's backup summary reports (restic 0.14
+   * reports the short id, later versions the full one), without a restic process: a local repository's snapshots are
+   * the files of its snapshots/ folder. Undefined when that does not settle it (another backend, or no single match).
+   */
+  fullSnapshotId(id: string): string | undefined {
+    if (/^[0-9a-f]{64}$/.test(id)) return id;
+    const url = this.url();
+    if (schemePattern.test(url) && !url.startsWith("local:")) return undefined;
+    try {
+      const matches = readdirSync(join(url.replace(/^local:/, ""), "snapshots")).filter((name) => name.startsWith(id));
+      return matches.length === 1 && /^[0-9a-f]{64}$/.test(matches[0]) ? matches[0] : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private url(): string {

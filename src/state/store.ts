@@ -433,6 +433,14 @@ export class StateStore {
     await this.#write("replaceSnapshots", [repository, snapshots, at]);
   }
 
+  /**
+   * Adds snapshots this process just made (from restic's backup summaries) to a repository's inventory without
+   * listing the repository again; its last refresh time stays what it was.
+   */
+  async addSnapshots(repository: string, snapshots: Omit<SnapshotTable, "repository">[]): Promise<void> {
+    if (snapshots.length > 0) await this.#write("addSnapshots", [repository, snapshots]);
+  }
+
   /** Marks a run of a dead process interrupted (keeping the stage it was in), and its unfinished stages with it. */
   async markRunInterrupted(runId: string, at: string, reason: string): Promise<void> {
     await this.#write("markRunInterrupted", [runId, at, reason]);
@@ -1011,6 +1019,19 @@ const operations: { [Op in FallbackOp]: Operation<Op> } = {
         WHERE (s.snapshot_id = snapshots.id OR s.snapshot_id = snapshots.short_id) AND s.status = 'succeeded' LIMIT 1), size)
         WHERE repository = ${repository}`.execute(db);
       await db.updateTable("repositories").set({ last_refresh_at: at }).where("name", "=", repository).execute();
+      return {};
+    });
+  },
+
+  addSnapshots({ atomically }, [repository, snapshots]) {
+    return atomically(async (db) => {
+      for (const snapshot of snapshots) {
+        await db.insertInto("snapshots").values({ ...snapshot, repository })
+          .onConflict((c) => c.columns(["repository", "id"]).doUpdateSet({ ...snapshot })).execute();
+        await sql`UPDATE snapshots SET size = COALESCE((SELECT s.bytes FROM stages s
+          WHERE s.snapshot_id IN (${snapshot.id}, ${snapshot.short_id}) AND s.status = 'succeeded' LIMIT 1), size)
+          WHERE repository = ${repository} AND id = ${snapshot.id}`.execute(db);
+      }
       return {};
     });
   },
