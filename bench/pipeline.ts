@@ -59,6 +59,13 @@ export async function pipelineBench(options: { quick: boolean; log: (line: strin
     const toolEnv = { PGPASSWORD: pgPassword, RESTIC_PASSWORD: resticPassword, PGAPPNAME: "bench" };
     const runtime = realExecutables([process.execPath]);
 
+    const tableBytes = async (database: string) =>
+      Number(
+        await server.psql(
+          "SELECT sum(pg_table_size(oid)) FROM pg_class WHERE relname LIKE 'pgbench\\_%' AND relkind = 'r';",
+          database,
+        ),
+      );
     /** Fills `database` with pgbench data of `scale`; returns its table data size in bytes and its accounts. */
     const pgbench = async (database: string, scale: number) => {
       const started = performance.now();
@@ -66,12 +73,7 @@ export async function pipelineBench(options: { quick: boolean; log: (line: strin
         env: { ...process.env, ...toolEnv },
         stdio: ["ignore", "ignore", "pipe"],
       });
-      const bytes = Number(
-        await server.psql(
-          "SELECT sum(pg_table_size(oid)) FROM pg_class WHERE relname LIKE 'pgbench\\_%' AND relkind = 'r';",
-          database,
-        ),
-      );
+      const bytes = await tableBytes(database);
       log(
         `  pgbench -s ${scale} (${database}): ${mib(bytes)} of table data in ${seconds(performance.now() - started)}`,
       );
@@ -392,6 +394,14 @@ export default defineConfig({
       const database = `storage_${p}`;
       await server.createDatabase(database, sqlUser);
       const data = await pgbench(database, size.storage);
+      // pgbench leaves its filler column blank, which zlib shrinks some 35×: no production table compresses like
+      // that, and the baseline would be flattered. Hex digests compress about 2× (text, numbers and ids do 2–4×).
+      await server.psql(
+        "UPDATE pgbench_accounts SET filler = md5(aid::text) || md5((aid + 1)::text) || left(md5((aid + 2)::text), 20);" +
+          " VACUUM FULL pgbench_accounts;",
+        database,
+      );
+      data.bytes = await tableBytes(database);
       const oursProject = project(`storage-ours-${p}`, database, false);
       const dumpDir = join(work.dir, `storage-dump-${p}`);
       mkdirSync(dumpDir);
@@ -425,7 +435,7 @@ export default defineConfig({
       storage.push({
         benchmark: "storage, 7 days",
         case: `backupctl's repository vs pg_dump -Fc files' repository; 1% of accounts/day, ${pattern.name}; ` +
-          `${mib(data.bytes)} of table data (pgbench -s ${size.storage})`,
+          `${mib(data.bytes)} of table data (pgbench -s ${size.storage}, filler filled with hex digests)`,
         value: mib(oursBytes),
         baseline: `pg_dump -Fc (compressed) repository: ${mib(dumpBytes)}`,
         ratio: oursBytes / dumpBytes,
@@ -437,36 +447,30 @@ export default defineConfig({
       await server.psql(`DROP DATABASE ${ident(database)};`);
     }
     const [spread, clustered] = storage;
+    const goal = "our repository ≤ 25% of the compressed-dump repository after 7 days";
     spread.target = {
-      goal: "our repository ≤ 25% of the compressed-dump repository after 7 days",
+      goal: `${goal} (changes spread evenly)`,
       met: spread.ratio <= 0.25,
-      missed: `${(spread.ratio * 100).toFixed(0)}% instead of ≤ 25%, for two reasons, both visible in the ` +
-        `figures. First, deduplication found almost nothing to share (day 7: ${lastDay[0]}): an UPDATE writes the ` +
-        "new row version elsewhere in the table (here at its end: pgbench fills its pages to 100%), so every 100th " +
-        "row leaves its place in the dump, and with the 1% spread evenly every one of restic's content-defined " +
-        "chunks (512 KiB to 8 MiB, about 1 MiB, some 10,000 rows) holds a changed row: each day stores a whole " +
-        "dump again, compressed by restic (zstd). Second, pgbench's data flatters the baseline: the " +
-        `compressed-dump repository holds seven pg_dump -Fc files of about ${mib(compressedFile[0])} each in ${
-          mib(dumpRepository[0])
-        }${dumpRepository[0] < compressedFile[0] ? ", less than one of them" : ""}: pgbench's blank-padded, ` +
-        "sequential rows leave even zlib's output so repetitive that restic (compression, deduplication) stores it " +
-        "in a fraction of its size; real data leaves zlib's output incompressible, and a whole compressed dump a " +
-        "day then lands in that repository too." +
-        (clustered
-          ? ` With the same 1% a day in one contiguous range (second row), deduplication works (day 7: ${
-            lastDay[1]
-          }) and the ratio is ${(clustered.ratio * 100).toFixed(0)}%${
-            clustered.ratio > 0.25 ? ", held above the target by the second reason" : ""
-          }.`
-          : "") +
-        " For evenly spread changes no chunk-level deduplication gets near the target: a chunk stays unchanged " +
-        "with probability 0.99^rows, so even where zstd and zlib compress alike, staying under 25% would need " +
-        "chunks of about a dozen rows, far below restic's 512 KiB minimum (not configurable). What would fix it: " +
-        "backing up changes instead of whole dumps (WAL archiving for point-in-time recovery), which is outside " +
-        "what a pg_dump pipeline can do; and, for a figure that means something, benchmark data as incompressible " +
-        "as production's (pgbench's filler column is blank). Where changes cluster (appends, recent rows), the " +
-        "pipeline deduplicates as it is.",
+      missed: `${(spread.ratio * 100).toFixed(0)}% instead of ≤ 25%. Deduplication finds almost nothing to share ` +
+        `(day 7: ${lastDay[0]}): an UPDATE writes the new row version elsewhere in the table (at its end: pgbench ` +
+        "fills its pages to 100%), so every 100th row leaves its place in the dump, and with the 1% spread evenly " +
+        "every one of restic's content-defined chunks (512 KiB to 8 MiB, about 1 MiB, some 7,000 rows here) holds " +
+        "a changed row: each day stores a whole dump again, compressed by restic (zstd) about as well as zlib " +
+        `compresses the baseline's dump (${mib(compressedFile[0])}). No chunk-level deduplication gets near the ` +
+        "target for evenly spread changes: a chunk stays unchanged with probability 0.99^rows, so staying under 25% " +
+        "would need chunks of about a dozen rows, far below restic's 512 KiB minimum (not configurable). What would " +
+        "fix it: backing up changes instead of whole dumps (WAL archiving, point-in-time recovery), which is outside " +
+        "what a pg_dump pipeline can do. Where changes cluster (appends, recently written rows: the next row), the " +
+        "pipeline stays far below the target.",
     };
+    if (clustered) {
+      clustered.target = {
+        goal: `${goal} (changes clustered)`,
+        met: clustered.ratio <= 0.25,
+        missed: `${(clustered.ratio * 100).toFixed(0)}% instead of ≤ 25% (day 7: ${lastDay[1]}): the day's changed ` +
+          "range and the table's end change a few chunks, but restic stored more than those.",
+      };
+    }
 
     return { overhead, memory, storage, restore };
   } finally {
