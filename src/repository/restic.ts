@@ -44,6 +44,7 @@ export interface BackupOptions {
   progress?: (bytes: () => number) => { stop(): void };
 }
 
+const fullId = /^[0-9a-f]{64}$/;
 const schemePattern = /^(local|sftp|rest|s3|b2|azure|gs|swift|rclone):/;
 
 /** Any env variable restic reads that we must not inherit from the caller's environment. */
@@ -76,12 +77,20 @@ export class Restic {
    * the files of its snapshots/ folder. Undefined when that does not settle it (another backend, or no single match).
    */
   fullSnapshotId(id: string): string | undefined {
-    if (/^[0-9a-f]{64}$/.test(id)) return id;
+    if (fullId.test(id)) return id;
+    const matches = this.localSnapshotIds()?.filter((name) => name.startsWith(id)) ?? [];
+    return matches.length === 1 ? matches[0] : undefined;
+  }
+
+  /**
+   * The ids of a local repository's snapshots, read from its snapshots/ folder (one file per snapshot, named by its
+   * id, never changed once written) without decrypting anything; undefined for other backends or when unreadable.
+   */
+  localSnapshotIds(): string[] | undefined {
     const url = this.url();
     if (schemePattern.test(url) && !url.startsWith("local:")) return undefined;
     try {
-      const matches = readdirSync(join(url.replace(/^local:/, ""), "snapshots")).filter((name) => name.startsWith(id));
-      return matches.length === 1 && /^[0-9a-f]{64}$/.test(matches[0]) ? matches[0] : undefined;
+      return readdirSync(join(url.replace(/^local:/, ""), "snapshots")).filter((name) => fullId.test(name));
     } catch {
       return undefined;
     }

@@ -159,6 +159,7 @@ export const fallbackArguments = {
   markRepositoryInitialized: z.tuple([z.string(), z.string(), z.string()]),
   replaceSnapshots: z.tuple([z.string(), z.array(snapshotRow), z.string()]),
   addSnapshots: z.tuple([z.string(), z.array(snapshotRow)]),
+  markRefreshed: z.tuple([z.string(), z.string()]),
   recordRetention: z.tuple([
     z.object({ project: z.string(), source: z.string(), repository: z.string() }),
     z.string(),

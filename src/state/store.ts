@@ -433,6 +433,17 @@ export class StateStore {
     await this.#write("replaceSnapshots", [repository, snapshots, at]);
   }
 
+  /** The ids of a repository's snapshots in the inventory. */
+  async snapshotIds(repository: string): Promise<string[]> {
+    const rows = await this.db.selectFrom("snapshots").select("id").where("repository", "=", repository).execute();
+    return rows.map((row) => row.id);
+  }
+
+  /** Records that a repository's inventory was found current (its listing matched) at `at`. */
+  async markRefreshed(repository: string, at: string): Promise<void> {
+    await this.#write("markRefreshed", [repository, at]);
+  }
+
   /**
    * Adds snapshots this process just made (from restic's backup summaries) to a repository's inventory without
    * listing the repository again; its last refresh time stays what it was.
@@ -1021,6 +1032,11 @@ const operations: { [Op in FallbackOp]: Operation<Op> } = {
       await db.updateTable("repositories").set({ last_refresh_at: at }).where("name", "=", repository).execute();
       return {};
     });
+  },
+
+  async markRefreshed({ db }, [repository, at]) {
+    await db.updateTable("repositories").set({ last_refresh_at: at }).where("name", "=", repository).execute();
+    return {};
   },
 
   addSnapshots({ atomically }, [repository, snapshots]) {
