@@ -107,8 +107,8 @@ ${
 } — getrusage of the waited-for children, so pg_dump, restic and age are counted; the PostgreSQL server's own work is
   not (it is the same for all three). The same comparison on the small database (below) splits apply's overhead into
   a fixed part per run and a part per GiB of dump. Target (issue 10): b/a ≤ 1.05.
-- **memory**: peak resident memory of backupctl's own processes during \`apply\` (processes running the runtime's
-  executable; pg_dump and restic excluded), for a ~100 MiB database (\`-s 8\`; \`--quick\`: \`-s 1\`, ~13 MiB) and the
+- **memory**: peak resident memory of backupctl's process tree during \`apply\` (the runtime and every helper it starts,
+  such as the tap that counts and checks the dump; pg_dump, pg_restore, psql and restic excluded), for a ~100 MiB database (\`-s 8\`; \`--quick\`: \`-s 1\`, ~13 MiB) and the
   ~1 GiB one, largest of the runs. /proc/PID/status is read every 50 ms: the peak is the larger of the sampled sum of
   VmRSS and any one process's VmHWM (the kernel's exact high-water mark, which also catches spikes between
   samples). Measured from outside, without a hook in backupctl, so the figure is what \`ps\` would show. Baseline: the

@@ -4,9 +4,9 @@
  * interrupted.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 /** A benchmark target: what was promised, whether this run met it, and (when missed) why and what would fix it. */
 export interface Target {
@@ -98,7 +98,7 @@ export interface Measured {
   wallMs: number;
   cpuMs: number;
   /**
-   * Peak resident memory of the tree's processes selected by `rssOf`: the larger of the sampled sum of VmRSS
+   * Peak resident memory of the tree's processes selected by `rssExcept`: the larger of the sampled sum of VmRSS
    * (every 50 ms) of the selected processes alive at once, and any single one's VmHWM (the kernel's exact peak,
    * which also catches spikes between samples). 0 when not sampled.
    */
@@ -110,8 +110,11 @@ export interface Measured {
 export interface MeasureOptions {
   env?: Record<string, string | undefined>;
   cwd?: string;
-  /** Sample memory of the tree's processes whose executable is one of these paths. */
-  rssOf?: string[];
+  /**
+   * Sample memory of every process of the tree (the timing wrapper at its root aside) except those whose executable
+   * has one of these names (e.g. pg_dump, restic).
+   */
+  rssExcept?: string[];
 }
 
 function parseClock(text: string): number {
@@ -151,17 +154,6 @@ function executableOf(pid: number): string | undefined {
   }
 }
 
-/** The real path of each executable (what /proc/<pid>/exe shows). */
-export function realExecutables(paths: string[]): string[] {
-  return paths.map((path) => {
-    try {
-      return realpathSync(path);
-    } catch {
-      return path;
-    }
-  });
-}
-
 /**
  * Runs `argv` as a whole process tree: wall time (from spawn to exit), CPU of the tree, and optionally peak RSS of
  * some of its processes. Rejects, with the end of stderr, when the command fails.
@@ -176,7 +168,7 @@ export async function measure(argv: string[], options: MeasureOptions = {}): Pro
   for (const [key, value] of Object.entries({ ...process.env, ...options.env, BENCH_TIMES_FILE: timesFile })) {
     if (value !== undefined) env[key] = value;
   }
-  const wanted = new Set(options.rssOf ?? []);
+  const excluded = options.rssExcept ? new Set(options.rssExcept) : undefined;
   let peakSum = 0;
   let peakHwm = 0;
   try {
@@ -207,7 +199,7 @@ export async function measure(argv: string[], options: MeasureOptions = {}): Pro
         const pid = queue.shift()!;
         queue.push(...childrenOf(pid));
         const exe = executableOf(pid);
-        if (!exe || !wanted.has(exe)) continue;
+        if (!exe || excluded!.has(basename(exe))) continue;
         const status = statusOf(pid);
         if (!status) continue;
         sum += status.rss;
@@ -215,7 +207,7 @@ export async function measure(argv: string[], options: MeasureOptions = {}): Pro
       }
       peakSum = Math.max(peakSum, sum);
     };
-    const sampler = wanted.size > 0 ? setInterval(sample, 50) : undefined;
+    const sampler = excluded ? setInterval(sample, 50) : undefined;
     const code = await new Promise<number | null>((resolve, reject) => {
       child.once("error", reject);
       child.once("close", (exitCode) => resolve(exitCode));

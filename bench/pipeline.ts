@@ -15,17 +15,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path";
 import { cliArgv } from "../test/support/cli.ts";
 import { ident, type PostgresServer, startPostgres } from "../test/support/postgres.ts";
-import {
-  deferCleanup,
-  measure,
-  type Measured,
-  median,
-  mib,
-  realExecutables,
-  type Row,
-  seconds,
-  tempDir,
-} from "./measure.ts";
+import { deferCleanup, measure, type Measured, median, mib, type Row, seconds, tempDir } from "./measure.ts";
 
 export interface PipelineRows {
   overhead: Row[];
@@ -57,7 +47,6 @@ export async function pipelineBench(options: { quick: boolean; log: (line: strin
     await server.createUser(sqlUser, pgPassword);
     const connection = ["--no-password", "--host=127.0.0.1", `--port=${server.port}`, `--username=${sqlUser}`];
     const toolEnv = { PGPASSWORD: pgPassword, RESTIC_PASSWORD: resticPassword, PGAPPNAME: "bench" };
-    const runtime = realExecutables([process.execPath]);
 
     const tableBytes = async (database: string) =>
       Number(
@@ -116,6 +105,8 @@ export default defineConfig({
       return { dir, config: join(dir, "backup.config.ts"), repository: join(dir, "repo") };
     };
 
+    /** The programs backupctl starts that are not its own: the database's and restic (its tap and shells count). */
+    const external = ["pg_dump", "pg_restore", "psql", "restic"];
     const backupctl = (config: string, args: string[]) =>
       measure([...cliArgv(), "--config", config, ...args], {
         env: {
@@ -125,7 +116,7 @@ export default defineConfig({
           BACKUPCTL_CONFIG: undefined,
           BACKUPCTL_STATE_DIR: undefined,
         },
-        rssOf: runtime,
+        rssExcept: external,
       });
     const shell = (script: string, env: Record<string, string> = {}) =>
       measure(["sh", "-c", script], { env: { ...toolEnv, ...env } });
@@ -224,7 +215,7 @@ export default defineConfig({
       "Bun" in globalThis
         ? [process.execPath, "-e", "setTimeout(() => {}, 300)"]
         : [process.execPath, "eval", "setTimeout(() => {}, 300)"],
-      { rssOf: runtime },
+      { rssExcept: [] },
     );
 
     const [bigDump, smallDump] = [dumpBytes(raw), dumpBytes(smallRaw)];
