@@ -97,8 +97,9 @@ ${
   data; \`--quick\`: \`-s 8\`, about 100 MiB) is backed up to a local restic repository three ways, interleaved,
   each a median of 3 (\`--quick\`: 1), every run into a fresh, empty, already initialized repository: (a) raw
   \`pg_dump -Fc -Z0 | restic backup --stdin\` in \`sh\`; (b) \`backupctl apply\` with a real config, as an ordinary daily
-  run (its state has seen an earlier apply, so it refreshes the inventory, plans, backs up, audits and refreshes the
-  inventory again); (c) the old tool's temp-file pipeline: \`pg_dump -Fc\` (zlib) to a file, \`age -r RECIPIENT\` to a
+  run (its state has seen an earlier apply; its inventory of the fresh repository is emptied to match, as it is current
+  in steady use, so the refresh before planning finds the repository's \`snapshots/\` listing unchanged and starts no
+  restic; then it plans, backs up through the tap, audits and records the new snapshot); (c) the old tool's temp-file pipeline: \`pg_dump -Fc\` (zlib) to a file, \`age -r RECIPIENT\` to a
   second file, \`restic backup\` of that file, both deleted. restic runs with \`--no-cache\` in all three, as backupctl
   runs it. Wall time is spawn to exit; CPU is user + system of the whole process tree, read with ${
   cpuSource === "/usr/bin/time"
