@@ -775,6 +775,7 @@ async function backupSource(
           host: ctx.host,
           time: started,
           timeoutMs,
+          privateDir: ctx.privateDir,
           progress: (bytes: () => number) => startProgress(`backup ${label}`, bytes, ctx.out),
           tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${runId}`],
         };
@@ -828,11 +829,16 @@ async function backupPaths(repository: Restic, paths: string[], exclude: string[
     return { snapshotId: result.snapshotId!, bytes: result.bytesProcessed, bytesAdded: result.bytesAdded };
   } catch (error) {
     const snapshotId = (error as { snapshotId?: string }).snapshotId;
-    if (snapshotId) {
-      await repository.forget([snapshotId]).catch(() => {
+    if (snapshotId && error instanceof Error) {
+      try {
+        await repository.forget([snapshotId]);
+        error.message += `; the incomplete snapshot ${snapshotId.slice(0, 8)} was discarded`;
+      } catch (forgetError) {
         // Left for the next plan's recover action, which finds it on the failed stage.
-        Object.assign(error as object, { partialSnapshotId: snapshotId });
-      });
+        error.message += `\nthe incomplete snapshot ${snapshotId.slice(0, 8)} could not be forgotten ` +
+          `(${(forgetError as Error).message.split("\n")[0]}); the next apply forgets it (a recover action)`;
+        Object.assign(error, { partialSnapshotId: snapshotId });
+      }
     }
     throw error;
   }

@@ -1,12 +1,20 @@
 /**
- * The streaming backup: `producer | [encryption filter] | restic backup --stdin`. Every process is checked; when
- * any of them fails, the dump is empty when it must not be, its format check fails, or restic did not store every
- * byte it was sent, the snapshot restic wrote is forgotten at once, so a truncated stream never looks like a good
- * backup. No temp file holds the dump.
+ * The streaming backup: `producer | tap | [encryption filter | tap] | restic backup --stdin`, connected by FIFOs
+ * in a private folder (exec/fifo.ts), so the dump flows from program to program through the kernel and never passes
+ * through this process. The tap (a small perl program, see exec/fifo.ts) counts the bytes the producer wrote and
+ * keeps the first and last 64 KiB for the source's format check; with a filter, a second tap counts what restic is
+ * sent.
+ *
+ * restic never sees the end of the stream unless everything before it succeeded: backupctl holds restic's input
+ * FIFO open, and lets it go only when every upstream process exited 0, the dump is not empty and its
+ * format check passed. Otherwise restic is stopped first (SIGINT: it removes its lock and stores nothing), and only
+ * then is the FIFO let go. When restic dies early, the upstream processes are stopped (they would block forever on a
+ * FIFO backupctl holds). Should a snapshot exist all the same, or restic not have stored every byte it was sent, the
+ * snapshot is forgotten at once, so a truncated stream never looks like a good backup. No temp file holds the dump.
  */
-import { Transform } from "node:stream";
 import type { StreamFilter } from "../encrypt/types.ts";
 import { ExecError, MissingToolError, SourceError } from "../errors.ts";
+import { FifoFolder, parseTap, stopAndWait, tapArgv, type TapReport } from "../exec/fifo.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import type { BackupOptions, Restic } from "../repository/restic.ts";
 import type { StreamInput } from "../sources/input.ts";
@@ -20,113 +28,135 @@ export interface StreamResult {
   bytesAdded: number;
 }
 
-const edge = 64 * 1024;
-
-/** Counts the bytes passing through and, with `keepEdges`, keeps the first and last 64 KiB (for a format check). */
-export class Meter extends Transform {
-  bytes = 0;
-  private head: Uint8Array[] = [];
-  private headBytes = 0;
-  private tail: Uint8Array[] = [];
-  private tailBytes = 0;
-
-  constructor(private readonly keepEdges: boolean) {
-    super();
-  }
-
-  override _transform(chunk: Uint8Array, _encoding: string, callback: (error: null, data: Uint8Array) => void) {
-    this.bytes += chunk.length;
-    if (this.keepEdges) {
-      if (this.headBytes < edge) {
-        this.head.push(chunk);
-        this.headBytes += chunk.length;
-      }
-      this.tail.push(chunk);
-      this.tailBytes += chunk.length;
-      while (this.tailBytes - this.tail[0].length >= edge) this.tailBytes -= this.tail.shift()!.length;
-    }
-    callback(null, chunk);
-  }
-
-  edges(): { head: Uint8Array; tail: Uint8Array } {
-    const head = Buffer.concat(this.head).subarray(0, edge);
-    const all = Buffer.concat(this.tail);
-    return { head, tail: all.subarray(Math.max(0, all.length - edge)) };
-  }
-}
-
 export async function streamBackup(
   input: StreamInput,
   repository: Restic,
   options: BackupOptions,
   filters: StreamFilter[] = [],
 ): Promise<StreamResult> {
+  let fifos: FifoFolder | undefined;
   try {
     for (const program of [input, ...filters]) {
       if (!(await onPath(program.argv[0]))) throw new MissingToolError(program.argv[0], program.package);
     }
-    return await run(input, repository, options, filters);
+    if (!(await onPath("perl"))) throw new MissingToolError("perl", "perl-base");
+    fifos = FifoFolder.create(options.privateDir);
+    return await run(input, repository, options, filters, fifos);
   } finally {
+    fifos?.remove();
     input.cleanup?.();
     for (const filter of filters) filter.cleanup?.();
   }
 }
 
-async function run(input: StreamInput, repository: Restic, options: BackupOptions, filters: StreamFilter[]) {
-  const filename = input.filename + filters.map((f) => f.extension).join("");
-  const consumer = repository.startStdinBackup(filename, options);
-  const started = Date.now();
-  const producer = start(input.argv, { env: input.env, stdout: "stream", timeoutMs: options.timeoutMs });
-  const stages: { name: string; process: RunningProcess }[] = [
-    { name: input.argv[0], process: producer },
-    ...filters.map((filter) => ({
-      name: filter.argv[0],
-      process: start(filter.argv, { env: filter.env, stdout: "stream", timeoutMs: options.timeoutMs }),
-    })),
-  ];
-  const produced = new Meter(input.check !== undefined);
-  const sent = new Meter(false);
-  // A process that dies early closes its stdin: the one before it then fails on a broken pipe, reported below.
-  const ignore = () => {};
-  for (const stream of [produced, sent, consumer.stdin]) stream.on("error", ignore);
-  let upstream: NodeJS.ReadableStream = producer.stdout.pipe(produced);
-  for (const { process } of stages.slice(1)) {
-    process.stdin.on("error", ignore);
-    process.stdout.on("error", ignore);
-    upstream.pipe(process.stdin);
-    upstream = process.stdout;
-  }
-  producer.stdout.on("error", ignore);
-  upstream.pipe(sent).pipe(consumer.stdin);
+interface Stage {
+  name: string;
+  process: RunningProcess;
+  /** A tap: what it printed tells how many bytes went through (and the edges of the dump). */
+  tap?: "produced" | "sent";
+}
 
-  const progress = options.progress?.(() => produced.bytes);
-  const killAll = () => stages.forEach(({ process }) => process.kill());
+async function run(
+  input: StreamInput,
+  repository: Restic,
+  options: BackupOptions,
+  filters: StreamFilter[],
+  fifos: FifoFolder,
+) {
+  const filename = input.filename + filters.map((f) => f.extension).join("");
+  // The programs in order, each reading the FIFO the previous one writes; restic reads the last one.
+  const programs: { name: string; argv: string[]; env?: Record<string, string>; tap?: Stage["tap"] }[] = [
+    { name: input.argv[0], argv: input.argv, env: input.env },
+  ];
+  programs.push({ name: "tap", argv: [], tap: "produced" });
+  for (const filter of filters) programs.push({ name: filter.argv[0], argv: filter.argv, env: filter.env });
+  if (filters.length > 0) programs.push({ name: "tap", argv: [], tap: "sent" });
+  const paths = await fifos.make(...programs.map((_, i) => `stream-${i}`));
+  const resticInput = paths.at(-1)!;
+  // Held from before restic starts until the verdict: restic cannot see the end of the stream before that.
+  const release = fifos.hold(resticInput);
+
+  const started = Date.now();
+  const consumer = repository.startStdinBackup(filename, options, resticInput);
+  const stages: Stage[] = programs.map((program, i) => {
+    const redirect = { stdinFrom: i > 0 ? paths[i - 1] : undefined, stdoutTo: program.tap ? undefined : paths[i] };
+    const argv = program.tap
+      ? tapArgv(paths[i], program.tap === "produced" && input.check !== undefined)
+      : program.argv;
+    const stdout = program.tap ? "keep" as const : "stream" as const;
+    return {
+      name: program.name,
+      tap: program.tap,
+      process: start(argv, { env: program.env, stdout, timeoutMs: options.timeoutMs, ...redirect }),
+    };
+  });
+
+  const progress = options.progress?.(consumer.bytesDone);
+  const killStages = () => stages.forEach(({ process }) => process.kill());
+  /** restic stopped before the end of the stream (SIGINT, then SIGKILL), once; resolves when it is gone. */
+  let stopping: Promise<unknown> | undefined;
+  const stopRestic = () =>
+    stopping ??= stopAndWait({ kill: consumer.kill, result: consumer.finished.then((done) => done.result) }, "SIGINT");
   /** Set when restic failed while the dump still ran: restic's error is the cause, not the dump's SIGTERM. */
   let resticFailedFirst = false;
   let stagesDone = 0;
+  /** Set once backupctl stopped the stages: later failures are what the kill did. */
+  let killed = false;
   const consumed = consumer.finished.then((done) => {
-    if (done.result.code !== 0) {
-      resticFailedFirst = stagesDone < stages.length;
-      killAll();
+    if (stagesDone < stages.length && !stopping) {
+      // restic ended before the stream did: whatever still writes towards it would block forever.
+      resticFailedFirst = done.result.code !== 0;
+      killed = true;
+      killStages();
     }
-    // Nothing reads what is still in the pipes now: let it drain, or a killed producer whose output sits in a
-    // paused stream never reports its exit (its stdout never ends) and the stage hangs.
-    sent.unpipe();
-    sent.resume();
     return done;
   });
-  const results: RunResult[] = await Promise.all(
-    stages.map(({ process }) =>
-      process.result.then((result) => {
-        stagesDone++;
-        if (result.code !== 0) killAll(); // stop the rest of the chain: its output is worthless now
-        return result;
-      })
-    ),
-  );
+  /** The stages that failed, in the order they ended, and whether each did so before backupctl stopped them. */
+  const failures: { index: number; cause: boolean }[] = [];
+  let results: RunResult[];
+  try {
+    results = await Promise.all(
+      stages.map(({ process }, index) =>
+        process.result.then((result) => {
+          stagesDone++;
+          if (result.code !== 0) {
+            // A broken pipe is the consequence of the next program's failure, not a cause.
+            failures.push({ index, cause: !killed && result.signal !== "SIGPIPE" });
+            // Its output is worthless now: restic first, so it never sees the end of a cut stream, then the rest.
+            void stopRestic();
+            killed = true;
+            killStages();
+          }
+          return result;
+        })
+      ),
+    );
+  } catch (error) {
+    await stopRestic();
+    release();
+    throw error;
+  }
+
+  const reports = new Map<Stage["tap"], TapReport | undefined>();
+  stages.forEach((stage, i) => {
+    if (stage.tap) reports.set(stage.tap, parseTap(results[i].stdout));
+  });
+  const produced = () => reports.get("produced")?.bytes ?? consumer.bytesDone();
+
+  // The verdict on the stream before restic may see its end.
+  const timedOut = () => options.timeoutMs !== undefined && Date.now() - started >= options.timeoutMs;
+  const failed = (failures.find((failure) => failure.cause) ?? failures[0])?.index ?? -1;
+  const producedReport = reports.get("produced");
+  const edges = producedReport?.head && producedReport.tail ? producedReport : undefined;
+  const problem = failed < 0 && edges && edges.bytes > 0 ? input.check?.(edges.head!, edges.tail!) : undefined;
+  const complete = !timedOut() && !resticFailedFirst && failed < 0 && !problem && !stopping &&
+    producedReport !== undefined && producedReport.bytes > 0;
+  if (!complete) await stopRestic();
+  release();
   const { result: resticResult, summary } = await consumed;
   progress?.stop();
   const snapshotId = summary.snapshotId;
+  const bytes = producedReport?.bytes ?? summary.bytesProcessed;
 
   const discard = async (reason: Error): Promise<never> => {
     if (snapshotId) {
@@ -138,31 +168,32 @@ async function run(input: StreamInput, repository: Restic, options: BackupOption
           `(${(error as Error).message.split("\n")[0]}); the next apply forgets it (a recover action)`;
         throw Object.assign(reason, { partialSnapshotId: snapshotId });
       }
+    } else if (stopping) {
+      reason.message += "; restic was stopped before the end of the stream: no snapshot was stored";
     }
     throw reason;
   };
 
-  if (options.timeoutMs !== undefined && Date.now() - started >= options.timeoutMs) {
+  if (timedOut()) {
     return await discard(
-      new SourceError(`the stage ran out of time (${humanDuration(options.timeoutMs)}) and was stopped`),
+      new SourceError(`the stage ran out of time (${humanDuration(options.timeoutMs!)}) and was stopped`),
     );
   }
   if (resticFailedFirst) return await discard(repository.failure("backup --stdin", resticResult));
-  const failed = stages.findIndex((_, i) => results[i].code !== 0);
   if (failed >= 0) {
     const result = results[failed];
-    const what = failed === 0 ? "the dump" : "encryption";
+    const what = failed === 0 ? "the dump" : stages[failed].tap ? "counting the stream" : "encryption";
     return await discard(
       new ExecError(
         stages[failed].name,
         result.code,
         result.stderrTail,
-        `${stages[failed].name} (${what}) failed (exit ${result.code ?? result.signal}) after ${produced.bytes} bytes` +
+        `${stages[failed].name} (${what}) failed (exit ${result.code ?? result.signal}) after ${produced()} bytes` +
           (result.stderrTail ? `:\n    ${result.stderrTail.replaceAll("\n", "\n    ")}` : ""),
       ),
     );
   }
-  if (produced.bytes === 0) {
+  if (bytes === 0) {
     if (!input.allowEmpty) {
       return await discard(
         new SourceError(
@@ -174,18 +205,18 @@ async function run(input: StreamInput, repository: Restic, options: BackupOption
     if (snapshotId) await repository.forget([snapshotId]);
     return { snapshotId: undefined, bytes: 0, bytesAdded: 0 };
   }
+  // A failed check stopped restic: its exit is not the cause.
+  if (problem) return await discard(new SourceError(`the dump failed verification: ${problem}`));
   if (resticResult.code !== 0) return await discard(repository.failure("backup --stdin", resticResult));
-  const problem = input.check?.(produced.edges().head, produced.edges().tail);
-  if (problem && produced.bytes > 0) {
-    return await discard(new SourceError(`the dump failed verification: ${problem}`));
-  }
-  if (summary.bytesProcessed !== sent.bytes) {
+  // What restic was sent: the last tap's count (after encryption), or the only one's.
+  const sent = reports.get(filters.length > 0 ? "sent" : "produced")?.bytes;
+  if (sent !== undefined && summary.bytesProcessed !== sent) {
     return await discard(
-      new SourceError(`restic stored ${summary.bytesProcessed} bytes of the ${sent.bytes} it was sent`),
+      new SourceError(`restic stored ${summary.bytesProcessed} bytes of the ${sent} it was sent`),
     );
   }
   if (!snapshotId) {
     throw new ExecError("restic backup", resticResult.code, resticResult.stderrTail, "restic reported no snapshot id");
   }
-  return { snapshotId, bytes: produced.bytes, bytesAdded: summary.bytesAdded };
+  return { snapshotId, bytes, bytesAdded: summary.bytesAdded };
 }

@@ -1,10 +1,13 @@
 /**
  * Runs external programs through zx. Arguments are passed as an argv array (zx quotes each one); secrets reach
  * children only through `env`, never argv. Output is kept in bounded buffers so a multi-gigabyte dump never sits in
- * memory: stdout is either streamed to a consumer or kept up to a cap, stderr keeps its last 8 KiB.
+ * memory: stdout is either streamed to a consumer or kept up to a cap, stderr keeps its last 8 KiB. The shell zx
+ * starts `exec`s the program, so the process killed is the program itself; `stdinFrom`/`stdoutTo` redirect its
+ * standard input/output to a path (a FIFO of exec/fifo.ts), so a dump flows between programs without passing
+ * through this process.
  */
 import type { Readable, Writable } from "node:stream";
-import { $, type ProcessPromise } from "zx";
+import { $, type ProcessPromise, quote } from "zx";
 import { redact } from "../config/secrets.ts";
 import { trackChild } from "../runtime/shutdown.ts";
 
@@ -18,6 +21,13 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Keep at most this many bytes of stdout (default 64 MiB); `stream` discards it for the caller to read live. */
   stdout?: "keep" | "stream";
+  /** Standard input read from this path (`< path`), e.g. a FIFO; the pipe to this process stays unused. */
+  stdinFrom?: string;
+  /**
+   * Standard output written to this path (`> path`), e.g. a FIFO. A missing file is created by the shell with the
+   * umask's mode: create a private file (0600) first.
+   */
+  stdoutTo?: string;
 }
 
 export interface RunResult {
@@ -74,6 +84,14 @@ export interface RunningProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
+/** The shell text after the program: its redirections, each path quoted like an argument. */
+function redirections(options: RunOptions): string {
+  let text = "";
+  if (options.stdinFrom !== undefined) text += ` <${quote(options.stdinFrom)}`;
+  if (options.stdoutTo !== undefined) text += ` >${quote(options.stdoutTo)}`;
+  return text;
+}
+
 export function start(argv: string[], options: RunOptions = {}): RunningProcess {
   const store = {
     stdout: options.stdout === "stream" ? new Discard() : new TailBuffer(stdoutCap),
@@ -89,10 +107,15 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
     input: options.input,
     timeout: options.timeoutMs,
     timeoutSignal: "SIGTERM",
+    // `exec`: the shell becomes the program, so its PID is the one signalled (and a FIFO it opens is its own).
+    prefix: `${$.prefix ?? ""}exec `,
+    postfix: redirections(options),
     // deno-lint-ignore no-explicit-any
     store: store as any,
   })`${argv}`;
   const kill = (signal: NodeJS.Signals = "SIGTERM") => {
+    // zx signals the program and what it started (it lists the process tree first, so a shell's children are not
+    // orphaned by its death). Callers that must know the program is gone wait for `result`.
     // zx throws at once ("Too late to kill the process") when the program has already exited: nothing to do then.
     try {
       child.kill(signal).catch(() => {});

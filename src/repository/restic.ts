@@ -40,6 +40,8 @@ export interface BackupOptions {
   time: Date;
   /** Stop every process of the stage after this long. */
   timeoutMs?: number;
+  /** The state folder's private tmp/ (for a stream's FIFOs; see exec/fifo.ts). */
+  privateDir?: string;
   /** Starts reporting the progress of a streamed backup, given how many bytes went through so far. */
   progress?: (bytes: () => number) => { stop(): void };
 }
@@ -266,45 +268,59 @@ export class Restic {
   }
 
   /**
-   * Starts `restic backup --stdin` and returns its stdin for the producer to write into. The caller checks the
-   * producer's exit code too, and forgets the snapshot when the producer failed.
+   * Starts `restic backup --stdin` reading the FIFO `input` (see exec/fifo.ts): the caller holds it open, so restic
+   * sees the end of the stream only when the caller lets it, and stops restic otherwise (`kill("SIGINT")`: restic
+   * then removes its lock and stores nothing). `bytesDone()` is what restic has read so far, from its `--json`
+   * status lines. The caller checks the producer's exit code too, and forgets a snapshot made of a failed stream.
    */
-  startStdinBackup(filename: string, options: BackupOptions) {
+  startStdinBackup(filename: string, options: BackupOptions, input: string) {
     const args = [...this.backupArgs(options), "--stdin", "--stdin-filename", filename];
     const ssh = this.openSsh();
     let child;
     try {
-      child = start(this.argv("backup", ...args), {
-        env: { ...this.environment(), ...ssh.env },
-        timeoutMs: options.timeoutMs,
-      });
+      const env: Record<string, string | undefined> = { ...this.environment(), ...ssh.env };
+      // Live progress reads restic's status lines: more of them then.
+      if (options.progress) env.RESTIC_PROGRESS_FPS = "2";
+      child = start(this.argv("backup", ...args), { env, timeoutMs: options.timeoutMs, stdinFrom: input });
     } catch (error) {
       ssh.remove();
       throw error;
     }
+    let bytesDone = 0;
+    let partial = "";
+    child.stdout.on("data", (chunk: Uint8Array | string) => {
+      const lines = (partial + chunk.toString()).split("\n");
+      partial = lines.pop() ?? "";
+      if (partial.length > 1 << 20) partial = ""; // not restic's status lines
+      for (const line of lines) {
+        const done = /"message_type":"status".*"bytes_done":(\d+)/.exec(line);
+        if (done) bytesDone = Math.max(bytesDone, Number(done[1]));
+      }
+    });
     const finished = child.result.finally(() => ssh.remove())
       .then((result) => ({ result, summary: parseSummary(result.stdout) }));
-    return { stdin: child.stdin, kill: child.kill, finished };
+    return { kill: child.kill, finished, bytesDone: () => bytesDone };
   }
 
   /**
-   * Starts `restic dump ID PATH`: the file's bytes on stdout, for a restore to stream into a file, a decryption
-   * filter or a database client. `finished` resolves with restic's result; the caller checks it.
+   * Starts `restic dump ID PATH` writing the file's bytes to `output` (a FIFO of exec/fifo.ts, or a file), for a
+   * restore to stream into a file, a decryption filter or a database client. `finished` resolves with restic's
+   * result; the caller checks it.
    */
-  startDump(snapshotId: string, path: string, timeoutMs?: number) {
+  startDump(snapshotId: string, path: string, output: string, timeoutMs?: number) {
     const ssh = this.openSsh();
     let child;
     try {
       child = start(this.argv("dump", "--", snapshotId, path), {
         env: { ...this.environment(), ...ssh.env },
-        stdout: "stream",
+        stdoutTo: output,
         timeoutMs,
       });
     } catch (error) {
       ssh.remove();
       throw error;
     }
-    return { stdout: child.stdout, kill: child.kill, finished: child.result.finally(() => ssh.remove()) };
+    return { kill: child.kill, finished: child.result.finally(() => ssh.remove()) };
   }
 
   /**

@@ -1,19 +1,20 @@
 /**
  * Restores: find the snapshot (latest, or by id, with the nearest ones named when it does not exist), then stream it
  * back. A dump is `restic dump ID /FILE | [decryption] | target`, where the target is a file (0600) or a database
- * client (pg_restore, psql, mariadb, sqlite3); nothing plaintext touches the disk on the way into a database. A files
+ * client (pg_restore, psql, mariadb, sqlite3), connected by FIFOs so the dump never passes through backupctl; nothing
+ * plaintext touches the disk on the way into a database. A files
  * source is `restic restore ID --target DIR`. Every process of a stream is checked: a failed one fails the restore
  * (and a partial output file is removed), so a restore that "worked" restored everything.
  */
-import { createWriteStream, existsSync, mkdirSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { closest, distance } from "fastest-levenshtein";
-import { Meter } from "../apply/pipeline.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
 import { decryptionFilter } from "../encrypt/filter.ts";
 import type { StreamFilter } from "../encrypt/types.ts";
 import { ExecError, MissingToolError, SourceError, UsageError } from "../errors.ts";
+import { FifoFolder, parseTap, stopAndWait, tapArgv } from "../exec/fifo.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import { isoSeconds } from "../plan/time.ts";
 import { type Restic, shellWord } from "../repository/restic.ts";
@@ -144,8 +145,12 @@ export interface StreamOutcome {
 }
 
 /**
- * Streams a dump out of the repository into `into`: a file path (written 0600, removed when anything fails) or a
- * database sink (a program reading stdin).
+ * Streams a dump out of the repository into `into`: a file path (created 0600 and written by restic or the
+ * decryption filter through a redirection, removed when anything fails) or a database sink (a program reading
+ * stdin). The programs are connected by FIFOs (exec/fifo.ts): the dump never passes through this process. A sink
+ * reads a FIFO backupctl holds open, so it sees the end of the dump only once restic and every filter exited 0;
+ * when anything fails, the sink is stopped before the FIFO is let go, so it never takes a cut dump for a whole one.
+ * A tap (exec/fifo.ts) before the sink counts the bytes; a file's size is its count.
  */
 export async function streamDump(
   located: Located,
@@ -156,72 +161,86 @@ export async function streamDump(
   const started = Date.now();
   const filter = decryption(located, ctx);
   const sink = "sink" in into ? into.sink : undefined;
+  const file = "file" in into ? into.file : undefined;
+  let fifos: FifoFolder | undefined;
+  let created = false;
   try {
     for (const program of [filter, sink]) {
       if (program && !(await onPath(program.argv[0]))) throw new MissingToolError(program.argv[0], program.package);
     }
+    if (sink && !(await onPath("perl"))) throw new MissingToolError("perl", "perl-base");
     const repository = ctx.repositoryFor(located.repository);
-    const dump = repository.startDump(located.snapshot.id, located.dumpPath!, timeoutMs);
-    const ignore = () => {};
-    const chain: { name: string; process: RunningProcess }[] = [];
-    let upstream: NodeJS.ReadableStream = dump.stdout;
-    dump.stdout.on("error", ignore);
+    fifos = FifoFolder.create(ctx.privateDir);
+    // restic dump → [decryption] → tap → sink, or restic dump → [decryption] → the file: FIFO i is what the
+    // (i+1)th program reads.
+    const paths = await fifos.make(
+      ...Array.from({ length: (filter ? 1 : 0) + (sink ? 2 : 0) }, (_, i) => `stream-${i}`),
+    );
+    if (file) {
+      // Created here, 0600 and only if absent (wx); restic or the filter writes into it through a redirection.
+      try {
+        closeSync(openSync(file, "wx", 0o600));
+      } catch (error) {
+        throw new SourceError(`cannot write the restored dump: ${(error as Error).message}`);
+      }
+      created = true;
+    }
+    const sinkInput = sink ? paths.at(-1)! : undefined;
+    // Held until restic and every filter succeeded: the sink sees the end of the dump only then.
+    const release = sinkInput ? fifos.hold(sinkInput) : () => {};
+    const dump = repository.startDump(located.snapshot.id, located.dumpPath!, paths[0] ?? file!, timeoutMs);
+    /** The programs after restic, in order; the sink last. */
+    const chain: { name: string; process: RunningProcess; tap?: boolean }[] = [];
     if (filter) {
-      const process = start(filter.argv, { env: filter.env, stdout: "stream", timeoutMs });
-      process.stdin.on("error", ignore);
-      process.stdout.on("error", ignore);
-      upstream.pipe(process.stdin);
-      upstream = process.stdout;
-      chain.push({ name: `${filter.argv[0]} (decryption)`, process });
-    }
-    const counter = new Meter(false);
-    counter.on("error", ignore);
-    upstream = upstream.pipe(counter);
-    let written: Promise<void> | undefined;
-    let stop = () => {};
-    if (sink) {
-      const process = start(sink.argv, { env: sink.env, timeoutMs });
-      process.stdin.on("error", ignore);
-      upstream.pipe(process.stdin);
-      chain.push({ name: sink.argv[0], process });
-    } else {
-      const file = (into as { file: string }).file;
-      const out = createWriteStream(file, { mode: 0o600, flags: "wx" });
-      written = new Promise((resolve, reject) => {
-        out.once("finish", () => resolve());
-        out.once("error", (error) => {
-          stop(); // a full disk: restic must not stay blocked on a pipe nobody reads
-          reject(error);
-        });
+      chain.push({
+        name: `${filter.argv[0]} (decryption)`,
+        process: start(filter.argv, {
+          env: filter.env,
+          stdout: "stream",
+          timeoutMs,
+          stdinFrom: paths[0],
+          stdoutTo: sink ? paths[1] : file!,
+        }),
       });
-      upstream.pipe(out);
     }
+    if (sink) {
+      const tap = start(tapArgv(sinkInput!, false), { timeoutMs, stdinFrom: paths.at(-2)! });
+      chain.push({ name: "tap", tap: true, process: tap });
+      chain.push({ name: sink.argv[0], process: start(sink.argv, { env: sink.env, timeoutMs, stdinFrom: sinkInput }) });
+    }
+    const reader = sink ? chain.length - 1 : undefined;
+    /** Bytes of the dump so far: the tap's count (known once it ended), or the file's size. */
+    const restored = (tapResult?: RunResult): number => {
+      if (file) return existsSync(file) ? statSync(file).size : 0;
+      return (tapResult && parseTap(tapResult.stdout)?.bytes) ?? 0;
+    };
+    const upstream = [dump.finished, ...chain.filter((_, i) => i !== reader).map(({ process }) => process.result)];
+    const upstreamDone = Promise.all(upstream);
+    let sinkStopped: Promise<unknown> | undefined;
     const killAll = () => {
+      // The sink first, so it never sees the end of a cut dump (the FIFO is let go only once it exited).
+      if (reader !== undefined) sinkStopped ??= stopAndWait(chain[reader].process, "SIGTERM");
       dump.kill();
       for (const { process } of chain) process.kill();
-      // What a killed reader left unread would keep the pipes (and so the processes' ends) open: drop it.
-      for (const stream of [dump.stdout, ...chain.slice(0, filter ? 1 : 0).map(({ process }) => process.stdout)]) {
-        stream.destroy();
-      }
-      counter.destroy();
     };
-    stop = killAll;
     // Every process is watched at once: the first to fail stops the others (a reader that quits early, such as
     // pg_restore refused by the target, would otherwise leave restic blocked on a full pipe forever), and it is the
     // one reported, not the ones the kill stopped. -1 is restic.
     let culprit: number | undefined;
-    let dumped = false;
-    /** The reader (the last program) ended cleanly before restic had sent everything. */
+    /** The reader (the last program) ended cleanly before restic and the filters had sent everything. */
     let stoppedReading = false;
-    const reader = sink ? chain.length - 1 : undefined;
+    let sent = false;
+    void upstreamDone.then((results) => {
+      sent = results.every((result) => result.code === 0);
+      if (sent && culprit === undefined) release();
+    });
     const watch = (index: number, finished: Promise<RunResult>) =>
       finished.then(async (result) => {
-        if (index === -1) dumped = true;
-        if (index === reader && result.code === 0 && !dumped) {
-          // restic's own exit may simply not have been seen yet: give it a moment before calling the reader early.
-          await Promise.race([dump.finished, new Promise((resolve) => setTimeout(resolve, 2000))]);
+        if (index === reader && result.code === 0 && !sent) {
+          // The others' exits may simply not have been seen yet: give them a moment before calling the reader early.
+          await Promise.race([upstreamDone, new Promise((resolve) => setTimeout(resolve, 2000))]);
         }
-        const early = index === reader && result.code === 0 && !dumped;
+        const early = index === reader && result.code === 0 && !sent;
         if ((result.code !== 0 || early) && culprit === undefined) {
           culprit = index;
           stoppedReading = early;
@@ -233,17 +252,18 @@ export async function streamDump(
       watch(-1, dump.finished),
       ...chain.map(({ process }, i) => watch(i, process.result)),
     ]);
-    try {
-      await written;
-    } catch (error) {
-      throw new SourceError(`cannot write the restored dump: ${(error as Error).message}`);
-    }
+    await sinkStopped;
+    const tapResult = sink ? results[chain.findIndex((stage) => stage.tap)] : undefined;
+    const bytes = restored(tapResult);
     if (culprit === -1 || (culprit === undefined && resticResult.code !== 0)) {
+      if (file && /no space left on device|disk quota exceeded/i.test(resticResult.stderrTail)) {
+        throw new SourceError(`cannot write the restored dump: ${resticResult.stderrTail}`);
+      }
       throw repository.failure("dump", resticResult);
     }
     if (stoppedReading) {
       throw new SourceError(
-        `${chain[reader!].name} exited before it had read the whole dump (after ${counter.bytes} bytes): the restore ` +
+        `${chain[reader!].name} exited before it had read the whole dump (after ${bytes} bytes): the restore ` +
           "is incomplete",
       );
     }
@@ -254,15 +274,16 @@ export async function streamDump(
         chain[failed].name,
         result.code,
         result.stderrTail,
-        `${chain[failed].name} failed (exit ${result.code ?? result.signal}) after ${counter.bytes} bytes of the dump` +
+        `${chain[failed].name} failed (exit ${result.code ?? result.signal}) after ${bytes} bytes of the dump` +
           (result.stderrTail ? `:\n    ${result.stderrTail.replaceAll("\n", "\n    ")}` : ""),
       );
     }
-    return { bytes: counter.bytes, durationMs: Date.now() - started };
+    return { bytes, durationMs: Date.now() - started };
   } catch (error) {
-    if ("file" in into) rmSync(into.file, { force: true });
+    if (created) rmSync(file!, { force: true });
     throw error;
   } finally {
+    fifos?.remove();
     filter?.cleanup?.();
     sink?.cleanup();
   }

@@ -1,6 +1,9 @@
 /**
  * A partial snapshot that cannot be forgotten at once (another restic process holds a lock on the repository) is
- * recorded on its failed stage, planned as a recover action, and forgotten by the next apply.
+ * recorded on its failed stage, planned as a recover action, and forgotten by the next apply. A failed dump never
+ * leaves one (restic is stopped before the end of its stream); a files backup can: restic stores the snapshot and
+ * exits 3 when a file cannot be read. Here that file is this test process's memory (/proc/PID/mem), whose first page
+ * reads fail with EIO even for root.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -25,11 +28,11 @@ describe("recover: partial snapshots left by a failed backup", () => {
     demo = makeDemo();
     writeFileSync(
       demo.config,
-      `import { command, defineConfig, env, restic } from "backupctl";
+      `import { defineConfig, env, files, restic } from "backupctl";
 export default defineConfig({
   repositories: { local: restic({ url: ".backupctl/restic-demo", password: env("DEMO_RESTIC_PASSWORD") }) },
   projects: { app: { schedule: "0 3 * * *", repositories: ["local"], retention: { daily: 7 },
-    sources: [command({ name: "flaky", filename: "flaky.txt", run: "seq 1 50000; exit 1" })] } },
+    sources: [files({ name: "flaky", paths: ["/proc/${process.pid}/mem"] })] } },
 });
 `,
     );

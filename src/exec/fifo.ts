@@ -1,0 +1,146 @@
+/**
+ * Named pipes (FIFOs) for streams that flow from program to program without passing through this process: a
+ * private folder (0700) holds them, each made 0600: `secret-<pid>-fifo-*` in the state folder's private `tmp/`, where
+ * startup recovery removes the folders of dead processes (apply/recovery.ts), or under the system's temporary folder. `hold()` opens one
+ * read-write, which never blocks on Linux and makes this process one more writer (and reader) of it: the program
+ * reading it does not see its end while it is held, whatever the writers do, so a stream is only ever ended on
+ * purpose (see apply/pipeline.ts). The folder goes with `remove()`, which every user calls in a `finally`.
+ */
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { run, type RunResult } from "./run.ts";
+
+export class FifoFolder {
+  private held = new Set<number>();
+
+  private constructor(readonly dir: string) {}
+
+  /** A new private folder for the FIFOs of one stream, in `privateDir` when given. */
+  static create(privateDir?: string): FifoFolder {
+    if (privateDir) mkdirSync(privateDir, { recursive: true, mode: 0o700 });
+    // mkdtemp makes the folder 0700.
+    const dir = mkdtempSync(
+      privateDir ? join(privateDir, `secret-${process.pid}-fifo-`) : join(tmpdir(), "backupctl-fifo-"),
+    );
+    chmodSync(dir, 0o700);
+    return new FifoFolder(dir);
+  }
+
+  /** Makes FIFOs named `names` in the folder (mode 0600) and returns their paths. */
+  async make(...names: string[]): Promise<string[]> {
+    const paths = names.map((name) => join(this.dir, name));
+    if (paths.length === 0) return paths;
+    const result = await run(["mkfifo", "-m", "600", "--", ...paths]);
+    if (result.code !== 0) {
+      throw new Error(
+        `cannot make the FIFOs of the stream in ${this.dir}: ${result.stderrTail || `exit ${result.code}`}`,
+      );
+    }
+    return paths;
+  }
+
+  /**
+   * Opens `path` read-write and keeps it open until the returned function is called: until then its reader never
+   * sees the end of the stream. Calling it again does nothing.
+   */
+  hold(path: string): () => void {
+    const fd = openSync(path, "r+");
+    this.held.add(fd);
+    return () => {
+      if (!this.held.delete(fd)) return;
+      closeSync(fd);
+    };
+  }
+
+  /** Closes what is still held and removes the folder and everything in it. */
+  remove(): void {
+    for (const fd of this.held) {
+      try {
+        closeSync(fd);
+      } catch {
+        // closed already
+      }
+    }
+    this.held.clear();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The tap: a small perl program (perl-base is on every Debian) that copies its stdin to the FIFO `output` in blocks
+ * of up to 1 MiB, with 1 MiB pipe buffers, counting the bytes and, with `edges`, keeping the first and last 64 KiB
+ * (for a source's format check). It opens `output` itself: its stdout is kept by backupctl and gets, at the end, one
+ * line `COUNT HEAD TAIL` (hex), so no byte of the dump is ever written to a file. Stopped by SIGTERM, it still
+ * prints the count so far. See {@link parseTap}.
+ */
+const tapScript = String.raw`use strict; use warnings;
+my ($path, $edges) = @ARGV;
+my ($edge, $n, $head, $tail, $buf) = (65536, 0, "", "", "");
+$SIG{TERM} = sub { print "$n\n"; exit 143 };
+open(my $out, ">", $path) or die "tap: $path: $!\n";
+binmode STDIN; binmode $out;
+fcntl(STDIN, 1031, 1048576); fcntl($out, 1031, 1048576);
+while (1) {
+  my $r = sysread(STDIN, $buf, 1048576);
+  if (!defined $r) { next if $!{EINTR}; die "tap: read: $!\n" }
+  last unless $r;
+  $n += $r;
+  if ($edges) {
+    $head .= substr($buf, 0, $edge - length $head) if length $head < $edge;
+    if ($r >= $edge) { $tail = substr($buf, $r - $edge) }
+    else { $tail .= $buf; substr($tail, 0, length($tail) - $edge, "") if length $tail > $edge }
+  }
+  for (my $o = 0; $o < $r;) {
+    my $w = syswrite($out, $buf, $r - $o, $o);
+    if (!defined $w) { next if $!{EINTR}; die "tap: write: $!\n" }
+    $o += $w;
+  }
+}
+close($out) or die "tap: $path: $!\n";
+print "$n ", unpack("H*", $head), " ", unpack("H*", $tail), "\n";
+`;
+
+/** The argv of a tap writing into `output`; `edges` keeps the first and last 64 KiB for a format check. */
+export function tapArgv(output: string, edges: boolean): string[] {
+  return ["perl", "-e", tapScript, "--", output, edges ? "1" : "0"];
+}
+
+export interface TapReport {
+  /** Bytes the tap copied. */
+  bytes: number;
+  /** The first and last 64 KiB, when asked for and the tap reached the end of its input. */
+  head?: Uint8Array;
+  tail?: Uint8Array;
+}
+
+/** What a tap printed: its count (even when stopped), and the edges it kept once it ended normally. */
+export function parseTap(stdout: string): TapReport | undefined {
+  const line = stdout.trim().split("\n").at(-1) ?? "";
+  const match = /^(\d+)(?: ([0-9a-f]*) ([0-9a-f]*))?$/.exec(line);
+  if (!match) return undefined;
+  const report: TapReport = { bytes: Number(match[1]) };
+  if (match[2] !== undefined) {
+    report.head = Buffer.from(match[2], "hex");
+    report.tail = Buffer.from(match[3], "hex");
+  }
+  return report;
+}
+
+/**
+ * Stops a process with `signal`, then SIGKILL if it is still running after `graceMs`, and waits for it to exit:
+ * when this resolves, the process can no longer read anything.
+ */
+export async function stopAndWait(
+  process: { kill(signal?: NodeJS.Signals): void; result: Promise<RunResult> },
+  signal: NodeJS.Signals,
+  graceMs = 15_000,
+): Promise<RunResult> {
+  process.kill(signal);
+  const timer = setTimeout(() => process.kill("SIGKILL"), graceMs);
+  try {
+    return await process.result;
+  } finally {
+    clearTimeout(timer);
+  }
+}
