@@ -208,7 +208,7 @@ export default defineConfig({
       log(`  old temp-file pipeline: ${seconds(old[i].wallMs)}`);
     }
 
-    // The fixed part of apply's overhead, from the small database: start-up, planning, the inventory refreshes.
+    // The fixed part of apply's overhead, from the small database: start-up, config, state database, planning, audit.
     log("pipeline: the small database (fixed costs, memory)");
     const smallRaw: Measured[] = [];
     const smallApply: Measured[] = [];
@@ -251,16 +251,15 @@ export default defineConfig({
           goal: "apply within 5% of the raw pipeline's wall time (b/a ≤ 1.05)",
           met: b.wallMs / a.wallMs <= 1.05,
           missed: `apply took ${seconds(b.wallMs - a.wallMs)} longer than the raw pipeline` +
-            ` (${((b.wallMs / a.wallMs - 1) * 100).toFixed(0)}%). About ${seconds(fixedMs)} of it is paid once per ` +
-            "run whatever the size (the same comparison on the small database): the runtime's start-up and config " +
-            "load, and the two inventory refreshes, `restic snapshots --json` before planning and after " +
-            "the backup, each a restic process that derives the repository key (scrypt) and reads the index again. " +
-            `The rest, ${perGiB(perGiBWall)} wall and ${perGiB(perGiBCpu)} CPU per GiB, is the dump passing ` +
-            "through the JS process (pg_dump → metering Transform → restic's stdin) instead of one kernel pipe. " +
-            "Fixes: take the new snapshot from the backup's JSON summary instead of refreshing after it, and skip " +
-            "the refresh before planning when the last one is recent and no other writer touched the repository; " +
-            "connect pg_dump's stdout to restic's stdin directly and count bytes from restic's summary (the format " +
-            "check needs only the first bytes). The fixed part also weighs less on larger databases.",
+            ` (${((b.wallMs / a.wallMs - 1) * 100).toFixed(1)}%). About ${seconds(fixedMs)} of it is paid once per ` +
+            "run whatever the size (the same comparison on the small database): the runtime's start-up, loading the " +
+            "TypeScript config, the state database (recovery check, plan, audit rows) and the lock. The rest, " +
+            `${perGiB(perGiBWall)} wall and ${perGiB(perGiBCpu)} CPU per GiB of dump, is the tap: one more pipe hop ` +
+            "(pg_dump → tap → restic instead of pg_dump → restic), which copies every byte once more through the " +
+            "kernel on a machine whose two cores pg_dump and restic already keep busy. The dump itself never passes " +
+            "through backupctl. What would fix it: count and check the dump without copying it (a tee(2)/splice(2) " +
+            "helper in a compiled language moves pages instead of copying them; perl cannot call them), and, for the " +
+            "fixed part, a bundled CLI (one file to load instead of hundreds of modules).",
         },
       },
       {
@@ -300,12 +299,10 @@ export default defineConfig({
             missed:
               `peak ${mib(bigPeak)}; the small database's was ${mib(smallPeak)}: a dump ${
                 (bigDump / smallDump).toFixed(0)
-              }× as large raised it ${flat.toFixed(2)}×. The dump is never held whole, but every chunk of it is ` +
-              "read into the runtime and written out again (pg_dump's stdout is piped through a metering Transform " +
-              "into restic's stdin); the peak grows with the amount streamed, far more slowly than the data, which " +
-              "points at buffers the runtime's garbage collector and allocator reclaim lazily rather than at the " +
-              "dump being held. Fix: keep the dump out of the JS process (pg_dump's stdout handed to restic as a " +
-              "file descriptor), which also removes the per-GiB CPU overhead above.",
+              }× as large raised it ${flat.toFixed(2)}×. The dump does not pass through backupctl (FIFOs between the ` +
+              "programs; the tap copies it in 1 MiB blocks), so the figure is the runtime with backupctl's modules " +
+              "loaded (kysely and the SQLite driver, zod, zx, the notification channels) plus the tap. What would " +
+              "lower it: loading fewer modules in apply (bundling, lazy imports of what a run does not use).",
           }
           : undefined,
       };
@@ -360,9 +357,9 @@ export default defineConfig({
         goal: "within 5% of the raw restore's wall time (≤ 1.05)",
         met: restoreMet,
         missed: `backupctl took ${seconds(rb.wallMs - ra.wallMs)} longer: its start-up, the snapshot lookup in the ` +
-          "state database, the audited restore stage, and the dump passing through the JS process between " +
-          "restic dump and pg_restore. Fix: connect restic's stdout to pg_restore's stdin directly when no " +
-          "decryption filter sits between them.",
+          "state database, the audited restore stage, and the tap between restic dump and pg_restore (one more " +
+          "pipe hop; the dump never passes through backupctl). What would fix it: a bundled CLI for the fixed " +
+          "part, and counting the bytes without copying them (see the pipeline overhead).",
       },
     }];
     rmSync(kept.dir, { recursive: true, force: true });

@@ -74,16 +74,12 @@ export async function startupBench(options: { quick: boolean; log: (line: string
             ? {
               goal: `plan under 0.5 s (${runtime.name})`,
               met: ms < 500,
-              missed:
-                `plan took ${seconds(ms)}: the bare runtime ${seconds(baseMs)}, then ${
+              missed: `plan took ${seconds(ms)}: the bare runtime ${seconds(baseMs)}, \`--version\` (the command ` +
+                `line parser only: src/cli/program.ts imports a command's module when it runs) ${
                   seconds(versionMs - baseMs)
-                } before even \`--version\` can answer, because src/cli/program.ts imports every command's module up ` +
-                "front, and with them their dependencies (zx, kysely and the SQLite driver, nodemailer, prom-client, " +
-                `zod, yaml, …); plan's own work (loading the TypeScript config, opening the state database, planning) ` +
-                `is the remaining ${seconds(ms - versionMs)}. Fixes: import a command's module only when it runs ` +
-                "(dynamic import in program.ts) and the heavy libraries only where used (nodemailer in the email " +
-                "channel, prom-client in watch), and bundle the CLI so the runtime loads one file instead of " +
-                "hundreds of modules.",
+                } more, plan's own modules and work (zod and the config schema, loading the TypeScript config, ` +
+                `kysely and the state database, planning, rendering) the remaining ${seconds(ms - versionMs)}. ` +
+                "What would fix it: bundling the CLI, so the runtime loads one file instead of hundreds of modules.",
             }
             : undefined,
         });
