@@ -136,7 +136,7 @@ ${
   median of 5 (\`--quick\`: 3) after one warm-up run. Baseline: \`deno eval 1\` / \`bun -e 1\`. Target: plan under 0.5 s.
 - **restore**: the last pipeline run's snapshot of the 1 GiB database restored into a fresh database by
   \`backupctl restore bench --into-database --target-db postgresql://…\` vs the raw
-  \`restic dump ID /big.pgdump | pg_restore --no-owner --no-privileges --exit-on-error\`, interleaved, median of 3
+  \`restic dump ID /big.pgdump | pg_restore --no-owner --no-privileges --exit-on-error\`, interleaved (taking turns at going first), median of 3
   (\`--quick\`: 1); each restored database is checked for every account, then dropped. Target: ≤ 1.05.
 `;
 const docs = join(fileURLToPath(new URL("..", import.meta.url)), "docs", "benchmarks.md");

@@ -19,6 +19,8 @@ export interface RunOptions {
   input?: string;
   /** Kill the program after this many milliseconds. */
   timeoutMs?: number;
+  /** The signal a timeout sends (default SIGTERM). */
+  timeoutSignal?: NodeJS.Signals;
   /** Keep at most this many bytes of stdout (default 64 MiB); `stream` discards it for the caller to read live. */
   stdout?: "keep" | "stream";
   /** Standard input read from this path (`< path`), e.g. a FIFO; the pipe to this process stays unused. */
@@ -106,7 +108,7 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
     cwd: options.cwd,
     input: options.input,
     timeout: options.timeoutMs,
-    timeoutSignal: "SIGTERM",
+    timeoutSignal: options.timeoutSignal ?? "SIGTERM",
     // `exec`: the shell becomes the program, so its PID is the one signalled (and a FIFO it opens is its own).
     prefix: `${$.prefix ?? ""}exec `,
     postfix: redirections(options),

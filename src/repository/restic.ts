@@ -281,7 +281,13 @@ export class Restic {
       const env: Record<string, string | undefined> = { ...this.environment(), ...ssh.env };
       // Live progress reads restic's status lines: more of them then.
       if (options.progress) env.RESTIC_PROGRESS_FPS = "2";
-      child = start(this.argv("backup", ...args), { env, timeoutMs: options.timeoutMs, stdinFrom: input });
+      // SIGINT on timeout: restic 0.14 then removes its lock and stores nothing (SIGTERM would leave a stale lock).
+      child = start(this.argv("backup", ...args), {
+        env,
+        timeoutMs: options.timeoutMs,
+        timeoutSignal: "SIGINT",
+        stdinFrom: input,
+      });
     } catch (error) {
       ssh.remove();
       throw error;
