@@ -462,7 +462,7 @@ export default defineConfig({
         "target for evenly spread changes: a chunk stays unchanged with probability 0.99^rows, so staying under 25% " +
         "would need chunks of about a dozen rows, far below restic's 512 KiB minimum (not configurable). What would " +
         "fix it: backing up changes instead of whole dumps (WAL archiving, point-in-time recovery), which is outside " +
-        "what a pg_dump pipeline can do. Where changes cluster (appends, recently written rows: the next row), the " +
+        "what a pg_dump pipeline can do. Where changes cluster (appends, recently written rows; the next row), the " +
         "pipeline stays far below the target.",
     };
     if (clustered) {
