@@ -23,7 +23,7 @@ import { stopRequested } from "../runtime/shutdown.ts";
 import type { ProjectLock } from "./lock.ts";
 import { deleteLeftoverFolders, removeStaleLock } from "./recovery.ts";
 import { describeAction } from "../plan/render.ts";
-import { streamBackup } from "./pipeline.ts";
+import { discardSnapshot, streamBackup } from "./pipeline.ts";
 import { type Backoff, backoffFor, delayBefore, isTransient, sleep } from "./retry.ts";
 import { parseDuration } from "../config/duration.ts";
 import {
@@ -829,17 +829,7 @@ async function backupPaths(repository: Restic, paths: string[], exclude: string[
     return { snapshotId: result.snapshotId!, bytes: result.bytesProcessed, bytesAdded: result.bytesAdded };
   } catch (error) {
     const snapshotId = (error as { snapshotId?: string }).snapshotId;
-    if (snapshotId && error instanceof Error) {
-      try {
-        await repository.forget([snapshotId]);
-        error.message += `; the incomplete snapshot ${snapshotId.slice(0, 8)} was discarded`;
-      } catch (forgetError) {
-        // Left for the next plan's recover action, which finds it on the failed stage.
-        error.message += `\nthe incomplete snapshot ${snapshotId.slice(0, 8)} could not be forgotten ` +
-          `(${(forgetError as Error).message.split("\n")[0]}); the next apply forgets it (a recover action)`;
-        Object.assign(error, { partialSnapshotId: snapshotId });
-      }
-    }
+    if (snapshotId && error instanceof Error) await discardSnapshot(repository, snapshotId, error);
     throw error;
   }
 }

@@ -28,6 +28,22 @@ export interface StreamResult {
   bytesAdded: number;
 }
 
+/**
+ * Forgets a snapshot restic stored from a failed backup and says so at the end of `reason`'s message. When the forget
+ * fails (another restic process holds the lock, the backend went away), `reason` gets the id as `partialSnapshotId`:
+ * the failed stage records it and the next plan has a recover action for it.
+ */
+export async function discardSnapshot(repository: Restic, snapshotId: string, reason: Error): Promise<void> {
+  try {
+    await repository.forget([snapshotId]);
+    reason.message += `; the incomplete snapshot ${snapshotId.slice(0, 8)} was discarded`;
+  } catch (error) {
+    reason.message += `\nthe incomplete snapshot ${snapshotId.slice(0, 8)} could not be forgotten ` +
+      `(${(error as Error).message.split("\n")[0]}); the next apply forgets it (a recover action)`;
+    Object.assign(reason, { partialSnapshotId: snapshotId });
+  }
+}
+
 export async function streamBackup(
   input: StreamInput,
   repository: Restic,
@@ -160,14 +176,7 @@ async function run(
 
   const discard = async (reason: Error): Promise<never> => {
     if (snapshotId) {
-      try {
-        await repository.forget([snapshotId]);
-        reason.message += `; the incomplete snapshot ${snapshotId.slice(0, 8)} was discarded`;
-      } catch (error) {
-        reason.message += `\nthe incomplete snapshot ${snapshotId.slice(0, 8)} could not be forgotten ` +
-          `(${(error as Error).message.split("\n")[0]}); the next apply forgets it (a recover action)`;
-        throw Object.assign(reason, { partialSnapshotId: snapshotId });
-      }
+      await discardSnapshot(repository, snapshotId, reason);
     } else if (stopping) {
       reason.message += "; restic was stopped before the end of the stream: no snapshot was stored";
     }
