@@ -107,7 +107,16 @@ async function run(
     };
   });
 
-  const progress = options.progress?.(consumer.bytesDone);
+  // Live progress: the first tap prints its count about once a second (`+N` lines, see exec/fifo.ts).
+  let producedSoFar = 0;
+  const firstTap = stages.find((stage) => stage.tap === "produced")!.process.stdout;
+  let partial = "";
+  firstTap.on("data", (chunk: Uint8Array | string) => {
+    const lines = (partial + chunk.toString()).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line.startsWith("+")) producedSoFar = Number(line.slice(1)) || producedSoFar;
+  });
+  const progress = options.progress?.(() => producedSoFar);
   const killStages = () => stages.forEach(({ process }) => process.kill());
   /** restic stopped before the end of the stream (SIGINT, then SIGKILL), once; resolves when it is gone. */
   let stopping: Promise<unknown> | undefined;
@@ -178,7 +187,7 @@ async function run(
     if (snapshotId) {
       await discardSnapshot(repository, snapshotId, reason);
     } else if (stopping) {
-      reason.message += "; restic was stopped before the end of the stream: no snapshot was stored";
+      reason.message += "\nrestic was stopped before the end of the stream: no snapshot was stored";
     }
     throw reason;
   };

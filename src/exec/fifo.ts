@@ -71,16 +71,18 @@ export class FifoFolder {
  * The tap: a small perl program (perl-base is on every Debian) that copies its stdin to the FIFO `output` in blocks
  * of up to 1 MiB, with 1 MiB pipe buffers, counting the bytes and, with `edges`, keeping the first and last 64 KiB
  * (for a source's format check). It opens `output` itself: its stdout is kept by backupctl and gets, at the end, one
- * line `COUNT HEAD TAIL` (hex), so no byte of the dump is ever written to a file. Stopped by SIGTERM, it still
- * prints the count so far. See {@link parseTap}.
+ * line `COUNT HEAD TAIL` (hex), so no byte of the dump is ever written to a file; before that, once a second, a
+ * line `+COUNT` for live progress. Stopped by SIGTERM, it still prints the count so far. See {@link parseTap}.
  */
 const tapScript = String.raw`use strict; use warnings;
 my ($path, $edges) = @ARGV;
 my ($edge, $n, $head, $tail, $buf) = (65536, 0, "", "", "");
+$| = 1;
 $SIG{TERM} = sub { print "$n\n"; exit 143 };
 open(my $out, ">", $path) or die "tap: $path: $!\n";
 binmode STDIN; binmode $out;
 fcntl(STDIN, 1031, 1048576); fcntl($out, 1031, 1048576);
+$SIG{ALRM} = sub { print "+$n\n"; alarm 1 }; alarm 1;
 while (1) {
   my $r = sysread(STDIN, $buf, 1048576);
   if (!defined $r) { next if $!{EINTR}; die "tap: read: $!\n" }
@@ -97,6 +99,7 @@ while (1) {
     $o += $w;
   }
 }
+alarm 0;
 close($out) or die "tap: $path: $!\n";
 print "$n ", unpack("H*", $head), " ", unpack("H*", $tail), "\n";
 `;
@@ -116,7 +119,7 @@ export interface TapReport {
 
 /** What a tap printed: its count (even when stopped), and the edges it kept once it ended normally. */
 export function parseTap(stdout: string): TapReport | undefined {
-  const line = stdout.trim().split("\n").at(-1) ?? "";
+  const line = stdout.trim().split("\n").filter((text) => !text.startsWith("+")).at(-1) ?? "";
   const match = /^(\d+)(?: ([0-9a-f]*) ([0-9a-f]*))?$/.exec(line);
   if (!match) return undefined;
   const report: TapReport = { bytes: Number(match[1]) };
