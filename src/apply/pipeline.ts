@@ -166,7 +166,7 @@ async function run(
   stages.forEach((stage, i) => {
     if (stage.tap) reports.set(stage.tap, parseTap(results[i].stdout));
   });
-  const produced = () => reports.get("produced")?.bytes ?? consumer.bytesDone();
+  const produced = () => reports.get("produced")?.bytes ?? producedSoFar;
 
   // The verdict on the stream before restic may see its end.
   const timedOut = () => options.timeoutMs !== undefined && Date.now() - started >= options.timeoutMs;

@@ -270,20 +270,17 @@ export class Restic {
   /**
    * Starts `restic backup --stdin` reading the FIFO `input` (see exec/fifo.ts): the caller holds it open, so restic
    * sees the end of the stream only when the caller lets it, and stops restic otherwise (`kill("SIGINT")`: restic
-   * then removes its lock and stores nothing). `bytesDone()` is what restic has read so far, from its `--json`
-   * status lines. The caller checks the producer's exit code too, and forgets a snapshot made of a failed stream.
+   * then removes its lock and stores nothing). The caller checks the producer's exit code too, and forgets a snapshot
+   * made of a failed stream.
    */
   startStdinBackup(filename: string, options: BackupOptions, input: string) {
     const args = [...this.backupArgs(options), "--stdin", "--stdin-filename", filename];
     const ssh = this.openSsh();
     let child;
     try {
-      const env: Record<string, string | undefined> = { ...this.environment(), ...ssh.env };
-      // Live progress reads restic's status lines: more of them then.
-      if (options.progress) env.RESTIC_PROGRESS_FPS = "2";
       // SIGINT on timeout: restic 0.14 then removes its lock and stores nothing (SIGTERM would leave a stale lock).
       child = start(this.argv("backup", ...args), {
-        env,
+        env: { ...this.environment(), ...ssh.env },
         timeoutMs: options.timeoutMs,
         timeoutSignal: "SIGINT",
         stdinFrom: input,
@@ -292,20 +289,9 @@ export class Restic {
       ssh.remove();
       throw error;
     }
-    let bytesDone = 0;
-    let partial = "";
-    child.stdout.on("data", (chunk: Uint8Array | string) => {
-      const lines = (partial + chunk.toString()).split("\n");
-      partial = lines.pop() ?? "";
-      if (partial.length > 1 << 20) partial = ""; // not restic's status lines
-      for (const line of lines) {
-        const done = /"message_type":"status".*"bytes_done":(\d+)/.exec(line);
-        if (done) bytesDone = Math.max(bytesDone, Number(done[1]));
-      }
-    });
     const finished = child.result.finally(() => ssh.remove())
       .then((result) => ({ result, summary: parseSummary(result.stdout) }));
-    return { kill: child.kill, finished, bytesDone: () => bytesDone };
+    return { kill: child.kill, finished };
   }
 
   /**
