@@ -23,7 +23,7 @@ import { stopRequested } from "../runtime/shutdown.ts";
 import type { ProjectLock } from "./lock.ts";
 import { deleteLeftoverFolders, removeStaleLock } from "./recovery.ts";
 import { describeAction } from "../plan/render.ts";
-import { discardSnapshot, streamBackup } from "./pipeline.ts";
+import { discardSnapshot, storedName, streamBackup } from "./pipeline.ts";
 import { type Backoff, backoffFor, delayBefore, isTransient, sleep } from "./retry.ts";
 import { parseDuration } from "../config/duration.ts";
 import {
@@ -793,9 +793,7 @@ async function backupSource(
           ? await streamBackup(input, repository, options, filters)
           : await backupPaths(repository, input.paths, input.exclude, options);
         // What `restic snapshots` will list for it: a stream is stored as /<file name>, paths as given (absolute).
-        const paths = input.kind === "stream"
-          ? [`/${input.filename}${filters.map((filter) => filter.extension).join("")}`]
-          : input.paths;
+        const paths = input.kind === "stream" ? [`/${storedName(input, filters)}`] : input.paths;
         const id = result.snapshotId === undefined ? undefined : repository.fullSnapshotId(result.snapshotId);
         const snapshot = id === undefined ? undefined : {
           id,

@@ -44,6 +44,11 @@ export async function discardSnapshot(repository: Restic, snapshotId: string, re
   }
 }
 
+/** The dump's file name in the snapshot: the source's, plus each filter's extension (`shop.sql.gpg`). */
+export function storedName(input: StreamInput, filters: StreamFilter[]): string {
+  return input.filename + filters.map((filter) => filter.extension).join("");
+}
+
 export async function streamBackup(
   input: StreamInput,
   repository: Restic,
@@ -79,7 +84,7 @@ async function run(
   filters: StreamFilter[],
   fifos: FifoFolder,
 ) {
-  const filename = input.filename + filters.map((f) => f.extension).join("");
+  const filename = storedName(input, filters);
   // The programs in order, each reading the FIFO the previous one writes; restic reads the last one.
   const programs: { name: string; argv: string[]; env?: Record<string, string>; tap?: Stage["tap"] }[] = [
     { name: input.argv[0], argv: input.argv, env: input.env },
