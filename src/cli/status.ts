@@ -20,7 +20,10 @@ interface Options extends GlobalOptions {
 export interface ProjectStatus {
   project: string;
   enabled: boolean;
-  /** ok; failing: the last run failed or its last drill failed; overdue: no success within maxAge; never: no run yet. */
+  /**
+   * ok; failing: the last run failed, or was interrupted and none ever succeeded, or the last drill or a check failed;
+   * overdue: no success within maxAge; never: no run yet (or one still running).
+   */
   health: "ok" | "failing" | "overdue" | "never" | "disabled";
   overdue: boolean;
   last_success: string | null;
@@ -118,7 +121,10 @@ export async function run(options: Options, output: Output): Promise<number> {
         lastCheck[repository] = checks.get(repository) ?? null;
       }
       const drill = drills.get(project.name);
-      const failing = lastRun?.status === "failed" || drill?.status === "failed" ||
+      // A run cut short is not alarming after a success (the next one repairs it, and maxAge watches the age), but a
+      // project whose only runs were cut short has no backup at all.
+      const neverSucceeded = !lastSuccess && lastRun?.status === "interrupted";
+      const failing = lastRun?.status === "failed" || neverSucceeded || drill?.status === "failed" ||
         Object.values(lastCheck).some((c) => c?.status === "failed");
       const health: ProjectStatus["health"] = !project.enabled
         ? "disabled"
@@ -265,10 +271,11 @@ function renderTable(statuses: ProjectStatus[], now: Date): string {
     row.map((cell, i) => cell + " ".repeat(widths[i] - [...cell].length)).join("  ").trimEnd()
   );
   const failing = statuses.filter((s) => s.health === "failing" || s.health === "overdue");
-  const details = failing.flatMap((s) =>
-    s.last_run?.error && s.last_run.status !== "succeeded"
-      ? [`${s.project}: last run ${s.last_run.id} ${s.last_run.status}: ${s.last_run.error.split("\n")[0]}`]
-      : []
-  );
+  const details = failing.flatMap((s) => {
+    if (!s.last_run || s.last_run.status === "succeeded") return [];
+    const never = s.last_success ? "" : "never succeeded; ";
+    const error = s.last_run.error ? `: ${s.last_run.error.split("\n")[0]}` : "";
+    return never || error ? [`${s.project}: ${never}last run ${s.last_run.id} ${s.last_run.status}${error}`] : [];
+  });
   return `${[...lines, ...(details.length ? ["", ...details] : [])].join("\n")}\n`;
 }

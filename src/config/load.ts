@@ -3,8 +3,15 @@ import { existsSync, statSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, UsageError } from "../errors.ts";
+import {
+  ConfigCallbackError,
+  ConfigExitRequest,
+  ConfigLoadTimeout,
+  guardConfigEvaluation,
+} from "../runtime/config-guard.ts";
 import { importConfigModule } from "../runtime/import-config.ts";
+import { parseDuration } from "./duration.ts";
 import { fingerprint } from "./fingerprint.ts";
 import { cut } from "./issues.ts";
 import type { NormalizedConfig } from "./normalize.ts";
@@ -20,8 +27,37 @@ export interface LoadedConfig {
   fingerprint: string;
 }
 
-/** Imports and validates a config file. Every failure is a ConfigError (exit 3) naming the file and the fix. */
-export async function loadConfig(path: string, options: { fresh?: boolean } = {}): Promise<LoadedConfig> {
+export interface LoadOptions {
+  /** Bypass the module cache (config reload). */
+  fresh?: boolean;
+  /** How long the config may take to load (default: BACKUPCTL_CONFIG_TIMEOUT, else 30 s). */
+  timeoutMs?: number;
+}
+
+/** The environment variable that sets how long a config may take to load. */
+export const configTimeoutVariable = "BACKUPCTL_CONFIG_TIMEOUT";
+const defaultConfigTimeoutMs = 30_000;
+
+/** How long a config may take to load: BACKUPCTL_CONFIG_TIMEOUT ("45s", "2m", or seconds), else 30 s. */
+export function configLoadTimeoutMs(): number {
+  const text = process.env[configTimeoutVariable]?.trim();
+  if (!text) return defaultConfigTimeoutMs;
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : parseDuration(text);
+  if (ms === undefined || ms <= 0) {
+    throw new UsageError(
+      `${configTimeoutVariable}: expected how long a config may take to load, such as 30s, 2m or 90 (seconds), ` +
+        `got ${JSON.stringify(text.slice(0, 40))}`,
+    );
+  }
+  return ms;
+}
+
+/**
+ * Imports and validates a config file. Every failure is a ConfigError (exit 3) naming the file and the fix, including
+ * a config that calls process.exit or Deno.exit, or takes longer than the load timeout; what the config prints while
+ * loading goes to stderr (runtime/config-guard.ts).
+ */
+export async function loadConfig(path: string, options: LoadOptions = {}): Promise<LoadedConfig> {
   const file = resolve(path);
   if (!existsSync(file) || !statSync(file).isFile()) {
     throw new ConfigError(file, [{
@@ -29,7 +65,13 @@ export async function loadConfig(path: string, options: { fresh?: boolean } = {}
       message: `config file not found: create one with \`backupctl init\` or pass --config PATH`,
     }]);
   }
-  const value = await evaluate(file, options.fresh ?? false);
+  const timeoutMs = options.timeoutMs ?? configLoadTimeoutMs();
+  let value: unknown;
+  try {
+    value = await guardConfigEvaluation(() => evaluate(file, options.fresh ?? false), timeoutMs);
+  } catch (error) {
+    throw guardProblem(error, file, timeoutMs) ?? error;
+  }
   const config = validateConfig(value, file);
   rememberEnvSecrets(config);
   return { file, dir: dirname(file), config, fingerprint: fingerprint(config) };
@@ -56,6 +98,31 @@ async function evaluate(file: string, fresh: boolean): Promise<unknown> {
     const what = typeof exported === "function" ? "the exported config function threw" : "the exported Promise failed";
     throw new ConfigError(file, [{ path: "", message: `${what}: ${describeError(error, file)}` }]);
   }
+}
+
+/** The ConfigError for what the guard stopped: an exit, the deadline, an error thrown from a callback. */
+function guardProblem(error: unknown, file: string, timeoutMs: number): ConfigError | undefined {
+  const problem = (message: string) => new ConfigError(file, [{ path: "", message }]);
+  if (error instanceof ConfigExitRequest) {
+    return problem(
+      `${error.message} while loading: a config cannot end backupctl; to report a problem, throw an Error ` +
+        '(e.g. `throw new Error("set DB_HOST")`)',
+    );
+  }
+  if (error instanceof ConfigLoadTimeout) {
+    return problem(
+      `did not finish loading within ${humanSeconds(timeoutMs)}: a top-level await that never resolves? ` +
+        `(a config that needs longer: set ${configTimeoutVariable}, e.g. ${configTimeoutVariable}=2m)`,
+    );
+  }
+  if (error instanceof ConfigCallbackError) {
+    return problem(`cannot load the file: ${describeError(error.thrown, file)}`);
+  }
+  return undefined;
+}
+
+function humanSeconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms} ms`;
 }
 
 /** This program's own sources: a location there says nothing about the user's file. */

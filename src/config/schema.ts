@@ -223,6 +223,18 @@ const filesSchema = strict({
   exclude: stringList.optional().describe("restic exclude patterns (`--exclude`)"),
 }).describe('Files and folders, read by restic itself (default name: `"files"`; no `allowEmpty`)');
 
+/** Why `text` cannot be the name of a dump's file in a snapshot (restic stores it at the snapshot's top), if it cannot. */
+function fileNameProblem(text: string): string | undefined {
+  const fix = 'write a plain file name such as "dump.rdb"';
+  if (text === "") return `expected a file name, got "": ${fix}`;
+  if (text.includes("/")) return `expected a file name without '/', got ${describeValue(text)}: ${fix}`;
+  if (text === "." || text === "..") {
+    return `expected a file name, got ${describeValue(text)}, which names a folder: ${fix}`;
+  }
+  if (text.includes("\0")) return `expected a file name without a NUL character, got ${describeValue(text)}: ${fix}`;
+  return undefined;
+}
+
 const commandSchema = strict({
   type: z.literal("command"),
   ...dumpCommon,
@@ -239,8 +251,12 @@ const commandSchema = strict({
       "`bash -o pipefail -c`",
   ),
   filename: z.string({ error: () => 'required: the file name the dump is stored as, e.g. filename: "dump.rdb"' })
-    .regex(/^[^/\0]+$/, { error: () => "expected a file name without '/'" })
-    .describe('Name of the file the dump is stored as in the snapshot, without `/`, e.g. `"dump.rdb"`'),
+    .refine((text) => fileNameProblem(text) === undefined, {
+      error: (issue) => fileNameProblem(String(issue.input)),
+    })
+    .describe(
+      'Name of the file the dump is stored as in the snapshot: one name, without `/`, not `.` or `..`, e.g. `"dump.rdb"`',
+    ),
   env: envMap.optional().describe("Extra environment for the command; values may be secret references"),
 }).describe("Any program whose standard output is the dump; it runs in backupctl's working folder");
 

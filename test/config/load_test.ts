@@ -1,11 +1,15 @@
-/** The loader, in process: configs anywhere on disk importing "backupctl", factories, and load failures. */
+/**
+ * The loader, in process: configs anywhere on disk importing "backupctl", factories, load failures, and configs that
+ * print or never finish loading (configs that exit, or throw from a callback, are tested through the CLI, in
+ * test/e2e/cli_test.ts: under a test runner, either would end or fail the runner itself before the fix).
+ */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { loadConfig } from "../../src/config/load.ts";
-import { ConfigError } from "../../src/errors.ts";
+import { configLoadTimeoutMs, loadConfig } from "../../src/config/load.ts";
+import { ConfigError, UsageError } from "../../src/errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "backupctl-load-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,9 +25,18 @@ function write(name: string, text: string): string {
   return path;
 }
 
-async function loadError(path: string): Promise<ConfigError> {
+/** Fails after `ms` instead of waiting forever for a load that never ends. */
+function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`still loading after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+async function loadError(path: string, options: { timeoutMs?: number } = {}): Promise<ConfigError> {
   try {
-    await loadConfig(path);
+    await within(20_000, loadConfig(path, options));
   } catch (error) {
     assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
     return error;
@@ -130,5 +143,82 @@ describe("loadConfig", () => {
   it("reports a missing file", async () => {
     const error = await loadError(join(dir, "missing.config.ts"));
     assert.match(error.problems[0].message, /config file not found/);
+  });
+
+  it("sends what the config prints while loading to stderr, never to stdout", async () => {
+    const path = write(
+      "prints.config.ts",
+      `${header}console.log("log from the config"); console.info("info from the config");\n` +
+        `console.table([{ table: "from the config" }]); process.stdout.write("write from the config\\n");\n` +
+        `export default async () => { console.log("log from the factory"); return defineConfig({ repositories: ` +
+        `${repositories}, projects: { app: ${project} } }); };\n`,
+    );
+    const written = { stdout: "", stderr: "" };
+    const original = { stdout: process.stdout.write, stderr: process.stderr.write };
+    const capture = (stream: "stdout" | "stderr") => (chunk: string | Uint8Array, ...rest: unknown[]) => {
+      written[stream] += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
+      const callback = rest.find((arg) => typeof arg === "function") as (() => void) | undefined;
+      callback?.();
+      return true;
+    };
+    process.stdout.write = capture("stdout") as typeof process.stdout.write;
+    process.stderr.write = capture("stderr") as typeof process.stderr.write;
+    let loaded;
+    try {
+      loaded = await loadConfig(path);
+    } finally {
+      process.stdout.write = original.stdout;
+      process.stderr.write = original.stderr;
+    }
+    assert.deepEqual(Object.keys(loaded.config.projects), ["app"]);
+    for (const text of ["log from the config", "info from the config", "(index)", "write from the config"]) {
+      assert.ok(written.stderr.includes(text), `stderr lacks ${JSON.stringify(text)}: ${written.stderr}`);
+    }
+    assert.ok(written.stderr.includes("log from the factory"), written.stderr);
+    assert.equal(written.stdout, "");
+    // Once loaded, the console is the program's own again.
+    assert.notEqual(console.log.name, "bound log");
+  });
+
+  it("gives up on a config that does not finish loading, naming the likely cause and the setting", async () => {
+    // It finishes after 2 s, long after the 500 ms allowed: an await that never resolves would leave a module
+    // pending for good, which Deno's test runner reports once everything else is done.
+    const path = write(
+      "hangs.config.ts",
+      `${header}await new Promise((resolve) => setTimeout(resolve, 2000));\nexport default {};\n`,
+    );
+    const started = Date.now();
+    const error = await loadError(path, { timeoutMs: 500 });
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal(error.exitCode, 3);
+    assert.match(
+      error.problems[0].message,
+      /^did not finish loading within 500 ms: a top-level await that never resolves\? .*BACKUPCTL_CONFIG_TIMEOUT/,
+    );
+    const factory = write("hanging-factory.config.ts", `export default () => new Promise(() => {});\n`);
+    assert.match((await loadError(factory, { timeoutMs: 300 })).problems[0].message, /^did not finish loading/);
+  });
+
+  it("reads the load timeout from BACKUPCTL_CONFIG_TIMEOUT: a duration or seconds, 30 s by default", () => {
+    const saved = process.env.BACKUPCTL_CONFIG_TIMEOUT;
+    try {
+      delete process.env.BACKUPCTL_CONFIG_TIMEOUT;
+      assert.equal(configLoadTimeoutMs(), 30_000);
+      process.env.BACKUPCTL_CONFIG_TIMEOUT = "2m";
+      assert.equal(configLoadTimeoutMs(), 120_000);
+      process.env.BACKUPCTL_CONFIG_TIMEOUT = "90";
+      assert.equal(configLoadTimeoutMs(), 90_000);
+      for (const bad of ["soon", "0", "-5s"]) {
+        process.env.BACKUPCTL_CONFIG_TIMEOUT = bad;
+        assert.throws(() => configLoadTimeoutMs(), (error) => {
+          assert.ok(error instanceof UsageError);
+          assert.match(error.message, /^BACKUPCTL_CONFIG_TIMEOUT: expected how long a config may take to load/);
+          return true;
+        });
+      }
+    } finally {
+      if (saved === undefined) delete process.env.BACKUPCTL_CONFIG_TIMEOUT;
+      else process.env.BACKUPCTL_CONFIG_TIMEOUT = saved;
+    }
   });
 });

@@ -743,6 +743,31 @@ const cases: Case[] = [
     messageIncludes: "expected a file name without '/'",
   },
   {
+    name: 'command filename ".."',
+    config: withSources(command({ name: "redis", run: "redis-cli --rdb -", filename: ".." })),
+    path: "projects.shop.sources[0].filename",
+    messageIncludes: 'expected a file name, got "..", which names a folder: write a plain file name such as "dump.rdb"',
+    exact: true,
+  },
+  {
+    name: 'command filename "."',
+    config: withSources(command({ name: "redis", run: "redis-cli --rdb -", filename: "." })),
+    path: "projects.shop.sources[0].filename",
+    messageIncludes: 'got ".", which names a folder',
+  },
+  {
+    name: "command filename with a NUL character",
+    config: withSources(command({ name: "redis", run: "redis-cli --rdb -", filename: "dump\0.rdb" })),
+    path: "projects.shop.sources[0].filename",
+    messageIncludes: "expected a file name without a NUL character",
+  },
+  {
+    name: "command filename empty",
+    config: withSources(command({ name: "redis", run: "redis-cli --rdb -", filename: "" })),
+    path: "projects.shop.sources[0].filename",
+    messageIncludes: 'expected a file name, got ""',
+  },
+  {
     name: "command run is an empty list",
     config: withSources(command({ name: "redis", run: [], filename: "dump.rdb" })),
     path: "projects.shop.sources[0].run",

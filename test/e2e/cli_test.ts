@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runCli, runTool } from "../support/cli.ts";
+import { repoRoot, runCli, runTool } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 
 const day1 = "2026-11-21T10:00:00Z";
@@ -299,5 +299,88 @@ export default defineConfig({
     } finally {
       demo.cleanup();
     }
+  });
+});
+
+describe("configs that exit, hang, throw from a callback or print", () => {
+  let demo: DemoDir;
+  const original = () => readFileSync(join(repoRoot, "backup.config.ts"), "utf8");
+  /** A variant of the demo config with `code` run first, written beside it. */
+  const variant = (name: string, code: string) => {
+    const path = join(demo.dir, `${name}.config.ts`);
+    writeFileSync(path, `${code}\n${original()}`);
+    return path;
+  };
+  const cli = (config: string, args: string[], env: Record<string, string> = {}) =>
+    runCli(["--config", config, ...args], { env: { ...demo.env, ...env }, timeoutMs: 60_000 });
+
+  before(() => {
+    demo = makeDemo();
+  });
+  after(() => demo.cleanup());
+
+  it("an exit in the config, with any code, is an invalid config (exit 3) naming the file and the call", async () => {
+    for (
+      const [name, code, call] of [
+        ["exit-0", "process.exit(0);", "process.exit(0)"],
+        ["exit-2", "process.exit(2);", "process.exit(2)"],
+        // Under Bun there is no Deno global: the config then exits through process.
+        [
+          "deno-exit",
+          'if ("Deno" in globalThis) (globalThis as any).Deno.exit(0); else process.exit(0);',
+          "Bun" in globalThis ? "process.exit(0)" : "Deno.exit(0)",
+        ],
+        ["late-exit", "await new Promise((resolve) => setTimeout(() => process.exit(0), 50));", "process.exit(0)"],
+      ]
+    ) {
+      const config = variant(name, code);
+      for (const args of [["validate"], ["apply", "--auto-approve"]]) {
+        const result = await cli(config, args);
+        assert.equal(result.code, 3, `${name} ${args[0]}: ${result.stdout}${result.stderr}`);
+        assert.equal(result.stdout, "");
+        assert.ok(result.stderr.includes(`invalid configuration ${config} `), result.stderr);
+        assert.ok(
+          result.stderr.includes(`the config called ${call} while loading: a config cannot end backupctl`),
+          result.stderr,
+        );
+      }
+    }
+    assert.equal(existsSync(demo.repository), false, "apply must do nothing");
+  });
+
+  it("a config that does not finish loading is exit 3 after the load timeout, naming the likely cause", async () => {
+    const config = variant("hangs", "await new Promise(() => {});");
+    const result = await cli(config, ["validate"], { BACKUPCTL_CONFIG_TIMEOUT: "1s" });
+    assert.equal(result.code, 3, result.stdout + result.stderr);
+    assert.ok(result.ms < 30_000, `took ${result.ms} ms`);
+    assert.match(
+      result.stderr,
+      /invalid configuration .*hangs\.config\.ts \(1 problem\):\n {2}did not finish loading within 1s: a top-level await that never resolves\? \(a config that needs longer: set BACKUPCTL_CONFIG_TIMEOUT/,
+    );
+    const bad = await cli(config, ["validate"], { BACKUPCTL_CONFIG_TIMEOUT: "forever" });
+    assert.equal(bad.code, 64, bad.stderr);
+    assert.match(bad.stderr, /BACKUPCTL_CONFIG_TIMEOUT: expected how long a config may take to load/);
+  });
+
+  it("an error thrown from a callback while the config loads is exit 3, not a crash", async () => {
+    const config = variant(
+      "callback",
+      'setTimeout(() => { throw new Error("vault answered 503"); }, 10);\n' +
+        "await new Promise((resolve) => setTimeout(resolve, 300));",
+    );
+    const result = await cli(config, ["validate"]);
+    assert.equal(result.code, 3, result.stdout + result.stderr);
+    assert.match(result.stderr, /\n {2}cannot load the file: vault answered 503 \(line 1, column \d+\)\n/);
+  });
+
+  it("what the config prints goes to stderr: plan --format json stays JSON", async () => {
+    const config = variant(
+      "prints",
+      'console.log("hello from the config"); console.info({ info: 1 }); process.stdout.write("written\\n");',
+    );
+    const result = await cli(config, ["plan", "--now", day1, "--format", "json"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(JSON.parse(result.stdout).format_version, 1);
+    assert.match(result.stderr, /hello from the config\n[^]*info: 1[^]*written\n/);
   });
 });

@@ -1,10 +1,13 @@
 /**
  * The everyday commands end to end on a demo: `status` (the table, its JSON and its exit code), `history` (stages,
  * filters, JSON), `restic R -- ARGS` (the repository's credentials without a password in any argv, restic's exit
- * code) and the event log (`--log-format json`, `--log-file`). Also: the history queries run on the audit's indexes.
+ * code) and the event log (`--log-format json`, `--log-file`). Also: the history queries run on the audit's indexes,
+ * and a project that never succeeded (status after an interrupted run).
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
@@ -161,6 +164,63 @@ describe("operator commands", () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("a project that never succeeded", () => {
+  let demo: DemoDir;
+  const cli = (args: string[]) => runCli(["--config", demo.config, ...args], { env: demo.env });
+
+  before(() => {
+    demo = makeDemo();
+    writeFileSync(
+      demo.config,
+      `import { command, defineConfig, env, restic } from "backupctl";
+export default defineConfig({
+  timezone: "UTC",
+  repositories: { local: restic({ url: ".backupctl/restic-demo", password: env("DEMO_RESTIC_PASSWORD") }) },
+  projects: {
+    dump: {
+      schedule: "0 3 * * *",
+      retry: { attempts: 1 },
+      sources: [command({ name: "prod", run: "exit 1", filename: "prod.dump" })],
+      repositories: ["local"],
+      retention: { last: 3 },
+    },
+  },
+});
+`,
+    );
+  });
+  after(() => demo.cleanup());
+
+  it("status exits 1 when the last run was interrupted and none ever succeeded, and says so", async () => {
+    // What a kill -9 of apply leaves: a run still marked running by a process that is gone.
+    const store = await StateStore.open(join(demo.dir, ".backupctl"));
+    const runId = "20261102T110000Z-0dead1";
+    try {
+      await store.startRun({
+        id: runId,
+        project: "dump",
+        command: "apply",
+        startedAt: "2026-11-02T11:00:00.000Z",
+        fingerprint: "sha256:" + "0".repeat(64),
+        host: hostname(),
+      });
+      const gone = spawnSync("true").pid!;
+      await store.db.updateTable("runs").set({ pid: gone, process_start: null }).where("id", "=", runId).execute();
+    } finally {
+      await store.close();
+    }
+    const status = await cli(["status", "--now", dayAt(1, 12)]);
+    assert.equal(status.code, 1, status.stdout + status.stderr);
+    assert.match(status.stdout, new RegExp(`~ recover: .*${runId}`));
+    assert.match(status.stdout, /^✗\s+dump\s+never\s+interrupted\s/m);
+    assert.match(status.stdout, new RegExp(`^dump: never succeeded; last run ${runId} interrupted`, "m"));
+    const json = JSON.parse((await cli(["status", "--json", "--now", dayAt(1, 12)])).stdout);
+    assert.equal(json.projects[0].health, "failing");
+    assert.equal(json.projects[0].last_success, null);
+    assert.equal(json.projects[0].last_run.status, "interrupted");
   });
 });
 
