@@ -3,8 +3,6 @@
  * database (`--into-database`), or as the commands of a manual restore (`--print-commands`, also printed before a
  * restore when combined). Each restore is audited as a `restore` stage.
  */
-import { existsSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
 import type { Command } from "commander";
 import { repositoryFor } from "../apply/executor.ts";
 import { formatBytes } from "../apply/format.ts";
@@ -14,14 +12,16 @@ import { redact } from "../config/secrets.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { humanDuration } from "../plan/time.ts";
 import {
+  folderConflicts,
   locate,
+  type Located,
   manualCommands,
   type RestoreContext,
   restoreToFolder,
   sourcesOf,
   streamDump,
 } from "../restore/restore.ts";
-import { type DatabaseTarget, parseTargetUrl, restoreSink, sameDatabase } from "../restore/targets.ts";
+import { type DatabaseTarget, existingTables, parseTargetUrl, restoreSink, sameDatabase } from "../restore/targets.ts";
 import type { StateStore } from "../state/store.ts";
 import { fromInvocationDir, type GlobalOptions, load, openStore, type Output } from "./context.ts";
 import { refreshRepositories } from "./snapshots.ts";
@@ -50,7 +50,11 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .option("--into-database", "stream the dump into a database: --target-db, else the project's verify.into")
     .option("--target-db <url>", "postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB or sqlite:PATH")
     .option("--print-commands", "print the commands of a manual restore (alone, or before the restore)")
-    .option("--force", "allow restoring into the project's own source database, or over an existing SQLite file")
+    .option(
+      "--force",
+      "restore into a target that holds data: an existing file, a non-empty or symlinked --to folder, a database " +
+        "with tables, the project's own source database",
+    )
     .option("--refresh", "reload the repository's snapshot list from restic first")
     .action(async (project: string, _options, command: Command) =>
       done(await run(project, command.optsWithGlobals<Options>(), output))
@@ -104,15 +108,33 @@ export async function run(projectName: string, options: Options, output: Output)
       }
       return await intoDatabase(project, databases[0], repository, options, ctx, output);
     }
-    for (const source of sources) {
-      const located = await locate(ctx, project, source, repository, options.snapshot);
+    const chosen: Located[] = [];
+    for (const source of sources) chosen.push(await locate(ctx, project, source, repository, options.snapshot));
+    const dir = options.to === undefined ? undefined : fromInvocationDir(options.to);
+    // Every source's target is checked before the first is written: a refusal leaves the folder as it was.
+    if (dir !== undefined && !options.force) {
+      const conflicts = folderConflicts(chosen, dir);
+      if (conflicts.length > 0) {
+        throw new UsageError(
+          `nothing restored: ${conflicts.join("; ")}. Restore into a new or empty folder, or add --force to write ` +
+            "there anyway",
+        );
+      }
+    }
+    for (const located of chosen) {
+      const source = located.source;
       if (options.printCommands) {
         output.stdout(`# ${projectName}/${source.name}, snapshot ${located.snapshot.short_id} in ${repository}\n`);
         output.stdout(`${manualCommands(located, ctx).join("\n")}\n`);
       }
-      if (options.to === undefined) continue;
-      const dir = fromInvocationDir(options.to);
-      const done = await audited(store, located, "to a folder", () => restoreToFolder(located, dir, ctx), output);
+      if (dir === undefined) continue;
+      const done = await audited(
+        store,
+        located,
+        "to a folder",
+        () => restoreToFolder(located, dir, ctx, options.force),
+        output,
+      );
       const size = done.bytes === undefined ? "" : `, ${formatBytes(done.bytes)}`;
       output.stdout(
         `restored ${projectName}/${source.name} (snapshot ${located.snapshot.short_id} of ${located.snapshot.time}` +
@@ -150,15 +172,22 @@ async function intoDatabase(
         "overwrites production data. Restore into another database, or add --force if that is what you want",
     );
   }
-  if (target.type === "sqlite") {
-    const path = isAbsolute(target.path) ? target.path : resolve(ctx.loaded.dir, target.path);
-    if (existsSync(path) && !options.force) {
-      throw new UsageError(`${path} exists: SQLite restores go into a new file (or add --force to add to it)`);
+  const located = await locate(ctx, project, source, repository, options.snapshot);
+  const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
+  // Checked before restic starts. A globals dump creates roles, cluster-wide: the target's tables say nothing of it.
+  if (!options.force && source.part !== "globals") {
+    const tables = await existingTables(target, context);
+    if (tables.length > 0) {
+      const count = tables.length === 1 ? "1 table" : `${tables.length} tables`;
+      const shown = tables.length > 5 ? [...tables.slice(0, 5), `${tables.length - 5} more`] : tables;
+      throw new UsageError(
+        `nothing restored: ${describeTarget(target)} is not empty (${count}: ${shown.join(", ")}), and the dump ` +
+          "would be mixed into what it holds. Restore into an empty database, or add --force to restore " +
+          "into it anyway",
+      );
     }
   }
-  const located = await locate(ctx, project, source, repository, options.snapshot);
   if (options.printCommands) output.stdout(`${manualCommands(located, ctx).join("\n")}\n`);
-  const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
   const outcome = await audited(ctx.store, located, "into a database", async () => {
     return await streamDump(located, { sink: restoreSink(target, located.format!, context) }, ctx);
   }, output);

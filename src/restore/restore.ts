@@ -6,7 +6,19 @@
  * source is `restic restore ID --target DIR`. Every process of a stream is checked: a failed one fails the restore
  * (and a partial output file is removed), so a restore that "worked" restored everything.
  */
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import {
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { basename, join } from "node:path";
 import { closest, distance } from "fastest-levenshtein";
 import type { LoadedConfig } from "../config/load.ts";
@@ -290,13 +302,57 @@ export async function streamDump(
 }
 
 /**
+ * What a restore of `located` into the folder `dir` would write over, or through, in a few words each; empty when
+ * nothing. Reads only, so it runs before anything is written: `dir` being a symbolic link (the restore would land
+ * where it points), a dump's file that exists (as a file, a folder or a link), and for a files source a `dir` that is
+ * not empty — restic restore overwrites every file of the snapshot it finds there, so only an empty folder is safe.
+ * A `dir` that is a file, or two dumps with the same file name, cannot be restored at all: a UsageError.
+ */
+export function folderConflicts(located: Located[], dir: string): string[] {
+  const conflicts: string[] = [];
+  const entry = lstatSync(dir, { throwIfNoEntry: false });
+  if (entry?.isSymbolicLink()) conflicts.push(`${dir} is a symbolic link to ${readlinkSync(dir)}`);
+  const target = statSync(dir, { throwIfNoEntry: false });
+  if (target && !target.isDirectory()) throw new UsageError(`--to ${dir} is a file, not a folder`);
+  const entries = target ? readdirSync(dir) : [];
+  const dumps = new Map<string, string>();
+  const files: string[] = [];
+  for (const one of located) {
+    if (one.source.type === "files") {
+      files.push(one.source.name);
+      continue;
+    }
+    const name = restoredName(one);
+    const other = dumps.get(name);
+    if (other !== undefined) {
+      throw new UsageError(
+        `${other} and ${one.source.name} both restore to ${name}: restore them one at a time (--source) into ` +
+          "different folders",
+      );
+    }
+    dumps.set(name, one.source.name);
+    if (lstatSync(join(dir, name), { throwIfNoEntry: false })) conflicts.push(`${join(dir, name)} exists`);
+  }
+  if (files.length > 0 && entries.length > 0) {
+    conflicts.push(
+      `${dir} is not empty (${entries.length === 1 ? "1 entry" : `${entries.length} entries`}): restic restore of ` +
+        `${files.join(", ")} would overwrite the snapshot's files it holds`,
+    );
+  }
+  return conflicts;
+}
+
+/**
  * Restores a snapshot to a folder: a dump as its file (decrypted), a files source with restic restore. Returns where
- * it went and, for a dump, its size.
+ * it went and, for a dump, its size. `force` is the operator's word that an existing dump file may be replaced: the
+ * dump is then written beside it and renamed over it once whole, so a failed restore leaves the old file as it was.
+ * (The caller checked `folderConflicts` first; a file that appeared since is still refused without `force`.)
  */
 export async function restoreToFolder(
   located: Located,
   dir: string,
   ctx: RestoreContext,
+  force = false,
 ): Promise<{ path: string; bytes?: number }> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (located.source.type === "files") {
@@ -304,8 +360,16 @@ export async function restoreToFolder(
     return { path: dir };
   }
   const file = join(dir, restoredName(located));
-  if (existsSync(file)) throw new UsageError(`${file} exists already: choose an empty folder for --to`);
-  const { bytes } = await streamDump(located, { file }, ctx);
+  const existing = lstatSync(file, { throwIfNoEntry: false });
+  if (!existing) {
+    const { bytes } = await streamDump(located, { file }, ctx);
+    return { path: file, bytes };
+  }
+  if (!force) throw new UsageError(`${file} exists: choose an empty folder for --to, or add --force to replace it`);
+  if (existing.isDirectory()) throw new UsageError(`${file} is a folder: move it away to restore the dump there`);
+  const partial = join(dir, `.${basename(file)}.restoring-${randomUUID().slice(0, 8)}`);
+  const { bytes } = await streamDump(located, { file: partial }, ctx);
+  renameSync(partial, file);
   return { path: file, bytes };
 }
 
@@ -334,6 +398,18 @@ export function manualCommands(located: Located, ctx: RestoreContext): string[] 
     mysql_sql: "mariadb TARGET_DB",
     sqlite_sql: "sqlite3 NEW_FILE.db",
   };
-  lines.push("# Or straight into a database:", `${dump} | ${into[located.format!]}`);
+  const reader = located.format
+    ? into[located.format]
+    : located.source.type === "mongodb"
+    ? "mongorestore --archive --uri=TARGET_URI"
+    : undefined;
+  if (reader) lines.push("# Or straight into a database:", `${dump} | ${reader}`);
+  else {
+    // A command() source: what reads its dump is known to whoever wrote its `run`, not to backupctl.
+    lines.push(
+      `# ${located.source.name} is a command() source: load ${file} with the program that reads what its \`run\` ` +
+        `writes, or pipe \`${dump}\` into it.`,
+    );
+  }
   return lines;
 }

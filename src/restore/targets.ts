@@ -1,8 +1,9 @@
 /**
  * Databases a dump is restored into: the program that reads the dump on stdin (pg_restore or psql, the mariadb
- * client, sqlite3), how a drill's scratch database is made empty first, and how the drill's check query runs. A
- * target is described like a source (`postgres({ … })`, `mysql({ … })`, `sqlite({ path })`), from a drill's `into`
- * or from `restore --target-db URL`. Passwords go through the same private files as the sources', never argv.
+ * client, sqlite3), the tables a restore would be mixed with, how a drill's scratch database is made empty first, and
+ * how the drill's check query runs. A target is described like a source (`postgres({ … })`, `mysql({ … })`,
+ * `sqlite({ path })`), from a drill's `into` or from `restore --target-db URL`. Passwords go through the same
+ * private files as the sources', never argv.
  */
 import { existsSync, rmSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
@@ -149,17 +150,13 @@ export async function recreate(target: DatabaseTarget, context: SourceContext): 
   }
 }
 
-/**
- * Runs a drill's check query and returns its row count: the number when the query returns one row with one whole
- * number (`SELECT count(*) FROM orders`), else the number of rows it returned.
- */
-export async function checkQuery(target: DatabaseTarget, query: string, context: SourceContext): Promise<number> {
-  let result: RunResult;
+/** Runs one SQL query in `target` with its client, rows one a line (tab-separated, no header). */
+async function query(target: DatabaseTarget, sql: string, context: SourceContext): Promise<RunResult> {
   switch (target.type) {
     case "postgres": {
       const client = postgresClient(named(target), context);
       try {
-        result = await run(
+        return await run(
           [
             "psql",
             "--no-password",
@@ -169,41 +166,71 @@ export async function checkQuery(target: DatabaseTarget, query: string, context:
             ...client.args,
             `--dbname=${dbnameArgument(target.database)}`,
             "-c",
-            query,
+            sql,
           ],
           { env: client.env },
         );
       } finally {
         client.cleanup();
       }
-      break;
     }
     case "mysql": {
       const client = mysqlClient(named(target), context);
       try {
-        result = await run([
+        return await run([
           client.program,
           ...client.args,
           "--batch",
           "--skip-column-names",
           "-e",
-          query,
+          sql,
           "--",
           target.database,
         ], { env: client.env });
       } finally {
         client.cleanup();
       }
-      break;
     }
     case "sqlite":
-      result = await run(["sqlite3", "-bail", "-readonly", sqlitePath(target, context.configDir), query]);
-      break;
+      return await run(["sqlite3", "-bail", "-readonly", sqlitePath(target, context.configDir), sql]);
   }
-  checked(result, "the check query");
+}
+
+/**
+ * Runs a drill's check query and returns its row count: the number when the query returns one row with one whole
+ * number (`SELECT count(*) FROM orders`), else the number of rows it returned.
+ */
+export async function checkQuery(target: DatabaseTarget, sql: string, context: SourceContext): Promise<number> {
+  const result = checked(await query(target, sql, context), "the check query");
   const rows = result.stdout.split("\n").filter((line) => line.trim() !== "");
   if (rows.length === 1 && /^\d+$/.test(rows[0].trim())) return Number(rows[0].trim());
   return rows.length;
+}
+
+/**
+ * The tables and views of the target database, whose presence makes `restore --into-database` refuse it (unless
+ * --force): a dump loaded there would be mixed with them. PostgreSQL: every schema but the system ones, from
+ * pg_class (which, unlike information_schema, lists tables the connecting user has no right on), leaving out what
+ * an extension installed; MySQL/MariaDB: information_schema.tables of the database; SQLite: sqlite_master, and
+ * nothing for a file that does not exist yet (or is empty).
+ */
+export async function existingTables(target: DatabaseTarget, context: SourceContext): Promise<string[]> {
+  if (target.type === "sqlite" && !existsSync(sqlitePath(target, context.configDir))) return [];
+  const sql: Record<DatabaseTarget["type"], string> = {
+    postgres: `SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      ORDER BY 1`,
+    mysql: "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1",
+    sqlite: "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' " +
+      "ESCAPE '\\' ORDER BY 1",
+  };
+  const result = checked(await query(target, sql[target.type], context), "checking that the target is empty");
+  return result.stdout.split("\n").filter((line) => line.trim() !== "");
 }
 
 /**

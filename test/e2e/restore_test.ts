@@ -3,8 +3,9 @@
  * and restic: every kind of source is backed up with `apply`, then restored both ways (`--to DIR`, loaded by hand
  * into a fresh database; `--into-database --target-db URL`) and compared with the source row for row. Encrypted
  * projects restore transparently, `--snapshot` picks an older state, an unknown id names the nearest snapshots,
- * `--print-commands` prints working commands without a secret, the project's own database and an existing SQLite
- * file are refused, and every restore is audited as a `restore` stage.
+ * `--print-commands` prints working commands without a secret, the project's own database and a SQLite file with
+ * tables are refused (restore_safety_test.ts has the other refusals), and every restore is audited as a `restore`
+ * stage.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -653,7 +654,7 @@ export default defineConfig({
     }
   });
 
-  it("the project's own database and an existing SQLite file are refused without --force", async () => {
+  it("the project's own database and a SQLite file with tables are refused without --force", async () => {
     const shopBefore = await pgRows("shop", "orders");
     const ownPg = await cli([
       "restore",
@@ -711,19 +712,24 @@ export default defineConfig({
     assert.equal(taken.code, 64, show(taken));
     assert.equal(
       taken.stderr,
-      `Error: ${existing} exists: SQLite restores go into a new file (or add --force to add to it)\n`,
+      `Error: nothing restored: sqlite:${existing} is not empty (1 table: keep), and the dump would be mixed into ` +
+        "what it holds. Restore into an empty database, or add --force to restore into it anyway\n",
     );
     assert.ok(readFileSync(existing).equals(bytes), "the existing file is untouched");
   });
 
   it("a restore that fails is audited as failed with the client's error", async () => {
-    const url = `postgresql://restorer@127.0.0.1:${pg.port}/no_such_db?passwordEnv=PG_RESTORER_PASSWORD`;
+    // No table, so the restore starts (a database with tables is refused before: restore_safety_test.ts), but a
+    // composite type named like a table of the dump: pg_restore fails at that table's CREATE TABLE.
+    await pg.createDatabase("shop_clash", "restorer");
+    await pg.psql("CREATE TYPE empty_table AS (id integer);", "shop_clash");
+    const url = `postgresql://restorer@127.0.0.1:${pg.port}/shop_clash?passwordEnv=PG_RESTORER_PASSWORD`;
     // pg_restore quits at once while restic still has most of the dump to write: that must not hang.
     const result = await cli(["restore", "pg", "--into-database", "--target-db", url], { timeoutMs: 60_000 });
     assert.equal(result.code, 1, show(result));
     assert.match(result.stderr, /restore of pg\/shop failed/);
     assert.match(result.stderr, /pg_restore failed \(exit 1\)/);
-    assert.match(result.stderr, /database "no_such_db" does not exist/);
+    assert.match(result.stderr, /relation "empty_table" already exists/);
     assert.ok(!result.stderr.includes(secrets.PG_RESTORER_PASSWORD), "no password shown");
     restores.push({ project: "pg", source: "shop", status: "failed", snapshot: snapshot["pg/shop"] });
   });
@@ -742,7 +748,7 @@ export default defineConfig({
     assert.ok(audited.every((s) => s.repository === "local"));
     assert.ok(audited.every((s) => s.snapshot_id?.length === 64), "full snapshot ids");
     const failed = audited.at(-1)!;
-    assert.match(failed.error ?? "", /^into a database: pg_restore failed .*database "no_such_db" does not exist/s);
+    assert.match(failed.error ?? "", /^into a database: pg_restore failed .*relation "empty_table" already exists/s);
     for (const stage of audited) {
       for (const value of Object.values(secrets)) assert.ok(!(stage.error ?? "").includes(value), "no secret audited");
     }
