@@ -2,7 +2,7 @@
  * The everyday commands end to end on a demo: `status` (the table, its JSON and its exit code), `history` (stages,
  * filters, JSON), `restic R -- ARGS` (the repository's credentials without a password in any argv, restic's exit
  * code) and the event log (`--log-format json`, `--log-file`). Also: the history queries run on the audit's indexes,
- * and a project that never succeeded (status after an interrupted run).
+ * and a project that never succeeded (status after an interrupted run; a failing apply without runtime warnings).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -193,6 +193,13 @@ export default defineConfig({
     );
   });
   after(() => demo.cleanup());
+
+  it("a failing apply prints no runtime deprecation warning (Deno: DEP0190 from a shell spawned with arguments)", async () => {
+    const apply = await cli(["apply", "--auto-approve", "--now", dayAt(1)]);
+    assert.equal(apply.code, 1, apply.stdout + apply.stderr);
+    assert.match(apply.stdout, /✗ backup dump\/prod → local failed/);
+    assert.doesNotMatch(apply.stdout + apply.stderr, /DeprecationWarning|DEP0\d{3}/);
+  });
 
   it("status exits 1 when the last run was interrupted and none ever succeeded, and says so", async () => {
     // What a kill -9 of apply leaves: a run still marked running by a process that is gone.
