@@ -10,6 +10,7 @@ import { basename, dirname, join } from "node:path";
 import type { Command } from "commander";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { BackupctlError, ConfigError, ExitCode, MissingToolError, UsageError } from "../errors.ts";
+import { childEnvironment } from "../exec/child-env.ts";
 import {
   type ConfigChange,
   diffConfigs,
@@ -177,7 +178,7 @@ function git(args: string[]): Promise<GitResult> {
     execFile(
       "git",
       args,
-      { maxBuffer: 64 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: "0" } },
+      { maxBuffer: 64 * 1024 * 1024, env: childEnvironment({ GIT_TERMINAL_PROMPT: "0" }) },
       (error, stdout, stderr) => {
         if (error && (error as NodeJS.ErrnoException).code === "ENOENT") {
           reject(new MissingToolError("git", "git"));

@@ -257,7 +257,10 @@ const commandSchema = strict({
     .describe(
       'Name of the file the dump is stored as in the snapshot: one name, without `/`, not `.` or `..`, e.g. `"dump.rdb"`',
     ),
-  env: envMap.optional().describe("Extra environment for the command; values may be secret references"),
+  env: envMap.optional().describe(
+    "Environment variables for the command; values may be secret references. The command gets backupctl's " +
+      "environment without the variables the config's `env()` references read, plus these",
+  ),
 }).describe("Any program whose standard output is the dump; it runs in backupctl's working folder");
 
 const sourceKinds = "postgres(), mysql(), mongodb(), sqlite(), files() or command()";
@@ -482,6 +485,10 @@ const hooksSchema = strict({
   after: commands.optional().describe("Runs after the backups and copies, when all of them succeeded"),
   onFailure: commands.optional().describe("Runs when anything in the run failed (a failing `before` included)"),
   timeout: duration.optional().describe('Time limit per hook (default `"60s"`)'),
+  env: envMap.optional().describe(
+    'Environment variables for every hook of the project; values may be secret references, e.g. `{ DBPW: env("DBPW") }`' +
+      ". Hooks get backupctl's environment without the variables the config's `env()` references read, plus these",
+  ),
 });
 
 const verifySchema = strict({

@@ -1,10 +1,13 @@
 /**
  * Secret references are resolved only when a child process needs them. Every resolved value is remembered so that
- * `redact` can scrub it from any text that leaves the process (errors, stderr tails, logs, the audit).
+ * `redact` can scrub it, in every form a program may print it (secret-forms.ts), from any text that leaves the process
+ * (errors, stderr tails, logs, the audit, notifications). The names of the variables `env()` references read are
+ * remembered too: children do not inherit them (exec/child-env.ts).
  */
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { BackupctlError } from "../errors.ts";
+import { secretForms } from "./secret-forms.ts";
 import type { MaybeSecret, SecretRef } from "./types.ts";
 
 export class SecretError extends BackupctlError {
@@ -15,6 +18,10 @@ export class SecretError extends BackupctlError {
 }
 
 const resolvedValues = new Set<string>();
+/** Every form of every remembered value, longest first; computed again only after a new value is remembered. */
+let redactedForms: string[] | undefined;
+/** The variables `env()` references name, set or not. */
+const secretVariables = new Set<string>();
 
 export function isSecretRef(value: unknown): value is SecretRef {
   return typeof value === "object" && value !== null && "secret" in value &&
@@ -48,6 +55,7 @@ export function resolveMaybeSecret(value: MaybeSecret, configDir: string): strin
 export function readSecret(ref: SecretRef, configDir: string): string | undefined {
   let value: string | undefined;
   if (ref.secret === "env") {
+    secretVariables.add(ref.name);
     value = process.env[ref.name];
   } else {
     const path = isAbsolute(ref.path) ? ref.path : resolve(configDir, ref.path);
@@ -64,27 +72,40 @@ export function readSecret(ref: SecretRef, configDir: string): string | undefine
 
 /** Marks a value as secret so `redact` removes it from any text. */
 export function rememberSecret(value: string): void {
-  if (value.length >= 4) resolvedValues.add(value);
+  if (value.length < 4 || resolvedValues.has(value)) return;
+  resolvedValues.add(value);
+  redactedForms = undefined;
 }
 
 /**
- * Remembers the values of the variables a config's `env()` references name, resolved or not. Every child process
- * (hooks, dumps, restic) inherits backupctl's environment, so one may print such a value (a hook under `set -x`, a
- * notifier's webhook URL a hook also posts to) before or without backupctl ever resolving it. `file()` references
- * are not read here: a secret file is read only when a child process needs it.
+ * Remembers the names of the variables a config's `env()` references read, and their values, resolved or not. Children
+ * do not inherit these variables (exec/child-env.ts), but a hook or command() source that declares one in its `env`
+ * may print it (under `set -x`), maybe before backupctl ever resolved it for itself. `file()` references are not read
+ * here: a secret file is read only when a child process needs it.
  */
 export function rememberEnvSecrets(config: unknown): void {
   for (const { ref } of collectSecretRefs(config)) {
-    const value = ref.secret === "env" ? process.env[ref.name] : undefined;
+    if (ref.secret !== "env") continue;
+    secretVariables.add(ref.name);
+    const value = process.env[ref.name];
     if (value) rememberSecret(value);
   }
 }
 
-/** Removes every known secret value and URL credentials from a text. */
+/** The names of the environment variables the config's `env()` references read (what children do not inherit). */
+export function secretVariableNames(): ReadonlySet<string> {
+  return secretVariables;
+}
+
+/**
+ * Removes every known secret value, in each of its printed forms (shell-quoted, JSON-escaped, URL-encoded, base64:
+ * see secret-forms.ts), and URL credentials from a text.
+ */
 export function redact(text: string): string {
+  redactedForms ??= [...new Set([...resolvedValues].flatMap(secretForms))].sort((a, b) => b.length - a.length);
   let out = text;
-  for (const value of resolvedValues) {
-    if (out.includes(value)) out = out.split(value).join("(sensitive)");
+  for (const form of redactedForms) {
+    if (out.includes(form)) out = out.split(form).join("(sensitive)");
   }
   return out.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@]+:)[^@\s/]+@/gi, "$1(sensitive)@");
 }

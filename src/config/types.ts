@@ -89,7 +89,13 @@ export interface CommandSource extends DumpSourceOptions {
   run: string | string[];
   /** Name of the file the dump is stored as in the snapshot, e.g. "dump.rdb". */
   filename: string;
-  /** Extra environment for the command; values may be secret references. */
+  /**
+   * Environment variables for the command; values may be secret references. The command does not inherit the
+   * variables the config's `env()` references read: it gets one only when it declares it here.
+   *
+   * @example
+   * env: { REDISCLI_AUTH: env("REDIS_PASSWORD") }
+   */
   env?: Record<string, MaybeSecret>;
 }
 
@@ -276,6 +282,17 @@ export interface Hooks {
   onFailure?: string | string[];
   /** Time limit per hook (default "60s"). */
   timeout?: Duration;
+  /**
+   * Environment variables for every hook of the project; values may be secret references. Hooks do not inherit the
+   * variables the config's `env()` references read: a hook gets one only when it is declared here.
+   *
+   * @example
+   * hooks: {
+   *   env: { DBPW: env("DBPW") },
+   *   before: 'PGPASSWORD="$DBPW" psql -h db -U app -c "SELECT 1" app >/dev/null',
+   * }
+   */
+  env?: Record<string, MaybeSecret>;
 }
 
 /** A restore drill: restore the latest snapshot into a scratch target and check it. */

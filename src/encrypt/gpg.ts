@@ -17,11 +17,13 @@
  * clear error instead of a failed restore.
  */
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { describeSecret, redact, resolveSecret } from "../config/secrets.ts";
 import type { GpgEncryption } from "../config/types.ts";
 import { MissingToolError, SourceError } from "../errors.ts";
+import { childEnvironment } from "../exec/child-env.ts";
+import { createPrivateFolder } from "../sources/private-file.ts";
 import type { FilterContext } from "./filter.ts";
 import type { StreamFilter } from "./types.ts";
 
@@ -152,9 +154,7 @@ interface KeyInfo {
 
 /** Runs gpg synchronously (a GNUPGHOME when given, else the user's); a missing gpg is a MissingToolError. */
 function gpg(args: string[], home: string | undefined, input?: Uint8Array | string): SpawnSyncReturns<Buffer> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
-  if (home !== undefined) env.GNUPGHOME = home;
+  const env = childEnvironment(home === undefined ? {} : { GNUPGHOME: home });
   const result = spawnSync("gpg", ["--batch", "--no-tty", ...args], {
     env,
     input,
@@ -261,8 +261,7 @@ function stderrOf(result: SpawnSyncReturns<Buffer>): string {
 
 /** A fresh 0700 GNUPGHOME under `privateDir` (named like private files, so leftovers of a crash are recognizable). */
 function privateHome(privateDir: string): string {
-  mkdirSync(privateDir, { recursive: true, mode: 0o700 });
-  return mkdtempSync(join(privateDir, `secret-${process.pid}-gnupg-`));
+  return createPrivateFolder(privateDir, "gnupg");
 }
 
 function writeSecret(home: string, name: string, content: string): string {
@@ -274,9 +273,7 @@ function writeSecret(home: string, name: string, content: string): string {
 /** Removes a private GNUPGHOME, first stopping its gpg-agent (decryption starts one) when `agent` is set. */
 function removeHome(home: string, agent: boolean): void {
   if (agent && existsSync(home)) {
-    const env: Record<string, string> = {};
-    for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
-    env.GNUPGHOME = home;
+    const env = childEnvironment({ GNUPGHOME: home });
     // Without gpgconf the agent exits by itself once its home is gone.
     spawnSync("gpgconf", ["--kill", "gpg-agent"], { env, stdio: "ignore", timeout: 10_000 });
   }

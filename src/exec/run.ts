@@ -9,6 +9,7 @@
 import type { Readable, Writable } from "node:stream";
 import { $, type ProcessPromise, quote } from "zx";
 import { redact } from "../config/secrets.ts";
+import { childEnvironment } from "./child-env.ts";
 import { trackChild } from "../runtime/shutdown.ts";
 
 export interface RunOptions {
@@ -67,14 +68,9 @@ class Discard extends Array<string | Uint8Array> {
   }
 }
 
+/** Not all of backupctl's environment: the config's `env()` variables are withheld (see child-env.ts). */
 function environment(extra: RunOptions["env"]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
-  for (const [key, value] of Object.entries(extra ?? {})) {
-    if (value === undefined) delete env[key];
-    else env[key] = value;
-  }
-  return env;
+  return childEnvironment(extra);
 }
 
 /** A started program whose stdin/stdout can be wired to other programs. */

@@ -38,6 +38,7 @@ export function renderConfig(config: ImportedConfig): string {
 class Renderer {
   private readonly helpers = new Set<string>(["defineConfig"]);
   private usesSetting = false;
+  private secretNames: Set<string> | undefined;
 
   constructor(private readonly config: ImportedConfig) {}
 
@@ -228,6 +229,16 @@ class Renderer {
         hooks.push({ key: "after", value: raw(JSON.stringify(project.hooks.after)) });
       }
       hooks.push({ key: "timeout", value: raw(JSON.stringify(project.hooks.timeout)) });
+      // A hook does not inherit the variables the config's env() references read (exec/child-env.ts): one its text
+      // expands (\${NAME} or $NAME) must be declared, as the old tool's hooks saw its whole environment.
+      const needed = [project.hooks.before, project.hooks.after]
+        .flatMap((text) => [...(text ?? "").matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map((match) => match[1]))
+        .filter((name, index, all) => this.secretVariables().has(name) && all.indexOf(name) === index);
+      if (needed.length > 0) {
+        this.helpers.add("env");
+        const declared = needed.map((name) => ({ key: name, value: raw(`env(${JSON.stringify(name)})`) }));
+        hooks.push({ key: "env", value: object(declared) });
+      }
       entries.push({ key: "hooks", value: object(hooks), comments: slot("hooks") });
     }
     if (project.notify.length > 0) {
@@ -258,6 +269,22 @@ class Renderer {
       if (value) entries.push({ key, value: this.value(value) });
     }
     return this.call(source.type, object(entries));
+  }
+
+  /** The variables the written config reads through env() references, wherever they are. */
+  private secretVariables(): Set<string> {
+    if (this.secretNames) return this.secretNames;
+    const names = new Set<string>();
+    const walk = (value: unknown): void => {
+      if (Array.isArray(value)) value.forEach(walk);
+      else if (typeof value === "object" && value !== null) {
+        const { kind, name } = value as { kind?: unknown; name?: unknown };
+        if (kind === "env" && typeof name === "string") names.add(name);
+        else Object.values(value).forEach(walk);
+      }
+    };
+    walk(this.config);
+    return (this.secretNames = names);
   }
 
   private call(helper: string, argument: Code): Code {

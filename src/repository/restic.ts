@@ -11,6 +11,7 @@ import { trackChild } from "../runtime/shutdown.ts";
 import { describeSecret, redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
 import type { ResticRepository } from "../config/types.ts";
 import { run, type RunOptions, type RunResult, start } from "../exec/run.ts";
+import { childEnvironment } from "../exec/child-env.ts";
 import { openSsh, type SshRepository, type SshSession } from "./ssh.ts";
 
 /** A snapshot as `restic snapshots --json` lists it. */
@@ -322,10 +323,7 @@ export class Restic {
   async passthrough(args: string[]): Promise<number> {
     const ssh = this.openSsh();
     try {
-      const env: Record<string, string> = {};
-      for (const [key, value] of Object.entries({ ...process.env, ...this.environment(), ...ssh.env })) {
-        if (value !== undefined) env[key] = value;
-      }
+      const env = childEnvironment({ ...this.environment(), ...ssh.env });
       // The user's cache is allowed here (interactive use); backupctl's own commands run with --no-cache.
       const options = Object.entries(this.spec.options ?? {}).flatMap(([key, value]) => ["-o", `${key}=${value}`]);
       const child = spawn("restic", [...options, ...args], { stdio: "inherit", env });

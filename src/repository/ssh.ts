@@ -9,11 +9,12 @@
  * A passphrase reaches ssh through an askpass script that prints a variable of restic's environment: never argv,
  * never a file. Everything is removed when the command ends.
  */
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { BackupctlError, MissingToolError } from "../errors.ts";
 import { resolveSecret } from "../config/secrets.ts";
 import type { ResticSsh } from "../config/types.ts";
+import { createPrivateFolder } from "../sources/private-file.ts";
 
 /** Where an sftp repository's server is, as restic reads the URL. */
 export interface SftpTarget {
@@ -76,8 +77,7 @@ export function openSsh(repositories: SshRepository[], privateDir: string | unde
   const realSsh = findProgram("ssh");
   if (!realSsh) throw new MissingToolError("ssh", "openssh-client");
 
-  mkdirSync(privateDir, { recursive: true, mode: 0o700 });
-  const dir = mkdtempSync(join(privateDir, `secret-${process.pid}-ssh-`));
+  const dir = createPrivateFolder(privateDir, "ssh");
   try {
     const env: Record<string, string> = {};
     const blocks: string[] = [];

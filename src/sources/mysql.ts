@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { dirname } from "node:path";
 import { resolveSecret } from "../config/secrets.ts";
 import type { MysqlSource } from "../config/types.ts";
+import { childEnvironment } from "../exec/child-env.ts";
 import type { SourceContext, StreamInput } from "./input.ts";
 import { writePrivateFile } from "./private-file.ts";
 
@@ -92,7 +93,9 @@ const chosen = new Map<string, string>();
 /** MariaDB's name for a client program when installed (it deprecates the MySQL names), else MySQL's; looked up once. */
 function program(mariadb: string, mysql: string): string {
   if (!chosen.has(mariadb)) {
-    const found = spawnSync("sh", ["-c", 'command -v "$1" >/dev/null 2>&1', "sh", mariadb]);
+    const found = spawnSync("sh", ["-c", 'command -v "$1" >/dev/null 2>&1', "sh", mariadb], {
+      env: childEnvironment(),
+    });
     chosen.set(mariadb, found.status === 0 ? mariadb : mysql);
   }
   return chosen.get(mariadb)!;

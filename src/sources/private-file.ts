@@ -1,9 +1,13 @@
 /**
- * Private files for secrets a program can only read from a file (pgpass, MySQL defaults, mongodump config): created
- * 0600 in a 0700 folder under the state folder (`tmp/secret-<pid>-*`), removed when the stage ends. A crash can
- * leave one behind there: startup recovery deletes the folders whose process is gone (apply/recovery.ts).
+ * Private files for secrets a program can only read from a file (pgpass, MySQL option file, mongodump config, an age
+ * identity), and the private folders of SSH access and GnuPG homes: each folder is made 0700 by `mkdtemp` under the
+ * state folder's private `tmp/` (itself 0700), as `tmp/secret-<pid>-[<kind>-]XXXXXX`, its files 0600. A folder lives
+ * as long as its stage: its owner removes it when the stage ends, whether it succeeded, failed, ran out of time or
+ * was stopped by SIGTERM/SIGINT; a folder still there when the process exits (a second signal, the exit deadline) is
+ * removed by an exit handler. Only `kill -9`, a crash or a power cut leave one: startup recovery deletes the folders
+ * whose process is gone (apply/recovery.ts).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export interface PrivateFile {
@@ -11,10 +15,35 @@ export interface PrivateFile {
   remove(): void;
 }
 
-export function writePrivateFile(privateDir: string, name: string, content: string): PrivateFile {
+/** Folders this process made, still to be removed at exit if their owner did not (pruned as they go). */
+const made = new Set<string>();
+let exitHandler = false;
+
+/** A new private folder (0700) `secret-<pid>-[<kind>-]XXXXXX` under `privateDir`, removed at exit at the latest. */
+export function createPrivateFolder(privateDir: string, kind?: string): string {
   mkdirSync(privateDir, { recursive: true, mode: 0o700 });
-  const dir = mkdtempSync(join(privateDir, `secret-${process.pid}-`));
+  const dir = mkdtempSync(join(privateDir, `secret-${process.pid}-${kind ? `${kind}-` : ""}`));
+  for (const folder of made) if (!existsSync(folder)) made.delete(folder);
+  made.add(dir);
+  if (!exitHandler) {
+    exitHandler = true;
+    process.on("exit", () => {
+      for (const folder of made) rmSync(folder, { recursive: true, force: true });
+    });
+  }
+  return dir;
+}
+
+/** Writes `content` to a 0600 file `name` in a new private folder; `remove()` deletes the folder. */
+export function writePrivateFile(privateDir: string, name: string, content: string): PrivateFile {
+  const dir = createPrivateFolder(privateDir);
   const path = join(dir, name);
   writeFileSync(path, content, { mode: 0o600 });
-  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    path,
+    remove: () => {
+      rmSync(dir, { recursive: true, force: true });
+      made.delete(dir);
+    },
+  };
 }

@@ -13,17 +13,25 @@
  * private key's body and no `user:password` pair may be found in: any stdout/stderr, the plan files, any file under
  * the state folder (raw bytes), any process's command line, the config folder's other files, or the repositories.
  *
- * Not covered because the product does not have it yet (nothing is faked here):
- * - Notifications are declared and validated but never sent: the Slack, email, webhook, healthchecks and Uptime Kuma
- *   secrets are only resolved by `validate --secrets`, and nothing reaches an SMTP or HTTP server.
- * - There is no `history`, `restore`, `verify` (restore drills), `watch` or `restic` passthrough command: the
- *   decryption secrets (age identity, gpg key and passphrase) are never handed to a child process.
- * - Hooks take no secrets of their own (no `env` option): they inherit backupctl's environment, which the failing
- *   project's onFailure hook below relies on. Its stderr (a `set -x` trace) shows values that backupctl never
- *   resolved; they are redacted because the config names their variables (config/secrets.ts rememberEnvSecrets).
+ * Escaped forms (issue 16, point 6): one more secret holds a quote, a double quote, a backslash, a space, `&`, `+`, `/`
+ * and non-ASCII characters. A failing `before` hook that declares it in its `env` prints it the way programs do: a
+ * `bash -x` trace (`PGPASSWORD='…'\''…'`), `printf %q` in a UTF-8 and in the C locale (`$'…\303\274…'`), `declare -p`
+ * (double-quoted), JSON (as is and with `\uXXXX`), URL-encoded (encodeURIComponent, form encoding with `+`, lower-case
+ * hex) and base64 (on its own and behind 1, 2 and 3 bytes of a longer text, standard and URL-safe). The hook's stderr
+ * tail is quoted in the output, the `--log-file`, state.db and the webhook notification of the failed run (sent to a
+ * receiver on loopback): none of these forms may appear in any of them, nor anywhere else the scans below look.
+ *
+ * Not covered because the product does not have it (nothing is faked here):
+ * - The Slack, email, healthchecks and Uptime Kuma channels point nowhere reachable: their secrets are resolved and
+ *   the sends fail; only the webhook channel of the escaped-forms project reaches a server.
+ * - There is no `restore`, `verify` (restore drills), `watch` or `restic` passthrough run here: the decryption secrets
+ *   (age identity, gpg key and passphrase) are never handed to a child process.
+ * - Hooks get only the secrets their `env` declares (the config's other env() variables are withheld from every
+ *   child): the failing project's onFailure hook declares the webhook URL and header it posts. Its stderr (a
+ *   `set -x` trace) shows them; they are redacted because the config names their variables.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,6 +42,7 @@ import { filesUnder, sampleCommandLines } from "../support/inspect.ts";
 import { type MariadbServer, startMariadb } from "../support/mariadb.ts";
 import { type PostgresServer, startPostgres } from "../support/postgres.ts";
 import { type RestServer, startRestServer } from "../support/rclone.ts";
+import { type HttpReceiver, startHttpReceiver } from "../support/receivers.ts";
 import { freePort, requireProgram, type SftpServer, startSftp } from "../support/sshd.ts";
 
 const day1 = "2026-11-21T10:00:00Z";
@@ -79,6 +88,44 @@ function scanFiles(dir: string, secrets: Secret[]): Leak[] {
   );
 }
 
+/**
+ * The forms a value takes when programs print it, each labelled, as this test computes them (bash's own forms are
+ * taken from bash). In a longer base64 text the value's characters depend on its offset in a 3-byte group: the forms
+ * are the characters that depend on the value alone, at each offset.
+ */
+function escapedForms(value: string): { label: string; value: string }[] {
+  const bash = (script: string, locale = "C.UTF-8") =>
+    execFileSync("bash", ["-c", script], { env: { ...process.env, LC_ALL: locale, V: value } }).toString();
+  const json = JSON.stringify(value).slice(1, -1);
+  const component = encodeURIComponent(value);
+  const forms = [
+    { label: "bash -x single-quoted", value: value.replaceAll("'", `'\\''`) },
+    { label: "printf %q", value: bash('printf %q "$V"') },
+    { label: "printf %q in the C locale", value: bash('printf %q "$V"', "C").replace(/^\$'(.*)'$/s, "$1") },
+    { label: "declare -p", value: bash("declare -p V").replace(/^declare -x V="(.*)"\n$/s, "$1") },
+    { label: "JSON", value: json },
+    {
+      label: "JSON with \\u escapes",
+      value: json.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`),
+    },
+    { label: "URL encoding (encodeURIComponent)", value: component },
+    { label: "URL form encoding", value: new URLSearchParams({ v: value }).toString().slice(2) },
+    { label: "URL encoding, lower-case hex", value: component.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()) },
+  ];
+  const bytes = Buffer.from(value);
+  forms.push({ label: "base64", value: bytes.toString("base64").replace(/=+$/, "") });
+  for (let offset = 0; offset < 3; offset++) {
+    const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString("base64");
+    const inner = encoded.slice(Math.ceil((8 * offset) / 6), Math.floor((8 * (offset + bytes.length)) / 6));
+    forms.push({ label: `base64 at offset ${offset}`, value: inner });
+    forms.push({
+      label: `URL-safe base64 at offset ${offset}`,
+      value: inner.replaceAll("+", "-").replaceAll("/", "_"),
+    });
+  }
+  return forms;
+}
+
 /** Lines of a PEM/OpenSSH/armored private key's body that are long enough to be unmistakable. */
 function keyBodyLines(text: string): string[] {
   return text.split(/\r?\n/).map((line) => line.trim())
@@ -90,7 +137,12 @@ describe("secret hygiene: no secret value in output, plan files, state, command 
   let maria: MariadbServer | undefined;
   let sftp: SftpServer | undefined;
   let rest: RestServer | undefined;
+  let receiver: HttpReceiver | undefined;
   let work = "";
+  let logFile = "";
+  /** The hook that prints the escaped forms, and the file of forms it prints that bash cannot make itself. */
+  let formsHook = "";
+  let formsFile = "";
   let configDir = "";
   let secretsDir = "";
   let stateDir = "";
@@ -147,7 +199,9 @@ describe("secret hygiene: no secret value in output, plan files, state, command 
     maria = await startMariadb();
     sftp = await startSftp();
     rest = await startRestServer();
+    receiver = await startHttpReceiver();
     work = mkdtempSync(join(tmpdir(), "backupctl-e2e-secrets-"));
+    logFile = join(work, "apply.log.jsonl");
     configDir = join(work, "config");
     secretsDir = join(work, "secrets");
     stateDir = join(configDir, ".backupctl");
@@ -242,6 +296,26 @@ describe("secret hygiene: no secret value in output, plan files, state, command 
     const brokenToken = secret("failing command source env secret", `cmd-secret-${hex()}`);
     writeFileSync(join(secretsDir, "broken_token"), `${brokenToken}\n`, { mode: 0o600 });
 
+    // The escaped forms' secret: a quote, a double quote, a backslash, a space, &, +, / and non-ASCII characters.
+    env.DBPW = secret("escaped-forms secret", `S3cr3t'Q-456 a&b+c/d\\e"ü€-${hex(6)}`);
+    for (const form of escapedForms(env.DBPW)) secret(`escaped-forms secret (${form.label})`, form.value);
+    // What bash cannot print itself (JSON, URL encodings) the hook reads from a file outside the scanned folders.
+    formsFile = join(secretsDir, "forms.txt");
+    const others = escapedForms(env.DBPW).filter((form) => /JSON|URL/.test(form.label) && !/base64/.test(form.label));
+    writeFileSync(formsFile, `${others.map((form) => form.value).join(" ")}\n`, { mode: 0o600 });
+    formsHook = [
+      "set -x",
+      "PGPASSWORD=$DBPW psql --version >/dev/null",
+      "{ set +x; } 2>/dev/null",
+      `printf '%q %s\\n' "$DBPW" "$(export LC_ALL=C; printf '%q' "$DBPW")" >&2`,
+      "declare -p DBPW >&2",
+      'cat "$FORMS_FILE" >&2',
+      `b64() { printf "$1" "$DBPW" | base64 -w0; printf ' '; }`,
+      "{ b64 '%s'; b64 'u:%s:x'; b64 'us:%s:x'; b64 'use:%s:x'; echo; } >&2",
+      "{ b64 '%s'; b64 'u:%s:x'; b64 'us:%s:x'; b64 'use:%s:x'; echo; } | tr '+/' '-_' >&2",
+      "exit 1",
+    ].join("\n");
+
     await pg.createUser("backup", env.PG_PASSWORD);
     await pg.createDatabase("shop", "backup");
     await pg.psql(
@@ -299,6 +373,7 @@ export default defineConfig({
     hook: webhook({ url: env("WEBHOOK_URL"), headers: { Authorization: env("WEBHOOK_AUTH") } }),
     ping: healthchecks({ pingUrl: file(${secretFile("healthchecks_url")}) }),
     kuma: uptimeKuma({ pushUrl: env("KUMA_PUSH_URL") }),
+    capture: webhook({ url: ${JSON.stringify(`${receiver!.url}/escaped`)} }),
   },
   projects: {
     shop: {
@@ -351,10 +426,22 @@ export default defineConfig({
         passphrase: env("GPG_PASSPHRASE"),
       }),
       hooks: {
+        env: { WEBHOOK_URL: env("WEBHOOK_URL"), WEBHOOK_AUTH: env("WEBHOOK_AUTH") },
         onFailure: ${JSON.stringify(hookScript)},
       },
       retry: { attempts: 1 },
       notify: ["hook"],
+    },
+    escaped: {
+      schedule: "0 3 * * *",
+      sources: [files({ name: "uploads", paths: ["data/uploads"] })],
+      repositories: ["local"],
+      retention: { last: 10 },
+      hooks: {
+        env: { DBPW: env("DBPW"), FORMS_FILE: ${JSON.stringify(formsFile)} },
+        before: ${JSON.stringify(formsHook)},
+      },
+      notify: ["capture"],
     },
   },
 });
@@ -386,7 +473,13 @@ export default defineConfig({
   after(async () => {
     sampler?.stop();
     if (stateWatch) clearInterval(stateWatch);
-    const results = await Promise.allSettled([rest?.stop(), sftp?.stop(), maria?.stop(), pg?.stop()]);
+    const results = await Promise.allSettled([
+      receiver?.stop(),
+      rest?.stop(),
+      sftp?.stop(),
+      maria?.stop(),
+      pg?.stop(),
+    ]);
     if (work) rmSync(work, { recursive: true, force: true });
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
@@ -412,6 +505,20 @@ export default defineConfig({
     assert.deepEqual(secretsIn(line, secrets), ["REST restic password"]);
     assert.equal(mask(line, secrets), "restic backup --password <REST restic password>");
     rmSync(scratch, { recursive: true });
+  });
+
+  it("the escaped-forms hook prints every escaped form of its secret (so the scans below can find each)", () => {
+    const hook = spawnSync("bash", ["-o", "pipefail", "-c", formsHook], {
+      env: { ...process.env, DBPW: env.DBPW, FORMS_FILE: formsFile },
+      encoding: "utf8",
+    });
+    assert.equal(hook.status, 1, hook.stderr);
+    const forms = secrets.filter((s) => s.label.startsWith("escaped-forms secret ("));
+    assert.ok(forms.length >= 15, `${forms.length} forms`);
+    assert.deepEqual(forms.filter((form) => !hook.stderr.includes(form.value)).map((form) => form.label), []);
+    const lines = hook.stderr.trim().split("\n");
+    assert.ok(lines.length <= 8 && hook.stderr.length < 2048, "all of it fits in the stderr tail errors quote");
+    assert.match(lines[0], /^\+ PGPASSWORD='S3cr3t'\\''Q-456 a&b\+c\/d\\e"ü€-[0-9a-f]+'$/);
   });
 
   it("validate and validate --secrets resolve every reference and print none", async () => {
@@ -498,6 +605,31 @@ export default defineConfig({
       /✗ onFailure hook failed: the onFailure hook exited with 1: [\s\S]*\+ notify \(sensitive\) '\(sensitive\)'\n/,
     );
     expectMatch(result.stderr, /Error: \d+ of \d+ actions failed/);
+  });
+
+  it("a hook printing its secret in escaped forms: none in the output, --log-file, state.db or webhook body", async () => {
+    const result = await cli(["--log-file", logFile, "apply", "--project", "escaped", "--now", day1]);
+    assert.equal(result.code, 1, shown(result));
+    // The trace is quoted with the value replaced inside its quotes: proof that redaction ran on the shell form.
+    expectMatch(
+      result.stdout,
+      /✗ before hook failed: the before hook exited with 1: \+ PGPASSWORD='\(sensitive\)'\n/,
+    );
+    expectMatch(result.stdout, /declare -x DBPW="\(sensitive\)"/);
+    await receiver!.waitFor(1, 30_000);
+    const bodies = receiver!.requests.map((request) => request.body).join("\n");
+    expectMatch(bodies, /before hook/);
+    expectMatch(bodies, /PGPASSWORD='\(sensitive\)'/);
+    const log = readFileSync(logFile, "utf8");
+    expectMatch(log, /before hook failed/);
+    outputs.push({ what: "the webhook bodies", text: bodies }, { what: "the --log-file", text: log });
+    assertNoLeaks(
+      [
+        ...secretsIn(bodies, secrets).map((label) => ({ secret: label, where: "a webhook body" })),
+        ...secretsIn(log, secrets).map((label) => ({ secret: label, where: "the --log-file" })),
+      ],
+      "webhook bodies and log file",
+    );
   });
 
   it("--debug on failing commands adds stack traces, still without secrets", async () => {

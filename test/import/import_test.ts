@@ -455,6 +455,33 @@ describe("backupctl import (in process)", () => {
     assert.equal(config.repositories.vinsware.url, "sftp:backup@box.example:/backups/vinsware");
   });
 
+  it("declares in hooks.env the secret variables a hook expands (children do not inherit them)", async () => {
+    const hooked = write(
+      "hooked/projects.yml",
+      `projects:
+  - name: app
+    cron: '0 3 * * *'
+    database:
+      type: postgres
+      host: db
+      name: app
+      user: backup
+      password: \${APP_DB_PASSWORD}
+    restic:
+      repository_path: /backups/app
+      password: \${RESTIC_PASSWORD}
+    retention:
+      keep_daily: 7
+    hooks:
+      pre_backup: 'PGPASSWORD=\${APP_DB_PASSWORD} psql -h db -U backup -c "SELECT 1" app && curl -s "$STATUS_URL"'
+`,
+    );
+    const target = join(dir, "hooked.config.ts");
+    assert.equal(runImport(hooked, { env: envFile, out: target }).code, ExitCode.ok);
+    const config = await load(target);
+    assert.deepEqual(config.projects.app.hooks?.env, { APP_DB_PASSWORD: { secret: "env", name: "APP_DB_PASSWORD" } });
+  });
+
   it("reads only the names of a .env, skipping quoted values over several lines", () => {
     assert.deepEqual(
       [...envFileNames(dotEnv)].filter((name) =>
