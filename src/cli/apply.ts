@@ -7,9 +7,9 @@ import { ActionsFailedError, ExitCode, StoppedError, UsageError } from "../error
 import { acquireProjectLock, describeHolder, type ProjectLock } from "../apply/lock.ts";
 import { handleStopSignals, stopRequested } from "../runtime/shutdown.ts";
 import type { StateStore } from "../state/store.ts";
-import { assertCurrent, readPlanFile } from "../plan/planfile.ts";
+import { assertCurrent, assertRederived, readPlanFile } from "../plan/planfile.ts";
 import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
-import type { Plan } from "../plan/types.ts";
+import type { Leftovers, Plan } from "../plan/types.ts";
 import { type DeliveryReport, OutboxSender } from "../notify/outbox.ts";
 import {
   eventOutput,
@@ -21,7 +21,7 @@ import {
   parseNow,
   selectProjects,
 } from "./context.ts";
-import { collect, type PlanCommandOptions, preparePlan } from "./plan.ts";
+import { collect, type PlanCommandOptions, preparePlan, rederivePlan } from "./plan.ts";
 
 export const description = "Execute the plan (or a saved plan file): initialize, back up, forget, prune, check";
 
@@ -80,20 +80,27 @@ async function runApply(planfile: string | undefined, options: ApplyOptions, out
   let sender: OutboxSender | undefined;
   try {
     // The projects' locks come before the plan: what another apply is doing cannot change it under our feet.
-    locks = lockProjects(store.dir, selected ?? Object.keys(loaded.config.projects), host);
-    await auditTakeovers(locks, store, output);
+    const taken = lockProjects(store.dir, selected ?? Object.keys(loaded.config.projects), host);
+    locks = taken;
     let plan: Plan;
+    let adopted: string[];
     if (saved) {
-      const observed = await store.observe();
-      assertCurrent(saved, { fingerprint: loaded.fingerprint, ...observed });
+      // Made again before anything is written; the takeovers are audited whatever the outcome.
+      const rederived = await rederivePlan(saved, loaded, store, takenOver(taken))
+        .finally(() => auditTakeovers(taken, store, output));
+      assertCurrent(saved, { fingerprint: loaded.fingerprint, ...rederived.observed });
+      assertRederived(planfile!, saved, rederived.plan);
       plan = saved;
+      adopted = rederived.adopted;
     } else {
+      await auditTakeovers(taken, store, output);
       const prepared = await preparePlan({ ...options, refresh: true }, loaded, store);
       plan = prepared.plan;
-      for (const name of prepared.adopted) {
-        const repository = repositoryFor({ loaded, store }, name);
-        await store.markRepositoryInitialized(name, repository.location(), (now ?? new Date()).toISOString());
-      }
+      adopted = prepared.adopted;
+    }
+    for (const name of adopted) {
+      const repository = repositoryFor({ loaded, store }, name);
+      await store.markRepositoryInitialized(name, repository.location(), (now ?? new Date()).toISOString());
     }
     output.stdout(renderText(plan, colours(terminalColours())));
     const clock = createClock(now);
@@ -178,6 +185,20 @@ function lockProjects(stateDir: string, projects: string[], host: string): Map<s
     throw error;
   }
   return locks;
+}
+
+/** The stale locks taken over, as startup recovery lists leftovers (a saved plan saw them there). */
+function takenOver(locks: Map<string, ProjectLock>): Leftovers["staleLocks"] {
+  return [...locks.values()].flatMap((lock) =>
+    lock.tookOver
+      ? [{
+        project: lock.project,
+        pid: lock.tookOver.pid,
+        since: lock.tookOver.started_at,
+        runId: lock.tookOver.run_id,
+      }]
+      : []
+  );
 }
 
 /** A stale lock taken over is said and audited (a recover stage naming the dead holder). */

@@ -8,7 +8,8 @@ import { ExitCode, UsageError } from "../errors.ts";
 import { sealPlan } from "../plan/planfile.ts";
 import { plan as makePlan } from "../plan/planner.ts";
 import { colours, renderJson, renderMarkdown, renderText, terminalColours } from "../plan/render.ts";
-import type { Plan } from "../plan/types.ts";
+import { isoSeconds } from "../plan/time.ts";
+import type { Leftovers, ObservedState, Plan } from "../plan/types.ts";
 import type { StateStore } from "../state/store.ts";
 import { createClock } from "../clock.ts";
 import {
@@ -85,6 +86,36 @@ export async function preparePlan(
   return { plan, adopted };
 }
 
+/**
+ * The plan a saved plan file must hold: made again by the planner from the present config and state, observed as
+ * `plan` observes them (dead runs, leftovers, repositories probed) but not refreshed, at the file's `now`, for its
+ * projects, with its id. Writes nothing. `takenOver`: stale project locks this apply has just taken over, which `plan`
+ * saw as leftovers (and planned a recover for).
+ */
+export async function rederivePlan(
+  saved: Plan,
+  loaded: LoadedConfig,
+  store: StateStore,
+  takenOver: Leftovers["staleLocks"],
+): Promise<{ plan: Plan; observed: ObservedState; adopted: string[] }> {
+  const { observed, adopted } = await observe(loaded, store, saved.projects);
+  if (takenOver.length > 0) {
+    const leftovers = observed.leftovers ??= { interruptedRuns: [], staleLocks: [], files: [] };
+    const lockFile = (lock: { project: string }) => `${lock.project}.lock`;
+    const seen = new Set(leftovers.staleLocks.map((lock) => lock.project));
+    // In the order findLeftovers lists them: by lock file name.
+    leftovers.staleLocks = [...leftovers.staleLocks, ...takenOver.filter((lock) => !seen.has(lock.project))]
+      .sort((a, b) => (lockFile(a) < lockFile(b) ? -1 : lockFile(a) > lockFile(b) ? 1 : 0));
+  }
+  // generated_at decides nothing; the plan id, the projects and `now` are the file's.
+  const plan = makePlan(loaded, observed, new Date(saved.now), {
+    projects: saved.projects,
+    generatedAt: new Date(),
+    planId: saved.plan_id,
+  });
+  return { plan, observed, adopted };
+}
+
 /** Where `--out` writes: a bare file name goes to plans/ in the current folder. */
 export function planOutPath(out: string | true, now: Date): string {
   if (out === true) return fromInvocationDir(join("plans", `plan-${now.toISOString().replace(/[:.]/g, "-")}.json`));
@@ -99,7 +130,9 @@ export async function run(options: PlanCommandOptions, output: Output): Promise<
   const loaded = await load(options);
   selectProjects(loaded, options.project);
   const store = await openStore(options, loaded);
-  const { plan } = await preparePlan(options, loaded, store).finally(() => store.close());
+  // Decided at the whole second the document records as `now`: `apply FILE` makes the plan again at that instant.
+  const now = isoSeconds(parseNow(options.now) ?? new Date());
+  const { plan } = await preparePlan({ ...options, now }, loaded, store).finally(() => store.close());
   if (options.out) {
     const path = planOutPath(options.out, new Date());
     mkdirSync(dirname(path), { recursive: true });

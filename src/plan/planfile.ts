@@ -1,13 +1,18 @@
 /**
- * Saved plans: `plan --out FILE` writes the plan document with a checksum; `apply FILE` reads it back, refuses an
- * edited, malformed or stale one, and executes exactly its actions — once.
+ * Saved plans: `plan --out FILE` writes the plan document with a checksum; `apply FILE` reads it back, refuses a
+ * malformed or stale one, makes the plan again from the present config and state at the file's `now`, refuses the file
+ * unless that gives the same actions, and executes exactly them — once.
+ *
+ * The checksum has no key: anyone who can edit the file can seal it again. It only catches accidents (a truncated copy,
+ * a stray edit); what makes an edited plan harmless is that apply runs nothing the config and state do not give.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { canonicalJson } from "../config/fingerprint.ts";
 import { StalePlanError, UsageError } from "../errors.ts";
-import type { Plan } from "./types.ts";
+import { describeAction } from "./render.ts";
+import type { Plan, PlanAction } from "./types.ts";
 
 function checksumOf(plan: Plan): string {
   const { checksum: _ignored, ...rest } = plan;
@@ -42,7 +47,10 @@ const planSchema = z.object({
   format_version: z.literal(1),
   plan_id: z.string().min(1),
   generated_at: z.string(),
-  now: z.string(),
+  // The instant the plan is made again at, by apply.
+  now: z.string().refine((text) => /^\d{4}-\d{2}-\d{2}T/.test(text) && !Number.isNaN(Date.parse(text)), {
+    message: "expected an ISO-8601 time",
+  }),
   config_fingerprint: z.string(),
   state: z.object({ lineage: z.string(), serial: z.number().int() }),
   projects: z.array(z.string()),
@@ -89,12 +97,13 @@ export function readPlanFile(path: string): Plan {
   return plan;
 }
 
+const again = "run `backupctl plan --out` again and review the new plan";
+
 /** Refuses a plan made against another config or state, or one already applied (exit 5). */
 export function assertCurrent(
   plan: Plan,
   current: { fingerprint: string; lineage: string; serial: number; appliedPlans: readonly string[] },
 ): void {
-  const again = "run `backupctl plan --out` again and review the new plan";
   if (current.appliedPlans.includes(plan.plan_id)) {
     throw new StalePlanError(`this plan was already applied; ${again}`);
   }
@@ -111,4 +120,96 @@ export function assertCurrent(
       `the state changed since the plan was made (serial ${plan.state.serial} → ${current.serial}); ${again}`,
     );
   }
+}
+
+/**
+ * Refuses a saved plan that is not the plan the config and state give now (exit 5). `derived` is that plan: made again
+ * by the planner from the present config and state (observed as `plan` observes them), at the file's `now`, for its
+ * projects. A file edited and sealed again, or made before the state changed in a way the serial does not count (a
+ * process that died since, an inventory refresh), is refused here.
+ */
+export function assertRederived(path: string, saved: Plan, derived: Plan): void {
+  const difference = planDifference(saved, derived);
+  if (difference === undefined) return;
+  throw new StalePlanError(
+    `${path}: ${difference}; it was edited after it was made, or the state changed since (a process that died, an ` +
+      `inventory refresh); ${again}`,
+  );
+}
+
+/**
+ * Where a saved plan departs from its re-derivation, in words, or undefined when it does not: the projects, then the
+ * first action that differs, then the summary and the overdue projects (apply sends their alerts). Values are shown
+ * only for names, flags and snapshot ids; reasons and paths are only named.
+ */
+export function planDifference(saved: Plan, derived: Plan): string | undefined {
+  const given = "what the config and state give";
+  if (canonicalJson(saved.projects) !== canonicalJson(derived.projects)) {
+    return `the file's projects (${namesOf(saved.projects)}) differ from ${given} (${namesOf(derived.projects)})`;
+  }
+  const count = Math.max(saved.actions.length, derived.actions.length);
+  for (let i = 0; i < count; i++) {
+    const inFile: PlanAction | undefined = saved.actions[i];
+    const made: PlanAction | undefined = derived.actions[i];
+    if (canonicalJson(inFile) === canonicalJson(made)) continue;
+    const differ = `the file's actions differ from ${given}`;
+    if (made === undefined) return `${differ}: the file has ${label(inFile)}, the config and state do not`;
+    if (inFile === undefined) return `${differ}: the config and state give ${label(made)}, the file does not`;
+    if (identity.some((key) => canonicalJson(inFile[key]) !== canonicalJson(made[key]))) {
+      return `${differ}: the file has ${label(inFile)} where the config and state give ${label(made)}`;
+    }
+    return `${differ}: ${label(inFile)} differs in ${fieldsDiffering(inFile, made).join(", ")}`;
+  }
+  if (canonicalJson(saved.summary) !== canonicalJson(derived.summary)) {
+    return `the file's summary differs from ${given}`;
+  }
+  if (canonicalJson(saved.overdue) !== canonicalJson(derived.overdue)) {
+    const projects = (plan: Plan) => namesOf(plan.overdue.map((o) => o.project));
+    return `the file's overdue projects (${projects(saved)}) differ from ${given} (${projects(derived)})`;
+  }
+  return undefined;
+}
+
+/** What an action is about: a difference here is another action, not the same one changed. */
+const identity = ["type", "recover", "project", "source", "repository"] as const;
+/** Fields whose values may be shown: names, flags, ids. The rest (reasons, paths) is only named. */
+const shown = new Set<string>([
+  "id",
+  "destructive",
+  "run_id",
+  "approval",
+  "read_data_subset",
+  "chunker_from",
+  "from",
+]);
+
+function label(action: PlanAction): string {
+  return `${String(action.id)} (${describeAction(action)})`;
+}
+
+function namesOf(names: readonly string[]): string {
+  return names.length === 0 ? "(none)" : names.join(", ");
+}
+
+function fieldsDiffering(inFile: PlanAction, made: PlanAction): string[] {
+  const keys = [...new Set([...Object.keys(inFile), ...Object.keys(made)])] as (keyof PlanAction)[];
+  return keys.filter((key) => canonicalJson(inFile[key]) !== canonicalJson(made[key])).map((key) => {
+    if (key === "snapshots") {
+      const only = (from: PlanAction, other: PlanAction) => {
+        const ids = (from.snapshots ?? []).filter((id) => !(other.snapshots ?? []).includes(id));
+        return ids.length === 0
+          ? "none"
+          : ids.slice(0, 3).join(", ") + (ids.length > 3 ? ` and ${ids.length - 3} more` : "");
+      };
+      const [fileOnly, madeOnly] = [only(inFile, made), only(made, inFile)];
+      return fileOnly === "none" && madeOnly === "none"
+        ? "snapshots (the same ids in another order)"
+        : `snapshots (the file names ${fileOnly} where the config and state name ${madeOnly})`;
+    }
+    if (shown.has(key)) {
+      const value = (action: PlanAction) => action[key] === undefined ? "none" : JSON.stringify(action[key]);
+      return `${key} (the file: ${value(inFile)}; the config and state: ${value(made)})`;
+    }
+    return key;
+  });
 }

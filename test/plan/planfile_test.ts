@@ -1,7 +1,8 @@
 /**
  * Unit tests of saved plans (src/plan/planfile.ts): the checksum sealPlan adds, readPlanFile refusing edited (exit 5)
- * and malformed (exit 64) files, and assertCurrent refusing a plan made against another config or state, or applied
- * already (exit 5). Files go to a fresh temp dir.
+ * and malformed (exit 64) files, assertCurrent refusing a plan made against another config or state, or applied
+ * already (exit 5), and assertRederived refusing a file whose actions are not those the planner gives again from the
+ * same config, state and `now` (exit 5), even when its checksum was computed again. Files go to a fresh temp dir.
  * Runs under `deno test -A test/plan/planfile_test.ts` and `bun --no-install test ./test/plan/planfile_test.ts`.
  */
 import { after, before, describe, it } from "node:test";
@@ -12,7 +13,7 @@ import { join } from "node:path";
 import { env, postgres, restic } from "../../src/config/helpers.ts";
 import { validateConfig } from "../../src/config/validate.ts";
 import { ExitCode, StalePlanError, UsageError } from "../../src/errors.ts";
-import { assertCurrent, readPlanFile, sealPlan } from "../../src/plan/planfile.ts";
+import { assertCurrent, assertRederived, planDifference, readPlanFile, sealPlan } from "../../src/plan/planfile.ts";
 import { plan } from "../../src/plan/planner.ts";
 import { policyKey } from "../../src/plan/retention.ts";
 import type { InventorySnapshot, ObservedState, Plan } from "../../src/plan/types.ts";
@@ -21,10 +22,10 @@ const LINEAGE = "8c0f3a52-0000-4000-8000-000000000001";
 const PLAN_ID = "5f1d7a0e-3c2b-4d6e-9f10-2a3b4c5d6e7f";
 
 /**
- * A plan with an init of offsite (chunker parameters of local), a backup, a copy to offsite, a required forget of
- * three snapshots and a prune.
+ * The planner's inputs for a plan with an init of offsite (chunker parameters of local), a backup, a copy to offsite, a
+ * required forget of three snapshots and a prune; `archive`, disabled, is planned nothing.
  */
-function samplePlan(): Plan {
+function sampleInputs() {
   const config = validateConfig({
     repositories: {
       local: restic({ url: "/srv/restic", password: env("RESTIC_PASSWORD") }),
@@ -35,6 +36,13 @@ function samplePlan(): Plan {
         schedule: "0 3 * * *",
         sources: [postgres({ database: "shop" })],
         repositories: ["local", "offsite"],
+        retention: { last: 2 },
+      },
+      archive: {
+        enabled: false,
+        schedule: "0 4 * * *",
+        sources: [postgres({ database: "archive" })],
+        repositories: ["local"],
         retention: { last: 2 },
       },
     },
@@ -70,9 +78,22 @@ function samplePlan(): Plan {
     appliedPlans: [],
     partials: [],
   };
-  return plan({ config, fingerprint: "sha256:config" }, observed, new Date("2026-11-21T10:00:00Z"), {
-    generatedAt: new Date("2026-11-21T10:00:05Z"),
-    planId: PLAN_ID,
+  return { loaded: { config, fingerprint: "sha256:config" }, observed, now: new Date("2026-11-21T10:00:00Z") };
+}
+
+function samplePlan(): Plan {
+  const { loaded, observed, now } = sampleInputs();
+  return plan(loaded, observed, now, { generatedAt: new Date("2026-11-21T10:00:05Z"), planId: PLAN_ID });
+}
+
+/** What apply does with a saved plan: the planner again, on the present inputs, at the file's `now`, for its projects. */
+function rederive(saved: Plan, change: (observed: ObservedState) => void = () => {}): Plan {
+  const { loaded, observed } = sampleInputs();
+  change(observed);
+  return plan(loaded, observed, new Date(saved.now), {
+    projects: saved.projects,
+    generatedAt: new Date(),
+    planId: saved.plan_id,
   });
 }
 
@@ -286,6 +307,115 @@ describe("assertCurrent", () => {
     assert.throws(
       () => assertCurrent(sealed, { ...current, serial: 8, appliedPlans: [PLAN_ID] }),
       stale(/^this plan was already applied; /),
+    );
+  });
+});
+
+describe("assertRederived", () => {
+  const stale = (message: RegExp) => failsWith(StalePlanError, ExitCode.stalePlan, message);
+  const tail =
+    /; it was edited after it was made, or the state changed since \(a process that died, an inventory refresh\); run `backupctl plan --out` again and review the new plan$/;
+  /** The sealed sample plan, edited, sealed again as docs/cli.md describes, and read back: the checksum passes. */
+  const resealed = (edit: (plan: Plan) => void): { path: string; saved: Plan } => {
+    const copy = structuredClone(sealPlan(samplePlan()));
+    edit(copy);
+    const path = writePlan(sealPlan(copy));
+    return { path, saved: readPlanFile(path) };
+  };
+
+  it("passes a plan read back from its file: the planner gives it again from the same config, state and now", () => {
+    const path = writePlan(sealPlan(samplePlan()));
+    const saved = readPlanFile(path);
+    assert.deepEqual(saved.projects, ["shop"], "the disabled project is not among the plan's projects");
+    const derived = rederive(saved);
+    assert.equal(planDifference(saved, derived), undefined);
+    assert.doesNotThrow(() => assertRederived(path, saved, derived));
+    // Made for --project shop, or with its warnings and generated_at changed: the same decisions.
+    const { loaded, observed, now } = sampleInputs();
+    const forShop = plan(loaded, observed, now, { projects: ["shop"], generatedAt: new Date(0), planId: PLAN_ID });
+    assert.equal(planDifference(saved, forShop), undefined);
+    assert.equal(
+      planDifference({ ...saved, warnings: ["x"], generated_at: "2026-11-21T10:01:00Z" }, derived),
+      undefined,
+    );
+  });
+
+  it("refuses the newest snapshot swapped in for a forgotten one and sealed again (exit 5), naming both ids", () => {
+    const { path, saved } = resealed((p) => {
+      const forget = p.actions.find((a) => a.type === "forget")!;
+      assert.deepEqual(forget.snapshots, ["4f2c9d1e00000003", "4f2c9d1e00000002", "4f2c9d1e00000001"]);
+      forget.snapshots![0] = "4f2c9d1e00000005";
+    });
+    const derived = rederive(saved);
+    assert.equal(
+      planDifference(saved, derived),
+      "the file's actions differ from what the config and state give: a4 (forget 3 snapshots of shop in local " +
+        "(needs approval)) differs in snapshots (the file names 4f2c9d1e00000005 where the config and state name " +
+        "4f2c9d1e00000003)",
+    );
+    const refusal = () => assertRederived(path, saved, derived);
+    assert.throws(refusal, stale(new RegExp(`^${path.replaceAll(/[.\\/-]/g, "\\$&")}: the file's actions differ`)));
+    assert.throws(refusal, stale(/differs in snapshots/));
+    assert.throws(refusal, stale(tail));
+  });
+
+  it("names a changed approval with its values, a changed reason without quoting it", () => {
+    const approval = resealed((p) => p.actions.find((a) => a.type === "forget")!.approval = "routine").saved;
+    assert.match(
+      planDifference(approval, rederive(approval))!,
+      /: a4 \(forget 3 snapshots of shop in local\) differs in approval \(the file: "routine"; the config and state: "required"\)$/,
+    );
+    const reason = resealed((p) => p.actions[1].reason = "hunter2 is the password").saved;
+    const said = planDifference(reason, rederive(reason))!;
+    assert.match(said, /: a2 \(backup shop → local\) differs in reason$/);
+    assert.doesNotMatch(said, /hunter2/);
+  });
+
+  it("refuses a file lacking an action, with one more, or with another in its place", () => {
+    const fewer = resealed((p) => p.actions.pop()).saved;
+    assert.match(
+      planDifference(fewer, rederive(fewer))!,
+      /: the config and state give a5 \(prune local\), the file does not$/,
+    );
+    const more = resealed((p) => p.actions.push({ ...p.actions[4], id: "a6", type: "check" })).saved;
+    assert.match(
+      planDifference(more, rederive(more))!,
+      /: the file has a6 \(check local\), the config and state do not$/,
+    );
+    // A process that died since the plan was made: its leftovers are recovered first, in front of the rest.
+    const saved = readPlanFile(writePlan(sealPlan(samplePlan())));
+    const died = rederive(saved, (observed) => {
+      observed.leftovers = { interruptedRuns: [], staleLocks: [], files: ["tmp/secret-4242-abc"] };
+    });
+    assert.match(
+      planDifference(saved, died)!,
+      /: the file has a1 \(init offsite\) where the config and state give a1 \(recover: delete 1 leftover private folder\)$/,
+    );
+  });
+
+  it("compares the projects, the summary and the overdue projects too", () => {
+    const projects = resealed((p) => p.projects = ["shop", "archive"]).saved;
+    assert.equal(
+      planDifference(projects, rederive(projects)),
+      "the file's projects (shop, archive) differ from what the config and state give (shop)",
+    );
+    const summary = resealed((p) => p.summary.forget = 0).saved;
+    assert.equal(
+      planDifference(summary, rederive(summary)),
+      "the file's summary differs from what the config and state give",
+    );
+    const overdue = resealed((p) => p.overdue = [{ project: "shop", last_success: "x", max_age: "2d" }]).saved;
+    assert.equal(
+      planDifference(overdue, rederive(overdue)),
+      "the file's overdue projects (shop) differ from what the config and state give ((none))",
+    );
+  });
+
+  it("readPlanFile refuses a `now` that is not a time (exit 64): the plan is made again at it", () => {
+    const sealed = sealPlan({ ...samplePlan(), now: "yesterday" });
+    assert.throws(
+      () => readPlanFile(writePlan(sealed)),
+      failsWith(UsageError, 64, /\(now: expected an ISO-8601 time\)/),
     );
   });
 });
