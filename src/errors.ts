@@ -60,6 +60,14 @@ export class UsageError extends BackupctlError {
   }
 }
 
+/** A restore or drill was pointed at a snapshot backupctl does not know to be complete (exit 1). */
+export class IncompleteSnapshotError extends BackupctlError {
+  constructor(message: string) {
+    super(message);
+    this.name = "IncompleteSnapshotError";
+  }
+}
+
 /** Another process holds the lock of a project. */
 export class LockError extends BackupctlError {
   override readonly exitCode = ExitCode.locked;
@@ -98,6 +106,17 @@ export class ExecError extends BackupctlError {
   ) {
     super(message ?? `${command} exited with ${code ?? "a signal"}${stderrTail ? `: ${stderrTail}` : ""}`);
     this.name = "ExecError";
+  }
+}
+
+/**
+ * The state folder cannot be written: a read-only file system, a full disk, a permission. The message names the folder,
+ * the cause and the fix; commands that only read (status, history, …) go on from the last written state instead.
+ */
+export class StateUnwritableError extends BackupctlError {
+  constructor(readonly dir: string, message: string) {
+    super(message);
+    this.name = "StateUnwritableError";
   }
 }
 

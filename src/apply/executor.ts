@@ -9,7 +9,7 @@ import { redact } from "../config/secrets.ts";
 import { BackupctlError, ExecError } from "../errors.ts";
 import { humanDuration, isoSeconds } from "../plan/time.ts";
 import { policyKey } from "../plan/retention.ts";
-import type { Overdue, Plan, PlanAction } from "../plan/types.ts";
+import { type InventorySnapshot, isUsable, type Overdue, type Plan, type PlanAction } from "../plan/types.ts";
 import { plan } from "../plan/planner.ts";
 import { type BackupOptions, Restic, type ResticSnapshot } from "../repository/restic.ts";
 import { backupInput } from "../sources/input.ts";
@@ -279,8 +279,11 @@ async function recoverOne(action: PlanAction, ctx: StageContext & Pick<ApplyCont
       return `recover: deleted ${n} leftover private folder${n === 1 ? "" : "s"}`;
     }
     case "restic_unlock": {
-      const said = await repositoryFor(ctx, action.repository!).unlock();
-      return `recover: restic unlock ${action.repository}: ${said.trim().split("\n").pop() || "no stale locks"}`;
+      // Locks whose holder is provably gone (host, PID and start time: see restic-locks.ts); a live one stays.
+      const removed = await repositoryFor(ctx, action.repository!).removeStaleLocks();
+      return `recover: restic locks of ${action.repository}: ${
+        removed.length === 0 ? "no stale locks" : `removed ${removed.map((verdict) => verdict.description).join("; ")}`
+      }`;
     }
     default:
       throw new Error(`unknown recovery ${action.recover}`);
@@ -296,6 +299,10 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
   const notDone = new Set<string>();
   const touched = new Set<string>();
   const forgotten = new Set<string>();
+  // A project whose backup failed in this apply keeps every snapshot until a backup succeeds again.
+  const failedProjects = new Set(report.runs.filter((run) => run.status !== "succeeded").map((run) => run.project));
+  /** The inventory as it is now (after this apply's backups), read once: each forget touches only its own group. */
+  let inventory: InventorySnapshot[] | undefined;
   for (const action of plan.actions.filter((a) => a.type === "forget")) {
     const group = `${action.project}\u0000${action.source}\u0000${action.repository}`;
     const ids = action.snapshots ?? [];
@@ -309,6 +316,16 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
       source: action.source,
       repository: action.repository,
     } as const;
+    const unsafe = failedProjects.has(action.project!)
+      ? `the backup of ${action.project} failed in this apply: retention waits for a successful backup`
+      : unsafeForget(action, inventory ??= (await ctx.store.observe()).snapshots);
+    if (unsafe) {
+      notDone.add(group);
+      report.skipped++;
+      await auditedStage(ctx, stage, () => Promise.reject(new HeldError(`held: ${unsafe}`)));
+      ctx.out(`! HELD: forget ${label}: ${unsafe}; nothing was forgotten there.`);
+      continue;
+    }
     if (action.approval === "required" && !ctx.approved) {
       notDone.add(group);
       report.held++;
@@ -372,6 +389,31 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
 
 /** Marks a held deletion in the audit (a stage row with status "skipped"). */
 class HeldError extends BackupctlError {}
+
+/**
+ * The last look before a forget, at the state as it is now (not as the plan saw it): the forget must leave its
+ * group a complete snapshot, and may only delete complete or adopted ones (an incomplete one is recovery's to
+ * forget). Returns why it must not run, or undefined. The planner already guarantees both; this holds them should
+ * the state have moved, or a plan file say otherwise.
+ */
+function unsafeForget(action: PlanAction, inventory: InventorySnapshot[]): string | undefined {
+  const group = inventory.filter((snapshot) =>
+    snapshot.repository === action.repository && snapshot.project === action.project &&
+    snapshot.source === action.source
+  );
+  const ids = new Set(action.snapshots ?? []);
+  const doomed = group.filter((snapshot) => ids.has(snapshot.id));
+  const notComplete = doomed.filter((snapshot) => !isUsable(snapshot));
+  if (notComplete.length > 0) {
+    return `${notComplete.map((s) => `${s.short_id} (${s.state})`).join(", ")} is not a complete snapshot: ` +
+      "retention never forgets one (recovery does)";
+  }
+  const kept = group.filter((snapshot) => !ids.has(snapshot.id) && isUsable(snapshot));
+  if (kept.length === 0) {
+    return `it would leave ${action.project}/${action.source} in ${action.repository} without a complete snapshot`;
+  }
+  return undefined;
+}
 
 /** Prune, check and drills. A prune planned only because of forgets is skipped when none of them ran. */
 async function applyMaintenance(plan: Plan, ctx: ApplyContext, report: ApplyReport, forgotten: Set<string>) {

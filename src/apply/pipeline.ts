@@ -5,10 +5,12 @@
  * keeps the first and last 64 KiB for the source's format check; with a filter, a second tap counts what restic is
  * sent.
  *
- * restic never sees the end of the stream unless everything before it succeeded: backupctl holds restic's input
- * FIFO open, and lets it go only when every upstream process exited 0, the dump is not empty and its
- * format check passed. Otherwise restic is stopped first (SIGINT: it removes its lock and stores nothing), and only
- * then is the FIFO let go. When restic dies early, the upstream processes are stopped (they would block forever on a
+ * restic never sees the end of the stream unless everything before it succeeded: restic runs behind a gate
+ * (exec/fifo.ts) that holds its input FIFO open, as backupctl does, and lets it go only on backupctl's `commit` —
+ * given when every upstream process exited 0, the dump is not empty and its format check passed. Otherwise restic
+ * is stopped first (SIGINT: it removes its lock and stores nothing), and only then is the FIFO let go. Should
+ * backupctl die (SIGKILL, the OOM killer) while the producer carries on, the gate sees its word never come and stops
+ * restic itself: a stream cut by a crash stores no snapshot. When restic dies early, the upstream processes are stopped (they would block forever on a
  * FIFO backupctl holds). Should a snapshot exist all the same, or restic not have stored every byte it was sent, the
  * snapshot is forgotten at once, so a truncated stream never looks like a good backup. No temp file holds the dump.
  */
@@ -99,6 +101,8 @@ async function run(
 
   const started = Date.now();
   const consumer = repository.startStdinBackup(filename, options, resticInput);
+  // The stream starts once restic's gate holds the FIFO (or the gate ended: the verdict below then says why).
+  await consumer.ready;
   const stages: Stage[] = programs.map((program, i) => {
     const redirect = { stdinFrom: i > 0 ? paths[i - 1] : undefined, stdoutTo: program.tap ? undefined : paths[i] };
     const argv = program.tap
@@ -163,6 +167,7 @@ async function run(
     );
   } catch (error) {
     await stopRestic();
+    consumer.abandon();
     release();
     throw error;
   }
@@ -181,7 +186,11 @@ async function run(
   const problem = failed < 0 && edges && edges.bytes > 0 ? input.check?.(edges.head!, edges.tail!) : undefined;
   const complete = !timedOut() && !resticFailedFirst && failed < 0 && !problem && !stopping &&
     producedReport !== undefined && producedReport.bytes > 0;
-  if (!complete) await stopRestic();
+  if (complete) consumer.commit();
+  else {
+    await stopRestic();
+    consumer.abandon();
+  }
   release();
   const { result: resticResult, summary } = await consumed;
   progress?.stop();

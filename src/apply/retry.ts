@@ -1,11 +1,13 @@
 /**
  * Retries: exponential backoff with full jitter, capped, a number of attempts per stage. Only transient failures
- * retry (an unreachable backend, a locked repository, a refused database connection); a wrong password, a missing
- * file or a failed dump check would fail the same way again.
+ * retry (an unreachable backend, a repository locked by another restic, a refused database connection); a wrong
+ * password, a missing file, a read-only or full disk, a permission denied or a failed dump check would fail the same
+ * way again.
  */
 import { parseDuration } from "../config/duration.ts";
 import type { RetryPolicy } from "../config/types.ts";
 import { ExecError } from "../errors.ts";
+import { ResticError } from "../repository/restic-errors.ts";
 
 export interface Backoff {
   attempts: number;
@@ -40,7 +42,8 @@ const transientText = new RegExp(
     "no route to host",
     "network is unreachable",
     "temporary failure in name resolution",
-    "unable to create lock",
+    // Not "unable to create lock": restic 0.14 ends with it whatever kept it from writing its lock (a read-only file
+    // system, a permission): only a lock another restic holds goes away by waiting.
     "repository is already locked",
     "server closed the connection unexpectedly",
     "could not connect to server",
@@ -51,10 +54,11 @@ const transientText = new RegExp(
   "i",
 );
 const permanentText =
-  /wrong password|no key found|password authentication failed|access denied|\b(401|403)\b|unauthori[sz]ed/i;
+  /wrong password|no key found|password authentication failed|access denied|\b(401|403)\b|unauthori[sz]ed|read-only file system|permission denied|operation not permitted|no space left on device|disk quota exceeded/i;
 
 /** Whether trying the same stage again may succeed. */
 export function isTransient(error: string | Error): boolean {
+  if (error instanceof ResticError) return error.failure.transient;
   const text = typeof error === "string"
     ? error
     : error instanceof ExecError

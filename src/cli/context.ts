@@ -2,11 +2,12 @@
 import { isAbsolute, join, resolve } from "node:path";
 import { hostname } from "node:os";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
-import { UsageError } from "../errors.ts";
-import type { ObservedState } from "../plan/types.ts";
+import { StateUnwritableError, UsageError } from "../errors.ts";
+import type { Leftovers, ObservedState } from "../plan/types.ts";
 import { findLeftovers } from "../apply/recovery.ts";
 import { StateStore } from "../state/store.ts";
 import { parseLogFormat, setupEventLog } from "../log.ts";
+import { ResticError } from "../repository/restic-errors.ts";
 
 export interface GlobalOptions {
   config?: string;
@@ -57,9 +58,26 @@ export async function load(options: GlobalOptions): Promise<LoadedConfig> {
   return await loadConfig(configPath(options));
 }
 
-/** Opens the state; results a crashed or blocked process left in fallback.jsonl are replayed first, and said. */
-export async function openStore(options: GlobalOptions, loaded: LoadedConfig): Promise<StateStore> {
-  const store = await StateStore.open(stateDirFor(options, loaded));
+/**
+ * Opens the state; results a crashed or blocked process left in fallback.jsonl are replayed first, and said. A folder
+ * that cannot be written fails a command that writes (StateUnwritableError: exit 1, naming the folder and the fix);
+ * a command that only reads (`access: "read"`) says so on stderr and goes on from the last written state.
+ */
+export async function openStore(
+  options: GlobalOptions,
+  loaded: LoadedConfig,
+  access: "write" | "read" = "write",
+): Promise<StateStore> {
+  const dir = stateDirFor(options, loaded);
+  let store: StateStore;
+  try {
+    store = await StateStore.open(dir);
+  } catch (error) {
+    if (access === "write" || !(error instanceof StateUnwritableError)) throw error;
+    store = await StateStore.openReadOnly(dir, error.message);
+    processOutput.stderr(`warning: ${store.unwritable}; shown from the last written state, and nothing is recorded\n`);
+    return store;
+  }
   const replayed = store.replayed;
   if (replayed && replayed.applied + replayed.rejected > 0) {
     processOutput.stderr(
@@ -128,10 +146,36 @@ export async function observe(
         adopted.push(name);
       }
     } catch (error) {
-      warnings.push(`repository ${name} could not be checked: ${(error as Error).message.split("\n")[0]}`);
+      // Not known to be missing, so never "not initialized": the plan warns with the cause and plans no init.
+      observed.repositories[name] = { initialized: false, unreachable: unopenedReason(error) };
     }
   }
+  // Locks a dead process left in a local repository (a prune killed with SIGKILL, say): a restic process runs only
+  // where the locks/ folder is not empty. Other backends are judged when a command meets a lock (Restic.restic).
+  const resticLocks: NonNullable<Leftovers["resticLocks"]> = [];
+  for (const name of repositoriesInScope(loaded, projects)) {
+    if (!observed.repositories[name]?.initialized) continue;
+    const { repositoryFor } = await import("../apply/executor.ts");
+    const repository = repositoryFor({ loaded, store }, name);
+    if ((repository.localLockIds() ?? []).length === 0) continue;
+    try {
+      const { judgeLock } = await import("../repository/restic-locks.ts");
+      for (const verdict of (await repository.locks()).map((lock) => judgeLock(lock))) {
+        if (verdict.stale) resticLocks.push({ repository: name, lock: verdict.lock.id, holder: verdict.description });
+        else warnings.push(`repository ${name} holds ${verdict.description}`);
+      }
+    } catch (error) {
+      warnings.push(`the locks of repository ${name} could not be read: ${(error as Error).message.split("\n")[0]}`);
+    }
+  }
+  if (resticLocks.length > 0) observed.leftovers = { ...observed.leftovers!, resticLocks };
   return { observed, adopted, warnings };
+}
+
+/** Why a repository could not be opened: restic's line naming the cause and what to do, else the error's first line. */
+function unopenedReason(error: unknown): string {
+  if (error instanceof ResticError) return error.summary;
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
 /**

@@ -54,7 +54,7 @@ export async function run(options: Options, output: Output): Promise<number> {
   const loaded = await load(options);
   // Names are not checked against the config: projects removed from it keep their history.
   const projects = options.project;
-  const store = await openStore(options, loaded);
+  const store = await openStore(options, loaded, "read");
   const entries = await store.history({ projects, failed: options.failed, since, limit }).finally(() => store.close());
   const runs = entries.map(({ run, stages }) => ({
     id: run.id,

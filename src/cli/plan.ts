@@ -129,7 +129,8 @@ export async function run(options: PlanCommandOptions, output: Output): Promise<
   parseNow(options.now); // a usage error is reported before the config is read
   const loaded = await load(options);
   selectProjects(loaded, options.project);
-  const store = await openStore(options, loaded);
+  // Only --refresh writes the state (the inventory); --out saves a plan that only a writable state can apply.
+  const store = await openStore(options, loaded, options.refresh || options.out ? "write" : "read");
   // Decided at the whole second the document records as `now`: `apply FILE` makes the plan again at that instant.
   const now = isoSeconds(parseNow(options.now) ?? new Date());
   const { plan } = await preparePlan({ ...options, now }, loaded, store).finally(() => store.close());

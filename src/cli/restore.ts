@@ -37,6 +37,7 @@ interface Options extends GlobalOptions {
   targetDb?: string;
   printCommands?: boolean;
   force?: boolean;
+  allowIncomplete?: boolean;
   refresh?: boolean;
 }
 
@@ -54,6 +55,11 @@ export function define(program: Command, output: Output, done: (code: number) =>
       "--force",
       "restore into a target that holds data: an existing file, a non-empty or symlinked --to folder, a database " +
         "with tables, the project's own source database",
+    )
+    .option(
+      "--allow-incomplete",
+      "restore the snapshot named by --snapshot even when backupctl does not know it to be complete (a run that " +
+        "failed, died or is still going made it)",
     )
     .option("--refresh", "reload the repository's snapshot list from restic first")
     .action(async (project: string, _options, command: Command) =>
@@ -90,6 +96,7 @@ export async function run(projectName: string, options: Options, output: Output)
       store,
       privateDir: store.privateDir,
       repositoryFor: (name) => repositoryFor({ loaded, store }, name),
+      allowIncomplete: Boolean(options.allowIncomplete),
     };
     if (options.refresh) await refreshRepositories(loaded, store, [repository], output);
     const sources = sourcesOf(project, options.source);

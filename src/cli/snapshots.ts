@@ -39,13 +39,14 @@ export async function run(options: Options, output: Output): Promise<number> {
       }`,
     );
   }
-  const store = await openStore(options, loaded);
-  const rows = await (async () => {
+  const store = await openStore(options, loaded, options.refresh ? "write" : "read");
+  const { listed: rows, states } = await (async () => {
     if (options.refresh) {
       const names = options.repository ? [options.repository] : repositoriesInScope(loaded, projects);
       await refreshRepositories(loaded, store, names, output);
     }
-    return await store.listSnapshots({ projects, repository: options.repository });
+    const listed = await store.listSnapshots({ projects, repository: options.repository });
+    return { listed, states: await store.snapshotStates() };
   })().finally(() => store.close());
   const snapshots = rows.map((row) => ({
     id: row.id,
@@ -59,6 +60,8 @@ export async function run(options: Options, output: Output): Promise<number> {
     tags: JSON.parse(row.tags) as string[],
     paths: JSON.parse(row.paths) as string[],
     size: row.size,
+    // complete | adopted | pending | incomplete: see SnapshotState (restores pick complete and adopted ones only).
+    state: states.get(`${row.repository}\u0000${row.id}`) ?? "adopted",
   }));
   if (options.json) {
     output.stdout(JSON.stringify(snapshots, null, 2) + "\n");
@@ -68,7 +71,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     output.stdout("No snapshots in the inventory. Run `backupctl apply` to make the first backups.\n");
     return ExitCode.ok;
   }
-  const table = [["ID", "TIME", "REPOSITORY", "PROJECT", "SOURCE", "SIZE", "RUN"]];
+  const table = [["ID", "TIME", "REPOSITORY", "PROJECT", "SOURCE", "SIZE", "STATE", "RUN"]];
   for (const s of snapshots) {
     table.push([
       s.short_id,
@@ -77,6 +80,7 @@ export async function run(options: Options, output: Output): Promise<number> {
       s.project ?? "(not managed)",
       s.source ?? "-",
       s.size === null ? "-" : formatBytes(s.size),
+      s.state,
       s.run_id ?? "-",
     ]);
   }
@@ -84,6 +88,14 @@ export async function run(options: Options, output: Output): Promise<number> {
   output.stdout(
     table.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n",
   );
+  const doubtful = snapshots.filter((s) => s.state === "incomplete" || s.state === "pending").length;
+  if (doubtful > 0) {
+    output.stdout(
+      `\n${doubtful} snapshot${doubtful === 1 ? " is" : "s are"} not known to be complete (incomplete: a run that ` +
+        "failed or died made it; pending: its run has not finished). Restores and drills skip them; the next apply " +
+        "forgets the incomplete ones.\n",
+    );
+  }
   return ExitCode.ok;
 }
 

@@ -74,7 +74,9 @@ export function define(program: Command, output: Output, done: (code: number) =>
 export async function run(options: Options, output: Output): Promise<number> {
   const now = parseNow(options.now) ?? new Date();
   const loaded = await load(options);
-  const store = await openStore(options, loaded);
+  const store = await openStore(options, loaded, "read");
+  // Why the state cannot be written, when it cannot: status still shows the last written state, and exits 1.
+  const unwritable = store.unwritable;
   let statuses: ProjectStatus[];
   let notifications: NotificationStatus;
   const recovered: string[] = [];
@@ -87,7 +89,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     observed.leftovers = findings.leftovers;
     const local = plan(loaded, observed, now, { generatedAt: now }).actions
       .filter((a) => a.type === "recover" && ["interrupted_run", "stale_lock", "leftover_files"].includes(a.recover!));
-    if (local.length > 0) {
+    if (local.length > 0 && unwritable === undefined) {
       const report = { succeeded: 0, failed: 0, skipped: 0, held: 0, runs: [] };
       const ctx = {
         loaded,
@@ -176,14 +178,18 @@ export async function run(options: Options, output: Output): Promise<number> {
   }
   if (options.json) {
     output.stdout(
-      JSON.stringify({ now: isoSeconds(now), recovered, projects: statuses, notifications }, null, 2) + "\n",
+      JSON.stringify(
+        { now: isoSeconds(now), state_unwritable: unwritable ?? null, recovered, projects: statuses, notifications },
+        null,
+        2,
+      ) + "\n",
     );
-    return unhealthy(statuses) ? ExitCode.failed : ExitCode.ok;
+    return unhealthy(statuses) || unwritable !== undefined ? ExitCode.failed : ExitCode.ok;
   }
   for (const line of recovered) output.stdout(`${line}\n`);
   output.stdout(renderTable(statuses, now));
   output.stdout(renderNotifications(notifications));
-  return unhealthy(statuses) ? ExitCode.failed : ExitCode.ok;
+  return unhealthy(statuses) || unwritable !== undefined ? ExitCode.failed : ExitCode.ok;
 }
 
 function renderNotifications(status: NotificationStatus): string {

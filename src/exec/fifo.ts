@@ -131,6 +131,85 @@ export function parseTap(stdout: string): TapReport | undefined {
 }
 
 /**
+ * The gate: a small perl program that runs restic (`argv`) with its standard input read from the FIFO `input`, and
+ * decides when restic may see the end of that stream. It holds `input` open as a writer from before restic starts,
+ * so restic cannot see an end of stream the gate did not allow; it lets go only when backupctl writes `commit` on
+ * the gate's standard input. When that input ends without the word — backupctl decided against the stream, or
+ * backupctl itself is gone (killed with SIGKILL, say, while the producer and the taps carry on) — the gate stops
+ * restic with SIGINT first (restic then removes its lock and stores no snapshot), and lets go only once restic is
+ * gone. So a snapshot of a stream exists only where backupctl said the stream was complete, whatever happens to
+ * backupctl. The gate exits as restic did (its code, or 128 + the signal). It runs as the leader of a process group
+ * of its own (exec/run.ts): restic is stopped by SIGINT to that group, so a wrapper around restic cannot keep it
+ * running; the gate itself ignores SIGINT and turns SIGTERM/SIGHUP into that SIGINT. restic's output is relayed by the gate, never written to backupctl's pipes
+ * directly: should backupctl be gone, restic must not die of a broken pipe before it removed its lock (Go programs
+ * die of SIGPIPE on their standard output), and the gate ignores the broken pipe itself. Its first line on stdout, `gate: holding`, says it holds the FIFO: until
+ * then the stream must not start (a short dump could come and go before anyone held it, and a FIFO nobody holds
+ * loses its data); restic's own output follows.
+ */
+const gateScript = String.raw`use strict; use warnings; use POSIX ":sys_wait_h";
+my ($input, @argv) = @ARGV;
+$SIG{PIPE} = "IGNORE";
+open(my $hold, "+<", $input) or die "gate: $input: $!\n";
+syswrite(STDOUT, "gate: holding\n");
+pipe(my $outR, my $outW) or die "gate: pipe: $!\n";
+pipe(my $errR, my $errW) or die "gate: pipe: $!\n";
+my $pid = fork() // die "gate: fork: $!\n";
+if ($pid == 0) {
+  open(STDIN, "<", $input) or die "gate: $input: $!\n";
+  open(STDOUT, ">&", $outW) or die "gate: stdout: $!\n";
+  open(STDERR, ">&", $errW) or die "gate: stderr: $!\n";
+  close($_) for ($hold, $outR, $errR, $outW, $errW);
+  $SIG{$_} = "DEFAULT" for qw(PIPE INT);
+  exec { $argv[0] } @argv or die "gate: cannot run $argv[0]: $!\n";
+}
+close($outW); close($errW);
+my $group = getpgrp();
+my $stop = sub { kill "INT", -$group };
+$SIG{INT} = "IGNORE";
+$SIG{$_} = $stop for qw(TERM HUP);
+my %relay = (fileno($outR) => [$outR, \*STDOUT], fileno($errR) => [$errR, \*STDERR]);
+my ($word, $control, $status, $stoppedAt, $exitedAt) = ("", 1, undef, undef, undef);
+while (!defined $status || (%relay && time - $exitedAt < 3)) {
+  if (!defined $status && waitpid($pid, WNOHANG) == $pid) { $status = $?; $exitedAt = time }
+  if (defined $stoppedAt && !defined $status && time - $stoppedAt >= 15) { kill "KILL", -$group }
+  my $bits = "";
+  vec($bits, fileno(STDIN), 1) = 1 if $control;
+  vec($bits, $_, 1) = 1 for keys %relay;
+  my $n = select(my $ready = $bits, undef, undef, 0.1);
+  next unless defined $n && $n > 0;
+  for my $fd (keys %relay) {
+    next unless vec($ready, $fd, 1);
+    my ($from, $to) = @{$relay{$fd}};
+    my $got = sysread($from, my $buf, 65536);
+    next if !defined $got && $!{EINTR};
+    if (!$got) { delete $relay{$fd}; next }
+    syswrite($to, $buf);
+  }
+  next unless $control && vec($ready, fileno(STDIN), 1);
+  my $got = sysread(STDIN, my $buf, 64);
+  next if !defined $got && $!{EINTR};
+  if ($got) { $word .= $buf; next unless $word =~ /\n/ }
+  $control = 0;
+  if ($word eq "commit\n") { close($hold); next }
+  syswrite(STDERR, "gate: the stream was not declared complete: restic stopped, no snapshot stored\n");
+  $stop->();
+  $stoppedAt = time;
+}
+waitpid($pid, 0) unless defined $status;
+$status //= $?;
+close($hold);
+exit(WIFEXITED($status) ? WEXITSTATUS($status) : 128 + WTERMSIG($status));
+`;
+
+/**
+ * The argv of a gate running restic (`argv`) on the stream in the FIFO `input`; write `commit\n` on its standard
+ * input to let restic see the end of the stream, or end that input to have restic stopped before it stores anything.
+ */
+export function gateArgv(input: string, argv: string[]): string[] {
+  return ["perl", "-e", gateScript, "--", input, ...argv];
+}
+
+/**
  * Stops a process with `signal`, then SIGKILL if it is still running after `graceMs`, and waits for it to exit:
  * when this resolves, the process can no longer read anything.
  */

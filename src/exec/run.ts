@@ -1,10 +1,14 @@
 /**
  * Runs external programs through zx. Arguments are passed as an argv array (zx quotes each one); secrets reach
  * children only through `env`, never argv. Output is kept in bounded buffers so a multi-gigabyte dump never sits in
- * memory: stdout is either streamed to a consumer or kept up to a cap, stderr keeps its last 8 KiB. The shell zx
- * starts `exec`s the program, so the process killed is the program itself; `stdinFrom`/`stdoutTo` redirect its
- * standard input/output to a path (a FIFO of exec/fifo.ts), so a dump flows between programs without passing
- * through this process.
+ * memory: stdout is either streamed to a consumer or kept up to a cap, stderr keeps its last 64 KiB. The shell zx
+ * starts `exec`s the program; `stdinFrom`/`stdoutTo` redirect its standard input/output to a path (a FIFO of
+ * exec/fifo.ts), so a dump flows between programs without passing through this process.
+ *
+ * Every program runs in a process group of its own, and is stopped as a group: a timeout or a stop signals the
+ * group (the program's stop signal — SIGTERM, or SIGINT for restic, which then removes its lock — then SIGKILL after
+ * a grace), so what the program left running in the background (`(sleep 300; …) &`) is stopped with it. The result
+ * never waits on a pipe such an orphan still holds.
  */
 import type { Readable, Writable } from "node:stream";
 import { $, type ProcessPromise, quote } from "zx";
@@ -18,10 +22,15 @@ export interface RunOptions {
   cwd?: string;
   /** Text written to the program's standard input. */
   input?: string;
-  /** Kill the program after this many milliseconds. */
+  /** Stop the program (its whole process group) after this many milliseconds. */
   timeoutMs?: number;
-  /** The signal a timeout sends (default SIGTERM). */
-  timeoutSignal?: NodeJS.Signals;
+  /**
+   * The signal that asks the program to stop, on a timeout or when backupctl is stopped (default SIGTERM; restic
+   * takes SIGINT, on which it removes its lock). SIGKILL follows after `stopGraceMs`.
+   */
+  stopSignal?: NodeJS.Signals;
+  /** How long a stopped program's group gets before SIGKILL (default 10 s). */
+  stopGraceMs?: number;
   /** Keep at most this many bytes of stdout (default 64 MiB); `stream` discards it for the caller to read live. */
   stdout?: "keep" | "stream";
   /** Standard input read from this path (`< path`), e.g. a FIFO; the pipe to this process stays unused. */
@@ -41,9 +50,19 @@ export interface RunResult {
   stdout: string;
   /** The last lines of stderr, with secrets redacted. */
   stderrTail: string;
+  /**
+   * All of stderr (its last 64 KiB when longer), with secrets redacted: for telling what a failure was, whose cause
+   * is often above the last lines (a stack trace, "unable to create lock" after the real error).
+   */
+  stderr: string;
+  /** Set when the program was stopped because it ran longer than `timeoutMs`. */
+  timedOut?: boolean;
 }
 
-const stderrCap = 8 * 1024;
+const stderrCap = 64 * 1024;
+const defaultStopGraceMs = 10_000;
+/** How long the result waits for an exited program's pipes, which an orphan of it may still hold. */
+const orphanPipeWaitMs = 500;
 const stdoutCap = 64 * 1024 * 1024;
 
 /** An array that keeps only its newest chunks, up to `cap` bytes (zx appends output chunks with push). */
@@ -76,6 +95,8 @@ function environment(extra: RunOptions["env"]): Record<string, string> {
 /** A started program whose stdin/stdout can be wired to other programs. */
 export interface RunningProcess {
   argv: string[];
+  /** The program's PID, which is also its process group's id. */
+  pid: number | undefined;
   stdin: Writable;
   stdout: Readable;
   result: Promise<RunResult>;
@@ -96,33 +117,72 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
     stderr: new TailBuffer(stderrCap),
     stdall: new Discard(),
   };
+  const stopSignal = options.stopSignal ?? "SIGTERM";
+  const graceMs = options.stopGraceMs ?? defaultStopGraceMs;
   const child: ProcessPromise = $({
     quiet: true,
     nothrow: true,
     verbose: false,
+    // A process group (and session) of its own: the group is what is stopped, orphans included.
+    detached: true,
     env: environment(options.env),
     cwd: options.cwd,
     input: options.input,
-    timeout: options.timeoutMs,
-    timeoutSignal: options.timeoutSignal ?? "SIGTERM",
-    // `exec`: the shell becomes the program, so its PID is the one signalled (and a FIFO it opens is its own).
+    // `exec`: the shell becomes the program, so its PID is the group's and a FIFO it opens is its own.
     prefix: `${$.prefix ?? ""}exec `,
     postfix: redirections(options),
     // deno-lint-ignore no-explicit-any
     store: store as any,
   })`${argv}`;
-  const kill = (signal: NodeJS.Signals = "SIGTERM") => {
-    // zx signals the program and what it started (it lists the process tree first, so a shell's children are not
-    // orphaned by its death). Callers that must know the program is gone wait for `result`.
-    // zx throws at once ("Too late to kill the process") when the program has already exited: nothing to do then.
+  const group = child.pid;
+  let exited = false;
+  let groupGone = false;
+  /** Signals the program's process group (the program, what it started, and what it left behind). */
+  const signalGroup = (signal: NodeJS.Signals | 0): boolean => {
+    if (group === undefined || groupGone) return false;
     try {
-      child.kill(signal).catch(() => {});
+      process.kill(-group, signal);
+      return true;
     } catch {
-      // already gone
+      groupGone = true; // ESRCH: nobody is left in the group
+      return false;
     }
   };
-  // A SIGTERM to backupctl stops its children too (runtime/shutdown.ts).
-  const untrack = trackChild({ kill });
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  /** Asks the group to stop with `signal`, then SIGKILL after the grace unless it is gone by then. */
+  const stopGroup = (signal: NodeJS.Signals) => {
+    if (!signalGroup(signal) || signal === "SIGKILL") return;
+    const timer = setTimeout(() => signalGroup("SIGKILL"), graceMs);
+    timer.unref?.();
+    timers.push(timer);
+  };
+  const kill = (signal: NodeJS.Signals = stopSignal) => {
+    if (signal === "SIGKILL") signalGroup("SIGKILL");
+    else stopGroup(signal);
+  };
+  let timedOut = false;
+  if (options.timeoutMs !== undefined) {
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stopGroup(stopSignal);
+    }, options.timeoutMs);
+    timer.unref?.();
+    timers.push(timer);
+  }
+  // The program exited: its pipes are not waited for beyond a short moment (something it left running in the
+  // background may hold a copy of stderr for minutes). What it left keeps running, still under the timeout: a stage
+  // whose orphan holds its output open ends at the timeout, its whole group stopped, not minutes later.
+  child.child?.once("exit", () => {
+    exited = true;
+    const timer = setTimeout(() => {
+      child.child?.stdout?.destroy();
+      child.child?.stderr?.destroy();
+    }, orphanPipeWaitMs);
+    timer.unref?.();
+    timers.push(timer);
+  });
+  // A stop of backupctl stops its children too (runtime/shutdown.ts), each with its own stop signal.
+  const untrack = trackChild({ kill, stopSignal });
   const result = (async (): Promise<RunResult> => {
     try {
       const output = await child;
@@ -132,12 +192,16 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
         signal: output.signal ?? null,
         stdout: options.stdout === "stream" ? "" : output.stdout,
         stderrTail: tail(redact(output.stderr)),
+        stderr: redact(output.stderr),
+        ...(timedOut ? { timedOut } : {}),
       };
     } finally {
       untrack();
+      // Once the group is known to be empty, no timer needs to fire; otherwise the SIGKILL stays armed.
+      if (exited && !signalGroup(0)) { for (const timer of timers) clearTimeout(timer); }
     }
   })();
-  return { argv, stdin: child.stdin, stdout: child.stdout, result, kill };
+  return { argv, pid: group, stdin: child.stdin, stdout: child.stdout, result, kill };
 }
 
 /** Runs a program to completion. Never throws for a non-zero exit: callers decide what an exit code means. */

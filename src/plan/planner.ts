@@ -8,7 +8,17 @@ import { parseDuration } from "../config/duration.ts";
 import { nextSlot, previousSlot, slotsBetween } from "../config/schedule.ts";
 import { applyRetention, describePolicyChange, policyKey } from "./retention.ts";
 import { humanDuration, isoSeconds } from "./time.ts";
-import type { InventorySnapshot, NotManaged, ObservedState, Overdue, Plan, PlanAction, PlanSummary } from "./types.ts";
+import {
+  type InventorySnapshot,
+  isUsable,
+  type MaintenanceRecord,
+  type NotManaged,
+  type ObservedState,
+  type Overdue,
+  type Plan,
+  type PlanAction,
+  type PlanSummary,
+} from "./types.ts";
 
 export interface PlanOptions {
   /** Only these projects (default: all enabled projects). */
@@ -33,6 +43,7 @@ export function plan(loaded: Loaded, observed: ObservedState, now: Date, options
   const active = selected.filter((project) => project.enabled);
   const warnings = selected.filter((project) => !project.enabled)
     .map((project) => `project ${project.name} is disabled (enabled: false): nothing is planned for it`);
+  warnings.push(...unopenedRepositories(active, observed));
   const index = indexObserved(observed);
   const times = new Map(active.map((project) => [project.name, projectTimes(project, now)]));
 
@@ -104,7 +115,7 @@ function indexObserved(observed: ObservedState): ObservedIndex {
 /**
  * Startup recovery, in the order apply runs it: runs of dead processes are marked interrupted, their lock files and
  * private temporary folders removed, the restic locks they may have left in their project's repositories removed
- * (only those restic judges stale), and the partial snapshots of failed or interrupted runs forgotten, whatever the
+ * (only those whose holder is provably gone), and the partial snapshots of failed or interrupted runs forgotten, whatever the
  * config says (they were never good backups; only those still in the inventory are planned).
  */
 function recoverActions(observed: ObservedState, loaded: Loaded): Draft[] {
@@ -148,6 +159,20 @@ function recoverActions(observed: ObservedState, loaded: Loaded): Draft[] {
       }`,
     });
   }
+  const staleResticLocks = new Map<string, string[]>();
+  for (const lock of leftovers?.resticLocks ?? []) {
+    staleResticLocks.set(lock.repository, [...staleResticLocks.get(lock.repository) ?? [], lock.holder]);
+  }
+  for (const [repository, holders] of staleResticLocks) {
+    if (unlock.has(repository)) continue;
+    drafts.push({
+      type: "recover",
+      recover: "restic_unlock",
+      repository,
+      destructive: false,
+      reason: `${holders.join("; ")}: remove ${holders.length === 1 ? "it" : "them"}`,
+    });
+  }
   for (const [repository, runId] of unlock) {
     drafts.push({
       type: "recover",
@@ -155,7 +180,7 @@ function recoverActions(observed: ObservedState, loaded: Loaded): Draft[] {
       repository,
       run_id: runId,
       destructive: false,
-      reason: `run ${runId} was interrupted: remove the restic locks it left (only those restic judges stale)`,
+      reason: `run ${runId} was interrupted: remove the restic locks it left (only those whose holder is provably gone)`,
     });
   }
   for (const partial of observed.partials) {
@@ -185,10 +210,17 @@ function recoverActions(observed: ObservedState, loaded: Loaded): Draft[] {
  * Repositories to initialize. One that only ever receives copies takes the chunker parameters of the repository it
  * copies from (initialized first), so copied snapshots deduplicate there.
  */
+/**
+ * An init for each repository known not to be initialized. One restic could not open (a wrong password, a backend
+ * that cannot be reached) may well exist: it is never initialized, and {@link unopenedRepositories} says why.
+ */
 function initActions(active: NormalizedProject[], observed: ObservedState): Draft[] {
   const repositories = [...new Set(active.flatMap((project) => project.repositories))];
   const primaries = new Set(active.map((project) => project.repositories[0]));
-  const drafts = repositories.filter((repository) => !observed.repositories[repository]?.initialized)
+  const drafts = repositories
+    .filter((repository) =>
+      !observed.repositories[repository]?.initialized && observed.repositories[repository]?.unreachable === undefined
+    )
     .map((repository): Draft => {
       const from = primaries.has(repository)
         ? undefined
@@ -204,6 +236,17 @@ function initActions(active: NormalizedProject[], observed: ObservedState): Draf
         : { type: "init", repository, reason: "repository not initialized", destructive: false };
     });
   return [...drafts.filter((d) => !d.chunker_from), ...drafts.filter((d) => d.chunker_from)];
+}
+
+/** A warning for each repository of the plan that restic could not open: the cause, and that nothing initializes it. */
+function unopenedRepositories(active: NormalizedProject[], observed: ObservedState): string[] {
+  const repositories = [...new Set(active.flatMap((project) => project.repositories))];
+  return repositories.flatMap((repository) => {
+    const reason = observed.repositories[repository]?.unreachable;
+    return reason === undefined
+      ? []
+      : [`repository ${repository} cannot be opened, so it is not initialized and its stages will fail: ${reason}`];
+  });
 }
 
 /**
@@ -226,7 +269,8 @@ function copyActions(project: NormalizedProject, index: ObservedIndex, backups: 
           .flatMap((f) => f.snapshots ?? []),
       );
       const missing = (index.groups.get(groupKey(project.name, source.name, primary)) ?? [])
-        .filter((snapshot) => !present.has(snapshot.id) && !forgotten.has(snapshot.id))
+        // Incomplete snapshots (and those of a run still going) are never copied: recovery forgets them.
+        .filter((snapshot) => isUsable(snapshot) && !present.has(snapshot.id) && !forgotten.has(snapshot.id))
         .sort((a, b) => a.time.localeCompare(b.time))
         .map((snapshot) => snapshot.id);
       const newBackup = backups.some((b) => b.project === project.name && b.source === source.name);
@@ -330,19 +374,24 @@ function backupReason(
   return `due since ${isoSeconds(due.dueAt)} (${project.schedule}${zone}${jitter})${coalesced}${failed}`;
 }
 
-/** Forget actions: retention per (project, source) group in each of the project's repositories. */
+/**
+ * Forget actions: retention per (project, source) group in each of the project's repositories, over the group's
+ * complete snapshots only (see {@link isUsable}). An incomplete snapshot (a stream cut by a crash, a failed run's) or
+ * one of a run still going is neither counted nor forgotten by retention: recovery judges it. So whatever the policy
+ * says, a group always keeps its newest complete snapshot — the invariant docs/operations.md states.
+ */
 function forgetActions(project: NormalizedProject, index: ObservedIndex, now: Date): Draft[] {
   const drafts: Draft[] = [];
   const current = policyKey(project.retention);
   for (const repository of project.repositories) {
     for (const source of project.sources) {
       const key = groupKey(project.name, source.name, repository);
-      const group = index.groups.get(key);
-      if (!group || group.length < 2) continue;
+      const group = (index.groups.get(key) ?? []).filter(isUsable);
+      if (group.length < 2) continue;
       const decision = applyRetention(group, project.retention, { now });
-      // Never the newest snapshot of a group, nor one newer than the source's last successful backup (a partial or
-      // unfinished run's snapshot is for recovery to judge, not retention), nor one dated after now. Backups land in
-      // the primary repository first, so its last success bounds the copies in the other repositories too.
+      // Never the newest complete snapshot of a group, nor one newer than the source's last successful backup, nor
+      // one dated after now. Backups land in the primary repository first, so its last success bounds the copies in
+      // the other repositories too.
       const newest = group.reduce((a, b) => (a.time >= b.time ? a : b));
       const lastSuccess = index.success.get(groupKey(project.name, source.name, project.repositories[0]));
       const limit = Math.min(lastSuccess ? Date.parse(lastSuccess) : Number.POSITIVE_INFINITY, now.getTime());
@@ -352,6 +401,7 @@ function forgetActions(project: NormalizedProject, index: ObservedIndex, now: Da
       const ids = decision.forget.filter((id) => forgettable.has(id));
       if (ids.length === 0) continue;
       const approval = approvalFor(project, index.retention.get(key), current, group.length - ids.length);
+      const skipped = (index.groups.get(key)?.length ?? 0) - group.length;
       drafts.push({
         type: "forget",
         project: project.name,
@@ -361,9 +411,9 @@ function forgetActions(project: NormalizedProject, index: ObservedIndex, now: Da
         destructive: true,
         approval: approval ? "required" : "routine",
         ...(approval ? { approval_reason: approval } : {}),
-        reason: `retention ${describePolicy(project.retention)} keeps ${
-          group.length - ids.length
-        } of ${group.length} snapshots`,
+        reason:
+          `retention ${describePolicy(project.retention)} keeps ${group.length - ids.length} of ${group.length} ` +
+          `snapshots${skipped > 0 ? ` (${skipped} incomplete or unfinished not counted)` : ""}`,
       });
     }
   }
@@ -405,7 +455,7 @@ function maintenanceActions(
   now: Date,
 ): Draft[] {
   const drafts: Draft[] = [];
-  const last = (type: "prune" | "check", repository: string) =>
+  const last = (type: MaintenanceRecord["type"], repository: string) =>
     observed.maintenance.find((m) => m.type === type && m.repository === repository)?.at;
   const since = (at: string) => `${isoSeconds(new Date(at))} (${humanDuration(now.getTime() - Date.parse(at))} ago)`;
   const repositories = [...new Set(active.flatMap((project) => project.repositories))];
@@ -422,6 +472,17 @@ function maintenanceActions(
         type: "prune",
         repository,
         reason: `after forgetting ${forgotten} snapshot${forgotten === 1 ? "" : "s"}`,
+        destructive: false,
+      });
+    } else if (
+      (last("forget", repository) ?? "") > (pruned ?? "") && (last("prune_attempt", repository) ?? "") > (pruned ?? "")
+    ) {
+      // Snapshots were forgotten and no prune succeeded since: the prune after them failed or was cut short.
+      drafts.push({
+        type: "prune",
+        repository,
+        reason: `snapshots were forgotten at ${isoSeconds(new Date(last("forget", repository)!))} and not pruned ` +
+          "since (the prune after them failed or was interrupted)",
         destructive: false,
       });
     } else if (pruneEvery && lastPrune && now.getTime() - Date.parse(lastPrune) >= pruneEvery.ms) {

@@ -4,8 +4,12 @@
 export interface ObservedState {
   lineage: string;
   serial: number;
-  /** Repositories known to be initialized, by name (with when, when known). */
-  repositories: Record<string, { initialized: boolean; initializedAt?: string }>;
+  /**
+   * Repositories known to be initialized, by name (with when, when known). `unreachable`: restic could not open the
+   * repository to tell whether it exists (a wrong password, an unreachable backend, a permission denied): its line
+   * naming the cause and what to do. Such a repository is never initialized by a plan.
+   */
+  repositories: Record<string, { initialized: boolean; initializedAt?: string; unreachable?: string }>;
   /** The latest successful backup of each (project, source, repository). */
   backups: BackupRecord[];
   /** The latest failed backup attempt of each (project, source, repository), when newer than its last success. */
@@ -44,6 +48,22 @@ export interface InventorySnapshot {
   tags: string[];
   /** For a copy: the id of the snapshot it was copied from. */
   original?: string | null;
+  /** How far backupctl vouches for it (undefined in plain test data: taken as complete). */
+  state?: SnapshotState;
+}
+
+/**
+ * What backupctl knows of a snapshot's completeness. `complete`: recorded by backupctl as the result of a successful
+ * backup (or copied from one). `adopted`: not made by a run this state knows (another state, a lost state, restic
+ * itself): taken as restic's word. `pending`: made by a run still going. `incomplete`: made by a run that failed,
+ * was interrupted or died, and never recorded as its result — a stream cut short. Retention counts only complete and
+ * adopted snapshots; restores and drills pick them only, unless told otherwise.
+ */
+export type SnapshotState = "complete" | "adopted" | "pending" | "incomplete";
+
+/** Whether retention may count (and keep or forget) a snapshot, and a restore pick it as "latest". */
+export function isUsable(snapshot: { state?: SnapshotState }): boolean {
+  return snapshot.state === undefined || snapshot.state === "complete" || snapshot.state === "adopted";
 }
 
 export interface AppliedRetention {
@@ -56,7 +76,11 @@ export interface AppliedRetention {
 }
 
 export interface MaintenanceRecord {
-  type: "prune" | "check" | "verify";
+  /**
+   * `forget`: the latest successful forget; `prune_attempt`: the latest prune, whatever its outcome. A forget after
+   * the last successful prune whose prune failed or was cut short has its prune planned again.
+   */
+  type: "prune" | "check" | "verify" | "forget" | "prune_attempt";
   /** For prune and check. */
   repository?: string;
   /** For verify. */
@@ -164,4 +188,6 @@ export interface Leftovers {
   staleLocks: { project: string; pid: number; since: string; runId: string | null }[];
   /** Private temporary folders of dead processes, relative to the state folder. */
   files: string[];
+  /** restic locks whose holder is provably gone (this host, its process gone or another one now): removed. */
+  resticLocks?: { repository: string; lock: string; holder: string }[];
 }

@@ -4,10 +4,13 @@
  */
 import { spawn } from "node:child_process";
 import { constants as osConstants } from "node:os";
-import { readdirSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { ExecError, MissingToolError } from "../errors.ts";
+import { MissingToolError } from "../errors.ts";
+import { classifyResticFailure, ResticError, type ResticFailureKind } from "./restic-errors.ts";
 import { trackChild } from "../runtime/shutdown.ts";
+import { gateArgv } from "../exec/fifo.ts";
+import { judgeLock, type LockVerdict, parseLock, type ResticLock } from "./restic-locks.ts";
 import { describeSecret, redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
 import type { ResticRepository } from "../config/types.ts";
 import { run, type RunOptions, type RunResult, start } from "../exec/run.ts";
@@ -140,14 +143,22 @@ export class Restic {
   }
 
   private async restic(command: string, args: string[], input?: string): Promise<RunResult> {
-    return await this.run(this.argv(command, ...args), { env: this.environment(), input });
+    const attempt = () => this.run(this.argv(command, ...args), { env: this.environment(), input });
+    const result = await attempt();
+    // A lock a crashed process left (its holder provably gone) is removed, and the command runs once more.
+    if (result.code !== 0 && command !== "unlock" && isLockConflict(result)) {
+      const removed = await this.removeStaleLocks().catch(() => []);
+      if (removed.length > 0) return await attempt();
+    }
+    return result;
   }
 
   /** Runs restic with SSH access prepared for this repository (and `from`, for copies) when they need it. */
   private async run(argv: string[], options: RunOptions, from?: Restic): Promise<RunResult> {
     const ssh = this.openSsh(from);
     try {
-      return await run(argv, { ...options, env: { ...options.env, ...ssh.env } });
+      // SIGINT is how restic is stopped: it then removes its lock (SIGTERM would leave a stale one).
+      return await run(argv, { stopSignal: "SIGINT", ...options, env: { ...options.env, ...ssh.env } });
     } finally {
       ssh.remove();
     }
@@ -163,18 +174,19 @@ export class Restic {
     return [{ name: this.name, url: this.url(), ssh: this.spec.ssh, configDir: this.configDir }];
   }
 
-  /** Whether a repository exists at the URL and opens with the password. A wrong password is an error. */
+  /**
+   * Whether a repository exists at the URL and opens with the password. Only restic saying that its config file is
+   * not there means "not initialized" (false); a wrong password, refused credentials, an unreachable backend or a
+   * folder it may not read throw a ResticError naming the cause: an init must never be planned over a repository
+   * that may well exist. `--no-lock`: reading the config needs no lock (restic 0.14 would take one, and retry for a
+   * minute on a read-only repository before failing).
+   */
   async isInitialized(): Promise<boolean> {
-    const result = await this.restic("cat", ["config"]);
+    const result = await this.restic("cat", ["--no-lock", "config"]);
     if (result.code === 0) return true;
-    // Only a config file that is not there means "not initialized": refused credentials or an unreachable backend
-    // must never lead to planning an init over a repository that may well exist.
-    if (
-      missingConfig.test(result.stderrTail) && !refused.test(result.stderrTail) && !unreachable.test(result.stderrTail)
-    ) {
-      return false;
-    }
-    throw this.failure("open", result);
+    const error = this.failure("open", result);
+    if (error.failure.kind === "not-initialized") return false;
+    throw error;
   }
 
   /**
@@ -189,7 +201,7 @@ export class Restic {
       : await this.restic("init", []);
     if (result.code === 0) return "created";
     if (
-      /already (exists|initialized)|config file already exists/i.test(result.stderrTail) && await this.isInitialized()
+      /already (exists|initialized)|config file already exists/i.test(result.stderr) && await this.isInitialized()
     ) {
       return "adopted";
     }
@@ -242,6 +254,55 @@ export class Restic {
    * minutes); never `--remove-all`, so a live restic's lock stays. Returns what restic said: "successfully removed
    * locks" every time from restic 0.14, "successfully removed 1 locks" or nothing at all from newer versions.
    */
+  /** The repository's locks with what they say of their holder (a restic process per lock; none when there are none). */
+  async locks(): Promise<ResticLock[]> {
+    const local = this.localLockIds();
+    if (local && local.length === 0) return [];
+    const listed = await this.restic("list", ["locks", "--no-lock"]);
+    if (listed.code !== 0) throw this.failure("list locks", listed);
+    const locks: ResticLock[] = [];
+    for (const id of listed.stdout.split("\n").map((line) => line.trim()).filter((line) => fullId.test(line))) {
+      const shown = await this.restic("cat", ["lock", id, "--no-lock"]);
+      // A lock removed meanwhile (its holder finished) is simply gone.
+      const lock = shown.code === 0 ? parseLock(id, shown.stdout) : undefined;
+      if (lock) locks.push(lock);
+    }
+    return locks;
+  }
+
+  /** The ids in a local repository's locks/ folder, without starting restic; undefined for other backends. */
+  localLockIds(): string[] | undefined {
+    const url = this.url();
+    if (schemePattern.test(url) && !url.startsWith("local:")) return undefined;
+    try {
+      return readdirSync(join(url.replace(/^local:/, ""), "locks")).filter((name) => fullId.test(name));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Removes the locks whose holder is provably gone (see restic-locks.ts) and says which; a live holder's lock stays.
+   * When every lock is stale, `restic unlock --remove-all`; otherwise a local repository's stale lock files are
+   * deleted one by one, and other backends get restic's own judgement (`restic unlock`).
+   */
+  async removeStaleLocks(): Promise<LockVerdict[]> {
+    const verdicts = (await this.locks()).map((lock) => judgeLock(lock));
+    const stale = verdicts.filter((verdict) => verdict.stale);
+    if (stale.length === 0) return [];
+    if (stale.length === verdicts.length) {
+      const result = await this.restic("unlock", ["--remove-all"]);
+      if (result.code !== 0) throw this.failure("unlock --remove-all", result);
+    } else if (this.localLockIds() !== undefined) {
+      const dir = join(this.url().replace(/^local:/, ""), "locks");
+      for (const { lock } of stale) rmSync(join(dir, lock.id), { force: true });
+    } else {
+      const result = await this.restic("unlock", []);
+      if (result.code !== 0) throw this.failure("unlock", result);
+    }
+    return stale;
+  }
+
   async unlock(): Promise<string> {
     const result = await this.restic("unlock", []);
     if (result.code !== 0) throw this.failure("unlock", result);
@@ -269,10 +330,10 @@ export class Restic {
   }
 
   /**
-   * Starts `restic backup --stdin` reading the FIFO `input` (see exec/fifo.ts): the caller holds it open, so restic
-   * sees the end of the stream only when the caller lets it, and stops restic otherwise (`kill("SIGINT")`: restic
-   * then removes its lock and stores nothing). The caller checks the producer's exit code too, and forgets a snapshot
-   * made of a failed stream.
+   * Starts `restic backup --stdin` reading the FIFO `input` (see exec/fifo.ts) behind a gate: restic sees the end of
+   * the stream only after `commit()`. `abandon()`, or this process's death, has restic stopped before it stores
+   * anything (SIGINT: restic then removes its lock). The caller checks the producer's exit code too, and forgets a
+   * snapshot made of a failed stream.
    */
   startStdinBackup(filename: string, options: BackupOptions, input: string) {
     const args = [...this.backupArgs(options), "--stdin", "--stdin-filename", filename];
@@ -280,11 +341,10 @@ export class Restic {
     let child;
     try {
       // SIGINT on timeout: restic 0.14 then removes its lock and stores nothing (SIGTERM would leave a stale lock).
-      child = start(this.argv("backup", ...args), {
+      child = start(gateArgv(input, this.argv("backup", ...args)), {
         env: { ...this.environment(), ...ssh.env },
         timeoutMs: options.timeoutMs,
-        timeoutSignal: "SIGINT",
-        stdinFrom: input,
+        stopSignal: "SIGINT",
       });
     } catch (error) {
       ssh.remove();
@@ -292,7 +352,27 @@ export class Restic {
     }
     const finished = child.result.finally(() => ssh.remove())
       .then((result) => ({ result, summary: parseSummary(result.stdout) }));
-    return { kill: child.kill, finished };
+    const say = (word?: string) => {
+      try {
+        if (word) child.stdin.write(word);
+        child.stdin.end();
+      } catch {
+        // the gate is gone already
+      }
+    };
+    // The gate's first line says it holds the FIFO; until then the stream must not start (see gateArgv).
+    const ready = new Promise<void>((resolve) => {
+      let seen = "";
+      const listen = (chunk: Uint8Array | string) => {
+        seen += chunk.toString();
+        if (!seen.includes("gate: holding\n")) return;
+        child.stdout.off("data", listen);
+        resolve();
+      };
+      child.stdout.on("data", listen);
+      void child.result.then(() => resolve());
+    });
+    return { kill: child.kill, finished, ready, commit: () => say("commit\n"), abandon: () => say() };
   }
 
   /**
@@ -308,6 +388,7 @@ export class Restic {
         env: { ...this.environment(), ...ssh.env },
         stdoutTo: output,
         timeoutMs,
+        stopSignal: "SIGINT",
       });
     } catch (error) {
       ssh.remove();
@@ -327,7 +408,7 @@ export class Restic {
       // The user's cache is allowed here (interactive use); backupctl's own commands run with --no-cache.
       const options = Object.entries(this.spec.options ?? {}).flatMap(([key, value]) => ["-o", `${key}=${value}`]);
       const child = spawn("restic", [...options, ...args], { stdio: "inherit", env });
-      const untrack = trackChild(child);
+      const untrack = trackChild({ kill: (signal) => child.kill(signal), stopSignal: "SIGINT" });
       return await new Promise<number>((resolve, reject) => {
         child.once("error", (error) =>
           reject(
@@ -368,50 +449,64 @@ export class Restic {
     ];
   }
 
-  /** A clear error for a failed restic command: what failed, restic's own words, and what to do. */
-  failure(command: string, result: RunResult): ExecError {
-    const stderr = result.stderrTail;
-    let hint = "";
-    if (/wrong password|no key found/i.test(stderr)) {
-      hint = ` — the password does not open this repository: check ${describePassword(this.spec)}`;
-    } else if (/host key verification failed|remote host identification has changed/i.test(stderr)) {
-      hint = " — ssh does not trust the server's host key: put its known_hosts line (ssh-keyscan -p PORT HOST) in " +
-        "ssh.knownHosts, or check that the server is the one you expect";
-    } else if (this.spec.ssh && /permission denied|publickey/i.test(stderr)) {
-      hint = ` — the sftp server refused the key: check that ${describeSecret(this.spec.ssh.key)} is the private ` +
-        `key whose public half is in the server's authorized_keys${
-          this.spec.ssh.passphrase ? ` and that ${describeSecret(this.spec.ssh.passphrase)} is its passphrase` : ""
-        }`;
-    } else if (refused.test(stderr)) {
-      hint = ` — the backend refused the credentials: check ${describeUrlCredentials(this.spec)}`;
-    } else if (unreachable.test(stderr)) {
-      hint = " — the backend cannot be reached: check that the server is up and the address is right";
-    } else if (missingConfig.test(stderr)) {
-      hint = " — no repository there: run `backupctl apply` to initialize it, or check the url";
-    } else if (/no space left on device|disk quota exceeded/i.test(stderr)) {
-      hint = " — a disk is full: free space in restic's temporary folder (TMPDIR, /tmp by default) or where the " +
-        "repository lives, then run apply again";
-    } else if (/unable to create lock|repository is already locked/i.test(stderr)) {
-      hint = " — another restic process holds the repository lock; try again when it has finished";
-    }
-    return new ExecError(
+  /**
+   * A clear error for a failed restic command: what failed, the line of restic's output that names the cause, and
+   * what to do. Classified from the exit code and the whole of stderr (see restic-errors.ts), not its last lines.
+   */
+  failure(command: string, result: RunResult): ResticError {
+    const failure = classifyResticFailure(result.code, result.stderr);
+    const advice = this.advice(failure.kind);
+    const cause = failure.cause ? `${advice ? "; restic said: " : ": "}${failure.cause}` : "";
+    const more = failure.lines && failure.lines !== failure.cause && !failure.lines.endsWith(`Fatal: ${failure.cause}`)
+      ? `\n${indent(failure.lines)}`
+      : "";
+    return new ResticError(
       `restic ${command}`,
       result.code,
-      stderr,
-      `repository ${this.name}: restic ${command} failed (exit ${result.code ?? result.signal})${hint}${
-        stderr ? `\n${indent(stderr)}` : ""
-      }`,
+      failure,
+      advice,
+      `repository ${this.name}: restic ${command} failed (exit ${result.code ?? result.signal})${
+        advice ? ` — ${advice}` : ""
+      }${cause}${more}`,
     );
   }
-}
 
-/** restic's words when a repository has no config file (local, sftp, rest, s3 backends). */
-const missingConfig = /unable to open config file|Is there a repository at the following location/i;
-/** An HTTP or cloud backend refusing the credentials. */
-const refused = /\b(401|403)\b|unauthori[sz]ed|forbidden|access denied|permission denied \(publickey/i;
-/** A backend that cannot be reached at all. */
-const unreachable =
-  /connection refused|no route to host|i\/o timeout|connection reset|no such host|network is unreachable|ssh command exited/i;
+  /** What to do about a kind of failure, for this repository. */
+  private advice(kind: ResticFailureKind): string {
+    switch (kind) {
+      case "wrong-password":
+        return `the password does not open this repository: check ${describePassword(this.spec)}`;
+      case "host-key":
+        return "ssh does not trust the server's host key: put its known_hosts line (ssh-keyscan -p PORT HOST) in " +
+          "ssh.knownHosts, or check that the server is the one you expect";
+      case "refused":
+        return this.spec.ssh
+          ? `the sftp server refused the key: check that ${describeSecret(this.spec.ssh.key)} is the private ` +
+            `key whose public half is in the server's authorized_keys${
+              this.spec.ssh.passphrase ? ` and that ${describeSecret(this.spec.ssh.passphrase)} is its passphrase` : ""
+            }`
+          : `the backend refused the credentials: check ${describeUrlCredentials(this.spec)}`;
+      case "unreachable":
+        return "the backend cannot be reached: check that the server is up and the address is right";
+      case "not-initialized":
+        return "no repository there: run `backupctl apply` to initialize it, or check the url";
+      case "read-only":
+        return "the file system restic writes to is read-only (the path restic names): remount it read-write; a " +
+          "repository must be writable even to be read, since restic writes a lock file there";
+      case "permission-denied":
+        return "restic may not access the path it names: give the user running backupctl read and write access to " +
+          "the repository (the owner and mode of its folders and files)";
+      case "no-space":
+        return "a disk is full: free space in restic's temporary folder (TMPDIR, /tmp by default) or where the " +
+          "repository lives, then run apply again";
+      case "locked":
+        return "another restic process holds the repository lock; try again when it has finished, or run " +
+          "`backupctl unlock` if no restic runs anywhere";
+      case "other":
+        return "";
+    }
+  }
+}
 
 function describeUrlCredentials(spec: ResticRepository): string {
   const where = typeof spec.url === "string" ? "the url" : `the url in ${describeSecret(spec.url)}`;
@@ -453,4 +548,9 @@ export function parseSummary(stdout: string): BackupResult {
 /** A word for sh: left as it is when safe, else single-quoted. */
 export function shellWord(value: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'"'"'`)}'`;
+}
+
+/** Whether restic failed because another process holds the repository's lock. */
+function isLockConflict(result: RunResult): boolean {
+  return /repository is already locked|unable to create lock/i.test(result.stderrTail);
 }

@@ -25,10 +25,11 @@ import type { LoadedConfig } from "../config/load.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
 import { decryptionFilter } from "../encrypt/filter.ts";
 import type { StreamFilter } from "../encrypt/types.ts";
-import { ExecError, MissingToolError, SourceError, UsageError } from "../errors.ts";
+import { ExecError, IncompleteSnapshotError, MissingToolError, SourceError, UsageError } from "../errors.ts";
 import { FifoFolder, parseTap, stopAndWait, tapArgv } from "../exec/fifo.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import { isoSeconds } from "../plan/time.ts";
+import { isUsable } from "../plan/types.ts";
 import { type Restic, shellWord } from "../repository/restic.ts";
 import type { SnapshotTable } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
@@ -39,6 +40,8 @@ export interface RestoreContext {
   store: StateStore;
   privateDir: string;
   repositoryFor: (name: string) => Restic;
+  /** Restore a snapshot backupctl does not know to be complete when its id is given (`--allow-incomplete`). */
+  allowIncomplete?: boolean;
 }
 
 /** A snapshot chosen for a restore, with what it belongs to. */
@@ -67,8 +70,11 @@ export function sourcesOf(project: NormalizedProject, name: string | undefined):
 }
 
 /**
- * The snapshot to restore: `latest` (the newest of the source in the repository) or an id (full, or a prefix of at
- * least 4 characters). An id that matches nothing is a clear error naming the nearest snapshots.
+ * The snapshot to restore: `latest` (the newest complete snapshot of the source in the repository) or an id (full,
+ * or a prefix of at least 4 characters). An id that matches nothing is a clear error naming the nearest snapshots.
+ * A snapshot backupctl does not know to be complete (a stream cut by a crash, a run that failed or is still going:
+ * see SnapshotState) is never picked as `latest`, and is refused by id unless the context allows it, naming the
+ * complete one to use instead.
  */
 export async function locate(
   ctx: RestoreContext,
@@ -79,14 +85,26 @@ export async function locate(
 ): Promise<Located> {
   const rows = (await ctx.store.listSnapshots({ projects: [project.name], repository }))
     .filter((row) => row.source === source.name).sort((a, b) => (a.time < b.time ? 1 : -1));
+  const states = await ctx.store.snapshotStates();
+  const stateOf = (row: SnapshotTable) => states.get(`${row.repository}\u0000${row.id}`) ?? "adopted";
+  const usable = rows.filter((row) => isUsable({ state: stateOf(row) }));
   const where = `${project.name}/${source.name} in ${repository}`;
+  const instead = () =>
+    usable[0]
+      ? `the newest complete one is ${usable[0].short_id} (${isoSeconds(new Date(usable[0].time))}): ` +
+        `\`--snapshot ${usable[0].short_id}\``
+      : "there is no complete snapshot of it";
   let snapshot: SnapshotTable | undefined;
   if (spec === "latest") {
-    snapshot = rows[0];
+    snapshot = usable[0];
     if (!snapshot) {
       throw new UsageError(
-        `no snapshot of ${where} in the inventory: run \`backupctl snapshots --refresh\` if it was made elsewhere, ` +
-          "or `backupctl apply` to make one",
+        rows.length > 0
+          ? `no complete snapshot of ${where}: its ${rows.length} snapshot${rows.length === 1 ? " is" : "s are"} ` +
+            `incomplete (${rows.map((row) => `${row.short_id} ${stateOf(row)}`).join(", ")}); ` +
+            "name one with --snapshot ID --allow-incomplete to restore it all the same"
+          : `no snapshot of ${where} in the inventory: run \`backupctl snapshots --refresh\` if it was made elsewhere, ` +
+            "or `backupctl apply` to make one",
       );
     }
   } else {
@@ -102,6 +120,17 @@ export async function locate(
     }
     snapshot = matches[0];
     if (!snapshot) throw new UsageError(`no snapshot ${spec} of ${where}. ${nearest(rows, id)}`);
+    const state = stateOf(snapshot);
+    if (!isUsable({ state }) && !ctx.allowIncomplete) {
+      throw new IncompleteSnapshotError(
+        `snapshot ${snapshot.short_id} of ${where} is ${state}: ${
+          state === "pending"
+            ? "its run has not finished (still going, or its process died)"
+            : "its run never recorded it as a complete backup " +
+              "(a stream cut short by a crash, or a failed run)"
+        }; ${instead()}. To restore it all the same, add --allow-incomplete`,
+      );
+    }
   }
   if (source.type === "files") return { project, source, repository, snapshot };
   const paths = JSON.parse(snapshot.paths) as string[];

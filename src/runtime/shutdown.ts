@@ -8,6 +8,8 @@ import { getLogger } from "@logtape/logtape";
 
 interface Killable {
   kill(signal?: NodeJS.Signals): void;
+  /** The signal that asks it to stop (default SIGTERM; restic takes SIGINT, on which it removes its lock). */
+  stopSignal?: NodeJS.Signals;
 }
 
 const children = new Set<Killable>();
@@ -24,7 +26,7 @@ const exitDeadlineMs = 30_000;
 /** Registers a running child; returns the function that forgets it once it exited. */
 export function trackChild(child: Killable): () => void {
   children.add(child);
-  if (received) child.kill("SIGTERM");
+  if (received) child.kill(child.stopSignal ?? "SIGTERM");
   return () => children.delete(child);
 }
 
@@ -43,10 +45,10 @@ export function stopForced(): boolean {
   return forced;
 }
 
-/** Stops the children now: SIGTERM, then SIGKILL after killGraceMs. */
+/** Stops the children now: each one's stop signal (SIGTERM, SIGINT for restic), then SIGKILL after killGraceMs. */
 function stopChildren(): void {
   forced = true;
-  for (const child of children) child.kill("SIGTERM");
+  for (const child of children) child.kill(child.stopSignal ?? "SIGTERM");
   setTimeout(() => {
     for (const child of children) child.kill("SIGKILL");
   }, killGraceMs).unref();

@@ -1,6 +1,7 @@
 /** node:sqlite (Deno) adapted to the small SqliteDatabase interface that Kysely's SqliteDialect needs. */
 import { type Dialect, type SqliteDatabase, SqliteDialect, type SqliteStatement } from "kysely";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { immutableUri, type SqliteMode } from "./sqlite.ts";
 
 type Parameter = null | number | bigint | string | Uint8Array;
 
@@ -25,9 +26,11 @@ class NodeSqliteStatement implements SqliteStatement {
   }
 }
 
-export function nodeSqliteDialect(path: string): Dialect {
+export function nodeSqliteDialect(path: string, mode: SqliteMode = "read-write"): Dialect {
   const database: SqliteDatabase = (() => {
-    const db = new DatabaseSync(path);
+    const db = mode === "read-write"
+      ? new DatabaseSync(path)
+      : new DatabaseSync(mode === "immutable" ? immutableUri(path) : path, { readOnly: true });
     return {
       close: () => db.close(),
       prepare: (sql: string) => new NodeSqliteStatement(db.prepare(sql)),

@@ -8,13 +8,19 @@
  * Any other error (a constraint, a bug) is thrown as before. `open` replays the fallback file into the database.
  */
 import { randomInt, randomUUID } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Kysely, Migrator, type Selectable, sql, type UpdateResult } from "kysely";
-import { UsageError } from "../errors.ts";
+import { StateUnwritableError, UsageError } from "../errors.ts";
 import { logger } from "../log.ts";
-import type { BackupRecord, MaintenanceRecord, ObservedState } from "../plan/types.ts";
-import { sqliteDialect } from "../runtime/sqlite.ts";
+import type {
+  BackupRecord,
+  InventorySnapshot,
+  MaintenanceRecord,
+  ObservedState,
+  SnapshotState,
+} from "../plan/types.ts";
+import { sqliteDialect, type SqliteMode } from "../runtime/sqlite.ts";
 import { currentProcessStart } from "../runtime/process.ts";
 import {
   appendFallback,
@@ -29,7 +35,8 @@ import {
   type RejectedLine,
   setAside,
 } from "./fallback.ts";
-import { migrationProvider } from "./migrations.ts";
+import { latestMigration, migrationProvider } from "./migrations.ts";
+import { explainFileError, stateFolderProblem } from "./writable.ts";
 import type { Database, OutboxTable, RunStatus, SnapshotTable, StageStatus, StageType } from "./schema.ts";
 
 export const stateFileName = "state.db";
@@ -104,6 +111,7 @@ export interface FallbackReplay {
 export class StateStore {
   #degraded = false;
   #degradedBecause = "";
+  #unwritable: string | undefined;
   #replayed: FallbackReplay | null = null;
   /** bumpSerial calls waiting in the fallback: the serial this process reports counts them. */
   #deferredBumps = 0;
@@ -139,11 +147,70 @@ export class StateStore {
     return this.#replayed;
   }
 
+  /** Set on a store opened by {@link openReadOnly}: why the state folder cannot be written (and what to do). */
+  get unwritable(): string | undefined {
+    return this.#unwritable;
+  }
+
   /**
    * Opens (creating and migrating when needed) the state database in `dir`, then replays fallback.jsonl into it.
    * Opens also while another process holds the database's write lock (reads work; writes then go to the fallback).
+   * A folder that cannot be written (read-only, full, not ours) is a StateUnwritableError naming the cause and the fix.
    */
   static async open(dir: string, options: OpenOptions = {}): Promise<StateStore> {
+    try {
+      return await StateStore.#open(dir, options);
+    } catch (error) {
+      throw unwritableStateError(dir, error) ?? error;
+    }
+  }
+
+  /**
+   * Opens the state database of a folder that cannot be written, only to read it (status, history, snapshots, plan):
+   * no migration, no replay of fallback.jsonl, and every write throws a StateUnwritableError. `problem` says why the
+   * folder cannot be written (the message of open's StateUnwritableError).
+   */
+  static async openReadOnly(dir: string, problem: string, options: OpenOptions = {}): Promise<StateStore> {
+    const path = join(dir, stateFileName);
+    if (!existsSync(path)) throw new StateUnwritableError(dir, `${problem} (and it holds no state database yet)`);
+    const wal = `${path}-wal`;
+    const pendingWal = existsSync(wal) && statSync(wal).size > 0;
+    // Immutable needs nothing written, but misses what is still in the -wal file: tried first only without one.
+    const modes: SqliteMode[] = pendingWal ? ["read-only", "immutable"] : ["immutable"];
+    let failure: unknown;
+    for (const mode of modes) {
+      const db = new Kysely<Database>({ dialect: await sqliteDialect(path, mode) });
+      try {
+        const newest = sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name DESC LIMIT 1`;
+        const { rows: [applied] } = await newest.execute(db);
+        if (applied?.name !== latestMigration) {
+          await db.destroy();
+          throw new StateUnwritableError(
+            dir,
+            `${problem} (and the state database must first be upgraded to this version of backupctl, which writes)`,
+          );
+        }
+        const store = new StateStore(db, path, options.warn ?? logWarning);
+        const waiting = waitingInFallback(dir);
+        const unseen = [
+          mode === "immutable" && pendingWal ? `the last results, still in ${wal}` : "",
+          waiting > 0 ? `${waiting} results waiting in ${fallbackFileName}` : "",
+        ].filter(Boolean);
+        store.#unwritable = unseen.length > 0 ? `${problem} (not shown: ${unseen.join(", ")})` : problem;
+        return store;
+      } catch (error) {
+        if (error instanceof StateUnwritableError) throw error;
+        await db.destroy();
+        failure = error;
+      }
+    }
+    throw new StateUnwritableError(
+      dir,
+      `${problem} (and ${path} cannot be read either: ${(failure as Error)?.message ?? failure})`,
+    );
+  }
+
+  static async #open(dir: string, options: OpenOptions): Promise<StateStore> {
     const busyTimeoutMs = options.busyTimeoutMs ?? busyTimeoutFromEnvironment();
     if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
       throw new RangeError(`busyTimeoutMs must be a whole number of milliseconds, got ${busyTimeoutMs}`);
@@ -504,6 +571,10 @@ export class StateStore {
       .select(["repository", "id", "short_id", "time", "project", "source", "run_id", "hostname", "tags", "original"])
       .orderBy("time", "desc").execute())
       .map((row) => ({ ...row, tags: JSON.parse(row.tags) as string[] }));
+    const states = await this.snapshotStates(options);
+    for (const snapshot of snapshots as InventorySnapshot[]) {
+      snapshot.state = states.get(`${snapshot.repository}\u0000${snapshot.id}`) ?? "adopted";
+    }
     const retention = (await this.db.selectFrom("retention_policies").selectAll().execute())
       .map((row) => ({
         project: row.project,
@@ -513,12 +584,18 @@ export class StateStore {
         at: row.applied_at,
       }));
     const maintenance: MaintenanceRecord[] = [];
-    for (const type of ["prune", "check"] as const) {
+    for (const type of ["prune", "check", "forget"] as const) {
       const rows = await this.db.selectFrom("stages")
         .select(["repository", (eb) => eb.fn.max("started_at").as("at")])
         .where("type", "=", type).where("status", "=", "succeeded").groupBy("repository").execute();
       for (const row of rows) if (row.repository) maintenance.push({ type, repository: row.repository, at: row.at });
     }
+    // The latest prune attempt, whatever became of it: a later one than the last success failed or was cut short.
+    for (
+      const row of await this.db.selectFrom("stages")
+        .select(["repository", (eb) => eb.fn.max("started_at").as("at")])
+        .where("type", "=", "prune").groupBy("repository").execute()
+    ) if (row.repository) maintenance.push({ type: "prune_attempt", repository: row.repository, at: row.at });
     const drills = await this.db.selectFrom("stages")
       .select(["project", (eb) => eb.fn.max("started_at").as("at")])
       .where("type", "=", "verify").where("status", "=", "succeeded").groupBy("project").execute();
@@ -600,6 +677,46 @@ export class StateStore {
       }));
   }
 
+  /**
+   * How far backupctl vouches for each snapshot of the inventory, keyed `repository NUL id` (see {@link SnapshotState}).
+   * `deadRuns`: runs still marked running whose process is gone (judged by the caller).
+   */
+  async snapshotStates(options: { deadRuns?: string[] } = {}): Promise<Map<string, SnapshotState>> {
+    const rows = await this.db.selectFrom("snapshots").select(["repository", "id", "original", "project", "run_id"])
+      .execute();
+    const recorded = (await this.db.selectFrom("stages").select("snapshot_id")
+      .where("type", "=", "backup").where("status", "=", "succeeded").where("snapshot_id", "is not", null).execute())
+      .map((row) => row.snapshot_id!);
+    // Recorded ids may be short (restic 0.14 reports 8 characters): index them by their first 8.
+    const byPrefix = new Map<string, string[]>();
+    for (const id of recorded) byPrefix.set(id.slice(0, 8), [...byPrefix.get(id.slice(0, 8)) ?? [], id]);
+    const isRecorded = (id: string | null) =>
+      id !== null && (byPrefix.get(id.slice(0, 8)) ?? []).some((done) => id.startsWith(done) || done.startsWith(id));
+    const runIds = [...new Set(rows.map((row) => row.run_id).filter((id): id is string => id !== null))];
+    const runs = new Map<string, string>();
+    for (let i = 0; i < runIds.length; i += 500) {
+      for (
+        const run of await this.db.selectFrom("runs").select(["id", "status"]).where(
+          "id",
+          "in",
+          runIds.slice(i, i + 500),
+        )
+          .execute()
+      ) runs.set(run.id, run.status);
+    }
+    const dead = new Set(options.deadRuns ?? []);
+    const states = new Map<string, SnapshotState>();
+    for (const row of rows) {
+      let state: SnapshotState;
+      if (isRecorded(row.id) || isRecorded(row.original)) state = "complete";
+      else if (row.project === null || row.run_id === null || !runs.has(row.run_id)) state = "adopted";
+      else if (runs.get(row.run_id) === "running" && !dead.has(row.run_id)) state = "pending";
+      else state = "incomplete";
+      states.set(`${row.repository}\u0000${row.id}`, state);
+    }
+    return states;
+  }
+
   /** Runs the audit shows as running: the caller judges whether their process still lives. */
   async runningRuns(): Promise<
     {
@@ -671,6 +788,9 @@ export class StateStore {
    * to fallback.jsonl instead (a startStage then gets a negative id, recorded in its line).
    */
   async #write<Op extends FallbackOp>(op: Op, args: FallbackArgs<Op>): Promise<Outcome> {
+    if (this.#unwritable !== undefined) {
+      throw new StateUnwritableError(this.dir, `cannot record ${op}: ${this.#unwritable}`);
+    }
     if (!this.#degraded) {
       try {
         return await operations[op](this.#target, args, this.#origin);
@@ -687,10 +807,12 @@ export class StateStore {
     try {
       appendFallback(this.dir, { op, args, stageId });
     } catch (error) {
-      throw new Error(
-        `cannot record ${op}: the state database ${this.path} cannot be written (${this.#degradedBecause}), ` +
-          `and neither can ${join(this.dir, fallbackFileName)}: ${(error as Error).message}`,
-      );
+      const message = `cannot record ${op}: the state database ${this.path} cannot be written ` +
+        `(${this.#degradedBecause}), and neither can ${join(this.dir, fallbackFileName)}`;
+      // A full or read-only folder is said as such, with the fix; anything else as it is.
+      const problem = explainFileError(error, this.dir) ?? stateFolderProblem(this.dir);
+      if (problem) throw new StateUnwritableError(this.dir, `${message}: ${problem}`);
+      throw new Error(`${message}: ${(error as Error).message}`);
     }
     return { deferred: true, stageId };
   }
@@ -1159,6 +1281,40 @@ function busyTimeoutFromEnvironment(): number {
     );
   }
   return Number(text);
+}
+
+/** How many lines fallback.jsonl holds (results a replay has yet to write into the database). */
+function waitingInFallback(dir: string): number {
+  try {
+    return readFileSync(join(dir, fallbackFileName), "utf8").split("\n").filter((line) => line.trim()).length;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The StateUnwritableError for an error that opening the state threw because the folder cannot be written, found by
+ * trying to write there (see writable.ts); undefined for any other error (a lock held past the busy timeout, a corrupt
+ * file, a bug), which is thrown as it is.
+ */
+function unwritableStateError(dir: string, error: unknown): StateUnwritableError | undefined {
+  if (error instanceof StateUnwritableError) return error;
+  const path = join(dir, stateFileName);
+  const sqliteCannotWrite = /readonly database|disk I\/O error|database or disk is full|unable to open database file/i
+    .test(unwritableReason(error) ?? "");
+  const problem = explainFileError(error, dir) ??
+    (sqliteCannotWrite || (error as { code?: unknown })?.code !== undefined
+      ? stateFolderProblem(dir, [path, `${path}-wal`, `${path}-shm`].filter((file) => existsSync(file)))
+      : undefined);
+  if (problem) return new StateUnwritableError(dir, problem);
+  if (sqliteCannotWrite) {
+    return new StateUnwritableError(
+      dir,
+      `the state database ${path} cannot be written (${(error as Error).message}): free space in ${dir} and check ` +
+        "the permissions of the folder and its files",
+    );
+  }
+  return undefined;
 }
 
 /** chmod 0600 when the mode differs: a database file made immutable, which chmod refuses, still opens to be read. */

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runCli } from "../support/cli.ts";
+import { processesWith } from "../support/inspect.ts";
+import { runCli, waitFor } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 
 const dayAt = (n: number) => new Date(Date.UTC(2026, 10, 1 + n, 10)).toISOString().replace(".000Z", "Z");
@@ -75,6 +76,35 @@ export default defineConfig({
     assert.equal(result.code, 1);
     assert.ok(Date.now() - started < 25_000, "the stage was stopped, not waited for");
     assert.match(result.stdout, /backup app\/slow → local failed: the stage ran out of time \(2s\) and was stopped/);
+  });
+
+  it("a producer that exits but leaves a child holding the dump open is stopped at the timeout, orphan included", async () => {
+    const marker = `orphan-${process.pid}-${Date.now()}`;
+    writeConfig(
+      `retry: { attempts: 1 }, timeout: "3s", sources: [command({ name: "orphan", filename: "orphan.bin", run: ` +
+        `"head -c 100000 /dev/urandom; (sleep 300; echo late ${marker}) & exit 0" })]`,
+    );
+    const started = Date.now();
+    const result = await cli(["apply", "--now", dayAt(4)]);
+    const took = Date.now() - started;
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stdout, /backup app\/orphan → local failed: the stage ran out of time \(3s\) and was stopped/);
+    assert.ok(took < 20_000, `the stage ended at its timeout, not when the orphan did (${took} ms)`);
+    await waitFor("the orphan to be stopped with its group", () => processesWith(marker).length === 0);
+  });
+
+  it("a hook that leaves a child holding its output does not hold up the run (what it started in the background is its own)", async () => {
+    const marker = `hook-orphan-${process.pid}-${Date.now()}`;
+    writeConfig(
+      `timeout: "3s", sources: [command({ name: "ok", filename: "ok.txt", run: "seq 1 10" })], ` +
+        `hooks: { after: "(sleep 300; echo ${marker}) & echo after-hook-done" }`,
+    );
+    const started = Date.now();
+    const result = await cli(["apply", "--now", dayAt(4)]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /~ after hook: done/);
+    assert.ok(Date.now() - started < 20_000, `${Date.now() - started} ms`);
+    for (const pid of processesWith(marker)) process.kill(pid, "SIGKILL");
   });
 
   it("runs hooks with the run's context; a failing before hook aborts the run", async () => {
