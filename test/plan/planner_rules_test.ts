@@ -184,6 +184,49 @@ describe("plan rules: forget", () => {
     }
   });
 
+  it("counts only complete snapshots: an incomplete or pending newest one neither counts nor lets the last complete one go", () => {
+    // The crash-then-failure case: one good snapshot, then the newer incomplete one a killed run left.
+    for (const state of ["incomplete", "pending"] as const) {
+      const config = loadedConfig({ shop: shopProject({ retention: { last: 1 } }) });
+      const good = { ...snap("local", "aa000021", "2026-11-21T03:00:05Z"), state: "complete" as const };
+      const cut = { ...snap("local", "cc000001", "2026-11-21T15:00:05Z"), state };
+      const observed = observedState({ ...base, snapshots: [good, cut], retention: [applied({ last: 1 })] });
+      assert.deepEqual(ofType(planAt(config, observed, "2026-11-21T16:00:00Z"), "forget"), [], state);
+    }
+    // Among five complete and two incomplete ones, retention keeps its `last 2` of the complete ones only.
+    const states = five.map((s) => ({ ...s, state: "complete" as const }));
+    const cut = [
+      { ...snap("local", "cc000001", "2026-11-20T12:00:00Z"), state: "incomplete" as const },
+      { ...snap("local", "cc000002", "2026-11-21T12:00:00Z"), state: "incomplete" as const },
+    ];
+    const observed = observedState({ ...base, snapshots: [...states, ...cut] });
+    const [forget] = ofType(planAt(loaded, observed, "2026-11-21T16:00:00Z"), "forget");
+    assert.deepEqual(forget.snapshots, ["aa000019", "aa000018", "aa000017"]);
+    assert.equal(forget.reason, "retention last 2 keeps 2 of 5 snapshots (2 incomplete or unfinished not counted)");
+    // Adopted snapshots (made by a run this state does not know) count like complete ones.
+    const adopted = observedState({ ...base, snapshots: five.map((s) => ({ ...s, state: "adopted" as const })) });
+    assert.deepEqual(ofType(planAt(loaded, adopted), "forget")[0].snapshots, ["aa000019", "aa000018", "aa000017"]);
+  });
+
+  it("plans a prune again when snapshots were forgotten and the prune after them never succeeded", () => {
+    const observed = (maintenance: { type: string; repository: string; at: string }[]) =>
+      observedState({ ...base, snapshots: five.slice(3), maintenance } as Parameters<typeof observedState>[0]);
+    const interrupted = observed([
+      { type: "prune", repository: "local", at: "2026-11-19T03:10:00Z" },
+      { type: "forget", repository: "local", at: "2026-11-21T03:05:00Z" },
+      { type: "prune_attempt", repository: "local", at: "2026-11-21T03:06:00Z" },
+    ]);
+    const [prune] = ofType(planAt(loaded, interrupted), "prune");
+    assert.match(prune.reason, /^snapshots were forgotten at 2026-11-21T03:05:00Z and not pruned since/);
+    // A forget not followed by a failed prune (a recovered partial snapshot) plans none; nor does a prune that succeeded.
+    const noAttempt = observed([
+      { type: "prune", repository: "local", at: "2026-11-19T03:10:00Z" },
+      { type: "forget", repository: "local", at: "2026-11-21T03:05:00Z" },
+      { type: "prune_attempt", repository: "local", at: "2026-11-19T03:10:00Z" },
+    ]);
+    assert.deepEqual(ofType(planAt(loaded, noAttempt), "prune"), []);
+  });
+
   it("keeps snapshots newer than the group's last successful backup (a failed or unfinished run's)", () => {
     const observed = observedState({
       ...base,
