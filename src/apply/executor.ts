@@ -7,6 +7,7 @@ import type { Clock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { redact } from "../config/secrets.ts";
 import { BackupctlError, ExecError } from "../errors.ts";
+import { ResticError } from "../repository/restic-errors.ts";
 import { humanDuration, isoSeconds } from "../plan/time.ts";
 import { policyKey } from "../plan/retention.ts";
 import { type InventorySnapshot, isUsable, type Overdue, type Plan, type PlanAction } from "../plan/types.ts";
@@ -590,7 +591,13 @@ async function auditedStage<T>(
   } catch (error) {
     const message = errorText(error);
     const status = error instanceof HeldError ? "skipped" : stopRequested() ? "interrupted" : "failed";
-    const transient = !(error instanceof BackupctlError) || error instanceof ExecError ? isTransient(message) : false;
+    // A restic failure is judged by its classification, not by the text appended to it (a note that the discarded
+    // snapshot could not be forgotten because of a lock must not make an unreadable file look transient).
+    const transient = error instanceof ResticError
+      ? isTransient(error)
+      : !(error instanceof BackupctlError) || error instanceof ExecError
+      ? isTransient(message)
+      : false;
     // A snapshot that a failed stage left behind is recorded on the stage: the next plan forgets it (recover).
     const snapshotId = (error as { partialSnapshotId?: string }).partialSnapshotId;
     return { ok: false, error: message, transient, durationMs: await finish({ status, error: message, snapshotId }) };

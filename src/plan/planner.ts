@@ -180,7 +180,8 @@ function recoverActions(observed: ObservedState, loaded: Loaded): Draft[] {
       repository,
       run_id: runId,
       destructive: false,
-      reason: `run ${runId} was interrupted: remove the restic locks it left (only those whose holder is provably gone)`,
+      reason:
+        `run ${runId} was interrupted: remove the restic locks it left (only those whose holder is provably gone)`,
     });
   }
   for (const partial of observed.partials) {

@@ -457,9 +457,12 @@ export class Restic {
     const failure = classifyResticFailure(result.code, result.stderr);
     const advice = this.advice(failure.kind);
     const cause = failure.cause ? `${advice ? "; restic said: " : ": "}${failure.cause}` : "";
-    const more = failure.lines && failure.lines !== failure.cause && !failure.lines.endsWith(`Fatal: ${failure.cause}`)
-      ? `\n${indent(failure.lines)}`
-      : "";
+    // restic's last lines, less the cause line when it ends them (it is in the message already): for a check, the
+    // lines before it name what is damaged.
+    const shown = failure.lines.endsWith(`Fatal: ${failure.cause}`)
+      ? failure.lines.slice(0, -`Fatal: ${failure.cause}`.length).trimEnd()
+      : failure.lines;
+    const more = shown && shown !== failure.cause ? `\n${indent(shown)}` : "";
     return new ResticError(
       `restic ${command}`,
       result.code,

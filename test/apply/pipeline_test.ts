@@ -168,14 +168,12 @@ describe("streaming pipeline (FIFOs between the processes)", () => {
     };
     const watcher = setInterval(sample, 100);
     const before = ownRead();
-    const cpu = process.cpuUsage();
     let result;
     try {
       result = await streamBackup(input(["head", "-c", String(size), "/dev/urandom"]), repository, options());
     } finally {
       clearInterval(watcher);
     }
-    const used = process.cpuUsage(cpu);
     const read = ownRead() - before;
     assert.equal(result.bytes, size);
     assert.match(result.snapshotId ?? "", /^[0-9a-f]{8,64}$/);
@@ -183,10 +181,9 @@ describe("streaming pipeline (FIFOs between the processes)", () => {
     assert.match(wiring.get("head") ?? "", / → \$TMP\/FIFOS\/stream-0$/);
     assert.match(wiring.get("perl") ?? "", /^\$TMP\/FIFOS\/stream-0 → /);
     assert.match(wiring.get("restic") ?? "", /^\$TMP\/FIFOS\/stream-1 → /);
-    // Reading the dump through JS costs several seconds of CPU per GiB, and Deno counts it in its threads' rchar
-    // (Bun reads its children's sockets with recv, not counted there).
-    const cpuMs = (used.user + used.system) / 1000;
-    assert.ok(cpuMs < 600, `backupctl used ${cpuMs} ms of CPU for a ${size}-byte dump`);
+    // The wiring above is what keeps the dump out of this process; under Deno its threads' rchar confirms it (Bun
+    // reads its children's sockets with recv, not counted there). CPU time is not asserted: on a loaded machine it
+    // varies with the event loop's wakeups, not with the dump (benchmarks measure it: bench/).
     assert.ok(read < size / 8, `backupctl read ${read} bytes while streaming a ${size}-byte dump`);
     assert.ok(folders.length > 0, "the FIFO folder was seen while the dump ran");
     for (const folder of folders) {

@@ -478,9 +478,12 @@ export default defineConfig({
     const applied = await cli(["apply", "--now", twoMinutesLater, "--project", "fragile"]);
     assert.equal(applied.code, 1, show(applied));
     assert.match(applied.stdout, /^ {2}~ check fragile {2}never checked since initialization .*, every 1m$/m);
-    assert.match(applied.stdout, /^✗ check fragile failed: repository fragile: restic check failed \(exit 1\)$/m);
+    assert.match(
+      applied.stdout,
+      /^✗ check fragile failed: repository fragile: restic check failed \(exit 1\): repository contains errors$/m,
+    );
     assert.match(applied.stdout, /ciphertext verification failed/);
-    assert.match(applied.stdout, /Fatal: repository contains errors/);
+    assert.match(applied.stdout, /repository contains errors/);
     assert.doesNotMatch(applied.stdout, /verify fragile/, "the drill is not due two minutes after it passed");
     await http.waitFor(mark + 1);
     assert.deepEqual(messages(mark).map((m) => [m.event, m.repositories]), [["check.failed", ["fragile"]]]);

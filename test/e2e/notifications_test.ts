@@ -736,7 +736,7 @@ export default defineConfig({
     assert.equal(failed.title, "repository local: restic check failed");
     assert.deepEqual(failed.repositories, ["local"]);
     assert.equal(failed.stage, "check local");
-    assert.match(failed.error, /Fatal: repository contains errors/);
+    assert.match(failed.error, /restic check failed \(exit 1\): repository contains errors/);
     assert.ok(dataPacks.some((pack) => failed.error.includes(pack.slice(0, 8))), failed.error);
     assert.match(failed.next, /Do not prune local/);
   });

@@ -540,8 +540,16 @@ export default defineConfig({
     assert.equal(saved.code, 0, shown(saved));
     assert.ok(existsSync(out), "plan --out wrote the file");
     planFiles.push(out);
-    const plan = JSON.parse(readFileSync(out, "utf8")) as { actions: { type: string; repository: string }[] };
-    assert.ok(plan.actions.some((a) => a.type === "init" && a.repository === "restbad"), "restbad is planned");
+    const plan = JSON.parse(readFileSync(out, "utf8")) as {
+      actions: { type: string; repository: string }[];
+      warnings: string[];
+    };
+    // restbad's server refuses the credentials: it cannot be opened, so it is reported, never planned for init.
+    assert.ok(!plan.actions.some((a) => a.type === "init" && a.repository === "restbad"), "no init of restbad");
+    assert.ok(
+      plan.warnings.some((w) => /restbad cannot be opened[\s\S]*401 Unauthorized/.test(w)),
+      plan.warnings.join("\n"),
+    );
     assert.deepEqual(JSON.parse(saved.stdout).actions, plan.actions, "--format json prints the saved plan's actions");
   });
 
@@ -594,7 +602,7 @@ export default defineConfig({
   it("a failing project: wrong database password, a command quoting its secret, refused REST credentials, a tracing hook", async () => {
     const result = await cli(["apply", "--project", "broken", "--now", day1]);
     assert.equal(result.code, 1, shown(result));
-    expectMatch(result.stdout, /✗ init restbad failed: [\s\S]*401 Unauthorized/);
+    expectMatch(result.stdout, /repository restbad cannot be opened[\s\S]*401 Unauthorized/);
     expectMatch(result.stdout, /✗ backup broken\/billing → local failed: [\s\S]*password authentication failed/);
     // The command's stderr tail is quoted, with its secret replaced: proof that redaction ran on that path.
     expectMatch(result.stdout, /the API rejected token \(sensitive\)/);

@@ -590,6 +590,8 @@ describe("StateStore.observe: inventory, maintenance and what the state knows", 
         hostname: rest.hostname ?? "backup-host",
         tags: rest.tags ?? ["backupctl", `project=${project}`],
         original: null,
+        // No backup stage recorded them, and their runs are unknown to this state: taken on restic's word.
+        state: "adopted",
       });
       assert.deepEqual(observed.snapshots, [
         entry("local", "a2aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "files", { run_id: "r2" }),
@@ -623,7 +625,7 @@ describe("StateStore.observe: inventory, maintenance and what the state knows", 
     });
   });
 
-  it("returns the latest succeeded prune and check per repository and verify per project, ignoring the rest", async () => {
+  it("returns the latest succeeded prune and check per repository and verify per project, and the latest prune attempt", async () => {
     await withStore(async (store) => {
       // local: two prunes (the newer wins), a newer failed and a running one (ignored); a check.
       await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-10T05:00:00.000Z", "succeeded");
@@ -674,6 +676,9 @@ describe("StateStore.observe: inventory, maintenance and what the state knows", 
       assert.deepEqual(maintenance, [
         { type: "check", repository: "local", at: "2026-11-15T06:00:00.000Z" },
         { type: "check", repository: "offsite", at: "2026-11-12T06:00:00.000Z" },
+        // The latest prune attempt, whatever became of it (a later one than the last success was cut short).
+        { type: "prune_attempt", repository: "local", at: "2026-11-21T05:00:00.000Z" },
+        { type: "prune_attempt", repository: "offsite", at: "2026-11-18T05:00:00.000Z" },
         { type: "prune", repository: "local", at: "2026-11-14T05:00:00.000Z" },
         { type: "verify", project: "shop", at: "2026-11-08T07:00:00.000Z" },
       ]);
