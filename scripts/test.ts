@@ -4,7 +4,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { bunBinary, denoBinary, root } from "./runtimes.ts";
 
@@ -12,6 +12,11 @@ const args = process.argv.slice(2);
 const runtimes = args[0] === "deno" || args[0] === "bun" ? [args.shift()!] : ["deno", "bun"];
 const paths = args.length > 0 ? args : ["test/"];
 const reports = mkdtempSync(join(tmpdir(), "backupctl-test-"));
+/**
+ * Test files run side by side, one per core (each file starts its own servers on random ports in its own temp
+ * folders, so files never share anything); BACKUPCTL_TEST_JOBS overrides it.
+ */
+const jobs = process.env.BACKUPCTL_TEST_JOBS ?? String(Math.max(2, availableParallelism()));
 
 interface Count {
   passed: number;
@@ -46,7 +51,11 @@ for (const runtime of runtimes) {
   const report = join(reports, `${runtime}.xml`);
   console.log(`\n=== ${runtime} test ${paths.join(" ")} ===`);
   const result = runtime === "deno"
-    ? spawnSync(denoBinary(), ["test", "-A", `--junit-path=${report}`, ...paths], { cwd: root, stdio: "inherit" })
+    ? spawnSync(denoBinary(), ["test", "-A", "--parallel", `--junit-path=${report}`, ...paths], {
+      cwd: root,
+      stdio: "inherit",
+      env: { ...process.env, DENO_JOBS: jobs },
+    })
     : spawnSync(
       bunBinary(),
       [
@@ -54,6 +63,7 @@ for (const runtime of runtimes) {
         "test",
         "--timeout",
         "300000",
+        `--parallel=${jobs}`,
         "--reporter=junit",
         `--reporter-outfile=${report}`,
         ...paths.map((p) => `./${p}`),
