@@ -1,8 +1,11 @@
 # backupctl in a container: `backupctl watch` runs plan → apply forever and serves /healthz and /metrics on :9464.
-# Build: docker build -t backupctl .   Run it with compose.yaml (see docs/deploy.md).
-# Not built on the development machines (no Docker engine there); test/container/container_test.ts checks this file's
-# package list, paths and entrypoint and runs the start steps outside Docker (docs/deploy.md, "What was not executed").
+# Build: docker build -t backupctl .   (or podman build --format docker -t backupctl .)   Run it with compose.yaml
+# (see docs/deploy.md). test/container/podman_test.ts builds this file unmodified with podman and runs it.
 ARG DENO_VERSION=2.9.6
+
+# Deno's binary-only image: the runtime stage below is Debian bookworm whatever Debian Deno's own images move to, so
+# the Debian programs backupctl runs are known (pg_dump 15, restic 0.14, MariaDB 10.11 client).
+FROM denoland/deno:bin-${DENO_VERSION} AS deno
 
 # npm dependencies are installed at build time, without the devDependencies (Bun, test servers): nothing is fetched
 # when the container starts.
@@ -11,19 +14,22 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
-# The runtime: Deno's Debian image (Debian stable at the time Deno built it).
-FROM denoland/deno:debian-${DENO_VERSION}
+# The runtime: Debian bookworm, Deno's binary and the programs backupctl starts.
+FROM debian:bookworm-slim
+COPY --from=deno /deno /usr/local/bin/deno
 
 # The programs backupctl starts: restic; pg_dump/pg_dumpall (postgresql-client), mariadb-dump (mariadb-client),
 # sqlite3; gpg and age for encrypted dumps; ssh for sftp: repositories; curl for the HEALTHCHECK.
-# pg_dump refuses a server newer than itself: Debian's postgresql-client must be at least the server's major version.
+# pg_dump refuses a server newer than itself: bookworm's postgresql-client is 15, so this image backs up PostgreSQL
+# up to 15 (compose.yaml's demo server is postgres:15). For a newer server, add PostgreSQL's own apt repository
+# (apt.postgresql.org) and install postgresql-client-NN in a derived image.
 #
 # MongoDB's database tools (mongodump) have no Debian package. To add them, pass the URL of MongoDB's .deb for this
 # Debian release and architecture: docker build --build-arg MONGODB_TOOLS_DEB=https://…/mongodb-database-tools-….deb .
 # Empty (the default): no mongodump in the image, and mongodb() sources fail naming the missing program.
 ARG MONGODB_TOOLS_DEB=
 RUN apt-get update \
- && apt-get install -y --no-install-recommends \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       restic postgresql-client mariadb-client sqlite3 gnupg age openssh-client ca-certificates curl \
  && if [ -n "$MONGODB_TOOLS_DEB" ]; then \
       curl -fsSL --retry 3 -o /tmp/mongodb-database-tools.deb "$MONGODB_TOOLS_DEB" \
@@ -61,6 +67,16 @@ RUN deno cache --config deno.json src/main.ts \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/backupctl --shell /usr/sbin/nologin backupctl \
  && mkdir -p /var/lib/backupctl /config \
  && chown 10001:10001 /var/lib/backupctl && chmod 0700 /var/lib/backupctl
+
+# OCI labels: VERSION and REVISION are passed by the build (docs/deploy.md):
+#   --build-arg VERSION="$(jq -r .version package.json)" --build-arg REVISION="$(git rev-parse HEAD)"
+ARG VERSION=unknown
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="backupctl" \
+      org.opencontainers.image.description="Backup-as-code: plan and apply database and file backups into restic repositories" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
 
 USER 10001:10001
 VOLUME ["/var/lib/backupctl"]

@@ -1,5 +1,5 @@
 // The container demo (compose.yaml mounts this file at /config/backup.config.ts): the demo PostgreSQL database "shop"
-// backed up every 5 minutes into a restic repository on the compose service "sftp", by `backupctl watch`.
+// backed up every minute into a restic repository on the compose service "sftp", by `backupctl watch`.
 // Secrets are Docker secrets under /run/secrets, made by docker/make-secrets.sh; see docs/deploy.md.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -42,7 +42,8 @@ export default () =>
     // },
     projects: {
       shop: {
-        schedule: "*/5 * * * *",
+        // Every minute, so the demo shows backups soon; a real database wants hourly or daily.
+        schedule: "* * * * *",
         sources: [
           postgres({
             host: "postgres",
@@ -53,9 +54,9 @@ export default () =>
           }),
         ],
         repositories: ["sftp"],
-        // The last 12 (an hour of 5-minute backups), then one per hour for a day and one per day for a week.
+        // The last 12 (12 minutes of them), then one per hour for a day and one per day for a week.
         retention: { last: 12, hourly: 24, daily: 7 },
-        // /healthz turns unhealthy when the last success is older than this (3 missed slots).
+        // /healthz turns unhealthy when the last success is older than this (15 missed slots).
         maxAge: "15m",
         prune: { every: "1d" },
         check: { every: "1d" },

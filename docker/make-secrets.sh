@@ -52,6 +52,21 @@ password postgres_password
 keypair ssh_key "backupctl@compose"
 keypair sftp_host_ed25519_key "sftp host key"
 
+# Variables for env("…") references (compose.yaml env_file, which must exist): comments only until you add one.
+if [ -e "$out/backupctl.env" ]; then
+  echo "kept      $out/backupctl.env"
+else
+  (umask 077 && cat >"$out/backupctl.env" <<'ENV'
+# Variables for env("…") references in docker/backup.config.ts, one NAME=value per line, e.g. a notifier's URL:
+# HC_PING_URL=https://hc-ping.com/…
+ENV
+  )
+  echo "created   $out/backupctl.env"
+fi
+
+# Docker creates a missing bind source as an empty folder: one left by an earlier `compose up` is replaced.
+[ -d "$out/sftp_known_hosts" ] && rmdir "$out/sftp_known_hosts"
+
 # The compose service "sftp" on port 22 presents that host key; backupctl trusts only it (docker/backup.config.ts).
 printf 'sftp %s\n' "$(cut -d ' ' -f 1,2 "$out/sftp_host_ed25519_key.pub")" >"$out/sftp_known_hosts"
 chmod 0644 "$out/sftp_known_hosts"

@@ -22,6 +22,8 @@ interface Count {
   passed: number;
   failed: number;
   skipped: number;
+  /** The names of the failed cases, printed again at the end so that a run's last lines say what failed. */
+  failures: string[];
 }
 
 /** Counts leaf test cases in a JUnit report: Deno also lists each describe() as a case holding its steps. */
@@ -30,7 +32,7 @@ function countJunit(path: string): Count {
   try {
     xml = readFileSync(path, "utf8");
   } catch {
-    return { passed: 0, failed: 1, skipped: 0 }; // no report: the runner itself failed
+    return { passed: 0, failed: 1, skipped: 0, failures: ["(no report: the runner itself failed)"] };
   }
   const cases = [...xml.matchAll(/<testcase\b[^>]*\bname="([^"]*)"[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g)]
     .map((match) => ({
@@ -42,10 +44,11 @@ function countJunit(path: string): Count {
   const leaves = cases.filter((c) => !names.some((other) => other.startsWith(`${c.name} &gt; `)));
   const failed = leaves.filter((c) => c.failed).length;
   const skipped = leaves.filter((c) => c.skipped && !c.failed).length;
-  return { passed: leaves.length - failed - skipped, failed, skipped };
+  const failures = leaves.filter((c) => c.failed).map((c) => c.name.replaceAll("&gt;", ">").replaceAll("&amp;", "&"));
+  return { passed: leaves.length - failed - skipped, failed, skipped, failures };
 }
 
-const totals: Count = { passed: 0, failed: 0, skipped: 0 };
+const totals = { passed: 0, failed: 0, skipped: 0 };
 const lines: string[] = [];
 for (const runtime of runtimes) {
   const report = join(reports, `${runtime}.xml`);
@@ -71,11 +74,15 @@ for (const runtime of runtimes) {
       { cwd: root, stdio: "inherit" },
     );
   const count = countJunit(report);
-  if (result.status !== 0 && count.failed === 0) count.failed = 1; // a crash outside any test still fails the run
+  if (result.status !== 0 && count.failed === 0) { // a crash outside any test still fails the run
+    count.failed = 1;
+    count.failures.push(`(${runtime} exited with ${result.status ?? result.signal} outside any test)`);
+  }
   totals.passed += count.passed;
   totals.failed += count.failed;
   totals.skipped += count.skipped;
   lines.push(`${runtime}: ${count.passed} passed, ${count.failed} failed, ${count.skipped} skipped`);
+  for (const name of count.failures) lines.push(`  failed (${runtime}): ${name}`);
 }
 rmSync(reports, { recursive: true, force: true });
 console.log(`\n${lines.join("\n")}`);

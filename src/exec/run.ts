@@ -135,6 +135,9 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
     store: store as any,
   })`${argv}`;
   const group = child.pid;
+  // A write to a program that has exited fails with EPIPE, reported as an 'error' event: unhandled, it would crash
+  // backupctl. The program's exit (its result) already tells what happened; the lost bytes do not matter.
+  child.child?.stdin?.on("error", () => {});
   let exited = false;
   let groupGone = false;
   /** Signals the program's process group (the program, what it started, and what it left behind). */
