@@ -1,20 +1,27 @@
 /**
- * Runs the whole suite under Deno, then under Bun, and ends with one line `N passed, N failed` (both runtimes).
- * Usage: test.ts [deno|bun] [test paths…]. Exit 1 when anything failed.
+ * Runs the suite under Deno and under Bun, and the container test (test/container/podman.ts, once, under Deno), side
+ * by side, and ends with one line `N passed, N failed` over all of them.
+ * Usage: test.ts [deno|bun|container] [test paths…]. Exit 1 when anything failed.
+ *
+ * The parts run at the same time because much of the suite waits (for servers, timeouts, the container's schedule
+ * slot) rather than computes; each part's lines are printed as they come, prefixed with the part's name.
+ * BACKUPCTL_TEST_SERIAL=1 runs them one after the other instead.
  */
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { bunBinary, denoBinary, root } from "./runtimes.ts";
 
+const containerTest = "test/container/podman.ts";
 const args = process.argv.slice(2);
-const runtimes = args[0] === "deno" || args[0] === "bun" ? [args.shift()!] : ["deno", "bun"];
+const chosen = ["deno", "bun", "container"].includes(args[0]) ? [args.shift()!] : ["deno", "bun", "container"];
 const paths = args.length > 0 ? args : ["test/"];
 const reports = mkdtempSync(join(tmpdir(), "backupctl-test-"));
 /**
- * Test files run side by side, one per core (each file starts its own servers on random ports in its own temp
- * folders, so files never share anything); BACKUPCTL_TEST_JOBS overrides it.
+ * Test files of one runtime run side by side, one per core (each file starts its own servers on random ports in its
+ * own temp folders, so files never share anything); BACKUPCTL_TEST_JOBS overrides it.
  */
 const jobs = process.env.BACKUPCTL_TEST_JOBS ?? String(Math.max(2, availableParallelism()));
 
@@ -48,20 +55,30 @@ function countJunit(path: string): Count {
   return { passed: leaves.length - failed - skipped, failed, skipped, failures };
 }
 
-const totals = { passed: 0, failed: 0, skipped: 0 };
-const lines: string[] = [];
-for (const runtime of runtimes) {
-  const report = join(reports, `${runtime}.xml`);
-  console.log(`\n=== ${runtime} test ${paths.join(" ")} ===`);
-  const result = runtime === "deno"
-    ? spawnSync(denoBinary(), ["test", "-A", "--parallel", `--junit-path=${report}`, ...paths], {
-      cwd: root,
-      stdio: "inherit",
+interface Part {
+  name: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  report: string;
+}
+
+function part(name: string): Part {
+  const report = join(reports, `${name}.xml`);
+  if (name === "deno") {
+    return {
+      name,
+      command: denoBinary(),
+      args: ["test", "-A", "--parallel", `--junit-path=${report}`, ...paths],
       env: { ...process.env, DENO_JOBS: jobs },
-    })
-    : spawnSync(
-      bunBinary(),
-      [
+      report,
+    };
+  }
+  if (name === "bun") {
+    return {
+      name,
+      command: bunBinary(),
+      args: [
         "--no-install",
         "test",
         "--timeout",
@@ -71,20 +88,57 @@ for (const runtime of runtimes) {
         `--reporter-outfile=${report}`,
         ...paths.map((p) => `./${p}`),
       ],
-      { cwd: root, stdio: "inherit" },
-    );
-  const count = countJunit(report);
-  if (result.status !== 0 && count.failed === 0) { // a crash outside any test still fails the run
-    count.failed = 1;
-    count.failures.push(`(${runtime} exited with ${result.status ?? result.signal} outside any test)`);
+      report,
+    };
   }
+  return { name, command: denoBinary(), args: ["test", "-A", `--junit-path=${report}`, containerTest], report };
+}
+
+/** Runs one part, its output line by line with its name in front; resolves with its counts. */
+function runPart(p: Part, prefix: boolean): Promise<Count & { seconds: number }> {
+  const started = Date.now();
+  console.log(`\n=== ${p.name}: ${[p.command, ...p.args].join(" ")} ===`);
+  const child = spawn(p.command, p.args, { cwd: root, env: p.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => console.log(prefix ? `[${p.name}] ${line}` : line));
+  }
+  return new Promise((resolve) => {
+    child.on("close", (code, signal) => {
+      const count = countJunit(p.report);
+      if (code !== 0 && count.failed === 0) { // a crash outside any test still fails the run
+        count.failed = 1;
+        count.failures.push(`(${p.name} exited with ${code ?? signal} outside any test)`);
+      }
+      resolve({ ...count, seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}
+
+// The container test runs once, and only with the whole suite or when asked for by name.
+const parts = chosen.filter((name) => name !== "container" || args.length === 0).map(part);
+const serial = process.env.BACKUPCTL_TEST_SERIAL === "1" || parts.length === 1;
+const counts: (Count & { seconds: number })[] = [];
+if (serial) {
+  for (const p of parts) counts.push(await runPart(p, false));
+} else {
+  counts.push(...await Promise.all(parts.map((p) => runPart(p, true))));
+}
+rmSync(reports, { recursive: true, force: true });
+
+const lines: string[] = [];
+const totals = { passed: 0, failed: 0, skipped: 0 };
+parts.forEach((p, i) => {
+  const count = counts[i];
   totals.passed += count.passed;
   totals.failed += count.failed;
   totals.skipped += count.skipped;
-  lines.push(`${runtime}: ${count.passed} passed, ${count.failed} failed, ${count.skipped} skipped`);
-  for (const name of count.failures) lines.push(`  failed (${runtime}): ${name}`);
-}
-rmSync(reports, { recursive: true, force: true });
+  lines.push(
+    `${p.name}: ${count.passed} passed, ${count.failed} failed, ${count.skipped} skipped in ${
+      count.seconds.toFixed(0)
+    } s`,
+  );
+  for (const name of count.failures) lines.push(`  failed (${p.name}): ${name}`);
+});
 console.log(`\n${lines.join("\n")}`);
 console.log(`${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ""}`);
 process.exit(totals.failed > 0 ? 1 : 0);

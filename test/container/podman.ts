@@ -270,6 +270,15 @@ describe("the image and compose.yaml in real containers (podman, podman-compose)
       });
       figures["up to the first snapshot"] = seconds(started);
       assert.ok(first.every((snapshot) => snapshot.state === "complete" && snapshot.project === "shop"));
+      // docker/init.sql ran as the backup role in shop (the official image's contract).
+      assert.equal(
+        psql(
+          "shop",
+          "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM products), (SELECT count(*) FROM orders), " +
+            "(SELECT count(*) FROM order_items), (SELECT count(*) FROM pg_tables WHERE tableowner = 'backup')",
+        ),
+        "4|4|500|750|4",
+      );
       // restic itself, inside the sftp container's view: the repository's files are on its volume.
       assert.match(must("podman", ["exec", container("sftp"), "ls", "/home/backup/restic"]), /snapshots/);
       await waitFor("the image's HEALTHCHECK to pass", () => healthcheck().code === 0 || undefined, 60_000);
