@@ -45,8 +45,10 @@ export interface ContainerHost {
 /** Why containers cannot run on this machine, or null when they can: tests skip on it, loudly. */
 export function containerHostProblem(): string | null {
   if (process.getuid?.() !== 0) return "the container tests need root (podman's networks and port forwarding here)";
+  // Without CONTAINERS_CONF from outside: a stale one makes podman itself fail.
+  const { CONTAINERS_CONF: _, ...env } = process.env;
   for (const program of ["podman", "podman-compose", "mmdebstrap"]) {
-    if (spawnSync(program, ["--version"], { stdio: "ignore" }).status !== 0) {
+    if (spawnSync(program, ["--version"], { stdio: "ignore", env }).status !== 0) {
       return `${program} is not installed: apt-get install podman buildah podman-compose mmdebstrap uidmap ` +
         "slirp4netns catatonit runc netavark aardvark-dns (.ci/run does)";
     }

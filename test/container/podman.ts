@@ -22,7 +22,7 @@ import { freePort } from "../support/postgres.ts";
 
 const problem = containerHostProblem();
 if (problem) {
-  console.error(`\n*** test/container/podman_test.ts is SKIPPED on this machine: ${problem} ***\n`);
+  console.error(`\n*** test/container/podman.ts is SKIPPED on this machine: ${problem} ***\n`);
 }
 
 /** The first run builds the bases and the images: minutes, not the 5 s default of `bun test`. */
