@@ -102,7 +102,7 @@ async function runApply(planfile: string | undefined, options: ApplyOptions, out
       const repository = repositoryFor({ loaded, store }, name);
       await store.markRepositoryInitialized(name, repository.location(), (now ?? new Date()).toISOString());
     }
-    output.stdout(renderText(plan, colours(terminalColours())));
+    output.stdout(renderText(plan, colours(terminalColours()), loaded.displayTimeZone));
     const clock = createClock(now);
     // Notifications go out in the background while the backups run; a failing channel never fails the apply.
     sender = new OutboxSender(store, loaded, {

@@ -143,8 +143,8 @@ export async function run(options: PlanCommandOptions, output: Output): Promise<
   const rendered = format === "json"
     ? renderJson(plan)
     : format === "markdown"
-    ? renderMarkdown(plan)
-    : renderText(plan, colours(terminalColours()));
+    ? renderMarkdown(plan, loaded.displayTimeZone)
+    : renderText(plan, colours(terminalColours()), loaded.displayTimeZone);
   output.stdout(rendered);
   return options.detailedExitcode && plan.actions.length > 0 ? ExitCode.changes : ExitCode.ok;
 }

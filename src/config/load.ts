@@ -13,6 +13,7 @@ import {
 import { importConfigModule } from "../runtime/import-config.ts";
 import { parseDuration } from "./duration.ts";
 import { fingerprint } from "./fingerprint.ts";
+import { machineTimeZone } from "../plan/time.ts";
 import { cut } from "./issues.ts";
 import type { NormalizedConfig } from "./normalize.ts";
 import { redact, rememberEnvSecrets } from "./secrets.ts";
@@ -25,6 +26,11 @@ export interface LoadedConfig {
   dir: string;
   config: NormalizedConfig;
   fingerprint: string;
+  /**
+   * The time zone times are shown to people in: the config's top-level `timezone` when it names one, else the
+   * machine's (TZ). JSON and plan files stay UTC.
+   */
+  displayTimeZone?: string;
 }
 
 export interface LoadOptions {
@@ -74,7 +80,9 @@ export async function loadConfig(path: string, options: LoadOptions = {}): Promi
   }
   const config = validateConfig(value, file);
   rememberEnvSecrets(config);
-  return { file, dir: dirname(file), config, fingerprint: fingerprint(config) };
+  const declared = (value as { timezone?: unknown }).timezone;
+  const displayTimeZone = typeof declared === "string" ? config.timezone : machineTimeZone();
+  return { file, dir: dirname(file), config, fingerprint: fingerprint(config), displayTimeZone };
 }
 
 async function evaluate(file: string, fresh: boolean): Promise<unknown> {

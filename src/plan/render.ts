@@ -1,9 +1,10 @@
 /**
  * Renderings of a plan: text for terminals, JSON for machines and saved plans, markdown for pull requests.
- * The summary line's grammar is API: keep it stable.
+ * The summary line's grammar is API: keep it stable. JSON keeps times in UTC; text and markdown show them in a time
+ * zone with their offset (`2026-11-21 04:00:00+01:00`), the config's or the machine's (`displayTimeZone`).
  */
 import pc from "picocolors";
-import { humanDuration } from "./time.ts";
+import { humanDuration, localTime, localTimesIn } from "./time.ts";
 import type { Plan, PlanAction } from "./types.ts";
 
 const symbols: Record<PlanAction["type"], string> = {
@@ -84,6 +85,18 @@ export function describeAction(action: PlanAction): string {
   }
 }
 
+/** How many short snapshot ids a forget line lists per line below it. */
+const idsPerLine = 8;
+
+/** The short ids a forget will delete, a few per line: the text plan shows exactly what goes, as JSON does. */
+function snapshotIdLines(action: PlanAction): string[] {
+  if (action.type !== "forget" || !action.snapshots?.length) return [];
+  const short = action.snapshots.map((id) => id.slice(0, 8));
+  const lines: string[] = [];
+  for (let i = 0; i < short.length; i += idsPerLine) lines.push(short.slice(i, i + idsPerLine).join(" "));
+  return lines;
+}
+
 function groupOf(action: PlanAction): string {
   // Leftovers of dead processes and restic's locks belong to no project.
   if (action.recover === "leftover_files" || action.recover === "restic_unlock") return "Recovery";
@@ -91,12 +104,16 @@ function groupOf(action: PlanAction): string {
   return "Repositories";
 }
 
-export function renderText(plan: Plan, c: Colours = colours(false)): string {
+/**
+ * The text plan. Times (in reasons too) are shown in `timeZone` with their offset; the plan document keeps UTC.
+ */
+export function renderText(plan: Plan, c: Colours = colours(false), timeZone = "UTC"): string {
   const lines: string[] = [];
-  for (const warning of plan.warnings) lines.push(c.yellow(`! ${warning}`));
+  const local = (text: string) => localTimesIn(text, timeZone);
+  for (const warning of plan.warnings) lines.push(c.yellow(`! ${local(warning)}`));
   for (const overdue of plan.overdue) {
     lines.push(c.red(
-      `! project ${overdue.project} is overdue: last success ${overdue.last_success}, ` +
+      `! project ${overdue.project} is overdue: last success ${local(overdue.last_success)}, ` +
         `longer ago than its maxAge ${overdue.max_age}`,
     ));
   }
@@ -108,7 +125,7 @@ export function renderText(plan: Plan, c: Colours = colours(false)): string {
     const next = [...plan.next_due].sort((a, b) => a.at.localeCompare(b.at))[0];
     if (next) {
       const wait = humanDuration(Date.parse(next.at) - Date.parse(plan.now));
-      lines.push(`Next due: ${next.project} at ${next.at} (in ${wait}).`);
+      lines.push(`Next due: ${next.project} at ${localTime(new Date(next.at), timeZone)} (in ${wait}).`);
     }
   } else {
     const groups = new Map<string, PlanAction[]>();
@@ -121,7 +138,8 @@ export function renderText(plan: Plan, c: Colours = colours(false)): string {
       for (const action of actions) {
         const symbol = symbols[action.type];
         const paint = symbol === "+" ? c.green : symbol === "-" ? c.red : c.yellow;
-        lines.push(`  ${paint(`${symbol} ${describeAction(action)}`)}  ${c.dim(action.reason)}`);
+        lines.push(`  ${paint(`${symbol} ${describeAction(action)}`)}  ${c.dim(local(action.reason))}`);
+        for (const ids of snapshotIdLines(action)) lines.push(`      ${paint(ids)}`);
       }
       lines.push("");
     }
@@ -143,8 +161,12 @@ export function renderJson(plan: Plan): string {
 /** Pull-request comments are limited in size; keep a margin under GitHub's 65,536 characters. */
 export const markdownLimit = 60_000;
 
-/** A reviewer-first summary: status, summary line, deletion warning, actions by type, the full plan folded. */
-export function renderMarkdown(plan: Plan): string {
+/**
+ * A reviewer-first summary: status, summary line, every warning, actions by type, the full plan folded. Times are
+ * shown in `timeZone` with their offset.
+ */
+export function renderMarkdown(plan: Plan, timeZone = "UTC"): string {
+  const local = (text: string) => localTimesIn(text, timeZone);
   const banners = deletionBanners(plan);
   const destroys = plan.summary.forget > 0;
   const status = plan.actions.length === 0
@@ -156,15 +178,18 @@ export function renderMarkdown(plan: Plan): string {
     : "📋 Changes";
   const out: string[] = [`### backupctl plan: ${status}`, ""];
   out.push(plan.actions.length === 0 ? "No changes. Backups are up to date." : `**${summaryLine(plan)}**`, "");
-  if (banners.length > 0 || plan.overdue.length > 0) {
+  if (banners.length > 0 || plan.overdue.length > 0 || plan.warnings.length > 0) {
+    // At the top, not only inside the folded full plan: a reviewer must not have to unfold it to see them.
     out.push("> [!WARNING]");
     const warnings = [
       ...banners,
-      ...plan.overdue.map((o) => `project ${o.project} is overdue: last success ${o.last_success}`),
+      ...plan.overdue.map((o) => `project ${o.project} is overdue: last success ${local(o.last_success)}`),
+      ...plan.warnings.map((warning) => cell(local(warning))),
     ];
     out.push(...capped(warnings, (line) => `> - ${line}`, markdownLimit / 6, (n) => `> - … and ${n} more`));
     out.push("");
-  } else if (destroys) {
+  }
+  if (destroys && banners.length === 0) {
     const n = plan.summary.forget;
     out.push(`> [!NOTE]`, `> ${n} snapshot${n === 1 ? "" : "s"} will be forgotten by routine retention.`, "");
   }
@@ -177,7 +202,7 @@ export function renderMarkdown(plan: Plan): string {
     let length = out.reduce((n, line) => n + line.length + 1, 0);
     for (const a of actions) {
       // The tables get at most half of the comment; the folded full plan below lists everything.
-      const row = `| ${a.project ?? "—"} | ${cell(describeAction(a))} | ${cell(a.reason)} |`;
+      const row = `| ${a.project ?? "—"} | ${cell(describeAction(a))} | ${cell(local(a.reason))} |`;
       if (length + row.length > markdownLimit / 2) break;
       out.push(row);
       length += row.length + 1;
@@ -195,10 +220,10 @@ export function renderMarkdown(plan: Plan): string {
     out.push("");
   }
   const head = out.join("\n");
-  const footer = `\n<sub>now ${plan.now} · config ${
+  const footer = `\n<sub>now ${localTime(new Date(plan.now), timeZone)} · config ${
     plan.config_fingerprint.slice(0, 19)
   }… · state serial ${plan.state.serial}</sub>\n`;
-  const text = renderText(plan);
+  const text = renderText(plan, colours(false), timeZone);
   const room = markdownLimit - head.length - footer.length - 200;
   const body = text.length <= room ? text : `${text.slice(0, Math.max(0, room))}\n… (cut: the full plan is longer)\n`;
   const result = `${head}\n<details><summary>Full plan</summary>\n\n\`\`\`\n${body}\`\`\`\n\n</details>\n${footer}`;

@@ -1,9 +1,63 @@
-/** Time formatting shared by plan output and status: ISO-8601 UTC to the second, and short ages. */
+/**
+ * Time formatting shared by plan output, status, history and snapshots: ISO-8601 UTC to the second (JSON, plan files),
+ * times for people in a time zone with its UTC offset, and short durations.
+ */
 export function isoSeconds(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-/** "3d 4h", "2h 5m", "45s": the largest two units. */
+/** The machine's time zone (TZ, else the system's), "UTC" when the runtime cannot tell. */
+export function machineTimeZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let formatter = formatters.get(timeZone);
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+    });
+    formatters.set(timeZone, formatter);
+  }
+  return formatter;
+}
+
+/**
+ * A time for people: `2026-12-07 03:00:00+01:00`, the wall-clock time in `timeZone` (IANA) and its offset from UTC,
+ * to the second. Unambiguous across DST changes (the offset tells the two 02:30s of a fall-back night apart).
+ */
+export function localTime(date: Date, timeZone: string): string {
+  const at = Math.floor(date.getTime() / 1000) * 1000;
+  const parts: Record<string, string> = {};
+  for (const part of formatterFor(timeZone).formatToParts(new Date(at))) parts[part.type] = part.value;
+  const [year, month, day, hour, minute, second] = ["year", "month", "day", "hour", "minute", "second"]
+    .map((type) => Number(parts[type]));
+  const offsetMinutes = Math.round((Date.UTC(year, month - 1, day, hour, minute, second) - at) / 60_000);
+  const sign = offsetMinutes < 0 ? "-" : "+";
+  const abs = Math.abs(offsetMinutes);
+  const pad = (n: number, width = 2) => String(n).padStart(width, "0");
+  return `${pad(year, 4)}-${pad(month)}-${pad(day)} ${pad(hour)}:${pad(minute)}:${pad(second)}` +
+    `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+}
+
+/** ISO-8601 UTC times to the second (`2026-11-21T03:00:00Z`, as plan reasons carry them) written in `timeZone`. */
+export function localTimesIn(text: string, timeZone: string): string {
+  return text.replace(/\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3})?Z\b/g, (iso) => localTime(new Date(iso), timeZone));
+}
+
+/**
+ * "3d 4h", "23h 0m", "2m 5s", "45s": the largest unit and the next one (even when it is zero: "23h 30s" would read as
+ * 23 hours and 30 seconds being all there is).
+ */
 export function humanDuration(ms: number): string {
   const abs = Math.abs(ms);
   if (abs < 1000) return `${Math.round(abs)}ms`;
@@ -12,7 +66,7 @@ export function humanDuration(ms: number): string {
   let rest = abs;
   for (const [unit, size] of units) {
     const n = Math.floor(rest / size);
-    if (n > 0 || (parts.length === 0 && unit === "s")) parts.push(`${n}${unit}`);
+    if (n > 0 || parts.length > 0) parts.push(`${n}${unit}`);
     rest -= n * size;
     if (parts.length === 2) break;
   }

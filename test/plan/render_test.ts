@@ -11,6 +11,7 @@ import {
   colours,
   deletionBanners,
   markdownLimit,
+  renderJson,
   renderMarkdown,
   renderText,
   summaryLine,
@@ -119,20 +120,24 @@ function fullPlan(): Plan {
 
 const FULL_TEXT = [
   "! project old is disabled (enabled: false): nothing is planned for it",
-  "! project blog is overdue: last success 2026-11-18T03:00:12Z, longer ago than its maxAge 2d",
+  "! project blog is overdue: last success 2026-11-18 03:00:12+00:00, longer ago than its maxAge 2d",
   "! 23 snapshots of shop/db in offsite would be forgotten because retention changed (daily 30 → 7)",
   "",
   "Project shop:",
-  "  + backup db → local  due since 2026-11-21T03:00:00Z (0 3 * * *)",
+  "  + backup db → local  due since 2026-11-21 03:00:00+00:00 (0 3 * * *)",
   "  - forget 23 snapshots of db in offsite (needs approval)  retention daily 7 keeps 7 of 30 snapshots",
+  "      4f2c0000 4f2c0001 4f2c0002 4f2c0003 4f2c0004 4f2c0005 4f2c0006 4f2c0007",
+  "      4f2c0008 4f2c0009 4f2c0010 4f2c0011 4f2c0012 4f2c0013 4f2c0014 4f2c0015",
+  "      4f2c0016 4f2c0017 4f2c0018 4f2c0019 4f2c0020 4f2c0021 4f2c0022",
   "  ~ verify shop (restore drill from local)  never restored in a drill",
   "",
   "Project blog:",
   "  - forget 3 snapshots of blog in local  retention last 2 keeps 2 of 5 snapshots",
+  "      b10b0000 b10b0001 b10b0002",
   "",
   "Repositories:",
   "  ~ prune offsite  after forgetting 23 snapshots",
-  "  ~ check local  last check 2026-11-13T10:00:00Z (8d ago), every 7d, reading 5% of the data",
+  "  ~ check local  last check 2026-11-13 10:00:00+00:00 (8d ago), every 7d, reading 5% of the data",
   "",
   "Not managed (reported, never deleted):",
   "  ? legacy: no longer declared; its 12 snapshots are kept, never deleted automatically",
@@ -184,16 +189,45 @@ describe("renderText", () => {
     assert.equal(
       renderText(result, colours(false)),
       [
-        "! project blog is overdue: last success 2026-11-18T03:00:12Z, longer ago than its maxAge 2d",
+        "! project blog is overdue: last success 2026-11-18 03:00:12+00:00, longer ago than its maxAge 2d",
         "",
         "No changes. Backups are up to date.",
-        "Next due: blog at 2026-11-21T11:00:00Z (in 1h).",
+        "Next due: blog at 2026-11-21 11:00:00+00:00 (in 1h 0m).",
         "",
         "Not managed (reported, never deleted):",
         "  ? legacy: no longer declared; its 12 snapshots are kept, never deleted automatically",
         "",
       ].join("\n"),
     );
+  });
+
+  it("names the snapshot ids each forget deletes, eight short ids a line under it", () => {
+    const long = { ...routineForget, snapshots: ["b10b0000" + "f".repeat(56), "b10b0001" + "e".repeat(56)] };
+    const lines = renderText(makePlan([long]), colours(false)).split("\n");
+    const at = lines.indexOf("  - forget 2 snapshots of blog in local  retention last 2 keeps 2 of 5 snapshots");
+    assert.ok(at >= 0, lines.join("\n"));
+    assert.equal(lines[at + 1], "      b10b0000 b10b0001");
+  });
+
+  it("shows times in the given time zone with their offset, across a DST change, and leaves JSON in UTC", () => {
+    const winter = makePlan([backup], { overdue: [overdue] });
+    const text = renderText(winter, colours(false), "Europe/Berlin");
+    assert.ok(text.includes("  + backup db → local  due since 2026-11-21 04:00:00+01:00 (0 3 * * *)\n"), text);
+    assert.ok(text.includes("last success 2026-11-18 04:00:12+01:00, longer ago"), text);
+    const summer = makePlan([], {
+      now: "2026-07-01T10:00:00Z",
+      next_due: [{ project: "shop", at: "2026-07-02T01:00:00Z" }],
+    });
+    assert.ok(
+      renderText(summer, colours(false), "Europe/Berlin").includes(
+        "Next due: shop at 2026-07-02 03:00:00+02:00 (in 15h 0m).",
+      ),
+    );
+    const markdown = renderMarkdown(winter, "America/New_York");
+    assert.ok(markdown.includes("| due since 2026-11-20 22:00:00-05:00 (0 3 * * *) |"), markdown);
+    assert.ok(markdown.includes("<sub>now 2026-11-21 05:00:00-05:00 · config"), markdown);
+    assert.ok(!renderJson(winter).includes("+01:00"));
+    assert.ok(renderJson(winter).includes('"reason": "due since 2026-11-21T03:00:00Z (0 3 * * *)"'));
   });
 
   it("has no ANSI codes with colours off, and the same text wrapped in ANSI codes with colours on", () => {
@@ -238,12 +272,12 @@ describe("renderMarkdown", () => {
         "",
         "```",
         "No changes. Backups are up to date.",
-        "Next due: blog at 2026-11-21T11:00:00Z (in 1h).",
+        "Next due: blog at 2026-11-21 11:00:00+00:00 (in 1h 0m).",
         "```",
         "",
         "</details>",
         "",
-        "<sub>now 2026-11-21T10:00:00Z · config sha256:abababababab… · state serial 7</sub>",
+        "<sub>now 2026-11-21 10:00:00+00:00 · config sha256:abababababab… · state serial 7</sub>",
         "",
       ].join("\n"),
     );
@@ -255,13 +289,23 @@ describe("renderMarkdown", () => {
     assert.equal(lines[2], "**Plan: 1 to back up, 0 to copy, 0 to initialize, 26 snapshots to forget, 2 checks.**");
     const start = lines.indexOf("> [!WARNING]");
     assert.equal(start, 4);
-    assert.deepEqual(lines.slice(start, start + 4), [
+    assert.deepEqual(lines.slice(start, start + 5), [
       "> [!WARNING]",
       "> - 23 snapshots of shop/db in offsite would be forgotten because retention changed (daily 30 → 7)",
-      "> - project blog is overdue: last success 2026-11-18T03:00:12Z",
+      "> - project blog is overdue: last success 2026-11-18 03:00:12+00:00",
+      "> - project old is disabled (enabled: false): nothing is planned for it",
       "",
     ]);
     assert.ok(!markdown.includes("[!NOTE]"));
+  });
+
+  it("puts the plan's warnings at the top, not only inside the folded full plan", () => {
+    const markdown = renderMarkdown(
+      makePlan([backup, routineForget], { warnings: ["repository offsite cannot be opened: wrong password"] }),
+    );
+    const warning = markdown.indexOf("> [!WARNING]\n> - repository offsite cannot be opened: wrong password\n");
+    assert.ok(warning > 0 && warning < markdown.indexOf("<details>"), markdown);
+    assert.ok(markdown.includes("> [!NOTE]\n> 3 snapshots will be forgotten by routine retention.\n"), markdown);
   });
 
   it("notes routine deletions when none needs approval", () => {
@@ -273,7 +317,7 @@ describe("renderMarkdown", () => {
   it("warns about an overdue project even without changes", () => {
     const markdown = renderMarkdown(makePlan([], { overdue: [overdue] }));
     assert.ok(
-      markdown.includes("> [!WARNING]\n> - project blog is overdue: last success 2026-11-18T03:00:12Z\n"),
+      markdown.includes("> [!WARNING]\n> - project blog is overdue: last success 2026-11-18 03:00:12+00:00\n"),
       markdown,
     );
   });
@@ -302,7 +346,7 @@ describe("renderMarkdown", () => {
       [
         "| project | action | reason |",
         "| --- | --- | --- |",
-        "| shop | backup db → local | due since 2026-11-21T03:00:00Z (0 3 * * *) |",
+        "| shop | backup db → local | due since 2026-11-21 03:00:00+00:00 (0 3 * * *) |",
         "| shop | backup a\\|b → local | due \\| now |",
       ].join("\n"),
     );
@@ -334,7 +378,7 @@ describe("renderMarkdown", () => {
     assert.ok(
       markdown.endsWith(
         "<details><summary>Full plan</summary>\n\n```\n" + FULL_TEXT + "```\n\n</details>\n\n" +
-          "<sub>now 2026-11-21T10:00:00Z · config sha256:abababababab… · state serial 7</sub>\n",
+          "<sub>now 2026-11-21 10:00:00+00:00 · config sha256:abababababab… · state serial 7</sub>\n",
       ),
       markdown,
     );

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { humanDuration, isoSeconds } from "../../src/plan/time.ts";
+import { humanDuration, isoSeconds, localTime, localTimesIn } from "../../src/plan/time.ts";
 
 describe("time formatting", () => {
-  it("shows durations with their two largest units, milliseconds under a second", () => {
+  it("shows durations with their largest unit and the next one, milliseconds under a second", () => {
     assert.equal(humanDuration(0), "0ms");
     assert.equal(humanDuration(640), "640ms");
     assert.equal(humanDuration(45_000), "45s");
@@ -12,7 +12,34 @@ describe("time formatting", () => {
     assert.equal(humanDuration(-90_000), "1m 30s");
   });
 
+  it("never skips a zero unit in the middle: 23 h 0 m 30 s is 23h 0m, not 23h 30s", () => {
+    assert.equal(humanDuration(23 * 3_600_000 + 30_000), "23h 0m");
+    assert.equal(humanDuration(2 * 86_400_000 + 59_000), "2d 0h");
+    assert.equal(humanDuration(3_600_000), "1h 0m");
+    assert.equal(humanDuration(60_000 + 999), "1m 0s");
+  });
+
   it("prints ISO-8601 UTC to the second", () => {
     assert.equal(isoSeconds(new Date("2026-11-21T03:00:00.123Z")), "2026-11-21T03:00:00Z");
+  });
+
+  it("prints a time in a zone with its offset, across DST changes", () => {
+    // Europe/Berlin: CET (+01:00) in winter, CEST (+02:00) from the last Sunday of March, 02:00 local.
+    assert.equal(localTime(new Date("2026-12-07T02:00:00Z"), "Europe/Berlin"), "2026-12-07 03:00:00+01:00");
+    assert.equal(localTime(new Date("2026-03-29T00:59:59Z"), "Europe/Berlin"), "2026-03-29 01:59:59+01:00");
+    assert.equal(localTime(new Date("2026-03-29T01:00:00Z"), "Europe/Berlin"), "2026-03-29 03:00:00+02:00");
+    // The fall-back night has two 02:30s; the offset tells them apart.
+    assert.equal(localTime(new Date("2026-10-25T00:30:00Z"), "Europe/Berlin"), "2026-10-25 02:30:00+02:00");
+    assert.equal(localTime(new Date("2026-10-25T01:30:00Z"), "Europe/Berlin"), "2026-10-25 02:30:00+01:00");
+    assert.equal(localTime(new Date("2026-03-05T12:00:00.999Z"), "America/St_Johns"), "2026-03-05 08:30:00-03:30");
+    assert.equal(localTime(new Date("2026-11-21T00:00:00Z"), "UTC"), "2026-11-21 00:00:00+00:00");
+    assert.equal(localTime(new Date("2026-12-31T23:30:00Z"), "Asia/Kolkata"), "2027-01-01 05:00:00+05:30");
+  });
+
+  it("rewrites the ISO UTC times in a text, and only those", () => {
+    assert.equal(
+      localTimesIn("due since 2026-11-21T03:00:00Z (0 3 * * *), run 20261121T030000Z-abc", "Europe/Berlin"),
+      "due since 2026-11-21 04:00:00+01:00 (0 3 * * *), run 20261121T030000Z-abc",
+    );
   });
 });

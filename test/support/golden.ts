@@ -27,5 +27,5 @@ export async function goldenPlans(): Promise<Record<string, string>> {
     generatedAt: new Date("2026-11-21T10:00:00Z"),
     planId: "00000000-0000-4000-8000-000000000001",
   });
-  return { "demo.plan.json": renderJson(demo), "demo.plan.md": renderMarkdown(demo) };
+  return { "demo.plan.json": renderJson(demo), "demo.plan.md": renderMarkdown(demo, loaded.displayTimeZone) };
 }
