@@ -15,12 +15,12 @@ import {
   folderConflicts,
   locate,
   type Located,
-  manualCommands,
   type RestoreContext,
   restoreToFolder,
   sourcesOf,
   streamDump,
 } from "../restore/restore.ts";
+import { manualCommands } from "../restore/manual-commands.ts";
 import { type DatabaseTarget, existingTables, parseTargetUrl, restoreSink, sameDatabase } from "../restore/targets.ts";
 import type { StateStore } from "../state/store.ts";
 import { fromInvocationDir, type GlobalOptions, load, openStore, type Output } from "./context.ts";
@@ -49,8 +49,16 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .option("--repository <name>", "restore from this repository (default: the project's first)")
     .option("--to <dir>", "write dumps as files (decrypted) and restore files sources under this folder")
     .option("--into-database", "stream the dump into a database: --target-db, else the project's verify.into")
-    .option("--target-db <url>", "postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB or sqlite:PATH")
-    .option("--print-commands", "print the commands of a manual restore (alone, or before the restore)")
+    .option(
+      "--target-db <url>",
+      "postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB or sqlite:PATH (with --print-commands: where the " +
+        "printed commands restore; default: the source's own database)",
+    )
+    .option(
+      "--print-commands",
+      "print the commands of a manual restore, secrets read from where the config keeps them (alone, or before the " +
+        "restore)",
+    )
     .option(
       "--force",
       "restore into a target that holds data: an existing file, a non-empty or symlinked --to folder, a database " +
@@ -73,7 +81,9 @@ export async function run(projectName: string, options: Options, output: Output)
   if (targets === 0 && !options.printCommands) {
     throw new UsageError("say where to restore: --to DIR, --into-database [--target-db URL], or --print-commands");
   }
-  if (options.targetDb && !options.intoDatabase) throw new UsageError("--target-db goes with --into-database");
+  if (options.targetDb && !options.intoDatabase && !options.printCommands) {
+    throw new UsageError("--target-db goes with --into-database or --print-commands");
+  }
   const loaded = await load(options);
   const project = loaded.config.projects[projectName];
   if (!project) {
@@ -115,6 +125,7 @@ export async function run(projectName: string, options: Options, output: Output)
       }
       return await intoDatabase(project, databases[0], repository, options, ctx, output);
     }
+    const printTarget = options.targetDb ? targetFromUrl(options.targetDb) : undefined;
     const chosen: Located[] = [];
     for (const source of sources) chosen.push(await locate(ctx, project, source, repository, options.snapshot));
     const dir = options.to === undefined ? undefined : fromInvocationDir(options.to);
@@ -132,7 +143,7 @@ export async function run(projectName: string, options: Options, output: Output)
       const source = located.source;
       if (options.printCommands) {
         output.stdout(`# ${projectName}/${source.name}, snapshot ${located.snapshot.short_id} in ${repository}\n`);
-        output.stdout(`${manualCommands(located, ctx).join("\n")}\n`);
+        output.stdout(`${printed(located, ctx, printTarget).join("\n")}\n`);
       }
       if (dir === undefined) continue;
       const done = await audited(
@@ -163,11 +174,8 @@ async function intoDatabase(
   output: Output,
 ): Promise<number> {
   let target: DatabaseTarget;
-  if (options.targetDb) {
-    target = parseTargetUrl(options.targetDb);
-    // Like --to, a relative sqlite:PATH on the command line starts where backupctl was run, not at the config.
-    if (target.type === "sqlite") target = { ...target, path: fromInvocationDir(target.path) };
-  } else if (project.verify?.into) target = project.verify.into;
+  if (options.targetDb) target = targetFromUrl(options.targetDb);
+  else if (project.verify?.into) target = project.verify.into;
   else {
     throw new UsageError(
       `--into-database needs a target: --target-db URL, or a scratch database in project ${project.name}'s verify.into`,
@@ -194,7 +202,7 @@ async function intoDatabase(
       );
     }
   }
-  if (options.printCommands) output.stdout(`${manualCommands(located, ctx).join("\n")}\n`);
+  if (options.printCommands) output.stdout(`${printed(located, ctx, target).join("\n")}\n`);
   const outcome = await audited(ctx.store, located, "into a database", async () => {
     return await streamDump(located, { sink: restoreSink(target, located.format!, context) }, ctx);
   }, output);
@@ -204,6 +212,16 @@ async function intoDatabase(
       `${humanDuration(outcome.durationMs)}\n`,
   );
   return ExitCode.ok;
+}
+
+function targetFromUrl(url: string): DatabaseTarget {
+  const target = parseTargetUrl(url);
+  // Like --to, a relative sqlite:PATH on the command line starts where backupctl was run, not at the config.
+  return target.type === "sqlite" ? { ...target, path: fromInvocationDir(target.path) } : target;
+}
+
+function printed(located: Located, ctx: RestoreContext, target: DatabaseTarget | undefined): string[] {
+  return manualCommands(located, ctx.repositoryFor(located.repository), ctx.loaded.dir, target);
 }
 
 function describeTarget(target: DatabaseTarget): string {

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { BackupctlError } from "../errors.ts";
 import { secretForms } from "./secret-forms.ts";
-import type { MaybeSecret, SecretRef } from "./types.ts";
+import type { FileSecret, MaybeSecret, SecretRef } from "./types.ts";
 
 export class SecretError extends BackupctlError {
   constructor(message: string) {
@@ -31,6 +31,22 @@ export function isSecretRef(value: unknown): value is SecretRef {
 /** How a reference is shown: by name, never by value. */
 export function describeSecret(ref: SecretRef): string {
   return ref.secret === "env" ? `env("${ref.name}")` : `file("${ref.path}")`;
+}
+
+/** The absolute path of a file() secret. */
+export function secretPath(ref: FileSecret, configDir: string): string {
+  return isAbsolute(ref.path) ? ref.path : resolve(configDir, ref.path);
+}
+
+/**
+ * A secret as a shell word that reads it where the config does, for printed commands (never its value): a variable's
+ * `"${NAME:?…}"` (failing when unset), a file's `"$(cat PATH)"`.
+ */
+export function shellSecret(ref: SecretRef, configDir: string): string {
+  if (ref.secret === "env") return `"\${${ref.name}:?set ${ref.name} first}"`;
+  const path = secretPath(ref, configDir);
+  const word = /^[A-Za-z0-9_@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", `'"'"'`)}'`;
+  return `"$(cat ${word})"`;
 }
 
 /** Reads a secret, or throws naming the reference (never a value) and how to provide it. */
@@ -58,7 +74,7 @@ export function readSecret(ref: SecretRef, configDir: string): string | undefine
     secretVariables.add(ref.name);
     value = process.env[ref.name];
   } else {
-    const path = isAbsolute(ref.path) ? ref.path : resolve(configDir, ref.path);
+    const path = secretPath(ref, configDir);
     try {
       value = readFileSync(path, "utf8").replace(/\r?\n$/, "");
     } catch {

@@ -11,11 +11,19 @@ import { classifyResticFailure, ResticError, type ResticFailureKind } from "./re
 import { trackChild } from "../runtime/shutdown.ts";
 import { gateArgv } from "../exec/fifo.ts";
 import { judgeLock, type LockVerdict, parseLock, type ResticLock } from "./restic-locks.ts";
-import { describeSecret, redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
+import {
+  collectSecretRefs,
+  describeSecret,
+  redact,
+  resolveMaybeSecret,
+  resolveSecret,
+  secretPath,
+  shellSecret,
+} from "../config/secrets.ts";
 import type { ResticRepository } from "../config/types.ts";
 import { run, type RunOptions, type RunResult, start } from "../exec/run.ts";
 import { childEnvironment } from "../exec/child-env.ts";
-import { openSsh, type SshRepository, type SshSession } from "./ssh.ts";
+import { openSsh, parseSftpUrl, type SshRepository, type SshSession } from "./ssh.ts";
 
 /** A snapshot as `restic snapshots --json` lists it. */
 export interface ResticSnapshot {
@@ -430,12 +438,101 @@ export class Restic {
     if (result.code !== 0) throw this.failure("restore", result);
   }
 
-  /** The shell commands of a manual restore, with the repository's secrets left to the environment (for --print-commands). */
+  /**
+   * The shell lines that set this repository up for a manual restic (for --print-commands): RESTIC_REPOSITORY, the
+   * password and the repository's env, each secret named by where it is (`RESTIC_PASSWORD_FILE=PATH`, a variable's
+   * `"$NAME"`), never by its value; an sftp repository's ssh settings become an ssh-agent and a known_hosts file.
+   * Use the `restic` words of {@link manualRestic} in the commands that follow.
+   */
   manualEnvironment(): string[] {
-    const lines = [`export RESTIC_REPOSITORY=${shellWord(this.location())}`];
-    lines.push(`export RESTIC_PASSWORD=…   # ${describePassword(this.spec)}`);
-    for (const key of Object.keys(this.spec.env ?? {})) lines.push(`export ${key}=…   # from the config`);
+    const lines: string[] = [];
+    const referenced = new Set(
+      collectSecretRefs(this.spec).flatMap(({ ref }) => ref.secret === "env" ? [ref.name] : []),
+    );
+    const set = new Set<string>();
+    const url = this.spec.url;
+    if (typeof url !== "string") {
+      if (url.secret === "env") lines.push(`export RESTIC_REPOSITORY=${shellSecret(url, this.configDir)}`);
+      else lines.push(`export RESTIC_REPOSITORY_FILE=${shellWord(secretPath(url, this.configDir))}`);
+      set.add(url.secret === "env" ? "RESTIC_REPOSITORY" : "RESTIC_REPOSITORY_FILE");
+    } else {
+      const plain = this.url();
+      const credentials = /^([a-z][a-z0-9+.-]*:(?:[a-z][a-z0-9+.-]*:)?\/\/[^/\s:@]+:)([^@\s/]+)(@.*)$/i.exec(plain);
+      if (credentials) {
+        // The password is written in the config itself: the operator sets it by hand rather than see it printed.
+        lines.push(
+          "# The url's password is written in the config (better: make the url an env() secret); set",
+          "# RESTIC_URL_PASSWORD to it, URL-encoded:",
+          `export RESTIC_REPOSITORY=${
+            shellWord(credentials[1])
+          }"\${RESTIC_URL_PASSWORD:?set RESTIC_URL_PASSWORD first}"${shellWord(credentials[3])}`,
+        );
+      } else lines.push(`export RESTIC_REPOSITORY=${shellWord(plain)}`);
+      set.add("RESTIC_REPOSITORY");
+    }
+    const password = this.spec.password;
+    if (password.secret === "file") {
+      lines.push(`export RESTIC_PASSWORD_FILE=${shellWord(secretPath(password, this.configDir))}`);
+      set.add("RESTIC_PASSWORD_FILE");
+    } else {
+      lines.push(`export RESTIC_PASSWORD=${shellSecret(password, this.configDir)}`);
+      set.add("RESTIC_PASSWORD");
+    }
+    for (const [key, value] of Object.entries(this.spec.env ?? {})) {
+      lines.push(`export ${key}=${typeof value === "string" ? shellWord(value) : shellSecret(value, this.configDir)}`);
+      set.add(key);
+    }
+    // A variable of the operator's shell must not pick another repository or password than these.
+    const stray = [...inheritedResticVariables, "RESTIC_PASSWORD"].filter((key) =>
+      !set.has(key) && !referenced.has(key)
+    );
+    lines.unshift(`unset ${stray.join(" ")}`);
+    const ssh = this.spec.ssh;
+    if (ssh && this.spec.options?.["sftp.command"] === undefined) {
+      const passphrase = ssh.passphrase
+        ? `   # ssh-add asks for its passphrase: ${describeSecret(ssh.passphrase)}`
+        : "";
+      if (ssh.key.secret === "env") {
+        // A key in a variable goes to an ssh-agent of its own, never into a file.
+        lines.push("# ssh logs in to the sftp server with the repository's key, held by an ssh-agent of its own:");
+        lines.push('eval "$(ssh-agent -s)" >/dev/null');
+        lines.push(`printf '%s\\n' ${shellSecret(ssh.key, this.configDir)} | ssh-add -q -${passphrase}`);
+      } else if (passphrase) lines.push(`# ssh asks for the key's passphrase: ${describeSecret(ssh.passphrase!)}`);
+      if (ssh.knownHosts !== undefined) {
+        lines.push(
+          `printf '%s\\n' ${[ssh.knownHosts].flat().map(shellWord).join(" ")} > ${shellWord(this.knownHostsFile())}`,
+        );
+      }
+    }
     return lines;
+  }
+
+  /** `restic` and this repository's options (`-o key=value`, an sftp.command for its ssh settings), as shell words. */
+  manualRestic(): string {
+    const options: Record<string, string> = { ...(this.spec.options ?? {}) };
+    const ssh = this.spec.ssh;
+    const target = ssh && typeof this.spec.url === "string" ? parseSftpUrl(this.url()) : undefined;
+    if (ssh && target && options["sftp.command"] === undefined) {
+      const command = [
+        "ssh",
+        ...(ssh.key.secret === "file" ? [`-i ${secretPath(ssh.key, this.configDir)}`, "-o IdentitiesOnly=yes"] : []),
+        "-o PasswordAuthentication=no",
+        `-o StrictHostKeyChecking=${ssh.hostKeyChecking ?? "yes"}`,
+        ...(ssh.knownHosts === undefined ? [] : [`-o UserKnownHostsFile=${this.knownHostsFile()}`]),
+        ...(target.port === undefined ? [] : [`-p ${target.port}`]),
+        ...(target.user === undefined ? [] : [`-l ${target.user}`]),
+        target.host,
+        "-s sftp",
+      ].join(" ");
+      options["sftp.command"] = command;
+    }
+    return ["restic", ...Object.entries(options).map(([key, value]) => `-o ${shellWord(`${key}=${value}`)}`)].join(
+      " ",
+    );
+  }
+
+  private knownHostsFile(): string {
+    return `known_hosts-${this.name.replace(/[^A-Za-z0-9_.-]/g, "_")}`;
   }
 
   private backupArgs(options: BackupOptions): string[] {

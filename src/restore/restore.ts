@@ -30,7 +30,7 @@ import { FifoFolder, parseTap, stopAndWait, tapArgv } from "../exec/fifo.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import { isoSeconds } from "../plan/time.ts";
 import { isUsable } from "../plan/types.ts";
-import { type Restic, shellWord } from "../repository/restic.ts";
+import type { Restic } from "../repository/restic.ts";
 import type { SnapshotTable } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
 import { type DumpFormat, dumpFormat, type RestoreSink } from "./targets.ts";
@@ -400,45 +400,4 @@ export async function restoreToFolder(
   const { bytes } = await streamDump(located, { file: partial }, ctx);
   renameSync(partial, file);
   return { path: file, bytes };
-}
-
-/** The shell commands of a manual restore of `located` (secrets named, not shown). */
-export function manualCommands(located: Located, ctx: RestoreContext): string[] {
-  const repository = ctx.repositoryFor(located.repository);
-  const id = located.snapshot.short_id;
-  const lines = ["# The repository (secrets from where the config takes them):", ...repository.manualEnvironment()];
-  if (located.source.type === "files") {
-    lines.push("# Restore the files under ./restore (restic keeps their absolute paths below it):");
-    lines.push(`restic restore ${id} --target ./restore`);
-    return lines;
-  }
-  const file = restoredName(located);
-  const decrypt = !located.encrypted
-    ? ""
-    : located.encrypted === ".gpg"
-    ? " | gpg --decrypt"
-    : " | age --decrypt -i IDENTITY_FILE";
-  if (located.encrypted === ".gpg") lines.push("# gpg needs the project's private key imported into your keyring.");
-  const dump = `restic dump ${id} ${shellWord(located.dumpPath!)}${decrypt}`;
-  lines.push("# The dump as a file:", `${dump} > ${shellWord(file)}`);
-  const into: Record<DumpFormat, string> = {
-    pg_custom: "pg_restore --no-owner --no-privileges --exit-on-error --dbname=TARGET_DB",
-    pg_sql: "psql --set=ON_ERROR_STOP=1 --dbname=TARGET_DB",
-    mysql_sql: "mariadb TARGET_DB",
-    sqlite_sql: "sqlite3 NEW_FILE.db",
-  };
-  const reader = located.format
-    ? into[located.format]
-    : located.source.type === "mongodb"
-    ? "mongorestore --archive --uri=TARGET_URI"
-    : undefined;
-  if (reader) lines.push("# Or straight into a database:", `${dump} | ${reader}`);
-  else {
-    // A command() source: what reads its dump is known to whoever wrote its `run`, not to backupctl.
-    lines.push(
-      `# ${located.source.name} is a command() source: load ${file} with the program that reads what its \`run\` ` +
-        `writes, or pipe \`${dump}\` into it.`,
-    );
-  }
-  return lines;
 }

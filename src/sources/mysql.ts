@@ -101,7 +101,8 @@ function program(mariadb: string, mysql: string): string {
   return chosen.get(mariadb)!;
 }
 
-const clientProgram = () => program("mariadb", "mysql");
+/** The client program that reads a dump: `mariadb`, or `mysql` where MariaDB's client is not installed. */
+export const clientProgram = () => program("mariadb", "mysql");
 const dumpProgram = () => program("mariadb-dump", "mysqldump");
 
 /**
