@@ -2,6 +2,7 @@
 import { Command, Option } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import type { Output } from "./output.ts";
+import { versionLine } from "./version.ts";
 
 /** One module per command, imported only when that command runs (start-up loads nothing it does not need). */
 type CommandDefinition = { define(program: Command, output: Output, done: (code: number) => void): void };
@@ -67,7 +68,7 @@ export async function buildProgram(
 ): Promise<Command> {
   const program = new Command("backupctl")
     .description("Backup-as-code: plan and apply database and file backups into restic repositories")
-    .version(version, "-V, --version", "print the version")
+    .version(versionLine(), "-V, --version", "print the version, git revision and runtime")
     .addOption(new Option("-c, --config <path>", "config file (default ./backup.config.ts)").env("BACKUPCTL_CONFIG"))
     .addOption(
       new Option("--state-dir <dir>", "state folder (default <config dir>/.backupctl)").env("BACKUPCTL_STATE_DIR"),

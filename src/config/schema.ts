@@ -47,6 +47,37 @@ function integer(message: (input: unknown) => string, min: number, max = Number.
 
 const port = integer((input) => `expected an integer 1–65535, got ${describeValue(input)}`, 1, 65535);
 
+/**
+ * Why `text` is not a server host (a name, an IPv4 or IPv6 address, or a socket folder starting with "/"), with the
+ * fix; undefined when it is one. "db:5432" passed as a host would otherwise validate and fail only at apply, when
+ * the name "db:5432" does not resolve.
+ */
+export function hostProblem(text: string): string | undefined {
+  if (text.startsWith("/")) return undefined;
+  const shown = describeValue(text);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+    return `${shown} is a URL: give only the host name, e.g. host: "db.internal", and the port in port`;
+  }
+  const withPort = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
+  if (withPort) {
+    return `${shown} includes a port: write host: ${JSON.stringify(withPort[1])} and port: ${Number(withPort[2])}`;
+  }
+  if (/^\[[^\]]+\]$/.test(text)) return `${shown}: write the IPv6 address without brackets`;
+  const name = /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$/;
+  const ipv6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9_.-]+)?$/;
+  if (text.length <= 253 && (name.test(text) || (text.split(":").length > 2 && ipv6.test(text)))) return undefined;
+  return `${shown} is not a host name or address: letters, digits, '.', '-' and '_', an IPv4 or IPv6 address, ` +
+    "or a socket folder starting with /";
+}
+
+const host = nonEmpty.superRefine((text, ctx) => {
+  const problem = hostProblem(text);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+}).meta({
+  title: "host",
+  description: 'A host name or an IP address, without a port (that goes in `port`): `"db.internal"`, `"10.0.0.5"`',
+});
+
 const positiveCount = (what: string) =>
   integer((input) => `expected ${what} (an integer ≥ 0), got ${describeValue(input)}`, 0);
 
@@ -162,7 +193,7 @@ const databaseName = nonEmpty;
 const postgresSchema = strict({
   type: z.literal("postgres"),
   ...dumpCommon,
-  host: nonEmpty.optional().describe("Server host (default: libpq's, `PGHOST`, else the local socket)"),
+  host: host.optional().describe("Server host (default: libpq's, `PGHOST`, else the local socket)"),
   port: port.optional().describe("Server port (default: libpq's, `PGPORT`, else 5432)"),
   database: databaseName.describe("The database to dump (also the default source name)"),
   user: nonEmpty.optional().describe("User name (default: libpq's, `PGUSER`, else the OS user name)"),
@@ -178,7 +209,7 @@ const postgresSchema = strict({
 const mysqlSchema = strict({
   type: z.literal("mysql"),
   ...dumpCommon,
-  host: nonEmpty.optional().describe("Server host (default: the client's, the local socket)"),
+  host: host.optional().describe("Server host (default: the client's, the local socket)"),
   port: port.optional().describe("Server port; setting it forces `--protocol=TCP`"),
   database: databaseName.describe("The database to dump (also the default source name)"),
   user: nonEmpty.optional().describe("User name (default: the client's option files)"),
@@ -197,7 +228,7 @@ const mongodbSchema = strict({
     "A full connection string; it may embed credentials, so it may be a secret reference. With it, `host` and " +
       "`port` are left out",
   ),
-  host: nonEmpty.optional().describe("Server host"),
+  host: host.optional().describe("Server host"),
   port: port.optional().describe("Server port"),
   database: nonEmpty.optional().describe("The database to dump (default: every database the user can read)"),
   user: nonEmpty.optional().describe("User name"),
@@ -365,7 +396,7 @@ const notifierSchema = z.discriminatedUnion("type", [
   strict({
     type: z.literal("email"),
     smtp: strict({
-      host: nonEmpty.describe("The SMTP server's host"),
+      host: host.describe("The SMTP server's host"),
       port: port.optional().describe("The SMTP server's port (default 465 when `secure`, else 587)"),
       secure: z.boolean().optional().describe(
         "TLS from the first byte (port 465); otherwise STARTTLS is used when the server offers it",

@@ -361,6 +361,45 @@ const cases: Case[] = [
     messageIncludes: "required",
   },
   {
+    name: "postgres host with a port",
+    config: withSources({ type: "postgres", database: "shop", host: "127.0.0.1:31025" }),
+    path: "projects.shop.sources[0].host",
+    messageIncludes: '"127.0.0.1:31025" includes a port: write host: "127.0.0.1" and port: 31025',
+    exact: true,
+  },
+  {
+    name: "mysql host with a port",
+    config: withSources({ type: "mysql", database: "shop", host: "db.internal:3306" }),
+    path: "projects.shop.sources[0].host",
+    messageIncludes: 'write host: "db.internal" and port: 3306',
+  },
+  {
+    name: "mongodb host with a bracketed IPv6 address and port",
+    config: withSources({ type: "mongodb", host: "[::1]:27017" }),
+    path: "projects.shop.sources[0].host",
+    messageIncludes: 'write host: "::1" and port: 27017',
+  },
+  {
+    name: "postgres host given as a URL",
+    config: withSources({ type: "postgres", database: "shop", host: "postgres://db.internal" }),
+    path: "projects.shop.sources[0].host",
+    messageIncludes: "is a URL: give only the host name",
+  },
+  {
+    name: "postgres host with a space",
+    config: withSources({ type: "postgres", database: "shop", host: "db internal" }),
+    path: "projects.shop.sources[0].host",
+    messageIncludes: "is not a host name or address",
+  },
+  {
+    name: "smtp host with a port",
+    config: configWith({}, {
+      notifiers: { mail: { type: "email", smtp: { host: "smtp.example.com:587" }, from: "a@x", to: "b@x" } },
+    }),
+    path: "notifiers.mail.smtp.host",
+    messageIncludes: 'write host: "smtp.example.com" and port: 587',
+  },
+  {
     name: "sqlite without path",
     config: withSources({ type: "sqlite" }),
     path: "projects.shop.sources[0].path",
@@ -1184,6 +1223,12 @@ describe("validateConfig: valid configs", () => {
     const result = valid(configWith());
     assert.deepEqual(Object.keys(result.projects), ["shop"]);
     assert.deepEqual(result.notifiers, {});
+  });
+
+  it("accepts host names, IPv4 and IPv6 addresses and socket folders as hosts", () => {
+    for (const host of ["db", "db.internal", "10.0.0.5", "::1", "fe80::1%eth0", "/var/run/postgresql", "my_db"]) {
+      valid(withSources(postgres({ database: "shop", host, port: 5433 })));
+    }
   });
 
   it("accepts every schedule alias", () => {

@@ -282,7 +282,7 @@ export default defineConfig({
     assert.match(help.stdout, /64\s+usage error/);
     const version = await runCli(["--version"]);
     assert.equal(version.code, 0);
-    assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+    assert.match(version.stdout, /^backupctl \d+\.\d+\.\d+ \(git [0-9a-f]{7}, (deno|bun) \d+\.\d+\.\d+\)\n$/);
   });
 
   it("init writes a starter config that validates, and never overwrites one", async () => {

@@ -4,11 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
-import { cliArgv, runCli } from "../support/cli.ts";
+import { cliArgv, repoRoot, runCli } from "../support/cli.ts";
 
 const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
 
@@ -57,17 +58,22 @@ describe("init", () => {
       [/Project name \[app\]: /, "bad name!"],
       [/Project name \[app\]: /, "shop"],
       [/Database \(postgres, mysql, sqlite, none\) \[postgres\]: /, "mysql"],
-      [/Database host \[localhost\]: /, "db.internal"],
+      [/Database host \(name or address, no port\) \[localhost\]: /, "db internal"],
+      [/Database host \(name or address, no port\) \[localhost\]: /, "db.internal:3307"],
+      [/Database port \[3307\]: /, ""],
+      [/Database user \[backup\]: /, "dumper"],
       [/Database name \[shop\]: /, ""],
       [/Repository URL .*\[\/srv\/restic\/main\]: /, "sftp:backup@nas.internal:/srv/restic"],
     ]);
     assert.equal(result.code, 0, result.output);
     assert.match(result.output, /letters, digits, \. _ -/, "the invalid name was explained");
+    assert.match(result.output, /"db internal" is not a host name or address/, "the invalid host was explained");
+    assert.match(result.output, /the port is asked next: host db\.internal, port 3307/);
     const text = readFileSync(path, "utf8");
     assert.match(text, /import \{ defineConfig, env, files, mysql, restic \} from "backupctl";/);
     assert.match(
       text,
-      /mysql\(\{ host: "db\.internal", database: "shop", user: "backup", password: env\("SHOP_DB_PASSWORD"\) \}\)/,
+      /mysql\(\{ host: "db\.internal", port: 3307, database: "shop", user: "dumper", password: env\("SHOP_DB_PASSWORD"\) \}\)/,
     );
     assert.match(text, /url: "sftp:backup@nas\.internal:\/srv\/restic"/);
     const valid = await runCli(["--config", path, "validate"], {
@@ -98,7 +104,7 @@ describe("init", () => {
     const text = readFileSync(path, "utf8");
     assert.match(
       text,
-      /postgres\(\{ host: "pg\.internal", database: "wiki_prod", user: "backup", password: env\("WIKI_DB_PASSWORD"\) \}\)/,
+      /postgres\(\{ host: "pg\.internal", port: 5432, database: "wiki_prod", user: "backup", password: env\("WIKI_DB_PASSWORD"\) \}\)/,
     );
     assert.match(text, /^ {4}wiki: \{$/m);
     const valid = await runCli(["--config", path, "validate"], {
@@ -119,5 +125,86 @@ describe("init", () => {
     assert.equal(invalid.code, 64);
     assert.match(invalid.stderr, /--database: expected postgres, mysql, sqlite or none, got "oracle"/);
     assert.equal(existsSync(join(dir, "x.config.ts")), false);
+  });
+
+  it("refuses host:port in --db-host naming the two flags; --db-port and --db-user reach the config", async () => {
+    const refused = await runCli([
+      "--config",
+      join(dir, "port.config.ts"),
+      "init",
+      "--database",
+      "postgres",
+      "--db-host",
+      "127.0.0.1:31025",
+    ]);
+    assert.equal(refused.code, 64);
+    assert.match(
+      refused.stderr,
+      /--db-host: "127\.0\.0\.1:31025" includes a port: pass --db-host 127\.0\.0\.1 --db-port 31025/,
+    );
+    assert.equal(existsSync(join(dir, "port.config.ts")), false);
+    const path = join(dir, "port.config.ts");
+    const written = await runCli([
+      "--config",
+      path,
+      "init",
+      "--database",
+      "postgres",
+      "--db-host",
+      "127.0.0.1",
+      "--db-port",
+      "31025",
+      "--db-user",
+      "dumper",
+    ]);
+    assert.equal(written.code, 0, written.stderr);
+    assert.match(readFileSync(path, "utf8"), /host: "127\.0\.0\.1", port: 31025, database: "app", user: "dumper"/);
+    const badPort = await runCli([
+      "--config",
+      join(dir, "p.config.ts"),
+      "init",
+      "--database",
+      "mysql",
+      "--db-port",
+      "0",
+    ]);
+    assert.equal(badPort.code, 64);
+    assert.match(badPort.stderr, /--db-port: expected an integer 1–65535, got "0"/);
+  });
+
+  it("validate refuses a host with a port in a hand-written config: exit 3, the path and the fix", async () => {
+    const path = join(dir, "hostport.config.ts");
+    const text = readFileSync(join(dir, "port.config.ts"), "utf8")
+      .replace('host: "127.0.0.1", port: 31025', 'host: "127.0.0.1:31025"');
+    writeFileSync(path, text);
+    const result = await runCli(["--config", path, "validate"], {
+      env: { APP_DB_PASSWORD: "x", RESTIC_PASSWORD: "y" },
+    });
+    assert.equal(result.code, 3, result.stdout + result.stderr);
+    assert.match(
+      result.stderr,
+      /projects\.app\.sources\[0\]\.host: "127\.0\.0\.1:31025" includes a port: write host: "127\.0\.0\.1" and port: 31025/,
+    );
+  });
+
+  it("writes a deno.json mapping backupctl to this installation, and adds the mapping to one that lacks it", async () => {
+    const own = mkdtempSync(join(tmpdir(), "backupctl-init-deno-"));
+    try {
+      const first = await runCli(["init"], { cwd: own });
+      assert.equal(first.code, 0, first.stderr);
+      const modUrl = pathToFileURL(realpathSync(join(repoRoot, "src/mod.ts"))).href;
+      assert.deepEqual(JSON.parse(readFileSync(join(own, "deno.json"), "utf8")), { imports: { backupctl: modUrl } });
+      assert.match(first.stdout, /Wrote .*deno\.json: `deno check backup\.config\.ts`/);
+      writeFileSync(join(own, "deno.json"), JSON.stringify({ tasks: { x: "true" }, imports: { zod: "npm:zod" } }));
+      const again = await runCli(["init", "--force"], { cwd: own });
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(JSON.parse(readFileSync(join(own, "deno.json"), "utf8")), {
+        tasks: { x: "true" },
+        imports: { zod: "npm:zod", backupctl: modUrl },
+      });
+      assert.match(again.stdout, /Added "backupctl" to the imports of/);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 });
