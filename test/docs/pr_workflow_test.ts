@@ -36,7 +36,7 @@ interface Step {
 
 interface Workflow {
   name: string;
-  on: { pull_request: { types: string[]; paths: string[] } };
+  on: { pull_request: { types: string[]; paths?: string[]; "paths-ignore"?: string[] } };
   permissions: Record<string, string>;
   defaults: { run: { shell: string } };
   jobs: Record<string, { "runs-on": string; env: Record<string, string>; steps: Step[] }>;
@@ -139,11 +139,13 @@ function newRun(): Run {
 }
 
 describe("docs/examples/backupctl-pr.yml", () => {
-  it("runs on pull requests touching the config, with write access to pull requests only", () => {
+  it("runs on every pull request (a required check must report), with write access to pull requests only", () => {
     assert.equal(workflow.name, "backupctl plan");
     const trigger = workflow.on.pull_request;
-    assert.ok(trigger.paths.includes("backup.config.ts"), JSON.stringify(trigger.paths));
-    assert.ok(trigger.paths.includes(job.env.BACKUPCTL_CONFIG), "the paths cover the config the job reads");
+    // A paths filter leaves a pull request that does not match waiting forever on a required check.
+    assert.equal(trigger.paths, undefined, "no paths: filter");
+    assert.equal(trigger["paths-ignore"], undefined, "no paths-ignore: filter");
+    assert.equal(Object.keys(workflow.on).join(), "pull_request");
     for (const type of ["opened", "synchronize", "reopened", "labeled", "unlabeled"]) {
       assert.ok(trigger.types.includes(type), `runs again on ${type}`);
     }
@@ -169,7 +171,40 @@ describe("docs/examples/backupctl-pr.yml", () => {
     const install = steps.find((s) => s.run?.includes("npm ci"));
     assert.match(install?.run ?? "", /echo "BACKUPCTL=\$home\/bin\/backupctl" >> "\$GITHUB_ENV"/);
     const order = steps.map((s) => s.id).filter(Boolean);
-    assert.deepEqual(order, ["validate", "diff", "state", "plan", "gate", "comment-body"]);
+    assert.deepEqual(order, ["changes", "validate", "diff", "state", "plan", "gate", "comment-body"]);
+  });
+
+  it("every step after the change check is skipped when the pull request does not touch the config", () => {
+    const steps = job.steps;
+    const changes = steps.findIndex((s) => s.id === "changes");
+    assert.equal(changes, 1, "right after the checkout of the pull request");
+    assert.equal(stepById("changes").env?.BASE_REF, "${{ github.base_ref }}");
+    assert.match(stepById("changes").run!, /git diff --quiet "origin\/\$BASE_REF\.\.\.HEAD" -- "\$BACKUPCTL_CONFIG"/);
+    for (const step of steps.slice(changes + 1)) {
+      // The comment steps depend on validate (skipped with it); every other step checks the output itself.
+      if (step.id === "comment-body") assert.match(step.if ?? "", /steps\.validate\.outcome != 'skipped'/);
+      else if (step.uses?.startsWith("actions/github-script@")) {
+        assert.match(step.if ?? "", /steps\.comment-body\.outcome == 'success'/);
+      } else {
+        assert.match(step.if ?? "", /^steps\.changes\.outputs\.touched == 'true'( && |$)/, `step ${step.name}`);
+      }
+    }
+  });
+
+  it("backupctl's own checkout is pinned to a tag or commit, with a token for a private repository", () => {
+    const ref = job.env.BACKUPCTL_REF;
+    assert.match(ref, /^(v\d+\.\d+\.\d+|[0-9a-f]{40})$/, `BACKUPCTL_REF ${ref} is a release tag or a full commit SHA`);
+    assert.match(workflowText, /To upgrade, read\s+# CHANGELOG\.md, change it here/, "says how to upgrade");
+    const tool = job.steps.find((s) => s.with?.path === ".backupctl-tool");
+    assert.ok(tool, "a checkout of backupctl");
+    assert.equal(tool.with?.ref, "${{ env.BACKUPCTL_REF }}");
+    assert.equal(tool.with?.repository, "${{ vars.BACKUPCTL_REPOSITORY }}");
+    assert.equal(tool.with?.token, "${{ secrets.BACKUPCTL_TOKEN || github.token }}");
+    assert.match(
+      workflowText,
+      /secret BACKUPCTL_TOKEN +when that repository is private: a fine-grained personal access/,
+    );
+    assert.doesNotMatch(workflowText, /vars\.BACKUPCTL_REF/, "the ref is not an unpinned variable any more");
   });
 
   it("validate, diff, plan and the gate run the commands of the docs; expressions never reach a script", () => {
@@ -213,6 +248,10 @@ describe("docs/examples/backupctl-pr.yml", () => {
     assert.ok(guide.includes(job.env.COMMENT_MARKER), "the marker");
     assert.ok(guide.includes("`BACKUPCTL_STATE_URL`"), "the state secret");
     assert.ok(guide.includes('sqlite3 state.db ".backup'), "the copy command");
+    assert.ok(guide.includes("`BACKUPCTL_TOKEN`"), "the token for a private backupctl repository");
+    assert.ok(guide.includes("`BACKUPCTL_REF`") && /release tag or a full commit SHA/.test(guide), "the pinned ref");
+    assert.doesNotMatch(guide, /`paths:`/, "no paths filter to edit");
+    assert.match(guide, /git init -b main /, "the branch the diff and the workflow compare with is main");
   });
 });
 
@@ -501,6 +540,34 @@ describe("the workflow's scripts on a real pull request", () => {
       assert.doesNotMatch(comment, /backupctl plan:/, "no plan was made");
     } finally {
       writeFileSync(config, valid);
+    }
+  });
+
+  it("the change check: the config's branch is planned, a branch that touches only other files passes at once", () => {
+    const touched = (branch: string) => {
+      git(clone, "checkout", "-q", branch);
+      const run = fresh();
+      mkdirSync(run.temp, { recursive: true });
+      const result = runStep("changes", clone, run.temp, { BASE_REF: "main" });
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      return { output: readFileSync(join(run.temp, "github-output"), "utf8"), stdout: result.stdout };
+    };
+    try {
+      assert.equal(touched("shorter-retention").output, "touched=true\n");
+      git(clone, "checkout", "-q", "-b", "readme-only", "main");
+      writeFileSync(join(clone, "README.md"), "# backups\n");
+      git(clone, "add", "README.md");
+      git(clone, "commit", "-q", "-m", "a readme");
+      const readme = touched("readme-only");
+      assert.equal(readme.output, "touched=false\n");
+      assert.match(readme.stdout, /nothing to plan/);
+      mkdirSync(join(clone, "backup"), { recursive: true });
+      writeFileSync(join(clone, "backup", "hosts.ts"), "export const hosts = [];\n");
+      git(clone, "add", "backup/hosts.ts");
+      git(clone, "commit", "-q", "-m", "a file the config imports");
+      assert.equal(touched("readme-only").output, "touched=true\n", "a file under CONFIG_PATHS counts");
+    } finally {
+      git(clone, "checkout", "-q", "shorter-retention");
     }
   });
 
