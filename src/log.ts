@@ -18,6 +18,7 @@ import {
   type Sink,
 } from "@logtape/logtape";
 import { redact } from "./config/secrets.ts";
+import { localTime, localTimesIn } from "./plan/time.ts";
 
 const diagnostics = getTextFormatter();
 
@@ -32,6 +33,11 @@ export interface EventLogOptions {
   maxFiles?: number;
   /** Prefix human lines with the time (watch); apply's human output stays as it always was. */
   timestamps: boolean;
+  /**
+   * The zone human lines show times in (their prefix, and ISO UTC times in the line) with the offset; JSON lines and
+   * the log file keep UTC. Default: UTC, as ISO times.
+   */
+  timeZone?: string;
   /** Where stdout lines go (the command's output). */
   stdout: (text: string) => void;
 }
@@ -71,8 +77,12 @@ export async function setupEventLog(
   debug = false,
 ): Promise<{ scope: () => (line: string) => void; close: () => Promise<void> }> {
   const human = (record: LogRecord) => {
-    const message = record.message.map(String).join("");
-    const time = new Date(record.timestamp).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const zone = options.timeZone;
+    const text = record.message.map(String).join("");
+    const message = zone ? localTimesIn(text, zone) : text;
+    const time = zone
+      ? localTime(new Date(record.timestamp), zone)
+      : new Date(record.timestamp).toISOString().replace(/\.\d{3}Z$/, "Z");
     return options.timestamps ? `${time} ${message}\n` : `${message}\n`;
   };
   const sinks: Record<string, Sink> = {
@@ -104,6 +114,11 @@ export async function setupEventLog(
     scope: () => {
       const context: EventFields = {};
       return (line: string) => {
+        // A blank line is layout, not an event: human output keeps it; no record (JSON or in the log file) is made.
+        if (line.trim() === "") {
+          if (options.format === "text") options.stdout("\n");
+          return;
+        }
         const text = redact(line);
         const fields = fieldsOf(text, context);
         const level = levelOf(text);

@@ -571,7 +571,7 @@ async function withRetries<T>(
 async function auditedStage<T>(
   ctx: StageContext,
   stage: Omit<NewStage, "startedAt">,
-  work: (started: Date) => Promise<{ value: T; bytes?: number; snapshotId?: string }>,
+  work: (started: Date) => Promise<{ value: T; bytes?: number; bytesAdded?: number; snapshotId?: string }>,
   /** Notifications recorded with the stage's result (a held deletion, a failed check). */
   notify?: (result: { ok: boolean; error?: string; durationMs: number }) => NewNotification[],
 ): Promise<StageOutcome<T>> {
@@ -586,8 +586,8 @@ async function auditedStage<T>(
     return durationMs;
   };
   try {
-    const { value, bytes, snapshotId } = await work(started);
-    return { ok: true, value, durationMs: await finish({ status: "succeeded", bytes, snapshotId }) };
+    const { value, bytes, bytesAdded, snapshotId } = await work(started);
+    return { ok: true, value, durationMs: await finish({ status: "succeeded", bytes, bytesAdded, snapshotId }) };
   } catch (error) {
     const message = errorText(error);
     const status = error instanceof HeldError ? "skipped" : stopRequested() ? "interrupted" : "failed";
@@ -852,7 +852,13 @@ async function backupSource(
           paths,
           tags: options.tags,
         };
-        return { value: { ...result, snapshot }, bytes: result.bytes, snapshotId: result.snapshotId };
+        // restic's own figure for what the backup added (its summary's data_added), recorded beside what it read.
+        return {
+          value: { ...result, snapshot },
+          bytes: result.bytes,
+          bytesAdded: result.bytesAdded,
+          snapshotId: result.snapshotId,
+        };
       }),
   );
   if (!outcome.ok) {

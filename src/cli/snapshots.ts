@@ -2,7 +2,8 @@
 import type { Command } from "commander";
 import { formatBytes } from "../apply/format.ts";
 import { ExitCode, UsageError } from "../errors.ts";
-import { isoSeconds } from "../plan/time.ts";
+import { localTime, machineTimeZone } from "../plan/time.ts";
+import { colours, terminalColours } from "../plan/render.ts";
 import { refreshInventory } from "../apply/executor.ts";
 import { createClock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
@@ -71,11 +72,20 @@ export async function run(options: Options, output: Output): Promise<number> {
     output.stdout("No snapshots in the inventory. Run `backupctl apply` to make the first backups.\n");
     return ExitCode.ok;
   }
+  // Times in the config's time zone (else the machine's) with their offset; JSON keeps restic's UTC times.
+  const zone = loaded.displayTimeZone ?? machineTimeZone();
+  const c = colours(terminalColours());
+  const statePaint: Record<string, (text: string) => string> = {
+    complete: c.green,
+    adopted: c.dim,
+    pending: c.yellow,
+    incomplete: c.red,
+  };
   const table = [["ID", "TIME", "REPOSITORY", "PROJECT", "SOURCE", "SIZE", "STATE", "RUN"]];
   for (const s of snapshots) {
     table.push([
       s.short_id,
-      isoSeconds(new Date(s.time)),
+      localTime(new Date(s.time), zone),
       s.repository,
       s.project ?? "(not managed)",
       s.source ?? "-",
@@ -85,8 +95,16 @@ export async function run(options: Options, output: Output): Promise<number> {
     ]);
   }
   const widths = table[0].map((_, column) => Math.max(...table.map((row) => row[column].length)));
+  const paint = (row: number, column: number) =>
+    row === 0
+      ? c.bold
+      : column === 6
+      ? statePaint[table[row][column]] ?? ((text: string) => text)
+      : (text: string) => text;
   output.stdout(
-    table.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n",
+    table.map((row, r) =>
+      row.map((cell, i) => paint(r, i)(i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ").trimEnd()
+    ).join("\n") + "\n",
   );
   const doubtful = snapshots.filter((s) => s.state === "incomplete" || s.state === "pending").length;
   if (doubtful > 0) {

@@ -3,7 +3,8 @@ import type { Command } from "commander";
 import { nextSlot } from "../config/schedule.ts";
 import { plan } from "../plan/planner.ts";
 import { ExitCode } from "../errors.ts";
-import { humanDuration, isoSeconds } from "../plan/time.ts";
+import { humanDuration, isoSeconds, localTime, machineTimeZone } from "../plan/time.ts";
+import { colours, terminalColours } from "../plan/render.ts";
 import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
 import { applyRecovery } from "../apply/executor.ts";
 import { findLeftovers } from "../apply/recovery.ts";
@@ -187,13 +188,18 @@ export async function run(options: Options, output: Output): Promise<number> {
     return unhealthy(statuses) || unwritable !== undefined ? ExitCode.failed : ExitCode.ok;
   }
   for (const line of recovered) output.stdout(`${line}\n`);
-  output.stdout(renderTable(statuses, now));
-  output.stdout(renderNotifications(notifications));
+  const zone = loaded.displayTimeZone ?? machineTimeZone();
+  const c = colours(terminalColours());
+  output.stdout(renderTable(statuses, now, zone, c));
+  output.stdout(renderNotifications(notifications, zone, c));
   return unhealthy(statuses) || unwritable !== undefined ? ExitCode.failed : ExitCode.ok;
 }
 
-function renderNotifications(status: NotificationStatus): string {
+type Colours = ReturnType<typeof colours>;
+
+function renderNotifications(status: NotificationStatus, zone: string, c: Colours): string {
   const lines: string[] = [];
+  const at = (iso: string) => localTime(new Date(iso), zone);
   if (status.pending.length > 0) {
     const tried = status.pending.filter((n) => n.attempts > 0);
     lines.push(
@@ -204,16 +210,16 @@ function renderNotifications(status: NotificationStatus): string {
       lines.push(
         `  ${n.event}${n.project ? ` of ${n.project}` : ""} to ${n.channel}: ${n.attempts} attempt${
           n.attempts === 1 ? "" : "s"
-        }, next at ${n.next_attempt_at}; last error: ${n.last_error}`,
+        }, next at ${at(n.next_attempt_at)}; last error: ${n.last_error}`,
       );
     }
   }
   if (status.undeliverable.length > 0) {
-    lines.push(`UNDELIVERABLE notifications (given up in the last 7 days): ${status.undeliverable.length}`);
+    lines.push(c.red(`UNDELIVERABLE notifications (given up in the last 7 days): ${status.undeliverable.length}`));
     for (const n of status.undeliverable) {
       lines.push(
-        `  ${n.event}${n.project ? ` of ${n.project}` : ""} to ${n.channel}, created ${n.created_at}, ` +
-          `given up ${n.given_up_at}: ${n.error}`,
+        `  ${n.event}${n.project ? ` of ${n.project}` : ""} to ${n.channel}, created ${at(n.created_at)}, ` +
+          `given up ${at(n.given_up_at)}: ${n.error}`,
       );
     }
   }
@@ -238,8 +244,20 @@ function age(iso: string | null | undefined, now: Date): string {
   return `${humanDuration(Math.max(0, now.getTime() - Date.parse(iso)))} ago`;
 }
 
-/** One row per project; columns padded to their widest cell. */
-function renderTable(statuses: ProjectStatus[], now: Date): string {
+/**
+ * One row per project; columns padded to their widest cell; times in `zone` with their offset. On a terminal, the
+ * health symbol and the last result are coloured (padding is measured before colouring).
+ */
+function renderTable(statuses: ProjectStatus[], now: Date, zone: string, c: Colours): string {
+  const at = (iso: string) => localTime(new Date(iso), zone);
+  const healthPaint: Record<ProjectStatus["health"], (text: string) => string> = {
+    ok: c.green,
+    failing: c.red,
+    overdue: c.red,
+    never: c.yellow,
+    disabled: c.dim,
+  };
+  const paints: ((text: string) => string)[][] = [];
   const rows = [[
     " ",
     "PROJECT",
@@ -253,19 +271,30 @@ function renderTable(statuses: ProjectStatus[], now: Date): string {
   ]];
   for (const s of statuses) {
     const snapshots = Object.entries(s.snapshots)
-      .map(([repository, x]) =>
-        `${repository} ${x.count}${x.newest ? ` (${age(x.newest, now).replace(" ago", "")})` : ""}`
-      )
-      .join(", ");
-    const checks = Object.entries(s.last_check).map(([repository, c]) =>
-      `${repository} ${c ? `${c.status} ${age(c.at, now)}` : "never"}`
+      .map(([repository, x]) => `${repository} ${x.count}${x.newest ? `, newest ${age(x.newest, now)}` : ""}`)
+      .join("; ");
+    const checks = Object.entries(s.last_check).map(([repository, check]) =>
+      `${repository} ${check ? `${check.status} ${age(check.at, now)}` : "never"}`
     ).join(", ");
+    const result = s.overdue ? "OVERDUE" : s.last_run ? s.last_run.status : "-";
+    const plain = (text: string) => text;
+    paints[rows.length] = [
+      healthPaint[s.health],
+      c.bold,
+      plain,
+      result === "succeeded" ? c.green : result === "-" ? plain : result === "running" ? c.cyan : c.red,
+      plain,
+      plain,
+      Object.values(s.last_check).some((check) => check?.status === "failed") ? c.red : plain,
+      s.last_drill?.status === "failed" ? c.red : plain,
+      s.pending_notifications ? c.yellow : plain,
+    ];
     rows.push([
       symbols[s.health],
       s.project,
-      s.last_success ? `${isoSeconds(new Date(s.last_success))} (${age(s.last_success, now)})` : "never",
-      s.overdue ? "OVERDUE" : s.last_run ? s.last_run.status : "-",
-      s.due ? "now" : s.next_due,
+      s.last_success ? `${at(s.last_success)} (${age(s.last_success, now)})` : "never",
+      result,
+      s.due ? "now" : at(s.next_due),
       snapshots,
       checks,
       s.last_drill ? `${s.last_drill.status} ${age(s.last_drill.at, now)}` : "-",
@@ -273,15 +302,20 @@ function renderTable(statuses: ProjectStatus[], now: Date): string {
     ]);
   }
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => [...row[column]].length)));
-  const lines = rows.map((row) =>
-    row.map((cell, i) => cell + " ".repeat(widths[i] - [...cell].length)).join("  ").trimEnd()
+  const lines = rows.map((row, r) =>
+    row.map((cell, i) => {
+      const padded = cell + " ".repeat(i === row.length - 1 ? 0 : widths[i] - [...cell].length);
+      return r === 0 ? c.bold(padded) : (paints[r]?.[i] ?? ((text: string) => text))(padded);
+    }).join("  ").trimEnd()
   );
   const failing = statuses.filter((s) => s.health === "failing" || s.health === "overdue");
   const details = failing.flatMap((s) => {
     if (!s.last_run || s.last_run.status === "succeeded") return [];
     const never = s.last_success ? "" : "never succeeded; ";
     const error = s.last_run.error ? `: ${s.last_run.error.split("\n")[0]}` : "";
-    return never || error ? [`${s.project}: ${never}last run ${s.last_run.id} ${s.last_run.status}${error}`] : [];
+    return never || error
+      ? [c.red(`${s.project}: ${never}last run ${s.last_run.id} ${s.last_run.status}${error}`)]
+      : [];
   });
   return `${[...lines, ...(details.length ? ["", ...details] : [])].join("\n")}\n`;
 }

@@ -69,6 +69,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     format: parseLogFormat(options.logFormat) ?? (process.stdout.isTTY ? "text" : "json"),
     file: options.logFile ? fromInvocationDir(options.logFile) : undefined,
     timestamps: true,
+    timeZone: loaded.displayTimeZone,
     stdout: output.stdout,
   }, options.debug);
   const log = events.scope();

@@ -151,6 +151,7 @@ export const fallbackArguments = {
       finishedAt: z.string(),
       durationMs: z.number(),
       bytes: z.number().optional(),
+      bytesAdded: z.number().optional(),
       snapshotId: z.string().optional(),
       error: z.string().optional(),
     }),

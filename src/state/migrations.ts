@@ -146,6 +146,16 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("runs_started").on("runs").column("started_at").execute();
     },
   },
+  "0007_history_operations": {
+    async up(db: Kysely<unknown>) {
+      // `history` lists the operations audited without a run (forget, prune, check, restore, drills, init, unlock)
+      // next to the runs, newest first: an index of just those stages by time.
+      await db.schema.createIndex("stages_operations").on("stages").column("started_at")
+        .where(sql.ref("run_id"), "is", null).execute();
+      // What restic says a backup added to the repository (its summary's data_added), next to the bytes it read.
+      await db.schema.alterTable("stages").addColumn("bytes_added", "integer").execute();
+    },
+  },
 };
 
 /** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */

@@ -59,7 +59,10 @@ export interface StageTable {
   started_at: string;
   finished_at: string | null;
   duration_ms: number | null;
+  /** Bytes read (a dump's size, the files' total; for a restore, the bytes restored). */
   bytes: number | null;
+  /** What restic reported the backup added to the repository (data_added); null for other stages and older rows. */
+  bytes_added: number | null;
   snapshot_id: string | null;
   error: string | null;
 }

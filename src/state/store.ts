@@ -65,8 +65,20 @@ export interface StageResult {
   finishedAt: string;
   durationMs: number;
   bytes?: number;
+  /** What restic says a backup added to the repository (its summary's data_added). */
+  bytesAdded?: number;
   snapshotId?: string;
   error?: string;
+}
+
+/** The kind `history` gives a run (its stages: backups, copies, hooks, refreshes); operations take their stage's type. */
+export const runKind = "backup";
+
+/** One line of `history`: a run with its stages, or an operation audited without a run (its one stage). */
+export interface HistoryEntry {
+  kind: string;
+  run: Selectable<Database["runs"]> | null;
+  stages: Selectable<Database["stages"]>[];
 }
 
 /** A notification to write to the outbox, in the same transaction as the result it reports. */
@@ -404,23 +416,43 @@ export class StateStore {
   }
 
   /**
-   * Runs, newest first, with their stages: `history`. Each filter keeps the query on an index (runs_project_started,
-   * runs_status_project, runs_status; stages_run for the stages), so it stays fast on a large audit.
+   * The audit, newest first, for `history`: runs with their stages (kind "backup") and the operations audited without
+   * a run (a stage of its own: forget, prune, check, verify, restore, init, unlock, recover, refresh, notify), merged by
+   * start time. `kinds` picks among them. Each filter keeps its query on an index (runs_project_started,
+   * runs_status_project, runs_status, runs_started; stages_operations or stages_latest for the operations; stages_run
+   * for a run's stages), so it stays fast on a large audit.
    */
-  async history(filter: { projects?: string[]; failed?: boolean; since?: string; limit: number }): Promise<
-    { run: Selectable<Database["runs"]>; stages: Selectable<Database["stages"]>[] }[]
-  > {
-    let query = this.db.selectFrom("runs").selectAll().orderBy("started_at", "desc").limit(filter.limit);
-    if (filter.projects?.length) query = query.where("project", "in", filter.projects);
-    if (filter.failed) query = query.where("status", "in", ["failed", "interrupted"]);
-    if (filter.since) query = query.where("started_at", ">=", filter.since);
-    const runs = await query.execute();
-    if (runs.length === 0) return [];
-    const stages = await this.db.selectFrom("stages").selectAll()
-      .where("run_id", "in", runs.map((r) => r.id)).orderBy("id").execute();
-    const byRun = new Map<string, Selectable<Database["stages"]>[]>();
-    for (const stage of stages) byRun.set(stage.run_id!, [...(byRun.get(stage.run_id!) ?? []), stage]);
-    return runs.map((run) => ({ run, stages: byRun.get(run.id) ?? [] }));
+  async history(
+    filter: { projects?: string[]; failed?: boolean; since?: string; kinds?: string[]; limit: number },
+  ): Promise<HistoryEntry[]> {
+    const wantRuns = !filter.kinds || filter.kinds.includes(runKind);
+    const operationKinds = filter.kinds?.filter((kind) => kind !== runKind);
+    const entries: HistoryEntry[] = [];
+    if (wantRuns) {
+      let query = this.db.selectFrom("runs").selectAll().orderBy("started_at", "desc").limit(filter.limit);
+      if (filter.projects?.length) query = query.where("project", "in", filter.projects);
+      if (filter.failed) query = query.where("status", "in", ["failed", "interrupted"]);
+      if (filter.since) query = query.where("started_at", ">=", filter.since);
+      const runs = await query.execute();
+      if (runs.length > 0) {
+        const stages = await this.db.selectFrom("stages").selectAll()
+          .where("run_id", "in", runs.map((r) => r.id)).orderBy("id").execute();
+        const byRun = new Map<string, Selectable<Database["stages"]>[]>();
+        for (const stage of stages) byRun.set(stage.run_id!, [...(byRun.get(stage.run_id!) ?? []), stage]);
+        entries.push(...runs.map((run) => ({ kind: runKind, run, stages: byRun.get(run.id) ?? [] })));
+      }
+    }
+    if (operationKinds === undefined || operationKinds.length > 0) {
+      let query = this.db.selectFrom("stages").selectAll().where("run_id", "is", null)
+        .orderBy("started_at", "desc").orderBy("id", "desc").limit(filter.limit);
+      if (operationKinds) query = query.where("type", "in", operationKinds as StageType[]);
+      if (filter.projects?.length) query = query.where("project", "in", filter.projects);
+      if (filter.failed) query = query.where("status", "in", ["failed", "interrupted"]);
+      if (filter.since) query = query.where("started_at", ">=", filter.since);
+      for (const stage of await query.execute()) entries.push({ kind: stage.type, run: null, stages: [stage] });
+    }
+    const startedAt = (entry: HistoryEntry) => entry.run?.started_at ?? entry.stages[0].started_at;
+    return entries.sort((a, b) => startedAt(b).localeCompare(startedAt(a))).slice(0, filter.limit);
   }
 
   /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
@@ -1098,6 +1130,7 @@ const operations: { [Op in FallbackOp]: Operation<Op> } = {
         finished_at: null,
         duration_ms: null,
         bytes: null,
+        bytes_added: null,
         snapshot_id: null,
         error: null,
       }).returning("id").executeTakeFirstOrThrow();
@@ -1118,6 +1151,7 @@ const operations: { [Op in FallbackOp]: Operation<Op> } = {
         finished_at: result.finishedAt,
         duration_ms: result.durationMs,
         bytes: result.bytes ?? null,
+        bytes_added: result.bytesAdded ?? null,
         snapshot_id: result.snapshotId ?? null,
         error: result.error ?? null,
       }).where("id", "=", stageId).executeTakeFirst();

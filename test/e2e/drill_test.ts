@@ -533,7 +533,7 @@ export default defineConfig({
     assert.equal(plan.code, 0, show(plan));
     assert.match(
       plan.stdout,
-      /^ {2}~ verify pgshop \(restore drill from local\) {2}last restore drill 2027-01-04T10:\d\d:\d\dZ \(.+ ago\), every 7d$/m,
+      /^ {2}~ verify pgshop \(restore drill from local\) {2}last restore drill 2027-01-04 10:\d\d:\d\d\+00:00 \(.+ ago\), every 7d$/m,
     );
   });
 });

@@ -49,7 +49,7 @@ describe("operator commands", () => {
     );
     assert.match(
       row,
-      /^✓\s+demo\s+2026-11-02T10:00:\d\dZ \(\d+m( \d+s)? ago\)\s+succeeded\s+2026-11-03T03:00:00Z\s+local 2 /,
+      /^✓\s+demo\s+2026-11-02 10:00:\d\d\+00:00 \(\d+m \d+s ago\)\s+succeeded\s+2026-11-03 03:00:00\+00:00\s+local 2, newest \d+m \d+s ago /,
     );
     const json = JSON.parse((await cli(["status", "--json", "--now", dayAt(1, 11)])).stdout);
     const [project] = json.projects;
@@ -72,13 +72,16 @@ describe("operator commands", () => {
     const history = await cli(["history"]);
     assert.equal(history.code, 0, history.stderr);
     const lines = history.stdout.split("\n");
-    assert.match(lines[0], /^✗ 2026-11-03T10:00:\d\dZ {2}demo {2}failed in \S+ {2}\(\S+, apply on \S+\)$/);
+    assert.match(lines[0], /^✗ 2026-11-03 10:00:\d\d\+00:00 {2}demo {2}failed in \S+( \S+)? {2}\(\S+, apply on \S+\)$/);
     assert.match(history.stdout, /^ {4}✗ backup missing → local/m);
     assert.match(history.stdout, /^ {8}.*demo\/missing\.db does not exist/m);
-    assert.match(history.stdout, /^✓ 2026-11-02T10:00:\d\dZ {2}demo {2}succeeded/m);
-    assert.match(history.stdout, /^ {4}✓ backup app → local {2}\(\S+, [\d.]+ KiB, snapshot [0-9a-f]{8}\)$/m);
+    assert.match(history.stdout, /^✓ 2026-11-02 10:00:\d\d\+00:00 {2}demo {2}succeeded/m);
+    assert.match(
+      history.stdout,
+      /^ {4}✓ backup app → local {2}\(\S+( \S+)?, [\d.]+ KiB read, [\d.]+ (B|KiB) added, snapshot [0-9a-f]{8}\)$/m,
+    );
 
-    const failedOnly = JSON.parse((await cli(["history", "--failed", "--json"])).stdout);
+    const failedOnly = JSON.parse((await cli(["history", "--failed", "--json", "--kind", "backup"])).stdout);
     assert.equal(failedOnly.length, 1);
     assert.equal(failedOnly[0].status, "failed");
     const failedStage = failedOnly[0].stages.find((s: { status: string }) => s.status === "failed");
@@ -91,7 +94,9 @@ describe("operator commands", () => {
       ),
       "the files source still ran",
     );
-    const since = JSON.parse((await cli(["history", "--since", "2026-11-03T00:00:00Z", "--json"])).stdout);
+    const since = JSON.parse(
+      (await cli(["history", "--since", "2026-11-03T00:00:00Z", "--json", "--kind=backup"])).stdout,
+    );
     assert.deepEqual(since.map((r: { status: string }) => r.status), ["failed"]);
     assert.equal(JSON.parse((await cli(["history", "--limit", "1", "--json"])).stdout).length, 1);
     assert.equal(JSON.parse((await cli(["history", "--project", "other", "--json"])).stdout).length, 0);
@@ -139,6 +144,16 @@ describe("operator commands", () => {
     const logged = readFileSync(file, "utf8").trim().split("\n").map((line) => JSON.parse(line));
     assert.deepEqual(logged.map((r) => r.message), records.map((r) => r.message));
     assert.ok(!readFileSync(file, "utf8").includes(password));
+
+    // --log-file with the human output: the output keeps its blank lines, the file gets no empty records.
+    const textFile = join(demo.dir, "logs", "text.log");
+    const text = await cli(["--log-file", textFile, "apply", "--now", dayAt(4)]);
+    assert.equal(text.code, 0, text.stdout + text.stderr);
+    assert.match(text.stdout, /\n\nApply complete: /);
+    const fileRecords = readFileSync(textFile, "utf8").trim().split("\n").map((line) => JSON.parse(line));
+    assert.ok(fileRecords.length > 3, JSON.stringify(fileRecords));
+    assert.deepEqual(fileRecords.filter((r) => String(r.message).trim() === ""), []);
+    assert.ok(fileRecords.some((r) => /^Apply complete: /.test(r.message)), JSON.stringify(fileRecords));
   });
 
   it("the history queries use the audit's indexes", async () => {
@@ -160,6 +175,26 @@ describe("operator commands", () => {
         const detail = explained.rows.map((r) => r.detail).join("; ");
         assert.match(detail, /USING (COVERING )?INDEX runs_/, `${compiled.sql}: ${detail}`);
         assert.doesNotMatch(detail, /SCAN runs(?! USING)/, `${compiled.sql}: ${detail}`);
+      }
+      // The operations audited without a run (forget, prune, check, restore, init …), with each filter and none.
+      const operations = store.db.selectFrom("stages").selectAll().where("run_id", "is", null)
+        .orderBy("started_at", "desc").orderBy("id", "desc").limit(20);
+      for (
+        const query of [
+          operations,
+          operations.where("type", "in", ["forget", "prune"]),
+          operations.where("project", "in", ["demo"]),
+          operations.where("status", "in", ["failed", "interrupted"]),
+          operations.where("started_at", ">=", "2026-11-01"),
+        ]
+      ) {
+        const compiled = query.compile();
+        const explained = await sql<{ detail: string }>`EXPLAIN QUERY PLAN ${
+          sql.raw(inline(compiled.sql, compiled.parameters))
+        }`.execute(store.db);
+        const detail = explained.rows.map((r) => r.detail).join("; ");
+        assert.match(detail, /USING (COVERING )?INDEX stages_/, `${compiled.sql}: ${detail}`);
+        assert.doesNotMatch(detail, /SCAN stages(?! USING)/, `${compiled.sql}: ${detail}`);
       }
     } finally {
       await store.close();

@@ -237,8 +237,13 @@ describe("StateStore.open", () => {
         { name: "0004_run_process_start" },
         { name: "0005_outbox_delivery" },
         { name: "0006_runs_started" },
+        { name: "0007_history_operations" },
       ]);
-      assert.equal(latestMigration, "0006_runs_started");
+      assert.equal(latestMigration, "0007_history_operations");
+      // 0007: what a backup added to the repository, beside the bytes it read.
+      const added = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
+        pragma_table_info('stages') WHERE name = 'bytes_added'`.execute(store.db);
+      assert.deepEqual(plain(added.rows), [{ type: "INTEGER", notnull: 0 }]);
       // 0005: an outbox key is unique (an event sent once per episode); NULL keys are not.
       const keyIndex = await sql<{ unique: number }>`SELECT "unique" FROM pragma_index_list('outbox')
         WHERE name = 'outbox_key'`.execute(store.db);
@@ -274,6 +279,7 @@ describe("StateStore.open", () => {
           { name: "0004_run_process_start" },
           { name: "0005_outbox_delivery" },
           { name: "0006_runs_started" },
+          { name: "0007_history_operations" },
         ]);
         const meta = await second.db.selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
