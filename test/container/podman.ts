@@ -275,7 +275,8 @@ describe("the image and compose.yaml in real containers (podman, podman-compose)
         psql(
           "shop",
           "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM products), (SELECT count(*) FROM orders), " +
-            "(SELECT count(*) FROM order_items), (SELECT count(*) FROM pg_tables WHERE tableowner = 'backup')",
+            "(SELECT count(*) FROM order_items), " +
+            "(SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = 'backup')",
         ),
         "4|4|500|750|4",
       );
