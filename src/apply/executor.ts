@@ -54,7 +54,16 @@ export interface ApplyContext {
   host: string;
   /** Folder (0700) for private files of this process's stages, under the state folder. */
   privateDir: string;
-  command: "apply" | "watch";
+  /** The command recorded on each run (`backup`: a backup on demand, outside the schedule). */
+  command: "apply" | "watch" | "backup" | "forget";
+  /**
+   * Whether the plan evaluated retention for its projects (default true). A `backup` plan forgets nothing and says
+   * nothing about retention: the policy applied to each group is then not recorded, so a forget that needs approval
+   * (a changed policy) still needs it afterwards.
+   */
+  retention?: boolean;
+  /** The command that runs held deletions once reviewed (default `backupctl apply --auto-approve`). */
+  approveWith?: string;
   /** The project locks this process holds: each run writes its id into its project's lock. */
   locks?: Map<string, ProjectLock>;
   /** Progress output, one line at a time. */
@@ -353,7 +362,11 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
           ),
       );
       ctx.out(`! HELD: forget ${label} needs approval: ${action.approval_reason}.`);
-      ctx.out(`  Review it, then run \`backupctl apply --auto-approve\` (or answer yes on a terminal) to forget them.`);
+      ctx.out(
+        `  Review it, then run \`${
+          ctx.approveWith ?? "backupctl apply --auto-approve"
+        }\` (or answer yes on a terminal) to forget them.`,
+      );
       continue;
     }
     const repository = repositoryFor(ctx, action.repository!);
@@ -374,7 +387,7 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
     if (error) report.failed++;
   }
   const at = ctx.clock.now().toISOString();
-  for (const name of plan.projects) {
+  for (const name of ctx.retention === false ? [] : plan.projects) {
     const project = ctx.loaded.config.projects[name];
     if (!project) continue;
     const policy = policyKey(project.retention);

@@ -1,6 +1,6 @@
 /** `backupctl apply [PLANFILE]`: make the plan (or read a saved one) and execute it, auditing every stage. */
 import { createInterface } from "node:readline/promises";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { applyPlan, enqueueScheduledNotifications, repositoryFor } from "../apply/executor.ts";
 import { createClock } from "../clock.ts";
 import { ActionsFailedError, ExitCode, StoppedError, UsageError } from "../errors.ts";
@@ -10,6 +10,7 @@ import type { StateStore } from "../state/store.ts";
 import { assertCurrent, assertRederived, readPlanFile } from "../plan/planfile.ts";
 import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
 import type { Leftovers, Plan } from "../plan/types.ts";
+import type { OnDemand } from "../plan/planner.ts";
 import { type DeliveryReport, OutboxSender } from "../notify/outbox.ts";
 import {
   eventOutput,
@@ -25,9 +26,30 @@ import { collect, type PlanCommandOptions, preparePlan, rederivePlan } from "./p
 
 export const description = "Execute the plan (or a saved plan file): initialize, back up, forget, prune, check";
 
-interface ApplyOptions extends PlanCommandOptions {
+export interface ApplyOptions extends PlanCommandOptions {
   autoApprove?: boolean;
+  /** Not an option of apply: accepted only to say that `plan` is the dry run. */
+  dryRun?: boolean;
 }
+
+/**
+ * A command that runs on demand through apply's path (`backup`, `forget`): the same locks, recovery, refresh,
+ * approvals, audit, notifications and retries, with its own plan. Its runs are recorded under its name.
+ */
+export interface OnDemandRun {
+  command: "backup" | "forget";
+  /** The projects named on its command line (validated: declared and enabled). */
+  projects: string[];
+  plan: OnDemand;
+  /** The command that runs its held deletions once reviewed. */
+  approveWith: string;
+  /** Said after the plan when there is nothing to do. */
+  nothingToDo: string;
+}
+
+/** Apply's answer to `--dry-run`, which it does not have: the dry run of apply is `plan`. */
+export const dryRunHint = "apply has no --dry-run: `backupctl plan` shows what apply would do (same --project and " +
+  "--now), `backupctl plan --out FILE` saves it, and `backupctl apply FILE` then runs exactly that plan";
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
   program.command("apply").description(description)
@@ -38,6 +60,7 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .option("-p, --project <name>", "only this project (repeatable; not with a plan file)", collect)
     .option("--now <iso>", "run as if the clock read this time (schedules, audit and snapshot times)")
     .option("--auto-approve", "run deletions that need approval (changed retention, floors) without asking")
+    .addOption(new Option("--dry-run", "not an option: `backupctl plan` is apply's dry run").hideHelp())
     .action(async (planfile: string | undefined, _options, command: Command) =>
       done(await run(planfile, command.optsWithGlobals<ApplyOptions>(), output))
     );
@@ -56,23 +79,38 @@ async function confirmDeletions(plan: Plan, output: Output): Promise<boolean> {
   }
 }
 
-export async function run(planfile: string | undefined, options: ApplyOptions, rawOutput: Output): Promise<number> {
+export async function run(
+  planfile: string | undefined,
+  options: ApplyOptions,
+  rawOutput: Output,
+  demand?: OnDemandRun,
+): Promise<number> {
+  if (options.dryRun && !demand) throw new UsageError(dryRunHint);
   const events = await eventOutput(options, rawOutput);
   try {
-    return await runApply(planfile, options, events.output);
+    return await runApply(planfile, options, events.output, demand);
   } finally {
     await events.close();
   }
 }
 
-async function runApply(planfile: string | undefined, options: ApplyOptions, output: Output): Promise<number> {
+const titles = { apply: "Apply", backup: "Backup", forget: "Forget" } as const;
+
+async function runApply(
+  planfile: string | undefined,
+  options: ApplyOptions,
+  output: Output,
+  demand?: OnDemandRun,
+): Promise<number> {
+  const command = demand?.command ?? "apply";
+  const approveWith = demand?.approveWith ?? "backupctl apply --auto-approve";
   const now = parseNow(options.now);
   if (planfile && options.project?.length) {
     throw new UsageError("--project cannot be combined with a plan file: the saved plan already fixes its projects");
   }
   const saved = planfile ? readPlanFile(fromInvocationDir(planfile)) : undefined;
   const loaded = await load(options);
-  const selected = saved ? saved.projects : selectProjects(loaded, options.project);
+  const selected = demand ? demand.projects : saved ? saved.projects : selectProjects(loaded, options.project);
   handleStopSignals();
   const store = await openStore(options, loaded);
   const host = hostFor(loaded);
@@ -80,7 +118,7 @@ async function runApply(planfile: string | undefined, options: ApplyOptions, out
   let sender: OutboxSender | undefined;
   try {
     // The projects' locks come before the plan: what another apply is doing cannot change it under our feet.
-    const taken = lockProjects(store.dir, selected ?? Object.keys(loaded.config.projects), host);
+    const taken = lockProjects(store.dir, selected ?? Object.keys(loaded.config.projects), host, command);
     locks = taken;
     let plan: Plan;
     let adopted: string[];
@@ -94,7 +132,12 @@ async function runApply(planfile: string | undefined, options: ApplyOptions, out
       adopted = rederived.adopted;
     } else {
       await auditTakeovers(taken, store, output);
-      const prepared = await preparePlan({ ...options, refresh: true }, loaded, store);
+      const prepared = await preparePlan(
+        { ...options, project: selected, refresh: true },
+        loaded,
+        store,
+        demand?.plan,
+      );
       plan = prepared.plan;
       adopted = prepared.adopted;
     }
@@ -114,6 +157,7 @@ async function runApply(planfile: string | undefined, options: ApplyOptions, out
       // Nothing to run, but overdue alerts and the daily summary do not wait for a backup.
       await enqueueScheduledNotifications({ loaded, store, clock, host, notifications: sender }, plan.overdue);
       await sender.drain();
+      if (demand) output.stdout(`${demand.nothingToDo}\n`);
       output.stdout(notificationLine(sender.report));
       return ExitCode.ok;
     }
@@ -127,7 +171,9 @@ async function runApply(planfile: string | undefined, options: ApplyOptions, out
       clock,
       host,
       privateDir: store.privateDir,
-      command: "apply",
+      command,
+      retention: demand?.command !== "backup",
+      approveWith,
       locks,
       out: (line) => output.stdout(`${line}\n`),
       notifications: sender,
@@ -140,14 +186,14 @@ async function runApply(planfile: string | undefined, options: ApplyOptions, out
       report.held ? `${report.held} deletion${report.held === 1 ? "" : "s"} held for approval` : "",
     ].filter(Boolean).join(", ");
     output.stdout(
-      `\nApply ${report.failed + report.skipped === 0 ? "complete" : "finished with failures"}: ` +
+      `\n${titles[command]} ${report.failed + report.skipped === 0 ? "complete" : "finished with failures"}: ` +
         `${report.succeeded} succeeded, ${report.failed} failed${extras ? `, ${extras}` : ""}.\n`,
     );
     if (report.held > 0) {
       output.stderr(
         `WARNING: ${report.held} deletion${report.held === 1 ? " was" : "s were"} held back because ` +
           `${report.held === 1 ? "it needs" : "they need"} approval; nothing was forgotten there. ` +
-          "Review the plan and run `backupctl apply --auto-approve`.\n",
+          `Review the plan and run \`${approveWith}\`.\n`,
       );
     }
     const stopped = stopRequested();
@@ -174,11 +220,16 @@ export function notificationLine(report: DeliveryReport): string {
 }
 
 /** Takes every project's lock, or none: a live holder of any of them ends the command with exit 4. */
-function lockProjects(stateDir: string, projects: string[], host: string): Map<string, ProjectLock> {
+function lockProjects(
+  stateDir: string,
+  projects: string[],
+  host: string,
+  command: string,
+): Map<string, ProjectLock> {
   const locks = new Map<string, ProjectLock>();
   try {
     for (const project of [...projects].sort()) {
-      locks.set(project, acquireProjectLock(stateDir, project, { command: "apply", host }));
+      locks.set(project, acquireProjectLock(stateDir, project, { command, host }));
     }
   } catch (error) {
     for (const lock of locks.values()) lock.release();

@@ -110,6 +110,24 @@ export function selectProjects(loaded: LoadedConfig, names: string[] | undefined
   return names;
 }
 
+/**
+ * The projects named as arguments of a command that runs them on demand (`backup`, `forget`): each declared and
+ * enabled, each once, in the order given.
+ */
+export function namedProjects(loaded: LoadedConfig, names: string[], command: string): string[] {
+  const declared = Object.keys(loaded.config.projects);
+  for (const name of names) {
+    const project = loaded.config.projects[name];
+    if (!project) throw new UsageError(`unknown project "${name}"; declared projects: ${declared.join(", ")}`);
+    if (!project.enabled) {
+      throw new UsageError(
+        `project ${name} is disabled (enabled: false): \`${command}\` runs nothing for it; enable it in the config first`,
+      );
+    }
+  }
+  return [...new Set(names)];
+}
+
 /** The repositories of the enabled projects a command covers (all of them without --project), each once. */
 export function repositoriesInScope(loaded: LoadedConfig, projects: string[] | undefined): string[] {
   return [

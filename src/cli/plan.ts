@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import type { LoadedConfig } from "../config/load.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { sealPlan } from "../plan/planfile.ts";
-import { plan as makePlan } from "../plan/planner.ts";
+import { type OnDemand, plan as makePlan } from "../plan/planner.ts";
 import { colours, renderJson, renderMarkdown, renderText, terminalColours } from "../plan/render.ts";
 import { isoSeconds } from "../plan/time.ts";
 import type { Leftovers, ObservedState, Plan } from "../plan/types.ts";
@@ -60,11 +60,12 @@ export function define(program: Command, output: Output, done: (code: number) =>
     );
 }
 
-/** Reads the observed state and makes the plan (shared with apply). */
+/** Reads the observed state and makes the plan (shared with apply, watch, and `backup`/`forget` with `onDemand`). */
 export async function preparePlan(
   options: PlanCommandOptions,
   loaded: LoadedConfig,
   store: StateStore,
+  onDemand?: OnDemand,
 ): Promise<{ plan: Plan; adopted: string[] }> {
   const now = parseNow(options.now) ?? new Date();
   const projects = selectProjects(loaded, options.project);
@@ -81,7 +82,7 @@ export async function preparePlan(
     adopted = [...new Set([...adopted, ...again.adopted])];
     warnings = [...warnings, ...again.warnings];
   }
-  const plan = makePlan(loaded, observed, now, { projects, generatedAt: new Date(), planId: randomUUID() });
+  const plan = makePlan(loaded, observed, now, { projects, generatedAt: new Date(), planId: randomUUID(), onDemand });
   plan.warnings.push(...warnings);
   return { plan, adopted };
 }

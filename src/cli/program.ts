@@ -11,6 +11,8 @@ const commandModules: Record<string, () => Promise<CommandDefinition>> = {
   validate: () => import("./validate.ts"),
   plan: () => import("./plan.ts"),
   apply: () => import("./apply.ts"),
+  backup: () => import("./backup.ts"),
+  forget: () => import("./forget.ts"),
   watch: () => import("./watch.ts"),
   status: () => import("./status.ts"),
   history: () => import("./history.ts"),

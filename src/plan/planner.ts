@@ -27,7 +27,24 @@ export interface PlanOptions {
   generatedAt: Date;
   /** Identity of the plan document (random in the CLI; fixed in tests). */
   planId?: string;
+  /** A plan for a command run on demand (`backup`, `forget`) instead of the schedule's (apply, watch). */
+  onDemand?: OnDemand;
 }
+
+/**
+ * What an on-demand command plans, besides startup recovery:
+ * - `backup`: a backup of every selected source of the projects now, whatever the schedule says (`sources`: only
+ *   these, where a project has them), into the project's first repository, and the copies to its other repositories
+ *   that follow it (`repositories`: only copies to these). Inits only for those repositories. No forget, prune, check
+ *   or verify: retention is evaluated by apply and watch only. The schedule is untouched: the backup is recorded at
+ *   its real time, so it counts for the latest slot already passed (as any later success does) and never for a future
+ *   one; the next due time stays the cron's.
+ * - `forget`: retention's forgets of the projects, as apply plans them (same approval rules), and the prunes after
+ *   them; `prune`: also a prune of every repository of the projects where nothing is forgotten now.
+ */
+export type OnDemand =
+  | { command: "backup"; sources?: readonly string[]; repositories?: readonly string[] }
+  | { command: "forget"; prune?: boolean };
 
 type Loaded = Pick<LoadedConfig, "config" | "fingerprint">;
 type Draft = Omit<PlanAction, "id">;
@@ -47,15 +64,36 @@ export function plan(loaded: Loaded, observed: ObservedState, now: Date, options
   const index = indexObserved(observed);
   const times = new Map(active.map((project) => [project.name, projectTimes(project, now)]));
 
-  const forgets = active.flatMap((project) => forgetActions(project, index, now));
-  const backups = active.flatMap((project) => backupActions(project, times.get(project.name)!, index));
+  const demand = options.onDemand;
+  const forgets = demand?.command === "backup" ? [] : active.flatMap((project) => forgetActions(project, index, now));
+  const backups = demand?.command === "backup"
+    ? active.flatMap((project) => backupNowActions(project, times.get(project.name)!, demand.sources))
+    : demand?.command === "forget"
+    ? []
+    : active.flatMap((project) => backupActions(project, times.get(project.name)!, index));
+  const copies = demand?.command === "forget"
+    ? []
+    : active.flatMap((project) =>
+      copyActions(project, index, backups, forgets).filter((copy) =>
+        demand?.command !== "backup" ||
+        (backups.some((backup) => backup.project === copy.project && backup.source === copy.source) &&
+          (demand.repositories === undefined || demand.repositories.includes(copy.repository!)))
+      )
+    );
   const drafts: Draft[] = [
     ...recoverActions(observed, loaded),
-    ...initActions(active, observed),
+    ...(demand?.command === "forget" ? [] : initActions(active, observed).filter((init) =>
+      demand === undefined ||
+      [...backups, ...copies].some((action) => action.repository === init.repository || action.from === init.repository)
+    )),
     ...backups,
-    ...active.flatMap((project) => copyActions(project, index, backups, forgets)),
+    ...copies,
     ...forgets,
-    ...maintenanceActions(active, observed, index, forgets, now),
+    ...(demand?.command === "backup"
+      ? []
+      : demand?.command === "forget"
+      ? forgetNowPrunes(active, maintenanceActions(active, observed, index, forgets, now), forgets, demand.prune)
+      : maintenanceActions(active, observed, index, forgets, now)),
   ];
   const actions = drafts.map((action, i) => ({ id: `a${i + 1}`, ...action }));
   return {
@@ -333,6 +371,45 @@ function projectTimes(project: NormalizedProject, now: Date): ProjectTimes {
     nextDue: new Date(next.getTime() + offset),
     interval: slot ? next.getTime() - slot.getTime() : day,
   };
+}
+
+/** `backup` now: every selected source of the project, whatever its schedule (see {@link OnDemand}). */
+function backupNowActions(
+  project: NormalizedProject,
+  times: ProjectTimes,
+  sources: readonly string[] | undefined,
+): Draft[] {
+  const zone = project.timezone === "UTC" ? "" : `, ${project.timezone}`;
+  return project.sources.filter((source) => sources === undefined || sources.includes(source.name)).map((source) => ({
+    type: "backup",
+    project: project.name,
+    source: source.name,
+    repository: project.repositories[0],
+    reason: `on demand (backupctl backup); the schedule ${project.schedule}${zone} is unchanged, next due ` +
+      isoSeconds(times.nextDue),
+    destructive: false,
+  }));
+}
+
+/**
+ * `forget` now: the prunes that follow its forgets (as apply plans them); with `prune`, every other repository of the
+ * projects too, to free what earlier forgets left.
+ */
+function forgetNowPrunes(active: NormalizedProject[], maintenance: Draft[], forgets: Draft[], prune = false): Draft[] {
+  const prunes = maintenance.filter((action) =>
+    action.type === "prune" && (prune || forgets.some((forget) => forget.repository === action.repository))
+  );
+  if (!prune) return prunes;
+  const planned = new Set(prunes.map((action) => action.repository));
+  const requested = [...new Set(active.flatMap((project) => project.repositories))]
+    .filter((repository) => !planned.has(repository))
+    .map((repository): Draft => ({
+      type: "prune",
+      repository,
+      reason: "requested (forget --prune): frees the space of snapshots forgotten before",
+      destructive: false,
+    }));
+  return [...prunes, ...requested];
 }
 
 function backupActions(project: NormalizedProject, times: ProjectTimes, index: ObservedIndex): Draft[] {
