@@ -307,9 +307,10 @@ export default defineConfig({
       printed.stdout,
       [
         `# cmd/notes, snapshot ${id} in local`,
-        "# The repository (secrets from where the config takes them):",
+        "# The repository (each secret read from where the config keeps it):",
+        "unset RESTIC_REPOSITORY_FILE RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND RESTIC_KEY_HINT",
         `export RESTIC_REPOSITORY=${join(dir, "repository")}`,
-        'export RESTIC_PASSWORD=…   # env("SAFETY_RESTIC_PASSWORD")',
+        'export RESTIC_PASSWORD="${SAFETY_RESTIC_PASSWORD:?set SAFETY_RESTIC_PASSWORD first}"',
         "# The dump as a file:",
         `restic dump ${id} /notes.txt > notes.txt`,
         "# notes is a command() source: load notes.txt with the program that reads what its `run` writes, or pipe " +

@@ -583,7 +583,7 @@ export default defineConfig({
     assert.match(tooShort.stderr, /expected "latest" or a snapshot id \(at least 4 hex characters\), got "abc"/);
   });
 
-  it("--print-commands prints working restic dump lines and names secrets without their values", async () => {
+  it("--print-commands prints working restic dump lines and references secrets without their values", async () => {
     const before = (await stages()).length;
     const plain = await cli(["restore", "pg", "--print-commands"]);
     assert.equal(plain.code, 0, show(plain));
@@ -592,13 +592,21 @@ export default defineConfig({
       plain.stdout,
       [
         `# pg/shop, snapshot ${id} in local`,
-        "# The repository (secrets from where the config takes them):",
+        "# The repository (each secret read from where the config keeps it):",
+        "unset RESTIC_REPOSITORY_FILE RESTIC_PASSWORD_FILE RESTIC_PASSWORD_COMMAND RESTIC_KEY_HINT",
         `export RESTIC_REPOSITORY=${join(dir, "repository")}`,
-        'export RESTIC_PASSWORD=…   # env("RESTORE_RESTIC_PASSWORD")',
+        'export RESTIC_PASSWORD="${RESTORE_RESTIC_PASSWORD:?set RESTORE_RESTIC_PASSWORD first}"',
         "# The dump as a file:",
         `restic dump ${id} /shop.pgdump > shop.pgdump`,
-        "# Or straight into a database:",
-        `restic dump ${id} /shop.pgdump | pg_restore --no-owner --no-privileges --exit-on-error --dbname=TARGET_DB`,
+        `# Or straight into PostgreSQL database shop on 127.0.0.1:${pg.port}, the source's own (--target-db URL ` +
+        "prints another); created when missing. In one transaction: a database that still holds these tables " +
+        "refuses it.",
+        `export PGHOST=127.0.0.1 PGPORT=${pg.port} PGUSER=backup`,
+        'export PGPASSWORD="${PG_BACKUP_PASSWORD:?set PG_BACKUP_PASSWORD first}"',
+        `psql --no-psqlrc --dbname=postgres --tuples-only --no-align --command="SELECT 1 FROM pg_database WHERE ` +
+        `datname = 'shop'" | grep -q 1 || createdb shop`,
+        `restic dump ${id} /shop.pgdump | pg_restore --no-owner --no-privileges --exit-on-error --single-transaction ` +
+        "--dbname=shop",
         "",
       ].join("\n"),
     );
@@ -606,16 +614,20 @@ export default defineConfig({
     assert.equal(encrypted.code, 0, show(encrypted));
     const gpgId = snapshot["pg_gpg/shop"];
     assert.ok(
-      encrypted.stdout.includes(`restic dump ${gpgId} /shop.pgdump.gpg | gpg --decrypt > shop.pgdump\n`),
+      encrypted.stdout.includes(
+        "printf '%s\\n' \"${GPG_SECRET_KEY:?set GPG_SECRET_KEY first}\" | gpg --batch --quiet --import\n" +
+          "# The dump as a file:\n" +
+          `restic dump ${gpgId} /shop.pgdump.gpg | gpg --batch --quiet --decrypt > shop.pgdump\n`,
+      ),
       encrypted.stdout,
     );
     const aged = await cli(["restore", "maria_age", "--print-commands"]);
     assert.equal(aged.code, 0, show(aged));
     assert.ok(
       aged.stdout.includes(
-        `restic dump ${
-          snapshot["maria_age/wiki"]
-        } /wiki.sql.age | age --decrypt -i IDENTITY_FILE | mariadb TARGET_DB\n`,
+        `restic dump ${snapshot["maria_age/wiki"]} /wiki.sql.age | age --decrypt -i <(printf '%s\\n' ` +
+          `"\${AGE_IDENTITY:?set AGE_IDENTITY first}") | mariadb --host=127.0.0.1 --port=${db.port} --protocol=TCP ` +
+          "--user=backup -- wiki\n",
       ),
       aged.stdout,
     );
