@@ -49,7 +49,7 @@ export function manualCommands(
     );
     const exists = `SELECT 1 FROM pg_database WHERE datname = '${into.database.replaceAll("'", "''")}'`;
     lines.push(
-      `psql --no-psqlrc --dbname=postgres --tuples-only --no-align --command=${shellWord(exists)} | grep -q 1 || ` +
+      `psql --no-psqlrc --dbname=postgres --tuples-only --no-align --command=${doubleQuoted(exists)} | grep -q 1 || ` +
         `createdb ${shellWord(into.database)}`,
     );
     const dbname = `--dbname=${shellWord(dbnameArgument(into.database))}`;
@@ -113,6 +113,11 @@ function decryption(located: Located, configDir: string, lines: string[]): strin
     return " | age --decrypt -i IDENTITY_FILE";
   }
   return ` | age --decrypt -i <(printf '%s\\n' ${shellSecret(encrypt.identity, configDir)})`;
+}
+
+/** A word in double quotes (easier to read around SQL's single quotes); single quotes where `!` would expand. */
+function doubleQuoted(text: string): string {
+  return text.includes("!") ? shellWord(text) : `"${text.replace(/[\\"$`]/g, (c) => `\\${c}`)}"`;
 }
 
 function where(target: PostgresSource | MysqlSource): string {
