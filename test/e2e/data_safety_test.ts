@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { processesWith } from "../support/inspect.ts";
+import { processesWith, processTree } from "../support/inspect.ts";
 import { runCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 
@@ -162,6 +162,53 @@ export default defineConfig({
     assert.match(failed.stdout, /✗ backup p1\/p1 → local failed/);
     assert.doesNotMatch(failed.stdout, /- forget/);
     assert.deepEqual((await snapshots()).map((s) => s.id), [good.id], "the last good snapshot is kept");
+  });
+
+  it("every process of the apply killed at once (a cgroup or container kill): no snapshot; the next apply removes restic's dead lock and backs up", async () => {
+    fresh();
+    const good = await goodBackup();
+    produce(
+      `head -c 1000000 /dev/urandom; while [ ! -e ${release()} ]; do sleep 0.05; done; head -c 1000000 /dev/urandom`,
+    );
+    const victim = spawnCli(["--config", demo.config, "apply", "--now", at(15)], { env: env() });
+    await waitFor("restic to read the first megabyte", () =>
+      processesWith("--stdin-filename p1.bin").some((pid) => {
+        try {
+          return Number(/rchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1]) >= 1_000_000;
+        } catch {
+          return false;
+        }
+      }));
+    assert.equal(resticLocks().length, 1);
+    const tree = processTree(victim.pid);
+    assert.ok(tree.length >= 4, `backupctl, the gate, restic and the producer: ${tree.join(" ")}`);
+    // SIGKILL to all of them, again until none is left: nobody gets to clean up, restic's lock stays behind.
+    await waitFor("the whole tree to be gone", () => {
+      const left = processTree(victim.pid).concat(tree).filter((pid) => existsSync(`/proc/${pid}/stat`));
+      for (const pid of left) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+      return left.length === 0 ||
+        left.every((pid) => /\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8")));
+    });
+    await victim.done;
+    assert.deepEqual((await snapshots()).map((s) => s.id), [good.id], "restic never saw the stream end");
+    assert.equal(resticLocks().length, 1, "restic, killed, left its lock");
+
+    produce("head -c 300000 /dev/urandom");
+    const next = await cli(["apply", "--now", at(16)]);
+    assert.equal(next.code, 0, next.stdout + next.stderr);
+    assert.match(next.stdout, /recover: remove stale restic locks in local/);
+    assert.match(next.stdout, /recover: mark run \S+ of p1 interrupted/);
+    // The good one stays until a plan sees the new one complete (retention is planned on what is observed).
+    const after = (await snapshots()).map((s) => s.id);
+    assert.equal(after.length, 2, next.stdout);
+    assert.ok(after.includes(good.id));
+    assert.deepEqual(resticLocks(), []);
   });
 
   it("backupctl killed between restic storing the snapshot and recording it: the snapshot is incomplete, never restored as good, never counted by retention", async () => {

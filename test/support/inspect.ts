@@ -60,3 +60,26 @@ export function processesWith(marker: string): number[] {
   }
   return pids;
 }
+
+/**
+ * `pid` and every process descending from it (by parent pid, whatever their process group or session): what a
+ * cgroup kill or a container's end takes down at once.
+ */
+export function processTree(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // The field after the parenthesized name (which may hold spaces) is the state, then the parent pid.
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    for (const [child, parent] of parents) if (parent === tree[i]) tree.push(child);
+  }
+  return tree;
+}
