@@ -55,8 +55,8 @@ export function localTimesIn(text: string, timeZone: string): string {
 }
 
 /**
- * "3d 4h", "23h 0m", "2m 5s", "45s": the largest unit and the next one (even when it is zero: "23h 30s" would read as
- * 23 hours and 30 seconds being all there is).
+ * "3d 4h", "17h", "23h 0m", "2m 5s", "45s": the largest unit, and the next one unless nothing is left after the
+ * largest. The next unit is shown even when it is zero: 23 h 0 min 30 s is "23h 0m", never "23h 30s".
  */
 export function humanDuration(ms: number): string {
   const abs = Math.abs(ms);
@@ -68,7 +68,7 @@ export function humanDuration(ms: number): string {
     const n = Math.floor(rest / size);
     if (n > 0 || parts.length > 0) parts.push(`${n}${unit}`);
     rest -= n * size;
-    if (parts.length === 2) break;
+    if (parts.length === 2 || (parts.length === 1 && rest === 0)) break;
   }
   return parts.join(" ");
 }

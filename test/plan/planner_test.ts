@@ -667,7 +667,7 @@ describe("render", () => {
     const text = plain(renderText(result));
     assert.ok(text.includes("No changes. Backups are up to date."), text);
     assert.ok(text.includes("Next due:"), text);
-    assert.equal(text, "No changes. Backups are up to date.\nNext due: blog at 2026-11-21T11:00:00Z (in 40m).\n");
+    assert.equal(text, "No changes. Backups are up to date.\nNext due: blog at 2026-11-21 11:00:00+00:00 (in 40m).\n");
   });
 
   it("puts warnings first", () => {
@@ -680,7 +680,7 @@ describe("render", () => {
     assert.equal(
       text,
       "! project old is disabled (enabled: false): nothing is planned for it\n\n" +
-        "No changes. Backups are up to date.\nNext due: shop at 2026-11-22T03:00:00Z (in 17h).\n",
+        "No changes. Backups are up to date.\nNext due: shop at 2026-11-22 03:00:00+00:00 (in 17h).\n",
     );
   });
 

@@ -192,7 +192,7 @@ describe("renderText", () => {
         "! project blog is overdue: last success 2026-11-18 03:00:12+00:00, longer ago than its maxAge 2d",
         "",
         "No changes. Backups are up to date.",
-        "Next due: blog at 2026-11-21 11:00:00+00:00 (in 1h 0m).",
+        "Next due: blog at 2026-11-21 11:00:00+00:00 (in 1h).",
         "",
         "Not managed (reported, never deleted):",
         "  ? legacy: no longer declared; its 12 snapshots are kept, never deleted automatically",
@@ -220,7 +220,7 @@ describe("renderText", () => {
     });
     assert.ok(
       renderText(summer, colours(false), "Europe/Berlin").includes(
-        "Next due: shop at 2026-07-02 03:00:00+02:00 (in 15h 0m).",
+        "Next due: shop at 2026-07-02 03:00:00+02:00 (in 15h).",
       ),
     );
     const markdown = renderMarkdown(winter, "America/New_York");
@@ -272,7 +272,7 @@ describe("renderMarkdown", () => {
         "",
         "```",
         "No changes. Backups are up to date.",
-        "Next due: blog at 2026-11-21 11:00:00+00:00 (in 1h 0m).",
+        "Next due: blog at 2026-11-21 11:00:00+00:00 (in 1h).",
         "```",
         "",
         "</details>",

@@ -12,11 +12,12 @@ describe("time formatting", () => {
     assert.equal(humanDuration(-90_000), "1m 30s");
   });
 
-  it("never skips a zero unit in the middle: 23 h 0 m 30 s is 23h 0m, not 23h 30s", () => {
+  it("never skips a zero unit in the middle: 23 h 0 m 30 s is 23h 0m, not 23h 30s; a whole unit stands alone", () => {
     assert.equal(humanDuration(23 * 3_600_000 + 30_000), "23h 0m");
     assert.equal(humanDuration(2 * 86_400_000 + 59_000), "2d 0h");
-    assert.equal(humanDuration(3_600_000), "1h 0m");
     assert.equal(humanDuration(60_000 + 999), "1m 0s");
+    assert.equal(humanDuration(3_600_000), "1h");
+    assert.equal(humanDuration(7 * 86_400_000), "7d");
   });
 
   it("prints ISO-8601 UTC to the second", () => {

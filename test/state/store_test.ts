@@ -420,6 +420,7 @@ describe("StateStore runs and stages", () => {
         finished_at: null,
         duration_ms: null,
         bytes: null,
+        bytes_added: null,
         snapshot_id: null,
         error: null,
       });
@@ -429,6 +430,7 @@ describe("StateStore runs and stages", () => {
         finishedAt: "2026-11-21T03:00:31.000Z",
         durationMs: 30_000,
         bytes: 123_456_789,
+        bytesAdded: 4_096,
         snapshotId: "4f2c9d1e",
       });
       await store.finishStage(second, {
@@ -445,6 +447,7 @@ describe("StateStore runs and stages", () => {
           finished_at: "2026-11-21T03:00:31.000Z",
           duration_ms: 30_000,
           bytes: 123_456_789,
+          bytes_added: 4_096,
           snapshot_id: "4f2c9d1e",
         },
         {
@@ -460,6 +463,7 @@ describe("StateStore runs and stages", () => {
           finished_at: "2026-11-21T03:00:03.000Z",
           duration_ms: 1000,
           bytes: null,
+          bytes_added: null,
           snapshot_id: null,
           error: "boom",
         },
