@@ -46,6 +46,17 @@ describe("data safety under crashes", () => {
   const resticLocks = () =>
     existsSync(join(demo.repository, "locks")) ? readdirSync(join(demo.repository, "locks")) : [];
   const produce = (script: string) => writeFileSync(producer(), `${script}\n`);
+  /** Until restic has read `bytes` of the stream (it holds its lock by then: a signal while it takes the lock is
+   * restic's own race). */
+  const resticHasRead = (bytes: number) =>
+    waitFor(`restic to read ${bytes} bytes`, () =>
+      processesWith("--stdin-filename p1.bin").some((pid) => {
+        try {
+          return Number(/rchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1]) >= bytes;
+        } catch {
+          return false;
+        }
+      }));
   /** A good first backup at 01:00, with the producer given. */
   const goodBackup = async () => {
     produce("head -c 200000 /dev/urandom");
@@ -138,15 +149,7 @@ export default defineConfig({
     );
     const victim = spawnCli(["--config", demo.config, "apply", "--now", at(15)], { env: env() });
     await waitFor("the dump streaming into restic", () => processesWith("--stdin-filename p1.bin").length > 0);
-    // restic holds its lock once it reads the stream (a signal while it takes the lock is restic's own race).
-    await waitFor("restic to read the first megabyte", () =>
-      processesWith("--stdin-filename p1.bin").some((pid) => {
-        try {
-          return Number(/rchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1]) >= 1_000_000;
-        } catch {
-          return false;
-        }
-      }));
+    await resticHasRead(1_000_000);
     assert.equal(resticLocks().length, 1);
     process.kill(victim.pid, "SIGKILL"); // backupctl alone, as the OOM killer does: not its children
     assert.equal((await victim.done).signal, "SIGKILL");
@@ -171,14 +174,7 @@ export default defineConfig({
       `head -c 1000000 /dev/urandom; while [ ! -e ${release()} ]; do sleep 0.05; done; head -c 1000000 /dev/urandom`,
     );
     const victim = spawnCli(["--config", demo.config, "apply", "--now", at(15)], { env: env() });
-    await waitFor("restic to read the first megabyte", () =>
-      processesWith("--stdin-filename p1.bin").some((pid) => {
-        try {
-          return Number(/rchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1]) >= 1_000_000;
-        } catch {
-          return false;
-        }
-      }));
+    await resticHasRead(1_000_000);
     assert.equal(resticLocks().length, 1);
     const tree = processTree(victim.pid);
     assert.ok(tree.length >= 4, `backupctl, the gate, restic and the producer: ${tree.join(" ")}`);
