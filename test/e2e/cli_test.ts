@@ -146,7 +146,7 @@ describe("backupctl end to end with restic and sqlite3", () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(
       result.stdout,
-      /^No changes\. Backups are up to date\.\nNext due: demo at 2026-11-22T03:00:00Z \(in 17h\)\.\n$/,
+      /^No changes\. Backups are up to date\.\nNext due: demo at 2026-11-22 03:00:00\+00:00 \(in 17h\)\.\n$/,
     );
     const json = JSON.parse((await cli(["plan", "--now", day1, "--json"])).stdout) as PlanJson;
     assert.equal(json.actions.length, 0);
