@@ -49,7 +49,7 @@ describe("operator commands", () => {
     );
     assert.match(
       row,
-      /^✓\s+demo\s+2026-11-02 10:00:\d\d\+00:00 \(\d+m \d+s ago\)\s+succeeded\s+2026-11-03 03:00:00\+00:00\s+local 2, newest \d+m \d+s ago /,
+      /^✓\s+demo\s+2026-11-02 10:00:\d\d\+00:00 \(\d+[hm]( \d+[ms])? ago\)\s+succeeded\s+2026-11-03 03:00:00\+00:00\s+local 2, newest \d+[hm]( \d+[ms])? ago /,
     );
     const json = JSON.parse((await cli(["status", "--json", "--now", dayAt(1, 11)])).stdout);
     const [project] = json.projects;
