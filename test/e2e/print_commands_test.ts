@@ -41,8 +41,7 @@ describe("restore --print-commands: the printed commands restore every kind of s
     runCli(["--config", config, ...args], {
       env: { ...secrets, BACKUPCTL_CONFIG: undefined, BACKUPCTL_STATE_DIR: undefined },
     });
-  const pgRows = (database: string) =>
-    pg.psql("SELECT to_json(t)::text FROM customers AS t ORDER BY id;", database);
+  const pgRows = (database: string) => pg.psql("SELECT to_json(t)::text FROM customers AS t ORDER BY id;", database);
   const mdbRows = (database: string) =>
     db.sql("SELECT id, name, note, balance, HEX(avatar) FROM customers ORDER BY id;", database);
   const liteRows = (path: string) =>
