@@ -392,24 +392,30 @@ function backupNowActions(
 }
 
 /**
- * `forget` now: the prunes that follow its forgets (as apply plans them); with `prune`, every other repository of the
- * projects too, to free what earlier forgets left.
+ * `forget` now: a prune of each repository it forgets from, whatever the prune cadence (the point is to free space
+ * now); with `prune`, every other repository of the projects too (the prune maintenance would plan, else a requested
+ * one), to free what earlier forgets left.
  */
 function forgetNowPrunes(active: NormalizedProject[], maintenance: Draft[], forgets: Draft[], prune = false): Draft[] {
-  const prunes = maintenance.filter((action) =>
-    action.type === "prune" && (prune || forgets.some((forget) => forget.repository === action.repository))
-  );
-  if (!prune) return prunes;
-  const planned = new Set(prunes.map((action) => action.repository));
-  const requested = [...new Set(active.flatMap((project) => project.repositories))]
-    .filter((repository) => !planned.has(repository))
-    .map((repository): Draft => ({
-      type: "prune",
-      repository,
-      reason: "requested (forget --prune): frees the space of snapshots forgotten before",
-      destructive: false,
-    }));
-  return [...prunes, ...requested];
+  const repositories = [...new Set(active.flatMap((project) => project.repositories))];
+  return repositories.flatMap((repository): Draft[] => {
+    const forgotten = forgets.filter((forget) => forget.repository === repository)
+      .reduce((n, forget) => n + (forget.snapshots?.length ?? 0), 0);
+    if (forgotten > 0) {
+      const reason = `after forgetting ${forgotten} snapshot${forgotten === 1 ? "" : "s"}`;
+      return [{ type: "prune", repository, reason, destructive: false }];
+    }
+    if (!prune) return [];
+    const planned = maintenance.find((action) => action.type === "prune" && action.repository === repository);
+    return [
+      planned ?? {
+        type: "prune",
+        repository,
+        reason: "requested (forget --prune): frees the space of snapshots forgotten before",
+        destructive: false,
+      },
+    ];
+  });
 }
 
 function backupActions(project: NormalizedProject, times: ProjectTimes, index: ObservedIndex): Draft[] {
