@@ -50,6 +50,10 @@ type Loaded = Pick<LoadedConfig, "config" | "fingerprint">;
 type Draft = Omit<PlanAction, "id">;
 
 const day = 86_400_000;
+/** How often a repository with forgotten snapshots is pruned when no project using it sets `prune.every`. */
+export const defaultPruneEvery = "7d";
+/** The share of a repository's snapshots forgotten since its last prune that makes it due at once: half. */
+export const pruneShare = { numerator: 1, denominator: 2 } as const;
 /** How often repositories are checked when a project does not say. */
 export const defaultCheckEvery = "7d";
 
@@ -548,17 +552,12 @@ function maintenanceActions(
     const users = active.filter((project) => project.repositories.includes(repository));
     const forgotten = forgets.filter((f) => f.repository === repository)
       .reduce((n, f) => n + (f.snapshots?.length ?? 0), 0);
-    const pruneEvery = minimum(users.map((p) => p.prune?.every));
+    const explicitEvery = minimum(users.map((p) => p.prune?.every));
     const pruned = last("prune", repository);
     const lastPrune = pruned ?? observed.repositories[repository]?.initializedAt;
-    if (forgotten > 0) {
-      drafts.push({
-        type: "prune",
-        repository,
-        reason: `after forgetting ${forgotten} snapshot${forgotten === 1 ? "" : "s"}`,
-        destructive: false,
-      });
-    } else if (
+    const elapsed = (every: { ms: number }) =>
+      lastPrune !== undefined && now.getTime() - Date.parse(lastPrune) >= every.ms;
+    if (
       (last("forget", repository) ?? "") > (pruned ?? "") && (last("prune_attempt", repository) ?? "") > (pruned ?? "")
     ) {
       // Snapshots were forgotten and no prune succeeded since: the prune after them failed or was cut short.
@@ -569,16 +568,30 @@ function maintenanceActions(
           "since (the prune after them failed or was interrupted)",
         destructive: false,
       });
-    } else if (pruneEvery && lastPrune && now.getTime() - Date.parse(lastPrune) >= pruneEvery.ms) {
+      continue;
+    }
+    if (explicitEvery && elapsed(explicitEvery)) {
+      // A cadence the config sets prunes whatever was forgotten: failed backups leave unreferenced data too.
       drafts.push({
         type: "prune",
         repository,
         reason:
-          `${pruned ? `last prune ${since(pruned)}` : `never pruned since initialization ${since(lastPrune)}`}, ` +
-          `every ${pruneEvery.text}`,
+          `${pruned ? `last prune ${since(pruned)}` : `never pruned since initialization ${since(lastPrune!)}`}, ` +
+          `every ${explicitEvery.text}`,
         destructive: false,
       });
+      continue;
     }
+    const reason = pruneForForgets(repository, {
+      every: explicitEvery ?? { ms: parseDuration(defaultPruneEvery)!, text: defaultPruneEvery },
+      pruned,
+      since,
+      earlier: observed.maintenance.find((m) => m.type === "forget" && m.repository === repository)?.forgotten ?? 0,
+      now: forgotten,
+      held: observed.snapshots.filter((snapshot) => snapshot.repository === repository).length,
+      nowMs: now.getTime(),
+    });
+    if (reason) drafts.push({ type: "prune", repository, reason, destructive: false });
   }
 
   for (const repository of repositories) {
@@ -619,6 +632,45 @@ function maintenanceActions(
     });
   }
   return drafts;
+}
+
+/**
+ * Why forgotten snapshots make a repository due for a prune, or undefined when they wait (docs/retention.md#pruning):
+ * it was never pruned, `every` has passed since its last prune, or at least half of the snapshots it held at its last
+ * prune are forgotten since. `earlier`: snapshots forgotten since the last prune; `now`: in this plan; `held`: what
+ * its inventory lists now. A reason that holds only with this plan's forgets starts with "after forgetting": apply
+ * skips that prune when none of them ran.
+ */
+function pruneForForgets(
+  repository: string,
+  counts: {
+    every: { ms: number; text: string };
+    pruned: string | undefined;
+    since: (at: string) => string;
+    earlier: number;
+    now: number;
+    held: number;
+    nowMs: number;
+  },
+): string | undefined {
+  const { every, pruned, since, earlier, now, held } = counts;
+  const why = (forgotten: number): string | undefined => {
+    if (forgotten === 0) return undefined;
+    if (pruned === undefined) return "never pruned before";
+    const total = held + earlier;
+    if (forgotten * pruneShare.denominator >= total * pruneShare.numerator) {
+      return `${forgotten} of ${total} snapshots (${Math.round((100 * forgotten) / total)}%) in ${repository} ` +
+        `forgotten since the last prune ${since(pruned)}`;
+    }
+    if (counts.nowMs - Date.parse(pruned) >= every.ms) {
+      return `${forgotten} snapshot${forgotten === 1 ? "" : "s"} forgotten since the last prune ${since(pruned)}, ` +
+        `every ${every.text}`;
+    }
+    return undefined;
+  };
+  const reason = why(earlier + now);
+  if (reason === undefined || why(earlier) !== undefined) return reason;
+  return `after forgetting ${now} snapshot${now === 1 ? "" : "s"}; ${reason}`;
 }
 
 /** The shortest of several durations, keeping the text it was written as. */

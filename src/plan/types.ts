@@ -26,6 +26,11 @@ export interface ObservedState {
   /** Saved plans already applied (a plan file is applied at most once). */
   appliedPlans: string[];
   /**
+   * Saved plans applied with deletions held for approval: plan id → the ids of its forget actions still held. Only
+   * those may run later, once, with approval (`apply PLANFILE --auto-approve`).
+   */
+  heldPlans?: Record<string, string[]>;
+  /**
    * Snapshots that failed or interrupted runs left behind (a failed stage's snapshot whose forget failed, or a
    * snapshot tagged with a run that never finished and not recorded as one of its results): recover actions forget them.
    */
@@ -86,6 +91,8 @@ export interface MaintenanceRecord {
   /** For verify. */
   project?: string;
   at: string;
+  /** For forget: how many snapshots were forgotten in the repository since its last successful prune. */
+  forgotten?: number;
 }
 
 export interface BackupRecord {

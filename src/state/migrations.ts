@@ -156,6 +156,15 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable("stages").addColumn("bytes_added", "integer").execute();
     },
   },
+  "0008_prune_cadence_held_plans": {
+    async up(db: Kysely<unknown>) {
+      // How many snapshots a forget stage removed: a prune is due when enough were forgotten since the last one.
+      await db.schema.alterTable("stages").addColumn("forgotten", "integer").execute();
+      // The forget actions of a saved plan held for approval (JSON array of action ids; null when none): only they
+      // may run later, once, with `apply PLANFILE --auto-approve`.
+      await db.schema.alterTable("applied_plans").addColumn("held", "text").execute();
+    },
+  },
 };
 
 /** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */

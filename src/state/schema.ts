@@ -63,6 +63,8 @@ export interface StageTable {
   bytes: number | null;
   /** What restic reported the backup added to the repository (data_added); null for other stages and older rows. */
   bytes_added: number | null;
+  /** For a forget stage: how many snapshots it removed; null for other stages and older rows. */
+  forgotten: number | null;
   snapshot_id: string | null;
   error: string | null;
 }
@@ -128,6 +130,8 @@ export interface RetentionPolicyTable {
 export interface AppliedPlanTable {
   plan_id: string;
   applied_at: string;
+  /** JSON array of the ids of the plan's forget actions still held for approval; null when none. */
+  held: string | null;
 }
 
 export interface Database {

@@ -67,6 +67,8 @@ export interface StageResult {
   bytes?: number;
   /** What restic says a backup added to the repository (its summary's data_added). */
   bytesAdded?: number;
+  /** For a forget: how many snapshots it removed. */
+  forgotten?: number;
   snapshotId?: string;
   error?: string;
 }
@@ -565,8 +567,17 @@ export class StateStore {
     await this.#write("recordRetention", [group, policy, at]);
   }
 
-  async markPlanApplied(planId: string, at: string): Promise<void> {
-    await this.#write("markPlanApplied", [planId, at]);
+  /**
+   * Records a saved plan as applied (once: the same id again is refused); `held`: the ids of its forget actions held
+   * for approval, which alone may run later, once, approved.
+   */
+  async markPlanApplied(planId: string, at: string, held: string[] = []): Promise<void> {
+    await this.#write("markPlanApplied", held.length > 0 ? [planId, at, held] : [planId, at]);
+  }
+
+  /** What is still held of an applied plan after its held forgets were offered again (none: they ran, or failed). */
+  async markHeldDeletions(planId: string, held: string[]): Promise<void> {
+    await this.#write("markHeldDeletions", [planId, held]);
   }
 
   async recordCheck(repository: string, at: string, status: string): Promise<void> {
@@ -635,7 +646,31 @@ export class StateStore {
     const knownProjects = (await this.db.selectFrom("runs").select("project").distinct().execute()).map((r) =>
       r.project
     );
-    const appliedPlans = (await this.db.selectFrom("applied_plans").select("plan_id").execute()).map((r) => r.plan_id);
+    const plans = await this.db.selectFrom("applied_plans").select(["plan_id", "held"]).execute();
+    const appliedPlans = plans.map((r) => r.plan_id);
+    const heldPlans: Record<string, string[]> = {};
+    for (const row of plans) if (row.held) heldPlans[row.plan_id] = JSON.parse(row.held) as string[];
+    // Snapshots forgotten in each repository since its last successful prune (forgets before the count was kept: 0).
+    const forgottenSincePrune = new Map(
+      (await this.db.selectFrom("stages as f")
+        .select(["f.repository", (eb) => eb.fn.sum<number>(eb.fn.coalesce("f.forgotten", eb.lit(0))).as("n")])
+        .where("f.type", "=", "forget").where("f.status", "=", "succeeded")
+        .where((eb) =>
+          eb(
+            "f.started_at",
+            ">",
+            (sub) =>
+              sub.selectFrom("stages as p").select((p) => p.fn.coalesce(p.fn.max("p.started_at"), p.val("")).as("at"))
+                .where("p.type", "=", "prune").where("p.status", "=", "succeeded")
+                .whereRef("p.repository", "=", "f.repository"),
+          )
+        )
+        .groupBy("f.repository").execute())
+        .map((row) => [row.repository, Number(row.n)]),
+    );
+    for (const record of maintenance) {
+      if (record.type === "forget") record.forgotten = forgottenSincePrune.get(record.repository ?? null) ?? 0;
+    }
     const partials = (await this.db.selectFrom("stages")
       .select(["project", "source", "repository", "snapshot_id", "run_id"])
       .where("type", "=", "backup").where("status", "=", "failed").where("snapshot_id", "is not", null).execute())
@@ -666,6 +701,7 @@ export class StateStore {
       knownProjects,
       knownRepositories: Object.keys(repositories),
       appliedPlans,
+      heldPlans,
       partials,
     };
   }
@@ -1152,6 +1188,7 @@ const operations: { [Op in FallbackOp]: Operation<Op> } = {
         duration_ms: result.durationMs,
         bytes: result.bytes ?? null,
         bytes_added: result.bytesAdded ?? null,
+        forgotten: result.forgotten ?? null,
         snapshot_id: result.snapshotId ?? null,
         error: result.error ?? null,
       }).where("id", "=", stageId).executeTakeFirst();
@@ -1225,8 +1262,15 @@ const operations: { [Op in FallbackOp]: Operation<Op> } = {
     return {};
   },
 
-  async markPlanApplied({ db }, [planId, at]) {
-    await db.insertInto("applied_plans").values({ plan_id: planId, applied_at: at }).execute();
+  async markPlanApplied({ db }, [planId, at, held]) {
+    const still = held && held.length > 0 ? JSON.stringify(held) : null;
+    await db.insertInto("applied_plans").values({ plan_id: planId, applied_at: at, held: still }).execute();
+    return {};
+  },
+
+  async markHeldDeletions({ db }, [planId, held]) {
+    await db.updateTable("applied_plans").set({ held: held.length > 0 ? JSON.stringify(held) : null })
+      .where("plan_id", "=", planId).execute();
     return {};
   },
 

@@ -168,7 +168,13 @@ describe("plan rules: forget", () => {
     };
     assert.deepEqual(result.actions, [
       forget,
-      { id: "a2", type: "prune", repository: "local", reason: "after forgetting 3 snapshots", destructive: false },
+      {
+        id: "a2",
+        type: "prune",
+        repository: "local",
+        reason: "after forgetting 3 snapshots; never pruned before",
+        destructive: false,
+      },
     ]);
     assert.deepEqual(forget.snapshots, applyRetention(five, { last: 2 }).forget);
     assert.equal(result.summary.forget, 3);
@@ -290,7 +296,7 @@ describe("plan rules: forget", () => {
       ],
     );
     assert.equal(result.actions[0].reason, "copy 2 snapshots it lacks from local");
-    assert.equal(result.actions[4].reason, "after forgetting 1 snapshot");
+    assert.equal(result.actions[4].reason, "after forgetting 1 snapshot; never pruned before");
     assert.equal(result.summary.forget, 4);
   });
 
@@ -398,7 +404,13 @@ describe("plan rules: prune", () => {
       retention: [applied({ last: 2 }), applied({ last: 2 }, "shop", "files")],
     });
     assert.deepEqual(ofType(planAt(loaded, observed), "prune"), [
-      { id: "a3", type: "prune", repository: "local", reason: "after forgetting 3 snapshots", destructive: false },
+      {
+        id: "a3",
+        type: "prune",
+        repository: "local",
+        reason: "after forgetting 3 snapshots; never pruned before",
+        destructive: false,
+      },
     ]);
   });
 
@@ -455,7 +467,10 @@ describe("plan rules: prune", () => {
       retention: [applied({ last: 2 })],
       maintenance: [{ type: "prune", repository: "local", at: ago(30 * day) }],
     });
-    assert.deepEqual(ofType(planAt(weekly, observed), "prune").map((p) => p.reason), ["after forgetting 2 snapshots"]);
+    // The cadence the config sets wins: that prune runs even if the forgets are held.
+    assert.deepEqual(ofType(planAt(weekly, observed), "prune").map((p) => p.reason), [
+      "last prune 2026-10-22T10:00:00Z (30d ago), every 7d",
+    ]);
   });
 
   it("uses the shortest prune.every of the projects sharing the repository", () => {

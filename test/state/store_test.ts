@@ -238,8 +238,16 @@ describe("StateStore.open", () => {
         { name: "0005_outbox_delivery" },
         { name: "0006_runs_started" },
         { name: "0007_history_operations" },
+        { name: "0008_prune_cadence_held_plans" },
       ]);
-      assert.equal(latestMigration, "0007_history_operations");
+      assert.equal(latestMigration, "0008_prune_cadence_held_plans");
+      // 0008: how many snapshots a forget removed; the forgets of a saved plan still held for approval.
+      const counts = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
+        pragma_table_info('stages') WHERE name = 'forgotten'`.execute(store.db);
+      assert.deepEqual(plain(counts.rows), [{ type: "INTEGER", notnull: 0 }]);
+      const held = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
+        pragma_table_info('applied_plans') WHERE name = 'held'`.execute(store.db);
+      assert.deepEqual(plain(held.rows), [{ type: "TEXT", notnull: 0 }]);
       // 0007: what a backup added to the repository, beside the bytes it read.
       const added = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('stages') WHERE name = 'bytes_added'`.execute(store.db);
@@ -280,6 +288,7 @@ describe("StateStore.open", () => {
           { name: "0005_outbox_delivery" },
           { name: "0006_runs_started" },
           { name: "0007_history_operations" },
+          { name: "0008_prune_cadence_held_plans" },
         ]);
         const meta = await second.db.selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
@@ -421,6 +430,7 @@ describe("StateStore runs and stages", () => {
         duration_ms: null,
         bytes: null,
         bytes_added: null,
+        forgotten: null,
         snapshot_id: null,
         error: null,
       });
@@ -464,6 +474,7 @@ describe("StateStore runs and stages", () => {
           duration_ms: 1000,
           bytes: null,
           bytes_added: null,
+          forgotten: null,
           snapshot_id: null,
           error: "boom",
         },
@@ -489,6 +500,7 @@ describe("StateStore.observe", () => {
         knownProjects: [],
         knownRepositories: [],
         appliedPlans: [],
+        heldPlans: {},
         partials: [],
       });
     });
@@ -757,8 +769,8 @@ describe("StateStore retention policies and applied plans", () => {
       assert.deepEqual([...(await store.observe()).appliedPlans].sort(), ["0b6f3c1e-plan-one", "7d1e2a9f-plan-two"]);
       const rows = await store.db.selectFrom("applied_plans").selectAll().orderBy("plan_id").execute();
       assert.deepEqual(plain(rows), [
-        { plan_id: "0b6f3c1e-plan-one", applied_at: "2026-11-21T10:00:00.000Z" },
-        { plan_id: "7d1e2a9f-plan-two", applied_at: "2026-11-21T12:00:00.000Z" },
+        { plan_id: "0b6f3c1e-plan-one", applied_at: "2026-11-21T10:00:00.000Z", held: null },
+        { plan_id: "7d1e2a9f-plan-two", applied_at: "2026-11-21T12:00:00.000Z", held: null },
       ]);
     });
   });
