@@ -61,7 +61,7 @@ export interface ApplyContext {
    * nothing about retention: the policy applied to each group is then not recorded, so a forget that needs approval
    * (a changed policy) still needs it afterwards.
    */
-  retention?: boolean;
+  retention?: boolean | "forgets";
   /** The command that runs held deletions once reviewed (default `backupctl apply --auto-approve`). */
   approveWith?: string;
   /** The project locks this process holds: each run writes its id into its project's lock. */
@@ -82,6 +82,8 @@ export interface ApplyReport {
   skipped: number;
   /** Deletions held back because they need approval. */
   held: number;
+  /** The ids of the forget actions held back because they need approval. */
+  heldActions?: string[];
   runs: { id: string; project: string; status: "succeeded" | "failed" | "interrupted" }[];
 }
 
@@ -113,7 +115,11 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
       source: action.source,
       repository: action.repository,
     } as const;
-    const outcome = await auditedStage(ctx, stage, async () => ({ value: await repository.forget(ids) }));
+    const outcome = await auditedStage(
+      ctx,
+      stage,
+      async () => ({ value: await repository.forget(ids), forgotten: ids.length }),
+    );
     if (outcome.ok) {
       report.succeeded++;
       ctx.out(
@@ -339,6 +345,7 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
     if (action.approval === "required" && !ctx.approved) {
       notDone.add(group);
       report.held++;
+      (report.heldActions ??= []).push(action.id);
       const project = action.project!;
       await auditedStage(
         ctx,
@@ -370,7 +377,11 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
       continue;
     }
     const repository = repositoryFor(ctx, action.repository!);
-    const outcome = await auditedStage(ctx, stage, async () => ({ value: await repository.forget(ids) }));
+    const outcome = await auditedStage(
+      ctx,
+      stage,
+      async () => ({ value: await repository.forget(ids), forgotten: ids.length }),
+    );
     touched.add(action.repository!);
     if (outcome.ok) {
       report.succeeded++;
@@ -387,13 +398,18 @@ async function applyRetention(plan: Plan, ctx: ApplyContext, report: ApplyReport
     if (error) report.failed++;
   }
   const at = ctx.clock.now().toISOString();
+  // "forgets": only the groups whose forget ran (a saved plan's held deletions, approved later).
+  const ran = (group: string) =>
+    ctx.retention !== "forgets" ||
+    plan.actions.some((a) => a.type === "forget" && `${a.project}\u0000${a.source}\u0000${a.repository}` === group);
   for (const name of ctx.retention === false ? [] : plan.projects) {
     const project = ctx.loaded.config.projects[name];
     if (!project) continue;
     const policy = policyKey(project.retention);
     for (const repository of project.repositories) {
       for (const source of project.sources) {
-        if (notDone.has(`${name}\u0000${source.name}\u0000${repository}`)) continue;
+        const group = `${name}\u0000${source.name}\u0000${repository}`;
+        if (notDone.has(group) || !ran(group)) continue;
         await ctx.store.recordRetention({ project: name, source: source.name, repository }, policy, at);
       }
     }
@@ -584,7 +600,9 @@ async function withRetries<T>(
 async function auditedStage<T>(
   ctx: StageContext,
   stage: Omit<NewStage, "startedAt">,
-  work: (started: Date) => Promise<{ value: T; bytes?: number; bytesAdded?: number; snapshotId?: string }>,
+  work: (
+    started: Date,
+  ) => Promise<{ value: T; bytes?: number; bytesAdded?: number; forgotten?: number; snapshotId?: string }>,
   /** Notifications recorded with the stage's result (a held deletion, a failed check). */
   notify?: (result: { ok: boolean; error?: string; durationMs: number }) => NewNotification[],
 ): Promise<StageOutcome<T>> {
@@ -599,8 +617,12 @@ async function auditedStage<T>(
     return durationMs;
   };
   try {
-    const { value, bytes, bytesAdded, snapshotId } = await work(started);
-    return { ok: true, value, durationMs: await finish({ status: "succeeded", bytes, bytesAdded, snapshotId }) };
+    const { value, bytes, bytesAdded, forgotten, snapshotId } = await work(started);
+    return {
+      ok: true,
+      value,
+      durationMs: await finish({ status: "succeeded", bytes, bytesAdded, forgotten, snapshotId }),
+    };
   } catch (error) {
     const message = errorText(error);
     const status = error instanceof HeldError ? "skipped" : stopRequested() ? "interrupted" : "failed";

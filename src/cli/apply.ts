@@ -7,7 +7,7 @@ import { ActionsFailedError, ExitCode, StoppedError, UsageError } from "../error
 import { acquireProjectLock, describeHolder, type ProjectLock } from "../apply/lock.ts";
 import { handleStopSignals, stopRequested } from "../runtime/shutdown.ts";
 import type { StateStore } from "../state/store.ts";
-import { assertCurrent, assertRederived, readPlanFile } from "../plan/planfile.ts";
+import { assertCurrent, assertRederived, heldRemainder, readPlanFile } from "../plan/planfile.ts";
 import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
 import type { Leftovers, Plan } from "../plan/types.ts";
 import type { OnDemand } from "../plan/planner.ts";
@@ -60,6 +60,10 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .option("-p, --project <name>", "only this project (repeatable; not with a plan file)", collect)
     .option("--now <iso>", "run as if the clock read this time (schedules, audit and snapshot times)")
     .option("--auto-approve", "run deletions that need approval (changed retention, floors) without asking")
+    .option(
+      "--detailed-exitcode",
+      "exit 2 when deletions were held for approval (0 when everything ran, 1 when something failed)",
+    )
     .addOption(new Option("--dry-run", "not an option: `backupctl plan` is apply's dry run").hideHelp())
     .action(async (planfile: string | undefined, _options, command: Command) =>
       done(await run(planfile, command.optsWithGlobals<ApplyOptions>(), output))
@@ -103,7 +107,8 @@ async function runApply(
   demand?: OnDemandRun,
 ): Promise<number> {
   const command = demand?.command ?? "apply";
-  const approveWith = demand?.approveWith ?? "backupctl apply --auto-approve";
+  const approveWith = demand?.approveWith ??
+    (planfile ? `backupctl apply ${planfile} --auto-approve` : "backupctl apply --auto-approve");
   const now = parseNow(options.now);
   if (planfile && options.project?.length) {
     throw new UsageError("--project cannot be combined with a plan file: the saved plan already fixes its projects");
@@ -122,13 +127,28 @@ async function runApply(
     locks = taken;
     let plan: Plan;
     let adopted: string[];
+    /** A saved plan applied before with deletions held: only those run now. */
+    let heldBefore: string[] | undefined;
     if (saved) {
       // Made again before anything is written; the takeovers are audited whatever the outcome.
       const rederived = await rederivePlan(saved, loaded, store, takenOver(taken))
         .finally(() => auditTakeovers(taken, store, output));
-      assertCurrent(saved, { fingerprint: loaded.fingerprint, ...rederived.observed });
-      assertRederived(planfile!, saved, rederived.plan);
-      plan = saved;
+      heldBefore = rederived.observed.heldPlans?.[saved.plan_id];
+      if (heldBefore?.length) {
+        plan = heldRemainder(planfile!, saved, heldBefore, rederived.plan, {
+          fingerprint: loaded.fingerprint,
+          ...rederived.observed,
+        });
+        output.stdout(
+          `${planfile} was applied except for deletions held for approval: only ${
+            heldBefore.length === 1 ? "that forget runs" : `those ${heldBefore.length} forgets run`
+          } now, once.\n`,
+        );
+      } else {
+        assertCurrent(saved, { fingerprint: loaded.fingerprint, ...rederived.observed });
+        assertRederived(planfile!, saved, rederived.plan);
+        plan = saved;
+      }
       adopted = rederived.adopted;
     } else {
       await auditTakeovers(taken, store, output);
@@ -172,7 +192,7 @@ async function runApply(
       host,
       privateDir: store.privateDir,
       command,
-      retention: demand?.command !== "backup",
+      retention: heldBefore?.length ? "forgets" : demand?.command !== "backup",
       approveWith,
       locks,
       out: (line) => output.stdout(`${line}\n`),
@@ -180,7 +200,9 @@ async function runApply(
     });
     await sender.drain();
     output.stdout(notificationLine(sender.report));
-    if (saved) await store.markPlanApplied(saved.plan_id, new Date().toISOString());
+    // A saved plan runs once; what it held for approval stays runnable, once, with approval.
+    if (saved && heldBefore?.length) await store.markHeldDeletions(saved.plan_id, report.heldActions ?? []);
+    else if (saved) await store.markPlanApplied(saved.plan_id, new Date().toISOString(), report.heldActions ?? []);
     const extras = [
       report.skipped ? `${report.skipped} skipped` : "",
       report.held ? `${report.held} deletion${report.held === 1 ? "" : "s"} held for approval` : "",
@@ -201,7 +223,7 @@ async function runApply(
     if (report.failed + report.skipped > 0) {
       throw new ActionsFailedError(report.failed, report.succeeded + report.failed + report.skipped, report.skipped);
     }
-    return ExitCode.ok;
+    return options.detailedExitcode && report.held > 0 ? ExitCode.changes : ExitCode.ok;
   } finally {
     await sender?.drain(); // an apply that failed midway still lets its notifications finish before closing the store
     for (const lock of locks?.values() ?? []) lock.release();

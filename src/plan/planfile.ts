@@ -138,6 +138,63 @@ export function assertRederived(path: string, saved: Plan, derived: Plan): void 
 }
 
 /**
+ * What is left of a saved plan that was applied with deletions held for approval: exactly its held forgets, to run
+ * once, approved (`apply FILE --auto-approve`); everything else in it ran already. The file must still be made against
+ * this config (fingerprint) and state database (lineage); the serial has moved (that apply bumped it), so instead each
+ * held forget is checked against `derived`, the plan the config and state give now at the file's `now`: retention must
+ * still forget every snapshot it names in that group. A snapshot forgotten since, or kept now, makes the file stale
+ * (exit 5). New snapshots may make retention forget more in the group: those wait for the next plan.
+ */
+export function heldRemainder(
+  path: string,
+  saved: Plan,
+  held: readonly string[],
+  derived: Plan,
+  current: { fingerprint: string; lineage: string },
+): Plan {
+  if (saved.config_fingerprint !== current.fingerprint) {
+    throw new StalePlanError(
+      `the configuration changed since the plan was made; its held deletions cannot run; ${again}`,
+    );
+  }
+  if (saved.state.lineage !== current.lineage) {
+    throw new StalePlanError(
+      `the plan was made against another state database (lineage ${saved.state.lineage}); ${again}`,
+    );
+  }
+  const actions = held.map((id) => {
+    const action = saved.actions.find((a) => a.id === id);
+    if (action?.type !== "forget") {
+      throw new StalePlanError(
+        `${path}: the state records ${id} as a held deletion, the file has no such forget; ${again}`,
+      );
+    }
+    const same = derived.actions.find((a) =>
+      a.type === "forget" && a.project === action.project && a.source === action.source &&
+      a.repository === action.repository
+    );
+    const gone = (action.snapshots ?? []).filter((snapshot) => !(same?.snapshots ?? []).includes(snapshot));
+    if (gone.length > 0) {
+      throw new StalePlanError(
+        `${path}: the held ${label(action)} no longer matches what the config and state give: retention does not ` +
+          `forget ${gone.slice(0, 3).join(", ")}${gone.length > 3 ? ` and ${gone.length - 3} more` : ""} now ` +
+          `(forgotten since, or kept); ${again}`,
+      );
+    }
+    return action;
+  });
+  const forget = actions.reduce((n, action) => n + (action.snapshots?.length ?? 0), 0);
+  return {
+    ...saved,
+    actions,
+    summary: { backup: 0, copy: 0, init: 0, forget, prune: 0, check: 0, verify: 0 },
+    warnings: [],
+    overdue: [],
+    not_managed: [],
+  };
+}
+
+/**
  * Where a saved plan departs from its re-derivation, in words, or undefined when it does not: the projects, then the
  * first action that differs, then the summary and the overdue projects (apply sends their alerts). Values are shown
  * only for names, flags and snapshot ids; reasons and paths are only named.
