@@ -80,8 +80,9 @@ export async function setupEventLog(
     const zone = options.timeZone;
     const text = record.message.map(String).join("");
     const message = zone ? localTimesIn(text, zone) : text;
+    // The line's prefix is one token (ISO 8601 with a T), so that tools splitting log lines at spaces still work.
     const time = zone
-      ? localTime(new Date(record.timestamp), zone)
+      ? localTime(new Date(record.timestamp), zone).replace(" ", "T")
       : new Date(record.timestamp).toISOString().replace(/\.\d{3}Z$/, "Z");
     return options.timestamps ? `${time} ${message}\n` : `${message}\n`;
   };
