@@ -52,7 +52,7 @@ export const exitCodesHelp = `
 Exit codes:
   0   success (plan: no changes)
   1   an action or command failed
-  2   plan has changes (only with --detailed-exitcode)
+  2   plan has changes; apply held deletions for approval (only with --detailed-exitcode)
   3   invalid configuration
   4   another run holds the lock
   5   saved plan is stale

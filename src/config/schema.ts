@@ -598,10 +598,12 @@ export const projectSchema = strict({
   ),
   prune: strict({
     every: duration.optional().describe(
-      "Prune each repository when this long has passed since its last prune (or its initialization)",
+      "Prune each repository when this long has passed since its last prune (or its initialization), even when " +
+        'nothing was forgotten (default: `"7d"`, and only when snapshots were forgotten)',
     ),
   }).optional().describe(
-    "Prune cadence of the project's repositories; without it, a repository is pruned only after forgets",
+    "Prune cadence of the project's repositories. A repository with forgotten snapshots is also pruned at once when " +
+      "it was never pruned or half of its snapshots were forgotten since its last prune",
   ),
   check: strict({
     every: duration.optional().describe(

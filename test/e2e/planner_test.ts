@@ -85,7 +85,11 @@ describe("planner end to end with restic", () => {
       ["app", "routine", [before[0].id]],
       ["uploads", "routine", [(await snapshots("uploads"))[0].id]],
     ]);
-    assert.ok(planned.actions.some((a) => a.type === "prune" && a.reason === "after forgetting 2 snapshots"));
+    assert.ok(
+      planned.actions.some((a) =>
+        a.type === "prune" && a.reason === "after forgetting 2 snapshots; never pruned before"
+      ),
+    );
     const text = await cli(["plan", "--now", dayAt(5)]);
     assert.match(text.stdout, /- forget 1 snapshot of app in local {2}retention daily 3 keeps 3 of 4 snapshots/);
     assert.match(text.stdout, /Plan: 2 to back up, 0 to copy, 0 to initialize, 2 snapshots to forget, 0 checks\./);
