@@ -115,11 +115,9 @@ export async function applyPlan(plan: Plan, ctx: ApplyContext): Promise<ApplyRep
       source: action.source,
       repository: action.repository,
     } as const;
-    const outcome = await auditedStage(
-      ctx,
-      stage,
-      async () => ({ value: await repository.forget(ids), forgotten: ids.length }),
-    );
+    // No `forgotten` count: the prune cadence weighs what retention deleted, not the remains of failed runs (a cut
+    // stream's few packs wait for the next prune that retention or prune.every brings).
+    const outcome = await auditedStage(ctx, stage, async () => ({ value: await repository.forget(ids) }));
     if (outcome.ok) {
       report.succeeded++;
       ctx.out(

@@ -19,9 +19,9 @@ export class FifoFolder {
   /** A new private folder for the FIFOs of one stream, in `privateDir` when given. */
   static create(privateDir?: string): FifoFolder {
     if (privateDir) mkdirSync(privateDir, { recursive: true, mode: 0o700 });
-    // mkdtemp makes the folder 0700.
+    // mkdtemp makes the folder 0700. The pid in the name tells whose folder it is (a leftover's owner, and a test's).
     const dir = mkdtempSync(
-      privateDir ? join(privateDir, `secret-${process.pid}-fifo-`) : join(tmpdir(), "backupctl-fifo-"),
+      privateDir ? join(privateDir, `secret-${process.pid}-fifo-`) : join(tmpdir(), `backupctl-fifo-${process.pid}-`),
     );
     chmodSync(dir, 0o700);
     return new FifoFolder(dir);

@@ -48,9 +48,12 @@ function ownRead(): number {
   return total;
 }
 
-/** The FIFO folders (exec/fifo.ts) currently in the temporary folder. */
+/**
+ * This process's FIFO folders (exec/fifo.ts) currently in the temporary folder: by the pid in their names, since the
+ * other runtime's suite, running beside this one, makes its own there.
+ */
 function fifoFolders(): string[] {
-  return readdirSync(tmpdir()).filter((name) => name.startsWith("backupctl-fifo-")).sort();
+  return readdirSync(tmpdir()).filter((name) => name.startsWith(`backupctl-fifo-${process.pid}-`)).sort();
 }
 
 describe("streaming pipeline (FIFOs between the processes)", () => {
@@ -158,8 +161,9 @@ describe("streaming pipeline (FIFOs between the processes)", () => {
           const program = basename(readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0")[0]);
           if (!["head", "perl", "restic"].includes(program)) continue;
           const [fd0, fd1] = [0, 1].map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`).replace(tmpdir(), "$TMP"));
-          if (fd0.includes("backupctl-fifo-") || fd1.includes("backupctl-fifo-")) {
-            wiring.set(program, `${fd0} → ${fd1}`.replace(/backupctl-fifo-\w+/g, "FIFOS"));
+          const ours = `backupctl-fifo-${process.pid}-`;
+          if (fd0.includes(ours) || fd1.includes(ours)) {
+            wiring.set(program, `${fd0} → ${fd1}`.replace(/backupctl-fifo-[\w-]+/g, "FIFOS"));
           }
         } catch {
           // gone, or not ours

@@ -246,6 +246,9 @@ function watchApply(options: WatchOptions): { stop(): Observed } {
       if (!argv) continue;
       const program = basename(argv.split("\0")[0]);
       observed.programs.add(program);
+      // A script's name (argv[1] of its interpreter) counts as a program too: the pg_dump wrapper below.
+      const script = argv.split("\0")[1];
+      if (script?.startsWith("/")) observed.programs.add(basename(script));
       for (const [name, value] of secrets) {
         if (argv.includes(value)) observed.argvLeaks.push(`${pid} ${program}: ${name}`);
       }
@@ -383,6 +386,14 @@ describe("PostgreSQL sources end to end (real server, pg_dump, restic)", () => {
     await pg?.stop();
   });
 
+  /** A folder holding `pg_dump`: a script that sleeps 0.5 s, then execs the real one with the same arguments. */
+  const slowPgDump = () => {
+    const dir = join(ws.dir, "slow-bin");
+    mkdirSync(dir, { recursive: true });
+    const real = spawnSync("sh", ["-c", "command -v pg_dump"], { encoding: "utf8" }).stdout.trim();
+    writeFileSync(join(dir, "pg_dump"), `#!/bin/sh\nsleep 0.5\nexec ${real} "$@"\n`, { mode: 0o755 });
+    return dir;
+  };
   const rows = async (database: string, table: string) =>
     (await pg.psql(`SELECT to_json(t)::text FROM ${ident(table)} AS t ORDER BY id;`, database)).split("\n")
       .filter(Boolean);
@@ -395,8 +406,13 @@ describe("PostgreSQL sources end to end (real server, pg_dump, restic)", () => {
     let result: CliResult;
     let observed: Observed;
     try {
-      // A stale PGPASSWORD in backupctl's environment must not override the configured password.
-      result = await ws.cli(["apply", "--project", "pg"], { PGPASSWORD: "stale-password-from-the-environment" });
+      // A stale PGPASSWORD in backupctl's environment must not override the configured password. pg_dump is
+      // wrapped so that it lives long enough for the sampler to see its argv even on a loaded machine: the wrapper
+      // waits 0.5 s, then execs the real pg_dump with the very same arguments.
+      result = await ws.cli(["apply", "--project", "pg"], {
+        PGPASSWORD: "stale-password-from-the-environment",
+        PATH: `${slowPgDump()}:${process.env.PATH}`,
+      });
     } finally {
       observed = watch.stop();
     }

@@ -220,7 +220,8 @@ export default defineConfig({
     assert.ok(Date.now() - signalled < 15_000, `stopped in ${Date.now() - signalled} ms`);
     assert.match(result.stderr, /SIGTERM: stopping/);
     assert.match(result.stdout, new RegExp(`Run ${run.id} interrupted by SIGTERM`));
-    assert.deepEqual(processesWith(marker), [], "the dump command was stopped");
+    // Signalled before backupctl exits; on a loaded machine the kernel may take a moment to end it.
+    await waitFor("the dump command to be stopped", () => processesWith(marker).length === 0, 10_000);
     assert.deepEqual(processesWith("--stdin-filename slow.txt"), [], "restic was stopped");
     const [row] = await sql<RunRow>(`SELECT * FROM runs WHERE id = '${run.id}'`);
     assert.equal(row.status, "interrupted");

@@ -22,6 +22,9 @@ import {
   startSmtpReceiver,
 } from "../support/receivers.ts";
 
+/** A time as status shows it (the display zone, with its offset), as a RegExp source. */
+const shownTime = String.raw`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d`;
+
 /** 2026-11-DD at HH:MM UTC, as --now takes it. */
 const at = (day: number, hour = 10, minute = 0) =>
   new Date(Date.UTC(2026, 10, day, hour, minute)).toISOString().replace(".000Z", "Z");
@@ -485,7 +488,7 @@ export default defineConfig({
     assert.match(status.stdout, /^notifications: 6 waiting to be sent, [36] of them failed before$/m);
     const line = (channel: string, error: string) =>
       new RegExp(
-        `^ {2}run\\.started of app to ${channel}: 1 attempt, next at \\S+; last error: webhook delivery failed: ${error}$`,
+        `^ {2}run\\.started of app to ${channel}: 1 attempt, next at ${shownTime}; last error: webhook delivery failed: ${error}$`,
         "m",
       );
     assert.match(status.stdout, line("down", "connection refused"));
@@ -574,7 +577,7 @@ export default defineConfig({
     assert.match(status.stdout, /^UNDELIVERABLE notifications \(given up in the last 7 days\): 2$/m);
     assert.match(
       status.stdout,
-      /^ {2}run\.succeeded of app to down, created \S+, given up 2026-11-02T10:05:\S+: not delivered within 2m/m,
+      /^ {2}run\.succeeded of app to down, created [^,]+, given up 2026-11-02 10:05:\S+: not delivered within 2m/m,
     );
     assert.doesNotMatch(status.stdout, /waiting to be sent/);
     const statusJson = await cli(["status", "--json", "--now", at(2, 11)]);
