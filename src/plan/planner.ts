@@ -501,7 +501,9 @@ function forgetActions(project: NormalizedProject, index: ObservedIndex, now: Da
         ...(approval ? { approval_reason: approval } : {}),
         reason:
           `retention ${describePolicy(project.retention)} keeps ${group.length - ids.length} of ${group.length} ` +
-          `snapshots${skipped > 0 ? ` (${skipped} incomplete or unfinished not counted)` : ""}`,
+          `snapshot${group.length === 1 ? "" : "s"}${
+            skipped > 0 ? ` (${skipped} incomplete or unfinished not counted)` : ""
+          }`,
       });
     }
   }
@@ -523,7 +525,7 @@ function approvalFor(
   }
   const floor = project.retention.minSnapshots;
   if (floor !== undefined && remaining < floor) {
-    reasons.push(`it would leave ${remaining} snapshots, below minSnapshots ${floor}`);
+    reasons.push(`it would leave ${remaining} snapshot${remaining === 1 ? "" : "s"}, below minSnapshots ${floor}`);
   }
   return reasons.length > 0 ? reasons.join("; ") : undefined;
 }
@@ -715,7 +717,9 @@ function notManaged(loaded: Loaded, observed: ObservedState): NotManaged[] {
     result.push({
       kind: "project",
       subject: project,
-      detail: `no longer declared; its ${n} snapshots are kept, never deleted automatically`,
+      detail: `no longer declared; its ${
+        n === 1 ? "snapshot is" : `${n} snapshots are`
+      } kept, never deleted automatically`,
     });
   }
   for (const repository of observed.knownRepositories) {
