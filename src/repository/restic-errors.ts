@@ -69,10 +69,12 @@ const kinds: { kind: ResticFailureKind; pattern: RegExp; transient?: boolean }[]
       /permission denied \((publickey|password|keyboard-interactive)|incorrect passphrase|HTTP response \((401|403)\)|unauthori[sz]ed|forbidden|access denied|invalid ?access ?key|signature.*does not match/i,
   },
   { kind: "permission-denied", pattern: /permission denied|operation not permitted/i },
+  // "unable to start the sftp session" alone (ssh's own line lost when restic's pipe from it closed first): a refusal
+  // or a host key problem would have been named above, so the server did not answer.
   {
     kind: "unreachable",
     pattern:
-      /connection refused|no route to host|i\/o timeout|connection reset|connection timed out|no such host|network is unreachable|temporary failure in name resolution|ssh command exited|HTTP response \((502|503|504)\)|bad gateway|service unavailable|gateway timeout/i,
+      /unable to start the sftp session|connection refused|no route to host|i\/o timeout|connection reset|connection timed out|no such host|network is unreachable|temporary failure in name resolution|ssh command exited|HTTP response \((502|503|504)\)|bad gateway|service unavailable|gateway timeout/i,
     transient: true,
   },
   { kind: "locked", pattern: /repository is already locked/i, transient: true },

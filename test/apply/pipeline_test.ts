@@ -27,7 +27,7 @@ import { type BackupOptions, Restic } from "../../src/repository/restic.ts";
 import { type Located, type RestoreContext, streamDump } from "../../src/restore/restore.ts";
 import type { StreamInput } from "../../src/sources/input.ts";
 import { processesWith } from "../support/inspect.ts";
-import { runTool } from "../support/cli.ts";
+import { runTool, waitFor } from "../support/cli.ts";
 
 const passwordVariable = "PIPELINE_TEST_RESTIC_PASSWORD";
 const password = `pipeline-${randomBytes(6).toString("hex")}`;
@@ -110,6 +110,9 @@ describe("streaming pipeline (FIFOs between the processes)", () => {
         const restic = repository.startStdinBackup(`killed-${signal}.bin`, options(), fifo);
         const producer = start(["head", "-c", "3000000", "/dev/urandom"], { stdoutTo: fifo });
         assert.equal((await producer.result).code, 0);
+        // On a loaded machine restic may still be taking its lock: what is asserted below is what a signal does to
+        // a restic that holds one.
+        await waitFor("restic to hold its lock", () => locks().length === 1 || undefined, 60_000);
         // restic has read nearly all of it (3 MB cannot sit in a FIFO's 64 KiB, and backupctl's hold reads nothing):
         // it would store a snapshot as soon as it saw the end of the stream.
         const { code, signal: died } = await stopAndWait(
@@ -188,7 +191,9 @@ describe("streaming pipeline (FIFOs between the processes)", () => {
     // The wiring above is what keeps the dump out of this process; under Deno its threads' rchar confirms it (Bun
     // reads its children's sockets with recv, not counted there). CPU time is not asserted: on a loaded machine it
     // varies with the event loop's wakeups, not with the dump (benchmarks measure it: bench/).
-    assert.ok(read < size / 8, `backupctl read ${read} bytes while streaming a ${size}-byte dump`);
+    // Under Deno the test files of one runtime share a process (deno test --parallel): their own reads count too,
+    // tens of MB at most; a dump passing through backupctl would be all of its 256 MB.
+    assert.ok(read < size / 2, `backupctl read ${read} bytes while streaming a ${size}-byte dump`);
     assert.ok(folders.length > 0, "the FIFO folder was seen while the dump ran");
     for (const folder of folders) {
       assert.equal(folder.mode, 0o700, `${folder.name} is private`);

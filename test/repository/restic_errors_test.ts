@@ -191,6 +191,22 @@ describe("classifyResticFailure", () => {
     }
   });
 
+  it("an sftp session that never started is an unreachable server, retried, also without ssh's own line", () => {
+    // Seen when restic's pipe from ssh closed before ssh's "Connection refused" was read.
+    const failure = classifyResticFailure(
+      1,
+      "Fatal: unable to open repository at sftp:root@127.0.0.1:/srv/repo: unable to start the sftp session, " +
+        "error: read |0: file already closed",
+    );
+    assert.deepEqual([failure.kind, failure.transient], ["unreachable", true]);
+    const refused = classifyResticFailure(
+      1,
+      "subprocess ssh: root@127.0.0.1: Permission denied (publickey).\n" +
+        "Fatal: unable to open repository at sftp:root@127.0.0.1:/srv/repo: unable to start the sftp session, error: EOF",
+    );
+    assert.deepEqual([refused.kind, refused.transient], ["refused", false], "a refusal named by ssh stays one");
+  });
+
   it("a PID is not an HTTP status", () => {
     const failure = classifyResticFailure(
       1,
