@@ -362,7 +362,7 @@ describe("waitForProjectLock", () => {
         error.message.includes(`pid ${holder.pid}`),
     );
     const waited = Date.now() - started;
-    assert.ok(waited >= 500 && waited < 5000, `waited ${waited} ms`);
+    assert.ok(waited >= 500, `waited ${waited} ms`);
     assert.equal(readHolder(stateDir, "app").pid, holder.pid);
     holder.finish();
     await holder.closed;

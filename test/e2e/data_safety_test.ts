@@ -86,7 +86,8 @@ case " $* " in
     if [ -e "${pruneArmed()}" ]; then
       "${resticBin}" "$@" &
       restic=$!
-      while [ -z "$(ls "${demo.repository}/locks")" ]; do sleep 0.05; done
+      # A lock, not the -tmp- file restic writes it to first (frozen there, it would hold nothing).
+      while [ -z "$(ls "${demo.repository}/locks" | grep -v -- -tmp-)" ]; do sleep 0.05; done
       kill -STOP $restic
       echo $restic > "${pruneFrozen()}"
       wait $restic

@@ -7,9 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { runCli, runTool } from "../support/cli.ts";
+import { runCli, runTool, waitFor } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 
 describe("recover: partial snapshots left by a failed backup", () => {
@@ -48,7 +49,10 @@ export default defineConfig({
       stdio: ["pipe", "ignore", "ignore"],
     });
     try {
-      await new Promise((resolve) => setTimeout(resolve, 2000));
+      await waitFor(
+        "the holding restic to take its lock",
+        () => readdirSync(join(demo.repository, "locks")).length > 0,
+      );
       const failed = await cli(["apply"]);
       assert.equal(failed.code, 1);
       assert.match(failed.stdout, /could not be forgotten .*the next apply forgets it \(a recover action\)/);
