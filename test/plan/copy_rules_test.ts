@@ -11,6 +11,7 @@ import {
   ago,
   applied,
   daily,
+  day,
   loadedConfig,
   NOW,
   observedState,
@@ -22,8 +23,6 @@ import {
 } from "../support/plan-fixtures.ts";
 import { files, postgres, sqlite } from "../../src/config/helpers.ts";
 import type { InventorySnapshot, PlanAction } from "../../src/plan/types.ts";
-
-const day = 86_400_000;
 
 /** A project with one postgres source "shop" backed up to local and copied to offsite, daily at 03:00, keeping 10. */
 function shopProject(changes: Raw = {}): Raw {

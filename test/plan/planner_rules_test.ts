@@ -10,8 +10,11 @@ import {
   ago,
   applied,
   daily,
+  day,
+  hour,
   iso,
   loadedConfig,
+  minute,
   NOW,
   observedState,
   ofType,
@@ -25,10 +28,6 @@ import { jitterOffset } from "../../src/plan/planner.ts";
 import { applyRetention, describePolicyChange } from "../../src/plan/retention.ts";
 import { humanDuration } from "../../src/plan/time.ts";
 import type { PlanAction } from "../../src/plan/types.ts";
-
-const minute = 60_000;
-const hour = 60 * minute;
-const day = 24 * hour;
 
 /** A project with one postgres source "shop" backed up to local, daily at 03:00, keeping the last 2 snapshots. */
 function shopProject(changes: Raw = {}): Raw {

@@ -9,7 +9,10 @@ import assert from "node:assert/strict";
 import {
   ago,
   applied,
+  day,
+  hour,
   loadedConfig,
+  minute,
   NOW,
   observedState,
   ofType,
@@ -20,10 +23,6 @@ import {
 } from "../support/plan-fixtures.ts";
 import { sqlite } from "../../src/config/helpers.ts";
 import type { MaintenanceRecord } from "../../src/plan/types.ts";
-
-const minute = 60_000;
-const hour = 60 * minute;
-const day = 24 * hour;
 
 /** A minutely project keeping its last 10 snapshots (the case: a forget every minute). */
 function minutely(changes: Raw = {}): Raw {

@@ -12,6 +12,10 @@ export type Raw = Record<string, unknown>;
 
 export const FINGERPRINT = "sha256:test";
 export const NOW = "2026-11-21T10:00:00Z";
+/** Durations in milliseconds, for times relative to NOW. */
+export const minute = 60_000;
+export const hour = 60 * minute;
+export const day = 24 * hour;
 
 export function loadedConfig(projects: Record<string, Raw>, root: Raw = {}) {
   const raw = {
