@@ -17,7 +17,18 @@
  */
 import { spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -199,7 +210,7 @@ function buildStandin(
   log: (line: string) => void,
 ) {
   const source = join(standins, name);
-  const files = spawnSync("ls", [source], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).sort();
+  const files = readdirSync(source).sort();
   const inputs = sha256(
     baseDigest,
     ...files.map((file) => `${file}\0${readFileSync(join(source, file), "utf8")}`),
@@ -223,8 +234,7 @@ function buildStandin(
 }
 
 function fileSha256OrTree(path: string): string {
-  const stat = spawnSync("test", ["-d", path]);
-  if (stat.status !== 0) return fileSha256(path);
+  if (!statSync(path).isDirectory()) return fileSha256(path);
   // A folder of an npm install: its package versions name it (the folder's name carries them).
   return sha256(path);
 }
