@@ -115,8 +115,14 @@ describe("streaming pipeline (FIFOs between the processes)", () => {
         await waitFor("restic to hold its lock", () => locks().length === 1 || undefined, 60_000);
         // restic has read nearly all of it (3 MB cannot sit in a FIFO's 64 KiB, and backupctl's hold reads nothing):
         // it would store a snapshot as soon as it saw the end of the stream.
+        // SIGTERM goes to restic alone, to show what it does to restic 0.14 itself (the gate would turn a SIGTERM
+        // to the group into a SIGINT for restic, racing the SIGTERM): SIGINT goes to the group, as backupctl sends it.
+        const resticPids = processesWith(`killed-${signal}.bin`)
+          .filter((pid) => readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "restic");
+        assert.equal(resticPids.length, 1, "one restic process");
+        const kill = signal === "SIGTERM" ? (sent: NodeJS.Signals) => process.kill(resticPids[0], sent) : restic.kill;
         const { code, signal: died } = await stopAndWait(
-          { kill: restic.kill, result: restic.finished.then((done) => done.result) },
+          { kill, result: restic.finished.then((done) => done.result) },
           signal,
         );
         release();
