@@ -107,10 +107,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     const planned = plan(loaded, await store.observe(), now, { generatedAt: now });
     const due = new Set(planned.actions.filter((a) => a.type === "backup").map((a) => a.project));
     const overdue = new Set(planned.overdue.map((o) => o.project));
-    const checks = new Map(
-      (await store.db.selectFrom("repositories").select(["name", "last_check_at", "last_check_status"]).execute())
-        .map((r) => [r.name, r.last_check_at ? { at: r.last_check_at, status: r.last_check_status ?? "ok" } : null]),
-    );
+    const checks = await store.repositoryChecks();
     const drills = await store.latestDrills();
     // One read of the outbox serves both the per-project counts and the notifications section below.
     const outbox = await store.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());

@@ -2,7 +2,7 @@
  * The audit fallback. When the state database cannot be written (locked past the busy timeout, read-only, full,
  * failing or corrupt), the store appends every write it could not make to `<state dir>/fallback.jsonl`: one JSON
  * object a line, synced to disk before the write returns, so no result is lost. The next `StateStore.open` claims
- * the file here and replays it into the database (store.ts).
+ * the file here and replays it into the database (replay.ts).
  *
  * A line names the store method and its arguments, when and by which process it was written; a `startStage` line
  * also carries the negative stage id the store handed out, which later `finishStage` lines of that process use:
@@ -42,7 +42,7 @@ import {
 import { dirname, join } from "node:path";
 import { type core, z } from "zod";
 import { currentProcessStart, processAlive } from "../runtime/process.ts";
-import type { RunStatus, StageStatus, StageType } from "./schema.ts";
+import { type WriteArgs, type WriteOp, writeOperations } from "./writes.ts";
 
 export const fallbackFileName = "fallback.jsonl";
 export const rejectedFileName = "fallback.rejected.jsonl";
@@ -57,129 +57,7 @@ const lockPatienceMs = 10_000;
  */
 const abandonedReplayMs = 15 * 60_000;
 
-// Records: the shape of every line, checked with zod when a replay reads it.
-
-/** Every value of a union of string literals, so that a value added to schema.ts fails to compile here until added. */
-function oneOf<T extends string>(values: Record<T, true>) {
-  return z.enum(Object.keys(values) as [T, ...T[]]);
-}
-
-const runStatus = oneOf<RunStatus>({ running: true, succeeded: true, failed: true, interrupted: true });
-const stageStatus = oneOf<StageStatus>({
-  running: true,
-  succeeded: true,
-  failed: true,
-  interrupted: true,
-  skipped: true,
-});
-const stageType = oneOf<StageType>({
-  init: true,
-  backup: true,
-  refresh: true,
-  forget: true,
-  copy: true,
-  prune: true,
-  check: true,
-  verify: true,
-  hook: true,
-  recover: true,
-  unlock: true,
-  notify: true,
-  restore: true,
-});
-
-/** A notification enqueued with a write (see NewNotification in store.ts). */
-const notification = z.object({
-  channel: z.string().min(1),
-  event: z.string().min(1),
-  project: z.string().nullable(),
-  runId: z.string().nullable(),
-  key: z.string().nullable(),
-  payload: z.string(),
-  createdAt: z.string(),
-  expiresAt: z.string(),
-});
-const notifications = z.array(notification).optional();
-
-const snapshotRow = z.object({
-  id: z.string(),
-  short_id: z.string(),
-  time: z.string(),
-  project: z.string().nullable(),
-  source: z.string().nullable(),
-  run_id: z.string().nullable(),
-  hostname: z.string(),
-  tags: z.string(),
-  paths: z.string(),
-  size: z.number().nullable(),
-  recorded_at: z.string(),
-  original: z.string().nullable(),
-});
-
-/** The arguments of each store method that writes, as its fallback line carries them. */
-export const fallbackArguments = {
-  startRun: z.tuple([
-    z.object({
-      id: z.string().min(1),
-      project: z.string(),
-      command: z.string(),
-      startedAt: z.string(),
-      fingerprint: z.string(),
-      host: z.string(),
-    }),
-    notifications,
-  ]),
-  setRunStage: z.tuple([z.string(), z.string().nullable()]),
-  finishRun: z.tuple([
-    z.string(),
-    z.object({ status: runStatus, finishedAt: z.string(), durationMs: z.number(), error: z.string().optional() }),
-    notifications,
-  ]),
-  startStage: z.tuple([z.object({
-    runId: z.string().nullable(),
-    type: stageType,
-    project: z.string().optional(),
-    source: z.string().optional(),
-    repository: z.string().optional(),
-    attempt: z.number().int().optional(),
-    startedAt: z.string(),
-  })]),
-  finishStage: z.tuple([
-    z.number().int(),
-    z.object({
-      status: stageStatus,
-      finishedAt: z.string(),
-      durationMs: z.number(),
-      bytes: z.number().optional(),
-      bytesAdded: z.number().optional(),
-      forgotten: z.number().int().optional(),
-      snapshotId: z.string().optional(),
-      error: z.string().optional(),
-    }),
-    notifications,
-  ]),
-  markRepositoryInitialized: z.tuple([z.string(), z.string(), z.string()]),
-  replaceSnapshots: z.tuple([z.string(), z.array(snapshotRow), z.string()]),
-  addSnapshots: z.tuple([z.string(), z.array(snapshotRow)]),
-  markRefreshed: z.tuple([z.string(), z.string()]),
-  recordRetention: z.tuple([
-    z.object({ project: z.string(), source: z.string(), repository: z.string() }),
-    z.string(),
-    z.string(),
-  ]),
-  markPlanApplied: z.union([
-    z.tuple([z.string(), z.string()]),
-    z.tuple([z.string(), z.string(), z.array(z.string())]),
-  ]),
-  markHeldDeletions: z.tuple([z.string(), z.array(z.string())]),
-  recordCheck: z.tuple([z.string(), z.string(), z.string()]),
-  markRunInterrupted: z.tuple([z.string(), z.string(), z.string()]),
-  bumpSerial: z.tuple([]),
-  enqueueNotifications: z.tuple([z.array(notification)]),
-};
-
-export type FallbackOp = keyof typeof fallbackArguments;
-export type FallbackArgs<Op extends FallbackOp> = z.infer<(typeof fallbackArguments)[Op]>;
+// Records: the shape of every line, checked with zod when a replay reads it (each operation's arguments: writes.ts).
 
 const envelope = z.object({
   v: z.literal(1),
@@ -195,7 +73,7 @@ const envelope = z.object({
 
 /** A line as written and, once validated, as replayed. */
 export type FallbackRecord =
-  & { [Op in FallbackOp]: { op: Op; args: FallbackArgs<Op> } }[FallbackOp]
+  & { [Op in WriteOp]: { op: Op; args: WriteArgs<Op> } }[WriteOp]
   & { v: 1; at: string; pid: number; processStart: string | null; stageId?: number };
 
 export interface FallbackLine {
@@ -216,7 +94,7 @@ export interface RejectedLine {
 /** Appends one write the database refused; the line is on disk when this returns. */
 export function appendFallback(
   dir: string,
-  write: { op: FallbackOp; args: unknown[]; stageId?: number },
+  write: { op: WriteOp; args: unknown[]; stageId?: number },
 ): void {
   const record = {
     v: 1,
@@ -312,8 +190,8 @@ function parseRecord(raw: string): { record: FallbackRecord } | { reason: string
   const outer = envelope.safeParse(value);
   if (!outer.success) return { reason: `not a fallback record: ${describeIssues(outer.error.issues)}` };
   const { op, args, ...rest } = outer.data;
-  if (!Object.hasOwn(fallbackArguments, op)) return { reason: `unknown operation ${JSON.stringify(op)}` };
-  const parsed = fallbackArguments[op as FallbackOp].safeParse(args);
+  if (!Object.hasOwn(writeOperations, op)) return { reason: `unknown operation ${JSON.stringify(op)}` };
+  const parsed = writeOperations[op as WriteOp].args.safeParse(args);
   if (!parsed.success) return { reason: `invalid arguments for ${op}: ${describeIssues(parsed.error.issues, "args")}` };
   if (op === "startStage" && rest.stageId === undefined) return { reason: "startStage without its stageId" };
   return { record: { ...rest, processStart: rest.processStart ?? null, op, args: parsed.data } as FallbackRecord };

@@ -1,5 +1,6 @@
 /** The state database's tables as Kysely sees them. Times are ISO-8601 UTC strings, so they sort as text. */
 import type { Generated } from "kysely";
+import { z } from "zod";
 
 export type RunStatus = "running" | "succeeded" | "failed" | "interrupted";
 export type StageStatus = "running" | "succeeded" | "failed" | "interrupted" | "skipped";
@@ -69,24 +70,32 @@ export interface StageTable {
   error: string | null;
 }
 
-export interface SnapshotTable {
-  repository: string;
-  id: string;
-  short_id: string;
-  time: string;
-  project: string | null;
-  source: string | null;
-  run_id: string | null;
-  hostname: string;
+/**
+ * A snapshot of the inventory as restic lists it, without its repository: the one definition of the row, checked
+ * with zod where it comes back from the fallback file (writes.ts), and the type of the table's rows.
+ */
+export const snapshotRow = z.object({
+  id: z.string(),
+  short_id: z.string(),
+  time: z.string(),
+  project: z.string().nullable(),
+  source: z.string().nullable(),
+  run_id: z.string().nullable(),
+  hostname: z.string(),
   /** JSON array of restic tags. */
-  tags: string;
+  tags: z.string(),
   /** JSON array of snapshot paths. */
-  paths: string;
-  size: number | null;
-  recorded_at: string;
+  paths: z.string(),
+  size: z.number().nullable(),
+  recorded_at: z.string(),
   /** For a copy made by `restic copy`: the id of the snapshot it was copied from. */
-  original: string | null;
-}
+  original: z.string().nullable(),
+});
+
+/** A snapshot row without its repository: what restic's listing and a backup's summary give. */
+export type SnapshotRow = z.infer<typeof snapshotRow>;
+
+export type SnapshotTable = SnapshotRow & { repository: string };
 
 export interface RepositoryTable {
   name: string;

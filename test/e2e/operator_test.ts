@@ -15,6 +15,7 @@ import { StateStore } from "../../src/state/store.ts";
 import { runCli } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 import { sampleCommandLines } from "../support/inspect.ts";
+import { storeDb } from "../support/state-db.ts";
 
 const dayAt = (n: number, hour = 10) => new Date(Date.UTC(2026, 10, 1 + n, hour)).toISOString().replace(".000Z", "Z");
 
@@ -159,7 +160,7 @@ describe("operator commands", () => {
   it("the history queries use the audit's indexes", async () => {
     const store = await StateStore.open(join(demo.dir, ".backupctl"));
     try {
-      const base = store.db.selectFrom("runs").selectAll().orderBy("started_at", "desc").limit(20);
+      const base = storeDb(store).selectFrom("runs").selectAll().orderBy("started_at", "desc").limit(20);
       for (
         const query of [
           base.where("project", "in", ["demo"]),
@@ -171,13 +172,13 @@ describe("operator commands", () => {
         const compiled = query.compile();
         const explained = await sql<{ detail: string }>`EXPLAIN QUERY PLAN ${
           sql.raw(inline(compiled.sql, compiled.parameters))
-        }`.execute(store.db);
+        }`.execute(storeDb(store));
         const detail = explained.rows.map((r) => r.detail).join("; ");
         assert.match(detail, /USING (COVERING )?INDEX runs_/, `${compiled.sql}: ${detail}`);
         assert.doesNotMatch(detail, /SCAN runs(?! USING)/, `${compiled.sql}: ${detail}`);
       }
       // The operations audited without a run (forget, prune, check, restore, init …), with each filter and none.
-      const operations = store.db.selectFrom("stages").selectAll().where("run_id", "is", null)
+      const operations = storeDb(store).selectFrom("stages").selectAll().where("run_id", "is", null)
         .orderBy("started_at", "desc").orderBy("id", "desc").limit(20);
       for (
         const query of [
@@ -191,7 +192,7 @@ describe("operator commands", () => {
         const compiled = query.compile();
         const explained = await sql<{ detail: string }>`EXPLAIN QUERY PLAN ${
           sql.raw(inline(compiled.sql, compiled.parameters))
-        }`.execute(store.db);
+        }`.execute(storeDb(store));
         const detail = explained.rows.map((r) => r.detail).join("; ");
         assert.match(detail, /USING (COVERING )?INDEX stages_/, `${compiled.sql}: ${detail}`);
         assert.doesNotMatch(detail, /SCAN stages(?! USING)/, `${compiled.sql}: ${detail}`);
@@ -250,7 +251,8 @@ export default defineConfig({
         host: hostname(),
       });
       const gone = spawnSync("true").pid!;
-      await store.db.updateTable("runs").set({ pid: gone, process_start: null }).where("id", "=", runId).execute();
+      await storeDb(store).updateTable("runs").set({ pid: gone, process_start: null }).where("id", "=", runId)
+        .execute();
     } finally {
       await store.close();
     }

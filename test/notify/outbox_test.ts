@@ -16,6 +16,7 @@ import { type NewNotification, StateStore } from "../../src/state/store.ts";
 import { loadedWithNotifiers } from "../support/plan-fixtures.ts";
 import { type HttpReceiver, startHttpReceiver } from "../support/receivers.ts";
 import { holdWriteLock } from "../support/sqlite-lock.ts";
+import { storeDb } from "../support/state-db.ts";
 
 const T0 = new Date("2026-12-01T03:00:00Z");
 const plus = (ms: number) => new Date(T0.getTime() + ms);
@@ -87,7 +88,9 @@ describe("outbox", () => {
         { status: "failed", finishedAt: plus(1000).toISOString(), durationMs: 1000, error: "x" },
         enqueueFor(config, ["shop"], failed, { now: plus(1000) }),
       );
-      const rows = await store.db.selectFrom("outbox").select(["channel", "event", "run_id", "project"]).orderBy("id")
+      const rows = await storeDb(store).selectFrom("outbox").select(["channel", "event", "run_id", "project"]).orderBy(
+        "id",
+      )
         .execute();
       // The monitor takes run.started and run.failed; the webhook (human defaults) only run.failed.
       assert.deepEqual(rows.map((row) => ({ ...row })), [
@@ -108,7 +111,7 @@ describe("outbox", () => {
       await store.enqueueNotifications(rows);
       assert.equal(await store.notificationKeyExists("episode-1"), true);
       assert.equal(await store.notificationKeyExists("episode-2"), false);
-      const count = await store.db.selectFrom("outbox").select((eb) => eb.fn.countAll<number>().as("n"))
+      const count = await storeDb(store).selectFrom("outbox").select((eb) => eb.fn.countAll<number>().as("n"))
         .executeTakeFirstOrThrow();
       assert.equal(Number(count.n), 1);
     });
@@ -138,7 +141,8 @@ describe("outbox", () => {
       try {
         const due = await reopened.dueNotifications(plus(5000).toISOString());
         assert.deepEqual(due.map((row) => [row.channel, row.event, row.run_id]), [["chat", "run.failed", "r1"]]);
-        const run = await reopened.db.selectFrom("runs").select("status").where("id", "=", "r1").executeTakeFirst();
+        const run = await storeDb(reopened).selectFrom("runs").select("status").where("id", "=", "r1")
+          .executeTakeFirst();
         assert.equal(run?.status, "failed");
       } finally {
         await reopened.close();
@@ -162,7 +166,7 @@ describe("outbox", () => {
       const first = await deliverOutbox(store, config, { now: () => plus(10) });
       assert.deepEqual(first, { delivered: 3, failed: 1, givenUp: 0 });
       assert.deepEqual(a.requests.map((r) => JSON.parse(r.body).runId), ["r1", "r2", "r3"]);
-      const waiting = await store.db.selectFrom("outbox").selectAll().where("channel", "=", "down").orderBy("id")
+      const waiting = await storeDb(store).selectFrom("outbox").selectAll().where("channel", "=", "down").orderBy("id")
         .execute();
       const retryAt = plus(10 + retryDelayMs(1)).toISOString();
       assert.deepEqual(waiting.map((r) => [r.attempts, r.next_attempt_at]), [[1, retryAt], [0, retryAt], [0, retryAt]]);
@@ -218,7 +222,7 @@ describe("outbox", () => {
         // The row's error says the delivery timed out: the pass did not wait for the receiver.
         const report = await deliverOutbox(store, config, { now: () => plus(1) });
         assert.deepEqual(report, { delivered: 0, failed: 1, givenUp: 0 });
-        const [row] = await store.db.selectFrom("outbox").selectAll().execute();
+        const [row] = await storeDb(store).selectFrom("outbox").selectAll().execute();
         assert.match(row.last_error ?? "", /timed out/);
       } finally {
         a.respondWith({});
@@ -245,7 +249,8 @@ describe("outbox", () => {
         overview.undeliverable[0].last_error ?? "",
         /not delivered within 1h \(1 attempt; last error: .*webhook/,
       );
-      const stage = await store.db.selectFrom("stages").selectAll().where("type", "=", "notify").executeTakeFirst();
+      const stage = await storeDb(store).selectFrom("stages").selectAll().where("type", "=", "notify")
+        .executeTakeFirst();
       assert.equal(stage?.status, "failed");
       assert.equal(stage?.project, "shop");
       assert.equal(stage?.repository, "chat");
@@ -273,9 +278,9 @@ describe("outbox", () => {
       const config = loaded(dir, { chat: webhook({ url: `${a.url}/hook` }) });
       await store.enqueueNotifications(enqueueFor(config, ["shop"], failedMessage("r1", T0), { now: T0 }));
       assert.equal((await deliverOutbox(store, config, { now: () => plus(1) })).delivered, 1);
-      assert.equal((await store.db.selectFrom("outbox").select("id").execute()).length, 1, "kept for now");
+      assert.equal((await storeDb(store).selectFrom("outbox").select("id").execute()).length, 1, "kept for now");
       await deliverOutbox(store, config, { now: () => plus(31 * 86_400_000) });
-      assert.equal((await store.db.selectFrom("outbox").select("id").execute()).length, 0);
+      assert.equal((await storeDb(store).selectFrom("outbox").select("id").execute()).length, 0);
     });
   });
 

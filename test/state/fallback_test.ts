@@ -40,6 +40,7 @@ import {
 } from "../../src/state/fallback.ts";
 import type { SnapshotTable } from "../../src/state/schema.ts";
 import { defaultBusyTimeoutMs, StateStore, unwritableReason } from "../../src/state/store.ts";
+import { storeDb } from "../support/state-db.ts";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const storeModule = new URL("../../src/state/store.ts", import.meta.url).href;
@@ -289,7 +290,7 @@ describe("StateStore degraded mode: the database locked by another process", () 
         assert.deepEqual(reopenWarnings, []);
         assert.deepEqual(fallbackFiles(stateDir), [], "fallback.jsonl is gone, nothing rejected");
         const runs = plain(
-          await reopened.db.selectFrom("runs").select(["id", "status", "stage", "error", "pid", "process_start"])
+          await storeDb(reopened).selectFrom("runs").select(["id", "status", "stage", "error", "pid", "process_start"])
             .orderBy("id").execute(),
         );
         assert.deepEqual(runs, [
@@ -311,7 +312,7 @@ describe("StateStore degraded mode: the database locked by another process", () 
           },
         ]);
         const stages = plain(
-          await reopened.db.selectFrom("stages")
+          await storeDb(reopened).selectFrom("stages")
             .select(["id", "run_id", "type", "attempt", "status", "bytes", "snapshot_id", "duration_ms"])
             .orderBy("id").execute(),
         );
@@ -343,7 +344,7 @@ describe("StateStore degraded mode: the database locked by another process", () 
         assert.equal(observed.serial, 1);
         assert.deepEqual(observed.appliedPlans, ["plan-1"]);
         assert.deepEqual(observed.retention.map((r) => r.policy), ['{"last":3}']);
-        const check = await reopened.db.selectFrom("repositories").select(["last_check_at", "last_check_status"])
+        const check = await storeDb(reopened).selectFrom("repositories").select(["last_check_at", "last_check_status"])
           .executeTakeFirstOrThrow();
         assert.deepEqual({ ...check }, { last_check_at: "t4", last_check_status: "ok" });
       } finally {
@@ -370,7 +371,7 @@ describe("StateStore degraded mode: the database locked by another process", () 
           assert.match(warnings[0], /cannot be written \(database is locked\): the 4 lines of fallback\.jsonl wait/);
           assert.equal(readFileSync(fallback, "utf8"), before, "the file is back, byte for byte");
           assert.deepEqual(fallbackFiles(stateDir), [fallbackFileName]);
-          assert.deepEqual(plain(await store.db.selectFrom("runs").select("id").execute()), []);
+          assert.deepEqual(plain(await storeDb(store).selectFrom("runs").select("id").execute()), []);
           // This process's results go after the kept ones, without another wait.
           const started = Date.now();
           await store.startRun(run("run-2", "2026-11-21T04:00:00.000Z"));
@@ -389,9 +390,9 @@ describe("StateStore degraded mode: the database locked by another process", () 
       try {
         assert.deepEqual(store.replayed, { applied: 5, rejected: 0 });
         assert.deepEqual(fallbackFiles(stateDir), []);
-        const runs = plain(await store.db.selectFrom("runs").select(["id", "status"]).orderBy("id").execute());
+        const runs = plain(await storeDb(store).selectFrom("runs").select(["id", "status"]).orderBy("id").execute());
         assert.deepEqual(runs, [{ id: "run-1", status: "succeeded" }, { id: "run-2", status: "running" }]);
-        const stages = plain(await store.db.selectFrom("stages").select(["run_id", "status", "bytes"]).execute());
+        const stages = plain(await storeDb(store).selectFrom("stages").select(["run_id", "status", "bytes"]).execute());
         assert.deepEqual(stages, [{ run_id: "run-1", status: "succeeded", bytes: 1234 }]);
       } finally {
         await store.close();
@@ -461,7 +462,7 @@ describe("StateStore degraded mode: a database that cannot be written for other 
         }
         await withOpen(stateDir, async (store) => {
           assert.deepEqual(store.replayed, { applied: 1, rejected: 0 });
-          const row = await store.db.selectFrom("runs").select("status").executeTakeFirstOrThrow();
+          const row = await storeDb(store).selectFrom("runs").select("status").executeTakeFirstOrThrow();
           assert.equal(row.status, "succeeded");
         });
       });
@@ -482,14 +483,14 @@ describe("StateStore degraded mode: a database that cannot be written for other 
         let saved: { offset: number; bytes: Buffer } | undefined;
         try {
           const pageSize = Number(
-            Object.values((await sql`PRAGMA page_size`.execute(store.db)).rows[0] as Record<string, number>)[0],
+            Object.values((await sql`PRAGMA page_size`.execute(storeDb(store))).rows[0] as Record<string, number>)[0],
           );
           const runsPage = Number(
             (await sql<{ rootpage: number }>`SELECT rootpage FROM sqlite_master WHERE name = 'runs'`
-              .execute(store.db)).rows[0].rootpage,
+              .execute(storeDb(store))).rows[0].rootpage,
           );
           // Everything into the main file, so that the page is read from there…
-          await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(store.db);
+          await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(storeDb(store));
           // …once another connection's commit tells this one its cached pages are out of date.
           const other = spawnSync("sqlite3", [database, "INSERT INTO meta (key, value) VALUES ('other', 'x');"]);
           assert.equal(other.status, 0, String(other.stderr));
@@ -526,8 +527,8 @@ describe("StateStore degraded mode: a database that cannot be written for other 
       try {
         await store.markRepositoryInitialized("local", "/srv/restic", "t0");
         // No room to grow: the limit is the file's size now (a page limit of this connection only).
-        const pages = (await sql<{ page_count: number }>`PRAGMA page_count`.execute(store.db)).rows[0].page_count;
-        await sql`PRAGMA max_page_count = ${sql.raw(String(pages))}`.execute(store.db);
+        const pages = (await sql<{ page_count: number }>`PRAGMA page_count`.execute(storeDb(store))).rows[0].page_count;
+        await sql`PRAGMA max_page_count = ${sql.raw(String(pages))}`.execute(storeDb(store));
         await store.replaceSnapshots("local", snapshots, "t1");
         assert.equal(store.degraded, true);
         assert.match(warnings[0], /cannot be written \(database or disk is full\)/);
@@ -578,7 +579,9 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
         assert.equal(store.degraded, false);
         assert.equal(warnings.length, 1);
         assert.match(warnings[0], /^9 lines of fallback\.jsonl could not be replayed .*fallback\.rejected\.jsonl$/);
-        const runs = plain(await store.db.selectFrom("runs").select(["id", "status", "pid"]).orderBy("id").execute());
+        const runs = plain(
+          await storeDb(store).selectFrom("runs").select(["id", "status", "pid"]).orderBy("id").execute(),
+        );
         assert.deepEqual(runs, [
           { id: "run-0", status: "running", pid: process.pid },
           { id: "run-1", status: "succeeded", pid: 4242 },
@@ -617,7 +620,7 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
       writeFileSync(fallback, `${start}\n`);
       const first = await withOpen(stateDir, async (store) => {
         assert.deepEqual(store.replayed, { applied: 1, rejected: 0 });
-        return (await store.db.selectFrom("stages").select("id").executeTakeFirstOrThrow()).id;
+        return (await storeDb(store).selectFrom("stages").select("id").executeTakeFirstOrThrow()).id;
       });
       // The same start again (a crash between a commit and the file's removal) and, later, the stage's finish.
       writeFileSync(
@@ -626,7 +629,7 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
       );
       await withOpen(stateDir, async (store) => {
         assert.deepEqual(store.replayed, { applied: 2, rejected: 0 });
-        const stages = plain(await store.db.selectFrom("stages").select(["id", "status", "error"]).execute());
+        const stages = plain(await storeDb(store).selectFrom("stages").select(["id", "status", "error"]).execute());
         assert.deepEqual(stages, [{ id: first, status: "failed", error: "x" }]);
       });
     });
@@ -650,7 +653,7 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
       await withOpen(stateDir, async (store) => {
         assert.deepEqual(store.replayed, { applied: 4, rejected: 0 }, "older lines first: no finish before its start");
         assert.deepEqual(fallbackFiles(stateDir), []);
-        const stage = await store.db.selectFrom("stages").select("status").executeTakeFirstOrThrow();
+        const stage = await storeDb(store).selectFrom("stages").select("status").executeTakeFirstOrThrow();
         assert.equal(stage.status, "succeeded");
       });
 
@@ -685,7 +688,7 @@ describe("StateStore.open: replaying fallback.jsonl", () => {
         const replays = reports.filter((report) => report !== null);
         assert.equal(replays.length, 1, `one replay: ${JSON.stringify(reports)}`);
         assert.deepEqual(replays[0], { applied: count, rejected: 0 });
-        const rows = await here[0].db.selectFrom("runs").select((eb) => eb.fn.countAll<number>().as("n"))
+        const rows = await storeDb(here[0]).selectFrom("runs").select((eb) => eb.fn.countAll<number>().as("n"))
           .executeTakeFirstOrThrow();
         assert.equal(Number(rows.n), count);
         assert.deepEqual(fallbackFiles(stateDir), []);
@@ -789,7 +792,7 @@ describe("unwritableReason", () => {
 
 describe("StateStore.open: the busy timeout", () => {
   async function busyTimeout(store: StateStore): Promise<number> {
-    const rows = (await sql<Record<string, number>>`PRAGMA busy_timeout`.execute(store.db)).rows;
+    const rows = (await sql<Record<string, number>>`PRAGMA busy_timeout`.execute(storeDb(store))).rows;
     return Number(Object.values(rows[0])[0]);
   }
 

@@ -14,6 +14,7 @@ import { currentProcessStart } from "../../src/runtime/process.ts";
 import { latestMigration } from "../../src/state/migrations.ts";
 import type { SnapshotTable } from "../../src/state/schema.ts";
 import { type NewStage, type StageResult, StateStore } from "../../src/state/store.ts";
+import { storeDb } from "../support/state-db.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -50,7 +51,7 @@ function mode(path: string): number {
 
 async function names(store: StateStore, type: "table" | "index"): Promise<string[]> {
   const result = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = ${type} ORDER BY name`
-    .execute(store.db);
+    .execute(storeDb(store));
   return result.rows.map((row) => row.name);
 }
 
@@ -174,11 +175,11 @@ describe("StateStore.open", () => {
 
   it("uses WAL journaling, a busy timeout and enforced foreign keys", async () => {
     await withStore(async (store) => {
-      const journal = await sql<{ journal_mode: string }>`PRAGMA journal_mode`.execute(store.db);
+      const journal = await sql<{ journal_mode: string }>`PRAGMA journal_mode`.execute(storeDb(store));
       assert.deepEqual(plain(journal.rows), [{ journal_mode: "wal" }]);
-      const busy = await sql<Record<string, number>>`PRAGMA busy_timeout`.execute(store.db);
+      const busy = await sql<Record<string, number>>`PRAGMA busy_timeout`.execute(storeDb(store));
       assert.deepEqual(Object.values(busy.rows[0]), [5000]);
-      const keys = await sql<{ foreign_keys: number }>`PRAGMA foreign_keys`.execute(store.db);
+      const keys = await sql<{ foreign_keys: number }>`PRAGMA foreign_keys`.execute(storeDb(store));
       assert.deepEqual(plain(keys.rows), [{ foreign_keys: 1 }]);
       await assert.rejects(
         store.startStage({ runId: "no-such-run", type: "backup", startedAt: "2026-11-21T10:00:00.000Z" }),
@@ -210,7 +211,7 @@ describe("StateStore.open", () => {
         assert.ok(indexes.includes(index), `index ${index} missing from ${indexes.join(", ")}`);
       }
       const columns = await sql<{ name: string }>`SELECT name FROM pragma_index_info('stages_latest') ORDER BY seqno`
-        .execute(store.db);
+        .execute(storeDb(store));
       assert.deepEqual(columns.rows.map((row) => row.name), [
         "type",
         "status",
@@ -220,16 +221,16 @@ describe("StateStore.open", () => {
         "started_at",
       ]);
       const maintenance = await sql<{ name: string }>`SELECT name FROM pragma_index_info('stages_maintenance')
-        ORDER BY seqno`.execute(store.db);
+        ORDER BY seqno`.execute(storeDb(store));
       assert.deepEqual(maintenance.rows.map((row) => row.name), ["type", "status", "repository", "started_at"]);
       const retentionKey = await sql<{ name: string }>`SELECT name FROM pragma_table_info('retention_policies')
-        WHERE pk > 0 ORDER BY pk`.execute(store.db);
+        WHERE pk > 0 ORDER BY pk`.execute(storeDb(store));
       assert.deepEqual(retentionKey.rows.map((row) => row.name), ["project", "source", "repository"]);
       const planKey = await sql<{ name: string }>`SELECT name FROM pragma_table_info('applied_plans') WHERE pk > 0`
-        .execute(store.db);
+        .execute(storeDb(store));
       assert.deepEqual(planKey.rows.map((row) => row.name), ["plan_id"]);
       const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`
-        .execute(store.db);
+        .execute(storeDb(store));
       assert.deepEqual(plain(migrations.rows), [
         { name: "0001_initial" },
         { name: "0002_retention_and_plans" },
@@ -243,22 +244,22 @@ describe("StateStore.open", () => {
       assert.equal(latestMigration, "0008_prune_cadence_held_plans");
       // 0008: how many snapshots a forget removed; the forgets of a saved plan still held for approval.
       const counts = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
-        pragma_table_info('stages') WHERE name = 'forgotten'`.execute(store.db);
+        pragma_table_info('stages') WHERE name = 'forgotten'`.execute(storeDb(store));
       assert.deepEqual(plain(counts.rows), [{ type: "INTEGER", notnull: 0 }]);
       const held = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
-        pragma_table_info('applied_plans') WHERE name = 'held'`.execute(store.db);
+        pragma_table_info('applied_plans') WHERE name = 'held'`.execute(storeDb(store));
       assert.deepEqual(plain(held.rows), [{ type: "TEXT", notnull: 0 }]);
       // 0007: what a backup added to the repository, beside the bytes it read.
       const added = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
-        pragma_table_info('stages') WHERE name = 'bytes_added'`.execute(store.db);
+        pragma_table_info('stages') WHERE name = 'bytes_added'`.execute(storeDb(store));
       assert.deepEqual(plain(added.rows), [{ type: "INTEGER", notnull: 0 }]);
       // 0005: an outbox key is unique (an event sent once per episode); NULL keys are not.
       const keyIndex = await sql<{ unique: number }>`SELECT "unique" FROM pragma_index_list('outbox')
-        WHERE name = 'outbox_key'`.execute(store.db);
+        WHERE name = 'outbox_key'`.execute(storeDb(store));
       assert.deepEqual(plain(keyIndex.rows), [{ unique: 1 }]);
       // 0003: a copied snapshot names its original; other snapshots have none.
       const original = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
-        pragma_table_info('snapshots') WHERE name = 'original'`.execute(store.db);
+        pragma_table_info('snapshots') WHERE name = 'original'`.execute(storeDb(store));
       assert.deepEqual(plain(original.rows), [{ type: "TEXT", notnull: 0 }]);
     });
   });
@@ -279,7 +280,7 @@ describe("StateStore.open", () => {
         assert.equal(await second.lineage(), lineage);
         assert.equal(await second.serial(), 1);
         const migrations = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`
-          .execute(second.db);
+          .execute(storeDb(second));
         assert.deepEqual(plain(migrations.rows), [
           { name: "0001_initial" },
           { name: "0002_retention_and_plans" },
@@ -290,9 +291,9 @@ describe("StateStore.open", () => {
           { name: "0007_history_operations" },
           { name: "0008_prune_cadence_held_plans" },
         ]);
-        const meta = await second.db.selectFrom("meta").selectAll().orderBy("key").execute();
+        const meta = await storeDb(second).selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
-        const runs = await second.db.selectFrom("runs").select(["id", "status"]).execute();
+        const runs = await storeDb(second).selectFrom("runs").select(["id", "status"]).execute();
         assert.deepEqual(plain(runs), [{ id: "r1", status: "succeeded" }]);
       } finally {
         await second.close();
@@ -339,7 +340,7 @@ describe("StateStore runs and stages", () => {
         fingerprint: "sha256:abc",
         host: "backup-host",
       });
-      const started = await store.db.selectFrom("runs").selectAll().execute();
+      const started = await storeDb(store).selectFrom("runs").selectAll().execute();
       assert.deepEqual(plain(started), [{
         id: "20261121T030000Z-abc123",
         project: "shop",
@@ -362,7 +363,7 @@ describe("StateStore runs and stages", () => {
         finishedAt: "2026-11-21T03:01:02.500Z",
         durationMs: 62_500,
       });
-      const finished = await store.db.selectFrom("runs").selectAll().executeTakeFirstOrThrow();
+      const finished = await storeDb(store).selectFrom("runs").selectAll().executeTakeFirstOrThrow();
       assert.deepEqual(
         { ...finished },
         {
@@ -387,7 +388,7 @@ describe("StateStore runs and stages", () => {
         durationMs: 9000,
         error: "restic exited with code 1",
       });
-      const row = await store.db.selectFrom("runs").select(["status", "stage", "error", "duration_ms"])
+      const row = await storeDb(store).selectFrom("runs").select(["status", "stage", "error", "duration_ms"])
         .executeTakeFirstOrThrow();
       assert.deepEqual({ ...row }, {
         status: "failed",
@@ -414,7 +415,7 @@ describe("StateStore runs and stages", () => {
       assert.equal(typeof first, "number");
       assert.equal(second, first + 1);
 
-      const running = await store.db.selectFrom("stages").selectAll().where("id", "=", first)
+      const running = await storeDb(store).selectFrom("stages").selectAll().where("id", "=", first)
         .executeTakeFirstOrThrow();
       assert.deepEqual({ ...running }, {
         id: first,
@@ -449,7 +450,7 @@ describe("StateStore runs and stages", () => {
         durationMs: 1000,
         error: "boom",
       });
-      const rows = await store.db.selectFrom("stages").selectAll().orderBy("id").execute();
+      const rows = await storeDb(store).selectFrom("stages").selectAll().orderBy("id").execute();
       assert.deepEqual(plain(rows), [
         {
           ...running,
@@ -633,7 +634,9 @@ describe("StateStore.observe: inventory, maintenance and what the state knows", 
       await store.replaceSnapshots("offsite", [
         { ...snapshot("c1cccccccccc", "2026-11-20T03:00:00.000Z", "shop", "db"), original: "a1aaaaaaaaaa" },
       ], "2026-11-22T10:00:01.000Z");
-      const rows = await store.db.selectFrom("snapshots").select(["repository", "id", "original"]).orderBy("repository")
+      const rows = await storeDb(store).selectFrom("snapshots").select(["repository", "id", "original"]).orderBy(
+        "repository",
+      )
         .execute();
       assert.deepEqual(plain(rows), [
         { repository: "local", id: "a1aaaaaaaaaa", original: null },
@@ -752,7 +755,7 @@ describe("StateStore retention policies and applied plans", () => {
         { ...shopDb, policy: '{"daily":7}', at: "2026-11-21T03:05:00.000Z" },
         { ...shopDb, repository: "offsite", policy: '{"daily":30}', at: "2026-11-21T03:06:00.000Z" },
       ]);
-      const rows = await store.db.selectFrom("retention_policies").selectAll().orderBy("repository").execute();
+      const rows = await storeDb(store).selectFrom("retention_policies").selectAll().orderBy("repository").execute();
       assert.deepEqual(plain(rows), [
         { ...shopDb, policy: '{"daily":7}', applied_at: "2026-11-21T03:05:00.000Z" },
         { ...shopDb, repository: "offsite", policy: '{"daily":30}', applied_at: "2026-11-21T03:06:00.000Z" },
@@ -767,7 +770,7 @@ describe("StateStore retention policies and applied plans", () => {
       await assert.rejects(store.markPlanApplied("0b6f3c1e-plan-one", "2026-11-21T11:00:00.000Z"), /UNIQUE|PRIMARY/i);
       await store.markPlanApplied("7d1e2a9f-plan-two", "2026-11-21T12:00:00.000Z");
       assert.deepEqual([...(await store.observe()).appliedPlans].sort(), ["0b6f3c1e-plan-one", "7d1e2a9f-plan-two"]);
-      const rows = await store.db.selectFrom("applied_plans").selectAll().orderBy("plan_id").execute();
+      const rows = await storeDb(store).selectFrom("applied_plans").selectAll().orderBy("plan_id").execute();
       assert.deepEqual(plain(rows), [
         { plan_id: "0b6f3c1e-plan-one", applied_at: "2026-11-21T10:00:00.000Z", held: null },
         { plan_id: "7d1e2a9f-plan-two", applied_at: "2026-11-21T12:00:00.000Z", held: null },
@@ -782,7 +785,7 @@ describe("StateStore repositories", () => {
       await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-21T03:00:00.000Z");
       await store.markRepositoryInitialized("offsite", "sftp:storage.example:/restic", "2026-11-21T03:00:01.000Z");
       await store.markRepositoryInitialized("local", "/srv/restic2", "2026-11-22T03:00:00.000Z");
-      const rows = await store.db.selectFrom("repositories").selectAll().orderBy("name").execute();
+      const rows = await storeDb(store).selectFrom("repositories").selectAll().orderBy("name").execute();
       assert.deepEqual(plain(rows), [
         {
           name: "local",
@@ -812,7 +815,12 @@ describe("StateStore repositories", () => {
       await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-01T00:00:00.000Z");
       await store.markRepositoryInitialized("offsite", "/srv/offsite", "2026-11-01T00:00:00.000Z");
       const checks = () =>
-        store.db.selectFrom("repositories").select(["name", "initialized_at", "last_check_at", "last_check_status"])
+        storeDb(store).selectFrom("repositories").select([
+          "name",
+          "initialized_at",
+          "last_check_at",
+          "last_check_status",
+        ])
           .orderBy("name").execute();
 
       await store.recordCheck("local", "2026-11-20T06:00:00.000Z", "failed");
@@ -871,7 +879,9 @@ describe("StateStore snapshots", () => {
         { ...snapshot("a2aaaaaaaaaa", "2026-11-21T03:00:00.000Z", "shop", "files"), repository: "local" },
         { ...snapshot("a4aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "db"), repository: "local" },
       ]);
-      const refreshed = await store.db.selectFrom("repositories").select(["name", "last_refresh_at"]).orderBy("name")
+      const refreshed = await storeDb(store).selectFrom("repositories").select(["name", "last_refresh_at"]).orderBy(
+        "name",
+      )
         .execute();
       assert.deepEqual(plain(refreshed), [
         { name: "local", last_refresh_at: "2026-11-22T10:00:00.000Z" },

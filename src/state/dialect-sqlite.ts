@@ -1,0 +1,117 @@
+/**
+ * The state store on SQLite: everything SQLite-only lives here (PRAGMAs, BEGIN IMMEDIATE, what its errors mean, its
+ * -wal and -shm files, the read-only and immutable opens). The drivers' differences between Deno and Bun are in
+ * runtime/sqlite*.ts.
+ */
+import { existsSync, statSync } from "node:fs";
+import { Kysely, sql } from "kysely";
+import { sqliteDialect, type SqliteMode, sqliteResultCode } from "../runtime/sqlite.ts";
+import type { Savepoint, StateDialect } from "./dialect.ts";
+import type { Database } from "./schema.ts";
+
+/** Opens the database file in `mode` (runtime/sqlite.ts), through the runtime's driver. */
+export async function connectSqlite(path: string, mode: SqliteMode = "read-write"): Promise<Kysely<Database>> {
+  return new Kysely<Database>({ dialect: await sqliteDialect(path, mode) });
+}
+
+/**
+ * Sets up a connection that writes: WAL (readers never wait for the writer), a busy timeout, synchronous NORMAL
+ * (safe in WAL mode), and foreign keys checked.
+ */
+export async function prepareForWrites(db: Kysely<Database>, busyTimeoutMs: number): Promise<void> {
+  await sql`PRAGMA busy_timeout = ${sql.raw(String(busyTimeoutMs))}`.execute(db);
+  await sql`PRAGMA journal_mode = WAL`.execute(db);
+  await sql`PRAGMA synchronous = NORMAL`.execute(db);
+  await sql`PRAGMA foreign_keys = ON`.execute(db);
+}
+
+/** The files SQLite keeps for a database: the file itself, and in WAL mode its -wal and -shm files. */
+export function databaseFiles(path: string): string[] {
+  return [path, `${path}-wal`, `${path}-shm`];
+}
+
+/** Whether the -wal file holds writes not yet checkpointed into the database file (an immutable open misses them). */
+export function hasPendingWal(path: string): boolean {
+  const wal = `${path}-wal`;
+  return existsSync(wal) && statSync(wal).size > 0;
+}
+
+/**
+ * Whether SQLite's error says the file or its folder cannot be written (read-only, full, failing, not openable), as
+ * opposed to a lock held by another process or a corrupt file.
+ */
+export function sqliteCannotWrite(error: unknown): boolean {
+  return /readonly database|disk I\/O error|database or disk is full|unable to open database file/i
+    .test(sqliteDialectForState.unwritableReason(error) ?? "");
+}
+
+/** SQLite primary result codes meaning the database cannot be written (busy, read-only, full, I/O, corrupt). */
+const unwritableCodes = new Set([
+  3, // SQLITE_PERM
+  5, // SQLITE_BUSY
+  6, // SQLITE_LOCKED
+  8, // SQLITE_READONLY
+  10, // SQLITE_IOERR
+  11, // SQLITE_CORRUPT
+  13, // SQLITE_FULL
+  14, // SQLITE_CANTOPEN
+  15, // SQLITE_PROTOCOL
+  26, // SQLITE_NOTADB
+]);
+
+/** SQLite's messages for those codes, for an error that carries no code. */
+const unwritableMessages = [
+  "database is locked",
+  "database table is locked",
+  "attempt to write a readonly database",
+  "disk I/O error",
+  "database disk image is malformed",
+  "database or disk is full",
+  "unable to open database file",
+  "file is not a database",
+];
+
+export const sqliteDialectForState: StateDialect = {
+  /**
+   * BEGIN IMMEDIATE takes the write lock at once (waiting the busy timeout there). Unlike Kysely's transaction(), a
+   * failed ROLLBACK does not hide the error that caused it: SQLite has rolled back by itself after a full disk or an
+   * I/O error, and that error is what tells the store to fall back.
+   */
+  async writeTransaction(db, body) {
+    return await db.connection().execute(async (connection) => {
+      await sql`BEGIN IMMEDIATE`.execute(connection);
+      try {
+        const result = await body(connection);
+        await sql`COMMIT`.execute(connection);
+        return result;
+      } catch (error) {
+        await sql`ROLLBACK`.execute(connection).catch(() => {
+          // No transaction is active any more.
+        });
+        throw error;
+      }
+    });
+  },
+
+  async savepoint(db, name): Promise<Savepoint> {
+    // SQLite keeps the transaction usable after a failed statement: what follows a rollback to here still commits.
+    await sql`SAVEPOINT ${sql.id(name)}`.execute(db);
+    return {
+      rollback: async () => {
+        await sql`ROLLBACK TO ${sql.id(name)}`.execute(db);
+      },
+      release: async () => {
+        await sql`RELEASE ${sql.id(name)}`.execute(db);
+      },
+    };
+  },
+
+  unwritableReason(error) {
+    if (typeof error !== "object" || error === null) return undefined;
+    const message = (error as { message?: unknown }).message;
+    const text = typeof message === "string" ? message : String(error);
+    const code = sqliteResultCode(error);
+    if (code !== undefined) return unwritableCodes.has(code) ? text : undefined;
+    return unwritableMessages.some((known) => text.includes(known)) ? text : undefined;
+  },
+};

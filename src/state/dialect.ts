@@ -1,0 +1,31 @@
+/**
+ * What the state store needs from a database beyond the SQL that Kysely builds: the few things each database does
+ * its own way. dialect-sqlite.ts implements it for the local state file; a database shared by several hosts
+ * (PostgreSQL) would implement the same interface next to its own migration set, and the rest of src/state stays.
+ */
+import type { Kysely } from "kysely";
+import type { Database } from "./schema.ts";
+
+export interface StateDialect {
+  /**
+   * Runs `body` in a transaction that holds the write lock from its start, so that it waits for another writer there
+   * rather than failing midway after its reads. A failed rollback must not hide the error that caused it.
+   */
+  writeTransaction<T>(db: Kysely<Database>, body: (db: Kysely<Database>) => Promise<T>): Promise<T>;
+
+  /** Marks a point in the open transaction `db` that a part of it can be undone to, alone (a replayed line). */
+  savepoint(db: Kysely<Database>, name: string): Promise<Savepoint>;
+
+  /**
+   * The database's message when `error` says the database cannot take writes now (locked past the wait, read-only,
+   * full, failing, corrupt), else undefined: an error of the write itself (a constraint, a bug) is thrown as it is.
+   */
+  unwritableReason(error: unknown): string | undefined;
+}
+
+export interface Savepoint {
+  /** Undoes what the transaction did since the savepoint. */
+  rollback(): Promise<void>;
+  /** Forgets the savepoint, keeping what was done since. */
+  release(): Promise<void>;
+}

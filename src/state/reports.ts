@@ -1,0 +1,218 @@
+/**
+ * What the state database tells an operator: the audit for `history`, per-project summaries for `status` and the
+ * daily digest, the snapshot inventory for `snapshots`. Reads only.
+ */
+import type { Kysely, Selectable } from "kysely";
+import type { Database, RunStatus, SnapshotTable, StageType } from "./schema.ts";
+
+/** The kind `history` gives a run (its stages: backups, copies, hooks, refreshes); operations take their stage's type. */
+export const runKind = "backup";
+
+/** One line of `history`: a run with its stages, or an operation audited without a run (its one stage). */
+export interface HistoryEntry {
+  kind: string;
+  run: Selectable<Database["runs"]> | null;
+  stages: Selectable<Database["stages"]>[];
+}
+
+export interface HistoryFilter {
+  projects?: string[];
+  failed?: boolean;
+  since?: string;
+  kinds?: string[];
+  limit: number;
+}
+
+/** One project's runs in a summary period and its last success. */
+export interface RunDigest {
+  succeeded: number;
+  failed: number;
+  interrupted: number;
+  lastSuccessAt?: string;
+  lastSuccessDurationMs?: number;
+  lastSuccessBytes?: number;
+}
+
+export interface RunSummary {
+  id: string;
+  project: string;
+  status: RunStatus;
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+  error: string | null;
+}
+
+/** A repository's last check: when, and what it found; null for a repository never checked. */
+export type RepositoryCheck = { at: string; status: string } | null;
+
+/**
+ * The audit, newest first, for `history`: runs with their stages (kind "backup") and the operations audited without
+ * a run (a stage of its own: forget, prune, check, verify, restore, init, unlock, recover, refresh, notify), merged by
+ * start time. `kinds` picks among them. Each filter keeps its query on an index (runs_project_started,
+ * runs_status_project, runs_status, runs_started; stages_operations or stages_latest for the operations; stages_run
+ * for a run's stages), so it stays fast on a large audit.
+ */
+export async function history(db: Kysely<Database>, filter: HistoryFilter): Promise<HistoryEntry[]> {
+  const wantRuns = !filter.kinds || filter.kinds.includes(runKind);
+  const operationKinds = filter.kinds?.filter((kind) => kind !== runKind);
+  const entries: HistoryEntry[] = [];
+  if (wantRuns) {
+    let query = db.selectFrom("runs").selectAll().orderBy("started_at", "desc").limit(filter.limit);
+    if (filter.projects?.length) query = query.where("project", "in", filter.projects);
+    if (filter.failed) query = query.where("status", "in", ["failed", "interrupted"]);
+    if (filter.since) query = query.where("started_at", ">=", filter.since);
+    const runs = await query.execute();
+    if (runs.length > 0) {
+      const stages = await db.selectFrom("stages").selectAll()
+        .where("run_id", "in", runs.map((r) => r.id)).orderBy("id").execute();
+      const byRun = new Map<string | null, Selectable<Database["stages"]>[]>();
+      for (const stage of stages) byRun.set(stage.run_id, [...(byRun.get(stage.run_id) ?? []), stage]);
+      entries.push(...runs.map((run) => ({ kind: runKind, run, stages: byRun.get(run.id) ?? [] })));
+    }
+  }
+  if (operationKinds === undefined || operationKinds.length > 0) {
+    let query = db.selectFrom("stages").selectAll().where("run_id", "is", null)
+      .orderBy("started_at", "desc").orderBy("id", "desc").limit(filter.limit);
+    if (operationKinds) query = query.where("type", "in", operationKinds as StageType[]);
+    if (filter.projects?.length) query = query.where("project", "in", filter.projects);
+    if (filter.failed) query = query.where("status", "in", ["failed", "interrupted"]);
+    if (filter.since) query = query.where("started_at", ">=", filter.since);
+    for (const stage of await query.execute()) entries.push({ kind: stage.type, run: null, stages: [stage] });
+  }
+  const startedAt = (entry: HistoryEntry) => entry.run?.started_at ?? entry.stages[0].started_at;
+  return entries.sort((a, b) => startedAt(b).localeCompare(startedAt(a))).slice(0, filter.limit);
+}
+
+/** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
+export async function latestDrills(
+  db: Kysely<Database>,
+): Promise<Map<string, { at: string; status: string; error: string | null }>> {
+  const rows = await db.selectFrom("stages as s").select(["s.project", "s.started_at", "s.status", "s.error"])
+    .where("s.type", "=", "verify").where("s.status", "in", ["succeeded", "failed"])
+    .where("s.started_at", "=", (eb) =>
+      eb.selectFrom("stages as t").select((e) => e.fn.max("t.started_at").as("m"))
+        .whereRef("t.project", "=", "s.project").where("t.type", "=", "verify")
+        .where("t.status", "in", ["succeeded", "failed"]))
+    .execute();
+  const drills = new Map<string, { at: string; status: string; error: string | null }>();
+  for (const row of rows) {
+    if (row.project) drills.set(row.project, { at: row.started_at, status: row.status, error: row.error });
+  }
+  return drills;
+}
+
+/** Finished runs of a project that failed or were interrupted after its last successful run. */
+export async function failuresSinceLastSuccess(db: Kysely<Database>, project: string): Promise<number> {
+  const last = await db.selectFrom("runs").select((eb) => eb.fn.max("started_at").as("at"))
+    .where("project", "=", project).where("status", "=", "succeeded").executeTakeFirst();
+  let query = db.selectFrom("runs").select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("project", "=", project).where("status", "in", ["failed", "interrupted"]);
+  if (last?.at) query = query.where("started_at", ">", last.at);
+  return Number((await query.executeTakeFirst())?.n ?? 0);
+}
+
+/**
+ * Per project: runs started in [from, to) by status, and the last successful run up to `to` with the bytes its
+ * backup stages sent. For the daily summary.
+ */
+export async function runDigest(db: Kysely<Database>, from: string, to: string): Promise<Map<string, RunDigest>> {
+  const digest = new Map<string, RunDigest>();
+  const entry = (project: string): RunDigest => {
+    const known = digest.get(project);
+    if (known) return known;
+    const fresh = { succeeded: 0, failed: 0, interrupted: 0 };
+    digest.set(project, fresh);
+    return fresh;
+  };
+  const counts = await db.selectFrom("runs").select(["project", "status"])
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("started_at", ">=", from).where("started_at", "<", to).groupBy(["project", "status"]).execute();
+  for (const row of counts) {
+    if (row.status === "succeeded" || row.status === "failed" || row.status === "interrupted") {
+      entry(row.project)[row.status] = Number(row.n);
+    }
+  }
+  const last = await db.selectFrom("runs as r")
+    .select(["r.id", "r.project", "r.started_at", "r.duration_ms"])
+    .select((eb) =>
+      eb.selectFrom("stages as s").select((e) => e.fn.sum<number>("s.bytes").as("b"))
+        .whereRef("s.run_id", "=", "r.id").where("s.type", "=", "backup").where("s.status", "=", "succeeded")
+        .as("bytes")
+    )
+    .where("r.status", "=", "succeeded").where("r.started_at", "<", to)
+    .where("r.started_at", "=", (eb) =>
+      eb.selectFrom("runs as q").select((e) => e.fn.max("q.started_at").as("m"))
+        .whereRef("q.project", "=", "r.project").where("q.status", "=", "succeeded").where("q.started_at", "<", to))
+    .execute();
+  for (const row of last) {
+    Object.assign(entry(row.project), {
+      lastSuccessAt: row.started_at,
+      lastSuccessDurationMs: row.duration_ms ?? undefined,
+      lastSuccessBytes: row.bytes === null ? undefined : Number(row.bytes),
+    });
+  }
+  return digest;
+}
+
+/** Per project: the latest run and the latest successful run. */
+export async function projectRuns(
+  db: Kysely<Database>,
+): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
+  const result = new Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>();
+  const latest = (succeededOnly: boolean) => {
+    let query = db.selectFrom("runs as r")
+      .select(["r.id", "r.project", "r.status", "r.started_at", "r.finished_at", "r.duration_ms", "r.error"])
+      .where("r.started_at", "=", (eb) => {
+        let inner = eb.selectFrom("runs as i").select((e) => e.fn.max("i.started_at").as("m"))
+          .whereRef("i.project", "=", "r.project");
+        if (succeededOnly) inner = inner.where("i.status", "=", "succeeded");
+        return inner;
+      });
+    if (succeededOnly) query = query.where("r.status", "=", "succeeded");
+    return query.execute();
+  };
+  for (const row of await latest(false)) result.set(row.project, { lastRun: row });
+  for (const row of await latest(true)) result.set(row.project, { ...result.get(row.project), lastSuccess: row });
+  return result;
+}
+
+/** Per repository, its last check (for `status`). */
+export async function repositoryChecks(db: Kysely<Database>): Promise<Map<string, RepositoryCheck>> {
+  const rows = await db.selectFrom("repositories").select(["name", "last_check_at", "last_check_status"]).execute();
+  return new Map(
+    rows.map((r) => [r.name, r.last_check_at ? { at: r.last_check_at, status: r.last_check_status ?? "ok" } : null]),
+  );
+}
+
+/** Snapshot counts and newest snapshot time per (repository, project). */
+export async function snapshotCounts(
+  db: Kysely<Database>,
+): Promise<{ repository: string; project: string | null; count: number; newest: string }[]> {
+  const rows = await db.selectFrom("snapshots")
+    .select([
+      "repository",
+      "project",
+      (eb) => eb.fn.countAll<number>().as("count"),
+      (eb) => eb.fn.max("time").as("newest"),
+    ])
+    .groupBy(["repository", "project"]).execute();
+  return rows.map((row) => ({ ...row, count: Number(row.count) }));
+}
+
+/** The inventory, oldest first, of some projects or one repository. */
+export async function listSnapshots(
+  db: Kysely<Database>,
+  filter: { projects?: string[]; repository?: string },
+): Promise<SnapshotTable[]> {
+  let query = db.selectFrom("snapshots").selectAll().orderBy("time").orderBy("repository");
+  if (filter.projects?.length) query = query.where("project", "in", filter.projects);
+  if (filter.repository) query = query.where("repository", "=", filter.repository);
+  return await query.execute();
+}
+
+/** The ids of a repository's snapshots in the inventory. */
+export async function snapshotIds(db: Kysely<Database>, repository: string): Promise<string[]> {
+  const rows = await db.selectFrom("snapshots").select("id").where("repository", "=", repository).execute();
+  return rows.map((row) => row.id);
+}
