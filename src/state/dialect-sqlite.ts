@@ -30,10 +30,26 @@ export function databaseFiles(path: string): string[] {
   return [path, `${path}-wal`, `${path}-shm`];
 }
 
-/** Whether the -wal file holds writes not yet checkpointed into the database file (an immutable open misses them). */
-export function hasPendingWal(path: string): boolean {
+/** One way to open a database file without writing, and what a reader then does not see. */
+export interface ReadOnlyOpen {
+  connect(): Promise<Kysely<Database>>;
+  /** What this open misses (results still in the -wal file), for the reader to be told. */
+  misses?: string;
+}
+
+/**
+ * The ways to open the database file at `path` without writing, in the order to try them. Immutable needs nothing
+ * written (no -shm, no lock), which a read-only or full folder allows, but misses what is still in the -wal file: it
+ * is tried first only when there is none.
+ */
+export function readOnlyOpens(path: string): ReadOnlyOpen[] {
   const wal = `${path}-wal`;
-  return existsSync(wal) && statSync(wal).size > 0;
+  const immutable = { connect: () => connectSqlite(path, "immutable") };
+  if (!(existsSync(wal) && statSync(wal).size > 0)) return [immutable];
+  return [
+    { connect: () => connectSqlite(path, "read-only") },
+    { ...immutable, misses: `the last results, still in ${wal}` },
+  ];
 }
 
 /**

@@ -8,8 +8,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, st
 import { join } from "node:path";
 import { DEFAULT_MIGRATION_TABLE, type Kysely, Migrator } from "kysely";
 import { StateUnwritableError, UsageError } from "../errors.ts";
-import type { SqliteMode } from "../runtime/sqlite.ts";
-import { connectSqlite, databaseFiles, hasPendingWal, prepareForWrites, sqliteCannotWrite } from "./dialect-sqlite.ts";
+import { connectSqlite, databaseFiles, prepareForWrites, readOnlyOpens, sqliteCannotWrite } from "./dialect-sqlite.ts";
 import { fallbackFileName } from "./fallback.ts";
 import { latestMigration, migrationProvider } from "./migrations.ts";
 import type { Database } from "./schema.ts";
@@ -76,12 +75,9 @@ export async function openForReading(
 ): Promise<{ db: Kysely<Database>; unwritable: string }> {
   const path = join(dir, stateFileName);
   if (!existsSync(path)) throw new StateUnwritableError(dir, `${problem} (and it holds no state database yet)`);
-  const pendingWal = hasPendingWal(path);
-  // Immutable needs nothing written, but misses what is still in the -wal file: tried first only without one.
-  const modes: SqliteMode[] = pendingWal ? ["read-only", "immutable"] : ["immutable"];
   let failure: unknown;
-  for (const mode of modes) {
-    const db = await connectSqlite(path, mode);
+  for (const attempt of readOnlyOpens(path)) {
+    const db = await attempt.connect();
     try {
       const applied = await db.withTables<{ [DEFAULT_MIGRATION_TABLE]: { name: string } }>()
         .selectFrom(DEFAULT_MIGRATION_TABLE).select("name").orderBy("name", "desc").limit(1).executeTakeFirst();
@@ -94,7 +90,7 @@ export async function openForReading(
       }
       const waiting = waitingInFallback(dir);
       const unseen = [
-        mode === "immutable" && pendingWal ? `the last results, still in ${path}-wal` : "",
+        attempt.misses ?? "",
         waiting > 0 ? `${waiting} results waiting in ${fallbackFileName}` : "",
       ].filter(Boolean);
       return { db, unwritable: unseen.length > 0 ? `${problem} (not shown: ${unseen.join(", ")})` : problem };
