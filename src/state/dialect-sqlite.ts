@@ -58,7 +58,7 @@ export function readOnlyOpens(path: string): ReadOnlyOpen[] {
  */
 export function sqliteCannotWrite(error: unknown): boolean {
   return /readonly database|disk I\/O error|database or disk is full|unable to open database file/i
-    .test(sqliteDialectForState.unwritableReason(error) ?? "");
+    .test(sqliteStateDialect.unwritableReason(error) ?? "");
 }
 
 /** SQLite primary result codes meaning the database cannot be written (busy, read-only, full, I/O, corrupt). */
@@ -87,7 +87,7 @@ const unwritableMessages = [
   "file is not a database",
 ];
 
-export const sqliteDialectForState: StateDialect = {
+export const sqliteStateDialect: StateDialect = {
   /**
    * BEGIN IMMEDIATE takes the write lock at once (waiting the busy timeout there). Unlike Kysely's transaction(), a
    * failed ROLLBACK does not hide the error that caused it: SQLite has rolled back by itself after a full disk or an

@@ -17,7 +17,7 @@ import { logger } from "../log.ts";
 import type { ObservedState, SnapshotState } from "../plan/types.ts";
 import { currentProcessStart } from "../runtime/process.ts";
 import type { StateDialect } from "./dialect.ts";
-import { sqliteDialectForState } from "./dialect-sqlite.ts";
+import { sqliteStateDialect } from "./dialect-sqlite.ts";
 import { appendFallback, fallbackFileName } from "./fallback.ts";
 import * as observed from "./observe.ts";
 import { openForReading, openForWrites, restrictDatabaseFiles, stateFileName, unwritableStateError } from "./open.ts";
@@ -51,7 +51,7 @@ export type { HistoryEntry, RepositoryCheck, RunDigest, RunSummary } from "./rep
 export type { NewRun, NewStage, RunResult, StageResult } from "./writes.ts";
 
 /** The database the local state is kept in. */
-const dialect: StateDialect = sqliteDialectForState;
+const dialect: StateDialect = sqliteStateDialect;
 
 /** The database's message when `error` says the state database cannot take writes now, else undefined. */
 export function unwritableReason(error: unknown): string | undefined {
