@@ -844,6 +844,15 @@ export class StateStore {
     return rows.map((row) => ({ ...row, count: Number(row.count) }));
   }
 
+  /** Per known repository, its last `restic check` (when, and "ok" or "failed"), null when never checked. */
+  async lastChecks(): Promise<Map<string, { at: string; status: string } | null>> {
+    const rows = await this.db.selectFrom("repositories").select(["name", "last_check_at", "last_check_status"])
+      .execute();
+    return new Map(
+      rows.map((r) => [r.name, r.last_check_at ? { at: r.last_check_at, status: r.last_check_status ?? "ok" } : null]),
+    );
+  }
+
   async listSnapshots(filter: { projects?: string[]; repository?: string }): Promise<SnapshotTable[]> {
     let query = this.db.selectFrom("snapshots").selectAll().orderBy("time").orderBy("repository");
     if (filter.projects?.length) query = query.where("project", "in", filter.projects);
