@@ -5,7 +5,7 @@
  * then repairs it as before. Real processes throughout: the CLI, restic, sqlite3.
  */
 import assert from "node:assert/strict";
-import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { processesWith } from "../support/inspect.ts";
