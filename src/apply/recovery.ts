@@ -1,6 +1,7 @@
 /**
  * Startup recovery: what processes that died (kill -9, a crash, a power cut) left behind. Finding it is read-only
- * (plan shows it as `recover` actions); `apply` repairs it first thing, and `status` the local part.
+ * (`findLeftovers`, through apply/prepare.ts: plan shows it as `recover` actions, status lists the local part); the
+ * apply or watch that runs the plan repairs it first thing, with the checked deletions below.
  *
  * - Runs still `running` whose process on this host is gone (pid, and start time where recorded) become
  *   `interrupted`, keeping the stage they were in. Runs of the current process, or of another live one (an apply of

@@ -2,6 +2,7 @@
 import { createInterface } from "node:readline/promises";
 import { type Command, Option } from "commander";
 import { applyPlan, enqueueScheduledNotifications, repositoryFor } from "../apply/executor.ts";
+import { preparePlan, rederivePlan } from "../apply/prepare.ts";
 import { createClock } from "../clock.ts";
 import { ActionsFailedError, ExitCode, StoppedError, UsageError } from "../errors.ts";
 import { acquireProjectLock, describeHolder, type ProjectLock } from "../apply/lock.ts";
@@ -22,7 +23,7 @@ import {
   parseNow,
   selectProjects,
 } from "./context.ts";
-import { collect, type PlanCommandOptions, preparePlan, rederivePlan } from "./plan.ts";
+import { collect, type PlanCommandOptions } from "./plan.ts";
 
 export const description = "Execute the plan (or a saved plan file): initialize, back up, forget, prune, check";
 
@@ -131,7 +132,7 @@ async function runApply(
     let heldBefore: string[] | undefined;
     if (saved) {
       // Made again before anything is written; the takeovers are audited whatever the outcome.
-      const rederived = await rederivePlan(saved, loaded, store, takenOver(taken))
+      const rederived = await rederivePlan(saved, loaded, store, host, takenOver(taken))
         .finally(() => auditTakeovers(taken, store, output));
       heldBefore = rederived.observed.heldPlans?.[saved.plan_id];
       if (heldBefore?.length) {
@@ -152,12 +153,13 @@ async function runApply(
       adopted = rederived.adopted;
     } else {
       await auditTakeovers(taken, store, output);
-      const prepared = await preparePlan(
-        { ...options, project: selected, refresh: true },
-        loaded,
-        store,
-        demand?.plan,
-      );
+      const prepared = await preparePlan(loaded, store, {
+        now: now ?? new Date(),
+        host,
+        projects: selected,
+        refresh: true,
+        onDemand: demand?.plan,
+      });
       plan = prepared.plan;
       adopted = prepared.adopted;
     }

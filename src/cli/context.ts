@@ -1,13 +1,13 @@
-/** What every command shares: where the config and state are, the clock, project selection, observed state. */
+/**
+ * What every command shares: where the config and state are, the clock (`--now`), project selection, the event log.
+ * Observing the state and planning is `apply/prepare.ts`.
+ */
 import { isAbsolute, join, resolve } from "node:path";
 import { hostname } from "node:os";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { StateUnwritableError, UsageError } from "../errors.ts";
-import type { Leftovers, ObservedState } from "../plan/types.ts";
-import { findLeftovers } from "../apply/recovery.ts";
 import { StateStore } from "../state/store.ts";
 import { parseLogFormat, setupEventLog } from "../log.ts";
-import { ResticError } from "../repository/restic-errors.ts";
 
 export interface GlobalOptions {
   config?: string;
@@ -126,74 +126,6 @@ export function namedProjects(loaded: LoadedConfig, names: string[], command: st
     }
   }
   return [...new Set(names)];
-}
-
-/** The repositories of the enabled projects a command covers (all of them without --project), each once. */
-export function repositoriesInScope(loaded: LoadedConfig, projects: string[] | undefined): string[] {
-  return [
-    ...new Set(
-      Object.values(loaded.config.projects)
-        .filter((p) => p.enabled && (!projects || projects.includes(p.name)))
-        .flatMap((p) => p.repositories),
-    ),
-  ];
-}
-
-/**
- * The state database's view with what dead processes left behind (startup recovery's findings), completed by asking
- * restic about repositories the database does not know as initialized (a repository made by hand or by an earlier
- * state folder is adopted, not re-initialized).
- */
-export async function observe(
-  loaded: LoadedConfig,
-  store: StateStore,
-  projects: string[] | undefined,
-): Promise<{ observed: ObservedState; adopted: string[]; warnings: string[] }> {
-  const findings = await findLeftovers(store, hostFor(loaded));
-  const observed = await store.observe({ deadRuns: findings.deadRuns });
-  observed.leftovers = findings.leftovers;
-  const adopted: string[] = [];
-  const warnings: string[] = [...findings.warnings];
-  for (const name of repositoriesInScope(loaded, projects)) {
-    if (observed.repositories[name]?.initialized) continue;
-    try {
-      // Imported here, not at the top: plan on a known repository never starts restic (start-up time).
-      const { repositoryFor } = await import("../apply/executor.ts");
-      if (await repositoryFor({ loaded, store }, name).isInitialized()) {
-        observed.repositories[name] = { initialized: true };
-        adopted.push(name);
-      }
-    } catch (error) {
-      // Not known to be missing, so never "not initialized": the plan warns with the cause and plans no init.
-      observed.repositories[name] = { initialized: false, unreachable: unopenedReason(error) };
-    }
-  }
-  // Locks a dead process left in a local repository (a prune killed with SIGKILL, say): a restic process runs only
-  // where the locks/ folder is not empty. Other backends are judged when a command meets a lock (Restic.restic).
-  const resticLocks: NonNullable<Leftovers["resticLocks"]> = [];
-  for (const name of repositoriesInScope(loaded, projects)) {
-    if (!observed.repositories[name]?.initialized) continue;
-    const { repositoryFor } = await import("../apply/executor.ts");
-    const repository = repositoryFor({ loaded, store }, name);
-    if ((repository.localLockIds() ?? []).length === 0) continue;
-    try {
-      const { judgeLock } = await import("../repository/restic-locks.ts");
-      for (const verdict of (await repository.locks()).map((lock) => judgeLock(lock))) {
-        if (verdict.stale) resticLocks.push({ repository: name, lock: verdict.lock.id, holder: verdict.description });
-        else warnings.push(`repository ${name} holds ${verdict.description}`);
-      }
-    } catch (error) {
-      warnings.push(`the locks of repository ${name} could not be read: ${(error as Error).message.split("\n")[0]}`);
-    }
-  }
-  if (resticLocks.length > 0) observed.leftovers = { ...observed.leftovers!, resticLocks };
-  return { observed, adopted, warnings };
-}
-
-/** Why a repository could not be opened: restic's line naming the cause and what to do, else the error's first line. */
-function unopenedReason(error: unknown): string {
-  if (error instanceof ResticError) return error.summary;
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
 }
 
 /**

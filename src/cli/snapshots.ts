@@ -8,7 +8,8 @@ import { refreshInventory } from "../apply/executor.ts";
 import { createClock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { StateStore } from "../state/store.ts";
-import { type GlobalOptions, load, openStore, type Output, repositoriesInScope, selectProjects } from "./context.ts";
+import { type GlobalOptions, load, openStore, type Output, selectProjects } from "./context.ts";
+import { repositoriesInScope } from "../apply/prepare.ts";
 
 export const description = "List the snapshot inventory per project, source and repository";
 

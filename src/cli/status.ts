@@ -1,14 +1,16 @@
-/** `backupctl status`: per project, the last success and its age, the next due time, snapshots per repository. */
+/**
+ * `backupctl status`: per project, the last success and its age, the next due time, snapshots per repository; and
+ * what dead processes left behind. It repairs nothing and records nothing (opening the state still replays results a
+ * crashed process left in fallback.jsonl, as every command does).
+ */
 import type { Command } from "commander";
+import { preparePlan } from "../apply/prepare.ts";
 import { nextSlot } from "../config/schedule.ts";
-import { plan } from "../plan/planner.ts";
 import { ExitCode } from "../errors.ts";
 import { humanDuration, isoSeconds, localTime, machineTimeZone } from "../plan/time.ts";
 import { colours, terminalColours } from "../plan/render.ts";
+import type { Leftovers } from "../plan/types.ts";
 import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
-import { applyRecovery } from "../apply/executor.ts";
-import { findLeftovers } from "../apply/recovery.ts";
-import { createClock } from "../clock.ts";
 
 export const description =
   "One row per project: health, last success, last result, next due, snapshots, last check and drill; exit 1 when any is failing or overdue";
@@ -62,6 +64,16 @@ export interface NotificationStatus {
   }[];
 }
 
+/** What dead processes left behind, as status shows it: found, not repaired (the next apply or watch does). */
+export interface LeftoverStatus {
+  /** Runs still marked running whose process on this host is gone. */
+  interrupted_runs: { id: string; project: string; stage: string | null; pid: number; started_at: string }[];
+  /** Project lock files whose holder on this host is gone. */
+  stale_locks: { project: string; pid: number; since: string; run_id: string | null }[];
+  /** Private temporary folders of dead processes, relative to the state folder. */
+  files: string[];
+}
+
 /** How long status keeps showing a notification given up as undeliverable. */
 const undeliverableShownMs = 7 * 86_400_000;
 
@@ -80,39 +92,25 @@ export async function run(options: Options, output: Output): Promise<number> {
   const unwritable = store.unwritable;
   let statuses: ProjectStatus[];
   let notifications: NotificationStatus;
-  const recovered: string[] = [];
+  let leftovers: Leftovers;
   try {
-    // Startup recovery's local part: runs of dead processes, their locks and private folders. Restic's part (stale
-    // restic locks, partial snapshots) needs the repositories: `plan` shows it and `apply` does it.
-    const host = hostFor(loaded);
-    const findings = await findLeftovers(store, host);
-    const observed = await store.observe({ deadRuns: findings.deadRuns });
-    observed.leftovers = findings.leftovers;
-    const local = plan(loaded, observed, now, { generatedAt: now }).actions
-      .filter((a) => a.type === "recover" && ["interrupted_run", "stale_lock", "leftover_files"].includes(a.recover!));
-    if (local.length > 0 && unwritable === undefined) {
-      const report = { succeeded: 0, failed: 0, skipped: 0, held: 0, runs: [] };
-      const ctx = {
-        loaded,
-        store,
-        host,
-        clock: createClock(parseNow(options.now)),
-        out: (l: string) => recovered.push(l),
-      };
-      await applyRecovery(local, ctx, report);
-    }
+    // One plan, from the state as recorded (no restic): "due" and "overdue" come from the planner itself, so status
+    // and plan never disagree. What dead processes left is found and shown, never repaired here: a status must not
+    // change the state (a run it judges dead may be alive on another host sharing it); the next apply or watch does.
+    const prepared = await preparePlan(loaded, store, { now, host: hostFor(loaded), offline: true });
+    leftovers = prepared.leftovers;
+    const due = new Set(prepared.plan.actions.filter((a) => a.type === "backup").map((a) => a.project));
+    const overdue = new Set(prepared.plan.overdue.map((o) => o.project));
+    const interrupted = new Map(leftovers.interruptedRuns.map((run) => [run.id, run]));
     const runs = await store.projectRuns();
     const counts = await store.snapshotCounts();
-    // "Due" and "overdue" come from the planner itself, so status and plan never disagree.
-    const planned = plan(loaded, await store.observe(), now, { generatedAt: now });
-    const due = new Set(planned.actions.filter((a) => a.type === "backup").map((a) => a.project));
-    const overdue = new Set(planned.overdue.map((o) => o.project));
     const checks = await store.repositoryChecks();
     const drills = await store.latestDrills();
     // One read of the outbox serves both the per-project counts and the notifications section below.
     const outbox = await store.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
     statuses = Object.values(loaded.config.projects).map((project) => {
-      const { lastRun, lastSuccess } = runs.get(project.name) ?? {};
+      const { lastSuccess } = runs.get(project.name) ?? {};
+      const lastRun = asFound(runs.get(project.name)?.lastRun, interrupted);
       const snapshots: ProjectStatus["snapshots"] = {};
       const lastCheck: ProjectStatus["last_check"] = {};
       for (const repository of project.repositories) {
@@ -177,22 +175,85 @@ export async function run(options: Options, output: Output): Promise<number> {
   if (options.json) {
     output.stdout(
       JSON.stringify(
-        { now: isoSeconds(now), state_unwritable: unwritable ?? null, recovered, projects: statuses, notifications },
+        {
+          now: isoSeconds(now),
+          state_unwritable: unwritable ?? null,
+          leftovers: leftoverStatus(leftovers),
+          projects: statuses,
+          notifications,
+        },
         null,
         2,
       ) + "\n",
     );
     return unhealthy(statuses) || unwritable !== undefined ? ExitCode.failed : ExitCode.ok;
   }
-  for (const line of recovered) output.stdout(`${line}\n`);
   const zone = loaded.displayTimeZone ?? machineTimeZone();
   const c = colours(terminalColours());
+  output.stdout(renderLeftovers(leftovers, zone, c));
   output.stdout(renderTable(statuses, now, zone, c));
   output.stdout(renderNotifications(notifications, zone, c));
   return unhealthy(statuses) || unwritable !== undefined ? ExitCode.failed : ExitCode.ok;
 }
 
+/**
+ * The last run as it is: one still marked running whose process is gone was interrupted, though only the next apply
+ * or watch records it so.
+ */
+function asFound<T extends { id: string; status: string; error: string | null }>(
+  run: T | undefined,
+  interrupted: Map<string, Leftovers["interruptedRuns"][number]>,
+): T | undefined {
+  const dead = run && interrupted.get(run.id);
+  if (!run || !dead) return run;
+  const during = dead.stage ? `, during ${dead.stage}` : "";
+  return {
+    ...run,
+    status: "interrupted",
+    error: `process gone (pid ${dead.pid}${during}); the next apply or watch records it as interrupted`,
+  };
+}
+
+function leftoverStatus(leftovers: Leftovers): LeftoverStatus {
+  return {
+    interrupted_runs: leftovers.interruptedRuns.map((run) => ({
+      id: run.id,
+      project: run.project,
+      stage: run.stage,
+      pid: run.pid,
+      started_at: run.startedAt,
+    })),
+    stale_locks: leftovers.staleLocks.map((lock) => ({
+      project: lock.project,
+      pid: lock.pid,
+      since: lock.since,
+      run_id: lock.runId,
+    })),
+    files: leftovers.files,
+  };
+}
+
 type Colours = ReturnType<typeof colours>;
+
+/** What dead processes left, one line each, before the table; nothing when there is nothing. */
+function renderLeftovers(leftovers: Leftovers, zone: string, c: Colours): string {
+  const at = (iso: string) => localTime(new Date(iso), zone);
+  const lines = [
+    ...leftovers.interruptedRuns.map((run) =>
+      `  run ${run.id} of ${run.project}: interrupted: process gone (pid ${run.pid}, started ${at(run.startedAt)}${
+        run.stage ? `, during ${run.stage}` : ""
+      })`
+    ),
+    ...leftovers.staleLocks.map((lock) =>
+      `  lock of ${lock.project}: stale lock: held by pid ${lock.pid} since ${at(lock.since)}, process gone`
+    ),
+    ...leftovers.files.map((path) => `  ${path}: leftover private folder of a process that is gone`),
+  ];
+  if (lines.length === 0) return "";
+  const title = "leftovers of processes that are gone, repaired by the next apply or watch " +
+    "(`backupctl plan` shows how):";
+  return `${c.yellow(title)}\n${lines.join("\n")}\n`;
+}
 
 function renderNotifications(status: NotificationStatus, zone: string, c: Colours): string {
   const lines: string[] = [];

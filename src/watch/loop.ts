@@ -8,6 +8,7 @@
  */
 import { applyPlan, enqueueScheduledNotifications } from "../apply/executor.ts";
 import { type ProjectLock, waitForProjectLock } from "../apply/lock.ts";
+import { preparePlan } from "../apply/prepare.ts";
 import type { Clock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { redact } from "../config/secrets.ts";
@@ -18,7 +19,6 @@ import type { Plan } from "../plan/types.ts";
 import { loadConfigIsolated } from "../runtime/isolated-load.ts";
 import { stopRequested } from "../runtime/shutdown.ts";
 import type { StateStore } from "../state/store.ts";
-import { preparePlan } from "../cli/plan.ts";
 import { configDigest } from "./config-files.ts";
 
 export interface WatchOptions {
@@ -119,7 +119,7 @@ export class Watcher {
     let wakeAt = new Date(now.getTime() + maxSleepMs);
     try {
       this.#sender.kick(); // retries of what earlier ticks could not send
-      const { plan } = await preparePlan({ now: now.toISOString() }, this.#loaded, this.store);
+      const { plan } = await preparePlan(this.#loaded, this.store, { now, host: this.options.host });
       const due = new Set(plan.actions.filter(runsNow).map((a) => a.project ?? "").filter(Boolean));
       if (plan.actions.some(runsNow)) await this.#runDue(plan, due);
       else await enqueueScheduledNotifications(this.#context(), plan.overdue);
@@ -202,11 +202,12 @@ export class Watcher {
       const scope = [...locks.keys()];
       if (projects.length > 0 && scope.length === 0) return;
       // Planned again under the locks, with the inventories refreshed: what another process did meanwhile counts.
-      const { plan, adopted } = await preparePlan(
-        { now: this.options.clock.now().toISOString(), project: scope.length ? scope : undefined, refresh: true },
-        this.#loaded,
-        this.store,
-      );
+      const { plan, adopted } = await preparePlan(this.#loaded, this.store, {
+        now: this.options.clock.now(),
+        host: this.options.host,
+        projects: scope,
+        refresh: true,
+      });
       for (const name of adopted) this.options.log(`~ adopted the initialized repository ${name}`);
       const actions = plan.actions.filter((a) =>
         runsNow(a) && (a.project === undefined ? repositories.has(a.repository ?? "") : locks.has(a.project))

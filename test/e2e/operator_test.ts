@@ -258,7 +258,7 @@ export default defineConfig({
     }
     const status = await cli(["status", "--now", dayAt(1, 12)]);
     assert.equal(status.code, 1, status.stdout + status.stderr);
-    assert.match(status.stdout, new RegExp(`~ recover: .*${runId}`));
+    assert.match(status.stdout, new RegExp(`^  run ${runId} of dump: interrupted: process gone \\(pid \\d+`, "m"));
     assert.match(status.stdout, /^✗\s+dump\s+never\s+interrupted\s/m);
     assert.match(status.stdout, new RegExp(`^dump: never succeeded; last run ${runId} interrupted`, "m"));
     const json = JSON.parse((await cli(["status", "--json", "--now", dayAt(1, 12)])).stdout);
