@@ -50,7 +50,7 @@ describe("data safety under crashes", () => {
    * restic's own race). */
   const resticHasRead = (bytes: number) =>
     waitFor(`restic to read ${bytes} bytes`, () =>
-      processesWith("--stdin-filename p1.bin").some((pid) => {
+      processesWith("--stdin-filename p1.bin", demo.dir).some((pid) => {
         try {
           return Number(/rchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1]) >= bytes;
         } catch {
@@ -149,13 +149,16 @@ export default defineConfig({
       `head -c 1000000 /dev/urandom; while [ ! -e ${release()} ]; do sleep 0.05; done; head -c 1000000 /dev/urandom`,
     );
     const victim = spawnCli(["--config", demo.config, "apply", "--now", at(15)], { env: env() });
-    await waitFor("the dump streaming into restic", () => processesWith("--stdin-filename p1.bin").length > 0);
+    await waitFor(
+      "the dump streaming into restic",
+      () => processesWith("--stdin-filename p1.bin", demo.dir).length > 0,
+    );
     await resticHasRead(1_000_000);
     assert.equal(resticLocks().length, 1);
     process.kill(victim.pid, "SIGKILL"); // backupctl alone, as the OOM killer does: not its children
     assert.equal((await victim.done).signal, "SIGKILL");
     writeFileSync(release(), ""); // the producer finishes its dump and exits 0
-    await waitFor("restic to end", () => processesWith("--stdin-filename p1.bin").length === 0);
+    await waitFor("restic to end", () => processesWith("--stdin-filename p1.bin", demo.dir).length === 0);
     await waitFor("the producer to end", () => processesWith(producer()).length === 0);
     assert.deepEqual((await snapshots()).map((s) => s.id), [good.id], "the cut stream stored no snapshot");
     assert.deepEqual(resticLocks(), [], "restic, stopped by the gate with SIGINT, removed its lock");

@@ -59,9 +59,13 @@ describe("fault injection", () => {
   const dumping = (project: string) =>
     waitFor(`the ${project} dump streaming into restic`, async () => {
       const [run] = await sql<RunRow>(`SELECT * FROM runs WHERE project = '${project}' AND status = 'running'`);
-      const restic = processesWith(`--stdin-filename ${project}.txt`);
-      return run && restic.length > 0 ? run : undefined;
+      // restic under this run's process (the other runtime's suite may run this file beside this one).
+      return run && resticUnder(run.pid, project).length > 0 ? run : undefined;
     });
+  const resticUnder = (pid: number, project: string) => {
+    const tree = processTree(pid);
+    return processesWith(`--stdin-filename ${project}.txt`).filter((p) => tree.includes(p));
+  };
   const locks = () => existsSync(join(stateDir(), "locks")) ? readdirSync(join(stateDir(), "locks")) : [];
   const privateFolders = () => existsSync(join(stateDir(), "tmp")) ? readdirSync(join(stateDir(), "tmp")) : [];
 
@@ -109,13 +113,17 @@ export default defineConfig({
     const lock = JSON.parse(readFileSync(join(stateDir(), "locks", "slow.lock"), "utf8"));
     assert.equal(lock.pid, victim.pid);
     assert.equal(lock.run_id, run.id, "the lock names the run");
+    const orphans = resticUnder(victim.pid, "slow");
     process.kill(victim.pid, "SIGKILL");
     const killed = await victim.done;
     assert.equal(killed.signal, "SIGKILL");
     // Without backupctl, restic's gate stops it before it sees the end of the stream: no snapshot of the dead run
     // (data_safety_test.ts covers that). A snapshot of the dead run made before this version's gate (or by restic
     // alone) must still be repaired: the test stores what restic would have stored, with the same tags.
-    await waitFor("the orphaned restic to finish", () => processesWith("--stdin-filename slow.txt").length === 0);
+    await waitFor(
+      "the orphaned restic to finish",
+      () => !processesWith("--stdin-filename slow.txt").some((pid) => orphans.includes(pid)),
+    );
     assert.equal((await snapshots()).filter((s) => s.tags.includes(`run=${run.id}`)).length, 0);
     {
       const tags = ["backupctl", "project=slow", "source=slow", `run=${run.id}`].flatMap((tag) => ["--tag", tag]);
@@ -217,6 +225,7 @@ export default defineConfig({
     const tree = processTree(victim.pid);
     const dump = processesWith(marker).filter((pid) => tree.includes(pid));
     assert.ok(dump.length > 0, "the dump command runs under this apply");
+    const restic = resticUnder(victim.pid, "slow");
     const signalled = Date.now();
     process.kill(victim.pid, "SIGTERM");
     const result = await victim.done;
@@ -230,7 +239,11 @@ export default defineConfig({
       () => !processesWith(marker).some((pid) => dump.includes(pid)),
       10_000,
     );
-    assert.deepEqual(processesWith("--stdin-filename slow.txt"), [], "restic was stopped");
+    assert.deepEqual(
+      processesWith("--stdin-filename slow.txt").filter((pid) => restic.includes(pid)),
+      [],
+      "restic was stopped",
+    );
     const [row] = await sql<RunRow>(`SELECT * FROM runs WHERE id = '${run.id}'`);
     assert.equal(row.status, "interrupted");
     assert.match(row.error!, /interrupted by SIGTERM/);

@@ -85,7 +85,7 @@ export default defineConfig({
     writeFileSync(release(), "");
     await waitFor(
       "restic and the producer to end",
-      () => processesWith("--stdin-filename p1.bin").length === 0 && processesWith(producer()).length === 0,
+      () => processesWith("--stdin-filename p1.bin", demo.dir).length === 0 && processesWith(producer()).length === 0,
     );
     const running = await query("SELECT id FROM runs WHERE status = 'running'");
     assert.equal(running.length, 1, "the killed apply's run is still marked running");

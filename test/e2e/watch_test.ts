@@ -448,7 +448,7 @@ export default defineConfig({ timezone: "UTC", repositories: ${repositories}, pr
     assert.deepEqual(stages.map((s) => s.status), ["interrupted"]);
     assert.deepEqual(locks(demo), []);
     assert.deepEqual(processesWith(`sleep ${duration}`), [], "the dump (bash and its sleep) was stopped");
-    assert.deepEqual(processesWith(`--stdin-filename ${duration}.txt`), [], "restic was stopped");
+    assert.deepEqual(processesWith(`--stdin-filename ${duration}.txt`, demo.dir), [], "restic was stopped");
   });
 
   it("an invalid config at start: exit 3 with the problem, nothing started", async () => {

@@ -46,14 +46,22 @@ export function filesUnder(dir: string): { path: string; bytes: string }[] {
   return out;
 }
 
-/** Pids of processes whose command line contains `marker` (the dump command carries a unique one). */
-export function processesWith(marker: string): number[] {
+/**
+ * Pids of processes whose command line contains `marker` (the dump command carries a unique one). With `environ`,
+ * only those whose environment holds that text too (e.g. a test's temp folder, which its restic has in
+ * RESTIC_REPOSITORY): the Deno and Bun suites run side by side, each with a restic of the same command line.
+ */
+export function processesWith(marker: string, environ?: string): number[] {
   const pids: number[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     try {
       const cmdline = readFileSync(`/proc/${name}/cmdline`).toString("latin1").replaceAll("\0", " ");
-      if (cmdline.includes(marker)) pids.push(Number(name));
+      if (!cmdline.includes(marker)) continue;
+      if (environ !== undefined && !readFileSync(`/proc/${name}/environ`).toString("latin1").includes(environ)) {
+        continue;
+      }
+      pids.push(Number(name));
     } catch {
       // gone
     }
