@@ -6,10 +6,10 @@ import type { Command } from "commander";
 import type { LoadedConfig } from "../config/load.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { sealPlan } from "../plan/planfile.ts";
-import { type OnDemand, plan as makePlan } from "../plan/planner.ts";
+import { type OnDemand, planToApply as makePlan } from "../plan/planner.ts";
 import { colours, renderJson, renderMarkdown, renderText, terminalColours } from "../plan/render.ts";
 import { isoSeconds } from "../plan/time.ts";
-import type { Leftovers, ObservedState, Plan } from "../plan/types.ts";
+import type { Leftovers, ObservedState, Plan, PlanToApply } from "../plan/types.ts";
 import type { StateStore } from "../state/store.ts";
 import { createClock } from "../clock.ts";
 import {
@@ -66,7 +66,7 @@ export async function preparePlan(
   loaded: LoadedConfig,
   store: StateStore,
   onDemand?: OnDemand,
-): Promise<{ plan: Plan; adopted: string[] }> {
+): Promise<{ plan: PlanToApply; adopted: string[] }> {
   const now = parseNow(options.now) ?? new Date();
   const projects = selectProjects(loaded, options.project);
   let { observed, adopted, warnings } = await observe(loaded, store, projects);
@@ -98,7 +98,7 @@ export async function rederivePlan(
   loaded: LoadedConfig,
   store: StateStore,
   takenOver: Leftovers["staleLocks"],
-): Promise<{ plan: Plan; observed: ObservedState; adopted: string[] }> {
+): Promise<{ plan: PlanToApply; observed: ObservedState; adopted: string[] }> {
   const { observed, adopted } = await observe(loaded, store, saved.projects);
   if (takenOver.length > 0) {
     const leftovers = observed.leftovers ??= { interruptedRuns: [], staleLocks: [], files: [] };

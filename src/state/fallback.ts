@@ -155,6 +155,7 @@ export const fallbackArguments = {
       forgotten: z.number().int().optional(),
       snapshotId: z.string().optional(),
       error: z.string().optional(),
+      note: z.string().nullable().optional(),
     }),
     notifications,
   ]),

@@ -71,6 +71,8 @@ export interface StageResult {
   forgotten?: number;
   snapshotId?: string;
   error?: string;
+  /** What a stage that succeeded has to say (the lock it removed, restic's answer); errors go in `error`. */
+  note?: string | null;
 }
 
 /** The kind `history` gives a run (its stages: backups, copies, hooks, refreshes); operations take their stage's type. */
@@ -1191,6 +1193,7 @@ const operations: { [Op in FallbackOp]: Operation<Op> } = {
         forgotten: result.forgotten ?? null,
         snapshot_id: result.snapshotId ?? null,
         error: result.error ?? null,
+        note: result.note ?? null,
       }).where("id", "=", stageId).executeTakeFirst();
       const outcome = updated(update, `stage ${id}`);
       if (!outcome.missing) await insertNotifications(db, notifications);
