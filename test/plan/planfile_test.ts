@@ -259,6 +259,33 @@ describe("readPlanFile", () => {
     }
   });
 
+  it("refuses an action whose fields do not match its type, even with a matching checksum (exit 64)", () => {
+    const sealed = sealPlan(samplePlan());
+    const index = (type: string) => sealed.actions.findIndex((a) => a.type === type);
+    // Each edit leaves fields of another type of action, or drops one its type needs; sealed again each time.
+    const cases: [(plan: Record<string, unknown>[]) => void, RegExp][] = [
+      [(actions) => delete actions[index("prune")].repository, /\(actions\.4\.repository: /],
+      [(actions) => delete actions[index("forget")].approval, /\(actions\.3\.approval: /],
+      [(actions) => delete actions[index("copy")].from, /\(actions\.2\.from: /],
+      [(actions) => actions[index("backup")].type = "forget", /\(actions\.1\.snapshots: /],
+      [(actions) => actions[index("init")].type = "reboot", /\(actions\.0\.type: /],
+      [
+        (actions) => Object.assign(actions[index("prune")], { type: "recover", recover: "partial_snapshot" }),
+        /\(actions\.4\.project: /,
+      ],
+      [
+        (actions) => Object.assign(actions[index("prune")], { type: "recover", recover: "everything" }),
+        /\(actions\.4\.recover: /,
+      ],
+    ];
+    for (const [edit, message] of cases) {
+      const copy = structuredClone(sealed);
+      const actions: Record<string, unknown>[] = copy.actions;
+      edit(actions);
+      assert.throws(() => readPlanFile(writePlan(sealPlan(copy))), failsWith(UsageError, 64, message), String(edit));
+    }
+  });
+
   it("says when the file cannot be read (exit 64)", () => {
     const path = join(dir, "no-such-plan.json");
     assert.throws(
