@@ -89,7 +89,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     const observed = await store.observe({ deadRuns: findings.deadRuns });
     observed.leftovers = findings.leftovers;
     const local = plan(loaded, observed, now, { generatedAt: now }).actions
-      .filter((a) => a.type === "recover" && ["interrupted_run", "stale_lock", "leftover_files"].includes(a.recover!));
+      .filter((a) => a.type === "recover" && ["interrupted_run", "stale_lock", "leftover_files"].includes(a.recover));
     if (local.length > 0 && unwritable === undefined) {
       const report = { succeeded: 0, failed: 0, skipped: 0, held: 0, runs: [] };
       const ctx = {
