@@ -5,7 +5,6 @@
  * stale locks all go through it, on the run's clock (`--now` reaches their rows).
  */
 import type { Clock } from "../clock.ts";
-import type { LoadedConfig } from "../config/load.ts";
 import { redact } from "../config/secrets.ts";
 import { BackupctlError, ExecError } from "../errors.ts";
 import { humanDuration } from "../plan/time.ts";
@@ -15,11 +14,10 @@ import type { NewNotification, NewStage, StageResult, StateStore } from "../stat
 import type { OutboxSender } from "../notify/outbox.ts";
 import { type Backoff, delayBefore, isTransient, sleep } from "./retry.ts";
 
-/** What recording a stage needs: the state and the clock (notifications need the config and the outbox too). */
+/** What recording a stage needs: the state and the clock that dates its row. */
 export interface StageContext {
   store: StateStore;
   clock: Clock;
-  loaded?: LoadedConfig;
   /** Kicked when a stage's result enqueued notifications. */
   notifications?: OutboxSender;
 }
