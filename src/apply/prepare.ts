@@ -10,8 +10,8 @@
 import { randomUUID } from "node:crypto";
 import { createClock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { type OnDemand, plan as makePlan } from "../plan/planner.ts";
-import type { Leftovers, ObservedState, Plan } from "../plan/types.ts";
+import { type OnDemand, planToApply as makePlan } from "../plan/planner.ts";
+import type { Leftovers, ObservedState, Plan, PlanToApply } from "../plan/types.ts";
 import { ResticError } from "../repository/restic-errors.ts";
 import type { StateStore } from "../state/store.ts";
 import { findLeftovers } from "./recovery.ts";
@@ -35,7 +35,8 @@ export interface PrepareOptions {
 }
 
 export interface Prepared {
-  plan: Plan;
+  /** The plan with what apply needs beyond the document (prune triggers); renderers and plan files write the document. */
+  plan: PlanToApply;
   /** What the plan was made from. */
   observed: ObservedState;
   /** What dead processes left behind, found and not repaired (also `observed.leftovers`). */

@@ -7,10 +7,10 @@ import { createClock } from "../clock.ts";
 import { ActionsFailedError, ExitCode, StoppedError, UsageError } from "../errors.ts";
 import { acquireProjectLock, describeHolder, type ProjectLock } from "../apply/lock.ts";
 import { handleStopSignals, stopRequested } from "../runtime/shutdown.ts";
-import type { StateStore } from "../state/store.ts";
+import { runStage, type StageContext } from "../apply/stage.ts";
 import { assertCurrent, assertRederived, heldRemainder, readPlanFile } from "../plan/planfile.ts";
 import { colours, deletionBanners, renderText, terminalColours } from "../plan/render.ts";
-import type { Leftovers, Plan } from "../plan/types.ts";
+import type { Leftovers, Plan, PlanToApply } from "../plan/types.ts";
 import type { OnDemand } from "../plan/planner.ts";
 import { type DeliveryReport, OutboxSender } from "../notify/outbox.ts";
 import {
@@ -120,20 +120,22 @@ async function runApply(
   handleStopSignals();
   const store = await openStore(options, loaded);
   const host = hostFor(loaded);
+  // The run's clock, from --now: schedules, audit rows (takeovers included) and snapshot times all read it.
+  const clock = createClock(now);
   let locks: Map<string, ProjectLock> | undefined;
   let sender: OutboxSender | undefined;
   try {
     // The projects' locks come before the plan: what another apply is doing cannot change it under our feet.
     const taken = lockProjects(store.dir, selected ?? Object.keys(loaded.config.projects), host, command);
     locks = taken;
-    let plan: Plan;
+    let plan: PlanToApply;
     let adopted: string[];
     /** A saved plan applied before with deletions held: only those run now. */
     let heldBefore: string[] | undefined;
     if (saved) {
       // Made again before anything is written; the takeovers are audited whatever the outcome.
       const rederived = await rederivePlan(saved, loaded, store, host, takenOver(taken))
-        .finally(() => auditTakeovers(taken, store, output));
+        .finally(() => auditTakeovers(taken, { store, clock }, output));
       heldBefore = rederived.observed.heldPlans?.[saved.plan_id];
       if (heldBefore?.length) {
         plan = heldRemainder(planfile!, saved, heldBefore, rederived.plan, {
@@ -148,11 +150,12 @@ async function runApply(
       } else {
         assertCurrent(saved, { fingerprint: loaded.fingerprint, ...rederived.observed });
         assertRederived(planfile!, saved, rederived.plan);
-        plan = saved;
+        // The file's plan, with the actions it was just checked to equal: those carry the planner's prune triggers.
+        plan = { ...saved, actions: rederived.plan.actions };
       }
       adopted = rederived.adopted;
     } else {
-      await auditTakeovers(taken, store, output);
+      await auditTakeovers(taken, { store, clock }, output);
       const prepared = await preparePlan(loaded, store, {
         now: now ?? new Date(),
         host,
@@ -165,10 +168,9 @@ async function runApply(
     }
     for (const name of adopted) {
       const repository = repositoryFor({ loaded, store }, name);
-      await store.markRepositoryInitialized(name, repository.location(), (now ?? new Date()).toISOString());
+      await store.markRepositoryInitialized(name, repository.location(), clock.now().toISOString());
     }
     output.stdout(renderText(plan, colours(terminalColours()), loaded.displayTimeZone));
-    const clock = createClock(now);
     // Notifications go out in the background while the backups run; a failing channel never fails the apply.
     sender = new OutboxSender(store, loaded, {
       now: () => clock.now(),
@@ -276,14 +278,17 @@ function takenOver(locks: Map<string, ProjectLock>): Leftovers["staleLocks"] {
   );
 }
 
-/** A stale lock taken over is said and audited (a recover stage naming the dead holder). */
-async function auditTakeovers(locks: Map<string, ProjectLock>, store: StateStore, output: Output): Promise<void> {
+/** A stale lock taken over is said and audited (a recover stage whose note names the dead holder). */
+async function auditTakeovers(locks: Map<string, ProjectLock>, ctx: StageContext, output: Output): Promise<void> {
   for (const lock of locks.values()) {
     if (!lock.tookOver) continue;
     const what = `took over the stale lock of ${lock.project}: ${describeHolder(lock.tookOver)}, process gone`;
     output.stdout(`~ recover: ${what}\n`);
-    const at = new Date().toISOString();
-    const id = await store.startStage({ runId: null, type: "recover", project: lock.project, startedAt: at });
-    await store.finishStage(id, { status: "succeeded", finishedAt: at, durationMs: 0, error: what });
+    // The lock was taken already (lockProjects): the stage records it, it has nothing left to do.
+    await runStage(
+      ctx,
+      { runId: null, type: "recover", project: lock.project },
+      () => Promise.resolve({ value: undefined, note: what }),
+    );
   }
 }

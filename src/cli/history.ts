@@ -129,6 +129,7 @@ function stageJson(s: Stage) {
     bytes_added: s.bytes_added,
     snapshot_id: s.snapshot_id,
     error: s.error,
+    note: s.note,
   };
 }
 

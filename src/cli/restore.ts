@@ -6,9 +6,8 @@
 import type { Command } from "commander";
 import { repositoryFor } from "../apply/executor.ts";
 import { formatBytes } from "../apply/format.ts";
-import { createClock } from "../clock.ts";
+import { type Clock, createClock } from "../clock.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
-import { redact } from "../config/secrets.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { humanDuration } from "../plan/time.ts";
 import {
@@ -22,8 +21,8 @@ import {
 } from "../restore/restore.ts";
 import { manualCommands } from "../restore/manual-commands.ts";
 import { type DatabaseTarget, existingTables, parseTargetUrl, restoreSink, sameDatabase } from "../restore/targets.ts";
-import type { StateStore } from "../state/store.ts";
-import { fromInvocationDir, type GlobalOptions, load, openStore, type Output } from "./context.ts";
+import { runStage, type StageContext } from "../apply/stage.ts";
+import { fromInvocationDir, type GlobalOptions, load, openStore, type Output, parseNow } from "./context.ts";
 import { refreshRepositories } from "./snapshots.ts";
 
 export const description = "Restore a snapshot: to a folder, straight into a database, or as manual commands";
@@ -39,6 +38,7 @@ interface Options extends GlobalOptions {
   force?: boolean;
   allowIncomplete?: boolean;
   refresh?: boolean;
+  now?: string;
 }
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
@@ -70,6 +70,7 @@ export function define(program: Command, output: Output, done: (code: number) =>
         "failed, died or is still going made it)",
     )
     .option("--refresh", "reload the repository's snapshot list from restic first")
+    .option("--now <iso>", "record the audit as if the clock read this time")
     .action(async (project: string, _options, command: Command) =>
       done(await run(project, command.optsWithGlobals<Options>(), output))
     );
@@ -84,6 +85,7 @@ export async function run(projectName: string, options: Options, output: Output)
   if (options.targetDb && !options.intoDatabase && !options.printCommands) {
     throw new UsageError("--target-db goes with --into-database or --print-commands");
   }
+  const clock = createClock(parseNow(options.now));
   const loaded = await load(options);
   const project = loaded.config.projects[projectName];
   if (!project) {
@@ -123,7 +125,7 @@ export async function run(projectName: string, options: Options, output: Output)
             })`,
         );
       }
-      return await intoDatabase(project, databases[0], repository, options, ctx, output);
+      return await intoDatabase(project, databases[0], repository, options, ctx, clock, output);
     }
     const printTarget = options.targetDb ? targetFromUrl(options.targetDb) : undefined;
     const chosen: Located[] = [];
@@ -147,7 +149,7 @@ export async function run(projectName: string, options: Options, output: Output)
       }
       if (dir === undefined) continue;
       const done = await audited(
-        store,
+        { store, clock },
         located,
         "to a folder",
         () => restoreToFolder(located, dir, ctx, options.force),
@@ -171,6 +173,7 @@ async function intoDatabase(
   repository: string,
   options: Options,
   ctx: RestoreContext,
+  clock: Clock,
   output: Output,
 ): Promise<number> {
   let target: DatabaseTarget;
@@ -203,7 +206,7 @@ async function intoDatabase(
     }
   }
   if (options.printCommands) output.stdout(`${printed(located, ctx, target).join("\n")}\n`);
-  const outcome = await audited(ctx.store, located, "into a database", async () => {
+  const outcome = await audited({ store: ctx.store, clock }, located, "into a database", async () => {
     return await streamDump(located, { sink: restoreSink(target, located.format!, context) }, ctx);
   }, output);
   output.stdout(
@@ -231,41 +234,29 @@ function describeTarget(target: DatabaseTarget): string {
   }`;
 }
 
-/** Runs a restore as an audited `restore` stage. */
+/** Runs a restore as an audited `restore` stage, on the command's clock. */
 async function audited<T extends { bytes?: number }>(
-  store: StateStore,
+  ctx: StageContext,
   located: Awaited<ReturnType<typeof locate>>,
   how: string,
   work: () => Promise<T>,
   output: Output,
 ): Promise<T> {
-  const clock = createClock();
-  const started = clock.now();
-  const id = await store.startStage({
+  const stage = {
     runId: null,
     type: "restore",
     project: located.project.name,
     source: located.source.name,
     repository: located.repository,
-    startedAt: started.toISOString(),
-  });
-  const finish = async (status: "succeeded" | "failed", extra: { bytes?: number; error?: string }) => {
-    const finished = clock.now();
-    await store.finishStage(id, {
-      status,
-      finishedAt: finished.toISOString(),
-      durationMs: finished.getTime() - started.getTime(),
-      snapshotId: located.snapshot.id,
-      ...extra,
-    });
-  };
-  try {
+  } as const;
+  const outcome = await runStage(ctx, stage, async () => {
     const value = await work();
-    await finish("succeeded", { bytes: value.bytes });
-    return value;
-  } catch (error) {
-    await finish("failed", { error: redact(`${how}: ${(error as Error).message}`) });
-    output.stderr(`restore of ${located.project.name}/${located.source.name} failed\n`);
-    throw error;
-  }
+    return { value, bytes: value.bytes };
+  }, {
+    snapshotId: located.snapshot.id,
+    describe: (error) => `${how}: ${error instanceof Error ? error.message : String(error)}`,
+  });
+  if (outcome.ok) return outcome.value;
+  output.stderr(`restore of ${located.project.name}/${located.source.name} failed\n`);
+  throw outcome.cause;
 }

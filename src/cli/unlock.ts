@@ -7,26 +7,30 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { repositoryFor } from "../apply/executor.ts";
 import { describeHolder, inspectLocks, type LockInfo, removeLock } from "../apply/lock.ts";
+import { runStage, SkippedStage, type StageContext } from "../apply/stage.ts";
+import { createClock } from "../clock.ts";
 import { ExitCode, UsageError } from "../errors.ts";
-import type { StateStore } from "../state/store.ts";
-import { type GlobalOptions, hostFor, load, openStore, type Output, stateDirFor } from "./context.ts";
+import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow, stateDirFor } from "./context.ts";
 
 export const description = "Clear stale locks: backupctl's project locks whose holder is gone, and restic's";
 
 interface Options extends GlobalOptions {
   force?: boolean;
+  now?: string;
 }
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
   program.command("unlock").description(description)
     .argument("[project]", "only this project (default: every declared project)")
     .option("--force", "also remove a live lock: asks on a terminal, removes it with a warning otherwise")
+    .option("--now <iso>", "record the audit as if the clock read this time")
     .action(async (project: string | undefined, _options, command: Command) =>
       done(await run(project, command.optsWithGlobals<Options>(), output))
     );
 }
 
 export async function run(project: string | undefined, options: Options, output: Output): Promise<number> {
+  const clock = createClock(parseNow(options.now));
   const loaded = await load(options);
   const declared = Object.keys(loaded.config.projects);
   if (project !== undefined && !declared.includes(project)) {
@@ -35,6 +39,7 @@ export async function run(project: string | undefined, options: Options, output:
   const scope = project === undefined ? declared : [project];
   const locks = inspectLocks(stateDirFor(options, loaded), project === undefined ? undefined : scope, hostFor(loaded));
   const store = await openStore(options, loaded);
+  const ctx: StageContext = { store, clock };
   let kept = 0;
   let failed = 0;
   try {
@@ -43,24 +48,20 @@ export async function run(project: string | undefined, options: Options, output:
     for (const name of [...scope, ...undeclared]) {
       const lock = locks.find((l) => l.project === name);
       if (!lock) output.stdout(`${name} has no lock\n`);
-      else if (!await clearLock(lock, Boolean(options.force), store, output)) kept++;
+      else if (!await clearLock(lock, Boolean(options.force), ctx, output)) kept++;
     }
     const repositories = [...new Set(scope.flatMap((name) => loaded.config.projects[name].repositories))];
     for (const name of repositories) {
-      const started = new Date();
-      try {
-        const said = await repositoryFor({ loaded, store }, name).unlock();
-        output.stdout(`restic unlock ${name}: ${said || "no stale locks"}\n`);
-        // restic 0.14 says "successfully removed locks" whether or not there were any, so every run is audited.
-        await audit(store, { project, repository: name }, started, {
-          status: "succeeded",
-          error: `restic: ${said || "no stale locks"}`,
-        });
-      } catch (error) {
+      // restic 0.14 says "successfully removed locks" whether or not there were any, so every run is audited.
+      const outcome = await runStage(ctx, { runId: null, type: "unlock", project, repository: name }, async () => {
+        const said = (await repositoryFor({ loaded, store }, name).unlock()) || "no stale locks";
+        return { value: said, note: `restic: ${said}` };
+      }, { describe: messageOf });
+      if (outcome.ok) output.stdout(`restic unlock ${name}: ${outcome.value}\n`);
+      else {
         failed++;
-        const message = (error as Error).message;
+        const message = outcome.error;
         output.stderr(`${message.startsWith(`repository ${name}`) ? "" : `repository ${name}: `}${message}\n`);
-        await audit(store, { project, repository: name }, started, { status: "failed", error: message });
       }
     }
   } finally {
@@ -71,9 +72,9 @@ export async function run(project: string | undefined, options: Options, output:
 }
 
 /** Removes one project lock if its holder is gone, or on --force (confirmed on a terminal). False when kept. */
-async function clearLock(lock: LockInfo, force: boolean, store: StateStore, output: Output): Promise<boolean> {
+async function clearLock(lock: LockInfo, force: boolean, ctx: StageContext, output: Output): Promise<boolean> {
   const subject = describeLock(lock);
-  if (lock.state === "stale") return await remove(lock, store, output, `removed ${subject}: that process is gone`);
+  if (lock.state === "stale") return await remove(lock, ctx, output, `removed ${subject}: that process is gone`);
   const forceIt = `\`backupctl unlock ${lock.project} --force\``;
   const why = lock.state === "live"
     ? `that process is still running: wait for it to finish, or stop it first (or run ${forceIt} if you are sure ` +
@@ -102,7 +103,7 @@ async function clearLock(lock: LockInfo, force: boolean, store: StateStore, outp
         "working, another may now start beside it\n",
     );
   }
-  return await remove(lock, store, output, `removed ${subject} (--force)`);
+  return await remove(lock, ctx, output, `removed ${subject} (--force)`);
 }
 
 /** "the live lock of shop held by apply (pid 4242 on host db1, run …) since … (3m ago)", and so on per state. */
@@ -112,53 +113,19 @@ function describeLock(lock: LockInfo): string {
   return `the ${kind}lock of ${lock.project} held by ${describeHolder(lock.holder)}`;
 }
 
-async function remove(lock: LockInfo, store: StateStore, output: Output, done: string): Promise<boolean> {
-  const started = new Date();
-  const stage = await store.startStage({
-    runId: null,
-    type: "unlock",
-    project: lock.project,
-    startedAt: started.toISOString(),
-  });
-  let removed: boolean;
-  try {
-    removed = removeLock(lock.path, lock.holder ?? lock.text);
-  } catch (error) {
-    await finish(store, stage, started, { status: "failed", error: (error as Error).message });
-    throw error;
-  }
-  if (!removed) {
-    const note = `the lock of ${lock.project} was released or taken over meanwhile; left as it is`;
-    await finish(store, stage, started, { status: "skipped", error: note });
-    output.stdout(`${note}\n`);
-    return true;
-  }
-  // Like recover stages, a succeeded unlock keeps what it did in the error column: the audit names the holder.
-  await finish(store, stage, started, { status: "succeeded", error: done });
-  output.stdout(`${done}\n`);
+/** Removes a lock file as an audited `unlock` stage: its note names the holder; a lock gone meanwhile is skipped. */
+async function remove(lock: LockInfo, ctx: StageContext, output: Output, done: string): Promise<boolean> {
+  const outcome = await runStage(ctx, { runId: null, type: "unlock", project: lock.project }, () => {
+    if (!removeLock(lock.path, lock.holder ?? lock.text)) {
+      throw new SkippedStage(`the lock of ${lock.project} was released or taken over meanwhile; left as it is`);
+    }
+    return Promise.resolve({ value: done, note: done });
+  }, { describe: messageOf });
+  if (!outcome.ok && !(outcome.cause instanceof SkippedStage)) throw outcome.cause;
+  output.stdout(`${outcome.ok ? done : outcome.error}\n`);
   return true;
 }
 
-async function audit(
-  store: StateStore,
-  where: { project?: string; repository: string },
-  started: Date,
-  result: { status: "succeeded" | "failed"; error: string },
-): Promise<void> {
-  const stage = await store.startStage({ runId: null, type: "unlock", ...where, startedAt: started.toISOString() });
-  await finish(store, stage, started, result);
-}
-
-async function finish(
-  store: StateStore,
-  stage: number,
-  started: Date,
-  result: { status: "succeeded" | "failed" | "skipped"; error?: string },
-): Promise<void> {
-  const finished = new Date();
-  await store.finishStage(stage, {
-    ...result,
-    finishedAt: finished.toISOString(),
-    durationMs: finished.getTime() - started.getTime(),
-  });
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -8,60 +8,31 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { z } from "zod";
 import { canonicalJson } from "../config/fingerprint.ts";
 import { StalePlanError, UsageError } from "../errors.ts";
+import {
+  type Action,
+  documentAction,
+  ofType,
+  type Plan,
+  type PlanAction,
+  planDocument,
+  planFileSchema,
+  type PlanToApply,
+} from "./document.ts";
 import { describeAction } from "./render.ts";
-import type { Plan, PlanAction } from "./types.ts";
 
-function checksumOf(plan: Plan): string {
-  const { checksum: _ignored, ...rest } = plan;
+/** The checksum of a plan document: sha256 of its canonical JSON without the checksum itself. */
+function checksumOf(document: object): string {
+  const rest = Object.fromEntries(Object.entries(document).filter(([key]) => key !== "checksum"));
   return `sha256:${createHash("sha256").update(canonicalJson(rest)).digest("hex")}`;
 }
 
-/** The plan as saved: with its checksum. */
-export function sealPlan(plan: Plan): Plan {
-  return { ...plan, checksum: checksumOf(plan) };
+/** The plan as saved: its document (a plan to apply loses its prune triggers), with its checksum. */
+export function sealPlan(plan: Plan | PlanToApply): Plan {
+  const document = planDocument(plan);
+  return { ...document, checksum: checksumOf(document) };
 }
-
-const action = z.object({
-  id: z.string(),
-  type: z.enum(["init", "backup", "copy", "forget", "prune", "check", "verify", "recover"]),
-  project: z.string().optional(),
-  source: z.string().optional(),
-  repository: z.string().optional(),
-  reason: z.string(),
-  destructive: z.boolean(),
-  recover: z.enum(["interrupted_run", "stale_lock", "leftover_files", "restic_unlock", "partial_snapshot"]).optional(),
-  run_id: z.string().optional(),
-  paths: z.array(z.string()).optional(),
-  snapshots: z.array(z.string().regex(/^[0-9a-f]{8,64}$/)).optional(),
-  approval: z.enum(["routine", "required"]).optional(),
-  approval_reason: z.string().optional(),
-  read_data_subset: z.string().optional(),
-  chunker_from: z.string().optional(),
-  from: z.string().optional(),
-});
-
-const planSchema = z.object({
-  format_version: z.literal(1),
-  plan_id: z.string().min(1),
-  generated_at: z.string(),
-  // The instant the plan is made again at, by apply.
-  now: z.string().refine((text) => /^\d{4}-\d{2}-\d{2}T/.test(text) && !Number.isNaN(Date.parse(text)), {
-    message: "expected an ISO-8601 time",
-  }),
-  config_fingerprint: z.string(),
-  state: z.object({ lineage: z.string(), serial: z.number().int() }),
-  projects: z.array(z.string()),
-  actions: z.array(action),
-  summary: z.record(z.string(), z.number()),
-  warnings: z.array(z.string()),
-  overdue: z.array(z.unknown()),
-  not_managed: z.array(z.unknown()),
-  next_due: z.array(z.unknown()),
-  checksum: z.string(),
-});
 
 /** Reads a saved plan; a file that is not one is a usage error (64), an edited one is refused (5). */
 export function readPlanFile(path: string): Plan {
@@ -79,19 +50,24 @@ export function readPlanFile(path: string): Plan {
       `${path} is not a plan file (not JSON, or cut short); make a new one with \`backupctl plan --out\``,
     );
   }
-  if (typeof value === "object" && value !== null && "format_version" in value && value.format_version !== 1) {
+  if (typeof value !== "object" || value === null) {
+    throw new UsageError(`${path} is not a valid plan file (document: expected an object)`);
+  }
+  if ("format_version" in value && value.format_version !== 1) {
     throw new UsageError(
       `${path} has plan format version ${JSON.stringify(value.format_version)}; this backupctl reads version 1`,
     );
   }
-  const parsed = planSchema.safeParse(value);
+  // Each action is checked against its own type: a prune without a repository, a forget without snapshot ids, a
+  // recover of an unknown kind are refused here, before anything runs.
+  const parsed = planFileSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new UsageError(`${path} is not a valid plan file (${issue.path.join(".") || "document"}: ${issue.message})`);
   }
-  const plan = parsed.data as unknown as Plan;
+  const plan = parsed.data;
   // Over the document as written, not as parsed: parsing drops keys it does not know, and an added key is an edit too.
-  if (checksumOf(value as Plan) !== plan.checksum) {
+  if (checksumOf(value) !== plan.checksum) {
     throw new StalePlanError(`${path} was edited after it was made (checksum mismatch); make a new plan`);
   }
   return plan;
@@ -149,9 +125,9 @@ export function heldRemainder(
   path: string,
   saved: Plan,
   held: readonly string[],
-  derived: Plan,
+  derived: Plan | PlanToApply,
   current: { fingerprint: string; lineage: string },
-): Plan {
+): PlanToApply {
   if (saved.config_fingerprint !== current.fingerprint) {
     throw new StalePlanError(
       `the configuration changed since the plan was made; its held deletions cannot run; ${again}`,
@@ -162,6 +138,7 @@ export function heldRemainder(
       `the plan was made against another state database (lineage ${saved.state.lineage}); ${again}`,
     );
   }
+  const derivedActions: readonly (Action | PlanAction)[] = derived.actions;
   const actions = held.map((id) => {
     const action = saved.actions.find((a) => a.id === id);
     if (action?.type !== "forget") {
@@ -169,11 +146,10 @@ export function heldRemainder(
         `${path}: the state records ${id} as a held deletion, the file has no such forget; ${again}`,
       );
     }
-    const same = derived.actions.find((a) =>
-      a.type === "forget" && a.project === action.project && a.source === action.source &&
-      a.repository === action.repository
+    const same = derivedActions.filter(ofType("forget")).find((a) =>
+      a.project === action.project && a.source === action.source && a.repository === action.repository
     );
-    const gone = (action.snapshots ?? []).filter((snapshot) => !(same?.snapshots ?? []).includes(snapshot));
+    const gone = action.snapshots.filter((snapshot) => !(same?.snapshots ?? []).includes(snapshot));
     if (gone.length > 0) {
       throw new StalePlanError(
         `${path}: the held ${label(action)} no longer matches what the config and state give: retention does not ` +
@@ -183,7 +159,7 @@ export function heldRemainder(
     }
     return action;
   });
-  const forget = actions.reduce((n, action) => n + (action.snapshots?.length ?? 0), 0);
+  const forget = actions.reduce((n, action) => n + action.snapshots.length, 0);
   return {
     ...saved,
     actions,
@@ -199,7 +175,7 @@ export function heldRemainder(
  * first action that differs, then the summary and the overdue projects (apply sends their alerts). Values are shown
  * only for names, flags and snapshot ids; reasons and paths are only named.
  */
-export function planDifference(saved: Plan, derived: Plan): string | undefined {
+export function planDifference(saved: Plan, derived: Plan | PlanToApply): string | undefined {
   const given = "what the config and state give";
   if (canonicalJson(saved.projects) !== canonicalJson(derived.projects)) {
     return `the file's projects (${namesOf(saved.projects)}) differ from ${given} (${namesOf(derived.projects)})`;
@@ -207,12 +183,13 @@ export function planDifference(saved: Plan, derived: Plan): string | undefined {
   const count = Math.max(saved.actions.length, derived.actions.length);
   for (let i = 0; i < count; i++) {
     const inFile: PlanAction | undefined = saved.actions[i];
-    const made: PlanAction | undefined = derived.actions[i];
+    // Compared as documents: the file has no prune triggers.
+    const made: PlanAction | undefined = i < derived.actions.length ? documentAction(derived.actions[i]) : undefined;
     if (canonicalJson(inFile) === canonicalJson(made)) continue;
     const differ = `the file's actions differ from ${given}`;
     if (made === undefined) return `${differ}: the file has ${label(inFile)}, the config and state do not`;
     if (inFile === undefined) return `${differ}: the config and state give ${label(made)}, the file does not`;
-    if (identity.some((key) => canonicalJson(inFile[key]) !== canonicalJson(made[key]))) {
+    if (identity.some((key) => canonicalJson(fieldsOf(inFile)[key]) !== canonicalJson(fieldsOf(made)[key]))) {
       return `${differ}: the file has ${label(inFile)} where the config and state give ${label(made)}`;
     }
     return `${differ}: ${label(inFile)} differs in ${fieldsDiffering(inFile, made).join(", ")}`;
@@ -248,12 +225,23 @@ function namesOf(names: readonly string[]): string {
   return names.length === 0 ? "(none)" : names.join(", ");
 }
 
+/** An action's fields by name, for comparing actions of any type field by field. */
+function fieldsOf(action: PlanAction): Readonly<Record<string, unknown>> {
+  return action;
+}
+
+/** The snapshot ids an action names (forget, copy, a partial snapshot's recover), or none. */
+function snapshotsOf(action: PlanAction): readonly string[] {
+  return "snapshots" in action ? action.snapshots : [];
+}
+
 function fieldsDiffering(inFile: PlanAction, made: PlanAction): string[] {
-  const keys = [...new Set([...Object.keys(inFile), ...Object.keys(made)])] as (keyof PlanAction)[];
-  return keys.filter((key) => canonicalJson(inFile[key]) !== canonicalJson(made[key])).map((key) => {
+  const [file, plan] = [fieldsOf(inFile), fieldsOf(made)];
+  const keys = [...new Set([...Object.keys(file), ...Object.keys(plan)])];
+  return keys.filter((key) => canonicalJson(file[key]) !== canonicalJson(plan[key])).map((key) => {
     if (key === "snapshots") {
       const only = (from: PlanAction, other: PlanAction) => {
-        const ids = (from.snapshots ?? []).filter((id) => !(other.snapshots ?? []).includes(id));
+        const ids = snapshotsOf(from).filter((id) => !snapshotsOf(other).includes(id));
         return ids.length === 0
           ? "none"
           : ids.slice(0, 3).join(", ") + (ids.length > 3 ? ` and ${ids.length - 3} more` : "");
@@ -264,8 +252,9 @@ function fieldsDiffering(inFile: PlanAction, made: PlanAction): string[] {
         : `snapshots (the file names ${fileOnly} where the config and state name ${madeOnly})`;
     }
     if (shown.has(key)) {
-      const value = (action: PlanAction) => action[key] === undefined ? "none" : JSON.stringify(action[key]);
-      return `${key} (the file: ${value(inFile)}; the config and state: ${value(made)})`;
+      const value = (fields: Readonly<Record<string, unknown>>) =>
+        fields[key] === undefined ? "none" : JSON.stringify(fields[key]);
+      return `${key} (the file: ${value(file)}; the config and state: ${value(plan)})`;
     }
     return key;
   });

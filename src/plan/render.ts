@@ -5,7 +5,7 @@
  */
 import pc from "picocolors";
 import { humanDuration, localTime, localTimesIn } from "./time.ts";
-import type { Plan, PlanAction } from "./types.ts";
+import { ofType, type Plan, type PlanAction, planDocument, type PlanToApply } from "./document.ts";
 
 const symbols: Record<PlanAction["type"], string> = {
   init: "+",
@@ -38,8 +38,8 @@ export function summaryLine(plan: Plan): string {
 
 /** The loud lines for deletions that need approval: `! 23 snapshots of shop/db would be forgotten because …`. */
 export function deletionBanners(plan: Plan): string[] {
-  return plan.actions.filter((a) => a.type === "forget" && a.approval === "required").map((a) =>
-    `${a.snapshots!.length} snapshot${a.snapshots!.length === 1 ? "" : "s"} of ${a.project}/${a.source} in ` +
+  return plan.actions.filter(ofType("forget")).filter((a) => a.approval === "required").map((a) =>
+    `${a.snapshots.length} snapshot${a.snapshots.length === 1 ? "" : "s"} of ${a.project}/${a.source} in ` +
     `${a.repository} would be forgotten because ${a.approval_reason}`
   );
 }
@@ -51,26 +51,11 @@ export function describeAction(action: PlanAction): string {
     case "backup":
       return `backup ${action.source} → ${action.repository}`;
     case "recover":
-      switch (action.recover) {
-        case "interrupted_run":
-          return `recover: mark run ${action.run_id} of ${action.project} interrupted`;
-        case "stale_lock":
-          return `recover: remove the stale lock of ${action.project}`;
-        case "leftover_files":
-          return `recover: delete ${action.paths?.length ?? 0} leftover private folder${
-            action.paths?.length === 1 ? "" : "s"
-          }`;
-        case "restic_unlock":
-          return `recover: remove stale restic locks in ${action.repository}`;
-        default:
-          return `recover: forget partial snapshot ${
-            (action.snapshots ?? []).map((id) => id.slice(0, 8)).join(", ")
-          } of ${action.source} in ${action.repository}`;
-      }
+      return describeRecovery(action);
     case "copy":
       return `copy ${action.source} → ${action.repository}`;
     case "forget": {
-      const n = action.snapshots?.length ?? 0;
+      const n = action.snapshots.length;
       return `forget ${n} snapshot${n === 1 ? "" : "s"} of ${action.source} in ${action.repository}` +
         (action.approval === "required" ? " (needs approval)" : "");
     }
@@ -80,8 +65,23 @@ export function describeAction(action: PlanAction): string {
       return `check ${action.repository}`;
     case "verify":
       return `verify ${action.project} (restore drill from ${action.repository})`;
-    default:
-      return [action.type, action.project, action.source, action.repository].filter(Boolean).join(" ");
+  }
+}
+
+function describeRecovery(action: Extract<PlanAction, { type: "recover" }>): string {
+  switch (action.recover) {
+    case "interrupted_run":
+      return `recover: mark run ${action.run_id} of ${action.project} interrupted`;
+    case "stale_lock":
+      return `recover: remove the stale lock of ${action.project}`;
+    case "leftover_files":
+      return `recover: delete ${action.paths.length} leftover private folder${action.paths.length === 1 ? "" : "s"}`;
+    case "restic_unlock":
+      return `recover: remove stale restic locks in ${action.repository}`;
+    case "partial_snapshot":
+      return `recover: forget partial snapshot ${
+        action.snapshots.map((id) => id.slice(0, 8)).join(", ")
+      } of ${action.source} in ${action.repository}`;
   }
 }
 
@@ -90,7 +90,7 @@ const idsPerLine = 8;
 
 /** The short ids a forget will delete, a few per line: the text plan shows exactly what goes, as JSON does. */
 function snapshotIdLines(action: PlanAction): string[] {
-  if (action.type !== "forget" || !action.snapshots?.length) return [];
+  if (action.type !== "forget" || action.snapshots.length === 0) return [];
   const short = action.snapshots.map((id) => id.slice(0, 8));
   const lines: string[] = [];
   for (let i = 0; i < short.length; i += idsPerLine) lines.push(short.slice(i, i + idsPerLine).join(" "));
@@ -99,8 +99,10 @@ function snapshotIdLines(action: PlanAction): string[] {
 
 function groupOf(action: PlanAction): string {
   // Leftovers of dead processes and restic's locks belong to no project.
-  if (action.recover === "leftover_files" || action.recover === "restic_unlock") return "Recovery";
-  if (action.type === "verify" || action.project) return `Project ${action.project}`;
+  if (action.type === "recover" && (action.recover === "leftover_files" || action.recover === "restic_unlock")) {
+    return "Recovery";
+  }
+  if ("project" in action) return `Project ${action.project}`;
   return "Repositories";
 }
 
@@ -154,8 +156,9 @@ export function renderText(plan: Plan, c: Colours = colours(false), timeZone = "
   return lines.join("\n").replace(/\n+$/, "") + "\n";
 }
 
-export function renderJson(plan: Plan): string {
-  return JSON.stringify(plan, null, 2) + "\n";
+/** The plan document as JSON (a plan to apply loses its prune triggers: see document.ts). */
+export function renderJson(plan: Plan | PlanToApply): string {
+  return JSON.stringify(planDocument(plan), null, 2) + "\n";
 }
 
 /** Pull-request comments are limited in size; keep a margin under GitHub's 65,536 characters. */
@@ -202,7 +205,7 @@ export function renderMarkdown(plan: Plan, timeZone = "UTC"): string {
     let length = out.reduce((n, line) => n + line.length + 1, 0);
     for (const a of actions) {
       // The tables get at most half of the comment; the folded full plan below lists everything.
-      const row = `| ${a.project ?? "—"} | ${cell(describeAction(a))} | ${cell(local(a.reason))} |`;
+      const row = `| ${"project" in a ? a.project : "—"} | ${cell(describeAction(a))} | ${cell(local(a.reason))} |`;
       if (length + row.length > markdownLimit / 2) break;
       out.push(row);
       length += row.length + 1;

@@ -1,4 +1,7 @@
-/** The planner's inputs and output. Plain data: the planner is pure and tested without processes or clocks. */
+/**
+ * The planner's inputs and output. Plain data: the planner is pure and tested without processes or clocks. The plan
+ * document and its actions are defined in zod in document.ts; they are re-exported here beside the observed state.
+ */
 
 /** What the state database says exists. */
 export interface ObservedState {
@@ -103,89 +106,19 @@ export interface BackupRecord {
   at: string;
 }
 
-/**
- * What a recover action repairs: a run left `running` by a dead process, a lock file of a dead process, private
- * temporary files of dead processes, restic locks a dead process may have left (removed only when restic judges them
- * stale), a snapshot made from a stream cut short.
- */
-export type RecoverKind = "interrupted_run" | "stale_lock" | "leftover_files" | "restic_unlock" | "partial_snapshot";
-
-export type ActionType = "init" | "backup" | "copy" | "forget" | "prune" | "check" | "verify" | "recover";
-
-export interface PlanAction {
-  id: string;
-  type: ActionType;
-  project?: string;
-  source?: string;
-  /** Every action but the local recoveries (an interrupted run, a stale lock, leftover files) names its repository. */
-  repository?: string;
-  reason: string;
-  destructive: boolean;
-  /** For recover: what is recovered. */
-  recover?: RecoverKind;
-  /** For recover of an interrupted run or a stale lock: the run concerned. */
-  run_id?: string;
-  /** For recover of leftover files: their paths, relative to the state folder. */
-  paths?: string[];
-  /** Snapshot ids, for forget and copy. */
-  snapshots?: string[];
-  /** For destructive actions: whether they proceed without --auto-approve. */
-  approval?: "routine" | "required";
-  /** Why approval is required, in words ("retention changed (daily 30 → 7)"). */
-  approval_reason?: string;
-  /** For check: `restic check --read-data-subset`. */
-  read_data_subset?: string;
-  /** For init of a secondary repository: the repository whose chunker parameters it copies (so copies dedup). */
-  chunker_from?: string;
-  /** For copy: the repository copied from (the project's first). */
-  from?: string;
-}
-
-/** Something that exists in the state or a repository but is not declared in the config: reported, never deleted. */
-export interface NotManaged {
-  kind: "project" | "repository" | "source" | "foreign";
-  subject: string;
-  detail: string;
-}
-
-/** A project whose last successful backup is older than its maxAge (an RPO breach). */
-export interface Overdue {
-  project: string;
-  last_success: string;
-  max_age: string;
-}
-
-export interface PlanSummary {
-  backup: number;
-  copy: number;
-  init: number;
-  forget: number;
-  prune: number;
-  check: number;
-  verify: number;
-}
-
-/** The plan document (`plan --format json`, saved plan files). Its shape is versioned: see docs/cli.md. */
-export interface Plan {
-  format_version: 1;
-  /** Identifies a saved plan: it is applied at most once. */
-  plan_id: string;
-  generated_at: string;
-  now: string;
-  config_fingerprint: string;
-  state: { lineage: string; serial: number };
-  /** The projects the plan covers (all enabled ones unless --project was given). */
-  projects: string[];
-  actions: PlanAction[];
-  summary: PlanSummary;
-  warnings: string[];
-  overdue: Overdue[];
-  not_managed: NotManaged[];
-  /** The next time a backup will be due, per project. */
-  next_due: { project: string; at: string }[];
-  /** sha256 of the saved plan without this field: an edited plan file is refused. */
-  checksum?: string;
-}
+export type {
+  Action,
+  ActionType,
+  NotManaged,
+  Overdue,
+  Plan,
+  PlanAction,
+  PlanSummary,
+  PlanToApply,
+  PruneTrigger,
+  RecoverAction,
+  RecoverKind,
+} from "./document.ts";
 
 /** What dead processes left behind, as startup recovery finds it. */
 export interface Leftovers {

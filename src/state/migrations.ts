@@ -165,6 +165,15 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable("applied_plans").addColumn("held", "text").execute();
     },
   },
+  "0009_stage_notes": {
+    async up(db: Kysely<unknown>) {
+      // What a stage that succeeded has to say (the lock it removed, restic's answer to unlock): its own column, so
+      // `error` holds errors only. Rows written before kept such notes in `error`: they move.
+      await db.schema.alterTable("stages").addColumn("note", "text").execute();
+      await sql`UPDATE stages SET note = error, error = NULL WHERE status = 'succeeded' AND error IS NOT NULL`
+        .execute(db);
+    },
+  },
 };
 
 /** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */

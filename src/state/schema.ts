@@ -68,6 +68,8 @@ export interface StageTable {
   forgotten: number | null;
   snapshot_id: string | null;
   error: string | null;
+  /** What a stage that succeeded has to say (migration 0009); older rows kept it in `error`, moved by 0009. */
+  note: string | null;
 }
 
 /**

@@ -105,6 +105,8 @@ const stageResult = z.object({
   forgotten: z.number().int().optional(),
   snapshotId: z.string().optional(),
   error: z.string().optional(),
+  /** What a stage that succeeded has to say (the lock it removed, restic's answer); errors go in `error`. */
+  note: z.string().nullable().optional(),
 });
 
 const retentionGroup = z.object({ project: z.string(), source: z.string(), repository: z.string() });
@@ -226,6 +228,7 @@ const operations = {
           forgotten: result.forgotten ?? null,
           snapshot_id: result.snapshotId ?? null,
           error: result.error ?? null,
+          note: result.note ?? null,
         }).where("id", "=", stageId).executeTakeFirst();
         const outcome = updated(update, `stage ${id}`);
         if (!outcome.missing) await insertNotifications(db, notifications);

@@ -15,7 +15,7 @@ import { redact } from "../config/secrets.ts";
 import { ConfigError, LockError } from "../errors.ts";
 import { configInvalid, enqueueFor } from "../notify/events.ts";
 import { OutboxSender } from "../notify/outbox.ts";
-import type { Plan } from "../plan/types.ts";
+import { type PlanAction, type PlanToApply, projectOf, repositoryOf } from "../plan/document.ts";
 import { loadConfigIsolated } from "../runtime/isolated-load.ts";
 import { stopRequested } from "../runtime/shutdown.ts";
 import type { StateStore } from "../state/store.ts";
@@ -120,7 +120,7 @@ export class Watcher {
     try {
       this.#sender.kick(); // retries of what earlier ticks could not send
       const { plan } = await preparePlan(this.#loaded, this.store, { now, host: this.options.host });
-      const due = new Set(plan.actions.filter(runsNow).map((a) => a.project ?? "").filter(Boolean));
+      const due = new Set(plan.actions.filter(runsNow).map((a) => projectOf(a) ?? "").filter(Boolean));
       if (plan.actions.some(runsNow)) await this.#runDue(plan, due);
       else await enqueueScheduledNotifications(this.#context(), plan.overdue);
       for (const next of plan.next_due) {
@@ -154,13 +154,13 @@ export class Watcher {
    * a repository's lock), at most `concurrency` groups at a time. A repository-wide action (init, prune, check) goes
    * with the group whose projects use the repository; one that no due project needs runs in a last, lock-free group.
    */
-  async #runDue(plan: Plan, due: Set<string>): Promise<void> {
+  async #runDue(plan: PlanToApply, due: Set<string>): Promise<void> {
     const groups: { projects: string[]; repositories: Set<string> }[] = independentGroups(this.#loaded, [...due].sort())
       .map((projects) => ({ projects, repositories: this.#repositoriesOf(projects) }));
     const used = new Set(groups.flatMap((g) => [...g.repositories]));
     const orphans = new Set(
-      plan.actions.filter((a) => runsNow(a) && a.project === undefined && a.repository && !used.has(a.repository))
-        .map((a) => a.repository!),
+      plan.actions.filter((a) => runsNow(a) && projectOf(a) === undefined)
+        .flatMap((a) => repositoryOf(a) ?? []).filter((repository) => !used.has(repository)),
     );
     if (orphans.size > 0) groups.push({ projects: [], repositories: orphans });
     this.status.lockWaits = [];
@@ -209,9 +209,10 @@ export class Watcher {
         refresh: true,
       });
       for (const name of adopted) this.options.log(`~ adopted the initialized repository ${name}`);
-      const actions = plan.actions.filter((a) =>
-        runsNow(a) && (a.project === undefined ? repositories.has(a.repository ?? "") : locks.has(a.project))
-      );
+      const actions = plan.actions.filter((a) => {
+        const project = projectOf(a);
+        return runsNow(a) && (project === undefined ? repositories.has(repositoryOf(a) ?? "") : locks.has(project));
+      });
       if (actions.length === 0) return;
       for (const project of scope) this.status.running.add(project);
       try {
@@ -327,7 +328,7 @@ export class Watcher {
 }
 
 /** Actions watch runs; `verify` waits for restore drills. */
-function runsNow(action: Plan["actions"][number]): boolean {
+function runsNow(action: PlanAction): boolean {
   return action.type !== "verify";
 }
 

@@ -29,7 +29,7 @@ describe("backupctl unlock", () => {
     const result = spawnSync("sqlite3", [
       "-json",
       join(demo.dir, ".backupctl", "state.db"),
-      "SELECT project, repository, status, error FROM stages WHERE type = 'unlock' ORDER BY id",
+      "SELECT project, repository, status, error, note FROM stages WHERE type = 'unlock' ORDER BY id",
     ], { encoding: "utf8" });
     assert.equal(result.status, 0, result.stderr);
     return JSON.parse(result.stdout || "[]") as {
@@ -37,6 +37,7 @@ describe("backupctl unlock", () => {
       repository: string | null;
       status: string;
       error: string | null;
+      note: string | null;
     }[];
   };
   const writeLock = (pid: number, processStart: string | null) => {
@@ -113,7 +114,8 @@ describe("backupctl unlock", () => {
     assert.equal(stages.length, 1, JSON.stringify(stages));
     assert.equal(stages[0].project, "demo");
     assert.equal(stages[0].status, "succeeded");
-    assert.match(stages[0].error!, new RegExp(`^removed the stale lock of demo held by apply \\(pid ${gone.pid} `));
+    assert.equal(stages[0].error, null, "a success has a note, not an error");
+    assert.match(stages[0].note!, new RegExp(`^removed the stale lock of demo held by apply \\(pid ${gone.pid} `));
   });
 
   it("refuses a live lock with exit 4 naming its holder; --force without a terminal removes it loudly", async () => {
@@ -138,7 +140,7 @@ describe("backupctl unlock", () => {
     const audited = unlockStages().filter((stage) => stage.repository === null).at(-1)!;
     assert.equal(audited.project, "demo");
     assert.match(
-      audited.error!,
+      audited.note!,
       new RegExp(`^removed the live lock of demo held by apply \\(pid ${pid} .*\\(--force\\)$`),
     );
   });
@@ -181,13 +183,14 @@ describe("backupctl unlock", () => {
     assert.match(result.stdout, /^demo has no lock\nrestic unlock local: successfully removed (1 )?locks\n$/);
     assert.deepEqual(await resticLocks(), []);
     const stage = unlockStages().at(-1)!;
-    assert.deepEqual({ ...stage, error: undefined }, {
+    assert.deepEqual({ ...stage, note: undefined }, {
       project: null,
       repository: "local",
       status: "succeeded",
-      error: undefined,
+      error: null,
+      note: undefined,
     });
-    assert.match(stage.error!, /^restic: successfully removed (1 )?locks$/);
+    assert.match(stage.note!, /^restic: successfully removed (1 )?locks$/);
   });
 
   it("reports a repository that cannot be opened (exit 1) after unlocking the others", async () => {

@@ -8,7 +8,17 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { files, postgres } from "../../src/config/helpers.ts";
 import { type OnDemand, plan } from "../../src/plan/planner.ts";
-import { applied, at, daily, loadedConfig, NOW, observedState, type Raw, record } from "../support/plan-fixtures.ts";
+import {
+  applied,
+  at,
+  daily,
+  loadedConfig,
+  NOW,
+  observedState,
+  type Raw,
+  readable,
+  record,
+} from "../support/plan-fixtures.ts";
 import type { ObservedState } from "../../src/plan/types.ts";
 
 /** shop: a postgres source and files, hourly, backed up to local and copied to offsite and archive. */
@@ -25,7 +35,7 @@ function shop(changes: Raw = {}): Raw {
 const loaded = loadedConfig({ shop: shop(), blog: { ...shop(), repositories: ["local"] } });
 
 function planned(observed: ObservedState, onDemand?: OnDemand, now = NOW, projects = ["shop"]) {
-  return plan(loaded, observed, at(now), { projects, generatedAt: at(NOW), onDemand });
+  return readable(plan(loaded, observed, at(now), { projects, generatedAt: at(NOW), onDemand }));
 }
 
 const summary = (actions: { type: string; source?: string; repository?: string }[]) =>

@@ -17,6 +17,7 @@ import { assertCurrent, assertRederived, planDifference, readPlanFile, sealPlan 
 import { plan } from "../../src/plan/planner.ts";
 import { policyKey } from "../../src/plan/retention.ts";
 import type { InventorySnapshot, ObservedState, Plan } from "../../src/plan/types.ts";
+import { readable, type TestPlan } from "../support/plan-fixtures.ts";
 
 const LINEAGE = "8c0f3a52-0000-4000-8000-000000000001";
 const PLAN_ID = "5f1d7a0e-3c2b-4d6e-9f10-2a3b4c5d6e7f";
@@ -155,7 +156,7 @@ describe("readPlanFile", () => {
   it("reads back a sealed plan", () => {
     const sealed = sealPlan(samplePlan());
     assert.deepEqual(
-      sealed.actions.map((a) => [a.type, a.approval ?? "", a.chunker_from ?? "", a.from ?? ""]),
+      readable(sealed).actions.map((a) => [a.type, a.approval ?? "", a.chunker_from ?? "", a.from ?? ""]),
       [
         ["init", "", "local", ""],
         ["backup", "", "", ""],
@@ -176,7 +177,7 @@ describe("readPlanFile", () => {
   it("refuses an edited snapshot id, reason, approval or action list (exit 5)", () => {
     const sealed = sealPlan(samplePlan());
     const forget = sealed.actions.findIndex((a) => a.type === "forget");
-    const edits: ((plan: Plan) => void)[] = [
+    const edits: ((plan: TestPlan) => void)[] = [
       (p) => p.actions[forget].snapshots![0] = "4f2c9d1e00000005",
       (p) => p.actions[forget].snapshots!.push("4f2c9d1e00000004"),
       (p) => p.actions[forget].reason = "retention last 7 keeps 7 of 5 snapshots",
@@ -258,6 +259,33 @@ describe("readPlanFile", () => {
     }
   });
 
+  it("refuses an action whose fields do not match its type, even with a matching checksum (exit 64)", () => {
+    const sealed = sealPlan(samplePlan());
+    const index = (type: string) => sealed.actions.findIndex((a) => a.type === type);
+    // Each edit leaves fields of another type of action, or drops one its type needs; sealed again each time.
+    const cases: [(plan: Record<string, unknown>[]) => void, RegExp][] = [
+      [(actions) => delete actions[index("prune")].repository, /\(actions\.4\.repository: /],
+      [(actions) => delete actions[index("forget")].approval, /\(actions\.3\.approval: /],
+      [(actions) => delete actions[index("copy")].from, /\(actions\.2\.from: /],
+      [(actions) => actions[index("backup")].type = "forget", /\(actions\.1\.snapshots: /],
+      [(actions) => actions[index("init")].type = "reboot", /\(actions\.0\.type: /],
+      [
+        (actions) => Object.assign(actions[index("prune")], { type: "recover", recover: "partial_snapshot" }),
+        /\(actions\.4\.project: /,
+      ],
+      [
+        (actions) => Object.assign(actions[index("prune")], { type: "recover", recover: "everything" }),
+        /\(actions\.4\.recover: /,
+      ],
+    ];
+    for (const [edit, message] of cases) {
+      const copy = structuredClone(sealed);
+      const actions: Record<string, unknown>[] = copy.actions;
+      edit(actions);
+      assert.throws(() => readPlanFile(writePlan(sealPlan(copy))), failsWith(UsageError, 64, message), String(edit));
+    }
+  });
+
   it("says when the file cannot be read (exit 64)", () => {
     const path = join(dir, "no-such-plan.json");
     assert.throws(
@@ -316,7 +344,7 @@ describe("assertRederived", () => {
   const tail =
     /; it was edited after it was made, or the state changed since \(a process that died, an inventory refresh\); run `backupctl plan --out` again and review the new plan$/;
   /** The sealed sample plan, edited, sealed again as docs/cli.md describes, and read back: the checksum passes. */
-  const resealed = (edit: (plan: Plan) => void): { path: string; saved: Plan } => {
+  const resealed = (edit: (plan: TestPlan) => void): { path: string; saved: Plan } => {
     const copy = structuredClone(sealPlan(samplePlan()));
     edit(copy);
     const path = writePlan(sealPlan(copy));
@@ -377,7 +405,15 @@ describe("assertRederived", () => {
       planDifference(fewer, rederive(fewer))!,
       /: the config and state give a5 \(prune local\), the file does not$/,
     );
-    const more = resealed((p) => p.actions.push({ ...p.actions[4], id: "a6", type: "check" })).saved;
+    const more = resealed((p) =>
+      p.actions.push({
+        id: "a6",
+        type: "check",
+        repository: "local",
+        reason: p.actions[4].reason,
+        destructive: false,
+      })
+    ).saved;
     assert.match(
       planDifference(more, rederive(more))!,
       /: the file has a6 \(check local\), the config and state do not$/,

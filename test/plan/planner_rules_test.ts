@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import {
   ago,
   applied,
+  at,
   daily,
   day,
   hour,
@@ -24,10 +25,10 @@ import {
   snap,
 } from "../support/plan-fixtures.ts";
 import { files, postgres, sqlite } from "../../src/config/helpers.ts";
-import { jitterOffset } from "../../src/plan/planner.ts";
+import { jitterOffset, planToApply } from "../../src/plan/planner.ts";
 import { applyRetention, describePolicyChange } from "../../src/plan/retention.ts";
 import { humanDuration } from "../../src/plan/time.ts";
-import type { PlanAction } from "../../src/plan/types.ts";
+import type { ObservedState, PlanAction } from "../../src/plan/types.ts";
 
 /** A project with one postgres source "shop" backed up to local, daily at 03:00, keeping the last 2 snapshots. */
 function shopProject(changes: Raw = {}): Raw {
@@ -230,6 +231,44 @@ describe("plan rules: forget", () => {
       { type: "prune_attempt", repository: "local", at: "2026-11-19T03:10:00Z" },
     ]);
     assert.deepEqual(ofType(planAt(loaded, noAttempt), "prune"), []);
+  });
+
+  it("gives apply each prune's trigger, and keeps it out of the plan document", () => {
+    const triggers = (observed: ObservedState, config = loaded) =>
+      planToApply(config, observed, at(NOW), { generatedAt: at(NOW) }).actions
+        .flatMap((action) => action.type === "prune" ? [action.trigger] : []);
+    // Due only because of this plan's forgets: apply skips it when none of them ran.
+    assert.deepEqual(triggers(observedState(base)), ["after-forget"]);
+    const unfinished = observedState({
+      ...base,
+      snapshots: five.slice(3),
+      maintenance: [
+        { type: "prune", repository: "local", at: "2026-11-19T03:10:00Z" },
+        { type: "forget", repository: "local", at: "2026-11-21T03:05:00Z" },
+        { type: "prune_attempt", repository: "local", at: "2026-11-21T03:06:00Z" },
+      ],
+    });
+    assert.deepEqual(triggers(unfinished), ["unfinished"]);
+    const weekly = loadedConfig({ shop: shopProject({ prune: { every: "7d" } }) });
+    const cadence = observedState({
+      ...base,
+      snapshots: five.slice(3),
+      maintenance: [{ type: "prune", repository: "local", at: "2026-11-14T10:00:00Z" }],
+    });
+    assert.deepEqual(triggers(cadence, weekly), ["cadence"]);
+    // Snapshots forgotten before this plan make it due whatever this plan forgets.
+    const earlier = observedState({
+      ...base,
+      snapshots: five.slice(3),
+      maintenance: [
+        { type: "prune", repository: "local", at: "2026-11-10T03:10:00Z" },
+        { type: "forget", repository: "local", at: "2026-11-12T03:05:00Z", forgotten: 6 },
+      ],
+    });
+    assert.deepEqual(triggers(earlier), ["forgotten"]);
+    const document = planAt(loaded, observedState(base));
+    assert.ok(ofType(document, "prune").every((prune) => !("trigger" in prune)));
+    assert.doesNotMatch(JSON.stringify(document), /trigger/);
   });
 
   it("keeps snapshots newer than the group's last successful backup (a failed or unfinished run's)", () => {

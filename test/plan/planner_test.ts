@@ -571,26 +571,21 @@ describe("plan: the document", () => {
   });
 
   it("summarize counts forgets by snapshot, checks and verifies apart, and leaves recover out", () => {
-    const action = (type: PlanAction["type"], snapshots?: string[]): PlanAction => ({
-      id: "x",
-      type,
-      repository: "local",
-      reason: "r",
-      destructive: false,
-      ...(snapshots ? { snapshots } : {}),
-    });
+    const common = { id: "x", reason: "r", destructive: false };
+    const group = { project: "shop", source: "db", repository: "local" };
+    const actions: PlanAction[] = [
+      { ...common, type: "backup", ...group },
+      { ...common, type: "copy", ...group, repository: "offsite", from: "local", snapshots: ["51"] },
+      { ...common, type: "forget", ...group, snapshots: ["51", "52", "53"], approval: "routine" },
+      { ...common, type: "forget", ...group, snapshots: [], approval: "routine" },
+      { ...common, type: "prune", repository: "local" },
+      { ...common, type: "check", repository: "local" },
+      { ...common, type: "verify", project: "shop", repository: "local" },
+      { ...common, type: "recover", recover: "stale_lock", project: "shop" },
+      { ...common, type: "init", repository: "local" },
+    ];
     assert.deepEqual(
-      summarize([
-        action("backup"),
-        action("copy", ["s1"]),
-        action("forget", ["s1", "s2", "s3"]),
-        action("forget"),
-        action("prune"),
-        action("check"),
-        action("verify"),
-        action("recover"),
-        action("init"),
-      ]),
+      summarize(actions),
       { backup: 1, copy: 1, init: 1, forget: 3, prune: 1, check: 1, verify: 1 },
     );
   });

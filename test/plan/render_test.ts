@@ -16,9 +16,10 @@ import {
   renderText,
   summaryLine,
 } from "../../src/plan/render.ts";
-import type { Plan, PlanAction } from "../../src/plan/types.ts";
+import type { Plan, PlanAction } from "../../src/plan/document.ts";
 
-type Draft = Omit<PlanAction, "id">;
+/** An action before the plan numbers it. */
+type Draft<A = PlanAction> = A extends unknown ? Omit<A, "id"> : never;
 
 // deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;

@@ -210,7 +210,7 @@ describe("StateStore degraded mode: the database locked by another process", () 
             assert.deepEqual(jsonLines(fallback).map((record) => record.op), ops, `${op} is on disk when it returns`);
           };
           const degradedStart = Date.now();
-          await store.finishStage(realStage, { status: "succeeded", finishedAt: "t1", durationMs: 5 });
+          await store.finishStage(realStage, { status: "succeeded", finishedAt: "t1", durationMs: 5, note: "hooked" });
           expectLine("finishStage");
           await store.startRun(run("run-2", "2026-11-21T03:00:10.000Z"));
           expectLine("startRun");
@@ -313,7 +313,7 @@ describe("StateStore degraded mode: the database locked by another process", () 
         ]);
         const stages = plain(
           await storeDb(reopened).selectFrom("stages")
-            .select(["id", "run_id", "type", "attempt", "status", "bytes", "snapshot_id", "duration_ms"])
+            .select(["id", "run_id", "type", "attempt", "status", "bytes", "snapshot_id", "duration_ms", "note"])
             .orderBy("id").execute(),
         );
         assert.equal(stages.length, 2);
@@ -326,6 +326,7 @@ describe("StateStore degraded mode: the database locked by another process", () 
           bytes: null,
           snapshot_id: null,
           duration_ms: 5,
+          note: "hooked",
         });
         assert.ok(stages[1].id > realStage, `the replayed stage got a real id (${stages[1].id})`);
         assert.deepEqual({ ...stages[1], id: 0 }, {
@@ -337,6 +338,7 @@ describe("StateStore degraded mode: the database locked by another process", () 
           bytes: 4096,
           snapshot_id: "abcdef12",
           duration_ms: 49_000,
+          note: null,
         });
         const inventory = await reopened.listSnapshots({ repository: "local" });
         assert.deepEqual(inventory.map((s) => [s.id, s.size]), [["abcdef1234567890", 4096]]);

@@ -240,8 +240,13 @@ describe("StateStore.open", () => {
         { name: "0006_runs_started" },
         { name: "0007_history_operations" },
         { name: "0008_prune_cadence_held_plans" },
+        { name: "0009_stage_notes" },
       ]);
-      assert.equal(latestMigration, "0008_prune_cadence_held_plans");
+      assert.equal(latestMigration, "0009_stage_notes");
+      // 0009: what a stage that succeeded has to say, apart from errors.
+      const note = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
+        pragma_table_info('stages') WHERE name = 'note'`.execute(storeDb(store));
+      assert.deepEqual(plain(note.rows), [{ type: "TEXT", notnull: 0 }]);
       // 0008: how many snapshots a forget removed; the forgets of a saved plan still held for approval.
       const counts = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('stages') WHERE name = 'forgotten'`.execute(storeDb(store));
@@ -261,6 +266,45 @@ describe("StateStore.open", () => {
       const original = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('snapshots') WHERE name = 'original'`.execute(storeDb(store));
       assert.deepEqual(plain(original.rows), [{ type: "TEXT", notnull: 0 }]);
+    });
+  });
+
+  it("0009 moves the notes that succeeded stages kept in `error` to `note`; errors of failures stay", async () => {
+    await inTempDir(async (stateDir) => {
+      // A state written before 0009: notes of successes in `error`, no `note` column.
+      const old = await StateStore.open(stateDir);
+      try {
+        const unlock = await old.startStage({ runId: null, type: "unlock", startedAt: "2026-11-21T03:00:00.000Z" });
+        await old.finishStage(unlock, {
+          status: "succeeded",
+          finishedAt: "2026-11-21T03:00:01.000Z",
+          durationMs: 1000,
+          note: "restic: successfully removed locks",
+        });
+        const failed = await old.startStage({ runId: null, type: "unlock", startedAt: "2026-11-21T03:00:02.000Z" });
+        await old.finishStage(failed, {
+          status: "failed",
+          finishedAt: "2026-11-21T03:00:03.000Z",
+          durationMs: 1000,
+          error: "repository local: wrong password",
+        });
+        await sql`UPDATE stages SET error = note WHERE note IS NOT NULL`.execute(storeDb(old));
+        await sql`ALTER TABLE stages DROP COLUMN note`.execute(storeDb(old));
+        await sql`DELETE FROM kysely_migration WHERE name = '0009_stage_notes'`.execute(storeDb(old));
+      } finally {
+        await old.close();
+      }
+      const store = await StateStore.open(stateDir);
+      try {
+        const rows = await storeDb(store).selectFrom("stages").select(["status", "error", "note"]).orderBy("id")
+          .execute();
+        assert.deepEqual(plain(rows), [
+          { status: "succeeded", error: null, note: "restic: successfully removed locks" },
+          { status: "failed", error: "repository local: wrong password", note: null },
+        ]);
+      } finally {
+        await store.close();
+      }
     });
   });
 
@@ -290,6 +334,7 @@ describe("StateStore.open", () => {
           { name: "0006_runs_started" },
           { name: "0007_history_operations" },
           { name: "0008_prune_cadence_held_plans" },
+          { name: "0009_stage_notes" },
         ]);
         const meta = await storeDb(second).selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
@@ -434,6 +479,7 @@ describe("StateStore runs and stages", () => {
         forgotten: null,
         snapshot_id: null,
         error: null,
+        note: null,
       });
 
       await store.finishStage(first, {
@@ -478,6 +524,7 @@ describe("StateStore runs and stages", () => {
           forgotten: null,
           snapshot_id: null,
           error: "boom",
+          note: null,
         },
       ]);
     });

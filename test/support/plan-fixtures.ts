@@ -6,9 +6,43 @@ import { env, restic } from "../../src/config/helpers.ts";
 import { validateConfig } from "../../src/config/validate.ts";
 import { plan } from "../../src/plan/planner.ts";
 import { policyKey } from "../../src/plan/retention.ts";
-import type { BackupRecord, InventorySnapshot, ObservedState, Plan, PlanAction } from "../../src/plan/types.ts";
+import type {
+  BackupRecord,
+  InventorySnapshot,
+  ObservedState,
+  Plan,
+  PlanAction,
+  RecoverKind,
+} from "../../src/plan/types.ts";
 
 export type Raw = Record<string, unknown>;
+
+/**
+ * An action as the planner tests read it: any field of any action type, absent where its type has none (a flat view
+ * of the union, so a test can compare the same field across a plan's actions). Every plan is one of these.
+ */
+export type TestAction =
+  & PlanAction
+  & Partial<{
+    project: string;
+    source: string;
+    repository: string;
+    recover: RecoverKind;
+    run_id: string;
+    paths: string[];
+    snapshots: string[];
+    approval: "routine" | "required";
+    approval_reason: string;
+    read_data_subset: string;
+    chunker_from: string;
+    from: string;
+  }>;
+export type TestPlan = Omit<Plan, "actions"> & { actions: TestAction[] };
+
+/** A plan as the tests read it (see {@link TestAction}). */
+export function readable(plan: Plan): TestPlan {
+  return plan;
+}
 
 export const FINGERPRINT = "sha256:test";
 export const NOW = "2026-11-21T10:00:00Z";
@@ -62,7 +96,7 @@ export function planAt(
   observed: ObservedState,
   now = NOW,
   projects?: string[],
-): Plan {
+): TestPlan {
   return plan(loaded, observed, at(now), { projects, generatedAt: at("2026-11-21T10:00:05Z") });
 }
 
@@ -105,7 +139,7 @@ export function applied(retention: Raw, project = "shop", source = "shop", repos
   return { project, source, repository, policy: policyKey(retention), at: "2026-11-01T00:00:00Z" };
 }
 
-export const ofType = (result: Plan, type: PlanAction["type"]) => result.actions.filter((a) => a.type === type);
+export const ofType = (result: TestPlan, type: PlanAction["type"]) => result.actions.filter((a) => a.type === type);
 
 /** A loaded config with one project, `shop`, notifying every notifier given (for the notification tests). */
 export function loadedWithNotifiers(notifiers: Record<string, unknown>, root: Raw = {}, dir = "/cfg") {

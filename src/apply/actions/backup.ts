@@ -1,0 +1,123 @@
+/**
+ * `backup`: one source into the project's first repository, inside its project's run. A stream (a dump, encrypted
+ * when the project asks) goes through the FIFO pipeline; files go to restic as paths. Each attempt is a stage row;
+ * transient failures are retried with backoff.
+ */
+import { parseDuration } from "../../config/duration.ts";
+import { encryptionFilter } from "../../encrypt/filter.ts";
+import type { StreamFilter } from "../../encrypt/types.ts";
+import { humanDuration, isoSeconds } from "../../plan/time.ts";
+import type { Action } from "../../plan/types.ts";
+import type { BackupOptions, Restic } from "../../repository/restic.ts";
+import { backupInput } from "../../sources/input.ts";
+import { repositoryFor } from "../context.ts";
+import { formatBytes } from "../format.ts";
+import { discardSnapshot, storedName, streamBackup } from "../pipeline.ts";
+import { startProgress } from "../progress.ts";
+import { backoffFor } from "../retry.ts";
+import { runStage, withRetries } from "../stage.ts";
+import type { ActionContexts, Outcome } from "./types.ts";
+
+/** How long one backup stage may run when the project does not say. */
+export const defaultStageTimeout = "6h";
+
+export async function backup(
+  action: Extract<Action, { type: "backup" }>,
+  ctx: ActionContexts["backup"],
+): Promise<Outcome> {
+  const { run } = ctx;
+  const project = ctx.loaded.config.projects[action.project];
+  const source = project?.sources.find((s) => s.name === action.source);
+  if (!project || !source) {
+    // A saved plan is made again from the config before it runs, so this is a plan from another config.
+    throw new Error(`the plan backs up ${action.project}/${action.source}, which the config does not declare`);
+  }
+  const repository = repositoryFor(ctx, action.repository);
+  const stage = {
+    runId: run.id,
+    type: "backup",
+    project: project.name,
+    source: source.name,
+    repository: action.repository,
+  } as const;
+  const label = `${project.name}/${source.name} → ${action.repository}`;
+  const backoff = backoffFor(project.retry, ctx.loaded.config.defaults?.retry);
+  const timeoutMs = parseDuration(project.timeout ?? ctx.loaded.config.defaults?.timeout ?? defaultStageTimeout)!;
+  run.touched.add(action.repository);
+  const outcome = await withRetries(
+    ctx.out,
+    backoff,
+    `backup ${label}`,
+    (attempt) =>
+      runStage(ctx, { ...stage, attempt }, async (started) => {
+        const options = {
+          host: ctx.host,
+          time: started,
+          timeoutMs,
+          privateDir: ctx.privateDir,
+          progress: (bytes: () => number) => startProgress(`backup ${label}`, bytes, ctx.out),
+          tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${run.id}`],
+        };
+        const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
+        const input = backupInput(source, context);
+        // Dumps are encrypted in the stream when the project asks; files rely on restic's own encryption.
+        let filters: StreamFilter[] = [];
+        try {
+          if (input.kind === "stream" && project.encrypt) filters = [encryptionFilter(project.encrypt, context)];
+        } catch (error) {
+          if (input.kind === "stream") input.cleanup?.(); // the source's private files must not outlive the stage
+          throw error;
+        }
+        const result = input.kind === "stream"
+          ? await streamBackup(input, repository, options, filters)
+          : await backupPaths(repository, input.paths, input.exclude, options);
+        // What `restic snapshots` will list for it: a stream is stored as /<file name>, paths as given (absolute).
+        const paths = input.kind === "stream" ? [`/${storedName(input, filters)}`] : input.paths;
+        const id = result.snapshotId === undefined ? undefined : repository.fullSnapshotId(result.snapshotId);
+        const snapshot = id === undefined ? undefined : {
+          id,
+          short_id: id.slice(0, 8),
+          time: isoSeconds(started), // restic's --time has whole seconds
+          hostname: options.host,
+          paths,
+          tags: options.tags,
+        };
+        // restic's own figure for what the backup added (its summary's data_added), recorded beside what it read.
+        return {
+          value: { ...result, snapshot },
+          bytes: result.bytes,
+          bytesAdded: result.bytesAdded,
+          snapshotId: result.snapshotId,
+        };
+      }),
+  );
+  if (!outcome.ok) {
+    ctx.out(`  ✗ backup ${label} failed: ${outcome.error}`);
+    run.uncertain.add(action.repository);
+    return { status: "failed", error: outcome.error, attempt: outcome.attempt };
+  }
+  const { snapshotId, snapshot, bytes, bytesAdded } = outcome.value;
+  ctx.out(
+    snapshotId
+      ? `  + backup ${label}: snapshot ${snapshotId.slice(0, 8)}, ${formatBytes(bytes)} read, ` +
+        `${formatBytes(bytesAdded)} added (${humanDuration(outcome.durationMs)})`
+      : `  + backup ${label}: the dump was empty (allowed by allowEmpty), no snapshot stored`,
+  );
+  run.bytes = (run.bytes ?? 0) + (bytes ?? 0);
+  if (snapshotId) run.made.set(action.source, snapshotId);
+  if (snapshot) run.reported.set(action.repository, [...run.reported.get(action.repository) ?? [], snapshot]);
+  else if (snapshotId) run.uncertain.add(action.repository); // its full id is unknown: list the repository
+  return { status: "succeeded" };
+}
+
+/** A files backup; a snapshot restic wrote despite failing (exit 3: unreadable files) is forgotten at once. */
+async function backupPaths(repository: Restic, paths: string[], exclude: string[], options: BackupOptions) {
+  try {
+    const result = await repository.backupPaths(paths, exclude, options);
+    return { snapshotId: result.snapshotId!, bytes: result.bytesProcessed, bytesAdded: result.bytesAdded };
+  } catch (error) {
+    const snapshotId = (error as { snapshotId?: string }).snapshotId;
+    if (snapshotId && error instanceof Error) await discardSnapshot(repository, snapshotId, error);
+    throw error;
+  }
+}

@@ -1,0 +1,137 @@
+/** When backups are due: each project's schedule around now, the backups it makes due, and overdue projects. */
+import type { NormalizedProject } from "../config/normalize.ts";
+import { parseDuration } from "../config/duration.ts";
+import { nextSlot, previousSlot, slotsBetween } from "../config/schedule.ts";
+import type { DraftOf } from "./document.ts";
+import { groupKey, type ObservedIndex } from "./observed-index.ts";
+import { humanDuration, isoSeconds } from "./time.ts";
+import type { Overdue } from "./types.ts";
+
+const day = 86_400_000;
+
+/**
+ * A deterministic delay in [0, jitter) per project, so projects sharing a schedule spread out while every plan of
+ * the same project stays the same (FNV-1a of the project name).
+ */
+export function jitterOffset(project: NormalizedProject): number {
+  const jitter = project.jitter ? parseDuration(project.jitter) ?? 0 : 0;
+  if (jitter <= 0) return 0;
+  let hash = 0x811c9dc5;
+  for (const char of project.name) {
+    hash ^= char.codePointAt(0)!;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  // Whole seconds: plans print times to the second, and "due at" must be exactly the time they announce.
+  return Math.floor(((hash / 0x1_0000_0000) * jitter) / 1000) * 1000;
+}
+
+/** A project's schedule around `now`, computed once per plan (cron evaluation is the planner's costliest step). */
+export interface ProjectTimes {
+  /** The latest cron slot whose jittered time is at or before now, and that jittered time. */
+  slot?: Date;
+  dueAt?: Date;
+  /** When the next backup will be due, jitter included. */
+  nextDue: Date;
+  /** The interval between the latest and the next slot. */
+  interval: number;
+}
+
+export function projectTimes(project: NormalizedProject, now: Date): ProjectTimes {
+  const offset = jitterOffset(project);
+  const shifted = new Date(now.getTime() - offset);
+  const slot = previousSlot(project.schedule, project.timezone, shifted);
+  const next = nextSlot(project.schedule, project.timezone, shifted);
+  return {
+    slot,
+    dueAt: slot && new Date(slot.getTime() + offset),
+    nextDue: new Date(next.getTime() + offset),
+    interval: slot ? next.getTime() - slot.getTime() : day,
+  };
+}
+
+/** `backup` now: every selected source of the project, whatever its schedule (see `OnDemand` in planner.ts). */
+export function backupNowActions(
+  project: NormalizedProject,
+  times: ProjectTimes,
+  sources: readonly string[] | undefined,
+): DraftOf<"backup">[] {
+  const zone = project.timezone === "UTC" ? "" : `, ${project.timezone}`;
+  return project.sources.filter((source) => sources === undefined || sources.includes(source.name)).map((source) => ({
+    type: "backup",
+    project: project.name,
+    source: source.name,
+    repository: project.repositories[0],
+    reason: `on demand (backupctl backup); the schedule ${project.schedule}${zone} is unchanged, next due ` +
+      isoSeconds(times.nextDue),
+    destructive: false,
+  }));
+}
+
+export function backupActions(
+  project: NormalizedProject,
+  times: ProjectTimes,
+  index: ObservedIndex,
+): DraftOf<"backup">[] {
+  const repository = project.repositories[0];
+  const drafts: DraftOf<"backup">[] = [];
+  for (const source of project.sources) {
+    const key = groupKey(project.name, source.name, repository);
+    const reason = backupReason(project, times, index.success.get(key), index.failure.get(key));
+    if (reason) {
+      drafts.push({
+        type: "backup",
+        project: project.name,
+        source: source.name,
+        repository,
+        reason,
+        destructive: false,
+      });
+    }
+  }
+  return drafts;
+}
+
+/** Why a source is due now, or undefined when its latest slot already has a successful backup. */
+function backupReason(
+  project: NormalizedProject,
+  due: ProjectTimes,
+  lastSuccess: string | undefined,
+  lastFailure: string | undefined,
+): string | undefined {
+  const failed = lastFailure ? `; last attempt failed at ${isoSeconds(new Date(lastFailure))}` : "";
+  if (lastSuccess === undefined) return `never backed up${failed}`;
+  const success = new Date(lastSuccess);
+  if (due.slot === undefined || due.dueAt === undefined || success.getTime() >= due.slot.getTime()) return undefined;
+  const zone = project.timezone === "UTC" ? "" : `, ${project.timezone}`;
+  const jitter = due.dueAt.getTime() > due.slot.getTime()
+    ? `, jitter +${humanDuration(due.dueAt.getTime() - due.slot.getTime())}`
+    : "";
+  const missed = slotsBetween(project.schedule, project.timezone, success, due.slot);
+  const coalesced = missed > 1 ? `; ${missed} slots missed since the last success, one backup covers them` : "";
+  return `due since ${isoSeconds(due.dueAt)} (${project.schedule}${zone}${jitter})${coalesced}${failed}`;
+}
+
+/**
+ * A project is overdue when a source's last success is older than maxAge (default: twice the interval between the
+ * latest and the next slot, at least two minutes).
+ */
+export function overdueProject(
+  project: NormalizedProject,
+  times: ProjectTimes,
+  index: ObservedIndex,
+  now: Date,
+): Overdue[] {
+  const successes = project.sources.map((s) =>
+    index.success.get(groupKey(project.name, s.name, project.repositories[0]))
+  );
+  const known = successes.filter((at): at is string => at !== undefined);
+  if (known.length === 0) return [];
+  const oldest = known.reduce((a, b) => (a < b ? a : b));
+  const maxAge = project.maxAge ? parseDuration(project.maxAge)! : Math.max(2 * times.interval, 2 * 60_000);
+  if (now.getTime() - Date.parse(oldest) <= maxAge) return [];
+  return [{
+    project: project.name,
+    last_success: isoSeconds(new Date(oldest)),
+    max_age: project.maxAge ?? humanDuration(maxAge).replace(" ", ""),
+  }];
+}

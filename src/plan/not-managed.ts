@@ -1,0 +1,65 @@
+/** What exists in the state or a repository but is not declared: reported, never deleted. */
+import type { LoadedConfig } from "../config/load.ts";
+import type { InventorySnapshot, NotManaged, ObservedState } from "./types.ts";
+
+/** What exists but is not declared: old projects and repositories, foreign snapshots, dropped sources. */
+export function notManaged(loaded: Pick<LoadedConfig, "config">, observed: ObservedState): NotManaged[] {
+  const { config } = loaded;
+  const result: NotManaged[] = [];
+  const count = (predicate: (s: InventorySnapshot) => boolean) => observed.snapshots.filter(predicate).length;
+  for (const project of observed.knownProjects) {
+    if (project in config.projects) continue;
+    const n = count((s) => s.project === project);
+    result.push({
+      kind: "project",
+      subject: project,
+      detail: `no longer declared; its ${
+        n === 1 ? "snapshot is" : `${n} snapshots are`
+      } kept, never deleted automatically`,
+    });
+  }
+  for (const repository of observed.knownRepositories) {
+    if (repository in config.repositories) continue;
+    result.push({ kind: "repository", subject: repository, detail: "no longer declared; nothing is done with it" });
+  }
+  const known = new Set(observed.knownProjects);
+  const groups = new Map<string, { kind: NotManaged["kind"]; label: string; detail: string; n: number }>();
+  for (const snapshot of observed.snapshots) {
+    if (!(snapshot.repository in config.repositories)) continue;
+    let kind: NotManaged["kind"];
+    let label: string;
+    let detail: string;
+    if (snapshot.project === null) {
+      kind = "foreign";
+      label = `${snapshot.repository}: snapshots not made by backupctl`;
+      detail = "kept as they are";
+    } else {
+      const project = config.projects[snapshot.project];
+      if (!project) {
+        if (known.has(snapshot.project)) continue; // reported with its project above
+        kind = "project";
+        label = `${snapshot.project} in ${snapshot.repository}`;
+        detail = "project not declared (and not in this state's audit); its snapshots are kept";
+      } else if (!project.sources.some((s) => s.name === snapshot.source)) {
+        kind = "source";
+        label = `${snapshot.project}/${snapshot.source} in ${snapshot.repository}`;
+        detail = "source no longer declared; its snapshots are kept";
+      } else if (!project.repositories.includes(snapshot.repository)) {
+        kind = "source";
+        label = `${snapshot.project}/${snapshot.source} in ${snapshot.repository}`;
+        detail = "the project no longer uses this repository; its snapshots are kept";
+      } else continue;
+    }
+    const entry = groups.get(label) ?? { kind, label, detail, n: 0 };
+    entry.n++;
+    groups.set(label, entry);
+  }
+  for (const entry of groups.values()) {
+    result.push({
+      kind: entry.kind,
+      subject: entry.label,
+      detail: `${entry.n} snapshot${entry.n === 1 ? "" : "s"}: ${entry.detail}`,
+    });
+  }
+  return result;
+}

@@ -1,0 +1,39 @@
+/** Lookups over the observed state that several planning rules share, built once per plan. */
+import type { InventorySnapshot, ObservedState } from "./types.ts";
+
+/** Lookups over the observed state, built once per plan (the inventory can hold 100,000 snapshots). */
+export interface ObservedIndex {
+  success: Map<string, string>;
+  failure: Map<string, string>;
+  groups: Map<string, InventorySnapshot[]>;
+  retention: Map<string, string>;
+}
+
+export function groupKey(project: string, source: string, repository: string): string {
+  return `${project}\u0000${source}\u0000${repository}`;
+}
+
+export function indexObserved(observed: ObservedState): ObservedIndex {
+  const latest = (records: ObservedState["backups"]) => {
+    const map = new Map<string, string>();
+    for (const r of records) {
+      const key = groupKey(r.project, r.source, r.repository);
+      if ((map.get(key) ?? "") < r.at) map.set(key, r.at);
+    }
+    return map;
+  };
+  const groups = new Map<string, InventorySnapshot[]>();
+  for (const snapshot of observed.snapshots) {
+    if (snapshot.project === null || snapshot.source === null) continue;
+    const key = groupKey(snapshot.project, snapshot.source, snapshot.repository);
+    const group = groups.get(key);
+    if (group) group.push(snapshot);
+    else groups.set(key, [snapshot]);
+  }
+  return {
+    success: latest(observed.backups),
+    failure: latest(observed.failures),
+    groups,
+    retention: new Map(observed.retention.map((r) => [groupKey(r.project, r.source, r.repository), r.policy])),
+  };
+}
