@@ -17,12 +17,14 @@ import type {
 import type { OldProject } from "./old-format.ts";
 import { envName, literal, mergeParts, namePattern, ValueMapper } from "./map-values.ts";
 
+/** The keys of each old notification type's `config:` the importer maps; others are reported, not imported. */
 const notificationKeys: Record<string, string[]> = {
   slack: ["webhook_url"],
   webhook: ["url", "webhook_url"],
   email: ["smtp_host", "smtp_port", "smtp_secure", "smtp_user", "user", "password", "smtp_password", "to", "from"],
 };
 
+/** The mapping's second layer: the repositories and notifiers met so far, each once, named uniquely. */
 export class DestinationMapper extends ValueMapper {
   protected readonly repositories = new Map<string, ImportedRepository & { rawPassword?: string; project: string }>();
   protected readonly notifiers = new Map<string, ImportedNotifier>();
