@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exec, freePort } from "./postgres.ts";
-import { copyTemplate, serverTemplate } from "./server-template.ts";
+import { cachedTemplate, copyTemplate } from "./template-cache.ts";
 
 /** A running test server; `stop()` must be called (in an `after` hook) whatever happens. */
 export interface MariadbServer {
@@ -48,13 +48,13 @@ export function mariadbIdent(name: string): string {
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
 /**
- * A data folder made by mariadb-install-db once per version (server-template.ts), in `<template>/data`: every test
+ * A data folder made by mariadb-install-db once per version (template-cache.ts), in `<template>/data`: every test
  * server starts from a copy of it.
  */
 async function mariadbTemplate(installDb: string, mariadbd: string, user: string[]): Promise<string> {
   const version = (await exec(mariadbd, ["--version"])).trim();
   const args = [...user, "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"];
-  return serverTemplate("mariadb", version, args, async (folder) => {
+  return cachedTemplate("mariadb", version, args, async (folder) => {
     await exec(installDb, ["--no-defaults", `--datadir=${join(folder, "data")}`, ...args]);
   });
 }

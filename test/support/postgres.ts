@@ -17,7 +17,7 @@ import {
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { copyTemplate, serverTemplate } from "./server-template.ts";
+import { cachedTemplate, copyTemplate } from "./template-cache.ts";
 
 /** A running test server; `stop()` must be called (in an `after` hook) whatever happens. */
 export interface PostgresServer {
@@ -121,12 +121,12 @@ const hba = [
 ].join("\n");
 
 /**
- * A cluster made by initdb once per version (server-template.ts), in `<template>/data`, owned by the server user:
+ * A cluster made by initdb once per version (template-cache.ts), in `<template>/data`, owned by the server user:
  * every test server starts from a copy of it.
  */
 async function postgresTemplate(bin: string): Promise<string> {
   const version = (await exec(join(bin, "postgres"), ["--version"])).trim();
-  return serverTemplate("postgres", version, [...initdbArgs, hba], async (folder) => {
+  return cachedTemplate("postgres", version, [...initdbArgs, hba], async (folder) => {
     if (isRoot) chownSync(folder, serverUser.uid, serverUser.gid);
     await exec(...asServerUser(join(bin, "initdb"), ["-D", join(folder, "data"), ...initdbArgs]));
     writeFileSync(join(folder, "data", "pg_hba.conf"), hba);

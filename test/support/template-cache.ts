@@ -1,8 +1,9 @@
 /**
- * Database server templates for tests: `initdb` and `mariadb-install-db` cost the same for every test file, so each
- * runs once per machine and version, and every test server starts from a copy of its result.
+ * Templates for tests: what costs the same for every test file or runtime is made once per machine and version, and
+ * each test starts from a copy of it. `initdb` and `mariadb-install-db` for the database servers (postgres.ts,
+ * mariadb.ts), the repository of restic snapshots test/plan/retention_oracle_test.ts asks restic about.
  *
- * The cache lives in os.tmpdir()/backupctl-test-cache-<uid>/, one folder per server, version and set of init
+ * The cache lives in os.tmpdir()/backupctl-test-cache-<uid>/, one folder per kind, version and set of build
  * arguments. A template is built in a private temporary folder and renamed into place, so a reader sees a complete
  * template or none: the Deno and Bun suites running side by side may both build one, the first rename wins and the
  * other copy is thrown away.
@@ -22,12 +23,15 @@ export function templateCacheDir(): string {
 
 /** A build interrupted this long ago is abandoned (its process died before renaming it): its folder is removed. */
 const abandonedAfterMs = 60 * 60 * 1000;
+/** Another template of the same kind (an older version, or the oracle's histories of another hour) made this long ago. */
+const outdatedAfterMs = 24 * 60 * 60 * 1000;
 
 /**
- * The folder of a finished template named by `name`, `version` and `args`, built by `build(folder)` when missing.
+ * The folder of a finished template named by `name`, `version` and `args` (everything the build depends on), built
+ * by `build(folder)` when missing.
  * `build` fills the empty folder it is given; the returned folder must be copied (copyTemplate), never used in place.
  */
-export async function serverTemplate(
+export async function cachedTemplate(
   name: string,
   version: string,
   args: readonly string[],
@@ -39,7 +43,7 @@ export async function serverTemplate(
   const key = createHash("sha256").update(JSON.stringify([version, args])).digest("hex").slice(0, 16);
   const template = join(cache, `${name}-${key}`);
   if (exists(template)) return template;
-  removeAbandoned(cache);
+  removeStale(cache, name, template);
   const building = mkdtempSync(join(cache, `.building-${name}-`));
   try {
     await build(building);
@@ -73,12 +77,18 @@ function exists(path: string): boolean {
   }
 }
 
-function removeAbandoned(cache: string): void {
+/** Removes abandoned builds, and the templates of kind `name` other than `current` that are a day old. */
+function removeStale(cache: string, name: string, current: string): void {
   for (const entry of readdirSync(cache)) {
-    if (!entry.startsWith(".building-")) continue;
     const path = join(cache, entry);
+    const age = entry.startsWith(".building-")
+      ? abandonedAfterMs
+      : entry.startsWith(`${name}-`) && path !== current
+      ? outdatedAfterMs
+      : undefined;
+    if (age === undefined) continue;
     try {
-      if (Date.now() - statSync(path).mtimeMs > abandonedAfterMs) rmSync(path, { recursive: true, force: true });
+      if (Date.now() - statSync(path).mtimeMs > age) rmSync(path, { recursive: true, force: true });
     } catch {
       // Another runner removed or renamed it meanwhile.
     }
