@@ -6,6 +6,9 @@
  * The parts run at the same time because much of the suite waits (for servers, timeouts, the container's schedule
  * slot) rather than computes; each part's lines are printed as they come, prefixed with the part's name.
  * BACKUPCTL_TEST_SERIAL=1 runs them one after the other instead.
+ *
+ * Deno's part type-checks the test paths once (`deno check`), then runs `deno test --no-check`: a type error fails the
+ * run without each test worker checking the files again.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -57,6 +60,8 @@ function countJunit(path: string): Count {
 
 interface Part {
   name: string;
+  /** A command run first, whose failure fails the part (its tests still run, so one run reports everything). */
+  first?: { command: string; args: string[]; failure: string };
   command: string;
   args: string[];
   env?: NodeJS.ProcessEnv;
@@ -66,10 +71,16 @@ interface Part {
 function part(name: string): Part {
   const report = join(reports, `${name}.xml`);
   if (name === "deno") {
+    // One type-check of everything up front, then test files that are not checked again one by one.
     return {
       name,
+      first: {
+        command: denoBinary(),
+        args: ["check", ...paths],
+        failure: `(type-check failed: deno check ${paths.join(" ")})`,
+      },
       command: denoBinary(),
-      args: ["test", "-A", "--parallel", `--junit-path=${report}`, ...paths],
+      args: ["test", "-A", "--parallel", "--no-check", `--junit-path=${report}`, ...paths],
       env: { ...process.env, DENO_JOBS: jobs },
       report,
     };
@@ -94,24 +105,31 @@ function part(name: string): Part {
   return { name, command: denoBinary(), args: ["test", "-A", `--junit-path=${report}`, containerTest], report };
 }
 
-/** Runs one part, its output line by line with its name in front; resolves with its counts. */
-function runPart(p: Part, prefix: boolean): Promise<Count & { seconds: number }> {
-  const started = Date.now();
-  console.log(`\n=== ${p.name}: ${[p.command, ...p.args].join(" ")} ===`);
-  const child = spawn(p.command, p.args, { cwd: root, env: p.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+/** Runs one command, its output line by line with the part's name in front; resolves with its exit code or signal. */
+function runCommand(p: Part, command: string, args: string[], prefix: boolean): Promise<number | string> {
+  console.log(`\n=== ${p.name}: ${[command, ...args].join(" ")} ===`);
+  const child = spawn(command, args, { cwd: root, env: p.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => console.log(prefix ? `[${p.name}] ${line}` : line));
   }
-  return new Promise((resolve) => {
-    child.on("close", (code, signal) => {
-      const count = countJunit(p.report);
-      if (code !== 0 && count.failed === 0) { // a crash outside any test still fails the run
-        count.failed = 1;
-        count.failures.push(`(${p.name} exited with ${code ?? signal} outside any test)`);
-      }
-      resolve({ ...count, seconds: (Date.now() - started) / 1000 });
-    });
-  });
+  return new Promise((resolve) => child.on("close", (code, signal) => resolve(code ?? signal ?? "no exit code")));
+}
+
+/** Runs one part (its first command, then its tests); resolves with its counts. */
+async function runPart(p: Part, prefix: boolean): Promise<Count & { seconds: number }> {
+  const started = Date.now();
+  const firstFailed = p.first !== undefined && await runCommand(p, p.first.command, p.first.args, prefix) !== 0;
+  const code = await runCommand(p, p.command, p.args, prefix);
+  const count = countJunit(p.report);
+  if (code !== 0 && count.failed === 0) { // a crash outside any test still fails the run
+    count.failed = 1;
+    count.failures.push(`(${p.name} exited with ${code} outside any test)`);
+  }
+  if (firstFailed && p.first) {
+    count.failed += 1;
+    count.failures.push(p.first.failure);
+  }
+  return { ...count, seconds: (Date.now() - started) / 1000 };
 }
 
 // The container test runs once, and only with the whole suite or when asked for by name.

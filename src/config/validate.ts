@@ -2,6 +2,7 @@
 import { ConfigError, type ConfigProblem } from "../errors.ts";
 import { defaultMessage, describeValue, formatPath, suggest, toProblems } from "./issues.ts";
 import { normalizeConfig, type NormalizedConfig, sourceName } from "./normalize.ts";
+import type { z } from "zod";
 import { configSchema } from "./schema.ts";
 import type { Config } from "./types.ts";
 
@@ -13,7 +14,7 @@ export function validateConfig(raw: unknown, file: string): NormalizedConfig {
   const problems = parsed.success ? [] : toProblems(parsed.error.issues);
   problems.push(...crossCheck(raw));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(file, dedupe(problems));
-  return normalizeConfig(parsed.data as Config);
+  return normalizeConfig(parsed.data);
 }
 
 function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
@@ -146,3 +147,16 @@ function checkReferences(
     });
   });
 }
+
+/**
+ * The schema's output type and the hand-written `Config` (types.ts, whose doc comments operators read in their
+ * editor) must be the same type, readonly aside: a key, an optional mark or a value type that differs between the
+ * two fails to compile here, so `validateConfig` returns what the schema checked without a cast.
+ */
+type Writable<T> = T extends readonly (infer U)[] ? Writable<U>[]
+  : T extends object ? { -readonly [K in keyof T]: Writable<T[K]> }
+  : T;
+type Same<A, B> = (<T>() => T extends Writable<A> ? 1 : 2) extends (<T>() => T extends Writable<B> ? 1 : 2) ? true
+  : false;
+const schemaMatchesConfig: Same<z.output<typeof configSchema>, Config> = true;
+void schemaMatchesConfig;

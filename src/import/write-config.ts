@@ -1,5 +1,5 @@
 /**
- * Renders an imported config (old-config.ts) as a commented backup.config.ts: the helpers it uses imported from
+ * Renders an imported config (model.ts, made by old-config.ts) as a commented backup.config.ts: the helpers it uses imported from
  * "backupctl", 2-space indentation, JSON-quoted strings, lines kept within 120 columns where the code allows, and every
  * TODO as a `// TODO:` comment where it applies.
  */
@@ -13,7 +13,7 @@ import type {
   Part,
   ProjectSlot,
   Value,
-} from "./old-config.ts";
+} from "./model.ts";
 
 const width = 120;
 

@@ -1,6 +1,7 @@
 /**
  * The proof of src/plan/retention.ts: real restic 0.14 decides, `applyRetention` must agree.
- * One temporary repository holds four uneven histories (one per `source=` tag); for every policy and every history,
+ * One repository holds four uneven histories (one per `source=` tag; made once per machine and hour, see
+ * test/support/template-cache.ts, and copied); for every policy and every history,
  * `restic forget --dry-run --json --group-by "" --tag source=sN` must keep and remove exactly what applyRetention
  * keeps and forgets, for the same reasons, in the same order. Skipped when restic 0.14 is not installed.
  *
@@ -17,6 +18,7 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { Retention } from "../../src/config/types.ts";
 import { applyRetention, type RetentionDecision, type RetentionSnapshot } from "../../src/plan/retention.ts";
+import { cachedTemplate, copyTemplate } from "../support/template-cache.ts";
 
 const run = promisify(execFile);
 
@@ -235,15 +237,15 @@ function keepFlags(policy: Retention): string[] {
 
 const dir = skip ? "" : mkdtempSync(join(tmpdir(), "backupctl-retention-oracle-"));
 
-function resticEnv(timezone: string): NodeJS.ProcessEnv {
+function resticEnv(timezone: string, repository: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, TZ: timezone };
   for (const name of Object.keys(env)) if (name.startsWith("RESTIC_")) delete env[name];
-  return { ...env, RESTIC_REPOSITORY: join(dir, "repo"), RESTIC_PASSWORD: "oracle" };
+  return { ...env, RESTIC_REPOSITORY: repository, RESTIC_PASSWORD: "oracle" };
 }
 
-async function restic(args: string[], timezone = "UTC"): Promise<string> {
+async function restic(args: string[], timezone = "UTC", repository = join(dir, "repo")): Promise<string> {
   const { stdout } = await run("restic", ["--no-cache", ...args], {
-    env: resticEnv(timezone),
+    env: resticEnv(timezone, repository),
     maxBuffer: 64 * 1024 * 1024,
   });
   return stdout;
@@ -270,6 +272,31 @@ interface ForgetGroup {
   reasons: { matches: string[] }[] | null;
 }
 
+/** Makes the oracle's repository in `folder`/repo: every history's snapshots of one tiny file. */
+async function build(folder: string): Promise<void> {
+  const repository = join(folder, "repo");
+  writeFileSync(join(folder, "dump.sql"), "-- a tiny dump\n");
+  await restic(["init"], "UTC", repository);
+  const jobs = histories.flatMap((history) => history.times.map((time, n) => ({ history, time, n })));
+  await inPool(jobs, 4, async ({ history, time, n }) => {
+    const tags = ["backupctl", "project=p", `source=${history.source}`, `run=${history.source}-${n}`];
+    await restic(
+      [
+        "backup",
+        "-q",
+        "--host",
+        "h",
+        ...tags.flatMap((tag) => ["--tag", tag]),
+        "--time",
+        time,
+        join(folder, "dump.sql"),
+      ],
+      history.timezone,
+      repository,
+    );
+  });
+}
+
 /** The snapshots of each history as restic lists them, by source tag. */
 const recorded = new Map<string, RetentionSnapshot[]>();
 let creation = 0;
@@ -277,16 +304,10 @@ let creation = 0;
 before(async () => {
   if (skip) return;
   const started = performance.now();
-  writeFileSync(join(dir, "dump.sql"), "-- a tiny dump\n");
-  await restic(["init"]);
-  const jobs = histories.flatMap((history) => history.times.map((time, n) => ({ history, time, n })));
-  await inPool(jobs, 4, async ({ history, time, n }) => {
-    const tags = ["backupctl", "project=p", `source=${history.source}`, `run=${history.source}-${n}`];
-    await restic(
-      ["backup", "-q", "--host", "h", ...tags.flatMap((tag) => ["--tag", tag]), "--time", time, join(dir, "dump.sql")],
-      history.timezone,
-    );
-  });
+  // The ~160 backups cost the same in every run (each restic call derives its key): they are made once per restic
+  // version and set of histories (whose future times move with the clock's hour), and each run copies them.
+  const template = await cachedTemplate("retention-oracle", resticVersion ?? "", [JSON.stringify(histories)], build);
+  await copyTemplate(join(template, "repo"), join(dir, "repo"));
   const listed: ResticSnapshot[] = JSON.parse(await restic(["snapshots", "--json", "--tag", "backupctl"]));
   for (const snapshot of listed) {
     const source = snapshot.tags?.find((tag) => tag.startsWith("source="))?.slice("source=".length) ?? "";
@@ -339,7 +360,11 @@ function comparable(decision: RetentionDecision, name: (id: string) => string) {
 
 describe("applyRetention agrees with restic 0.14 forget", { skip }, () => {
   it("builds four uneven histories (18 to 61 snapshots, over one to two years)", () => {
-    console.log(`retention oracle: ${histories.length} histories created in ${(creation / 1000).toFixed(1)}s`);
+    console.log(
+      `retention oracle: ${histories.length} histories ready in ${
+        (creation / 1000).toFixed(1)
+      }s (made once per hour and copied)`,
+    );
     for (const history of histories) {
       const snapshots = recorded.get(history.source) ?? [];
       assert.equal(snapshots.length, history.times.length, `every snapshot of ${history.source} listed`);

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exec, freePort } from "./postgres.ts";
+import { cachedTemplate, copyTemplate } from "./template-cache.ts";
 
 /** A running test server; `stop()` must be called (in an `after` hook) whatever happens. */
 export interface MariadbServer {
@@ -46,6 +47,18 @@ export function mariadbIdent(name: string): string {
 
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
+/**
+ * A data folder made by mariadb-install-db once per version (template-cache.ts), in `<template>/data`: every test
+ * server starts from a copy of it.
+ */
+async function mariadbTemplate(installDb: string, mariadbd: string, user: string[]): Promise<string> {
+  const version = (await exec(mariadbd, ["--version"])).trim();
+  const args = [...user, "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"];
+  return cachedTemplate("mariadb", version, args, async (folder) => {
+    await exec(installDb, ["--no-defaults", `--datadir=${join(folder, "data")}`, ...args]);
+  });
+}
+
 /** Starts a fresh MariaDB server; see the module comment. */
 export async function startMariadb(): Promise<MariadbServer> {
   const installDb = serverProgram("mariadb-install-db");
@@ -76,14 +89,7 @@ export async function startMariadb(): Promise<MariadbServer> {
     clearTimeout(timer);
   };
   try {
-    await exec(installDb, [
-      "--no-defaults",
-      `--datadir=${data}`,
-      ...user,
-      "--auth-root-authentication-method=normal",
-      "--skip-test-db",
-      "--skip-name-resolve",
-    ]);
+    await copyTemplate(join(await mariadbTemplate(installDb, mariadbd, user), "data"), data);
     let port = 0;
     // Another process may take the free port before the server binds it: try a few.
     for (let attempt = 1;; attempt++) {

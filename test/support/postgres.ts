@@ -17,6 +17,7 @@ import {
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { cachedTemplate, copyTemplate } from "./template-cache.ts";
 
 /** A running test server; `stop()` must be called (in an `after` hook) whatever happens. */
 export interface PostgresServer {
@@ -85,6 +86,14 @@ export function exec(
 
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
+/** The `postgres` OS user's ids, for the folders it must own when the tests run as root. */
+const serverUser = isRoot
+  ? {
+    uid: Number(execFileSync("id", ["-u", "postgres"]).toString().trim()),
+    gid: Number(execFileSync("id", ["-g", "postgres"]).toString().trim()),
+  }
+  : { uid: 0, gid: 0 };
+
 /** initdb and the server refuse to run as root: run them as the `postgres` OS user then. */
 function asServerUser(program: string, args: string[]): [string, string[]] {
   return isRoot ? ["runuser", ["-u", "postgres", "--", program, ...args]] : [program, args];
@@ -100,39 +109,40 @@ export function literal(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
 
+const initdbArgs = ["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"];
+
+/** pg_hba.conf of every test cluster. */
+const hba = [
+  "# The helpers' superuser over the socket is trusted; every other connection must give its password.",
+  "local all postgres trust",
+  "local all all scram-sha-256",
+  "host all all 127.0.0.1/32 scram-sha-256",
+  "",
+].join("\n");
+
+/**
+ * A cluster made by initdb once per version (template-cache.ts), in `<template>/data`, owned by the server user:
+ * every test server starts from a copy of it.
+ */
+async function postgresTemplate(bin: string): Promise<string> {
+  const version = (await exec(join(bin, "postgres"), ["--version"])).trim();
+  return cachedTemplate("postgres", version, [...initdbArgs, hba], async (folder) => {
+    if (isRoot) chownSync(folder, serverUser.uid, serverUser.gid);
+    await exec(...asServerUser(join(bin, "initdb"), ["-D", join(folder, "data"), ...initdbArgs]));
+    writeFileSync(join(folder, "data", "pg_hba.conf"), hba);
+  });
+}
+
 /** Starts a fresh PostgreSQL cluster; see the module comment. */
 export async function startPostgres(): Promise<PostgresServer> {
   const bin = postgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), "backupctl-pg-"));
   const data = join(dir, "data");
-  if (isRoot) {
-    const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
-    const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
-    chownSync(dir, uid, gid);
-  }
+  if (isRoot) chownSync(dir, serverUser.uid, serverUser.gid);
   const pgCtl = (args: string[]) => exec(...asServerUser(join(bin, "pg_ctl"), ["-D", data, ...args]));
   let started = false;
   try {
-    await exec(...asServerUser(join(bin, "initdb"), [
-      "-D",
-      data,
-      "-U",
-      "postgres",
-      "--auth=trust",
-      "--encoding=UTF8",
-      "--no-locale",
-      "--no-sync",
-    ]));
-    writeFileSync(
-      join(data, "pg_hba.conf"),
-      [
-        "# The helpers' superuser over the socket is trusted; every other connection must give its password.",
-        "local all postgres trust",
-        "local all all scram-sha-256",
-        "host all all 127.0.0.1/32 scram-sha-256",
-        "",
-      ].join("\n"),
-    );
+    await copyTemplate(join(await postgresTemplate(bin), "data"), data);
     let port = 0;
     // Another process may take the free port before the server binds it: try a few.
     for (let attempt = 1;; attempt++) {

@@ -1,0 +1,143 @@
+/** The configuration schema of a project's sources: postgres(), mysql(), mongodb(), sqlite(), files(), command(). */
+import { z } from "zod";
+import { describeValue } from "./issues.ts";
+import {
+  describeTyped,
+  envMap,
+  host,
+  maybeSecret,
+  name,
+  namePattern,
+  nameRule,
+  nonEmpty,
+  port,
+  secretRef,
+  strict,
+  stringList,
+} from "./schema-values.ts";
+
+const dumpCommon = {
+  name: name.optional().describe(
+    "Unique name of the source within its project, used in snapshot tags and restore commands (default: see the helper)",
+  ),
+  allowEmpty: z.boolean().optional().describe(
+    "Accept an empty dump as a valid backup that stores no snapshot (default `false`: an empty dump fails the backup)",
+  ),
+};
+const databaseName = nonEmpty;
+
+export const postgresSchema = strict({
+  type: z.literal("postgres"),
+  ...dumpCommon,
+  host: host.optional().describe("Server host (default: libpq's, `PGHOST`, else the local socket)"),
+  port: port.optional().describe("Server port (default: libpq's, `PGPORT`, else 5432)"),
+  database: databaseName.describe("The database to dump (also the default source name)"),
+  user: nonEmpty.optional().describe("User name (default: libpq's, `PGUSER`, else the OS user name)"),
+  password: secretRef.optional().describe(
+    "The user's password, given to pg_dump in a private pgpass file, never on the command line",
+  ),
+  options: stringList.optional().describe('Extra `pg_dump` arguments, e.g. `["--exclude-table=audit_log"]`'),
+  globals: z.boolean().optional().describe(
+    "Also back up roles and tablespaces (`pg_dumpall --globals-only`) as a second source `<name>-globals`",
+  ),
+}).describe("A PostgreSQL database, dumped with `pg_dump -Fc -Z0` (default name: `database`)");
+
+export const mysqlSchema = strict({
+  type: z.literal("mysql"),
+  ...dumpCommon,
+  host: host.optional().describe("Server host (default: the client's, the local socket)"),
+  port: port.optional().describe("Server port; setting it forces `--protocol=TCP`"),
+  database: databaseName.describe("The database to dump (also the default source name)"),
+  user: nonEmpty.optional().describe("User name (default: the client's option files)"),
+  password: secretRef.optional().describe(
+    "The user's password, given to the client in a private option file, never on the command line",
+  ),
+  options: stringList.optional().describe(
+    'Extra `mariadb-dump`/`mysqldump` arguments, e.g. `["--ignore-table=wiki.cache"]`',
+  ),
+}).describe("A MySQL or MariaDB database, dumped with `mariadb-dump` or `mysqldump` (default name: `database`)");
+
+const mongodbSchema = strict({
+  type: z.literal("mongodb"),
+  ...dumpCommon,
+  uri: maybeSecret.optional().describe(
+    "A full connection string; it may embed credentials, so it may be a secret reference. With it, `host` and " +
+      "`port` are left out",
+  ),
+  host: host.optional().describe("Server host"),
+  port: port.optional().describe("Server port"),
+  database: nonEmpty.optional().describe("The database to dump (default: every database the user can read)"),
+  user: nonEmpty.optional().describe("User name"),
+  password: secretRef.optional().describe(
+    "The user's password, given to mongodump in a private config file, never on the command line",
+  ),
+  authenticationDatabase: nonEmpty.optional().describe("The database the user authenticates against"),
+  options: stringList.optional().describe("Extra `mongodump` arguments"),
+}).describe('A MongoDB database, dumped with `mongodump --archive` (default name: `database`, else `"mongodb"`)');
+
+export const sqliteSchema = strict({
+  type: z.literal("sqlite"),
+  ...dumpCommon,
+  path: nonEmpty.describe("Path of the database file; relative paths start at the config's folder"),
+}).describe("An SQLite database file, dumped with `sqlite3 .dump` (default name: the file's base name)");
+
+const filesSchema = strict({
+  type: z.literal("files"),
+  name: name.optional().describe('Unique name of the source within its project (default `"files"`)'),
+  paths: z.array(nonEmpty).min(1, { error: () => "needs at least one path to back up" }).describe(
+    "Files and folders to back up; relative paths start at the config's folder. A missing path fails the backup",
+  ),
+  exclude: stringList.optional().describe("restic exclude patterns (`--exclude`)"),
+}).describe('Files and folders, read by restic itself (default name: `"files"`; no `allowEmpty`)');
+
+/** Why `text` cannot be the name of a dump's file in a snapshot (restic stores it at the snapshot's top), if it cannot. */
+function fileNameProblem(text: string): string | undefined {
+  const fix = 'write a plain file name such as "dump.rdb"';
+  if (text === "") return `expected a file name, got "": ${fix}`;
+  if (text.includes("/")) return `expected a file name without '/', got ${describeValue(text)}: ${fix}`;
+  if (text === "." || text === "..") {
+    return `expected a file name, got ${describeValue(text)}, which names a folder: ${fix}`;
+  }
+  if (text.includes("\0")) return `expected a file name without a NUL character, got ${describeValue(text)}: ${fix}`;
+  return undefined;
+}
+
+const commandSchema = strict({
+  type: z.literal("command"),
+  ...dumpCommon,
+  name: z.string({ error: () => 'required: command() sources need a name, e.g. name: "redis"' }).regex(namePattern, {
+    error: (issue) => `invalid name ${describeValue(issue.input)}: ${nameRule}`,
+  }).meta({ title: "name" }).describe("Unique name of the source within its project (no default for `command()`)"),
+  run: z.union([nonEmpty, z.array(nonEmpty).min(1)], {
+    error: (issue) =>
+      issue.input === undefined
+        ? 'required: the command whose output is the dump, e.g. run: "redis-cli --rdb -"'
+        : `expected a command line (string) or a program with arguments (list), got ${describeValue(issue.input)}`,
+  }).describe(
+    "The program and its arguments (a list runs without a shell), or a shell command line run with " +
+      "`bash -o pipefail -c`",
+  ),
+  filename: z.string({ error: () => 'required: the file name the dump is stored as, e.g. filename: "dump.rdb"' })
+    .refine((text) => fileNameProblem(text) === undefined, {
+      error: (issue) => fileNameProblem(String(issue.input)),
+    })
+    .describe(
+      'Name of the file the dump is stored as in the snapshot: one name, without `/`, not `.` or `..`, e.g. `"dump.rdb"`',
+    ),
+  env: envMap.optional().describe(
+    "Environment variables for the command; values may be secret references. The command gets backupctl's " +
+      "environment without the variables the config's `env()` references read, plus these",
+  ),
+}).describe("Any program whose standard output is the dump; it runs in backupctl's working folder");
+
+const sourceKinds = "postgres(), mysql(), mongodb(), sqlite(), files() or command()";
+export const sourceSchema = z.discriminatedUnion(
+  "type",
+  [postgresSchema, mysqlSchema, mongodbSchema, sqliteSchema, filesSchema, commandSchema],
+  {
+    error: (issue) =>
+      issue.code === "invalid_union" || issue.code === "invalid_type"
+        ? `expected a source made by ${sourceKinds}, got ${describeTyped(issue.input)}`
+        : undefined,
+  },
+);
