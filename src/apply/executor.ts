@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { redact } from "../config/secrets.ts";
-import { BackupctlError, ExecError } from "../errors.ts";
+import { BackupctlError, PartialSnapshotError } from "../errors.ts";
 import { ResticError } from "../repository/restic-errors.ts";
 import { humanDuration, isoSeconds } from "../plan/time.ts";
 import { policyKey } from "../plan/retention.ts";
@@ -624,15 +624,11 @@ async function auditedStage<T>(
   } catch (error) {
     const message = errorText(error);
     const status = error instanceof HeldError ? "skipped" : stopRequested() ? "interrupted" : "failed";
-    // A restic failure is judged by its classification, not by the text appended to it (a note that the discarded
-    // snapshot could not be forgotten because of a lock must not make an unreadable file look transient).
-    const transient = error instanceof ResticError
-      ? isTransient(error)
-      : !(error instanceof BackupctlError) || error instanceof ExecError
-      ? isTransient(message)
-      : false;
+    // Judged by the error's classification, not by its text (a note that the discarded snapshot could not be
+    // forgotten because of a lock must not make an unreadable file look transient).
+    const transient = isTransient(error);
     // A snapshot that a failed stage left behind is recorded on the stage: the next plan forgets it (recover).
-    const snapshotId = (error as { partialSnapshotId?: string }).partialSnapshotId;
+    const snapshotId = error instanceof PartialSnapshotError ? error.snapshotId : undefined;
     return { ok: false, error: message, transient, durationMs: await finish({ status, error: message, snapshotId }) };
   }
 }
@@ -914,8 +910,9 @@ async function backupPaths(repository: Restic, paths: string[], exclude: string[
     const result = await repository.backupPaths(paths, exclude, options);
     return { snapshotId: result.snapshotId!, bytes: result.bytesProcessed, bytesAdded: result.bytesAdded };
   } catch (error) {
-    const snapshotId = (error as { snapshotId?: string }).snapshotId;
-    if (snapshotId && error instanceof Error) await discardSnapshot(repository, snapshotId, error);
+    if (error instanceof ResticError && error.snapshotId) {
+      throw await discardSnapshot(repository, error.snapshotId, error);
+    }
     throw error;
   }
 }

@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from "node:path";
 import { describeSecret, resolveSecret } from "../config/secrets.ts";
 import type { AgeEncryption } from "../config/types.ts";
 import { SourceError } from "../errors.ts";
-import { writePrivateFile } from "../sources/private-file.ts";
+import { writePrivateFile } from "../exec/private-file.ts";
 import type { FilterContext } from "./filter.ts";
 import type { StreamFilter } from "./types.ts";
 

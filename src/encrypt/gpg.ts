@@ -23,7 +23,7 @@ import { describeSecret, redact, resolveSecret } from "../config/secrets.ts";
 import type { GpgEncryption } from "../config/types.ts";
 import { MissingToolError, SourceError } from "../errors.ts";
 import { childEnvironment } from "../exec/child-env.ts";
-import { createPrivateFolder } from "../sources/private-file.ts";
+import { createPrivateFolder } from "../exec/private-file.ts";
 import type { FilterContext } from "./filter.ts";
 import type { StreamFilter } from "./types.ts";
 

@@ -1,19 +1,22 @@
 /**
- * Runs external programs through zx. Arguments are passed as an argv array (zx quotes each one); secrets reach
- * children only through `env`, never argv. Output is kept in bounded buffers so a multi-gigabyte dump never sits in
- * memory: stdout is either streamed to a consumer or kept up to a cap, stderr keeps its last 64 KiB. The shell zx
- * starts `exec`s the program; `stdinFrom`/`stdoutTo` redirect its standard input/output to a path (a FIFO of
- * exec/fifo.ts), so a dump flows between programs without passing through this process.
+ * Runs external programs: every child process of backupctl starts here (or in exec/interactive.ts, for one that uses
+ * the terminal), so shutdown sees it (runtime/shutdown.ts). Arguments are passed as an argv array, never through
+ * shell text; secrets reach children only through `env`, never argv. Output goes to sinks of this module
+ * (exec/output-sink.ts) so a multi-gigabyte dump never sits in memory: stdout is either streamed to a consumer or kept
+ * up to a cap, stderr keeps its last 64 KiB. A small bash `exec`s the program; `stdinFrom`/`stdoutTo` redirect its
+ * standard input/output to a path (a FIFO of exec/fifo.ts) — opening a FIFO blocks until its other end opens, which
+ * must not block this process — so a dump flows between programs without passing through this process.
  *
  * Every program runs in a process group of its own, and is stopped as a group: a timeout or a stop signals the
  * group (the program's stop signal — SIGTERM, or SIGINT for restic, which then removes its lock — then SIGKILL after
  * a grace), so what the program left running in the background (`(sleep 300; …) &`) is stopped with it. The result
  * never waits on a pipe such an orphan still holds.
  */
+import { spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
-import { $, type ProcessPromise, quote } from "zx";
 import { redact } from "../config/secrets.ts";
 import { childEnvironment } from "./child-env.ts";
+import { OutputSink } from "./output-sink.ts";
 import { trackChild } from "../runtime/shutdown.ts";
 
 export interface RunOptions {
@@ -65,28 +68,6 @@ const defaultStopGraceMs = 10_000;
 const orphanPipeWaitMs = 500;
 const stdoutCap = 64 * 1024 * 1024;
 
-/** An array that keeps only its newest chunks, up to `cap` bytes (zx appends output chunks with push). */
-class TailBuffer extends Array<string | Uint8Array> {
-  private bytes = 0;
-  constructor(private readonly cap: number) {
-    super();
-  }
-  override push(...chunks: (string | Uint8Array)[]): number {
-    for (const chunk of chunks) {
-      super.push(chunk);
-      this.bytes += chunk.length;
-    }
-    while (this.bytes > this.cap && this.length > 1) this.bytes -= (this.shift() as Uint8Array).length;
-    return this.length;
-  }
-}
-
-class Discard extends Array<string | Uint8Array> {
-  override push(): number {
-    return 0;
-  }
-}
-
 /** Not all of backupctl's environment: the config's `env()` variables are withheld (see child-env.ts). */
 function environment(extra: RunOptions["env"]): Record<string, string> {
   return childEnvironment(extra);
@@ -103,41 +84,53 @@ export interface RunningProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** The shell text after the program: its redirections, each path quoted like an argument. */
-function redirections(options: RunOptions): string {
-  let text = "";
-  if (options.stdinFrom !== undefined) text += ` <${quote(options.stdinFrom)}`;
-  if (options.stdoutTo !== undefined) text += ` >${quote(options.stdoutTo)}`;
-  return text;
+/**
+ * bash's script and its arguments: the redirections' paths and then the program's argv are positional parameters, so
+ * nothing is ever quoted into shell text. `exec`: the shell becomes the program, so its PID is the group's and a FIFO
+ * it opens is its own.
+ */
+function shellArgv(argv: string[], options: RunOptions): string[] {
+  const paths: string[] = [];
+  let script = "";
+  let redirect = "";
+  for (const [name, path, operator] of [["in", options.stdinFrom, "<"], ["out", options.stdoutTo, ">"]] as const) {
+    if (path === undefined) continue;
+    paths.push(path);
+    script += `${name}=$${paths.length}; `;
+    redirect += ` ${operator}"$${name}"`;
+  }
+  if (paths.length > 0) script += `shift ${paths.length}; `;
+  return ["-c", `${script}exec "$@"${redirect}`, "bash", ...paths, ...argv];
 }
 
 export function start(argv: string[], options: RunOptions = {}): RunningProcess {
-  const store = {
-    stdout: options.stdout === "stream" ? new Discard() : new TailBuffer(stdoutCap),
-    stderr: new TailBuffer(stderrCap),
-    stdall: new Discard(),
-  };
+  const stdoutSink = new OutputSink(options.stdout === "stream" ? 0 : stdoutCap);
+  const stderrSink = new OutputSink(stderrCap);
   const stopSignal = options.stopSignal ?? "SIGTERM";
   const graceMs = options.stopGraceMs ?? defaultStopGraceMs;
-  const child: ProcessPromise = $({
-    quiet: true,
-    nothrow: true,
-    verbose: false,
+  const child = spawn("bash", shellArgv(argv, options), {
     // A process group (and session) of its own: the group is what is stopped, orphans included.
     detached: true,
     env: environment(options.env),
     cwd: options.cwd,
-    input: options.input,
-    // `exec`: the shell becomes the program, so its PID is the group's and a FIFO it opens is its own.
-    prefix: `${$.prefix ?? ""}exec `,
-    postfix: redirections(options),
-    // deno-lint-ignore no-explicit-any
-    store: store as any,
-  })`${argv}`;
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   const group = child.pid;
+  stdoutSink.attach(child.stdout);
+  stderrSink.attach(child.stderr);
   // A write to a program that has exited fails with EPIPE, reported as an 'error' event: unhandled, it would crash
   // backupctl. The program's exit (its result) already tells what happened; the lost bytes do not matter.
-  child.child?.stdin?.on("error", () => {});
+  child.stdin.on("error", () => {});
+  if (options.input !== undefined) child.stdin.end(options.input);
+  /** Set when bash itself could not be started (no such program, no process left): the result says why. */
+  let spawnError: Error | undefined;
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("error", (error) => {
+      spawnError = error;
+      resolve({ code: null, signal: null });
+    });
+    child.once("close", (code, signal) => resolve({ code, signal }));
+  });
   let exited = false;
   let groupGone = false;
   /** Signals the program's process group (the program, what it started, and what it left behind). */
@@ -175,11 +168,11 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
   // The program exited: its pipes are not waited for beyond a short moment (something it left running in the
   // background may hold a copy of stderr for minutes). What it left keeps running, still under the timeout: a stage
   // whose orphan holds its output open ends at the timeout, its whole group stopped, not minutes later.
-  child.child?.once("exit", () => {
+  child.once("exit", () => {
     exited = true;
     const timer = setTimeout(() => {
-      child.child?.stdout?.destroy();
-      child.child?.stderr?.destroy();
+      child.stdout.destroy();
+      child.stderr.destroy();
     }, orphanPipeWaitMs);
     timer.unref?.();
     timers.push(timer);
@@ -188,14 +181,15 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
   const untrack = trackChild({ kill, stopSignal });
   const result = (async (): Promise<RunResult> => {
     try {
-      const output = await child;
+      const { code, signal } = await closed;
+      const stderr = redact(spawnError ? `cannot run ${argv[0]}: ${spawnError.message}` : stderrSink.text());
       return {
         argv,
-        code: output.exitCode,
-        signal: output.signal ?? null,
-        stdout: options.stdout === "stream" ? "" : output.stdout,
-        stderrTail: tail(redact(output.stderr)),
-        stderr: redact(output.stderr),
+        code,
+        signal,
+        stdout: stdoutSink.text(),
+        stderrTail: tail(stderr),
+        stderr,
         ...(timedOut ? { timedOut } : {}),
       };
     } finally {

@@ -332,7 +332,7 @@ export class Restic {
     });
     const summary = parseSummary(result.stdout);
     if (result.code !== 0) {
-      throw Object.assign(this.failure("backup", result), { snapshotId: summary.snapshotId });
+      throw this.failure("backup", result, summary.snapshotId);
     }
     return summary;
   }
@@ -550,7 +550,7 @@ export class Restic {
    * A clear error for a failed restic command: what failed, the line of restic's output that names the cause, and
    * what to do. Classified from the exit code and the whole of stderr (see restic-errors.ts), not its last lines.
    */
-  failure(command: string, result: RunResult): ResticError {
+  failure(command: string, result: RunResult, snapshotId?: string): ResticError {
     const failure = classifyResticFailure(result.code, result.stderr);
     const advice = this.advice(failure.kind);
     const cause = failure.cause ? `${advice ? "; restic said: " : ": "}${failure.cause}` : "";
@@ -568,6 +568,7 @@ export class Restic {
       `repository ${this.name}: restic ${command} failed (exit ${result.code ?? result.signal})${
         advice ? ` — ${advice}` : ""
       }${cause}${more}`,
+      snapshotId,
     );
   }
 

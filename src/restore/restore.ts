@@ -27,6 +27,7 @@ import { decryptionFilter } from "../encrypt/filter.ts";
 import type { StreamFilter } from "../encrypt/types.ts";
 import { ExecError, IncompleteSnapshotError, MissingToolError, SourceError, UsageError } from "../errors.ts";
 import { FifoFolder, parseTap, stopAndWait, tapArgv } from "../exec/fifo.ts";
+import { transientOutput } from "../exec/failure.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import { isoSeconds } from "../plan/time.ts";
 import { isUsable } from "../plan/types.ts";
@@ -317,6 +318,7 @@ export async function streamDump(
         result.stderrTail,
         `${chain[failed].name} failed (exit ${result.code ?? result.signal}) after ${bytes} bytes of the dump` +
           (result.stderrTail ? `:\n    ${result.stderrTail.replaceAll("\n", "\n    ")}` : ""),
+        transientOutput(result.stderrTail),
       );
     }
     return { bytes, durationMs: Date.now() - started };

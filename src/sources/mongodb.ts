@@ -6,7 +6,7 @@
 import { resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
 import type { MongodbSource } from "../config/types.ts";
 import type { SourceContext, StreamInput } from "./input.ts";
-import { writePrivateFile } from "./private-file.ts";
+import { writePrivateFile } from "../exec/private-file.ts";
 
 /** A YAML double-quoted scalar. */
 function yamlString(value: string): string {

@@ -12,7 +12,7 @@ import { resolveSecret } from "../config/secrets.ts";
 import type { MysqlSource } from "../config/types.ts";
 import { childEnvironment } from "../exec/child-env.ts";
 import type { SourceContext, StreamInput } from "./input.ts";
-import { writePrivateFile } from "./private-file.ts";
+import { writePrivateFile } from "../exec/private-file.ts";
 
 /** The config's MySQL/MariaDB source, with its name defaulted (see config/normalize.ts). */
 export type NamedMysqlSource = MysqlSource & { name: string };
