@@ -862,7 +862,7 @@ async function backupSource(
         // Dumps are encrypted in the stream when the project asks; files rely on restic's own encryption.
         let filters: StreamFilter[] = [];
         try {
-          if (input.kind === "stream" && project.encrypt) filters = [encryptionFilter(project.encrypt, context)];
+          if (input.kind === "stream" && project.encrypt) filters = [await encryptionFilter(project.encrypt, context)];
         } catch (error) {
           if (input.kind === "stream") input.cleanup?.(); // the source's private files must not outlive the stage
           throw error;

@@ -75,7 +75,7 @@ export async function streamBackup(
   } finally {
     fifos?.remove();
     input.cleanup?.();
-    for (const filter of filters) filter.cleanup?.();
+    for (const filter of filters) await filter.cleanup?.();
   }
 }
 

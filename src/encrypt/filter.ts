@@ -20,10 +20,10 @@ export interface FilterContext {
 }
 
 /** The filter that encrypts a dump for the recipients of `encrypt`; call its `cleanup()` when the stage ends. */
-export function encryptionFilter(encrypt: Encryption, context: FilterContext): StreamFilter {
+export async function encryptionFilter(encrypt: Encryption, context: FilterContext): Promise<StreamFilter> {
   switch (encrypt.type) {
     case "gpg":
-      return gpgEncryptionFilter(encrypt, context);
+      return await gpgEncryptionFilter(encrypt, context);
     case "age":
       return ageEncryptionFilter(encrypt, context);
     default:
@@ -35,10 +35,10 @@ export function encryptionFilter(encrypt: Encryption, context: FilterContext): S
  * The filter that decrypts a dump encrypted with `encrypt`, for restores and drills: needs the private key
  * (`secretKey` and perhaps `passphrase` for gpg, `identity` for age). Call its `cleanup()` when done.
  */
-export function decryptionFilter(encrypt: Encryption, context: FilterContext): StreamFilter {
+export async function decryptionFilter(encrypt: Encryption, context: FilterContext): Promise<StreamFilter> {
   switch (encrypt.type) {
     case "gpg":
-      return gpgDecryptionFilter(encrypt, context);
+      return await gpgDecryptionFilter(encrypt, context);
     case "age":
       return ageDecryptionFilter(encrypt, context);
     default:

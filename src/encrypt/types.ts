@@ -6,6 +6,6 @@ export interface StreamFilter {
   package: string;
   /** Appended to the dump's file name in the snapshot (".gpg", ".age"). */
   extension: string;
-  /** Removes private files the filter needed; called when the stage ends. */
-  cleanup?: () => void;
+  /** Removes private files the filter needed (and stops a gpg-agent it started); awaited when the stage ends. */
+  cleanup?: () => void | Promise<void>;
 }

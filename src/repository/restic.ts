@@ -2,13 +2,10 @@
  * A restic repository: init, backup (stdin stream or paths), snapshots, forget. The repository URL and password go
  * to restic through RESTIC_REPOSITORY / RESTIC_PASSWORD (never argv: URLs may hold credentials). JSON output is parsed.
  */
-import { spawn } from "node:child_process";
-import { constants as osConstants } from "node:os";
 import { readdirSync, rmSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { MissingToolError } from "../errors.ts";
 import { classifyResticFailure, ResticError, type ResticFailureKind } from "./restic-errors.ts";
-import { trackChild } from "../runtime/shutdown.ts";
+import { runInteractive } from "../exec/interactive.ts";
 import { gateArgv } from "../exec/fifo.ts";
 import { judgeLock, type LockVerdict, parseLock, type ResticLock } from "./restic-locks.ts";
 import {
@@ -22,7 +19,6 @@ import {
 } from "../config/secrets.ts";
 import type { ResticRepository } from "../config/types.ts";
 import { run, type RunOptions, type RunResult, start } from "../exec/run.ts";
-import { childEnvironment } from "../exec/child-env.ts";
 import { openSsh, parseSftpUrl, type SshRepository, type SshSession } from "./ssh.ts";
 
 /** A snapshot as `restic snapshots --json` lists it. */
@@ -412,20 +408,12 @@ export class Restic {
   async passthrough(args: string[]): Promise<number> {
     const ssh = this.openSsh();
     try {
-      const env = childEnvironment({ ...this.environment(), ...ssh.env });
       // The user's cache is allowed here (interactive use); backupctl's own commands run with --no-cache.
       const options = Object.entries(this.spec.options ?? {}).flatMap(([key, value]) => ["-o", `${key}=${value}`]);
-      const child = spawn("restic", [...options, ...args], { stdio: "inherit", env });
-      const untrack = trackChild({ kill: (signal) => child.kill(signal), stopSignal: "SIGINT" });
-      return await new Promise<number>((resolve, reject) => {
-        child.once("error", (error) =>
-          reject(
-            (error as NodeJS.ErrnoException).code === "ENOENT" ? new MissingToolError("restic", "restic") : error,
-          ));
-        child.once("close", (code, signal) => {
-          untrack();
-          resolve(code ?? 128 + (signal ? osConstants.signals[signal] ?? 15 : 15));
-        });
+      return await runInteractive(["restic", ...options, ...args], {
+        env: { ...this.environment(), ...ssh.env },
+        stopSignal: "SIGINT",
+        debianPackage: "restic",
       });
     } finally {
       ssh.remove();

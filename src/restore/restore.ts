@@ -163,7 +163,7 @@ export function restoredName(located: Located): string {
   return located.encrypted ? file.slice(0, -located.encrypted.length) : file;
 }
 
-function decryption(located: Located, ctx: RestoreContext): StreamFilter | undefined {
+async function decryption(located: Located, ctx: RestoreContext): Promise<StreamFilter | undefined> {
   if (!located.encrypted) return undefined;
   const encrypt = located.project.encrypt;
   const expected = encrypt ? (encrypt.type === "gpg" ? ".gpg" : ".age") : undefined;
@@ -177,7 +177,7 @@ function decryption(located: Located, ctx: RestoreContext): StreamFilter | undef
         }: restore it by hand with the key it was made with`,
     );
   }
-  return decryptionFilter(encrypt, { configDir: ctx.loaded.dir, privateDir: ctx.privateDir });
+  return await decryptionFilter(encrypt, { configDir: ctx.loaded.dir, privateDir: ctx.privateDir });
 }
 
 export interface StreamOutcome {
@@ -201,7 +201,7 @@ export async function streamDump(
   timeoutMs?: number,
 ): Promise<StreamOutcome> {
   const started = Date.now();
-  const filter = decryption(located, ctx);
+  const filter = await decryption(located, ctx);
   const sink = "sink" in into ? into.sink : undefined;
   const file = "file" in into ? into.file : undefined;
   let fifos: FifoFolder | undefined;
@@ -327,7 +327,7 @@ export async function streamDump(
     throw error;
   } finally {
     fifos?.remove();
-    filter?.cleanup?.();
+    await filter?.cleanup?.();
     sink?.cleanup();
   }
 }
