@@ -39,6 +39,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { LockError } from "../errors.ts";
 import { humanDuration, isoSeconds } from "../plan/time.ts";
+import { onProcessEnd } from "../runtime/process-end.ts";
 import { currentProcessStart, processAlive } from "../runtime/process.ts";
 
 export { currentProcessStart, processAlive };
@@ -517,11 +518,8 @@ function hold(lock: HeldLock): HeldLock {
   held.add(lock);
   if (!exitHooked) {
     exitHooked = true;
-    process.on("exit", releaseAll);
-    // Deno ends the process on an uncaught error without emitting 'exit'; it dispatches these events first. Bun
-    // emits 'exit' in that case too, and releasing twice does nothing.
-    globalThis.addEventListener?.("error", releaseAll);
-    globalThis.addEventListener?.("unhandledrejection", releaseAll);
+    // Also on an uncaught error (runtime/process-end.ts); releasing twice does nothing.
+    onProcessEnd(releaseAll);
   }
   return lock;
 }

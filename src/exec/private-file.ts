@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { environmentError } from "../environment-errors.ts";
+import { onProcessEnd } from "../runtime/process-end.ts";
 
 export interface PrivateFile {
   path: string;
@@ -33,7 +34,7 @@ export function createPrivateFolder(privateDir: string, kind?: string): string {
   made.add(dir);
   if (!exitHandler) {
     exitHandler = true;
-    process.on("exit", () => {
+    onProcessEnd(() => {
       for (const folder of made) rmSync(folder, { recursive: true, force: true });
     });
   }
