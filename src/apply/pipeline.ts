@@ -20,7 +20,7 @@ import { transientOutput } from "../exec/failure.ts";
 import { FifoFolder, parseTap, stopAndWait, tapArgv, type TapReport } from "../exec/fifo.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import type { BackupOptions, Restic } from "../repository/restic.ts";
-import type { StreamInput } from "../sources/input.ts";
+import type { StreamInput } from "../sources/types.ts";
 import { humanDuration } from "../plan/time.ts";
 
 export interface StreamResult {

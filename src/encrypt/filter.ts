@@ -11,13 +11,7 @@ import type { Encryption } from "../config/types.ts";
 import { SourceError } from "../errors.ts";
 import { ageDecryptionFilter, ageEncryptionFilter } from "./age.ts";
 import { gpgDecryptionFilter, gpgEncryptionFilter } from "./gpg.ts";
-import type { StreamFilter } from "./types.ts";
-
-/** Where relative key paths start (the config's folder) and where private files may be created (0700 folders). */
-export interface FilterContext {
-  configDir: string;
-  privateDir: string;
-}
+import type { FilterContext, StreamFilter } from "./types.ts";
 
 /** The filter that encrypts a dump for the recipients of `encrypt`; call its `cleanup()` when the stage ends. */
 export async function encryptionFilter(encrypt: Encryption, context: FilterContext): Promise<StreamFilter> {

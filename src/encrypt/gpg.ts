@@ -24,8 +24,7 @@ import type { GpgEncryption } from "../config/types.ts";
 import { MissingToolError, SourceError } from "../errors.ts";
 import { createPrivateFolder } from "../exec/private-file.ts";
 import { run, type RunResult } from "../exec/run.ts";
-import type { FilterContext } from "./filter.ts";
-import type { StreamFilter } from "./types.ts";
+import type { FilterContext, StreamFilter } from "./types.ts";
 
 /** Options shared by every encrypting gpg command line. */
 const encryptOptions = [

@@ -10,7 +10,7 @@ import { dirname } from "node:path";
 import { resolveSecret } from "../config/secrets.ts";
 import type { MysqlSource } from "../config/types.ts";
 import { which } from "../exec/which.ts";
-import type { SourceContext, StreamInput } from "./input.ts";
+import type { SourceContext, StreamInput } from "./types.ts";
 import { writePrivateFile } from "../exec/private-file.ts";
 
 /** The config's MySQL/MariaDB source, with its name defaulted (see config/normalize.ts). */

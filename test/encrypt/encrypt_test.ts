@@ -19,8 +19,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SecretError } from "../../src/config/secrets.ts";
 import type { AgeEncryption, Encryption, GpgEncryption } from "../../src/config/types.ts";
-import { decryptionFilter, encryptionFilter, type FilterContext } from "../../src/encrypt/filter.ts";
-import type { StreamFilter } from "../../src/encrypt/types.ts";
+import { decryptionFilter, encryptionFilter } from "../../src/encrypt/filter.ts";
+import type { FilterContext, StreamFilter } from "../../src/encrypt/types.ts";
 import { SourceError } from "../../src/errors.ts";
 
 const hasTool = (tool: string) => spawnSync(tool, ["--version"], { stdio: "ignore" }).status === 0;
