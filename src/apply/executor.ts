@@ -8,7 +8,7 @@ import type { LoadedConfig } from "../config/load.ts";
 import { redact } from "../config/secrets.ts";
 import { BackupctlError, PartialSnapshotError } from "../errors.ts";
 import { ResticError } from "../repository/restic-errors.ts";
-import { humanDuration, isoSeconds } from "../plan/time.ts";
+import { humanDuration, isoSeconds } from "../format/time.ts";
 import { policyKey } from "../plan/retention.ts";
 import { type InventorySnapshot, isUsable, type Overdue, type Plan, type PlanAction } from "../plan/types.ts";
 import { plan } from "../plan/planner.ts";
@@ -18,7 +18,7 @@ import type { NewNotification, NewStage, StageResult, StateStore } from "../stat
 import { encryptionFilter } from "../encrypt/filter.ts";
 import type { StreamFilter } from "../encrypt/types.ts";
 import { type HookName, runHook } from "./hooks.ts";
-import { formatBytes } from "./format.ts";
+import { formatBytes } from "../format/bytes.ts";
 import { startProgress } from "./progress.ts";
 import { stopRequested } from "../runtime/shutdown.ts";
 import type { ProjectLock } from "./lock.ts";

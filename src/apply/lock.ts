@@ -38,7 +38,7 @@ import {
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { LockError } from "../errors.ts";
-import { humanDuration, isoSeconds } from "../plan/time.ts";
+import { humanDuration, isoSeconds } from "../format/time.ts";
 import { onProcessEnd } from "../runtime/process-end.ts";
 import { currentProcessStart, processAlive } from "../runtime/process.ts";
 

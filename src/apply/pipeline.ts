@@ -21,7 +21,7 @@ import { FifoFolder, parseTap, stopAndWait, tapArgv, type TapReport } from "../e
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import type { BackupOptions, Restic } from "../repository/restic.ts";
 import type { StreamInput } from "../sources/types.ts";
-import { humanDuration } from "../plan/time.ts";
+import { humanDuration } from "../format/time.ts";
 
 export interface StreamResult {
   /** Undefined only for an empty dump the source allows: restic stores no empty snapshot. */

@@ -1,7 +1,7 @@
 /**
  * `backupctl diff --against REF|FILE`: a semantic diff of two configs without any state, for pull-request review.
  * The "before" config is another file, or the config file's content at a git ref; the "after" one is the current
- * config. The comparison itself is pure (src/plan/config-diff.ts); this file only finds and loads the two configs.
+ * config. The comparison itself is pure (src/diff/); this file only finds and loads the two configs.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -10,13 +10,9 @@ import type { Command } from "commander";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { BackupctlError, ConfigError, ExitCode, MissingToolError, UsageError } from "../errors.ts";
 import { run as runProgram } from "../exec/run.ts";
-import {
-  type ConfigChange,
-  diffConfigs,
-  renderDiffMarkdown,
-  renderDiffText,
-  summarizeDiff,
-} from "../plan/config-diff.ts";
+import { diffConfigs } from "../diff/config-diff.ts";
+import { renderDiffMarkdown, renderDiffText, summarizeDiff } from "../diff/render.ts";
+import type { ConfigChange } from "../diff/types.ts";
 import { configPath, fromInvocationDir, type GlobalOptions, load, type Output } from "./context.ts";
 
 export const description = "Compare the config with another version (a git ref or a file), without any state";

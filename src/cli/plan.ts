@@ -8,7 +8,7 @@ import { ExitCode, UsageError } from "../errors.ts";
 import { sealPlan } from "../plan/planfile.ts";
 import { type OnDemand, plan as makePlan } from "../plan/planner.ts";
 import { colours, renderJson, renderMarkdown, renderText, terminalColours } from "../plan/render.ts";
-import { isoSeconds } from "../plan/time.ts";
+import { isoSeconds } from "../format/time.ts";
 import type { Leftovers, ObservedState, Plan } from "../plan/types.ts";
 import type { StateStore } from "../state/store.ts";
 import { createClock } from "../clock.ts";

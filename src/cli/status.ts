@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { nextSlot } from "../config/schedule.ts";
 import { plan } from "../plan/planner.ts";
 import { ExitCode } from "../errors.ts";
-import { humanDuration, isoSeconds, localTime, machineTimeZone } from "../plan/time.ts";
+import { humanDuration, isoSeconds, localTime, machineTimeZone } from "../format/time.ts";
 import { colours, terminalColours } from "../plan/render.ts";
 import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
 import { applyRecovery } from "../apply/executor.ts";

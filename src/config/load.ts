@@ -12,7 +12,7 @@ import { importConfigModule } from "../runtime/import-config.ts";
 import { describeLoadError } from "../runtime/load-error.ts";
 import { parseDuration } from "./duration.ts";
 import { fingerprint } from "./fingerprint.ts";
-import { machineTimeZone } from "../plan/time.ts";
+import { machineTimeZone } from "../format/time.ts";
 import type { NormalizedConfig } from "./normalize.ts";
 import { rememberEnvSecrets } from "./secrets.ts";
 import { validateConfig } from "./validate.ts";

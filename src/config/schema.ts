@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { isResticDuration, parseDuration } from "./duration.ts";
 import { describeValue, encodeUnknownKeys } from "./issues.ts";
+import { namePattern } from "./names.ts";
 import { scheduleProblem, timezoneProblem } from "./schedule.ts";
 import { notificationEvents } from "./types.ts";
 
@@ -30,7 +31,6 @@ function strict<T extends z.ZodRawShape>(shape: T, what = "an object") {
 const nonEmpty = z.string().min(1);
 const stringList = z.array(nonEmpty);
 
-const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const nameRule = "use letters, digits, '.', '_' or '-' (at most 64, starting with a letter or digit)";
 const name = z.string().regex(namePattern, {
   error: (issue) => `invalid name ${describeValue(issue.input)}: ${nameRule}`,

@@ -11,6 +11,7 @@
 import { parseDocument } from "yaml";
 import { type core, z } from "zod";
 import { describeValue, formatPath } from "../config/issues.ts";
+import { namePattern } from "../config/names.ts";
 import { ConfigError, type ConfigProblem } from "../errors.ts";
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -355,7 +356,6 @@ export interface MapOptions {
   envNames?: Set<string>;
 }
 
-const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const variablePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const placeholder = /\$\{([^}]*)\}/g;
 

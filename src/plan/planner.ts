@@ -7,7 +7,7 @@ import type { NormalizedProject } from "../config/normalize.ts";
 import { parseDuration } from "../config/duration.ts";
 import { nextSlot, previousSlot, slotsBetween } from "../config/schedule.ts";
 import { applyRetention, describePolicyChange, policyKey } from "./retention.ts";
-import { humanDuration, isoSeconds } from "./time.ts";
+import { humanDuration, isoSeconds } from "../format/time.ts";
 import {
   type InventorySnapshot,
   isUsable,

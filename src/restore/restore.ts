@@ -29,7 +29,7 @@ import { ExecError, IncompleteSnapshotError, MissingToolError, SourceError, Usag
 import { FifoFolder, parseTap, stopAndWait, tapArgv } from "../exec/fifo.ts";
 import { transientOutput } from "../exec/failure.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
-import { isoSeconds } from "../plan/time.ts";
+import { isoSeconds } from "../format/time.ts";
 import { isUsable } from "../plan/types.ts";
 import type { Restic } from "../repository/restic.ts";
 import type { SnapshotTable } from "../state/schema.ts";

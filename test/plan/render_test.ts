@@ -10,13 +10,13 @@ import { summarize } from "../../src/plan/planner.ts";
 import {
   colours,
   deletionBanners,
-  markdownLimit,
   renderJson,
   renderMarkdown,
   renderText,
   summaryLine,
 } from "../../src/plan/render.ts";
 import type { Plan, PlanAction } from "../../src/plan/types.ts";
+import { markdownLimit } from "../../src/format/markdown.ts";
 
 type Draft = Omit<PlanAction, "id">;
 
