@@ -6,7 +6,7 @@ import type { LoadedConfig } from "../config/load.ts";
 import type { NormalizedProject } from "../config/normalize.ts";
 import { parseDuration } from "../config/duration.ts";
 import { nextSlot, previousSlot, slotsBetween } from "../config/schedule.ts";
-import { applyRetention, describePolicyChange, policyKey } from "./retention.ts";
+import { applyRetention, describePolicyChange, policyKey, retentionGroupKey as groupKey } from "./retention.ts";
 import { humanDuration, isoSeconds } from "../format/time.ts";
 import {
   type InventorySnapshot,
@@ -123,10 +123,6 @@ interface ObservedIndex {
   failure: Map<string, string>;
   groups: Map<string, InventorySnapshot[]>;
   retention: Map<string, string>;
-}
-
-function groupKey(project: string, source: string, repository: string): string {
-  return `${project}\u0000${source}\u0000${repository}`;
 }
 
 function indexObserved(observed: ObservedState): ObservedIndex {
