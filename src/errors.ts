@@ -28,6 +28,12 @@ export interface ConfigProblem {
 /** Base class: errors whose message is meant for the operator as it is. */
 export class BackupctlError extends Error {
   readonly exitCode: ExitCode = ExitCode.failed;
+  /**
+   * Whether the same work may succeed later without anyone fixing anything (a lock another process holds, a server
+   * that does not answer): set where a failure is classified — from an exit code and the program's own output —
+   * and read by the retry loop, never guessed from the message.
+   */
+  readonly transient: boolean = false;
 }
 
 /** The configuration cannot be loaded or is invalid. Carries every problem found, each with its path. */
@@ -96,16 +102,45 @@ export class StalePlanError extends BackupctlError {
   }
 }
 
-/** An external command failed. `message` and `stderrTail` are already redacted. */
+/**
+ * An external command failed. `message` and `stderrTail` are already redacted; `transient` says whether its output
+ * named a cause that goes away by waiting (see exec/failure.ts).
+ */
 export class ExecError extends BackupctlError {
   constructor(
     readonly command: string,
     readonly code: number | null,
     readonly stderrTail: string,
     message?: string,
+    override readonly transient = false,
   ) {
     super(message ?? `${command} exited with ${code ?? "a signal"}${stderrTail ? `: ${stderrTail}` : ""}`);
     this.name = "ExecError";
+  }
+}
+
+/**
+ * A stage failed after restic had stored a snapshot of it, and that snapshot could not be forgotten at once (another
+ * restic holds the lock, the backend went away). The failed stage records `snapshotId`, so the next plan forgets it
+ * (a recover action). Transient when the failure it wraps is.
+ */
+export class PartialSnapshotError extends BackupctlError {
+  override readonly transient: boolean;
+  constructor(readonly failure: Error, readonly snapshotId: string, message: string) {
+    super(message, { cause: failure });
+    this.name = "PartialSnapshotError";
+    this.transient = failure instanceof BackupctlError && failure.transient;
+  }
+}
+
+/**
+ * The machine backupctl runs on stopped it: a full disk, a read-only file system, a permission, a FIFO that cannot be
+ * made. Not a bug and not the configuration: the message names the path, the cause and what to free or fix.
+ */
+export class EnvironmentError extends BackupctlError {
+  constructor(readonly path: string, readonly code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "EnvironmentError";
   }
 }
 

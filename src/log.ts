@@ -18,7 +18,7 @@ import {
   type Sink,
 } from "@logtape/logtape";
 import { redact } from "./config/secrets.ts";
-import { localTime, localTimesIn } from "./plan/time.ts";
+import { localTime, localTimesIn } from "./format/time.ts";
 
 const diagnostics = getTextFormatter();
 

@@ -6,6 +6,7 @@ import { CommanderError } from "commander";
 import { processOutput } from "./cli/output.ts";
 import { buildProgram, commandsFor } from "./cli/program.ts";
 import { redact } from "./config/secrets.ts";
+import { environmentError } from "./environment-errors.ts";
 import { BackupctlError, ExitCode, exitCodeFor } from "./errors.ts";
 import { setupLogging } from "./log.ts";
 
@@ -22,8 +23,10 @@ export async function main(argv: string[]): Promise<number> {
       // commander already printed its message; help and version are successes.
       return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
-    reportError(error, debug);
-    return exitCodeFor(error);
+    // A full disk or a read-only folder that no command turned into its own message yet is still not a bug.
+    const reported = environmentError(error) ?? error;
+    reportError(reported, debug);
+    return exitCodeFor(reported);
   }
 }
 

@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import { isoSeconds } from "../plan/time.ts";
+import { isoSeconds } from "../format/time.ts";
 import { Restic } from "../repository/restic.ts";
 import type { StateStore } from "../state/store.ts";
 import type { OutboxSender } from "../notify/outbox.ts";

@@ -7,6 +7,7 @@
 import type { Hooks } from "../config/types.ts";
 import { parseDuration } from "../config/duration.ts";
 import { resolveMaybeSecret } from "../config/secrets.ts";
+import { transientOutput } from "../exec/failure.ts";
 import { ExecError } from "../errors.ts";
 import { run } from "../exec/run.ts";
 
@@ -54,5 +55,6 @@ export async function runHook(hooks: Hooks, name: HookName, context: HookContext
     result.code,
     result.stderrTail,
     `the ${name} hook ${why}${result.stderrTail ? `: ${result.stderrTail}` : ""}`,
+    transientOutput(result.stderrTail),
   );
 }

@@ -15,12 +15,13 @@
  * snapshot is forgotten at once, so a truncated stream never looks like a good backup. No temp file holds the dump.
  */
 import type { StreamFilter } from "../encrypt/types.ts";
-import { ExecError, MissingToolError, SourceError } from "../errors.ts";
+import { ExecError, MissingToolError, PartialSnapshotError, SourceError } from "../errors.ts";
+import { transientOutput } from "../exec/failure.ts";
 import { FifoFolder, parseTap, stopAndWait, tapArgv, type TapReport } from "../exec/fifo.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
 import type { BackupOptions, Restic } from "../repository/restic.ts";
-import type { StreamInput } from "../sources/input.ts";
-import { humanDuration } from "../plan/time.ts";
+import type { StreamInput } from "../sources/types.ts";
+import { humanDuration } from "../format/time.ts";
 
 export interface StreamResult {
   /** Undefined only for an empty dump the source allows: restic stores no empty snapshot. */
@@ -31,18 +32,24 @@ export interface StreamResult {
 }
 
 /**
- * Forgets a snapshot restic stored from a failed backup and says so at the end of `reason`'s message. When the forget
- * fails (another restic process holds the lock, the backend went away), `reason` gets the id as `partialSnapshotId`:
- * the failed stage records it and the next plan has a recover action for it.
+ * Forgets a snapshot restic stored from a failed backup; returns the error to throw: `reason`, its message saying the
+ * snapshot was discarded, or — when the forget fails (another restic process holds the lock, the backend went away) —
+ * a {@link PartialSnapshotError} carrying the id: the failed stage records it and the next plan has a recover action
+ * for it.
  */
-export async function discardSnapshot(repository: Restic, snapshotId: string, reason: Error): Promise<void> {
+export async function discardSnapshot(repository: Restic, snapshotId: string, reason: Error): Promise<Error> {
   try {
     await repository.forget([snapshotId]);
     reason.message += `; the incomplete snapshot ${snapshotId.slice(0, 8)} was discarded`;
+    return reason;
   } catch (error) {
-    reason.message += `\nthe incomplete snapshot ${snapshotId.slice(0, 8)} could not be forgotten ` +
-      `(${(error as Error).message.split("\n")[0]}); the next apply forgets it (a recover action)`;
-    Object.assign(reason, { partialSnapshotId: snapshotId });
+    const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    return new PartialSnapshotError(
+      reason,
+      snapshotId,
+      `${reason.message}\nthe incomplete snapshot ${snapshotId.slice(0, 8)} could not be forgotten (${why}); the ` +
+        "next apply forgets it (a recover action)",
+    );
   }
 }
 
@@ -68,7 +75,7 @@ export async function streamBackup(
   } finally {
     fifos?.remove();
     input.cleanup?.();
-    for (const filter of filters) filter.cleanup?.();
+    for (const filter of filters) await filter.cleanup?.();
   }
 }
 
@@ -199,7 +206,7 @@ async function run(
 
   const discard = async (reason: Error): Promise<never> => {
     if (snapshotId) {
-      await discardSnapshot(repository, snapshotId, reason);
+      throw await discardSnapshot(repository, snapshotId, reason);
     } else if (stopping) {
       reason.message += "\nrestic was stopped before the end of the stream: no snapshot was stored";
     }
@@ -222,6 +229,7 @@ async function run(
         result.stderrTail,
         `${stages[failed].name} (${what}) failed (exit ${result.code ?? result.signal}) after ${produced()} bytes` +
           (result.stderrTail ? `:\n    ${result.stderrTail.replaceAll("\n", "\n    ")}` : ""),
+        transientOutput(result.stderrTail),
       ),
     );
   }

@@ -2,8 +2,8 @@
  * Progress of a long stage: on a terminal a line rewritten in place (bytes, rate, elapsed) on stderr; elsewhere a
  * plain line every 30 s (BACKUPCTL_PROGRESS_SECONDS changes it), so logs show a long dump is alive.
  */
-import { humanDuration } from "../plan/time.ts";
-import { formatBytes } from "./format.ts";
+import { humanDuration } from "../format/time.ts";
+import { formatBytes } from "../format/bytes.ts";
 
 export interface Progress {
   /** Stops reporting and clears the terminal line. */

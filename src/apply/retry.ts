@@ -2,12 +2,12 @@
  * Retries: exponential backoff with full jitter, capped, a number of attempts per stage. Only transient failures
  * retry (an unreachable backend, a repository locked by another restic, a refused database connection); a wrong
  * password, a missing file, a read-only or full disk, a permission denied or a failed dump check would fail the same
- * way again.
+ * way again. Which is which is decided where each failure is classified (repository/restic-errors.ts,
+ * exec/failure.ts) and carried by the error's `transient` field.
  */
 import { parseDuration } from "../config/duration.ts";
 import type { RetryPolicy } from "../config/types.ts";
-import { ExecError } from "../errors.ts";
-import { ResticError } from "../repository/restic-errors.ts";
+import { BackupctlError } from "../errors.ts";
 
 export interface Backoff {
   attempts: number;
@@ -33,38 +33,12 @@ export function delayBefore(attempt: number, backoff: Backoff, random = Math.ran
   return Math.floor(random() * ceiling);
 }
 
-const transientText = new RegExp(
-  [
-    "connection refused",
-    "connection reset",
-    "connection timed out",
-    "i/o timeout",
-    "no route to host",
-    "network is unreachable",
-    "temporary failure in name resolution",
-    // Not "unable to create lock": restic 0.14 ends with it whatever kept it from writing its lock (a read-only file
-    // system, a permission): only a lock another restic holds goes away by waiting.
-    "repository is already locked",
-    "server closed the connection unexpectedly",
-    "could not connect to server",
-    "too many connections",
-    "\\b(502|503|504)\\b",
-    "ssh command exited",
-  ].join("|"),
-  "i",
-);
-const permanentText =
-  /wrong password|no key found|password authentication failed|access denied|\b(401|403)\b|unauthori[sz]ed|read-only file system|permission denied|operation not permitted|no space left on device|disk quota exceeded/i;
-
-/** Whether trying the same stage again may succeed. */
-export function isTransient(error: string | Error): boolean {
-  if (error instanceof ResticError) return error.failure.transient;
-  const text = typeof error === "string"
-    ? error
-    : error instanceof ExecError
-    ? `${error.message}\n${error.stderrTail}`
-    : "";
-  return transientText.test(text) && !permanentText.test(text);
+/**
+ * Whether trying the same stage again may succeed: the `transient` field its error was given where the failure was
+ * classified (restic's exit code and output, a program's stderr). Anything else — a bug, a thrown value — is not.
+ */
+export function isTransient(error: unknown): boolean {
+  return error instanceof BackupctlError && error.transient;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -4,7 +4,7 @@
  * made afterwards.
  */
 import { enqueueFor, type RunFailure, runFinished, runStarted } from "../notify/events.ts";
-import { humanDuration } from "../plan/time.ts";
+import { humanDuration } from "../format/time.ts";
 import type { Action } from "../plan/types.ts";
 import { stopRequested } from "../runtime/shutdown.ts";
 import { handlers } from "./actions/mod.ts";

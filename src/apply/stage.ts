@@ -6,9 +6,8 @@
  */
 import type { Clock } from "../clock.ts";
 import { redact } from "../config/secrets.ts";
-import { BackupctlError, ExecError } from "../errors.ts";
-import { humanDuration } from "../plan/time.ts";
-import { ResticError } from "../repository/restic-errors.ts";
+import { BackupctlError, PartialSnapshotError } from "../errors.ts";
+import { humanDuration } from "../format/time.ts";
 import { stopRequested } from "../runtime/shutdown.ts";
 import type { NewNotification, NewStage, StageResult, StateStore } from "../state/store.ts";
 import type { OutboxSender } from "../notify/outbox.ts";
@@ -84,13 +83,9 @@ export async function runStage<T>(
   } catch (error) {
     const message = options.describe ? redact(options.describe(error)) : errorText(error);
     const status = error instanceof SkippedStage ? "skipped" : stopRequested() ? "interrupted" : "failed";
-    // A restic failure is judged by its classification, not by the text appended to it (a note that the discarded
-    // snapshot could not be forgotten because of a lock must not make an unreadable file look transient).
-    const transient = error instanceof ResticError
-      ? isTransient(error)
-      : !(error instanceof BackupctlError) || error instanceof ExecError
-      ? isTransient(message)
-      : false;
+    // Judged by the error's classification, not by its text (a note that the discarded snapshot could not be
+    // forgotten because of a lock must not make an unreadable file look transient).
+    const transient = isTransient(error);
     // A snapshot that a failed stage left behind is recorded on the stage: the next plan forgets it (recover).
     const snapshotId = partialSnapshotOf(error) ?? options.snapshotId;
     const durationMs = await finish({ status, error: message, snapshotId });
@@ -98,10 +93,9 @@ export async function runStage<T>(
   }
 }
 
-/** The snapshot restic stored before a backup failed (a stream cut short), as pipeline.ts attaches it to the error. */
+/** The snapshot restic stored before a backup failed (a stream cut short), as pipeline.ts reports it. */
 export function partialSnapshotOf(error: unknown): string | undefined {
-  if (typeof error !== "object" || error === null || !("partialSnapshotId" in error)) return undefined;
-  return typeof error.partialSnapshotId === "string" ? error.partialSnapshotId : undefined;
+  return error instanceof PartialSnapshotError ? error.snapshotId : undefined;
 }
 
 /**

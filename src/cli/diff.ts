@@ -1,23 +1,18 @@
 /**
  * `backupctl diff --against REF|FILE`: a semantic diff of two configs without any state, for pull-request review.
  * The "before" config is another file, or the config file's content at a git ref; the "after" one is the current
- * config. The comparison itself is pure (src/plan/config-diff.ts); this file only finds and loads the two configs.
+ * config. The comparison itself is pure (src/diff/); this file only finds and loads the two configs.
  */
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { Command } from "commander";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { BackupctlError, ConfigError, ExitCode, MissingToolError, UsageError } from "../errors.ts";
-import { childEnvironment } from "../exec/child-env.ts";
-import {
-  type ConfigChange,
-  diffConfigs,
-  renderDiffMarkdown,
-  renderDiffText,
-  summarizeDiff,
-} from "../plan/config-diff.ts";
+import { run as runProgram } from "../exec/run.ts";
+import { diffConfigs } from "../diff/config-diff.ts";
+import { renderDiffMarkdown, renderDiffText, summarizeDiff } from "../diff/render.ts";
+import type { ConfigChange } from "../diff/types.ts";
 import { configPath, fromInvocationDir, type GlobalOptions, load, type Output } from "./context.ts";
 
 export const description = "Compare the config with another version (a git ref or a file), without any state";
@@ -166,27 +161,10 @@ async function renamingProblems(
   }
 }
 
-interface GitResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs git without a shell; a missing git is a MissingToolError. */
-function git(args: string[]): Promise<GitResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      "git",
-      args,
-      { maxBuffer: 64 * 1024 * 1024, env: childEnvironment({ GIT_TERMINAL_PROMPT: "0" }) },
-      (error, stdout, stderr) => {
-        if (error && (error as NodeJS.ErrnoException).code === "ENOENT") {
-          reject(new MissingToolError("git", "git"));
-          return;
-        }
-        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-      },
-    );
-  });
+/** Runs git (exec/run.ts: no shell text, tracked by shutdown); a missing git is a MissingToolError. */
+async function git(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const result = await runProgram(["git", ...args], { env: { GIT_TERMINAL_PROMPT: "0" } });
+  // 127: the shell that starts git found no such program.
+  if (result.code === 127) throw new MissingToolError("git", "git");
+  return { code: result.code ?? 1, stdout: result.stdout, stderr: result.stderr };
 }

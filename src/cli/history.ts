@@ -4,12 +4,12 @@
  * filters by kind, project, failure and time; text (times in the display zone, colour on a terminal) or JSON (UTC).
  */
 import type { Command } from "commander";
-import { formatBytes } from "../apply/format.ts";
+import { formatBytes } from "../format/bytes.ts";
 import { parseDuration } from "../config/duration.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { errorTail } from "../notify/message.ts";
 import { colours, terminalColours } from "../plan/render.ts";
-import { humanDuration, localTime, machineTimeZone } from "../plan/time.ts";
+import { humanDuration, localTime, machineTimeZone } from "../format/time.ts";
 import { type HistoryEntry, runKind } from "../state/store.ts";
 import { collect } from "./plan.ts";
 import { type GlobalOptions, load, openStore, type Output, parseNow } from "./context.ts";

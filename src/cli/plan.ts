@@ -6,7 +6,7 @@ import { preparePlan } from "../apply/prepare.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { sealPlan } from "../plan/planfile.ts";
 import { colours, renderJson, renderMarkdown, renderText, terminalColours } from "../plan/render.ts";
-import { isoSeconds } from "../plan/time.ts";
+import { isoSeconds } from "../format/time.ts";
 import {
   fromInvocationDir,
   type GlobalOptions,

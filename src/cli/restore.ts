@@ -5,11 +5,11 @@
  */
 import type { Command } from "commander";
 import { repositoryFor } from "../apply/executor.ts";
-import { formatBytes } from "../apply/format.ts";
+import { formatBytes } from "../format/bytes.ts";
 import { type Clock, createClock } from "../clock.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
 import { ExitCode, UsageError } from "../errors.ts";
-import { humanDuration } from "../plan/time.ts";
+import { humanDuration } from "../format/time.ts";
 import {
   folderConflicts,
   locate,

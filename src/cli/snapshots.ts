@@ -1,8 +1,8 @@
 /** `backupctl snapshots`: the snapshot inventory, as last refreshed from restic. */
 import type { Command } from "commander";
-import { formatBytes } from "../apply/format.ts";
+import { formatBytes } from "../format/bytes.ts";
 import { ExitCode, UsageError } from "../errors.ts";
-import { localTime, machineTimeZone } from "../plan/time.ts";
+import { localTime, machineTimeZone } from "../format/time.ts";
 import { colours, terminalColours } from "../plan/render.ts";
 import { refreshInventory } from "../apply/executor.ts";
 import { createClock } from "../clock.ts";

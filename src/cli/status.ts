@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { preparePlan } from "../apply/prepare.ts";
 import { nextSlot } from "../config/schedule.ts";
 import { ExitCode } from "../errors.ts";
-import { humanDuration, isoSeconds, localTime, machineTimeZone } from "../plan/time.ts";
+import { humanDuration, isoSeconds, localTime, machineTimeZone } from "../format/time.ts";
 import { colours, terminalColours } from "../plan/render.ts";
 import type { Leftovers } from "../plan/types.ts";
 import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";

@@ -1,8 +1,6 @@
 /** Loads backup.config.ts natively (default export: the config or a function returning it) and validates it. */
 import { existsSync, statSync } from "node:fs";
-import { dirname, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { stripVTControlCharacters } from "node:util";
+import { dirname, resolve } from "node:path";
 import { ConfigError, UsageError } from "../errors.ts";
 import {
   ConfigCallbackError,
@@ -11,12 +9,12 @@ import {
   guardConfigEvaluation,
 } from "../runtime/config-guard.ts";
 import { importConfigModule } from "../runtime/import-config.ts";
+import { describeLoadError } from "../runtime/load-error.ts";
 import { parseDuration } from "./duration.ts";
 import { fingerprint } from "./fingerprint.ts";
-import { machineTimeZone } from "../plan/time.ts";
-import { cut } from "./issues.ts";
+import { machineTimeZone } from "../format/time.ts";
 import type { NormalizedConfig } from "./normalize.ts";
-import { redact, rememberEnvSecrets } from "./secrets.ts";
+import { rememberEnvSecrets } from "./secrets.ts";
 import { validateConfig } from "./validate.ts";
 
 export interface LoadedConfig {
@@ -90,7 +88,7 @@ async function evaluate(file: string, fresh: boolean): Promise<unknown> {
   try {
     module = await importConfigModule(file, fresh);
   } catch (error) {
-    throw new ConfigError(file, [{ path: "", message: `cannot load the file: ${describeError(error, file)}` }]);
+    throw new ConfigError(file, [{ path: "", message: `cannot load the file: ${describeLoadError(error, file)}` }]);
   }
   if (!("default" in module) || module.default === undefined) {
     throw new ConfigError(file, [{
@@ -104,7 +102,7 @@ async function evaluate(file: string, fresh: boolean): Promise<unknown> {
     return typeof exported === "function" ? await (exported as () => unknown)() : await exported;
   } catch (error) {
     const what = typeof exported === "function" ? "the exported config function threw" : "the exported Promise failed";
-    throw new ConfigError(file, [{ path: "", message: `${what}: ${describeError(error, file)}` }]);
+    throw new ConfigError(file, [{ path: "", message: `${what}: ${describeLoadError(error, file)}` }]);
   }
 }
 
@@ -124,65 +122,11 @@ function guardProblem(error: unknown, file: string, timeoutMs: number): ConfigEr
     );
   }
   if (error instanceof ConfigCallbackError) {
-    return problem(`cannot load the file: ${describeError(error.thrown, file)}`);
+    return problem(`cannot load the file: ${describeLoadError(error.thrown, file)}`);
   }
   return undefined;
 }
 
 function humanSeconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms} ms`;
-}
-
-/** This program's own sources: a location there says nothing about the user's file. */
-const ownCode = fileURLToPath(new URL("..", import.meta.url));
-
-/**
- * Why the config could not be loaded, in one line without a stack: the error's first line and, when the runtime
- * says, where in the config's folder (Deno writes it into the message or the stack, Bun into `position`; Bun reports
- * a file's syntax errors together as one AggregateError). Thrown values that are not errors are shown as JSON.
- */
-function describeError(error: unknown, file: string): string {
-  const errors = (error as { errors?: unknown })?.errors;
-  if (Array.isArray(errors) && errors.length > 0) {
-    const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
-    return `${describeError(errors[0], file)}${more}`;
-  }
-  if (typeof error !== "object" || error === null || typeof (error as Error).message !== "string") {
-    return redact(cut(typeof error === "string" ? error : jsonOf(error), 300));
-  }
-  const { name, message, stack } = error as Error & { position?: unknown };
-  const head = stripVTControlCharacters(message).split("\n").map((line) => line.trim()).find((line) => line !== "") ??
-    "";
-  const label = name === "BuildMessage" ? "SyntaxError" : name === "Error" || name === "ResolveMessage" ? "" : name;
-  const text = label && !/^\w*Error: /.test(head) ? `${label}: ${head}` : head;
-  const where = locationIn(error, `${stripVTControlCharacters(message)}\n${stack ?? ""}`, file);
-  // Deno ends some messages with "at file:///…:1:24"; the location is said once, in the same words as elsewhere.
-  const said = where ? text.replace(/\s+at \S+:\d+:\d+$/, "") : text;
-  return redact(cut(said, 300) + (where ? ` (${where})` : ""));
-}
-
-function jsonOf(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
-
-/** `line 2, column 19` (in the config) or `shared.ts line 1, column 7` (another file in its folder). */
-function locationIn(error: object, text: string, file: string): string | undefined {
-  const dir = dirname(file);
-  const at = (path: string, line: number | string, column: number | string) =>
-    `${path === file ? "" : `${relative(dir, path)} `}line ${line}, column ${column}`;
-  const position = (error as { position?: { file?: unknown; line?: unknown; column?: unknown } }).position;
-  if (position && typeof position.file === "string" && typeof position.line === "number") {
-    return at(position.file, position.line, Number(position.column));
-  }
-  for (const match of text.matchAll(/(file:\/\/\/[^\s:()"'`]+|\/[^\s:()"'`]+):(\d+):(\d+)/g)) {
-    const path = match[1].startsWith("file:") ? fileURLToPath(match[1]) : match[1];
-    if (path.startsWith(`${dir}/`) && !path.startsWith(ownCode) && !path.includes("/node_modules/")) {
-      return at(path, match[2], match[3]);
-    }
-  }
-  return undefined;
 }

@@ -1,12 +1,11 @@
 /** Validation: the schema's problems plus the checks that span several keys, all reported together. */
 import { ConfigError, type ConfigProblem } from "../errors.ts";
+import { namePattern } from "./names.ts";
 import { defaultMessage, describeValue, formatPath, suggest, toProblems } from "./issues.ts";
 import { normalizeConfig, type NormalizedConfig, sourceName } from "./normalize.ts";
 import type { z } from "zod";
 import { configSchema } from "./schema.ts";
 import type { Config } from "./types.ts";
-
-const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** Validates a loaded config value; throws ConfigError listing every problem. */
 export function validateConfig(raw: unknown, file: string): NormalizedConfig {

@@ -8,9 +8,8 @@ import { isAbsolute, resolve } from "node:path";
 import { describeSecret, resolveSecret } from "../config/secrets.ts";
 import type { AgeEncryption } from "../config/types.ts";
 import { SourceError } from "../errors.ts";
-import { writePrivateFile } from "../sources/private-file.ts";
-import type { FilterContext } from "./filter.ts";
-import type { StreamFilter } from "./types.ts";
+import { writePrivateFile } from "../exec/private-file.ts";
+import type { FilterContext, StreamFilter } from "./types.ts";
 
 /** Recipient kinds age 1.x understands: native (and plugin) keys, SSH ed25519 and RSA public keys. */
 const recipientPattern = /^(age1[0-9a-z]+|ssh-ed25519 \S+|ssh-rsa \S+)/;

@@ -11,19 +11,13 @@ import type { Encryption } from "../config/types.ts";
 import { SourceError } from "../errors.ts";
 import { ageDecryptionFilter, ageEncryptionFilter } from "./age.ts";
 import { gpgDecryptionFilter, gpgEncryptionFilter } from "./gpg.ts";
-import type { StreamFilter } from "./types.ts";
-
-/** Where relative key paths start (the config's folder) and where private files may be created (0700 folders). */
-export interface FilterContext {
-  configDir: string;
-  privateDir: string;
-}
+import type { FilterContext, StreamFilter } from "./types.ts";
 
 /** The filter that encrypts a dump for the recipients of `encrypt`; call its `cleanup()` when the stage ends. */
-export function encryptionFilter(encrypt: Encryption, context: FilterContext): StreamFilter {
+export async function encryptionFilter(encrypt: Encryption, context: FilterContext): Promise<StreamFilter> {
   switch (encrypt.type) {
     case "gpg":
-      return gpgEncryptionFilter(encrypt, context);
+      return await gpgEncryptionFilter(encrypt, context);
     case "age":
       return ageEncryptionFilter(encrypt, context);
     default:
@@ -35,10 +29,10 @@ export function encryptionFilter(encrypt: Encryption, context: FilterContext): S
  * The filter that decrypts a dump encrypted with `encrypt`, for restores and drills: needs the private key
  * (`secretKey` and perhaps `passphrase` for gpg, `identity` for age). Call its `cleanup()` when done.
  */
-export function decryptionFilter(encrypt: Encryption, context: FilterContext): StreamFilter {
+export async function decryptionFilter(encrypt: Encryption, context: FilterContext): Promise<StreamFilter> {
   switch (encrypt.type) {
     case "gpg":
-      return gpgDecryptionFilter(encrypt, context);
+      return await gpgDecryptionFilter(encrypt, context);
     case "age":
       return ageDecryptionFilter(encrypt, context);
     default:

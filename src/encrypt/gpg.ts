@@ -16,16 +16,15 @@
  * and passphrase are checked with a small round trip before the filter is returned, so a wrong passphrase is a
  * clear error instead of a failed restore.
  */
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import { describeSecret, redact, resolveSecret } from "../config/secrets.ts";
 import type { GpgEncryption } from "../config/types.ts";
 import { MissingToolError, SourceError } from "../errors.ts";
-import { childEnvironment } from "../exec/child-env.ts";
-import { createPrivateFolder } from "../sources/private-file.ts";
-import type { FilterContext } from "./filter.ts";
-import type { StreamFilter } from "./types.ts";
+import { createPrivateFolder } from "../exec/private-file.ts";
+import { run, type RunResult } from "../exec/run.ts";
+import type { FilterContext, StreamFilter } from "./types.ts";
 
 /** Options shared by every encrypting gpg command line. */
 const encryptOptions = [
@@ -42,13 +41,13 @@ const encryptOptions = [
 ];
 
 /** `gpg --encrypt` to `recipient`, or to every key of `keyFile` when no recipient is given. */
-export function gpgEncryptionFilter(encrypt: GpgEncryption, context: FilterContext): StreamFilter {
+export async function gpgEncryptionFilter(encrypt: GpgEncryption, context: FilterContext): Promise<StreamFilter> {
   const recipients = encrypt.recipient === undefined ? [] : [encrypt.recipient].flat().map((r) => r.trim());
   if (encrypt.keyFile === undefined) {
     if (recipients.length === 0) {
       throw new SourceError("gpg() needs a recipient or a keyFile with the public key to encrypt to");
     }
-    for (const recipient of recipients) checkRecipient(recipient, undefined, undefined);
+    for (const recipient of recipients) await checkRecipient(recipient, undefined, undefined);
     return {
       argv: ["gpg", ...encryptOptions, "--encrypt", ...recipients.flatMap((r) => ["--recipient", r])],
       package: "gnupg",
@@ -66,8 +65,8 @@ export function gpgEncryptionFilter(encrypt: GpgEncryption, context: FilterConte
   }
   const home = privateHome(context.privateDir);
   try {
-    const imported = gpg(["--no-autostart", "--import", keyFile], home);
-    const keys = imported.status === 0 ? listKeys(home, [], false) : [];
+    const imported = await gpg(["--no-autostart", "--import", keyFile], home);
+    const keys = imported.code === 0 ? await listKeys(home, [], false) : [];
     if (keys.length === 0) {
       throw new SourceError(
         `gpg(): keyFile ${keyFile} holds no OpenPGP public key: export one with ` +
@@ -76,7 +75,7 @@ export function gpgEncryptionFilter(encrypt: GpgEncryption, context: FilterConte
     }
     let recipientArgs: string[];
     if (recipients.length > 0) {
-      for (const recipient of recipients) checkRecipient(recipient, home, keyFile);
+      for (const recipient of recipients) await checkRecipient(recipient, home, keyFile);
       recipientArgs = recipients.flatMap((r) => ["--recipient", r]);
     } else {
       for (const key of keys) {
@@ -94,7 +93,7 @@ export function gpgEncryptionFilter(encrypt: GpgEncryption, context: FilterConte
       cleanup: () => removeHome(home, false),
     };
   } catch (error) {
-    removeHome(home, false);
+    await removeHome(home, false);
     throw error;
   }
 }
@@ -103,7 +102,7 @@ export function gpgEncryptionFilter(encrypt: GpgEncryption, context: FilterConte
  * `gpg --decrypt` with `secretKey` imported into a private GNUPGHOME and `passphrase` in a private file;
  * `cleanup()` stops that home's gpg-agent and removes it.
  */
-export function gpgDecryptionFilter(encrypt: GpgEncryption, context: FilterContext): StreamFilter {
+export async function gpgDecryptionFilter(encrypt: GpgEncryption, context: FilterContext): Promise<StreamFilter> {
   if (encrypt.secretKey === undefined) {
     throw new SourceError(
       'gpg(): decrypting (restore, drills) needs the private key: set secretKey: env("NAME") or file("PATH") ' +
@@ -118,9 +117,9 @@ export function gpgDecryptionFilter(encrypt: GpgEncryption, context: FilterConte
   const home = privateHome(context.privateDir);
   try {
     const keyPath = writeSecret(home, "secret-key.asc", `${secretKey}\n`);
-    const imported = gpg(["--import", keyPath], home);
+    const imported = await gpg(["--import", keyPath], home);
     rmSync(keyPath, { force: true });
-    const keys = imported.status === 0 ? listKeys(home, [], true) : [];
+    const keys = imported.code === 0 ? await listKeys(home, [], true) : [];
     if (keys.length === 0) {
       throw new SourceError(
         `gpg(): secretKey ${keyName} holds no OpenPGP private key: export it with ` +
@@ -131,7 +130,7 @@ export function gpgDecryptionFilter(encrypt: GpgEncryption, context: FilterConte
       ? []
       : ["--passphrase-file", writeSecret(home, "passphrase", `${passphrase}\n`)];
     const decryptArgs = ["--pinentry-mode", "loopback", ...passphraseArgs, "--decrypt"];
-    checkSecretKey(home, keys, decryptArgs, keyName, encrypt.passphrase && describeSecret(encrypt.passphrase));
+    await checkSecretKey(home, keys, decryptArgs, keyName, encrypt.passphrase && describeSecret(encrypt.passphrase));
     return {
       argv: ["gpg", "--batch", "--yes", "--no-tty", "--quiet", ...decryptArgs],
       env: { GNUPGHOME: home },
@@ -140,7 +139,7 @@ export function gpgDecryptionFilter(encrypt: GpgEncryption, context: FilterConte
       cleanup: () => removeHome(home, true),
     };
   } catch (error) {
-    removeHome(home, true);
+    await removeHome(home, true);
     throw error;
   }
 }
@@ -152,31 +151,28 @@ interface KeyInfo {
   canEncrypt: boolean;
 }
 
-/** Runs gpg synchronously (a GNUPGHOME when given, else the user's); a missing gpg is a MissingToolError. */
-function gpg(args: string[], home: string | undefined, input?: Uint8Array | string): SpawnSyncReturns<Buffer> {
-  const env = childEnvironment(home === undefined ? {} : { GNUPGHOME: home });
-  const result = spawnSync("gpg", ["--batch", "--no-tty", ...args], {
-    env,
+/** Runs gpg (in GNUPGHOME `home` when given, else the user's); a missing gpg is a MissingToolError. */
+async function gpg(args: string[], home: string | undefined, input?: string): Promise<RunResult> {
+  const result = await run(["gpg", "--batch", "--no-tty", ...args], {
+    env: home === undefined ? {} : { GNUPGHOME: home },
     input,
-    timeout: 60_000,
-    maxBuffer: 16 * 1024 * 1024,
+    timeoutMs: 60_000,
   });
-  if ((result.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") {
-    throw new MissingToolError("gpg", "gnupg");
-  }
-  if (result.error) throw new SourceError(`gpg ${args[0]} failed: ${redact(result.error.message)}`);
+  // 127: the shell that starts gpg found no such program.
+  if (result.code === 127) throw new MissingToolError("gpg", "gnupg");
+  if (result.timedOut) throw new SourceError(`gpg ${args[0]} did not finish within 60 s and was stopped`);
   return result;
 }
 
 /** Keys matching `patterns` (all keys when empty), from `gpg --with-colons`; [] when none match. */
-function listKeys(home: string | undefined, patterns: string[], secret: boolean): KeyInfo[] {
+async function listKeys(home: string | undefined, patterns: string[], secret: boolean): Promise<KeyInfo[]> {
   const list = secret ? "--list-secret-keys" : "--list-keys";
-  const result = gpg(["--no-autostart", "--with-colons", "--fixed-list-mode", list, "--", ...patterns], home);
-  if (result.status !== 0) return [];
+  const result = await gpg(["--no-autostart", "--with-colons", "--fixed-list-mode", list, "--", ...patterns], home);
+  if (result.code !== 0) return [];
   const keys: KeyInfo[] = [];
   let current: KeyInfo | undefined;
   let wantFingerprint = false;
-  for (const line of result.stdout.toString("utf8").split("\n")) {
+  for (const line of result.stdout.split("\n")) {
     const fields = line.split(":");
     if (fields[0] === "pub" || fields[0] === "sec") {
       current = { fingerprint: "", userIds: [], canEncrypt: (fields[11] ?? "").includes("E") };
@@ -195,11 +191,11 @@ function listKeys(home: string | undefined, patterns: string[], secret: boolean)
 }
 
 /** Throws unless `recipient` names at least one key able to encrypt, in `home` (keyFile's keys) or the user's keyring. */
-function checkRecipient(recipient: string, home: string | undefined, keyFile: string | undefined): void {
-  const keys = listKeys(home, [recipient], false);
+async function checkRecipient(recipient: string, home: string | undefined, keyFile: string | undefined) {
+  const keys = await listKeys(home, [recipient], false);
   if (keys.length === 0) {
     if (keyFile !== undefined) {
-      const available = listKeys(home, [], false).map(describeKey).join("; ");
+      const available = (await listKeys(home, [], false)).map(describeKey).join("; ");
       throw new SourceError(
         `gpg(): recipient "${recipient}" is not among the keys in keyFile ${keyFile} (it holds: ${available}): ` +
           `add its public key to the file (gpg --armor --export ${recipient} >> ${keyFile}) or fix the recipient`,
@@ -214,28 +210,28 @@ function checkRecipient(recipient: string, home: string | undefined, keyFile: st
   if (!keys.some((key) => key.canEncrypt)) throw new SourceError(cannotEncrypt(keys[0], `recipient "${recipient}"`));
 }
 
-/** Encrypts a probe to the imported key and decrypts it with the configured passphrase. */
-function checkSecretKey(
+/** Encrypts a probe to the imported key (armored: text) and decrypts it with the configured passphrase. */
+async function checkSecretKey(
   home: string,
   keys: KeyInfo[],
   decryptArgs: string[],
   keyName: string,
   passphraseName: string | undefined,
-): void {
+): Promise<void> {
   const probe = "backupctl key check\n";
-  const encrypted = gpg(
-    [...encryptOptions, "--encrypt", ...keys.flatMap((key) => ["--recipient", key.fingerprint])],
+  const encrypted = await gpg(
+    [...encryptOptions, "--armor", "--encrypt", ...keys.flatMap((key) => ["--recipient", key.fingerprint])],
     home,
     probe,
   );
-  if (encrypted.status !== 0) {
+  if (encrypted.code !== 0) {
     throw new SourceError(
       `gpg(): the private key in secretKey ${keyName} cannot decrypt (no usable encryption subkey: expired, ` +
         `revoked or sign-only?)${stderrOf(encrypted)}`,
     );
   }
-  const decrypted = gpg(decryptArgs, home, encrypted.stdout);
-  if (decrypted.status === 0 && decrypted.stdout.toString("utf8") === probe) return;
+  const decrypted = await gpg(decryptArgs, home, encrypted.stdout);
+  if (decrypted.code === 0 && decrypted.stdout === probe) return;
   throw new SourceError(
     passphraseName === undefined
       ? `gpg(): the private key in secretKey ${keyName} cannot be used: it is protected by a passphrase, so set ` +
@@ -254,8 +250,8 @@ function cannotEncrypt(key: KeyInfo, what: string): string {
     "extend or replace the key and export it again";
 }
 
-function stderrOf(result: SpawnSyncReturns<Buffer>): string {
-  const text = redact(result.stderr?.toString("utf8") ?? "").trim();
+function stderrOf(result: RunResult): string {
+  const text = redact(result.stderr).trim();
   return text ? `:\n    ${text.split("\n").slice(-5).join("\n    ")}` : "";
 }
 
@@ -271,11 +267,10 @@ function writeSecret(home: string, name: string, content: string): string {
 }
 
 /** Removes a private GNUPGHOME, first stopping its gpg-agent (decryption starts one) when `agent` is set. */
-function removeHome(home: string, agent: boolean): void {
+async function removeHome(home: string, agent: boolean): Promise<void> {
+  // Without gpgconf (exit 127) the agent exits by itself once its home is gone.
   if (agent && existsSync(home)) {
-    const env = childEnvironment({ GNUPGHOME: home });
-    // Without gpgconf the agent exits by itself once its home is gone.
-    spawnSync("gpgconf", ["--kill", "gpg-agent"], { env, stdio: "ignore", timeout: 10_000 });
+    await run(["gpgconf", "--kill", "gpg-agent"], { env: { GNUPGHOME: home }, timeoutMs: 10_000 });
   }
   // gpgconf returns before the agent has exited, and an exiting agent still writes into its home (random_seed): a
   // removal racing with it can fail or leave files behind, so it is retried until the folder is gone (up to 5 s).
@@ -286,9 +281,6 @@ function removeHome(home: string, agent: boolean): void {
       // retried below
     }
     if (!existsSync(home) || attempt === 50) return;
-    Atomics.wait(pause, 0, 0, 100);
+    await sleep(100);
   }
 }
-
-/** A cell nobody notifies: `Atomics.wait` on it is a synchronous sleep (cleanup() is synchronous). */
-const pause = new Int32Array(new SharedArrayBuffer(4));

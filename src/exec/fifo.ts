@@ -9,6 +9,8 @@
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { environmentError, errnoInText } from "../environment-errors.ts";
+import { EnvironmentError } from "../errors.ts";
 import { run, type RunResult } from "./run.ts";
 
 export class FifoFolder {
@@ -18,13 +20,18 @@ export class FifoFolder {
 
   /** A new private folder for the FIFOs of one stream, in `privateDir` when given. */
   static create(privateDir?: string): FifoFolder {
-    if (privateDir) mkdirSync(privateDir, { recursive: true, mode: 0o700 });
-    // mkdtemp makes the folder 0700. The pid in the name tells whose folder it is (a leftover's owner, and a test's).
-    const dir = mkdtempSync(
-      privateDir ? join(privateDir, `secret-${process.pid}-fifo-`) : join(tmpdir(), `backupctl-fifo-${process.pid}-`),
-    );
-    chmodSync(dir, 0o700);
-    return new FifoFolder(dir);
+    const parent = privateDir ?? tmpdir();
+    try {
+      if (privateDir) mkdirSync(privateDir, { recursive: true, mode: 0o700 });
+      // mkdtemp makes the folder 0700. The pid in the name tells whose folder it is (a leftover's owner, and a test's).
+      const dir = mkdtempSync(
+        privateDir ? join(privateDir, `secret-${process.pid}-fifo-`) : join(tmpdir(), `backupctl-fifo-${process.pid}-`),
+      );
+      chmodSync(dir, 0o700);
+      return new FifoFolder(dir);
+    } catch (error) {
+      throw environmentError(error, "cannot make a private folder for the stream's FIFOs in", parent) ?? error;
+    }
   }
 
   /** Makes FIFOs named `names` in the folder (mode 0600) and returns their paths. */
@@ -33,9 +40,15 @@ export class FifoFolder {
     if (paths.length === 0) return paths;
     const result = await run(["mkfifo", "-m", "600", "--", ...paths]);
     if (result.code !== 0) {
-      throw new Error(
-        `cannot make the FIFOs of the stream in ${this.dir}: ${result.stderrTail || `exit ${result.code}`}`,
-      );
+      const doing = "cannot make the FIFOs of the stream in";
+      const cause = { code: errnoInText(result.stderr) ?? "EIO", message: result.stderrTail };
+      throw environmentError(cause, doing, this.dir) ??
+        new EnvironmentError(
+          this.dir,
+          cause.code,
+          `${doing} ${this.dir}: ${result.stderrTail || `mkfifo exited with ${result.code ?? result.signal}`}; ` +
+            "check that the folder is on a local file system that supports named pipes",
+        );
     }
     return paths;
   }

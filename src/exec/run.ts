@@ -1,9 +1,11 @@
 /**
- * Runs external programs through zx. Arguments are passed as an argv array (zx quotes each one); secrets reach
- * children only through `env`, never argv. Output is kept in bounded buffers so a multi-gigabyte dump never sits in
- * memory: stdout is either streamed to a consumer or kept up to a cap, stderr keeps its last 64 KiB. The shell zx
- * starts `exec`s the program; `stdinFrom`/`stdoutTo` redirect its standard input/output to a path (a FIFO of
- * exec/fifo.ts), so a dump flows between programs without passing through this process.
+ * Runs external programs through zx: every child process of backupctl starts here (or in exec/interactive.ts, for one
+ * that uses the terminal), so shutdown sees it (runtime/shutdown.ts). Arguments are passed as an argv array, never through
+ * shell text; secrets reach children only through `env`, never argv. Output goes to sinks of this module
+ * (exec/output-sink.ts) so a multi-gigabyte dump never sits in memory: stdout is either streamed to a consumer or kept
+ * up to a cap, stderr keeps its last 64 KiB. A small bash `exec`s the program; `stdinFrom`/`stdoutTo` redirect its
+ * standard input/output to a path (a FIFO of exec/fifo.ts) — opening a FIFO blocks until its other end opens, which
+ * must not block this process — so a dump flows between programs without passing through this process.
  *
  * Every program runs in a process group of its own, and is stopped as a group: a timeout or a stop signals the
  * group (the program's stop signal — SIGTERM, or SIGINT for restic, which then removes its lock — then SIGKILL after
@@ -11,9 +13,10 @@
  * never waits on a pipe such an orphan still holds.
  */
 import type { Readable, Writable } from "node:stream";
-import { $, type ProcessPromise, quote } from "zx";
+import { $, type ProcessPromise } from "zx";
 import { redact } from "../config/secrets.ts";
 import { childEnvironment } from "./child-env.ts";
+import { OutputSink } from "./output-sink.ts";
 import { trackChild } from "../runtime/shutdown.ts";
 
 export interface RunOptions {
@@ -65,28 +68,6 @@ const defaultStopGraceMs = 10_000;
 const orphanPipeWaitMs = 500;
 const stdoutCap = 64 * 1024 * 1024;
 
-/** An array that keeps only its newest chunks, up to `cap` bytes (zx appends output chunks with push). */
-class TailBuffer extends Array<string | Uint8Array> {
-  private bytes = 0;
-  constructor(private readonly cap: number) {
-    super();
-  }
-  override push(...chunks: (string | Uint8Array)[]): number {
-    for (const chunk of chunks) {
-      super.push(chunk);
-      this.bytes += chunk.length;
-    }
-    while (this.bytes > this.cap && this.length > 1) this.bytes -= (this.shift() as Uint8Array).length;
-    return this.length;
-  }
-}
-
-class Discard extends Array<string | Uint8Array> {
-  override push(): number {
-    return 0;
-  }
-}
-
 /** Not all of backupctl's environment: the config's `env()` variables are withheld (see child-env.ts). */
 function environment(extra: RunOptions["env"]): Record<string, string> {
   return childEnvironment(extra);
@@ -103,20 +84,30 @@ export interface RunningProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** The shell text after the program: its redirections, each path quoted like an argument. */
-function redirections(options: RunOptions): string {
-  let text = "";
-  if (options.stdinFrom !== undefined) text += ` <${quote(options.stdinFrom)}`;
-  if (options.stdoutTo !== undefined) text += ` >${quote(options.stdoutTo)}`;
-  return text;
+/**
+ * The argv zx runs (each element quoted by zx as a word, never read as shell text): a small bash whose script names
+ * the redirections' paths and the program's argv only as positional parameters. `exec`: the shell becomes the
+ * program, so its PID is the group's and a FIFO it opens is its own.
+ */
+function shellArgv(argv: string[], options: RunOptions): string[] {
+  const paths: string[] = [];
+  let script = "";
+  let redirect = "";
+  for (const [name, path, operator] of [["in", options.stdinFrom, "<"], ["out", options.stdoutTo, ">"]] as const) {
+    if (path === undefined) continue;
+    paths.push(path);
+    script += `${name}=$${paths.length}; `;
+    redirect += ` ${operator}"$${name}"`;
+  }
+  if (paths.length > 0) script += `shift ${paths.length}; `;
+  return ["bash", "-c", `${script}exec "$@"${redirect}`, "bash", ...paths, ...argv];
 }
 
 export function start(argv: string[], options: RunOptions = {}): RunningProcess {
-  const store = {
-    stdout: options.stdout === "stream" ? new Discard() : new TailBuffer(stdoutCap),
-    stderr: new TailBuffer(stderrCap),
-    stdall: new Discard(),
-  };
+  const stdoutSink = new OutputSink(options.stdout === "stream" ? 0 : stdoutCap);
+  const stderrSink = new OutputSink(stderrCap);
+  /** zx copies every chunk here as well; nothing reads it, so it is kept empty. */
+  const everything = new OutputSink(0);
   const stopSignal = options.stopSignal ?? "SIGTERM";
   const graceMs = options.stopGraceMs ?? defaultStopGraceMs;
   const child: ProcessPromise = $({
@@ -128,13 +119,16 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
     env: environment(options.env),
     cwd: options.cwd,
     input: options.input,
-    // `exec`: the shell becomes the program, so its PID is the group's and a FIFO it opens is its own.
+    // zx's shell `exec`s the bash of shellArgv, which `exec`s the program: one process, the group's leader.
     prefix: `${$.prefix ?? ""}exec `,
-    postfix: redirections(options),
-    // deno-lint-ignore no-explicit-any
-    store: store as any,
-  })`${argv}`;
+    // The output lands in arrays this module owns and caps (exec/output-sink.ts), not in zx's unbounded default.
+    store: { stdout: stdoutSink.chunks, stderr: stderrSink.chunks, stdall: everything.chunks },
+  })`${shellArgv(argv, options)}`;
   const group = child.pid;
+  stdoutSink.follow(child.child?.stdout);
+  stderrSink.follow(child.child?.stderr);
+  everything.follow(child.child?.stdout);
+  everything.follow(child.child?.stderr);
   // A write to a program that has exited fails with EPIPE, reported as an 'error' event: unhandled, it would crash
   // backupctl. The program's exit (its result) already tells what happened; the lost bytes do not matter.
   child.child?.stdin?.on("error", () => {});
@@ -189,13 +183,14 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
   const result = (async (): Promise<RunResult> => {
     try {
       const output = await child;
+      const stderr = redact(stderrSink.text());
       return {
         argv,
         code: output.exitCode,
         signal: output.signal ?? null,
-        stdout: options.stdout === "stream" ? "" : output.stdout,
-        stderrTail: tail(redact(output.stderr)),
-        stderr: redact(output.stderr),
+        stdout: stdoutSink.text(),
+        stderrTail: tail(stderr),
+        stderr,
         ...(timedOut ? { timedOut } : {}),
       };
     } finally {

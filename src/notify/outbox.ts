@@ -7,7 +7,7 @@
  */
 import type { LoadedConfig } from "../config/load.ts";
 import { redact } from "../config/secrets.ts";
-import { humanDuration } from "../plan/time.ts";
+import { humanDuration } from "../format/time.ts";
 import type { OutboxRow, StateStore } from "../state/store.ts";
 import { deliver } from "./channels/mod.ts";
 import { deliveryTimeoutMs } from "./events.ts";

@@ -4,7 +4,7 @@ import { parseDuration } from "../config/duration.ts";
 import { nextSlot, previousSlot, slotsBetween } from "../config/schedule.ts";
 import type { DraftOf } from "./document.ts";
 import { groupKey, type ObservedIndex } from "./observed-index.ts";
-import { humanDuration, isoSeconds } from "./time.ts";
+import { humanDuration, isoSeconds } from "../format/time.ts";
 import type { Overdue } from "./types.ts";
 
 const day = 86_400_000;

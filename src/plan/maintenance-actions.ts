@@ -3,7 +3,7 @@ import type { NormalizedProject } from "../config/normalize.ts";
 import { parseDuration } from "../config/duration.ts";
 import type { Draft, DraftOf, PruneTrigger } from "./document.ts";
 import { groupKey, type ObservedIndex } from "./observed-index.ts";
-import { humanDuration, isoSeconds } from "./time.ts";
+import { humanDuration, isoSeconds } from "../format/time.ts";
 import type { MaintenanceRecord, ObservedState } from "./types.ts";
 
 /** How often a repository with forgotten snapshots is pruned when no project using it sets `prune.every`. */

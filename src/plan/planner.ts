@@ -11,7 +11,7 @@ import { notManaged } from "./not-managed.ts";
 import { indexObserved } from "./observed-index.ts";
 import { recoverActions } from "./recover-actions.ts";
 import { copyActions, initActions, unopenedRepositories } from "./repository-actions.ts";
-import { isoSeconds } from "./time.ts";
+import { isoSeconds } from "../format/time.ts";
 import type { ObservedState, Plan, PlanAction, PlanSummary } from "./types.ts";
 
 export { jitterOffset } from "./due.ts";

@@ -4,7 +4,8 @@
  * zone with their offset (`2026-11-21 04:00:00+01:00`), the config's or the machine's (`displayTimeZone`).
  */
 import pc from "picocolors";
-import { humanDuration, localTime, localTimesIn } from "./time.ts";
+import { humanDuration, localTime, localTimesIn } from "../format/time.ts";
+import { markdownLimit } from "../format/markdown.ts";
 import { ofType, type Plan, type PlanAction, planDocument, type PlanToApply } from "./document.ts";
 
 const symbols: Record<PlanAction["type"], string> = {
@@ -160,9 +161,6 @@ export function renderText(plan: Plan, c: Colours = colours(false), timeZone = "
 export function renderJson(plan: Plan | PlanToApply): string {
   return JSON.stringify(planDocument(plan), null, 2) + "\n";
 }
-
-/** Pull-request comments are limited in size; keep a margin under GitHub's 65,536 characters. */
-export const markdownLimit = 60_000;
 
 /**
  * A reviewer-first summary: status, summary line, every warning, actions by type, the full plan folded. Times are

@@ -7,6 +7,14 @@ import type { Retention } from "../config/types.ts";
 import { parseResticDuration, type ResticDuration } from "../config/duration.ts";
 import { canonicalJson } from "../config/fingerprint.ts";
 
+/**
+ * The key of a retention group: the snapshots of one source of a project in one repository, to which retention
+ * applies on their own. The planner, the executor and the state's read model group snapshots by it.
+ */
+export function retentionGroupKey(project: string, source: string, repository: string): string {
+  return `${project}\u0000${source}\u0000${repository}`;
+}
+
 /** One snapshot of a retention group. */
 export interface RetentionSnapshot {
   id: string;

@@ -46,8 +46,10 @@ export class ResticError extends ExecError {
     /** What to do about it, in a few words ("check env(\"RESTIC_PASSWORD\")"); empty when nothing is known. */
     readonly advice: string,
     message: string,
+    /** A snapshot restic stored although it failed (a files backup that could not read some files: exit 3). */
+    readonly snapshotId?: string,
   ) {
-    super(command, code, failure.lines, message);
+    super(command, code, failure.lines, message, failure.transient);
     this.name = "ResticError";
   }
 

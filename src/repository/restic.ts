@@ -2,28 +2,19 @@
  * A restic repository: init, backup (stdin stream or paths), snapshots, forget. The repository URL and password go
  * to restic through RESTIC_REPOSITORY / RESTIC_PASSWORD (never argv: URLs may hold credentials). JSON output is parsed.
  */
-import { spawn } from "node:child_process";
-import { constants as osConstants } from "node:os";
 import { readdirSync, rmSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { MissingToolError } from "../errors.ts";
-import { classifyResticFailure, ResticError, type ResticFailureKind } from "./restic-errors.ts";
-import { trackChild } from "../runtime/shutdown.ts";
+import { classifyResticFailure, ResticError } from "./restic-errors.ts";
+import { runInteractive } from "../exec/interactive.ts";
 import { gateArgv } from "../exec/fifo.ts";
 import { judgeLock, type LockVerdict, parseLock, type ResticLock } from "./restic-locks.ts";
-import {
-  collectSecretRefs,
-  describeSecret,
-  redact,
-  resolveMaybeSecret,
-  resolveSecret,
-  secretPath,
-  shellSecret,
-} from "../config/secrets.ts";
+import { describeSecret, redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
 import type { ResticRepository } from "../config/types.ts";
 import { run, type RunOptions, type RunResult, start } from "../exec/run.ts";
-import { childEnvironment } from "../exec/child-env.ts";
-import { openSsh, parseSftpUrl, type SshRepository, type SshSession } from "./ssh.ts";
+import { openSsh, type SshRepository, type SshSession } from "./ssh.ts";
+import { inheritedResticVariables, manualEnvironment, manualRestic, type ManualSetting } from "./restic-manual.ts";
+import { resticAdvice } from "./restic-advice.ts";
+import { type BackupResult, parseSummary } from "./restic-output.ts";
 
 /** A snapshot as `restic snapshots --json` lists it. */
 export interface ResticSnapshot {
@@ -35,14 +26,6 @@ export interface ResticSnapshot {
   tags?: string[];
   /** Set on snapshots made by `restic copy`: the id of the snapshot copied. */
   original?: string;
-}
-
-export interface BackupResult {
-  snapshotId: string | undefined;
-  /** Bytes restic read (the stream's size, or the files' total). */
-  bytesProcessed: number;
-  /** Bytes restic added to the repository after deduplication and compression. */
-  bytesAdded: number;
 }
 
 export interface BackupOptions {
@@ -60,15 +43,6 @@ export interface BackupOptions {
 
 const fullId = /^[0-9a-f]{64}$/;
 const schemePattern = /^(local|sftp|rest|s3|b2|azure|gs|swift|rclone):/;
-
-/** Any env variable restic reads that we must not inherit from the caller's environment. */
-const inheritedResticVariables = [
-  "RESTIC_REPOSITORY",
-  "RESTIC_REPOSITORY_FILE",
-  "RESTIC_PASSWORD_FILE",
-  "RESTIC_PASSWORD_COMMAND",
-  "RESTIC_KEY_HINT",
-];
 
 export class Restic {
   constructor(
@@ -332,7 +306,7 @@ export class Restic {
     });
     const summary = parseSummary(result.stdout);
     if (result.code !== 0) {
-      throw Object.assign(this.failure("backup", result), { snapshotId: summary.snapshotId });
+      throw this.failure("backup", result, summary.snapshotId);
     }
     return summary;
   }
@@ -412,20 +386,12 @@ export class Restic {
   async passthrough(args: string[]): Promise<number> {
     const ssh = this.openSsh();
     try {
-      const env = childEnvironment({ ...this.environment(), ...ssh.env });
       // The user's cache is allowed here (interactive use); backupctl's own commands run with --no-cache.
       const options = Object.entries(this.spec.options ?? {}).flatMap(([key, value]) => ["-o", `${key}=${value}`]);
-      const child = spawn("restic", [...options, ...args], { stdio: "inherit", env });
-      const untrack = trackChild({ kill: (signal) => child.kill(signal), stopSignal: "SIGINT" });
-      return await new Promise<number>((resolve, reject) => {
-        child.once("error", (error) =>
-          reject(
-            (error as NodeJS.ErrnoException).code === "ENOENT" ? new MissingToolError("restic", "restic") : error,
-          ));
-        child.once("close", (code, signal) => {
-          untrack();
-          resolve(code ?? 128 + (signal ? osConstants.signals[signal] ?? 15 : 15));
-        });
+      return await runInteractive(["restic", ...options, ...args], {
+        env: { ...this.environment(), ...ssh.env },
+        stopSignal: "SIGINT",
+        debianPackage: "restic",
       });
     } finally {
       ssh.remove();
@@ -438,101 +404,18 @@ export class Restic {
     if (result.code !== 0) throw this.failure("restore", result);
   }
 
-  /**
-   * The shell lines that set this repository up for a manual restic (for --print-commands): RESTIC_REPOSITORY, the
-   * password and the repository's env, each secret named by where it is (`RESTIC_PASSWORD_FILE=PATH`, a variable's
-   * `"$NAME"`), never by its value; an sftp repository's ssh settings become an ssh-agent and a known_hosts file.
-   * Use the `restic` words of {@link manualRestic} in the commands that follow.
-   */
+  /** The shell lines that set this repository up for a manual restic (see restic-manual.ts). */
   manualEnvironment(): string[] {
-    const lines: string[] = [];
-    const referenced = new Set(
-      collectSecretRefs(this.spec).flatMap(({ ref }) => ref.secret === "env" ? [ref.name] : []),
-    );
-    const set = new Set<string>();
-    const url = this.spec.url;
-    if (typeof url !== "string") {
-      if (url.secret === "env") lines.push(`export RESTIC_REPOSITORY=${shellSecret(url, this.configDir)}`);
-      else lines.push(`export RESTIC_REPOSITORY_FILE=${shellWord(secretPath(url, this.configDir))}`);
-      set.add(url.secret === "env" ? "RESTIC_REPOSITORY" : "RESTIC_REPOSITORY_FILE");
-    } else {
-      const plain = this.url();
-      const credentials = /^([a-z][a-z0-9+.-]*:(?:[a-z][a-z0-9+.-]*:)?\/\/[^/\s:@]+:)([^@\s/]+)(@.*)$/i.exec(plain);
-      if (credentials) {
-        // The password is written in the config itself: the operator sets it by hand rather than see it printed.
-        lines.push(
-          "# The url's password is written in the config (better: make the url an env() secret); set",
-          "# RESTIC_URL_PASSWORD to it, URL-encoded:",
-          `export RESTIC_REPOSITORY=${
-            shellWord(credentials[1])
-          }"\${RESTIC_URL_PASSWORD:?set RESTIC_URL_PASSWORD first}"${shellWord(credentials[3])}`,
-        );
-      } else lines.push(`export RESTIC_REPOSITORY=${shellWord(plain)}`);
-      set.add("RESTIC_REPOSITORY");
-    }
-    const password = this.spec.password;
-    if (password.secret === "file") {
-      lines.push(`export RESTIC_PASSWORD_FILE=${shellWord(secretPath(password, this.configDir))}`);
-      set.add("RESTIC_PASSWORD_FILE");
-    } else {
-      lines.push(`export RESTIC_PASSWORD=${shellSecret(password, this.configDir)}`);
-      set.add("RESTIC_PASSWORD");
-    }
-    for (const [key, value] of Object.entries(this.spec.env ?? {})) {
-      lines.push(`export ${key}=${typeof value === "string" ? shellWord(value) : shellSecret(value, this.configDir)}`);
-      set.add(key);
-    }
-    // A variable of the operator's shell must not pick another repository or password than these.
-    const stray = [...inheritedResticVariables, "RESTIC_PASSWORD"].filter((key) =>
-      !set.has(key) && !referenced.has(key)
-    );
-    lines.unshift(`unset ${stray.join(" ")}`);
-    const ssh = this.spec.ssh;
-    if (ssh && this.spec.options?.["sftp.command"] === undefined) {
-      const passphrase = ssh.passphrase
-        ? `   # ssh-add asks for its passphrase: ${describeSecret(ssh.passphrase)}`
-        : "";
-      if (ssh.key.secret === "env") {
-        // A key in a variable goes to an ssh-agent of its own, never into a file.
-        lines.push("# ssh logs in to the sftp server with the repository's key, held by an ssh-agent of its own:");
-        lines.push('eval "$(ssh-agent -s)" >/dev/null');
-        lines.push(`printf '%s\\n' ${shellSecret(ssh.key, this.configDir)} | ssh-add -q -${passphrase}`);
-      } else if (passphrase) lines.push(`# ssh asks for the key's passphrase: ${describeSecret(ssh.passphrase!)}`);
-      if (ssh.knownHosts !== undefined) {
-        lines.push(
-          `printf '%s\\n' ${[ssh.knownHosts].flat().map(shellWord).join(" ")} > ${shellWord(this.knownHostsFile())}`,
-        );
-      }
-    }
-    return lines;
+    return manualEnvironment(this.manualSetting());
   }
 
-  /** `restic` and this repository's options (`-o key=value`, an sftp.command for its ssh settings), as shell words. */
+  /** `restic` and this repository's options as shell words (see restic-manual.ts). */
   manualRestic(): string {
-    const options: Record<string, string> = { ...(this.spec.options ?? {}) };
-    const ssh = this.spec.ssh;
-    const target = ssh && typeof this.spec.url === "string" ? parseSftpUrl(this.url()) : undefined;
-    if (ssh && target && options["sftp.command"] === undefined) {
-      const command = [
-        "ssh",
-        ...(ssh.key.secret === "file" ? [`-i ${secretPath(ssh.key, this.configDir)}`, "-o IdentitiesOnly=yes"] : []),
-        "-o PasswordAuthentication=no",
-        `-o StrictHostKeyChecking=${ssh.hostKeyChecking ?? "yes"}`,
-        ...(ssh.knownHosts === undefined ? [] : [`-o UserKnownHostsFile=${this.knownHostsFile()}`]),
-        ...(target.port === undefined ? [] : [`-p ${target.port}`]),
-        ...(target.user === undefined ? [] : [`-l ${target.user}`]),
-        target.host,
-        "-s sftp",
-      ].join(" ");
-      options["sftp.command"] = command;
-    }
-    return ["restic", ...Object.entries(options).map(([key, value]) => `-o ${shellWord(`${key}=${value}`)}`)].join(
-      " ",
-    );
+    return manualRestic(this.manualSetting());
   }
 
-  private knownHostsFile(): string {
-    return `known_hosts-${this.name.replace(/[^A-Za-z0-9_.-]/g, "_")}`;
+  private manualSetting(): ManualSetting {
+    return { name: this.name, spec: this.spec, configDir: this.configDir, url: this.url() };
   }
 
   private backupArgs(options: BackupOptions): string[] {
@@ -550,9 +433,9 @@ export class Restic {
    * A clear error for a failed restic command: what failed, the line of restic's output that names the cause, and
    * what to do. Classified from the exit code and the whole of stderr (see restic-errors.ts), not its last lines.
    */
-  failure(command: string, result: RunResult): ResticError {
+  failure(command: string, result: RunResult, snapshotId?: string): ResticError {
     const failure = classifyResticFailure(result.code, result.stderr);
-    const advice = this.advice(failure.kind);
+    const advice = resticAdvice(failure.kind, this.spec);
     const cause = failure.cause ? `${advice ? "; restic said: " : ": "}${failure.cause}` : "";
     // restic's last lines, less the cause line when it ends them (it is in the message already): for a check, the
     // lines before it name what is damaged.
@@ -568,86 +451,13 @@ export class Restic {
       `repository ${this.name}: restic ${command} failed (exit ${result.code ?? result.signal})${
         advice ? ` — ${advice}` : ""
       }${cause}${more}`,
+      snapshotId,
     );
   }
-
-  /** What to do about a kind of failure, for this repository. */
-  private advice(kind: ResticFailureKind): string {
-    switch (kind) {
-      case "wrong-password":
-        return `the password does not open this repository: check ${describePassword(this.spec)}`;
-      case "host-key":
-        return "ssh does not trust the server's host key: put its known_hosts line (ssh-keyscan -p PORT HOST) in " +
-          "ssh.knownHosts, or check that the server is the one you expect";
-      case "refused":
-        return this.spec.ssh
-          ? `the sftp server refused the key: check that ${describeSecret(this.spec.ssh.key)} is the private ` +
-            `key whose public half is in the server's authorized_keys${
-              this.spec.ssh.passphrase ? ` and that ${describeSecret(this.spec.ssh.passphrase)} is its passphrase` : ""
-            }`
-          : `the backend refused the credentials: check ${describeUrlCredentials(this.spec)}`;
-      case "unreachable":
-        return "the backend cannot be reached: check that the server is up and the address is right";
-      case "not-initialized":
-        return "no repository there: run `backupctl apply` to initialize it, or check the url";
-      case "read-only":
-        return "the file system restic writes to is read-only (the path restic names): remount it read-write; a " +
-          "repository must be writable even to be read, since restic writes a lock file there";
-      case "permission-denied":
-        return "restic may not access the path it names: give the user running backupctl read and write access to " +
-          "the repository (the owner and mode of its folders and files)";
-      case "no-space":
-        return "a disk is full: free space in restic's temporary folder (TMPDIR, /tmp by default) or where the " +
-          "repository lives, then run apply again";
-      case "locked":
-        return "another restic process holds the repository lock; try again when it has finished, or run " +
-          "`backupctl unlock` if no restic runs anywhere";
-      case "other":
-        return "";
-    }
-  }
-}
-
-function describeUrlCredentials(spec: ResticRepository): string {
-  const where = typeof spec.url === "string" ? "the url" : `the url in ${describeSecret(spec.url)}`;
-  const env = Object.keys(spec.env ?? {});
-  return env.length > 0 ? `${where} and the repository's env (${env.join(", ")})` : where;
-}
-
-function describePassword(spec: ResticRepository): string {
-  return describeSecret(spec.password);
 }
 
 function indent(text: string): string {
   return text.split("\n").map((line) => `    ${line}`).join("\n");
-}
-
-/** Reads the summary message of `restic backup --json` (one JSON object per line). */
-export function parseSummary(stdout: string): BackupResult {
-  const result: BackupResult = { snapshotId: undefined, bytesProcessed: 0, bytesAdded: 0 };
-  for (const line of stdout.split("\n")) {
-    if (!line.includes('"summary"')) continue;
-    try {
-      const message = JSON.parse(line) as {
-        message_type?: string;
-        snapshot_id?: string;
-        total_bytes_processed?: number;
-        data_added?: number;
-      };
-      if (message.message_type !== "summary") continue;
-      result.snapshotId = message.snapshot_id;
-      result.bytesProcessed = message.total_bytes_processed ?? 0;
-      result.bytesAdded = message.data_added ?? 0;
-    } catch {
-      // a progress line cut in the middle: not the summary
-    }
-  }
-  return result;
-}
-
-/** A word for sh: left as it is when safe, else single-quoted. */
-export function shellWord(value: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'"'"'`)}'`;
 }
 
 /** Whether restic failed because another process holds the repository's lock. */

@@ -14,7 +14,7 @@ import { delimiter, join } from "node:path";
 import { BackupctlError, MissingToolError } from "../errors.ts";
 import { resolveSecret } from "../config/secrets.ts";
 import type { ResticSsh } from "../config/types.ts";
-import { createPrivateFolder } from "../sources/private-file.ts";
+import { createPrivateFolder } from "../exec/private-file.ts";
 
 /** Where an sftp repository's server is, as restic reads the URL. */
 export interface SftpTarget {

@@ -9,7 +9,8 @@
 import { isAbsolute, resolve } from "node:path";
 import { shellSecret } from "../config/secrets.ts";
 import type { Encryption, MysqlSource, PostgresSource } from "../config/types.ts";
-import { type Restic, shellWord } from "../repository/restic.ts";
+import type { Restic } from "../repository/restic.ts";
+import { shellWord } from "../repository/restic-manual.ts";
 import { clientProgram } from "../sources/mysql.ts";
 import { dbnameArgument } from "../sources/postgres.ts";
 import { type Located, restoredName } from "./restore.ts";

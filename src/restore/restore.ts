@@ -27,8 +27,9 @@ import { decryptionFilter } from "../encrypt/filter.ts";
 import type { StreamFilter } from "../encrypt/types.ts";
 import { ExecError, IncompleteSnapshotError, MissingToolError, SourceError, UsageError } from "../errors.ts";
 import { FifoFolder, parseTap, stopAndWait, tapArgv } from "../exec/fifo.ts";
+import { transientOutput } from "../exec/failure.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
-import { isoSeconds } from "../plan/time.ts";
+import { isoSeconds } from "../format/time.ts";
 import { isUsable } from "../plan/types.ts";
 import type { Restic } from "../repository/restic.ts";
 import type { SnapshotTable } from "../state/schema.ts";
@@ -162,7 +163,7 @@ export function restoredName(located: Located): string {
   return located.encrypted ? file.slice(0, -located.encrypted.length) : file;
 }
 
-function decryption(located: Located, ctx: RestoreContext): StreamFilter | undefined {
+async function decryption(located: Located, ctx: RestoreContext): Promise<StreamFilter | undefined> {
   if (!located.encrypted) return undefined;
   const encrypt = located.project.encrypt;
   const expected = encrypt ? (encrypt.type === "gpg" ? ".gpg" : ".age") : undefined;
@@ -176,7 +177,7 @@ function decryption(located: Located, ctx: RestoreContext): StreamFilter | undef
         }: restore it by hand with the key it was made with`,
     );
   }
-  return decryptionFilter(encrypt, { configDir: ctx.loaded.dir, privateDir: ctx.privateDir });
+  return await decryptionFilter(encrypt, { configDir: ctx.loaded.dir, privateDir: ctx.privateDir });
 }
 
 export interface StreamOutcome {
@@ -200,7 +201,7 @@ export async function streamDump(
   timeoutMs?: number,
 ): Promise<StreamOutcome> {
   const started = Date.now();
-  const filter = decryption(located, ctx);
+  const filter = await decryption(located, ctx);
   const sink = "sink" in into ? into.sink : undefined;
   const file = "file" in into ? into.file : undefined;
   let fifos: FifoFolder | undefined;
@@ -317,6 +318,7 @@ export async function streamDump(
         result.stderrTail,
         `${chain[failed].name} failed (exit ${result.code ?? result.signal}) after ${bytes} bytes of the dump` +
           (result.stderrTail ? `:\n    ${result.stderrTail.replaceAll("\n", "\n    ")}` : ""),
+        transientOutput(result.stderrTail),
       );
     }
     return { bytes, durationMs: Date.now() - started };
@@ -325,7 +327,7 @@ export async function streamDump(
     throw error;
   } finally {
     fifos?.remove();
-    filter?.cleanup?.();
+    await filter?.cleanup?.();
     sink?.cleanup();
   }
 }

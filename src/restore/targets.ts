@@ -10,7 +10,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import type { MysqlSource, PostgresSource, SqliteSource } from "../config/types.ts";
 import { SourceError, UsageError } from "../errors.ts";
 import { run, type RunResult } from "../exec/run.ts";
-import type { SourceContext } from "../sources/input.ts";
+import type { SourceContext } from "../sources/types.ts";
 import { mysqlClient } from "../sources/mysql.ts";
 import { dbnameArgument, postgresClient } from "../sources/postgres.ts";
 

@@ -4,7 +4,7 @@
  */
 import type { CommandSource } from "../config/types.ts";
 import { resolveMaybeSecret } from "../config/secrets.ts";
-import type { SourceContext, StreamInput } from "./input.ts";
+import type { SourceContext, StreamInput } from "./types.ts";
 
 export function commandInput(source: CommandSource & { name: string }, context: SourceContext): StreamInput {
   const argv = typeof source.run === "string" ? ["bash", "-o", "pipefail", "-c", source.run] : source.run;

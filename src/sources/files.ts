@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { FilesSource } from "../config/types.ts";
 import { SourceError } from "../errors.ts";
-import type { PathsInput } from "./input.ts";
+import type { PathsInput } from "./types.ts";
 
 export function filesInput(source: FilesSource & { name: string }, configDir: string): PathsInput {
   const paths = source.paths.map((path) => (isAbsolute(path) ? path : resolve(configDir, path)));

@@ -10,39 +10,7 @@ import { mongodbInput } from "./mongodb.ts";
 import { mysqlInput } from "./mysql.ts";
 import { postgresGlobalsInput, postgresInput } from "./postgres.ts";
 import { sqliteInput } from "./sqlite.ts";
-
-export interface StreamInput {
-  kind: "stream";
-  /** The producer program; its stdout is the dump. Secrets only in `env` or private files, never in argv. */
-  argv: string[];
-  env?: Record<string, string>;
-  /** The file name the dump gets inside the snapshot. */
-  filename: string;
-  allowEmpty: boolean;
-  /** The Debian package that provides the producer, for a clear message when it is missing. */
-  package: string;
-  /**
-   * A cheap check of the dump's format, given its first and last bytes (at most 64 KiB each): returns what is
-   * wrong, or undefined. A failed check fails the stage and discards the snapshot.
-   */
-  check?: (head: Uint8Array, tail: Uint8Array) => string | undefined;
-  /** Removes private files the producer needed (a pgpass or defaults file); called when the stage ends. */
-  cleanup?: () => void;
-}
-
-export interface PathsInput {
-  kind: "paths";
-  paths: string[];
-  exclude: string[];
-}
-
-export type BackupInput = StreamInput | PathsInput;
-
-/** Where a source reads relative paths from, and where it may put private files (see private-file.ts). */
-export interface SourceContext {
-  configDir: string;
-  privateDir: string;
-}
+import type { BackupInput, SourceContext } from "./types.ts";
 
 export function backupInput(source: NamedSource, context: SourceContext): BackupInput {
   switch (source.type) {

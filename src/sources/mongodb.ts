@@ -5,8 +5,8 @@
  */
 import { resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
 import type { MongodbSource } from "../config/types.ts";
-import type { SourceContext, StreamInput } from "./input.ts";
-import { writePrivateFile } from "./private-file.ts";
+import type { SourceContext, StreamInput } from "./types.ts";
+import { writePrivateFile } from "../exec/private-file.ts";
 
 /** A YAML double-quoted scalar. */
 function yamlString(value: string): string {

@@ -6,13 +6,12 @@
  * The user and password never reach argv: they go into a private option file (0600, removed when the stage ends)
  * passed with `--defaults-extra-file`, which the client only honours as the very first option.
  */
-import { spawnSync } from "node:child_process";
 import { dirname } from "node:path";
 import { resolveSecret } from "../config/secrets.ts";
 import type { MysqlSource } from "../config/types.ts";
-import { childEnvironment } from "../exec/child-env.ts";
-import type { SourceContext, StreamInput } from "./input.ts";
-import { writePrivateFile } from "./private-file.ts";
+import { which } from "../exec/which.ts";
+import type { SourceContext, StreamInput } from "./types.ts";
+import { writePrivateFile } from "../exec/private-file.ts";
 
 /** The config's MySQL/MariaDB source, with its name defaulted (see config/normalize.ts). */
 export type NamedMysqlSource = MysqlSource & { name: string };
@@ -93,10 +92,7 @@ const chosen = new Map<string, string>();
 /** MariaDB's name for a client program when installed (it deprecates the MySQL names), else MySQL's; looked up once. */
 function program(mariadb: string, mysql: string): string {
   if (!chosen.has(mariadb)) {
-    const found = spawnSync("sh", ["-c", 'command -v "$1" >/dev/null 2>&1', "sh", mariadb], {
-      env: childEnvironment(),
-    });
-    chosen.set(mariadb, found.status === 0 ? mariadb : mysql);
+    chosen.set(mariadb, which(mariadb) === undefined ? mysql : mariadb);
   }
   return chosen.get(mariadb)!;
 }

@@ -8,8 +8,8 @@
  */
 import { resolveSecret } from "../config/secrets.ts";
 import type { PostgresSource } from "../config/types.ts";
-import type { SourceContext, StreamInput } from "./input.ts";
-import { type PrivateFile, writePrivateFile } from "./private-file.ts";
+import type { SourceContext, StreamInput } from "./types.ts";
+import { type PrivateFile, writePrivateFile } from "../exec/private-file.ts";
 
 /** The config's PostgreSQL source, with its name defaulted (see config/normalize.ts). */
 export type NamedPostgresSource = PostgresSource & { name: string };

@@ -6,7 +6,7 @@ import { closeSync, existsSync, openSync, readSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { SqliteSource } from "../config/types.ts";
 import { SourceError } from "../errors.ts";
-import type { StreamInput } from "./input.ts";
+import type { StreamInput } from "./types.ts";
 
 export function sqliteInput(source: SqliteSource & { name: string }, configDir: string): StreamInput {
   const path = isAbsolute(source.path) ? source.path : resolve(configDir, source.path);

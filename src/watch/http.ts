@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
 import { redact } from "../config/secrets.ts";
 import { plan } from "../plan/planner.ts";
-import { isoSeconds } from "../plan/time.ts";
+import { isoSeconds } from "../format/time.ts";
 import type { StateStore } from "../state/store.ts";
 import type { Watcher } from "./loop.ts";
 

@@ -25,7 +25,7 @@ import { FifoFolder, stopAndWait } from "../../src/exec/fifo.ts";
 import { start } from "../../src/exec/run.ts";
 import { type BackupOptions, Restic } from "../../src/repository/restic.ts";
 import { type Located, type RestoreContext, streamDump } from "../../src/restore/restore.ts";
-import type { StreamInput } from "../../src/sources/input.ts";
+import type { StreamInput } from "../../src/sources/types.ts";
 import { processesWith } from "../support/inspect.ts";
 import { runTool, waitFor } from "../support/cli.ts";
 

@@ -26,7 +26,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { formatBytes } from "../../src/apply/format.ts";
+import { formatBytes } from "../../src/format/bytes.ts";
 import { type CliResult, runCli, runTool } from "../support/cli.ts";
 import { mariadbIdent, type MariadbServer, startMariadb } from "../support/mariadb.ts";
 import { ident, type PostgresServer, startPostgres } from "../support/postgres.ts";

@@ -4,7 +4,8 @@
  * hook aborts the run.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { processesWith } from "../support/inspect.ts";
@@ -65,6 +66,39 @@ export default defineConfig({
     assert.equal(result.code, 1);
     assert.equal(readFileSync(counter(), "utf8").trim(), "3");
     assert.match(result.stdout, /✗ backup app\/db → local failed: bash \(the dump\) failed \(exit 2\)/);
+  });
+
+  it("retries a backup while another restic holds the repository's lock, and not one with a wrong password", async () => {
+    writeConfig(`sources: [command({ name: "db", filename: "db.txt", run: "seq 1 100" })]`);
+    // A live restic holding an exclusive lock: `key passwd` waits for its new password on a FIFO with its lock taken.
+    const fifo = join(demo.dir, "new-password");
+    execFileSync("mkfifo", [fifo]);
+    const holder = spawn("restic", ["--no-cache", "key", "passwd", "--new-password-file", fifo], {
+      env: { ...process.env, RESTIC_REPOSITORY: demo.repository, RESTIC_PASSWORD: demo.env.DEMO_RESTIC_PASSWORD },
+      stdio: "ignore",
+    });
+    const gone = new Promise((resolve) => holder.once("close", resolve));
+    try {
+      await waitFor("restic's exclusive lock", () => readdirSync(join(demo.repository, "locks")).length > 0);
+      const locked = await cli(["apply", "--now", dayAt(7)]);
+      assert.equal(locked.code, 1, locked.stdout + locked.stderr);
+      assert.match(locked.stdout, /! backup app\/db → local: attempt 1\/3 failed \(transient\), retrying in/);
+      assert.match(locked.stdout, /! backup app\/db → local: attempt 2\/3 failed \(transient\), retrying in/);
+      assert.match(
+        locked.stdout,
+        /✗ backup app\/db → local failed: .*another restic process holds the repository lock/,
+      );
+    } finally {
+      holder.kill("SIGINT"); // restic removes its lock
+      await gone;
+    }
+
+    const wrong = await runCli(["--config", demo.config, "apply", "--now", dayAt(8)], {
+      env: { DEMO_RESTIC_PASSWORD: "not-the-password" },
+    });
+    assert.equal(wrong.code, 1, wrong.stdout + wrong.stderr);
+    assert.match(wrong.stdout, /✗ backup app\/db → local failed: .*the password does not open this repository/);
+    assert.doesNotMatch(wrong.stdout, /retrying/);
   });
 
   it("stops a stage that runs past its timeout", async () => {

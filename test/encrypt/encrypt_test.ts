@@ -19,8 +19,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SecretError } from "../../src/config/secrets.ts";
 import type { AgeEncryption, Encryption, GpgEncryption } from "../../src/config/types.ts";
-import { decryptionFilter, encryptionFilter, type FilterContext } from "../../src/encrypt/filter.ts";
-import type { StreamFilter } from "../../src/encrypt/types.ts";
+import { decryptionFilter, encryptionFilter } from "../../src/encrypt/filter.ts";
+import type { FilterContext, StreamFilter } from "../../src/encrypt/types.ts";
 import { SourceError } from "../../src/errors.ts";
 
 const hasTool = (tool: string) => spawnSync(tool, ["--version"], { stdio: "ignore" }).status === 0;
@@ -58,18 +58,18 @@ const keyHomes: string[] = [];
 let gpgHome = ""; // the generating keyring, also used as "the user's keyring"
 let ageRecipient = "";
 
-function build(make: () => StreamFilter): StreamFilter {
-  const filter = make();
+async function build(make: () => Promise<StreamFilter>): Promise<StreamFilter> {
+  const filter = await make();
   built.push(filter);
   return filter;
 }
 
-function encrypting(encrypt: Encryption): StreamFilter {
-  return build(() => encryptionFilter(encrypt, context));
+async function encrypting(encrypt: Encryption): Promise<StreamFilter> {
+  return await build(() => encryptionFilter(encrypt, context));
 }
 
-function decrypting(encrypt: Encryption): StreamFilter {
-  return build(() => decryptionFilter(encrypt, context));
+async function decrypting(encrypt: Encryption): Promise<StreamFilter> {
+  return await build(() => decryptionFilter(encrypt, context));
 }
 
 function assertNoSecretIn(filter: StreamFilter): void {
@@ -86,11 +86,11 @@ function assertPrivateDirEmpty(): void {
 }
 
 /** Runs cleanup() on every filter, checks argv/env for secrets and that nothing private is left. */
-function finish(...filters: StreamFilter[]): void {
+async function finish(...filters: StreamFilter[]): Promise<void> {
   for (const filter of filters) {
     assertNoSecretIn(filter);
     for (const path of privatePaths(filter)) assert.ok(existsSync(path), `${path} exists until cleanup()`);
-    filter.cleanup?.();
+    await filter.cleanup?.();
     for (const path of privatePaths(filter)) assert.ok(!existsSync(path), `${path} is removed by cleanup()`);
   }
   assertPrivateDirEmpty();
@@ -100,10 +100,14 @@ function privatePaths(filter: StreamFilter): string[] {
   return [...filter.argv, ...Object.values(filter.env ?? {})].filter((value) => value.startsWith(privateDir));
 }
 
-function expectError(make: () => unknown, kind: typeof SourceError | typeof SecretError, pattern: RegExp): Error {
+async function expectError(
+  make: () => unknown,
+  kind: typeof SourceError | typeof SecretError,
+  pattern: RegExp,
+): Promise<Error> {
   let caught: unknown;
   try {
-    make();
+    await make();
   } catch (error) {
     caught = error;
   }
@@ -174,7 +178,7 @@ function pipeThrough(
 
 async function roundTrip(encrypt: Encryption, decrypt: Encryption = encrypt): Promise<Buffer> {
   const plain = sampleData();
-  const encrypter = encrypting(encrypt);
+  const encrypter = await encrypting(encrypt);
   const encrypted = await pipeThrough(encrypter, plain);
   assert.equal(encrypted.code, 0, `encryption failed: ${encrypted.err}`);
   assert.ok(encrypted.out.length > 0);
@@ -183,12 +187,12 @@ async function roundTrip(encrypt: Encryption, decrypt: Encryption = encrypt): Pr
   // No compression before restic: the ciphertext is at least as long as the (very compressible) input.
   assert.ok(encrypted.out.length >= plain.length, `${encrypted.out.length} < ${plain.length}: it was compressed`);
 
-  const decrypter = decrypting(decrypt);
+  const decrypter = await decrypting(decrypt);
   const decrypted = await pipeThrough(decrypter, encrypted.out);
   assert.equal(decrypted.code, 0, `decryption failed: ${decrypted.err}`);
   assert.equal(decrypted.out.length, plain.length);
   assert.ok(decrypted.out.equals(plain), "the decrypted bytes are identical to the input");
-  finish(encrypter, decrypter);
+  await finish(encrypter, decrypter);
   return encrypted.out;
 }
 
@@ -251,8 +255,8 @@ before(() => {
   }
 });
 
-after(() => {
-  for (const filter of built) filter.cleanup?.();
+after(async () => {
+  for (const filter of built) await filter.cleanup?.();
   for (const home of keyHomes) {
     spawnSync("gpgconf", ["--kill", "gpg-agent"], { env: { ...process.env, GNUPGHOME: home }, stdio: "ignore" });
   }
@@ -262,10 +266,10 @@ after(() => {
 });
 
 describe("age filters", () => {
-  it("encrypts with -r for each recipient and -R for the recipients file (relative to the config)", () => {
+  it("encrypts with -r for each recipient and -R for the recipients file (relative to the config)", async () => {
     const recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", "ssh-ed25519 AAAAC3Nza test"];
     writeFileSync(join(configDir, "more-recipients.txt"), `${recipients[0]}\n`);
-    const filter = encrypting({ type: "age", recipients, recipientsFile: "more-recipients.txt" });
+    const filter = await encrypting({ type: "age", recipients, recipientsFile: "more-recipients.txt" });
     assert.deepEqual(filter.argv, [
       "age",
       "--encrypt",
@@ -278,32 +282,32 @@ describe("age filters", () => {
     ]);
     assert.equal(filter.extension, ".age");
     assert.equal(filter.package, "age");
-    finish(filter);
+    await finish(filter);
   });
 
-  it("fails clearly on a missing recipients file, a malformed recipient or a private key given as recipient", () => {
-    expectError(
+  it("fails clearly on a missing recipients file, a malformed recipient or a private key given as recipient", async () => {
+    await expectError(
       () => encrypting({ type: "age", recipientsFile: "missing.txt" }),
       SourceError,
       /recipientsFile .*missing\.txt does not exist.*age-keygen -y/,
     );
-    expectError(
+    await expectError(
       () => encrypting({ type: "age", recipients: ["backup@example.com"] }),
       SourceError,
       /recipients\[0\] "backup@example.com" is not an age recipient/,
     );
     const identityAsRecipient = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
     secrets.push(identityAsRecipient);
-    expectError(
+    await expectError(
       () => encrypting({ type: "age", recipients: [identityAsRecipient] }),
       SourceError,
       /recipients\[0\] is an age identity \(a private key\), not a recipient/,
     );
   });
 
-  it("decryption needs the identity, resolved from its secret reference", () => {
-    expectError(() => decrypting({ type: "age", recipients: ["age1x"] }), SourceError, /needs the private key/);
-    expectError(
+  it("decryption needs the identity, resolved from its secret reference", async () => {
+    await expectError(() => decrypting({ type: "age", recipients: ["age1x"] }), SourceError, /needs the private key/);
+    await expectError(
       () =>
         decrypting({ type: "age", recipients: ["age1x"], identity: { secret: "env", name: "BACKUPCTL_TEST_UNSET" } }),
       SecretError,
@@ -327,12 +331,12 @@ describe("age filters", () => {
       recipientsFile: "recipients.txt",
       identity: { secret: "env", name: env.ageIdentity },
     };
-    const decrypter = decrypting(encrypt);
+    const decrypter = await decrypting(encrypt);
     const identityFile = optionValues(decrypter.argv, "-i")[0];
     assert.ok(identityFile.startsWith(privateDir));
     assert.equal(statSync(identityFile).mode & 0o777, 0o600);
     assert.equal(statSync(join(identityFile, "..")).mode & 0o777, 0o700);
-    finish(decrypter);
+    await finish(decrypter);
     await roundTrip(encrypt);
   });
 
@@ -341,17 +345,17 @@ describe("age filters", () => {
     secrets.push(/AGE-SECRET-KEY-\S+/.exec(other)![0]);
     process.env.BACKUPCTL_TEST_AGE_OTHER = other;
     try {
-      const encrypter = encrypting({ type: "age", recipients: [ageRecipient] });
+      const encrypter = await encrypting({ type: "age", recipients: [ageRecipient] });
       const encrypted = await pipeThrough(encrypter, Buffer.from("secret data\n"));
       assert.equal(encrypted.code, 0);
-      const decrypter = decrypting({
+      const decrypter = await decrypting({
         type: "age",
         recipients: [ageRecipient],
         identity: { secret: "env", name: "BACKUPCTL_TEST_AGE_OTHER" },
       });
       const decrypted = await pipeThrough(decrypter, encrypted.out);
       assert.notEqual(decrypted.code, 0);
-      finish(encrypter, decrypter);
+      await finish(encrypter, decrypter);
     } finally {
       delete process.env.BACKUPCTL_TEST_AGE_OTHER;
     }
@@ -359,8 +363,8 @@ describe("age filters", () => {
 });
 
 describe("gpg filters", () => {
-  it("with only a one-key keyFile: --recipient-file, compression off, a private GNUPGHOME removed by cleanup", () => {
-    const filter = encrypting({ type: "gpg", keyFile: "backup.pub.asc" });
+  it("with only a one-key keyFile: --recipient-file, compression off, a private GNUPGHOME removed by cleanup", async () => {
+    const filter = await encrypting({ type: "gpg", keyFile: "backup.pub.asc" });
     assert.deepEqual(filter.argv.slice(0, 5), ["gpg", "--batch", "--yes", "--no-tty", "--quiet"]);
     assert.deepEqual(optionValues(filter.argv, "--compress-algo"), ["none"]);
     assert.deepEqual(optionValues(filter.argv, "--trust-model"), ["always"]);
@@ -373,57 +377,57 @@ describe("gpg filters", () => {
     assert.ok(home.startsWith(privateDir), `GNUPGHOME ${home} is under the private folder`);
     assert.equal(statSync(home).mode & 0o777, 0o700);
     assert.equal(statSync(privateDir).mode & 0o777, 0o700);
-    finish(filter);
+    await finish(filter);
   });
 
-  it("with a keyFile of several keys and no recipient: one --recipient per fingerprint", () => {
-    const filter = encrypting({ type: "gpg", keyFile: join(configDir, "two.pub.asc") });
+  it("with a keyFile of several keys and no recipient: one --recipient per fingerprint", async () => {
+    const filter = await encrypting({ type: "gpg", keyFile: join(configDir, "two.pub.asc") });
     const fingerprints = optionValues(filter.argv, "--recipient");
     assert.equal(fingerprints.length, 2);
     for (const fingerprint of fingerprints) assert.match(fingerprint, /^[0-9A-F]{40}$/);
     assert.deepEqual(optionValues(filter.argv, "--recipient-file"), []);
-    finish(filter);
+    await finish(filter);
   });
 
-  it("with a keyFile and recipients: --recipient for each, checked against the file's keys", () => {
-    const filter = encrypting({
+  it("with a keyFile and recipients: --recipient for each, checked against the file's keys", async () => {
+    const filter = await encrypting({
       type: "gpg",
       keyFile: "two.pub.asc",
       recipient: ["backup@example.com", "second@example.com"],
     });
     assert.deepEqual(optionValues(filter.argv, "--recipient"), ["backup@example.com", "second@example.com"]);
-    finish(filter);
-    expectError(
+    await finish(filter);
+    await expectError(
       () => encrypting({ type: "gpg", keyFile: "backup.pub.asc", recipient: "second@example.com" }),
       SourceError,
       /recipient "second@example.com" is not among the keys in keyFile .*backup\.pub\.asc \(it holds: backup test <backup@example.com> [0-9A-F]{40}\): add its public key/,
     );
   });
 
-  it("fails clearly on a missing keyFile or one that holds no key", () => {
-    expectError(
+  it("fails clearly on a missing keyFile or one that holds no key", async () => {
+    await expectError(
       () => encrypting({ type: "gpg", keyFile: "keys/missing.asc", recipient: "backup@example.com" }),
       SourceError,
       /keyFile .*keys\/missing\.asc does not exist: export the recipients' public keys into it \(gpg --armor --export KEYID/,
     );
     writeFileSync(join(configDir, "not-a-key.asc"), "hello\n");
-    expectError(
+    await expectError(
       () => encrypting({ type: "gpg", keyFile: "not-a-key.asc" }),
       SourceError,
       /keyFile .*not-a-key\.asc holds no OpenPGP public key/,
     );
   });
 
-  it("without keyFile: the user's keyring and --recipient; an unknown recipient is an error", () => {
+  it("without keyFile: the user's keyring and --recipient; an unknown recipient is an error", async () => {
     const saved = process.env.GNUPGHOME;
     process.env.GNUPGHOME = gpgHome;
     try {
-      const filter = encrypting({ type: "gpg", recipient: "backup@example.com" });
+      const filter = await encrypting({ type: "gpg", recipient: "backup@example.com" });
       assert.deepEqual(optionValues(filter.argv, "--recipient"), ["backup@example.com"]);
       assert.equal(filter.env?.GNUPGHOME, undefined, "the user's own keyring");
       assert.equal(filter.cleanup, undefined);
-      finish(filter);
-      expectError(
+      await finish(filter);
+      await expectError(
         () => encrypting({ type: "gpg", recipient: ["backup@example.com", "nobody@example.com"] }),
         SourceError,
         /recipient "nobody@example.com" has no public key in the keyring of this user .*gpg --import/,
@@ -434,27 +438,31 @@ describe("gpg filters", () => {
     }
   });
 
-  it("decryption needs a private key: missing, unset or public-only secretKey are errors", () => {
-    expectError(() => decrypting({ type: "gpg", keyFile: "backup.pub.asc" }), SourceError, /needs the private key/);
-    expectError(
+  it("decryption needs a private key: missing, unset or public-only secretKey are errors", async () => {
+    await expectError(
+      () => decrypting({ type: "gpg", keyFile: "backup.pub.asc" }),
+      SourceError,
+      /needs the private key/,
+    );
+    await expectError(
       () => decrypting({ type: "gpg", secretKey: { secret: "env", name: "BACKUPCTL_TEST_UNSET" } }),
       SecretError,
       /env\("BACKUPCTL_TEST_UNSET"\) is not set/,
     );
-    expectError(
+    await expectError(
       () => decrypting({ type: "gpg", secretKey: { secret: "env", name: env.gpgPublicOnly } }),
       SourceError,
       /secretKey env\("BACKUPCTL_TEST_GPG_PUBLIC_ONLY"\) holds no OpenPGP private key/,
     );
   });
 
-  it("a protected key without its passphrase, or with a wrong one, is an error naming the references", () => {
-    expectError(
+  it("a protected key without its passphrase, or with a wrong one, is an error naming the references", async () => {
+    await expectError(
       () => decrypting({ type: "gpg", secretKey: { secret: "env", name: env.gpgProtectedKey } }),
       SourceError,
       /protected by a passphrase, so set passphrase/,
     );
-    expectError(
+    await expectError(
       () =>
         decrypting({
           type: "gpg",
@@ -466,8 +474,8 @@ describe("gpg filters", () => {
     );
   });
 
-  it("the decryption filter reads the passphrase from a private file, never from argv or stdin", () => {
-    const filter = decrypting({
+  it("the decryption filter reads the passphrase from a private file, never from argv or stdin", async () => {
+    const filter = await decrypting({
       type: "gpg",
       secretKey: { secret: "env", name: env.gpgProtectedKey },
       passphrase: { secret: "env", name: env.gpgPassphrase },
@@ -482,7 +490,7 @@ describe("gpg filters", () => {
     assert.ok(!filter.argv.includes("--passphrase-fd"), "stdin is the data stream");
     assert.equal(filter.argv.at(-1), "--decrypt");
     assert.deepEqual(readdirSync(home).filter((name) => name.endsWith(".asc")), [], "the key file is gone");
-    finish(filter);
+    await finish(filter);
   });
 
   it("round-trips 5 MB encrypted to a keyFile (--recipient-file), decrypted with secretKey from the environment", async () => {

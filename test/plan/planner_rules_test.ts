@@ -29,7 +29,7 @@ import {
 import { files, postgres, sqlite } from "../../src/config/helpers.ts";
 import { jitterOffset, planToApply } from "../../src/plan/planner.ts";
 import { applyRetention, describePolicyChange } from "../../src/plan/retention.ts";
-import { humanDuration } from "../../src/plan/time.ts";
+import { humanDuration } from "../../src/format/time.ts";
 import type { InventorySnapshot, ObservedState, PlanAction } from "../../src/plan/types.ts";
 
 /** A project with one postgres source "shop" backed up to local, daily at 03:00, keeping the last 2 snapshots. */

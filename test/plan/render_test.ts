@@ -10,13 +10,13 @@ import { summarize } from "../../src/plan/planner.ts";
 import {
   colours,
   deletionBanners,
-  markdownLimit,
   renderJson,
   renderMarkdown,
   renderText,
   summaryLine,
 } from "../../src/plan/render.ts";
 import type { Plan, PlanAction } from "../../src/plan/document.ts";
+import { markdownLimit } from "../../src/format/markdown.ts";
 
 /** An action before the plan numbers it. */
 type Draft<A = PlanAction> = A extends unknown ? Omit<A, "id"> : never;

@@ -6,12 +6,13 @@
 import { parseDuration } from "../../config/duration.ts";
 import { encryptionFilter } from "../../encrypt/filter.ts";
 import type { StreamFilter } from "../../encrypt/types.ts";
-import { humanDuration, isoSeconds } from "../../plan/time.ts";
+import { humanDuration, isoSeconds } from "../../format/time.ts";
 import type { Action } from "../../plan/types.ts";
 import type { BackupOptions, Restic } from "../../repository/restic.ts";
+import { ResticError } from "../../repository/restic-errors.ts";
 import { backupInput } from "../../sources/input.ts";
 import { repositoryFor } from "../context.ts";
-import { formatBytes } from "../format.ts";
+import { formatBytes } from "../../format/bytes.ts";
 import { discardSnapshot, storedName, streamBackup } from "../pipeline.ts";
 import { startProgress } from "../progress.ts";
 import { backoffFor } from "../retry.ts";
@@ -63,7 +64,7 @@ export async function backup(
         // Dumps are encrypted in the stream when the project asks; files rely on restic's own encryption.
         let filters: StreamFilter[] = [];
         try {
-          if (input.kind === "stream" && project.encrypt) filters = [encryptionFilter(project.encrypt, context)];
+          if (input.kind === "stream" && project.encrypt) filters = [await encryptionFilter(project.encrypt, context)];
         } catch (error) {
           if (input.kind === "stream") input.cleanup?.(); // the source's private files must not outlive the stage
           throw error;
@@ -116,8 +117,9 @@ async function backupPaths(repository: Restic, paths: string[], exclude: string[
     const result = await repository.backupPaths(paths, exclude, options);
     return { snapshotId: result.snapshotId!, bytes: result.bytesProcessed, bytesAdded: result.bytesAdded };
   } catch (error) {
-    const snapshotId = (error as { snapshotId?: string }).snapshotId;
-    if (snapshotId && error instanceof Error) await discardSnapshot(repository, snapshotId, error);
+    if (error instanceof ResticError && error.snapshotId) {
+      throw await discardSnapshot(repository, error.snapshotId, error);
+    }
     throw error;
   }
 }

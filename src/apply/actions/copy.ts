@@ -2,7 +2,7 @@
  * `copy`: `restic copy` of the snapshots a secondary repository lacks, plus the one this run's backup of the source
  * made, from the project's first repository ("dump once, send to many").
  */
-import { humanDuration } from "../../plan/time.ts";
+import { humanDuration } from "../../format/time.ts";
 import type { Action } from "../../plan/types.ts";
 import { repositoryFor } from "../context.ts";
 import { runStage } from "../stage.ts";

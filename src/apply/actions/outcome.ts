@@ -1,5 +1,5 @@
 /** How a maintenance stage ended, as apply says it and counts it. */
-import { humanDuration } from "../../plan/time.ts";
+import { humanDuration } from "../../format/time.ts";
 import type { Outcome } from "./types.ts";
 
 /** Says how a maintenance stage ended ("~ prune local: done (3s)"), and turns it into an outcome. */

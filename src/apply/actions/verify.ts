@@ -3,11 +3,11 @@
  * duration); a failure is a `verify.failed` notification recorded with it.
  */
 import { enqueueFor, verifyFailed } from "../../notify/events.ts";
-import { humanDuration } from "../../plan/time.ts";
+import { humanDuration } from "../../format/time.ts";
 import type { Action } from "../../plan/types.ts";
 import { drill, drillSource } from "../../restore/drill.ts";
 import { type ApplyContext, repositoryFor, type StepContext } from "../context.ts";
-import { formatBytes } from "../format.ts";
+import { formatBytes } from "../../format/bytes.ts";
 import { runStage } from "../stage.ts";
 import type { Outcome } from "./types.ts";
 

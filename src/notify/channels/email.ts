@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import nodemailer from "nodemailer";
 import { resolveSecret } from "../../config/secrets.ts";
 import type { EmailNotifier } from "../../config/types.ts";
-import { humanDuration } from "../../plan/time.ts";
+import { humanDuration } from "../../format/time.ts";
 import type { Message } from "../message.ts";
 import { DeliveryError, type DeliveryOptions } from "./delivery.ts";
 import { facts, healthSymbol, nothingRan, renderPlainText, severityColors, summaryDetails } from "./text.ts";

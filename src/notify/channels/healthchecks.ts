@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { resolveMaybeSecret } from "../../config/secrets.ts";
 import type { HealthchecksNotifier, NotificationEvent } from "../../config/types.ts";
-import { humanDuration } from "../../plan/time.ts";
+import { humanDuration } from "../../format/time.ts";
 import type { Message } from "../message.ts";
 import type { DeliveryOptions } from "./delivery.ts";
 import { channelUrl, sendHttp } from "./http.ts";

@@ -5,7 +5,7 @@
  */
 import pkg from "../../../package.json" with { type: "json" };
 import type { Notifier } from "../../config/types.ts";
-import { humanDuration } from "../../plan/time.ts";
+import { humanDuration } from "../../format/time.ts";
 import { DeliveryError } from "./delivery.ts";
 
 export const userAgent = `backupctl/${pkg.version}`;

@@ -2,8 +2,8 @@
  * What a message says, as labelled facts and as plain text: the Slack fields, the e-mail table and the plain-text
  * bodies (e-mail, ntfy, healthchecks) show the same facts in the same order and words.
  */
-import { formatBytes } from "../../apply/format.ts";
-import { humanDuration } from "../../plan/time.ts";
+import { formatBytes } from "../../format/bytes.ts";
+import { humanDuration } from "../../format/time.ts";
 import type { Message, Severity, SummaryProject } from "../message.ts";
 
 /** The colour of a severity: Slack's attachment bar and the e-mail's side bar. */

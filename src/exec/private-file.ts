@@ -9,6 +9,8 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { environmentError } from "../environment-errors.ts";
+import { onProcessEnd } from "../runtime/process-end.ts";
 
 export interface PrivateFile {
   path: string;
@@ -21,13 +23,18 @@ let exitHandler = false;
 
 /** A new private folder (0700) `secret-<pid>-[<kind>-]XXXXXX` under `privateDir`, removed at exit at the latest. */
 export function createPrivateFolder(privateDir: string, kind?: string): string {
-  mkdirSync(privateDir, { recursive: true, mode: 0o700 });
-  const dir = mkdtempSync(join(privateDir, `secret-${process.pid}-${kind ? `${kind}-` : ""}`));
+  let dir: string;
+  try {
+    mkdirSync(privateDir, { recursive: true, mode: 0o700 });
+    dir = mkdtempSync(join(privateDir, `secret-${process.pid}-${kind ? `${kind}-` : ""}`));
+  } catch (error) {
+    throw environmentError(error, "cannot make a private folder in", privateDir) ?? error;
+  }
   for (const folder of made) if (!existsSync(folder)) made.delete(folder);
   made.add(dir);
   if (!exitHandler) {
     exitHandler = true;
-    process.on("exit", () => {
+    onProcessEnd(() => {
       for (const folder of made) rmSync(folder, { recursive: true, force: true });
     });
   }
@@ -38,7 +45,12 @@ export function createPrivateFolder(privateDir: string, kind?: string): string {
 export function writePrivateFile(privateDir: string, name: string, content: string): PrivateFile {
   const dir = createPrivateFolder(privateDir);
   const path = join(dir, name);
-  writeFileSync(path, content, { mode: 0o600 });
+  try {
+    writeFileSync(path, content, { mode: 0o600 });
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw environmentError(error, "cannot write the private file", path) ?? error;
+  }
   return {
     path,
     remove: () => {

@@ -1,5 +1,5 @@
 /**
- * Unit tests of the semantic config diff (src/plan/config-diff.ts): plain configs through validateConfig, no files,
+ * Unit tests of the semantic config diff (src/diff/): plain configs through validateConfig, no files,
  * no git. Runs under `deno test -A test/plan/config_diff_test.ts` and
  * `bun --no-install test ./test/plan/config_diff_test.ts`.
  */
@@ -20,14 +20,9 @@ import {
 } from "../../src/config/helpers.ts";
 import { validateConfig } from "../../src/config/validate.ts";
 import type { NormalizedConfig } from "../../src/config/normalize.ts";
-import {
-  type ConfigChange,
-  diffConfigs,
-  diffSummaryLine,
-  renderDiffMarkdown,
-  renderDiffText,
-  summarizeDiff,
-} from "../../src/plan/config-diff.ts";
+import { diffConfigs } from "../../src/diff/config-diff.ts";
+import { diffSummaryLine, renderDiffMarkdown, renderDiffText, summarizeDiff } from "../../src/diff/render.ts";
+import type { ConfigChange } from "../../src/diff/types.ts";
 
 type Raw = Record<string, unknown>;
 type RawProject = Raw & { retention: Raw; sources: unknown[]; repositories: string[] };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { humanDuration, isoSeconds, localTime, localTimesIn } from "../../src/plan/time.ts";
+import { humanDuration, isoSeconds, localTime, localTimesIn } from "../../src/format/time.ts";
 
 describe("time formatting", () => {
   it("shows durations with their largest unit and the next one, milliseconds under a second", () => {

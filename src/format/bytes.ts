@@ -1,4 +1,4 @@
-/** Sizes for people: 1024-based units with one decimal ("12.3 MiB"). */
+/** Sizes for people: 1024-based units with one decimal ("12.3 MiB"), for apply's output, status and notifications. */
 export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let value = bytes;
