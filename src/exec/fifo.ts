@@ -153,7 +153,8 @@ export function parseTap(stdout: string): TapReport | undefined {
  * gone. So a snapshot of a stream exists only where backupctl said the stream was complete, whatever happens to
  * backupctl. The gate exits as restic did (its code, or 128 + the signal). It runs as the leader of a process group
  * of its own (exec/run.ts): restic is stopped by SIGINT to that group, so a wrapper around restic cannot keep it
- * running; the gate itself ignores SIGINT and turns SIGTERM/SIGHUP into that SIGINT. restic's output is relayed by the gate, never written to backupctl's pipes
+ * running; the gate itself ignores SIGINT and turns SIGTERM/SIGHUP into that SIGINT, from its first line on (a
+ * signal before restic is started ends the gate with nothing started). restic's output is relayed by the gate, never written to backupctl's pipes
  * directly: should backupctl be gone, restic must not die of a broken pipe before it removed its lock (Go programs
  * die of SIGPIPE on their standard output), and the gate ignores the broken pipe itself. Its first line on stdout, `gate: holding`, says it holds the FIFO: until
  * then the stream must not start (a short dump could come and go before anyone held it, and a FIFO nobody holds
@@ -162,11 +163,17 @@ export function parseTap(stdout: string): TapReport | undefined {
 const gateScript = String.raw`use strict; use warnings; use POSIX ":sys_wait_h";
 my ($input, @argv) = @ARGV;
 $SIG{PIPE} = "IGNORE";
+my $group = getpgrp();
+my ($pid, $signalled);
+my $stop = sub { $signalled = 1; kill "INT", -$group if $pid };
+$SIG{INT} = "IGNORE";
+$SIG{$_} = $stop for qw(TERM HUP);
 open(my $hold, "+<", $input) or die "gate: $input: $!\n";
 syswrite(STDOUT, "gate: holding\n");
 pipe(my $outR, my $outW) or die "gate: pipe: $!\n";
 pipe(my $errR, my $errW) or die "gate: pipe: $!\n";
-my $pid = fork() // die "gate: fork: $!\n";
+exit 143 if $signalled;
+$pid = fork() // die "gate: fork: $!\n";
 if ($pid == 0) {
   open(STDIN, "<", $input) or die "gate: $input: $!\n";
   open(STDOUT, ">&", $outW) or die "gate: stdout: $!\n";
@@ -176,10 +183,8 @@ if ($pid == 0) {
   exec { $argv[0] } @argv or die "gate: cannot run $argv[0]: $!\n";
 }
 close($outW); close($errW);
-my $group = getpgrp();
-my $stop = sub { kill "INT", -$group };
-$SIG{INT} = "IGNORE";
-$SIG{$_} = $stop for qw(TERM HUP);
+# A TERM between the handlers' setting and the fork stops restic as soon as it exists.
+kill "INT", -$group if $signalled;
 my %relay = (fileno($outR) => [$outR, \*STDOUT], fileno($errR) => [$errR, \*STDERR]);
 my ($word, $control, $status, $stoppedAt, $exitedAt) = ("", 1, undef, undef, undef);
 while (!defined $status || (%relay && time - $exitedAt < 3)) {
