@@ -6,11 +6,11 @@
  * the same guard as any load (an exit, the load timeout, output to stderr); a child that still does not finish (code
  * that never returns, which no timer can interrupt) is killed a little after the load timeout.
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { configLoadTimeoutMs, configTimeoutVariable, type LoadedConfig } from "../config/load.ts";
 import { redact, rememberEnvSecrets } from "../config/secrets.ts";
 import { ConfigError, type ConfigProblem } from "../errors.ts";
+import { run } from "../exec/run.ts";
 import { runtimeName } from "./detect.ts";
 
 const child = fileURLToPath(new URL("./load-config-child.ts", import.meta.url));
@@ -31,33 +31,15 @@ const startupAllowanceMs = 30_000;
 export async function loadConfigIsolated(path: string, timeoutMs?: number): Promise<LoadedConfig> {
   const loadTimeoutMs = configLoadTimeoutMs();
   const killAfterMs = timeoutMs ?? loadTimeoutMs + startupAllowanceMs;
-  const { stdout, stderr, code, killed } = await new Promise<
-    { stdout: string; stderr: string; code: number | null; killed: boolean }
-  >(
-    (resolve, reject) => {
-      const process_ = spawn(process.execPath, childArgv(path), {
-        stdio: ["ignore", "pipe", "pipe"],
-        env: process.env,
-      });
-      let killed = false;
-      const timer = setTimeout(() => {
-        killed = true;
-        process_.kill("SIGKILL");
-      }, killAfterMs);
-      let out = "";
-      let err = "";
-      process_.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-      process_.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk.slice(0, 10_000)));
-      process_.once("error", (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-      process_.once("close", (exitCode) => {
-        clearTimeout(timer);
-        resolve({ stdout: out, stderr: err, code: exitCode, killed });
-      });
-    },
-  );
+  // The whole environment, the config's `env()` variables included: the child resolves them as the config asks.
+  const result = await run([process.execPath, ...childArgv(path)], {
+    env: { ...process.env },
+    timeoutMs: killAfterMs,
+    stopSignal: "SIGKILL",
+  });
+  const { stdout, code } = result;
+  const stderr = result.stderr.slice(0, 10_000);
+  const killed = result.timedOut === true;
   const line = stdout.trim().split("\n").at(-1) ?? "";
   let outcome: Outcome;
   try {
