@@ -1,5 +1,6 @@
 /** Lookups over the observed state that several planning rules share, built once per plan. */
 import type { InventorySnapshot, ObservedState } from "./types.ts";
+import { retentionGroupKey } from "./retention.ts";
 
 /** Lookups over the observed state, built once per plan (the inventory can hold 100,000 snapshots). */
 export interface ObservedIndex {
@@ -9,8 +10,9 @@ export interface ObservedIndex {
   retention: Map<string, string>;
 }
 
+/** The key of a retention group (plan/retention.ts). */
 export function groupKey(project: string, source: string, repository: string): string {
-  return `${project}\u0000${source}\u0000${repository}`;
+  return retentionGroupKey(project, source, repository);
 }
 
 export function indexObserved(observed: ObservedState): ObservedIndex {

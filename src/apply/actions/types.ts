@@ -4,6 +4,7 @@
  */
 import type { Action, ActionType, InventorySnapshot } from "../../plan/types.ts";
 import type { ResticSnapshot } from "../../repository/restic.ts";
+import { retentionGroupKey } from "../../plan/retention.ts";
 import type { ApplyContext, StepContext } from "../context.ts";
 
 /**
@@ -67,5 +68,5 @@ export type ActionHandlers = {
 
 /** The key of a retention group: (project, source, repository). */
 export function groupOf(action: { project: string; source: string; repository: string }): string {
-  return `${action.project}\u0000${action.source}\u0000${action.repository}`;
+  return retentionGroupKey(action.project, action.source, action.repository);
 }
