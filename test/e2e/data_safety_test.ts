@@ -182,7 +182,16 @@ export default defineConfig({
     assert.equal(resticLocks().length, 1);
     const tree = processTree(victim.pid);
     assert.ok(tree.length >= 4, `backupctl, the gate, restic and the producer: ${tree.join(" ")}`);
-    // SIGKILL to all of them, again until none is left: nobody gets to clean up, restic's lock stays behind.
+    // All at once, as a cgroup kill does: frozen first (SIGSTOP), so that none sees another die — the gate would
+    // otherwise see backupctl's end and stop restic cleanly in the moment between two kills — then SIGKILL to all
+    // of them, again until none is left: nobody gets to clean up, restic's lock stays behind.
+    for (const pid of tree) {
+      try {
+        process.kill(pid, "SIGSTOP");
+      } catch {
+        // gone
+      }
+    }
     await waitFor("the whole tree to be gone", () => {
       const left = processTree(victim.pid).concat(tree).filter((pid) => existsSync(`/proc/${pid}/stat`));
       for (const pid of left) {

@@ -221,10 +221,13 @@ export default defineConfig({
     rmSync(gate(), { force: true });
     const victim = background(["apply", "--project", "slow", "--now", dayAt(3)]);
     const run = await dumping("slow");
-    // This apply's dump (an earlier case's orphan, waiting for a gate it missed, carries the same marker).
-    const tree = processTree(victim.pid);
-    const dump = processesWith(marker).filter((pid) => tree.includes(pid));
-    assert.ok(dump.length > 0, "the dump command runs under this apply");
+    // restic (behind its gate) starts before the dump does: wait for this apply's dump (an earlier case's orphan,
+    // waiting for a gate it missed, carries the same marker, so only processes under this apply count).
+    const dump = await waitFor("the dump command under this apply", () => {
+      const tree = processTree(victim.pid);
+      const found = processesWith(marker).filter((pid) => tree.includes(pid));
+      return found.length > 0 ? found : undefined;
+    });
     const restic = resticUnder(victim.pid, "slow");
     const signalled = Date.now();
     process.kill(victim.pid, "SIGTERM");
