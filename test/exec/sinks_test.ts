@@ -27,8 +27,9 @@ describe("OutputSink", () => {
   it("with a cap of 0 keeps nothing, yet lets the stream flow", async () => {
     const sink = new OutputSink(0);
     const stream = Readable.from(["a", "b", "c"]);
-    sink.follow(stream);
+    // As zx does: its listener appends each chunk, then the sink's counts and trims it.
     stream.on("data", (chunk: string) => sink.chunks.push(chunk));
+    sink.follow(stream);
     await new Promise((resolve) => stream.once("end", resolve));
     assert.equal(sink.text(), "");
   });
