@@ -13,6 +13,7 @@ import { validateConfig } from "../src/config/validate.ts";
 import { plan } from "../src/plan/planner.ts";
 import type { InventorySnapshot, ObservedState } from "../src/plan/types.ts";
 import { StateStore } from "../src/state/store.ts";
+import { storeDb } from "../test/support/state-db.ts";
 import { median, type Row, time } from "./measure.ts";
 
 const snapshotsPerProject = 100;
@@ -94,7 +95,7 @@ async function filledStore(dir: string, projects: number): Promise<StateStore> {
     SELECT NULL, CASE WHEN i % 10 = 0 THEN 'refresh' ELSE 'backup' END, 'p' || (i % ${projects}), 'db', 'local', 1,
       CASE WHEN i % 17 = 0 THEN 'failed' ELSE 'succeeded' END,
       strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-21T10:00:00Z', '-' || (i / ${projects}) || ' hours'),
-      NULL, 1000, 4096 FROM n`.execute(store.db);
+      NULL, 1000, 4096 FROM n`.execute(storeDb(store));
   const snapshots = projects * snapshotsPerProject;
   await sql`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ${snapshots - 1})
     INSERT INTO snapshots (repository, id, short_id, time, project, source, run_id, hostname, tags, paths, size, recorded_at)
@@ -102,10 +103,10 @@ async function filledStore(dir: string, projects: number): Promise<StateStore> {
       strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-21T10:00:00Z', '-' || ((i / ${projects}) * 7) || ' hours'),
       'p' || (i % ${projects}), 'db', 'r' || i, 'bench',
       '["backupctl","project=p' || (i % ${projects}) || '","source=db"]', '["/db.sql"]', 4096, '2026-11-21T10:00:00Z' FROM n`
-    .execute(store.db);
+    .execute(storeDb(store));
   await sql`INSERT INTO repositories (name, location, initialized_at) VALUES ('local', '/srv/restic', '2026-01-01T00:00:00Z')`
-    .execute(store.db);
-  await sql`ANALYZE`.execute(store.db);
+    .execute(storeDb(store));
+  await sql`ANALYZE`.execute(storeDb(store));
   return store;
 }
 
@@ -135,7 +136,7 @@ export async function plannerBench(options: { quick: boolean }): Promise<Row[]> 
     try {
       const store = await filledStore(dir, projects);
       const observeMs = median(await time(3, () => store.observe()));
-      const baseMs = median(await time(3, () => store.db.selectFrom("snapshots").selectAll().execute()));
+      const baseMs = median(await time(3, () => storeDb(store).selectFrom("snapshots").selectAll().execute()));
       const observed = await store.observe();
       const planMs = median(await time(3, () => plan(configOf(projects), observed, now, { generatedAt: now })));
       await store.close();

@@ -13,14 +13,6 @@ import { refreshInventory } from "./inventory.ts";
 import { runProject } from "./run.ts";
 import { enqueueScheduledNotifications } from "./scheduled-notifications.ts";
 
-export type { ApplyContext, ApplyReport, StepContext } from "./context.ts";
-export { newRunId, repositoryFor } from "./context.ts";
-export { refreshInventory, toInventoryRow } from "./inventory.ts";
-export { enqueueScheduledNotifications } from "./scheduled-notifications.ts";
-export { runDrill } from "./actions/verify.ts";
-export { defaultStageTimeout } from "./actions/backup.ts";
-export { errorText } from "./stage.ts";
-
 export async function applyPlan(plan: PlanToApply, ctx: ApplyContext): Promise<ApplyReport> {
   const report: ApplyReport = { succeeded: 0, failed: 0, skipped: 0, held: 0, runs: [] };
   const brokenRepositories = new Set<string>();

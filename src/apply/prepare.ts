@@ -57,7 +57,7 @@ export async function preparePlan(loaded: LoadedConfig, store: StateStore, optio
     const names = repositoriesInScope(loaded, projects).filter((name) => observed.repositories[name]?.initialized);
     const context = { loaded, store, clock: createClock(now), out: (line: string) => warnings.push(line.trim()) };
     // Imported here, not at the top: a plan that refreshes nothing never loads the executor (start-up time).
-    const { refreshInventory } = await import("./executor.ts");
+    const { refreshInventory } = await import("./inventory.ts");
     for (const name of names) await refreshInventory(null, name, undefined, context);
     const again = await look();
     observed = again.observed;
@@ -151,7 +151,7 @@ async function observe(
     if (observed.repositories[name]?.initialized) continue;
     try {
       // Imported here, not at the top: plan on a known repository never starts restic (start-up time).
-      const { repositoryFor } = await import("./executor.ts");
+      const { repositoryFor } = await import("./context.ts");
       if (await repositoryFor({ loaded, store }, name).isInitialized()) {
         observed.repositories[name] = { initialized: true };
         adopted.push(name);
@@ -166,7 +166,7 @@ async function observe(
   const resticLocks: NonNullable<Leftovers["resticLocks"]> = [];
   for (const name of repositoriesInScope(loaded, projects)) {
     if (!observed.repositories[name]?.initialized) continue;
-    const { repositoryFor } = await import("./executor.ts");
+    const { repositoryFor } = await import("./context.ts");
     const repository = repositoryFor({ loaded, store }, name);
     if ((repository.localLockIds() ?? []).length === 0) continue;
     try {

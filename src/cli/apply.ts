@@ -1,7 +1,9 @@
 /** `backupctl apply [PLANFILE]`: make the plan (or read a saved one) and execute it, auditing every stage. */
 import { createInterface } from "node:readline/promises";
 import { type Command, Option } from "commander";
-import { applyPlan, enqueueScheduledNotifications, repositoryFor } from "../apply/executor.ts";
+import { repositoryFor } from "../apply/context.ts";
+import { applyPlan } from "../apply/executor.ts";
+import { enqueueScheduledNotifications } from "../apply/scheduled-notifications.ts";
 import { preparePlan, rederivePlan } from "../apply/prepare.ts";
 import { createClock } from "../clock.ts";
 import { ActionsFailedError, ExitCode, StoppedError, UsageError } from "../errors.ts";

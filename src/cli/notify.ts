@@ -4,7 +4,7 @@
  * one channel, outside the outbox, and says whether it arrived: the way to check a webhook URL or SMTP settings.
  */
 import type { Command } from "commander";
-import { enqueueScheduledNotifications } from "../apply/executor.ts";
+import { enqueueScheduledNotifications } from "../apply/scheduled-notifications.ts";
 import { createClock } from "../clock.ts";
 import { type NotificationEvent, notificationEvents } from "../config/types.ts";
 import { redact } from "../config/secrets.ts";

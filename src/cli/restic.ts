@@ -4,7 +4,7 @@
  * restic's exit code is backupctl's.
  */
 import type { Command } from "commander";
-import { repositoryFor } from "../apply/executor.ts";
+import { repositoryFor } from "../apply/context.ts";
 import { UsageError } from "../errors.ts";
 import { handleStopSignals } from "../runtime/shutdown.ts";
 import { type GlobalOptions, load, openStore, type Output } from "./context.ts";

@@ -4,7 +4,7 @@
  * restore when combined). Each restore is audited as a `restore` stage.
  */
 import type { Command } from "commander";
-import { repositoryFor } from "../apply/executor.ts";
+import { repositoryFor } from "../apply/context.ts";
 import { formatBytes } from "../format/bytes.ts";
 import { type Clock, createClock } from "../clock.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";

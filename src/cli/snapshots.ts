@@ -4,7 +4,7 @@ import { formatBytes } from "../format/bytes.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { localTime, machineTimeZone } from "../format/time.ts";
 import { colours, terminalColours } from "../plan/render.ts";
-import { refreshInventory } from "../apply/executor.ts";
+import { refreshInventory } from "../apply/inventory.ts";
 import { createClock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { StateStore } from "../state/store.ts";

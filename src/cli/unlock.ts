@@ -5,7 +5,7 @@
  */
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
-import { repositoryFor } from "../apply/executor.ts";
+import { repositoryFor } from "../apply/context.ts";
 import { describeHolder, inspectLocks, type LockInfo, removeLock } from "../apply/lock.ts";
 import { runStage, SkippedStage, type StageContext } from "../apply/stage.ts";
 import { createClock } from "../clock.ts";

@@ -4,7 +4,7 @@
  * stage, a failure notified (`verify.failed`) and exit 1.
  */
 import type { Command } from "commander";
-import { runDrill } from "../apply/executor.ts";
+import { runDrill } from "../apply/actions/verify.ts";
 import { acquireProjectLock, type ProjectLock } from "../apply/lock.ts";
 import { createClock } from "../clock.ts";
 import { ActionsFailedError, ExitCode, UsageError } from "../errors.ts";

@@ -6,7 +6,8 @@
  * a stop signal, a config edit and a clock jump. A config edit is validated in a child process first; a valid one
  * takes effect at the next tick (never during a run), an invalid one is reported and the previous one keeps running.
  */
-import { applyPlan, enqueueScheduledNotifications } from "../apply/executor.ts";
+import { applyPlan } from "../apply/executor.ts";
+import { enqueueScheduledNotifications } from "../apply/scheduled-notifications.ts";
 import { type ProjectLock, waitForProjectLock } from "../apply/lock.ts";
 import { preparePlan } from "../apply/prepare.ts";
 import type { Clock } from "../clock.ts";
