@@ -98,9 +98,13 @@ export interface Measured {
   wallMs: number;
   cpuMs: number;
   /**
-   * Peak resident memory of the tree's processes selected by `rssExcept`: the larger of the sampled sum of VmRSS
-   * (every 50 ms) of the selected processes alive at once, and any single one's VmHWM (the kernel's exact peak,
-   * which also catches spikes between samples). 0 when not sampled.
+   * Peak memory of the tree's processes selected by `rssExcept`: the larger of the sampled sum (every 50 ms) of the
+   * proportional set size (PSS: a page shared by n processes counts 1/n in each, so the perl programs' shared
+   * libraries are not counted twice) of the selected processes alive at once, and any single one's VmHWM (the
+   * kernel's exact peak of its resident set, shared pages counted in full, which also catches spikes between
+   * samples). A child still running its parent's executable (between fork and exec) is its parent's memory, not
+   * more: while the runtime starts a program it briefly shares the runtime's pages, and counting them again
+   * doubled the figure whenever a sample fell in that window (it did on a loaded machine). 0 when not sampled.
    */
   peakRss: number;
   stdout: string;
@@ -136,11 +140,18 @@ function childrenOf(pid: number): number[] {
   return found;
 }
 
-function statusOf(pid: number): { rss: number; hwm: number } | undefined {
+function statusOf(pid: number): { pss: number; hwm: number } | undefined {
+  const kib = (text: string, key: string) =>
+    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0) * 1024;
   try {
-    const text = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0) * 1024;
-    return { rss: kib("VmRSS"), hwm: kib("VmHWM") };
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    let pss: number;
+    try {
+      pss = kib(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"), "Pss");
+    } catch {
+      pss = kib(status, "VmRSS"); // a kernel without smaps_rollup: the resident set
+    }
+    return { pss, hwm: kib(status, "VmHWM") };
   } catch {
     return undefined;
   }
@@ -194,15 +205,15 @@ export async function measure(argv: string[], options: MeasureOptions = {}): Pro
     const sample = () => {
       if (!child.pid) return;
       let sum = 0;
-      const queue = childrenOf(child.pid);
+      const queue = childrenOf(child.pid).map((pid) => ({ pid, parentExe: executableOf(child.pid!) }));
       while (queue.length > 0) {
-        const pid = queue.shift()!;
-        queue.push(...childrenOf(pid));
+        const { pid, parentExe } = queue.shift()!;
         const exe = executableOf(pid);
-        if (!exe || excluded!.has(basename(exe))) continue;
+        queue.push(...childrenOf(pid).map((grandchild) => ({ pid: grandchild, parentExe: exe })));
+        if (!exe || excluded!.has(basename(exe)) || exe === parentExe) continue;
         const status = statusOf(pid);
         if (!status) continue;
-        sum += status.rss;
+        sum += status.pss;
         peakHwm = Math.max(peakHwm, status.hwm);
       }
       peakSum = Math.max(peakSum, sum);

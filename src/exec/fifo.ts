@@ -183,6 +183,8 @@ if ($pid == 0) {
   exec { $argv[0] } @argv or die "gate: cannot run $argv[0]: $!\n";
 }
 close($outW); close($errW);
+# restic's end interrupts the wait below at once (an empty handler: the loop's waitpid reaps it).
+$SIG{CHLD} = sub {};
 # A TERM between the handlers' setting and the fork stops restic as soon as it exists.
 kill "INT", -$group if $signalled;
 my %relay = (fileno($outR) => [$outR, \*STDOUT], fileno($errR) => [$errR, \*STDERR]);
@@ -193,7 +195,8 @@ while (!defined $status || (%relay && time - $exitedAt < 3)) {
   my $bits = "";
   vec($bits, fileno(STDIN), 1) = 1 if $control;
   vec($bits, $_, 1) = 1 for keys %relay;
-  my $n = select(my $ready = $bits, undef, undef, 0.1);
+  # Nothing left to read (restic closed its output and is ending): poll its exit closely, not every 0.1 s.
+  my $n = select(my $ready = $bits, undef, undef, $bits =~ /[^\0]/ ? 0.1 : 0.005);
   next unless defined $n && $n > 0;
   for my $fd (keys %relay) {
     next unless vec($ready, $fd, 1);

@@ -6,7 +6,7 @@
 import { constants as osConstants } from "node:os";
 import { MissingToolError } from "../errors.ts";
 import { trackChild } from "../runtime/shutdown.ts";
-import { $ } from "zx";
+import { $ } from "zx/core";
 import { childEnvironment } from "./child-env.ts";
 import { which } from "./which.ts";
 

@@ -13,10 +13,11 @@
  * never waits on a pipe such an orphan still holds.
  */
 import type { Readable, Writable } from "node:stream";
-import { $, type ProcessPromise } from "zx";
+import { $, type ProcessPromise } from "zx/core";
 import { redact } from "../config/secrets.ts";
 import { childEnvironment } from "./child-env.ts";
 import { OutputSink } from "./output-sink.ts";
+import { which } from "./which.ts";
 import { trackChild } from "../runtime/shutdown.ts";
 
 export interface RunOptions {
@@ -213,8 +214,7 @@ export function tail(text: string, lines = 8): string {
   return kept.length > 2048 ? kept.slice(-2048) : kept;
 }
 
-/** Whether a program is on PATH. */
-export async function onPath(program: string): Promise<boolean> {
-  const result = await run(["sh", "-c", 'command -v "$1" >/dev/null 2>&1', "sh", program]);
-  return result.code === 0;
+/** Whether a program is on PATH (a few `stat`s, as exec/which.ts finds it, not a shell started to ask). */
+export function onPath(program: string): Promise<boolean> {
+  return Promise.resolve(which(program) !== undefined);
 }

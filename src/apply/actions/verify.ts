@@ -5,7 +5,6 @@
 import { enqueueFor, verifyFailed } from "../../notify/events.ts";
 import { humanDuration } from "../../format/time.ts";
 import type { Action } from "../../plan/types.ts";
-import { drill, drillSource } from "../../restore/drill.ts";
 import { type ApplyContext, repositoryFor, type StepContext } from "../context.ts";
 import { formatBytes } from "../../format/bytes.ts";
 import { runStage } from "../stage.ts";
@@ -27,6 +26,8 @@ async function drillStage(
   projectName: string,
   ctx: StepContext & Pick<ApplyContext, "host" | "privateDir">,
 ): Promise<Outcome> {
+  // Imported when a drill runs: an apply with no drill due never loads the restore code (start-up time).
+  const { drill, drillSource } = await import("../../restore/drill.ts");
   const project = ctx.loaded.config.projects[projectName];
   const repository = project.repositories[0];
   let sourceName = "(none)";

@@ -5,7 +5,6 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import nodemailer from "nodemailer";
 import { resolveSecret } from "../../config/secrets.ts";
 import type { EmailNotifier } from "../../config/types.ts";
 import { humanDuration } from "../../format/time.ts";
@@ -69,6 +68,8 @@ export async function sendEmail(notifier: EmailNotifier, message: Message, optio
       throw new DeliveryError("email", `cannot read the CA file ${smtp.ca} (smtp.ca): ${(error as Error).message}`);
     }
   }
+  // Imported when a mail is sent, not at start-up: nodemailer is some sixty modules every apply would load otherwise.
+  const { default: nodemailer } = await import("nodemailer");
   const transport = nodemailer.createTransport({
     host: smtp.host,
     port: smtp.port ?? (secure ? 465 : 587),
