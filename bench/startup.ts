@@ -79,7 +79,7 @@ export async function startupBench(options: { quick: boolean; log: (line: string
                   seconds(versionMs - baseMs)
                 } more, plan's own modules and work (zod and the config schema, loading the TypeScript config, ` +
                 `kysely and the state database, planning, rendering) the remaining ${seconds(ms - versionMs)}. ` +
-                "What would fix it: bundling the CLI, so the runtime loads one file instead of hundreds of modules.",
+                "What would lower it: fewer modules loaded per command (lazy imports of what a command does not use).",
             }
             : undefined,
         });
