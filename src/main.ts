@@ -23,8 +23,9 @@ export async function main(argv: string[]): Promise<number> {
       // commander already printed its message; help and version are successes.
       return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
-    // A full disk or a read-only folder that no command turned into its own message yet is still not a bug.
-    const reported = environmentError(error) ?? error;
+    // A full disk or a read-only folder that no command turned into its own message yet is still not a bug. One that a
+    // command did turn into its message (an EnvironmentError carries the errno code too) keeps its words.
+    const reported = error instanceof BackupctlError ? error : environmentError(error) ?? error;
     reportError(reported, debug);
     return exitCodeFor(reported);
   }

@@ -1,8 +1,9 @@
 /** `backupctl plan`: what apply would do now, Terraform-style; optionally saved for `apply FILE`. */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import type { Command } from "commander";
 import { preparePlan } from "../apply/prepare.ts";
+import { environmentError } from "../environment-errors.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { sealPlan } from "../plan/planfile.ts";
 import { colours, renderJson, renderMarkdown, renderText, terminalColours } from "../plan/render.ts";
@@ -75,8 +76,7 @@ export async function run(options: PlanCommandOptions, output: Output): Promise<
     .finally(() => store.close());
   if (options.out) {
     const path = planOutPath(options.out, new Date());
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, renderJson(sealPlan(plan)));
+    savePlanFile(path, renderJson(sealPlan(plan)));
     output.stderr(`Saved the plan to ${path}; apply it with \`backupctl apply ${path}\`.\n`);
   }
   const rendered = format === "json"
@@ -86,4 +86,20 @@ export async function run(options: PlanCommandOptions, output: Output): Promise<
     : renderText(plan, colours(terminalColours()), loaded.displayTimeZone);
   output.stdout(rendered);
   return options.detailedExitcode && plan.actions.length > 0 ? ExitCode.changes : ExitCode.ok;
+}
+
+/**
+ * Writes a plan file whole or not at all: into a temporary file beside it, renamed over `path` once written, so a full
+ * disk or a crash never leaves a truncated plan under the name `apply` reads. A machine fault names the file.
+ */
+function savePlanFile(path: string, text: string): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(temporary, text);
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw environmentError(error, "cannot save the plan to", path) ?? error;
+  }
 }

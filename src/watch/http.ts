@@ -7,7 +7,7 @@ import { accessSync, constants } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
 import { redact } from "../config/secrets.ts";
-import { plan } from "../plan/planner.ts";
+import { preparePlan } from "../apply/prepare.ts";
 import { isoSeconds } from "../format/time.ts";
 import type { StateStore } from "../state/store.ts";
 import type { Watcher } from "./loop.ts";
@@ -44,11 +44,20 @@ function databaseWritable(store: StateStore): boolean {
   }
 }
 
+/**
+ * The projects overdue at `now`, from the plan as `status` makes it (apply/prepare.ts, offline: the state as
+ * recorded, no restic started, nothing written).
+ */
+async function overdueNow(watcher: Watcher, now: Date) {
+  const { plan } = await preparePlan(watcher.loaded, watcher.store, { now, host: watcher.options.host, offline: true });
+  return plan.overdue;
+}
+
 export async function health(watcher: Watcher): Promise<Health> {
   const { store, status, options } = watcher;
   const loaded = watcher.loaded;
   const now = options.clock.now();
-  const overdue = plan(loaded, await store.observe(), now, { generatedAt: now }).overdue;
+  const overdue = await overdueNow(watcher, now);
   const failed: Record<string, number> = {};
   for (const project of Object.keys(loaded.config.projects)) {
     const n = await store.failuresSinceLastSuccess(project);
@@ -188,9 +197,7 @@ export function metricsRegistry(watcher: Watcher): Registry {
   });
   perProject("backupctl_overdue", "1 when the project has no successful backup within its maxAge.", async () => {
     const now = watcher.options.clock.now();
-    const overdue = new Set(
-      plan(watcher.loaded, await watcher.store.observe(), now, { generatedAt: now }).overdue.map((o) => o.project),
-    );
+    const overdue = new Set((await overdueNow(watcher, now)).map((o) => o.project));
     return (project) => (overdue.has(project) ? 1 : 0);
   });
   new Gauge({

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -58,7 +58,7 @@ describe("environment failures are typed errors that say what to do", () => {
     assert.equal(result.code, 1, result.stdout + result.stderr);
     assert.match(
       result.stderr,
-      new RegExp(`^Error: cannot write ${out}: the file system is read-only: remount it read-write`, "m"),
+      new RegExp(`^Error: cannot save the plan to ${out}: the file system is read-only: remount it read-write`, "m"),
     );
     assert.doesNotMatch(result.stderr, /this is a bug|EROFS/);
   });
@@ -79,9 +79,14 @@ describe("environment failures are typed errors that say what to do", () => {
     const out = join(full, "plan.json");
     const result = await cli(["plan", "--out", out]);
     assert.equal(result.code, 1, result.stdout + result.stderr);
-    // Node names no path for a failed write (only for a failed open): the cause and the fix, still.
-    assert.match(result.stderr, /^Error: cannot write (a file|\S+plan\.json): the disk is full: free space on it/m);
+    // The write fails (Node names no path for it), and the message still names the plan file, the cause and the fix;
+    // nothing is left under either name: no truncated plan for `apply` to read.
+    assert.match(
+      result.stderr,
+      new RegExp(`^Error: cannot save the plan to ${out}: the disk is full: free space on it`, "m"),
+    );
     assert.doesNotMatch(result.stderr, /this is a bug|ENOSPC/);
+    assert.deepEqual(readdirSync(full), ["fill"]);
   });
 
   it("a backup whose private folder is read-only: the stage fails naming the folder and the fix", async (t) => {
