@@ -104,63 +104,46 @@ const verifyAction = z.object({
   destructive,
 });
 
+/**
+ * A recover action of one kind: the fields every kind has (id, type, the kind; whether it deletes, why) around the
+ * kind's own, in the order the plan document has always written them.
+ */
+function recoverKind<K extends string, F extends z.ZodRawShape, T extends z.ZodRawShape>(kind: K, fields: F, tail: T) {
+  return z.object({
+    id: z.string(),
+    type: z.literal("recover"),
+    recover: z.literal(kind),
+    ...fields,
+    destructive,
+    ...tail,
+    reason,
+  });
+}
+
 /** A run left `running` by a dead process: marked interrupted. */
-const recoverInterruptedRun = z.object({
-  id: z.string(),
-  type: z.literal("recover"),
-  recover: z.literal("interrupted_run"),
-  project: z.string(),
-  run_id: z.string(),
-  destructive,
-  reason,
-});
+const recoverInterruptedRun = recoverKind("interrupted_run", { project: z.string(), run_id: z.string() }, {});
 
 /** A project lock file of a dead process: removed. */
-const recoverStaleLock = z.object({
-  id: z.string(),
-  type: z.literal("recover"),
-  recover: z.literal("stale_lock"),
-  project: z.string(),
-  run_id: z.string().optional(),
-  destructive,
-  reason,
-});
+const recoverStaleLock = recoverKind("stale_lock", { project: z.string(), run_id: z.string().optional() }, {});
 
 /** Private temporary folders of dead processes, relative to the state folder: deleted. */
-const recoverLeftoverFiles = z.object({
-  id: z.string(),
-  type: z.literal("recover"),
-  recover: z.literal("leftover_files"),
-  paths: z.array(z.string()),
-  destructive,
-  reason,
-});
+const recoverLeftoverFiles = recoverKind("leftover_files", { paths: z.array(z.string()) }, {});
 
 /** restic locks a dead process may have left in a repository: removed when their holder is provably gone. */
-const recoverResticUnlock = z.object({
-  id: z.string(),
-  type: z.literal("recover"),
-  recover: z.literal("restic_unlock"),
-  repository: z.string(),
-  run_id: z.string().optional(),
-  destructive,
-  reason,
-});
+const recoverResticUnlock = recoverKind(
+  "restic_unlock",
+  { repository: z.string(), run_id: z.string().optional() },
+  {},
+);
 
 /** A snapshot made from a stream cut short (a failed or interrupted run): forgotten. */
-const recoverPartialSnapshot = z.object({
-  id: z.string(),
-  type: z.literal("recover"),
-  recover: z.literal("partial_snapshot"),
+const recoverPartialSnapshot = recoverKind("partial_snapshot", {
   run_id: z.string().optional(),
   project: z.string(),
   source: z.string(),
   repository: z.string(),
   snapshots: z.array(snapshotId),
-  destructive,
-  approval,
-  reason,
-});
+}, { approval });
 
 const recoverAction = z.discriminatedUnion("recover", [
   recoverInterruptedRun,

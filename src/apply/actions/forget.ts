@@ -9,7 +9,7 @@ import { policyKey } from "../../plan/retention.ts";
 import { type Action, type InventorySnapshot, isUsable, type PlanToApply } from "../../plan/types.ts";
 import { type ApplyContext, repositoryFor } from "../context.ts";
 import { runStage, SkippedStage } from "../stage.ts";
-import { type ActionContexts, type ForgetPass, groupOf, type Outcome } from "./types.ts";
+import { type ActionContexts, type ForgetPass, forgetStage, groupOf, type Outcome } from "./types.ts";
 
 type Forget = Extract<Action, { type: "forget" }>;
 
@@ -20,13 +20,7 @@ export async function forget(action: Forget, ctx: ActionContexts["forget"]): Pro
   const label = `${ids.length} snapshot${
     ids.length === 1 ? "" : "s"
   } of ${action.project}/${action.source} in ${action.repository}`;
-  const stage = {
-    runId: null,
-    type: "forget",
-    project: action.project,
-    source: action.source,
-    repository: action.repository,
-  } as const;
+  const stage = forgetStage(action);
   const unsafe = pass.failedProjects.has(action.project)
     ? `the backup of ${action.project} failed in this apply: retention waits for a successful backup`
     : unsafeForget(action, pass.inventory ??= (await ctx.store.observe()).snapshots);

@@ -10,7 +10,7 @@ import { repositoryFor } from "../context.ts";
 import { refreshInventory } from "../inventory.ts";
 import { deleteLeftoverFolders, removeStaleLock } from "../recovery.ts";
 import { runStage } from "../stage.ts";
-import type { Outcome, RecoverContext } from "./types.ts";
+import { forgetStage, type Outcome, type RecoverContext } from "./types.ts";
 
 type Of<K extends RecoverAction["recover"]> = Extract<RecoverAction, { recover: K }>;
 type LocalRecovery = Exclude<RecoverAction, { recover: "partial_snapshot" }>;
@@ -74,13 +74,7 @@ async function recoverLocally(
 async function forgetPartial(action: Of<"partial_snapshot">, ctx: RecoverContext): Promise<Outcome> {
   const repository = repositoryFor(ctx, action.repository);
   const ids = action.snapshots;
-  const stage = {
-    runId: null,
-    type: "forget",
-    project: action.project,
-    source: action.source,
-    repository: action.repository,
-  } as const;
+  const stage = forgetStage(action);
   // No `forgotten` count: the prune cadence weighs what retention deleted, not the remains of failed runs (a cut
   // stream's few packs wait for the next prune that retention or prune.every brings).
   const outcome = await runStage(ctx, stage, async () => ({ value: await repository.forget(ids) }));

@@ -66,6 +66,17 @@ export type ActionHandlers = {
   [T in ActionType]: (action: Extract<Action, { type: T }>, ctx: ActionContexts[T]) => Promise<Outcome>;
 };
 
+/** The audited stage of a forget in one retention group, run by `forget` and by a partial snapshot's recover. */
+export function forgetStage(action: { project: string; source: string; repository: string }) {
+  return {
+    runId: null,
+    type: "forget",
+    project: action.project,
+    source: action.source,
+    repository: action.repository,
+  } as const;
+}
+
 /** The key of a retention group: (project, source, repository). */
 export function groupOf(action: { project: string; source: string; repository: string }): string {
   return retentionGroupKey(action.project, action.source, action.repository);
