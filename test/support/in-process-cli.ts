@@ -6,7 +6,9 @@
  * real launches (test/support/cli.ts) for a subset, so that what only a process shows (a crash the runtime prints,
  * the exit itself) is still covered.
  *
- * One run at a time: the streams and the environment are the process's own.
+ * One run at a time: the streams are the process's own. The environment is left alone (under `deno test --parallel`
+ * it is shared with the test files running beside this one), so this is for commands whose outcome depends neither
+ * on it nor on whether stdout is a terminal (colours): refusals of bad input, above all.
  */
 import { main } from "../../src/main.ts";
 import type { CliResult } from "./cli.ts";
@@ -15,22 +17,19 @@ type Write = typeof process.stdout.write;
 
 let queue: Promise<unknown> = Promise.resolve();
 
-/** Runs `main(args)` with stdout and stderr captured and `env` set (NO_COLOR=1 like runCli), after any run before it. */
-export function runMain(
-  args: string[],
-  options: { env?: Record<string, string | undefined> } = {},
-): Promise<CliResult> {
-  const run = queue.then(() => captured(args, { NO_COLOR: "1", ...options.env }));
+/** Runs `main(args)` with stdout and stderr captured, after any run before it. */
+export function runMain(args: string[]): Promise<CliResult> {
+  const run = queue.then(() => captured(args));
   queue = run.catch(() => {});
   return run;
 }
 
-async function captured(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+async function captured(args: string[]): Promise<CliResult> {
   const streams = { stdout: "", stderr: "" };
-  const writes: [NodeJS.WriteStream, Write][] = [[process.stdout, process.stdout.write], [
-    process.stderr,
-    process.stderr.write,
-  ]];
+  const originals: [NodeJS.WriteStream, Write][] = [
+    [process.stdout, process.stdout.write],
+    [process.stderr, process.stderr.write],
+  ];
   const capture = (key: "stdout" | "stderr"): Write =>
     // Same signature as stream.write: (chunk, [encoding], [callback]); the callback still runs, as after a write.
     ((chunk: string | Uint8Array, ...rest: unknown[]) => {
@@ -39,22 +38,12 @@ async function captured(args: string[], env: Record<string, string | undefined>)
       if (callback) queueMicrotask(callback);
       return true;
     }) as Write;
-  const savedEnv = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]));
-  setEnv(env);
   process.stdout.write = capture("stdout");
   process.stderr.write = capture("stderr");
   try {
     const code = await main(args);
     return { code, ...streams };
   } finally {
-    for (const [stream, write] of writes) stream.write = write;
-    setEnv(savedEnv);
-  }
-}
-
-function setEnv(env: Record<string, string | undefined>): void {
-  for (const [key, value] of Object.entries(env)) {
-    if (value === undefined) delete process.env[key];
-    else process.env[key] = value;
+    for (const [stream, write] of originals) stream.write = write;
   }
 }
