@@ -88,7 +88,10 @@ function part(name: string): Part {
     // One type-check of everything up front, then test files that are not checked again one by one. Deno starts
     // files in the order given: each file by name, the slowest first.
     const timings = timingsFile(root, "deno");
-    const files = slowestFirst(testFiles(root, paths), readTimings(timings));
+    const found = slowestFirst(testFiles(root, paths), readTimings(timings));
+    // No test file under the paths: pass them as they are, for deno test to say so (with none at all it would run
+    // every test file under the current folder).
+    const files = found.length > 0 ? found : paths;
     return {
       name,
       first: {
