@@ -9,13 +9,24 @@
  *
  * Deno's part type-checks the test paths once (`deno check`), then runs `deno test --no-check`: a type error fails the
  * run without each test worker checking the files again.
+ *
+ * Within each runtime the slowest files start first (scripts/test-order.ts, from test/timings-deno.json and -bun.json); with
+ * BACKUPCTL_TEST_TIMINGS=update the run's per-file figures are written back there.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { bunBinary, denoBinary, root } from "./runtimes.ts";
+import {
+  denoTimingsFromJunit,
+  readTimings,
+  slowestFirst,
+  testFiles,
+  timingsFile,
+  updateTimings,
+} from "./test-order.ts";
 
 const containerTest = "test/container/podman.ts";
 const args = process.argv.slice(2);
@@ -27,6 +38,7 @@ const reports = mkdtempSync(join(tmpdir(), "backupctl-test-"));
  * own temp folders, so files never share anything); BACKUPCTL_TEST_JOBS overrides it.
  */
 const jobs = process.env.BACKUPCTL_TEST_JOBS ?? String(Math.max(2, availableParallelism()));
+const updatingTimings = process.env.BACKUPCTL_TEST_TIMINGS === "update";
 
 interface Count {
   passed: number;
@@ -66,12 +78,20 @@ interface Part {
   args: string[];
   env?: NodeJS.ProcessEnv;
   report: string;
+  /** Run after the tests (with BACKUPCTL_TEST_TIMINGS=update: record the per-file figures). */
+  after?: () => void;
 }
 
 function part(name: string): Part {
   const report = join(reports, `${name}.xml`);
   if (name === "deno") {
-    // One type-check of everything up front, then test files that are not checked again one by one.
+    // One type-check of everything up front, then test files that are not checked again one by one. Deno starts
+    // files in the order given: each file by name, the slowest first.
+    const timings = timingsFile(root, "deno");
+    const found = slowestFirst(testFiles(root, paths), readTimings(timings));
+    // No test file under the paths: pass them as they are, for deno test to say so (with none at all it would run
+    // every test file under the current folder).
+    const files = found.length > 0 ? found : paths;
     return {
       name,
       first: {
@@ -80,9 +100,12 @@ function part(name: string): Part {
         failure: `(type-check failed: deno check ${paths.join(" ")})`,
       },
       command: denoBinary(),
-      args: ["test", "-A", "--parallel", "--no-check", `--junit-path=${report}`, ...paths],
+      args: ["test", "-A", "--parallel", "--no-check", `--junit-path=${report}`, ...files],
       env: { ...process.env, DENO_JOBS: jobs },
       report,
+      after: updatingTimings
+        ? () => existsSync(report) && updateTimings(timings, denoTimingsFromJunit(readFileSync(report, "utf8")))
+        : undefined,
     };
   }
   if (name === "bun") {
@@ -95,6 +118,9 @@ function part(name: string): Part {
         "--timeout",
         "300000",
         `--parallel=${jobs}`,
+        // Bun cuts its workers' shares by these figures and starts each worker's slowest file first.
+        `--timings=${relative(root, timingsFile(root, "bun"))}`,
+        ...(updatingTimings ? ["--update-timings"] : []),
         "--reporter=junit",
         `--reporter-outfile=${report}`,
         ...paths.map((p) => `./${p}`),
@@ -120,6 +146,7 @@ async function runPart(p: Part, prefix: boolean): Promise<Count & { seconds: num
   const started = Date.now();
   const firstFailed = p.first !== undefined && await runCommand(p, p.first.command, p.first.args, prefix) !== 0;
   const code = await runCommand(p, p.command, p.args, prefix);
+  p.after?.();
   const count = countJunit(p.report);
   if (code !== 0 && count.failed === 0) { // a crash outside any test still fails the run
     count.failed = 1;

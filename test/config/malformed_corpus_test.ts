@@ -1,8 +1,11 @@
 /**
- * Malformed input, end to end (issue 5): a generated corpus of broken backup.config.ts files goes through the real
- * CLI. Each one must exit 3 with a message naming the config path of the problem (or, when the file cannot be loaded,
- * the file and the cause), never a stack trace, and must leave the state folder alone. Then broken saved plans: apply
- * must refuse each with exit 5 or 64 in one line, before running any action.
+ * Malformed input, end to end (issue 5): a generated corpus of broken backup.config.ts files goes through the CLI's
+ * entry point. Each one must exit 3 with a message naming the config path of the problem (or, when the file cannot be
+ * loaded, the file and the cause), never a stack trace, and must leave the state folder alone. Every case runs
+ * through `main` in the test process (test/support/in-process-cli.ts: the same code from the command line to the exit
+ * code and the streams); a sample of every category also goes through a real launch, where a crash the runtime
+ * prints or an exit of the process itself would show. Then broken saved plans: apply must refuse each with exit 5 or
+ * 64 in one line, before running any action.
  *
  * Runs under `deno test -A test/config/malformed_corpus_test.ts` and
  * `bun --no-install test --timeout 300000 ./test/config/malformed_corpus_test.ts`.
@@ -16,6 +19,7 @@ import { sealPlan } from "../../src/plan/planfile.ts";
 import type { Plan } from "../../src/plan/types.ts";
 import { type CliResult, runCli } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
+import { runMain } from "../support/in-process-cli.ts";
 import {
   baselineFile,
   categories,
@@ -86,26 +90,35 @@ function complaints(entry: MalformedConfig, file: string, result: CliResult, cre
   return found;
 }
 
+/** How a command line runs: launched as a process, or through `main` in this one (one at a time). */
+const runners = {
+  launched: { size: concurrency, run: (args: string[]) => runCli(args, { timeoutMs: 60_000 }) },
+  "in-process": { size: 1, run: (args: string[]) => runMain(args) },
+};
+
 /**
  * Writes each config into its own folder, runs `command` on it with a state folder inside that folder, and returns
  * one report line per config that was not refused properly.
  */
-async function refuseAll(entries: MalformedConfig[], command: string[]): Promise<{ failures: string[]; ms: number }> {
+async function refuseAll(
+  entries: MalformedConfig[],
+  command: string[],
+  how: keyof typeof runners,
+): Promise<{ failures: string[]; ms: number }> {
   const started = Date.now();
-  const failures = await inPool(entries, concurrency, async (entry) => {
-    const dir = join(root, `${command[0]}-${corpus.indexOf(entry)}`);
+  const runner = runners[how];
+  const failures = await inPool(entries, runner.size, async (entry) => {
+    const dir = join(root, `${command[0]}-${how}-${corpus.indexOf(entry)}`);
     mkdirSync(dir);
     writeFiles(dir, entry.files);
     const written = listing(dir);
     const file = join(dir, configFile);
-    const result = await runCli(["--config", file, "--state-dir", join(dir, "state"), ...command], {
-      timeoutMs: 60_000,
-    });
+    const result = await runner.run(["--config", file, "--state-dir", join(dir, "state"), ...command]);
     const created = listing(dir).filter((name) => !written.includes(name));
     const found = complaints(entry, file, result, created);
     rmSync(dir, { recursive: true, force: true });
     if (found.length === 0) return undefined;
-    return `✗ ${entry.name} [${entry.category}], exit ${result.code}: ${found.join("; ")}\n${
+    return `✗ ${entry.name} [${entry.category}] (${how}), exit ${result.code}: ${found.join("; ")}\n${
       result.stderr.slice(0, 1200).replace(/^/gm, "    | ")
     }`;
   });
@@ -129,13 +142,17 @@ describe("a generated corpus of malformed configs through the real CLI", () => {
     const dir = join(root, "baseline");
     mkdirSync(dir);
     writeFiles(dir, baselineFile());
-    const result = await runCli(["--config", join(dir, configFile), "validate"]);
-    assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /^Configuration valid: 2 projects, 8 sources, 2 repositories\./);
+    // Launched and in this process: either way of running tells a valid config from a broken one.
+    for (const run of [runCli, runMain]) {
+      const result = await run(["--config", join(dir, configFile), "validate"]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^Configuration valid: 2 projects, 8 sources, 2 repositories\./);
+      assert.equal(result.stderr, "");
+    }
   });
 
   it("validate refuses every one: exit 3, the path or the cause, no stack trace, no state written", async () => {
-    const { failures, ms } = await refuseAll(corpus, ["validate"]);
+    const { failures, ms } = await refuseAll(corpus, ["validate"], "in-process");
     assert.equal(
       failures.length,
       0,
@@ -144,11 +161,28 @@ describe("a generated corpus of malformed configs through the real CLI", () => {
     );
   });
 
+  it("a launched validate refuses the first and the last case of every category the same way", async () => {
+    const sample = categories.flatMap((category) => {
+      const of = corpus.filter((entry) => entry.category === category);
+      return [...new Set([of[0], of[of.length - 1]])];
+    });
+    assert.ok(sample.length >= 2 * categories.length - 2, `a sample of ${sample.length}`);
+    const { failures, ms } = await refuseAll(sample, ["validate"], "launched");
+    assert.equal(
+      failures.length,
+      0,
+      `${failures.length} of ${sample.length} launches were not refused properly (${ms} ms):\n${failures.join("\n")}`,
+    );
+  });
+
   it("plan refuses a sample the same way, before it opens the state", async () => {
     const step = Math.ceil(corpus.length / 25);
     const sample = corpus.filter((_, index) => index % step === 0);
     assert.ok(sample.length >= 20, `a sample of ${sample.length}`);
-    const { failures } = await refuseAll(sample, ["plan", "--now", now]);
+    // Every one through main, every fifth also launched.
+    const inProcess = await refuseAll(sample, ["plan", "--now", now], "in-process");
+    const launched = await refuseAll(sample.filter((_, index) => index % 5 === 0), ["plan", "--now", now], "launched");
+    const failures = [...inProcess.failures, ...launched.failures];
     assert.equal(
       failures.length,
       0,
