@@ -437,7 +437,7 @@ export class StateStore {
     }
     if (!this.#degraded) {
       try {
-        return await applyWrite(this.#target, op, args, this.#origin);
+        return await this.#apply(op, args);
       } catch (error) {
         const reason = this.#backend.dialect.unwritableReason(error);
         if (reason === undefined) throw error;
@@ -459,6 +459,19 @@ export class StateStore {
       throw new Error(`${message}: ${(error as Error).message}`);
     }
     return { deferred: true, stageId };
+  }
+
+  /**
+   * Applies a write. On PostgreSQL every write, also a single statement, runs in a write transaction holding the
+   * writers' lock: without it a statement would not wait for a writer holding the lock (as every write does on SQLite)
+   * and a write could land between the lines another process is replaying.
+   */
+  async #apply<Op extends WriteOp>(op: Op, args: WriteArgs<Op>): Promise<Outcome> {
+    if (!this.#backend.postgres) return await applyWrite(this.#target, op, args, this.#origin);
+    return await this.#backend.dialect.writeTransaction(
+      this.db,
+      (db) => applyWrite({ db, atomically: (body) => body(db) }, op, args, this.#origin),
+    );
   }
 
   #degrade(reason: string, consequence: string): void {

@@ -6,8 +6,11 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { OpenOptions, PostgresState } from "../../src/state/store.ts";
-import { StateStore } from "../../src/state/store.ts";
+import { stateFileName, StateStore } from "../../src/state/store.ts";
+import { join } from "node:path";
+import pg from "pg";
 import { type PostgresServer, startPostgres } from "./postgres.ts";
+import { holdWriteLock } from "./sqlite-lock.ts";
 
 export interface StateBackend {
   name: "sqlite" | "postgres";
@@ -15,6 +18,11 @@ export interface StateBackend {
   open(dir: string, options?: OpenOptions): Promise<StateStore>;
   /** The PostgreSQL state of `dir` (undefined on SQLite). */
   postgresState(dir: string): Promise<PostgresState | undefined>;
+  /**
+   * Holds the write lock of the state of `dir` from another connection, as a busy neighbour would, until released:
+   * the store's writes wait its busy timeout, then go to the fallback file.
+   */
+  holdWriteLock(dir: string): Promise<{ release(): Promise<void> }>;
 }
 
 /** The shared test server, with a login role that must give its password and a database it owns. */
@@ -60,6 +68,7 @@ export const sqliteBackend: StateBackend = {
   name: "sqlite",
   open: (dir, options) => StateStore.open(dir, options),
   postgresState: () => Promise.resolve(undefined),
+  holdWriteLock: (dir) => holdWriteLock(join(dir, stateFileName)),
 };
 
 export const postgresBackend: StateBackend = {
@@ -70,6 +79,19 @@ export const postgresBackend: StateBackend = {
   },
   async postgresState(dir) {
     return { url: (await stateServer()).url, schema: schemaFor(dir) };
+  },
+  async holdWriteLock(dir) {
+    // The same advisory lock dialect-postgres.ts takes, held by a transaction left open.
+    const client = new pg.Client({ connectionString: (await stateServer()).url });
+    await client.connect();
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock(hashtext('backupctl state ' || $1::text))", [schemaFor(dir)]);
+    return {
+      async release() {
+        await client.query("ROLLBACK");
+        await client.end();
+      },
+    };
   },
 };
 
