@@ -5,6 +5,7 @@
  */
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
+import { stateSchemaPattern } from "../config/schema-values.ts";
 import { rememberSecret } from "../config/secrets.ts";
 import type { Savepoint, StateDialect } from "./dialect.ts";
 import type { Database } from "./schema.ts";
@@ -15,11 +16,6 @@ export interface PostgresState {
   schema: string;
 }
 
-export const defaultStateSchema = "backupctl";
-
-/** Schema names backupctl accepts: plain lower-case identifiers, which need no quoting in search_path. */
-export const schemaNamePattern = /^[a-z_][a-z0-9_]{0,62}$/;
-
 /** The pg type id of bigint (int8): counts and byte sizes, read as numbers (they stay far below 2^53). */
 const int8Oid = 20;
 
@@ -29,8 +25,9 @@ const int8Oid = 20;
  * read-only on the server, so a reader cannot write even by mistake.
  */
 export function connectPostgres(state: PostgresState, options: { readOnly?: boolean } = {}): Kysely<Database> {
-  if (!schemaNamePattern.test(state.schema)) {
-    throw new RangeError(`state schema must match ${schemaNamePattern}, got "${state.schema}"`);
+  // Checked by the config already; here because search_path takes the name unquoted.
+  if (!stateSchemaPattern.test(state.schema)) {
+    throw new RangeError(`state schema must match ${stateSchemaPattern}, got "${state.schema}"`);
   }
   rememberUrlSecrets(state.url);
   const settings = [`-c search_path=${state.schema}`];
@@ -114,6 +111,24 @@ export function postgresStateDialect(lockTimeoutMs: number): StateDialect {
           throw error;
         }
       });
+    },
+
+    async readTransaction(db, body) {
+      return await db.connection().execute(async (connection) => {
+        await sql`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`.execute(connection);
+        try {
+          return await body(connection);
+        } finally {
+          await sql`COMMIT`.execute(connection).catch(() => {});
+        }
+      });
+    },
+
+    async restartIdentities(db, tables) {
+      for (const { table, column } of tables) {
+        await sql`SELECT setval(pg_get_serial_sequence(${table}, ${column}), coalesce(max(${sql.ref(column)}), 0) + 1,
+          false) FROM ${sql.table(table)}`.execute(db);
+      }
     },
 
     async savepoint(db, name): Promise<Savepoint> {

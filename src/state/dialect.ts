@@ -13,6 +13,18 @@ export interface StateDialect {
    */
   writeTransaction<T>(db: Kysely<Database>, body: (db: Kysely<Database>) => Promise<T>): Promise<T>;
 
+  /**
+   * Runs `body` in a transaction that only reads and sees one consistent state throughout (a state being copied while
+   * another process writes to it).
+   */
+  readTransaction<T>(db: Kysely<Database>, body: (db: Kysely<Database>) => Promise<T>): Promise<T>;
+
+  /**
+   * After rows were inserted with their ids (a copied state): makes the next generated id follow the largest one.
+   * SQLite's AUTOINCREMENT does that by itself.
+   */
+  restartIdentities(db: Kysely<Database>, tables: { table: string; column: string }[]): Promise<void>;
+
   /** Marks a point in the open transaction `db` that a part of it can be undone to, alone (a replayed line). */
   savepoint(db: Kysely<Database>, name: string): Promise<Savepoint>;
 

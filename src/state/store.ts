@@ -20,10 +20,12 @@ import { StateUnwritableError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { ObservedState, SnapshotState } from "../plan/types.ts";
 import { currentProcessStart } from "../runtime/process.ts";
-import type { StateDialect } from "./dialect.ts";
-import { type PostgresState, postgresStateDialect } from "./dialect-postgres.ts";
+import { type Backend, openPostgresBackend, sqliteBackend } from "./backend.ts";
+import type { PostgresState } from "./dialect-postgres.ts";
 import { sqliteStateDialect } from "./dialect-sqlite.ts";
 import { appendFallback, fallbackFileName } from "./fallback.ts";
+import * as copy from "./copy.ts";
+import type { RowCounts } from "./copy.ts";
 import * as observed from "./observe.ts";
 import {
   busyTimeoutFor,
@@ -34,7 +36,6 @@ import {
   stateFileName,
   unwritableStateError,
 } from "./open.ts";
-import { describePostgresState, openPostgresForReading, openPostgresForWrites } from "./open-postgres.ts";
 import * as outbox from "./outbox.ts";
 import type { DeliveryOutcome, NewNotification, OutboxRow } from "./outbox.ts";
 import { type FallbackReplay, replayFallback } from "./replay.ts";
@@ -59,6 +60,7 @@ import {
 
 export { defaultBusyTimeoutMs, ensureStateDir, stateFileName } from "./open.ts";
 export type { PostgresState } from "./dialect-postgres.ts";
+export type { RowCounts } from "./copy.ts";
 export type { DeliveryOutcome, NewNotification, OutboxRow } from "./outbox.ts";
 export type { FallbackReplay } from "./replay.ts";
 export { runKind } from "./reports.ts";
@@ -82,18 +84,12 @@ export interface OpenOptions {
   postgres?: PostgresState;
 }
 
-/** Which database a store is on, and how it is named in messages (a file path, or a redacted PostgreSQL URL). */
-interface Backend {
-  dialect: StateDialect;
-  /** The SQLite file, or the PostgreSQL state described without credentials. */
-  label: string;
-  postgres: boolean;
-}
-
 export class StateStore {
   #degraded = false;
   #degradedBecause = "";
   #unwritable: string | undefined;
+  /** Set on a store opened only to read a database that can be written (a PostgreSQL state read by `status`). */
+  #readOnly: string | undefined;
   #replayed: FallbackReplay | null = null;
   /** bumpSerial calls waiting in the fallback: the serial this process reports counts them. */
   #deferredBumps = 0;
@@ -192,9 +188,9 @@ export class StateStore {
    * on the server, and every write throws. A state missing or behind this version is a StateUnwritableError.
    */
   static async openPostgresReadOnly(dir: string, state: PostgresState, options: OpenOptions = {}): Promise<StateStore> {
-    const db = await openPostgresForReading(dir, state);
-    const store = new StateStore(db, dir, postgresBackend(state, 0), options.warn ?? logWarning);
-    store.#unwritable = `the state ${store.location} was opened only to read it`;
+    const { db, backend } = await openPostgresBackend(dir, state, { readOnly: true });
+    const store = new StateStore(db, dir, backend, options.warn ?? logWarning);
+    store.#readOnly = `the state ${store.location} was opened only to read it`;
     return store;
   }
 
@@ -202,9 +198,9 @@ export class StateStore {
     const lockTimeout = busyTimeoutFor(options.busyTimeoutMs);
     // The folder still holds fallback.jsonl, the project locks and the private folder.
     ensureStateDir(dir);
-    const db = await openPostgresForWrites(dir, state);
+    const { db, backend } = await openPostgresBackend(dir, state, { lockTimeoutMs: lockTimeout });
     try {
-      const store = new StateStore(db, dir, postgresBackend(state, lockTimeout), options.warn ?? logWarning);
+      const store = new StateStore(db, dir, backend, options.warn ?? logWarning);
       await store.#replay();
       return store;
     } catch (error) {
@@ -323,6 +319,23 @@ export class StateStore {
     await this.#write("recordCheck", [repository, at, status]);
   }
 
+  // Moving a state (copy.ts).
+
+  /** What this state holds beyond a fresh state's own rows, said briefly; undefined when it is empty. */
+  async contents(): Promise<string | undefined> {
+    return await copy.targetContents(this.db);
+  }
+
+  /** Copies this whole state into `target`, replacing what it held, verified (copy.ts); the rows per table. */
+  async copyInto(target: StateStore): Promise<RowCounts> {
+    const refusal = target.#unwritable ?? target.#readOnly;
+    if (refusal !== undefined) throw new StateUnwritableError(target.dir, refusal);
+    return await copy.copyState(
+      { db: this.db, dialect: this.#backend.dialect },
+      { db: target.db, dialect: target.#backend.dialect },
+    );
+  }
+
   // The outbox (outbox.ts).
 
   /** Whether a keyed notification was enqueued already (for any channel: the key's prefix). */
@@ -432,8 +445,9 @@ export class StateStore {
    * to fallback.jsonl instead (a startStage then gets a negative id, recorded in its line).
    */
   async #write<Op extends WriteOp>(op: Op, args: WriteArgs<Op>): Promise<Outcome> {
-    if (this.#unwritable !== undefined) {
-      throw new StateUnwritableError(this.dir, `cannot record ${op}: ${this.#unwritable}`);
+    const refusal = this.#unwritable ?? this.#readOnly;
+    if (refusal !== undefined) {
+      throw new StateUnwritableError(this.dir, `cannot record ${op}: ${refusal}`);
     }
     if (!this.#degraded) {
       try {
@@ -485,14 +499,6 @@ export class StateStore {
       `the state database ${this.location} cannot be written (${reason}): ${consequence}. If this lasts, ${remedy}`,
     );
   }
-}
-
-function sqliteBackend(path: string): Backend {
-  return { dialect: sqliteStateDialect, label: path, postgres: false };
-}
-
-function postgresBackend(state: PostgresState, lockTimeoutMs: number): Backend {
-  return { dialect: postgresStateDialect(lockTimeoutMs), label: describePostgresState(state), postgres: true };
 }
 
 function logWarning(message: string): void {
