@@ -1,7 +1,7 @@
 /**
  * What the state store needs from a database beyond the SQL that Kysely builds: the few things each database does
- * its own way. dialect-sqlite.ts implements it for the local state file; a database shared by several hosts
- * (PostgreSQL) would implement the same interface next to its own migration set, and the rest of src/state stays.
+ * its own way. dialect-sqlite.ts implements it for the local state file, dialect-postgres.ts for a state in PostgreSQL
+ * (next to its own migration set); the rest of src/state is the same on both.
  */
 import type { Kysely } from "kysely";
 import type { Database } from "./schema.ts";

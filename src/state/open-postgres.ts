@@ -62,14 +62,13 @@ export async function openPostgresForReading(dir: string, state: PostgresState):
   try {
     const applied = await appliedMigration(db, state.schema);
     if (applied === undefined || applied < latestPostgresMigration) {
+      const found = applied === undefined
+        ? "holds no backupctl state yet"
+        : `is at migration ${applied}, behind this version of backupctl (${latestPostgresMigration})`;
       throw new StateUnwritableError(
         dir,
-        `the state ${describePostgresState(state)} ${
-          applied === undefined
-            ? "holds no backupctl state yet"
-            : `is at migration ${applied}, behind this version of backupctl (${latestPostgresMigration})`
-        }: ` +
-          "run a command that writes (backupctl apply) once with this version, which creates or upgrades it",
+        `the state ${describePostgresState(state)} ${found}: run a command that writes (backupctl apply) once with ` +
+          "this version, which creates or upgrades it",
       );
     }
     return db;
@@ -90,29 +89,40 @@ async function appliedMigration(db: Kysely<Database>, schema: string): Promise<s
 }
 
 /**
- * The error for a failed open: a connection failure or a server that cannot write becomes a StateUnwritableError
- * naming the state (without credentials) and the fix; anything else keeps its class. Every message is redacted.
+ * The error for a failed open, its message redacted and naming the state without credentials: a connection failure,
+ * a server that cannot write or a missing privilege is a StateUnwritableError with the fix (exit 1); anything else
+ * (a failed migration, a bug) an Error with the original as its cause.
  */
 function postgresOpenError(dir: string, state: PostgresState, error: unknown): Error {
   if (error instanceof StateUnwritableError) return error;
   const message = redact(error instanceof Error ? error.message : String(error));
+  const what = `the state ${describePostgresState(state)} cannot be opened`;
   const reason = postgresUnwritableReason(error);
   if (reason !== undefined || isConnectionError(error)) {
     return new StateUnwritableError(
       dir,
-      `the state ${describePostgresState(state)} cannot be opened: ${redact(reason ?? message)}: check the URL ` +
-        "(--state-url, BACKUPCTL_STATE_URL or the config's state.url), that the server runs and accepts this user",
+      `${what}: ${redact(reason ?? message)}: check the URL (--state-url, BACKUPCTL_STATE_URL or the config's ` +
+        "state.url), that the server runs and accepts this user",
     );
   }
-  const wrapped = new Error(`the state ${describePostgresState(state)} cannot be opened: ${message}`);
-  return wrapped;
+  if (errorCode(error) === "42501") {
+    return new StateUnwritableError(
+      dir,
+      `${what}: ${message}: let the URL's user create the schema (GRANT CREATE ON DATABASE …), or create the schema ` +
+        `${state.schema} owned by that user`,
+    );
+  }
+  return new Error(`${what}: ${message}`, { cause: error });
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
 }
 
 /** Errors of the connection itself: authentication (28*), a missing database (3D000), a URL that does not parse. */
 function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === "string" && (code.startsWith("28") || code === "3D000" || code.startsWith("ENOTFOUND"))) {
-    return true;
-  }
+  const code = errorCode(error) ?? "";
+  if (code.startsWith("28") || code === "3D000" || code === "ENOTFOUND") return true;
   return error instanceof TypeError || /invalid url|getaddrinfo/i.test(String((error as Error)?.message));
 }

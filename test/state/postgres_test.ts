@@ -14,7 +14,13 @@ import { postgresUnwritableReason } from "../../src/state/dialect-postgres.ts";
 import { latestPostgresMigration } from "../../src/state/migrations-postgres.ts";
 import { fallbackFileName } from "../../src/state/fallback.ts";
 import { StateStore } from "../../src/state/store.ts";
-import { postgresBackend, schemaFor, stateServer, stopStateBackends } from "../support/state-backends.ts";
+import {
+  postgresBackend,
+  schemaFor,
+  sqliteBackend,
+  stateServer,
+  stopStateBackends,
+} from "../support/state-backends.ts";
 import { storeDb } from "../support/state-db.ts";
 
 after(stopStateBackends);
@@ -152,6 +158,21 @@ describe("a PostgreSQL state", () => {
     });
   });
 
+  it("says what to grant when the URL's user may not create the schema", async () => {
+    await inTempDir(async (dir) => {
+      const server = await stateServer();
+      const password = "limited-secret-4711";
+      await server.server.createUser("limited", password);
+      const url = `postgresql://limited:${password}@${server.server.host}:${server.server.port}/${server.database}`;
+      await assert.rejects(
+        StateStore.open(dir, { postgres: { url, schema: "not_mine" } }),
+        (error) =>
+          error instanceof StateUnwritableError && !error.message.includes(password) &&
+          /\(schema not_mine\) cannot be opened: permission denied .*GRANT CREATE ON DATABASE/.test(error.message),
+      );
+    });
+  });
+
   it("is never written by an older backupctl: a schema migrated further is refused with the fix", async () => {
     await inTempDir(async (dir) => {
       const state = await postgresBackend.postgresState(dir);
@@ -214,6 +235,107 @@ describe("a PostgreSQL state", () => {
         assert.equal(existsSync(join(dir, fallbackFileName)), false);
       } finally {
         await reopened.close();
+      }
+    });
+  });
+});
+
+describe("copying a state into PostgreSQL (state push)", () => {
+  /** A SQLite state with a run, a stage and a snapshot. */
+  async function sqliteState(dir: string): Promise<StateStore> {
+    const store = await sqliteBackend.open(dir);
+    await store.startRun({
+      id: "run-1",
+      project: "p",
+      command: "apply",
+      startedAt: "2026-11-21T03:00:00.000Z",
+      fingerprint: "sha256:f",
+      host: "h",
+    });
+    const stage = await store.startStage({
+      runId: "run-1",
+      type: "backup",
+      project: "p",
+      source: "s",
+      repository: "r",
+      startedAt: "2026-11-21T03:00:01.000Z",
+    });
+    await store.finishStage(stage, { status: "succeeded", finishedAt: "2026-11-21T03:00:02.000Z", durationMs: 1 });
+    await store.markRepositoryInitialized("r", "/srv/r", "2026-11-21T02:00:00.000Z");
+    await store.addSnapshots("r", [{
+      id: "b".repeat(64),
+      short_id: "bbbbbbbb",
+      time: "2026-11-21T03:00:02.000Z",
+      project: "p",
+      source: "s",
+      run_id: "run-1",
+      hostname: "h",
+      tags: "[]",
+      paths: "[]",
+      size: null,
+      recorded_at: "2026-11-21T03:00:03.000Z",
+      original: null,
+    }]);
+    await store.bumpSerial();
+    return store;
+  }
+
+  it("copies every row and the lineage; new ids continue after the copied ones", async () => {
+    await inTempDir(async (dir) => {
+      const source = await sqliteState(dir);
+      const target = await postgresBackend.open(dir);
+      try {
+        assert.equal(await target.contents(), undefined, "a fresh state is empty");
+        const counts = await source.copyInto(target);
+        assert.deepEqual(counts, {
+          meta: 2,
+          runs: 1,
+          stages: 1,
+          snapshots: 1,
+          repositories: 1,
+          outbox: 0,
+          retention_policies: 0,
+          applied_plans: 0,
+        });
+        assert.equal(await target.lineage(), await source.lineage());
+        assert.equal(await target.serial(), 1);
+        assert.equal(await target.contents(), "1 runs, 1 stages, 1 snapshots, 1 repositories, serial 1");
+        const next = await target.startStage({ runId: null, type: "check", startedAt: "2026-11-22T00:00:00.000Z" });
+        assert.ok(next > 1, `a new stage id after the copied ones, got ${next}`);
+      } finally {
+        await source.close();
+        await target.close();
+      }
+    });
+  });
+
+  it("leaves the target as it was when the copy fails midway", async () => {
+    await inTempDir(async (dir) => {
+      const source = await sqliteState(dir);
+      const target = await postgresBackend.open(dir);
+      const schema = schemaFor(dir);
+      try {
+        await target.startRun({
+          id: "theirs",
+          project: "q",
+          command: "apply",
+          startedAt: "2026-11-20T03:00:00.000Z",
+          fingerprint: "sha256:g",
+          host: "h2",
+        });
+        const lineage = await target.lineage();
+        // The target's disk "fills" when the snapshots arrive, after meta, runs and stages were replaced.
+        await psql(`CREATE FUNCTION ${schema}.refuse() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = '53100'; END $$;
+          CREATE TRIGGER refuse BEFORE INSERT ON ${schema}.snapshots FOR EACH ROW EXECUTE FUNCTION ${schema}.refuse();`);
+        await assert.rejects(source.copyInto(target), /could not extend file/);
+        const runs = await storeDb(target).selectFrom("runs").select("id").execute();
+        assert.deepEqual(runs.map((run) => run.id), ["theirs"]);
+        assert.equal(await target.lineage(), lineage);
+        assert.equal(await target.serial(), 0);
+      } finally {
+        await source.close();
+        await target.close();
       }
     });
   });
