@@ -4,7 +4,8 @@
  * one transaction on the target, verified by counting each table's rows before it commits; a target that already
  * holds a state is replaced only with --force.
  */
-import { basename, dirname } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { Command } from "commander";
 import { BackupctlError, UsageError } from "../errors.ts";
 import { type PostgresState, type RowCounts, stateFileName, StateStore } from "../state/store.ts";
@@ -75,6 +76,12 @@ export async function push(url: string | undefined, options: Options, output: Ou
     );
   }
   const dir = stateDirFor(options, loaded);
+  if (!existsSync(join(dir, stateFileName))) {
+    throw new UsageError(
+      `state push: there is no local state to push: ${join(dir, stateFileName)} does not exist (point --state-dir or ` +
+        "BACKUPCTL_STATE_DIR at the folder that holds it)",
+    );
+  }
   const from = await StateStore.open(dir);
   try {
     const to = await StateStore.open(dir, { postgres: target });

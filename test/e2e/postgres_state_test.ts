@@ -143,6 +143,9 @@ describe("a PostgreSQL state", () => {
         assert.equal(apply.code, 0, apply.stdout + apply.stderr);
       }
       const viaPassword = { PGPASSWORD: pg.password };
+      const nothing = await run(["state", "push", bareUrl(), "--state-dir", join(local.dir, "nowhere")], viaPassword);
+      assert.equal(nothing.code, 64, nothing.stdout + nothing.stderr);
+      assert.match(nothing.stderr, /there is no local state to push: .*nowhere\/state\.db does not exist/);
       const push = await run(["state", "push", bareUrl(), "--schema", "moved"], viaPassword);
       assert.equal(push.code, 0, push.stdout + push.stderr);
       assert.match(push.stdout, /into postgresql:\/\/127\.0\.0\.1:\d+\/state \(schema moved\)/);
