@@ -9,7 +9,9 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { sql } from "kysely";
 import { StateUnwritableError } from "../../src/errors.ts";
+import { stateTables } from "../../src/state/copy.ts";
 import { postgresUnwritableReason } from "../../src/state/dialect-postgres.ts";
 import { latestPostgresMigration } from "../../src/state/migrations-postgres.ts";
 import { fallbackFileName } from "../../src/state/fallback.ts";
@@ -76,6 +78,35 @@ describe("a PostgreSQL state", () => {
       } finally {
         await first.close();
         await second.close();
+      }
+    });
+  });
+
+  it("has the same tables, columns and indexes as a SQLite state; the operations index is partial on both", async () => {
+    await inTempDir(async (dir) => {
+      const sqlite = await sqliteBackend.open(dir);
+      const postgres = await postgresBackend.open(dir);
+      try {
+        const sqliteIndexes = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'index'
+          AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY name`.execute(storeDb(sqlite));
+        const postgresIndexes = await sql<{ name: string }>`SELECT indexname AS name FROM pg_indexes
+          WHERE schemaname = current_schema() AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_pk'
+          AND tablename NOT LIKE 'kysely_%' ORDER BY indexname`.execute(storeDb(postgres));
+        assert.deepEqual(postgresIndexes.rows.map((r) => r.name), sqliteIndexes.rows.map((r) => r.name));
+        const partial = await sql<{ def: string }>`SELECT indexdef AS def FROM pg_indexes
+          WHERE schemaname = current_schema() AND indexname = 'stages_operations'`.execute(storeDb(postgres));
+        assert.match(partial.rows[0]?.def ?? "", /WHERE \(run_id IS NULL\)/);
+        for (const table of stateTables.map((t) => t.table)) {
+          const sqliteColumns = await sql<{ name: string }>`SELECT name FROM pragma_table_info(${table})
+            ORDER BY name`.execute(storeDb(sqlite));
+          const postgresColumns = await sql<{ name: string }>`SELECT column_name AS name
+            FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ${table}
+            ORDER BY column_name`.execute(storeDb(postgres));
+          assert.deepEqual(postgresColumns.rows.map((r) => r.name), sqliteColumns.rows.map((r) => r.name), table);
+        }
+      } finally {
+        await sqlite.close();
+        await postgres.close();
       }
     });
   });
