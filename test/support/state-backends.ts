@@ -74,7 +74,7 @@ export const sqliteBackend: StateBackend = {
 export const postgresBackend: StateBackend = {
   name: "postgres",
   async open(dir, options) {
-    const postgres = await this.postgresState(dir);
+    const postgres = await postgresBackend.postgresState(dir);
     return await StateStore.open(dir, { ...options, postgres });
   },
   async postgresState(dir) {
