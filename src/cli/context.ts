@@ -5,13 +5,17 @@
 import { isAbsolute, join, resolve } from "node:path";
 import { hostname } from "node:os";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
+import { urlHasPassword } from "../config/schema-values.ts";
+import { resolveMaybeSecret, withholdVariable } from "../config/secrets.ts";
 import { StateUnwritableError, UsageError } from "../errors.ts";
-import { StateStore } from "../state/store.ts";
+import { type PostgresState, StateStore } from "../state/store.ts";
 import { parseLogFormat, setupEventLog } from "../log.ts";
 
 export interface GlobalOptions {
   config?: string;
   stateDir?: string;
+  /** `--state-url`: keep the state in this PostgreSQL database (no password in it: argv is visible to everyone). */
+  stateUrl?: string;
   debug?: boolean;
   /** `--log-format`: the event log of apply and watch as human lines or JSON lines. */
   logFormat?: string;
@@ -50,6 +54,42 @@ export function stateDirFor(options: GlobalOptions, loaded: LoadedConfig): strin
   return join(loaded.dir, ".backupctl");
 }
 
+/** The variable holding the URL of a PostgreSQL state; a secret, never inherited by children. */
+export const stateUrlVariable = "BACKUPCTL_STATE_URL";
+
+/** The default PostgreSQL schema of a state. */
+export const defaultStateSchema = "backupctl";
+
+/**
+ * The PostgreSQL state to use, or undefined for the SQLite file of the state folder: --state-url, then
+ * BACKUPCTL_STATE_URL, then the config's `state.url` (resolved: env() or file()); the schema is the config's
+ * `state.schema`, else "backupctl".
+ */
+export function postgresStateFor(options: GlobalOptions, loaded: LoadedConfig): PostgresState | undefined {
+  withholdVariable(stateUrlVariable);
+  const schema = loaded.config.state?.schema ?? defaultStateSchema;
+  if (options.stateUrl !== undefined) return { url: stateUrlArgument(options.stateUrl, "--state-url"), schema };
+  const fromEnvironment = process.env[stateUrlVariable]?.trim();
+  if (fromEnvironment) return { url: fromEnvironment, schema };
+  const configured = loaded.config.state?.url;
+  return configured === undefined ? undefined : { url: resolveMaybeSecret(configured, loaded.dir), schema };
+}
+
+/**
+ * A PostgreSQL URL given on the command line (`--state-url`, `state push URL`): refused when it holds a password, which
+ * every user of the machine could read in the process list.
+ */
+export function stateUrlArgument(url: string, what: string): string {
+  if (urlHasPassword(url)) {
+    throw new UsageError(
+      `${what}: the URL holds a password, which every user of this machine can read in the process list: put the URL ` +
+        `in ${stateUrlVariable} (or the config's state.url as env("…")/file(…)), or leave the password out and give ` +
+        "it in PGPASSWORD or a pgpass file (PGPASSFILE, ~/.pgpass)",
+    );
+  }
+  return url;
+}
+
 export function hostFor(loaded: LoadedConfig): string {
   return loaded.config.host ?? hostname();
 }
@@ -61,7 +101,8 @@ export async function load(options: GlobalOptions): Promise<LoadedConfig> {
 /**
  * Opens the state; results a crashed or blocked process left in fallback.jsonl are replayed first, and said. A folder
  * that cannot be written fails a command that writes (StateUnwritableError: exit 1, naming the folder and the fix);
- * a command that only reads (`access: "read"`) says so on stderr and goes on from the last written state.
+ * a command that only reads (`access: "read"`) says so on stderr and goes on from the last written state. A
+ * PostgreSQL state is opened read-only by a command that only reads: it creates, migrates and replays nothing.
  */
 export async function openStore(
   options: GlobalOptions,
@@ -69,11 +110,13 @@ export async function openStore(
   access: "write" | "read" = "write",
 ): Promise<StateStore> {
   const dir = stateDirFor(options, loaded);
+  const postgres = postgresStateFor(options, loaded);
+  if (postgres && access === "read") return await StateStore.openPostgresReadOnly(dir, postgres);
   let store: StateStore;
   try {
-    store = await StateStore.open(dir);
+    store = await StateStore.open(dir, { postgres });
   } catch (error) {
-    if (access === "write" || !(error instanceof StateUnwritableError)) throw error;
+    if (access === "write" || postgres || !(error instanceof StateUnwritableError)) throw error;
     store = await StateStore.openReadOnly(dir, error.message);
     processOutput.stderr(`warning: ${store.unwritable}; shown from the last written state, and nothing is recorded\n`);
     return store;

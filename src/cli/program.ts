@@ -24,10 +24,11 @@ const commandModules: Record<string, () => Promise<CommandDefinition>> = {
   restic: () => import("./restic.ts"),
   diff: () => import("./diff.ts"),
   import: () => import("./import.ts"),
+  state: () => import("./state.ts"),
 };
 
 /** Global options that take a value (the word after them is not the command's name). */
-const valueOptions = new Set(["-c", "--config", "--state-dir", "--log-format", "--log-file"]);
+const valueOptions = new Set(["-c", "--config", "--state-dir", "--state-url", "--log-format", "--log-file"]);
 
 /**
  * The commands a command line needs defined: the one it names; none for a bare `--version`; every one otherwise
@@ -74,6 +75,10 @@ export async function buildProgram(
     .addOption(new Option("-c, --config <path>", "config file (default ./backup.config.ts)").env("BACKUPCTL_CONFIG"))
     .addOption(
       new Option("--state-dir <dir>", "state folder (default <config dir>/.backupctl)").env("BACKUPCTL_STATE_DIR"),
+    )
+    .option(
+      "--state-url <url>",
+      "keep the state in this PostgreSQL database (no password in it; else BACKUPCTL_STATE_URL, then the config's state)",
     )
     .option("--debug", "show stack traces and debug logs")
     .addOption(

@@ -165,6 +165,18 @@ function describeKind(value: unknown): string {
   return typeof value === "number" ? "a number" : typeof value === "boolean" ? "true or false" : `a ${typeof value}`;
 }
 
+/** Names of the PostgreSQL schema of a state: plain lower-case identifiers, which need no quoting anywhere. */
+export const stateSchemaPattern = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Whether a text is a URL with a password in it (a literal must not be: the password belongs in env or a file). */
+export function urlHasPassword(text: string): boolean {
+  try {
+    return new URL(text).password !== "";
+  } catch {
+    return /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/i.test(text);
+  }
+}
+
 /** A value that may be plain or a secret reference (URLs that can embed credentials). */
 export const maybeSecret = z.union([nonEmpty, secretRef], {
   error: (issue) =>

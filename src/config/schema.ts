@@ -18,13 +18,34 @@ import {
   describeTyped,
   duration,
   envMap,
+  maybeSecret,
   name,
   nonEmpty,
   positiveCount,
   resticDuration,
+  stateSchemaPattern,
   strict,
   timezone,
+  urlHasPassword,
 } from "./schema-values.ts";
+
+/** Where the state is kept when not in the local SQLite file: a PostgreSQL database, declared like a backend. */
+const stateSchema = strict({
+  url: maybeSecret.refine((url) => typeof url !== "string" || !urlHasPassword(url), {
+    error: () =>
+      'a literal URL must not hold a password: write url: env("BACKUPCTL_STATE_URL") (or file(PATH)), or leave ' +
+      "the password out of the URL and give it in PGPASSWORD or a pgpass file (PGPASSFILE, ~/.pgpass)",
+  }).describe(
+    'The PostgreSQL connection URL, e.g. `env("BACKUPCTL_STATE_URL")` holding `postgresql://user:pw@db/backups`: a ' +
+      "secret reference, or a literal without password. `--state-url` and `BACKUPCTL_STATE_URL` take precedence",
+  ),
+  schema: z.string().regex(stateSchemaPattern, {
+    error: () => "expected a PostgreSQL schema name: lower-case letters, digits and _, not starting with a digit",
+  }).optional().describe(
+    'The PostgreSQL schema the state\'s tables live in (default `"backupctl"`; created if missing), so that one ' +
+      "database can be shared with other tools",
+  ),
+}, "a state { url, schema }");
 
 export { hostProblem, secretRef } from "./schema-values.ts";
 export { sourceSchema };
@@ -197,6 +218,9 @@ export const configSchema = strict({
   stateDir: nonEmpty.optional().describe(
     "Where the state database lives (default `<config dir>/.backupctl`); relative to the config's folder. " +
       "`--state-dir` and `BACKUPCTL_STATE_DIR` take precedence",
+  ),
+  state: stateSchema.optional().describe(
+    "Keep the state in PostgreSQL (shared by several hosts) instead of the SQLite file in `stateDir` (default)",
   ),
   host: nonEmpty.optional().describe(
     "The host name recorded in snapshots (default: this machine's host name); set it in containers",

@@ -108,6 +108,11 @@ export function rememberEnvSecrets(config: unknown): void {
   }
 }
 
+/** Marks an environment variable of backupctl's own as secret (BACKUPCTL_STATE_URL): children do not inherit it. */
+export function withholdVariable(name: string): void {
+  secretVariables.add(name);
+}
+
 /** The names of the environment variables the config's `env()` references read (what children do not inherit). */
 export function secretVariableNames(): ReadonlySet<string> {
   return secretVariables;

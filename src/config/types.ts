@@ -337,6 +337,11 @@ export interface Config {
   timezone?: string;
   /** Where the state database lives (default `<config dir>/.backupctl`); --state-dir and BACKUPCTL_STATE_DIR win. */
   stateDir?: string;
+  /**
+   * Keep the state in PostgreSQL instead of the SQLite file in `stateDir` (which still holds the local files):
+   * `url` a secret reference or a literal without password; `schema` default "backupctl".
+   */
+  state?: { url: MaybeSecret; schema?: string };
   /** The host name recorded in snapshots (default: this machine's host name). Set it in containers. */
   host?: string;
   repositories: Record<string, Repository>;

@@ -109,6 +109,23 @@ export const sqliteStateDialect: StateDialect = {
     });
   },
 
+  async readTransaction(db, body) {
+    // A deferred transaction reads one snapshot of the WAL database from its first read to its end.
+    return await db.connection().execute(async (connection) => {
+      await sql`BEGIN`.execute(connection);
+      try {
+        return await body(connection);
+      } finally {
+        await sql`COMMIT`.execute(connection).catch(() => {});
+      }
+    });
+  },
+
+  restartIdentities() {
+    // AUTOINCREMENT keeps sqlite_sequence at the largest id inserted, given or generated.
+    return Promise.resolve();
+  },
+
   async savepoint(db, name): Promise<Savepoint> {
     // SQLite keeps the transaction usable after a failed statement: what follows a rollback to here still commits.
     await sql`SAVEPOINT ${sql.id(name)}`.execute(db);

@@ -1,7 +1,7 @@
 /**
  * What the state store needs from a database beyond the SQL that Kysely builds: the few things each database does
- * its own way. dialect-sqlite.ts implements it for the local state file; a database shared by several hosts
- * (PostgreSQL) would implement the same interface next to its own migration set, and the rest of src/state stays.
+ * its own way. dialect-sqlite.ts implements it for the local state file, dialect-postgres.ts for a state in PostgreSQL
+ * (next to its own migration set); the rest of src/state is the same on both.
  */
 import type { Kysely } from "kysely";
 import type { Database } from "./schema.ts";
@@ -12,6 +12,18 @@ export interface StateDialect {
    * rather than failing midway after its reads. A failed rollback must not hide the error that caused it.
    */
   writeTransaction<T>(db: Kysely<Database>, body: (db: Kysely<Database>) => Promise<T>): Promise<T>;
+
+  /**
+   * Runs `body` in a transaction that only reads and sees one consistent state throughout (a state being copied while
+   * another process writes to it).
+   */
+  readTransaction<T>(db: Kysely<Database>, body: (db: Kysely<Database>) => Promise<T>): Promise<T>;
+
+  /**
+   * After rows were inserted with their ids (a copied state): makes the next generated id follow the largest one.
+   * SQLite's AUTOINCREMENT does that by itself.
+   */
+  restartIdentities(db: Kysely<Database>, tables: { table: string; column: string }[]): Promise<void>;
 
   /** Marks a point in the open transaction `db` that a part of it can be undone to, alone (a replayed line). */
   savepoint(db: Kysely<Database>, name: string): Promise<Savepoint>;

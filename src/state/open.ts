@@ -30,10 +30,7 @@ export function ensureStateDir(dir: string): void {
  * database opens without writing, also while another process holds its lock.
  */
 export async function openForWrites(dir: string, busyTimeoutMs: number | undefined): Promise<Kysely<Database>> {
-  const timeout = busyTimeoutMs ?? busyTimeoutFromEnvironment();
-  if (!Number.isSafeInteger(timeout) || timeout < 0) {
-    throw new RangeError(`busyTimeoutMs must be a whole number of milliseconds, got ${timeout}`);
-  }
+  const timeout = busyTimeoutFor(busyTimeoutMs);
   ensureStateDir(dir);
   const path = join(dir, stateFileName);
   if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
@@ -128,6 +125,18 @@ export function unwritableStateError(dir: string, error: unknown): StateUnwritab
     );
   }
   return undefined;
+}
+
+/**
+ * How long a write waits for another writer: the option, else BACKUPCTL_DB_BUSY_TIMEOUT_MS, else 5000 (SQLite's busy
+ * timeout; PostgreSQL's lock_timeout on the writers' lock).
+ */
+export function busyTimeoutFor(busyTimeoutMs: number | undefined): number {
+  const timeout = busyTimeoutMs ?? busyTimeoutFromEnvironment();
+  if (!Number.isSafeInteger(timeout) || timeout < 0) {
+    throw new RangeError(`busyTimeoutMs must be a whole number of milliseconds, got ${timeout}`);
+  }
+  return timeout;
 }
 
 function busyTimeoutFromEnvironment(): number {

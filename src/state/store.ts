@@ -2,7 +2,11 @@
  * The state database: run audit, stages, snapshot inventory, repositories, outbox, lineage and serial. StateStore is
  * the one door to it; the work is done by the modules beside it: open.ts (opening, permissions), writes.ts (every
  * write, in one registry), replay.ts and fallback.ts (the fallback file), observe.ts (the planner's read model),
- * outbox.ts, reports.ts (history, digests, counts), dialect-sqlite.ts (all that is SQLite's own).
+ * outbox.ts, reports.ts (history, digests, counts), dialect-sqlite.ts and dialect-postgres.ts (all that is each
+ * database's own; open-postgres.ts opens a PostgreSQL state).
+ *
+ * The database is a SQLite file in the state folder, or a PostgreSQL state (OpenOptions.postgres). The folder is used
+ * either way: fallback.jsonl, the project locks and the private folder stay local.
  *
  * Every write goes through one wrapper. When the database cannot take it (locked past the busy timeout, read-only,
  * full, an I/O error, corrupt), the write is appended to the fallback file instead (fallback.ts) and the store turns
@@ -10,17 +14,28 @@
  * Any other error (a constraint, a bug) is thrown as before. `open` replays the fallback file into the database.
  */
 import { randomInt } from "node:crypto";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { Kysely } from "kysely";
 import { StateUnwritableError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { ObservedState, SnapshotState } from "../plan/types.ts";
 import { currentProcessStart } from "../runtime/process.ts";
-import type { StateDialect } from "./dialect.ts";
+import { type Backend, openPostgresBackend, sqliteBackend } from "./backend.ts";
+import type { PostgresState } from "./dialect-postgres.ts";
 import { sqliteStateDialect } from "./dialect-sqlite.ts";
 import { appendFallback, fallbackFileName } from "./fallback.ts";
+import * as copy from "./copy.ts";
+import type { RowCounts } from "./copy.ts";
 import * as observed from "./observe.ts";
-import { openForReading, openForWrites, restrictDatabaseFiles, stateFileName, unwritableStateError } from "./open.ts";
+import {
+  busyTimeoutFor,
+  ensureStateDir,
+  openForReading,
+  openForWrites,
+  restrictDatabaseFiles,
+  stateFileName,
+  unwritableStateError,
+} from "./open.ts";
 import * as outbox from "./outbox.ts";
 import type { DeliveryOutcome, NewNotification, OutboxRow } from "./outbox.ts";
 import { type FallbackReplay, replayFallback } from "./replay.ts";
@@ -44,18 +59,17 @@ import {
 } from "./writes.ts";
 
 export { defaultBusyTimeoutMs, ensureStateDir, stateFileName } from "./open.ts";
+export type { PostgresState } from "./dialect-postgres.ts";
+export type { RowCounts } from "./copy.ts";
 export type { DeliveryOutcome, NewNotification, OutboxRow } from "./outbox.ts";
 export type { FallbackReplay } from "./replay.ts";
 export { runKind } from "./reports.ts";
 export type { HistoryEntry, RepositoryCheck, RunDigest, RunSummary } from "./reports.ts";
 export type { NewRun, NewStage, RunResult, StageResult } from "./writes.ts";
 
-/** The database the local state is kept in. */
-const dialect: StateDialect = sqliteStateDialect;
-
-/** The database's message when `error` says the state database cannot take writes now, else undefined. */
+/** SQLite's message when `error` says the local state database cannot take writes now, else undefined. */
 export function unwritableReason(error: unknown): string | undefined {
-  return dialect.unwritableReason(error);
+  return sqliteStateDialect.unwritableReason(error);
 }
 
 export interface OpenOptions {
@@ -66,27 +80,48 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
   /** Where the store's warnings go (the database became unwritable, replayed lines were rejected). Default: the log. */
   warn?: (message: string) => void;
+  /** The state is in this PostgreSQL database rather than in the folder's SQLite file (the folder is still used). */
+  postgres?: PostgresState;
 }
 
 export class StateStore {
   #degraded = false;
   #degradedBecause = "";
   #unwritable: string | undefined;
+  /** Set on a store opened only to read a database that can be written (a PostgreSQL state read by `status`). */
+  #readOnly: string | undefined;
   #replayed: FallbackReplay | null = null;
   /** bumpSerial calls waiting in the fallback: the serial this process reports counts them. */
   #deferredBumps = 0;
   readonly #origin: Origin = { pid: process.pid, processStart: currentProcessStart() };
   readonly #target: WriteTarget;
   readonly #warn: (message: string) => void;
+  readonly #backend: Backend;
 
-  private constructor(private readonly db: Kysely<Database>, readonly path: string, warn: (message: string) => void) {
-    this.#target = { db, atomically: (body) => dialect.writeTransaction(db, body) };
+  private constructor(
+    private readonly db: Kysely<Database>,
+    readonly dir: string,
+    backend: Backend,
+    warn: (message: string) => void,
+  ) {
+    this.#backend = backend;
+    this.#target = { db, atomically: (body) => backend.dialect.writeTransaction(db, body) };
     this.#warn = warn;
   }
 
-  /** The state folder. */
-  get dir(): string {
-    return dirname(this.path);
+  /** The SQLite state file in the state folder (also with a PostgreSQL state, where it is not used). */
+  get path(): string {
+    return join(this.dir, stateFileName);
+  }
+
+  /** Where the state database is, for messages: the SQLite file, or the PostgreSQL state without credentials. */
+  get location(): string {
+    return this.#backend.label;
+  }
+
+  /** Whether the state is in PostgreSQL. */
+  get postgres(): boolean {
+    return this.#backend.postgres;
   }
 
   /** The 0700 folder for files a child process needs briefly (pgpass, an SSH key): `<state dir>/tmp`. */
@@ -118,14 +153,13 @@ export class StateStore {
    * A folder that cannot be written (read-only, full, not ours) is a StateUnwritableError naming the cause and the fix.
    */
   static async open(dir: string, options: OpenOptions = {}): Promise<StateStore> {
+    if (options.postgres) return await StateStore.#openPostgres(dir, options.postgres, options);
     try {
       const db = await openForWrites(dir, options.busyTimeoutMs);
       const path = join(dir, stateFileName);
       try {
-        const store = new StateStore(db, path, options.warn ?? logWarning);
-        const replay = await replayFallback(dir, db, dialect, store.#warn);
-        if (replay && "replayed" in replay) store.#replayed = replay.replayed;
-        if (replay && "unwritable" in replay) store.#degrade(replay.unwritable, replay.consequence);
+        const store = new StateStore(db, dir, sqliteBackend(path), options.warn ?? logWarning);
+        await store.#replay();
         restrictDatabaseFiles(path);
         return store;
       } catch (error) {
@@ -144,9 +178,42 @@ export class StateStore {
    */
   static async openReadOnly(dir: string, problem: string, options: OpenOptions = {}): Promise<StateStore> {
     const { db, unwritable } = await openForReading(dir, problem);
-    const store = new StateStore(db, join(dir, stateFileName), options.warn ?? logWarning);
+    const store = new StateStore(db, dir, sqliteBackend(join(dir, stateFileName)), options.warn ?? logWarning);
     store.#unwritable = unwritable;
     return store;
+  }
+
+  /**
+   * Opens a PostgreSQL state only to read it: nothing is created, migrated or replayed, every transaction is read-only
+   * on the server, and every write throws. A state missing or behind this version is a StateUnwritableError.
+   */
+  static async openPostgresReadOnly(dir: string, state: PostgresState, options: OpenOptions = {}): Promise<StateStore> {
+    const { db, backend } = await openPostgresBackend(dir, state, { readOnly: true });
+    const store = new StateStore(db, dir, backend, options.warn ?? logWarning);
+    store.#readOnly = `the state ${store.location} was opened only to read it`;
+    return store;
+  }
+
+  static async #openPostgres(dir: string, state: PostgresState, options: OpenOptions): Promise<StateStore> {
+    const lockTimeout = busyTimeoutFor(options.busyTimeoutMs);
+    // The folder still holds fallback.jsonl, the project locks and the private folder.
+    ensureStateDir(dir);
+    const { db, backend } = await openPostgresBackend(dir, state, { lockTimeoutMs: lockTimeout });
+    try {
+      const store = new StateStore(db, dir, backend, options.warn ?? logWarning);
+      await store.#replay();
+      return store;
+    } catch (error) {
+      await db.destroy();
+      throw error;
+    }
+  }
+
+  /** Replays fallback.jsonl of the state folder into the database (degraded when the database still cannot write). */
+  async #replay(): Promise<void> {
+    const replay = await replayFallback(this.dir, this.db, this.#backend.dialect, this.#warn);
+    if (replay && "replayed" in replay) this.#replayed = replay.replayed;
+    if (replay && "unwritable" in replay) this.#degrade(replay.unwritable, replay.consequence);
   }
 
   async close(): Promise<void> {
@@ -252,6 +319,23 @@ export class StateStore {
     await this.#write("recordCheck", [repository, at, status]);
   }
 
+  // Moving a state (copy.ts).
+
+  /** What this state holds beyond a fresh state's own rows, said briefly; undefined when it is empty. */
+  async contents(): Promise<string | undefined> {
+    return await copy.targetContents(this.db);
+  }
+
+  /** Copies this whole state into `target`, replacing what it held, verified (copy.ts); the rows per table. */
+  async copyInto(target: StateStore): Promise<RowCounts> {
+    const refusal = target.#unwritable ?? target.#readOnly;
+    if (refusal !== undefined) throw new StateUnwritableError(target.dir, refusal);
+    return await copy.copyState(
+      { db: this.db, dialect: this.#backend.dialect },
+      { db: target.db, dialect: target.#backend.dialect },
+    );
+  }
+
   // The outbox (outbox.ts).
 
   /** Whether a keyed notification was enqueued already (for any channel: the key's prefix). */
@@ -272,7 +356,7 @@ export class StateStore {
     row: Pick<OutboxRow, "id" | "channel" | "event" | "project">,
     outcome: DeliveryOutcome,
   ): Promise<void> {
-    await outbox.recordDelivery(dialect, this.db, row, outcome);
+    await outbox.recordDelivery(this.#backend.dialect, this.db, row, outcome);
   }
 
   /** Moves a channel's waiting rows to `retryAt`: they are sent after the one that failed, in order. */
@@ -361,14 +445,15 @@ export class StateStore {
    * to fallback.jsonl instead (a startStage then gets a negative id, recorded in its line).
    */
   async #write<Op extends WriteOp>(op: Op, args: WriteArgs<Op>): Promise<Outcome> {
-    if (this.#unwritable !== undefined) {
-      throw new StateUnwritableError(this.dir, `cannot record ${op}: ${this.#unwritable}`);
+    const refusal = this.#unwritable ?? this.#readOnly;
+    if (refusal !== undefined) {
+      throw new StateUnwritableError(this.dir, `cannot record ${op}: ${refusal}`);
     }
     if (!this.#degraded) {
       try {
-        return await applyWrite(this.#target, op, args, this.#origin);
+        return await this.#apply(op, args);
       } catch (error) {
-        const reason = dialect.unwritableReason(error);
+        const reason = this.#backend.dialect.unwritableReason(error);
         if (reason === undefined) throw error;
         this.#degrade(
           reason,
@@ -380,7 +465,7 @@ export class StateStore {
     try {
       appendFallback(this.dir, { op, args: recordedArgs(op, args), stageId });
     } catch (error) {
-      const message = `cannot record ${op}: the state database ${this.path} cannot be written ` +
+      const message = `cannot record ${op}: the state database ${this.location} cannot be written ` +
         `(${this.#degradedBecause}), and neither can ${join(this.dir, fallbackFileName)}`;
       // A full or read-only folder is said as such, with the fix; anything else as it is.
       const problem = explainFileError(error, this.dir) ?? stateFolderProblem(this.dir);
@@ -390,13 +475,28 @@ export class StateStore {
     return { deferred: true, stageId };
   }
 
+  /**
+   * Applies a write. On PostgreSQL every write, also a single statement, runs in a write transaction holding the
+   * writers' lock: without it a statement would not wait for a writer holding the lock (as every write does on SQLite)
+   * and a write could land between the lines another process is replaying.
+   */
+  async #apply<Op extends WriteOp>(op: Op, args: WriteArgs<Op>): Promise<Outcome> {
+    if (!this.#backend.postgres) return await applyWrite(this.#target, op, args, this.#origin);
+    return await this.#backend.dialect.writeTransaction(
+      this.db,
+      (db) => applyWrite({ db, atomically: (body) => body(db) }, op, args, this.#origin),
+    );
+  }
+
   #degrade(reason: string, consequence: string): void {
     if (this.#degraded) return;
     this.#degraded = true;
     this.#degradedBecause = reason;
+    const remedy = this.#backend.postgres
+      ? "check that the PostgreSQL server runs, has disk space and accepts this user's connections"
+      : `look for what holds the database (fuser ${this.path}), free disk space, or restore it from a copy`;
     this.#warn(
-      `the state database ${this.path} cannot be written (${reason}): ${consequence}. If this lasts, look for ` +
-        `what holds the database (fuser ${this.path}), free disk space, or restore it from a copy`,
+      `the state database ${this.location} cannot be written (${reason}): ${consequence}. If this lasts, ${remedy}`,
     );
   }
 }

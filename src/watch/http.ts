@@ -33,10 +33,14 @@ export interface Health {
 /** A loop silent for longer than this (and at least 3 sleeps) is stuck. */
 const minStaleMs = 5 * 60_000;
 
+/**
+ * Whether results reach the database: not degraded, and the state files writable. A PostgreSQL state has no file: its
+ * failures show as degraded; the folder must still take fallback.jsonl.
+ */
 function databaseWritable(store: StateStore): boolean {
   if (store.degraded) return false;
   try {
-    accessSync(store.path, constants.W_OK);
+    if (!store.postgres) accessSync(store.path, constants.W_OK);
     accessSync(store.dir, constants.W_OK);
     return true;
   } catch {

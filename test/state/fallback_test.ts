@@ -3,12 +3,14 @@
  * real failures of a real SQLite file: a `sqlite3` process holding the write lock (`BEGIN EXCLUSIVE`, WAL mode: readers
  * still read, writers get SQLITE_BUSY after the busy timeout), an immutable database file (SQLITE_READONLY), a page
  * overwritten under an open store (SQLITE_NOTADB, SQLITE_CORRUPT), a page limit (SQLITE_FULL); then replays of good,
- * damaged and concurrently claimed fallback files. Needs the `sqlite3` program (Debian package sqlite3); the
+ * damaged and concurrently claimed fallback files, on SQLite and on a real PostgreSQL (its writers' lock held by another
+ * connection). Needs the `sqlite3` program (Debian package sqlite3); the
  * immutable-file test needs root and a file system with `chattr +i` and says why when it is skipped.
  * Runs under `deno test -A test/state/` and `bun --no-install test ./test/state/`.
  */
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { holdWriteLock } from "../support/sqlite-lock.ts";
+import { sqliteBackend, type StateBackend, stateBackends, stopStateBackends } from "../support/state-backends.ts";
 import assert from "node:assert/strict";
 import { execFile, spawn, spawnSync } from "node:child_process";
 import {
@@ -60,12 +62,21 @@ async function inStateDir(body: (stateDir: string) => Promise<void> | void): Pro
 }
 
 /** Opens the store with the short busy timeout, collecting its warnings. */
-async function open(stateDir: string, warnings: string[] = [], timeout = busyTimeoutMs): Promise<StateStore> {
-  return await StateStore.open(stateDir, { busyTimeoutMs: timeout, warn: (message) => warnings.push(message) });
+async function open(
+  stateDir: string,
+  warnings: string[] = [],
+  timeout = busyTimeoutMs,
+  backend: StateBackend = sqliteBackend,
+): Promise<StateStore> {
+  return await backend.open(stateDir, { busyTimeoutMs: timeout, warn: (message) => warnings.push(message) });
 }
 
-async function withOpen<T>(stateDir: string, body: (store: StateStore) => Promise<T> | T): Promise<T> {
-  const store = await open(stateDir);
+async function withOpen<T>(
+  stateDir: string,
+  body: (store: StateStore) => Promise<T> | T,
+  backend: StateBackend = sqliteBackend,
+): Promise<T> {
+  const store = await open(stateDir, [], busyTimeoutMs, backend);
   try {
     return await body(store);
   } finally {
@@ -128,9 +139,13 @@ function deadPid(): number {
  * Writes with the database locked, so that they land in fallback.jsonl (4 lines): a run, a backup stage (negative
  * id), its end and the run's end.
  */
-async function writeThroughFallback(stateDir: string, runId: string): Promise<void> {
-  const store = await open(stateDir);
-  const lock = await holdWriteLock(store.path);
+async function writeThroughFallback(
+  stateDir: string,
+  runId: string,
+  backend: StateBackend = sqliteBackend,
+): Promise<void> {
+  const store = await open(stateDir, [], busyTimeoutMs, backend);
+  const lock = await backend.holdWriteLock(stateDir);
   try {
     await store.startRun(run(runId));
     const stage = await store.startStage({
@@ -158,9 +173,10 @@ async function writeThroughFallback(stateDir: string, runId: string): Promise<vo
 }
 
 /** Opens the store in a child process of this runtime; resolves with what it printed: its `replayed`. */
-function openInChild(stateDir: string): Promise<string> {
+async function openInChild(stateDir: string, backend: StateBackend): Promise<string> {
+  const options = { busyTimeoutMs: 10000, postgres: await backend.postgresState(stateDir) };
   const code = `const { StateStore } = await import(${JSON.stringify(storeModule)});
-const store = await StateStore.open(${JSON.stringify(stateDir)}, { busyTimeoutMs: 10000 });
+const store = await StateStore.open(${JSON.stringify(stateDir)}, ${JSON.stringify(options)});
 console.log(JSON.stringify(store.replayed));
 await store.close();`;
   const script = join(stateDir, "..", `open-${Math.random().toString(36).slice(2)}.ts`);
@@ -177,6 +193,8 @@ await store.close();`;
 }
 
 // Tests.
+
+after(stopStateBackends);
 
 describe("StateStore degraded mode: the database locked by another process", () => {
   it("sends every write to fallback.jsonl (0600, one line per call, there when the call returns); reads still work", async () => {
@@ -549,157 +567,177 @@ describe("StateStore degraded mode: a database that cannot be written for other 
   });
 });
 
-describe("StateStore.open: replaying fallback.jsonl", () => {
-  it("applies the good lines and sets aside a corrupt line, a cut last line and the lines the database refuses", async () => {
-    await inStateDir(async (stateDir) => {
-      await withOpen(stateDir, async (store) => {
-        await store.startRun(run("run-0"));
-        await store.markRepositoryInitialized("local", "/srv/restic", "t0");
-        await store.replaceSnapshots("local", [snapshot("0000kept", "2026-11-20T03:00:00Z")], "t0");
-      });
-      const twice = snapshot("1111twice", "2026-11-21T03:00:00Z");
-      const lines = [
-        line("startRun", [run("run-1")]),
-        '{"v":1,"op":"finishRun","args":["run-1",{"status":',
-        line("dropTable", ["runs"]),
-        line("finishRun", ["run-1", { status: "exploded", finishedAt: "t", durationMs: 1 }]),
-        line("startRun", [run("run-0")]),
-        line("finishStage", [-77, { status: "succeeded", finishedAt: "t", durationMs: 1 }]),
-        line("finishRun", ["run-1", { status: "succeeded", finishedAt: "2026-11-21T03:05:00.000Z", durationMs: 9 }]),
-        line("startStage", [{ runId: "run-1", type: "backup", startedAt: "t" }]),
-        line("setRunStage", ["no-such-run", "backup"]),
-        // Deletes the inventory, inserts one snapshot, then fails on the second: undone as a whole.
-        line("replaceSnapshots", ["local", [twice, twice], "t1"]),
-        '{"v":1,"op":"startRun","args":[{"id":"run-3","pro',
-      ];
-      writeFileSync(join(stateDir, fallbackFileName), lines.join("\n"), { mode: 0o600 });
+for (const backend of stateBackends) {
+  describe(`StateStore.open on ${backend.name}: replaying fallback.jsonl`, () => {
+    it("applies the good lines and sets aside a corrupt line, a cut last line and the lines the database refuses", async () => {
+      await inStateDir(async (stateDir) => {
+        await withOpen(stateDir, async (store) => {
+          await store.startRun(run("run-0"));
+          await store.markRepositoryInitialized("local", "/srv/restic", "t0");
+          await store.replaceSnapshots("local", [snapshot("0000kept", "2026-11-20T03:00:00Z")], "t0");
+        }, backend);
+        const twice = snapshot("1111twice", "2026-11-21T03:00:00Z");
+        const lines = [
+          line("startRun", [run("run-1")]),
+          '{"v":1,"op":"finishRun","args":["run-1",{"status":',
+          line("dropTable", ["runs"]),
+          line("finishRun", ["run-1", { status: "exploded", finishedAt: "t", durationMs: 1 }]),
+          line("startRun", [run("run-0")]),
+          line("finishStage", [-77, { status: "succeeded", finishedAt: "t", durationMs: 1 }]),
+          line("finishRun", ["run-1", { status: "succeeded", finishedAt: "2026-11-21T03:05:00.000Z", durationMs: 9 }]),
+          line("startStage", [{ runId: "run-1", type: "backup", startedAt: "t" }]),
+          line("setRunStage", ["no-such-run", "backup"]),
+          // Deletes the inventory, inserts one snapshot, then fails on the second: undone as a whole.
+          line("replaceSnapshots", ["local", [twice, twice], "t1"]),
+          '{"v":1,"op":"startRun","args":[{"id":"run-3","pro',
+        ];
+        writeFileSync(join(stateDir, fallbackFileName), lines.join("\n"), { mode: 0o600 });
 
-      const warnings: string[] = [];
-      const store = await open(stateDir, warnings);
-      try {
-        assert.deepEqual(store.replayed, { applied: 2, rejected: 9 });
-        assert.equal(store.degraded, false);
-        assert.equal(warnings.length, 1);
-        assert.match(warnings[0], /^9 lines of fallback\.jsonl could not be replayed .*fallback\.rejected\.jsonl$/);
-        const runs = plain(
-          await storeDb(store).selectFrom("runs").select(["id", "status", "pid"]).orderBy("id").execute(),
+        const warnings: string[] = [];
+        const store = await open(stateDir, warnings, busyTimeoutMs, backend);
+        try {
+          assert.deepEqual(store.replayed, { applied: 2, rejected: 9 });
+          assert.equal(store.degraded, false);
+          assert.equal(warnings.length, 1);
+          assert.match(warnings[0], /^9 lines of fallback\.jsonl could not be replayed .*fallback\.rejected\.jsonl$/);
+          const runs = plain(
+            await storeDb(store).selectFrom("runs").select(["id", "status", "pid"]).orderBy("id").execute(),
+          );
+          assert.deepEqual(runs, [
+            { id: "run-0", status: "running", pid: process.pid },
+            { id: "run-1", status: "succeeded", pid: 4242 },
+          ]);
+          assert.deepEqual(fallbackFiles(stateDir), [rejectedFileName]);
+          const rejectedPath = join(stateDir, rejectedFileName);
+          assert.equal(mode(rejectedPath), 0o600);
+          const rejected = jsonLines(rejectedPath);
+          assert.deepEqual(rejected.map((r) => r.line), [2, 3, 4, 5, 6, 8, 9, 10, 11]);
+          assert.deepEqual(rejected.map((r) => r.raw), [1, 2, 3, 4, 5, 7, 8, 9, 10].map((index) => lines[index]));
+          const reasons = rejected.map((r) => String(r.reason));
+          assert.match(reasons[0], /^not JSON: /);
+          assert.equal(reasons[1], 'unknown operation "dropTable"');
+          assert.match(reasons[2], /^invalid arguments for finishRun: args\[1\]\.status: /);
+          assert.match(
+            reasons[3],
+            /UNIQUE constraint failed: runs\.id|duplicate key value violates unique constraint "runs_pkey"/,
+          );
+          assert.equal(reasons[4], "no stage -77 (its startStage line was not replayed) in the database");
+          assert.equal(reasons[5], "startStage without its stageId");
+          assert.equal(reasons[6], "no run no-such-run in the database");
+          assert.match(
+            reasons[7],
+            /UNIQUE constraint failed: snapshots\.repository, snapshots\.id|unique constraint "snapshots_pk"/,
+          );
+          assert.deepEqual((await store.listSnapshots({})).map((s) => s.id), ["0000kept"]);
+          assert.match(reasons[8], /^cut short \(the last line has no newline\): not JSON: /);
+          for (const entry of rejected) assert.equal(entry.file, fallbackFileName);
+        } finally {
+          await store.close();
+        }
+      });
+    });
+
+    it("maps a stage's negative id to its row across two replays (its finish written after the first replay)", async () => {
+      await inStateDir(async (stateDir) => {
+        await withOpen(stateDir, () => {}, backend); // creates the database
+        const fallback = join(stateDir, fallbackFileName);
+        const start = line("startStage", [{ runId: null, type: "check", repository: "local", startedAt: "t0" }], {
+          stageId: -5,
+        });
+        writeFileSync(fallback, `${start}\n`);
+        const first = await withOpen(stateDir, async (store) => {
+          assert.deepEqual(store.replayed, { applied: 1, rejected: 0 });
+          return (await storeDb(store).selectFrom("stages").select("id").executeTakeFirstOrThrow()).id;
+        }, backend);
+        // The same start again (a crash between a commit and the file's removal) and, later, the stage's finish.
+        writeFileSync(
+          fallback,
+          `${start}\n${line("finishStage", [-5, { status: "failed", finishedAt: "t1", durationMs: 2, error: "x" }])}\n`,
         );
-        assert.deepEqual(runs, [
-          { id: "run-0", status: "running", pid: process.pid },
-          { id: "run-1", status: "succeeded", pid: 4242 },
+        await withOpen(stateDir, async (store) => {
+          assert.deepEqual(store.replayed, { applied: 2, rejected: 0 });
+          const stages = plain(await storeDb(store).selectFrom("stages").select(["id", "status", "error"]).execute());
+          assert.deepEqual(stages, [{ id: first, status: "failed", error: "x" }]);
+        }, backend);
+      });
+    });
+
+    it("takes up the file of a replay that died before fallback.jsonl, and leaves a live replayer's file alone", async () => {
+      await inStateDir(async (stateDir) => {
+        await withOpen(stateDir, () => {}, backend); // creates the database
+        const older = join(stateDir, `fallback.replaying-${deadPid()}.jsonl`);
+        writeFileSync(
+          older,
+          `${line("startRun", [run("run-1")])}\n${
+            line("startStage", [{ runId: "run-1", type: "backup", startedAt: "t" }], { stageId: -9 })
+          }\n`,
+        );
+        writeFileSync(
+          join(stateDir, fallbackFileName),
+          `${line("finishStage", [-9, { status: "succeeded", finishedAt: "t2", durationMs: 1 }])}\n` +
+            `${line("finishRun", ["run-1", { status: "succeeded", finishedAt: "t3", durationMs: 3 }])}\n`,
+        );
+        await withOpen(stateDir, async (store) => {
+          assert.deepEqual(
+            store.replayed,
+            { applied: 4, rejected: 0 },
+            "older lines first: no finish before its start",
+          );
+          assert.deepEqual(fallbackFiles(stateDir), []);
+          const stage = await storeDb(store).selectFrom("stages").select("status").executeTakeFirstOrThrow();
+          assert.equal(stage.status, "succeeded");
+        }, backend);
+
+        // A process that runs (this test's parent) is replaying: its lines are older, so nothing is replayed now.
+        const live = join(stateDir, `fallback.replaying-${process.ppid}.jsonl`);
+        writeFileSync(live, `${line("startRun", [run("run-2")])}\n`);
+        writeFileSync(
+          join(stateDir, fallbackFileName),
+          `${line("finishRun", ["run-2", { status: "failed", finishedAt: "t", durationMs: 1 }])}\n`,
+        );
+        await withOpen(stateDir, (store) => {
+          assert.equal(store.replayed, null);
+          assert.deepEqual(fallbackFiles(stateDir), [fallbackFileName, `fallback.replaying-${process.ppid}.jsonl`]);
+        }, backend);
+      });
+    });
+
+    it("replays exactly once when several stores open at once, in this process and in others", async () => {
+      await inStateDir(async (stateDir) => {
+        await withOpen(stateDir, () => {}, backend); // creates the database
+        const count = 300;
+        const text = Array.from({ length: count }, (_, i) => `${line("startRun", [run(`run-${i}`)])}\n`).join("");
+        writeFileSync(join(stateDir, fallbackFileName), text);
+
+        const children = [
+          openInChild(stateDir, backend),
+          openInChild(stateDir, backend),
+          openInChild(stateDir, backend),
+        ];
+        const here = await Promise.all([
+          open(stateDir, [], busyTimeoutMs, backend),
+          open(stateDir, [], busyTimeoutMs, backend),
+          open(stateDir, [], busyTimeoutMs, backend),
         ]);
-        assert.deepEqual(fallbackFiles(stateDir), [rejectedFileName]);
-        const rejectedPath = join(stateDir, rejectedFileName);
-        assert.equal(mode(rejectedPath), 0o600);
-        const rejected = jsonLines(rejectedPath);
-        assert.deepEqual(rejected.map((r) => r.line), [2, 3, 4, 5, 6, 8, 9, 10, 11]);
-        assert.deepEqual(rejected.map((r) => r.raw), [1, 2, 3, 4, 5, 7, 8, 9, 10].map((index) => lines[index]));
-        const reasons = rejected.map((r) => String(r.reason));
-        assert.match(reasons[0], /^not JSON: /);
-        assert.equal(reasons[1], 'unknown operation "dropTable"');
-        assert.match(reasons[2], /^invalid arguments for finishRun: args\[1\]\.status: /);
-        assert.match(reasons[3], /UNIQUE constraint failed: runs\.id/);
-        assert.equal(reasons[4], "no stage -77 (its startStage line was not replayed) in the database");
-        assert.equal(reasons[5], "startStage without its stageId");
-        assert.equal(reasons[6], "no run no-such-run in the database");
-        assert.match(reasons[7], /UNIQUE constraint failed: snapshots\.repository, snapshots\.id/);
-        assert.deepEqual((await store.listSnapshots({})).map((s) => s.id), ["0000kept"]);
-        assert.match(reasons[8], /^cut short \(the last line has no newline\): not JSON: /);
-        for (const entry of rejected) assert.equal(entry.file, fallbackFileName);
-      } finally {
-        await store.close();
-      }
-    });
-  });
-
-  it("maps a stage's negative id to its row across two replays (its finish written after the first replay)", async () => {
-    await inStateDir(async (stateDir) => {
-      await withOpen(stateDir, () => {}); // creates the database
-      const fallback = join(stateDir, fallbackFileName);
-      const start = line("startStage", [{ runId: null, type: "check", repository: "local", startedAt: "t0" }], {
-        stageId: -5,
-      });
-      writeFileSync(fallback, `${start}\n`);
-      const first = await withOpen(stateDir, async (store) => {
-        assert.deepEqual(store.replayed, { applied: 1, rejected: 0 });
-        return (await storeDb(store).selectFrom("stages").select("id").executeTakeFirstOrThrow()).id;
-      });
-      // The same start again (a crash between a commit and the file's removal) and, later, the stage's finish.
-      writeFileSync(
-        fallback,
-        `${start}\n${line("finishStage", [-5, { status: "failed", finishedAt: "t1", durationMs: 2, error: "x" }])}\n`,
-      );
-      await withOpen(stateDir, async (store) => {
-        assert.deepEqual(store.replayed, { applied: 2, rejected: 0 });
-        const stages = plain(await storeDb(store).selectFrom("stages").select(["id", "status", "error"]).execute());
-        assert.deepEqual(stages, [{ id: first, status: "failed", error: "x" }]);
+        const reports = [
+          ...here.map((store) => store.replayed),
+          ...(await Promise.all(children)).map((out) => JSON.parse(out)),
+        ];
+        try {
+          const replays = reports.filter((report) => report !== null);
+          assert.equal(replays.length, 1, `one replay: ${JSON.stringify(reports)}`);
+          assert.deepEqual(replays[0], { applied: count, rejected: 0 });
+          const rows = await storeDb(here[0]).selectFrom("runs").select((eb) => eb.fn.countAll<number>().as("n"))
+            .executeTakeFirstOrThrow();
+          assert.equal(Number(rows.n), count);
+          assert.deepEqual(fallbackFiles(stateDir), []);
+        } finally {
+          for (const store of here) await store.close();
+        }
       });
     });
   });
-
-  it("takes up the file of a replay that died before fallback.jsonl, and leaves a live replayer's file alone", async () => {
-    await inStateDir(async (stateDir) => {
-      await withOpen(stateDir, () => {}); // creates the database
-      const older = join(stateDir, `fallback.replaying-${deadPid()}.jsonl`);
-      writeFileSync(
-        older,
-        `${line("startRun", [run("run-1")])}\n${
-          line("startStage", [{ runId: "run-1", type: "backup", startedAt: "t" }], { stageId: -9 })
-        }\n`,
-      );
-      writeFileSync(
-        join(stateDir, fallbackFileName),
-        `${line("finishStage", [-9, { status: "succeeded", finishedAt: "t2", durationMs: 1 }])}\n` +
-          `${line("finishRun", ["run-1", { status: "succeeded", finishedAt: "t3", durationMs: 3 }])}\n`,
-      );
-      await withOpen(stateDir, async (store) => {
-        assert.deepEqual(store.replayed, { applied: 4, rejected: 0 }, "older lines first: no finish before its start");
-        assert.deepEqual(fallbackFiles(stateDir), []);
-        const stage = await storeDb(store).selectFrom("stages").select("status").executeTakeFirstOrThrow();
-        assert.equal(stage.status, "succeeded");
-      });
-
-      // A process that runs (this test's parent) is replaying: its lines are older, so nothing is replayed now.
-      const live = join(stateDir, `fallback.replaying-${process.ppid}.jsonl`);
-      writeFileSync(live, `${line("startRun", [run("run-2")])}\n`);
-      writeFileSync(
-        join(stateDir, fallbackFileName),
-        `${line("finishRun", ["run-2", { status: "failed", finishedAt: "t", durationMs: 1 }])}\n`,
-      );
-      await withOpen(stateDir, (store) => {
-        assert.equal(store.replayed, null);
-        assert.deepEqual(fallbackFiles(stateDir), [fallbackFileName, `fallback.replaying-${process.ppid}.jsonl`]);
-      });
-    });
-  });
-
-  it("replays exactly once when several stores open at once, in this process and in others", async () => {
-    await inStateDir(async (stateDir) => {
-      await withOpen(stateDir, () => {}); // creates the database
-      const count = 300;
-      const text = Array.from({ length: count }, (_, i) => `${line("startRun", [run(`run-${i}`)])}\n`).join("");
-      writeFileSync(join(stateDir, fallbackFileName), text);
-
-      const children = [openInChild(stateDir), openInChild(stateDir), openInChild(stateDir)];
-      const here = await Promise.all([open(stateDir), open(stateDir), open(stateDir)]);
-      const reports = [
-        ...here.map((store) => store.replayed),
-        ...(await Promise.all(children)).map((out) => JSON.parse(out)),
-      ];
-      try {
-        const replays = reports.filter((report) => report !== null);
-        assert.equal(replays.length, 1, `one replay: ${JSON.stringify(reports)}`);
-        assert.deepEqual(replays[0], { applied: count, rejected: 0 });
-        const rows = await storeDb(here[0]).selectFrom("runs").select((eb) => eb.fn.countAll<number>().as("n"))
-          .executeTakeFirstOrThrow();
-        assert.equal(Number(rows.n), count);
-        assert.deepEqual(fallbackFiles(stateDir), []);
-      } finally {
-        for (const store of here) await store.close();
-      }
-    });
-  });
-});
+}
 
 describe("fallback.ts", () => {
   it("parseFallback skips blank lines, keeps a whole last line without its newline, gives each bad line a reason", () => {

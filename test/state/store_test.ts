@@ -1,9 +1,10 @@
 /**
  * Unit tests of the state database (src/state/store.ts, src/state/migrations.ts) on a real SQLite file in a fresh
- * temp dir per test: node:sqlite under Deno, bun:sqlite under Bun (src/runtime/sqlite.ts picks).
+ * temp dir per test: node:sqlite under Deno, bun:sqlite under Bun (src/runtime/sqlite.ts picks). The cases that are
+ * not about the SQLite file run again on a real PostgreSQL (test/support/state-backends.ts), a schema per case.
  * Runs under `deno test -A test/state/` and `bun --no-install test ./test/state/`.
  */
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +16,7 @@ import { latestMigration } from "../../src/state/migrations.ts";
 import type { SnapshotTable } from "../../src/state/schema.ts";
 import { type NewStage, type StageResult, StateStore } from "../../src/state/store.ts";
 import { storeDb } from "../support/state-db.ts";
+import { sqliteBackend, type StateBackend, stateBackends, stopStateBackends } from "../support/state-backends.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -28,10 +30,13 @@ async function inTempDir(body: (stateDir: string) => Promise<void>): Promise<voi
   }
 }
 
-/** Opens a store in a fresh temp dir, runs the body, closes the store and removes the dir. */
-async function withStore(body: (store: StateStore, stateDir: string) => Promise<void>): Promise<void> {
+/** Opens a store on `backend` in a fresh temp dir, runs the body, closes the store and removes the dir. */
+async function withStore(
+  backend: StateBackend,
+  body: (store: StateStore, stateDir: string) => Promise<void>,
+): Promise<void> {
   await inTempDir(async (stateDir) => {
-    const store = await StateStore.open(stateDir);
+    const store = await backend.open(stateDir);
     try {
       await body(store, stateDir);
     } finally {
@@ -112,7 +117,7 @@ const byKey = <T extends { project: string; source: string; repository: string }
 
 describe("StateStore.open", () => {
   it("creates the folder with mode 0700 and state.db with mode 0600 (and the WAL files 0600)", async () => {
-    await withStore((store, stateDir) => {
+    await withStore(sqliteBackend, (store, stateDir) => {
       assert.equal(mode(stateDir), 0o700);
       assert.equal(store.path, join(stateDir, "state.db"));
       assert.equal(mode(store.path), 0o600);
@@ -174,7 +179,7 @@ describe("StateStore.open", () => {
   });
 
   it("uses WAL journaling, a busy timeout and enforced foreign keys", async () => {
-    await withStore(async (store) => {
+    await withStore(sqliteBackend, async (store) => {
       const journal = await sql<{ journal_mode: string }>`PRAGMA journal_mode`.execute(storeDb(store));
       assert.deepEqual(plain(journal.rows), [{ journal_mode: "wal" }]);
       const busy = await sql<Record<string, number>>`PRAGMA busy_timeout`.execute(storeDb(store));
@@ -189,7 +194,7 @@ describe("StateStore.open", () => {
   });
 
   it("creates every table and the planner's indexes", async () => {
-    await withStore(async (store) => {
+    await withStore(sqliteBackend, async (store) => {
       const tables = await names(store, "table");
       for (
         const table of [
@@ -347,723 +352,741 @@ describe("StateStore.open", () => {
   });
 });
 
-describe("StateStore lineage and serial", () => {
-  it("has a UUID lineage and a serial that starts at 0", async () => {
-    await withStore(async (store) => {
-      assert.match(await store.lineage(), UUID);
-      assert.equal(await store.serial(), 0);
-      assert.equal(await store.meta("no-such-key"), undefined);
-    });
-  });
+after(stopStateBackends);
 
-  it("gives each new database its own lineage", async () => {
-    await withStore(async (a) => {
-      await withStore(async (b) => {
-        assert.notEqual(await a.lineage(), await b.lineage());
+for (const backend of stateBackends) {
+  describe(`on ${backend.name}`, () => {
+    describe("StateStore lineage and serial", () => {
+      it("has a UUID lineage and a serial that starts at 0", async () => {
+        await withStore(backend, async (store) => {
+          assert.match(await store.lineage(), UUID);
+          assert.equal(await store.serial(), 0);
+          assert.equal(await store.meta("no-such-key"), undefined);
+        });
+      });
+
+      it("gives each new database its own lineage", async () => {
+        await withStore(backend, async (a) => {
+          await withStore(backend, async (b) => {
+            assert.notEqual(await a.lineage(), await b.lineage());
+          });
+        });
+      });
+
+      it("bumpSerial increments by one and returns the new serial", async () => {
+        await withStore(backend, async (store) => {
+          assert.equal(await store.bumpSerial(), 1);
+          assert.equal(await store.bumpSerial(), 2);
+          assert.equal(await store.serial(), 2);
+          assert.equal(await store.meta("serial"), "2");
+        });
+      });
+    });
+
+    describe("StateStore runs and stages", () => {
+      it("round-trips a run from start to finish", async () => {
+        await withStore(backend, async (store) => {
+          await store.startRun({
+            id: "20261121T030000Z-abc123",
+            project: "shop",
+            command: "apply",
+            startedAt: "2026-11-21T03:00:00.000Z",
+            fingerprint: "sha256:abc",
+            host: "backup-host",
+          });
+          const started = await storeDb(store).selectFrom("runs").selectAll().execute();
+          assert.deepEqual(plain(started), [{
+            id: "20261121T030000Z-abc123",
+            project: "shop",
+            status: "running",
+            command: "apply",
+            started_at: "2026-11-21T03:00:00.000Z",
+            finished_at: null,
+            duration_ms: null,
+            pid: process.pid,
+            process_start: currentProcessStart(),
+            host: "backup-host",
+            config_fingerprint: "sha256:abc",
+            stage: null,
+            error: null,
+          }]);
+
+          await store.setRunStage("20261121T030000Z-abc123", "backup shop/shop");
+          await store.finishRun("20261121T030000Z-abc123", {
+            status: "succeeded",
+            finishedAt: "2026-11-21T03:01:02.500Z",
+            durationMs: 62_500,
+          });
+          const finished = await storeDb(store).selectFrom("runs").selectAll().executeTakeFirstOrThrow();
+          assert.deepEqual(
+            { ...finished },
+            {
+              ...started[0],
+              status: "succeeded",
+              finished_at: "2026-11-21T03:01:02.500Z",
+              duration_ms: 62_500,
+              stage: null,
+              error: null,
+            },
+          );
+        });
+      });
+
+      it("keeps the stage a failed run ended in, and its error", async () => {
+        await withStore(backend, async (store) => {
+          await run(store, "r1", "shop", "2026-11-21T03:00:00.000Z");
+          await store.setRunStage("r1", "backup shop/files");
+          await store.finishRun("r1", {
+            status: "failed",
+            finishedAt: "2026-11-21T03:00:09.000Z",
+            durationMs: 9000,
+            error: "restic exited with code 1",
+          });
+          const row = await storeDb(store).selectFrom("runs").select(["status", "stage", "error", "duration_ms"])
+            .executeTakeFirstOrThrow();
+          assert.deepEqual({ ...row }, {
+            status: "failed",
+            stage: "backup shop/files",
+            error: "restic exited with code 1",
+            duration_ms: 9000,
+          });
+        });
+      });
+
+      it("round-trips a stage from start to finish", async () => {
+        await withStore(backend, async (store) => {
+          await run(store, "r1", "shop", "2026-11-21T03:00:00.000Z");
+          const first = await store.startStage({
+            runId: "r1",
+            type: "backup",
+            project: "shop",
+            source: "db",
+            repository: "local",
+            attempt: 2,
+            startedAt: "2026-11-21T03:00:01.000Z",
+          });
+          const second = await store.startStage({ runId: null, type: "init", startedAt: "2026-11-21T03:00:02.000Z" });
+          assert.equal(typeof first, "number");
+          assert.equal(second, first + 1);
+
+          const running = await storeDb(store).selectFrom("stages").selectAll().where("id", "=", first)
+            .executeTakeFirstOrThrow();
+          assert.deepEqual({ ...running }, {
+            id: first,
+            run_id: "r1",
+            type: "backup",
+            project: "shop",
+            source: "db",
+            repository: "local",
+            attempt: 2,
+            status: "running",
+            started_at: "2026-11-21T03:00:01.000Z",
+            finished_at: null,
+            duration_ms: null,
+            bytes: null,
+            bytes_added: null,
+            forgotten: null,
+            snapshot_id: null,
+            error: null,
+            note: null,
+          });
+
+          await store.finishStage(first, {
+            status: "succeeded",
+            finishedAt: "2026-11-21T03:00:31.000Z",
+            durationMs: 30_000,
+            bytes: 123_456_789,
+            bytesAdded: 4_096,
+            snapshotId: "4f2c9d1e",
+          });
+          await store.finishStage(second, {
+            status: "failed",
+            finishedAt: "2026-11-21T03:00:03.000Z",
+            durationMs: 1000,
+            error: "boom",
+          });
+          const rows = await storeDb(store).selectFrom("stages").selectAll().orderBy("id").execute();
+          assert.deepEqual(plain(rows), [
+            {
+              ...running,
+              status: "succeeded",
+              finished_at: "2026-11-21T03:00:31.000Z",
+              duration_ms: 30_000,
+              bytes: 123_456_789,
+              bytes_added: 4_096,
+              snapshot_id: "4f2c9d1e",
+            },
+            {
+              id: second,
+              run_id: null,
+              type: "init",
+              project: null,
+              source: null,
+              repository: null,
+              attempt: 1,
+              status: "failed",
+              started_at: "2026-11-21T03:00:02.000Z",
+              finished_at: "2026-11-21T03:00:03.000Z",
+              duration_ms: 1000,
+              bytes: null,
+              bytes_added: null,
+              forgotten: null,
+              snapshot_id: null,
+              error: "boom",
+              note: null,
+            },
+          ]);
+        });
+      });
+    });
+
+    describe("StateStore.observe", () => {
+      it("starts empty", async () => {
+        await withStore(backend, async (store) => {
+          const observed = await store.observe();
+          assert.match(observed.lineage, UUID);
+          assert.deepEqual({ ...observed, lineage: "" }, {
+            lineage: "",
+            serial: 0,
+            repositories: {},
+            backups: [],
+            failures: [],
+            snapshots: [],
+            retention: [],
+            maintenance: [],
+            knownProjects: [],
+            knownRepositories: [],
+            appliedPlans: [],
+            heldPlans: {},
+            partials: [],
+          });
+        });
+      });
+
+      it("returns the latest success per (project, source, repository) and only failures newer than it", async () => {
+        await withStore(backend, async (store) => {
+          // shop/db → local: two successes with an older failure between them.
+          await backupStage(store, "shop", "db", "local", "2026-11-19T03:00:00.000Z", "succeeded");
+          await backupStage(store, "shop", "db", "local", "2026-11-20T03:00:00.000Z", "failed");
+          await backupStage(store, "shop", "db", "local", "2026-11-21T03:00:00.000Z", "succeeded");
+          // Not successes: still running, interrupted, skipped, or not a backup.
+          await backupStage(store, "shop", "db", "local", "2026-11-22T03:00:00.000Z", "running");
+          await backupStage(store, "shop", "db", "local", "2026-11-22T04:00:00.000Z", "interrupted");
+          await backupStage(store, "shop", "db", "local", "2026-11-22T05:00:00.000Z", "skipped");
+          await store.finishStage(
+            await store.startStage({
+              runId: null,
+              type: "copy",
+              project: "shop",
+              source: "db",
+              repository: "local",
+              startedAt: "2026-11-23T03:00:00.000Z",
+            }),
+            { status: "succeeded", finishedAt: "2026-11-23T03:00:01.000Z", durationMs: 1 },
+          );
+          // shop/files → local: a failure newer than the last success, and an older one.
+          await backupStage(store, "shop", "files", "local", "2026-11-19T03:00:00.000Z", "failed");
+          await backupStage(store, "shop", "files", "local", "2026-11-20T03:00:00.000Z", "succeeded");
+          await backupStage(store, "shop", "files", "local", "2026-11-21T03:00:05.000Z", "failed");
+          await backupStage(store, "shop", "files", "local", "2026-11-21T02:00:00.000Z", "failed");
+          // shop/db → offsite: failures only (never succeeded there).
+          await backupStage(store, "shop", "db", "offsite", "2026-11-20T03:10:00.000Z", "failed");
+          await backupStage(store, "shop", "db", "offsite", "2026-11-21T03:10:00.000Z", "failed");
+          // blog/blog → local: one success.
+          await backupStage(store, "blog", "blog", "local", "2026-11-21T04:00:00.000Z", "succeeded");
+
+          const observed = await store.observe();
+          assert.deepEqual(byKey(observed.backups), [
+            { project: "blog", source: "blog", repository: "local", at: "2026-11-21T04:00:00.000Z" },
+            { project: "shop", source: "db", repository: "local", at: "2026-11-21T03:00:00.000Z" },
+            { project: "shop", source: "files", repository: "local", at: "2026-11-20T03:00:00.000Z" },
+          ]);
+          assert.deepEqual(byKey(observed.failures), [
+            { project: "shop", source: "db", repository: "offsite", at: "2026-11-21T03:10:00.000Z" },
+            { project: "shop", source: "files", repository: "local", at: "2026-11-21T03:00:05.000Z" },
+          ]);
+        });
+      });
+
+      it("reports lineage, serial and initialized repositories", async () => {
+        await withStore(backend, async (store) => {
+          await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-21T03:00:00.000Z");
+          await store.bumpSerial();
+          const observed = await store.observe();
+          assert.equal(observed.lineage, await store.lineage());
+          assert.equal(observed.serial, 1);
+          assert.deepEqual(observed.repositories, {
+            local: { initialized: true, initializedAt: "2026-11-21T03:00:00.000Z" },
+          });
+          assert.deepEqual(observed.knownRepositories, ["local"]);
+        });
+      });
+    });
+
+    describe("StateStore.observe: inventory, maintenance and what the state knows", () => {
+      /** A finished maintenance stage (no run). */
+      async function maintenanceStage(
+        store: StateStore,
+        type: "prune" | "check" | "verify",
+        where: { project?: string; repository?: string },
+        startedAt: string,
+        status: StageResult["status"] | "running",
+      ): Promise<void> {
+        const id = await store.startStage({ runId: null, type, ...where, startedAt });
+        if (status !== "running") await store.finishStage(id, { status, finishedAt: startedAt, durationMs: 1 });
+      }
+
+      it("lists the inventory of every repository newest first, with the tags as arrays", async () => {
+        await withStore(backend, async (store) => {
+          await store.replaceSnapshots("local", [
+            snapshot("a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
+            { ...snapshot("a2aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "files"), run_id: "r2" },
+            {
+              ...snapshot("a3aaaaaaaaaa", "2026-11-18T03:00:00.000Z", null, null),
+              hostname: "laptop",
+              tags: JSON.stringify([]),
+            },
+          ], "2026-11-22T10:00:00.000Z");
+          await store.replaceSnapshots("offsite", [
+            snapshot("b1bbbbbbbbbb", "2026-11-21T04:00:00.000Z", "shop", "db"),
+          ], "2026-11-22T10:00:01.000Z");
+          const observed = await store.observe();
+          const entry = (
+            repository: string,
+            id: string,
+            time: string,
+            project: string | null,
+            source: string | null,
+            rest: { run_id?: string | null; hostname?: string; tags?: string[] } = {},
+          ) => ({
+            repository,
+            id,
+            short_id: id.slice(0, 8),
+            time,
+            project,
+            source,
+            run_id: rest.run_id ?? null,
+            hostname: rest.hostname ?? "backup-host",
+            tags: rest.tags ?? ["backupctl", `project=${project}`],
+            original: null,
+            // No backup stage recorded them, and their runs are unknown to this state: taken on restic's word.
+            state: "adopted",
+          });
+          assert.deepEqual(observed.snapshots, [
+            entry("local", "a2aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "files", { run_id: "r2" }),
+            entry("offsite", "b1bbbbbbbbbb", "2026-11-21T04:00:00.000Z", "shop", "db"),
+            entry("local", "a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
+            entry("local", "a3aaaaaaaaaa", "2026-11-18T03:00:00.000Z", null, null, { hostname: "laptop", tags: [] }),
+          ]);
+          assert.ok(Array.isArray(observed.snapshots[0].tags));
+        });
+      });
+
+      it("keeps the original of a copied snapshot in the inventory and in observe(), null for the others", async () => {
+        await withStore(backend, async (store) => {
+          await store.replaceSnapshots("local", [
+            snapshot("a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
+          ], "2026-11-22T10:00:00.000Z");
+          await store.replaceSnapshots("offsite", [
+            { ...snapshot("c1cccccccccc", "2026-11-20T03:00:00.000Z", "shop", "db"), original: "a1aaaaaaaaaa" },
+          ], "2026-11-22T10:00:01.000Z");
+          const rows = await storeDb(store).selectFrom("snapshots").select(["repository", "id", "original"]).orderBy(
+            "repository",
+          )
+            .execute();
+          assert.deepEqual(plain(rows), [
+            { repository: "local", id: "a1aaaaaaaaaa", original: null },
+            { repository: "offsite", id: "c1cccccccccc", original: "a1aaaaaaaaaa" },
+          ]);
+          const observed = await store.observe();
+          assert.deepEqual(
+            observed.snapshots.map((s) => [s.repository, s.id, s.original]).sort(),
+            [["local", "a1aaaaaaaaaa", null], ["offsite", "c1cccccccccc", "a1aaaaaaaaaa"]],
+          );
+        });
+      });
+
+      it("returns the latest succeeded prune and check per repository and verify per project, and the latest prune attempt", async () => {
+        await withStore(backend, async (store) => {
+          // local: two prunes (the newer wins), a newer failed and a running one (ignored); a check.
+          await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-10T05:00:00.000Z", "succeeded");
+          await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-14T05:00:00.000Z", "succeeded");
+          await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-20T05:00:00.000Z", "failed");
+          await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-21T05:00:00.000Z", "running");
+          await maintenanceStage(store, "check", { repository: "local" }, "2026-11-15T06:00:00.000Z", "succeeded");
+          await maintenanceStage(store, "check", { repository: "local" }, "2026-11-19T06:00:00.000Z", "skipped");
+          // offsite: only a failed prune, and a check older than a failed one.
+          await maintenanceStage(store, "prune", { repository: "offsite" }, "2026-11-18T05:00:00.000Z", "failed");
+          await maintenanceStage(store, "check", { repository: "offsite" }, "2026-11-12T06:00:00.000Z", "succeeded");
+          await maintenanceStage(store, "check", { repository: "offsite" }, "2026-11-16T06:00:00.000Z", "failed");
+          // Restore drills: per project, whatever repository they read from.
+          await maintenanceStage(
+            store,
+            "verify",
+            { project: "shop", repository: "local" },
+            "2026-11-01T07:00:00.000Z",
+            "succeeded",
+          );
+          await maintenanceStage(
+            store,
+            "verify",
+            { project: "shop", repository: "offsite" },
+            "2026-11-08T07:00:00.000Z",
+            "succeeded",
+          );
+          await maintenanceStage(
+            store,
+            "verify",
+            { project: "shop", repository: "local" },
+            "2026-11-15T07:00:00.000Z",
+            "failed",
+          );
+          await maintenanceStage(
+            store,
+            "verify",
+            { project: "blog", repository: "local" },
+            "2026-11-09T07:00:00.000Z",
+            "interrupted",
+          );
+          // Not maintenance: a successful backup.
+          await backupStage(store, "shop", "db", "local", "2026-11-21T03:00:00.000Z", "succeeded");
+
+          const key = (m: { type: string; repository?: string; project?: string }) =>
+            `${m.type}/${m.repository ?? ""}/${m.project ?? ""}`;
+          const maintenance = [...(await store.observe()).maintenance].sort((a, b) => key(a).localeCompare(key(b)));
+          assert.deepEqual(maintenance, [
+            { type: "check", repository: "local", at: "2026-11-15T06:00:00.000Z" },
+            { type: "check", repository: "offsite", at: "2026-11-12T06:00:00.000Z" },
+            // The latest prune attempt, whatever became of it (a later one than the last success was cut short).
+            { type: "prune_attempt", repository: "local", at: "2026-11-21T05:00:00.000Z" },
+            { type: "prune_attempt", repository: "offsite", at: "2026-11-18T05:00:00.000Z" },
+            { type: "prune", repository: "local", at: "2026-11-14T05:00:00.000Z" },
+            { type: "verify", project: "shop", at: "2026-11-08T07:00:00.000Z" },
+          ]);
+        });
+      });
+
+      it("knownProjects lists each project with a run once, whatever the run's status", async () => {
+        await withStore(backend, async (store) => {
+          await run(store, "s1", "shop", "2026-11-19T03:00:00.000Z", "succeeded");
+          await run(store, "s2", "shop", "2026-11-20T03:00:00.000Z", "failed");
+          await run(store, "l1", "legacy", "2026-11-01T03:00:00.000Z", "succeeded");
+          await run(store, "b1", "blog", "2026-11-21T04:00:00.000Z");
+          // A stage without a run does not make a project known.
+          await backupStage(store, "ghost", "db", "local", "2026-11-21T03:00:00.000Z", "succeeded");
+          const observed = await store.observe();
+          assert.deepEqual([...observed.knownProjects].sort(), ["blog", "legacy", "shop"]);
+        });
+      });
+
+      it("knownRepositories lists every repository of the state, and only those", async () => {
+        await withStore(backend, async (store) => {
+          await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-01T00:00:00.000Z");
+          await store.markRepositoryInitialized("old", "/srv/old", "2025-01-01T00:00:00.000Z");
+          await backupStage(store, "shop", "db", "offsite", "2026-11-21T03:00:00.000Z", "succeeded");
+          const observed = await store.observe();
+          assert.deepEqual([...observed.knownRepositories].sort(), ["local", "old"]);
+          assert.deepEqual(observed.repositories, {
+            local: { initialized: true, initializedAt: "2026-11-01T00:00:00.000Z" },
+            old: { initialized: true, initializedAt: "2025-01-01T00:00:00.000Z" },
+          });
+        });
+      });
+    });
+
+    describe("StateStore retention policies and applied plans", () => {
+      const shopDb = { project: "shop", source: "db", repository: "local" };
+
+      it("recordRetention inserts a group's policy, then updates it in place", async () => {
+        await withStore(backend, async (store) => {
+          await store.recordRetention(shopDb, '{"daily":30}', "2026-11-20T03:05:00.000Z");
+          assert.deepEqual((await store.observe()).retention, [
+            { ...shopDb, policy: '{"daily":30}', at: "2026-11-20T03:05:00.000Z" },
+          ]);
+
+          await store.recordRetention(shopDb, '{"daily":7}', "2026-11-21T03:05:00.000Z");
+          await store.recordRetention({ ...shopDb, repository: "offsite" }, '{"daily":30}', "2026-11-21T03:06:00.000Z");
+          const retention = byKey((await store.observe()).retention);
+          assert.deepEqual(retention, [
+            { ...shopDb, policy: '{"daily":7}', at: "2026-11-21T03:05:00.000Z" },
+            { ...shopDb, repository: "offsite", policy: '{"daily":30}', at: "2026-11-21T03:06:00.000Z" },
+          ]);
+          const rows = await storeDb(store).selectFrom("retention_policies").selectAll().orderBy("repository")
+            .execute();
+          assert.deepEqual(plain(rows), [
+            { ...shopDb, policy: '{"daily":7}', applied_at: "2026-11-21T03:05:00.000Z" },
+            { ...shopDb, repository: "offsite", policy: '{"daily":30}', applied_at: "2026-11-21T03:06:00.000Z" },
+          ]);
+        });
+      });
+
+      it("markPlanApplied records the plan id in observe().appliedPlans and refuses the same id twice", async () => {
+        await withStore(backend, async (store) => {
+          await store.markPlanApplied("0b6f3c1e-plan-one", "2026-11-21T10:00:00.000Z");
+          assert.deepEqual((await store.observe()).appliedPlans, ["0b6f3c1e-plan-one"]);
+          await assert.rejects(
+            store.markPlanApplied("0b6f3c1e-plan-one", "2026-11-21T11:00:00.000Z"),
+            /UNIQUE|PRIMARY/i,
+          );
+          await store.markPlanApplied("7d1e2a9f-plan-two", "2026-11-21T12:00:00.000Z");
+          assert.deepEqual([...(await store.observe()).appliedPlans].sort(), [
+            "0b6f3c1e-plan-one",
+            "7d1e2a9f-plan-two",
+          ]);
+          const rows = await storeDb(store).selectFrom("applied_plans").selectAll().orderBy("plan_id").execute();
+          assert.deepEqual(plain(rows), [
+            { plan_id: "0b6f3c1e-plan-one", applied_at: "2026-11-21T10:00:00.000Z", held: null },
+            { plan_id: "7d1e2a9f-plan-two", applied_at: "2026-11-21T12:00:00.000Z", held: null },
+          ]);
+        });
+      });
+    });
+
+    describe("StateStore repositories", () => {
+      it("markRepositoryInitialized inserts, then updates location and time on a second call", async () => {
+        await withStore(backend, async (store) => {
+          await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-21T03:00:00.000Z");
+          await store.markRepositoryInitialized("offsite", "sftp:storage.example:/restic", "2026-11-21T03:00:01.000Z");
+          await store.markRepositoryInitialized("local", "/srv/restic2", "2026-11-22T03:00:00.000Z");
+          const rows = await storeDb(store).selectFrom("repositories").selectAll().orderBy("name").execute();
+          assert.deepEqual(plain(rows), [
+            {
+              name: "local",
+              location: "/srv/restic2",
+              initialized_at: "2026-11-22T03:00:00.000Z",
+              last_refresh_at: null,
+              last_check_at: null,
+              last_check_status: null,
+            },
+            {
+              name: "offsite",
+              location: "sftp:storage.example:/restic",
+              initialized_at: "2026-11-21T03:00:01.000Z",
+              last_refresh_at: null,
+              last_check_at: null,
+              last_check_status: null,
+            },
+          ]);
+          assert.deepEqual((await store.observe()).repositories, {
+            local: { initialized: true, initializedAt: "2026-11-22T03:00:00.000Z" },
+            offsite: { initialized: true, initializedAt: "2026-11-21T03:00:01.000Z" },
+          });
+        });
+      });
+      it("recordCheck sets the last check time and status of one repository, and a later call overwrites them", async () => {
+        await withStore(backend, async (store) => {
+          await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-01T00:00:00.000Z");
+          await store.markRepositoryInitialized("offsite", "/srv/offsite", "2026-11-01T00:00:00.000Z");
+          const checks = () =>
+            storeDb(store).selectFrom("repositories").select([
+              "name",
+              "initialized_at",
+              "last_check_at",
+              "last_check_status",
+            ])
+              .orderBy("name").execute();
+
+          await store.recordCheck("local", "2026-11-20T06:00:00.000Z", "failed");
+          assert.deepEqual(plain(await checks()), [
+            {
+              name: "local",
+              initialized_at: "2026-11-01T00:00:00.000Z",
+              last_check_at: "2026-11-20T06:00:00.000Z",
+              last_check_status: "failed",
+            },
+            {
+              name: "offsite",
+              initialized_at: "2026-11-01T00:00:00.000Z",
+              last_check_at: null,
+              last_check_status: null,
+            },
+          ]);
+
+          await store.recordCheck("local", "2026-11-21T06:00:00.000Z", "succeeded");
+          assert.deepEqual(plain(await checks())[0], {
+            name: "local",
+            initialized_at: "2026-11-01T00:00:00.000Z",
+            last_check_at: "2026-11-21T06:00:00.000Z",
+            last_check_status: "succeeded",
+          });
+        });
+      });
+    });
+
+    describe("StateStore snapshots", () => {
+      /** local: a1 (shop/db), a2 (shop/files), a3 (blog/blog); offsite: b1 (shop/db). */
+      async function seed(store: StateStore): Promise<void> {
+        await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-01T00:00:00.000Z");
+        await store.markRepositoryInitialized("offsite", "/srv/offsite", "2026-11-01T00:00:00.000Z");
+        await store.replaceSnapshots("local", [
+          snapshot("a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
+          snapshot("a2aaaaaaaaaa", "2026-11-21T03:00:00.000Z", "shop", "files"),
+          snapshot("a3aaaaaaaaaa", "2026-11-19T03:00:00.000Z", "blog", "blog"),
+        ], "2026-11-21T10:00:00.000Z");
+        await store.replaceSnapshots("offsite", [
+          snapshot("b1bbbbbbbbbb", "2026-11-20T04:00:00.000Z", "shop", "db"),
+        ], "2026-11-21T10:00:01.000Z");
+      }
+
+      const ids = (rows: SnapshotTable[]) => rows.map((row) => `${row.repository}:${row.id}`);
+
+      it("replaceSnapshots replaces one repository's inventory and leaves the others alone", async () => {
+        await withStore(backend, async (store) => {
+          await seed(store);
+          await store.replaceSnapshots("local", [
+            snapshot("a2aaaaaaaaaa", "2026-11-21T03:00:00.000Z", "shop", "files"),
+            snapshot("a4aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "db"),
+          ], "2026-11-22T10:00:00.000Z");
+          assert.deepEqual(ids(await store.listSnapshots({})), [
+            "offsite:b1bbbbbbbbbb",
+            "local:a2aaaaaaaaaa",
+            "local:a4aaaaaaaaaa",
+          ]);
+          const local = await store.listSnapshots({ repository: "local" });
+          assert.deepEqual(plain(local), [
+            { ...snapshot("a2aaaaaaaaaa", "2026-11-21T03:00:00.000Z", "shop", "files"), repository: "local" },
+            { ...snapshot("a4aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "db"), repository: "local" },
+          ]);
+          const refreshed = await storeDb(store).selectFrom("repositories").select(["name", "last_refresh_at"]).orderBy(
+            "name",
+          )
+            .execute();
+          assert.deepEqual(plain(refreshed), [
+            { name: "local", last_refresh_at: "2026-11-22T10:00:00.000Z" },
+            { name: "offsite", last_refresh_at: "2026-11-21T10:00:01.000Z" },
+          ]);
+        });
+      });
+
+      it("replaceSnapshots with an empty list empties that repository only", async () => {
+        await withStore(backend, async (store) => {
+          await seed(store);
+          await store.replaceSnapshots("local", [], "2026-11-22T10:00:00.000Z");
+          assert.deepEqual(ids(await store.listSnapshots({})), ["offsite:b1bbbbbbbbbb"]);
+        });
+      });
+
+      it("fills a snapshot's size from the succeeded stage that wrote it (by id or short id)", async () => {
+        await withStore(backend, async (store) => {
+          await backupStage(store, "shop", "db", "local", "2026-11-20T03:00:00.000Z", "succeeded", {
+            snapshotId: "a1aaaaaaaaaa",
+            bytes: 4096,
+          });
+          // A failed stage's snapshot (forgotten afterwards) is not a size source.
+          await backupStage(store, "shop", "files", "local", "2026-11-21T03:00:00.000Z", "failed", {
+            snapshotId: "a2aaaaaaaaaa",
+            bytes: 777,
+          });
+          // A stage that recorded the short id.
+          await backupStage(store, "shop", "db", "offsite", "2026-11-20T04:00:00.000Z", "succeeded", {
+            snapshotId: "b1bbbbbb",
+            bytes: 8192,
+          });
+          await seed(store);
+          const sizes = (await store.listSnapshots({})).map((row) => [row.id, row.size]);
+          assert.deepEqual(sizes, [
+            ["a3aaaaaaaaaa", null],
+            ["a1aaaaaaaaaa", 4096],
+            ["b1bbbbbbbbbb", 8192],
+            ["a2aaaaaaaaaa", null],
+          ]);
+        });
+      });
+
+      it("listSnapshots filters by projects and repository, ordered by time", async () => {
+        await withStore(backend, async (store) => {
+          await seed(store);
+          assert.deepEqual(ids(await store.listSnapshots({})), [
+            "local:a3aaaaaaaaaa",
+            "local:a1aaaaaaaaaa",
+            "offsite:b1bbbbbbbbbb",
+            "local:a2aaaaaaaaaa",
+          ]);
+          assert.deepEqual(ids(await store.listSnapshots({ projects: ["shop"] })), [
+            "local:a1aaaaaaaaaa",
+            "offsite:b1bbbbbbbbbb",
+            "local:a2aaaaaaaaaa",
+          ]);
+          assert.deepEqual(ids(await store.listSnapshots({ repository: "offsite" })), ["offsite:b1bbbbbbbbbb"]);
+          assert.deepEqual(ids(await store.listSnapshots({ projects: ["shop"], repository: "local" })), [
+            "local:a1aaaaaaaaaa",
+            "local:a2aaaaaaaaaa",
+          ]);
+          assert.deepEqual(ids(await store.listSnapshots({ projects: ["blog", "shop"], repository: "offsite" })), [
+            "offsite:b1bbbbbbbbbb",
+          ]);
+          assert.equal((await store.listSnapshots({ projects: [] })).length, 4);
+          assert.deepEqual(ids(await store.listSnapshots({ projects: ["nope"] })), []);
+        });
+      });
+
+      it("snapshotCounts counts snapshots and finds the newest per (repository, project)", async () => {
+        await withStore(backend, async (store) => {
+          await seed(store);
+          await store.replaceSnapshots("offsite", [
+            snapshot("b1bbbbbbbbbb", "2026-11-20T04:00:00.000Z", "shop", "db"),
+            snapshot("b2bbbbbbbbbb", "2026-11-21T04:00:00.000Z", "shop", "files"),
+            snapshot("b3bbbbbbbbbb", "2026-11-18T04:00:00.000Z", null, null),
+          ], "2026-11-22T10:00:00.000Z");
+          const counts = (await store.snapshotCounts())
+            .sort((a, b) => `${a.repository}/${a.project}`.localeCompare(`${b.repository}/${b.project}`));
+          assert.deepEqual(counts, [
+            { repository: "local", project: "blog", count: 1, newest: "2026-11-19T03:00:00.000Z" },
+            { repository: "local", project: "shop", count: 2, newest: "2026-11-21T03:00:00.000Z" },
+            { repository: "offsite", project: null, count: 1, newest: "2026-11-18T04:00:00.000Z" },
+            { repository: "offsite", project: "shop", count: 2, newest: "2026-11-21T04:00:00.000Z" },
+          ]);
+          assert.equal(typeof counts[0].count, "number");
+        });
+      });
+    });
+
+    describe("StateStore.projectRuns", () => {
+      it("returns the latest run and the latest successful run per project", async () => {
+        await withStore(backend, async (store) => {
+          await run(store, "s1", "shop", "2026-11-19T03:00:00.000Z", "succeeded");
+          await run(store, "s2", "shop", "2026-11-20T03:00:00.000Z", "succeeded");
+          await run(store, "s3", "shop", "2026-11-21T03:00:00.000Z", "failed");
+          await run(store, "b1", "blog", "2026-11-21T04:00:00.000Z");
+          await run(store, "n1", "news", "2026-11-21T05:00:00.000Z", "succeeded");
+
+          const runs = await store.projectRuns();
+          const summary = (id: string, project: string, status: string, startedAt: string, done: boolean) => ({
+            id,
+            project,
+            status,
+            started_at: startedAt,
+            finished_at: done ? oneSecondLater(startedAt) : null,
+            duration_ms: done ? 10 : null,
+            error: null,
+          });
+          assert.deepEqual([...runs.keys()].sort(), ["blog", "news", "shop"]);
+          assert.deepEqual(
+            JSON.parse(JSON.stringify(runs.get("shop"))),
+            {
+              lastRun: summary("s3", "shop", "failed", "2026-11-21T03:00:00.000Z", true),
+              lastSuccess: summary("s2", "shop", "succeeded", "2026-11-20T03:00:00.000Z", true),
+            },
+          );
+          assert.deepEqual(
+            JSON.parse(JSON.stringify(runs.get("blog"))),
+            { lastRun: summary("b1", "blog", "running", "2026-11-21T04:00:00.000Z", false) },
+          );
+          assert.deepEqual(
+            JSON.parse(JSON.stringify(runs.get("news"))),
+            {
+              lastRun: summary("n1", "news", "succeeded", "2026-11-21T05:00:00.000Z", true),
+              lastSuccess: summary("n1", "news", "succeeded", "2026-11-21T05:00:00.000Z", true),
+            },
+          );
+        });
+      });
+
+      it("is empty without runs", async () => {
+        await withStore(backend, async (store) => {
+          assert.equal((await store.projectRuns()).size, 0);
+        });
       });
     });
   });
-
-  it("bumpSerial increments by one and returns the new serial", async () => {
-    await withStore(async (store) => {
-      assert.equal(await store.bumpSerial(), 1);
-      assert.equal(await store.bumpSerial(), 2);
-      assert.equal(await store.serial(), 2);
-      assert.equal(await store.meta("serial"), "2");
-    });
-  });
-});
-
-describe("StateStore runs and stages", () => {
-  it("round-trips a run from start to finish", async () => {
-    await withStore(async (store) => {
-      await store.startRun({
-        id: "20261121T030000Z-abc123",
-        project: "shop",
-        command: "apply",
-        startedAt: "2026-11-21T03:00:00.000Z",
-        fingerprint: "sha256:abc",
-        host: "backup-host",
-      });
-      const started = await storeDb(store).selectFrom("runs").selectAll().execute();
-      assert.deepEqual(plain(started), [{
-        id: "20261121T030000Z-abc123",
-        project: "shop",
-        status: "running",
-        command: "apply",
-        started_at: "2026-11-21T03:00:00.000Z",
-        finished_at: null,
-        duration_ms: null,
-        pid: process.pid,
-        process_start: currentProcessStart(),
-        host: "backup-host",
-        config_fingerprint: "sha256:abc",
-        stage: null,
-        error: null,
-      }]);
-
-      await store.setRunStage("20261121T030000Z-abc123", "backup shop/shop");
-      await store.finishRun("20261121T030000Z-abc123", {
-        status: "succeeded",
-        finishedAt: "2026-11-21T03:01:02.500Z",
-        durationMs: 62_500,
-      });
-      const finished = await storeDb(store).selectFrom("runs").selectAll().executeTakeFirstOrThrow();
-      assert.deepEqual(
-        { ...finished },
-        {
-          ...started[0],
-          status: "succeeded",
-          finished_at: "2026-11-21T03:01:02.500Z",
-          duration_ms: 62_500,
-          stage: null,
-          error: null,
-        },
-      );
-    });
-  });
-
-  it("keeps the stage a failed run ended in, and its error", async () => {
-    await withStore(async (store) => {
-      await run(store, "r1", "shop", "2026-11-21T03:00:00.000Z");
-      await store.setRunStage("r1", "backup shop/files");
-      await store.finishRun("r1", {
-        status: "failed",
-        finishedAt: "2026-11-21T03:00:09.000Z",
-        durationMs: 9000,
-        error: "restic exited with code 1",
-      });
-      const row = await storeDb(store).selectFrom("runs").select(["status", "stage", "error", "duration_ms"])
-        .executeTakeFirstOrThrow();
-      assert.deepEqual({ ...row }, {
-        status: "failed",
-        stage: "backup shop/files",
-        error: "restic exited with code 1",
-        duration_ms: 9000,
-      });
-    });
-  });
-
-  it("round-trips a stage from start to finish", async () => {
-    await withStore(async (store) => {
-      await run(store, "r1", "shop", "2026-11-21T03:00:00.000Z");
-      const first = await store.startStage({
-        runId: "r1",
-        type: "backup",
-        project: "shop",
-        source: "db",
-        repository: "local",
-        attempt: 2,
-        startedAt: "2026-11-21T03:00:01.000Z",
-      });
-      const second = await store.startStage({ runId: null, type: "init", startedAt: "2026-11-21T03:00:02.000Z" });
-      assert.equal(typeof first, "number");
-      assert.equal(second, first + 1);
-
-      const running = await storeDb(store).selectFrom("stages").selectAll().where("id", "=", first)
-        .executeTakeFirstOrThrow();
-      assert.deepEqual({ ...running }, {
-        id: first,
-        run_id: "r1",
-        type: "backup",
-        project: "shop",
-        source: "db",
-        repository: "local",
-        attempt: 2,
-        status: "running",
-        started_at: "2026-11-21T03:00:01.000Z",
-        finished_at: null,
-        duration_ms: null,
-        bytes: null,
-        bytes_added: null,
-        forgotten: null,
-        snapshot_id: null,
-        error: null,
-        note: null,
-      });
-
-      await store.finishStage(first, {
-        status: "succeeded",
-        finishedAt: "2026-11-21T03:00:31.000Z",
-        durationMs: 30_000,
-        bytes: 123_456_789,
-        bytesAdded: 4_096,
-        snapshotId: "4f2c9d1e",
-      });
-      await store.finishStage(second, {
-        status: "failed",
-        finishedAt: "2026-11-21T03:00:03.000Z",
-        durationMs: 1000,
-        error: "boom",
-      });
-      const rows = await storeDb(store).selectFrom("stages").selectAll().orderBy("id").execute();
-      assert.deepEqual(plain(rows), [
-        {
-          ...running,
-          status: "succeeded",
-          finished_at: "2026-11-21T03:00:31.000Z",
-          duration_ms: 30_000,
-          bytes: 123_456_789,
-          bytes_added: 4_096,
-          snapshot_id: "4f2c9d1e",
-        },
-        {
-          id: second,
-          run_id: null,
-          type: "init",
-          project: null,
-          source: null,
-          repository: null,
-          attempt: 1,
-          status: "failed",
-          started_at: "2026-11-21T03:00:02.000Z",
-          finished_at: "2026-11-21T03:00:03.000Z",
-          duration_ms: 1000,
-          bytes: null,
-          bytes_added: null,
-          forgotten: null,
-          snapshot_id: null,
-          error: "boom",
-          note: null,
-        },
-      ]);
-    });
-  });
-});
-
-describe("StateStore.observe", () => {
-  it("starts empty", async () => {
-    await withStore(async (store) => {
-      const observed = await store.observe();
-      assert.match(observed.lineage, UUID);
-      assert.deepEqual({ ...observed, lineage: "" }, {
-        lineage: "",
-        serial: 0,
-        repositories: {},
-        backups: [],
-        failures: [],
-        snapshots: [],
-        retention: [],
-        maintenance: [],
-        knownProjects: [],
-        knownRepositories: [],
-        appliedPlans: [],
-        heldPlans: {},
-        partials: [],
-      });
-    });
-  });
-
-  it("returns the latest success per (project, source, repository) and only failures newer than it", async () => {
-    await withStore(async (store) => {
-      // shop/db → local: two successes with an older failure between them.
-      await backupStage(store, "shop", "db", "local", "2026-11-19T03:00:00.000Z", "succeeded");
-      await backupStage(store, "shop", "db", "local", "2026-11-20T03:00:00.000Z", "failed");
-      await backupStage(store, "shop", "db", "local", "2026-11-21T03:00:00.000Z", "succeeded");
-      // Not successes: still running, interrupted, skipped, or not a backup.
-      await backupStage(store, "shop", "db", "local", "2026-11-22T03:00:00.000Z", "running");
-      await backupStage(store, "shop", "db", "local", "2026-11-22T04:00:00.000Z", "interrupted");
-      await backupStage(store, "shop", "db", "local", "2026-11-22T05:00:00.000Z", "skipped");
-      await store.finishStage(
-        await store.startStage({
-          runId: null,
-          type: "copy",
-          project: "shop",
-          source: "db",
-          repository: "local",
-          startedAt: "2026-11-23T03:00:00.000Z",
-        }),
-        { status: "succeeded", finishedAt: "2026-11-23T03:00:01.000Z", durationMs: 1 },
-      );
-      // shop/files → local: a failure newer than the last success, and an older one.
-      await backupStage(store, "shop", "files", "local", "2026-11-19T03:00:00.000Z", "failed");
-      await backupStage(store, "shop", "files", "local", "2026-11-20T03:00:00.000Z", "succeeded");
-      await backupStage(store, "shop", "files", "local", "2026-11-21T03:00:05.000Z", "failed");
-      await backupStage(store, "shop", "files", "local", "2026-11-21T02:00:00.000Z", "failed");
-      // shop/db → offsite: failures only (never succeeded there).
-      await backupStage(store, "shop", "db", "offsite", "2026-11-20T03:10:00.000Z", "failed");
-      await backupStage(store, "shop", "db", "offsite", "2026-11-21T03:10:00.000Z", "failed");
-      // blog/blog → local: one success.
-      await backupStage(store, "blog", "blog", "local", "2026-11-21T04:00:00.000Z", "succeeded");
-
-      const observed = await store.observe();
-      assert.deepEqual(byKey(observed.backups), [
-        { project: "blog", source: "blog", repository: "local", at: "2026-11-21T04:00:00.000Z" },
-        { project: "shop", source: "db", repository: "local", at: "2026-11-21T03:00:00.000Z" },
-        { project: "shop", source: "files", repository: "local", at: "2026-11-20T03:00:00.000Z" },
-      ]);
-      assert.deepEqual(byKey(observed.failures), [
-        { project: "shop", source: "db", repository: "offsite", at: "2026-11-21T03:10:00.000Z" },
-        { project: "shop", source: "files", repository: "local", at: "2026-11-21T03:00:05.000Z" },
-      ]);
-    });
-  });
-
-  it("reports lineage, serial and initialized repositories", async () => {
-    await withStore(async (store) => {
-      await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-21T03:00:00.000Z");
-      await store.bumpSerial();
-      const observed = await store.observe();
-      assert.equal(observed.lineage, await store.lineage());
-      assert.equal(observed.serial, 1);
-      assert.deepEqual(observed.repositories, {
-        local: { initialized: true, initializedAt: "2026-11-21T03:00:00.000Z" },
-      });
-      assert.deepEqual(observed.knownRepositories, ["local"]);
-    });
-  });
-});
-
-describe("StateStore.observe: inventory, maintenance and what the state knows", () => {
-  /** A finished maintenance stage (no run). */
-  async function maintenanceStage(
-    store: StateStore,
-    type: "prune" | "check" | "verify",
-    where: { project?: string; repository?: string },
-    startedAt: string,
-    status: StageResult["status"] | "running",
-  ): Promise<void> {
-    const id = await store.startStage({ runId: null, type, ...where, startedAt });
-    if (status !== "running") await store.finishStage(id, { status, finishedAt: startedAt, durationMs: 1 });
-  }
-
-  it("lists the inventory of every repository newest first, with the tags as arrays", async () => {
-    await withStore(async (store) => {
-      await store.replaceSnapshots("local", [
-        snapshot("a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
-        { ...snapshot("a2aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "files"), run_id: "r2" },
-        {
-          ...snapshot("a3aaaaaaaaaa", "2026-11-18T03:00:00.000Z", null, null),
-          hostname: "laptop",
-          tags: JSON.stringify([]),
-        },
-      ], "2026-11-22T10:00:00.000Z");
-      await store.replaceSnapshots("offsite", [
-        snapshot("b1bbbbbbbbbb", "2026-11-21T04:00:00.000Z", "shop", "db"),
-      ], "2026-11-22T10:00:01.000Z");
-      const observed = await store.observe();
-      const entry = (
-        repository: string,
-        id: string,
-        time: string,
-        project: string | null,
-        source: string | null,
-        rest: { run_id?: string | null; hostname?: string; tags?: string[] } = {},
-      ) => ({
-        repository,
-        id,
-        short_id: id.slice(0, 8),
-        time,
-        project,
-        source,
-        run_id: rest.run_id ?? null,
-        hostname: rest.hostname ?? "backup-host",
-        tags: rest.tags ?? ["backupctl", `project=${project}`],
-        original: null,
-        // No backup stage recorded them, and their runs are unknown to this state: taken on restic's word.
-        state: "adopted",
-      });
-      assert.deepEqual(observed.snapshots, [
-        entry("local", "a2aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "files", { run_id: "r2" }),
-        entry("offsite", "b1bbbbbbbbbb", "2026-11-21T04:00:00.000Z", "shop", "db"),
-        entry("local", "a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
-        entry("local", "a3aaaaaaaaaa", "2026-11-18T03:00:00.000Z", null, null, { hostname: "laptop", tags: [] }),
-      ]);
-      assert.ok(Array.isArray(observed.snapshots[0].tags));
-    });
-  });
-
-  it("keeps the original of a copied snapshot in the inventory and in observe(), null for the others", async () => {
-    await withStore(async (store) => {
-      await store.replaceSnapshots("local", [
-        snapshot("a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
-      ], "2026-11-22T10:00:00.000Z");
-      await store.replaceSnapshots("offsite", [
-        { ...snapshot("c1cccccccccc", "2026-11-20T03:00:00.000Z", "shop", "db"), original: "a1aaaaaaaaaa" },
-      ], "2026-11-22T10:00:01.000Z");
-      const rows = await storeDb(store).selectFrom("snapshots").select(["repository", "id", "original"]).orderBy(
-        "repository",
-      )
-        .execute();
-      assert.deepEqual(plain(rows), [
-        { repository: "local", id: "a1aaaaaaaaaa", original: null },
-        { repository: "offsite", id: "c1cccccccccc", original: "a1aaaaaaaaaa" },
-      ]);
-      const observed = await store.observe();
-      assert.deepEqual(
-        observed.snapshots.map((s) => [s.repository, s.id, s.original]).sort(),
-        [["local", "a1aaaaaaaaaa", null], ["offsite", "c1cccccccccc", "a1aaaaaaaaaa"]],
-      );
-    });
-  });
-
-  it("returns the latest succeeded prune and check per repository and verify per project, and the latest prune attempt", async () => {
-    await withStore(async (store) => {
-      // local: two prunes (the newer wins), a newer failed and a running one (ignored); a check.
-      await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-10T05:00:00.000Z", "succeeded");
-      await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-14T05:00:00.000Z", "succeeded");
-      await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-20T05:00:00.000Z", "failed");
-      await maintenanceStage(store, "prune", { repository: "local" }, "2026-11-21T05:00:00.000Z", "running");
-      await maintenanceStage(store, "check", { repository: "local" }, "2026-11-15T06:00:00.000Z", "succeeded");
-      await maintenanceStage(store, "check", { repository: "local" }, "2026-11-19T06:00:00.000Z", "skipped");
-      // offsite: only a failed prune, and a check older than a failed one.
-      await maintenanceStage(store, "prune", { repository: "offsite" }, "2026-11-18T05:00:00.000Z", "failed");
-      await maintenanceStage(store, "check", { repository: "offsite" }, "2026-11-12T06:00:00.000Z", "succeeded");
-      await maintenanceStage(store, "check", { repository: "offsite" }, "2026-11-16T06:00:00.000Z", "failed");
-      // Restore drills: per project, whatever repository they read from.
-      await maintenanceStage(
-        store,
-        "verify",
-        { project: "shop", repository: "local" },
-        "2026-11-01T07:00:00.000Z",
-        "succeeded",
-      );
-      await maintenanceStage(
-        store,
-        "verify",
-        { project: "shop", repository: "offsite" },
-        "2026-11-08T07:00:00.000Z",
-        "succeeded",
-      );
-      await maintenanceStage(
-        store,
-        "verify",
-        { project: "shop", repository: "local" },
-        "2026-11-15T07:00:00.000Z",
-        "failed",
-      );
-      await maintenanceStage(
-        store,
-        "verify",
-        { project: "blog", repository: "local" },
-        "2026-11-09T07:00:00.000Z",
-        "interrupted",
-      );
-      // Not maintenance: a successful backup.
-      await backupStage(store, "shop", "db", "local", "2026-11-21T03:00:00.000Z", "succeeded");
-
-      const key = (m: { type: string; repository?: string; project?: string }) =>
-        `${m.type}/${m.repository ?? ""}/${m.project ?? ""}`;
-      const maintenance = [...(await store.observe()).maintenance].sort((a, b) => key(a).localeCompare(key(b)));
-      assert.deepEqual(maintenance, [
-        { type: "check", repository: "local", at: "2026-11-15T06:00:00.000Z" },
-        { type: "check", repository: "offsite", at: "2026-11-12T06:00:00.000Z" },
-        // The latest prune attempt, whatever became of it (a later one than the last success was cut short).
-        { type: "prune_attempt", repository: "local", at: "2026-11-21T05:00:00.000Z" },
-        { type: "prune_attempt", repository: "offsite", at: "2026-11-18T05:00:00.000Z" },
-        { type: "prune", repository: "local", at: "2026-11-14T05:00:00.000Z" },
-        { type: "verify", project: "shop", at: "2026-11-08T07:00:00.000Z" },
-      ]);
-    });
-  });
-
-  it("knownProjects lists each project with a run once, whatever the run's status", async () => {
-    await withStore(async (store) => {
-      await run(store, "s1", "shop", "2026-11-19T03:00:00.000Z", "succeeded");
-      await run(store, "s2", "shop", "2026-11-20T03:00:00.000Z", "failed");
-      await run(store, "l1", "legacy", "2026-11-01T03:00:00.000Z", "succeeded");
-      await run(store, "b1", "blog", "2026-11-21T04:00:00.000Z");
-      // A stage without a run does not make a project known.
-      await backupStage(store, "ghost", "db", "local", "2026-11-21T03:00:00.000Z", "succeeded");
-      const observed = await store.observe();
-      assert.deepEqual([...observed.knownProjects].sort(), ["blog", "legacy", "shop"]);
-    });
-  });
-
-  it("knownRepositories lists every repository of the state, and only those", async () => {
-    await withStore(async (store) => {
-      await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-01T00:00:00.000Z");
-      await store.markRepositoryInitialized("old", "/srv/old", "2025-01-01T00:00:00.000Z");
-      await backupStage(store, "shop", "db", "offsite", "2026-11-21T03:00:00.000Z", "succeeded");
-      const observed = await store.observe();
-      assert.deepEqual([...observed.knownRepositories].sort(), ["local", "old"]);
-      assert.deepEqual(observed.repositories, {
-        local: { initialized: true, initializedAt: "2026-11-01T00:00:00.000Z" },
-        old: { initialized: true, initializedAt: "2025-01-01T00:00:00.000Z" },
-      });
-    });
-  });
-});
-
-describe("StateStore retention policies and applied plans", () => {
-  const shopDb = { project: "shop", source: "db", repository: "local" };
-
-  it("recordRetention inserts a group's policy, then updates it in place", async () => {
-    await withStore(async (store) => {
-      await store.recordRetention(shopDb, '{"daily":30}', "2026-11-20T03:05:00.000Z");
-      assert.deepEqual((await store.observe()).retention, [
-        { ...shopDb, policy: '{"daily":30}', at: "2026-11-20T03:05:00.000Z" },
-      ]);
-
-      await store.recordRetention(shopDb, '{"daily":7}', "2026-11-21T03:05:00.000Z");
-      await store.recordRetention({ ...shopDb, repository: "offsite" }, '{"daily":30}', "2026-11-21T03:06:00.000Z");
-      const retention = byKey((await store.observe()).retention);
-      assert.deepEqual(retention, [
-        { ...shopDb, policy: '{"daily":7}', at: "2026-11-21T03:05:00.000Z" },
-        { ...shopDb, repository: "offsite", policy: '{"daily":30}', at: "2026-11-21T03:06:00.000Z" },
-      ]);
-      const rows = await storeDb(store).selectFrom("retention_policies").selectAll().orderBy("repository").execute();
-      assert.deepEqual(plain(rows), [
-        { ...shopDb, policy: '{"daily":7}', applied_at: "2026-11-21T03:05:00.000Z" },
-        { ...shopDb, repository: "offsite", policy: '{"daily":30}', applied_at: "2026-11-21T03:06:00.000Z" },
-      ]);
-    });
-  });
-
-  it("markPlanApplied records the plan id in observe().appliedPlans and refuses the same id twice", async () => {
-    await withStore(async (store) => {
-      await store.markPlanApplied("0b6f3c1e-plan-one", "2026-11-21T10:00:00.000Z");
-      assert.deepEqual((await store.observe()).appliedPlans, ["0b6f3c1e-plan-one"]);
-      await assert.rejects(store.markPlanApplied("0b6f3c1e-plan-one", "2026-11-21T11:00:00.000Z"), /UNIQUE|PRIMARY/i);
-      await store.markPlanApplied("7d1e2a9f-plan-two", "2026-11-21T12:00:00.000Z");
-      assert.deepEqual([...(await store.observe()).appliedPlans].sort(), ["0b6f3c1e-plan-one", "7d1e2a9f-plan-two"]);
-      const rows = await storeDb(store).selectFrom("applied_plans").selectAll().orderBy("plan_id").execute();
-      assert.deepEqual(plain(rows), [
-        { plan_id: "0b6f3c1e-plan-one", applied_at: "2026-11-21T10:00:00.000Z", held: null },
-        { plan_id: "7d1e2a9f-plan-two", applied_at: "2026-11-21T12:00:00.000Z", held: null },
-      ]);
-    });
-  });
-});
-
-describe("StateStore repositories", () => {
-  it("markRepositoryInitialized inserts, then updates location and time on a second call", async () => {
-    await withStore(async (store) => {
-      await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-21T03:00:00.000Z");
-      await store.markRepositoryInitialized("offsite", "sftp:storage.example:/restic", "2026-11-21T03:00:01.000Z");
-      await store.markRepositoryInitialized("local", "/srv/restic2", "2026-11-22T03:00:00.000Z");
-      const rows = await storeDb(store).selectFrom("repositories").selectAll().orderBy("name").execute();
-      assert.deepEqual(plain(rows), [
-        {
-          name: "local",
-          location: "/srv/restic2",
-          initialized_at: "2026-11-22T03:00:00.000Z",
-          last_refresh_at: null,
-          last_check_at: null,
-          last_check_status: null,
-        },
-        {
-          name: "offsite",
-          location: "sftp:storage.example:/restic",
-          initialized_at: "2026-11-21T03:00:01.000Z",
-          last_refresh_at: null,
-          last_check_at: null,
-          last_check_status: null,
-        },
-      ]);
-      assert.deepEqual((await store.observe()).repositories, {
-        local: { initialized: true, initializedAt: "2026-11-22T03:00:00.000Z" },
-        offsite: { initialized: true, initializedAt: "2026-11-21T03:00:01.000Z" },
-      });
-    });
-  });
-  it("recordCheck sets the last check time and status of one repository, and a later call overwrites them", async () => {
-    await withStore(async (store) => {
-      await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-01T00:00:00.000Z");
-      await store.markRepositoryInitialized("offsite", "/srv/offsite", "2026-11-01T00:00:00.000Z");
-      const checks = () =>
-        storeDb(store).selectFrom("repositories").select([
-          "name",
-          "initialized_at",
-          "last_check_at",
-          "last_check_status",
-        ])
-          .orderBy("name").execute();
-
-      await store.recordCheck("local", "2026-11-20T06:00:00.000Z", "failed");
-      assert.deepEqual(plain(await checks()), [
-        {
-          name: "local",
-          initialized_at: "2026-11-01T00:00:00.000Z",
-          last_check_at: "2026-11-20T06:00:00.000Z",
-          last_check_status: "failed",
-        },
-        { name: "offsite", initialized_at: "2026-11-01T00:00:00.000Z", last_check_at: null, last_check_status: null },
-      ]);
-
-      await store.recordCheck("local", "2026-11-21T06:00:00.000Z", "succeeded");
-      assert.deepEqual(plain(await checks())[0], {
-        name: "local",
-        initialized_at: "2026-11-01T00:00:00.000Z",
-        last_check_at: "2026-11-21T06:00:00.000Z",
-        last_check_status: "succeeded",
-      });
-    });
-  });
-});
-
-describe("StateStore snapshots", () => {
-  /** local: a1 (shop/db), a2 (shop/files), a3 (blog/blog); offsite: b1 (shop/db). */
-  async function seed(store: StateStore): Promise<void> {
-    await store.markRepositoryInitialized("local", "/srv/restic", "2026-11-01T00:00:00.000Z");
-    await store.markRepositoryInitialized("offsite", "/srv/offsite", "2026-11-01T00:00:00.000Z");
-    await store.replaceSnapshots("local", [
-      snapshot("a1aaaaaaaaaa", "2026-11-20T03:00:00.000Z", "shop", "db"),
-      snapshot("a2aaaaaaaaaa", "2026-11-21T03:00:00.000Z", "shop", "files"),
-      snapshot("a3aaaaaaaaaa", "2026-11-19T03:00:00.000Z", "blog", "blog"),
-    ], "2026-11-21T10:00:00.000Z");
-    await store.replaceSnapshots("offsite", [
-      snapshot("b1bbbbbbbbbb", "2026-11-20T04:00:00.000Z", "shop", "db"),
-    ], "2026-11-21T10:00:01.000Z");
-  }
-
-  const ids = (rows: SnapshotTable[]) => rows.map((row) => `${row.repository}:${row.id}`);
-
-  it("replaceSnapshots replaces one repository's inventory and leaves the others alone", async () => {
-    await withStore(async (store) => {
-      await seed(store);
-      await store.replaceSnapshots("local", [
-        snapshot("a2aaaaaaaaaa", "2026-11-21T03:00:00.000Z", "shop", "files"),
-        snapshot("a4aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "db"),
-      ], "2026-11-22T10:00:00.000Z");
-      assert.deepEqual(ids(await store.listSnapshots({})), [
-        "offsite:b1bbbbbbbbbb",
-        "local:a2aaaaaaaaaa",
-        "local:a4aaaaaaaaaa",
-      ]);
-      const local = await store.listSnapshots({ repository: "local" });
-      assert.deepEqual(plain(local), [
-        { ...snapshot("a2aaaaaaaaaa", "2026-11-21T03:00:00.000Z", "shop", "files"), repository: "local" },
-        { ...snapshot("a4aaaaaaaaaa", "2026-11-22T03:00:00.000Z", "shop", "db"), repository: "local" },
-      ]);
-      const refreshed = await storeDb(store).selectFrom("repositories").select(["name", "last_refresh_at"]).orderBy(
-        "name",
-      )
-        .execute();
-      assert.deepEqual(plain(refreshed), [
-        { name: "local", last_refresh_at: "2026-11-22T10:00:00.000Z" },
-        { name: "offsite", last_refresh_at: "2026-11-21T10:00:01.000Z" },
-      ]);
-    });
-  });
-
-  it("replaceSnapshots with an empty list empties that repository only", async () => {
-    await withStore(async (store) => {
-      await seed(store);
-      await store.replaceSnapshots("local", [], "2026-11-22T10:00:00.000Z");
-      assert.deepEqual(ids(await store.listSnapshots({})), ["offsite:b1bbbbbbbbbb"]);
-    });
-  });
-
-  it("fills a snapshot's size from the succeeded stage that wrote it (by id or short id)", async () => {
-    await withStore(async (store) => {
-      await backupStage(store, "shop", "db", "local", "2026-11-20T03:00:00.000Z", "succeeded", {
-        snapshotId: "a1aaaaaaaaaa",
-        bytes: 4096,
-      });
-      // A failed stage's snapshot (forgotten afterwards) is not a size source.
-      await backupStage(store, "shop", "files", "local", "2026-11-21T03:00:00.000Z", "failed", {
-        snapshotId: "a2aaaaaaaaaa",
-        bytes: 777,
-      });
-      // A stage that recorded the short id.
-      await backupStage(store, "shop", "db", "offsite", "2026-11-20T04:00:00.000Z", "succeeded", {
-        snapshotId: "b1bbbbbb",
-        bytes: 8192,
-      });
-      await seed(store);
-      const sizes = (await store.listSnapshots({})).map((row) => [row.id, row.size]);
-      assert.deepEqual(sizes, [
-        ["a3aaaaaaaaaa", null],
-        ["a1aaaaaaaaaa", 4096],
-        ["b1bbbbbbbbbb", 8192],
-        ["a2aaaaaaaaaa", null],
-      ]);
-    });
-  });
-
-  it("listSnapshots filters by projects and repository, ordered by time", async () => {
-    await withStore(async (store) => {
-      await seed(store);
-      assert.deepEqual(ids(await store.listSnapshots({})), [
-        "local:a3aaaaaaaaaa",
-        "local:a1aaaaaaaaaa",
-        "offsite:b1bbbbbbbbbb",
-        "local:a2aaaaaaaaaa",
-      ]);
-      assert.deepEqual(ids(await store.listSnapshots({ projects: ["shop"] })), [
-        "local:a1aaaaaaaaaa",
-        "offsite:b1bbbbbbbbbb",
-        "local:a2aaaaaaaaaa",
-      ]);
-      assert.deepEqual(ids(await store.listSnapshots({ repository: "offsite" })), ["offsite:b1bbbbbbbbbb"]);
-      assert.deepEqual(ids(await store.listSnapshots({ projects: ["shop"], repository: "local" })), [
-        "local:a1aaaaaaaaaa",
-        "local:a2aaaaaaaaaa",
-      ]);
-      assert.deepEqual(ids(await store.listSnapshots({ projects: ["blog", "shop"], repository: "offsite" })), [
-        "offsite:b1bbbbbbbbbb",
-      ]);
-      assert.equal((await store.listSnapshots({ projects: [] })).length, 4);
-      assert.deepEqual(ids(await store.listSnapshots({ projects: ["nope"] })), []);
-    });
-  });
-
-  it("snapshotCounts counts snapshots and finds the newest per (repository, project)", async () => {
-    await withStore(async (store) => {
-      await seed(store);
-      await store.replaceSnapshots("offsite", [
-        snapshot("b1bbbbbbbbbb", "2026-11-20T04:00:00.000Z", "shop", "db"),
-        snapshot("b2bbbbbbbbbb", "2026-11-21T04:00:00.000Z", "shop", "files"),
-        snapshot("b3bbbbbbbbbb", "2026-11-18T04:00:00.000Z", null, null),
-      ], "2026-11-22T10:00:00.000Z");
-      const counts = (await store.snapshotCounts())
-        .sort((a, b) => `${a.repository}/${a.project}`.localeCompare(`${b.repository}/${b.project}`));
-      assert.deepEqual(counts, [
-        { repository: "local", project: "blog", count: 1, newest: "2026-11-19T03:00:00.000Z" },
-        { repository: "local", project: "shop", count: 2, newest: "2026-11-21T03:00:00.000Z" },
-        { repository: "offsite", project: null, count: 1, newest: "2026-11-18T04:00:00.000Z" },
-        { repository: "offsite", project: "shop", count: 2, newest: "2026-11-21T04:00:00.000Z" },
-      ]);
-      assert.equal(typeof counts[0].count, "number");
-    });
-  });
-});
-
-describe("StateStore.projectRuns", () => {
-  it("returns the latest run and the latest successful run per project", async () => {
-    await withStore(async (store) => {
-      await run(store, "s1", "shop", "2026-11-19T03:00:00.000Z", "succeeded");
-      await run(store, "s2", "shop", "2026-11-20T03:00:00.000Z", "succeeded");
-      await run(store, "s3", "shop", "2026-11-21T03:00:00.000Z", "failed");
-      await run(store, "b1", "blog", "2026-11-21T04:00:00.000Z");
-      await run(store, "n1", "news", "2026-11-21T05:00:00.000Z", "succeeded");
-
-      const runs = await store.projectRuns();
-      const summary = (id: string, project: string, status: string, startedAt: string, done: boolean) => ({
-        id,
-        project,
-        status,
-        started_at: startedAt,
-        finished_at: done ? oneSecondLater(startedAt) : null,
-        duration_ms: done ? 10 : null,
-        error: null,
-      });
-      assert.deepEqual([...runs.keys()].sort(), ["blog", "news", "shop"]);
-      assert.deepEqual(
-        JSON.parse(JSON.stringify(runs.get("shop"))),
-        {
-          lastRun: summary("s3", "shop", "failed", "2026-11-21T03:00:00.000Z", true),
-          lastSuccess: summary("s2", "shop", "succeeded", "2026-11-20T03:00:00.000Z", true),
-        },
-      );
-      assert.deepEqual(
-        JSON.parse(JSON.stringify(runs.get("blog"))),
-        { lastRun: summary("b1", "blog", "running", "2026-11-21T04:00:00.000Z", false) },
-      );
-      assert.deepEqual(
-        JSON.parse(JSON.stringify(runs.get("news"))),
-        {
-          lastRun: summary("n1", "news", "succeeded", "2026-11-21T05:00:00.000Z", true),
-          lastSuccess: summary("n1", "news", "succeeded", "2026-11-21T05:00:00.000Z", true),
-        },
-      );
-    });
-  });
-
-  it("is empty without runs", async () => {
-    await withStore(async (store) => {
-      assert.equal((await store.projectRuns()).size, 0);
-    });
-  });
-});
+}

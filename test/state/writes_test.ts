@@ -3,7 +3,7 @@
  * arguments survive the fallback file (written as the store writes them, read back and validated as a replay reads
  * them), and a store that could write nothing replays every operation into the database at the next open.
  */
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fallbackFileName, parseFallback } from "../../src/state/fallback.ts";
 import { StateStore } from "../../src/state/store.ts";
 import { recordedArgs, type WriteArgs, type WriteOp, writeOperations } from "../../src/state/writes.ts";
-import { holdWriteLock } from "../support/sqlite-lock.ts";
+import { stateBackends, stopStateBackends } from "../support/state-backends.ts";
 import { storeDb } from "../support/state-db.ts";
 
 const notification = {
@@ -121,60 +121,69 @@ describe("the registry of writes", () => {
     assert.equal(lines.length, 0);
     assert.match(rejected[0].reason, /^invalid arguments for recordCheck: args\[1\]: /);
   });
-
-  it("replays every operation written while the database was locked, none rejected", async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), "backupctl-writes-"));
-    try {
-      const warnings: string[] = [];
-      const store = await StateStore.open(stateDir, { busyTimeoutMs: 50, warn: (m) => warnings.push(m) });
-      const lock = await holdWriteLock(store.path);
-      let stageId = 0;
-      try {
-        for (const op of operations) {
-          const args: unknown[] = op === "finishStage" ? [stageId, ...samples.finishStage.slice(1)] : samples[op];
-          const method = StateStore.prototype[op] as (...args: unknown[]) => Promise<unknown>;
-          const result = await method.apply(store, args);
-          if (op === "startStage") stageId = result as number;
-        }
-        assert.equal(store.degraded, true);
-        assert.ok(stageId < 0, "a stage started in the fallback has a negative id");
-        const recorded = readFileSync(join(stateDir, fallbackFileName), "utf8").trim().split("\n")
-          .map((line) => JSON.parse(line).op);
-        assert.deepEqual(recorded, operations);
-      } finally {
-        await lock.release();
-        await store.close();
-      }
-
-      const reopened = await StateStore.open(stateDir, { warn: (m) => warnings.push(m) });
-      try {
-        assert.deepEqual(reopened.replayed, { applied: operations.length, rejected: 0 });
-        const db = storeDb(reopened);
-        const run = await db.selectFrom("runs").select(["status", "stage", "error"]).executeTakeFirstOrThrow();
-        assert.deepEqual({ ...run }, { status: "succeeded", stage: null, error: null });
-        const stage = await db.selectFrom("stages").select(["status", "bytes", "snapshot_id"])
-          .executeTakeFirstOrThrow();
-        assert.deepEqual({ ...stage }, { status: "succeeded", bytes: 1234, snapshot_id: snapshot.short_id });
-        assert.deepEqual(await reopened.snapshotIds("local"), [snapshot.id]);
-        const repository = await db.selectFrom("repositories").selectAll().executeTakeFirstOrThrow();
-        assert.deepEqual(
-          [repository.last_refresh_at, repository.last_check_at, repository.last_check_status],
-          ["2026-11-21T03:04:00.000Z", "t4", "ok"],
-        );
-        assert.deepEqual((await db.selectFrom("outbox").select("event").orderBy("id").execute()).map((r) => r.event), [
-          "run_failed",
-          "overdue",
-        ]);
-        const observed = await reopened.observe();
-        assert.deepEqual(observed.appliedPlans, ["plan-1"]);
-        assert.deepEqual(observed.heldPlans, {});
-        assert.deepEqual(observed.retention.map((r) => r.policy), ['{"daily":7}']);
-        assert.equal(observed.serial, 1);
-      } finally {
-        await reopened.close();
-      }
-    } finally {
-      rmSync(stateDir, { recursive: true, force: true });
-    }
-  });
 });
+
+after(stopStateBackends);
+
+for (const backend of stateBackends) {
+  describe(`the registry of writes on ${backend.name}`, () => {
+    it("replays every operation written while the database was locked, none rejected", async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), "backupctl-writes-"));
+      try {
+        const warnings: string[] = [];
+        const store = await backend.open(stateDir, { busyTimeoutMs: 50, warn: (m) => warnings.push(m) });
+        const lock = await backend.holdWriteLock(stateDir);
+        let stageId = 0;
+        try {
+          for (const op of operations) {
+            const args: unknown[] = op === "finishStage" ? [stageId, ...samples.finishStage.slice(1)] : samples[op];
+            const method = StateStore.prototype[op] as (...args: unknown[]) => Promise<unknown>;
+            const result = await method.apply(store, args);
+            if (op === "startStage") stageId = result as number;
+          }
+          assert.equal(store.degraded, true);
+          assert.ok(stageId < 0, "a stage started in the fallback has a negative id");
+          const recorded = readFileSync(join(stateDir, fallbackFileName), "utf8").trim().split("\n")
+            .map((line) => JSON.parse(line).op);
+          assert.deepEqual(recorded, operations);
+        } finally {
+          await lock.release();
+          await store.close();
+        }
+
+        const reopened = await backend.open(stateDir, { warn: (m) => warnings.push(m) });
+        try {
+          assert.deepEqual(reopened.replayed, { applied: operations.length, rejected: 0 });
+          const db = storeDb(reopened);
+          const run = await db.selectFrom("runs").select(["status", "stage", "error"]).executeTakeFirstOrThrow();
+          assert.deepEqual({ ...run }, { status: "succeeded", stage: null, error: null });
+          const stage = await db.selectFrom("stages").select(["status", "bytes", "snapshot_id"])
+            .executeTakeFirstOrThrow();
+          assert.deepEqual({ ...stage }, { status: "succeeded", bytes: 1234, snapshot_id: snapshot.short_id });
+          assert.deepEqual(await reopened.snapshotIds("local"), [snapshot.id]);
+          const repository = await db.selectFrom("repositories").selectAll().executeTakeFirstOrThrow();
+          assert.deepEqual(
+            [repository.last_refresh_at, repository.last_check_at, repository.last_check_status],
+            ["2026-11-21T03:04:00.000Z", "t4", "ok"],
+          );
+          assert.deepEqual(
+            (await db.selectFrom("outbox").select("event").orderBy("id").execute()).map((r) => r.event),
+            [
+              "run_failed",
+              "overdue",
+            ],
+          );
+          const observed = await reopened.observe();
+          assert.deepEqual(observed.appliedPlans, ["plan-1"]);
+          assert.deepEqual(observed.heldPlans, {});
+          assert.deepEqual(observed.retention.map((r) => r.policy), ['{"daily":7}']);
+          assert.equal(observed.serial, 1);
+        } finally {
+          await reopened.close();
+        }
+      } finally {
+        rmSync(stateDir, { recursive: true, force: true });
+      }
+    });
+  });
+}

@@ -1,0 +1,173 @@
+/**
+ * The schema migrations of a PostgreSQL state: the same names and the same logical schema as migrations.ts (SQLite),
+ * written for PostgreSQL — bigint where SQLite's integer holds byte counts, durations or ids (an int4 overflows at
+ * 2 GiB), identity columns where SQLite autoincrements. Applied by Kysely's Migrator, its tables in the state's
+ * schema. Never edit a released one; a change to the state adds a migration of the same name to both sets.
+ */
+import type { Kysely, Migration, MigrationProvider } from "kysely";
+import { sql } from "kysely";
+
+const migrations: Record<string, Migration> = {
+  "0001_initial": {
+    async up(db: Kysely<unknown>) {
+      await db.schema.createTable("meta")
+        .addColumn("key", "text", (c) => c.primaryKey())
+        .addColumn("value", "text", (c) => c.notNull())
+        .execute();
+
+      await db.schema.createTable("runs")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("project", "text", (c) => c.notNull())
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("command", "text", (c) => c.notNull())
+        .addColumn("started_at", "text", (c) => c.notNull())
+        .addColumn("finished_at", "text")
+        .addColumn("duration_ms", "bigint")
+        .addColumn("pid", "bigint", (c) => c.notNull())
+        .addColumn("host", "text", (c) => c.notNull())
+        .addColumn("config_fingerprint", "text", (c) => c.notNull())
+        .addColumn("stage", "text")
+        .addColumn("error", "text")
+        .execute();
+      await db.schema.createIndex("runs_project_started").on("runs").columns(["project", "started_at"]).execute();
+      await db.schema.createIndex("runs_status_project").on("runs").columns(["status", "project", "started_at"])
+        .execute();
+
+      await db.schema.createTable("stages")
+        .addColumn("id", "bigint", (c) => c.primaryKey().generatedByDefaultAsIdentity())
+        .addColumn("run_id", "text", (c) => c.references("runs.id"))
+        .addColumn("type", "text", (c) => c.notNull())
+        .addColumn("project", "text")
+        .addColumn("source", "text")
+        .addColumn("repository", "text")
+        .addColumn("attempt", "integer", (c) => c.notNull().defaultTo(1))
+        .addColumn("status", "text", (c) => c.notNull())
+        .addColumn("started_at", "text", (c) => c.notNull())
+        .addColumn("finished_at", "text")
+        .addColumn("duration_ms", "bigint")
+        .addColumn("bytes", "bigint")
+        .addColumn("snapshot_id", "text")
+        .addColumn("error", "text")
+        .execute();
+      await db.schema.createIndex("stages_run").on("stages").column("run_id").execute();
+      await db.schema.createIndex("stages_latest").on("stages")
+        .columns(["type", "status", "project", "source", "repository", "started_at"]).execute();
+
+      await db.schema.createTable("snapshots")
+        .addColumn("repository", "text", (c) => c.notNull())
+        .addColumn("id", "text", (c) => c.notNull())
+        .addColumn("short_id", "text", (c) => c.notNull())
+        .addColumn("time", "text", (c) => c.notNull())
+        .addColumn("project", "text")
+        .addColumn("source", "text")
+        .addColumn("run_id", "text")
+        .addColumn("hostname", "text", (c) => c.notNull())
+        .addColumn("tags", "text", (c) => c.notNull())
+        .addColumn("paths", "text", (c) => c.notNull())
+        .addColumn("size", "bigint")
+        .addColumn("recorded_at", "text", (c) => c.notNull())
+        .addPrimaryKeyConstraint("snapshots_pk", ["repository", "id"])
+        .execute();
+      await db.schema.createIndex("snapshots_group").on("snapshots")
+        .columns(["repository", "project", "source", "time"]).execute();
+
+      await db.schema.createTable("repositories")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("location", "text", (c) => c.notNull())
+        .addColumn("initialized_at", "text")
+        .addColumn("last_refresh_at", "text")
+        .addColumn("last_check_at", "text")
+        .addColumn("last_check_status", "text")
+        .execute();
+
+      await db.schema.createTable("outbox")
+        .addColumn("id", "bigint", (c) => c.primaryKey().generatedByDefaultAsIdentity())
+        .addColumn("channel", "text", (c) => c.notNull())
+        .addColumn("event", "text", (c) => c.notNull())
+        .addColumn("run_id", "text")
+        .addColumn("payload", "text", (c) => c.notNull())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("next_attempt_at", "text", (c) => c.notNull())
+        .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
+        .addColumn("delivered_at", "text")
+        .addColumn("expires_at", "text", (c) => c.notNull())
+        .addColumn("last_error", "text")
+        .execute();
+      await db.schema.createIndex("outbox_pending").on("outbox").columns(["delivered_at", "next_attempt_at"])
+        .execute();
+
+      await sql`INSERT INTO meta (key, value) VALUES ('serial', '0')`.execute(db);
+    },
+  },
+  "0002_retention_and_plans": {
+    async up(db: Kysely<unknown>) {
+      await db.schema.createTable("retention_policies")
+        .addColumn("project", "text", (c) => c.notNull())
+        .addColumn("source", "text", (c) => c.notNull())
+        .addColumn("repository", "text", (c) => c.notNull())
+        .addColumn("policy", "text", (c) => c.notNull())
+        .addColumn("applied_at", "text", (c) => c.notNull())
+        .addPrimaryKeyConstraint("retention_policies_pk", ["project", "source", "repository"])
+        .execute();
+      await db.schema.createTable("applied_plans")
+        .addColumn("plan_id", "text", (c) => c.primaryKey())
+        .addColumn("applied_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex("stages_maintenance").on("stages")
+        .columns(["type", "status", "repository", "started_at"]).execute();
+    },
+  },
+  "0003_snapshot_original": {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("snapshots").addColumn("original", "text").execute();
+    },
+  },
+  "0004_run_process_start": {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("runs").addColumn("process_start", "text").execute();
+      await db.schema.createIndex("runs_status").on("runs").columns(["status", "started_at"]).execute();
+      await db.schema.createIndex("snapshots_run").on("snapshots").column("run_id").execute();
+    },
+  },
+  "0005_outbox_delivery": {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("outbox").addColumn("project", "text").execute();
+      await db.schema.alterTable("outbox").addColumn("key", "text").execute();
+      await db.schema.alterTable("outbox").addColumn("given_up_at", "text").execute();
+      await db.schema.createIndex("outbox_key").on("outbox").column("key").unique().execute();
+      await db.schema.createIndex("outbox_given_up").on("outbox").column("given_up_at").execute();
+    },
+  },
+  "0006_runs_started": {
+    async up(db: Kysely<unknown>) {
+      await db.schema.createIndex("runs_started").on("runs").column("started_at").execute();
+    },
+  },
+  "0007_history_operations": {
+    async up(db: Kysely<unknown>) {
+      // Partial, as on SQLite: the operations audited without a run, by time.
+      await db.schema.createIndex("stages_operations").on("stages").column("started_at")
+        .where(sql.ref("run_id"), "is", null).execute();
+      await db.schema.alterTable("stages").addColumn("bytes_added", "bigint").execute();
+    },
+  },
+  "0008_prune_cadence_held_plans": {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable("stages").addColumn("forgotten", "bigint").execute();
+      await db.schema.alterTable("applied_plans").addColumn("held", "text").execute();
+    },
+  },
+  "0009_stage_notes": {
+    async up(db: Kysely<unknown>) {
+      // No rows to move on PostgreSQL: every state here was written by a version that keeps notes in `note`.
+      await db.schema.alterTable("stages").addColumn("note", "text").execute();
+    },
+  },
+};
+
+/** The PostgreSQL migrations, from code like the SQLite ones. */
+export const postgresMigrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(migrations),
+};
+
+export const latestPostgresMigration = Object.keys(migrations).sort().at(-1) ?? "";
