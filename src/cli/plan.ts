@@ -99,7 +99,11 @@ function savePlanFile(path: string, text: string): void {
     writeFileSync(temporary, text);
     renameSync(temporary, path);
   } catch (error) {
-    rmSync(temporary, { force: true });
+    try {
+      rmSync(temporary, { force: true });
+    } catch {
+      // Nothing was written there (Bun reports a read-only folder even for a file that does not exist).
+    }
     throw environmentError(error, "cannot save the plan to", path) ?? error;
   }
 }
