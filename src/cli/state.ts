@@ -82,17 +82,7 @@ export async function push(url: string | undefined, options: Options, output: Ou
         "BACKUPCTL_STATE_DIR at the folder that holds it)",
     );
   }
-  const from = await StateStore.open(dir);
-  try {
-    const to = await StateStore.open(dir, { postgres: target });
-    try {
-      await copy(from, to, options, output);
-    } finally {
-      await to.close();
-    }
-  } finally {
-    await from.close();
-  }
+  await copyBetween(() => StateStore.open(dir), () => StateStore.open(dir, { postgres: target }), options, output);
   return 0;
 }
 
@@ -106,9 +96,25 @@ export async function pull(path: string, options: Options, output: Output): Prom
   }
   const absolute = fromInvocationDir(path);
   const targetDir = basename(absolute) === stateFileName ? dirname(absolute) : absolute;
-  const from = await StateStore.openPostgresReadOnly(stateDirFor(options, loaded), source);
+  await copyBetween(
+    () => StateStore.openPostgresReadOnly(stateDirFor(options, loaded), source),
+    () => StateStore.open(targetDir),
+    options,
+    output,
+  );
+  return 0;
+}
+
+/** Opens the source, then the target, copies, and closes both whatever happens. */
+async function copyBetween(
+  openFrom: () => Promise<StateStore>,
+  openTo: () => Promise<StateStore>,
+  options: Options,
+  output: Output,
+): Promise<void> {
+  const from = await openFrom();
   try {
-    const to = await StateStore.open(targetDir);
+    const to = await openTo();
     try {
       await copy(from, to, options, output);
     } finally {
@@ -117,7 +123,6 @@ export async function pull(path: string, options: Options, output: Output): Prom
   } finally {
     await from.close();
   }
-  return 0;
 }
 
 async function copy(from: StateStore, to: StateStore, options: Options, output: Output): Promise<void> {

@@ -7,7 +7,7 @@ import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
 import { stateSchemaPattern } from "../config/schema-values.ts";
 import { rememberSecret } from "../config/secrets.ts";
-import type { Savepoint, StateDialect } from "./dialect.ts";
+import { type Savepoint, type StateDialect, writeInTransaction } from "./dialect.ts";
 import type { Database } from "./schema.ts";
 
 /** Where a PostgreSQL state is: the connection URL (a secret) and the schema its tables live in. */
@@ -96,21 +96,11 @@ export function postgresStateDialect(lockTimeoutMs: number): StateDialect {
      * safe to run twice (they enqueue notifications, assign stage ids): one lock is simpler and writes are short.
      */
     async writeTransaction(db, body) {
-      return await db.connection().execute(async (connection) => {
+      return await writeInTransaction(db, async (connection) => {
         await sql`BEGIN`.execute(connection);
-        try {
-          await sql`SET LOCAL lock_timeout = ${sql.lit(`${lockTimeoutMs}ms`)}`.execute(connection);
-          await sql`SELECT ${writerLock}`.execute(connection);
-          const result = await body(connection);
-          await sql`COMMIT`.execute(connection);
-          return result;
-        } catch (error) {
-          await sql`ROLLBACK`.execute(connection).catch(() => {
-            // The connection is gone: the server rolled back.
-          });
-          throw error;
-        }
-      });
+        await sql`SET LOCAL lock_timeout = ${sql.lit(`${lockTimeoutMs}ms`)}`.execute(connection);
+        await sql`SELECT ${writerLock}`.execute(connection);
+      }, body);
     },
 
     async readTransaction(db, body) {

@@ -6,7 +6,7 @@
 import { existsSync, statSync } from "node:fs";
 import { Kysely, sql } from "kysely";
 import { sqliteDialect, type SqliteMode, sqliteResultCode } from "../runtime/sqlite.ts";
-import type { Savepoint, StateDialect } from "./dialect.ts";
+import { type Savepoint, type StateDialect, writeInTransaction } from "./dialect.ts";
 import type { Database } from "./schema.ts";
 
 /** Opens the database file in `mode` (runtime/sqlite.ts), through the runtime's driver. */
@@ -94,19 +94,7 @@ export const sqliteStateDialect: StateDialect = {
    * I/O error, and that error is what tells the store to fall back.
    */
   async writeTransaction(db, body) {
-    return await db.connection().execute(async (connection) => {
-      await sql`BEGIN IMMEDIATE`.execute(connection);
-      try {
-        const result = await body(connection);
-        await sql`COMMIT`.execute(connection);
-        return result;
-      } catch (error) {
-        await sql`ROLLBACK`.execute(connection).catch(() => {
-          // No transaction is active any more.
-        });
-        throw error;
-      }
-    });
+    return await writeInTransaction(db, (connection) => sql`BEGIN IMMEDIATE`.execute(connection), body);
   },
 
   async readTransaction(db, body) {

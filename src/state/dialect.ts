@@ -3,7 +3,7 @@
  * its own way. dialect-sqlite.ts implements it for the local state file, dialect-postgres.ts for a state in PostgreSQL
  * (next to its own migration set); the rest of src/state is the same on both.
  */
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type { Database } from "./schema.ts";
 
 export interface StateDialect {
@@ -40,4 +40,28 @@ export interface Savepoint {
   rollback(): Promise<void>;
   /** Forgets the savepoint, keeping what was done since. */
   release(): Promise<void>;
+}
+
+/**
+ * Runs `body` on one connection of `db` inside a transaction that `begin` opens (the dialect's own BEGIN and
+ * settings), committed when `body` resolves and rolled back when it throws, keeping `body`'s error: a rollback on a
+ * connection already gone (the server rolled back) is not a second error.
+ */
+export async function writeInTransaction<T>(
+  db: Kysely<Database>,
+  begin: (connection: Kysely<Database>) => Promise<unknown>,
+  body: (db: Kysely<Database>) => Promise<T>,
+): Promise<T> {
+  return await db.connection().execute(async (connection) => {
+    try {
+      // Inside the try: a BEGIN whose settings fail (a lock wait timed out) leaves no transaction open either.
+      await begin(connection);
+      const result = await body(connection);
+      await sql`COMMIT`.execute(connection);
+      return result;
+    } catch (error) {
+      await sql`ROLLBACK`.execute(connection).catch(() => {});
+      throw error;
+    }
+  });
 }
