@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -161,22 +161,44 @@ describe("backupctl unlock", () => {
   });
 
   it("removes a stale restic lock left by a restic process killed with SIGKILL", async () => {
-    // A backup reading stdin holds a restic lock for as long as stdin stays open.
+    // A backup reading stdin holds a restic lock for as long as its stdin gives no end. Its stdin is a FIFO this test
+    // holds open for writing: a pipe from the test runtime was seen to reach its end early (restic then failed with
+    // "no data read" and removed its lock itself).
+    const fifo = join(demo.dir, "hold.fifo");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+    const held = openSync(fifo, "r+");
     const restic = spawn("restic", ["--no-cache", "backup", "--stdin", "--stdin-filename", "hold"], {
       env: { ...process.env, ...resticEnv() },
-      stdio: ["pipe", "ignore", "ignore"],
+      stdio: [held, "ignore", "pipe"],
     });
+    let stderr = "";
+    restic.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    // Its own lock, known by the pid restic writes into it: a lock of some other restic (an earlier case's, still
+    // being removed on a loaded machine) must not pass for it.
+    let own: string | undefined;
     try {
       const deadline = Date.now() + 30_000;
-      while ((await resticLocks()).length === 0) {
+      while (own === undefined) {
         assert.ok(Date.now() < deadline, "restic took no lock within 30 s");
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        for (const id of await resticLocks()) {
+          const lock = await runTool("restic", ["--no-cache", "cat", "lock", id, "--no-lock"], { env: resticEnv() });
+          if (lock.code === 0 && (JSON.parse(lock.stdout) as { pid?: number }).pid === restic.pid) own = id;
+        }
+        if (own === undefined) await new Promise((resolve) => setTimeout(resolve, 200));
       }
     } finally {
       restic.kill("SIGKILL");
       await new Promise((resolve) => restic.on("close", resolve));
+      closeSync(held);
     }
-    assert.equal((await resticLocks()).length, 1, "the killed restic left its lock");
+    assert.deepEqual(
+      await resticLocks(),
+      [own],
+      `the killed restic left its lock, and it is the only one (restic ended by ${
+        restic.signalCode ?? restic.exitCode
+      }; ` +
+        `its stderr: ${stderr.trim() || "(none)"})`,
+    );
 
     const result = await cli(["unlock"]);
     assert.equal(result.code, 0, result.stderr);
