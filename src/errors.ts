@@ -148,6 +148,18 @@ export class EnvironmentError extends BackupctlError {
  * The state folder cannot be written: a read-only file system, a full disk, a permission. The message names the folder,
  * the cause and the fix; commands that only read (status, history, …) go on from the last written state instead.
  */
+/**
+ * A write refused because the lease it was made under has been taken over by another runner (this one was paused,
+ * cut off or too slow to heartbeat): the write is recorded as fenced, never applied, and this process must stop the
+ * work it was doing under that lease.
+ */
+export class FencedError extends BackupctlError {
+  constructor(readonly key: string, message: string) {
+    super(message);
+    this.name = "FencedError";
+  }
+}
+
 export class StateUnwritableError extends BackupctlError {
   constructor(readonly dir: string, message: string) {
     super(message);

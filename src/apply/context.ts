@@ -7,6 +7,8 @@ import { Restic } from "../repository/restic.ts";
 import type { StateStore } from "../state/store.ts";
 import type { OutboxSender } from "../notify/outbox.ts";
 import type { ProjectLock } from "./lock.ts";
+import type { FleetMember, Lease } from "../fleet/member.ts";
+import type { Fence } from "../state/fleet.ts";
 
 export interface ApplyContext {
   loaded: LoadedConfig;
@@ -30,10 +32,24 @@ export interface ApplyContext {
   approveWith?: string;
   /** The project locks this process holds: each run writes its id into its project's lock. */
   locks?: Map<string, ProjectLock>;
+  /**
+   * In a fleet (a PostgreSQL state): the member whose leases this apply holds. `store` is then fenced by `fence`;
+   * forgets, prunes and checks take their repository's lease first (waiting up to `waitMs`).
+   */
+  fleet?: FleetWork;
   /** Progress output, one line at a time. */
   out: (line: string) => void;
   /** Sends the notifications this apply enqueues, in the background (none when absent, as in tests). */
   notifications?: OutboxSender;
+}
+
+/** The fleet's side of an apply: who holds which leases, and the fence its writes carry. */
+export interface FleetWork {
+  member: FleetMember;
+  /** The project leases, by project. */
+  projects: Map<string, Lease>;
+  fence: Fence;
+  waitMs: number;
 }
 
 /** What recording a step of apply needs: the state, the clock, the config, and somewhere to report. */

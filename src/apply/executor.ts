@@ -11,6 +11,8 @@ import { recordAppliedRetention } from "./actions/forget.ts";
 import type { ApplyContext, ApplyReport } from "./context.ts";
 import { refreshInventory } from "./inventory.ts";
 import { runProject } from "./run.ts";
+import { LockError } from "../errors.ts";
+import { repositoryLeaseKey } from "../state/fleet.ts";
 import { enqueueScheduledNotifications } from "./scheduled-notifications.ts";
 
 export async function applyPlan(plan: PlanToApply, ctx: ApplyContext): Promise<ApplyReport> {
@@ -108,7 +110,7 @@ async function applyRetention(plan: PlanToApply, ctx: ApplyContext, report: Appl
   };
   for (const action of plan.actions) {
     if (action.type !== "forget") continue;
-    const outcome = await handlers.forget(action, { ...ctx, pass });
+    const outcome = await exclusively(ctx, action.repository, () => handlers.forget(action, { ...ctx, pass }));
     count(report, outcome);
     if (outcome.status === "held") (report.heldActions ??= []).push(action.id);
   }
@@ -123,8 +125,37 @@ async function applyRetention(plan: PlanToApply, ctx: ApplyContext, report: Appl
 /** Prune, check and drills, in the plan's order. */
 async function applyMaintenance(plan: PlanToApply, ctx: ApplyContext, report: ApplyReport, forgotten: Set<string>) {
   for (const action of plan.actions) {
-    if (action.type === "prune") count(report, await handlers.prune(action, { ...ctx, forgotten }));
-    else if (action.type === "check") count(report, await handlers.check(action, ctx));
-    else if (action.type === "verify") count(report, await handlers.verify(action, ctx));
+    if (action.type === "prune") {
+      count(report, await exclusively(ctx, action.repository, () => handlers.prune(action, { ...ctx, forgotten })));
+    } else if (action.type === "check") {
+      count(report, await exclusively(ctx, action.repository, () => handlers.check(action, ctx)));
+    } else if (action.type === "verify") count(report, await handlers.verify(action, ctx));
+  }
+}
+
+/**
+ * Runs a repository's exclusive work (a forget, a prune, a check). In a fleet it holds the repository's lease
+ * meanwhile, so that no other runner forgets, prunes or checks there at the same time (restic's exclusive lock
+ * would only make one of them fail); the lease's token joins the fence of the writes made under it. A lease that
+ * another runner keeps past the wait skips the action: the next tick plans it again.
+ */
+async function exclusively(ctx: ApplyContext, repository: string, work: () => Promise<Outcome>): Promise<Outcome> {
+  const fleet = ctx.fleet;
+  if (!fleet) return await work();
+  let lease;
+  try {
+    lease = await fleet.member.acquire(repositoryLeaseKey(repository), fleet.waitMs);
+  } catch (error) {
+    if (!(error instanceof LockError)) throw error;
+    ctx.out(`  ! skipped work on repository ${repository}: ${error.message}`);
+    return { status: "skipped" };
+  }
+  const fenced = { key: lease.key, token: lease.token };
+  fleet.fence.leases.push(fenced);
+  try {
+    return await work();
+  } finally {
+    fleet.fence.leases.splice(fleet.fence.leases.indexOf(fenced), 1);
+    await fleet.member.release(lease);
   }
 }

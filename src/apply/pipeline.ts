@@ -15,7 +15,7 @@
  * snapshot is forgotten at once, so a truncated stream never looks like a good backup. No temp file holds the dump.
  */
 import type { StreamFilter } from "../encrypt/types.ts";
-import { ExecError, MissingToolError, PartialSnapshotError, SourceError } from "../errors.ts";
+import { ExecError, FencedError, MissingToolError, PartialSnapshotError, SourceError } from "../errors.ts";
 import { transientOutput } from "../exec/failure.ts";
 import { FifoFolder, parseTap, stopAndWait, tapArgv, type TapReport } from "../exec/fifo.ts";
 import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
@@ -191,8 +191,11 @@ async function run(
   const producedReport = reports.get("produced");
   const edges = producedReport?.head && producedReport.tail ? producedReport : undefined;
   const problem = failed < 0 && edges && edges.bytes > 0 ? input.check?.(edges.head!, edges.tail!) : undefined;
-  const complete = !timedOut() && !resticFailedFirst && failed < 0 && !problem && !stopping &&
+  const whole = !timedOut() && !resticFailedFirst && failed < 0 && !problem && !stopping &&
     producedReport !== undefined && producedReport.bytes > 0;
+  // The last word before restic may store the snapshot: a run whose lease was taken over stores none.
+  const refused = whole ? await options.beforeCommit?.() : undefined;
+  const complete = whole && refused === undefined;
   if (complete) consumer.commit();
   else {
     await stopRestic();
@@ -219,6 +222,7 @@ async function run(
     );
   }
   if (resticFailedFirst) return await discard(repository.failure("backup --stdin", resticResult));
+  if (refused !== undefined) return await discard(new FencedError("", `not stored: ${refused}`));
   if (failed >= 0) {
     const result = results[failed];
     const what = failed === 0 ? "the dump" : stages[failed].tap ? "counting the stream" : "encryption";

@@ -6,6 +6,8 @@
  * - Runs still `running` whose process on this host is gone (pid, and start time where recorded) become
  *   `interrupted`, keeping the stage they were in. Runs of the current process, or of another live one (an apply of
  *   another project), are never touched; runs recorded by another host cannot be judged and are only reported.
+ *   A run made under a fleet lease (a PostgreSQL state) is judged by its lease, from any host: dead once the lease
+ *   expired or was taken over (docs/fleet.md), alive while it is held.
  * - Lock files of dead holders are removed.
  * - Private temporary folders (`<state dir>/tmp/secret-<pid>-*`) of dead processes are deleted.
  * - Restic locks the dead run may have left in its project's repositories, and snapshots made from its cut stream,
@@ -32,7 +34,22 @@ const privateFolder = /^secret-(\d+)-/;
 export async function findLeftovers(store: StateStore, host: string): Promise<Findings> {
   const warnings: string[] = [];
   const interruptedRuns: Leftovers["interruptedRuns"] = [];
-  for (const run of await store.runningRuns()) {
+  const running = await store.runningRuns();
+  const leased = running.flatMap((run) => run.leaseToken === null ? [] : [{ ...run, leaseToken: run.leaseToken }]);
+  const leaseStates = leased.length > 0 ? await store.fleet.runLeaseStates(leased) : new Map();
+  for (const run of running) {
+    const lease = leaseStates.get(run.id);
+    if (lease === "held") continue;
+    if (lease !== undefined) {
+      interruptedRuns.push({
+        id: run.id,
+        project: run.project,
+        stage: run.stage,
+        pid: run.pid,
+        startedAt: run.startedAt,
+      });
+      continue;
+    }
     if (run.host !== host) {
       warnings.push(
         `run ${run.id} of ${run.project} is marked running by host ${run.host}; only backupctl on that host can ` +

@@ -22,6 +22,7 @@ export async function runProject(project: string, actions: RunAction[], ctx: App
   const repositories = ctx.loaded.config.projects[project].repositories;
   const common = { host: ctx.host, project, repositories };
   const sources = [...new Set(actions.map((a) => a.source))];
+  const lease = ctx.fleet?.projects.get(project);
   await ctx.store.startRun(
     {
       id: runId,
@@ -30,11 +31,13 @@ export async function runProject(project: string, actions: RunAction[], ctx: App
       startedAt: started.toISOString(),
       fingerprint: ctx.loaded.fingerprint,
       host: ctx.host,
+      ...(lease ? { runner: ctx.fleet?.member.options.name, leaseToken: lease.token } : {}),
     },
     enqueueFor(ctx.loaded, [project], runStarted({ ...common, at: started, runId, sources }), { now: started }),
   );
   ctx.notifications?.kick();
   ctx.locks?.get(project)?.setRunId(runId);
+  if (lease) await ctx.fleet?.member.setRun(lease, runId);
   ctx.out(`Run ${runId} (project ${project})`);
   let succeeded = 0;
   let failed = 0;

@@ -39,6 +39,11 @@ export interface BackupOptions {
   privateDir?: string;
   /** Starts reporting the progress of a streamed backup, given how many bytes went through so far. */
   progress?: (bytes: () => number) => { stop(): void };
+  /**
+   * Asked once a stream is complete, just before restic may see its end: a reason not to store the snapshot after all
+   * (the run's lease was taken over by another runner), or undefined to go on.
+   */
+  beforeCommit?: () => Promise<string | undefined>;
 }
 
 const fullId = /^[0-9a-f]{64}$/;

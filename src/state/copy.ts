@@ -17,10 +17,18 @@ export const stateTables: { table: keyof Database; key: string[] }[] = [
   { table: "outbox", key: ["id"] },
   { table: "retention_policies", key: ["project", "source", "repository"] },
   { table: "applied_plans", key: ["plan_id"] },
+  { table: "runners", key: ["name"] },
+  { table: "config_seen", key: ["fingerprint"] },
+  { table: "leases", key: ["key"] },
+  { table: "fenced_writes", key: ["id"] },
 ];
 
 /** The tables whose ids the database generates. */
-const identities = [{ table: "stages", column: "id" }, { table: "outbox", column: "id" }];
+const identities = [
+  { table: "stages", column: "id" },
+  { table: "outbox", column: "id" },
+  { table: "fenced_writes", column: "id" },
+];
 
 /** Rows read and written at a time: a state of a million audit rows is never held in memory at once. */
 const pageSize = 500;

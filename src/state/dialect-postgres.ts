@@ -114,6 +114,9 @@ export function postgresStateDialect(lockTimeoutMs: number): StateDialect {
       });
     },
 
+    // clock_timestamp, not now(): now() is the transaction's start, and a lease is judged at the statement.
+    clockMs: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`,
+
     async restartIdentities(db, tables) {
       for (const { table, column } of tables) {
         await sql`SELECT setval(pg_get_serial_sequence(${table}, ${column}), coalesce(max(${sql.ref(column)}), 0) + 1,

@@ -3,7 +3,7 @@
  * its own way. dialect-sqlite.ts implements it for the local state file, dialect-postgres.ts for a state in PostgreSQL
  * (next to its own migration set); the rest of src/state is the same on both.
  */
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import type { Database } from "./schema.ts";
 
 export interface StateDialect {
@@ -24,6 +24,12 @@ export interface StateDialect {
    * SQLite's AUTOINCREMENT does that by itself.
    */
   restartIdentities(db: Kysely<Database>, tables: { table: string; column: string }[]): Promise<void>;
+
+  /**
+   * The database's clock in milliseconds since the epoch, as an SQL expression: leases and heartbeats are judged by
+   * the one clock every runner shares, never by a host's own.
+   */
+  readonly clockMs: RawBuilder<number>;
 
   /** Marks a point in the open transaction `db` that a part of it can be undone to, alone (a replayed line). */
   savepoint(db: Kysely<Database>, name: string): Promise<Savepoint>;

@@ -43,6 +43,7 @@ import { dirname, join } from "node:path";
 import { type core, z } from "zod";
 import { currentProcessStart, processAlive } from "../runtime/process.ts";
 import { type WriteArgs, type WriteOp, writeOperations } from "./writes.ts";
+import type { Fence } from "./fleet.ts";
 
 export const fallbackFileName = "fallback.jsonl";
 export const rejectedFileName = "fallback.rejected.jsonl";
@@ -69,12 +70,17 @@ const envelope = z.object({
   processStart: z.string().nullable().optional(),
   /** On a startStage line: the (negative) id the store returned for the stage. */
   stageId: z.number().int().negative().optional(),
+  /** A write made under fleet leases: the replay applies it only while every token is still current. */
+  fence: z.object({
+    instance: z.string(),
+    leases: z.array(z.object({ key: z.string(), token: z.number().int() })),
+  }).optional(),
 });
 
 /** A line as written and, once validated, as replayed. */
 export type FallbackRecord =
   & { [Op in WriteOp]: { op: Op; args: WriteArgs<Op> } }[WriteOp]
-  & { v: 1; at: string; pid: number; processStart: string | null; stageId?: number };
+  & { v: 1; at: string; pid: number; processStart: string | null; stageId?: number; fence?: Fence };
 
 export interface FallbackLine {
   /** 1-based line number in the file read. */
@@ -94,7 +100,7 @@ export interface RejectedLine {
 /** Appends one write the database refused; the line is on disk when this returns. */
 export function appendFallback(
   dir: string,
-  write: { op: WriteOp; args: unknown[]; stageId?: number },
+  write: { op: WriteOp; args: unknown[]; stageId?: number; fence?: Fence },
 ): void {
   const record = {
     v: 1,
@@ -104,6 +110,7 @@ export function appendFallback(
     pid: process.pid,
     processStart: currentProcessStart(),
     ...(write.stageId === undefined ? {} : { stageId: write.stageId }),
+    ...(write.fence === undefined ? {} : { fence: write.fence }),
   };
   withFallbackLock(dir, () => appendLine(join(dir, fallbackFileName), JSON.stringify(record)));
 }

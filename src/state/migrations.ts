@@ -174,6 +174,58 @@ const migrations: Record<string, Migration> = {
         .execute(db);
     },
   },
+  "0010_fleet": {
+    async up(db: Kysely<unknown>) {
+      // Several runners sharing one state (a PostgreSQL state; the tables exist on SQLite too, as the schema is one):
+      // who runs, the leases that make each project and each repository's exclusive work run in one place, and the
+      // writes refused because their lease had been taken over. Runs record their runner and lease token.
+      await db.schema.alterTable("runs").addColumn("runner", "text").execute();
+      await db.schema.alterTable("runs").addColumn("lease_token", "integer").execute();
+      await db.schema.createTable("runners")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("instance", "text", (c) => c.notNull())
+        .addColumn("host", "text", (c) => c.notNull())
+        .addColumn("pid", "integer", (c) => c.notNull())
+        .addColumn("labels", "text", (c) => c.notNull())
+        .addColumn("version", "text", (c) => c.notNull())
+        .addColumn("fingerprint", "text", (c) => c.notNull())
+        .addColumn("started_at", "text", (c) => c.notNull())
+        .addColumn("heartbeat_ms", "integer", (c) => c.notNull())
+        .addColumn("ttl_ms", "integer", (c) => c.notNull())
+        .addColumn("stopped_at", "text")
+        .addColumn("work", "text")
+        .addColumn("held_back", "text")
+        .execute();
+      await db.schema.createTable("config_seen")
+        .addColumn("fingerprint", "text", (c) => c.primaryKey())
+        .addColumn("first_seen_ms", "integer", (c) => c.notNull())
+        .addColumn("runner", "text", (c) => c.notNull())
+        .execute();
+      await db.schema.createTable("leases")
+        .addColumn("key", "text", (c) => c.primaryKey())
+        .addColumn("holder", "text", (c) => c.notNull())
+        .addColumn("instance", "text", (c) => c.notNull())
+        .addColumn("token", "integer", (c) => c.notNull())
+        .addColumn("acquired_ms", "integer", (c) => c.notNull())
+        .addColumn("expires_ms", "integer", (c) => c.notNull())
+        .addColumn("run_id", "text")
+        .execute();
+      await db.schema.createIndex("leases_instance").on("leases").column("instance").execute();
+      await db.schema.createTable("fenced_writes")
+        .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
+        .addColumn("at", "text", (c) => c.notNull())
+        .addColumn("op", "text", (c) => c.notNull())
+        .addColumn("run_id", "text")
+        .addColumn("lease_key", "text", (c) => c.notNull())
+        .addColumn("token", "integer", (c) => c.notNull())
+        .addColumn("current_token", "integer")
+        .addColumn("current_holder", "text")
+        .addColumn("instance", "text", (c) => c.notNull())
+        .addColumn("via", "text", (c) => c.notNull())
+        .execute();
+      await sql`INSERT INTO meta (key, value) VALUES ('fence_token', '0')`.execute(db);
+    },
+  },
 };
 
 /** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */

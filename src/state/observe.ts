@@ -242,10 +242,12 @@ export async function runningRuns(db: Kysely<Database>): Promise<
     host: string;
     stage: string | null;
     startedAt: string;
+    runner: string | null;
+    leaseToken: number | null;
   }[]
 > {
   const rows = await db.selectFrom("runs")
-    .select(["id", "project", "pid", "process_start", "host", "stage", "started_at"])
+    .select(["id", "project", "pid", "process_start", "host", "stage", "started_at", "runner", "lease_token"])
     .where("status", "=", "running").orderBy("started_at").execute();
   return rows.map((row) => ({
     id: row.id,
@@ -255,5 +257,7 @@ export async function runningRuns(db: Kysely<Database>): Promise<
     host: row.host,
     stage: row.stage,
     startedAt: row.started_at,
+    runner: row.runner,
+    leaseToken: row.lease_token === null ? null : Number(row.lease_token),
   }));
 }

@@ -15,6 +15,7 @@ import {
   type RejectedLine,
   setAside,
 } from "./fallback.ts";
+import { breachOf, recordFencedWrite } from "./fleet.ts";
 import type { Database } from "./schema.ts";
 import { applyWrite, type Outcome, type WriteTarget } from "./writes.ts";
 
@@ -97,6 +98,27 @@ async function applyLines(
     for (const { line, raw, record } of lines) {
       const savepoint = await dialect.savepoint(connection, "fallback_line");
       let reason: string | undefined;
+      // A write made under leases another runner has taken since is refused, and recorded as such.
+      const breach = record.fence ? await breachOf(connection, record.fence) : undefined;
+      if (breach && record.fence) {
+        await recordFencedWrite(connection, {
+          op: record.op,
+          runId: runOf(record),
+          instance: record.fence.instance,
+          via: "replay",
+          at: new Date().toISOString(),
+        }, breach);
+        refused.push({
+          line,
+          raw,
+          reason: `fenced: the lease ${breach.key} (token ${breach.token}) was taken over by ${
+            breach.currentHolder ?? "another runner"
+          } (token ${breach.currentToken ?? "none"}) before this write could be replayed`,
+        });
+        // The refusal's record stays (the savepoint is kept); the line itself goes to fallback.rejected.jsonl.
+        await savepoint.release();
+        continue;
+      }
       try {
         const { missing } = await replayRecord(target, record);
         if (missing) reason = `no ${missing} in the database`;
@@ -114,6 +136,19 @@ async function applyLines(
     }
     return { applied, refused };
   });
+}
+
+/** The run a write belongs to, where its arguments name one (for the record of a fenced write). */
+export function runOf(record: { op: string; args: readonly unknown[] }): string | null {
+  const [first] = record.args;
+  if (record.op === "startRun" && typeof first === "object" && first !== null && "id" in first) {
+    return String(first.id);
+  }
+  if ((record.op === "setRunStage" || record.op === "finishRun") && typeof first === "string") return first;
+  if (record.op === "startStage" && typeof first === "object" && first !== null && "runId" in first) {
+    return first.runId === null ? null : String(first.runId);
+  }
+  return null;
 }
 
 /** Applies a replayed line as its writer made it. */

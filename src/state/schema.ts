@@ -46,6 +46,10 @@ export interface RunTable {
   /** The stage running when the run ended abnormally. */
   stage: string | null;
   error: string | null;
+  /** The fleet runner (watch --runner-name, else the host) that ran it; null for runs made outside a fleet. */
+  runner: string | null;
+  /** The fencing token of the project lease the run was made under (a PostgreSQL state's fleet); null otherwise. */
+  lease_token: number | null;
 }
 
 export interface StageTable {
@@ -145,7 +149,79 @@ export interface AppliedPlanTable {
   held: string | null;
 }
 
+/** A process of the fleet (a `watch` sharing a PostgreSQL state): who it is, what it runs, when it last said so. */
+export interface RunnerTable {
+  name: string;
+  /** The process holding the name now: its leases carry this instance. */
+  instance: string;
+  host: string;
+  pid: number;
+  /** JSON array of its labels (the placement of projects with `runsOn`). */
+  labels: string;
+  version: string;
+  /** The fingerprint of the config it runs. */
+  fingerprint: string;
+  started_at: string;
+  /** The database's clock (ms since the epoch) at its last heartbeat. */
+  heartbeat_ms: number;
+  /** Its heartbeat interval's allowance: silent longer than this, it is lost. */
+  ttl_ms: number;
+  /** Set when it stopped cleanly; a runner silent past its TTL without it was lost. */
+  stopped_at: string | null;
+  /** What it runs now ("backup shop", "prune main"), null when idle. */
+  work: string | null;
+  /** Why it takes no new work (config drift, the database lost), null when it takes work. */
+  held_back: string | null;
+}
+
+/** The first time the fleet saw a config fingerprint: the newest one among live runners is the one that runs. */
+export interface ConfigSeenTable {
+  fingerprint: string;
+  first_seen_ms: number;
+  /** The runner that brought it. */
+  runner: string;
+}
+
+/**
+ * A lease: who may run a project (`project:NAME`) or a repository's exclusive work (`repository:NAME`) until it
+ * expires. The row stays after a release (expires_ms 0) so that its token keeps fencing the holders before it.
+ */
+export interface LeaseTable {
+  key: string;
+  /** The runner's (or command's) name, for messages. */
+  holder: string;
+  /** The holding process (RunnerTable.instance). */
+  instance: string;
+  /** Fencing token: from one counter, larger for every acquisition; a write must carry the current one. */
+  token: number;
+  acquired_ms: number;
+  expires_ms: number;
+  /** The run made under it, once started. */
+  run_id: string | null;
+}
+
+/** A write refused because its lease had been taken over: recorded, never applied. */
+export interface FencedWriteTable {
+  id: Generated<number>;
+  at: string;
+  /** The write (writes.ts operation), and the run it belonged to when known. */
+  op: string;
+  run_id: string | null;
+  lease_key: string;
+  token: number;
+  /** The token and holder that had the lease when the write came. */
+  current_token: number | null;
+  current_holder: string | null;
+  /** The process that tried: instance, and whether it came live or from a fallback replay. */
+  instance: string;
+  via: string;
+}
+
 export interface Database {
+  runners: RunnerTable;
+  config_seen: ConfigSeenTable;
+  leases: LeaseTable;
+  fenced_writes: FencedWriteTable;
   retention_policies: RetentionPolicyTable;
   applied_plans: AppliedPlanTable;
   meta: MetaTable;

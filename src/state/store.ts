@@ -16,7 +16,7 @@
 import { randomInt } from "node:crypto";
 import { join } from "node:path";
 import type { Kysely } from "kysely";
-import { StateUnwritableError } from "../errors.ts";
+import { FencedError, StateUnwritableError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { ObservedState, SnapshotState } from "../plan/types.ts";
 import { currentProcessStart } from "../runtime/process.ts";
@@ -38,7 +38,8 @@ import {
 } from "./open.ts";
 import * as outbox from "./outbox.ts";
 import type { DeliveryOutcome, NewNotification, OutboxRow } from "./outbox.ts";
-import { type FallbackReplay, replayFallback } from "./replay.ts";
+import { type FallbackReplay, replayFallback, runOf } from "./replay.ts";
+import { breachOf, type Fence, type FenceBreach, FleetTables, recordFencedWrite } from "./fleet.ts";
 import * as reports from "./reports.ts";
 import type { HistoryEntry, HistoryFilter, RepositoryCheck, RunDigest, RunSummary } from "./reports.ts";
 import type { Database, SnapshotRow, SnapshotTable } from "./schema.ts";
@@ -84,15 +85,22 @@ export interface OpenOptions {
   postgres?: PostgresState;
 }
 
+/** Whether the database takes writes: shared by a store and its fenced views, which write to the same database. */
+interface WriteHealth {
+  degraded: boolean;
+  because: string;
+  /** bumpSerial calls waiting in the fallback: the serial this process reports counts them. */
+  deferredBumps: number;
+}
+
 export class StateStore {
-  #degraded = false;
-  #degradedBecause = "";
+  #health: WriteHealth = { degraded: false, because: "", deferredBumps: 0 };
+  /** The leases this store's writes are fenced by (a view made by {@link fenced}); none on the store itself. */
+  #fence: Fence | undefined;
   #unwritable: string | undefined;
   /** Set on a store opened only to read a database that can be written (a PostgreSQL state read by `status`). */
   #readOnly: string | undefined;
   #replayed: FallbackReplay | null = null;
-  /** bumpSerial calls waiting in the fallback: the serial this process reports counts them. */
-  #deferredBumps = 0;
   readonly #origin: Origin = { pid: process.pid, processStart: currentProcessStart() };
   readonly #target: WriteTarget;
   readonly #warn: (message: string) => void;
@@ -131,7 +139,27 @@ export class StateStore {
 
   /** True once a write could not reach the database: from then on this store's writes go to fallback.jsonl. */
   get degraded(): boolean {
-    return this.#degraded;
+    return this.#health.degraded;
+  }
+
+  /**
+   * A view of this store whose every write first checks, in its transaction, that each lease of `fence` still has
+   * its token (the fence's list may grow as leases are taken); a write whose lease was taken over is recorded in
+   * fenced_writes and throws a FencedError. Its fallback lines carry the fence, and their replay checks it the same
+   * way. The view shares the database, the fallback file and the degraded state; only the store itself is closed.
+   */
+  fenced(fence: Fence): StateStore {
+    const view = new StateStore(this.db, this.dir, this.#backend, this.#warn);
+    view.#health = this.#health;
+    view.#fence = fence;
+    view.#unwritable = this.#unwritable;
+    view.#readOnly = this.#readOnly;
+    return view;
+  }
+
+  /** The fleet's runners and leases (fleet.ts). */
+  get fleet(): FleetTables {
+    return new FleetTables(this.db, this.#backend.dialect, () => this.#unwritable ?? this.#readOnly);
   }
 
   /**
@@ -237,9 +265,9 @@ export class StateStore {
   /** Called once by every apply that changed state: saved plans made before it become stale. */
   async bumpSerial(): Promise<number> {
     const { deferred } = await this.#write("bumpSerial", []);
-    if (deferred) this.#deferredBumps++;
+    if (deferred) this.#health.deferredBumps++;
     // The database's serial is behind by the bumps waiting in the fallback.
-    return await this.serial() + this.#deferredBumps;
+    return await this.serial() + this.#health.deferredBumps;
   }
 
   async startRun(run: NewRun, notifications: NewNotification[] = []): Promise<void> {
@@ -449,9 +477,10 @@ export class StateStore {
     if (refusal !== undefined) {
       throw new StateUnwritableError(this.dir, `cannot record ${op}: ${refusal}`);
     }
-    if (!this.#degraded) {
+    if (!this.#health.degraded) {
+      let outcome: Outcome & { fenced?: FenceBreach };
       try {
-        return await this.#apply(op, args);
+        outcome = await this.#apply(op, args);
       } catch (error) {
         const reason = this.#backend.dialect.unwritableReason(error);
         if (reason === undefined) throw error;
@@ -459,14 +488,17 @@ export class StateStore {
           reason,
           `this process's results go to ${join(this.dir, fallbackFileName)} until a start replays them`,
         );
+        outcome = {};
       }
+      if (outcome.fenced) throw fencedError(op, outcome.fenced);
+      if (!this.#health.degraded) return outcome;
     }
     const stageId = op === "startStage" ? -randomInt(1, 2 ** 47) : undefined;
     try {
-      appendFallback(this.dir, { op, args: recordedArgs(op, args), stageId });
+      appendFallback(this.dir, { op, args: recordedArgs(op, args), stageId, fence: this.#fence });
     } catch (error) {
       const message = `cannot record ${op}: the state database ${this.location} cannot be written ` +
-        `(${this.#degradedBecause}), and neither can ${join(this.dir, fallbackFileName)}`;
+        `(${this.#health.because}), and neither can ${join(this.dir, fallbackFileName)}`;
       // A full or read-only folder is said as such, with the fix; anything else as it is.
       const problem = explainFileError(error, this.dir) ?? stateFolderProblem(this.dir);
       if (problem) throw new StateUnwritableError(this.dir, `${message}: ${problem}`);
@@ -480,18 +512,24 @@ export class StateStore {
    * writers' lock: without it a statement would not wait for a writer holding the lock (as every write does on SQLite)
    * and a write could land between the lines another process is replaying.
    */
-  async #apply<Op extends WriteOp>(op: Op, args: WriteArgs<Op>): Promise<Outcome> {
-    if (!this.#backend.postgres) return await applyWrite(this.#target, op, args, this.#origin);
-    return await this.#backend.dialect.writeTransaction(
-      this.db,
-      (db) => applyWrite({ db, atomically: (body) => body(db) }, op, args, this.#origin),
-    );
+  async #apply<Op extends WriteOp>(op: Op, args: WriteArgs<Op>): Promise<Outcome & { fenced?: FenceBreach }> {
+    const fence = this.#fence;
+    if (!this.#backend.postgres && !fence) return await applyWrite(this.#target, op, args, this.#origin);
+    return await this.#backend.dialect.writeTransaction(this.db, async (db) => {
+      const breach = fence ? await breachOf(db, fence) : undefined;
+      if (breach && fence) {
+        const at = new Date().toISOString();
+        await recordFencedWrite(db, { op, runId: runOf({ op, args }), instance: fence.instance, via: "live", at }, breach);
+        return { fenced: breach };
+      }
+      return await applyWrite({ db, atomically: (body) => body(db) }, op, args, this.#origin);
+    });
   }
 
   #degrade(reason: string, consequence: string): void {
-    if (this.#degraded) return;
-    this.#degraded = true;
-    this.#degradedBecause = reason;
+    if (this.#health.degraded) return;
+    this.#health.degraded = true;
+    this.#health.because = reason;
     const remedy = this.#backend.postgres
       ? "check that the PostgreSQL server runs, has disk space and accepts this user's connections"
       : `look for what holds the database (fuser ${this.path}), free disk space, or restore it from a copy`;
@@ -499,6 +537,15 @@ export class StateStore {
       `the state database ${this.location} cannot be written (${reason}): ${consequence}. If this lasts, ${remedy}`,
     );
   }
+}
+
+function fencedError(op: string, breach: FenceBreach): FencedError {
+  return new FencedError(
+    breach.key,
+    `refused to record ${op}: the lease ${breach.key} (token ${breach.token}) was taken over by ` +
+      `${breach.currentHolder ?? "another runner"} (token ${breach.currentToken ?? "none"}); this process stops ` +
+      "the work it did under it (the refusal is recorded in the state's fenced writes)",
+  );
 }
 
 function logWarning(message: string): void {

@@ -75,6 +75,9 @@ const newRun = z.object({
   startedAt: z.string(),
   fingerprint: z.string(),
   host: z.string(),
+  /** The fleet runner that makes the run, and the token of the project lease it holds (a PostgreSQL state). */
+  runner: z.string().optional(),
+  leaseToken: z.number().int().optional(),
 });
 
 const runResult = z.object({
@@ -417,5 +420,7 @@ async function insertRun(db: Kysely<Database>, run: NewRun, origin: Origin): Pro
     config_fingerprint: run.fingerprint,
     stage: null,
     error: null,
+    runner: run.runner ?? null,
+    lease_token: run.leaseToken ?? null,
   }).execute();
 }

@@ -51,12 +51,14 @@ export async function backup(
     `backup ${label}`,
     (attempt) =>
       runStage(ctx, { ...stage, attempt }, async (started) => {
+        const fleet = ctx.fleet;
         const options = {
           host: ctx.host,
           time: started,
           timeoutMs,
           privateDir: ctx.privateDir,
           progress: (bytes: () => number) => startProgress(`backup ${label}`, bytes, ctx.out),
+          beforeCommit: fleet ? () => fleet.member.refusal(fleet.fence) : undefined,
           tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${run.id}`],
         };
         const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
