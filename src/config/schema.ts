@@ -173,6 +173,14 @@ export const projectSchema = strict({
       "program with its arguments (list), in the config's folder",
   ),
   notify: z.array(name).optional().describe("Names of declared notifiers this project's events go to, no duplicates"),
+  runsOn: z.array(
+    z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, {
+      error: () => 'a runner label: lower-case letters, digits, ".", "_" or "-", e.g. "db" or "eu-west"',
+    }),
+  ).min(1, { error: () => 'list at least one label, e.g. ["db"], or leave runsOn out' }).optional().describe(
+    "Runner labels this project needs (`watch --runner-labels`): only a runner with every one of them runs it " +
+      "(files on one host, a database reachable from one network); a project no live runner can take is reported",
+  ),
   verify: verifySchema.optional().describe(
     "A restore drill: the latest snapshot of a database source is restored into a scratch database and checked",
   ),

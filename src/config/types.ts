@@ -321,6 +321,8 @@ export interface Project {
   hooks?: Hooks;
   /** Names of declared notifiers. */
   notify?: string[];
+  /** Runner labels the project needs: only a runner with all of them runs it (`watch --runner-labels`). */
+  runsOn?: string[];
   verify?: VerifySpec;
   /** Longest acceptable time without a successful backup (default: twice the schedule's interval). */
   maxAge?: Duration;

@@ -59,6 +59,17 @@ export interface WatchStatus {
     /** The last edit that was refused, while it is still the file's content. */
     rejected: { at: Date; problems: string[] } | null;
   };
+  /** This runner: its name and labels, and (in a fleet) whether it reaches the state and why it takes no work. */
+  runner: {
+    name: string;
+    labels: string[];
+    /** In a fleet: whether the last heartbeat reached the state database (false: /healthz is unhealthy). */
+    connected: boolean;
+    /** Why it takes no new work now (config drift, the database out of reach); null when it takes work. */
+    heldBack: string | null;
+    /** Enabled projects no live runner can take (their runsOn labels), at the last tick. */
+    unplaced: string[];
+  };
 }
 
 export class Watcher {
