@@ -21,6 +21,7 @@ import { loadConfigIsolated } from "../runtime/isolated-load.ts";
 import { stopRequested } from "../runtime/shutdown.ts";
 import type { StateStore } from "../state/store.ts";
 import { configDigest } from "./config-files.ts";
+import type { FleetMember } from "../fleet/member.ts";
 
 export interface WatchOptions {
   /** Projects run at the same time, at most (default 1). */
@@ -35,6 +36,11 @@ export interface WatchOptions {
   clock: Clock;
   /** One line of log output (already without secrets). */
   log: (line: string) => void;
+  /** This runner's name (`--runner-name`, default the host) and labels (`--runner-labels`, default its name). */
+  runnerName?: string;
+  labels?: string[];
+  /** In a fleet (a PostgreSQL state): the member whose leases decide which runner runs what. */
+  fleet?: FleetMember;
 }
 
 /** What /healthz and /metrics read: updated by the loop as it goes. */
@@ -93,6 +99,13 @@ export class Watcher {
       lockWaits: [],
       failedActions: { count: 0, at: null },
       config: { file: loaded.file, fingerprint: loaded.fingerprint, loadedAt: now, rejected: null },
+      runner: {
+        name: options.runnerName ?? options.host,
+        labels: options.labels ?? [options.runnerName ?? options.host],
+        connected: true,
+        heldBack: null,
+        unplaced: [],
+      },
     };
   }
 
