@@ -141,10 +141,12 @@ async function applyMaintenance(plan: PlanToApply, ctx: ApplyContext, report: Ap
  */
 async function exclusively(ctx: ApplyContext, repository: string, work: () => Promise<Outcome>): Promise<Outcome> {
   const fleet = ctx.fleet;
-  if (!fleet) return await work();
+  const key = repositoryLeaseKey(repository);
+  // Without a fleet, or inside a repository's own unit (its lease held already).
+  if (!fleet || fleet.fence.leases.some((lease) => lease.key === key)) return await work();
   let lease;
   try {
-    lease = await fleet.member.acquire(repositoryLeaseKey(repository), fleet.waitMs);
+    lease = await fleet.member.acquire(key, fleet.waitMs);
   } catch (error) {
     if (!(error instanceof LockError)) throw error;
     ctx.out(`  ! skipped work on repository ${repository}: ${error.message}`);

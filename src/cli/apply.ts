@@ -26,6 +26,10 @@ import {
   selectProjects,
 } from "./context.ts";
 import { collect, type PlanCommandOptions } from "./plan.ts";
+import type { FleetWork } from "../apply/context.ts";
+import { defaultLeaseTtlMs, FleetMember, type Lease, leaseHeldError } from "../fleet/member.ts";
+import { projectLeaseKey } from "../state/fleet.ts";
+import type { StateStore } from "../state/store.ts";
 
 export const description = "Execute the plan (or a saved plan file): initialize, back up, forget, prune, check";
 
@@ -126,9 +130,13 @@ async function runApply(
   const clock = createClock(now);
   let locks: Map<string, ProjectLock> | undefined;
   let sender: OutboxSender | undefined;
+  let fleet: FleetWork | undefined;
   try {
-    // The projects' locks come before the plan: what another apply is doing cannot change it under our feet.
-    const taken = lockProjects(store.dir, selected ?? Object.keys(loaded.config.projects), host, command);
+    const scope = selected ?? Object.keys(loaded.config.projects);
+    // With a PostgreSQL state the projects are leased fleet-wide (a watch on another host may run them); without
+    // one, locked in the state folder. Either way before the plan: what another process does cannot change it.
+    fleet = store.postgres ? await leaseProjects(store, scope, host, command, loaded.fingerprint, output) : undefined;
+    const taken = fleet ? new Map<string, ProjectLock>() : lockProjects(store.dir, scope, host, command);
     locks = taken;
     let plan: PlanToApply;
     let adopted: string[];
@@ -192,7 +200,8 @@ async function runApply(
     output.stdout("\n");
     const report = await applyPlan(plan, {
       loaded,
-      store,
+      store: fleet ? store.fenced(fleet.fence) : store,
+      fleet,
       approved,
       clock,
       host,
@@ -233,6 +242,7 @@ async function runApply(
   } finally {
     await sender?.drain(); // an apply that failed midway still lets its notifications finish before closing the store
     for (const lock of locks?.values() ?? []) lock.release();
+    await fleet?.member.leave();
     await store.close();
   }
 }
@@ -264,6 +274,48 @@ function lockProjects(
     throw error;
   }
   return locks;
+}
+
+/**
+ * Leases every project for this apply (a PostgreSQL state), or none: a project another runner holds ends the command
+ * with exit 4, naming the runner. An expired lease is taken over, and said.
+ */
+async function leaseProjects(
+  store: StateStore,
+  projects: string[],
+  host: string,
+  command: string,
+  fingerprint: string,
+  output: Output,
+): Promise<FleetWork> {
+  const member = await FleetMember.join(store, {
+    name: `${command}@${host}`,
+    labels: [],
+    host,
+    ttlMs: defaultLeaseTtlMs,
+    version: "",
+    fingerprint,
+    register: false,
+    log: (line) => output.stderr(`${line}\n`),
+  });
+  const leases = new Map<string, Lease>();
+  try {
+    for (const project of [...projects].sort()) {
+      const answer = await member.tryAcquire(projectLeaseKey(project));
+      if ("held" in answer) throw leaseHeldError(projectLeaseKey(project), answer.held);
+      leases.set(project, answer);
+      if (answer.tookOver) {
+        output.stdout(
+          `~ recover: took over the expired lease of ${project} from runner ${answer.tookOver.holder}` +
+            `${answer.tookOver.runId ? ` (run ${answer.tookOver.runId})` : ""}\n`,
+        );
+      }
+    }
+  } catch (error) {
+    await member.leave();
+    throw error;
+  }
+  return { member, projects: leases, fence: member.fence([...leases.values()]), waitMs: 5 * 60_000 };
 }
 
 /** The stale locks taken over, as startup recovery lists leftovers (a saved plan saw them there). */

@@ -11,6 +11,8 @@ import { ExitCode, UsageError } from "../errors.ts";
 import { handleStopSignals, signalExitCode, stopForced, stopRequested } from "../runtime/shutdown.ts";
 import { parseListen, startHttp } from "../watch/http.ts";
 import { Watcher } from "../watch/loop.ts";
+import { FleetMember } from "../fleet/member.ts";
+import { versionLine } from "./version.ts";
 import { parseLogFormat, setupEventLog } from "../log.ts";
 import { fromInvocationDir, type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
 
@@ -25,6 +27,9 @@ interface Options extends GlobalOptions {
   maxSleep: string;
   lockWait: string;
   now?: string;
+  runnerName?: string;
+  runnerLabels?: string;
+  leaseTtl: string;
 }
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
@@ -38,7 +43,33 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .option("--max-sleep <duration>", "longest sleep between two looks at the schedule", "60s")
     .option("--lock-wait <duration>", "how long to wait for a project another process has locked, then skip it", "5m")
     .option("--now <iso>", "start the clock at this time (it then runs at normal speed): for trying schedules")
+    .addOption(
+      new Option("--runner-name <name>", "this runner's name in a fleet and in status (default: the host name)")
+        .env("BACKUPCTL_RUNNER_NAME"),
+    )
+    .addOption(
+      new Option(
+        "--runner-labels <labels>",
+        "comma-separated labels of this runner: it runs only projects whose runsOn it has (default: its name)",
+      ).env("BACKUPCTL_RUNNER_LABELS"),
+    )
+    .addOption(
+      new Option(
+        "--lease-ttl <duration>",
+        "with a PostgreSQL state: how long a silent runner keeps its work before another takes it over",
+      ).default("2m").env("BACKUPCTL_LEASE_TTL"),
+    )
     .action(async (_options, command: Command) => done(await run(command.optsWithGlobals<Options>(), output)));
+}
+
+/** A runner name or label: what `runsOn` accepts. */
+function runnerLabel(option: string, text: string): string {
+  if (!/^[a-z0-9][a-z0-9_.-]{0,62}$/.test(text)) {
+    throw new UsageError(
+      `${option}: "${text}" is not a runner label: lower-case letters, digits, ".", "_" or "-" (e.g. "db-eu")`,
+    );
+  }
+  return text;
 }
 
 function durationOption(name: string, text: string): number {
@@ -55,6 +86,12 @@ export async function run(options: Options, output: Output): Promise<number> {
   const graceMs = durationOption("grace", options.grace);
   const maxSleepMs = Math.max(1000, durationOption("max-sleep", options.maxSleep));
   const lockWaitMs = durationOption("lock-wait", options.lockWait);
+  const leaseTtlMs = durationOption("lease-ttl", options.leaseTtl);
+  if (leaseTtlMs < 2000) throw new UsageError(`--lease-ttl: at least 2s, got "${options.leaseTtl}"`);
+  const runnerName = options.runnerName === undefined ? undefined : runnerLabel("--runner-name", options.runnerName);
+  const labels = options.runnerLabels === undefined
+    ? undefined
+    : options.runnerLabels.split(",").map((label) => runnerLabel("--runner-labels", label.trim()));
   let listen: { host: string; port: number } | undefined;
   try {
     if (options.listen !== undefined) listen = parseListen(options.listen === true ? defaultListen : options.listen);
@@ -73,13 +110,38 @@ export async function run(options: Options, output: Output): Promise<number> {
     stdout: output.stdout,
   }, options.debug);
   const log = events.scope();
+  const host = hostFor(loaded);
+  const name = runnerName ?? host;
+  // With a PostgreSQL state this watch is a runner of a fleet: leases decide which runner runs what.
+  let fleet: FleetMember | undefined;
+  try {
+    fleet = store.postgres
+      ? await FleetMember.join(store, {
+        name,
+        labels: labels ?? [name],
+        host,
+        ttlMs: leaseTtlMs,
+        version: versionLine().replace(/^backupctl /, ""),
+        fingerprint: loaded.fingerprint,
+        register: true,
+        log,
+      })
+      : undefined;
+  } catch (error) {
+    await store.close();
+    await events.close();
+    throw error;
+  }
   const watcher = new Watcher(loaded, store, {
     concurrency,
     maxSleepMs,
     lockWaitMs,
-    host: hostFor(loaded),
+    host,
     clock,
     log,
+    runnerName: name,
+    labels: labels ?? [name],
+    fleet,
   });
   let http: Awaited<ReturnType<typeof startHttp>> | undefined;
   try {
@@ -90,6 +152,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     await watcher.run();
   } finally {
     await http?.close();
+    await fleet?.leave();
     await store.close();
     await events.close();
   }

@@ -244,6 +244,26 @@ export class StateStore {
     if (replay && "unwritable" in replay) this.#degrade(replay.unwritable, replay.consequence);
   }
 
+  /**
+   * For a long-running process whose database came back (a fleet runner): once a write transaction succeeds again,
+   * replays fallback.jsonl (fenced lines checked) and ends the degraded state. False while it still cannot write.
+   */
+  async reconnect(): Promise<boolean> {
+    if (!this.#health.degraded) return true;
+    try {
+      await this.#backend.dialect.writeTransaction(this.db, () => Promise.resolve());
+    } catch {
+      return false;
+    }
+    const replay = await replayFallback(this.dir, this.db, this.#backend.dialect, this.#warn);
+    if (replay && "unwritable" in replay) return false;
+    if (replay && "replayed" in replay) this.#replayed = replay.replayed;
+    this.#health.degraded = false;
+    this.#health.because = "";
+    this.#health.deferredBumps = 0;
+    return true;
+  }
+
   async close(): Promise<void> {
     await this.db.destroy();
   }
@@ -519,7 +539,11 @@ export class StateStore {
       const breach = fence ? await breachOf(db, fence) : undefined;
       if (breach && fence) {
         const at = new Date().toISOString();
-        await recordFencedWrite(db, { op, runId: runOf({ op, args }), instance: fence.instance, via: "live", at }, breach);
+        await recordFencedWrite(
+          db,
+          { op, runId: runOf({ op, args }), instance: fence.instance, via: "live", at },
+          breach,
+        );
         return { fenced: breach };
       }
       return await applyWrite({ db, atomically: (body) => body(db) }, op, args, this.#origin);

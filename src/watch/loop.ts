@@ -22,6 +22,7 @@ import { stopRequested } from "../runtime/shutdown.ts";
 import type { StateStore } from "../state/store.ts";
 import { configDigest } from "./config-files.ts";
 import type { FleetMember } from "../fleet/member.ts";
+import { type FleetTickContext, runFleetTick } from "../fleet/tick.ts";
 
 export interface WatchOptions {
   /** Projects run at the same time, at most (default 1). */
@@ -144,9 +145,19 @@ export class Watcher {
     let wakeAt = new Date(now.getTime() + maxSleepMs);
     try {
       this.#sender.kick(); // retries of what earlier ticks could not send
+      const mayWork = this.options.fleet ? await this.#fleetChecks(this.options.fleet) : true;
+      this.status.runner.unplaced = this.#unplaced();
       const { plan } = await preparePlan(this.#loaded, this.store, { now, host: this.options.host });
-      const due = new Set(plan.actions.filter(runsNow).map((a) => projectOf(a) ?? "").filter(Boolean));
-      if (plan.actions.some(runsNow)) await this.#runDue(plan, due);
+      const due = new Set(
+        plan.actions.filter(runsNow).map((a) => projectOf(a) ?? "").filter((p) => p !== "" && this.#placed(p)),
+      );
+      if (!mayWork) {
+        // Held back (config drift, the state out of reach): nothing new starts here; other runners take the work.
+      } else if (this.options.fleet && plan.actions.some(runsNow)) {
+        this.status.failedActions = { count: 0, at: this.options.clock.now() };
+        await runFleetTick(this.#fleetContext(this.options.fleet), plan);
+        await enqueueScheduledNotifications(this.#context(), plan.overdue);
+      } else if (plan.actions.some(runsNow)) await this.#runDue(plan, due);
       else await enqueueScheduledNotifications(this.#context(), plan.overdue);
       for (const next of plan.next_due) {
         const at = new Date(next.at);
@@ -162,6 +173,71 @@ export class Watcher {
     this.status.lastTickAt = clock.now();
     this.status.heartbeatAt = this.status.lastTickAt;
     return wakeAt;
+  }
+
+  /** Whether this runner may run a project: it has every label the project's `runsOn` asks for. */
+  #placed(project: string): boolean {
+    const needs = this.#loaded.config.projects[project]?.runsOn ?? [];
+    return needs.every((label) => this.status.runner.labels.includes(label));
+  }
+
+  /** Enabled projects with `runsOn` that no runner can take: this one (alone), or no live runner of the fleet. */
+  #unplaced(): string[] {
+    const projects = Object.values(this.#loaded.config.projects).filter((p) => p.enabled && p.runsOn?.length);
+    const labelSets = this.options.fleet ? this.#fleetLabels : [this.status.runner.labels];
+    const covered = (needs: string[]) => labelSets.some((labels) => needs.every((label) => labels.includes(label)));
+    return projects.filter((p) => !covered(p.runsOn ?? [])).map((p) => p.name).sort();
+  }
+
+  /** The labels of the fleet's live runners that take work, read at the last fleet check. */
+  #fleetLabels: string[][] = [];
+
+  /**
+   * Before a fleet tick: whether this runner may take new work. Not while the state database is out of reach (its
+   * results would go to the fallback file, where a takeover fences them), nor while it runs another config than the
+   * newest one among the live runners (a half-rolled deploy must not run two policies at once).
+   */
+  async #fleetChecks(member: FleetMember): Promise<boolean> {
+    await member.beat();
+    const runner = this.status.runner;
+    if (!member.connected || !(await this.store.reconnect().catch(() => false))) {
+      runner.connected = false;
+      runner.heldBack = `the state database is out of reach (${member.disconnectedBecause || "writes fail"})`;
+      member.heldBack = runner.heldBack;
+      return false;
+    }
+    runner.connected = true;
+    const newest = await this.store.fleet.newestConfig();
+    const drift = newest !== undefined && newest.fingerprint !== this.#loaded.fingerprint;
+    runner.heldBack = drift
+      ? `config drift: this runner runs config ${this.#loaded.fingerprint.slice(0, 19)}, the newest in the fleet ` +
+        `is ${newest.fingerprint.slice(0, 19)} (brought by runner ${newest.runner}); deploy it here`
+      : null;
+    if (member.heldBack !== runner.heldBack) {
+      if (runner.heldBack) this.options.log(`warning: no new work: ${runner.heldBack}`);
+      else if (member.heldBack) this.options.log("fleet: this runner takes work again");
+    }
+    member.heldBack = runner.heldBack;
+    const runners = await this.store.fleet.runners();
+    this.#fleetLabels = runners.filter((r) => r.state === "live" && r.heldBack === null).map((r) => r.labels);
+    if (!drift) this.#fleetLabels.push(runner.labels);
+    return !drift;
+  }
+
+  #fleetContext(member: FleetMember): FleetTickContext {
+    return {
+      ...this.#context(),
+      member,
+      concurrency: this.options.concurrency,
+      lockWaitMs: this.options.lockWaitMs,
+      placed: (project) => this.#placed(project),
+      running: this.status.running,
+      log: (line) => {
+        this.status.heartbeatAt = this.options.clock.now();
+        this.options.log(line);
+      },
+      counted: (report) => (this.status.failedActions.count += report.failed + report.skipped),
+    };
   }
 
   #context() {
@@ -310,6 +386,7 @@ export class Watcher {
     await this.#sender.drain();
     this.#loaded = next;
     this.#sender = this.#newSender();
+    if (this.options.fleet) this.options.fleet.fingerprint = next.fingerprint;
     this.status.config = {
       file: next.file,
       fingerprint: next.fingerprint,

@@ -1,0 +1,288 @@
+/**
+ * The fleet end to end (issue 20, points 3–6): real `watch` processes sharing a PostgreSQL state started by the test,
+ * each with its own state folder as if on its own host, and one restic repository. What must hold: 30 projects due
+ * in one slot are each backed up exactly once by three runners (counted in restic and in the audit), a project pinned
+ * by `runsOn` runs only on the runner with that label; a runner killed with SIGKILL mid-backup (its whole process
+ * tree, as a container kill does) is taken over within the lease TTL with no partial snapshot left; a runner paused
+ * with SIGSTOP past its lease and resumed has its late write refused by the fence and stores no snapshot; a runner
+ * whose config is older than the newest one in the fleet takes no new work.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { type BackgroundCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
+import { processTree } from "../support/inspect.ts";
+import { type StateServer, stateServer, stopStateBackends } from "../support/state-backends.ts";
+
+const password = "fleet-restic-password-1234";
+const ttl = "4s";
+
+interface Fleet {
+  dir: string;
+  /** The state URL of this scenario's own database. */
+  url: string;
+  database: string;
+  config: string;
+  repository: string;
+}
+
+/** A config of `projects` (name → source and options), one local repository, the state from the environment. */
+function writeConfig(path: string, projects: Record<string, { run: string; runsOn?: string[] }>, keep = 20): void {
+  const entries = Object.entries(projects).map(([name, p]) =>
+    `    ${JSON.stringify(name)}: { schedule: "0 3 * * *", sources: [command({ name: "dump", run: ${
+      JSON.stringify(p.run)
+    }, filename: "dump.txt" })], repositories: ["main"], retention: { last: ${keep} }${
+      p.runsOn ? `, runsOn: ${JSON.stringify(p.runsOn)}` : ""
+    } },`
+  );
+  writeFileSync(
+    path,
+    `import { command, defineConfig, env, restic } from "backupctl";
+export default defineConfig({
+  timezone: "UTC",
+  repositories: { main: restic({ url: "restic-main", password: env("FLEET_RESTIC_PASSWORD") }) },
+  projects: {
+${entries.join("\n")}
+  },
+});
+`,
+  );
+}
+
+describe("a fleet of watch runners on one PostgreSQL state", () => {
+  let pg: StateServer;
+  const started: BackgroundCli[] = [];
+  const dirs: string[] = [];
+  let databases = 0;
+
+  before(async () => {
+    pg = await stateServer();
+  });
+  after(async () => {
+    for (const runner of started) {
+      for (const pid of processTree(runner.pid).reverse()) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    }
+    await Promise.all(started.map((runner) => runner.done));
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    await stopStateBackends();
+  });
+
+  /** A scenario's folder, config file and database of its own. */
+  async function newFleet(projects: Record<string, { run: string; runsOn?: string[] }>): Promise<Fleet> {
+    const dir = mkdtempSync(join(tmpdir(), "backupctl-fleet-"));
+    dirs.push(dir);
+    const database = `fleet${++databases}`;
+    await pg.server.createDatabase(database, pg.user);
+    const config = join(dir, "backup.config.ts");
+    writeConfig(config, projects);
+    return {
+      dir,
+      database,
+      url: `postgresql://${pg.user}:${pg.password}@${pg.server.host}:${pg.server.port}/${database}`,
+      config,
+      repository: join(dir, "restic-main"),
+    };
+  }
+
+  /** A runner as on its own host: its own state folder, the shared state URL. */
+  function startRunner(fleet: Fleet, name: string, options: { labels?: string; config?: string } = {}) {
+    const stateDir = join(fleet.dir, `host-${name}`);
+    mkdirSync(stateDir, { recursive: true });
+    const runner = spawnCli([
+      "--config",
+      options.config ?? fleet.config,
+      "watch",
+      "--runner-name",
+      name,
+      ...(options.labels ? ["--runner-labels", options.labels] : []),
+      "--lease-ttl",
+      ttl,
+      "--max-sleep",
+      "1s",
+      "--lock-wait",
+      "20s",
+      "--now",
+      "2026-11-02T10:00:00Z",
+    ], {
+      env: {
+        BACKUPCTL_STATE_URL: fleet.url,
+        BACKUPCTL_STATE_DIR: stateDir,
+        FLEET_RESTIC_PASSWORD: password,
+        BACKUPCTL_LOG_FORMAT: "text",
+      },
+    });
+    started.push(runner);
+    return runner;
+  }
+
+  /** A query's output; empty while the runners have not made the state's tables yet. */
+  const sql = (fleet: Fleet, query: string) =>
+    pg.server.psql(query, fleet.database).then((out) => out.trim(), (error: Error) => {
+      if (/relation "backupctl\.\w+" does not exist|schema "backupctl" does not exist/.test(error.message)) return "";
+      throw error;
+    });
+  const rows = async (fleet: Fleet, query: string) => (await sql(fleet, query)).split("\n").filter(Boolean);
+
+  /** restic's snapshots per project tag. */
+  async function snapshotsPerProject(fleet: Fleet): Promise<Map<string, number>> {
+    const listed = await runTool("restic", ["-r", fleet.repository, "snapshots", "--json", "--no-lock"], {
+      env: { RESTIC_PASSWORD: password },
+    });
+    assert.equal(listed.code, 0, listed.stderr);
+    const counts = new Map<string, number>();
+    for (const snapshot of JSON.parse(listed.stdout) as { tags?: string[] }[]) {
+      const project = snapshot.tags?.find((tag) => tag.startsWith("project="))?.slice("project=".length);
+      if (project) counts.set(project, (counts.get(project) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  /** Stops runners with SIGTERM and waits for them. */
+  async function stop(...runners: BackgroundCli[]) {
+    for (const runner of runners) process.kill(runner.pid, "SIGTERM");
+    return await Promise.all(runners.map((runner) => runner.done));
+  }
+
+  it("three runners back up 30 projects due in one slot exactly once; a pinned project runs on its runner", async () => {
+    const projects: Record<string, { run: string; runsOn?: string[] }> = {};
+    for (let i = 1; i <= 30; i++) {
+      projects[`p${String(i).padStart(2, "0")}`] = { run: `echo project ${i}; sleep 0.2; echo done` };
+    }
+    projects.pinned = { run: "echo pinned data", runsOn: ["db"] };
+    const fleet = await newFleet(projects);
+    const runners = [
+      startRunner(fleet, "r1"),
+      startRunner(fleet, "r2", { labels: "r2,db" }),
+      startRunner(fleet, "r3"),
+    ];
+    await waitFor(
+      "31 successful runs",
+      async () => Number(await sql(fleet, "SELECT count(*) FROM backupctl.runs WHERE status = 'succeeded'")) === 31,
+      240_000,
+    );
+    // Every runner ticks again (their clocks run on past the slot): nothing is run twice afterwards.
+    const beats = await rows(fleet, "SELECT name || ' ' || heartbeat_ms FROM backupctl.runners ORDER BY name");
+    await waitFor("two more heartbeats of each runner", async () => {
+      const now = await rows(fleet, "SELECT name || ' ' || heartbeat_ms FROM backupctl.runners ORDER BY name");
+      return now.every((line, i) => Number(line.split(" ")[1]) > Number(beats[i].split(" ")[1]) + 1500);
+    }, 30_000);
+    const results = await stop(...runners);
+    for (const result of results) assert.equal(result.code, 0, result.stdout + result.stderr);
+
+    const perProject = await rows(
+      fleet,
+      "SELECT project || ' ' || count(*) FROM backupctl.runs GROUP BY project ORDER BY project",
+    );
+    assert.equal(perProject.length, 31);
+    for (const line of perProject) assert.match(line, / 1$/, `one run per project: ${perProject.join(", ")}`);
+    assert.equal(await sql(fleet, "SELECT count(*) FROM backupctl.runs WHERE status <> 'succeeded'"), "0");
+    const snapshots = await snapshotsPerProject(fleet);
+    assert.equal(snapshots.size, 31);
+    for (const [project, count] of snapshots) assert.equal(count, 1, `snapshots of ${project}`);
+    const byRunner = await rows(fleet, "SELECT runner FROM backupctl.runs GROUP BY runner ORDER BY runner");
+    assert.ok(byRunner.length >= 2, `the work was shared: ${byRunner.join(", ")}`);
+    assert.equal(await sql(fleet, "SELECT runner FROM backupctl.runs WHERE project = 'pinned'"), "r2");
+    assert.equal(await sql(fleet, "SELECT count(*) FROM backupctl.runs WHERE lease_token IS NULL"), "0");
+    assert.equal(await sql(fleet, "SELECT count(*) FROM backupctl.fenced_writes"), "0");
+    assert.deepEqual(
+      await rows(fleet, "SELECT name || ' ' || (stopped_at IS NOT NULL) FROM backupctl.runners ORDER BY name"),
+      ["r1 true", "r2 true", "r3 true"],
+    );
+  });
+
+  it("a runner killed mid-backup is taken over within the lease TTL, with no partial snapshot left", async () => {
+    const fleet = await newFleet({});
+    const marker = join(fleet.dir, "first-attempt");
+    // The first attempt hangs in its dump; the one after the takeover runs through.
+    writeConfig(fleet.config, {
+      slow: { run: `if [ ! -e ${marker} ]; then touch ${marker}; sleep 120; fi; echo slow data` },
+    });
+    const a = startRunner(fleet, "a");
+    await waitFor(
+      "runner a's run in its backup stage",
+      async () =>
+        (await sql(fleet, "SELECT stage FROM backupctl.runs WHERE runner = 'a' AND status = 'running'")).startsWith(
+          "backup",
+        ) && existsSync(marker),
+      60_000,
+    );
+    const [runA] = await rows(fleet, "SELECT id FROM backupctl.runs WHERE runner = 'a'");
+    for (const pid of processTree(a.pid).reverse()) process.kill(pid, "SIGKILL");
+    const killedAt = Date.now();
+    await a.done;
+    const b = startRunner(fleet, "b");
+    await waitFor(
+      "runner b's successful run",
+      async () =>
+        (await sql(fleet, "SELECT count(*) FROM backupctl.runs WHERE runner = 'b' AND status = 'succeeded'")) ===
+          "1",
+      60_000,
+    );
+    const tookOver = b.output().match(/took over project:slow from runner a/);
+    assert.ok(tookOver, b.output());
+    assert.ok(Date.now() - killedAt < 40_000, "taken over within the TTL and a tick, plus the run");
+    const [b1] = await stop(b);
+    assert.equal(b1.code, 0, b1.stdout + b1.stderr);
+    assert.equal(await sql(fleet, `SELECT status FROM backupctl.runs WHERE id = '${runA}'`), "interrupted");
+    const snapshots = await snapshotsPerProject(fleet);
+    assert.equal(snapshots.get("slow"), 1, "one snapshot: none from the killed run");
+  });
+
+  it("a runner paused past its lease has its late write fenced and stores no snapshot", async () => {
+    const fleet = await newFleet({});
+    const go = join(fleet.dir, "go");
+    writeConfig(fleet.config, { held: { run: `while [ ! -e ${go} ]; do sleep 0.05; done; echo held data` } });
+    const a = startRunner(fleet, "a");
+    await waitFor(
+      "runner a's run in its backup stage",
+      async () =>
+        (await sql(fleet, "SELECT stage FROM backupctl.runs WHERE runner = 'a' AND status = 'running'")).startsWith(
+          "backup",
+        ),
+      60_000,
+    );
+    const [runA] = await rows(fleet, "SELECT id FROM backupctl.runs WHERE runner = 'a'");
+    process.kill(a.pid, "SIGSTOP");
+    try {
+      const b = startRunner(fleet, "b");
+      await waitFor(
+        "runner b taking the project over",
+        () => /took over project:held from runner a/.test(b.output()),
+        60_000,
+      );
+      writeFileSync(go, "");
+      await waitFor(
+        "runner b's successful run",
+        async () =>
+          (await sql(fleet, "SELECT count(*) FROM backupctl.runs WHERE runner = 'b' AND status = 'succeeded'")) === "1",
+        60_000,
+      );
+      process.kill(a.pid, "SIGCONT");
+      await waitFor(
+        "runner a's late write refused",
+        async () => Number(await sql(fleet, "SELECT count(*) FROM backupctl.fenced_writes")) > 0,
+        60_000,
+      );
+      const fenced = await rows(
+        fleet,
+        "SELECT lease_key || ' ' || via || ' ' || current_holder FROM backupctl.fenced_writes ORDER BY id",
+      );
+      assert.equal(fenced[0], "project:held live b", fenced.join("\n"));
+      const results = await stop(a, b);
+      for (const result of results) assert.equal(result.code, 0, result.stdout + result.stderr);
+      assert.equal(await sql(fleet, `SELECT status FROM backupctl.runs WHERE id = '${runA}'`), "interrupted");
+      assert.equal((await snapshotsPerProject(fleet)).get("held"), 1, "only runner b's snapshot");
+      assert.match(a.output(), /taken over/);
+    } finally {
+      try {
+        process.kill(a.pid, "SIGCONT");
+      } catch { /* gone */ }
+    }
+  });
+});
