@@ -29,9 +29,14 @@ interface Fleet {
 }
 
 /** A config of `projects` (name → source and options), one local repository, the state from the environment. */
-function writeConfig(path: string, projects: Record<string, { run: string; runsOn?: string[] }>, keep = 20): void {
+function writeConfig(
+  path: string,
+  projects: Record<string, { run: string; runsOn?: string[] }>,
+  keep = 20,
+  schedule = "0 3 * * *",
+): void {
   const entries = Object.entries(projects).map(([name, p]) =>
-    `    ${JSON.stringify(name)}: { schedule: "0 3 * * *", sources: [command({ name: "dump", run: ${
+    `    ${JSON.stringify(name)}: { schedule: "${schedule}", sources: [command({ name: "dump", run: ${
       JSON.stringify(p.run)
     }, filename: "dump.txt" })], repositories: ["main"], retention: { last: ${keep} }${
       p.runsOn ? `, runsOn: ${JSON.stringify(p.runsOn)}` : ""
@@ -91,7 +96,11 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
   }
 
   /** A runner as on its own host: its own state folder, the shared state URL. */
-  function startRunner(fleet: Fleet, name: string, options: { labels?: string; config?: string } = {}) {
+  function startRunner(
+    fleet: Fleet,
+    name: string,
+    options: { labels?: string; config?: string; now?: string } = {},
+  ) {
     const stateDir = join(fleet.dir, `host-${name}`);
     mkdirSync(stateDir, { recursive: true });
     const runner = spawnCli([
@@ -108,7 +117,7 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
       "--lock-wait",
       "20s",
       "--now",
-      "2026-11-02T10:00:00Z",
+      options.now ?? "2026-11-02T10:00:00Z",
     ], {
       env: {
         BACKUPCTL_STATE_URL: fleet.url,
@@ -284,5 +293,37 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
         process.kill(a.pid, "SIGCONT");
       } catch { /* gone */ }
     }
+  });
+
+  it("a runner whose config is older than the fleet's newest takes no new work", async () => {
+    const fleet = await newFleet({});
+    const project = { ticking: { run: "echo ticking data" } };
+    writeConfig(fleet.config, project, 20, "* * * * *");
+    const newer = join(fleet.dir, "backup.next.config.ts");
+    writeConfig(newer, project, 30, "* * * * *"); // a changed policy: another fingerprint
+    // Ten seconds before a minute: the first slot is due at once, the next one fires ten seconds later.
+    const start = Date.parse("2026-11-02T10:00:50Z");
+    const startedAt = Date.now();
+    const a = startRunner(fleet, "a", { now: new Date(start).toISOString() });
+    await waitFor(
+      "runner a's first run",
+      async () => (await sql(fleet, "SELECT count(*) FROM backupctl.runs WHERE status = 'succeeded'")) === "1",
+      30_000,
+    );
+    // Runner b, deployed with the newer config, on a clock that agrees with a's.
+    const b = startRunner(fleet, "b", { config: newer, now: new Date(start + Date.now() - startedAt).toISOString() });
+    await waitFor("runner a holding back", () => /no new work: config drift/.test(a.output()), 30_000);
+    await waitFor(
+      "the next slot's run",
+      async () => (await sql(fleet, "SELECT count(*) FROM backupctl.runs WHERE status = 'succeeded'")) === "2",
+      60_000,
+    );
+    const results = await stop(a, b);
+    for (const result of results) assert.equal(result.code, 0, result.stdout + result.stderr);
+    const runs = await rows(fleet, "SELECT runner FROM backupctl.runs ORDER BY started_at");
+    assert.deepEqual(runs, ["a", "b"], "after b came, only b ran");
+    const fingerprints = await rows(fleet, "SELECT DISTINCT config_fingerprint FROM backupctl.runs");
+    assert.equal(fingerprints.length, 2);
+    assert.match(a.output(), /the newest in the fleet is sha256:/);
   });
 });

@@ -54,12 +54,16 @@ describe("a PostgreSQL state", () => {
         );
         assert.deepEqual(tables.split(","), [
           "applied_plans",
+          "config_seen",
+          "fenced_writes",
           "kysely_migration",
           "kysely_migration_lock",
+          "leases",
           "meta",
           "outbox",
           "repositories",
           "retention_policies",
+          "runners",
           "runs",
           "snapshots",
           "stages",
@@ -319,7 +323,7 @@ describe("copying a state into PostgreSQL (state push)", () => {
         assert.equal(await target.contents(), undefined, "a fresh state is empty");
         const counts = await source.copyInto(target);
         assert.deepEqual(counts, {
-          meta: 2,
+          meta: 3,
           runs: 1,
           stages: 1,
           snapshots: 1,
@@ -327,6 +331,10 @@ describe("copying a state into PostgreSQL (state push)", () => {
           outbox: 0,
           retention_policies: 0,
           applied_plans: 0,
+          runners: 0,
+          config_seen: 0,
+          leases: 0,
+          fenced_writes: 0,
         });
         assert.equal(await target.lineage(), await source.lineage());
         assert.equal(await target.serial(), 1);

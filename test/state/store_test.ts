@@ -206,6 +206,10 @@ describe("StateStore.open", () => {
           "outbox",
           "retention_policies",
           "applied_plans",
+          "runners",
+          "config_seen",
+          "leases",
+          "fenced_writes",
           "kysely_migration",
         ]
       ) {
@@ -246,8 +250,9 @@ describe("StateStore.open", () => {
         { name: "0007_history_operations" },
         { name: "0008_prune_cadence_held_plans" },
         { name: "0009_stage_notes" },
+        { name: "0010_fleet" },
       ]);
-      assert.equal(latestMigration, "0009_stage_notes");
+      assert.equal(latestMigration, "0010_fleet");
       // 0009: what a stage that succeeded has to say, apart from errors.
       const note = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('stages') WHERE name = 'note'`.execute(storeDb(store));
@@ -295,7 +300,14 @@ describe("StateStore.open", () => {
         });
         await sql`UPDATE stages SET error = note WHERE note IS NOT NULL`.execute(storeDb(old));
         await sql`ALTER TABLE stages DROP COLUMN note`.execute(storeDb(old));
-        await sql`DELETE FROM kysely_migration WHERE name = '0009_stage_notes'`.execute(storeDb(old));
+        // …and so before 0010 too, which came after it.
+        for (const table of ["runners", "config_seen", "leases", "fenced_writes"]) {
+          await sql`DROP TABLE ${sql.table(table)}`.execute(storeDb(old));
+        }
+        await sql`ALTER TABLE runs DROP COLUMN runner`.execute(storeDb(old));
+        await sql`ALTER TABLE runs DROP COLUMN lease_token`.execute(storeDb(old));
+        await sql`DELETE FROM meta WHERE key = 'fence_token'`.execute(storeDb(old));
+        await sql`DELETE FROM kysely_migration WHERE name IN ('0009_stage_notes', '0010_fleet')`.execute(storeDb(old));
       } finally {
         await old.close();
       }
@@ -340,9 +352,14 @@ describe("StateStore.open", () => {
           { name: "0007_history_operations" },
           { name: "0008_prune_cadence_held_plans" },
           { name: "0009_stage_notes" },
+          { name: "0010_fleet" },
         ]);
         const meta = await storeDb(second).selectFrom("meta").selectAll().orderBy("key").execute();
-        assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
+        assert.deepEqual(plain(meta), [
+          { key: "fence_token", value: "0" },
+          { key: "lineage", value: lineage },
+          { key: "serial", value: "1" },
+        ]);
         const runs = await storeDb(second).selectFrom("runs").select(["id", "status"]).execute();
         assert.deepEqual(plain(runs), [{ id: "r1", status: "succeeded" }]);
       } finally {
@@ -409,6 +426,8 @@ for (const backend of stateBackends) {
             config_fingerprint: "sha256:abc",
             stage: null,
             error: null,
+            runner: null,
+            lease_token: null,
           }]);
 
           await store.setRunStage("20261121T030000Z-abc123", "backup shop/shop");
