@@ -23,8 +23,12 @@ export interface PrepareOptions {
   host: string;
   /** Only these projects, already validated against the config; all declared projects when absent or empty. */
   projects?: string[];
-  /** Reload the snapshot inventory of the repositories in scope from restic first (writes the inventory). */
-  refresh?: boolean;
+  /**
+   * Reload the snapshot inventory of the repositories in scope from restic first (writes the inventory). In a fleet
+   * (`{ since }`), only those no runner has listed since then: the inventory is shared, and every runner keeps it
+   * current with what it backs up and forgets.
+   */
+  refresh?: boolean | { since: Date };
   /**
    * Take the repositories as the state records them and start no restic: none is probed for initialization, no
    * restic lock is read. `status` plans this way (its table needs schedules and successes, not the repositories).
@@ -54,7 +58,12 @@ export async function preparePlan(loaded: LoadedConfig, store: StateStore, optio
   if (options.refresh) {
     // Snapshots forgotten or added outside backupctl must not make the plan wrong (a forget of an id that is gone,
     // a copy that is missing): ask the repositories what they hold now.
-    const names = repositoriesInScope(loaded, projects).filter((name) => observed.repositories[name]?.initialized);
+    let names = repositoriesInScope(loaded, projects).filter((name) => observed.repositories[name]?.initialized);
+    if (typeof options.refresh === "object") {
+      const since = options.refresh.since.toISOString();
+      const refreshed = await store.fleet.lastRefreshes();
+      names = names.filter((name) => (refreshed.get(name) ?? "") < since);
+    }
     const context = { loaded, store, clock: createClock(now), out: (line: string) => warnings.push(line.trim()) };
     // Imported here, not at the top: a plan that refreshes nothing never loads the executor (start-up time).
     const { refreshInventory } = await import("./inventory.ts");

@@ -49,6 +49,12 @@ function runsNow(action: PlanAction): boolean {
 
 const preparing = new Set<PlanAction["type"]>(["init", "recover"]);
 
+/**
+ * A project's unit lists its repositories from restic only when no runner did so for this long: the inventory is
+ * shared, and each runner adds what it backs up and refreshes after its forgets. Repository units always list.
+ */
+const inventoryFreshMs = 60_000;
+
 /** Runs the tick's due work as units under leases (see the top of this file). */
 export async function runFleetTick(ctx: FleetTickContext, plan: PlanToApply): Promise<void> {
   const repositoryWork = (tickPlan: PlanToApply, types: (type: PlanAction["type"]) => boolean) =>
@@ -84,7 +90,7 @@ async function projectUnit(ctx: FleetTickContext, project: string): Promise<void
       now: ctx.clock.now(),
       host: ctx.host,
       projects: [project],
-      refresh: true,
+      refresh: { since: new Date(ctx.clock.now().getTime() - inventoryFreshMs) },
     });
     const actions = plan.actions.filter((a) => runsNow(a) && projectOf(a) === project);
     if (actions.length === 0) return; // done by another runner since the tick's plan

@@ -461,6 +461,12 @@ export class FleetTables {
     return clockNow(this.db, this.dialect.clockMs);
   }
 
+  /** When each repository's inventory was last listed from restic, by any runner (the apply clock's ISO time). */
+  async lastRefreshes(): Promise<Map<string, string | null>> {
+    const rows = await this.db.selectFrom("repositories").select(["name", "last_refresh_at"]).execute();
+    return new Map(rows.map((row) => [row.name, row.last_refresh_at]));
+  }
+
   /** Writes refused by a fence, newest first. */
   async fencedWrites(limit = 50): Promise<Selectable<FencedWriteTable>[]> {
     return await this.db.selectFrom("fenced_writes").selectAll().orderBy("id", "desc").limit(limit).execute();
