@@ -16,6 +16,20 @@ import { runStage } from "./stage.ts";
 
 type RunAction = Extract<Action, { type: "backup" | "copy" }>;
 
+/**
+ * How many runs failed since the project's last success (a `run.recovered` says it). Read from the state; a state
+ * that can no longer be read (the database went away during the run) must not keep the run's result from the fallback
+ * file: the notification then says nothing about earlier failures.
+ */
+async function failuresBefore(ctx: ApplyContext, project: string): Promise<number> {
+  try {
+    return await ctx.store.failuresSinceLastSuccess(project);
+  } catch (error) {
+    if (!ctx.store.degraded) throw error;
+    return 0;
+  }
+}
+
 export async function runProject(project: string, actions: RunAction[], ctx: ApplyContext) {
   const started = ctx.clock.now();
   const runId = newRunId(started);
@@ -141,7 +155,7 @@ export async function runProject(project: string, actions: RunAction[], ctx: App
     durationMs,
     bytes: run.bytes,
     failure,
-    failuresBefore: status === "succeeded" ? await ctx.store.failuresSinceLastSuccess(project) : 0,
+    failuresBefore: status === "succeeded" ? await failuresBefore(ctx, project) : 0,
   });
   await ctx.store.finishRun(runId, {
     status,

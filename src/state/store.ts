@@ -285,9 +285,10 @@ export class StateStore {
   /** Called once by every apply that changed state: saved plans made before it become stale. */
   async bumpSerial(): Promise<number> {
     const { deferred } = await this.#write("bumpSerial", []);
-    if (deferred) this.#health.deferredBumps++;
-    // The database's serial is behind by the bumps waiting in the fallback.
-    return await this.serial() + this.#health.deferredBumps;
+    if (!deferred) return await this.serial() + this.#health.deferredBumps;
+    this.#health.deferredBumps++;
+    // The database's serial is behind by the bumps waiting in the fallback (and may not be readable either).
+    return await this.serial().catch(() => 0) + this.#health.deferredBumps;
   }
 
   async startRun(run: NewRun, notifications: NewNotification[] = []): Promise<void> {

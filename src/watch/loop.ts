@@ -144,16 +144,16 @@ export class Watcher {
     const now = clock.now();
     let wakeAt = new Date(now.getTime() + maxSleepMs);
     try {
-      this.#sender.kick(); // retries of what earlier ticks could not send
       const mayWork = this.options.fleet ? await this.#fleetChecks(this.options.fleet) : true;
       this.status.runner.unplaced = this.#unplaced();
+      // Held back (config drift, the state out of reach): nothing new starts here; other runners take the work.
+      if (!mayWork) return this.#tickDone(wakeAt);
+      this.#sender.kick(); // retries of what earlier ticks could not send
       const { plan } = await preparePlan(this.#loaded, this.store, { now, host: this.options.host });
       const due = new Set(
         plan.actions.filter(runsNow).map((a) => projectOf(a) ?? "").filter((p) => p !== "" && this.#placed(p)),
       );
-      if (!mayWork) {
-        // Held back (config drift, the state out of reach): nothing new starts here; other runners take the work.
-      } else if (this.options.fleet && plan.actions.some(runsNow)) {
+      if (this.options.fleet && plan.actions.some(runsNow)) {
         this.status.failedActions = { count: 0, at: this.options.clock.now() };
         await runFleetTick(this.#fleetContext(this.options.fleet), plan);
         await enqueueScheduledNotifications(this.#context(), plan.overdue);
@@ -169,8 +169,12 @@ export class Watcher {
       this.status.lastTickError = message;
       this.options.log(`error: this tick failed, the next one tries again: ${message}`);
     }
+    return this.#tickDone(wakeAt);
+  }
+
+  #tickDone(wakeAt: Date): Date {
     this.status.ticks++;
-    this.status.lastTickAt = clock.now();
+    this.status.lastTickAt = this.options.clock.now();
     this.status.heartbeatAt = this.status.lastTickAt;
     return wakeAt;
   }

@@ -8,12 +8,13 @@
  * whose config is older than the newest one in the fleet takes no new work.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type BackgroundCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
 import { processTree } from "../support/inspect.ts";
+import { startPostgres } from "../support/postgres.ts";
 import { type StateServer, stateServer, stopStateBackends } from "../support/state-backends.ts";
 
 const password = "fleet-restic-password-1234";
@@ -325,5 +326,59 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
     const fingerprints = await rows(fleet, "SELECT DISTINCT config_fingerprint FROM backupctl.runs");
     assert.equal(fingerprints.length, 2);
     assert.match(a.output(), /the newest in the fleet is sha256:/);
+  });
+
+  it("a runner that loses the database finishes its stage into the fallback, takes no work, and replays it", async () => {
+    const server = await startPostgres();
+    try {
+      await server.createUser("fleet", password);
+      await server.createDatabase("outage", "fleet");
+      const dir = mkdtempSync(join(tmpdir(), "backupctl-fleet-"));
+      dirs.push(dir);
+      const fleet: Fleet = {
+        dir,
+        database: "outage",
+        url: `postgresql://fleet:${password}@${server.host}:${server.port}/outage`,
+        config: join(dir, "backup.config.ts"),
+        repository: join(dir, "restic-main"),
+      };
+      const go = join(dir, "go");
+      writeConfig(fleet.config, { steady: { run: `while [ ! -e ${go} ]; do sleep 0.05; done; echo steady data` } });
+      const query = (text: string) => server.psql(text, "outage").then((out) => out.trim(), () => "");
+      const a = startRunner(fleet, "a");
+      await waitFor(
+        "runner a's run in its backup stage",
+        async () => (await query("SELECT stage FROM backupctl.runs WHERE status = 'running'")).startsWith("backup"),
+        60_000,
+      );
+      await server.pause();
+      writeFileSync(go, "");
+      const fallback = join(dir, "host-a", "fallback.jsonl");
+      await waitFor("the run's result in the fallback file", () => {
+        const text = existsSync(fallback) ? readFileSync(fallback, "utf8") : "";
+        return /"op":"finishRun"/.test(text) && /"fence":\{/.test(text);
+      }, 60_000).catch((error) => {
+        throw new Error(`${error.message}\n${a.output()}`);
+      });
+      await waitFor(
+        "runner a holding back",
+        () => /no new work|cannot reach the state database/.test(a.output()),
+        30_000,
+      );
+      await server.resume();
+      await waitFor(
+        "the replayed run",
+        async () => (await query("SELECT status FROM backupctl.runs")) === "succeeded",
+        60_000,
+      );
+      await waitFor("the fallback file replayed and removed", () => !existsSync(fallback), 30_000);
+      const [result] = await stop(a);
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      assert.match(a.output(), /reachable again/);
+      assert.equal(await query("SELECT count(*) FROM backupctl.fenced_writes"), "0");
+      assert.equal((await snapshotsPerProject(fleet)).get("steady"), 1);
+    } finally {
+      await server.stop();
+    }
   });
 });

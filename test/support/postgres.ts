@@ -33,6 +33,9 @@ export interface PostgresServer {
   createDatabase(name: string, owner?: string): Promise<void>;
   /** A login role that must authenticate with `password` over TCP. */
   createUser(name: string, password: string): Promise<void>;
+  /** Stops the server (its connections are cut) and keeps its data: `resume()` starts it again on the same port. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -203,6 +206,14 @@ export async function startPostgres(): Promise<PostgresServer> {
       },
       createUser: async (name, password) => {
         await psql(`CREATE ROLE ${ident(name)} LOGIN PASSWORD ${literal(password)};`);
+      },
+      pause: async () => {
+        await pgCtl(["-m", "fast", "-w", "stop"]);
+        started = false;
+      },
+      resume: async () => {
+        await pgCtl(["-w", "-t", "60", "-l", join(dir, "server.log"), "start"]);
+        started = true;
       },
       stop: async () => {
         try {
