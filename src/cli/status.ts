@@ -11,7 +11,7 @@ import { humanDuration, isoSeconds, localTime, machineTimeZone } from "../format
 import { colours, terminalColours } from "../plan/render.ts";
 import type { Leftovers } from "../plan/types.ts";
 import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
-import { type FleetStatus, fleetStatus, fleetUnhealthy, renderFleet } from "./status-fleet.ts";
+import { type FleetStatus, fleetStatus, fleetUnhealthy, renderFleet } from "./runners.ts";
 
 export const description =
   "One row per project: health, last success, last result, next due, snapshots, last check and drill; exit 1 when any is failing or overdue";
