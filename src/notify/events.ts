@@ -345,15 +345,14 @@ export interface RunnerRef {
   labels: string[];
 }
 
-function labelList(labels: string[]): string {
-  return labels.length ? labels.join(", ") : "no labels";
-}
-
 /** A runner stopped heart-beating without stopping cleanly (killed, paused, cut off from the database). */
 export function runnerLost(
   lost: { host: string; at: Date; runner: RunnerRef; lastHeartbeat: Date; work: string | null },
 ): Message {
   const silent = humanDuration(Math.max(0, lost.at.getTime() - lost.lastHeartbeat.getTime()));
+  const pinned = lost.runner.labels.length
+    ? `; projects whose runsOn only it has (${lost.runner.labels.join(", ")}) wait for it`
+    : "";
   return {
     version: messageVersion,
     event: "runner.lost",
@@ -367,9 +366,8 @@ export function runnerLost(
     labels: lost.runner.labels,
     lastHeartbeat: lost.lastHeartbeat.toISOString(),
     ...(lost.work ? { work: lost.work } : {}),
-    next: `Its leases expire and the other runners take its work over; projects only it can run (runsOn: ` +
-      `${labelList(lost.runner.labels)}) wait for it. Restart \`backupctl watch\` on its host, or stop it cleanly; ` +
-      "`backupctl status` shows the runners.",
+    next: `Its leases expire and the other runners take its work over${pinned}. Restart \`backupctl watch\` on ` +
+      "its host, or stop it cleanly; `backupctl status` shows the runners.",
   };
 }
 

@@ -158,7 +158,7 @@ export const exampleMessages: Record<NotificationEvent, Message> = {
     labels: ["db", "eu"],
     lastHeartbeat: "2025-03-01T03:10:00Z",
     work: "backup shop",
-    next: "Its leases expire and the other runners take its work over; projects only it can run (runsOn: db, eu) " +
+    next: "Its leases expire and the other runners take its work over; projects whose runsOn only it has (db, eu) " +
       "wait for it. Restart `backupctl watch` on its host, or stop it cleanly; `backupctl status` shows the runners.",
   },
   "runner.drift": {

@@ -190,6 +190,9 @@ describe("fleet events", () => {
     const idle = runnerLost({ host: "backup-1", at, runner, lastHeartbeat: at, work: null });
     assert.equal(idle.work, undefined);
     assert.doesNotMatch(idle.title, /running/);
+    assert.match(idle.next, /projects whose runsOn only it has \(db, eu\) wait for it/);
+    const unlabelled = runnerLost({ host: "h", at, runner: { name: "r", labels: [] }, lastHeartbeat: at, work: null });
+    assert.doesNotMatch(unlabelled.next, /runsOn/);
   });
 
   it("runner.drift shows both fingerprints short in its text and whole in its payload", () => {
