@@ -40,6 +40,7 @@ interface Options extends GlobalOptions {
   failed?: boolean;
   since?: string;
   kind?: string[];
+  runner?: string;
   limit: string;
   json?: boolean;
   now?: string;
@@ -54,6 +55,7 @@ export function define(program: Command, output: Output, done: (code: number) =>
       collect,
     )
     .option("--failed", "only runs and operations that failed or were interrupted")
+    .option("--runner <name>", "only runs made by this fleet runner (operations without a run are left out)")
     .option("--since <when>", 'only runs started after this: an ISO time, or a duration back from now ("7d", "12h")')
     .option("--limit <n>", "at most this many entries (runs and operations)", "20")
     .option("--json", "print JSON")
@@ -98,7 +100,7 @@ export async function run(options: Options, output: Output): Promise<number> {
   // Names are not checked against the config: projects removed from it keep their history.
   const projects = options.project;
   const store = await openStore(options, loaded, "read");
-  const entries = await store.history({ projects, failed: options.failed, since, kinds, limit })
+  const entries = await store.history({ projects, failed: options.failed, since, kinds, runner: options.runner, limit })
     .finally(() => store.close());
   const listed = entries.map(toJson);
   if (options.json) {
@@ -106,7 +108,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     return ExitCode.ok;
   }
   if (listed.length === 0) {
-    const filtered = options.failed || since || projects || kinds;
+    const filtered = options.failed || since || projects || kinds || options.runner !== undefined;
     output.stdout(`Nothing recorded${filtered ? " that matches." : " yet."}\n`);
     return ExitCode.ok;
   }
@@ -135,7 +137,8 @@ function stageJson(s: Stage) {
 
 /**
  * One entry of `history --json`, the same keys for every kind: a run (kind "backup") with its stages, or an operation
- * audited without a run (`id`, `command` and `host` null; its one stage in `stages`). Times in UTC.
+ * audited without a run (`id`, `command`, `host` and `runner` null; its one stage in `stages`). `runner`: the fleet
+ * runner that made a run, null outside a fleet. Times in UTC.
  */
 export type HistoryJson = ReturnType<typeof toJson>;
 
@@ -148,6 +151,7 @@ function toJson({ kind, run, stages }: HistoryEntry) {
       status: run.status as string,
       command: run.command as string | null,
       host: run.host as string | null,
+      runner: run.runner as string | null,
       started_at: run.started_at,
       finished_at: run.finished_at,
       duration_ms: run.duration_ms,
@@ -164,6 +168,7 @@ function toJson({ kind, run, stages }: HistoryEntry) {
     status: stage.status,
     command: null,
     host: null,
+    runner: null,
     started_at: stage.started_at,
     finished_at: stage.finished_at,
     duration_ms: stage.duration_ms,
@@ -198,7 +203,7 @@ export function renderHistory(entries: HistoryJson[], timeZone: string, c = colo
     if (entry.id !== null) {
       lines.push(
         `${symbol} ${when}  ${c.bold(entry.project ?? "")}  ${status}  ${
-          c.dim(`(${entry.id}, ${entry.command} on ${entry.host})`)
+          c.dim(`(${entry.id}, ${entry.command} on ${entry.host}${entry.runner ? `, runner ${entry.runner}` : ""})`)
         }`,
       );
       for (const stage of entry.stages) {

@@ -11,6 +11,7 @@ import { humanDuration, isoSeconds, localTime, machineTimeZone } from "../format
 import { colours, terminalColours } from "../plan/render.ts";
 import type { Leftovers } from "../plan/types.ts";
 import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
+import { type FleetStatus, fleetStatus, fleetUnhealthy, renderFleet } from "./runners.ts";
 
 export const description =
   "One row per project: health, last success, last result, next due, snapshots, last check and drill; exit 1 when any is failing or overdue";
@@ -41,6 +42,8 @@ export interface ProjectStatus {
   last_drill: { at: string; status: string } | null;
   /** Notifications about this project still waiting to be sent. */
   pending_notifications: number;
+  /** In a fleet (a state runners registered in): the runner that made the latest run (else its host), null before. */
+  ran_by?: string | null;
 }
 
 /** The outbox as status shows it: what is still being tried, and what was given up in the last week. */
@@ -93,6 +96,7 @@ export async function run(options: Options, output: Output): Promise<number> {
   let statuses: ProjectStatus[];
   let notifications: NotificationStatus;
   let leftovers: Leftovers;
+  let fleet: Awaited<ReturnType<typeof fleetStatus>>;
   try {
     // One plan, from the state as recorded (no restic): "due" and "overdue" come from the planner itself, so status
     // and plan never disagree. What dead processes left is found and shown, never repaired here: a status must not
@@ -108,6 +112,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     const drills = await store.latestDrills();
     // One read of the outbox serves both the per-project counts and the notifications section below.
     const outbox = await store.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
+    fleet = await fleetStatus(store, loaded.config, now);
     statuses = Object.values(loaded.config.projects).map((project) => {
       const { lastSuccess } = runs.get(project.name) ?? {};
       const lastRun = asFound(runs.get(project.name)?.lastRun, interrupted);
@@ -148,6 +153,7 @@ export async function run(options: Options, output: Output): Promise<number> {
         last_check: lastCheck,
         last_drill: drill ? { at: drill.at, status: drill.status } : null,
         pending_notifications: outbox.pending.filter((n) => n.project === project.name).length,
+        ...(fleet ? { ran_by: fleet.lastRunners.get(project.name) ?? null } : {}),
       };
     });
     notifications = {
@@ -181,19 +187,26 @@ export async function run(options: Options, output: Output): Promise<number> {
           leftovers: leftoverStatus(leftovers),
           projects: statuses,
           notifications,
+          ...(fleet ? { fleet: fleet.fleet } : {}),
         },
         null,
         2,
       ) + "\n",
     );
-    return unhealthy(statuses) || unwritable !== undefined ? ExitCode.failed : ExitCode.ok;
+    return exitCode(statuses, fleet?.fleet, unwritable);
   }
   const zone = loaded.displayTimeZone ?? machineTimeZone();
   const c = colours(terminalColours());
   output.stdout(renderLeftovers(leftovers, zone, c));
   output.stdout(renderTable(statuses, now, zone, c));
+  if (fleet) output.stdout(renderFleet(fleet.fleet, zone, c));
   output.stdout(renderNotifications(notifications, zone, c));
-  return unhealthy(statuses) || unwritable !== undefined ? ExitCode.failed : ExitCode.ok;
+  return exitCode(statuses, fleet?.fleet, unwritable);
+}
+
+/** 1 when a project is failing or overdue, a runner is lost, a project unplaced, or the state cannot be written. */
+function exitCode(statuses: ProjectStatus[], fleet: FleetStatus | undefined, unwritable: string | undefined): number {
+  return unhealthy(statuses) || fleetUnhealthy(fleet) || unwritable !== undefined ? ExitCode.failed : ExitCode.ok;
 }
 
 /**
@@ -327,6 +340,9 @@ function renderTable(statuses: ProjectStatus[], now: Date, zone: string, c: Colo
     "LAST DRILL",
     "NOTIFY",
   ]];
+  // In a fleet, who ran each project last; without one the table stays as it always was.
+  const fleet = statuses.some((s) => s.ran_by !== undefined);
+  if (fleet) rows[0].splice(4, 0, "RAN BY");
   for (const s of statuses) {
     const snapshots = Object.entries(s.snapshots)
       .map(([repository, x]) => `${repository} ${x.count}${x.newest ? `, newest ${age(x.newest, now)}` : ""}`)
@@ -347,6 +363,7 @@ function renderTable(statuses: ProjectStatus[], now: Date, zone: string, c: Colo
       s.last_drill?.status === "failed" ? c.red : plain,
       s.pending_notifications ? c.yellow : plain,
     ];
+    if (fleet) paints[rows.length].splice(4, 0, plain);
     rows.push([
       symbols[s.health],
       s.project,
@@ -358,6 +375,7 @@ function renderTable(statuses: ProjectStatus[], now: Date, zone: string, c: Colo
       s.last_drill ? `${s.last_drill.status} ${age(s.last_drill.at, now)}` : "-",
       s.pending_notifications ? `${s.pending_notifications} pending` : "-",
     ]);
+    if (fleet) rows[rows.length - 1].splice(4, 0, s.ran_by ?? "-");
   }
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => [...row[column]].length)));
   const lines = rows.map((row, r) =>

@@ -17,3 +17,8 @@ export function canonicalJson(value: unknown): string {
 export function fingerprint(config: NormalizedConfig): string {
   return `sha256:${createHash("sha256").update(canonicalJson(config)).digest("hex")}`;
 }
+
+/** A fingerprint as people read it: "sha256:" and its first 12 hex digits, enough to tell configs apart. */
+export function shortFingerprint(fingerprint: string): string {
+  return fingerprint.slice(0, 19);
+}

@@ -174,14 +174,18 @@ export const notificationEvents = [
   "verify.failed",
   "summary.daily",
   "config.invalid",
+  "runner.lost",
+  "runner.drift",
+  "project.unplaced",
 ] as const;
 export type NotificationEvent = (typeof notificationEvents)[number];
 
 interface NotifierOptions {
   /**
    * Events this channel receives. Default for slack, email, webhook and ntfy: run.failed, run.recovered,
-   * backup.overdue, deletions.held, check.failed, verify.failed, config.invalid. Default for healthchecks: run.started,
-   * run.succeeded, run.failed, run.recovered; for uptimeKuma the same without run.started (Kuma has no start signal).
+   * backup.overdue, deletions.held, check.failed, verify.failed, config.invalid, runner.lost, runner.drift,
+   * project.unplaced. Default for healthchecks: run.started, run.succeeded, run.failed, run.recovered; for uptimeKuma
+   * the same without run.started (Kuma has no start signal).
    */
   events?: NotificationEvent[];
 }

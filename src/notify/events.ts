@@ -5,6 +5,7 @@
  * notification, nor a notification queued for a result that was not recorded.
  */
 import { parseDuration } from "../config/duration.ts";
+import { shortFingerprint } from "../config/fingerprint.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { previousSlot } from "../config/schedule.ts";
 import { redact } from "../config/secrets.ts";
@@ -332,5 +333,82 @@ export function verifyFailed(
     error: errorTail(redact(failed.error)),
     next: `The latest backup of ${failed.source} could not be proven restorable: read the error, run ` +
       `\`backupctl verify ${failed.project}\` after fixing it; if it points at the repository, run \`restic check\` on it.`,
+  };
+}
+
+// The fleet's events (several runners sharing a PostgreSQL state; docs/fleet.md). Each names the runner concerned and
+// its labels; none carries more than names, labels and config fingerprints (no URL, no secret).
+
+/** A runner as the fleet's messages name it. */
+export interface RunnerRef {
+  name: string;
+  labels: string[];
+}
+
+/** A runner stopped heart-beating without stopping cleanly (killed, paused, cut off from the database). */
+export function runnerLost(
+  lost: { host: string; at: Date; runner: RunnerRef; lastHeartbeat: Date; work: string | null },
+): Message {
+  const silent = humanDuration(Math.max(0, lost.at.getTime() - lost.lastHeartbeat.getTime()));
+  const pinned = lost.runner.labels.length
+    ? `; projects whose runsOn only it has (${lost.runner.labels.join(", ")}) wait for it`
+    : "";
+  return {
+    version: messageVersion,
+    event: "runner.lost",
+    severity: "bad",
+    title: `runner ${lost.runner.name} lost: no heartbeat for ${silent}${
+      lost.work ? ` (it was running ${lost.work})` : ""
+    }`,
+    at: lost.at.toISOString(),
+    host: lost.host,
+    runner: lost.runner.name,
+    labels: lost.runner.labels,
+    lastHeartbeat: lost.lastHeartbeat.toISOString(),
+    ...(lost.work ? { work: lost.work } : {}),
+    next: `Its leases expire and the other runners take its work over${pinned}. Restart \`backupctl watch\` on ` +
+      "its host, or stop it cleanly; `backupctl status` shows the runners.",
+  };
+}
+
+/** A runner runs another config than the newest one of the fleet: it takes no new work until they match. */
+export function runnerDrift(
+  drift: { host: string; at: Date; runner: RunnerRef; fingerprint: string; newest: string; newestRunner: string },
+): Message {
+  return {
+    version: messageVersion,
+    event: "runner.drift",
+    severity: "warning",
+    title: `runner ${drift.runner.name} runs an older config (${shortFingerprint(drift.fingerprint)}, newest ` +
+      `${shortFingerprint(drift.newest)} from ${drift.newestRunner}): it takes no new work`,
+    at: drift.at.toISOString(),
+    host: drift.host,
+    runner: drift.runner.name,
+    labels: drift.runner.labels,
+    fingerprint: drift.fingerprint,
+    newestFingerprint: drift.newest,
+    newestRunner: drift.newestRunner,
+    next: `Deploy the same config to every runner (\`backupctl status\` shows which runs which), so that ` +
+      `${drift.runner.name} takes work again; two policies never run at once meanwhile.`,
+  };
+}
+
+/** A project needs runner labels that no live runner has: it is not run until one with them comes. */
+export function projectUnplaced(
+  unplaced: { host: string; at: Date; project: string; runsOn: string[]; runners: RunnerRef[] },
+): Message {
+  return {
+    version: messageVersion,
+    event: "project.unplaced",
+    severity: "bad",
+    title: `${unplaced.project}: no live runner has the labels it needs (${unplaced.runsOn.join(", ")}); ` +
+      "it is not backed up",
+    at: unplaced.at.toISOString(),
+    host: unplaced.host,
+    project: unplaced.project,
+    runsOn: unplaced.runsOn,
+    runners: unplaced.runners.map((runner) => ({ name: runner.name, labels: runner.labels })),
+    next: `Start \`backupctl watch --runner-labels ${unplaced.runsOn.join(",")}\` where ${unplaced.project}'s ` +
+      "data is reachable, or change its runsOn.",
   };
 }

@@ -147,6 +147,48 @@ export const exampleMessages: Record<NotificationEvent, Message> = {
     next: "Fix the file (`backupctl validate --config /config/backup.config.ts` lists the problems); watch loads it " +
       "when it is valid.",
   },
+  "runner.lost": {
+    version: messageVersion,
+    event: "runner.lost",
+    severity: "bad",
+    title: "runner db-eu-2 lost: no heartbeat for 2m 40s (it was running backup shop)",
+    at: "2025-03-01T03:12:40Z",
+    host,
+    runner: "db-eu-2",
+    labels: ["db", "eu"],
+    lastHeartbeat: "2025-03-01T03:10:00Z",
+    work: "backup shop",
+    next: "Its leases expire and the other runners take its work over; projects whose runsOn only it has (db, eu) " +
+      "wait for it. Restart `backupctl watch` on its host, or stop it cleanly; `backupctl status` shows the runners.",
+  },
+  "runner.drift": {
+    version: messageVersion,
+    event: "runner.drift",
+    severity: "warning",
+    title: "runner db-eu-2 runs an older config (sha256:3f9a1c0b7e2d, newest sha256:b41e07d9a6c5 from backup-1): " +
+      "it takes no new work",
+    at: "2025-03-01T09:30:05Z",
+    host,
+    runner: "db-eu-2",
+    labels: ["db", "eu"],
+    fingerprint: "sha256:3f9a1c0b7e2d58a4c1f0e9b7d6a5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7",
+    newestFingerprint: "sha256:b41e07d9a6c51f2e3d4c5b6a7980f1e2d3c4b5a69788f0e1d2c3b4a5968778a9",
+    newestRunner: "backup-1",
+    next: "Deploy the same config to every runner (`backupctl status` shows which runs which), so that db-eu-2 " +
+      "takes work again; two policies never run at once meanwhile.",
+  },
+  "project.unplaced": {
+    version: messageVersion,
+    event: "project.unplaced",
+    severity: "bad",
+    title: "shop: no live runner has the labels it needs (db, eu); it is not backed up",
+    at: "2025-03-01T03:00:00Z",
+    host,
+    project,
+    runsOn: ["db", "eu"],
+    runners: [{ name: "backup-1", labels: ["files"] }, { name: "db-us-1", labels: ["db", "us"] }],
+    next: "Start `backupctl watch --runner-labels db,eu` where shop's data is reachable, or change its runsOn.",
+  },
   "summary.daily": {
     version: messageVersion,
     event: "summary.daily",

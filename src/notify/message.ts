@@ -62,6 +62,19 @@ export interface Message {
   /** config.invalid: the config file and what is wrong in it (paths and messages, no values). */
   file?: string;
   problems?: string[];
+  /** runner.lost, runner.drift: the runner concerned, with its labels. */
+  runner?: string;
+  labels?: string[];
+  /** runner.lost: its last heartbeat, and what it was running then (absent when idle). */
+  lastHeartbeat?: string;
+  work?: string;
+  /** runner.drift: the config fingerprint it runs, the newest one of the fleet and the runner that brought it. */
+  fingerprint?: string;
+  newestFingerprint?: string;
+  newestRunner?: string;
+  /** project.unplaced: the labels the project needs, and the live runners with theirs. */
+  runsOn?: string[];
+  runners?: { name: string; labels: string[] }[];
 }
 
 /**
@@ -78,6 +91,9 @@ const humanEvents: NotificationEvent[] = [
   "check.failed",
   "verify.failed",
   "config.invalid",
+  "runner.lost",
+  "runner.drift",
+  "project.unplaced",
 ];
 
 /** The events a channel receives: its `events`, else the defaults for its kind. */

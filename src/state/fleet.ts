@@ -467,6 +467,19 @@ export class FleetTables {
     return new Map(rows.map((row) => [row.name, row.last_refresh_at]));
   }
 
+  /**
+   * Per project, who made its latest run: the runner, or the host for a run made outside a fleet (status shows it).
+   * One query on runs_project_started, as status's own for the last run.
+   */
+  async lastRunners(): Promise<Map<string, string>> {
+    const rows = await this.db.selectFrom("runs as r").select(["r.project", "r.runner", "r.host"])
+      .where("r.started_at", "=", (eb) =>
+        eb.selectFrom("runs as i").select((e) => e.fn.max("i.started_at").as("m"))
+          .whereRef("i.project", "=", "r.project"))
+      .execute();
+    return new Map(rows.map((row) => [row.project, row.runner ?? row.host]));
+  }
+
   /** Writes refused by a fence, newest first. */
   async fencedWrites(limit = 50): Promise<Selectable<FencedWriteTable>[]> {
     return await this.db.selectFrom("fenced_writes").selectAll().orderBy("id", "desc").limit(limit).execute();

@@ -20,6 +20,8 @@ export interface HistoryFilter {
   failed?: boolean;
   since?: string;
   kinds?: string[];
+  /** Only runs made by this fleet runner (operations audited without a run have none, so they are left out). */
+  runner?: string;
   limit: number;
 }
 
@@ -62,6 +64,7 @@ export async function history(db: Kysely<Database>, filter: HistoryFilter): Prom
     if (filter.projects?.length) query = query.where("project", "in", filter.projects);
     if (filter.failed) query = query.where("status", "in", ["failed", "interrupted"]);
     if (filter.since) query = query.where("started_at", ">=", filter.since);
+    if (filter.runner !== undefined) query = query.where("runner", "=", filter.runner);
     const runs = await query.execute();
     if (runs.length > 0) {
       const stages = await db.selectFrom("stages").selectAll()
@@ -71,7 +74,7 @@ export async function history(db: Kysely<Database>, filter: HistoryFilter): Prom
       entries.push(...runs.map((run) => ({ kind: runKind, run, stages: byRun.get(run.id) ?? [] })));
     }
   }
-  if (operationKinds === undefined || operationKinds.length > 0) {
+  if ((operationKinds === undefined || operationKinds.length > 0) && filter.runner === undefined) {
     let query = db.selectFrom("stages").selectAll().where("run_id", "is", null)
       .orderBy("started_at", "desc").orderBy("id", "desc").limit(filter.limit);
     if (operationKinds) query = query.where("type", "in", operationKinds as StageType[]);

@@ -28,6 +28,8 @@ export interface Health {
   lock_waits: string[];
   /** Per project with a restore drill: the latest one. */
   drills: Record<string, { at: string; status: string }>;
+  /** This runner: whether it reaches the state, why it takes no new work, the projects no live runner can take. */
+  runner: { name: string; labels: string[]; connected: boolean; held_back: string | null; unplaced: string[] };
 }
 
 /** A loop silent for longer than this (and at least 3 sleeps) is stuck. */
@@ -73,7 +75,12 @@ export async function health(watcher: Watcher): Promise<Health> {
   const staleMs = Math.max(3 * options.maxSleepMs, minStaleMs);
   const silentMs = now.getTime() - status.heartbeatAt.getTime();
 
+  const { runner } = status;
   const unhealthy: string[] = [];
+  // Without the database a runner finishes what it runs and takes no new work: its backups stop until it reconnects.
+  if (!runner.connected) {
+    unhealthy.push(`runner ${runner.name} cannot reach the state database; it takes no new work until it reconnects`);
+  }
   if (silentMs > staleMs) unhealthy.push(`the loop has shown no activity for ${Math.round(silentMs / 1000)}s`);
   if (!writable) unhealthy.push("the state database cannot be written (results go to fallback.jsonl)");
   for (const o of overdue) {
@@ -98,6 +105,10 @@ export async function health(watcher: Watcher): Promise<Health> {
   }
   if (status.lastTickError) degraded.push(`the last tick failed: ${status.lastTickError}`);
   for (const project of status.lockWaits) degraded.push(`${project} was skipped: another process held its lock`);
+  // Held back while connected (a config older than the fleet's newest): the others run the work meanwhile.
+  if (runner.heldBack && runner.connected) {
+    degraded.push(`runner ${runner.name} takes no new work: ${redact(runner.heldBack)}`);
+  }
 
   return {
     status: unhealthy.length ? "unhealthy" : degraded.length ? "degraded" : "ok",
@@ -118,7 +129,22 @@ export async function health(watcher: Watcher): Promise<Health> {
     },
     lock_waits: status.lockWaits,
     drills: Object.fromEntries([...drills].map(([project, d]) => [project, { at: d.at, status: d.status }])),
+    runner: {
+      name: runner.name,
+      labels: runner.labels,
+      connected: runner.connected,
+      held_back: runner.heldBack === null ? null : redact(runner.heldBack),
+      unplaced: runner.unplaced,
+    },
   };
+}
+
+/**
+ * The `reason` label of backupctl_runner_held_back: the reason's first clause ("config drift" of "config drift: runs
+ * sha256:…"), at most 60 characters, so the label's values stay few and never carry a secret or a fingerprint.
+ */
+export function heldBackReason(heldBack: string): string {
+  return redact(heldBack).split(/[:;,(\n]/)[0].trim().slice(0, 60);
 }
 
 /** The metrics registry; each collect reads the state database at scrape time. */
@@ -127,20 +153,22 @@ export function metricsRegistry(watcher: Watcher): Registry {
   const seconds = (iso: string | null | undefined) => (iso ? Date.parse(iso) / 1000 : undefined);
   const projects = () => Object.keys(watcher.loaded.config.projects);
   const digest = () => watcher.store.runDigest("0000", "9999");
+  /** Every per-project series says which runner exports it: in a fleet each runner is scraped on its own. */
+  const runner = () => watcher.status.runner.name;
 
   /** A gauge with one value per declared project, read at scrape time (a project without a value is left out). */
   const perProject = (name: string, help: string, read: () => Promise<(project: string) => number | undefined>) =>
     new Gauge({
       name,
       help,
-      labelNames: ["project"],
+      labelNames: ["project", "runner"],
       registers: [registry],
       async collect() {
         this.reset();
         const value = await read();
         for (const project of projects()) {
           const v = value(project);
-          if (v !== undefined) this.set({ project }, v);
+          if (v !== undefined) this.set({ project, runner: runner() }, v);
         }
       },
     });
@@ -170,7 +198,7 @@ export function metricsRegistry(watcher: Watcher): Registry {
   new Counter({
     name: "backupctl_runs_total",
     help: "Runs recorded in the audit, by project and final status.",
-    labelNames: ["project", "status"],
+    labelNames: ["project", "status", "runner"],
     registers: [registry],
     async collect() {
       this.reset();
@@ -178,7 +206,7 @@ export function metricsRegistry(watcher: Watcher): Registry {
       for (const project of projects()) {
         const counts = runs.get(project) ?? { succeeded: 0, failed: 0, interrupted: 0 };
         for (const status of ["succeeded", "failed", "interrupted"] as const) {
-          this.inc({ project, status }, counts[status]);
+          this.inc({ project, status, runner: runner() }, counts[status]);
         }
       }
     },
@@ -186,7 +214,7 @@ export function metricsRegistry(watcher: Watcher): Registry {
   new Gauge({
     name: "backupctl_snapshots",
     help: "Snapshots per project and repository in the inventory.",
-    labelNames: ["project", "repository"],
+    labelNames: ["project", "repository", "runner"],
     registers: [registry],
     async collect() {
       this.reset();
@@ -194,7 +222,7 @@ export function metricsRegistry(watcher: Watcher): Registry {
       for (const [name, project] of Object.entries(watcher.loaded.config.projects)) {
         for (const repository of project.repositories) {
           const row = counts.find((c) => c.project === name && c.repository === repository);
-          this.set({ project: name, repository }, row?.count ?? 0);
+          this.set({ project: name, repository, runner: runner() }, row?.count ?? 0);
         }
       }
     },
@@ -244,6 +272,37 @@ export function metricsRegistry(watcher: Watcher): Registry {
     registers: [registry],
     collect() {
       this.set(watcher.status.config.rejected ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "backupctl_runner_connected",
+    help: "1 while this runner's heartbeat reaches the state database, 0 while it cannot (it takes no new work).",
+    labelNames: ["runner"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ runner: runner() }, watcher.status.runner.connected ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "backupctl_runner_held_back",
+    help: "1 while this runner takes no new work (reason: config drift, the database out of reach…), else 0.",
+    labelNames: ["runner", "reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const heldBack = watcher.status.runner.heldBack;
+      this.set({ runner: runner(), reason: heldBack ? heldBackReason(heldBack) : "" }, heldBack ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "backupctl_project_unplaced",
+    help: "1 for an enabled project whose runsOn labels no live runner has (nobody backs it up), at the last tick.",
+    labelNames: ["project", "runner"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const project of watcher.status.runner.unplaced) this.set({ project, runner: runner() }, 1);
     },
   });
   return registry;

@@ -79,9 +79,11 @@ function parseMetrics(text: string): { samples: Sample[]; types: Map<string, str
   return { samples, types, help };
 }
 
-/** The one sample of `name` with exactly these labels. */
+/** The one sample of `name` with these labels (and any others: each per-project series also has `runner`). */
 function sample(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  const found = samples.filter((s) => s.name === name && JSON.stringify(s.labels) === JSON.stringify(labels));
+  const found = samples.filter((s) =>
+    s.name === name && Object.entries(labels).every(([label, value]) => s.labels[label] === value)
+  );
   assert.equal(found.length, 1, `${name}${JSON.stringify(labels)} in ${JSON.stringify(samples)}`);
   return found[0].value;
 }
@@ -264,6 +266,10 @@ describe("backupctl watch", () => {
     assert.equal(sample(samples, "backupctl_overdue", { project: "app" }), 0);
     assert.equal(sample(samples, "backupctl_config_rejected"), 0);
     assert.equal(sample(samples, "backupctl_state_db_writable"), 1);
+    // Every per-project series names the runner that exports it (by default the host); alone, it is never held back.
+    assert.ok(samples.filter((s) => "project" in s.labels).every((s) => s.labels.runner), metrics.body);
+    assert.equal(sample(samples, "backupctl_runner_connected"), 1);
+    assert.equal(sample(samples, "backupctl_runner_held_back"), 0);
     const lastTick = sample(samples, "backupctl_watch_last_tick_timestamp_seconds");
     assert.ok(lastTick >= Date.parse(rows[1].started_at) / 1000 - 1, String(lastTick));
 

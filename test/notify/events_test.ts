@@ -2,7 +2,18 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { rememberSecret } from "../../src/config/secrets.ts";
-import { dailySummary, enqueueFor, overdueKey, previousDay, runFinished, wants } from "../../src/notify/events.ts";
+import { renderPlainText } from "../../src/notify/channels/text.ts";
+import {
+  dailySummary,
+  enqueueFor,
+  overdueKey,
+  previousDay,
+  projectUnplaced,
+  runFinished,
+  runnerDrift,
+  runnerLost,
+  wants,
+} from "../../src/notify/events.ts";
 import type { Message } from "../../src/notify/message.ts";
 import type { RunDigest } from "../../src/state/store.ts";
 import { loadedWithNotifiers } from "../support/plan-fixtures.ts";
@@ -150,5 +161,82 @@ describe("time-driven events", () => {
       day3,
       overdueKey({ ...overdue, last_success: "2026-11-29T03:00:00Z" }, new Date("2026-12-01T02:00:00Z")),
     );
+  });
+});
+
+describe("fleet events", () => {
+  const runner = { name: "db-eu-2", labels: ["db", "eu"] };
+  const oldConfig = `sha256:${"3f9a1c0b7e2d".padEnd(64, "0")}`;
+  const newConfig = `sha256:${"b41e07d9a6c5".padEnd(64, "1")}`;
+
+  it("runner.lost names the runner, its labels, its silence and the work it left", () => {
+    const lost = runnerLost({
+      host: "backup-1",
+      at,
+      runner,
+      lastHeartbeat: new Date(at.getTime() - 160_000),
+      work: "backup shop",
+    });
+    assert.equal(lost.event, "runner.lost");
+    assert.equal(lost.severity, "bad");
+    assert.equal(lost.title, "runner db-eu-2 lost: no heartbeat for 2m 40s (it was running backup shop)");
+    assert.equal(lost.host, "backup-1");
+    assert.deepEqual(lost.labels, ["db", "eu"]);
+    assert.equal(lost.lastHeartbeat, "2026-12-01T02:57:20.000Z");
+    assert.match(lost.next, /restart `backupctl watch`/i);
+    const text = renderPlainText(lost);
+    assert.match(text, /Runner: +db-eu-2/);
+    assert.match(text, /Was running: +backup shop/);
+    const idle = runnerLost({ host: "backup-1", at, runner, lastHeartbeat: at, work: null });
+    assert.equal(idle.work, undefined);
+    assert.doesNotMatch(idle.title, /running/);
+    assert.match(idle.next, /projects whose runsOn only it has \(db, eu\) wait for it/);
+    const unlabelled = runnerLost({ host: "h", at, runner: { name: "r", labels: [] }, lastHeartbeat: at, work: null });
+    assert.doesNotMatch(unlabelled.next, /runsOn/);
+  });
+
+  it("runner.drift shows both fingerprints short in its text and whole in its payload", () => {
+    const drift = runnerDrift({
+      host: "db-eu-2",
+      at,
+      runner,
+      fingerprint: oldConfig,
+      newest: newConfig,
+      newestRunner: "backup-1",
+    });
+    assert.equal(drift.event, "runner.drift");
+    assert.equal(drift.severity, "warning");
+    assert.match(
+      drift.title,
+      /^runner db-eu-2 runs an older config \(sha256:3f9a1c0b7e2d, newest sha256:b41e07d9a6c5 /,
+    );
+    assert.equal(drift.fingerprint, oldConfig);
+    assert.equal(drift.newestFingerprint, newConfig);
+    assert.match(renderPlainText(drift), /Newest config: +sha256:b41e07d9a6c5 \(backup-1\)/);
+  });
+
+  it("project.unplaced says which labels are needed and which runners are live", () => {
+    const unplaced = projectUnplaced({
+      host: "backup-1",
+      at,
+      project: "shop",
+      runsOn: ["db", "eu"],
+      runners: [{ name: "backup-1", labels: ["files"] }],
+    });
+    assert.equal(unplaced.event, "project.unplaced");
+    assert.equal(unplaced.project, "shop");
+    assert.deepEqual(unplaced.runsOn, ["db", "eu"]);
+    assert.match(unplaced.next, /--runner-labels db,eu/);
+    assert.match(renderPlainText(unplaced), /Live runners: +backup-1 \(files\)/);
+  });
+
+  it("people get them by default, monitors do not; a key makes one per channel", () => {
+    const loaded = config({
+      monitor: { type: "healthchecks", pingUrl: "http://127.0.0.1:1/p" },
+      chat: { type: "slack", webhookUrl: { secret: "env", name: "SLACK_URL" } },
+    });
+    const lost = runnerLost({ host: "h", at, runner, lastHeartbeat: at, work: null });
+    const rows = enqueueFor(loaded, ["shop"], lost, { now: at, key: "runner.lost:db-eu-2:1" });
+    assert.deepEqual(rows.map((row) => [row.channel, row.key]), [["chat", "runner.lost:db-eu-2:1:chat"]]);
   });
 });

@@ -2,6 +2,7 @@
  * What a message says, as labelled facts and as plain text: the Slack fields, the e-mail table and the plain-text
  * bodies (e-mail, ntfy, healthchecks) show the same facts in the same order and words.
  */
+import { shortFingerprint } from "../../config/fingerprint.ts";
 import { formatBytes } from "../../format/bytes.ts";
 import { humanDuration } from "../../format/time.ts";
 import type { Message, Severity, SummaryProject } from "../message.ts";
@@ -26,6 +27,22 @@ export function facts(message: Message): Fact[] {
     if (value !== undefined && value !== "") list.push({ label, value });
   };
   add("Project", message.project);
+  add("Runner", message.runner);
+  add("Labels", message.labels && (message.labels.join(", ") || "none"));
+  add("Runs on", message.runsOn?.join(", "));
+  add(
+    "Live runners",
+    message.runners &&
+      (message.runners.map((r) => `${r.name} (${r.labels.join(", ") || "no labels"})`).join("; ") || "none"),
+  );
+  add("Last heartbeat", message.lastHeartbeat && sinceText(message.lastHeartbeat, message.at));
+  add("Was running", message.work);
+  add("Config", message.fingerprint && shortFingerprint(message.fingerprint));
+  add(
+    "Newest config",
+    message.newestFingerprint &&
+      `${shortFingerprint(message.newestFingerprint)}${message.newestRunner ? ` (${message.newestRunner})` : ""}`,
+  );
   add("Repositories", message.repositories?.join(", "));
   add("Run", message.runId);
   add("Stage", message.stage);
