@@ -33,7 +33,7 @@ export async function enqueueScheduledNotifications(
   if (summaryChannels.length > 0) {
     const day = previousDay(config.timezone, now);
     const key = `summary.daily:${day.label}`;
-    if (!await ctx.store.notificationKeyExists(key)) {
+    if (!await ctx.store.outbox.notificationKeyExists(key)) {
       const digest = await ctx.store.runDigest(day.from.toISOString(), day.to.toISOString());
       const observed = await ctx.store.observe();
       const overdueNow = new Set(plan(ctx.loaded, observed, now, { generatedAt: now }).overdue.map((o) => o.project));

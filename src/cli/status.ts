@@ -111,7 +111,7 @@ export async function run(options: Options, output: Output): Promise<number> {
     const checks = await store.repositoryChecks();
     const drills = await store.latestDrills();
     // One read of the outbox serves both the per-project counts and the notifications section below.
-    const outbox = await store.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
+    const outbox = await store.outbox.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
     fleet = await fleetStatus(store, loaded.config, now);
     statuses = Object.values(loaded.config.projects).map((project) => {
       const { lastSuccess } = runs.get(project.name) ?? {};

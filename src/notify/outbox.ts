@@ -41,7 +41,7 @@ export async function deliverOutbox(
 ): Promise<DeliveryReport> {
   const report: DeliveryReport = { delivered: 0, failed: 0, givenUp: 0 };
   const warn = options.warn ?? (() => {});
-  const due = await store.dueNotifications(options.now().toISOString());
+  const due = await store.outbox.dueNotifications(options.now().toISOString());
   const byChannel = new Map<string, OutboxRow[]>();
   for (const row of due) byChannel.set(row.channel, [...(byChannel.get(row.channel) ?? []), row]);
   const timeoutMs = deliveryTimeoutMs(loaded);
@@ -55,7 +55,7 @@ export async function deliverOutbox(
           ? `channel ${channel} is no longer declared in the config`
           : `not delivered within ${humanDuration(Date.parse(row.expires_at) - Date.parse(row.created_at))} ` +
             `(${row.attempts} attempt${row.attempts === 1 ? "" : "s"}; last error: ${row.last_error ?? "none"})`;
-        await store.recordDelivery(row, { givenUp: now.toISOString(), error: reason });
+        await store.outbox.recordDelivery(row, { givenUp: now.toISOString(), error: reason });
         warn(
           `notification ${row.event}${row.project ? ` of ${row.project}` : ""} to ${channel} undeliverable: ${reason}`,
         );
@@ -64,15 +64,15 @@ export async function deliverOutbox(
       }
       try {
         await deliver(notifier, JSON.parse(row.payload) as Message, { configDir: loaded.dir, timeoutMs });
-        await store.recordDelivery(row, { delivered: options.now().toISOString() });
+        await store.outbox.recordDelivery(row, { delivered: options.now().toISOString() });
         report.delivered++;
       } catch (error) {
         const message = redact(error instanceof Error ? error.message : String(error));
         const retryAt = new Date(options.now().getTime() + retryDelayMs(row.attempts + 1)).toISOString();
-        await store.recordDelivery(row, { failed: now.toISOString(), error: message, retryAt });
+        await store.outbox.recordDelivery(row, { failed: now.toISOString(), error: message, retryAt });
         // The channel's later rows wait behind this one, so they arrive in order and a down receiver costs one
         // timeout per pass, not one per message.
-        await store.postponeChannel(channel, row.id, retryAt);
+        await store.outbox.postponeChannel(channel, row.id, retryAt);
         warn(
           `notification ${row.event}${row.project ? ` of ${row.project}` : ""} to ${channel} failed ` +
             `(attempt ${row.attempts + 1}), retrying after ${retryAt}: ${message}`,
@@ -82,7 +82,7 @@ export async function deliverOutbox(
       }
     }
   }));
-  await store.purgeOutbox(new Date(options.now().getTime() - keepFinishedMs).toISOString());
+  await store.outbox.purgeOutbox(new Date(options.now().getTime() - keepFinishedMs).toISOString());
   return report;
 }
 

@@ -161,3 +161,41 @@ export async function outboxOverview(
     .where("given_up_at", ">=", since).orderBy("id").execute();
   return { pending, undeliverable };
 }
+
+/** The outbox of one state, as `store.outbox`: each method the function of the same name above. */
+export class OutboxQueue {
+  constructor(private readonly db: Kysely<Database>, private readonly dialect: StateDialect) {}
+
+  /** Whether a keyed notification was enqueued already (for any channel: the key's prefix). */
+  notificationKeyExists(prefix: string): Promise<boolean> {
+    return notificationKeyExists(this.db, prefix);
+  }
+
+  /** Rows to attempt now, oldest first, a channel's rows in order. */
+  dueNotifications(now: string, limit = 200): Promise<OutboxRow[]> {
+    return dueNotifications(this.db, now, limit);
+  }
+
+  /**
+   * Records a delivery attempt (a row given up is audited as a failed `notify` stage). Not written to the fallback:
+   * when the database cannot take it, the row stays pending and is sent again (delivery is at least once).
+   */
+  recordDelivery(row: Pick<OutboxRow, "id" | "channel" | "event" | "project">, outcome: DeliveryOutcome) {
+    return recordDelivery(this.dialect, this.db, row, outcome);
+  }
+
+  /** Moves a channel's waiting rows to `retryAt`: they are sent after the one that failed, in order. */
+  postponeChannel(channel: string, afterId: number, retryAt: string): Promise<void> {
+    return postponeChannel(this.db, channel, afterId, retryAt);
+  }
+
+  /** Deletes delivered and given-up rows finished before `before` (the outbox is a queue, not an archive). */
+  purgeOutbox(before: string): Promise<void> {
+    return purgeOutbox(this.db, before);
+  }
+
+  /** The outbox for `status`: rows still being tried, and rows given up since `since`. */
+  outboxOverview(since: string): Promise<{ pending: OutboxRow[]; undeliverable: OutboxRow[] }> {
+    return outboxOverview(this.db, since);
+  }
+}

@@ -2,8 +2,9 @@
  * The state database: run audit, stages, snapshot inventory, repositories, outbox, lineage and serial. StateStore is
  * the one door to it; the work is done by the modules beside it: open.ts (opening, permissions), writes.ts (every
  * write, in one registry), replay.ts and fallback.ts (the fallback file), observe.ts (the planner's read model),
- * outbox.ts, reports.ts (history, digests, counts), dialect-sqlite.ts and dialect-postgres.ts (all that is each
- * database's own; open-postgres.ts opens a PostgreSQL state).
+ * outbox.ts, reports.ts (history, digests, counts; read through reader.ts, which the store extends), fleet.ts and
+ * runners.ts (leases, fences, runners), dialect-sqlite.ts and dialect-postgres.ts (all that is each database's own;
+ * open-postgres.ts opens a PostgreSQL state).
  *
  * The database is a SQLite file in the state folder, or a PostgreSQL state (OpenOptions.postgres). The folder is used
  * either way: fallback.jsonl, the project locks and the private folder stay local.
@@ -16,9 +17,8 @@
 import { randomInt } from "node:crypto";
 import { join } from "node:path";
 import type { Kysely } from "kysely";
-import { FencedError, StateUnwritableError } from "../errors.ts";
+import { StateUnwritableError } from "../errors.ts";
 import { logger } from "../log.ts";
-import type { ObservedState, SnapshotState } from "../plan/types.ts";
 import { currentProcessStart } from "../runtime/process.ts";
 import { type Backend, openPostgresBackend, sqliteBackend } from "./backend.ts";
 import type { PostgresState } from "./dialect-postgres.ts";
@@ -26,7 +26,6 @@ import { sqliteStateDialect } from "./dialect-sqlite.ts";
 import { appendFallback, fallbackFileName } from "./fallback.ts";
 import * as copy from "./copy.ts";
 import type { RowCounts } from "./copy.ts";
-import * as observed from "./observe.ts";
 import {
   busyTimeoutFor,
   ensureStateDir,
@@ -37,12 +36,11 @@ import {
   unwritableStateError,
 } from "./open.ts";
 import * as outbox from "./outbox.ts";
-import type { DeliveryOutcome, NewNotification, OutboxRow } from "./outbox.ts";
+import type { NewNotification } from "./outbox.ts";
 import { type FallbackReplay, replayFallback, runOf } from "./replay.ts";
-import { breachOf, type Fence, type FenceBreach, FleetTables, recordFencedWrite } from "./fleet.ts";
-import * as reports from "./reports.ts";
-import type { HistoryEntry, HistoryFilter, RepositoryCheck, RunDigest, RunSummary } from "./reports.ts";
-import type { Database, SnapshotRow, SnapshotTable } from "./schema.ts";
+import { type Fence, type FenceBreach, fenceBreached, fencedError, FleetTables } from "./fleet.ts";
+import { StateReader } from "./reader.ts";
+import type { Database, SnapshotRow } from "./schema.ts";
 import { explainFileError, stateFolderProblem } from "./writable.ts";
 import {
   applyWrite,
@@ -93,7 +91,7 @@ interface WriteHealth {
   deferredBumps: number;
 }
 
-export class StateStore {
+export class StateStore extends StateReader {
   #health: WriteHealth = { degraded: false, because: "", deferredBumps: 0 };
   /** The leases this store's writes are fenced by (a view made by {@link fenced}); none on the store itself. */
   #fence: Fence | undefined;
@@ -107,11 +105,12 @@ export class StateStore {
   readonly #backend: Backend;
 
   private constructor(
-    private readonly db: Kysely<Database>,
+    db: Kysely<Database>,
     readonly dir: string,
     backend: Backend,
     warn: (message: string) => void,
   ) {
+    super(db);
     this.#backend = backend;
     this.#target = { db, atomically: (body) => backend.dialect.writeTransaction(db, body) };
     this.#warn = warn;
@@ -268,18 +267,6 @@ export class StateStore {
     await this.db.destroy();
   }
 
-  async meta(key: string): Promise<string | undefined> {
-    return await observed.meta(this.db, key);
-  }
-
-  async lineage(): Promise<string> {
-    return await observed.lineage(this.db);
-  }
-
-  async serial(): Promise<number> {
-    return await observed.serial(this.db);
-  }
-
   // Writes: each an operation of writes.ts, through #write.
 
   /** Called once by every apply that changed state: saved plans made before it become stale. */
@@ -385,108 +372,9 @@ export class StateStore {
     );
   }
 
-  // The outbox (outbox.ts).
-
-  /** Whether a keyed notification was enqueued already (for any channel: the key's prefix). */
-  async notificationKeyExists(prefix: string): Promise<boolean> {
-    return await outbox.notificationKeyExists(this.db, prefix);
-  }
-
-  /** Outbox rows to attempt now, oldest first, a channel's rows in order (see outbox.ts). */
-  async dueNotifications(now: string, limit = 200): Promise<OutboxRow[]> {
-    return await outbox.dueNotifications(this.db, now, limit);
-  }
-
-  /**
-   * Records a delivery attempt (a row given up is audited as a failed `notify` stage). Not written to the fallback:
-   * when the database cannot take it, the row stays pending and is sent again (delivery is at least once).
-   */
-  async recordDelivery(
-    row: Pick<OutboxRow, "id" | "channel" | "event" | "project">,
-    outcome: DeliveryOutcome,
-  ): Promise<void> {
-    await outbox.recordDelivery(this.#backend.dialect, this.db, row, outcome);
-  }
-
-  /** Moves a channel's waiting rows to `retryAt`: they are sent after the one that failed, in order. */
-  async postponeChannel(channel: string, afterId: number, retryAt: string): Promise<void> {
-    await outbox.postponeChannel(this.db, channel, afterId, retryAt);
-  }
-
-  /** Deletes delivered and given-up rows finished before `before` (the outbox is a queue, not an archive). */
-  async purgeOutbox(before: string): Promise<void> {
-    await outbox.purgeOutbox(this.db, before);
-  }
-
-  /** The outbox for `status`: rows still being tried, and rows given up since `since`. */
-  async outboxOverview(since: string): Promise<{ pending: OutboxRow[]; undeliverable: OutboxRow[] }> {
-    return await outbox.outboxOverview(this.db, since);
-  }
-
-  // Reports (reports.ts).
-
-  /** The audit, newest first, for `history`: runs with their stages and operations audited without a run. */
-  async history(filter: HistoryFilter): Promise<HistoryEntry[]> {
-    return await reports.history(this.db, filter);
-  }
-
-  /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
-  async latestDrills(): Promise<Map<string, { at: string; status: string; error: string | null }>> {
-    return await reports.latestDrills(this.db);
-  }
-
-  /** Finished runs of a project that failed or were interrupted after its last successful run. */
-  async failuresSinceLastSuccess(project: string): Promise<number> {
-    return await reports.failuresSinceLastSuccess(this.db, project);
-  }
-
-  /** Per project: runs started in [from, to) by status, and its last success. For the daily summary. */
-  async runDigest(from: string, to: string): Promise<Map<string, RunDigest>> {
-    return await reports.runDigest(this.db, from, to);
-  }
-
-  /** Per project: the latest run and the latest successful run. */
-  async projectRuns(): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
-    return await reports.projectRuns(this.db);
-  }
-
-  /** Per repository, its last check: when, and what it found (null: never checked). */
-  async repositoryChecks(): Promise<Map<string, RepositoryCheck>> {
-    return await reports.repositoryChecks(this.db);
-  }
-
-  /** Snapshot counts and newest snapshot time per (repository, project). */
-  async snapshotCounts(): Promise<{ repository: string; project: string | null; count: number; newest: string }[]> {
-    return await reports.snapshotCounts(this.db);
-  }
-
-  async listSnapshots(filter: { projects?: string[]; repository?: string }): Promise<SnapshotTable[]> {
-    return await reports.listSnapshots(this.db, filter);
-  }
-
-  /** The ids of a repository's snapshots in the inventory. */
-  async snapshotIds(repository: string): Promise<string[]> {
-    return await reports.snapshotIds(this.db, repository);
-  }
-
-  // The planner's read model (observe.ts).
-
-  /**
-   * Everything the planner needs, in a few indexed queries. `deadRuns`: runs still marked running whose process is
-   * gone (judged by the caller); their snapshots count as partial like those of failed and interrupted runs.
-   */
-  async observe(options: { deadRuns?: string[] } = {}): Promise<ObservedState> {
-    return await observed.observe(this.db, options);
-  }
-
-  /** How far backupctl vouches for each snapshot of the inventory, keyed `repository NUL id`. */
-  async snapshotStates(options: { deadRuns?: string[] } = {}): Promise<Map<string, SnapshotState>> {
-    return await observed.snapshotStates(this.db, options);
-  }
-
-  /** Runs the audit shows as running: the caller judges whether their process still lives. */
-  async runningRuns(): ReturnType<typeof observed.runningRuns> {
-    return await observed.runningRuns(this.db);
+  /** The notification queue (outbox.ts): what is due, delivery records, the overview `status` shows. */
+  get outbox(): outbox.OutboxQueue {
+    return new outbox.OutboxQueue(this.db, this.#backend.dialect);
   }
 
   /**
@@ -537,16 +425,10 @@ export class StateStore {
     const fence = this.#fence;
     if (!this.#backend.postgres && !fence) return await applyWrite(this.#target, op, args, this.#origin);
     return await this.#backend.dialect.writeTransaction(this.db, async (db) => {
-      const breach = fence ? await breachOf(db, fence) : undefined;
-      if (breach && fence) {
-        const at = new Date().toISOString();
-        await recordFencedWrite(
-          db,
-          { op, runId: runOf({ op, args }), instance: fence.instance, via: "live", at },
-          breach,
-        );
-        return { fenced: breach };
-      }
+      const breach = fence
+        ? await fenceBreached(db, fence, { op, runId: runOf({ op, args }), via: "live" })
+        : undefined;
+      if (breach) return { fenced: breach };
       return await applyWrite({ db, atomically: (body) => body(db) }, op, args, this.#origin);
     });
   }
@@ -562,15 +444,6 @@ export class StateStore {
       `the state database ${this.location} cannot be written (${reason}): ${consequence}. If this lasts, ${remedy}`,
     );
   }
-}
-
-function fencedError(op: string, breach: FenceBreach): FencedError {
-  return new FencedError(
-    breach.key,
-    `refused to record ${op}: the lease ${breach.key} (token ${breach.token}) was taken over by ` +
-      `${breach.currentHolder ?? "another runner"} (token ${breach.currentToken ?? "none"}); this process stops ` +
-      "the work it did under it (the refusal is recorded in the state's fenced writes)",
-  );
 }
 
 function logWarning(message: string): void {

@@ -69,7 +69,7 @@ export async function health(watcher: Watcher): Promise<Health> {
     const n = await store.failuresSinceLastSuccess(project);
     if (n > 0) failed[project] = n;
   }
-  const outbox = await store.outboxOverview(new Date(now.getTime() - 7 * 86_400_000).toISOString());
+  const outbox = await store.outbox.outboxOverview(new Date(now.getTime() - 7 * 86_400_000).toISOString());
   const writable = databaseWritable(store);
   const drills = await store.latestDrills();
   const staleMs = Math.max(3 * options.maxSleepMs, minStaleMs);
@@ -237,7 +237,7 @@ export function metricsRegistry(watcher: Watcher): Registry {
     help: "Notifications waiting to be sent.",
     registers: [registry],
     async collect() {
-      this.set((await watcher.store.outboxOverview("9999")).pending.length);
+      this.set((await watcher.store.outbox.outboxOverview("9999")).pending.length);
     },
   });
   new Gauge({
@@ -246,7 +246,7 @@ export function metricsRegistry(watcher: Watcher): Registry {
     registers: [registry],
     async collect() {
       const since = new Date(watcher.options.clock.now().getTime() - 7 * 86_400_000).toISOString();
-      this.set((await watcher.store.outboxOverview(since)).undeliverable.length);
+      this.set((await watcher.store.outbox.outboxOverview(since)).undeliverable.length);
     },
   });
   new Gauge({

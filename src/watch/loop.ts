@@ -14,7 +14,7 @@ import type { Clock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { redact } from "../config/secrets.ts";
 import { ConfigError, LockError } from "../errors.ts";
-import { configInvalid, enqueueFor } from "../notify/events.ts";
+import { configInvalid, enqueueFor, type RunnerRef } from "../notify/events.ts";
 import { OutboxSender } from "../notify/outbox.ts";
 import { type PlanAction, type PlanToApply, projectOf, repositoryOf } from "../plan/document.ts";
 import { loadConfigIsolated } from "../runtime/isolated-load.ts";
@@ -23,6 +23,7 @@ import type { StateStore } from "../state/store.ts";
 import { configDigest } from "./config-files.ts";
 import type { FleetMember } from "../fleet/member.ts";
 import { type FleetTickContext, runFleetTick } from "../fleet/tick.ts";
+import { checkFleet, notifyUnplaced, placedOn, unplacedProjects } from "../fleet/checks.ts";
 
 export interface WatchOptions {
   /** Projects run at the same time, at most (default 1). */
@@ -145,7 +146,9 @@ export class Watcher {
     let wakeAt = new Date(now.getTime() + maxSleepMs);
     try {
       const mayWork = this.options.fleet ? await this.#fleetChecks(this.options.fleet) : true;
-      this.status.runner.unplaced = this.#unplaced();
+      const runners = this.options.fleet ? this.#fleetRunners : [this.status.runner];
+      this.status.runner.unplaced = unplacedProjects(this.#loaded, runners);
+      if (this.status.runner.connected) await notifyUnplaced(this.#context(), this.status.runner.unplaced, runners);
       // Held back (config drift, the state out of reach): nothing new starts here; other runners take the work.
       if (!mayWork) return this.#tickDone(wakeAt);
       this.#sender.kick(); // retries of what earlier ticks could not send
@@ -181,51 +184,17 @@ export class Watcher {
 
   /** Whether this runner may run a project: it has every label the project's `runsOn` asks for. */
   #placed(project: string): boolean {
-    const needs = this.#loaded.config.projects[project]?.runsOn ?? [];
-    return needs.every((label) => this.status.runner.labels.includes(label));
+    return placedOn(this.#loaded, project, this.status.runner.labels);
   }
 
-  /** Enabled projects with `runsOn` that no runner can take: this one (alone), or no live runner of the fleet. */
-  #unplaced(): string[] {
-    const projects = Object.values(this.#loaded.config.projects).filter((p) => p.enabled && p.runsOn?.length);
-    const labelSets = this.options.fleet ? this.#fleetLabels : [this.status.runner.labels];
-    const covered = (needs: string[]) => labelSets.some((labels) => needs.every((label) => labels.includes(label)));
-    return projects.filter((p) => !covered(p.runsOn ?? [])).map((p) => p.name).sort();
-  }
+  /** The fleet's live runners that take work (this one included unless it holds back), read at the last check. */
+  #fleetRunners: RunnerRef[] = [];
 
-  /** The labels of the fleet's live runners that take work, read at the last fleet check. */
-  #fleetLabels: string[][] = [];
-
-  /**
-   * Before a fleet tick: whether this runner may take new work. Not while the state database is out of reach (its
-   * results would go to the fallback file, where a takeover fences them), nor while it runs another config than the
-   * newest one among the live runners (a half-rolled deploy must not run two policies at once).
-   */
+  /** Whether this runner may take new work now (fleet/checks.ts), with the runners that take work. */
   async #fleetChecks(member: FleetMember): Promise<boolean> {
-    await member.beat();
-    const runner = this.status.runner;
-    if (!member.connected || !(await this.store.reconnect().catch(() => false))) {
-      runner.connected = false;
-      runner.heldBack = `the state database is out of reach (${member.disconnectedBecause || "writes fail"})`;
-      member.heldBack = runner.heldBack;
-      return false;
-    }
-    runner.connected = true;
-    const newest = await this.store.fleet.newestConfig();
-    const drift = newest !== undefined && newest.fingerprint !== this.#loaded.fingerprint;
-    runner.heldBack = drift
-      ? `config drift: this runner runs config ${this.#loaded.fingerprint.slice(0, 19)}, the newest in the fleet ` +
-        `is ${newest.fingerprint.slice(0, 19)} (brought by runner ${newest.runner}); deploy it here`
-      : null;
-    if (member.heldBack !== runner.heldBack) {
-      if (runner.heldBack) this.options.log(`warning: no new work: ${runner.heldBack}`);
-      else if (member.heldBack) this.options.log("fleet: this runner takes work again");
-    }
-    member.heldBack = runner.heldBack;
-    const runners = await this.store.fleet.runners();
-    this.#fleetLabels = runners.filter((r) => r.state === "live" && r.heldBack === null).map((r) => r.labels);
-    if (!drift) this.#fleetLabels.push(runner.labels);
-    return !drift;
+    const checked = await checkFleet({ ...this.#context(), member, runner: this.status.runner, log: this.options.log });
+    this.#fleetRunners = checked.runners;
+    return checked.mayWork;
   }
 
   #fleetContext(member: FleetMember): FleetTickContext {

@@ -116,8 +116,8 @@ for (const backend of stateBackends) {
         assert.equal(rows[0].key, "episode-1:chat");
         await store.enqueueNotifications(rows);
         await store.enqueueNotifications(rows);
-        assert.equal(await store.notificationKeyExists("episode-1"), true);
-        assert.equal(await store.notificationKeyExists("episode-2"), false);
+        assert.equal(await store.outbox.notificationKeyExists("episode-1"), true);
+        assert.equal(await store.outbox.notificationKeyExists("episode-2"), false);
         const count = await storeDb(store).selectFrom("outbox").select((eb) => eb.fn.countAll<number>().as("n"))
           .executeTakeFirstOrThrow();
         assert.equal(Number(count.n), 1);
@@ -139,14 +139,18 @@ for (const backend of stateBackends) {
             enqueueFor(config, ["shop"], failedMessage("r1", plus(1000)), { now: plus(1000) }),
           );
           assert.equal(store.degraded, true);
-          assert.equal((await store.dueNotifications(plus(5000).toISOString())).length, 0, "not in the database yet");
+          assert.equal(
+            (await store.outbox.dueNotifications(plus(5000).toISOString())).length,
+            0,
+            "not in the database yet",
+          );
         } finally {
           await lock.release();
           await store.close();
         }
         const reopened = await backend.open(stateDir, { warn: () => {} });
         try {
-          const due = await reopened.dueNotifications(plus(5000).toISOString());
+          const due = await reopened.outbox.dueNotifications(plus(5000).toISOString());
           assert.deepEqual(due.map((row) => [row.channel, row.event, row.run_id]), [["chat", "run.failed", "r1"]]);
           const run = await storeDb(reopened).selectFrom("runs").select("status").where("id", "=", "r1")
             .executeTakeFirst();
@@ -191,7 +195,7 @@ for (const backend of stateBackends) {
         const later = await deliverOutbox(store, config, { now: () => plus(31_000) });
         assert.deepEqual(later, { delivered: 3, failed: 0, givenUp: 0 });
         assert.deepEqual(b.requests.map((r) => JSON.parse(r.body).runId), ["r1", "r2", "r3"]);
-        const overview = await store.outboxOverview(T0.toISOString());
+        const overview = await store.outbox.outboxOverview(T0.toISOString());
         assert.deepEqual(overview, { pending: [], undeliverable: [] });
       });
     });
@@ -258,7 +262,7 @@ for (const backend of stateBackends) {
         }
         const report = await deliverOutbox(store, config, { now: () => plus(3_600_000) });
         assert.deepEqual(report, { delivered: 0, failed: 0, givenUp: 1 });
-        const overview = await store.outboxOverview(T0.toISOString());
+        const overview = await store.outbox.outboxOverview(T0.toISOString());
         assert.equal(overview.pending.length, 0);
         assert.equal(overview.undeliverable.length, 1);
         assert.match(
@@ -284,7 +288,7 @@ for (const backend of stateBackends) {
           failed: 0,
           givenUp: 1,
         });
-        const [row] = (await store.outboxOverview(T0.toISOString())).undeliverable;
+        const [row] = (await store.outbox.outboxOverview(T0.toISOString())).undeliverable;
         assert.match(row.last_error ?? "", /channel old is no longer declared/);
       });
     });

@@ -1,0 +1,93 @@
+/**
+ * The reads of the state database that every store offers (StateStore extends it): lineage and serial, the reports
+ * of history, status and notifications (reports.ts), and the planner's read model (observe.ts). Apart from the store
+ * so that the store itself keeps to opening, writing and the fallback.
+ */
+import type { Kysely } from "kysely";
+import type { ObservedState, SnapshotState } from "../plan/types.ts";
+import * as observed from "./observe.ts";
+import * as reports from "./reports.ts";
+import type { HistoryEntry, HistoryFilter, RepositoryCheck, RunDigest, RunSummary } from "./reports.ts";
+import type { Database, SnapshotTable } from "./schema.ts";
+
+export class StateReader {
+  constructor(protected readonly db: Kysely<Database>) {}
+
+  async meta(key: string): Promise<string | undefined> {
+    return await observed.meta(this.db, key);
+  }
+
+  async lineage(): Promise<string> {
+    return await observed.lineage(this.db);
+  }
+
+  async serial(): Promise<number> {
+    return await observed.serial(this.db);
+  }
+
+  // Reports (reports.ts).
+
+  /** The audit, newest first, for `history`: runs with their stages and operations audited without a run. */
+  async history(filter: HistoryFilter): Promise<HistoryEntry[]> {
+    return await reports.history(this.db, filter);
+  }
+
+  /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
+  async latestDrills(): Promise<Map<string, { at: string; status: string; error: string | null }>> {
+    return await reports.latestDrills(this.db);
+  }
+
+  /** Finished runs of a project that failed or were interrupted after its last successful run. */
+  async failuresSinceLastSuccess(project: string): Promise<number> {
+    return await reports.failuresSinceLastSuccess(this.db, project);
+  }
+
+  /** Per project: runs started in [from, to) by status, and its last success. For the daily summary. */
+  async runDigest(from: string, to: string): Promise<Map<string, RunDigest>> {
+    return await reports.runDigest(this.db, from, to);
+  }
+
+  /** Per project: the latest run and the latest successful run. */
+  async projectRuns(): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
+    return await reports.projectRuns(this.db);
+  }
+
+  /** Per repository, its last check: when, and what it found (null: never checked). */
+  async repositoryChecks(): Promise<Map<string, RepositoryCheck>> {
+    return await reports.repositoryChecks(this.db);
+  }
+
+  /** Snapshot counts and newest snapshot time per (repository, project). */
+  async snapshotCounts(): Promise<{ repository: string; project: string | null; count: number; newest: string }[]> {
+    return await reports.snapshotCounts(this.db);
+  }
+
+  async listSnapshots(filter: { projects?: string[]; repository?: string }): Promise<SnapshotTable[]> {
+    return await reports.listSnapshots(this.db, filter);
+  }
+
+  /** The ids of a repository's snapshots in the inventory. */
+  async snapshotIds(repository: string): Promise<string[]> {
+    return await reports.snapshotIds(this.db, repository);
+  }
+
+  // The planner's read model (observe.ts).
+
+  /**
+   * Everything the planner needs, in a few indexed queries. `deadRuns`: runs still marked running whose process is
+   * gone (judged by the caller); their snapshots count as partial like those of failed and interrupted runs.
+   */
+  async observe(options: { deadRuns?: string[] } = {}): Promise<ObservedState> {
+    return await observed.observe(this.db, options);
+  }
+
+  /** How far backupctl vouches for each snapshot of the inventory, keyed `repository NUL id`. */
+  async snapshotStates(options: { deadRuns?: string[] } = {}): Promise<Map<string, SnapshotState>> {
+    return await observed.snapshotStates(this.db, options);
+  }
+
+  /** Runs the audit shows as running: the caller judges whether their process still lives. */
+  async runningRuns(): ReturnType<typeof observed.runningRuns> {
+    return await observed.runningRuns(this.db);
+  }
+}
