@@ -6,7 +6,7 @@
  * faster than 1.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cliArgv } from "../test/support/cli.ts";
 import { startPostgres } from "../test/support/postgres.ts";
@@ -94,6 +94,7 @@ ${entries.join("\n")}
   const children = Array.from({ length: runners }, (_, i) => {
     const stateDir = join(dir, `host-${i + 1}`);
     mkdirSync(stateDir, { recursive: true });
+    const log = openSync(join(stateDir, "watch.log"), "w");
     const child = spawn(program, [
       ...prefix,
       "--config",
@@ -111,9 +112,10 @@ ${entries.join("\n")}
         BACKUPCTL_STATE_URL: url,
         BACKUPCTL_STATE_DIR: stateDir,
         FLEET_RESTIC_PASSWORD: password,
-        BACKUPCTL_LOG_FORMAT: "json",
+        BACKUPCTL_LOG_FORMAT: "text",
       },
-      stdio: "ignore",
+      // The runner's log stays in its folder while the bench runs (for a look when a figure surprises).
+      stdio: ["ignore", log, log],
     });
     return { child, done: new Promise((resolve) => child.once("close", resolve)) };
   });

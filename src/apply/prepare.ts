@@ -36,6 +36,11 @@ export interface PrepareOptions {
   offline?: boolean;
   /** The plan of a command that runs on demand (`backup`, `forget`). */
   onDemand?: OnDemand;
+  /**
+   * Judge only the restic locks of local repositories not written for this long (a fleet, where other runners'
+   * backups hold fresh locks all the time: reading each costs a restic process). Default: every lock.
+   */
+  lockAgeMs?: number;
 }
 
 export interface Prepared {
@@ -53,7 +58,8 @@ export interface Prepared {
 export async function preparePlan(loaded: LoadedConfig, store: StateStore, options: PrepareOptions): Promise<Prepared> {
   const { now, host } = options;
   const projects = options.projects?.length ? options.projects : undefined;
-  const look = () => options.offline ? observeRecorded(store, host) : observe(loaded, store, host, projects);
+  const look = () =>
+    options.offline ? observeRecorded(store, host) : observe(loaded, store, host, projects, options.lockAgeMs);
   let { observed, leftovers, adopted, warnings } = await look();
   if (options.refresh) {
     // Snapshots forgotten or added outside backupctl must not make the plan wrong (a forget of an id that is gone,
@@ -154,6 +160,7 @@ async function observe(
   store: StateStore,
   host: string,
   projects: string[] | undefined,
+  lockAgeMs?: number,
 ): Promise<Observation> {
   const { observed, leftovers, adopted, warnings } = await observeRecorded(store, host);
   for (const name of repositoriesInScope(loaded, projects)) {
@@ -177,7 +184,7 @@ async function observe(
     if (!observed.repositories[name]?.initialized) continue;
     const { repositoryFor } = await import("./context.ts");
     const repository = repositoryFor({ loaded, store }, name);
-    if ((repository.localLockIds() ?? []).length === 0) continue;
+    if ((repository.localLockIds(lockAgeMs) ?? []).length === 0) continue;
     try {
       const { judgeLock } = await import("../repository/restic-locks.ts");
       for (const verdict of (await repository.locks()).map((lock) => judgeLock(lock))) {

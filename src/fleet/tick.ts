@@ -55,6 +55,12 @@ const preparing = new Set<PlanAction["type"]>(["init", "recover"]);
  */
 const inventoryFreshMs = 60_000;
 
+/**
+ * Restic locks younger than this are not read when planning: in a fleet, other runners' backups hold fresh locks all
+ * the time, and reading each costs a restic process. A dead process's lock is judged once it is this old.
+ */
+export const fleetLockAgeMs = 30_000;
+
 /** Runs the tick's due work as units under leases (see the top of this file). */
 export async function runFleetTick(ctx: FleetTickContext, plan: PlanToApply): Promise<void> {
   const repositoryWork = (tickPlan: PlanToApply, types: (type: PlanAction["type"]) => boolean) =>
@@ -75,7 +81,11 @@ export async function runFleetTick(ctx: FleetTickContext, plan: PlanToApply): Pr
   await eachLimited(projects, ctx.concurrency, (project) => projectUnit(ctx, project));
   if (stopRequested()) return;
   // Maintenance due now that the forgets ran (a prune counts what was forgotten): planned again from the state.
-  const { plan: after } = await preparePlan(ctx.loaded, ctx.store, { now: ctx.clock.now(), host: ctx.host });
+  const { plan: after } = await preparePlan(ctx.loaded, ctx.store, {
+    now: ctx.clock.now(),
+    host: ctx.host,
+    lockAgeMs: fleetLockAgeMs,
+  });
   await eachLimited(
     repositoryWork(after, (type) => !preparing.has(type)),
     ctx.concurrency,
@@ -91,6 +101,7 @@ async function projectUnit(ctx: FleetTickContext, project: string): Promise<void
       host: ctx.host,
       projects: [project],
       refresh: { since: new Date(ctx.clock.now().getTime() - inventoryFreshMs) },
+      lockAgeMs: fleetLockAgeMs,
     });
     const actions = plan.actions.filter((a) => runsNow(a) && projectOf(a) === project);
     if (actions.length === 0) return; // done by another runner since the tick's plan
@@ -121,6 +132,7 @@ async function repositoryUnit(
       host: ctx.host,
       projects,
       refresh: true,
+      lockAgeMs: fleetLockAgeMs,
     });
     const actions = plan.actions.filter((a) =>
       runsNow(a) && projectOf(a) === undefined && repositoryOf(a) === repository && types(a.type)

@@ -2,7 +2,7 @@
  * A restic repository: init, backup (stdin stream or paths), snapshots, forget. The repository URL and password go
  * to restic through RESTIC_REPOSITORY / RESTIC_PASSWORD (never argv: URLs may hold credentials). JSON output is parsed.
  */
-import { readdirSync, rmSync } from "node:fs";
+import { readdirSync, rmSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { classifyResticFailure, ResticError } from "./restic-errors.ts";
 import { runInteractive } from "../exec/interactive.ts";
@@ -47,6 +47,9 @@ export interface BackupOptions {
 }
 
 const fullId = /^[0-9a-f]{64}$/;
+
+/** How long reading one lock may take: restic opens the repository (about a second), then reads a small file. */
+const lockReadTimeoutMs = 10_000;
 const schemePattern = /^(local|sftp|rest|s3|b2|azure|gs|swift|rclone):/;
 
 export class Restic {
@@ -129,8 +132,8 @@ export class Restic {
     return ["restic", command, ...this.globalArgs(options), ...args];
   }
 
-  private async restic(command: string, args: string[], input?: string): Promise<RunResult> {
-    const attempt = () => this.run(this.argv(command, ...args), { env: this.environment(), input });
+  private async restic(command: string, args: string[], input?: string, timeoutMs?: number): Promise<RunResult> {
+    const attempt = () => this.run(this.argv(command, ...args), { env: this.environment(), input, timeoutMs });
     const result = await attempt();
     // A lock a crashed process left (its holder provably gone) is removed, and the command runs once more.
     if (result.code !== 0 && command !== "unlock" && isLockConflict(result)) {
@@ -249,20 +252,36 @@ export class Restic {
     if (listed.code !== 0) throw this.failure("list locks", listed);
     const locks: ResticLock[] = [];
     for (const id of listed.stdout.split("\n").map((line) => line.trim()).filter((line) => fullId.test(line))) {
-      const shown = await this.restic("cat", ["lock", id, "--no-lock"]);
-      // A lock removed meanwhile (its holder finished) is simply gone.
+      // A lock removed meanwhile (its holder finished) is simply gone. restic 0.14 retries reading a file that is
+      // not there for some 45 s before it says so: a local lock file is looked for first, and reading one gets a
+      // time limit (a lock that vanished in between is then gone too; one that could not be read is not judged).
+      if (local && !this.localLockIds()?.includes(id)) continue;
+      const shown = await this.restic("cat", ["lock", id, "--no-lock"], undefined, lockReadTimeoutMs);
       const lock = shown.code === 0 ? parseLock(id, shown.stdout) : undefined;
       if (lock) locks.push(lock);
     }
     return locks;
   }
 
-  /** The ids in a local repository's locks/ folder, without starting restic; undefined for other backends. */
-  localLockIds(): string[] | undefined {
+  /**
+   * The ids in a local repository's locks/ folder, without starting restic; undefined for other backends. With
+   * `olderThanMs`, only lock files not written for that long (restic rewrites a live lock every 5 minutes).
+   */
+  localLockIds(olderThanMs?: number): string[] | undefined {
     const url = this.url();
     if (schemePattern.test(url) && !url.startsWith("local:")) return undefined;
+    const folder = join(url.replace(/^local:/, ""), "locks");
     try {
-      return readdirSync(join(url.replace(/^local:/, ""), "locks")).filter((name) => fullId.test(name));
+      const ids = readdirSync(folder).filter((name) => fullId.test(name));
+      if (olderThanMs === undefined) return ids;
+      const before = Date.now() - olderThanMs;
+      return ids.filter((id) => {
+        try {
+          return statSync(join(folder, id)).mtimeMs < before;
+        } catch {
+          return false; // removed meanwhile
+        }
+      });
     } catch {
       return undefined;
     }

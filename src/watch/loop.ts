@@ -22,7 +22,7 @@ import { stopRequested } from "../runtime/shutdown.ts";
 import type { StateStore } from "../state/store.ts";
 import { configDigest } from "./config-files.ts";
 import type { FleetMember } from "../fleet/member.ts";
-import { type FleetTickContext, runFleetTick } from "../fleet/tick.ts";
+import { fleetLockAgeMs, type FleetTickContext, runFleetTick } from "../fleet/tick.ts";
 import { checkFleet, notifyUnplaced, placedOn, unplacedProjects } from "../fleet/checks.ts";
 
 export interface WatchOptions {
@@ -152,7 +152,11 @@ export class Watcher {
       // Held back (config drift, the state out of reach): nothing new starts here; other runners take the work.
       if (!mayWork) return this.#tickDone(wakeAt);
       this.#sender.kick(); // retries of what earlier ticks could not send
-      const { plan } = await preparePlan(this.#loaded, this.store, { now, host: this.options.host });
+      const { plan } = await preparePlan(this.#loaded, this.store, {
+        now,
+        host: this.options.host,
+        lockAgeMs: this.options.fleet ? fleetLockAgeMs : undefined,
+      });
       const due = new Set(
         plan.actions.filter(runsNow).map((a) => projectOf(a) ?? "").filter((p) => p !== "" && this.#placed(p)),
       );
