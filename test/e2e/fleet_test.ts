@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type BackgroundCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
+import { type BackgroundCli, runCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
 import { processTree } from "../support/inspect.ts";
 import { startPostgres } from "../support/postgres.ts";
 import { type StateServer, stateServer, stopStateBackends } from "../support/state-backends.ts";
@@ -57,6 +57,17 @@ ${entries.join("\n")}
   );
 }
 
+/** SIGKILL to a process and everything under it at once, as a container kill does (a child gone already is fine). */
+function killTree(pid: number): void {
+  for (const member of processTree(pid).reverse()) {
+    try {
+      process.kill(member, "SIGKILL");
+    } catch {
+      // ended on its own between the listing and the kill
+    }
+  }
+}
+
 describe("a fleet of watch runners on one PostgreSQL state", () => {
   let pg: StateServer;
   const started: BackgroundCli[] = [];
@@ -67,13 +78,7 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
     pg = await stateServer();
   });
   after(async () => {
-    for (const runner of started) {
-      for (const pid of processTree(runner.pid).reverse()) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch { /* gone */ }
-      }
-    }
+    for (const runner of started) killTree(runner.pid);
     await Promise.all(started.map((runner) => runner.done));
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     await stopStateBackends();
@@ -223,7 +228,13 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
       60_000,
     );
     const [runA] = await rows(fleet, "SELECT id FROM backupctl.runs WHERE runner = 'a'");
-    for (const pid of processTree(a.pid).reverse()) process.kill(pid, "SIGKILL");
+    // An apply on another host leaves the project to the runner that holds it.
+    const elsewhere = join(fleet.dir, "host-laptop");
+    const env = { BACKUPCTL_STATE_URL: fleet.url, BACKUPCTL_STATE_DIR: elsewhere, FLEET_RESTIC_PASSWORD: password };
+    const apply = await runCli(["--config", fleet.config, "apply", "--now", "2026-11-02T10:00:00Z"], { env });
+    assert.equal(apply.code, 4, apply.stdout + apply.stderr);
+    assert.match(apply.stderr, /project slow is leased by runner a, run \S+ \(expires in/);
+    killTree(a.pid);
     const killedAt = Date.now();
     await a.done;
     const b = startRunner(fleet, "b");
@@ -237,6 +248,18 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
     const tookOver = b.output().match(/took over project:slow from runner a/);
     assert.ok(tookOver, b.output());
     assert.ok(Date.now() - killedAt < 40_000, "taken over within the TTL and a tick, plus the run");
+    // From any host, read-only: the lost runner, the live one, who ran the project last.
+    const status = await runCli(["--config", fleet.config, "status", "--json", "--now", "2026-11-02T10:05:00Z"], {
+      env,
+    });
+    assert.equal(status.code, 1, `a lost runner makes status exit 1: ${status.stdout}${status.stderr}`);
+    const view = JSON.parse(status.stdout) as {
+      fleet: { runners: { name: string; state: string }[] };
+      projects: { project: string; ran_by?: string }[];
+    };
+    assert.deepEqual(view.fleet.runners.map((r) => `${r.name} ${r.state}`), ["a lost", "b live"]);
+    assert.equal(view.projects.find((p) => p.project === "slow")?.ran_by, "b");
+    assert.equal(existsSync(join(elsewhere, "fallback.jsonl")), false);
     const [b1] = await stop(b);
     assert.equal(b1.code, 0, b1.stdout + b1.stderr);
     assert.equal(await sql(fleet, `SELECT status FROM backupctl.runs WHERE id = '${runA}'`), "interrupted");
