@@ -333,7 +333,24 @@ export async function startHttp(
     if (request.method !== "GET" && request.method !== "HEAD") return send(405, "text/plain", "GET only\n");
     const answer = async () => {
       if (path === "/healthz") {
-        const result = await health(watcher);
+        // A state that cannot be read (the database out of reach) is itself the answer: unhealthy, and why.
+        const result = await health(watcher).catch((error): Pick<Health, "status" | "reasons" | "runner"> => ({
+          status: "unhealthy",
+          reasons: [
+            ...(watcher.status.runner.connected ? [] : [
+              `runner ${watcher.status.runner.name} cannot reach the state database; it takes no new work until it ` +
+              "reconnects",
+            ]),
+            `the state database cannot be read: ${redact((error as Error).message.split("\n")[0])}`,
+          ],
+          runner: {
+            name: watcher.status.runner.name,
+            labels: watcher.status.runner.labels,
+            connected: watcher.status.runner.connected,
+            held_back: watcher.status.runner.heldBack === null ? null : redact(watcher.status.runner.heldBack),
+            unplaced: watcher.status.runner.unplaced,
+          },
+        }));
         send(result.status === "unhealthy" ? 503 : 200, "application/json", `${JSON.stringify(result, null, 2)}\n`);
       } else if (path === "/metrics") {
         send(200, registry.contentType, await registry.metrics());

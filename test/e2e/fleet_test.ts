@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type BackgroundCli, runCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
 import { processTree } from "../support/inspect.ts";
-import { startPostgres } from "../support/postgres.ts";
+import { freePort, startPostgres } from "../support/postgres.ts";
 import { type StateServer, stateServer, stopStateBackends } from "../support/state-backends.ts";
 
 const password = "fleet-restic-password-1234";
@@ -105,7 +105,7 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
   function startRunner(
     fleet: Fleet,
     name: string,
-    options: { labels?: string; config?: string; now?: string } = {},
+    options: { labels?: string; config?: string; now?: string; listen?: number } = {},
   ) {
     const stateDir = join(fleet.dir, `host-${name}`);
     mkdirSync(stateDir, { recursive: true });
@@ -124,6 +124,7 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
       "20s",
       "--now",
       options.now ?? "2026-11-02T10:00:00Z",
+      ...(options.listen ? ["--listen", `127.0.0.1:${options.listen}`] : []),
     ], {
       env: {
         BACKUPCTL_STATE_URL: fleet.url,
@@ -368,7 +369,12 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
       const go = join(dir, "go");
       writeConfig(fleet.config, { steady: { run: `while [ ! -e ${go} ]; do sleep 0.05; done; echo steady data` } });
       const query = (text: string) => server.psql(text, "outage").then((out) => out.trim(), () => "");
-      const a = startRunner(fleet, "a");
+      const port = await freePort();
+      const healthz = async () => {
+        const response = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
+        return response ? { status: response.status, body: await response.text() } : undefined;
+      };
+      const a = startRunner(fleet, "a", { listen: port });
       await waitFor(
         "runner a's run in its backup stage",
         async () => (await query("SELECT stage FROM backupctl.runs WHERE status = 'running'")).startsWith("backup"),
@@ -388,6 +394,11 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
         () => /no new work|cannot reach the state database/.test(a.output()),
         30_000,
       );
+      const cutOff = await waitFor("/healthz unhealthy", async () => {
+        const health = await healthz();
+        return health?.status === 503 ? health : undefined;
+      }, 30_000);
+      assert.match(cutOff.body, /state database/);
       await server.resume();
       await waitFor(
         "the replayed run",
@@ -395,6 +406,7 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
         60_000,
       );
       await waitFor("the fallback file replayed and removed", () => !existsSync(fallback), 30_000);
+      await waitFor("/healthz healthy again", async () => (await healthz())?.status === 200, 30_000);
       const [result] = await stop(a);
       assert.equal(result.code, 0, result.stdout + result.stderr);
       assert.match(a.output(), /reachable again/);
