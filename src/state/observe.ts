@@ -2,7 +2,7 @@
  * The planner's read model: everything `plan` needs from the state database (ObservedState), how far backupctl
  * vouches for each snapshot of the inventory, and the runs startup recovery must judge. Reads only.
  */
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type {
   BackupRecord,
   InventorySnapshot,
@@ -60,9 +60,9 @@ export async function observe(db: Kysely<Database>, options: { deadRuns?: string
     .select(["repository", "id", "short_id", "time", "project", "source", "run_id", "hostname", "tags", "original"])
     .orderBy("time", "desc").execute())
     .map((row) => ({ ...row, tags: JSON.parse(row.tags) as string[] }));
-  const states = await snapshotStates(db, options);
+  const states = await unvouchedSnapshots(db, options);
   for (const snapshot of snapshots as InventorySnapshot[]) {
-    snapshot.state = states.get(`${snapshot.repository}\u0000${snapshot.id}`) ?? "adopted";
+    snapshot.state = states.get(`${snapshot.repository}\u0000${snapshot.id}`) ?? "complete";
   }
   const retention = (await db.selectFrom("retention_policies").selectAll().execute())
     .map((row) => ({
@@ -97,18 +97,16 @@ export async function observe(db: Kysely<Database>, options: { deadRuns?: string
   // Snapshots forgotten in each repository since its last successful prune (forgets before the count was kept: 0).
   const forgottenSincePrune = new Map(
     (await db.selectFrom("stages as f")
+      // Each repository's last successful prune, joined once (not looked up again for every forget).
+      .leftJoin(
+        (eb) =>
+          eb.selectFrom("stages").select(["repository", (e) => e.fn.max("started_at").as("at")])
+            .where("type", "=", "prune").where("status", "=", "succeeded").groupBy("repository").as("p"),
+        (join) => join.onRef("p.repository", "=", "f.repository"),
+      )
       .select(["f.repository", (eb) => eb.fn.sum<number>(eb.fn.coalesce("f.forgotten", eb.lit(0))).as("n")])
       .where("f.type", "=", "forget").where("f.status", "=", "succeeded")
-      .where((eb) =>
-        eb(
-          "f.started_at",
-          ">",
-          (sub) =>
-            sub.selectFrom("stages as p").select((p) => p.fn.coalesce(p.fn.max("p.started_at"), p.val("")).as("at"))
-              .where("p.type", "=", "prune").where("p.status", "=", "succeeded")
-              .whereRef("p.repository", "=", "f.repository"),
-        )
-      )
+      .where((eb) => eb("f.started_at", ">", eb.fn.coalesce("p.at", eb.val(""))))
       .groupBy("f.repository").execute())
       .map((row) => [row.repository, Number(row.n)]),
   );
@@ -197,35 +195,47 @@ export async function snapshotStates(
   db: Kysely<Database>,
   options: { deadRuns?: string[] } = {},
 ): Promise<Map<string, SnapshotState>> {
-  const rows = await db.selectFrom("snapshots").select(["repository", "id", "original", "project", "run_id"])
-    .execute();
-  const recorded = (await db.selectFrom("stages").select("snapshot_id")
-    .where("type", "=", "backup").where("status", "=", "succeeded").where("snapshot_id", "is not", null).execute())
-    .map((row) => row.snapshot_id!);
-  // Recorded ids may be short (restic 0.14 reports 8 characters): index them by their first 8.
-  const byPrefix = new Map<string, string[]>();
-  for (const id of recorded) byPrefix.set(id.slice(0, 8), [...byPrefix.get(id.slice(0, 8)) ?? [], id]);
-  const isRecorded = (id: string | null) =>
-    id !== null && (byPrefix.get(id.slice(0, 8)) ?? []).some((done) => id.startsWith(done) || done.startsWith(id));
-  const runIds = [...new Set(rows.map((row) => row.run_id).filter((id): id is string => id !== null))];
-  const runs = new Map<string, string>();
-  for (let i = 0; i < runIds.length; i += 500) {
-    for (
-      const run of await db.selectFrom("runs").select(["id", "status"]).where(
-        "id",
-        "in",
-        runIds.slice(i, i + 500),
-      )
-        .execute()
-    ) runs.set(run.id, run.status);
+  const unvouched = await unvouchedSnapshots(db, options);
+  const states = new Map<string, SnapshotState>();
+  for (const row of await db.selectFrom("snapshots").select(["repository", "id"]).execute()) {
+    const key = `${row.repository}\u0000${row.id}`;
+    states.set(key, unvouched.get(key) ?? "complete");
   }
+  return states;
+}
+
+/**
+ * The states of the inventory's snapshots that no successful backup stage recorded, by their id or, for a copy, the
+ * id of its original (see {@link snapshotStates}); every snapshot not in the map is complete.
+ *
+ * A recorded id may be short (restic 0.14 reports 8 characters) or the inventory's: they match when one starts with
+ * the other. The database answers that with the stages_recorded index (their first 8 characters), so that a state
+ * with a long history is not read whole: SQLite looks each snapshot up in it, PostgreSQL hashes it once (an anti-join).
+ * Only the snapshots left, usually none, come back with their run's status.
+ */
+async function unvouchedSnapshots(
+  db: Kysely<Database>,
+  options: { deadRuns?: string[] },
+): Promise<Map<string, SnapshotState>> {
+  // Literal values, not parameters: SQLite uses a partial index only for the very terms of its WHERE clause.
+  const recorded = (id: "s.id" | "s.original") =>
+    sql<boolean>`EXISTS (SELECT 1 FROM stages t
+      WHERE substr(t.snapshot_id, 1, 8) = substr(${sql.ref(id)}, 1, 8)
+        AND t.type = 'backup' AND t.status = 'succeeded' AND t.snapshot_id IS NOT NULL
+        AND (substr(${sql.ref(id)}, 1, length(t.snapshot_id)) = t.snapshot_id
+          OR substr(t.snapshot_id, 1, length(${sql.ref(id)})) = ${sql.ref(id)}))`;
+  const rows = await db.selectFrom("snapshots as s")
+    .leftJoin("runs as r", "r.id", "s.run_id")
+    .select(["s.repository", "s.id", "s.project", "s.run_id", "r.status"])
+    .where(sql<boolean>`NOT ${recorded("s.id")}`)
+    .where((eb) => eb.or([eb("s.original", "is", null), sql<boolean>`NOT ${recorded("s.original")}`]))
+    .execute();
   const dead = new Set(options.deadRuns ?? []);
   const states = new Map<string, SnapshotState>();
   for (const row of rows) {
     let state: SnapshotState;
-    if (isRecorded(row.id) || isRecorded(row.original)) state = "complete";
-    else if (row.project === null || row.run_id === null || !runs.has(row.run_id)) state = "adopted";
-    else if (runs.get(row.run_id) === "running" && !dead.has(row.run_id)) state = "pending";
+    if (row.project === null || row.run_id === null || row.status === null) state = "adopted";
+    else if (row.status === "running" && !dead.has(row.run_id)) state = "pending";
     else state = "incomplete";
     states.set(`${row.repository}\u0000${row.id}`, state);
   }

@@ -212,7 +212,15 @@ describe("StateStore.open", () => {
         assert.ok(tables.includes(table), `table ${table} missing from ${tables.join(", ")}`);
       }
       const indexes = await names(store, "index");
-      for (const index of ["runs_project_started", "stages_latest", "stages_maintenance", "snapshots_group"]) {
+      for (
+        const index of [
+          "runs_project_started",
+          "stages_latest",
+          "stages_maintenance",
+          "snapshots_group",
+          "stages_recorded",
+        ]
+      ) {
         assert.ok(indexes.includes(index), `index ${index} missing from ${indexes.join(", ")}`);
       }
       const columns = await sql<{ name: string }>`SELECT name FROM pragma_index_info('stages_latest') ORDER BY seqno`
@@ -246,8 +254,9 @@ describe("StateStore.open", () => {
         { name: "0007_history_operations" },
         { name: "0008_prune_cadence_held_plans" },
         { name: "0009_stage_notes" },
+        { name: "0011_recorded_snapshots" },
       ]);
-      assert.equal(latestMigration, "0009_stage_notes");
+      assert.equal(latestMigration, "0011_recorded_snapshots");
       // 0009: what a stage that succeeded has to say, apart from errors.
       const note = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('stages') WHERE name = 'note'`.execute(storeDb(store));
@@ -295,7 +304,9 @@ describe("StateStore.open", () => {
         });
         await sql`UPDATE stages SET error = note WHERE note IS NOT NULL`.execute(storeDb(old));
         await sql`ALTER TABLE stages DROP COLUMN note`.execute(storeDb(old));
-        await sql`DELETE FROM kysely_migration WHERE name = '0009_stage_notes'`.execute(storeDb(old));
+        // Kysely applies migrations in order only: the later ones go too.
+        await sql`DROP INDEX stages_recorded`.execute(storeDb(old));
+        await sql`DELETE FROM kysely_migration WHERE name >= '0009'`.execute(storeDb(old));
       } finally {
         await old.close();
       }
@@ -340,6 +351,7 @@ describe("StateStore.open", () => {
           { name: "0007_history_operations" },
           { name: "0008_prune_cadence_held_plans" },
           { name: "0009_stage_notes" },
+          { name: "0011_recorded_snapshots" },
         ]);
         const meta = await storeDb(second).selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [{ key: "lineage", value: lineage }, { key: "serial", value: "1" }]);
