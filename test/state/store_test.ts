@@ -694,6 +694,63 @@ for (const backend of stateBackends) {
         });
       });
 
+      it("tells how far it vouches for each snapshot, in observe() and snapshotStates() alike", async () => {
+        await withStore(backend, async (store) => {
+          const at = "2026-11-21T03:00:00.000Z";
+          await run(store, "r-ok", "shop", at, "succeeded");
+          await run(store, "r-failed", "shop", "2026-11-21T04:00:00.000Z", "failed");
+          await run(store, "r-alive", "shop", "2026-11-21T05:00:00.000Z");
+          await run(store, "r-dead", "shop", "2026-11-21T06:00:00.000Z");
+          const recorded = (snapshotId: string, status: StageResult["status"] = "succeeded") =>
+            backupStage(store, "shop", "db", "local", at, status, { runId: "r-ok", snapshotId });
+          const full = (prefix: string) => prefix.padEnd(64, prefix.at(-1));
+          await recorded(full("aa11"));
+          await recorded("bb22bb22"); // restic 0.14 recorded the short id
+          await recorded(full("cc33cc33cc33")); // the inventory lists it by a shorter id
+          await recorded(full("dd44"));
+          await recorded(full("ee55"), "failed"); // a failed stage vouches for nothing
+          const tagged = (id: string, runId: string | null, original: string | null = null) => ({
+            ...snapshot(id, at, "shop", "db"),
+            run_id: runId,
+            original,
+          });
+          await store.replaceSnapshots("local", [
+            tagged(full("aa11"), "r-ok"),
+            tagged(full("bb22bb22"), "r-ok"),
+            tagged("cc33cc33cc33", "r-ok"),
+            tagged(full("ee55"), "r-failed"),
+            tagged(full("ff66"), "r-alive"),
+            tagged(full("ab77"), "r-dead"),
+            tagged(full("ac88"), "r-gone"),
+            { ...tagged(full("ad99"), null), project: null, source: null },
+          ], "2026-11-22T10:00:00.000Z");
+          // A copy is vouched for through its original.
+          await store.replaceSnapshots(
+            "offsite",
+            [tagged(full("ae00"), "r-ok", full("dd44"))],
+            "2026-11-22T10:00:01.000Z",
+          );
+          const expected = new Map([
+            [`local\u0000${full("aa11")}`, "complete"],
+            [`local\u0000${full("bb22bb22")}`, "complete"],
+            ["local\u0000cc33cc33cc33", "complete"],
+            [`local\u0000${full("ee55")}`, "incomplete"],
+            [`local\u0000${full("ff66")}`, "pending"],
+            [`local\u0000${full("ab77")}`, "incomplete"],
+            [`local\u0000${full("ac88")}`, "adopted"],
+            [`local\u0000${full("ad99")}`, "adopted"],
+            [`offsite\u0000${full("ae00")}`, "complete"],
+          ]);
+          const states = await store.snapshotStates({ deadRuns: ["r-dead"] });
+          assert.deepEqual(new Map([...states].sort()), new Map([...expected].sort()));
+          const observed = await store.observe({ deadRuns: ["r-dead"] });
+          assert.deepEqual(
+            new Map(observed.snapshots.map((s) => [`${s.repository}\u0000${s.id}`, s.state] as const).sort()),
+            new Map([...expected].sort()),
+          );
+        });
+      });
+
       it("keeps the original of a copied snapshot in the inventory and in observe(), null for the others", async () => {
         await withStore(backend, async (store) => {
           await store.replaceSnapshots("local", [
