@@ -19,7 +19,12 @@ const mmapBytes = 1 << 30;
 /** Opens the database file in `mode` (runtime/sqlite.ts), through the runtime's driver. */
 export async function connectSqlite(path: string, mode: SqliteMode = "read-write"): Promise<Kysely<Database>> {
   const db = new Kysely<Database>({ dialect: await sqliteDialect(path, mode) });
-  await sql`PRAGMA mmap_size = ${sql.raw(String(mmapBytes))}`.execute(db);
+  try {
+    await sql`PRAGMA mmap_size = ${sql.raw(String(mmapBytes))}`.execute(db);
+  } catch (error) {
+    await db.destroy(); // the caller never gets it to close
+    throw error;
+  }
   return db;
 }
 
