@@ -33,86 +33,103 @@ export async function serial(db: Kysely<Database>): Promise<number> {
 /**
  * Everything the planner needs, in a few indexed queries. `deadRuns`: runs still marked running whose process is
  * gone (judged by the caller); their snapshots count as partial like those of failed and interrupted runs.
+ *
+ * The queries are sent at once: on PostgreSQL each goes to a connection of the pool and the server runs them side by
+ * side while this process reads the rows of another (the inventory); SQLite's driver runs them one after the other.
  */
 export async function observe(db: Kysely<Database>, options: { deadRuns?: string[] } = {}): Promise<ObservedState> {
-  const repositories: ObservedState["repositories"] = {};
-  for (const row of await db.selectFrom("repositories").select(["name", "initialized_at"]).execute()) {
-    repositories[row.name] = {
-      initialized: row.initialized_at !== null,
-      initializedAt: row.initialized_at ?? undefined,
-    };
-  }
   const latest = (status: StageStatus) =>
     db.selectFrom("stages")
       .select(["project", "source", "repository", (eb) => eb.fn.max("started_at").as("at")])
       .where("type", "=", "backup").where("status", "=", status)
       .groupBy(["project", "source", "repository"]).execute();
+  const latestPerRepository = (type: "prune" | "check" | "forget", status?: "succeeded") => {
+    let query = db.selectFrom("stages").select(["repository", (eb) => eb.fn.max("started_at").as("at")])
+      .where("type", "=", type);
+    if (status) query = query.where("status", "=", status);
+    return query.groupBy("repository").execute();
+  };
+  const [
+    repositoryRows,
+    succeeded,
+    failed,
+    snapshots,
+    states,
+    retentionRows,
+    [pruned, checked, forgotten, pruneAttempts, drills],
+    knownProjects,
+    plans,
+    forgottenSincePrune,
+    failedWithSnapshot,
+    unfinished,
+    lineageValue,
+    serialValue,
+  ] = await Promise.all([
+    db.selectFrom("repositories").select(["name", "initialized_at"]).execute(),
+    latest("succeeded"),
+    latest("failed"),
+    inventory(db),
+    unvouchedSnapshots(db, options),
+    db.selectFrom("retention_policies").selectAll().execute(),
+    Promise.all([
+      latestPerRepository("prune", "succeeded"),
+      latestPerRepository("check", "succeeded"),
+      latestPerRepository("forget", "succeeded"),
+      // The latest prune attempt, whatever became of it: a later one than the last success failed or was cut short.
+      latestPerRepository("prune"),
+      db.selectFrom("stages").select(["project", (eb) => eb.fn.max("started_at").as("at")])
+        .where("type", "=", "verify").where("status", "=", "succeeded").groupBy("project").execute(),
+    ]),
+    distinctProjects(db),
+    db.selectFrom("applied_plans").select(["plan_id", "held"]).execute(),
+    forgottenPerRepository(db),
+    db.selectFrom("stages").select(["project", "source", "repository", "snapshot_id", "run_id"])
+      .where("type", "=", "backup").where("status", "=", "failed").where("snapshot_id", "is not", null).execute(),
+    unfinishedRunSnapshots(db, options.deadRuns ?? []),
+    lineage(db),
+    serial(db),
+  ]);
+  const repositories: ObservedState["repositories"] = {};
+  for (const row of repositoryRows) {
+    repositories[row.name] = {
+      initialized: row.initialized_at !== null,
+      initializedAt: row.initialized_at ?? undefined,
+    };
+  }
   const toRecords = (
     rows: { project: string | null; source: string | null; repository: string | null; at: string }[],
   ) =>
     rows.filter((r) => r.project && r.source && r.repository)
       .map((r) => ({ project: r.project!, source: r.source!, repository: r.repository!, at: r.at }));
-  const backups: BackupRecord[] = toRecords(await latest("succeeded"));
+  const backups: BackupRecord[] = toRecords(succeeded);
   const successAt = new Map(backups.map((b) => [`${b.project}\0${b.source}\0${b.repository}`, b.at]));
-  const failures = toRecords(await latest("failed"))
+  const failures = toRecords(failed)
     .filter((f) => (successAt.get(`${f.project}\0${f.source}\0${f.repository}`) ?? "") < f.at);
-  const snapshots = await inventory(db);
-  const states = await unvouchedSnapshots(db, options);
   for (const snapshot of snapshots) {
     snapshot.state = states.get(`${snapshot.repository}\u0000${snapshot.id}`) ?? "complete";
   }
-  const retention = (await db.selectFrom("retention_policies").selectAll().execute())
-    .map((row) => ({
-      project: row.project,
-      source: row.source,
-      repository: row.repository,
-      policy: row.policy,
-      at: row.applied_at,
-    }));
+  const retention = retentionRows.map((row) => ({
+    project: row.project,
+    source: row.source,
+    repository: row.repository,
+    policy: row.policy,
+    at: row.applied_at,
+  }));
   const maintenance: MaintenanceRecord[] = [];
-  for (const type of ["prune", "check", "forget"] as const) {
-    const rows = await db.selectFrom("stages")
-      .select(["repository", (eb) => eb.fn.max("started_at").as("at")])
-      .where("type", "=", type).where("status", "=", "succeeded").groupBy("repository").execute();
+  for (const [type, rows] of [["prune", pruned], ["check", checked], ["forget", forgotten]] as const) {
     for (const row of rows) if (row.repository) maintenance.push({ type, repository: row.repository, at: row.at });
   }
-  // The latest prune attempt, whatever became of it: a later one than the last success failed or was cut short.
-  for (
-    const row of await db.selectFrom("stages")
-      .select(["repository", (eb) => eb.fn.max("started_at").as("at")])
-      .where("type", "=", "prune").groupBy("repository").execute()
-  ) if (row.repository) maintenance.push({ type: "prune_attempt", repository: row.repository, at: row.at });
-  const drills = await db.selectFrom("stages")
-    .select(["project", (eb) => eb.fn.max("started_at").as("at")])
-    .where("type", "=", "verify").where("status", "=", "succeeded").groupBy("project").execute();
+  for (const row of pruneAttempts) {
+    if (row.repository) maintenance.push({ type: "prune_attempt", repository: row.repository, at: row.at });
+  }
   for (const row of drills) if (row.project) maintenance.push({ type: "verify", project: row.project, at: row.at });
-  const knownProjects = await distinctProjects(db);
-  const plans = await db.selectFrom("applied_plans").select(["plan_id", "held"]).execute();
   const appliedPlans = plans.map((r) => r.plan_id);
   const heldPlans: Record<string, string[]> = {};
   for (const row of plans) if (row.held) heldPlans[row.plan_id] = JSON.parse(row.held) as string[];
-  // Snapshots forgotten in each repository since its last successful prune (forgets before the count was kept: 0).
-  const forgottenSincePrune = new Map(
-    (await db.selectFrom("stages as f")
-      // Each repository's last successful prune, joined once (not looked up again for every forget).
-      .leftJoin(
-        (eb) =>
-          eb.selectFrom("stages").select(["repository", (e) => e.fn.max("started_at").as("at")])
-            .where("type", "=", "prune").where("status", "=", "succeeded").groupBy("repository").as("p"),
-        (join) => join.onRef("p.repository", "=", "f.repository"),
-      )
-      .select(["f.repository", (eb) => eb.fn.sum<number>(eb.fn.coalesce("f.forgotten", eb.lit(0))).as("n")])
-      .where("f.type", "=", "forget").where("f.status", "=", "succeeded")
-      .where((eb) => eb("f.started_at", ">", eb.fn.coalesce("p.at", eb.val(""))))
-      .groupBy("f.repository").execute())
-      .map((row) => [row.repository, Number(row.n)]),
-  );
   for (const record of maintenance) {
     if (record.type === "forget") record.forgotten = forgottenSincePrune.get(record.repository ?? null) ?? 0;
   }
-  const partials = (await db.selectFrom("stages")
-    .select(["project", "source", "repository", "snapshot_id", "run_id"])
-    .where("type", "=", "backup").where("status", "=", "failed").where("snapshot_id", "is not", null).execute())
+  const partials = failedWithSnapshot
     .filter((r) => r.project && r.source && r.repository)
     .map((r) => ({
       project: r.project!,
@@ -121,7 +138,7 @@ export async function observe(db: Kysely<Database>, options: { deadRuns?: string
       snapshot: r.snapshot_id!,
       runId: r.run_id,
     }));
-  for (const partial of await unfinishedRunSnapshots(db, options.deadRuns ?? [])) {
+  for (const partial of unfinished) {
     const known = partials.some((p) =>
       p.repository === partial.repository &&
       (partial.snapshot.startsWith(p.snapshot) || p.snapshot === partial.snapshot)
@@ -129,8 +146,8 @@ export async function observe(db: Kysely<Database>, options: { deadRuns?: string
     if (!known) partials.push(partial);
   }
   return {
-    lineage: await lineage(db),
-    serial: await serial(db),
+    lineage: lineageValue,
+    serial: serialValue,
     repositories,
     backups,
     failures,
@@ -143,6 +160,23 @@ export async function observe(db: Kysely<Database>, options: { deadRuns?: string
     heldPlans,
     partials,
   };
+}
+
+/** Snapshots forgotten in each repository since its last successful prune (forgets before the count was kept: 0). */
+async function forgottenPerRepository(db: Kysely<Database>): Promise<Map<string | null, number>> {
+  const rows = await db.selectFrom("stages as f")
+    // Each repository's last successful prune, joined once (not looked up again for every forget).
+    .leftJoin(
+      (eb) =>
+        eb.selectFrom("stages").select(["repository", (e) => e.fn.max("started_at").as("at")])
+          .where("type", "=", "prune").where("status", "=", "succeeded").groupBy("repository").as("p"),
+      (join) => join.onRef("p.repository", "=", "f.repository"),
+    )
+    .select(["f.repository", (eb) => eb.fn.sum<number>(eb.fn.coalesce("f.forgotten", eb.lit(0))).as("n")])
+    .where("f.type", "=", "forget").where("f.status", "=", "succeeded")
+    .where((eb) => eb("f.started_at", ">", eb.fn.coalesce("p.at", eb.val(""))))
+    .groupBy("f.repository").execute();
+  return new Map(rows.map((row) => [row.repository, Number(row.n)]));
 }
 
 /**
