@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { cpuSource, type Row, runCleanups, seconds } from "./measure.ts";
 import { pipelineBench } from "./pipeline.ts";
 import { plannerBench } from "./planner.ts";
+import { scaleBench } from "./scale.ts";
 import { startupBench } from "./startup.ts";
 import { fleetBench } from "./fleet.ts";
 
@@ -38,6 +39,7 @@ try {
   const startup = await startupBench({ quick, log });
   log("planner");
   const planner = await plannerBench({ quick });
+  const scale = await scaleBench({ quick, log });
   const pipeline = await pipelineBench({ quick, log });
   const fleet = await fleetBench({ quick, log });
   rows = [
@@ -45,6 +47,7 @@ try {
     ...pipeline.memory,
     ...pipeline.storage,
     ...planner,
+    ...scale,
     ...startup,
     ...pipeline.restore,
     ...fleet,
@@ -141,6 +144,14 @@ ${
 - **planner + state read**: the same, starting from a state database holding 1,000 audit rows per project
   (1,000,000 for 1,000 projects) and the inventory: \`observe()\` (the indexed queries plan runs) plus \`plan()\`.
   Baseline: reading every inventory row (\`SELECT * FROM snapshots\`) from the same database.
+- **scale**: \`plan\` for a fleet: 1,000 projects (\`--quick\`: 100), each with one source on its own daily schedule
+  and a retention that keeps its 100 daily snapshots, against a state holding per project 400 runs with their backup
+  stages and 200 operations (1,000 audit rows: 1,000,000 in all) and 100 snapshots in the inventory (100,000), filled in
+  SQL — once in SQLite and once in PostgreSQL (a throwaway server on 127.0.0.1, the state's connections over TCP). Per
+  database: \`observe()\` + \`plan()\` in one process after a warm-up (baseline: reading every inventory row, \`SELECT
+  *\`), and the whole \`backupctl plan\` process under Deno (runtime start, config load, state open, observe, plan,
+  render), median of 5 (\`--quick\`: 3) after a warm-up (baseline: \`deno eval 1\`). Target (issue 20): under 1 s on
+  both databases.
 - **start-up**: whole-process wall time of \`backupctl --version\`, \`validate\` and \`plan\` on a temp copy of the demo
   config (SQLite database and files, backed up once first so plan reads a real state database), under Deno and Bun,
   median of 5 (\`--quick\`: 3) after one warm-up run. Baseline: \`deno eval 1\` / \`bun -e 1\`. Target: plan under 0.5 s.

@@ -4,8 +4,28 @@ import { cut, describeValue } from "./issues.ts";
 
 const aliases = new Set(["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"]);
 
+/**
+ * Answers of the pure functions below, by their arguments: a fleet's config repeats a few schedules and zones over
+ * hundreds of projects, and a cron-parser or Intl call costs a tenth of a millisecond. Emptied when full, so a
+ * long-running watch, asking with a new `now` every minute, keeps it small.
+ */
+const memo = new Map<string, string | number | undefined>();
+const memoLimit = 20_000;
+
+function remembered<T extends string | number | undefined>(key: string, compute: () => T): T {
+  if (memo.has(key)) return memo.get(key) as T;
+  const value = compute();
+  if (memo.size >= memoLimit) memo.clear();
+  memo.set(key, value);
+  return value;
+}
+
 /** Returns why the expression is not a valid schedule, or undefined when it is. */
 export function scheduleProblem(expression: string): string | undefined {
+  return remembered(`problem\u0000${expression}`, () => computeScheduleProblem(expression));
+}
+
+function computeScheduleProblem(expression: string): string | undefined {
   const text = expression.trim();
   if (text.startsWith("@")) {
     return aliases.has(text)
@@ -31,6 +51,10 @@ export function scheduleProblem(expression: string): string | undefined {
 
 /** Returns why the name is not a known IANA time zone, or undefined when it is. */
 export function timezoneProblem(name: string): string | undefined {
+  return remembered(`zone\u0000${name}`, () => computeTimezoneProblem(name));
+}
+
+function computeTimezoneProblem(name: string): string | undefined {
   try {
     new Intl.DateTimeFormat("en-US", { timeZone: name });
     return undefined;
@@ -100,6 +124,14 @@ function fixedZone(timezone: string, from: number, to: number): string | undefin
 
 /** The latest slot at or before `now`, or undefined when the schedule has none (it cannot, for valid crons). */
 export function previousSlot(expression: string, timezone: string, now: Date): Date | undefined {
+  const at = remembered(
+    `previous\u0000${expression}\u0000${timezone}\u0000${now.getTime()}`,
+    () => computePreviousSlot(expression, timezone, now)?.getTime(),
+  );
+  return at === undefined ? undefined : new Date(at);
+}
+
+function computePreviousSlot(expression: string, timezone: string, now: Date): Date | undefined {
   const text = expression.trim();
   const window = now.getTime() - 8 * day;
   const fixed = fixedZone(timezone, window, now.getTime() + 3 * hour);
@@ -126,6 +158,15 @@ export function previousSlot(expression: string, timezone: string, now: Date): D
 
 /** The first slot strictly after `now`. */
 export function nextSlot(expression: string, timezone: string, now: Date): Date {
+  return new Date(
+    remembered(
+      `next\u0000${expression}\u0000${timezone}\u0000${now.getTime()}`,
+      () => computeNextSlot(expression, timezone, now).getTime(),
+    ),
+  );
+}
+
+function computeNextSlot(expression: string, timezone: string, now: Date): Date {
   const text = expression.trim();
   const window = now.getTime() + 8 * day;
   const fixed = fixedZone(timezone, now.getTime() - 3 * hour, window);

@@ -20,6 +20,8 @@ export function forgetActions(project: NormalizedProject, index: ObservedIndex, 
       const group = (index.groups.get(key) ?? []).filter(isUsable);
       if (group.length < 2) continue;
       const decision = applyRetention(group, project.retention, { now });
+      // Retention keeps them all (a fleet's steady state): nothing below can find one to forget.
+      if (decision.forget.length === 0) continue;
       // Never the newest complete snapshot of a group, nor one newer than the source's last successful backup, nor
       // one dated after now. Backups land in the primary repository first, so its last success bounds the copies in
       // the other repositories too.

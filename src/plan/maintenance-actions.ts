@@ -21,14 +21,41 @@ export function maintenanceActions(
   now: Date,
 ): Draft[] {
   const drafts: Draft[] = [];
-  const last = (type: MaintenanceRecord["type"], repository: string) =>
-    observed.maintenance.find((m) => m.type === type && m.repository === repository)?.at;
+  // Lookups built once: a fleet has as many repositories and drills as projects, and a scan of every record (or
+  // snapshot) for each of them grows with the square of the fleet.
+  const byRepository = new Map<string, MaintenanceRecord>();
+  const byProject = new Map<string, MaintenanceRecord>();
+  for (const record of observed.maintenance) {
+    // The first of each, as a search from the start finds it.
+    const keys = [[byRepository, record.repository], [byProject, record.project]] as const;
+    for (const [map, name] of keys) {
+      if (name !== undefined && name !== null && !map.has(`${record.type}\u0000${name}`)) {
+        map.set(`${record.type}\u0000${name}`, record);
+      }
+    }
+  }
+  const record = (type: MaintenanceRecord["type"], repository: string) =>
+    byRepository.get(`${type}\u0000${repository}`);
+  const last = (type: MaintenanceRecord["type"], repository: string) => record(type, repository)?.at;
   const since = (at: string) => `${isoSeconds(new Date(at))} (${humanDuration(now.getTime() - Date.parse(at))} ago)`;
   const repositories = [...new Set(active.flatMap((project) => project.repositories))];
+  const usersOf = new Map<string, NormalizedProject[]>();
+  for (const project of active) {
+    for (const repository of new Set(project.repositories)) {
+      const users = usersOf.get(repository);
+      if (users) users.push(project);
+      else usersOf.set(repository, [project]);
+    }
+  }
+  const held = new Map<string, number>();
+  for (const snapshot of observed.snapshots) held.set(snapshot.repository, (held.get(snapshot.repository) ?? 0) + 1);
+
+  const forgottenIn = new Map<string, number>();
+  for (const f of forgets) forgottenIn.set(f.repository, (forgottenIn.get(f.repository) ?? 0) + f.snapshots.length);
 
   for (const repository of repositories) {
-    const users = active.filter((project) => project.repositories.includes(repository));
-    const forgotten = forgets.filter((f) => f.repository === repository).reduce((n, f) => n + f.snapshots.length, 0);
+    const users = usersOf.get(repository) ?? [];
+    const forgotten = forgottenIn.get(repository) ?? 0;
     const explicitEvery = minimum(users.map((p) => p.prune?.every));
     const pruned = last("prune", repository);
     const lastPrune = pruned ?? observed.repositories[repository]?.initializedAt;
@@ -65,16 +92,16 @@ export function maintenanceActions(
       every: explicitEvery ?? { ms: parseDuration(defaultPruneEvery)!, text: defaultPruneEvery },
       pruned,
       since,
-      earlier: observed.maintenance.find((m) => m.type === "forget" && m.repository === repository)?.forgotten ?? 0,
+      earlier: record("forget", repository)?.forgotten ?? 0,
       now: forgotten,
-      held: observed.snapshots.filter((snapshot) => snapshot.repository === repository).length,
+      held: held.get(repository) ?? 0,
       nowMs: now.getTime(),
     });
     if (due) drafts.push({ type: "prune", repository, reason: due.reason, destructive: false, trigger: due.trigger });
   }
 
   for (const repository of repositories) {
-    const users = active.filter((project) => project.repositories.includes(repository));
+    const users = usersOf.get(repository) ?? [];
     const every = minimum(users.map((p) => p.check?.every ?? defaultCheckEvery))!;
     const subset = users.map((p) => p.check?.readDataSubset).find((s) => s !== undefined);
     const checked = last("check", repository);
@@ -98,7 +125,7 @@ export function maintenanceActions(
     );
     if (!backedUp) continue;
     const every = parseDuration(project.verify.every)!;
-    const lastDrill = observed.maintenance.find((m) => m.type === "verify" && m.project === project.name)?.at;
+    const lastDrill = byProject.get(`verify\u0000${project.name}`)?.at;
     if (lastDrill && now.getTime() - Date.parse(lastDrill) < every) continue;
     drafts.push({
       type: "verify",

@@ -1,15 +1,17 @@
 /** What exists in the state or a repository but is not declared: reported, never deleted. */
 import type { LoadedConfig } from "../config/load.ts";
-import type { InventorySnapshot, NotManaged, ObservedState } from "./types.ts";
+import type { NotManaged, ObservedState } from "./types.ts";
 
 /** What exists but is not declared: old projects and repositories, foreign snapshots, dropped sources. */
 export function notManaged(loaded: Pick<LoadedConfig, "config">, observed: ObservedState): NotManaged[] {
   const { config } = loaded;
   const result: NotManaged[] = [];
-  const count = (predicate: (s: InventorySnapshot) => boolean) => observed.snapshots.filter(predicate).length;
+  // Counted once for all: a scan of the inventory per dropped project grows with both.
+  const counts = new Map<string | null, number>();
+  for (const snapshot of observed.snapshots) counts.set(snapshot.project, (counts.get(snapshot.project) ?? 0) + 1);
   for (const project of observed.knownProjects) {
     if (project in config.projects) continue;
-    const n = count((s) => s.project === project);
+    const n = counts.get(project) ?? 0;
     result.push({
       kind: "project",
       subject: project,

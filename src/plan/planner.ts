@@ -10,7 +10,7 @@ import { forgetNowPrunes, maintenanceActions } from "./maintenance-actions.ts";
 import { notManaged } from "./not-managed.ts";
 import { indexObserved } from "./observed-index.ts";
 import { recoverActions } from "./recover-actions.ts";
-import { copyActions, initActions, unopenedRepositories } from "./repository-actions.ts";
+import { copyActions, initActions, plannedChanges, unopenedRepositories } from "./repository-actions.ts";
 import { isoSeconds } from "../format/time.ts";
 import type { ObservedState, Plan, PlanAction, PlanSummary } from "./types.ts";
 
@@ -69,10 +69,11 @@ export function planToApply(loaded: Loaded, observed: ObservedState, now: Date, 
     : demand?.command === "forget"
     ? []
     : active.flatMap((project) => backupActions(project, times.get(project.name)!, index));
+  const planned = plannedChanges(backups, forgets);
   const copies = demand?.command === "forget"
     ? []
     : active.flatMap((project) =>
-      copyActions(project, index, backups, forgets).filter((copy) =>
+      copyActions(project, index, planned).filter((copy) =>
         demand?.command !== "backup" ||
         (backups.some((backup) => backup.project === copy.project && backup.source === copy.source) &&
           (demand.repositories === undefined || demand.repositories.includes(copy.repository)))

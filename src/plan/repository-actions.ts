@@ -52,8 +52,7 @@ export function unopenedRepositories(active: NormalizedProject[], observed: Obse
 export function copyActions(
   project: NormalizedProject,
   index: ObservedIndex,
-  backups: DraftOf<"backup">[],
-  forgets: DraftOf<"forget">[],
+  planned: PlannedChanges,
 ): DraftOf<"copy">[] {
   const [primary, ...others] = project.repositories;
   const drafts: DraftOf<"copy">[] = [];
@@ -64,16 +63,13 @@ export function copyActions(
         present.add(copy.id);
         if (copy.original) present.add(copy.original);
       }
-      const forgotten = new Set(
-        forgets.filter((f) => f.project === project.name && f.source === source.name && f.repository === primary)
-          .flatMap((f) => f.snapshots),
-      );
+      const forgotten = planned.forgotten.get(groupKey(project.name, source.name, primary)) ?? new Set<string>();
       const missing = (index.groups.get(groupKey(project.name, source.name, primary)) ?? [])
         // Incomplete snapshots (and those of a run still going) are never copied: recovery forgets them.
         .filter((snapshot) => isUsable(snapshot) && !present.has(snapshot.id) && !forgotten.has(snapshot.id))
         .sort((a, b) => a.time.localeCompare(b.time))
         .map((snapshot) => snapshot.id);
-      const newBackup = backups.some((b) => b.project === project.name && b.source === source.name);
+      const newBackup = planned.backedUp.has(groupKey(project.name, source.name, ""));
       if (missing.length === 0 && !newBackup) continue;
       const what = [
         newBackup ? "the new backup" : "",
@@ -92,4 +88,30 @@ export function copyActions(
     }
   }
   return drafts;
+}
+
+/** What this plan's backups and forgets do to each group, looked up by the copies of every project. */
+export interface PlannedChanges {
+  /** The ids each group's forgets remove, keyed by {@link groupKey}. */
+  forgotten: Map<string, Set<string>>;
+  /** The (project, source) pairs backed up, keyed by {@link groupKey} with an empty repository. */
+  backedUp: Set<string>;
+}
+
+/**
+ * Built once per plan: a scan of all the plan's forgets and backups for each project's copies would grow with the
+ * square of the fleet.
+ */
+export function plannedChanges(
+  backups: readonly DraftOf<"backup">[],
+  forgets: readonly DraftOf<"forget">[],
+): PlannedChanges {
+  const forgotten = new Map<string, Set<string>>();
+  for (const forget of forgets) {
+    const key = groupKey(forget.project, forget.source, forget.repository);
+    const ids = forgotten.get(key) ?? new Set<string>();
+    for (const id of forget.snapshots) ids.add(id);
+    forgotten.set(key, ids);
+  }
+  return { forgotten, backedUp: new Set(backups.map((backup) => groupKey(backup.project, backup.source, ""))) };
 }

@@ -30,7 +30,9 @@ export function connectPostgres(state: PostgresState, options: { readOnly?: bool
     throw new RangeError(`state schema must match ${stateSchemaPattern}, got "${state.schema}"`);
   }
   rememberUrlSecrets(state.url);
-  const settings = [`-c search_path=${state.schema}`];
+  // No JIT: the state's queries are short, and a cost estimate over the server's threshold (a history of a million
+  // rows) made PostgreSQL spend more time compiling a plan than running it (400 ms of 1 s for observe's queries).
+  const settings = [`-c search_path=${state.schema}`, "-c jit=off"];
   if (options.readOnly) settings.push("-c default_transaction_read_only=on");
   const pool = new pg.Pool({
     connectionString: state.url,

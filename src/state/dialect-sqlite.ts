@@ -9,9 +9,23 @@ import { sqliteDialect, type SqliteMode, sqliteResultCode } from "../runtime/sql
 import { type Savepoint, type StateDialect, writeInTransaction } from "./dialect.ts";
 import type { Database } from "./schema.ts";
 
+/**
+ * How much of the database file SQLite reads through a memory map rather than read() calls into its small page cache
+ * (2 MiB by default): a plan over a long history looks up each of 100,000 snapshots in an index of the audit, and
+ * mapped pages made that a third faster. Address space only; the kernel's page cache holds the pages either way.
+ */
+const mmapBytes = 1 << 30;
+
 /** Opens the database file in `mode` (runtime/sqlite.ts), through the runtime's driver. */
 export async function connectSqlite(path: string, mode: SqliteMode = "read-write"): Promise<Kysely<Database>> {
-  return new Kysely<Database>({ dialect: await sqliteDialect(path, mode) });
+  const db = new Kysely<Database>({ dialect: await sqliteDialect(path, mode) });
+  try {
+    await sql`PRAGMA mmap_size = ${sql.raw(String(mmapBytes))}`.execute(db);
+  } catch (error) {
+    await db.destroy(); // the caller never gets it to close
+    throw error;
+  }
+  return db;
 }
 
 /**

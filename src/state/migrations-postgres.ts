@@ -213,6 +213,14 @@ const migrations: Record<string, Migration> = {
       await sql`INSERT INTO meta (key, value) VALUES ('fence_token', '0')`.execute(db);
     },
   },
+  "0011_recorded_snapshots": {
+    async up(db: Kysely<unknown>) {
+      // The snapshot ids successful backups recorded, by their first 8 characters (restic 0.14 recorded short ids):
+      // which inventory snapshots backupctl vouches for is then a lookup per snapshot, not a read of every stage.
+      await sql`CREATE INDEX stages_recorded ON stages ((substr(snapshot_id, 1, 8)), snapshot_id)
+        WHERE type = 'backup' AND status = 'succeeded' AND snapshot_id IS NOT NULL`.execute(db);
+    },
+  },
 };
 
 /** The PostgreSQL migrations, from code like the SQLite ones. */

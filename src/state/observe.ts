@@ -2,7 +2,7 @@
  * The planner's read model: everything `plan` needs from the state database (ObservedState), how far backupctl
  * vouches for each snapshot of the inventory, and the runs startup recovery must judge. Reads only.
  */
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type {
   BackupRecord,
   InventorySnapshot,
@@ -33,91 +33,103 @@ export async function serial(db: Kysely<Database>): Promise<number> {
 /**
  * Everything the planner needs, in a few indexed queries. `deadRuns`: runs still marked running whose process is
  * gone (judged by the caller); their snapshots count as partial like those of failed and interrupted runs.
+ *
+ * The queries are sent at once: on PostgreSQL each goes to a connection of the pool and the server runs them side by
+ * side while this process reads the rows of another (the inventory); SQLite's driver runs them one after the other.
  */
 export async function observe(db: Kysely<Database>, options: { deadRuns?: string[] } = {}): Promise<ObservedState> {
-  const repositories: ObservedState["repositories"] = {};
-  for (const row of await db.selectFrom("repositories").select(["name", "initialized_at"]).execute()) {
-    repositories[row.name] = {
-      initialized: row.initialized_at !== null,
-      initializedAt: row.initialized_at ?? undefined,
-    };
-  }
   const latest = (status: StageStatus) =>
     db.selectFrom("stages")
       .select(["project", "source", "repository", (eb) => eb.fn.max("started_at").as("at")])
       .where("type", "=", "backup").where("status", "=", status)
       .groupBy(["project", "source", "repository"]).execute();
+  const latestPerRepository = (type: "prune" | "check" | "forget", status?: "succeeded") => {
+    let query = db.selectFrom("stages").select(["repository", (eb) => eb.fn.max("started_at").as("at")])
+      .where("type", "=", type);
+    if (status) query = query.where("status", "=", status);
+    return query.groupBy("repository").execute();
+  };
+  const [
+    repositoryRows,
+    succeeded,
+    failed,
+    snapshots,
+    states,
+    retentionRows,
+    [pruned, checked, forgotten, pruneAttempts, drills],
+    knownProjects,
+    plans,
+    forgottenSincePrune,
+    failedWithSnapshot,
+    unfinished,
+    lineageValue,
+    serialValue,
+  ] = await Promise.all([
+    db.selectFrom("repositories").select(["name", "initialized_at"]).execute(),
+    latest("succeeded"),
+    latest("failed"),
+    inventory(db),
+    unvouchedSnapshots(db, options),
+    db.selectFrom("retention_policies").selectAll().execute(),
+    Promise.all([
+      latestPerRepository("prune", "succeeded"),
+      latestPerRepository("check", "succeeded"),
+      latestPerRepository("forget", "succeeded"),
+      // The latest prune attempt, whatever became of it: a later one than the last success failed or was cut short.
+      latestPerRepository("prune"),
+      db.selectFrom("stages").select(["project", (eb) => eb.fn.max("started_at").as("at")])
+        .where("type", "=", "verify").where("status", "=", "succeeded").groupBy("project").execute(),
+    ]),
+    distinctProjects(db),
+    db.selectFrom("applied_plans").select(["plan_id", "held"]).execute(),
+    forgottenPerRepository(db),
+    db.selectFrom("stages").select(["project", "source", "repository", "snapshot_id", "run_id"])
+      .where("type", "=", "backup").where("status", "=", "failed").where("snapshot_id", "is not", null).execute(),
+    unfinishedRunSnapshots(db, options.deadRuns ?? []),
+    lineage(db),
+    serial(db),
+  ]);
+  const repositories: ObservedState["repositories"] = {};
+  for (const row of repositoryRows) {
+    repositories[row.name] = {
+      initialized: row.initialized_at !== null,
+      initializedAt: row.initialized_at ?? undefined,
+    };
+  }
   const toRecords = (
     rows: { project: string | null; source: string | null; repository: string | null; at: string }[],
   ) =>
     rows.filter((r) => r.project && r.source && r.repository)
       .map((r) => ({ project: r.project!, source: r.source!, repository: r.repository!, at: r.at }));
-  const backups: BackupRecord[] = toRecords(await latest("succeeded"));
+  const backups: BackupRecord[] = toRecords(succeeded);
   const successAt = new Map(backups.map((b) => [`${b.project}\0${b.source}\0${b.repository}`, b.at]));
-  const failures = toRecords(await latest("failed"))
+  const failures = toRecords(failed)
     .filter((f) => (successAt.get(`${f.project}\0${f.source}\0${f.repository}`) ?? "") < f.at);
-  const snapshots = (await db.selectFrom("snapshots")
-    .select(["repository", "id", "short_id", "time", "project", "source", "run_id", "hostname", "tags", "original"])
-    .orderBy("time", "desc").execute())
-    .map((row) => ({ ...row, tags: JSON.parse(row.tags) as string[] }));
-  const states = await snapshotStates(db, options);
-  for (const snapshot of snapshots as InventorySnapshot[]) {
-    snapshot.state = states.get(`${snapshot.repository}\u0000${snapshot.id}`) ?? "adopted";
+  for (const snapshot of snapshots) {
+    snapshot.state = states.get(`${snapshot.repository}\u0000${snapshot.id}`) ?? "complete";
   }
-  const retention = (await db.selectFrom("retention_policies").selectAll().execute())
-    .map((row) => ({
-      project: row.project,
-      source: row.source,
-      repository: row.repository,
-      policy: row.policy,
-      at: row.applied_at,
-    }));
+  const retention = retentionRows.map((row) => ({
+    project: row.project,
+    source: row.source,
+    repository: row.repository,
+    policy: row.policy,
+    at: row.applied_at,
+  }));
   const maintenance: MaintenanceRecord[] = [];
-  for (const type of ["prune", "check", "forget"] as const) {
-    const rows = await db.selectFrom("stages")
-      .select(["repository", (eb) => eb.fn.max("started_at").as("at")])
-      .where("type", "=", type).where("status", "=", "succeeded").groupBy("repository").execute();
+  for (const [type, rows] of [["prune", pruned], ["check", checked], ["forget", forgotten]] as const) {
     for (const row of rows) if (row.repository) maintenance.push({ type, repository: row.repository, at: row.at });
   }
-  // The latest prune attempt, whatever became of it: a later one than the last success failed or was cut short.
-  for (
-    const row of await db.selectFrom("stages")
-      .select(["repository", (eb) => eb.fn.max("started_at").as("at")])
-      .where("type", "=", "prune").groupBy("repository").execute()
-  ) if (row.repository) maintenance.push({ type: "prune_attempt", repository: row.repository, at: row.at });
-  const drills = await db.selectFrom("stages")
-    .select(["project", (eb) => eb.fn.max("started_at").as("at")])
-    .where("type", "=", "verify").where("status", "=", "succeeded").groupBy("project").execute();
+  for (const row of pruneAttempts) {
+    if (row.repository) maintenance.push({ type: "prune_attempt", repository: row.repository, at: row.at });
+  }
   for (const row of drills) if (row.project) maintenance.push({ type: "verify", project: row.project, at: row.at });
-  const knownProjects = (await db.selectFrom("runs").select("project").distinct().execute()).map((r) => r.project);
-  const plans = await db.selectFrom("applied_plans").select(["plan_id", "held"]).execute();
   const appliedPlans = plans.map((r) => r.plan_id);
   const heldPlans: Record<string, string[]> = {};
   for (const row of plans) if (row.held) heldPlans[row.plan_id] = JSON.parse(row.held) as string[];
-  // Snapshots forgotten in each repository since its last successful prune (forgets before the count was kept: 0).
-  const forgottenSincePrune = new Map(
-    (await db.selectFrom("stages as f")
-      .select(["f.repository", (eb) => eb.fn.sum<number>(eb.fn.coalesce("f.forgotten", eb.lit(0))).as("n")])
-      .where("f.type", "=", "forget").where("f.status", "=", "succeeded")
-      .where((eb) =>
-        eb(
-          "f.started_at",
-          ">",
-          (sub) =>
-            sub.selectFrom("stages as p").select((p) => p.fn.coalesce(p.fn.max("p.started_at"), p.val("")).as("at"))
-              .where("p.type", "=", "prune").where("p.status", "=", "succeeded")
-              .whereRef("p.repository", "=", "f.repository"),
-        )
-      )
-      .groupBy("f.repository").execute())
-      .map((row) => [row.repository, Number(row.n)]),
-  );
   for (const record of maintenance) {
     if (record.type === "forget") record.forgotten = forgottenSincePrune.get(record.repository ?? null) ?? 0;
   }
-  const partials = (await db.selectFrom("stages")
-    .select(["project", "source", "repository", "snapshot_id", "run_id"])
-    .where("type", "=", "backup").where("status", "=", "failed").where("snapshot_id", "is not", null).execute())
+  const partials = failedWithSnapshot
     .filter((r) => r.project && r.source && r.repository)
     .map((r) => ({
       project: r.project!,
@@ -126,7 +138,7 @@ export async function observe(db: Kysely<Database>, options: { deadRuns?: string
       snapshot: r.snapshot_id!,
       runId: r.run_id,
     }));
-  for (const partial of await unfinishedRunSnapshots(db, options.deadRuns ?? [])) {
+  for (const partial of unfinished) {
     const known = partials.some((p) =>
       p.repository === partial.repository &&
       (partial.snapshot.startsWith(p.snapshot) || p.snapshot === partial.snapshot)
@@ -134,8 +146,8 @@ export async function observe(db: Kysely<Database>, options: { deadRuns?: string
     if (!known) partials.push(partial);
   }
   return {
-    lineage: await lineage(db),
-    serial: await serial(db),
+    lineage: lineageValue,
+    serial: serialValue,
     repositories,
     backups,
     failures,
@@ -148,6 +160,79 @@ export async function observe(db: Kysely<Database>, options: { deadRuns?: string
     heldPlans,
     partials,
   };
+}
+
+/** Snapshots forgotten in each repository since its last successful prune (forgets before the count was kept: 0). */
+async function forgottenPerRepository(db: Kysely<Database>): Promise<Map<string | null, number>> {
+  const rows = await db.selectFrom("stages as f")
+    // Each repository's last successful prune, joined once (not looked up again for every forget).
+    .leftJoin(
+      (eb) =>
+        eb.selectFrom("stages").select(["repository", (e) => e.fn.max("started_at").as("at")])
+          .where("type", "=", "prune").where("status", "=", "succeeded").groupBy("repository").as("p"),
+      (join) => join.onRef("p.repository", "=", "f.repository"),
+    )
+    .select(["f.repository", (eb) => eb.fn.sum<number>(eb.fn.coalesce("f.forgotten", eb.lit(0))).as("n")])
+    .where("f.type", "=", "forget").where("f.status", "=", "succeeded")
+    .where((eb) => eb("f.started_at", ">", eb.fn.coalesce("p.at", eb.val(""))))
+    .groupBy("f.repository").execute();
+  return new Map(rows.map((row) => [row.repository, Number(row.n)]));
+}
+
+/**
+ * The projects the audit has runs of, in order. One index seek per project (a skip scan of runs_project_started, as a
+ * recursive query), not a read of every run: a fleet's audit holds hundreds of runs per project.
+ */
+async function distinctProjects(db: Kysely<Database>): Promise<string[]> {
+  const { rows } = await sql<{ project: string | null }>`WITH RECURSIVE known(project) AS (
+      SELECT min(project) FROM runs
+      UNION ALL
+      SELECT (SELECT min(project) FROM runs WHERE project > known.project) FROM known WHERE known.project IS NOT NULL
+    )
+    SELECT project FROM known WHERE project IS NOT NULL`.execute(db);
+  return rows.map((row) => row.project).filter((project): project is string => project !== null);
+}
+
+/**
+ * The snapshot inventory, newest first. The fields that cannot hold a line break (a repository's name, restic's ids and
+ * times, the tags as JSON text) come joined in one column, split here: a driver's cost is per value read, and ten
+ * columns of an inventory of 100,000 snapshots took about twice as long to read as these five. The fields read from
+ * tags or restic's host name (free text) come as columns of their own.
+ */
+async function inventory(db: Kysely<Database>): Promise<InventorySnapshot[]> {
+  const rows = await db.selectFrom("snapshots")
+    .select((eb) => [
+      sql<string>`${eb.ref("repository")} || ${"\n"} || ${eb.ref("id")} || ${"\n"} || ${eb.ref("short_id")} || ${"\n"}
+        || ${eb.ref("time")} || ${"\n"} || coalesce(${eb.ref("original")}, '') || ${"\n"} || ${eb.ref("tags")}`
+        .as("joined"),
+      "project",
+      "source",
+      "run_id",
+      "hostname",
+    ])
+    .orderBy("time", "desc").execute();
+  return rows.map((row): InventorySnapshot => {
+    const fields: string[] = [];
+    let start = 0;
+    for (let i = 0; i < 5; i++) {
+      const end = row.joined.indexOf("\n", start);
+      fields.push(row.joined.slice(start, end));
+      start = end + 1;
+    }
+    const [repository, id, shortId, time, original] = fields;
+    return {
+      repository,
+      id,
+      short_id: shortId,
+      time,
+      project: row.project,
+      source: row.source,
+      run_id: row.run_id,
+      hostname: row.hostname,
+      tags: JSON.parse(row.joined.slice(start)) as string[],
+      original: original === "" ? null : original,
+    };
+  });
 }
 
 /**
@@ -197,35 +282,47 @@ export async function snapshotStates(
   db: Kysely<Database>,
   options: { deadRuns?: string[] } = {},
 ): Promise<Map<string, SnapshotState>> {
-  const rows = await db.selectFrom("snapshots").select(["repository", "id", "original", "project", "run_id"])
-    .execute();
-  const recorded = (await db.selectFrom("stages").select("snapshot_id")
-    .where("type", "=", "backup").where("status", "=", "succeeded").where("snapshot_id", "is not", null).execute())
-    .map((row) => row.snapshot_id!);
-  // Recorded ids may be short (restic 0.14 reports 8 characters): index them by their first 8.
-  const byPrefix = new Map<string, string[]>();
-  for (const id of recorded) byPrefix.set(id.slice(0, 8), [...byPrefix.get(id.slice(0, 8)) ?? [], id]);
-  const isRecorded = (id: string | null) =>
-    id !== null && (byPrefix.get(id.slice(0, 8)) ?? []).some((done) => id.startsWith(done) || done.startsWith(id));
-  const runIds = [...new Set(rows.map((row) => row.run_id).filter((id): id is string => id !== null))];
-  const runs = new Map<string, string>();
-  for (let i = 0; i < runIds.length; i += 500) {
-    for (
-      const run of await db.selectFrom("runs").select(["id", "status"]).where(
-        "id",
-        "in",
-        runIds.slice(i, i + 500),
-      )
-        .execute()
-    ) runs.set(run.id, run.status);
+  const unvouched = await unvouchedSnapshots(db, options);
+  const states = new Map<string, SnapshotState>();
+  for (const row of await db.selectFrom("snapshots").select(["repository", "id"]).execute()) {
+    const key = `${row.repository}\u0000${row.id}`;
+    states.set(key, unvouched.get(key) ?? "complete");
   }
+  return states;
+}
+
+/**
+ * The states of the inventory's snapshots that no successful backup stage recorded, by their id or, for a copy, the
+ * id of its original (see {@link snapshotStates}); every snapshot not in the map is complete.
+ *
+ * A recorded id may be short (restic 0.14 reports 8 characters) or the inventory's: they match when one starts with
+ * the other. The database answers that with the stages_recorded index (their first 8 characters), so that a state
+ * with a long history is not read whole: SQLite looks each snapshot up in it, PostgreSQL hashes it once (an anti-join).
+ * Only the snapshots left, usually none, come back with their run's status.
+ */
+async function unvouchedSnapshots(
+  db: Kysely<Database>,
+  options: { deadRuns?: string[] },
+): Promise<Map<string, SnapshotState>> {
+  // Literal values, not parameters: SQLite uses a partial index only for the very terms of its WHERE clause.
+  const recorded = (id: "s.id" | "s.original") =>
+    sql<boolean>`EXISTS (SELECT 1 FROM stages t
+      WHERE substr(t.snapshot_id, 1, 8) = substr(${sql.ref(id)}, 1, 8)
+        AND t.type = 'backup' AND t.status = 'succeeded' AND t.snapshot_id IS NOT NULL
+        AND (substr(${sql.ref(id)}, 1, length(t.snapshot_id)) = t.snapshot_id
+          OR substr(t.snapshot_id, 1, length(${sql.ref(id)})) = ${sql.ref(id)}))`;
+  const rows = await db.selectFrom("snapshots as s")
+    .leftJoin("runs as r", "r.id", "s.run_id")
+    .select(["s.repository", "s.id", "s.project", "s.run_id", "r.status"])
+    .where(sql<boolean>`NOT ${recorded("s.id")}`)
+    .where((eb) => eb.or([eb("s.original", "is", null), sql<boolean>`NOT ${recorded("s.original")}`]))
+    .execute();
   const dead = new Set(options.deadRuns ?? []);
   const states = new Map<string, SnapshotState>();
   for (const row of rows) {
     let state: SnapshotState;
-    if (isRecorded(row.id) || isRecorded(row.original)) state = "complete";
-    else if (row.project === null || row.run_id === null || !runs.has(row.run_id)) state = "adopted";
-    else if (runs.get(row.run_id) === "running" && !dead.has(row.run_id)) state = "pending";
+    if (row.project === null || row.run_id === null || row.status === null) state = "adopted";
+    else if (row.status === "running" && !dead.has(row.run_id)) state = "pending";
     else state = "incomplete";
     states.set(`${row.repository}\u0000${row.id}`, state);
   }

@@ -216,7 +216,15 @@ describe("StateStore.open", () => {
         assert.ok(tables.includes(table), `table ${table} missing from ${tables.join(", ")}`);
       }
       const indexes = await names(store, "index");
-      for (const index of ["runs_project_started", "stages_latest", "stages_maintenance", "snapshots_group"]) {
+      for (
+        const index of [
+          "runs_project_started",
+          "stages_latest",
+          "stages_maintenance",
+          "snapshots_group",
+          "stages_recorded",
+        ]
+      ) {
         assert.ok(indexes.includes(index), `index ${index} missing from ${indexes.join(", ")}`);
       }
       const columns = await sql<{ name: string }>`SELECT name FROM pragma_index_info('stages_latest') ORDER BY seqno`
@@ -251,8 +259,9 @@ describe("StateStore.open", () => {
         { name: "0008_prune_cadence_held_plans" },
         { name: "0009_stage_notes" },
         { name: "0010_fleet" },
+        { name: "0011_recorded_snapshots" },
       ]);
-      assert.equal(latestMigration, "0010_fleet");
+      assert.equal(latestMigration, "0011_recorded_snapshots");
       // 0009: what a stage that succeeded has to say, apart from errors.
       const note = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('stages') WHERE name = 'note'`.execute(storeDb(store));
@@ -300,14 +309,15 @@ describe("StateStore.open", () => {
         });
         await sql`UPDATE stages SET error = note WHERE note IS NOT NULL`.execute(storeDb(old));
         await sql`ALTER TABLE stages DROP COLUMN note`.execute(storeDb(old));
-        // …and so before 0010 too, which came after it.
+        // Kysely applies migrations in order only: the later ones go too.
+        await sql`DROP INDEX stages_recorded`.execute(storeDb(old));
         for (const table of ["runners", "config_seen", "leases", "fenced_writes"]) {
           await sql`DROP TABLE ${sql.table(table)}`.execute(storeDb(old));
         }
         await sql`ALTER TABLE runs DROP COLUMN runner`.execute(storeDb(old));
         await sql`ALTER TABLE runs DROP COLUMN lease_token`.execute(storeDb(old));
         await sql`DELETE FROM meta WHERE key = 'fence_token'`.execute(storeDb(old));
-        await sql`DELETE FROM kysely_migration WHERE name IN ('0009_stage_notes', '0010_fleet')`.execute(storeDb(old));
+        await sql`DELETE FROM kysely_migration WHERE name >= '0009'`.execute(storeDb(old));
       } finally {
         await old.close();
       }
@@ -353,6 +363,7 @@ describe("StateStore.open", () => {
           { name: "0008_prune_cadence_held_plans" },
           { name: "0009_stage_notes" },
           { name: "0010_fleet" },
+          { name: "0011_recorded_snapshots" },
         ]);
         const meta = await storeDb(second).selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [
@@ -698,6 +709,63 @@ for (const backend of stateBackends) {
             entry("local", "a3aaaaaaaaaa", "2026-11-18T03:00:00.000Z", null, null, { hostname: "laptop", tags: [] }),
           ]);
           assert.ok(Array.isArray(observed.snapshots[0].tags));
+        });
+      });
+
+      it("tells how far it vouches for each snapshot, in observe() and snapshotStates() alike", async () => {
+        await withStore(backend, async (store) => {
+          const at = "2026-11-21T03:00:00.000Z";
+          await run(store, "r-ok", "shop", at, "succeeded");
+          await run(store, "r-failed", "shop", "2026-11-21T04:00:00.000Z", "failed");
+          await run(store, "r-alive", "shop", "2026-11-21T05:00:00.000Z");
+          await run(store, "r-dead", "shop", "2026-11-21T06:00:00.000Z");
+          const recorded = (snapshotId: string, status: StageResult["status"] = "succeeded") =>
+            backupStage(store, "shop", "db", "local", at, status, { runId: "r-ok", snapshotId });
+          const full = (prefix: string) => prefix.padEnd(64, prefix.at(-1));
+          await recorded(full("aa11"));
+          await recorded("bb22bb22"); // restic 0.14 recorded the short id
+          await recorded(full("cc33cc33cc33")); // the inventory lists it by a shorter id
+          await recorded(full("dd44"));
+          await recorded(full("ee55"), "failed"); // a failed stage vouches for nothing
+          const tagged = (id: string, runId: string | null, original: string | null = null) => ({
+            ...snapshot(id, at, "shop", "db"),
+            run_id: runId,
+            original,
+          });
+          await store.replaceSnapshots("local", [
+            tagged(full("aa11"), "r-ok"),
+            tagged(full("bb22bb22"), "r-ok"),
+            tagged("cc33cc33cc33", "r-ok"),
+            tagged(full("ee55"), "r-failed"),
+            tagged(full("ff66"), "r-alive"),
+            tagged(full("ab77"), "r-dead"),
+            tagged(full("ac88"), "r-gone"),
+            { ...tagged(full("ad99"), null), project: null, source: null },
+          ], "2026-11-22T10:00:00.000Z");
+          // A copy is vouched for through its original.
+          await store.replaceSnapshots(
+            "offsite",
+            [tagged(full("ae00"), "r-ok", full("dd44"))],
+            "2026-11-22T10:00:01.000Z",
+          );
+          const expected = new Map([
+            [`local\u0000${full("aa11")}`, "complete"],
+            [`local\u0000${full("bb22bb22")}`, "complete"],
+            ["local\u0000cc33cc33cc33", "complete"],
+            [`local\u0000${full("ee55")}`, "incomplete"],
+            [`local\u0000${full("ff66")}`, "pending"],
+            [`local\u0000${full("ab77")}`, "incomplete"],
+            [`local\u0000${full("ac88")}`, "adopted"],
+            [`local\u0000${full("ad99")}`, "adopted"],
+            [`offsite\u0000${full("ae00")}`, "complete"],
+          ]);
+          const states = await store.snapshotStates({ deadRuns: ["r-dead"] });
+          assert.deepEqual(new Map([...states].sort()), new Map([...expected].sort()));
+          const observed = await store.observe({ deadRuns: ["r-dead"] });
+          assert.deepEqual(
+            new Map(observed.snapshots.map((s) => [`${s.repository}\u0000${s.id}`, s.state] as const).sort()),
+            new Map([...expected].sort()),
+          );
         });
       });
 
