@@ -6,10 +6,11 @@
  * faster than 1.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, openSync, writeFileSync } from "node:fs";
+import { mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { cliArgv } from "../test/support/cli.ts";
 import { startPostgres } from "../test/support/postgres.ts";
+import { writeFleetConfig } from "../test/support/fleet-config.ts";
 import { deferCleanup, type Row, seconds, tempDir } from "./measure.ts";
 
 const password = "bench-fleet-restic-password";
@@ -69,24 +70,14 @@ async function runFleet(
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
   await pg.createDatabase(name, "fleet");
-  const entries = Array.from(
-    { length: projects },
-    (_, i) =>
-      `    p${String(i + 1).padStart(3, "0")}: { schedule: "0 3 * * *", sources: [command({ name: "dump", run: ` +
-      `"sleep 2; echo project ${i + 1}", filename: "dump.txt" })], repositories: ["main"], retention: { last: 20 } },`,
-  );
   const config = join(dir, "backup.config.ts");
-  writeFileSync(
+  writeFleetConfig(
     config,
-    `import { command, defineConfig, env, restic } from "backupctl";
-export default defineConfig({
-  timezone: "UTC",
-  repositories: { main: restic({ url: "restic-main", password: env("FLEET_RESTIC_PASSWORD") }) },
-  projects: {
-${entries.join("\n")}
-  },
-});
-`,
+    Object.fromEntries(
+      Array.from({ length: projects }, (_, i) => [`p${String(i + 1).padStart(3, "0")}`, {
+        run: `sleep 2; echo project ${i + 1}`,
+      }]),
+    ),
   );
   const url = `postgresql://fleet:${password}@${pg.host}:${pg.port}/${name}`;
   const [program, ...prefix] = cliArgv();

@@ -38,26 +38,17 @@ export async function findLeftovers(store: StateStore, host: string): Promise<Fi
   const leased = running.flatMap((run) => run.leaseToken === null ? [] : [{ ...run, leaseToken: run.leaseToken }]);
   const leaseStates = leased.length > 0 ? await store.fleet.runLeaseStates(leased) : new Map();
   for (const run of running) {
+    // Under a lease: dead once it expired or was taken over. Otherwise by its process, on this host only.
     const lease = leaseStates.get(run.id);
-    if (lease === "held") continue;
-    if (lease !== undefined) {
-      interruptedRuns.push({
-        id: run.id,
-        project: run.project,
-        stage: run.stage,
-        pid: run.pid,
-        startedAt: run.startedAt,
-      });
-      continue;
-    }
-    if (run.host !== host) {
+    if (lease === undefined && run.host !== host) {
       warnings.push(
         `run ${run.id} of ${run.project} is marked running by host ${run.host}; only backupctl on that host can ` +
           "tell whether it still runs",
       );
       continue;
     }
-    if (processAlive(run.pid, run.processStart)) continue;
+    const alive = lease === undefined ? processAlive(run.pid, run.processStart) : lease === "held";
+    if (alive) continue;
     interruptedRuns.push({
       id: run.id,
       project: run.project,

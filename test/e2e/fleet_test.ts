@@ -15,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { type BackgroundCli, runCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
 import { processTree } from "../support/inspect.ts";
 import { freePort, startPostgres } from "../support/postgres.ts";
+import { type FleetProject, writeFleetConfig } from "../support/fleet-config.ts";
 import { type StateServer, stateServer, stopStateBackends } from "../support/state-backends.ts";
 
 const password = "fleet-restic-password-1234";
@@ -29,32 +30,9 @@ interface Fleet {
   repository: string;
 }
 
-/** A config of `projects` (name → source and options), one local repository, the state from the environment. */
-function writeConfig(
-  path: string,
-  projects: Record<string, { run: string; runsOn?: string[] }>,
-  keep = 20,
-  schedule = "0 3 * * *",
-): void {
-  const entries = Object.entries(projects).map(([name, p]) =>
-    `    ${JSON.stringify(name)}: { schedule: "${schedule}", sources: [command({ name: "dump", run: ${
-      JSON.stringify(p.run)
-    }, filename: "dump.txt" })], repositories: ["main"], retention: { last: ${keep} }${
-      p.runsOn ? `, runsOn: ${JSON.stringify(p.runsOn)}` : ""
-    } },`
-  );
-  writeFileSync(
-    path,
-    `import { command, defineConfig, env, restic } from "backupctl";
-export default defineConfig({
-  timezone: "UTC",
-  repositories: { main: restic({ url: "restic-main", password: env("FLEET_RESTIC_PASSWORD") }) },
-  projects: {
-${entries.join("\n")}
-  },
-});
-`,
-  );
+/** The scenario's config (test/support/fleet-config.ts). */
+function writeConfig(path: string, projects: Record<string, FleetProject>, keep = 20, schedule = "0 3 * * *") {
+  writeFleetConfig(path, projects, { keep, schedule });
 }
 
 /** SIGKILL to a process and everything under it at once, as a container kill does (a child gone already is fine). */
@@ -85,7 +63,7 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
   });
 
   /** A scenario's folder, config file and database of its own. */
-  async function newFleet(projects: Record<string, { run: string; runsOn?: string[] }>): Promise<Fleet> {
+  async function newFleet(projects: Record<string, FleetProject>): Promise<Fleet> {
     const dir = mkdtempSync(join(tmpdir(), "backupctl-fleet-"));
     dirs.push(dir);
     const database = `fleet${++databases}`;
@@ -145,6 +123,16 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
     });
   const rows = async (fleet: Fleet, query: string) => (await sql(fleet, query)).split("\n").filter(Boolean);
 
+  /** Waits until `runner` runs a backup stage (and `also` holds); returns the run's id. */
+  async function backingUp(fleet: Fleet, runner: string, also: () => boolean = () => true): Promise<string> {
+    const running = `SELECT id || ' ' || stage FROM backupctl.runs WHERE runner = '${runner}' AND status = 'running'`;
+    const found = await waitFor(`runner ${runner}'s run in its backup stage`, async () => {
+      const [id, stage] = (await sql(fleet, running)).split(" ");
+      return stage === "backup" && also() ? id : undefined;
+    }, 60_000);
+    return found;
+  }
+
   /** restic's snapshots per project tag. */
   async function snapshotsPerProject(fleet: Fleet): Promise<Map<string, number>> {
     const listed = await runTool("restic", ["-r", fleet.repository, "snapshots", "--json", "--no-lock"], {
@@ -166,7 +154,7 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
   }
 
   it("three runners back up 30 projects due in one slot exactly once; a pinned project runs on its runner", async () => {
-    const projects: Record<string, { run: string; runsOn?: string[] }> = {};
+    const projects: Record<string, FleetProject> = {};
     for (let i = 1; i <= 30; i++) {
       projects[`p${String(i).padStart(2, "0")}`] = { run: `echo project ${i}; sleep 0.2; echo done` };
     }
@@ -220,15 +208,7 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
       slow: { run: `if [ ! -e ${marker} ]; then touch ${marker}; sleep 120; fi; echo slow data` },
     });
     const a = startRunner(fleet, "a");
-    await waitFor(
-      "runner a's run in its backup stage",
-      async () =>
-        (await sql(fleet, "SELECT stage FROM backupctl.runs WHERE runner = 'a' AND status = 'running'")).startsWith(
-          "backup",
-        ) && existsSync(marker),
-      60_000,
-    );
-    const [runA] = await rows(fleet, "SELECT id FROM backupctl.runs WHERE runner = 'a'");
+    const runA = await backingUp(fleet, "a", () => existsSync(marker));
     // An apply on another host leaves the project to the runner that holds it.
     const elsewhere = join(fleet.dir, "host-laptop");
     const env = { BACKUPCTL_STATE_URL: fleet.url, BACKUPCTL_STATE_DIR: elsewhere, FLEET_RESTIC_PASSWORD: password };
@@ -273,15 +253,7 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
     const go = join(fleet.dir, "go");
     writeConfig(fleet.config, { held: { run: `while [ ! -e ${go} ]; do sleep 0.05; done; echo held data` } });
     const a = startRunner(fleet, "a");
-    await waitFor(
-      "runner a's run in its backup stage",
-      async () =>
-        (await sql(fleet, "SELECT stage FROM backupctl.runs WHERE runner = 'a' AND status = 'running'")).startsWith(
-          "backup",
-        ),
-      60_000,
-    );
-    const [runA] = await rows(fleet, "SELECT id FROM backupctl.runs WHERE runner = 'a'");
+    const runA = await backingUp(fleet, "a");
     process.kill(a.pid, "SIGSTOP");
     try {
       const b = startRunner(fleet, "b");
