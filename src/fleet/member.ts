@@ -157,8 +157,18 @@ export class FleetMember {
     }
   }
 
-  /** Takes a lease when it is free or expired; otherwise returns who holds it. */
+  /**
+   * Takes a lease when it is free or expired; otherwise returns who holds it. A lease this process holds already is
+   * held too: two units of one runner (`--concurrency`) must not share a repository's exclusive work, and the first to
+   * finish would release it under the other.
+   */
   async tryAcquire(key: string): Promise<Lease | { held: LeaseHolder }> {
+    if (this.#held.has(key)) {
+      const now = Date.now();
+      return {
+        held: { holder: this.options.name, instance: this.instance, runId: null, expiresMs: now, nowMs: now },
+      };
+    }
     const answer = await this.store.fleet.acquire({
       key,
       holder: this.options.name,
