@@ -6,6 +6,7 @@
  */
 import type { Kysely, Migration, MigrationProvider } from "kysely";
 import { sql } from "kysely";
+import { createFleetSchema } from "./migrations.ts";
 
 const migrations: Record<string, Migration> = {
   "0001_initial": {
@@ -165,52 +166,8 @@ const migrations: Record<string, Migration> = {
   },
   "0010_fleet": {
     async up(db: Kysely<unknown>) {
-      // As on SQLite (migrations.ts).
-      await db.schema.alterTable("runs").addColumn("runner", "text").execute();
-      await db.schema.alterTable("runs").addColumn("lease_token", "bigint").execute();
-      await db.schema.createTable("runners")
-        .addColumn("name", "text", (c) => c.primaryKey())
-        .addColumn("instance", "text", (c) => c.notNull())
-        .addColumn("host", "text", (c) => c.notNull())
-        .addColumn("pid", "bigint", (c) => c.notNull())
-        .addColumn("labels", "text", (c) => c.notNull())
-        .addColumn("version", "text", (c) => c.notNull())
-        .addColumn("fingerprint", "text", (c) => c.notNull())
-        .addColumn("started_at", "text", (c) => c.notNull())
-        .addColumn("heartbeat_ms", "bigint", (c) => c.notNull())
-        .addColumn("ttl_ms", "bigint", (c) => c.notNull())
-        .addColumn("stopped_at", "text")
-        .addColumn("work", "text")
-        .addColumn("held_back", "text")
-        .execute();
-      await db.schema.createTable("config_seen")
-        .addColumn("fingerprint", "text", (c) => c.primaryKey())
-        .addColumn("first_seen_ms", "bigint", (c) => c.notNull())
-        .addColumn("runner", "text", (c) => c.notNull())
-        .execute();
-      await db.schema.createTable("leases")
-        .addColumn("key", "text", (c) => c.primaryKey())
-        .addColumn("holder", "text", (c) => c.notNull())
-        .addColumn("instance", "text", (c) => c.notNull())
-        .addColumn("token", "bigint", (c) => c.notNull())
-        .addColumn("acquired_ms", "bigint", (c) => c.notNull())
-        .addColumn("expires_ms", "bigint", (c) => c.notNull())
-        .addColumn("run_id", "text")
-        .execute();
-      await db.schema.createIndex("leases_instance").on("leases").column("instance").execute();
-      await db.schema.createTable("fenced_writes")
-        .addColumn("id", "bigint", (c) => c.primaryKey().generatedByDefaultAsIdentity())
-        .addColumn("at", "text", (c) => c.notNull())
-        .addColumn("op", "text", (c) => c.notNull())
-        .addColumn("run_id", "text")
-        .addColumn("lease_key", "text", (c) => c.notNull())
-        .addColumn("token", "bigint", (c) => c.notNull())
-        .addColumn("current_token", "bigint")
-        .addColumn("current_holder", "text")
-        .addColumn("instance", "text", (c) => c.notNull())
-        .addColumn("via", "text", (c) => c.notNull())
-        .execute();
-      await sql`INSERT INTO meta (key, value) VALUES ('fence_token', '0')`.execute(db);
+      // The schema of SQLite's 0010, written once (createFleetSchema): bigint numbers, identity ids.
+      await createFleetSchema(db, "bigint", (c) => c.primaryKey().generatedByDefaultAsIdentity());
     },
   },
   "0011_recorded_snapshots": {

@@ -1,5 +1,5 @@
 /** Schema migrations, applied in name order by Kysely's Migrator at every open. Never edit a released one. */
-import type { Kysely, Migration, MigrationProvider } from "kysely";
+import type { ColumnDefinitionBuilder, Kysely, Migration, MigrationProvider } from "kysely";
 import { sql } from "kysely";
 
 const migrations: Record<string, Migration> = {
@@ -179,51 +179,7 @@ const migrations: Record<string, Migration> = {
       // Several runners sharing one state (a PostgreSQL state; the tables exist on SQLite too, as the schema is one):
       // who runs, the leases that make each project and each repository's exclusive work run in one place, and the
       // writes refused because their lease had been taken over. Runs record their runner and lease token.
-      await db.schema.alterTable("runs").addColumn("runner", "text").execute();
-      await db.schema.alterTable("runs").addColumn("lease_token", "integer").execute();
-      await db.schema.createTable("runners")
-        .addColumn("name", "text", (c) => c.primaryKey())
-        .addColumn("instance", "text", (c) => c.notNull())
-        .addColumn("host", "text", (c) => c.notNull())
-        .addColumn("pid", "integer", (c) => c.notNull())
-        .addColumn("labels", "text", (c) => c.notNull())
-        .addColumn("version", "text", (c) => c.notNull())
-        .addColumn("fingerprint", "text", (c) => c.notNull())
-        .addColumn("started_at", "text", (c) => c.notNull())
-        .addColumn("heartbeat_ms", "integer", (c) => c.notNull())
-        .addColumn("ttl_ms", "integer", (c) => c.notNull())
-        .addColumn("stopped_at", "text")
-        .addColumn("work", "text")
-        .addColumn("held_back", "text")
-        .execute();
-      await db.schema.createTable("config_seen")
-        .addColumn("fingerprint", "text", (c) => c.primaryKey())
-        .addColumn("first_seen_ms", "integer", (c) => c.notNull())
-        .addColumn("runner", "text", (c) => c.notNull())
-        .execute();
-      await db.schema.createTable("leases")
-        .addColumn("key", "text", (c) => c.primaryKey())
-        .addColumn("holder", "text", (c) => c.notNull())
-        .addColumn("instance", "text", (c) => c.notNull())
-        .addColumn("token", "integer", (c) => c.notNull())
-        .addColumn("acquired_ms", "integer", (c) => c.notNull())
-        .addColumn("expires_ms", "integer", (c) => c.notNull())
-        .addColumn("run_id", "text")
-        .execute();
-      await db.schema.createIndex("leases_instance").on("leases").column("instance").execute();
-      await db.schema.createTable("fenced_writes")
-        .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
-        .addColumn("at", "text", (c) => c.notNull())
-        .addColumn("op", "text", (c) => c.notNull())
-        .addColumn("run_id", "text")
-        .addColumn("lease_key", "text", (c) => c.notNull())
-        .addColumn("token", "integer", (c) => c.notNull())
-        .addColumn("current_token", "integer")
-        .addColumn("current_holder", "text")
-        .addColumn("instance", "text", (c) => c.notNull())
-        .addColumn("via", "text", (c) => c.notNull())
-        .execute();
-      await sql`INSERT INTO meta (key, value) VALUES ('fence_token', '0')`.execute(db);
+      await createFleetSchema(db, "integer", (c) => c.primaryKey().autoIncrement());
     },
   },
   "0011_recorded_snapshots": {
@@ -235,6 +191,62 @@ const migrations: Record<string, Migration> = {
     },
   },
 };
+
+/**
+ * Migration 0010's schema (the fleet), written once for both dialects: `int` is SQLite's integer or PostgreSQL's
+ * bigint, `id` makes a generated id column as each database does.
+ */
+export async function createFleetSchema(
+  db: Kysely<unknown>,
+  int: "integer" | "bigint",
+  id: (column: ColumnDefinitionBuilder) => ColumnDefinitionBuilder,
+): Promise<void> {
+  await db.schema.alterTable("runs").addColumn("runner", "text").execute();
+  await db.schema.alterTable("runs").addColumn("lease_token", int).execute();
+  await db.schema.createTable("runners")
+    .addColumn("name", "text", (c) => c.primaryKey())
+    .addColumn("instance", "text", (c) => c.notNull())
+    .addColumn("host", "text", (c) => c.notNull())
+    .addColumn("pid", int, (c) => c.notNull())
+    .addColumn("labels", "text", (c) => c.notNull())
+    .addColumn("version", "text", (c) => c.notNull())
+    .addColumn("fingerprint", "text", (c) => c.notNull())
+    .addColumn("started_at", "text", (c) => c.notNull())
+    .addColumn("heartbeat_ms", int, (c) => c.notNull())
+    .addColumn("ttl_ms", int, (c) => c.notNull())
+    .addColumn("stopped_at", "text")
+    .addColumn("work", "text")
+    .addColumn("held_back", "text")
+    .execute();
+  await db.schema.createTable("config_seen")
+    .addColumn("fingerprint", "text", (c) => c.primaryKey())
+    .addColumn("first_seen_ms", int, (c) => c.notNull())
+    .addColumn("runner", "text", (c) => c.notNull())
+    .execute();
+  await db.schema.createTable("leases")
+    .addColumn("key", "text", (c) => c.primaryKey())
+    .addColumn("holder", "text", (c) => c.notNull())
+    .addColumn("instance", "text", (c) => c.notNull())
+    .addColumn("token", int, (c) => c.notNull())
+    .addColumn("acquired_ms", int, (c) => c.notNull())
+    .addColumn("expires_ms", int, (c) => c.notNull())
+    .addColumn("run_id", "text")
+    .execute();
+  await db.schema.createIndex("leases_instance").on("leases").column("instance").execute();
+  await db.schema.createTable("fenced_writes")
+    .addColumn("id", int, id)
+    .addColumn("at", "text", (c) => c.notNull())
+    .addColumn("op", "text", (c) => c.notNull())
+    .addColumn("run_id", "text")
+    .addColumn("lease_key", "text", (c) => c.notNull())
+    .addColumn("token", int, (c) => c.notNull())
+    .addColumn("current_token", int)
+    .addColumn("current_holder", "text")
+    .addColumn("instance", "text", (c) => c.notNull())
+    .addColumn("via", "text", (c) => c.notNull())
+    .execute();
+  await sql`INSERT INTO meta (key, value) VALUES ('fence_token', '0')`.execute(db);
+}
 
 /** Migrations from code, not from a folder: the same list under Deno, Bun and in the container. */
 export const migrationProvider: MigrationProvider = {

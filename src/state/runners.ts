@@ -20,17 +20,8 @@ export interface RunnerRegistration {
 }
 
 /** A runner row as status shows it, with whether it is alive by the database's clock. */
-export interface RunnerView {
-  name: string;
-  instance: string;
-  host: string;
-  pid: number;
-  labels: string[];
-  version: string;
-  fingerprint: string;
-  startedAt: string;
+export interface RunnerView extends RunnerRegistration {
   heartbeatMs: number;
-  ttlMs: number;
   stoppedAt: string | null;
   work: string | null;
   heldBack: string | null;

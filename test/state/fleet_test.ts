@@ -12,6 +12,7 @@ import { after, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { FencedError } from "../../src/errors.ts";
 import { fallbackFileName, rejectedFileName } from "../../src/state/fallback.ts";
+import type { Fence } from "../../src/state/fleet.ts";
 import type { StateStore } from "../../src/state/store.ts";
 import { type StateBackend, stateBackends, stopStateBackends } from "../support/state-backends.ts";
 import { storeDb } from "../support/state-db.ts";
@@ -27,6 +28,27 @@ async function withState(backend: StateBackend, body: (store: StateStore, dir: s
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Another process of the state's folder, cut off from the database (its writers' lock held elsewhere), records run-a
+ * as succeeded: the line goes to the fallback file with `fence`. Returns that store, degraded, the lock released.
+ */
+async function finishCutOff(backend: StateBackend, dir: string, fence: Fence): Promise<StateStore> {
+  const held = await backend.holdWriteLock(dir);
+  const cutOff = await backend.open(dir, { busyTimeoutMs: 200, warn: () => {} });
+  try {
+    await cutOff.fenced(fence).finishRun("run-a", {
+      status: "succeeded",
+      finishedAt: "2026-11-21T03:01:00.000Z",
+      durationMs: 1,
+    });
+    assert.ok(cutOff.degraded);
+    assert.equal(await cutOff.reconnect(), false, "still cut off while the lock is held");
+  } finally {
+    await held.release();
+  }
+  return cutOff;
 }
 
 const request = (instance: string, ttlMs = 60_000) => ({ key: "project:shop", holder: instance, instance, ttlMs });
@@ -131,18 +153,7 @@ for (const backend of stateBackends) {
         const fence = { instance: "a", leases: [{ key: "project:shop", token: a.granted.token }] };
         await store.fenced(fence).startRun(newRun("run-a"));
         // The database out of reach for this process: its result goes to the fallback, with the fence.
-        const held = await backend.holdWriteLock(dir);
-        const cutOff = await backend.open(dir, { busyTimeoutMs: 200, warn: () => {} });
-        try {
-          await cutOff.fenced(fence).finishRun("run-a", {
-            status: "succeeded",
-            finishedAt: "2026-11-21T03:01:00.000Z",
-            durationMs: 1,
-          });
-          assert.ok(cutOff.degraded);
-        } finally {
-          await held.release();
-        }
+        const cutOff = await finishCutOff(backend, dir, fence);
         await delay(300);
         const b = await store.fleet.acquire(request("b"));
         assert.ok("granted" in b);
@@ -165,18 +176,7 @@ for (const backend of stateBackends) {
         assert.ok("granted" in a);
         const fence = { instance: "a", leases: [{ key: "project:shop", token: a.granted.token }] };
         await store.fenced(fence).startRun(newRun("run-a"));
-        const held = await backend.holdWriteLock(dir);
-        const cutOff = await backend.open(dir, { busyTimeoutMs: 200, warn: () => {} });
-        try {
-          await cutOff.fenced(fence).finishRun("run-a", {
-            status: "succeeded",
-            finishedAt: "2026-11-21T03:01:00.000Z",
-            durationMs: 1,
-          });
-          assert.equal(await cutOff.reconnect(), false, "still cut off while the lock is held");
-        } finally {
-          await held.release();
-        }
+        const cutOff = await finishCutOff(backend, dir, fence);
         assert.equal(await cutOff.reconnect(), true);
         assert.equal(cutOff.degraded, false);
         await cutOff.close();
