@@ -3,6 +3,7 @@
  * (status, history): the state is filled through the store's own fleet operations (register, acquire, startRun with
  * a runner), as runners would, and the commands run in this process against the same state.
  */
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,8 +12,11 @@ import { runMain } from "./in-process-cli.ts";
 import type { CliResult } from "./cli.ts";
 import { schemaFor, type StateBackend } from "./state-backends.ts";
 
-/** The variable the config's state.url reads on PostgreSQL: named for these tests, so no other test sees it. */
-const urlVariable = "BACKUPCTL_FLEETVIEW_TEST_STATE_URL";
+/**
+ * The variable the config's state.url reads on PostgreSQL: one per state, because the test files that use this run
+ * in one `deno test` process, whose environment they share (each file has its own server).
+ */
+const urlVariablePrefix = "BACKUPCTL_FLEETVIEW_TEST_STATE_URL_";
 /** The repository's password (never used: the repository is not opened). */
 const passwordVariable = "BACKUPCTL_FLEETVIEW_TEST_PASSWORD";
 
@@ -33,6 +37,7 @@ export async function fleetState(backend: StateBackend): Promise<FleetState> {
   const dir = mkdtempSync(join(tmpdir(), "backupctl-fleetview-"));
   const stateDir = join(dir, ".backupctl");
   const postgres = await backend.postgresState(stateDir);
+  const urlVariable = `${urlVariablePrefix}${randomBytes(6).toString("hex").toUpperCase()}`;
   if (postgres) process.env[urlVariable] = postgres.url;
   process.env[passwordVariable] = "not-a-real-secret-4711";
   mkdirSync(join(dir, "data"));
@@ -64,6 +69,7 @@ export default defineConfig({
     cli: (args) => runMain(["--config", config, ...args]),
     async cleanup() {
       await store.close();
+      delete process.env[urlVariable];
       rmSync(dir, { recursive: true, force: true });
     },
   };
