@@ -218,7 +218,7 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
     killTree(a.pid);
     const killedAt = Date.now();
     await a.done;
-    const b = startRunner(fleet, "b");
+    const b = startRunner(fleet, "b", { now: "2026-11-02T10:01:00Z" }); // its clock after a's run began
     await waitFor(
       "runner b's successful run",
       async () =>
