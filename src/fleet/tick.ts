@@ -18,7 +18,7 @@ import { FencedError } from "../errors.ts";
 import type { OutboxSender } from "../notify/outbox.ts";
 import { type PlanAction, type PlanToApply, projectOf, repositoryOf } from "../plan/document.ts";
 import { stopRequested } from "../runtime/shutdown.ts";
-import { projectLeaseKey, repositoryLeaseKey } from "../state/fleet.ts";
+import { type Fence, projectLeaseKey, repositoryLeaseKey } from "../state/fleet.ts";
 import type { StateStore } from "../state/store.ts";
 import type { FleetMember, Lease } from "./member.ts";
 
@@ -95,8 +95,8 @@ export async function runFleetTick(ctx: FleetTickContext, plan: PlanToApply): Pr
 
 /** A project's unit: its lease, a plan made under it, and its backups, copies, forgets and recoveries. */
 async function projectUnit(ctx: FleetTickContext, project: string): Promise<void> {
-  await underLease(ctx, projectLeaseKey(project), `run ${project}`, async (lease, store) => {
-    const { plan } = await preparePlan(ctx.loaded, store, {
+  await underLease(ctx, projectLeaseKey(project), `run ${project}`, async (unit) => {
+    const { plan } = await preparePlan(ctx.loaded, unit.store, {
       now: ctx.clock.now(),
       host: ctx.host,
       projects: [project],
@@ -112,7 +112,7 @@ async function projectUnit(ctx: FleetTickContext, project: string): Promise<void
     }
     ctx.running.add(project);
     try {
-      await apply(ctx, { ...plan, actions }, store, new Map([[project, lease]]), lease);
+      await apply(ctx, { ...plan, actions }, unit, new Map([[project, unit.lease]]));
     } finally {
       ctx.running.delete(project);
     }
@@ -125,9 +125,9 @@ async function repositoryUnit(
   repository: string,
   types: (type: PlanAction["type"]) => boolean,
 ): Promise<void> {
-  await underLease(ctx, repositoryLeaseKey(repository), `maintain ${repository}`, async (lease, store) => {
+  await underLease(ctx, repositoryLeaseKey(repository), `maintain ${repository}`, async (unit) => {
     const projects = projectsUsing(ctx.loaded, repository).filter((p) => ctx.loaded.config.projects[p].enabled);
-    const { plan } = await preparePlan(ctx.loaded, store, {
+    const { plan } = await preparePlan(ctx.loaded, unit.store, {
       now: ctx.clock.now(),
       host: ctx.host,
       projects,
@@ -137,7 +137,7 @@ async function repositoryUnit(
     const actions = plan.actions.filter((a) =>
       runsNow(a) && projectOf(a) === undefined && repositoryOf(a) === repository && types(a.type)
     );
-    if (actions.length > 0) await apply(ctx, { ...plan, actions }, store, new Map(), lease);
+    if (actions.length > 0) await apply(ctx, { ...plan, actions }, unit, new Map());
   });
 }
 
@@ -149,7 +149,7 @@ async function underLease(
   ctx: FleetTickContext,
   key: string,
   what: string,
-  work: (lease: Lease, store: StateStore) => Promise<void>,
+  work: (unit: LeasedUnit) => Promise<void>,
 ): Promise<void> {
   if (stopRequested()) return;
   const answer = await ctx.member.tryAcquire(key);
@@ -162,10 +162,10 @@ async function underLease(
       }: its lease expired without a heartbeat`,
     );
   }
-  const store = ctx.store.fenced(ctx.member.fence([lease]));
+  const fence = ctx.member.fence([lease]);
   ctx.member.work = what;
   try {
-    await work(lease, store);
+    await work({ lease, fence, store: ctx.store.fenced(fence) });
   } catch (error) {
     if (!(error instanceof FencedError)) throw error;
     ctx.log(`warning: ${redact(error.message)}`);
@@ -175,17 +175,22 @@ async function underLease(
   }
 }
 
+/** A unit's lease, the fence its writes carry (repository leases join it midway) and the store fenced by it. */
+interface LeasedUnit {
+  lease: Lease;
+  fence: Fence;
+  store: StateStore;
+}
+
 async function apply(
   ctx: FleetTickContext,
   plan: PlanToApply,
-  store: StateStore,
+  { fence, store }: LeasedUnit,
   projects: Map<string, Lease>,
-  lease: Lease,
 ): Promise<void> {
-  const fence = ctx.member.fence([lease]);
   const report = await applyPlan(plan, {
     loaded: ctx.loaded,
-    store: store.fenced(fence),
+    store,
     clock: ctx.clock,
     host: ctx.host,
     notifications: ctx.notifications,
