@@ -204,6 +204,8 @@ async function run(
   release();
   const { result: resticResult, summary } = await consumed;
   progress?.stop();
+  // A restic stopped while it wrote its lock leaves it behind: removed here rather than shown at the next plan.
+  if (stopping) await repository.removeOwnLocksSince(started - 1000);
   const snapshotId = summary.snapshotId;
   const bytes = producedReport?.bytes ?? summary.bytesProcessed;
 

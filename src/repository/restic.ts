@@ -309,6 +309,30 @@ export class Restic {
     return stale;
   }
 
+  /**
+   * Removes the locks of restic processes of this host that are gone and were made since `sinceMs`: after backupctl
+   * stopped its own restic, whose SIGINT can arrive while restic writes its lock (restic then exits without removing
+   * it). Older stale locks are left to the plan's recovery, where a reviewer sees them. Best effort: returns the
+   * number removed, 0 when the locks cannot be read.
+   */
+  async removeOwnLocksSince(sinceMs: number): Promise<number> {
+    let verdicts: LockVerdict[];
+    try {
+      verdicts = (await this.locks()).map((lock) => judgeLock(lock));
+    } catch {
+      return 0;
+    }
+    const gone = verdicts.filter(({ lock, stale }) => stale && Date.parse(lock.time) >= sinceMs);
+    if (gone.length === 0) return 0;
+    if (this.localLockIds() !== undefined) {
+      const dir = join(this.url().replace(/^local:/, ""), "locks");
+      for (const { lock } of gone) rmSync(join(dir, lock.id), { force: true });
+    } else if ((await this.restic("unlock", [])).code !== 0) {
+      return 0;
+    }
+    return gone.length;
+  }
+
   async unlock(): Promise<string> {
     const result = await this.restic("unlock", []);
     if (result.code !== 0) throw this.failure("unlock", result);
