@@ -41,6 +41,11 @@ export interface PrepareOptions {
    * backups hold fresh locks all the time: reading each costs a restic process). Default: every lock.
    */
   lockAgeMs?: number;
+  /**
+   * The caller keeps only the actions of `projects` themselves (a fleet's project unit): the state is read for those
+   * projects only (state/observe.ts), and the plan's repository-wide actions are not to be used.
+   */
+  projectActionsOnly?: boolean;
 }
 
 export interface Prepared {
@@ -58,8 +63,11 @@ export interface Prepared {
 export async function preparePlan(loaded: LoadedConfig, store: StateStore, options: PrepareOptions): Promise<Prepared> {
   const { now, host } = options;
   const projects = options.projects?.length ? options.projects : undefined;
+  const scope = options.projectActionsOnly ? projects : undefined;
   const look = () =>
-    options.offline ? observeRecorded(store, host) : observe(loaded, store, host, projects, options.lockAgeMs);
+    options.offline
+      ? observeRecorded(store, host, scope)
+      : observe(loaded, store, host, projects, options.lockAgeMs, scope);
   let { observed, leftovers, adopted, warnings } = await look();
   if (options.refresh) {
     // Snapshots forgotten or added outside backupctl must not make the plan wrong (a forget of an id that is gone,
@@ -143,9 +151,9 @@ interface Observation {
  * The state database's view with what dead processes left behind (startup recovery's findings, nothing repaired).
  * Reads the database and the state folder only.
  */
-async function observeRecorded(store: StateStore, host: string): Promise<Observation> {
+async function observeRecorded(store: StateStore, host: string, scope?: string[]): Promise<Observation> {
   const { leftovers, deadRuns, warnings } = await findLeftovers(store, host);
-  const observed = await store.observe({ deadRuns });
+  const observed = await store.observe({ deadRuns, projects: scope });
   observed.leftovers = leftovers;
   return { observed, leftovers, adopted: [], warnings: [...warnings] };
 }
@@ -161,8 +169,9 @@ async function observe(
   host: string,
   projects: string[] | undefined,
   lockAgeMs?: number,
+  scope?: string[],
 ): Promise<Observation> {
-  const { observed, leftovers, adopted, warnings } = await observeRecorded(store, host);
+  const { observed, leftovers, adopted, warnings } = await observeRecorded(store, host, scope);
   for (const name of repositoriesInScope(loaded, projects)) {
     if (observed.repositories[name]?.initialized) continue;
     try {

@@ -100,6 +100,7 @@ async function projectUnit(ctx: FleetTickContext, project: string): Promise<void
       now: ctx.clock.now(),
       host: ctx.host,
       projects: [project],
+      projectActionsOnly: true,
       refresh: { since: new Date(ctx.clock.now().getTime() - inventoryFreshMs) },
       lockAgeMs: fleetLockAgeMs,
     });

@@ -178,6 +178,12 @@ const migrations: Record<string, Migration> = {
         WHERE type = 'backup' AND status = 'succeeded' AND snapshot_id IS NOT NULL`.execute(db);
     },
   },
+  "0012_snapshots_by_project": {
+    async up(db: Kysely<unknown>) {
+      // One project's snapshots without reading the inventory: a fleet's project unit plans one project at a time.
+      await db.schema.createIndex("snapshots_project").on("snapshots").columns(["project", "time"]).execute();
+    },
+  },
 };
 
 /** The PostgreSQL migrations, from code like the SQLite ones. */

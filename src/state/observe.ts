@@ -30,6 +30,18 @@ export async function serial(db: Kysely<Database>): Promise<number> {
   return Number(await meta(db, "serial") ?? "0");
 }
 
+export interface ObserveOptions {
+  /** Runs still marked running whose process is gone (judged by the caller). */
+  deadRuns?: string[];
+  /**
+   * Only what these projects' own actions need: their snapshots, backups and partial snapshots (an index seek each,
+   * not a read of the inventory). Repository-wide figures (a repository's snapshot count for the prune share, the
+   * projects no longer configured) then cover only these projects: for a caller that keeps only the projects'
+   * actions (a fleet's project unit), never for a plan shown or applied whole.
+   */
+  projects?: string[];
+}
+
 /**
  * Everything the planner needs, in a few indexed queries. `deadRuns`: runs still marked running whose process is
  * gone (judged by the caller); their snapshots count as partial like those of failed and interrupted runs.
@@ -37,12 +49,19 @@ export async function serial(db: Kysely<Database>): Promise<number> {
  * The queries are sent at once: on PostgreSQL each goes to a connection of the pool and the server runs them side by
  * side while this process reads the rows of another (the inventory); SQLite's driver runs them one after the other.
  */
-export async function observe(db: Kysely<Database>, options: { deadRuns?: string[] } = {}): Promise<ObservedState> {
-  const latest = (status: StageStatus) =>
-    db.selectFrom("stages")
+export async function observe(db: Kysely<Database>, options: ObserveOptions = {}): Promise<ObservedState> {
+  // An empty list is no scope (and `IN ()` no SQL).
+  const projects = options.projects?.length ? options.projects : undefined;
+  const latest = (status: StageStatus) => {
+    let query = db.selectFrom("stages")
       .select(["project", "source", "repository", (eb) => eb.fn.max("started_at").as("at")])
-      .where("type", "=", "backup").where("status", "=", status)
-      .groupBy(["project", "source", "repository"]).execute();
+      .where("type", "=", "backup").where("status", "=", status);
+    if (projects) query = query.where("project", "in", projects);
+    return query.groupBy(["project", "source", "repository"]).execute();
+  };
+  let failedBackups = db.selectFrom("stages").select(["project", "source", "repository", "snapshot_id", "run_id"])
+    .where("type", "=", "backup").where("status", "=", "failed").where("snapshot_id", "is not", null);
+  if (projects) failedBackups = failedBackups.where("project", "in", projects);
   const latestPerRepository = (type: "prune" | "check" | "forget", status?: "succeeded") => {
     let query = db.selectFrom("stages").select(["repository", (eb) => eb.fn.max("started_at").as("at")])
       .where("type", "=", type);
@@ -68,8 +87,8 @@ export async function observe(db: Kysely<Database>, options: { deadRuns?: string
     db.selectFrom("repositories").select(["name", "initialized_at"]).execute(),
     latest("succeeded"),
     latest("failed"),
-    inventory(db),
-    unvouchedSnapshots(db, options),
+    inventory(db, projects),
+    unvouchedSnapshots(db, { ...options, projects }),
     db.selectFrom("retention_policies").selectAll().execute(),
     Promise.all([
       latestPerRepository("prune", "succeeded"),
@@ -83,9 +102,8 @@ export async function observe(db: Kysely<Database>, options: { deadRuns?: string
     distinctProjects(db),
     db.selectFrom("applied_plans").select(["plan_id", "held"]).execute(),
     forgottenPerRepository(db),
-    db.selectFrom("stages").select(["project", "source", "repository", "snapshot_id", "run_id"])
-      .where("type", "=", "backup").where("status", "=", "failed").where("snapshot_id", "is not", null).execute(),
-    unfinishedRunSnapshots(db, options.deadRuns ?? []),
+    failedBackups.execute(),
+    unfinishedRunSnapshots(db, options.deadRuns ?? [], projects),
     lineage(db),
     serial(db),
   ]);
@@ -199,8 +217,8 @@ async function distinctProjects(db: Kysely<Database>): Promise<string[]> {
  * columns of an inventory of 100,000 snapshots took about twice as long to read as these five. The fields read from
  * tags or restic's host name (free text) come as columns of their own.
  */
-async function inventory(db: Kysely<Database>): Promise<InventorySnapshot[]> {
-  const rows = await db.selectFrom("snapshots")
+async function inventory(db: Kysely<Database>, projects?: string[]): Promise<InventorySnapshot[]> {
+  let query = db.selectFrom("snapshots")
     .select((eb) => [
       sql<string>`${eb.ref("repository")} || ${"\n"} || ${eb.ref("id")} || ${"\n"} || ${eb.ref("short_id")} || ${"\n"}
         || ${eb.ref("time")} || ${"\n"} || coalesce(${eb.ref("original")}, '') || ${"\n"} || ${eb.ref("tags")}`
@@ -209,8 +227,9 @@ async function inventory(db: Kysely<Database>): Promise<InventorySnapshot[]> {
       "source",
       "run_id",
       "hostname",
-    ])
-    .orderBy("time", "desc").execute();
+    ]);
+  if (projects) query = query.where("project", "in", projects);
+  const rows = await query.orderBy("time", "desc").execute();
   return rows.map((row): InventorySnapshot => {
     const fields: string[] = [];
     let start = 0;
@@ -240,8 +259,12 @@ async function inventory(db: Kysely<Database>): Promise<InventorySnapshot[]> {
  * gone) and not recorded as the result of one of its successful stages, directly or as the original of a copy: what
  * restic made of a stream cut by a crash. Snapshots of runs the audit does not know are never judged.
  */
-async function unfinishedRunSnapshots(db: Kysely<Database>, deadRuns: string[]): Promise<ObservedState["partials"]> {
-  const candidates = await db.selectFrom("snapshots")
+async function unfinishedRunSnapshots(
+  db: Kysely<Database>,
+  deadRuns: string[],
+  projects?: string[],
+): Promise<ObservedState["partials"]> {
+  let query = db.selectFrom("snapshots")
     .innerJoin("runs", "runs.id", "snapshots.run_id")
     .select([
       "snapshots.repository",
@@ -255,8 +278,9 @@ async function unfinishedRunSnapshots(db: Kysely<Database>, deadRuns: string[]):
       deadRuns.length > 0
         ? eb.or([eb("runs.status", "in", ["failed", "interrupted"]), eb("runs.id", "in", deadRuns)])
         : eb("runs.status", "in", ["failed", "interrupted"])
-    )
-    .execute();
+    );
+  if (projects) query = query.where("snapshots.project", "in", projects);
+  const candidates = await query.execute();
   if (candidates.length === 0) return [];
   const runIds = [...new Set(candidates.map((c) => c.run_id!))];
   const complete = (await db.selectFrom("stages").select("snapshot_id")
@@ -302,7 +326,7 @@ export async function snapshotStates(
  */
 async function unvouchedSnapshots(
   db: Kysely<Database>,
-  options: { deadRuns?: string[] },
+  options: ObserveOptions,
 ): Promise<Map<string, SnapshotState>> {
   // Literal values, not parameters: SQLite uses a partial index only for the very terms of its WHERE clause.
   const recorded = (id: "s.id" | "s.original") =>
@@ -311,12 +335,13 @@ async function unvouchedSnapshots(
         AND t.type = 'backup' AND t.status = 'succeeded' AND t.snapshot_id IS NOT NULL
         AND (substr(${sql.ref(id)}, 1, length(t.snapshot_id)) = t.snapshot_id
           OR substr(t.snapshot_id, 1, length(${sql.ref(id)})) = ${sql.ref(id)}))`;
-  const rows = await db.selectFrom("snapshots as s")
+  let query = db.selectFrom("snapshots as s")
     .leftJoin("runs as r", "r.id", "s.run_id")
     .select(["s.repository", "s.id", "s.project", "s.run_id", "r.status"])
     .where(sql<boolean>`NOT ${recorded("s.id")}`)
-    .where((eb) => eb.or([eb("s.original", "is", null), sql<boolean>`NOT ${recorded("s.original")}`]))
-    .execute();
+    .where((eb) => eb.or([eb("s.original", "is", null), sql<boolean>`NOT ${recorded("s.original")}`]));
+  if (options.projects) query = query.where("s.project", "in", options.projects);
+  const rows = await query.execute();
   const dead = new Set(options.deadRuns ?? []);
   const states = new Map<string, SnapshotState>();
   for (const row of rows) {

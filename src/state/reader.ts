@@ -74,10 +74,10 @@ export class StateReader {
   // The planner's read model (observe.ts).
 
   /**
-   * Everything the planner needs, in a few indexed queries. `deadRuns`: runs still marked running whose process is
-   * gone (judged by the caller); their snapshots count as partial like those of failed and interrupted runs.
+   * Everything the planner needs, in a few indexed queries (see {@link observed.ObserveOptions}). `deadRuns`' snapshots
+   * count as partial like those of failed and interrupted runs.
    */
-  async observe(options: { deadRuns?: string[] } = {}): Promise<ObservedState> {
+  async observe(options: observed.ObserveOptions = {}): Promise<ObservedState> {
     return await observed.observe(this.db, options);
   }
 

@@ -223,6 +223,7 @@ describe("StateStore.open", () => {
           "stages_maintenance",
           "snapshots_group",
           "stages_recorded",
+          "snapshots_project",
         ]
       ) {
         assert.ok(indexes.includes(index), `index ${index} missing from ${indexes.join(", ")}`);
@@ -260,8 +261,9 @@ describe("StateStore.open", () => {
         { name: "0009_stage_notes" },
         { name: "0010_fleet" },
         { name: "0011_recorded_snapshots" },
+        { name: "0012_snapshots_by_project" },
       ]);
-      assert.equal(latestMigration, "0011_recorded_snapshots");
+      assert.equal(latestMigration, "0012_snapshots_by_project");
       // 0009: what a stage that succeeded has to say, apart from errors.
       const note = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('stages') WHERE name = 'note'`.execute(storeDb(store));
@@ -311,6 +313,7 @@ describe("StateStore.open", () => {
         await sql`ALTER TABLE stages DROP COLUMN note`.execute(storeDb(old));
         // Kysely applies migrations in order only: the later ones go too.
         await sql`DROP INDEX stages_recorded`.execute(storeDb(old));
+        await sql`DROP INDEX snapshots_project`.execute(storeDb(old));
         for (const table of ["runners", "config_seen", "leases", "fenced_writes"]) {
           await sql`DROP TABLE ${sql.table(table)}`.execute(storeDb(old));
         }
@@ -364,6 +367,7 @@ describe("StateStore.open", () => {
           { name: "0009_stage_notes" },
           { name: "0010_fleet" },
           { name: "0011_recorded_snapshots" },
+          { name: "0012_snapshots_by_project" },
         ]);
         const meta = await storeDb(second).selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [
@@ -766,6 +770,58 @@ for (const backend of stateBackends) {
             new Map(observed.snapshots.map((s) => [`${s.repository}\u0000${s.id}`, s.state] as const).sort()),
             new Map([...expected].sort()),
           );
+        });
+      });
+
+      it("scoped to projects, reads their snapshots, backups, failures and partial snapshots only, as the whole view has them", async () => {
+        await withStore(backend, async (store) => {
+          const full = (prefix: string) => prefix.padEnd(64, prefix.at(-1));
+          const day = (n: number) => `2026-11-${String(10 + n).padStart(2, "0")}T03:00:00.000Z`;
+          for (const [i, project] of ["shop", "blog", "wiki"].entries()) {
+            const ok = `r-${project}-ok`;
+            const failed = `r-${project}-failed`;
+            await run(store, ok, project, day(i), "succeeded");
+            await run(store, failed, project, day(i + 3), "failed");
+            await backupStage(store, project, "db", "local", day(i), "succeeded", {
+              runId: ok,
+              snapshotId: full(`a${i}`),
+            });
+            // A failed stage whose snapshot restic stored anyway, and a later failure without one.
+            await backupStage(store, project, "db", "local", day(i + 3), "failed", {
+              runId: failed,
+              snapshotId: full(`b${i}`),
+            });
+            await backupStage(store, project, "files", "local", day(i + 4), "failed", { runId: failed });
+          }
+          const tagged = (id: string, project: string | null, runId: string | null, time: string) => ({
+            ...snapshot(id, time, project, project ? "db" : null),
+            run_id: runId,
+          });
+          await store.replaceSnapshots("local", [
+            ...["shop", "blog", "wiki"].flatMap((project, i) => [
+              tagged(full(`a${i}`), project, `r-${project}-ok`, day(i)),
+              tagged(full(`b${i}`), project, `r-${project}-failed`, day(i + 3)),
+            ]),
+            tagged(full("c9"), null, null, day(9)),
+          ], "2026-11-22T10:00:00.000Z");
+          const whole = await store.observe();
+          const scoped = await store.observe({ projects: ["shop", "wiki"] });
+          const theirs = <T extends { project: string | null }>(items: T[]) =>
+            items.filter((item) => item.project === "shop" || item.project === "wiki");
+          assert.deepEqual(scoped.snapshots, theirs(whole.snapshots));
+          assert.equal(scoped.snapshots.length, 4);
+          assert.deepEqual(byKey(scoped.backups), byKey(theirs(whole.backups)));
+          assert.equal(scoped.backups.length, 2);
+          assert.deepEqual(byKey(scoped.failures), byKey(theirs(whole.failures)));
+          assert.equal(scoped.failures.length, 4);
+          assert.deepEqual(
+            scoped.partials.map((p) => p.snapshot).sort(),
+            theirs(whole.partials).map((p) => p.snapshot).sort(),
+          );
+          assert.deepEqual(scoped.partials.map((p) => p.snapshot).sort(), [full("b0"), full("b2")]);
+          // What is not per project stays whole; an empty scope is no scope.
+          assert.deepEqual(scoped.knownProjects, whole.knownProjects);
+          assert.deepEqual(await store.observe({ projects: [] }), whole);
         });
       });
 

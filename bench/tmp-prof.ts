@@ -1,0 +1,11 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { StateStore } from "../src/state/store.ts";
+import { storeDb } from "../test/support/state-db.ts";
+import { fillScaleState, writeScaleConfig } from "./scale-state.ts";
+const dir = "/tmp/scale";
+mkdirSync(join(dir, ".backupctl"), { recursive: true });
+const store = await StateStore.open(join(dir, ".backupctl"));
+await fillScaleState(storeDb(store), 1000, "sqlite");
+await store.close();
+console.log(writeScaleConfig(dir, 1000));
