@@ -9,19 +9,22 @@ import { createClock } from "../clock.ts";
 import { parseDuration } from "../config/duration.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { handleStopSignals, signalExitCode, stopForced, stopRequested } from "../runtime/shutdown.ts";
-import { parseListen, startHttp } from "../watch/http.ts";
+import { dashboardOff, parseListen, startHttp } from "../watch/http.ts";
+import { listenProblem, readToken, tokenVariable } from "../web/security.ts";
 import { Watcher } from "../watch/loop.ts";
 import { FleetMember } from "../fleet/member.ts";
 import { versionLine } from "./version.ts";
 import { parseLogFormat, setupEventLog } from "../log.ts";
 import { fromInvocationDir, type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
 
-export const description = "Run plan and apply forever: due backups, retention, checks; optional /healthz and /metrics";
+export const description =
+  "Run plan and apply forever: due backups, retention, checks; optional /healthz, /metrics and the dashboard";
 
 export const defaultListen = "127.0.0.1:9464";
 
 interface Options extends GlobalOptions {
   listen?: string | true;
+  tokenFile?: string;
   concurrency: string;
   grace: string;
   maxSleep: string;
@@ -35,8 +38,14 @@ interface Options extends GlobalOptions {
 export function define(program: Command, output: Output, done: (code: number) => void): void {
   program.command("watch").description(description)
     .addOption(
-      new Option("--listen [addr]", `serve GET /healthz and /metrics on HOST:PORT (default ${defaultListen})`)
-        .env("BACKUPCTL_LISTEN"),
+      new Option(
+        "--listen [addr]",
+        `serve GET /healthz, /metrics and the dashboard on HOST:PORT (default ${defaultListen})`,
+      ).env("BACKUPCTL_LISTEN"),
+    )
+    .option(
+      "--token-file <path>",
+      `the dashboard's token, from a file (default: ${tokenVariable}); required for the dashboard beyond loopback`,
     )
     .option("--concurrency <n>", "projects backed up at the same time, at most", "1")
     .option("--grace <duration>", "after SIGTERM/SIGINT, how long a running stage may take to finish", "60s")
@@ -98,6 +107,7 @@ export async function run(options: Options, output: Output): Promise<number> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  const token = readToken({ tokenFile: options.tokenFile ? fromInvocationDir(options.tokenFile) : undefined });
   const clock = createClock(parseNow(options.now));
   handleStopSignals({ graceMs });
   const loaded = await load(options);
@@ -146,8 +156,15 @@ export async function run(options: Options, output: Output): Promise<number> {
   let http: Awaited<ReturnType<typeof startHttp>> | undefined;
   try {
     if (listen) {
-      http = await startHttp(watcher, listen);
-      log(`watch: serving /healthz and /metrics on http://${listen.host}:${http.port}`);
+      // Beyond loopback without a token the dashboard stays off; /healthz and /metrics serve as they always did.
+      const dashboard = listenProblem(listen.host, token) ? undefined : { token };
+      http = await startHttp(watcher, listen, dashboard);
+      const where = `http://${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${http.port}`;
+      log(
+        dashboard
+          ? `watch: serving the dashboard, /healthz and /metrics on ${where}`
+          : `watch: serving /healthz and /metrics on ${where}; the dashboard is off: ${dashboardOff}`,
+      );
     }
     await watcher.run();
   } finally {

@@ -111,6 +111,11 @@ function backupReason(
   return `due since ${isoSeconds(due.dueAt)} (${project.schedule}${zone}${jitter})${coalesced}${failed}`;
 }
 
+/** How old a project's last success may grow before it is overdue: its maxAge, else twice its interval (≥ 2 min). */
+export function maxAgeMs(project: NormalizedProject, times: ProjectTimes): number {
+  return project.maxAge ? parseDuration(project.maxAge)! : Math.max(2 * times.interval, 2 * 60_000);
+}
+
 /**
  * A project is overdue when a source's last success is older than maxAge (default: twice the interval between the
  * latest and the next slot, at least two minutes).
@@ -127,7 +132,7 @@ export function overdueProject(
   const known = successes.filter((at): at is string => at !== undefined);
   if (known.length === 0) return [];
   const oldest = known.reduce((a, b) => (a < b ? a : b));
-  const maxAge = project.maxAge ? parseDuration(project.maxAge)! : Math.max(2 * times.interval, 2 * 60_000);
+  const maxAge = maxAgeMs(project, times);
   if (now.getTime() - Date.parse(oldest) <= maxAge) return [];
   return [{
     project: project.name,

@@ -33,7 +33,7 @@ export class StateReader {
   }
 
   /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
-  async latestDrills(): Promise<Map<string, { at: string; status: string; error: string | null }>> {
+  async latestDrills(): Promise<Map<string, reports.LatestDrill>> {
     return await reports.latestDrills(this.db);
   }
 

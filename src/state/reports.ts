@@ -87,20 +87,31 @@ export async function history(db: Kysely<Database>, filter: HistoryFilter): Prom
   return entries.sort((a, b) => startedAt(b).localeCompare(startedAt(a))).slice(0, filter.limit);
 }
 
+/** A project's latest restore drill; its duration is the restore time it proved (RTO). */
+export interface LatestDrill {
+  at: string;
+  status: string;
+  error: string | null;
+  durationMs: number | null;
+}
+
 /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
 export async function latestDrills(
   db: Kysely<Database>,
-): Promise<Map<string, { at: string; status: string; error: string | null }>> {
-  const rows = await db.selectFrom("stages as s").select(["s.project", "s.started_at", "s.status", "s.error"])
+): Promise<Map<string, LatestDrill>> {
+  const rows = await db.selectFrom("stages as s")
+    .select(["s.project", "s.started_at", "s.status", "s.error", "s.duration_ms"])
     .where("s.type", "=", "verify").where("s.status", "in", ["succeeded", "failed"])
     .where("s.started_at", "=", (eb) =>
       eb.selectFrom("stages as t").select((e) => e.fn.max("t.started_at").as("m"))
         .whereRef("t.project", "=", "s.project").where("t.type", "=", "verify")
         .where("t.status", "in", ["succeeded", "failed"]))
     .execute();
-  const drills = new Map<string, { at: string; status: string; error: string | null }>();
+  const drills = new Map<string, LatestDrill>();
   for (const row of rows) {
-    if (row.project) drills.set(row.project, { at: row.started_at, status: row.status, error: row.error });
+    if (!row.project) continue;
+    const durationMs = row.duration_ms === null ? null : Number(row.duration_ms);
+    drills.set(row.project, { at: row.started_at, status: row.status, error: row.error, durationMs });
   }
   return drills;
 }

@@ -1,7 +1,8 @@
 /**
  * watch's HTTP endpoints (off unless `--listen`): `GET /healthz` (200 ok or degraded, 503 unhealthy, with a JSON
  * body saying why) and `GET /metrics` (Prometheus text, made with prom-client). Both are computed from the state
- * database and the loop's status at request time; neither says anything secret (names, times and counts only).
+ * database and the loop's status at request time; neither says anything secret (names, times and counts only), and
+ * neither asks for the dashboard's token (probes and scrapers stay as they were). Every other path is the dashboard.
  */
 import { accessSync, constants } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -11,6 +12,11 @@ import { preparePlan } from "../apply/prepare.ts";
 import { isoSeconds } from "../format/time.ts";
 import type { StateStore } from "../state/store.ts";
 import type { Watcher } from "./loop.ts";
+import { type DashboardSource, handleDashboard } from "../web/server.ts";
+import { minTokenLength, tokenVariable } from "../web/security.ts";
+
+/** Why the dashboard is off on a non-loopback address without a token, and the fix. */
+export const dashboardOff = `set ${tokenVariable} (or --token-file PATH, at least ${minTokenLength} characters)`;
 
 export interface Health {
   /** ok: all well; degraded: something needs a look but backups are current; unhealthy: backups are at risk. */
@@ -319,14 +325,31 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: match[1] || match[2] || "127.0.0.1", port };
 }
 
-/** Starts the server; resolves once it listens (with the port actually bound, for port 0). */
+/**
+ * Starts the server; resolves once it listens (with the port actually bound, for port 0). Every path but /healthz and
+ * /metrics is the dashboard's (web/server.ts) when `dashboard` is given; without it those paths say how to turn it on.
+ */
 export async function startHttp(
   watcher: Watcher,
   listen: { host: string; port: number },
+  dashboard?: { token: string | undefined },
 ): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const registry = metricsRegistry(watcher);
+  const source: DashboardSource = {
+    loaded: () => watcher.loaded,
+    store: watcher.store,
+    host: watcher.options.host,
+    now: () => watcher.options.clock.now(),
+  };
   const server = createServer((request, response) => {
     const path = new URL(request.url ?? "/", "http://localhost").pathname;
+    if (path !== "/healthz" && path !== "/metrics") {
+      if (dashboard) return void handleDashboard(source, dashboard.token, request, response);
+      response.writeHead(404, { "Content-Type": "text/plain", "Cache-Control": "no-store" }).end(
+        `not found: GET /healthz or /metrics (the dashboard beyond loopback needs a token: ${dashboardOff})\n`,
+      );
+      return;
+    }
     const send = (status: number, type: string, body: string) => {
       response.writeHead(status, { "Content-Type": type, "Cache-Control": "no-store" }).end(body);
     };
@@ -354,8 +377,6 @@ export async function startHttp(
         send(result.status === "unhealthy" ? 503 : 200, "application/json", `${JSON.stringify(result, null, 2)}\n`);
       } else if (path === "/metrics") {
         send(200, registry.contentType, await registry.metrics());
-      } else {
-        send(404, "text/plain", "not found: GET /healthz or /metrics\n");
       }
     };
     answer().catch((error) => {

@@ -57,7 +57,8 @@ export async function backup(
           time: started,
           timeoutMs,
           privateDir: ctx.privateDir,
-          progress: (bytes: () => number) => startProgress(`backup ${label}`, bytes, ctx.out),
+          progress: (bytes: () => number) =>
+            startProgress(`backup ${label}`, bytes, ctx.out, { runId: run.id, project: project.name }),
           beforeCommit: fleet ? () => fleet.member.refusal(fleet.fence) : undefined,
           tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${run.id}`],
         };
