@@ -25,6 +25,7 @@ const commandModules: Record<string, () => Promise<CommandDefinition>> = {
   diff: () => import("./diff.ts"),
   import: () => import("./import.ts"),
   state: () => import("./state.ts"),
+  serve: () => import("./serve.ts"),
 };
 
 /** Global options that take a value (the word after them is not the command's name). */

@@ -162,6 +162,29 @@ export function renderJson(plan: Plan | PlanToApply): string {
   return JSON.stringify(planDocument(plan), null, 2) + "\n";
 }
 
+/** The plan's state in a few words, as pull requests and the dashboard head it. */
+export function planHeadline(plan: Plan): string {
+  return plan.actions.length === 0
+    ? "✅ No changes"
+    : deletionBanners(plan).length > 0
+    ? "⛔ Deletions need approval"
+    : plan.summary.forget > 0
+    ? "⚠️ Changes with routine deletions"
+    : "📋 Changes";
+}
+
+/** The order the markdown and the dashboard list action types in. */
+export const actionTypeOrder: PlanAction["type"][] = [
+  "init",
+  "backup",
+  "copy",
+  "forget",
+  "prune",
+  "check",
+  "verify",
+  "recover",
+];
+
 /**
  * A reviewer-first summary: status, summary line, every warning, actions by type, the full plan folded. Times are
  * shown in `timeZone` with their offset.
@@ -170,14 +193,7 @@ export function renderMarkdown(plan: Plan, timeZone = "UTC"): string {
   const local = (text: string) => localTimesIn(text, timeZone);
   const banners = deletionBanners(plan);
   const destroys = plan.summary.forget > 0;
-  const status = plan.actions.length === 0
-    ? "✅ No changes"
-    : banners.length > 0
-    ? "⛔ Deletions need approval"
-    : destroys
-    ? "⚠️ Changes with routine deletions"
-    : "📋 Changes";
-  const out: string[] = [`### backupctl plan: ${status}`, ""];
+  const out: string[] = [`### backupctl plan: ${planHeadline(plan)}`, ""];
   out.push(plan.actions.length === 0 ? "No changes. Backups are up to date." : `**${summaryLine(plan)}**`, "");
   if (banners.length > 0 || plan.overdue.length > 0 || plan.warnings.length > 0) {
     // At the top, not only inside the folded full plan: a reviewer must not have to unfold it to see them.
@@ -194,8 +210,7 @@ export function renderMarkdown(plan: Plan, timeZone = "UTC"): string {
     const n = plan.summary.forget;
     out.push(`> [!NOTE]`, `> ${n} snapshot${n === 1 ? "" : "s"} will be forgotten by routine retention.`, "");
   }
-  const types: PlanAction["type"][] = ["init", "backup", "copy", "forget", "prune", "check", "verify", "recover"];
-  for (const type of types) {
+  for (const type of actionTypeOrder) {
     const actions = plan.actions.filter((a) => a.type === type);
     if (actions.length === 0) continue;
     out.push(`#### ${type} (${actions.length})`, "", "| project | action | reason |", "| --- | --- | --- |");

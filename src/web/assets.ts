@@ -61,6 +61,8 @@ svg.chart .axis { stroke: var(--line); }
 svg.chart text { fill: var(--muted); font-size: 11px; }
 .timeline { list-style: none; padding: 0; margin: 0; border-left: 3px solid var(--line); }
 .timeline li { margin: 0 0 .6rem; padding-left: .8rem; }
+.alert { border: 1px solid var(--bad); background: var(--bad-bg); border-radius: 6px; padding: .2rem .8rem; margin: 0 0 1rem; }
+.headline { font-size: 1.1rem; margin: 0 0 .3rem; }
 [data-live-run] { font-variant-numeric: tabular-nums; }
 @media (max-width: 640px) { main { padding: .8rem; } th, td { padding: .4rem .5rem; } }
 `;

@@ -57,7 +57,7 @@ export function page(ctx: PageContext, options: { title: string; nav?: NavItem; 
         </footer>
       </body>
     </html>
-  `.text;
+  `.text.trim() + "\n";
 }
 
 /** How long ago (or in how long) `iso` is from now, in words. */

@@ -38,7 +38,7 @@ export interface DashboardContext extends PageContext {
 }
 
 /** A page's answer: a document, or not found (with the page saying what). */
-export type PageResult = { status: 200; body: string } | { status: 404; body: string };
+export type PageResult = { status: 200 | 404; body: string; type?: string };
 
 export function contextOf(source: DashboardSource): DashboardContext {
   const loaded = source.loaded();
@@ -116,11 +116,11 @@ export async function handleDashboard(
     const project = /^\/projects\/([^/]+)\/?$/.exec(path);
     const run = /^\/runs\/([^/]+)\/?$/.exec(path);
     if (path === "/") result = await homePage(ctx);
-    else if (path === "/plan") result = await planPage(ctx);
+    else if (path === "/plan") result = await planPage(ctx, url.searchParams);
     else if (project) result = await projectPage(ctx, decodeURIComponent(project[1]), url.searchParams);
     else if (run) result = await runPage(ctx, decodeURIComponent(run[1]));
     else result = notFound(ctx, `Nothing at ${path}.`);
-    send(result.status, "text/html; charset=utf-8", result.body);
+    send(result.status, result.type ?? "text/html; charset=utf-8", result.body);
   } catch (error) {
     const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
     if (!response.headersSent) send(500, "text/plain; charset=utf-8", `error: ${redact(message)}\n`);

@@ -68,7 +68,7 @@ export async function homePage(ctx: DashboardContext): Promise<PageResult> {
     <ul class="summary" aria-label="Projects by health">${summary}</ul>
     <div class="table-wrap">
       <table id="projects">
-        <caption>${projects.length} projects, failing and overdue first</caption>
+        <caption>${projects.length} project${projects.length === 1 ? "" : "s"}, failing and overdue first</caption>
         <thead>
           <tr>
             <th scope="col">Health</th>

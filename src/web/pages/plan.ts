@@ -1,8 +1,109 @@
-/** `/plan`: the pending plan (being built). */
-import { html } from "../html.ts";
-import { page } from "../layout.ts";
+/**
+ * `/plan`: the plan the next apply would make now, as a pull request shows it (plan/render.ts's markdown): the
+ * headline, the summary line, deletions that need approval, overdue projects and warnings first, then one table per
+ * action type and what is not managed, with the full text plan folded below. Made offline, from the state as
+ * recorded (no restic started, nothing written), as `status` makes it. `?format=markdown` answers the markdown itself.
+ */
+import { preparePlan } from "../../apply/prepare.ts";
+import { localTimesIn } from "../../format/time.ts";
+import type { PlanAction } from "../../plan/document.ts";
+import {
+  actionTypeOrder,
+  colours,
+  deletionBanners,
+  describeAction,
+  planHeadline,
+  renderMarkdown,
+  renderText,
+  summaryLine,
+} from "../../plan/render.ts";
+import { html, segment } from "../html.ts";
+import { page, when } from "../layout.ts";
 import type { DashboardContext, PageResult } from "../server.ts";
 
-export function planPage(ctx: DashboardContext): Promise<PageResult> {
-  return Promise.resolve({ status: 200, body: page(ctx, { title: "Plan", nav: "plan", body: html`<p>plan</p>` }) });
+/** The plan as the dashboard makes it: offline, every project (see the top of this file). */
+export async function currentPlan(ctx: DashboardContext, projects?: string[]) {
+  const { plan } = await preparePlan(ctx.loaded, ctx.store, { now: ctx.now, host: ctx.host, projects, offline: true });
+  return plan;
+}
+
+export async function planPage(ctx: DashboardContext, query?: URLSearchParams): Promise<PageResult> {
+  const plan = await currentPlan(ctx);
+  if (query?.get("format") === "markdown") {
+    return { status: 200, body: renderMarkdown(plan, ctx.zone), type: "text/markdown; charset=utf-8" };
+  }
+  const local = (text: string) => localTimesIn(text, ctx.zone);
+  const alerts = [
+    ...deletionBanners(plan).map((banner) => html`<li><strong>${banner}</strong></li>`),
+    ...plan.overdue.map((o) =>
+      html`<li>project ${o.project} is overdue: last success ${when(ctx, o.last_success)}</li>`
+    ),
+    ...plan.warnings.map((warning) => html`<li>${local(warning)}</li>`),
+  ];
+  const tables = actionTypeOrder.flatMap((type) => {
+    const actions = plan.actions.filter((a) => a.type === type);
+    if (actions.length === 0) return [];
+    const rows = actions.map((a) => {
+      const held = a.type === "forget" && a.approval === "required";
+      return html`
+        <tr${held
+          ? html`
+            class="held"
+          `
+          : ""}>
+          <td>${projectLink(a)}</td>
+          <td>${describeAction(a)}${held
+            ? html`
+              <span class="badge warn">held</span>
+            `
+            : ""}</td>
+          <td>${local(a.reason)}</td>
+          </tr>
+      `;
+    });
+    return [html`
+      <h2 id="${type}">${type} (${actions.length})</h2>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Project</th>
+              <th scope="col">Action</th>
+              <th scope="col">Reason</th>
+            </tr>
+          </thead>
+          <tbody>${rows}</tbody>
+        </table>
+      </div>
+    `];
+  });
+  const notManaged = plan.not_managed.length === 0 ? html`` : html`<h2>Not managed (reported, never deleted)</h2>
+<ul>${plan.not_managed.map((item) => html`<li>${item.subject}: ${item.detail}</li>`)}</ul>`;
+  const body = html`
+    <p class="headline">${planHeadline(plan)}</p>
+    <p><strong>${plan.actions.length === 0 ? "No changes. Backups are up to date." : summaryLine(plan)}</strong></p>
+    ${alerts.length > 0
+      ? html`
+        <div class="alert" role="alert">
+          <ul>${alerts}</ul>
+        </div>
+      `
+      : ""}
+    ${tables}
+    ${notManaged}
+    <details>
+      <summary>Full plan</summary>
+      <pre>${renderText(plan, colours(false), ctx.zone)}</pre>
+    </details>
+    <p class="muted">As of ${when(ctx, plan.now)} · config ${plan.config_fingerprint.slice(
+      0,
+      19,
+    )}… · state serial ${plan.state.serial} ·
+    <a href="/plan?format=markdown">as markdown</a></p>
+  `;
+  return { status: 200, body: page(ctx, { title: "Plan", nav: "plan", body }) };
+}
+
+function projectLink(action: PlanAction) {
+  return "project" in action ? html`<a href="/projects/${segment(action.project)}">${action.project}</a>` : html`—`;
 }
