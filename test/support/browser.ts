@@ -87,7 +87,10 @@ export interface Visit {
   status: number;
   /** The main response's headers, names in lower case. */
   headers: Record<string, string>;
-  /** Console messages of type error and uncaught errors, in the order they came; they keep coming after load. */
+  /**
+   * Console messages of type error (Chromium's own among them: a resource that failed to load, a Content-Security-Policy
+   * violation) and uncaught errors, in the order they came; they keep coming after load.
+   */
   consoleErrors: string[];
   /** Requests that failed (network error, blocked) or got a status >= 400: "GET URL: reason". */
   failedRequests: string[];
@@ -127,6 +130,7 @@ export async function visit(browser: TestBrowser, url: string, options: VisitOpt
     extraHTTPHeaders: options.headers,
     colorScheme: options.colorScheme ?? "light",
     timezoneId: options.timeZone,
+    // Fixed, so that what the browser formats (dates, numbers) and screenshots do not depend on the host's settings.
     locale: "en-US",
   });
   try {

@@ -1,7 +1,8 @@
 /**
  * The browser tests' support (test/support/browser.ts) checked against pages of a tiny loopback server whose faults are
- * known: a clean page reports nothing; a page that throws and loads a missing image reports both; headers reach the
- * server; screenshots are PNGs; dark mode and the keyboard work as the dashboard's tests will rely on.
+ * known: a clean page reports nothing; a page that throws and loads a missing image reports both, and one whose inline
+ * script a Content-Security-Policy refuses reports that; headers reach the server; screenshots are PNGs; dark mode and
+ * the keyboard work as the dashboard's tests will rely on.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -34,6 +35,10 @@ const pages: Record<string, string> = {
   "/bad": `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bad</title><link rel="icon" href="data:,"></head>
 <body><p>Broken</p><img src="/nope.png" alt="missing"><script>throw new Error("boom from the page")</script></body></html>`,
+  // Served with a Content-Security-Policy that forbids every script: its inline one is refused.
+  "/strict": `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>strict</title><link rel="icon" href="data:,"></head>
+<body><table><tr><td>kept</td></tr></table><script>document.title = "ran"</script></body></html>`,
   "/private": `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>private</title><link rel="icon" href="data:,"></head>
 <body><p>Only with the token</p></body></html>`,
@@ -57,8 +62,12 @@ async function startSite(): Promise<Site> {
     } else if (path === "/private" && request.headers.authorization !== token) {
       response.writeHead(401, { "content-type": "text/plain", "www-authenticate": "Bearer" }).end("token required");
     } else {
-      response.writeHead(200, { "content-type": "text/html; charset=utf-8", "x-content-type-options": "nosniff" })
-        .end(page);
+      const policy = path === "/strict" ? { "content-security-policy": "default-src 'none'; img-src data:" } : {};
+      response.writeHead(200, {
+        "content-type": "text/html; charset=utf-8",
+        "x-content-type-options": "nosniff",
+        ...policy,
+      }).end(page);
     }
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -120,6 +129,20 @@ describe("the browser tests' support", () => {
       assert.ok(page.consoleErrors.includes("uncaught Error: boom from the page"), page.consoleErrors.join("\n"));
       // Chromium says so on the console too: a test that checks only consoleErrors still sees the missing asset.
       assert.ok(page.consoleErrors.some((line) => line.includes("404")), page.consoleErrors.join("\n"));
+    } finally {
+      await page.close();
+    }
+  });
+
+  it("reports a script the Content-Security-Policy refuses, and its readers still work under that policy", async () => {
+    const page = await visit(browser, `${site.url}/strict`, desktop);
+    try {
+      assert.equal(page.consoleErrors.length, 1, page.consoleErrors.join("\n"));
+      assert.match(page.consoleErrors[0], /^Executing inline script violates the following Content Security Policy/);
+      assert.deepEqual(page.failedRequests, []);
+      assert.equal(await page.evaluate("document.title"), "strict");
+      assert.deepEqual(await page.tables(), [[["kept"]]]);
+      await page.waitFor("document.readyState === 'complete'");
     } finally {
       await page.close();
     }
