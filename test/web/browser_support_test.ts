@@ -195,15 +195,17 @@ describe("the browser tests' support", () => {
     }
   });
 
-  it("emulates prefers-color-scheme: dark, and light by default", async () => {
+  it("emulates prefers-color-scheme: dark (light by default) and a time zone", async () => {
     const light = await visit(browser, `${site.url}/clean`, desktop);
-    const dark = await visit(browser, `${site.url}/clean`, { ...desktop, colorScheme: "dark" });
+    const dark = await visit(browser, `${site.url}/clean`, { ...desktop, colorScheme: "dark", timeZone: "Asia/Tokyo" });
     try {
       assert.equal(await light.matchesMedia("(prefers-color-scheme: dark)"), false);
       assert.equal(await dark.matchesMedia("(prefers-color-scheme: dark)"), true);
       const background = "getComputedStyle(document.body).backgroundColor";
       assert.equal(await light.evaluate(background), "rgb(255, 255, 255)");
       assert.equal(await dark.evaluate(background), "rgb(0, 0, 0)");
+      const hour = "new Date('2026-12-06T00:00:00Z').getHours()";
+      assert.equal(await dark.evaluate(hour), 9);
     } finally {
       await light.close();
       await dark.close();
