@@ -15,6 +15,7 @@ const packages: Record<string, string> = {
   mariadbd: "mariadb-server",
   sshd: "openssh-server",
   rclone: "rclone",
+  chromium: "chromium",
 };
 
 function installed(program: string): boolean {
