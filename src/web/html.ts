@@ -1,8 +1,11 @@
 /**
- * HTML built by tagged templates that escape every interpolated value: `html\`<td>${name}</td>\`` is safe whatever
- * `name` holds (a project called `<script>` shows as text). Only {@link Html} values, made by `html` itself or by
+ * HTML built by tagged templates that escape every interpolated value: `markup\`<td>${name}</td>\`` is safe whatever
+ * `name` holds (a project called `<script>` shows as text). Only {@link Html} values, made by `markup` itself or by
  * {@link trusted} for markup this code wrote (an SVG chart), go in unescaped. Arrays are joined, null and undefined
  * and false render as nothing.
+ *
+ * The tag is not called `html`: deno fmt reformats templates of that name as HTML documents, adding whitespace inside
+ * elements where it shows (an error's lines in a pre-wrapped paragraph, a `<pre>`).
  */
 
 /** Markup that is already safe to send. */
@@ -30,7 +33,7 @@ function render(value: Value): string {
 }
 
 /** The tagged template: the literal parts as written, every value escaped (see the top of this file). */
-export function html(strings: TemplateStringsArray, ...values: Value[]): Html {
+export function markup(strings: TemplateStringsArray, ...values: Value[]): Html {
   let out = strings[0];
   values.forEach((value, i) => (out += render(value) + strings[i + 1]));
   return new Html(out);

@@ -5,7 +5,7 @@
  */
 import { formatBytes } from "../format/bytes.ts";
 import { humanDuration, localTime } from "../format/time.ts";
-import { type Html, html } from "./html.ts";
+import { type Html, markup } from "./html.ts";
 import { assetPath } from "./assets.ts";
 
 /** What every page is rendered with. */
@@ -20,44 +20,32 @@ export type NavItem = "projects" | "plan";
 /** A whole HTML document around `body`. */
 export function page(ctx: PageContext, options: { title: string; nav?: NavItem; body: Html }): string {
   const link = (item: NavItem, href: string, label: string) =>
-    html`
-      <a href="${href}" ${options.nav === item
-        ? html`
-          aria-current="page"
-        `
-        : ""}>${label}</a>
-    `;
-  return html`
-    <!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <meta name="color-scheme" content="light dark">
-        <title>${options.title} · backupctl</title>
-        <link rel="stylesheet" href="${assetPath("dashboard.css")}">
-        <link rel="icon" href="${assetPath("favicon.svg")}" type="image/svg+xml">
-        <script src="${assetPath("dashboard.js")}" defer></script>
-      </head>
-      <body>
-        <a class="skip" href="#main">Skip to content</a>
-        <header>
-          <nav aria-label="Main"><span class="brand">backupctl</span> ${link("projects", "/", "Projects")} ${link(
-            "plan",
-            "/plan",
-            "Plan",
-          )}</nav>
-        </header>
-        <main id="main" tabindex="-1">
-    <h1>${options.title}</h1>
-    ${options.body}
-        </main>
-        <footer>
-          <p>Read-only view of the state. Times in ${ctx.zone}; page made ${localTime(ctx.now, ctx.zone)}.</p>
-        </footer>
-      </body>
-    </html>
-  `.text.trim() + "\n";
+    markup`<a href="${href}"${options.nav === item ? markup` aria-current="page"` : ""}>${label}</a>`;
+  const nav = markup`<span class="brand">backupctl</span> ${link("projects", "/", "Projects")} ${
+    link("plan", "/plan", "Plan")
+  }`;
+  return markup`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>${options.title} · backupctl</title>
+<link rel="stylesheet" href="${assetPath("dashboard.css")}">
+<link rel="icon" href="${assetPath("favicon.svg")}" type="image/svg+xml">
+<script src="${assetPath("dashboard.js")}" defer></script>
+</head>
+<body>
+<a class="skip" href="#main">Skip to content</a>
+<header><nav aria-label="Main">${nav}</nav></header>
+<main id="main" tabindex="-1">
+<h1>${options.title}</h1>
+${options.body}
+</main>
+<footer><p>Read-only view of the state. Times in ${ctx.zone}; page made ${localTime(ctx.now, ctx.zone)}.</p></footer>
+</body>
+</html>
+`.text;
 }
 
 /** How long ago (or in how long) `iso` is from now, in words. */
@@ -68,16 +56,16 @@ export function age(iso: string, now: Date): string {
 
 /** A time in the zone with its age; the machine-readable instant in `datetime`. */
 export function when(ctx: PageContext, iso: string | null | undefined, options: { age?: boolean } = {}): Html {
-  if (!iso) return html`<span class="muted">never</span>`;
+  if (!iso) return markup`<span class="muted">never</span>`;
   const local = localTime(new Date(iso), ctx.zone);
   return options.age === false
-    ? html`<time datetime="${iso}">${local}</time>`
-    : html`<time datetime="${iso}">${local}</time> <span class="age">(${age(iso, ctx.now)})</span>`;
+    ? markup`<time datetime="${iso}">${local}</time>`
+    : markup`<time datetime="${iso}">${local}</time> <span class="age">(${age(iso, ctx.now)})</span>`;
 }
 
 /** A status as a word in a badge: the word carries the meaning, the colour only repeats it. */
 export function badge(word: string, tone: "ok" | "bad" | "warn" | "info" | "muted"): Html {
-  return html`<span class="badge ${tone}">${word}</span>`;
+  return markup`<span class="badge ${tone}">${word}</span>`;
 }
 
 /** The tone of a run's or stage's status word. */

@@ -13,7 +13,7 @@ import { redact } from "../config/secrets.ts";
 import { machineTimeZone } from "../format/time.ts";
 import type { StateStore } from "../state/store.ts";
 import { asset } from "./assets.ts";
-import { html } from "./html.ts";
+import { markup } from "./html.ts";
 import { page, type PageContext } from "./layout.ts";
 import { homePage } from "./pages/home.ts";
 import { planPage } from "./pages/plan.ts";
@@ -57,7 +57,7 @@ export function notFound(ctx: PageContext, what: string): PageResult {
     status: 404,
     body: page(ctx, {
       title: "Not found",
-      body: html`
+      body: markup`
         <p>${what}</p>
         <p><a href="/">All projects</a></p>
       `,

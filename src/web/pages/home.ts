@@ -6,7 +6,7 @@
  */
 import { maxAgeMs, projectTimes } from "../../plan/due.ts";
 import { type ProjectStatus, statusReport } from "../../status/report.ts";
-import { html, segment } from "../html.ts";
+import { markup, segment } from "../html.ts";
 import { badge, duration, page, statusTone, when } from "../layout.ts";
 import type { DashboardContext, PageResult } from "../server.ts";
 
@@ -22,49 +22,51 @@ export async function homePage(ctx: DashboardContext): Promise<PageResult> {
   for (const p of projects) counts.set(p.health, (counts.get(p.health) ?? 0) + 1);
   const summary = (["failing", "overdue", "never", "ok", "disabled"] as const)
     .filter((health) => counts.has(health))
-    .map((health) => html`<li>${badge(health, statusTone(health))} ${counts.get(health)}</li>`);
+    .map((health) => markup`<li>${badge(health, statusTone(health))} ${counts.get(health)}</li>`);
 
   const rows = projects.map((p) => {
     const project = ctx.loaded.config.projects[p.project];
     const limit = maxAgeMs(project, projectTimes(project, ctx.now));
     const ageMs = p.last_success ? ctx.now.getTime() - Date.parse(p.last_success) : undefined;
     const freshness = ageMs === undefined
-      ? html``
-      : html`<br><span class="muted">${Math.round((ageMs / limit) * 100)}% of max age ${duration(limit)}</span>`;
+      ? markup``
+      : markup`<br><span class="muted">${Math.round((ageMs / limit) * 100)}% of max age ${duration(limit)}</span>`;
     const drill = drills.get(p.project);
     const snapshots = Object.entries(p.snapshots).map(([repository, s]) =>
-      html`<div>${repository}: ${s.count}${s.newest ? html`, newest ${when(ctx, s.newest)}` : ""}</div>`
+      markup`<div>${repository}: ${s.count}${s.newest ? markup`, newest ${when(ctx, s.newest)}` : ""}</div>`
     );
     const checks = Object.entries(p.last_check).map(([repository, check]) =>
-      html`<div>${repository}: ${
+      markup`<div>${repository}: ${
         check
-          ? html`${badge(check.status, statusTone(check.status))} ${when(ctx, check.at)}`
-          : html`<span class="muted">never</span>`
+          ? markup`${badge(check.status, statusTone(check.status))} ${when(ctx, check.at)}`
+          : markup`<span class="muted">never</span>`
       }</div>`
     );
     const lastRun = p.last_run
-      ? html`<a href="/runs/${segment(p.last_run.id)}">${badge(p.last_run.status, statusTone(p.last_run.status))}</a>`
-      : html`<span class="muted">none</span>`;
-    return html`
+      ? markup`<a href="/runs/${segment(p.last_run.id)}">${badge(p.last_run.status, statusTone(p.last_run.status))}</a>`
+      : markup`<span class="muted">none</span>`;
+    return markup`
       <tr>
         <td>${badge(p.health, statusTone(p.health))}</td>
         <th scope="row"><a href="/projects/${segment(p.project)}">${p.project}</a></th>
         <td>${when(ctx, p.last_success)}${freshness}</td>
-        <td>${lastRun}${p.last_run?.error ? html`<p class="error">${lastLine(p.last_run.error)}</p>` : ""}</td>
-        <td>${p.due ? html`${badge("due now", "info")}` : when(ctx, p.next_due)}</td>
+        <td>${lastRun}${p.last_run?.error ? markup`<p class="error">${lastLines(p.last_run.error)}</p>` : ""}</td>
+        <td>${p.due ? markup`${badge("due now", "info")}` : when(ctx, p.next_due)}</td>
         <td>${snapshots}</td>
         <td>${checks}</td>
-        <td>${drill
-          ? html`${badge(drill.status, statusTone(drill.status))} ${when(ctx, drill.at)}<br><span class="muted">RTO ${
-            duration(drill.durationMs)
-          }</span>`
-          : html`<span class="muted">none</span>`}</td>
-        <td class="num">${p.pending_notifications || html`<span class="muted">0</span>`}</td>
+        <td>${
+      drill
+        ? markup`${badge(drill.status, statusTone(drill.status))} ${when(ctx, drill.at)}<br><span class="muted">RTO ${
+          duration(drill.durationMs)
+        }</span>`
+        : markup`<span class="muted">none</span>`
+    }</td>
+        <td class="num">${p.pending_notifications || markup`<span class="muted">0</span>`}</td>
       </tr>
     `;
   });
 
-  const body = html`
+  const body = markup`
     <ul class="summary" aria-label="Projects by health">${summary}</ul>
     <div class="table-wrap">
       <table id="projects">
@@ -89,7 +91,11 @@ export async function homePage(ctx: DashboardContext): Promise<PageResult> {
   return { status: 200, body: page(ctx, { title: "Projects", nav: "projects", body }) };
 }
 
-/** An error's last non-empty line (the message that names the cause; errors are redacted when recorded). */
-export function lastLine(error: string): string {
-  return error.trim().split("\n").filter((line) => line.trim()).at(-1) ?? "";
+/**
+ * An error's last non-empty lines (the cause and what the program said; errors are redacted when recorded), at most
+ * `n`, each cut at 300 characters.
+ */
+export function lastLines(error: string, n = 4): string {
+  return error.split("\n").map((line) => line.trim()).filter(Boolean).slice(-n)
+    .map((line) => (line.length > 300 ? `${line.slice(0, 299)}…` : line)).join("\n");
 }

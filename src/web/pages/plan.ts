@@ -17,7 +17,7 @@ import {
   renderText,
   summaryLine,
 } from "../../plan/render.ts";
-import { html, segment } from "../html.ts";
+import { markup, segment } from "../html.ts";
 import { page, when } from "../layout.ts";
 import type { DashboardContext, PageResult } from "../server.ts";
 
@@ -34,76 +34,40 @@ export async function planPage(ctx: DashboardContext, query?: URLSearchParams): 
   }
   const local = (text: string) => localTimesIn(text, ctx.zone);
   const alerts = [
-    ...deletionBanners(plan).map((banner) => html`<li><strong>${banner}</strong></li>`),
+    ...deletionBanners(plan).map((banner) => markup`<li><strong>${banner}</strong></li>`),
     ...plan.overdue.map((o) =>
-      html`<li>project ${o.project} is overdue: last success ${when(ctx, o.last_success)}</li>`
+      markup`<li>project ${o.project} is overdue: last success ${when(ctx, o.last_success)}</li>`
     ),
-    ...plan.warnings.map((warning) => html`<li>${local(warning)}</li>`),
+    ...plan.warnings.map((warning) => markup`<li>${local(warning)}</li>`),
   ];
   const tables = actionTypeOrder.flatMap((type) => {
     const actions = plan.actions.filter((a) => a.type === type);
     if (actions.length === 0) return [];
     const rows = actions.map((a) => {
       const held = a.type === "forget" && a.approval === "required";
-      return html`
-        <tr${held
-          ? html`
-            class="held"
-          `
-          : ""}>
-          <td>${projectLink(a)}</td>
-          <td>${describeAction(a)}${held
-            ? html`
-              <span class="badge warn">held</span>
-            `
-            : ""}</td>
-          <td>${local(a.reason)}</td>
-          </tr>
-      `;
+      const badge = held ? markup` <span class="badge warn">held</span>` : "";
+      const cells = markup`<td>${projectLink(a)}</td><td>${describeAction(a)}${badge}</td><td>${local(a.reason)}</td>`;
+      return markup`<tr${held ? markup` class="held"` : ""}>${cells}</tr>\n`;
     });
-    return [html`
-      <h2 id="${type}">${type} (${actions.length})</h2>
-      <div class="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Project</th>
-              <th scope="col">Action</th>
-              <th scope="col">Reason</th>
-            </tr>
-          </thead>
-          <tbody>${rows}</tbody>
-        </table>
-      </div>
-    `];
+    const head = markup`<tr><th scope="col">Project</th><th scope="col">Action</th><th scope="col">Reason</th></tr>`;
+    const table = markup`<table><thead>${head}</thead><tbody>${rows}</tbody></table>`;
+    return [markup`<h2 id="${type}">${type} (${actions.length})</h2>\n<div class="table-wrap">${table}</div>\n`];
   });
-  const notManaged = plan.not_managed.length === 0 ? html`` : html`<h2>Not managed (reported, never deleted)</h2>
-<ul>${plan.not_managed.map((item) => html`<li>${item.subject}: ${item.detail}</li>`)}</ul>`;
-  const body = html`
-    <p class="headline">${planHeadline(plan)}</p>
-    <p><strong>${plan.actions.length === 0 ? "No changes. Backups are up to date." : summaryLine(plan)}</strong></p>
-    ${alerts.length > 0
-      ? html`
-        <div class="alert" role="alert">
-          <ul>${alerts}</ul>
-        </div>
-      `
-      : ""}
-    ${tables}
-    ${notManaged}
-    <details>
-      <summary>Full plan</summary>
-      <pre>${renderText(plan, colours(false), ctx.zone)}</pre>
-    </details>
-    <p class="muted">As of ${when(ctx, plan.now)} · config ${plan.config_fingerprint.slice(
-      0,
-      19,
-    )}… · state serial ${plan.state.serial} ·
-    <a href="/plan?format=markdown">as markdown</a></p>
-  `;
+  const notManaged = plan.not_managed.length === 0 ? markup`` : markup`<h2>Not managed (reported, never deleted)</h2>
+<ul>${plan.not_managed.map((item) => markup`<li>${item.subject}: ${item.detail}</li>`)}</ul>`;
+  const alert = alerts.length > 0 ? markup`<div class="alert" role="alert"><ul>${alerts}</ul></div>` : "";
+  const fingerprint = plan.config_fingerprint.slice(0, 19);
+  const body = markup`<p class="headline">${planHeadline(plan)}</p>
+<p><strong>${plan.actions.length === 0 ? "No changes. Backups are up to date." : summaryLine(plan)}</strong></p>
+${alert}
+${tables}
+${notManaged}
+<details><summary>Full plan</summary><pre>${renderText(plan, colours(false), ctx.zone)}</pre></details>
+<p class="muted">As of ${when(ctx, plan.now)} · config ${fingerprint}… · state serial ${plan.state.serial} ·
+<a href="/plan?format=markdown">as markdown</a></p>`;
   return { status: 200, body: page(ctx, { title: "Plan", nav: "plan", body }) };
 }
 
 function projectLink(action: PlanAction) {
-  return "project" in action ? html`<a href="/projects/${segment(action.project)}">${action.project}</a>` : html`—`;
+  return "project" in action ? markup`<a href="/projects/${segment(action.project)}">${action.project}</a>` : markup`—`;
 }

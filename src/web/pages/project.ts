@@ -1,5 +1,5 @@
 /** `/projects/NAME`: one project's history, charts, snapshots and pending plan (being built). */
-import { html } from "../html.ts";
+import { markup } from "../html.ts";
 import { page } from "../layout.ts";
 import { type DashboardContext, notFound, type PageResult } from "../server.ts";
 
@@ -7,5 +7,5 @@ export function projectPage(ctx: DashboardContext, name: string, _query: URLSear
   if (!Object.hasOwn(ctx.loaded.config.projects, name)) {
     return Promise.resolve(notFound(ctx, `No project ${name} is declared in the config.`));
   }
-  return Promise.resolve({ status: 200, body: page(ctx, { title: name, body: html`<p>${name}</p>` }) });
+  return Promise.resolve({ status: 200, body: page(ctx, { title: name, body: markup`<p>${name}</p>` }) });
 }

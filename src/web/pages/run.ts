@@ -1,8 +1,8 @@
 /** `/runs/ID`: one run's stages (being built). */
-import { html } from "../html.ts";
+import { markup } from "../html.ts";
 import { page } from "../layout.ts";
 import type { DashboardContext, PageResult } from "../server.ts";
 
 export function runPage(ctx: DashboardContext, id: string): Promise<PageResult> {
-  return Promise.resolve({ status: 200, body: page(ctx, { title: `Run ${id}`, body: html`<p>${id}</p>` }) });
+  return Promise.resolve({ status: 200, body: page(ctx, { title: `Run ${id}`, body: markup`<p>${id}</p>` }) });
 }
