@@ -46,6 +46,11 @@ export interface PrepareOptions {
    * projects only (state/observe.ts), and the plan's repository-wide actions are not to be used.
    */
   projectActionsOnly?: boolean;
+  /**
+   * Plan from the audit alone, without the snapshot inventory (state/observe.ts): what is due and overdue, as `status`
+   * shows it. With `offline` only; the plan has no forgets, copies or recoveries and is never applied.
+   */
+  withoutInventory?: boolean;
 }
 
 export interface Prepared {
@@ -66,7 +71,7 @@ export async function preparePlan(loaded: LoadedConfig, store: StateStore, optio
   const scope = options.projectActionsOnly ? projects : undefined;
   const look = () =>
     options.offline
-      ? observeRecorded(store, host, scope)
+      ? observeRecorded(store, host, scope, options.withoutInventory)
       : observe(loaded, store, host, projects, options.lockAgeMs, scope);
   let { observed, leftovers, adopted, warnings } = await look();
   if (options.refresh) {
@@ -151,9 +156,14 @@ interface Observation {
  * The state database's view with what dead processes left behind (startup recovery's findings, nothing repaired).
  * Reads the database and the state folder only.
  */
-async function observeRecorded(store: StateStore, host: string, scope?: string[]): Promise<Observation> {
+async function observeRecorded(
+  store: StateStore,
+  host: string,
+  scope?: string[],
+  withoutInventory?: boolean,
+): Promise<Observation> {
   const { leftovers, deadRuns, warnings } = await findLeftovers(store, host);
-  const observed = await store.observe({ deadRuns, projects: scope });
+  const observed = await store.observe({ deadRuns, projects: scope, inventory: !withoutInventory });
   observed.leftovers = leftovers;
   return { observed, leftovers, adopted: [], warnings: [...warnings] };
 }

@@ -40,6 +40,12 @@ export interface ObserveOptions {
    * actions (a fleet's project unit), never for a plan shown or applied whole.
    */
   projects?: string[];
+  /**
+   * False: leave the snapshot inventory out (no snapshots, no partial snapshots): what is due and overdue comes from
+   * the audit alone, so `status` and the dashboard's overview plan without reading 100,000 snapshots. Such a plan has
+   * no forgets, copies or recoveries and must not be applied.
+   */
+  inventory?: boolean;
 }
 
 /**
@@ -52,6 +58,7 @@ export interface ObserveOptions {
 export async function observe(db: Kysely<Database>, options: ObserveOptions = {}): Promise<ObservedState> {
   // An empty list is no scope (and `IN ()` no SQL).
   const projects = options.projects?.length ? options.projects : undefined;
+  const withInventory = options.inventory !== false;
   const latest = (status: StageStatus) => {
     let query = db.selectFrom("stages")
       .select(["project", "source", "repository", (eb) => eb.fn.max("started_at").as("at")])
@@ -87,8 +94,8 @@ export async function observe(db: Kysely<Database>, options: ObserveOptions = {}
     db.selectFrom("repositories").select(["name", "initialized_at"]).execute(),
     latest("succeeded"),
     latest("failed"),
-    inventory(db, projects),
-    unvouchedSnapshots(db, { ...options, projects }),
+    withInventory ? inventory(db, projects) : [],
+    withInventory ? unvouchedSnapshots(db, { ...options, projects }) : new Map<string, SnapshotState>(),
     db.selectFrom("retention_policies").selectAll().execute(),
     Promise.all([
       latestPerRepository("prune", "succeeded"),
@@ -102,8 +109,8 @@ export async function observe(db: Kysely<Database>, options: ObserveOptions = {}
     distinctProjects(db),
     db.selectFrom("applied_plans").select(["plan_id", "held"]).execute(),
     forgottenPerRepository(db),
-    failedBackups.execute(),
-    unfinishedRunSnapshots(db, options.deadRuns ?? [], projects),
+    withInventory ? failedBackups.execute() : [],
+    withInventory ? unfinishedRunSnapshots(db, options.deadRuns ?? [], projects) : [],
     lineage(db),
     serial(db),
   ]);

@@ -2,7 +2,7 @@
  * What the state database tells an operator: the audit for `history`, per-project summaries for `status` and the
  * daily digest, the snapshot inventory for `snapshots`. Reads only.
  */
-import type { Kysely, Selectable } from "kysely";
+import { type Kysely, type Selectable, sql } from "kysely";
 import type { Database, RunStatus, SnapshotTable, StageType } from "./schema.ts";
 
 /** The kind `history` gives a run (its stages: backups, copies, hooks, refreshes); operations take their stage's type. */
@@ -96,20 +96,31 @@ export interface LatestDrill {
 }
 
 /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
-export async function latestDrills(
-  db: Kysely<Database>,
-): Promise<Map<string, LatestDrill>> {
-  const rows = await db.selectFrom("stages as s")
-    .select(["s.project", "s.started_at", "s.status", "s.error", "s.duration_ms"])
-    .where("s.type", "=", "verify").where("s.status", "in", ["succeeded", "failed"])
-    .where("s.started_at", "=", (eb) =>
-      eb.selectFrom("stages as t").select((e) => e.fn.max("t.started_at").as("m"))
-        .whereRef("t.project", "=", "s.project").where("t.type", "=", "verify")
-        .where("t.status", "in", ["succeeded", "failed"]))
+export async function latestDrills(db: Kysely<Database>): Promise<Map<string, LatestDrill>> {
+  // Each project's newest finished drill: the newest of each status on stages_latest, then that stage's row.
+  const newest = await db.selectFrom("stages").select(["project", (eb) => eb.fn.max("started_at").as("at")])
+    .where("type", "=", "verify").where("status", "in", ["succeeded", "failed"]).groupBy(["status", "project"])
     .execute();
+  const at = new Map<string, string>();
+  for (const row of newest) {
+    if (row.project && (at.get(row.project) ?? "") < row.at) at.set(row.project, row.at);
+  }
   const drills = new Map<string, LatestDrill>();
+  if (at.size === 0) return drills;
+  const times = [...new Set(at.values())];
+  const rows = [];
+  // In slices: a statement takes a bounded number of parameters (SQLite 32,766, PostgreSQL 65,535).
+  for (let i = 0; i < times.length; i += 5000) {
+    rows.push(
+      ...await db.selectFrom("stages")
+        .select(["project", "started_at", "status", "error", "duration_ms"])
+        .where("type", "=", "verify").where("status", "in", ["succeeded", "failed"])
+        .where("started_at", "in", times.slice(i, i + 5000))
+        .orderBy("id").execute(),
+    );
+  }
   for (const row of rows) {
-    if (!row.project) continue;
+    if (!row.project || at.get(row.project) !== row.started_at) continue;
     const durationMs = row.duration_ms === null ? null : Number(row.duration_ms);
     drills.set(row.project, { at: row.started_at, status: row.status, error: row.error, durationMs });
   }
@@ -169,25 +180,38 @@ export async function runDigest(db: Kysely<Database>, from: string, to: string):
   return digest;
 }
 
-/** Per project: the latest run and the latest successful run. */
+/**
+ * Per project: the latest run and the latest successful run. One index seek per project and kind (the projects found
+ * by a skip scan of runs_project_started, each one's newest run on that index, its newest success on
+ * runs_status_project), not a read of every run: a fleet's audit holds hundreds of runs per project.
+ */
 export async function projectRuns(
   db: Kysely<Database>,
 ): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
   const result = new Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>();
-  const latest = (succeededOnly: boolean) => {
-    let query = db.selectFrom("runs as r")
-      .select(["r.id", "r.project", "r.status", "r.started_at", "r.finished_at", "r.duration_ms", "r.error"])
-      .where("r.started_at", "=", (eb) => {
-        let inner = eb.selectFrom("runs as i").select((e) => e.fn.max("i.started_at").as("m"))
-          .whereRef("i.project", "=", "r.project");
-        if (succeededOnly) inner = inner.where("i.status", "=", "succeeded");
-        return inner;
-      });
-    if (succeededOnly) query = query.where("r.status", "=", "succeeded");
-    return query.execute();
-  };
-  for (const row of await latest(false)) result.set(row.project, { lastRun: row });
-  for (const row of await latest(true)) result.set(row.project, { ...result.get(row.project), lastSuccess: row });
+  const { rows } = await sql<RunSummary & { kind: "last" | "success" }>`WITH RECURSIVE known(project) AS (
+      SELECT min(project) FROM runs
+      UNION ALL
+      SELECT (SELECT min(project) FROM runs WHERE project > known.project) FROM known WHERE known.project IS NOT NULL
+    ),
+    picked(kind, id) AS (
+      SELECT 'last', (SELECT id FROM runs WHERE project = known.project ORDER BY started_at DESC LIMIT 1)
+        FROM known WHERE known.project IS NOT NULL
+      UNION ALL
+      SELECT 'success', (SELECT id FROM runs WHERE status = 'succeeded' AND project = known.project
+          ORDER BY started_at DESC LIMIT 1)
+        FROM known WHERE known.project IS NOT NULL
+    )
+    SELECT picked.kind, r.id, r.project, r.status, r.started_at, r.finished_at, r.duration_ms, r.error
+    FROM picked JOIN runs r ON r.id = picked.id`.execute(db);
+  for (const row of rows) {
+    const { kind, ...run } = row;
+    const summary: RunSummary = { ...run, duration_ms: run.duration_ms === null ? null : Number(run.duration_ms) };
+    const entry = result.get(run.project) ?? {};
+    if (kind === "last") entry.lastRun = summary;
+    else entry.lastSuccess = summary;
+    result.set(run.project, entry);
+  }
   return result;
 }
 

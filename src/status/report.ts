@@ -92,7 +92,12 @@ export async function statusReport(
   // One plan, from the state as recorded (no restic): "due" and "overdue" come from the planner itself, so status
   // and plan never disagree. What dead processes left is found and shown, never repaired here: a status must not
   // change the state (a run it judges dead may be alive on another host sharing it); the next apply or watch does.
-  const prepared = await preparePlan(loaded, store, { now, host: options.host, offline: true });
+  const prepared = await preparePlan(loaded, store, {
+    now,
+    host: options.host,
+    offline: true,
+    withoutInventory: true,
+  });
   const leftovers = prepared.leftovers;
   const due = new Set(prepared.plan.actions.filter((a) => a.type === "backup").map((a) => a.project));
   const overdue = new Set(prepared.plan.overdue.map((o) => o.project));
