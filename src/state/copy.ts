@@ -9,6 +9,8 @@ import type { Database } from "./schema.ts";
 
 /** Every table of the state, parents before the tables that refer to them (stages → runs), with its key. */
 export const stateTables: { table: keyof Database; key: string[] }[] = [
+  // Before stages: its rows are copied first, then the target's triggers keep it as stages arrive (an upsert).
+  { table: "latest_stages", key: ["type", "status", "project", "source", "repository"] },
   { table: "meta", key: ["key"] },
   { table: "runs", key: ["id"] },
   { table: "stages", key: ["id"] },
@@ -45,7 +47,8 @@ export type RowCounts = Record<string, number>;
 /** Why a target is not empty: what it holds beyond a fresh state's own meta rows, or undefined when it is empty. */
 export async function targetContents(db: Kysely<Database>): Promise<string | undefined> {
   const counts = await countRows(db);
-  const held = Object.entries(counts).filter(([table, n]) => table !== "meta" && n > 0)
+  // meta holds a fresh state's own rows; latest_stages only repeats what stages hold.
+  const held = Object.entries(counts).filter(([table, n]) => table !== "meta" && table !== "latest_stages" && n > 0)
     .map(([table, n]) => `${n} ${table}`);
   const serial = await db.selectFrom("meta").select("value").where("key", "=", "serial").executeTakeFirst();
   if (serial && serial.value !== "0") held.push(`serial ${serial.value}`);

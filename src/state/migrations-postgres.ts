@@ -6,7 +6,7 @@
  */
 import type { Kysely, Migration, MigrationProvider } from "kysely";
 import { sql } from "kysely";
-import { createFleetSchema } from "./migrations.ts";
+import { createFleetSchema, createLatestStages, latestStageUpsert } from "./migrations.ts";
 
 const migrations: Record<string, Migration> = {
   "0001_initial": {
@@ -182,6 +182,18 @@ const migrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>) {
       // One project's snapshots without reading the inventory: a fleet's project unit plans one project at a time.
       await db.schema.createIndex("snapshots_project").on("snapshots").columns(["project", "time"]).execute();
+    },
+  },
+  "0013_latest_stages": {
+    async up(db: Kysely<unknown>) {
+      await createLatestStages(db);
+      // One function for both triggers; search_path fixed at creation, so it finds the state's schema whoever writes.
+      await sql`CREATE FUNCTION stages_latest() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+        BEGIN ${sql.raw(latestStageUpsert)}; RETURN NULL; END $$`.execute(db);
+      await sql`CREATE TRIGGER stages_latest_insert AFTER INSERT ON stages
+        FOR EACH ROW EXECUTE FUNCTION stages_latest()`.execute(db);
+      await sql`CREATE TRIGGER stages_latest_update AFTER UPDATE OF status ON stages
+        FOR EACH ROW WHEN (NEW.status IS DISTINCT FROM OLD.status) EXECUTE FUNCTION stages_latest()`.execute(db);
     },
   },
 };

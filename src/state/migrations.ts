@@ -196,6 +196,20 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex("snapshots_project").on("snapshots").columns(["project", "time"]).execute();
     },
   },
+  "0013_latest_stages": {
+    async up(db: Kysely<unknown>) {
+      await createLatestStages(db);
+      // SQLite's triggers: an upsert of the row's (type, status, group) keeping the newest start.
+      for (
+        const [name, when] of [["stages_latest_insert", "AFTER INSERT ON stages"], [
+          "stages_latest_update",
+          "AFTER UPDATE OF status ON stages WHEN NEW.status IS NOT OLD.status",
+        ]]
+      ) {
+        await sql`CREATE TRIGGER ${sql.id(name)} ${sql.raw(when)} BEGIN ${sql.raw(latestStageUpsert)}; END`.execute(db);
+      }
+    },
+  },
 };
 
 /**
@@ -260,3 +274,33 @@ export const migrationProvider: MigrationProvider = {
 };
 
 export const latestMigration = Object.keys(migrations).sort().at(-1)!;
+
+/**
+ * Migration 0013's table, for both dialects: per (type, status, project, source, repository) the newest start of a
+ * stage, kept by triggers on `stages` (every write path, the fallback's replay and `state push/pull` included), so
+ * the planner reads one row per group instead of grouping a million audit rows. A column without a value is ''
+ * (a key cannot hold NULL). Rows only grow newer: stages are never deleted and their start never changes, and a
+ * stage's status goes from running to its end once.
+ */
+export async function createLatestStages(db: Kysely<unknown>): Promise<void> {
+  await db.schema.createTable("latest_stages")
+    .addColumn("type", "text", (c) => c.notNull())
+    .addColumn("status", "text", (c) => c.notNull())
+    .addColumn("project", "text", (c) => c.notNull())
+    .addColumn("source", "text", (c) => c.notNull())
+    .addColumn("repository", "text", (c) => c.notNull())
+    .addColumn("started_at", "text", (c) => c.notNull())
+    .addPrimaryKeyConstraint("latest_stages_pk", ["type", "status", "project", "source", "repository"])
+    .execute();
+  await sql`INSERT INTO latest_stages (type, status, project, source, repository, started_at)
+    SELECT type, status, coalesce(project, ''), coalesce(source, ''), coalesce(repository, ''), max(started_at)
+    FROM stages GROUP BY type, status, coalesce(project, ''), coalesce(source, ''), coalesce(repository, '')`
+    .execute(db);
+}
+
+/** The statement both dialects' triggers run for the stage row NEW. */
+export const latestStageUpsert = `INSERT INTO latest_stages (type, status, project, source, repository, started_at)
+  VALUES (NEW.type, NEW.status, coalesce(NEW.project, ''), coalesce(NEW.source, ''), coalesce(NEW.repository, ''),
+    NEW.started_at)
+  ON CONFLICT (type, status, project, source, repository) DO UPDATE SET started_at = excluded.started_at
+    WHERE excluded.started_at > latest_stages.started_at`;

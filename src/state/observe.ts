@@ -59,21 +59,27 @@ export async function observe(db: Kysely<Database>, options: ObserveOptions = {}
   // An empty list is no scope (and `IN ()` no SQL).
   const projects = options.projects?.length ? options.projects : undefined;
   const withInventory = options.inventory !== false;
-  const latest = (status: StageStatus) => {
-    let query = db.selectFrom("stages")
-      .select(["project", "source", "repository", (eb) => eb.fn.max("started_at").as("at")])
+  // The newest stage per group, from latest_stages (one row per group; see migrations.ts).
+  const latest = async (status: StageStatus) => {
+    let query = db.selectFrom("latest_stages").select(["project", "source", "repository", "started_at as at"])
       .where("type", "=", "backup").where("status", "=", status);
     if (projects) query = query.where("project", "in", projects);
-    return query.groupBy(["project", "source", "repository"]).execute();
+    return (await query.execute()).map((row) => ({
+      project: row.project || null,
+      source: row.source || null,
+      repository: row.repository || null,
+      at: row.at,
+    }));
   };
   let failedBackups = db.selectFrom("stages").select(["project", "source", "repository", "snapshot_id", "run_id"])
     .where("type", "=", "backup").where("status", "=", "failed").where("snapshot_id", "is not", null);
   if (projects) failedBackups = failedBackups.where("project", "in", projects);
-  const latestPerRepository = (type: "prune" | "check" | "forget", status?: "succeeded") => {
-    let query = db.selectFrom("stages").select(["repository", (eb) => eb.fn.max("started_at").as("at")])
+  const latestPerRepository = async (type: "prune" | "check" | "forget", status?: "succeeded") => {
+    let query = db.selectFrom("latest_stages").select(["repository", (eb) => eb.fn.max("started_at").as("at")])
       .where("type", "=", type);
     if (status) query = query.where("status", "=", status);
-    return query.groupBy("repository").execute();
+    const rows = await query.groupBy("repository").execute();
+    return rows.map((row) => ({ repository: row.repository || null, at: row.at }));
   };
   const [
     repositoryRows,
@@ -103,8 +109,9 @@ export async function observe(db: Kysely<Database>, options: ObserveOptions = {}
       latestPerRepository("forget", "succeeded"),
       // The latest prune attempt, whatever became of it: a later one than the last success failed or was cut short.
       latestPerRepository("prune"),
-      db.selectFrom("stages").select(["project", (eb) => eb.fn.max("started_at").as("at")])
-        .where("type", "=", "verify").where("status", "=", "succeeded").groupBy("project").execute(),
+      db.selectFrom("latest_stages").select(["project", (eb) => eb.fn.max("started_at").as("at")])
+        .where("type", "=", "verify").where("status", "=", "succeeded").groupBy("project").execute()
+        .then((rows) => rows.map((row) => ({ project: row.project || null, at: row.at }))),
     ]),
     distinctProjects(db),
     db.selectFrom("applied_plans").select(["plan_id", "held"]).execute(),

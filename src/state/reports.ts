@@ -97,10 +97,9 @@ export interface LatestDrill {
 
 /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
 export async function latestDrills(db: Kysely<Database>): Promise<Map<string, LatestDrill>> {
-  // Each project's newest finished drill: the newest of each status on stages_latest, then that stage's row.
-  const newest = await db.selectFrom("stages").select(["project", (eb) => eb.fn.max("started_at").as("at")])
-    .where("type", "=", "verify").where("status", "in", ["succeeded", "failed"]).groupBy(["status", "project"])
-    .execute();
+  // Each project's newest finished drill: the newest of each status (latest_stages), then that stage's row.
+  const newest = await db.selectFrom("latest_stages").select(["project", "started_at as at"])
+    .where("type", "=", "verify").where("status", "in", ["succeeded", "failed"]).execute();
   const at = new Map<string, string>();
   for (const row of newest) {
     if (row.project && (at.get(row.project) ?? "") < row.at) at.set(row.project, row.at);

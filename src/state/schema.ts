@@ -217,7 +217,21 @@ export interface FencedWriteTable {
   via: string;
 }
 
+/**
+ * Per (type, status, project, source, repository), the newest start of a stage (migration 0013): kept by triggers on
+ * `stages`, never written by backupctl itself. '' stands for a column without a value.
+ */
+export interface LatestStageTable {
+  type: StageType;
+  status: string;
+  project: string;
+  source: string;
+  repository: string;
+  started_at: string;
+}
+
 export interface Database {
+  latest_stages: LatestStageTable;
   runners: RunnerTable;
   config_seen: ConfigSeenTable;
   leases: LeaseTable;

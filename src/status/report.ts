@@ -78,6 +78,8 @@ export interface StatusReport {
   leftovers: Leftovers;
   projects: ProjectStatus[];
   notifications: NotificationStatus;
+  /** Per project, its latest restore drill (with the time it took). */
+  drills: Awaited<ReturnType<StateStore["latestDrills"]>>;
   /** Set in a fleet (a state runners registered in). */
   fleet: Awaited<ReturnType<typeof fleetStatus>>;
 }
@@ -104,6 +106,7 @@ export async function statusReport(
   const interrupted = new Map(leftovers.interruptedRuns.map((run) => [run.id, run]));
   const runs = await store.projectRuns();
   const counts = await store.snapshotCounts();
+  const countOf = new Map(counts.map((c) => [`${c.repository}\u0000${c.project}`, c]));
   const checks = await store.repositoryChecks();
   const drills = await store.latestDrills();
   // One read of the outbox serves both the per-project counts and the notifications section below.
@@ -115,7 +118,7 @@ export async function statusReport(
     const snapshots: ProjectStatus["snapshots"] = {};
     const lastCheck: ProjectStatus["last_check"] = {};
     for (const repository of project.repositories) {
-      const row = counts.find((c) => c.repository === repository && c.project === project.name);
+      const row = countOf.get(`${repository}\u0000${project.name}`);
       snapshots[repository] = { count: row?.count ?? 0, newest: row?.newest ?? null };
       lastCheck[repository] = checks.get(repository) ?? null;
     }
@@ -171,7 +174,7 @@ export async function statusReport(
       error: row.last_error,
     })),
   };
-  return { now, prepared, leftovers, projects: statuses, notifications, fleet };
+  return { now, prepared, leftovers, projects: statuses, notifications, fleet, drills };
 }
 
 /** The JSON `status --json` prints (and the dashboard's content is checked against). */

@@ -58,6 +58,7 @@ describe("a PostgreSQL state", () => {
           "fenced_writes",
           "kysely_migration",
           "kysely_migration_lock",
+          "latest_stages",
           "leases",
           "meta",
           "outbox",
@@ -323,6 +324,8 @@ describe("copying a state into PostgreSQL (state push)", () => {
         assert.equal(await target.contents(), undefined, "a fresh state is empty");
         const counts = await source.copyInto(target);
         assert.deepEqual(counts, {
+          // The stage's start, running then succeeded (latest_stages, kept by the triggers).
+          latest_stages: 2,
           meta: 3,
           runs: 1,
           stages: 1,

@@ -210,6 +210,7 @@ describe("StateStore.open", () => {
           "config_seen",
           "leases",
           "fenced_writes",
+          "latest_stages",
           "kysely_migration",
         ]
       ) {
@@ -262,8 +263,9 @@ describe("StateStore.open", () => {
         { name: "0010_fleet" },
         { name: "0011_recorded_snapshots" },
         { name: "0012_snapshots_by_project" },
+        { name: "0013_latest_stages" },
       ]);
-      assert.equal(latestMigration, "0012_snapshots_by_project");
+      assert.equal(latestMigration, "0013_latest_stages");
       // 0009: what a stage that succeeded has to say, apart from errors.
       const note = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('stages') WHERE name = 'note'`.execute(storeDb(store));
@@ -314,6 +316,9 @@ describe("StateStore.open", () => {
         // Kysely applies migrations in order only: the later ones go too.
         await sql`DROP INDEX stages_recorded`.execute(storeDb(old));
         await sql`DROP INDEX snapshots_project`.execute(storeDb(old));
+        await sql`DROP TRIGGER stages_latest_insert`.execute(storeDb(old));
+        await sql`DROP TRIGGER stages_latest_update`.execute(storeDb(old));
+        await sql`DROP TABLE latest_stages`.execute(storeDb(old));
         for (const table of ["runners", "config_seen", "leases", "fenced_writes"]) {
           await sql`DROP TABLE ${sql.table(table)}`.execute(storeDb(old));
         }
@@ -368,6 +373,7 @@ describe("StateStore.open", () => {
           { name: "0010_fleet" },
           { name: "0011_recorded_snapshots" },
           { name: "0012_snapshots_by_project" },
+          { name: "0013_latest_stages" },
         ]);
         const meta = await storeDb(second).selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [
@@ -570,6 +576,49 @@ for (const backend of stateBackends) {
               note: null,
             },
           ]);
+        });
+      });
+    });
+
+    describe("latest_stages (kept by triggers)", () => {
+      it("holds the newest start per group and status, whatever order stages start and end in", async () => {
+        await withStore(backend, async (store) => {
+          const t = (hour: number) => `2026-11-21T${String(hour).padStart(2, "0")}:00:00.000Z`;
+          await backupStage(store, "shop", "db", "local", t(5), "succeeded");
+          await backupStage(store, "shop", "db", "local", t(3), "succeeded"); // older, written later
+          await backupStage(store, "shop", "db", "local", t(4), "failed");
+          const running = await backupStage(store, "shop", "files", "local", t(6), "running");
+          await backupStage(store, "blog", "db", "offsite", t(2), "failed");
+          const prune = await store.startStage({ runId: null, type: "prune", repository: "local", startedAt: t(7) });
+          await store.finishStage(prune, { status: "failed", finishedAt: t(7), durationMs: 1 });
+          await store.startStage({ runId: null, type: "unlock", startedAt: t(8) }); // no project, source, repository
+          await store.finishStage(running, { status: "succeeded", finishedAt: t(6), durationMs: 1 });
+          const db = storeDb(store);
+          const grouped = await sql<Record<string, string>>`SELECT type, status, coalesce(project, '') AS project,
+              coalesce(source, '') AS source, coalesce(repository, '') AS repository, max(started_at) AS started_at
+            FROM stages WHERE status <> 'running'
+            GROUP BY type, status, coalesce(project, ''), coalesce(source, ''), coalesce(repository, '')
+            ORDER BY 1, 2, 3, 4, 5`.execute(db);
+          const kept = await db.selectFrom("latest_stages").selectAll().where("status", "<>", "running")
+            .orderBy(["type", "status", "project", "source", "repository"]).execute();
+          // Every status a stage ended in, as grouping the audit finds it; a start's "running" row stays behind
+          // (it is never read as a result).
+          assert.deepEqual(plain(kept), plain(grouped.rows));
+          const started = await db.selectFrom("latest_stages").select("started_at").where("status", "=", "running")
+            .where("type", "=", "backup").where("project", "=", "shop").where("source", "=", "files").execute();
+          assert.deepEqual(plain(started), [{ started_at: t(6) }]);
+          const unlock = await db.selectFrom("latest_stages").selectAll().where("type", "=", "unlock").execute();
+          assert.deepEqual(plain(unlock), [
+            { type: "unlock", status: "running", project: "", source: "", repository: "", started_at: t(8) },
+          ]);
+          // The planner's view of it: the newest success and the failures after it.
+          const observed = await store.observe();
+          assert.deepEqual(byKey(observed.backups), [
+            { project: "shop", source: "db", repository: "local", at: t(5) },
+            { project: "shop", source: "files", repository: "local", at: t(6) },
+          ]);
+          assert.deepEqual(observed.failures, [{ project: "blog", source: "db", repository: "offsite", at: t(2) }]);
+          assert.ok(observed.maintenance.some((m) => m.type === "prune_attempt" && m.at === t(7)));
         });
       });
     });

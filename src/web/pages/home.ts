@@ -14,7 +14,7 @@ const order: Record<ProjectStatus["health"], number> = { failing: 0, overdue: 0,
 
 export async function homePage(ctx: DashboardContext): Promise<PageResult> {
   const report = await statusReport(ctx.loaded, ctx.store, { now: ctx.now, host: ctx.host });
-  const drills = await ctx.store.latestDrills();
+  const drills = report.drills;
   const projects = [...report.projects].sort((a, b) =>
     order[a.health] - order[b.health] || a.project.localeCompare(b.project)
   );
