@@ -14,6 +14,7 @@ import { plannerBench } from "./planner.ts";
 import { scaleBench } from "./scale.ts";
 import { startupBench } from "./startup.ts";
 import { fleetBench } from "./fleet.ts";
+import { dashboardBench } from "./dashboard.ts";
 
 const quick = process.argv.includes("--quick");
 const started = performance.now();
@@ -42,6 +43,7 @@ try {
   const scale = await scaleBench({ quick, log });
   const pipeline = await pipelineBench({ quick, log });
   const fleet = await fleetBench({ quick, log });
+  const dashboard = await dashboardBench({ quick, log });
   rows = [
     ...pipeline.overhead,
     ...pipeline.memory,
@@ -51,6 +53,7 @@ try {
     ...startup,
     ...pipeline.restore,
     ...fleet,
+    ...dashboard,
   ];
 } catch (error) {
   // A command killed by the cleanup fails its benchmark: the handler above exits once everything is removed.
@@ -164,6 +167,11 @@ ${
   together, timed from their start to the last project's recorded success, first 1 runner, then 3 (each case from a
   fresh database and repository). The ratio is 3 runners ÷ 1; the note gives the speed-up and checks that nothing ran
   twice (the most runs of one project in the audit, the snapshots restic lists). Target (issue 20): ≥ 2.5× faster.
+- **dashboard /**: the dashboard's overview for 1,000 projects (\`--quick\`: 100) over the scale benchmark's SQLite state
+  (1,000,000 audit rows, 100,000 snapshots): the page function in the benchmark's process, and a GET of / through the
+  dashboard's HTTP handler on 127.0.0.1, each the median of 5 after a warm-up. Baseline: reading the rows the page shows
+  with plain queries (each project's latest runs, the newest stage per group, the snapshot counts). Target (issue 21):
+  under 200 ms.
 `;
 const docs = join(fileURLToPath(new URL("..", import.meta.url)), "docs", "benchmarks.md");
 writeFileSync(docs, markdown);
