@@ -18,13 +18,13 @@ export interface LiveStage {
   label: string;
   bytes: number;
   startedAt: string;
-  /** "1.2 GiB, 40 MiB/s, 31s": what the progress line says. */
+  /** "1.2 GiB, 40 MiB/s, 31s": the figures of the progress line. */
   text: string;
 }
 
 const live = new Map<
   symbol,
-  { runId: string; project: string; label: string; startedAt: string; describe(): string; bytes(): number }
+  { runId: string; project: string; label: string; startedAt: string; figures(): string; bytes(): number }
 >();
 
 /** The stages reporting progress in this process now. */
@@ -35,7 +35,7 @@ export function liveStages(): LiveStage[] {
     label: stage.label,
     bytes: stage.bytes(),
     startedAt: stage.startedAt,
-    text: stage.describe(),
+    text: stage.figures(),
   }));
 }
 
@@ -48,13 +48,14 @@ export function startProgress(
   const terminal = Boolean(process.stderr.isTTY);
   const seconds = Number(process.env.BACKUPCTL_PROGRESS_SECONDS) || 30;
   const started = Date.now();
-  const describe = () => {
+  const figures = () => {
     const elapsed = Date.now() - started;
     const rate = elapsed > 0 ? (bytes() * 1000) / elapsed : 0;
-    return `${label}: ${formatBytes(bytes())}, ${formatBytes(Math.round(rate))}/s, ${humanDuration(elapsed)}`;
+    return `${formatBytes(bytes())}, ${formatBytes(Math.round(rate))}/s, ${humanDuration(elapsed)}`;
   };
+  const describe = () => `${label}: ${figures()}`;
   const key = Symbol(label);
-  if (run) live.set(key, { ...run, label, startedAt: new Date(started).toISOString(), describe, bytes });
+  if (run) live.set(key, { ...run, label, startedAt: new Date(started).toISOString(), figures, bytes });
   const timer = setInterval(() => {
     if (terminal) process.stderr.write(`\r\u001b[2K  … ${describe()}`);
     else out(`  … ${describe()}`);

@@ -188,7 +188,13 @@ async function openVisit(
     },
     evaluate,
     waitFor: async (expression, timeoutMs = 10_000) => {
-      await page.waitForFunction(expression, undefined, { timeout: timeoutMs });
+      // Polled with evaluate (the DevTools protocol's, which a Content-Security-Policy without 'unsafe-eval' allows;
+      // waitForFunction evaluates a string inside the page, which such a policy refuses).
+      const deadline = Date.now() + timeoutMs;
+      while (!(await page.evaluate(expression))) {
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${expression}`);
+        await page.waitForTimeout(50);
+      }
     },
     screenshot: async (path, options = {}) => {
       // No blinking caret or half-run transition in a picture meant to be compared and committed.

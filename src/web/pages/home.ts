@@ -4,6 +4,7 @@
  * repository, the last restore drill with the time it took (its RTO), and pending notifications. The same report
  * `status --json` prints (status/report.ts), so the two never disagree.
  */
+import { liveStages } from "../../apply/progress.ts";
 import { maxAgeMs, projectTimes } from "../../plan/due.ts";
 import { type ProjectStatus, statusReport } from "../../status/report.ts";
 import { markup, segment } from "../html.ts";
@@ -15,6 +16,8 @@ const order: Record<ProjectStatus["health"], number> = { failing: 0, overdue: 0,
 export async function homePage(ctx: DashboardContext): Promise<PageResult> {
   const report = await statusReport(ctx.loaded, ctx.store, { now: ctx.now, host: ctx.host });
   const drills = report.drills;
+  // Backups under way in this process (watch's dashboard): their byte count, updated live by the page's script.
+  const live = new Map(liveStages().map((stage) => [stage.project, stage]));
   const projects = [...report.projects].sort((a, b) =>
     order[a.health] - order[b.health] || a.project.localeCompare(b.project)
   );
@@ -42,6 +45,12 @@ export async function homePage(ctx: DashboardContext): Promise<PageResult> {
           : markup`<span class="muted">never</span>`
       }</div>`
     );
+    const running = live.get(p.project);
+    const liveCount = running
+      ? markup`<p>${
+        badge("running", "info")
+      } ${running.label}: <span data-live-run="${running.runId}">${running.text}</span></p>`
+      : "";
     const lastRun = p.last_run
       ? markup`<a href="/runs/${segment(p.last_run.id)}">${badge(p.last_run.status, statusTone(p.last_run.status))}</a>`
       : markup`<span class="muted">none</span>`;
@@ -50,7 +59,9 @@ export async function homePage(ctx: DashboardContext): Promise<PageResult> {
         <td>${badge(p.health, statusTone(p.health))}</td>
         <th scope="row"><a href="/projects/${segment(p.project)}">${p.project}</a></th>
         <td>${when(ctx, p.last_success)}${freshness}</td>
-        <td>${lastRun}${p.last_run?.error ? markup`<p class="error">${lastLines(p.last_run.error)}</p>` : ""}</td>
+        <td>${liveCount}${lastRun}${
+      p.last_run?.error ? markup`<p class="error">${lastLines(p.last_run.error)}</p>` : ""
+    }</td>
         <td>${p.due ? markup`${badge("due now", "info")}` : when(ctx, p.next_due)}</td>
         <td>${snapshots}</td>
         <td>${checks}</td>
