@@ -7,13 +7,14 @@
  * is asked for when set.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startBrowser, type TestBrowser, visit } from "../support/browser.ts";
 import { type BackgroundCli, repoRoot, spawnCli, waitFor } from "../support/cli.ts";
 import { type DashboardState, hostileError, makeDashboardState, viewNow } from "../support/dashboard-state.ts";
+import { outline, picturedPages, type PicturesManifest, stylesheetVersion } from "../support/dashboard-pages.ts";
 
 const token = "browser-token-0123456789abcdef";
 const desktop = { width: 1280, height: 800 };
@@ -86,6 +87,26 @@ describe("the dashboard in a browser", () => {
         }
       }
     }
+  });
+
+  it("is pictured in docs/images as it is now (else: deno task screenshots)", async () => {
+    const fix =
+      "the dashboard changed since its pictures were taken: run `deno task screenshots` and commit docs/images";
+    const images = join(repoRoot, "docs", "images");
+    const manifest = JSON.parse(readFileSync(join(images, "dashboard.json"), "utf8")) as PicturesManifest;
+    assert.equal(manifest.stylesheet, stylesheetVersion(), fix);
+    const run = status.find((p) => p.project === "shop")!.last_run!.id;
+    const now = [];
+    for (const pictured of picturedPages) {
+      assert.ok(existsSync(join(images, pictured.file)), `${pictured.file} missing: ${fix}`);
+      const page = await visit(browser, served.url + pictured.path.replace("{run}", run), pictured);
+      try {
+        now.push(await outline(page, pictured));
+      } finally {
+        await page.close();
+      }
+    }
+    assert.deepEqual(now, manifest.pages, fix);
   });
 
   it("shows on / what status --json says, as words", async () => {

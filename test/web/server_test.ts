@@ -155,7 +155,7 @@ describe("the dashboard over HTTP (backupctl serve)", () => {
     const summary = /Plan: .*\./.exec(planned.stdout)?.[0];
     assert.ok(summary);
     assert.ok(page.includes(summary), summary);
-    assert.match(page, /⛔ Deletions need approval/);
+    assert.match(page, /<span class="badge bad">Deletions need approval<\/span>/);
     assert.equal(page.match(/<tr class="held">/g)?.length, 2, "two forgets held for approval");
     assert.match(page, /forget 2 snapshots of uploads in local \(needs approval\)/);
     const markdown = await fetch(served.url + "/plan?format=markdown");

@@ -18,7 +18,7 @@ import {
   summaryLine,
 } from "../../plan/render.ts";
 import { markup, segment } from "../html.ts";
-import { page, when } from "../layout.ts";
+import { badge, page, when } from "../layout.ts";
 import type { DashboardContext, PageResult } from "../server.ts";
 
 /** The plan as the dashboard makes it: offline, every project (see the top of this file). */
@@ -57,13 +57,17 @@ export async function planPage(ctx: DashboardContext, query?: URLSearchParams): 
 <ul>${plan.not_managed.map((item) => markup`<li>${item.subject}: ${item.detail}</li>`)}</ul>`;
   const alert = alerts.length > 0 ? markup`<div class="alert" role="alert"><ul>${alerts}</ul></div>` : "";
   const fingerprint = plan.config_fingerprint.slice(0, 19);
-  const body = markup`<p class="headline">${planHeadline(plan)}</p>
+  // The headline's words in a badge (its emoji needs a font a server may not have).
+  const banners = deletionBanners(plan).length;
+  const tone = banners > 0 ? "bad" : plan.summary.forget > 0 ? "warn" : plan.actions.length > 0 ? "info" : "ok";
+  const headline = badge(planHeadline(plan).replace(/^\S+\s+/, ""), tone);
+  const body = markup`<p class="headline">${headline}</p>
 <p><strong>${plan.actions.length === 0 ? "No changes. Backups are up to date." : summaryLine(plan)}</strong></p>
 ${alert}
 ${tables}
 ${notManaged}
 <details><summary>Full plan</summary><pre>${renderText(plan, colours(false), ctx.zone)}</pre></details>
-<p class="muted">As of ${when(ctx, plan.now)} · config ${fingerprint}… · state serial ${plan.state.serial} ·
+<p class="muted">As of ${when(ctx, plan.now, { age: false })} · config ${fingerprint}… · state serial ${plan.state.serial} ·
 <a href="/plan?format=markdown">as markdown</a></p>`;
   return { status: 200, body: page(ctx, { title: "Plan", nav: "plan", body }) };
 }
