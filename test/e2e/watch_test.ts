@@ -211,7 +211,9 @@ describe("backupctl watch", () => {
         return result;
       },
     };
-    await watch.waitLog(new RegExp(`watch: serving the dashboard, /healthz and /metrics on ${url.replaceAll(".", "\\.")}\\n`, "g"));
+    await watch.waitLog(
+      new RegExp(`watch: serving the dashboard, /healthz and /metrics on ${url.replaceAll(".", "\\.")}\\n`, "g"),
+    );
     return watch;
   }
 
