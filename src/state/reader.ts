@@ -7,7 +7,7 @@ import type { Kysely } from "kysely";
 import type { ObservedState, SnapshotState } from "../plan/types.ts";
 import * as observed from "./observe.ts";
 import * as reports from "./reports.ts";
-import type { HistoryEntry, HistoryFilter, RepositoryCheck, RunDigest, RunSummary } from "./reports.ts";
+import type { HistoryEntry, HistoryFilter, RepositoryCheck, RunDigest, RunSummary, RunWithStages } from "./reports.ts";
 import type { Database, SnapshotTable } from "./schema.ts";
 
 export class StateReader {
@@ -30,6 +30,11 @@ export class StateReader {
   /** The audit, newest first, for `history`: runs with their stages and operations audited without a run. */
   async history(filter: HistoryFilter): Promise<HistoryEntry[]> {
     return await reports.history(this.db, filter);
+  }
+
+  /** One run and its stages, or undefined for an unknown id. */
+  async runWithStages(id: string): Promise<RunWithStages | undefined> {
+    return await reports.runWithStages(this.db, id);
   }
 
   /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */

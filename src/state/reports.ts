@@ -87,6 +87,20 @@ export async function history(db: Kysely<Database>, filter: HistoryFilter): Prom
   return entries.sort((a, b) => startedAt(b).localeCompare(startedAt(a))).slice(0, filter.limit);
 }
 
+/** A run with its stages, in the order they were recorded. */
+export interface RunWithStages {
+  run: Selectable<Database["runs"]>;
+  stages: Selectable<Database["stages"]>[];
+}
+
+/** One run and its stages (the dashboard's run page), by the runs' primary key and stages_run; undefined if unknown. */
+export async function runWithStages(db: Kysely<Database>, id: string): Promise<RunWithStages | undefined> {
+  const run = await db.selectFrom("runs").selectAll().where("id", "=", id).executeTakeFirst();
+  if (!run) return undefined;
+  const stages = await db.selectFrom("stages").selectAll().where("run_id", "=", id).orderBy("id").execute();
+  return { run, stages };
+}
+
 /** A project's latest restore drill; its duration is the restore time it proved (RTO). */
 export interface LatestDrill {
   at: string;

@@ -61,6 +61,12 @@ svg.chart .axis { stroke: var(--line); }
 svg.chart text { fill: var(--muted); font-size: 11px; }
 .timeline { list-style: none; padding: 0; margin: 0; border-left: 3px solid var(--line); }
 .timeline li { margin: 0 0 .6rem; padding-left: .8rem; }
+dl.fields { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; margin: 0 0 1rem; }
+dl.fields dt { color: var(--muted); }
+dl.fields dd { margin: 0; word-break: break-word; }
+figure details { margin-top: .4rem; font-size: .85rem; }
+table.snapshots { margin-bottom: 0; }
+.table-wrap + .table-wrap { margin-top: 1rem; }
 [data-live-run] { font-variant-numeric: tabular-nums; }
 @media (max-width: 640px) { main { padding: .8rem; } th, td { padding: .4rem .5rem; } }
 `;
