@@ -28,9 +28,10 @@ export interface BarChartOptions {
 }
 
 // The drawing's coordinate system (the viewBox): the SVG scales to its container's width.
-const width = 640;
-const height = 180;
-const left = 64;
+// About as wide as a chart shows in its grid column, so that its text keeps about the stylesheet's size.
+const width = 400;
+const height = 170;
+const left = 56;
 const right = 8;
 const top = 10;
 const bottom = 22;

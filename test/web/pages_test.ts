@@ -203,6 +203,8 @@ export default defineConfig({
     });
     after(async () => {
       stopProgress?.();
+      // The client's keep-alive connections would hold close() until they time out.
+      server?.closeAllConnections?.();
       await new Promise<void>((resolve) => server ? server.close(() => resolve()) : resolve());
       await store?.close();
       rmSync(dir, { recursive: true, force: true });

@@ -78,7 +78,7 @@ export function snapshotsSection(
     sorted.map((group) => {
       const inventory = group.rows.map((row) => states.get(key(row.repository, row.id)) ?? { ...row, tags: [] });
       const verdicts = groupVerdicts(ctx, project, group.repository, group.source, inventory);
-      const newestFirst = [...group.rows].sort((a, b) => b.time.localeCompare(a.time));
+      const newestFirst = [...group.rows].sort((a, b) => Date.parse(b.time) - Date.parse(a.time));
       const lines = newestFirst.map((row) => {
         const id = key(row.repository, row.id);
         const verdict = planned.get(id) ?? verdicts.get(row.id) ?? { why: "" };

@@ -40,7 +40,7 @@ export async function projectPage(ctx: DashboardContext, name: string, query: UR
   const body = html`
     ${summary(ctx, project, report.projects.find((p) => p.project === name))}
     <h2 id="charts">Runs over the last ${days} days</h2>
-    <p>${periods.map((p) =>
+    <p class="periods">${periods.map((p) =>
       html`
         <a href="/projects/${segment(name)}?days=${p}#charts" ${p === days
           ? html`aria-current="page"`
@@ -69,8 +69,8 @@ function summary(
     ? html`<li>Running now: ${
       live.map((stage) =>
         html`
-          <a href="/runs/${segment(stage.runId)}">${stage.label}</a> <span data-live-run="${stage.runId}">${stage
-            .text}</span>
+          <span data-live-run="${stage.runId}">${stage.text}</span> (<a href="/runs/${segment(stage.runId)}">run ${stage
+            .runId}</a>)
         `
       )
     }</li>`
