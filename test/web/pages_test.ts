@@ -214,6 +214,8 @@ export default defineConfig({
     it("lists the project's runs newest first with their status words, links and errors' last lines", async () => {
       const { status, body } = await get("/projects/shop");
       assert.equal(status, 200, body);
+      assert.match(body, /Health: <span class="badge ok">ok<\/span>/);
+      assert.match(body, /Next due: <span class="badge info">due now<\/span>/);
       const timeline = section(body, "timeline");
       const order = ["r-live", "r-ok-2", "r-ok-1", "r-failed", "r-old"].map((id) => timeline.indexOf(`/runs/${id}"`));
       assert.ok(order.every((at) => at >= 0), timeline);
@@ -263,6 +265,7 @@ export default defineConfig({
     it("marks a deletion held for approval in the snapshots and in the plan", async () => {
       const { status, body } = await get("/projects/blog");
       assert.equal(status, 200, body);
+      assert.match(body, /Health: <span class="badge warn">never<\/span>/);
       const snapshots = section(body, "snapshots");
       assert.match(snapshots, /<tr class="held">[\s\S]*?b1000000[\s\S]*?<span class="badge warn">held<\/span>/);
       assert.doesNotMatch(snapshots, /<tr class="held">[\s\S]*?b2000000/);

@@ -27,12 +27,9 @@ export function isHeld(action: PlanAction): boolean {
   return action.type === "forget" && action.approval === "required";
 }
 
-/** The plan's actions that concern the project: its own, and those of its repositories (prune, check, init). */
-export function projectActions(actions: readonly PlanAction[], project: NormalizedProject): PlanAction[] {
-  return actions.filter((action) =>
-    "project" in action ? action.project === project.name : "repository" in action &&
-      project.repositories.includes(action.repository)
-  );
+/** The plan's actions of the project itself (backups, copies, forgets, drills, recovery of its runs). */
+export function projectActions(actions: readonly PlanAction[], project: string): PlanAction[] {
+  return actions.filter((action) => "project" in action && action.project === project);
 }
 
 /** The snapshots section: a table per (repository, source) group, newest first, with the "why kept" column. */

@@ -28,14 +28,14 @@ export async function projectPage(ctx: DashboardContext, name: string, query: UR
   }
   const project = ctx.loaded.config.projects[name];
   const days = periods.find((p) => String(p) === query.get("days")) ?? periods[0];
-  // The status report's plan (offline: the state as recorded, no restic) is the plan `/`, `/plan` and `status` show,
-  // so this page never disagrees with them; its observed state holds each snapshot's completeness.
-  const report = await statusReport(ctx.loaded, ctx.store, { now: ctx.now, host: ctx.host });
+  // The status report `/` and `status` show, of this project only: its plan (offline, the state as recorded, no
+  // restic) holds the project's own actions, and its observed state each snapshot's completeness.
+  const report = await statusReport(ctx.loaded, ctx.store, { now: ctx.now, host: ctx.host, projects: [name] });
   const since = new Date(ctx.now.getTime() - days * 86_400_000).toISOString();
   const recent = await ctx.store.history({ projects: [name], kinds: ["backup"], limit: timelineRuns });
   const period = await ctx.store.history({ projects: [name], kinds: ["backup"], since, limit: chartRuns });
   const snapshots = await ctx.store.listSnapshots({ projects: [name] });
-  const actions = projectActions(report.prepared.plan.actions, project);
+  const actions = projectActions(report.prepared.plan.actions, name);
 
   const body = html`
     ${summary(ctx, project, report.projects.find((p) => p.project === name))}
@@ -55,6 +55,8 @@ export async function projectPage(ctx: DashboardContext, name: string, query: UR
     ${snapshotsSection(ctx, project, report.prepared.observed, actions, snapshots)}
     <h2 id="plan">What the next plan will do</h2>
     ${planSection(ctx, actions)}
+    <p
+      class="muted">Maintenance of its repositories (prune, check) concerns every project in them: see <a href="/plan">the plan</a>.</p>
   `;
   return { status: 200, body: page(ctx, { title: name, body }) };
 }
