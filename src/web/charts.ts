@@ -52,7 +52,8 @@ export function barChart(points: readonly ChartPoint[], options: BarChartOptions
   const max = Math.max(...points.map((p) => p.value));
   const scale = max > 0 ? plotHeight / max : 0;
   const slot = plotWidth / points.length;
-  const barWidth = Math.max(1, slot * 0.7);
+  // A few runs make bars, not slabs; thousands make one-unit lines.
+  const barWidth = Math.max(1, Math.min(slot * 0.7, 32));
   const failed = points.filter((p) => p.failed).length;
   const day = (iso: string) => localTime(new Date(iso), options.zone).slice(0, 10);
   const first = points[0].at;

@@ -152,7 +152,10 @@ function charts(ctx: DashboardContext, entries: readonly HistoryEntry[], days: n
     ["Bytes added", runs.map((e) => point(e, backupBytes(e).added)), (n) => bytes(n)],
   ];
   if (runs.length === 0) return html`<p class="muted">No finished run in the last ${days} days.</p>`;
-  return html`<div class="charts">${
+  const cut = entries.length >= chartRuns
+    ? html`<p class="muted">The newest ${chartRuns} runs of the period only.</p>`
+    : "";
+  return html`${cut}<div class="charts">${
     figures.map(([label, points, format]) => {
       const options: BarChartOptions = { label: `${label} per run`, format, zone: ctx.zone };
       return html`<figure><figcaption>${label} per run</figcaption>${barChart(points, options)}${
