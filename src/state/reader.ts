@@ -37,9 +37,9 @@ export class StateReader {
     return await reports.runWithStages(this.db, id);
   }
 
-  /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
-  async latestDrills(): Promise<Map<string, reports.LatestDrill>> {
-    return await reports.latestDrills(this.db);
+  /** Per project (of `projects` only, when given), its latest restore drill (a finished `verify` stage). */
+  async latestDrills(projects?: string[]): Promise<Map<string, reports.LatestDrill>> {
+    return await reports.latestDrills(this.db, projects);
   }
 
   /** Finished runs of a project that failed or were interrupted after its last successful run. */
@@ -52,9 +52,9 @@ export class StateReader {
     return await reports.runDigest(this.db, from, to);
   }
 
-  /** Per project: the latest run and the latest successful run. */
-  async projectRuns(): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
-    return await reports.projectRuns(this.db);
+  /** Per project (of `projects` only, when given): the latest run and the latest successful run. */
+  async projectRuns(projects?: string[]): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
+    return await reports.projectRuns(this.db, projects);
   }
 
   /** Per repository, its last check: when, and what it found (null: never checked). */

@@ -109,18 +109,23 @@ export interface LatestDrill {
   durationMs: number | null;
 }
 
-/** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
+/**
+ * Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. `projects`:
+ * of those only (one project's page need not read every project's drills).
+ */
 export async function latestDrills(
   db: Kysely<Database>,
+  projects?: string[],
 ): Promise<Map<string, LatestDrill>> {
-  const rows = await db.selectFrom("stages as s")
+  let query = db.selectFrom("stages as s")
     .select(["s.project", "s.started_at", "s.status", "s.error", "s.duration_ms"])
     .where("s.type", "=", "verify").where("s.status", "in", ["succeeded", "failed"])
     .where("s.started_at", "=", (eb) =>
       eb.selectFrom("stages as t").select((e) => e.fn.max("t.started_at").as("m"))
         .whereRef("t.project", "=", "s.project").where("t.type", "=", "verify")
-        .where("t.status", "in", ["succeeded", "failed"]))
-    .execute();
+        .where("t.status", "in", ["succeeded", "failed"]));
+  if (projects?.length) query = query.where("s.project", "in", projects);
+  const rows = await query.execute();
   const drills = new Map<string, LatestDrill>();
   for (const row of rows) {
     if (!row.project) continue;
@@ -183,9 +188,10 @@ export async function runDigest(db: Kysely<Database>, from: string, to: string):
   return digest;
 }
 
-/** Per project: the latest run and the latest successful run. */
+/** Per project: the latest run and the latest successful run; `projects`: of those only. */
 export async function projectRuns(
   db: Kysely<Database>,
+  projects?: string[],
 ): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
   const result = new Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>();
   const latest = (succeededOnly: boolean) => {
@@ -198,6 +204,7 @@ export async function projectRuns(
         return inner;
       });
     if (succeededOnly) query = query.where("r.status", "=", "succeeded");
+    if (projects?.length) query = query.where("r.project", "in", projects);
     return query.execute();
   };
   for (const row of await latest(false)) result.set(row.project, { lastRun: row });

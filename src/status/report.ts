@@ -103,10 +103,10 @@ export async function statusReport(
   const due = new Set(prepared.plan.actions.filter((a) => a.type === "backup").map((a) => a.project));
   const overdue = new Set(prepared.plan.overdue.map((o) => o.project));
   const interrupted = new Map(leftovers.interruptedRuns.map((run) => [run.id, run]));
-  const runs = await store.projectRuns();
+  const runs = await store.projectRuns(scope.projects);
   const counts = await store.snapshotCounts();
   const checks = await store.repositoryChecks();
-  const drills = await store.latestDrills();
+  const drills = await store.latestDrills(scope.projects);
   // One read of the outbox serves both the per-project counts and the notifications section below.
   const outbox = await store.outbox.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
   const fleet = await fleetStatus(store, loaded.config, now);

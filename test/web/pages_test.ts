@@ -166,6 +166,15 @@ export default defineConfig({
         bytes: 3000,
         added: 300,
       });
+      // A restore drill of shop (an operation audited without a run).
+      const drill = await store.startStage({
+        runId: null,
+        type: "verify",
+        project: "shop",
+        repository: "local",
+        startedAt: daysAgo(2),
+      });
+      await store.finishStage(drill, { status: "succeeded", finishedAt: daysAgo(2, "03:01:00"), durationMs: 60_000 });
       // A backup of shop under way in this process: its byte count is live.
       await store.startRun({
         id: "r-live",
@@ -216,6 +225,7 @@ export default defineConfig({
       assert.equal(status, 200, body);
       assert.match(body, /Health: <span class="badge ok">ok<\/span>/);
       assert.match(body, /Next due: <span class="badge info">due now<\/span>/);
+      assert.match(body, /Last drill: <span class="badge ok">succeeded<\/span>/);
       const timeline = section(body, "timeline");
       const order = ["r-live", "r-ok-2", "r-ok-1", "r-failed", "r-old"].map((id) => timeline.indexOf(`/runs/${id}"`));
       assert.ok(order.every((at) => at >= 0), timeline);
@@ -266,6 +276,7 @@ export default defineConfig({
       const { status, body } = await get("/projects/blog");
       assert.equal(status, 200, body);
       assert.match(body, /Health: <span class="badge warn">never<\/span>/);
+      assert.doesNotMatch(body, /Last drill/);
       const snapshots = section(body, "snapshots");
       assert.match(snapshots, /<tr class="held">[\s\S]*?b1000000[\s\S]*?<span class="badge warn">held<\/span>/);
       assert.doesNotMatch(snapshots, /<tr class="held">[\s\S]*?b2000000/);
