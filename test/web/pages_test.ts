@@ -22,6 +22,7 @@ import type { SnapshotRow } from "../../src/state/schema.ts";
 import type { StateStore } from "../../src/state/store.ts";
 import { handleDashboard } from "../../src/web/server.ts";
 import { stateBackends, stopStateBackends } from "../support/state-backends.ts";
+import { storeDb } from "../support/state-db.ts";
 
 const now = new Date("2026-12-06T12:00:00.000Z");
 const host = "pages-test-host";
@@ -166,6 +167,16 @@ export default defineConfig({
         bytes: 3000,
         added: 300,
       });
+      // A run of shop left running by a process that is gone (this pid, but another process start): interrupted.
+      await store.startRun({
+        id: "r-dead",
+        project: "shop",
+        command: "apply",
+        startedAt: daysAgo(3, "06:00:00"),
+        fingerprint: "sha256:pages",
+        host,
+      });
+      await storeDb(store).updateTable("runs").set({ process_start: "0" }).where("id", "=", "r-dead").execute();
       // A restore drill of shop (an operation audited without a run).
       const drill = await store.startStage({
         runId: null,
@@ -227,11 +238,14 @@ export default defineConfig({
       assert.match(body, /Next due: <span class="badge info">due now<\/span>/);
       assert.match(body, /Last drill: <span class="badge ok">succeeded<\/span>/);
       const timeline = section(body, "timeline");
-      const order = ["r-live", "r-ok-2", "r-ok-1", "r-failed", "r-old"].map((id) => timeline.indexOf(`/runs/${id}"`));
+      const order = ["r-live", "r-ok-2", "r-dead", "r-ok-1", "r-failed", "r-old"].map((id) =>
+        timeline.indexOf(`/runs/${id}"`)
+      );
       assert.ok(order.every((at) => at >= 0), timeline);
       assert.deepEqual([...order].sort((a, b) => a - b), order, "newest first");
       const words = [...timeline.matchAll(/<span class="badge [a-z]+">([a-z]+)<\/span>/g)].map((m) => m[1]);
-      assert.deepEqual(words, ["running", "succeeded", "succeeded", "failed", "succeeded"]);
+      assert.deepEqual(words, ["running", "succeeded", "interrupted", "succeeded", "failed", "succeeded"]);
+      assert.match(timeline, /interrupted<\/span> <span class="muted">\(its process is gone/);
       assert.match(timeline, /restic: &lt;script&gt;x&lt;\/script&gt; is not a valid path/);
       assert.match(timeline, /read 2\.9 KiB · added 300 B/);
       assert.match(timeline, /<span data-live-run="r-live">backup files: 4\.0 KiB/);
@@ -306,7 +320,16 @@ export default defineConfig({
         /<td class="num">2\.9 KiB<\/td>\s*<td class="num">300 B<\/td>\s*<td><code>[0-9a-f]{8}<\/code>/,
       );
       const live = await get("/runs/r-live");
-      assert.match(live.body, /<span data-live-run="r-live">backup files: /);
+      assert.match(
+        live.body,
+        /<dd><span class="badge info">running<\/span>\s*<span data-live-run="r-live">backup files: /,
+      );
+      const dead = await get("/runs/r-dead");
+      assert.match(
+        dead.body,
+        /<dd><span class="badge warn">interrupted<\/span> <span class="muted">\(its process is gone/,
+      );
+      assert.match(dead.body, /No stage was recorded for this run/);
     });
 
     it("answers 404 for an unknown project or run, names shown as text", async () => {

@@ -13,7 +13,7 @@ import { type Html, html, segment } from "../html.ts";
 import { badge, bytes, duration, page, statusTone, when } from "../layout.ts";
 import { type DashboardContext, notFound, type PageResult } from "../server.ts";
 import { planSection, projectActions, snapshotsSection } from "./project-snapshots.ts";
-import { count, lastLines, liveBytes } from "./run.ts";
+import { count, lastLines, liveBytes, runStatus } from "./run.ts";
 
 /** How many runs the timeline lists. */
 const timelineRuns = 30;
@@ -49,7 +49,7 @@ export async function projectPage(ctx: DashboardContext, name: string, query: UR
     )}</p>
     ${charts(ctx, period, days)}
     <h2 id="timeline">Recent runs</h2>
-    ${timeline(ctx, recent)}
+    ${timeline(ctx, recent, new Set(report.leftovers.interruptedRuns.map((run) => run.id)))}
     <h2 id="snapshots">Snapshots and why they are kept</h2>
     <p class="muted">Retention ${retentionWords(project)}, applied per source and repository as restic forget does.</p>
     ${snapshotsSection(ctx, project, report.prepared.observed, actions, snapshots)}
@@ -115,7 +115,7 @@ function backupBytes(entry: HistoryEntry): { read: number | null; added: number 
 }
 
 /** The project's recent runs, newest first. */
-function timeline(ctx: DashboardContext, entries: readonly HistoryEntry[]): Html {
+function timeline(ctx: DashboardContext, entries: readonly HistoryEntry[], dead: ReadonlySet<string>): Html {
   const runs = entries.flatMap((entry) => (entry.run ? [{ run: entry.run, entry }] : []));
   if (runs.length === 0) return html`<p class="muted">No run yet.</p>`;
   const items = runs.map(({ run, entry }) => {
@@ -124,7 +124,7 @@ function timeline(ctx: DashboardContext, entries: readonly HistoryEntry[]): Html
     const live = run.status === "running" ? liveBytes(run.id) : "";
     return html`
       <li>
-        ${badge(run.status, statusTone(run.status))} <a href="/runs/${segment(run.id)}">${when(
+        ${runStatus(run.status, dead.has(run.id))} <a href="/runs/${segment(run.id)}">${when(
           ctx,
           run.started_at,
         )}</a> ${live}

@@ -5,6 +5,7 @@
  * byte count updates live.
  */
 import { liveStages } from "../../apply/progress.ts";
+import { findLeftovers } from "../../apply/recovery.ts";
 import type { RunWithStages } from "../../state/reports.ts";
 import { type Html, html, segment } from "../html.ts";
 import { badge, bytes, duration, page, statusTone, when } from "../layout.ts";
@@ -28,6 +29,16 @@ export function count(value: number | string | bigint | null | undefined): numbe
   return value === null || value === undefined ? null : Number(value);
 }
 
+/**
+ * A run's status word; a run still marked running whose process is gone reads as interrupted (as `status` shows it),
+ * though only the next apply or watch records it so.
+ */
+export function runStatus(status: string, dead: boolean): Html {
+  return dead
+    ? html`${badge("interrupted", "warn")} <span class="muted">(its process is gone; the next apply records it)</span>`
+    : badge(status, statusTone(status));
+}
+
 /** The element the page script updates from /live.json while the run goes on in this process. */
 export function liveBytes(runId: string): Html {
   const stage = liveStages().find((s) => s.runId === runId);
@@ -37,10 +48,12 @@ export function liveBytes(runId: string): Html {
 export async function runPage(ctx: DashboardContext, id: string): Promise<PageResult> {
   const found = await ctx.store.runWithStages(id);
   if (!found) return notFound(ctx, `No run ${id} in the state.`);
-  return { status: 200, body: page(ctx, { title: `Run ${id}`, body: runBody(ctx, found) }) };
+  // Only a run still marked running needs the look at whether its process lives (read-only: nothing is repaired).
+  const dead = found.run.status === "running" && (await findLeftovers(ctx.store, ctx.host)).deadRuns.includes(id);
+  return { status: 200, body: page(ctx, { title: `Run ${id}`, body: runBody(ctx, found, dead) }) };
 }
 
-function runBody(ctx: DashboardContext, { run, stages }: RunWithStages): Html {
+function runBody(ctx: DashboardContext, { run, stages }: RunWithStages, dead: boolean): Html {
   const declared = Object.hasOwn(ctx.loaded.config.projects, run.project);
   const project = declared
     ? html`<a href="/projects/${segment(run.project)}">${run.project}</a>`
@@ -48,7 +61,7 @@ function runBody(ctx: DashboardContext, { run, stages }: RunWithStages): Html {
   const live = run.status === "running" ? liveBytes(run.id) : html``;
   const fields: [string, Html | string][] = [
     ["Project", project],
-    ["Status", html`${badge(run.status, statusTone(run.status))} ${live}`],
+    ["Status", html`${runStatus(run.status, dead)} ${live}`],
     ["Command", run.command],
     ["Started", when(ctx, run.started_at)],
     ["Finished", run.finished_at ? when(ctx, run.finished_at) : html`<span class="muted">not yet</span>`],
