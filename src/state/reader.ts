@@ -7,7 +7,7 @@ import type { Kysely } from "kysely";
 import type { ObservedState, SnapshotState } from "../plan/types.ts";
 import * as observed from "./observe.ts";
 import * as reports from "./reports.ts";
-import type { HistoryEntry, HistoryFilter, RepositoryCheck, RunDigest, RunSummary } from "./reports.ts";
+import type { HistoryEntry, HistoryFilter, RepositoryCheck, RunDigest, RunSummary, RunWithStages } from "./reports.ts";
 import type { Database, SnapshotTable } from "./schema.ts";
 
 export class StateReader {
@@ -32,9 +32,14 @@ export class StateReader {
     return await reports.history(this.db, filter);
   }
 
-  /** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
-  async latestDrills(): Promise<Map<string, reports.LatestDrill>> {
-    return await reports.latestDrills(this.db);
+  /** One run and its stages, or undefined for an unknown id. */
+  async runWithStages(id: string): Promise<RunWithStages | undefined> {
+    return await reports.runWithStages(this.db, id);
+  }
+
+  /** Per project (of `projects` only, when given), its latest restore drill (a finished `verify` stage). */
+  async latestDrills(projects?: string[]): Promise<Map<string, reports.LatestDrill>> {
+    return await reports.latestDrills(this.db, projects);
   }
 
   /** Finished runs of a project that failed or were interrupted after its last successful run. */
@@ -47,9 +52,9 @@ export class StateReader {
     return await reports.runDigest(this.db, from, to);
   }
 
-  /** Per project: the latest run and the latest successful run. */
-  async projectRuns(): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
-    return await reports.projectRuns(this.db);
+  /** Per project (of `projects` only, when given): the latest run and the latest successful run. */
+  async projectRuns(projects?: string[]): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
+    return await reports.projectRuns(this.db, projects);
   }
 
   /** Per repository, its last check: when, and what it found (null: never checked). */

@@ -87,6 +87,20 @@ export async function history(db: Kysely<Database>, filter: HistoryFilter): Prom
   return entries.sort((a, b) => startedAt(b).localeCompare(startedAt(a))).slice(0, filter.limit);
 }
 
+/** A run with its stages, in the order they were recorded. */
+export interface RunWithStages {
+  run: Selectable<Database["runs"]>;
+  stages: Selectable<Database["stages"]>[];
+}
+
+/** One run and its stages (the dashboard's run page), by the runs' primary key and stages_run; undefined if unknown. */
+export async function runWithStages(db: Kysely<Database>, id: string): Promise<RunWithStages | undefined> {
+  const run = await db.selectFrom("runs").selectAll().where("id", "=", id).executeTakeFirst();
+  if (!run) return undefined;
+  const stages = await db.selectFrom("stages").selectAll().where("run_id", "=", id).orderBy("id").execute();
+  return { run, stages };
+}
+
 /** A project's latest restore drill; its duration is the restore time it proved (RTO). */
 export interface LatestDrill {
   at: string;
@@ -95,14 +109,18 @@ export interface LatestDrill {
   durationMs: number | null;
 }
 
-/** Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. */
-export async function latestDrills(db: Kysely<Database>): Promise<Map<string, LatestDrill>> {
+/**
+ * Per project, its latest restore drill (a `verify` stage that finished): when, and whether it passed. `projects`:
+ * of those only (one project's page need not read every project's drills).
+ */
+export async function latestDrills(db: Kysely<Database>, projects?: string[]): Promise<Map<string, LatestDrill>> {
   // Each project's newest finished drill: the newest of each status (latest_stages), then that stage's row.
   const newest = await db.selectFrom("latest_stages").select(["project", "started_at as at"])
     .where("type", "=", "verify").where("status", "in", ["succeeded", "failed"]).execute();
   const at = new Map<string, string>();
   for (const row of newest) {
-    if (row.project && (at.get(row.project) ?? "") < row.at) at.set(row.project, row.at);
+    if (!row.project || (projects?.length && !projects.includes(row.project))) continue;
+    if ((at.get(row.project) ?? "") < row.at) at.set(row.project, row.at);
   }
   const drills = new Map<string, LatestDrill>();
   if (at.size === 0) return drills;
@@ -182,17 +200,23 @@ export async function runDigest(db: Kysely<Database>, from: string, to: string):
 /**
  * Per project: the latest run and the latest successful run. One index seek per project and kind (the projects found
  * by a skip scan of runs_project_started, each one's newest run on that index, its newest success on
- * runs_status_project), not a read of every run: a fleet's audit holds hundreds of runs per project.
+ * runs_status_project), not a read of every run: a fleet's audit holds hundreds of runs per project. `projects`:
+ * of those only.
  */
 export async function projectRuns(
   db: Kysely<Database>,
+  projects?: string[],
 ): Promise<Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>> {
   const result = new Map<string, { lastRun?: RunSummary; lastSuccess?: RunSummary }>();
-  const { rows } = await sql<RunSummary & { kind: "last" | "success" }>`WITH RECURSIVE known(project) AS (
+  // The projects: the skip scan, or those asked for (the page of one project).
+  const known = projects?.length
+    ? sql`known(project) AS (SELECT DISTINCT project FROM runs WHERE project IN (${sql.join(projects)}))`
+    : sql`known(project) AS (
       SELECT min(project) FROM runs
       UNION ALL
       SELECT (SELECT min(project) FROM runs WHERE project > known.project) FROM known WHERE known.project IS NOT NULL
-    ),
+    )`;
+  const { rows } = await sql<RunSummary & { kind: "last" | "success" }>`WITH RECURSIVE ${known},
     picked(kind, id) AS (
       SELECT 'last', (SELECT id FROM runs WHERE project = known.project ORDER BY started_at DESC LIMIT 1)
         FROM known WHERE known.project IS NOT NULL

@@ -73,7 +73,10 @@ const undeliverableShownMs = 7 * 86_400_000;
 /** Everything status shows, at `now`. */
 export interface StatusReport {
   now: Date;
-  /** The plan status was made from (offline: the state as recorded). */
+  /**
+   * The plan status was made from (offline: the state as recorded). For all projects it is made from the audit alone
+   * (no forgets, copies or recoveries); with `projects`, from their part of the inventory, their own actions only.
+   */
   prepared: Prepared;
   leftovers: Leftovers;
   projects: ProjectStatus[];
@@ -84,35 +87,45 @@ export interface StatusReport {
   fleet: Awaited<ReturnType<typeof fleetStatus>>;
 }
 
-/** The status report of every declared project at `now`; reads the state only (see the top of this file). */
+/**
+ * The status report of every declared project at `now`; reads the state only (see the top of this file). With
+ * `projects`, of those only, from a plan of their own actions over the part of the state they need (one project's
+ * dashboard page at a fraction of the cost on a large inventory); that plan's repository-wide actions are not to be
+ * used (prune and check judge every project's snapshots).
+ */
 export async function statusReport(
   loaded: LoadedConfig,
   store: StateStore,
-  options: { now: Date; host: string },
+  options: { now: Date; host: string; projects?: string[] },
 ): Promise<StatusReport> {
   const { now } = options;
   // One plan, from the state as recorded (no restic): "due" and "overdue" come from the planner itself, so status
   // and plan never disagree. What dead processes left is found and shown, never repaired here: a status must not
   // change the state (a run it judges dead may be alive on another host sharing it); the next apply or watch does.
+  // All projects: from the audit alone (what is due and overdue), not the snapshot inventory. Some (a project's page):
+  // their own actions, from their part of the inventory, forgets included.
+  const scope = options.projects?.length ? { projects: options.projects, projectActionsOnly: true } : {};
   const prepared = await preparePlan(loaded, store, {
     now,
     host: options.host,
     offline: true,
-    withoutInventory: true,
+    ...(scope.projects ? scope : { withoutInventory: true }),
   });
   const leftovers = prepared.leftovers;
   const due = new Set(prepared.plan.actions.filter((a) => a.type === "backup").map((a) => a.project));
   const overdue = new Set(prepared.plan.overdue.map((o) => o.project));
   const interrupted = new Map(leftovers.interruptedRuns.map((run) => [run.id, run]));
-  const runs = await store.projectRuns();
+  const runs = await store.projectRuns(scope.projects);
   const counts = await store.snapshotCounts();
   const countOf = new Map(counts.map((c) => [`${c.repository}\u0000${c.project}`, c]));
   const checks = await store.repositoryChecks();
-  const drills = await store.latestDrills();
+  const drills = await store.latestDrills(scope.projects);
   // One read of the outbox serves both the per-project counts and the notifications section below.
   const outbox = await store.outbox.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
   const fleet = await fleetStatus(store, loaded.config, now);
-  const statuses: ProjectStatus[] = Object.values(loaded.config.projects).map((project) => {
+  const selected = Object.values(loaded.config.projects)
+    .filter((project) => !scope.projects || scope.projects.includes(project.name));
+  const statuses: ProjectStatus[] = selected.map((project) => {
     const { lastSuccess } = runs.get(project.name) ?? {};
     const lastRun = asFound(runs.get(project.name)?.lastRun, interrupted);
     const snapshots: ProjectStatus["snapshots"] = {};

@@ -37,6 +37,7 @@ caption { text-align: left; padding: .5rem .7rem; color: var(--muted); caption-s
 th, td { text-align: left; padding: .45rem .7rem; border-top: 1px solid var(--line); vertical-align: top; }
 thead th { border-top: 0; font-size: .8rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
 tr.held td { background: var(--warn-bg); }
 .badge { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-size: .8rem; font-weight: 600;
   border: 1px solid currentColor; white-space: nowrap; }
@@ -63,6 +64,14 @@ svg.chart text { fill: var(--muted); font-size: 11px; }
 .timeline li { margin: 0 0 .6rem; padding-left: .8rem; }
 .alert { border: 1px solid var(--bad); background: var(--bad-bg); border-radius: 6px; padding: .2rem .8rem; margin: 0 0 1rem; }
 .headline { font-size: 1.1rem; margin: 0 0 .3rem; }
+dl.fields { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; margin: 0 0 1rem; }
+dl.fields dt { color: var(--muted); }
+dl.fields dd { margin: 0; word-break: break-word; }
+.periods a { margin-right: .8rem; }
+.periods a[aria-current="page"] { font-weight: 700; text-decoration-thickness: 3px; }
+figure details { margin-top: .4rem; font-size: .85rem; }
+table.snapshots { margin-bottom: 0; }
+.table-wrap + .table-wrap { margin-top: 1rem; }
 [data-live-run] { font-variant-numeric: tabular-nums; }
 @media (max-width: 640px) { main { padding: .8rem; } th, td { padding: .4rem .5rem; } }
 `;

@@ -1271,6 +1271,10 @@ for (const backend of stateBackends) {
               lastSuccess: summary("n1", "news", "succeeded", "2026-11-21T05:00:00.000Z", true),
             },
           );
+          // Of some projects only (a dashboard project page): the same summaries, no other project's.
+          const some = await store.projectRuns(["shop", "blog"]);
+          assert.deepEqual([...some.keys()].sort(), ["blog", "shop"]);
+          assert.deepEqual(JSON.parse(JSON.stringify(some.get("shop"))), JSON.parse(JSON.stringify(runs.get("shop"))));
         });
       });
 

@@ -67,7 +67,9 @@ ${alert}
 ${tables}
 ${notManaged}
 <details><summary>Full plan</summary><pre>${renderText(plan, colours(false), ctx.zone)}</pre></details>
-<p class="muted">As of ${when(ctx, plan.now, { age: false })} · config ${fingerprint}… · state serial ${plan.state.serial} ·
+<p class="muted">As of ${
+    when(ctx, plan.now, { age: false })
+  } · config ${fingerprint}… · state serial ${plan.state.serial} ·
 <a href="/plan?format=markdown">as markdown</a></p>`;
   return { status: 200, body: page(ctx, { title: "Plan", nav: "plan", body }) };
 }
