@@ -165,6 +165,29 @@ describe("the dashboard over HTTP (backupctl serve)", () => {
     assert.equal(withoutFooter(await markdown.text()), withoutFooter(fromCli.stdout));
   });
 
+  it("shows no secret on any page or asset, in any encoding", async () => {
+    const secret = state.env.DASHBOARD_RESTIC_PASSWORD;
+    const forms = [
+      secret,
+      encodeURIComponent(secret),
+      Buffer.from(secret).toString("base64"),
+      Buffer.from(secret).toString("hex"),
+      JSON.stringify(secret).slice(1, -1),
+    ];
+    const run = (JSON.parse((await state.cli(["status", "--json", "--now", viewNow])).stdout) as {
+      projects: { last_run: { id: string } | null }[];
+    }).projects.flatMap((p) => p.last_run ? [p.last_run.id] : []);
+    const paths = ["/", "/plan", "/plan?format=markdown", "/live.json", "/projects/shop", "/projects/broken"];
+    paths.push(...run.map((id) => `/runs/${id}`));
+    const home = await (await fetch(served.url + "/")).text();
+    paths.push(...[...home.matchAll(/(?:href|src)="(\/assets\/[^"]+)"/g)].map((m) => m[1]));
+    for (const path of paths) {
+      const body = await (await fetch(served.url + path)).text();
+      for (const form of forms) assert.ok(!body.includes(form), `${path} holds the repository password`);
+    }
+    assert.ok(!served.cli.output().includes(secret));
+  });
+
   it("writes nothing to the state while serving", async () => {
     const before = stateFiles(state.dir);
     for (const path of ["/", "/projects/shop", "/projects/late", "/plan", "/live.json"]) {
