@@ -49,6 +49,15 @@ for (const backend of stateBackends) {
       if (backend.name === "postgres") await stopStateBackends();
     });
 
+    it("without the dashboard (beyond loopback, no token), its paths say how to turn it on; probes still answer", async () => {
+      for (const path of ["/", "/plan", "/projects/shop"]) {
+        const { status, body } = await get(path);
+        assert.equal(status, 404, path);
+        assert.match(body, /the dashboard beyond loopback needs a token: set BACKUPCTL_DASHBOARD_TOKEN/);
+      }
+      assert.equal((await get("/metrics")).status, 200);
+    });
+
     it("labels every per-project series with the runner; connected, not held back, nothing unplaced", async () => {
       const { status, health: body } = await health();
       assert.equal(status, 200, JSON.stringify(body));
