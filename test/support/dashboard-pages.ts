@@ -23,6 +23,8 @@ export const picturedPages: PicturedPage[] = [
   { file: "dashboard-plan.png", path: "/plan", width: 1280, height: 800 },
   { file: "dashboard-projects-phone.png", path: "/", width: 390, height: 844 },
   { file: "dashboard-project-phone.png", path: "/projects/shop", width: 390, height: 844 },
+  { file: "dashboard-run-phone.png", path: "/runs/{run}", width: 390, height: 844 },
+  { file: "dashboard-plan-phone.png", path: "/plan", width: 390, height: 844 },
 ];
 
 /** What a picture of a page shows that the code decides: headings and column headers (run ids made generic). */
