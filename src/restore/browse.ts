@@ -35,7 +35,8 @@ export async function resolveSnapshot(
   if (spec !== "latest") {
     return await locate(ctx, project, await sourceOfId(ctx, project, repository, spec), repository, spec);
   }
-  const candidates = project.sources.filter((source) => source.type === kind);
+  // A globals dump is plain SQL: never the one --list means when no source is named.
+  const candidates = project.sources.filter((source) => source.type === kind && source.part !== "globals");
   if (candidates.length !== 1) {
     throw new UsageError(
       candidates.length === 0
@@ -234,9 +235,13 @@ export async function dumpContents(located: Located, ctx: RestoreContext): Promi
     if (filter && !(await onPath(filter.argv[0]))) throw new MissingToolError(filter.argv[0], filter.package);
     const paths = await fifos.make(...(filter ? ["dump", "plain"] : ["dump"]));
     const repository = ctx.repositoryFor(located.repository);
+    // Held (this process one more reader) while restic writes: when pg_restore quits after the table of contents,
+    // restic blocks on a full pipe instead of meeting a closed one, which would kill it by SIGPIPE with its lock
+    // left behind. Let go once restic is done, so that a reader sees the end of a dump restic could not send.
+    const releaseDump = fifos.hold(paths[0]);
     const dump = repository.startDump(located.snapshot.id, dumpPath, paths[0]);
     const upstream: { name: string; process: Pick<RunningProcess, "kill" | "result"> }[] = [
-      { name: "restic dump", process: { kill: dump.kill, result: dump.finished } },
+      { name: "restic dump", process: { kill: dump.kill, result: dump.finished.finally(releaseDump) } },
     ];
     if (filter) {
       upstream.push({
@@ -244,23 +249,23 @@ export async function dumpContents(located: Located, ctx: RestoreContext): Promi
         process: start(filter.argv, { env: filter.env, stdinFrom: paths[0], stdoutTo: paths[1], stdout: "stream" }),
       });
     }
+    let stopping = false;
+    /** Each upstream result, and whether the program ended before it was stopped (a failure of its own). */
+    const ended = upstream.map(({ process }) => process.result.then((result) => ({ result, own: !stopping })));
     const list = await start(["pg_restore", "--list"], { stdinFrom: paths.at(-1) }).result;
-    if (list.code === 0) {
-      for (const { process } of upstream) process.kill();
-      await Promise.all(upstream.map(({ process }) => process.result));
-      return list.stdout;
+    // restic first (SIGINT: it removes its lock), then the filter it was writing to.
+    stopping = true;
+    for (const [i, { process }] of upstream.entries()) {
+      process.kill();
+      await ended[i];
     }
-    // pg_restore failed: the cause is upstream when a program there failed (it then saw a cut or empty stream).
-    for (const { process } of upstream) process.kill();
-    const results: RunResult[] = await Promise.all(upstream.map(({ process }) => process.result));
-    if (results[0].code !== 0 && results[0].signal === null) throw repository.failure("dump", results[0]);
-    if (filter && results[1].code !== 0 && results[1].signal === null) {
-      throw new ExecError(
-        upstream[1].name,
-        results[1].code,
-        results[1].stderrTail,
-        failed(upstream[1].name, results[1]),
-      );
+    if (list.code === 0) return list.stdout;
+    // pg_restore failed: the cause is upstream when a program there failed (pg_restore then saw a cut stream).
+    for (const [i, { name }] of upstream.entries()) {
+      const { result, own } = await ended[i];
+      if (!own || result.code === 0 || result.signal !== null) continue;
+      if (i === 0) throw repository.failure("dump", result);
+      throw new ExecError(name, result.code, result.stderrTail, failed(name, result));
     }
     throw new ExecError("pg_restore", list.code, list.stderrTail, failed("pg_restore --list", list));
   } finally {
