@@ -43,7 +43,7 @@ export function defineBrowse(snapshots: Command, output: Output, done: Done): vo
     .argument("[path]", "only this file or folder and what is below it (relative: from the config's folder)")
     .option("--snapshot <id>", 'a snapshot id (or a prefix of at least 4 characters), or "latest"', "latest")
     .option("--source <name>", "the source (default: the snapshot's, else the project's only files source)")
-    .option("--repository <name>", "look in this repository (default: the project's first)")
+    .option("-r, --repository <name>", "look in this repository (default: the project's first)")
     .option("--list", "the table of contents of a PostgreSQL custom-format dump (pg_restore --list)")
     .option("--allow-incomplete", incompleteHelp)
     .option("--json", "print JSON")
@@ -54,7 +54,7 @@ export function defineBrowse(snapshots: Command, output: Output, done: Done): vo
     .argument("<project>", "the project whose snapshots to search")
     .argument("<pattern>", "a name or glob (*.pdf) matched against each path's last part, or a path with /")
     .option("--source <name>", "only this source's snapshots")
-    .option("--repository <name>", "search this repository (default: the project's first)")
+    .option("-r, --repository <name>", "search this repository (default: the project's first)")
     .option("--allow-incomplete", incompleteHelp)
     .option("--json", "print JSON")
     .action(async (project: string, pattern: string, _options, command: Command) =>
@@ -65,7 +65,7 @@ export function defineBrowse(snapshots: Command, output: Output, done: Done): vo
     .argument("<from>", "the older snapshot's id (or a prefix of at least 4 characters)")
     .argument("<to>", "the newer snapshot's id, or latest")
     .option("--source <name>", "the source, for latest (default: the snapshot's)")
-    .option("--repository <name>", "look in this repository (default: the project's first)")
+    .option("-r, --repository <name>", "look in this repository (default: the project's first)")
     .option("--allow-incomplete", incompleteHelp)
     .option("--json", "print JSON")
     .action(async (project: string, from: string, to: string, _options, command: Command) =>
