@@ -254,6 +254,41 @@ export default defineConfig({
     assert.equal(locks.stdout.trim(), "");
   });
 
+  it("an id prefix that matches several snapshots is ambiguous (64), naming them", async () => {
+    // A second inventory row whose id shares the first snapshot's 6 first characters (no restic call gets that far).
+    const twin = `${first.id.slice(0, 6)}${first.id.slice(6).replace(/./g, (c) => (c === "0" ? "1" : "0"))}`;
+    const state = join(demo.dir, ".backupctl", "state.db");
+    const added = await runTool("sqlite3", [state], {
+      input: `CREATE TEMP TABLE twin AS SELECT * FROM snapshots WHERE id = '${first.id}';
+        UPDATE twin SET id = '${twin}', short_id = '${twin.slice(0, 8)}';
+        INSERT INTO snapshots SELECT * FROM twin;`,
+    });
+    assert.equal(added.code, 0, added.stderr);
+    try {
+      const prefix = first.id.slice(0, 6);
+      for (
+        const args of [["ls", "demo", "--snapshot", prefix], [
+          "ls",
+          "demo",
+          "--source",
+          "uploads",
+          "--snapshot",
+          prefix,
+        ]]
+      ) {
+        const result = await cli("snapshots", ...args);
+        assert.equal(result.code, 64, show(result));
+        assert.match(result.stderr, new RegExp(`snapshot id ${prefix} is ambiguous in demo`));
+        assert.ok(result.stderr.includes(first.short_id) && result.stderr.includes(twin.slice(0, 8)), result.stderr);
+      }
+      const longer = await ok("snapshots", "ls", "demo", "--snapshot", first.id.slice(0, 12), "--json");
+      assert.equal((JSON.parse(longer.stdout) as Listed).snapshot.id, first.id);
+    } finally {
+      const removed = await runTool("sqlite3", [state], { input: `DELETE FROM snapshots WHERE id = '${twin}';` });
+      assert.equal(removed.code, 0, removed.stderr);
+    }
+  });
+
   // Last: it marks the second day's backup of uploads as failed in the state.
   it("a snapshot not known to be complete is not latest, and is listed only with --allow-incomplete", async () => {
     const state = join(demo.dir, ".backupctl", "state.db");
