@@ -239,6 +239,12 @@ async function diff(c: Context, fromSpec: string, toSpec: string, output: Output
     c.options.source ?? (toSpec === "latest" ? from.source.name : undefined),
     "files",
   );
+  if (from.source.name !== to.source.name) {
+    throw new UsageError(
+      `${from.snapshot.short_id} is a snapshot of ${c.project.name}/${from.source.name}, ${to.snapshot.short_id} of ` +
+        `${c.project.name}/${to.source.name}: diff compares two snapshots of the same source`,
+    );
+  }
   const changes = await diffSnapshots(c.restore, from, to);
   const summary = summarize(changes);
   if (c.options.json) {

@@ -213,8 +213,9 @@ function byPath(stdout: string): Map<string, TreeNode> {
 /**
  * The table of contents of a PostgreSQL custom-format dump (`pg_restore --list`), read from the dump streamed out
  * of the repository: `restic dump` → [decryption] → pg_restore, through FIFOs, with no copy on disk. pg_restore
- * stops once it has read the table of contents at the start of the archive; restic, cut off then, is stopped and
- * its failure ignored — the list is whole when pg_restore says so (exit 0).
+ * stops once it has read the table of contents at the start of the archive: the list is whole when it says so
+ * (exit 0), and restic, which still had the rest to send, is then stopped (SIGINT, so that it removes its lock).
+ * When pg_restore fails, a program upstream that failed first is the one reported.
  */
 export async function dumpContents(located: Located, ctx: RestoreContext): Promise<string> {
   if (located.format !== "pg_custom") {

@@ -40,6 +40,8 @@ describe("snapshots ls, find and diff on real restic snapshots", () => {
   let first: Inventory;
   let second: Inventory;
   let other: Inventory;
+  /** A snapshot of demo's SQLite source. */
+  let app: Inventory;
   const cli = (...args: string[]) => runCli(["--config", demo.config, ...args], { env });
   const ok = async (...args: string[]) => {
     const result = await cli(...args);
@@ -81,8 +83,12 @@ export default defineConfig({
     const ofUploads = inventory.filter((s) => s.source === "uploads").sort((a, b) => a.time.localeCompare(b.time));
     assert.equal(ofUploads.length, 2, JSON.stringify(inventory));
     [first, second] = ofUploads;
-    other = inventory.find((s) => s.project === "other")!;
-    assert.ok(other);
+    const pick = (what: string, found: Inventory | undefined) => {
+      assert.ok(found, `${what} in ${JSON.stringify(inventory)}`);
+      return found;
+    };
+    other = pick("the other project's snapshot", inventory.find((s) => s.project === "other"));
+    app = pick("a snapshot of app", inventory.find((s) => s.source === "app"));
   });
 
   after(() => demo?.cleanup());
@@ -212,6 +218,7 @@ export default defineConfig({
         new RegExp(`${other.short_id} in local is not demo's: it is a snapshot of other/elsewhere`),
       ],
       [["snapshots", "diff", "demo", first.short_id, other.short_id], /is not demo's/],
+      [["snapshots", "diff", "demo", first.short_id, app.short_id], /diff compares two snapshots of the same source/],
       [["snapshots", "ls", "demo", "--snapshot", "0000abcd"], /no snapshot 0000abcd of demo in local in the inventory/],
       [["snapshots", "ls", "demo", "--snapshot", "xyz"], /expected "latest" or a snapshot id/],
       [
