@@ -397,9 +397,10 @@ function renderCommand(command: Command, level: number): string[] {
   if (options.length > 0) parts.push(optionsTable(options));
   const subcommands = command.commands.filter((sub) => !(sub as unknown as { _hidden: boolean })._hidden);
   if (subcommands.length > 0) {
-    parts.push(
+    // Wrapped like prose: three subcommands' links are longer than a line.
+    parts.push(paragraph(
       `Subcommands: ${list(subcommands.map((sub) => `[\`${commandPath(sub)}\`](#${slug(commandPath(sub))})`), "and")}.`,
-    );
+    ));
     for (const sub of subcommands) parts.push(...renderCommand(sub, level + 1));
   }
   return parts;

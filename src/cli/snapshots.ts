@@ -1,4 +1,7 @@
-/** `backupctl snapshots`: the snapshot inventory, as last refreshed from restic. */
+/**
+ * `backupctl snapshots`: the snapshot inventory, as last refreshed from restic. Its subcommands `ls`, `find` and
+ * `diff` look inside snapshots (snapshots-browse.ts).
+ */
 import type { Command } from "commander";
 import { formatBytes } from "../format/bytes.ts";
 import { ExitCode, UsageError } from "../errors.ts";
@@ -10,6 +13,7 @@ import type { LoadedConfig } from "../config/load.ts";
 import type { StateStore } from "../state/store.ts";
 import { type GlobalOptions, load, openStore, type Output, selectProjects } from "./context.ts";
 import { repositoriesInScope } from "../apply/prepare.ts";
+import { defineBrowse } from "./snapshots-browse.ts";
 
 export const description = "List the snapshot inventory per project, source and repository";
 
@@ -23,12 +27,13 @@ interface Options extends GlobalOptions {
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
-  program.command("snapshots").description(description)
+  const snapshots = program.command("snapshots").description(description)
     .option("-p, --project <name>", "only this project (repeatable)", collect)
     .option("-r, --repository <name>", "only this repository")
     .option("--refresh", "reload the snapshot lists from restic first (the repositories of the projects in scope)")
     .option("--json", "print JSON")
     .action(async (_options, command: Command) => done(await run(command.optsWithGlobals<Options>(), output)));
+  defineBrowse(snapshots, output, done);
 }
 
 export async function run(options: Options, output: Output): Promise<number> {

@@ -446,6 +446,16 @@ export class Restic {
     }
   }
 
+  /**
+   * The JSON lines of a read-only look into snapshots (`ls`, `find`, `diff`; see restic-browse.ts for what they
+   * print). `--no-lock`: reading takes no lock, so browsing never waits for, nor blocks, a backup.
+   */
+  async browse(command: "ls" | "find" | "diff", args: string[]): Promise<string> {
+    const result = await this.restic(command, ["--no-lock", "--json", ...args]);
+    if (result.code !== 0) throw this.failure(command, result);
+    return result.stdout;
+  }
+
   /** Restores a snapshot's files under `target` (restic keeps their absolute paths below it). */
   async restore(snapshotId: string, target: string): Promise<void> {
     const result = await this.restic("restore", ["--target", target, "--", snapshotId]);
