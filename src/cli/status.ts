@@ -42,7 +42,7 @@ export async function run(options: Options, output: Output): Promise<number> {
   const unwritable = store.unwritable;
   let report: StatusReport;
   try {
-    report = await statusReport(loaded, store, { now, host: hostFor(loaded) });
+    report = await statusReport(loaded, store, { now, host: hostFor(loaded), drillTrend: true });
   } finally {
     await store.close();
   }
@@ -56,6 +56,7 @@ export async function run(options: Options, output: Output): Promise<number> {
   output.stdout(renderLeftovers(leftovers, zone, c));
   output.stdout(renderTable(statuses, now, zone, c));
   if (fleet) output.stdout(renderFleet(fleet.fleet, zone, c));
+  output.stdout(renderDrillTrends(statuses));
   output.stdout(renderNotifications(notifications, zone, c));
   return exitCode(statuses, fleet?.fleet, unwritable);
 }
@@ -174,7 +175,7 @@ function renderTable(statuses: ProjectStatus[], now: Date, zone: string, c: Colo
       plain,
       plain,
       Object.values(s.last_check).some((check) => check?.status === "failed") ? c.red : plain,
-      s.last_drill?.status === "failed" ? c.red : plain,
+      s.last_drill?.status === "failed" ? c.red : s.last_drill?.slow ? c.yellow : plain,
       s.pending_notifications ? c.yellow : plain,
     ];
     if (fleet) paints[rows.length].splice(4, 0, plain);
@@ -186,7 +187,7 @@ function renderTable(statuses: ProjectStatus[], now: Date, zone: string, c: Colo
       s.due ? "now" : at(s.next_due),
       snapshots,
       checks,
-      s.last_drill ? `${s.last_drill.status} ${age(s.last_drill.at, now)}` : "-",
+      s.last_drill ? drillCell(s.last_drill, now) : "-",
       s.pending_notifications ? `${s.pending_notifications} pending` : "-",
     ]);
     if (fleet) rows[rows.length - 1].splice(4, 0, s.ran_by ?? "-");
@@ -208,4 +209,21 @@ function renderTable(statuses: ProjectStatus[], now: Date, zone: string, c: Colo
       : [];
   });
   return `${[...lines, ...(details.length ? ["", ...details] : [])].join("\n")}\n`;
+}
+
+/** "succeeded 2h ago in 1m 3s", with the objective when there is one: "(RTO 15m)", "(over its RTO 15m)". */
+function drillCell(drill: NonNullable<ProjectStatus["last_drill"]>, now: Date): string {
+  const took = drill.duration_ms === null ? "" : ` in ${humanDuration(drill.duration_ms)}`;
+  const objective = drill.rto === null ? "" : drill.slow ? ` (over its RTO ${drill.rto})` : ` (RTO ${drill.rto})`;
+  return `${drill.status} ${age(drill.at, now)}${took}${objective}`;
+}
+
+/** The last drills' times per project, oldest first: whether restores are getting slower. Nothing without drills. */
+function renderDrillTrends(statuses: ProjectStatus[]): string {
+  const time = (d: { status: string; duration_ms: number | null }) =>
+    `${d.duration_ms === null ? "?" : humanDuration(d.duration_ms)}${d.status === "failed" ? " (failed)" : ""}`;
+  const lines = statuses.flatMap((s) =>
+    s.drill_trend && s.drill_trend.length > 1 ? [`  ${s.project}: ${s.drill_trend.map(time).join(" → ")}`] : []
+  );
+  return lines.length > 0 ? `\ndrill times, the last ones oldest first:\n${lines.join("\n")}\n` : "";
 }

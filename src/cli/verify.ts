@@ -10,20 +10,64 @@ import { createClock } from "../clock.ts";
 import { ActionsFailedError, ExitCode, UsageError } from "../errors.ts";
 import { OutboxSender } from "../notify/outbox.ts";
 import { notificationLine } from "./apply.ts";
-import { type GlobalOptions, hostFor, load, openStore, type Output } from "./context.ts";
+import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow } from "./context.ts";
+import { parseDuration } from "../config/duration.ts";
+import { machineTimeZone } from "../format/time.ts";
+import { drillReport, renderDrillReport } from "../status/drill-report.ts";
 import { refreshRepositories } from "./snapshots.ts";
 
 export const description = "Run restore drills now: restore the latest snapshot into the scratch database and check it";
 
+interface Options extends GlobalOptions {
+  report?: string;
+  since: string;
+  now?: string;
+}
+
 export function define(program: Command, output: Output, done: (code: number) => void): void {
   program.command("verify").description(description)
     .argument("[projects...]", "projects to drill (default: every project with verify)")
+    .option(
+      "--report <format>",
+      "run no drill: print the evidence report of past drills, markdown or json (per project, every drill with its " +
+        "date, snapshot, what was restored and checked, duration, result)",
+    )
+    .option("--since <duration>", "with --report: the period, back from now", "90d")
+    .option("--now <iso>", "with --report: the end of the period (default: the clock)")
     .action(async (projects: string[], _options, command: Command) =>
-      done(await run(projects, command.optsWithGlobals<GlobalOptions>(), output))
+      done(await run(projects, command.optsWithGlobals<Options>(), output))
     );
 }
 
-export async function run(names: string[], options: GlobalOptions, output: Output): Promise<number> {
+/** `verify --report`: the drills of the period from the audit; reads only. */
+async function report(names: string[], options: Options, output: Output): Promise<number> {
+  const format = options.report;
+  if (format !== "markdown" && format !== "json") {
+    throw new UsageError(`--report: expected markdown or json, got "${format}"`);
+  }
+  const periodMs = parseDuration(options.since);
+  if (periodMs === undefined) {
+    throw new UsageError(`--since: expected a duration such as "90d", got "${options.since}"`);
+  }
+  const now = parseNow(options.now) ?? new Date();
+  const loaded = await load(options);
+  const store = await openStore(options, loaded, "read");
+  try {
+    const evidence = await drillReport(loaded, store, new Date(now.getTime() - periodMs), now);
+    if (names.length > 0) evidence.projects = evidence.projects.filter((p) => names.includes(p.project));
+    output.stdout(
+      format === "json"
+        ? `${JSON.stringify(evidence, null, 2)}\n`
+        : renderDrillReport(evidence, loaded.displayTimeZone ?? machineTimeZone()),
+    );
+  } finally {
+    await store.close();
+  }
+  return ExitCode.ok;
+}
+
+export async function run(names: string[], options: Options, output: Output): Promise<number> {
+  if (options.report !== undefined) return await report(names, options, output);
   const loaded = await load(options);
   const all = Object.values(loaded.config.projects);
   for (const name of names) {

@@ -8,7 +8,8 @@ const events = z.array(z.enum(notificationEvents, {
   error: (issue) => `unknown event ${describeValue(issue.input)}; events are ${notificationEvents.join(", ")}`,
 })).optional().describe(
   "Events this channel receives. Default for slack, email, webhook and ntfy: `run.failed`, `run.recovered`, " +
-    "`backup.overdue`, `deletions.held`, `check.failed`, `verify.failed`, `config.invalid`, `runner.lost`, " +
+    "`backup.overdue`, `deletions.held`, `check.failed`, `verify.failed`, `drill.slow`, `config.invalid`, " +
+    "`runner.lost`, " +
     "`runner.drift`, `project.unplaced`; for healthchecks: " +
     "`run.started`, `run.succeeded`, `run.failed`, `run.recovered`; for uptimeKuma the same without `run.started`",
 );

@@ -122,6 +122,9 @@ const verifySchema = strict({
         : `expected a scratch target made by postgres(), mysql() or sqlite(), got ${describeTyped(issue.input)}`,
   }).describe("The scratch database restored into: dropped and recreated at each drill, never the project's own"),
   check: nonEmpty.optional().describe("An SQL query run against the restored database"),
+  rto: duration.optional().describe(
+    'The recovery time objective: a drill (restore and check) taking longer raises `drill.slow` (e.g. `"15m"`)',
+  ),
   expect: strict({
     minRows: z.number().int().min(0).optional().describe(
       "The least the check must find (default 1): the query's number when it returns one whole number, else its " +

@@ -172,6 +172,7 @@ export const notificationEvents = [
   "backup.overdue",
   "check.failed",
   "verify.failed",
+  "drill.slow",
   "summary.daily",
   "config.invalid",
   "runner.lost",
@@ -183,7 +184,7 @@ export type NotificationEvent = (typeof notificationEvents)[number];
 interface NotifierOptions {
   /**
    * Events this channel receives. Default for slack, email, webhook and ntfy: run.failed, run.recovered,
-   * backup.overdue, deletions.held, check.failed, verify.failed, config.invalid, runner.lost, runner.drift,
+   * backup.overdue, deletions.held, check.failed, verify.failed, drill.slow, config.invalid, runner.lost, runner.drift,
    * project.unplaced. Default for healthchecks: run.started, run.succeeded, run.failed, run.recovered; for uptimeKuma
    * the same without run.started (Kuma has no start signal).
    */
@@ -306,6 +307,8 @@ export interface VerifySpec {
   /** An SQL query run against the restored database. */
   check?: string;
   expect?: { minRows?: number };
+  /** The recovery time objective: a drill (restore and check) taking longer raises drill.slow. */
+  rto?: Duration;
 }
 
 export interface Project {

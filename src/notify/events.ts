@@ -336,6 +336,29 @@ export function verifyFailed(
   };
 }
 
+/** A drill that passed but took longer than the project's recovery time objective (`verify.rto`). */
+export function drillSlow(
+  slow: Common & { source: string; repository: string; durationMs: number; rtoMs: number; rto: string },
+): Message {
+  return {
+    version: messageVersion,
+    event: "drill.slow",
+    severity: "warning",
+    title: `${slow.project}: the restore drill of ${slow.source} took ${humanDuration(slow.durationMs)}, longer ` +
+      `than its recovery time objective ${slow.rto}`,
+    at: slow.at.toISOString(),
+    host: slow.host,
+    project: slow.project,
+    repositories: slow.repositories,
+    stage: `verify ${slow.source} in ${slow.repository}`,
+    durationMs: slow.durationMs,
+    next:
+      `A restore of ${slow.project} today would take about ${humanDuration(slow.durationMs)}: the data grew, or the ` +
+      `repository or the target got slower. Compare with the trend in \`backupctl status\`; speed the restore up ` +
+      `(restore --jobs, a closer repository) or agree on a new objective (verify.rto).`,
+  };
+}
+
 // The fleet's events (several runners sharing a PostgreSQL state; docs/fleet.md). Each names the runner concerned and
 // its labels; none carries more than names, labels and config fingerprints (no URL, no secret).
 

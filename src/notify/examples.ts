@@ -134,6 +134,21 @@ export const exampleMessages: Record<NotificationEvent, Message> = {
     error: 'pg_restore: error: could not execute query: ERROR:  relation "orders" does not exist',
     next: "The latest snapshot of db does not restore cleanly: compare it with the database before relying on it.",
   },
+  "drill.slow": {
+    version: messageVersion,
+    event: "drill.slow",
+    severity: "warning",
+    title: "shop: the restore drill of db took 21m 40s, longer than its recovery time objective 15m",
+    at: "2025-03-01T04:41:58Z",
+    host,
+    project,
+    repositories: ["local"],
+    stage: "verify db in local",
+    durationMs: 1_300_000,
+    next: "A restore of shop today would take about 21m 40s: the data grew, or the repository or the target got " +
+      "slower. Compare with the trend in `backupctl status`; speed the restore up (restore --jobs, a closer " +
+      "repository) or agree on a new objective (verify.rto).",
+  },
   "config.invalid": {
     version: messageVersion,
     event: "config.invalid",

@@ -90,6 +90,7 @@ const humanEvents: NotificationEvent[] = [
   "deletions.held",
   "check.failed",
   "verify.failed",
+  "drill.slow",
   "config.invalid",
   "runner.lost",
   "runner.drift",

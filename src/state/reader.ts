@@ -38,6 +38,11 @@ export class StateReader {
   }
 
   /** Per project (of `projects` only, when given), its latest restore drill (a finished `verify` stage). */
+  /** Per project, its last drills (default 10), oldest first: the trend status shows. */
+  async drillTrends(limit?: number): ReturnType<typeof reports.drillTrends> {
+    return await reports.drillTrends(this.db, limit);
+  }
+
   async latestDrills(projects?: string[]): Promise<Map<string, reports.LatestDrill>> {
     return await reports.latestDrills(this.db, projects);
   }

@@ -144,6 +144,33 @@ export async function latestDrills(db: Kysely<Database>, projects?: string[]): P
   return drills;
 }
 
+/**
+ * Per project, its last `limit` finished drills, oldest first: when, whether each passed, and how long it took (the
+ * trend `status` shows). A window over the drills only (a verify stage is one per drill, far fewer than backups).
+ */
+export async function drillTrends(
+  db: Kysely<Database>,
+  limit = 10,
+): Promise<Map<string, { at: string; status: string; durationMs: number | null }[]>> {
+  const { rows } = await sql<{ project: string; started_at: string; status: string; duration_ms: number | null }>`
+    SELECT project, started_at, status, duration_ms FROM (
+      SELECT project, started_at, status, duration_ms,
+        row_number() OVER (PARTITION BY project ORDER BY started_at DESC, id DESC) AS n
+      FROM stages WHERE type = 'verify' AND status IN ('succeeded', 'failed') AND project IS NOT NULL
+    ) recent WHERE n <= ${limit} ORDER BY project, started_at`.execute(db);
+  const trends = new Map<string, { at: string; status: string; durationMs: number | null }[]>();
+  for (const row of rows) {
+    const list = trends.get(row.project) ?? [];
+    list.push({
+      at: row.started_at,
+      status: row.status,
+      durationMs: row.duration_ms === null ? null : Number(row.duration_ms),
+    });
+    trends.set(row.project, list);
+  }
+  return trends;
+}
+
 /** Finished runs of a project that failed or were interrupted after its last successful run. */
 export async function failuresSinceLastSuccess(db: Kysely<Database>, project: string): Promise<number> {
   const last = await db.selectFrom("runs").select((eb) => eb.fn.max("started_at").as("at"))

@@ -5,6 +5,7 @@
  */
 import { type Prepared, preparePlan } from "../apply/prepare.ts";
 import type { LoadedConfig } from "../config/load.ts";
+import { parseDuration } from "../config/duration.ts";
 import { nextSlot } from "../config/schedule.ts";
 import { isoSeconds } from "../format/time.ts";
 import type { Leftovers } from "../plan/types.ts";
@@ -29,7 +30,18 @@ export interface ProjectStatus {
   /** Per repository: the last `restic check` (time and ok/failed), null when never checked. */
   last_check: Record<string, { at: string; status: string } | null>;
   /** The latest restore drill, null without one (or without `verify`). */
-  last_drill: { at: string; status: string } | null;
+  last_drill: {
+    at: string;
+    status: string;
+    /** How long it took: the restore time it proved (RTO). */
+    duration_ms: number | null;
+    /** The project's objective (`verify.rto`), null without one. */
+    rto: string | null;
+    /** Slower than the objective. */
+    slow: boolean;
+  } | null;
+  /** With `drillTrend`: the last 10 drills, oldest first (status's trend). */
+  drill_trend?: { at: string; status: string; duration_ms: number | null }[];
   /** Notifications about this project still waiting to be sent. */
   pending_notifications: number;
   /** In a fleet (a state runners registered in): the runner that made the latest run (else its host), null before. */
@@ -96,7 +108,7 @@ export interface StatusReport {
 export async function statusReport(
   loaded: LoadedConfig,
   store: StateStore,
-  options: { now: Date; host: string; projects?: string[] },
+  options: { now: Date; host: string; projects?: string[]; drillTrend?: boolean },
 ): Promise<StatusReport> {
   const { now } = options;
   // One plan, from the state as recorded (no restic): "due" and "overdue" come from the planner itself, so status
@@ -122,6 +134,7 @@ export async function statusReport(
   const drills = await store.latestDrills(scope.projects);
   // One read of the outbox serves both the per-project counts and the notifications section below.
   const outbox = await store.outbox.outboxOverview(new Date(now.getTime() - undeliverableShownMs).toISOString());
+  const trends = options.drillTrend ? await store.drillTrends() : undefined;
   const fleet = await fleetStatus(store, loaded.config, now);
   const selected = Object.values(loaded.config.projects)
     .filter((project) => !scope.projects || scope.projects.includes(project.name));
@@ -163,7 +176,24 @@ export async function statusReport(
       next_due: isoSeconds(nextSlot(project.schedule, project.timezone, now)),
       snapshots,
       last_check: lastCheck,
-      last_drill: drill ? { at: drill.at, status: drill.status } : null,
+      last_drill: drill
+        ? {
+          at: drill.at,
+          status: drill.status,
+          duration_ms: drill.durationMs,
+          rto: project.verify?.rto ?? null,
+          slow: slowerThan(drill.durationMs, project.verify?.rto),
+        }
+        : null,
+      ...(trends
+        ? {
+          drill_trend: (trends.get(project.name) ?? []).map((d) => ({
+            at: d.at,
+            status: d.status,
+            duration_ms: d.durationMs,
+          })),
+        }
+        : {}),
       pending_notifications: outbox.pending.filter((n) => n.project === project.name).length,
       ...(fleet ? { ran_by: fleet.lastRunners.get(project.name) ?? null } : {}),
     };
@@ -244,4 +274,10 @@ function leftoverStatus(leftovers: Leftovers): LeftoverStatus {
     })),
     files: leftovers.files,
   };
+}
+
+/** Whether a drill of `durationMs` missed the objective `rto` (a duration such as "15m"); false without one. */
+export function slowerThan(durationMs: number | null, rto: string | undefined): boolean {
+  const limit = rto ? parseDuration(rto) : undefined;
+  return durationMs !== null && limit !== undefined && durationMs > limit;
 }

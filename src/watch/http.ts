@@ -7,6 +7,7 @@
 import { accessSync, constants } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
+import { parseDuration } from "../config/duration.ts";
 import { redact } from "../config/secrets.ts";
 import { preparePlan } from "../apply/prepare.ts";
 import { isoSeconds } from "../format/time.ts";
@@ -199,6 +200,29 @@ export function metricsRegistry(watcher: Watcher): Registry {
     async () => {
       const runs = await digest();
       return (project) => runs.get(project)?.lastSuccessBytes;
+    },
+  );
+  perProject(
+    "backupctl_drill_duration_seconds",
+    "How long the project's last restore drill took (restore and check): the recovery time it proved.",
+    async () => {
+      const drills = await watcher.store.latestDrills();
+      return (project) => {
+        const ms = drills.get(project)?.durationMs;
+        return ms === null || ms === undefined ? undefined : ms / 1000;
+      };
+    },
+  );
+  perProject(
+    "backupctl_drill_rto_seconds",
+    "The project's recovery time objective (verify.rto): a drill taking longer raises drill.slow.",
+    () => {
+      const config = watcher.loaded.config;
+      return Promise.resolve((project) => {
+        const rto = config.projects[project]?.verify?.rto;
+        const ms = rto ? parseDuration(rto) : undefined;
+        return ms === undefined ? undefined : ms / 1000;
+      });
     },
   );
   new Counter({

@@ -1,8 +1,13 @@
 /**
- * `verify`: a project's restore drill, as an audited `verify` stage (the restored bytes, the snapshot, the restore's
- * duration); a failure is a `verify.failed` notification recorded with it.
+ * `verify`: a project's restore drill, as an audited `verify` stage (the restored bytes, the snapshot, the drill's
+ * duration, and a note of what was restored and checked: the evidence `verify --report` lists); a failure is a
+ * `verify.failed` notification recorded with it, a drill slower than the project's `verify.rto` a `drill.slow` one.
  */
-import { enqueueFor, verifyFailed } from "../../notify/events.ts";
+import { parseDuration } from "../../config/duration.ts";
+import type { NormalizedProject } from "../../config/normalize.ts";
+import { drillSlow, enqueueFor, verifyFailed } from "../../notify/events.ts";
+import type { Message } from "../../notify/message.ts";
+import type { DrillResult } from "../../restore/drill.ts";
 import { humanDuration } from "../../format/time.ts";
 import type { Action } from "../../plan/types.ts";
 import { type ApplyContext, repositoryFor, type StepContext } from "../context.ts";
@@ -36,6 +41,19 @@ async function drillStage(
   } catch {
     // Reported by the drill itself, inside the audited stage.
   }
+  // The recovery time objective: the whole drill (restore and check) is the time a restore takes to be usable.
+  const rto = project.verify?.rto;
+  const rtoMs = rto ? parseDuration(rto) : undefined;
+  const slowerThanObjective = (durationMs: number) => rtoMs !== undefined && durationMs > rtoMs;
+  const notice = (message: Message) => enqueueFor(ctx.loaded, [projectName], message, { now: ctx.clock.now() });
+  const common = {
+    host: ctx.host,
+    at: ctx.clock.now(),
+    project: projectName,
+    repositories: project.repositories,
+    source: sourceName,
+    repository,
+  };
   const restoreContext = {
     loaded: ctx.loaded,
     store: ctx.store,
@@ -47,25 +65,21 @@ async function drillStage(
     { runId: null, type: "verify", project: projectName, source: sourceName, repository },
     async () => {
       const result = await drill(project, restoreContext);
-      return { value: result, bytes: result.bytes, snapshotId: result.snapshot };
+      return {
+        value: result,
+        bytes: result.bytes,
+        snapshotId: result.snapshot,
+        note: drillNote(project.verify, result),
+      };
     },
     {
-      notify: (result) =>
-        result.ok ? [] : enqueueFor(
-          ctx.loaded,
-          [projectName],
-          verifyFailed({
-            host: ctx.host,
-            at: ctx.clock.now(),
-            project: projectName,
-            repositories: project.repositories,
-            source: sourceName,
-            repository,
-            error: result.error ?? "",
-            durationMs: result.durationMs,
-          }),
-          { now: ctx.clock.now() },
-        ),
+      notify: (result) => {
+        if (!result.ok) {
+          return notice(verifyFailed({ ...common, error: result.error ?? "", durationMs: result.durationMs }));
+        }
+        if (rto === undefined || rtoMs === undefined || !slowerThanObjective(result.durationMs)) return [];
+        return notice(drillSlow({ ...common, durationMs: result.durationMs, rtoMs, rto }));
+      },
     },
   );
   if (!outcome.ok) {
@@ -73,10 +87,25 @@ async function drillStage(
     return { status: "failed", error: outcome.error };
   }
   const r = outcome.value;
+  if (slowerThanObjective(outcome.durationMs)) {
+    ctx.out(
+      `! verify ${projectName} took ${humanDuration(outcome.durationMs)}, longer than its recovery time objective ` +
+        `${rto} (drill.slow)`,
+    );
+  }
   ctx.out(
     `~ verify ${projectName}: restored ${r.source} (snapshot ${r.snapshot.slice(0, 8)}, ${formatBytes(r.bytes)}) ` +
       `from ${r.repository} into the scratch database in ${humanDuration(r.restoreMs)}` +
       (r.rows === undefined ? "" : `; check: ${r.rows} row${r.rows === 1 ? "" : "s"}`),
   );
   return { status: "succeeded" };
+}
+
+/** What a drill restored and checked, in words: the stage's note, and the evidence report's "restored and checked". */
+function drillNote(spec: NormalizedProject["verify"], result: DrillResult): string {
+  const restored =
+    `restored ${result.source} (snapshot ${result.snapshot.slice(0, 8)}, ${formatBytes(result.bytes)}) from ` +
+    `${result.repository} into a scratch ${spec?.into.type ?? ""} database in ${humanDuration(result.restoreMs)}`;
+  if (result.rows === undefined) return `${restored}; no check query`;
+  return `${restored}; check query found ${result.rows} (at least ${spec?.expect?.minRows ?? 1} expected)`;
 }

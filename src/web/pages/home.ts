@@ -69,7 +69,7 @@ export async function homePage(ctx: DashboardContext): Promise<PageResult> {
       drill
         ? markup`${badge(drill.status, statusTone(drill.status))} ${when(ctx, drill.at)}<br><span class="muted">RTO ${
           duration(drill.durationMs)
-        }</span>`
+        }</span>${p.last_drill?.slow ? markup` ${badge(`over ${p.last_drill.rto}`, "warn")}` : ""}`
         : markup`<span class="muted">none</span>`
     }</td>
         <td class="num">${p.pending_notifications || markup`<span class="muted">0</span>`}</td>
