@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { repoRoot, runCli } from "../support/cli.ts";
+import { repoRoot, runCli, spawnCli, waitFor } from "../support/cli.ts";
 import { type HttpReceiver, startHttpReceiver } from "../support/receivers.ts";
 
 const day = (n: number, time = "02:00:00") => `2026-11-0${n}T${time}Z`;
@@ -106,6 +106,29 @@ export default defineConfig({
     const text = await cli(["status", "--now", day(2, "06:00:00")]);
     assert.match(text.stdout, /succeeded .* ago in .+ \(over its RTO 1ms\)/);
     assert.match(text.stdout, /drill times, the last ones oldest first:\n(.*\n)* {2}shop: \S+( \S+)? → \S+/);
+  });
+
+  it("exports the last drill's time and the objective in /metrics", async () => {
+    // At 02:40 on day 2 nothing is due (backed up and drilled at 02:30): watch only serves.
+    const watch = spawnCli(["--config", config, "watch", "--listen", "127.0.0.1:0", "--now", day(2, "02:40:00")], {
+      env,
+    });
+    try {
+      const url = await waitFor(
+        "watch listening",
+        () => /on (http:\/\/127\.0\.0\.1:\d+)/.exec(watch.output())?.[1],
+        60_000,
+      );
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      const value = (name: string, project: string) =>
+        Number(new RegExp(`^${name}\\{project="${project}",runner="[^"]+"\\} (\\S+)$`, "m").exec(metrics)?.[1]);
+      assert.ok(value("backupctl_drill_duration_seconds", "shop") > 0.001, metrics);
+      assert.equal(value("backupctl_drill_rto_seconds", "shop"), 0.001);
+      assert.equal(value("backupctl_drill_rto_seconds", "fast"), 3600);
+    } finally {
+      process.kill(watch.pid, "SIGTERM");
+      await watch.done;
+    }
   });
 
   it("lists every drill of the period with its evidence, and a declared drill with none as a gap", async () => {
