@@ -7,7 +7,13 @@ import { environmentError } from "../environment-errors.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { sealPlan } from "../plan/planfile.ts";
 import { colours, renderJson, renderMarkdown, renderText, terminalColours } from "../plan/render.ts";
-import { isoSeconds } from "../format/time.ts";
+import { isoSeconds, localTime, machineTimeZone } from "../format/time.ts";
+import { formatBytes } from "../format/bytes.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import { planDocument } from "../plan/document.ts";
+import { type GroupSimulation, parseHorizon, renderSimulation, simulateProjects } from "../plan/simulate.ts";
+import { isUsable, type ObservedState } from "../plan/types.ts";
+import type { StateStore } from "../state/store.ts";
 import {
   fromInvocationDir,
   type GlobalOptions,
@@ -30,6 +36,7 @@ export interface PlanCommandOptions extends GlobalOptions {
   detailedExitcode?: boolean;
   /** Reload the snapshot inventory of the repositories in scope from restic first (apply always does). */
   refresh?: boolean;
+  simulate?: string;
 }
 
 const formats = ["text", "json", "markdown"];
@@ -46,6 +53,11 @@ export function define(program: Command, output: Output, done: (code: number) =>
       "also save the plan for `apply FILE` (a bare name goes to plans/; default plans/plan-<time>.json)",
     )
     .option("--refresh", "reload the snapshot inventory from the repositories first (apply always does)")
+    .option(
+      "--simulate <duration>",
+      "also show what each retention policy keeps over this horizon (e.g. 1y): snapshots per rule, the oldest restore " +
+        "point, a storage estimate",
+    )
     .option(
       "--detailed-exitcode",
       "exit 0 when there are no changes and 2 when there are (errors keep their own codes)",
@@ -66,24 +78,39 @@ export async function run(options: PlanCommandOptions, output: Output): Promise<
   const format = options.json ? "json" : options.format ?? "text";
   if (!formats.includes(format)) throw new UsageError(`--format: expected text, json or markdown, got "${format}"`);
   parseNow(options.now); // a usage error is reported before the config is read
+  const horizonMs = options.simulate === undefined ? undefined : parseHorizon(options.simulate);
+  if (options.simulate !== undefined && horizonMs === undefined) {
+    throw new UsageError(`--simulate: expected a duration up to 10y such as "1y" or "90d", got "${options.simulate}"`);
+  }
   const loaded = await load(options);
   const projects = selectProjects(loaded, options.project);
   // Only --refresh writes the state (the inventory); --out saves a plan that only a writable state can apply.
   const store = await openStore(options, loaded, options.refresh || options.out ? "write" : "read");
   // Decided at the whole second the document records as `now`: `apply FILE` makes the plan again at that instant.
   const now = new Date(isoSeconds(parseNow(options.now) ?? new Date()));
+  let simulation: GroupSimulation[] | undefined;
   const { plan } = await preparePlan(loaded, store, { now, host: hostFor(loaded), projects, refresh: options.refresh })
+    .then(async (prepared) => {
+      if (horizonMs !== undefined) {
+        simulation = await simulate(loaded, store, prepared.observed, now, horizonMs, projects);
+      }
+      return prepared;
+    })
     .finally(() => store.close());
   if (options.out) {
     const path = planOutPath(options.out, new Date());
     savePlanFile(path, renderJson(sealPlan(plan)));
     output.stderr(`Saved the plan to ${path}; apply it with \`backupctl apply ${path}\`.\n`);
   }
+  const zone = loaded.displayTimeZone ?? machineTimeZone();
+  const simulated = simulation && horizonMs !== undefined
+    ? renderSimulation(simulation, horizonMs, formatBytes, (iso) => localTime(new Date(iso), zone))
+    : "";
   const rendered = format === "json"
-    ? renderJson(plan)
+    ? simulation ? `${JSON.stringify({ ...planDocument(plan), simulation }, null, 2)}\n` : renderJson(plan)
     : format === "markdown"
-    ? renderMarkdown(plan, loaded.displayTimeZone)
-    : renderText(plan, colours(terminalColours()), loaded.displayTimeZone);
+    ? renderMarkdown(plan, loaded.displayTimeZone) + (simulated ? `\n\`\`\`text\n${simulated}\`\`\`\n` : "")
+    : renderText(plan, colours(terminalColours()), loaded.displayTimeZone) + (simulated ? `\n${simulated}` : "");
   output.stdout(rendered);
   return options.detailedExitcode && plan.actions.length > 0 ? ExitCode.changes : ExitCode.ok;
 }
@@ -106,4 +133,18 @@ function savePlanFile(path: string, text: string): void {
     }
     throw environmentError(error, "cannot save the plan to", path) ?? error;
   }
+}
+
+/** The retention simulation of the projects in scope, from the observed inventory's complete snapshots. */
+async function simulate(
+  loaded: LoadedConfig,
+  store: StateStore,
+  observed: ObservedState,
+  now: Date,
+  horizonMs: number,
+  projects: string[] | undefined,
+): Promise<GroupSimulation[]> {
+  const bytes = await store.backupBytes(new Date(now.getTime() - 90 * 86_400_000).toISOString());
+  const scope = Object.values(loaded.config.projects).filter((p) => !projects || projects.includes(p.name));
+  return simulateProjects(scope, observed.snapshots.filter(isUsable), now, horizonMs, bytes);
 }

@@ -38,6 +38,11 @@ export class StateReader {
   }
 
   /** Per project (of `projects` only, when given), its latest restore drill (a finished `verify` stage). */
+  /** Per group (`project NUL source NUL repository`), what its backups added since `since`: largest and median. */
+  async backupBytes(since: string): ReturnType<typeof reports.backupBytes> {
+    return await reports.backupBytes(this.db, since);
+  }
+
   /** Per project, its last drills (default 10), oldest first: the trend status shows. */
   async drillTrends(limit?: number): ReturnType<typeof reports.drillTrends> {
     return await reports.drillTrends(this.db, limit);

@@ -171,6 +171,30 @@ export async function drillTrends(
   return trends;
 }
 
+/**
+ * Per (project, source, repository) group, the bytes its successful backups added to the repository since `since`:
+ * the largest (a first, full backup) and the median (a typical later one). For the retention simulation's estimate.
+ */
+export async function backupBytes(
+  db: Kysely<Database>,
+  since: string,
+): Promise<Map<string, { full: number; typical: number }>> {
+  const rows = await db.selectFrom("stages").select(["project", "source", "repository", "bytes_added"])
+    .where("type", "=", "backup").where("status", "=", "succeeded").where("bytes_added", "is not", null)
+    .where("started_at", ">=", since).execute();
+  const added = new Map<string, number[]>();
+  for (const row of rows) {
+    const key = `${row.project}\u0000${row.source}\u0000${row.repository}`;
+    added.set(key, [...(added.get(key) ?? []), Number(row.bytes_added)]);
+  }
+  const result = new Map<string, { full: number; typical: number }>();
+  for (const [key, values] of added) {
+    const sorted = values.sort((a, b) => a - b);
+    result.set(key, { full: sorted.at(-1) ?? 0, typical: sorted[Math.floor(sorted.length / 2)] ?? 0 });
+  }
+  return result;
+}
+
 /** Finished runs of a project that failed or were interrupted after its last successful run. */
 export async function failuresSinceLastSuccess(db: Kysely<Database>, project: string): Promise<number> {
   const last = await db.selectFrom("runs").select((eb) => eb.fn.max("started_at").as("at"))
