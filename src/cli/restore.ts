@@ -9,7 +9,8 @@ import { repositoryFor } from "../apply/context.ts";
 import { formatBytes } from "../format/bytes.ts";
 import { type Clock, createClock } from "../clock.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
-import { ExitCode, UsageError } from "../errors.ts";
+import { ExitCode, StoppedError, UsageError } from "../errors.ts";
+import { handleStopSignals, stopRequested } from "../runtime/shutdown.ts";
 import { humanDuration } from "../format/time.ts";
 import {
   folderConflicts,
@@ -139,6 +140,9 @@ export async function run(projectName: string, options: Options, output: Output)
     throw new UsageError("--table, --schema, --jobs and --clean restore into a database: add --into-database");
   }
   const clock = createClock(parseNow(options.now));
+  // SIGINT/SIGTERM stop restic and the database client, and the restore unwinds: its private folders (a --jobs
+  // dump, a files restore's staging folder) are removed and the stage is recorded interrupted (exit 130/143).
+  handleStopSignals();
   const loaded = await load(options);
   const project = loaded.config.projects[projectName];
   if (!project) {
@@ -364,6 +368,8 @@ async function audited<T extends { bytes?: number; note?: string }>(
     describe: (error) => `${how}: ${error instanceof Error ? error.message : String(error)}`,
   });
   if (outcome.ok) return outcome.value;
+  const stopped = stopRequested();
+  if (stopped) throw new StoppedError(stopped);
   output.stderr(`restore of ${located.project.name}/${located.source.name} failed\n`);
   throw outcome.cause;
 }

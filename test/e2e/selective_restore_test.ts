@@ -93,7 +93,18 @@ describe("selective restore: files paths, PostgreSQL tables and schemas, paralle
         "INSERT INTO archive.old_orders SELECT i, 'old ' || i FROM generate_series(1, 700) AS i;",
       "shop",
     );
-    for (const name of ["shop_table", "shop_schema", "shop_plain", "shop_jobs", "shop_killed", "shop_clean"]) {
+    for (
+      const name of [
+        "shop_table",
+        "shop_schema",
+        "shop_plain",
+        "shop_jobs",
+        "shop_killed",
+        "shop_clean",
+        "shop_none",
+        "shop_interrupted",
+      ]
+    ) {
       await pg.createDatabase(name, "restorer");
     }
 
@@ -210,6 +221,17 @@ export default defineConfig({
     assert.equal(await fingerprint("shop_table", "public.customers"), "absent");
     assert.equal(await fingerprint("shop_table", "archive.old_orders"), "absent");
     assert.equal(await lastRestore(), "succeeded|tables: orders");
+    // pg_restore --table restores the table and its rows, not its constraints (separate entries of the dump).
+    const keys = "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.orders'::regclass AND contype = 'p';";
+    assert.equal((await pg.psql(keys, "shop")).trim(), "1");
+    assert.equal((await pg.psql(keys, "shop_table")).trim(), "0");
+    // A table the dump does not hold restores nothing, without an error (pg_restore's word).
+    const none = await cli(["restore", "pg", "--into-database", "--target-db", target("shop_none"), "--table", "nope"]);
+    assert.equal(none.code, 0, show(none));
+    assert.equal(
+      (await pg.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';", "shop_none")).trim(),
+      "0",
+    );
 
     const schema = await cli([
       "restore",
@@ -243,6 +265,32 @@ export default defineConfig({
     }
     assert.equal(await lastRestore(), "succeeded|jobs: 4");
     assert.deepEqual(restoreFolders(), [], "no dump file left");
+  });
+
+  it("SIGINT during a --jobs restore removes its dump folder", async () => {
+    const stopped = spawnCli(
+      [
+        "--config",
+        config,
+        "restore",
+        "pg",
+        "--into-database",
+        "--target-db",
+        target("shop_interrupted"),
+        "--jobs",
+        "2",
+      ],
+      { env },
+    );
+    await waitFor("the --jobs dump file", () => {
+      const folders = restoreFolders();
+      return folders.length > 0 && readdirSync(join(privateTmp(), folders[0])).length > 0;
+    }, 60_000);
+    process.kill(stopped.pid, "SIGINT");
+    const ended = await stopped.done;
+    assert.equal(ended.code, 130, `stopped before it finished: ${ended.stdout}${ended.stderr}`);
+    assert.deepEqual(restoreFolders(), [], "the dump folder is gone");
+    assert.match(await lastRestore(), /^interrupted\|/);
   });
 
   it("kill -9 of a --jobs restore leaves its dump folder; the next restore removes it", async () => {
