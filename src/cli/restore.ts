@@ -274,8 +274,9 @@ async function intoDatabase(
       const shown = tables.length > 5 ? [...tables.slice(0, 5), `${tables.length - 5} more`] : tables;
       throw new UsageError(
         `nothing restored: ${describeTarget(target)} is not empty (${count}: ${shown.join(", ")}), and the dump ` +
-          "would be mixed into what it holds. Restore into an empty database, add --clean to replace the dump's " +
-          "objects there, or --force to restore into it anyway",
+          "would be mixed into what it holds. Restore into an empty database, " +
+          `${located.format === "pg_custom" ? "add --clean to replace the dump's objects there, " : ""}or add ` +
+          "--force to restore into it anyway",
       );
     }
   }
