@@ -19,7 +19,8 @@ import { run } from "../exec/run.ts";
 import { processAlive } from "../runtime/process.ts";
 import type { StateStore } from "../state/store.ts";
 import { type Located, type RestoreContext, restoredName, streamDump, type StreamOutcome } from "./restore.ts";
-import { createSchemas, type DatabaseTarget, restoreSink } from "./targets.ts";
+import type { SourceContext } from "../sources/types.ts";
+import { createSchemas, type DatabaseTarget, existingTables, restoreSink } from "./targets.ts";
 
 /** What of a PostgreSQL dump to restore, and how. */
 export interface PostgresSelection {
@@ -91,13 +92,15 @@ export async function restorePostgres(
   if (jobs <= 1) {
     // Some tables or schemas: pg_restore stops reading once it restored them (see streamDump).
     const partial = selection.tables.length > 0 || selection.schemas.length > 0;
-    return await streamDump(
+    const outcome = await streamDump(
       located,
       { sink: restoreSink(target, "pg_custom", context, args) },
       ctx,
       undefined,
       partial,
     );
+    await checkTablesRestored(target, selection, context);
+    return outcome;
   }
   const started = Date.now();
   const folder = createPrivateFolder(ctx.privateDir, folderKind);
@@ -116,11 +119,40 @@ export async function restorePostgres(
         transientOutput(result.stderrTail),
       );
     }
+    await checkTablesRestored(target, selection, context);
     return { bytes, durationMs: Date.now() - started };
   } finally {
     sink.cleanup();
     rmSync(folder, { recursive: true, force: true });
   }
+}
+
+/**
+ * pg_restore `--table=T` of a table the dump does not hold (a typo, a schema-qualified name, which --table does not
+ * take) restores nothing and exits 0: each table asked for must now be in the target (in one of the --schema ones,
+ * when given), else the restore fails naming it.
+ */
+async function checkTablesRestored(
+  target: DatabaseTarget,
+  selection: PostgresSelection,
+  context: SourceContext,
+): Promise<void> {
+  if (selection.tables.length === 0) return;
+  const present = await existingTables(target, context);
+  const missing = selection.tables.filter((table) =>
+    !present.some((name) =>
+      selection.schemas.length > 0
+        ? selection.schemas.some((schema) => name === `${schema}.${table}`)
+        : name.endsWith(`.${table}`)
+    )
+  );
+  if (missing.length === 0) return;
+  throw new UsageError(
+    `the dump holds no table ${missing.join(", ")}${
+      selection.schemas.length > 0 ? ` in schema ${selection.schemas.join(", ")}` : ""
+    }, so pg_restore restored nothing for it. --table takes a table's name without its schema (add --schema S for ` +
+      "that); `pg_restore --list` of the dump shows what it holds",
+  );
 }
 
 /**

@@ -225,9 +225,11 @@ export default defineConfig({
     const keys = "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.orders'::regclass AND contype = 'p';";
     assert.equal((await pg.psql(keys, "shop")).trim(), "1");
     assert.equal((await pg.psql(keys, "shop_table")).trim(), "0");
-    // A table the dump does not hold restores nothing, without an error (pg_restore's word).
+    // A table the dump does not hold: pg_restore restores nothing and exits 0; backupctl says so and fails.
     const none = await cli(["restore", "pg", "--into-database", "--target-db", target("shop_none"), "--table", "nope"]);
-    assert.equal(none.code, 0, show(none));
+    assert.equal(none.code, 64, show(none));
+    assert.match(none.stderr, /the dump holds no table nope, so pg_restore restored nothing for it/);
+    assert.match(await lastRestore(), /^failed\|/);
     assert.equal(
       (await pg.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';", "shop_none")).trim(),
       "0",
