@@ -6,6 +6,7 @@
  * refused without a terminal unless `--yes`. Each restore is a `restore` stage whose note says what was restored.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   existsSync,
@@ -22,7 +23,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type CliResult, runCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
+import { cliArgv, type CliResult, runCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
 import { type PostgresServer, startPostgres } from "../support/postgres.ts";
 
 const show = (result: CliResult) => `exit ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
@@ -73,6 +74,19 @@ describe("selective restore: files paths, PostgreSQL tables and schemas, paralle
       `SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM ${table} t;`,
       database,
     )).trim();
+  };
+  /** Runs the CLI in a pseudo-terminal (so stdin and stdout are TTYs), typing `answer` at its prompt. */
+  const onTerminal = (args: string[], answer: string) => {
+    const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
+    const command = [...cliArgv(), "--config", config, ...args].map(quote).join(" ");
+    return spawnSync("script", ["-qec", command, "/dev/null"], {
+      input: `${answer}\n`,
+      env: Object.fromEntries(
+        Object.entries({ ...process.env, ...env, NO_COLOR: "1" }).filter((entry) => entry[1] !== undefined),
+      ),
+      encoding: "utf8",
+      timeout: 120_000,
+    });
   };
   const restoreFolders = () =>
     existsSync(privateTmp()) ? readdirSync(privateTmp()).filter((name) => /^secret-\d+-restore-/.test(name)) : [];
@@ -346,6 +360,17 @@ export default defineConfig({
     assert.equal(refused.code, 64, show(refused));
     assert.match(refused.stderr, /no terminal to confirm it on\. Add --yes/);
     assert.equal((await pg.psql("SELECT label FROM orders;", "shop_clean")).trim(), "changed since", "untouched");
+
+    // On a terminal (util-linux `script` makes one): the database's name must be typed.
+    const wrong = onTerminal(clean, "yes");
+    assert.equal(wrong.status, 64, `${wrong.stdout}${wrong.stderr}`);
+    assert.match(wrong.stdout, /Type the database name \(shop_clean\) to go on: /);
+    assert.match(wrong.stdout, /nothing restored: the answer was not the database name shop_clean/);
+    assert.equal((await pg.psql("SELECT label FROM orders;", "shop_clean")).trim(), "changed since", "untouched");
+    const typed = onTerminal(clean, "shop_clean");
+    assert.equal(typed.status, 0, `${typed.stdout}${typed.stderr}`);
+    assert.equal(await fingerprint("shop_clean", "public.orders"), await fingerprint("shop", "public.orders"));
+    await pg.psql("SET ROLE restorer; DELETE FROM orders WHERE id > 1;", "shop_clean");
 
     const confirmed = await cli([...clean, "--yes"]);
     assert.equal(confirmed.code, 0, show(confirmed));
