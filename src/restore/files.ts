@@ -7,15 +7,29 @@
  * entry by entry, looking at every entry of DIR with lstat and never through a link: a link in DIR where the
  * snapshot has a file or a folder is replaced (the link, not what it points to). A link in the snapshot is restored
  * as a link, never followed. The private folder is removed on every path out (success, failure, SIGINT); only a
- * `kill -9` leaves it, as `DIR/.backupctl-restoring-<pid>-XXXXXX`, with nothing outside DIR.
+ * `kill -9` leaves it, as `DIR/.backupctl-restoring-<pid>-XXXXXX`, with nothing outside DIR; the next files restore
+ * into DIR removes it (and does not count it as content of DIR).
  */
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, unlinkSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { isAbsolute, join, normalize, posix } from "node:path";
 import { SourceError, UsageError } from "../errors.ts";
+import { processAlive } from "../runtime/process.ts";
 import type { Located, RestoreContext } from "./restore.ts";
 
 /** The prefix of the private folder a files restore stages in, inside the target folder. */
-export const stagingPrefix = ".backupctl-restoring-";
+const stagingPrefix = ".backupctl-restoring-";
+
+/**
+ * The staging folders in `dir` that restores killed with `kill -9` left (their process is gone): not counted as
+ * content of the folder, and removed by the next files restore into it.
+ */
+export function deadStagingFolders(dir: string): string[] {
+  const names = statSync(dir, { throwIfNoEntry: false })?.isDirectory() ? readdirSync(dir) : [];
+  return names.filter((name) => {
+    const match = /^\.backupctl-restoring-(\d+)-/.exec(name);
+    return match !== null && !processAlive(Number(match[1]));
+  });
+}
 
 /**
  * The snapshot paths that `--path` values name: an absolute path as it is in the snapshot (`restic ls` shows
@@ -66,6 +80,7 @@ export async function restoreFiles(
   paths: string[] = [],
 ): Promise<void> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const name of deadStagingFolders(dir)) rmSync(join(dir, name), { recursive: true, force: true });
   const staging = mkdtempSync(join(dir, `${stagingPrefix}${process.pid}-`));
   try {
     await ctx.repositoryFor(located.repository).restore(located.snapshot.id, staging, paths.map(includePattern));

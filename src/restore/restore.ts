@@ -34,7 +34,7 @@ import { isUsable } from "../plan/types.ts";
 import type { Restic } from "../repository/restic.ts";
 import type { SnapshotTable } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
-import { restoreFiles } from "./files.ts";
+import { deadStagingFolders, restoreFiles } from "./files.ts";
 import { type DumpFormat, dumpFormat, type RestoreSink } from "./targets.ts";
 
 export interface RestoreContext {
@@ -363,7 +363,9 @@ export function folderConflicts(located: Located[], dir: string): string[] {
   if (entry?.isSymbolicLink()) conflicts.push(`${dir} is a symbolic link to ${readlinkSync(dir)}`);
   const target = statSync(dir, { throwIfNoEntry: false });
   if (target && !target.isDirectory()) throw new UsageError(`--to ${dir} is a file, not a folder`);
-  const entries = target ? readdirSync(dir) : [];
+  // What a killed restore's staging folder holds is not the operator's: the next restore removes it.
+  const leftovers = new Set(target ? deadStagingFolders(dir) : []);
+  const entries = target ? readdirSync(dir).filter((name) => !leftovers.has(name)) : [];
   const dumps = new Map<string, string>();
   const files: string[] = [];
   for (const one of located) {

@@ -208,6 +208,14 @@ export default defineConfig({
     assert.equal(readFileSync(join(to, site(), "docs", "a.txt"), "utf8"), "page a\n");
     assert.equal(readFileSync(join(to, "mine.txt"), "utf8"), "mine\n");
 
+    // The staging folder a killed restore left (its process gone) is not the operator's: removed, not refused.
+    const left = out("left");
+    mkdirSync(join(left, ".backupctl-restoring-4194000-AbCdEf", "srv"), { recursive: true });
+    writeFileSync(join(left, ".backupctl-restoring-4194000-AbCdEf", "srv", "half.txt"), "half\n");
+    const again = await cli(["restore", "site", "--path", "keep", "--to", left]);
+    assert.equal(again.code, 0, show(again));
+    assert.deepEqual(readdirSync(left), [site().split("/")[1]]);
+
     const missing = out("missing");
     const none = await cli(["restore", "site", "--path", "docs/nope.txt", "--to", missing]);
     assert.equal(none.code, 64, show(none));
