@@ -1,7 +1,8 @@
 /**
  * A selective or parallel PostgreSQL restore: only some tables (`--table`, pg_restore `--table`) or schemas
- * (`--schema`, pg_restore `--schema`, the schema created first when missing: pg_restore does not), `--clean` (pg_restore `--clean --if-exists`: the dump's objects dropped
- * before they are restored), and `--jobs N` (pg_restore `--jobs`). pg_restore reads a dump in parallel only from a
+ * (`--schema`, pg_restore `--schema`, the schema created first when missing: pg_restore does not), `--clean`
+ * (pg_restore `--clean --if-exists`: the dump's objects dropped before they are restored), and `--jobs N`
+ * (pg_restore `--jobs`). pg_restore reads a dump in parallel only from a
  * seekable file, not from a pipe: with `--jobs` the decrypted dump is first written to a 0600 file in a private
  * folder (0700) of the state folder's tmp, `secret-<pid>-restore-XXXXXX`, then pg_restore reads it. That is the
  * trade-off: the dump's plaintext sits on the state folder's disk for the restore's length, and needs its size in

@@ -129,6 +129,8 @@ describe("selective restore: files paths, PostgreSQL tables and schemas, paralle
     writeFileSync(join(site(), "docs", "a.txt"), "page a\n");
     writeFileSync(join(site(), "docs", "deep", "b.bin"), randomBytes(3000));
     writeFileSync(join(site(), "keep", "c.txt"), "kept\n");
+    writeFileSync(join(site(), "keep", "c[1]*.txt"), "a name with glob characters\n");
+    writeFileSync(join(site(), "keep", "c1x.txt"), "what the name would match as a pattern\n");
     symlinkSync("/etc", join(site(), "etc-link"));
     symlinkSync("../../outside", join(site(), "docs", "up-link"));
 
@@ -188,6 +190,12 @@ export default defineConfig({
     assert.equal(both.code, 0, show(both));
     assert.deepEqual(tree(join(two, site())), ["etc-link", "keep", "keep/c.txt"]);
     assert.equal(readlinkSync(join(two, site(), "etc-link")), "/etc");
+
+    // A path is a path, not a pattern: glob characters in it mean themselves.
+    const literal = out("literal");
+    const glob = await cli(["restore", "site", "--path", "keep/c[1]*.txt", "--to", literal]);
+    assert.equal(glob.code, 0, show(glob));
+    assert.deepEqual(tree(join(literal, site())), ["keep", "keep/c[1]*.txt"]);
   });
 
   it("--path refuses a non-empty folder without --force, a path not in the snapshot, and a link in the target is replaced, not followed", async () => {
