@@ -6,7 +6,7 @@
  * refused without a terminal unless `--yes`. Each restore is a `restore` stage whose note says what was restored.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   existsSync,
@@ -87,6 +87,29 @@ describe("selective restore: files paths, PostgreSQL tables and schemas, paralle
       encoding: "utf8",
       timeout: 120_000,
     });
+  };
+  /** Runs the CLI in a pseudo-terminal and types Ctrl-C once its prompt shows. */
+  const ctrlCAtPrompt = async (args: string[]) => {
+    const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
+    const command = [...cliArgv(), "--config", config, ...args].map(quote).join(" ");
+    const child = spawn("script", ["-qec", command, "/dev/null"], {
+      env: Object.fromEntries(
+        Object.entries({ ...process.env, ...env, NO_COLOR: "1" }).filter((entry) => entry[1] !== undefined),
+      ),
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout!.on("data", (chunk) => (output += chunk));
+    child.stderr!.on("data", (chunk) => (output += chunk));
+    const code = new Promise<number | null>((resolve) => child.once("close", (exit) => resolve(exit)));
+    await waitFor("the --clean prompt", () => output.includes("to go on: "), 60_000);
+    child.stdin!.write("\x03");
+    // A prompt that ignored Ctrl-C would wait forever: killed, it fails the test instead of hanging it.
+    const hung = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const exit = await code;
+    clearTimeout(hung);
+    child.stdin!.destroy();
+    return { code: exit, output };
   };
   const restoreFolders = () =>
     existsSync(privateTmp()) ? readdirSync(privateTmp()).filter((name) => /^secret-\d+-restore-/.test(name)) : [];
@@ -383,6 +406,10 @@ export default defineConfig({
     assert.match(wrong.stdout, /Type the database name \(shop_clean\) to go on: /);
     assert.match(wrong.stdout, /nothing restored: the answer was not the database name shop_clean/);
     assert.equal((await pg.psql("SELECT label FROM orders;", "shop_clean")).trim(), "changed since", "untouched");
+    // Ctrl-C once the prompt shows (the terminal is then raw: readline gets it, not the process).
+    const stopped = await ctrlCAtPrompt(clean);
+    assert.equal(stopped.code, 130, `Ctrl-C at the prompt: ${stopped.output}`);
+    assert.match(stopped.output, /nothing restored: stopped at the prompt \(Ctrl-C\)/);
     const typed = onTerminal(clean, "shop_clean");
     assert.equal(typed.status, 0, `${typed.stdout}${typed.stderr}`);
     assert.equal(await fingerprint("shop_clean", "public.orders"), await fingerprint("shop", "public.orders"));
