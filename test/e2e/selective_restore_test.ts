@@ -157,15 +157,18 @@ describe("selective restore: files paths, PostgreSQL tables and schemas, paralle
     symlinkSync("/etc", join(site(), "etc-link"));
     symlinkSync("../../outside", join(site(), "docs", "up-link"));
 
+    await runTool("sqlite3", [join(dir, "data", "app.db"), "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"]);
     writeFileSync(
       config,
-      `import { defineConfig, env, files, postgres, restic } from "backupctl";
+      `import { defineConfig, env, files, postgres, restic, sqlite } from "backupctl";
 
 export default defineConfig({
   timezone: "UTC",
   repositories: { local: restic({ url: "repository", password: env("SEL_RESTIC_PASSWORD") }) },
   projects: {
     site: { schedule: "0 3 * * *", sources: [files({ name: "site", paths: ["data/site"] })],
+      repositories: ["local"], retention: { last: 5 } },
+    lite: { schedule: "0 3 * * *", sources: [sqlite({ name: "app", path: "data/app.db" })],
       repositories: ["local"], retention: { last: 5 } },
     pg: { schedule: "0 3 * * *", repositories: ["local"], retention: { last: 5 },
       sources: [postgres({ host: "127.0.0.1", port: ${pg.port}, database: "shop", user: "backup",
@@ -305,6 +308,27 @@ export default defineConfig({
     assert.equal(await fingerprint("shop_schema", "public.orders"), "absent");
     assert.equal(await fingerprint("shop_schema", "public.customers"), "absent");
     assert.equal(await lastRestore(), "succeeded|schemas: archive");
+  });
+
+  it("--table, --schema, --jobs and --clean are refused for a dump pg_restore does not read, and without --into-database", async () => {
+    const lite = await cli([
+      "restore",
+      "lite",
+      "--into-database",
+      "--target-db",
+      `sqlite:${out("new.db")}`,
+      "--table",
+      "notes",
+    ]);
+    assert.equal(lite.code, 64, show(lite));
+    assert.match(lite.stderr, /lite\/app's dump \(app\.sql\) is not a PostgreSQL custom-format dump: restore it whole/);
+    assert.ok(!existsSync(out("new.db")), "nothing restored");
+    const toFolder = await cli(["restore", "pg", "--to", out("pgfolder"), "--jobs", "2"]);
+    assert.equal(toFolder.code, 64, show(toFolder));
+    assert.match(toFolder.stderr, /restore into a database: add --into-database/);
+    const jobs = await cli(["restore", "pg", "--into-database", "--target-db", target("shop_none"), "--jobs", "0"]);
+    assert.equal(jobs.code, 64, show(jobs));
+    assert.match(jobs.stderr, /--jobs: expected a whole number .* from 1 to 64, got "0"/);
   });
 
   it("--jobs 4 equals a plain restore and leaves no dump file", async () => {
