@@ -2,9 +2,9 @@
  * Restores: find the snapshot (latest, or by id, with the nearest ones named when it does not exist), then stream it
  * back. A dump is `restic dump ID /FILE | [decryption] | target`, where the target is a file (0600) or a database
  * client (pg_restore, psql, mariadb, sqlite3), connected by FIFOs so the dump never passes through backupctl; nothing
- * plaintext touches the disk on the way into a database. A files
- * source is `restic restore` into DIR (files.ts). Every process of a stream is checked: a failed one fails the restore
- * (and a partial output file is removed), so a restore that "worked" restored everything.
+ * plaintext touches the disk on the way into a database (`--jobs` apart: postgres-selection.ts). A files source is
+ * `restic restore` into DIR (files.ts). Every process of a stream is checked: a failed one fails the restore (and a
+ * partial output file is removed), so a restore that "worked" restored everything.
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -395,9 +395,9 @@ export function folderConflicts(located: Located[], dir: string): string[] {
 
 /**
  * Restores a snapshot to a folder: a dump as its file (decrypted), a files source with restic restore (only `paths`
- * of it when given: see files.ts). Returns where
- * it went and, for a dump, its size. `force` is the operator's word that an existing dump file may be replaced: the
- * dump is then written beside it and renamed over it once whole, so a failed restore leaves the old file as it was.
+ * of it when given: see files.ts). Returns where it went and, for a dump, its size. `force` is the operator's word
+ * that an existing dump file may be replaced: the dump is then written beside it and renamed over it once whole, so
+ * a failed restore leaves the old file as it was.
  * (The caller checked `folderConflicts` first; a file that appeared since is still refused without `force`.)
  */
 export async function restoreToFolder(
