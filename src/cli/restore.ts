@@ -3,12 +3,14 @@
  * database (`--into-database`), or as the commands of a manual restore (`--print-commands`, also printed before a
  * restore when combined). Each restore is audited as a `restore` stage.
  */
+import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { repositoryFor } from "../apply/context.ts";
 import { formatBytes } from "../format/bytes.ts";
 import { type Clock, createClock } from "../clock.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
-import { ExitCode, UsageError } from "../errors.ts";
+import { BackupctlError, ExitCode, StoppedError, UsageError } from "../errors.ts";
+import { handleStopSignals, stopRequested } from "../runtime/shutdown.ts";
 import { humanDuration } from "../format/time.ts";
 import {
   folderConflicts,
@@ -19,10 +21,20 @@ import {
   sourcesOf,
   streamDump,
 } from "../restore/restore.ts";
+import { snapshotPaths } from "../restore/files.ts";
+import {
+  checkSelection,
+  describeSelection,
+  isSelective,
+  type PostgresSelection,
+  removeDeadRestoreFolders,
+  restorePostgres,
+} from "../restore/postgres-selection.ts";
 import { manualCommands } from "../restore/manual-commands.ts";
 import { type DatabaseTarget, existingTables, parseTargetUrl, restoreSink, sameDatabase } from "../restore/targets.ts";
 import { runStage, type StageContext } from "../apply/stage.ts";
 import { fromInvocationDir, type GlobalOptions, load, openStore, type Output, parseNow } from "./context.ts";
+import { collect } from "./plan.ts";
 import { refreshRepositories } from "./snapshots.ts";
 
 export const description = "Restore a snapshot: to a folder, straight into a database, or as manual commands";
@@ -39,6 +51,12 @@ interface Options extends GlobalOptions {
   allowIncomplete?: boolean;
   refresh?: boolean;
   now?: string;
+  path?: string[];
+  table?: string[];
+  schema?: string[];
+  jobs?: string;
+  clean?: boolean;
+  yes?: boolean;
 }
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
@@ -48,7 +66,34 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .option("--source <name>", "the source to restore (default: every source with --to; required when ambiguous)")
     .option("--repository <name>", "restore from this repository (default: the project's first)")
     .option("--to <dir>", "write dumps as files (decrypted) and restore files sources under this folder")
+    .option(
+      "--path <path>",
+      "with --to, restore only this path of a files snapshot (repeatable): absolute as in the snapshot, or relative " +
+        "to its folder",
+      collect,
+    )
     .option("--into-database", "stream the dump into a database: --target-db, else the project's verify.into")
+    .option(
+      "--table <name>",
+      "with --into-database, restore only this table of a PostgreSQL dump (repeatable)",
+      collect,
+    )
+    .option(
+      "--schema <name>",
+      "with --into-database, restore only this schema of a PostgreSQL dump (repeatable)",
+      collect,
+    )
+    .option(
+      "--jobs <n>",
+      "with --into-database, run pg_restore with N parallel jobs: the dump is written to a private file of the state " +
+        "folder first",
+    )
+    .option(
+      "--clean",
+      "with --into-database, drop the PostgreSQL dump's objects in the target before restoring them: restores into a " +
+        "database that holds them, after you type its name (or --yes)",
+    )
+    .option("--yes", "confirm --clean without being asked (needed without a terminal)")
     .option(
       "--target-db <url>",
       "postgresql://USER@HOST:PORT/DB, mysql://USER@HOST:PORT/DB or sqlite:PATH (with --print-commands: where the " +
@@ -85,7 +130,19 @@ export async function run(projectName: string, options: Options, output: Output)
   if (options.targetDb && !options.intoDatabase && !options.printCommands) {
     throw new UsageError("--target-db goes with --into-database or --print-commands");
   }
+  const selection: PostgresSelection = {
+    tables: options.table ?? [],
+    schemas: options.schema ?? [],
+    clean: Boolean(options.clean),
+    jobs: parseJobs(options.jobs),
+  };
+  if (isSelective(selection) && !options.intoDatabase) {
+    throw new UsageError("--table, --schema, --jobs and --clean restore into a database: add --into-database");
+  }
   const clock = createClock(parseNow(options.now));
+  // SIGINT/SIGTERM stop restic and the database client, and the restore unwinds: its private folders (a --jobs
+  // dump, a files restore's staging folder) are removed and the stage is recorded interrupted (exit 130/143).
+  handleStopSignals();
   const loaded = await load(options);
   const project = loaded.config.projects[projectName];
   if (!project) {
@@ -110,8 +167,16 @@ export async function run(projectName: string, options: Options, output: Output)
       repositoryFor: (name) => repositoryFor({ loaded, store }, name),
       allowIncomplete: Boolean(options.allowIncomplete),
     };
+    removeDeadRestoreFolders(store);
     if (options.refresh) await refreshRepositories(loaded, store, [repository], output);
     const sources = sourcesOf(project, options.source);
+    const paths = options.path ?? [];
+    if (paths.length > 0 && (options.to === undefined || sources.length !== 1 || sources[0].type !== "files")) {
+      throw new UsageError(
+        "--path restores part of one files source into a folder: add --to DIR and --source naming a files source" +
+          `${sources.length === 1 ? ` (${sources[0].name} is a ${sources[0].type} source)` : ""}`,
+      );
+    }
     if (options.intoDatabase) {
       const databases = sources.filter((s) => s.type === "postgres" || s.type === "mysql" || s.type === "sqlite");
       if (databases.length !== 1) {
@@ -125,11 +190,13 @@ export async function run(projectName: string, options: Options, output: Output)
             })`,
         );
       }
-      return await intoDatabase(project, databases[0], repository, options, ctx, clock, output);
+      return await intoDatabase(project, databases[0], repository, { ...options, selection }, ctx, clock, output);
     }
     const printTarget = options.targetDb ? targetFromUrl(options.targetDb) : undefined;
     const chosen: Located[] = [];
     for (const source of sources) chosen.push(await locate(ctx, project, source, repository, options.snapshot));
+    // Resolved before anything is written: a path that is not in the snapshot's folders is refused at once.
+    const wanted = paths.length > 0 ? snapshotPaths(chosen[0], paths) : [];
     const dir = options.to === undefined ? undefined : fromInvocationDir(options.to);
     // Every source's target is checked before the first is written: a refusal leaves the folder as it was.
     if (dir !== undefined && !options.force) {
@@ -152,13 +219,16 @@ export async function run(projectName: string, options: Options, output: Output)
         { store, clock },
         located,
         "to a folder",
-        () => restoreToFolder(located, dir, ctx, options.force),
+        async () => ({
+          ...await restoreToFolder(located, dir, ctx, options.force, wanted),
+          note: wanted.length > 0 ? `paths: ${wanted.join(", ")}` : undefined,
+        }),
         output,
       );
       const size = done.bytes === undefined ? "" : `, ${formatBytes(done.bytes)}`;
       output.stdout(
         `restored ${projectName}/${source.name} (snapshot ${located.snapshot.short_id} of ${located.snapshot.time}` +
-          `${size}) from ${repository} to ${done.path}\n`,
+          `${size}) from ${repository} to ${done.path}${wanted.length > 0 ? `: ${wanted.join(", ")}` : ""}\n`,
       );
     }
     return ExitCode.ok;
@@ -171,11 +241,12 @@ async function intoDatabase(
   project: NormalizedProject,
   source: NamedSource,
   repository: string,
-  options: Options,
+  options: Options & { selection: PostgresSelection },
   ctx: RestoreContext,
   clock: Clock,
   output: Output,
 ): Promise<number> {
+  const selection = options.selection;
   let target: DatabaseTarget;
   if (options.targetDb) target = targetFromUrl(options.targetDb);
   else if (project.verify?.into) target = project.verify.into;
@@ -191,22 +262,28 @@ async function intoDatabase(
     );
   }
   const located = await locate(ctx, project, source, repository, options.snapshot);
+  checkSelection(located, selection);
   const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
   // Checked before restic starts. A globals dump creates roles, cluster-wide: the target's tables say nothing of it.
-  if (!options.force && source.part !== "globals") {
+  // --clean is the word that the target holds the dump's objects: it is confirmed instead.
+  if (selection.clean) await confirmClean(target, Boolean(options.yes));
+  else if (!options.force && source.part !== "globals") {
     const tables = await existingTables(target, context);
     if (tables.length > 0) {
       const count = tables.length === 1 ? "1 table" : `${tables.length} tables`;
       const shown = tables.length > 5 ? [...tables.slice(0, 5), `${tables.length - 5} more`] : tables;
       throw new UsageError(
         `nothing restored: ${describeTarget(target)} is not empty (${count}: ${shown.join(", ")}), and the dump ` +
-          "would be mixed into what it holds. Restore into an empty database, or add --force to restore " +
-          "into it anyway",
+          "would be mixed into what it holds. Restore into an empty database, " +
+          `${located.format === "pg_custom" ? "add --clean to replace the dump's objects there, " : ""}or add ` +
+          "--force to restore into it anyway",
       );
     }
   }
   if (options.printCommands) output.stdout(`${printed(located, ctx, target).join("\n")}\n`);
   const outcome = await audited({ store: ctx.store, clock }, located, "into a database", async () => {
+    const note = describeSelection(selection);
+    if (note !== undefined) return { ...await restorePostgres(located, target, selection, ctx), note };
     return await streamDump(located, { sink: restoreSink(target, located.format!, context) }, ctx);
   }, output);
   output.stdout(
@@ -215,6 +292,59 @@ async function intoDatabase(
       `${humanDuration(outcome.durationMs)}\n`,
   );
   return ExitCode.ok;
+}
+
+/** --jobs N: a whole number from 1 to 64. */
+function parseJobs(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const jobs = Number(text);
+  if (!/^\d+$/.test(text) || jobs < 1 || jobs > 64) {
+    throw new UsageError(`--jobs: expected a whole number of parallel pg_restore jobs from 1 to 64, got "${text}"`);
+  }
+  return jobs;
+}
+
+/**
+ * --clean drops what the dump holds in the target before restoring it: confirmed by typing the database's name on a
+ * terminal, or by --yes. Without a terminal and without --yes, refused (exit 64) before anything happens.
+ */
+async function confirmClean(target: DatabaseTarget, yes: boolean): Promise<void> {
+  if (yes) return;
+  const name = target.type === "sqlite" ? target.path : target.database;
+  const what = `--clean drops the dump's objects in ${describeTarget(target)} before restoring them`;
+  if (!process.stdin.isTTY || !process.stdout.isTTY) {
+    throw new UsageError(
+      `nothing restored: ${what}, and there is no terminal to confirm it on. Add --yes to confirm, or restore into a ` +
+        "new database without --clean",
+    );
+  }
+  const prompt = createInterface({ input: process.stdin, output: process.stdout });
+  // The terminal is in raw mode while asking: Ctrl-C reaches readline, not the process. Without this, Deno's prompt
+  // would go on waiting (tried).
+  const stop = new AbortController();
+  prompt.on("SIGINT", () => stop.abort());
+  try {
+    const answer = await prompt.question(`${what}. Type the database name (${name}) to go on: `, {
+      signal: stop.signal,
+    });
+    if (answer.trim() !== name) {
+      throw new UsageError(`nothing restored: the answer was not the database name ${name}`);
+    }
+  } catch (error) {
+    if (stop.signal.aborted) throw new PromptStopped();
+    throw error;
+  } finally {
+    prompt.close();
+  }
+}
+
+/** Ctrl-C at the --clean prompt: nothing was restored; exit 130 as for SIGINT. */
+class PromptStopped extends BackupctlError {
+  override readonly exitCode = ExitCode.interrupted;
+  constructor() {
+    super("nothing restored: stopped at the prompt (Ctrl-C)");
+    this.name = "PromptStopped";
+  }
 }
 
 function targetFromUrl(url: string): DatabaseTarget {
@@ -235,7 +365,7 @@ function describeTarget(target: DatabaseTarget): string {
 }
 
 /** Runs a restore as an audited `restore` stage, on the command's clock. */
-async function audited<T extends { bytes?: number }>(
+async function audited<T extends { bytes?: number; note?: string }>(
   ctx: StageContext,
   located: Awaited<ReturnType<typeof locate>>,
   how: string,
@@ -251,12 +381,14 @@ async function audited<T extends { bytes?: number }>(
   } as const;
   const outcome = await runStage(ctx, stage, async () => {
     const value = await work();
-    return { value, bytes: value.bytes };
+    return { value, bytes: value.bytes, note: value.note };
   }, {
     snapshotId: located.snapshot.id,
     describe: (error) => `${how}: ${error instanceof Error ? error.message : String(error)}`,
   });
   if (outcome.ok) return outcome.value;
+  const stopped = stopRequested();
+  if (stopped) throw new StoppedError(stopped);
   output.stderr(`restore of ${located.project.name}/${located.source.name} failed\n`);
   throw outcome.cause;
 }

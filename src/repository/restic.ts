@@ -456,9 +456,13 @@ export class Restic {
     return result.stdout;
   }
 
-  /** Restores a snapshot's files under `target` (restic keeps their absolute paths below it). */
-  async restore(snapshotId: string, target: string): Promise<void> {
-    const result = await this.restic("restore", ["--target", target, "--", snapshotId]);
+  /**
+   * Restores a snapshot's files under `target` (restic keeps their absolute paths below it); with `include`, only
+   * those paths of the snapshot (restic patterns: a folder brings what it holds).
+   */
+  async restore(snapshotId: string, target: string, include: string[] = []): Promise<void> {
+    const only = include.flatMap((pattern) => ["--include", pattern]);
+    const result = await this.restic("restore", ["--target", target, ...only, "--", snapshotId]);
     if (result.code !== 0) throw this.failure("restore", result);
   }
 

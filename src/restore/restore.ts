@@ -2,9 +2,9 @@
  * Restores: find the snapshot (latest, or by id, with the nearest ones named when it does not exist), then stream it
  * back. A dump is `restic dump ID /FILE | [decryption] | target`, where the target is a file (0600) or a database
  * client (pg_restore, psql, mariadb, sqlite3), connected by FIFOs so the dump never passes through backupctl; nothing
- * plaintext touches the disk on the way into a database. A files
- * source is `restic restore ID --target DIR`. Every process of a stream is checked: a failed one fails the restore
- * (and a partial output file is removed), so a restore that "worked" restored everything.
+ * plaintext touches the disk on the way into a database (`--jobs` apart: postgres-selection.ts). A files source is
+ * `restic restore` into DIR (files.ts). Every process of a stream is checked: a failed one fails the restore (and a
+ * partial output file is removed), so a restore that "worked" restored everything.
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -34,6 +34,7 @@ import { isUsable } from "../plan/types.ts";
 import type { Restic } from "../repository/restic.ts";
 import type { SnapshotTable } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
+import { deadStagingFolders, restoreFiles } from "./files.ts";
 import { type DumpFormat, dumpFormat, type RestoreSink } from "./targets.ts";
 
 export interface RestoreContext {
@@ -193,12 +194,19 @@ export interface StreamOutcome {
  * reads a FIFO backupctl holds open, so it sees the end of the dump only once restic and every filter exited 0;
  * when anything fails, the sink is stopped before the FIFO is let go, so it never takes a cut dump for a whole one.
  * A tap (exec/fifo.ts) before the sink counts the bytes; a file's size is its count.
+ *
+ * `readerMayStop` is for a sink that legitimately reads only part of the dump: pg_restore restoring some tables or
+ * schemas from a pipe exits 0 once it restored the last entry it was asked for, without reading the rest. Its clean
+ * exit then ends the stream (restic and the filters are stopped, which is not a failure); what it read had passed
+ * restic's checks, since restic verifies every blob before it writes it. The bytes are then those the tap counted, or
+ * 0 when the tap was stopped before it could say.
  */
 export async function streamDump(
   located: Located,
   into: { file: string } | { sink: RestoreSink },
   ctx: RestoreContext,
   timeoutMs?: number,
+  readerMayStop = false,
 ): Promise<StreamOutcome> {
   const started = Date.now();
   const filter = await decryption(located, ctx);
@@ -271,6 +279,8 @@ export async function streamDump(
     let culprit: number | undefined;
     /** The reader (the last program) ended cleanly before restic and the filters had sent everything. */
     let stoppedReading = false;
+    /** …and that was allowed (readerMayStop): the others were stopped, their exits are not failures. */
+    let doneReading = false;
     let sent = false;
     void upstreamDone.then((results) => {
       sent = results.every((result) => result.code === 0);
@@ -283,6 +293,13 @@ export async function streamDump(
           await Promise.race([upstreamDone, new Promise((resolve) => setTimeout(resolve, 2000))]);
         }
         const early = index === reader && result.code === 0 && !sent;
+        if (early && readerMayStop && culprit === undefined) {
+          doneReading = true;
+          dump.kill();
+          for (const { process } of chain) process.kill();
+          return result;
+        }
+        if (doneReading) return result;
         if ((result.code !== 0 || early) && culprit === undefined) {
           culprit = index;
           stoppedReading = early;
@@ -297,6 +314,7 @@ export async function streamDump(
     await sinkStopped;
     const tapResult = sink ? results[chain.findIndex((stage) => stage.tap)] : undefined;
     const bytes = restored(tapResult);
+    if (doneReading) return { bytes, durationMs: Date.now() - started };
     if (culprit === -1 || (culprit === undefined && resticResult.code !== 0)) {
       if (file && /no space left on device|disk quota exceeded/i.test(resticResult.stderrTail)) {
         throw new SourceError(`cannot write the restored dump: ${resticResult.stderrTail}`);
@@ -345,7 +363,9 @@ export function folderConflicts(located: Located[], dir: string): string[] {
   if (entry?.isSymbolicLink()) conflicts.push(`${dir} is a symbolic link to ${readlinkSync(dir)}`);
   const target = statSync(dir, { throwIfNoEntry: false });
   if (target && !target.isDirectory()) throw new UsageError(`--to ${dir} is a file, not a folder`);
-  const entries = target ? readdirSync(dir) : [];
+  // What a killed restore's staging folder holds is not the operator's: the next restore removes it.
+  const leftovers = new Set(target ? deadStagingFolders(dir) : []);
+  const entries = target ? readdirSync(dir).filter((name) => !leftovers.has(name)) : [];
   const dumps = new Map<string, string>();
   const files: string[] = [];
   for (const one of located) {
@@ -374,9 +394,10 @@ export function folderConflicts(located: Located[], dir: string): string[] {
 }
 
 /**
- * Restores a snapshot to a folder: a dump as its file (decrypted), a files source with restic restore. Returns where
- * it went and, for a dump, its size. `force` is the operator's word that an existing dump file may be replaced: the
- * dump is then written beside it and renamed over it once whole, so a failed restore leaves the old file as it was.
+ * Restores a snapshot to a folder: a dump as its file (decrypted), a files source with restic restore (only `paths`
+ * of it when given: see files.ts). Returns where it went and, for a dump, its size. `force` is the operator's word
+ * that an existing dump file may be replaced: the dump is then written beside it and renamed over it once whole, so
+ * a failed restore leaves the old file as it was.
  * (The caller checked `folderConflicts` first; a file that appeared since is still refused without `force`.)
  */
 export async function restoreToFolder(
@@ -384,12 +405,13 @@ export async function restoreToFolder(
   dir: string,
   ctx: RestoreContext,
   force = false,
+  paths: string[] = [],
 ): Promise<{ path: string; bytes?: number }> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (located.source.type === "files") {
-    await ctx.repositoryFor(located.repository).restore(located.snapshot.id, dir);
+    await restoreFiles(located, dir, ctx, paths);
     return { path: dir };
   }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, restoredName(located));
   const existing = lstatSync(file, { throwIfNoEntry: false });
   if (!existing) {

@@ -44,7 +44,13 @@ function sqlitePath(target: SqliteSource, configDir: string): string {
 }
 
 /** The program reading a dump of `format` into `target`, refusing a pairing that cannot work. */
-export function restoreSink(target: DatabaseTarget, format: DumpFormat, context: SourceContext): RestoreSink {
+export function restoreSink(
+  target: DatabaseTarget,
+  format: DumpFormat,
+  context: SourceContext,
+  /** More pg_restore options for a custom-format dump (postgres-selection.ts: --table, --schema, --clean, --jobs). */
+  pgRestoreArgs: string[] = [],
+): RestoreSink {
   const wanted: Record<DumpFormat, DatabaseTarget["type"]> = {
     pg_custom: "postgres",
     pg_sql: "postgres",
@@ -60,7 +66,16 @@ export function restoreSink(target: DatabaseTarget, format: DumpFormat, context:
       const dbname = `--dbname=${dbnameArgument(target.database)}`;
       const argv = format === "pg_custom"
         // No owner or grants from the source cluster: the target's user owns what it restores.
-        ? ["pg_restore", "--no-password", "--exit-on-error", "--no-owner", "--no-privileges", ...client.args, dbname]
+        ? [
+          "pg_restore",
+          "--no-password",
+          "--exit-on-error",
+          "--no-owner",
+          "--no-privileges",
+          ...pgRestoreArgs,
+          ...client.args,
+          dbname,
+        ]
         : ["psql", "--no-password", "--quiet", "--set=ON_ERROR_STOP=1", ...client.args, dbname];
       return { argv, env: client.env, package: "postgresql-client", cleanup: client.cleanup };
     }
@@ -194,6 +209,17 @@ async function query(target: DatabaseTarget, sql: string, context: SourceContext
     case "sqlite":
       return await run(["sqlite3", "-bail", "-readonly", sqlitePath(target, context.configDir), sql]);
   }
+}
+
+/**
+ * Creates the schemas a `restore --schema` restores into, when missing: pg_restore 15 `--schema=S` restores the
+ * objects in S but not S itself (tried: "schema does not exist"). Owned by the target's user, as --no-owner makes
+ * everything pg_restore creates.
+ */
+export async function createSchemas(target: PostgresSource, schemas: string[], context: SourceContext): Promise<void> {
+  if (schemas.length === 0) return;
+  const sql = schemas.map((schema) => `CREATE SCHEMA IF NOT EXISTS "${schema.replaceAll('"', '""')}";`).join(" ");
+  checked(await query(target, sql, context), `creating the schema${schemas.length === 1 ? "" : "s"} to restore`);
 }
 
 /**

@@ -231,8 +231,8 @@ export default defineConfig({
     assert.equal(
       refused.stderr,
       `Error: nothing restored: postgres database shop_busy on 127.0.0.1:${pg.port} is not empty (1 table: ` +
-        "public.keep), and the dump would be mixed into what it holds. Restore into an empty database, or add " +
-        "--force to restore into it anyway\n",
+        "public.keep), and the dump would be mixed into what it holds. Restore into an empty database, add " +
+        "--clean to replace the dump's objects there, or add --force to restore into it anyway\n",
     );
     const tables = "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public';";
     assert.equal((await pg.psql(tables, "shop_busy")).trim(), "keep", "nothing restored");
