@@ -198,3 +198,13 @@ export class ActionsFailedError extends BackupctlError {
 export function exitCodeFor(error: unknown): ExitCode {
   return error instanceof BackupctlError ? error.exitCode : ExitCode.failed;
 }
+
+/** Ctrl-C at a question on the terminal: nothing was done; exit 130 as for SIGINT. */
+export class PromptStopped extends BackupctlError {
+  override readonly exitCode = ExitCode.interrupted;
+  /** `nothing`: what was not done, e.g. "nothing applied". */
+  constructor(nothing: string) {
+    super(`${nothing}: stopped at the prompt (Ctrl-C)`);
+    this.name = "PromptStopped";
+  }
+}

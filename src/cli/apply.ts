@@ -1,12 +1,12 @@
 /** `backupctl apply [PLANFILE]`: make the plan (or read a saved one) and execute it, auditing every stage. */
-import { createInterface } from "node:readline/promises";
+import { ask } from "./prompt.ts";
 import { type Command, Option } from "commander";
 import { repositoryFor } from "../apply/context.ts";
 import { applyPlan } from "../apply/executor.ts";
 import { enqueueScheduledNotifications } from "../apply/scheduled-notifications.ts";
 import { preparePlan, rederivePlan } from "../apply/prepare.ts";
 import { createClock } from "../clock.ts";
-import { ActionsFailedError, ExitCode, StoppedError, UsageError } from "../errors.ts";
+import { ActionsFailedError, ExitCode, PromptStopped, StoppedError, UsageError } from "../errors.ts";
 import { acquireProjectLock, describeHolder, type ProjectLock } from "../apply/lock.ts";
 import { handleStopSignals, stopRequested } from "../runtime/shutdown.ts";
 import { runStage, type StageContext } from "../apply/stage.ts";
@@ -81,13 +81,9 @@ export function define(program: Command, output: Output, done: (code: number) =>
 async function confirmDeletions(plan: Plan, output: Output): Promise<boolean> {
   if (!process.stdin.isTTY || !process.stdout.isTTY) return false;
   output.stdout(`\n${deletionBanners(plan).map((line) => `! ${line}`).join("\n")}\n`);
-  const prompt = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    const answer = await prompt.question("Forget these snapshots? Only 'yes' will be accepted: ");
-    return answer.trim() === "yes";
-  } finally {
-    prompt.close();
-  }
+  const answer = await ask("Forget these snapshots? Only 'yes' will be accepted: ");
+  if (answer === undefined) throw new PromptStopped("nothing applied");
+  return answer === "yes";
 }
 
 export async function run(

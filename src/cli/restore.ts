@@ -3,13 +3,13 @@
  * database (`--into-database`), or as the commands of a manual restore (`--print-commands`, also printed before a
  * restore when combined). Each restore is audited as a `restore` stage.
  */
-import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { repositoryFor } from "../apply/context.ts";
 import { formatBytes } from "../format/bytes.ts";
 import { type Clock, createClock } from "../clock.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
-import { BackupctlError, ExitCode, StoppedError, UsageError } from "../errors.ts";
+import { ExitCode, PromptStopped, StoppedError, UsageError } from "../errors.ts";
+import { ask } from "./prompt.ts";
 import { handleStopSignals, stopRequested } from "../runtime/shutdown.ts";
 import { humanDuration } from "../format/time.ts";
 import {
@@ -318,33 +318,9 @@ async function confirmClean(target: DatabaseTarget, yes: boolean): Promise<void>
         "new database without --clean",
     );
   }
-  const prompt = createInterface({ input: process.stdin, output: process.stdout });
-  // The terminal is in raw mode while asking: Ctrl-C reaches readline, not the process. Without this, Deno's prompt
-  // would go on waiting (tried).
-  const stop = new AbortController();
-  prompt.on("SIGINT", () => stop.abort());
-  try {
-    const answer = await prompt.question(`${what}. Type the database name (${name}) to go on: `, {
-      signal: stop.signal,
-    });
-    if (answer.trim() !== name) {
-      throw new UsageError(`nothing restored: the answer was not the database name ${name}`);
-    }
-  } catch (error) {
-    if (stop.signal.aborted) throw new PromptStopped();
-    throw error;
-  } finally {
-    prompt.close();
-  }
-}
-
-/** Ctrl-C at the --clean prompt: nothing was restored; exit 130 as for SIGINT. */
-class PromptStopped extends BackupctlError {
-  override readonly exitCode = ExitCode.interrupted;
-  constructor() {
-    super("nothing restored: stopped at the prompt (Ctrl-C)");
-    this.name = "PromptStopped";
-  }
+  const answer = await ask(`${what}. Type the database name (${name}) to go on: `);
+  if (answer === undefined) throw new PromptStopped("nothing restored");
+  if (answer !== name) throw new UsageError(`nothing restored: the answer was not the database name ${name}`);
 }
 
 function targetFromUrl(url: string): DatabaseTarget {

@@ -3,7 +3,7 @@
  * go when their holder is gone (a live one only with --force); then `restic unlock` removes the repository locks
  * restic itself judges stale, in every repository of the projects in scope. Each removal is audited.
  */
-import { createInterface } from "node:readline/promises";
+import { ask } from "./prompt.ts";
 import type { Command } from "commander";
 import { repositoryFor } from "../apply/context.ts";
 import { describeHolder, inspectLocks, type LockInfo, removeLock } from "../apply/lock.ts";
@@ -87,15 +87,12 @@ async function clearLock(lock: LockInfo, force: boolean, ctx: StageContext, outp
     return false;
   }
   if (process.stdin.isTTY && process.stdout.isTTY) {
-    const prompt = createInterface({ input: process.stdin, output: process.stdout });
-    try {
-      const answer = await prompt.question(`Remove ${subject}? Only 'yes' will be accepted: `);
-      if (answer.trim() !== "yes") {
-        output.stderr(`kept ${subject}: the answer was not 'yes'\n`);
-        return false;
-      }
-    } finally {
-      prompt.close();
+    const answer = await ask(`Remove ${subject}? Only 'yes' will be accepted: `);
+    if (answer !== "yes") {
+      output.stderr(
+        `kept ${subject}: ${answer === undefined ? "stopped at the prompt" : "the answer was not 'yes'"}\n`,
+      );
+      return false;
     }
   } else {
     output.stderr(

@@ -3,10 +3,10 @@
  * stdin and stdout are TTYs. Only "yes" accepts; anything else holds the deletions, exactly as off a terminal.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { cliArgv, runCli, runTool } from "../support/cli.ts";
+import { cliArgv, runCli, runTool, waitFor } from "../support/cli.ts";
 import { type DemoDir, makeDemo } from "../support/demo.ts";
 
 const dayAt = (n: number) => new Date(Date.UTC(2026, 10, 1 + n, 10)).toISOString().replace(".000Z", "Z");
@@ -61,6 +61,27 @@ describe("apply asks on a terminal before deletions that need approval", () => {
     assert.match(result.stdout, /Forget these snapshots\? Only 'yes' will be accepted:/);
     assert.match(result.stdout, /! HELD: forget 2 snapshots of demo\/app in local needs approval/);
     assert.equal(await count(), 3);
+  });
+
+  it("stops at Ctrl-C on the prompt: exit 130, nothing applied", async () => {
+    const command = [...cliArgv(), "--config", demo.config, "apply", "--now", dayAt(3)].map(quote).join(" ");
+    const child = spawn("script", ["-qec", command, "/dev/null"], {
+      env: { ...process.env, ...demo.env, NO_COLOR: "1" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout!.on("data", (chunk) => (output += chunk));
+    const code = new Promise<number | null>((resolve) => child.once("close", (exit) => resolve(exit)));
+    await waitFor("the prompt", () => output.includes("Only 'yes' will be accepted: "), 60_000);
+    child.stdin!.write("\x03");
+    // A prompt that ignored Ctrl-C would wait forever (Deno's readline did): killed, it fails the test instead.
+    const hung = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const exit = await code;
+    clearTimeout(hung);
+    child.stdin!.destroy();
+    assert.equal(exit, 130, output);
+    assert.match(output, /nothing applied: stopped at the prompt \(Ctrl-C\)/);
+    assert.equal(await count(), 3, "nothing forgotten");
   });
 
   it("forgets them when the answer is yes", async () => {
