@@ -131,15 +131,25 @@ export async function restorePostgres(
 /**
  * pg_restore `--table=T` of a table the dump does not hold (a typo, a schema-qualified name, which --table does not
  * take) restores nothing and exits 0: each table asked for must now be in the target (in one of the --schema ones,
- * when given), else the restore fails naming it.
+ * when given), else the restore fails naming it. Without --table, each --schema must hold a table now.
  */
 async function checkTablesRestored(
   target: DatabaseTarget,
   selection: PostgresSelection,
   context: SourceContext,
 ): Promise<void> {
-  if (selection.tables.length === 0) return;
+  if (selection.tables.length === 0 && selection.schemas.length === 0) return;
   const present = await existingTables(target, context);
+  if (selection.tables.length === 0) {
+    // --schema S of a schema the dump does not hold: backupctl created S empty, pg_restore restored nothing into it.
+    const empty = selection.schemas.filter((schema) => !present.some((name) => name.startsWith(`${schema}.`)));
+    if (empty.length === 0) return;
+    throw new UsageError(
+      `the dump holds no table in schema ${empty.join(", ")}, so pg_restore restored nothing for it (the schema was ` +
+        "created empty in the target; drop it). `pg_restore --list` of the dump, or `backupctl snapshots ls P " +
+        "--source S --list`, shows what it holds",
+    );
+  }
   const missing = selection.tables.filter((table) =>
     !present.some((name) =>
       selection.schemas.length > 0

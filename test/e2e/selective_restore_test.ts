@@ -139,6 +139,7 @@ describe("selective restore: files paths, PostgreSQL tables and schemas, paralle
         "shop_killed",
         "shop_clean",
         "shop_none",
+        "shop_noschema",
         "shop_interrupted",
       ]
     ) {
@@ -290,6 +291,18 @@ export default defineConfig({
       (await pg.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public';", "shop_none")).trim(),
       "0",
     );
+    // A schema the dump does not hold: restored nothing, said so.
+    const noSchema = await cli([
+      "restore",
+      "pg",
+      "--into-database",
+      "--target-db",
+      target("shop_noschema"),
+      "--schema",
+      "nosuch",
+    ]);
+    assert.equal(noSchema.code, 64, show(noSchema));
+    assert.match(noSchema.stderr, /the dump holds no table in schema nosuch, so pg_restore restored nothing for it/);
 
     const schema = await cli([
       "restore",
