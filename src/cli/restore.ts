@@ -29,6 +29,7 @@ import {
   type PostgresSelection,
   removeDeadRestoreFolders,
   restorePostgres,
+  selectionArgs,
 } from "../restore/postgres-selection.ts";
 import { manualCommands } from "../restore/manual-commands.ts";
 import { type DatabaseTarget, existingTables, parseTargetUrl, restoreSink, sameDatabase } from "../restore/targets.ts";
@@ -136,8 +137,10 @@ export async function run(projectName: string, options: Options, output: Output)
     clean: Boolean(options.clean),
     jobs: parseJobs(options.jobs),
   };
-  if (isSelective(selection) && !options.intoDatabase) {
-    throw new UsageError("--table, --schema, --jobs and --clean restore into a database: add --into-database");
+  if (isSelective(selection) && !options.intoDatabase && !options.printCommands) {
+    throw new UsageError(
+      "--table, --schema, --jobs and --clean restore into a database: add --into-database (or --print-commands)",
+    );
   }
   const clock = createClock(parseNow(options.now));
   // SIGINT/SIGTERM stop restic and the database client, and the restore unwinds: its private folders (a --jobs
@@ -212,7 +215,8 @@ export async function run(projectName: string, options: Options, output: Output)
       const source = located.source;
       if (options.printCommands) {
         output.stdout(`# ${projectName}/${source.name}, snapshot ${located.snapshot.short_id} in ${repository}\n`);
-        output.stdout(`${printed(located, ctx, printTarget).join("\n")}\n`);
+        const chosen = { include: wanted, pgRestore: selectionArgs(selection), jobs: selection.jobs };
+        output.stdout(`${printed(located, ctx, printTarget, chosen).join("\n")}\n`);
       }
       if (dir === undefined) continue;
       const done = await audited(
@@ -280,7 +284,10 @@ async function intoDatabase(
       );
     }
   }
-  if (options.printCommands) output.stdout(`${printed(located, ctx, target).join("\n")}\n`);
+  if (options.printCommands) {
+    const chosen = { pgRestore: selectionArgs(selection), jobs: selection.jobs };
+    output.stdout(`${printed(located, ctx, target, chosen).join("\n")}\n`);
+  }
   const outcome = await audited({ store: ctx.store, clock }, located, "into a database", async () => {
     const note = describeSelection(selection);
     if (note !== undefined) return { ...await restorePostgres(located, target, selection, ctx), note };
@@ -329,8 +336,13 @@ function targetFromUrl(url: string): DatabaseTarget {
   return target.type === "sqlite" ? { ...target, path: fromInvocationDir(target.path) } : target;
 }
 
-function printed(located: Located, ctx: RestoreContext, target: DatabaseTarget | undefined): string[] {
-  return manualCommands(located, ctx.repositoryFor(located.repository), ctx.loaded.dir, target);
+function printed(
+  located: Located,
+  ctx: RestoreContext,
+  target: DatabaseTarget | undefined,
+  selection: { include?: string[]; pgRestore?: string[]; jobs?: number } = {},
+): string[] {
+  return manualCommands(located, ctx.repositoryFor(located.repository), ctx.loaded.dir, target, selection);
 }
 
 function describeTarget(target: DatabaseTarget): string {

@@ -22,6 +22,7 @@ export function manualCommands(
   repository: Restic,
   configDir: string,
   target?: DatabaseTarget,
+  selection: { include?: string[]; pgRestore?: string[]; jobs?: number } = {},
 ): string[] {
   const restic = repository.manualRestic();
   const id = located.snapshot.short_id;
@@ -30,8 +31,12 @@ export function manualCommands(
     ...repository.manualEnvironment(),
   ];
   if (located.source.type === "files") {
-    lines.push("# Restore the files under ./restore (restic keeps their absolute paths below it):");
-    lines.push(`${restic} restore ${id} --target ./restore`);
+    const include = (selection.include ?? []).map((path) => ` --include ${shellWord(path)}`).join("");
+    lines.push(
+      `# Restore the ${include ? "paths asked for" : "files"} under ./restore (restic keeps their absolute paths below ` +
+        "it; restore into an empty folder: restic 0.14 writes through a link it finds there):",
+    );
+    lines.push(`${restic} restore ${id} --target ./restore${include}`);
     return lines;
   }
   const decrypt = located.encrypted ? decryption(located, configDir, lines) : "";
@@ -54,12 +59,19 @@ export function manualCommands(
         `createdb ${shellWord(into.database)}`,
     );
     const dbname = `--dbname=${shellWord(dbnameArgument(into.database))}`;
-    lines.push(
-      located.format === "pg_custom"
-        // No owner or grants from the source cluster: the target's user owns what it restores.
-        ? `${dump} | pg_restore --no-owner --no-privileges --exit-on-error --single-transaction ${dbname}`
-        : `${dump} | psql --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --single-transaction ${dbname}`,
-    );
+    const chosen = (selection.pgRestore ?? []).map((arg) => ` ${shellWord(arg)}`).join("");
+    // No owner or grants from the source cluster: the target's user owns what it restores.
+    const pgRestore = `pg_restore --no-owner --no-privileges --exit-on-error${chosen}`;
+    if (located.format === "pg_custom" && (selection.jobs ?? 1) > 1) {
+      // Parallel jobs read a file, not a pipe (and cannot run in one transaction): the dump file above first.
+      lines.push(`${pgRestore} --jobs=${selection.jobs} ${dbname} ${shellWord(file)}`, `rm ${shellWord(file)}`);
+    } else {
+      lines.push(
+        located.format === "pg_custom"
+          ? `${dump} | ${pgRestore} --single-transaction ${dbname}`
+          : `${dump} | psql --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --single-transaction ${dbname}`,
+      );
+    }
   } else if (into?.type === "mysql" && located.format === "mysql_sql") {
     const client = [clientProgram(), ...mysqlConnection(into)].join(" ");
     const quoted = `\`${into.database.replaceAll("`", "``")}\``;

@@ -227,6 +227,20 @@ export default defineConfig({
     assert.ok(existsSync(join(work, "shop.pgdump")), "the dump as a file too");
   });
 
+  it("PostgreSQL with --table, --clean and --jobs: the printed commands replace that table in parallel from the dump file", async () => {
+    const before = await pgRows("shop");
+    await pg.psql("DELETE FROM customers WHERE id > 100;", "shop");
+    const work = join(dir, "work-part");
+    mkdirSync(work);
+    const { printed } = await printAndRun(["shop", "--table", "customers", "--clean", "--jobs", "2"], work);
+    assert.match(
+      printed,
+      /^pg_restore --no-owner --no-privileges --exit-on-error '?--table=customers'? '?--clean'? '?--if-exists'? --jobs=2 /m,
+    );
+    assert.equal(await pgRows("shop"), before, "the table replaced row for row");
+    assert.ok(!existsSync(join(work, "shop.pgdump")), "the dump file removed after");
+  });
+
   it("MariaDB, age-encrypted, file() restic password, --target-db: a new database, row for row", async () => {
     const work = join(dir, "work-wiki");
     mkdirSync(work);
