@@ -33,7 +33,9 @@ export function manualCommands(
   if (located.source.type === "files") {
     const include = (selection.include ?? []).map((path) => ` --include ${shellWord(path)}`).join("");
     lines.push(
-      `# Restore the ${include ? "paths asked for" : "files"} under ./restore (restic keeps their absolute paths below ` +
+      `# Restore the ${
+        include ? "paths asked for" : "files"
+      } under ./restore (restic keeps their absolute paths below ` +
         "it; restore into an empty folder: restic 0.14 writes through a link it finds there):",
     );
     lines.push(`${restic} restore ${id} --target ./restore${include}`);
