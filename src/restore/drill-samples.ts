@@ -4,12 +4,13 @@
  * into a private scratch folder and compares each with the live file where the live file is unchanged since the
  * snapshot (same size, same mtime to the millisecond): matched, changed since (not compared), mismatched (same size and mtime, other
  * content: the drill fails) or missing live. A command drill restores the dump to a private scratch file and compares
- * its size with the bytes the backup stage recorded (the producer's count, before encryption), and hashes it.
+ * its size and SHA-256 with what the backup stage recorded (the producer's count and checksum, before encryption).
  * The scratch folder is removed on every path (a crash leaves it to the private folders' recovery).
  */
 import { createHash } from "node:crypto";
 import { createReadStream, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { noteChecksum } from "../apply/pipeline.ts";
 import { SourceError } from "../errors.ts";
 import { createPrivateFolder } from "../exec/private-file.ts";
 import { parseLs, type TreeNode } from "../repository/restic-browse.ts";
@@ -157,45 +158,58 @@ export async function filesDrill(
  * The bytes the backup stage that made the snapshot recorded (the producer's count, before encryption); undefined
  * for a snapshot no backup of this state made (adopted from the repository).
  */
-async function recordedBytes(store: StateStore, located: Located): Promise<number | undefined> {
+async function recorded(store: StateStore, located: Located): Promise<{ bytes?: number; sha256?: string }> {
   const runId = located.snapshot.run_id;
-  if (runId === null) return undefined;
+  if (runId === null) return {};
   const stages = (await store.runWithStages(runId))?.stages ?? [];
   const id = located.snapshot.id;
   const stage = stages.find((s) =>
     s.type === "backup" && s.status === "succeeded" && s.source === located.source.name && s.snapshot_id !== null &&
     (id.startsWith(s.snapshot_id) || s.snapshot_id.startsWith(id))
   );
-  return stage?.bytes ?? undefined;
+  return { bytes: stage?.bytes ?? undefined, sha256: noteChecksum(stage?.note ?? null) };
 }
 
 /** What a command drill found. */
 export interface DumpCheck {
   /** The bytes the backup recorded, when a backup of this state made the snapshot. */
   recordedBytes?: number;
+  /** The SHA-256 the backup's tap computed of the stream, when it could (exec/fifo.ts). */
+  recordedSha256?: string;
   sha256: string;
 }
 
-/** Restores a command source's dump to a scratch file and checks its size against the backup's record. */
+/**
+ * Restores a command source's dump to a scratch file and checks its size and SHA-256 against the backup's record
+ * (each when recorded: an adopted snapshot has neither, a host without Digest::SHA records no checksum).
+ */
 export async function commandDrill(
   located: Located,
   ctx: RestoreContext,
 ): Promise<{ bytes: number; restoreMs: number; check: DumpCheck }> {
-  const recorded = await recordedBytes(ctx.store, located);
+  const record = await recorded(ctx.store, located);
   const scratch = createPrivateFolder(ctx.privateDir, "drill");
   try {
     const file = join(scratch, "dump");
     const outcome = await streamDump(located, { file }, ctx);
-    if (recorded !== undefined && outcome.bytes !== recorded) {
+    const what = `the restored dump of ${located.source.name} (snapshot ${located.snapshot.short_id})`;
+    if (record.bytes !== undefined && outcome.bytes !== record.bytes) {
       throw new SourceError(
-        `the restored dump of ${located.source.name} (snapshot ${located.snapshot.short_id}) is ${outcome.bytes} ` +
-          `bytes, but its backup recorded ${recorded}: the snapshot does not restore what was backed up`,
+        `${what} is ${outcome.bytes} bytes, but its backup recorded ${record.bytes}: the snapshot does not restore ` +
+          "what was backed up",
+      );
+    }
+    const digest = await sha256(file);
+    if (record.sha256 !== undefined && digest !== record.sha256) {
+      throw new SourceError(
+        `${what} has SHA-256 ${digest.slice(0, 16)}…, but its backup recorded ${record.sha256.slice(0, 16)}…: the ` +
+          "snapshot does not restore what was backed up",
       );
     }
     return {
       bytes: outcome.bytes,
       restoreMs: outcome.durationMs,
-      check: { recordedBytes: recorded, sha256: await sha256(file) },
+      check: { recordedBytes: record.bytes, recordedSha256: record.sha256, sha256: digest },
     };
   } finally {
     rmSync(scratch, { recursive: true, force: true });

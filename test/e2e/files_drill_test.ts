@@ -3,8 +3,8 @@
  * a sample (the largest and the newest file always in it) to a private scratch folder and compares it with the live
  * files — a live file changed since the backup is counted, not failed; a live file with the snapshot's size and
  * mtime but other content is a mismatch that fails the drill; a damaged pack under a sampled file fails it. A command
- * drill restores the dump and compares its size with the backup's record: a record that does not match, or a damaged
- * pack, fails it. No scratch folder is left behind.
+ * drill restores the dump and compares its size and SHA-256 with what the backup's tap recorded: a record that does
+ * not match, or a damaged pack, fails it. No scratch folder is left behind.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -23,7 +23,7 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -121,7 +121,15 @@ export default defineConfig({
     const seq = execFileSync("seq", ["1", "20000"]);
     assert.match(
       applied.stdout,
-      new RegExp(`~ verify exports: restored the dump of export .*; ${seq.length} bytes, as its backup recorded`),
+      new RegExp(
+        `~ verify exports: restored the dump of export .*; ${seq.length} bytes, as its backup recorded; sha256 ` +
+          `${createHash("sha256").update(seq).digest("hex").slice(0, 16)}…, as its backup recorded`,
+      ),
+    );
+    // The backup's tap hashed the stream: the backup stage's note holds its checksum.
+    assert.equal(
+      sqlite("SELECT note FROM stages WHERE type = 'backup' AND project = 'exports'").trim(),
+      `sha256 ${createHash("sha256").update(seq).digest("hex")}`,
     );
     const notes = sqlite("SELECT project || ': ' || note FROM stages WHERE type = 'verify' AND status = 'succeeded'");
     assert.match(notes, /uploads: restored 4 of 9 files .*4 matched/);
@@ -162,6 +170,18 @@ export default defineConfig({
     sqlite("UPDATE stages SET bytes = bytes - 1 WHERE type = 'backup' AND project = 'exports'");
     const again = await cli(["verify", "exports"]);
     assert.equal(again.code, 0, show(again));
+  });
+
+  it("fails a command drill whose restored dump does not have the checksum the backup recorded", async () => {
+    const note = sqlite("SELECT note FROM stages WHERE type = 'backup' AND project = 'exports'").trim();
+    sqlite(`UPDATE stages SET note = 'sha256 ${"0".repeat(64)}' WHERE type = 'backup' AND project = 'exports'`);
+    const verified = await cli(["verify", "exports"]);
+    assert.equal(verified.code, 1, show(verified));
+    assert.match(
+      verified.stdout,
+      /✗ verify exports failed: the restored dump of export \(snapshot [0-9a-f]{8}\) has SHA-256 [0-9a-f]{16}…, but its backup recorded 0000000000000000…/,
+    );
+    sqlite(`UPDATE stages SET note = '${note}' WHERE type = 'backup' AND project = 'exports'`);
   });
 
   it("fails both drills after a byte of the packs they restore from is damaged", async () => {

@@ -122,7 +122,9 @@ function drillNote(spec: NormalizedProject["verify"], result: DrillResult): stri
       (d.recordedBytes === undefined
         ? "no backup of this state recorded its size: not compared"
         : `${result.bytes} bytes, as its backup recorded`) +
-      `; sha256 ${d.sha256.slice(0, 16)}`;
+      (d.recordedSha256 === undefined
+        ? `; sha256 ${d.sha256.slice(0, 16)}… (no checksum recorded at backup)`
+        : `; sha256 ${d.sha256.slice(0, 16)}…, as its backup recorded`);
   }
   const restored = `restored ${result.source} (${snapshot}, ${formatBytes(result.bytes)}) from ` +
     `${result.repository} into a scratch ${spec?.into?.type ?? ""} database in ${took}`;
