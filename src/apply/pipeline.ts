@@ -128,7 +128,11 @@ async function run(
   const stages: Stage[] = programs.map((program, i) => {
     const redirect = { stdinFrom: i > 0 ? paths[i - 1] : undefined, stdoutTo: program.tap ? undefined : paths[i] };
     const argv = program.tap
-      ? tapArgv(paths[i], program.tap === "produced" && input.check !== undefined, program.tap === "produced")
+      ? tapArgv(
+        paths[i],
+        program.tap === "produced" && input.check !== undefined,
+        program.tap === "produced" && input.checksum === true,
+      )
       : program.argv;
     const stdout = program.tap ? "keep" as const : "stream" as const;
     return {

@@ -86,7 +86,7 @@ export class FifoFolder {
  * (for a source's format check). It opens `output` itself: its stdout is kept by backupctl and gets, at the end, one
  * line `COUNT HEAD TAIL` (hex), so no byte of the dump is ever written to a file; before that, once a second, a
  * line `+COUNT` for live progress. Stopped by SIGTERM, it still prints the count so far. See {@link parseTap}.
- * With `hash`, it also computes the SHA-256 of what it copied and prints it (`=HEX`) before the count line, when
+ * With `hash` (a command source's backup), it also computes the SHA-256 of what it copied and prints it (`=HEX`) before the count line, when
  * Digest::SHA loads: it is in libperl (the `perl` package), not in perl-base, so on a host with perl-base only the
  * tap counts and no checksum is recorded (a drill then compares the size alone).
  */
