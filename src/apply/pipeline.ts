@@ -29,6 +29,21 @@ export interface StreamResult {
   /** Bytes the producer wrote (the dump's size, before encryption). */
   bytes: number;
   bytesAdded: number;
+  /** The SHA-256 (hex) of the dump the producer wrote, when the tap could compute it (exec/fifo.ts). */
+  sha256?: string;
+}
+
+/**
+ * The note of a backup stage whose stream was hashed: `sha256 HEX`, what a command drill compares the restored dump
+ * with (restore/drill-samples.ts). The note, not a column: it is what a succeeded stage has to say.
+ */
+export function checksumNote(sha256: string): string {
+  return `sha256 ${sha256}`;
+}
+
+/** The checksum a backup stage's note recorded, if any. */
+export function noteChecksum(note: string | null): string | undefined {
+  return /^sha256 ([0-9a-f]{64})$/.exec(note ?? "")?.[1];
 }
 
 /**
@@ -113,7 +128,11 @@ async function run(
   const stages: Stage[] = programs.map((program, i) => {
     const redirect = { stdinFrom: i > 0 ? paths[i - 1] : undefined, stdoutTo: program.tap ? undefined : paths[i] };
     const argv = program.tap
-      ? tapArgv(paths[i], program.tap === "produced" && input.check !== undefined)
+      ? tapArgv(
+        paths[i],
+        program.tap === "produced" && input.check !== undefined,
+        program.tap === "produced" && input.checksum === true,
+      )
       : program.argv;
     const stdout = program.tap ? "keep" as const : "stream" as const;
     return {
@@ -264,5 +283,5 @@ async function run(
   if (!snapshotId) {
     throw new ExecError("restic backup", resticResult.code, resticResult.stderrTail, "restic reported no snapshot id");
   }
-  return { snapshotId, bytes, bytesAdded: summary.bytesAdded };
+  return { snapshotId, bytes, bytesAdded: summary.bytesAdded, sha256: producedReport?.sha256 };
 }

@@ -120,7 +120,29 @@ const verifySchema = strict({
       issue.input === undefined
         ? "required: a scratch database to restore into, made by postgres(), mysql() or sqlite()"
         : `expected a scratch target made by postgres(), mysql() or sqlite(), got ${describeTyped(issue.input)}`,
-  }).describe("The scratch database restored into: dropped and recreated at each drill, never the project's own"),
+  }).optional().describe(
+    "The scratch database a database drill restores into: dropped and recreated at each drill, never the project's " +
+      "own; required unless the drill is of a files or command source",
+  ),
+  source: name.optional().describe(
+    "The source to drill (default: with `into`, the first database source of its kind; else the first `files()` " +
+      "source, else the first `command()` source)",
+  ),
+  sample: strict({
+    files: z.number().int().min(1).optional().describe(
+      "How many files to restore (default 20), the largest and the newest always among them",
+    ),
+    share: z.string().regex(/^(100|\d{1,2}(\.\d+)?)%$/, {
+      error: () => 'expected a share of the bytes such as "5%"',
+    }).optional().describe(
+      'Restore files at random until this share of the snapshot\'s bytes is reached instead (e.g. `"5%"`), the ' +
+        "largest and the newest always among them",
+    ),
+  }).refine((sample) => sample.files === undefined || sample.share === undefined, {
+    error: () => "give files or share, not both",
+  }).optional().describe(
+    "For a files drill: which files to restore and compare with the live ones (default 20 files)",
+  ),
   check: nonEmpty.optional().describe("An SQL query run against the restored database"),
   rto: duration.optional().describe(
     'The recovery time objective: a drill (restore and check) taking longer raises `drill.slow` (e.g. `"15m"`)',
@@ -185,7 +207,9 @@ export const projectSchema = strict({
       "(files on one host, a database reachable from one network); a project no live runner can take is reported",
   ),
   verify: verifySchema.optional().describe(
-    "A restore drill: the latest snapshot of a database source is restored into a scratch database and checked",
+    "A restore drill: the latest snapshot of a database source is restored into a scratch database and checked; of a " +
+      "`files()` source a sample of files is restored and compared with the live ones; of a `command()` source the " +
+      "dump is restored and its size compared with the backup's record",
   ),
   maxAge: duration.optional().describe(
     "Longest acceptable time without a successful backup of each source (default: twice the interval between two " +

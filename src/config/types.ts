@@ -303,7 +303,13 @@ export interface Hooks {
 /** A restore drill: restore the latest snapshot into a scratch target and check it. */
 export interface VerifySpec {
   every: Duration;
-  into: PostgresSource | MysqlSource | SqliteSource;
+  /** The scratch database a database drill restores into; a files or command drill has none. */
+  into?: PostgresSource | MysqlSource | SqliteSource;
+  /** The source to drill (default: with `into`, the first database source of its kind; else the first files source,
+   * else the first command source). */
+  source?: string;
+  /** How much of a files source a drill restores: N files (default 20) or a share of the bytes ("5%"). */
+  sample?: { files?: number; share?: string };
   /** An SQL query run against the restored database. */
   check?: string;
   expect?: { minRows?: number };

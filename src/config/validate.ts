@@ -55,8 +55,89 @@ function crossCheck(raw: unknown): ConfigProblem[] {
     if (Array.isArray(project.notify)) {
       checkReferences(project.notify, notifiers, "notifier", "notify", at, problems);
     }
+    if (isRecord(project.verify) && Array.isArray(project.sources)) {
+      checkVerify(project.verify, project.sources.filter(isRecord), at, problems);
+    }
   }
   return problems;
+}
+
+const databaseTypes = new Set(["postgres", "mysql", "sqlite"]);
+
+/**
+ * A drill names a source it can restore: a database source needs `into` (of its kind), a files or command source
+ * none; without `source`, `into` picks a database source of its kind, else the first files, else command source.
+ */
+function checkVerify(
+  verify: Record<string, unknown>,
+  sources: Record<string, unknown>[],
+  at: (...rest: (string | number)[]) => string,
+  problems: ConfigProblem[],
+): void {
+  const into = isRecord(verify.into) && typeof verify.into.type === "string" ? verify.into.type : undefined;
+  const listed = sources.map((s) => `${sourceName(s) ?? "?"} (${String(s.type)})`).join(", ");
+  let drilled: Record<string, unknown> | undefined;
+  if (typeof verify.source === "string") {
+    drilled = sources.find((s) => sourceName(s) === verify.source);
+    if (!drilled) {
+      problems.push({
+        path: at("verify", "source"),
+        message: `no source named ${describeValue(verify.source)} in this project (its sources: ${listed})`,
+      });
+      return;
+    }
+  } else if (into !== undefined) {
+    drilled = sources.find((s) => s.type === into);
+    if (!drilled) {
+      problems.push({
+        path: at("verify", "into"),
+        message: `a ${into} scratch database, but the project has no ${into} source to drill (its sources: ${listed})`,
+      });
+      return;
+    }
+  } else {
+    drilled = sources.find((s) => s.type === "files") ?? sources.find((s) => s.type === "command");
+    if (!drilled) {
+      problems.push({
+        path: at("verify", "into"),
+        message: `required: the project has no files() or command() source to drill (its sources: ${listed}), so ` +
+          "name a scratch database to restore into, made by postgres(), mysql() or sqlite()",
+      });
+      return;
+    }
+  }
+  const type = String(drilled.type);
+  const label = `${sourceName(drilled) ?? "?"} (${type})`;
+  if (databaseTypes.has(type)) {
+    if (into === undefined) {
+      problems.push({
+        path: at("verify", "into"),
+        message: `required: the drill of ${label} restores into a scratch ${type} database, made by ${type}()`,
+      });
+    } else if (into !== type) {
+      problems.push({
+        path: at("verify", "into"),
+        message: `expected a ${type}() database to drill ${label}, got ${into}()`,
+      });
+    }
+  } else if (type === "files" || type === "command") {
+    for (const key of ["into", "check", "expect"] as const) {
+      if (verify[key] !== undefined) {
+        problems.push({
+          path: at("verify", key),
+          message: `only for a database drill; the drill of ${label} has none`,
+        });
+      }
+    }
+  } else {
+    problems.push({
+      path: at("verify", "source"),
+      message: `${label}: drills restore database, files() and command() sources only`,
+    });
+  }
+  if (verify.sample !== undefined && type !== "files") {
+    problems.push({ path: at("verify", "sample"), message: `only for a files drill; the drill of ${label} has none` });
+  }
 }
 
 /** `ssh` settings fit an sftp: URL (when the URL is written out) and replace a hand-written sftp.command. */

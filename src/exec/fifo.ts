@@ -86,10 +86,14 @@ export class FifoFolder {
  * (for a source's format check). It opens `output` itself: its stdout is kept by backupctl and gets, at the end, one
  * line `COUNT HEAD TAIL` (hex), so no byte of the dump is ever written to a file; before that, once a second, a
  * line `+COUNT` for live progress. Stopped by SIGTERM, it still prints the count so far. See {@link parseTap}.
+ * With `hash` (a command source's backup), it also computes the SHA-256 of what it copied and prints it (`=HEX`) before the count line, when
+ * Digest::SHA loads: it is in libperl (the `perl` package), not in perl-base, so on a host with perl-base only the
+ * tap counts and no checksum is recorded (a drill then compares the size alone).
  */
 const tapScript = String.raw`use strict; use warnings;
-my ($path, $edges) = @ARGV;
+my ($path, $edges, $hash) = @ARGV;
 my ($edge, $n, $head, $tail, $buf) = (65536, 0, "", "", "");
+my $sha = $hash ? eval { require Digest::SHA; Digest::SHA->new(256) } : undef;
 $| = 1;
 $SIG{TERM} = sub { print "$n\n"; exit 143 };
 open(my $out, ">", $path) or die "tap: $path: $!\n";
@@ -101,6 +105,7 @@ while (1) {
   if (!defined $r) { next if $!{EINTR}; die "tap: read: $!\n" }
   last unless $r;
   $n += $r;
+  $sha->add($buf) if $sha;
   if ($edges) {
     $head .= substr($buf, 0, $edge - length $head) if length $head < $edge;
     if ($r >= $edge) { $tail = substr($buf, $r - $edge) }
@@ -114,12 +119,16 @@ while (1) {
 }
 alarm 0;
 close($out) or die "tap: $path: $!\n";
+print "=", $sha->hexdigest, "\n" if $sha;
 print "$n ", unpack("H*", $head), " ", unpack("H*", $tail), "\n";
 `;
 
-/** The argv of a tap writing into `output`; `edges` keeps the first and last 64 KiB for a format check. */
-export function tapArgv(output: string, edges: boolean): string[] {
-  return ["perl", "-e", tapScript, "--", output, edges ? "1" : "0"];
+/**
+ * The argv of a tap writing into `output`; `edges` keeps the first and last 64 KiB for a format check, `hash` computes
+ * the SHA-256 of the stream (when Digest::SHA is there).
+ */
+export function tapArgv(output: string, edges: boolean, hash = false): string[] {
+  return ["perl", "-e", tapScript, "--", output, edges ? "1" : "0", hash ? "1" : "0"];
 }
 
 export interface TapReport {
@@ -128,11 +137,15 @@ export interface TapReport {
   /** The first and last 64 KiB, when asked for and the tap reached the end of its input. */
   head?: Uint8Array;
   tail?: Uint8Array;
+  /** The SHA-256 (hex) of what it copied, when asked for, Digest::SHA loaded and the tap reached the end. */
+  sha256?: string;
 }
 
 /** What a tap printed: its count (even when stopped), and the edges it kept once it ended normally. */
 export function parseTap(stdout: string): TapReport | undefined {
-  const line = stdout.trim().split("\n").filter((text) => !text.startsWith("+")).at(-1) ?? "";
+  const lines = stdout.trim().split("\n");
+  const line = lines.filter((text) => !text.startsWith("+") && !text.startsWith("=")).at(-1) ?? "";
+  const digest = lines.map((text) => /^=([0-9a-f]{64})$/.exec(text)?.[1]).findLast((hex) => hex !== undefined);
   const match = /^(\d+)(?: ([0-9a-f]*) ([0-9a-f]*))?$/.exec(line);
   if (!match) return undefined;
   const report: TapReport = { bytes: Number(match[1]) };
@@ -140,6 +153,7 @@ export function parseTap(stdout: string): TapReport | undefined {
     report.head = Buffer.from(match[2], "hex");
     report.tail = Buffer.from(match[3], "hex");
   }
+  if (digest !== undefined) report.sha256 = digest;
   return report;
 }
 

@@ -466,6 +466,16 @@ export class Restic {
     if (result.code !== 0) throw this.failure("restore", result);
   }
 
+  /**
+   * Restores only the files at `paths` (absolute, as the snapshot holds them) of a snapshot under `target`: one
+   * `--include` each, their glob characters escaped so that a name like `a[1].txt` means itself.
+   */
+  async restoreIncluding(snapshotId: string, target: string, paths: string[]): Promise<void> {
+    const includes = paths.flatMap((path) => ["--include", path.replace(/[\\*?[]/g, (c) => `\\${c}`)]);
+    const result = await this.restic("restore", ["--target", target, ...includes, "--", snapshotId]);
+    if (result.code !== 0) throw this.failure("restore", result);
+  }
+
   /** The shell lines that set this repository up for a manual restic (see restic-manual.ts). */
   manualEnvironment(): string[] {
     return manualEnvironment(this.manualSetting());

@@ -17,5 +17,7 @@ export function commandInput(source: CommandSource & { name: string }, context: 
     filename: source.filename,
     allowEmpty: source.allowEmpty ?? false,
     package: typeof source.run === "string" ? "bash" : source.run[0],
+    // Its drill compares the restored dump with this checksum (restore/drill-samples.ts).
+    checksum: true,
   };
 }

@@ -18,6 +18,11 @@ export interface StreamInput {
    * wrong, or undefined. A failed check fails the stage and discards the snapshot.
    */
   check?: (head: Uint8Array, tail: Uint8Array) => string | undefined;
+  /**
+   * Whether the tap computes the dump's SHA-256 for the drills to compare with (a command source's: its drill has no
+   * database to check; the others are not hashed, as that costs a core about 4 s of CPU per GiB).
+   */
+  checksum?: boolean;
   /** Removes private files the producer needed (a pgpass or defaults file); called when the stage ends. */
   cleanup?: () => void;
 }

@@ -847,7 +847,48 @@ const cases: Case[] = [
     name: "verify without into",
     config: configWith({ verify: { every: "7d" } }),
     path: "projects.shop.verify.into",
-    messageIncludes: "required: a scratch database to restore into",
+    messageIncludes: "name a scratch database to restore into",
+  },
+  {
+    name: "verify of a database source named without into",
+    config: configWith({
+      sources: [postgres({ database: "shop" }), files({ name: "uploads", paths: ["/srv/uploads"] })],
+      verify: { every: "7d", source: "shop" },
+    }),
+    path: "projects.shop.verify.into",
+    messageIncludes: "required: the drill of shop (postgres) restores into a scratch postgres database",
+  },
+  {
+    name: "verify of a source the project does not have",
+    config: configWith({ verify: { every: "7d", source: "uploads" } }),
+    path: "projects.shop.verify.source",
+    messageIncludes: 'no source named "uploads" in this project (its sources: shop (postgres))',
+  },
+  {
+    name: "verify sample on a database drill",
+    config: configWith({
+      verify: { every: "7d", into: postgres({ database: "shop_drill" }), sample: { files: 3 } },
+    }),
+    path: "projects.shop.verify.sample",
+    messageIncludes: "only for a files drill",
+  },
+  {
+    name: "verify check on a files drill",
+    config: configWith({
+      sources: [files({ name: "uploads", paths: ["/srv/uploads"] })],
+      verify: { every: "7d", check: "SELECT 1" },
+    }),
+    path: "projects.shop.verify.check",
+    messageIncludes: "only for a database drill; the drill of uploads (files) has none",
+  },
+  {
+    name: "verify sample with both files and share",
+    config: configWith({
+      sources: [files({ name: "uploads", paths: ["/srv/uploads"] })],
+      verify: { every: "7d", sample: { files: 3, share: "5%" } },
+    }),
+    path: "projects.shop.verify.sample",
+    messageIncludes: "give files or share, not both",
   },
 ];
 
@@ -1176,6 +1217,19 @@ function valid(config: unknown): NormalizedConfig {
 }
 
 describe("validateConfig: valid configs", () => {
+  it("accepts a drill without into for a files or command source", () => {
+    const filesOnly = valid(configWith({
+      sources: [files({ name: "uploads", paths: ["/srv/uploads"] })],
+      verify: { every: "7d", sample: { share: "5%" } },
+    }));
+    assert.deepEqual(filesOnly.projects.shop.verify?.sample, { share: "5%" });
+    const commandOnly = valid(configWith({
+      sources: [command({ name: "export", filename: "export.txt", run: "seq 1 10" })],
+      verify: { every: "7d" },
+    }));
+    assert.equal(commandOnly.projects.shop.verify?.into, undefined);
+  });
+
   it("accepts a full config with every source kind, two repositories and every notifier kind", () => {
     const result = valid(fullConfig());
     assert.deepEqual(Object.keys(result.repositories).sort(), ["local", "offsite"]);
@@ -1209,7 +1263,7 @@ describe("validateConfig: valid configs", () => {
     });
     assert.equal(shop.encrypt?.type, "gpg");
     assert.deepEqual(shop.hooks?.after, ["systemctl", "start", "shop-worker"]);
-    assert.equal(shop.verify?.into.type, "postgres");
+    assert.equal(shop.verify?.into?.type, "postgres");
     assert.deepEqual(shop.retry, { attempts: 5, baseDelay: "10s", maxDelay: "10m" });
     assert.equal(shop.timezone, "America/New_York");
     assert.equal(shop.enabled, true);

@@ -4,6 +4,7 @@
  * end of its stream on `commit` only and stops it otherwise. The gate with real restic is test/apply/pipeline_test.ts.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -130,6 +131,16 @@ describe("tap", () => {
       const counted = await start(tapArgv(plain, false), { input: "12345" }).result;
       await drain.result;
       assert.deepEqual(parseTap(counted.stdout), { bytes: 5 }, "without edges, only the count");
+
+      // With hash: the SHA-256 of what went through (Digest::SHA is in the test machine's perl).
+      const [hashed] = await fifos.make("hashed");
+      const sink = start(["cat"], { stdinFrom: hashed, stdout: "stream" });
+      const summed = await start(tapArgv(hashed, false, true), { input }).result;
+      await sink.result;
+      assert.deepEqual(parseTap(summed.stdout), {
+        bytes: size,
+        sha256: createHash("sha256").update(input).digest("hex"),
+      });
     } finally {
       fifos.remove();
     }

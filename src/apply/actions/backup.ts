@@ -13,7 +13,7 @@ import { ResticError } from "../../repository/restic-errors.ts";
 import { backupInput } from "../../sources/input.ts";
 import { repositoryFor } from "../context.ts";
 import { formatBytes } from "../../format/bytes.ts";
-import { discardSnapshot, storedName, streamBackup } from "../pipeline.ts";
+import { checksumNote, discardSnapshot, storedName, streamBackup } from "../pipeline.ts";
 import { startProgress } from "../progress.ts";
 import { backoffFor } from "../retry.ts";
 import { runStage, withRetries } from "../stage.ts";
@@ -92,6 +92,8 @@ export async function backup(
           bytes: result.bytes,
           bytesAdded: result.bytesAdded,
           snapshotId: result.snapshotId,
+          // The dump's checksum, for its drills to compare the restored bytes with.
+          note: "sha256" in result && result.sha256 ? checksumNote(result.sha256) : undefined,
         };
       }),
   );

@@ -93,6 +93,10 @@ async function drillStage(
         `${rto} (drill.slow)`,
     );
   }
+  if (r.kind !== "database") {
+    ctx.out(`~ verify ${projectName}: ${drillNote(project.verify, r)}`);
+    return { status: "succeeded" };
+  }
   ctx.out(
     `~ verify ${projectName}: restored ${r.source} (snapshot ${r.snapshot.slice(0, 8)}, ${formatBytes(r.bytes)}) ` +
       `from ${r.repository} into the scratch database in ${humanDuration(r.restoreMs)}` +
@@ -103,9 +107,27 @@ async function drillStage(
 
 /** What a drill restored and checked, in words: the stage's note, and the evidence report's "restored and checked". */
 function drillNote(spec: NormalizedProject["verify"], result: DrillResult): string {
-  const restored =
-    `restored ${result.source} (snapshot ${result.snapshot.slice(0, 8)}, ${formatBytes(result.bytes)}) from ` +
-    `${result.repository} into a scratch ${spec?.into.type ?? ""} database in ${humanDuration(result.restoreMs)}`;
+  const snapshot = `snapshot ${result.snapshot.slice(0, 8)}`;
+  const took = humanDuration(result.restoreMs);
+  if (result.files) {
+    const f = result.files;
+    return `restored ${f.restored} of ${f.total} file${f.total === 1 ? "" : "s"} (${formatBytes(result.bytes)}) of ` +
+      `${result.source} from ${snapshot} in ${result.repository} in ${took}; ${f.matched} matched, ` +
+      `${f.changedSince} changed since, ${f.mismatched.length} mismatched, ${f.missingLive} missing live`;
+  }
+  if (result.dump) {
+    const d = result.dump;
+    return `restored the dump of ${result.source} (${snapshot}, ${formatBytes(result.bytes)}) from ` +
+      `${result.repository} in ${took}; ` +
+      (d.recordedBytes === undefined
+        ? "no backup of this state recorded its size: not compared"
+        : `${result.bytes} bytes, as its backup recorded`) +
+      (d.recordedSha256 === undefined
+        ? `; sha256 ${d.sha256.slice(0, 16)}… (no checksum recorded at backup)`
+        : `; sha256 ${d.sha256.slice(0, 16)}…, as its backup recorded`);
+  }
+  const restored = `restored ${result.source} (${snapshot}, ${formatBytes(result.bytes)}) from ` +
+    `${result.repository} into a scratch ${spec?.into?.type ?? ""} database in ${took}`;
   if (result.rows === undefined) return `${restored}; no check query`;
   return `${restored}; check query found ${result.rows} (at least ${spec?.expect?.minRows ?? 1} expected)`;
 }
