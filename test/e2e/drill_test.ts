@@ -8,21 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
-import {
-  chmodSync,
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -31,6 +18,14 @@ import { type CliResult, runCli, runTool } from "../support/cli.ts";
 import { mariadbIdent, type MariadbServer, startMariadb } from "../support/mariadb.ts";
 import { ident, type PostgresServer, startPostgres } from "../support/postgres.ts";
 import { type HttpReceiver, startHttpReceiver } from "../support/receivers.ts";
+import { corruptPack, packFiles } from "../support/packs.ts";
+
+/** Damages every pack of a repository; returns how many. */
+function corruptPacks(repository: string): number {
+  const packs = packFiles(repository);
+  packs.forEach(corruptPack);
+  return packs.length;
+}
 
 /** The first applies' clock; two minutes later (the fragile repository's check is due); eight days later (drills due). */
 const firstDay = "2027-01-04T10:00:00Z";
@@ -58,26 +53,6 @@ function parseDuration(text: string): number {
 }
 
 /** Like the product's formatBytes, to check the size a drill line shows against the audited bytes. */
-
-/** Inverts 32 bytes in the middle of every pack file of a restic repository (they are read-only: restic's). */
-function corruptPacks(repository: string): number {
-  let count = 0;
-  for (const prefix of readdirSync(join(repository, "data"))) {
-    for (const name of readdirSync(join(repository, "data", prefix))) {
-      const path = join(repository, "data", prefix, name);
-      chmodSync(path, 0o600);
-      const fd = openSync(path, "r+");
-      const at = Math.floor(statSync(path).size / 2);
-      const bytes = Buffer.alloc(32);
-      const read = readSync(fd, bytes, 0, bytes.length, at);
-      for (let i = 0; i < read; i++) bytes[i] ^= 0xff;
-      writeSync(fd, bytes, 0, read, at);
-      closeSync(fd);
-      count++;
-    }
-  }
-  return count;
-}
 
 interface VerifyStage {
   id: number;

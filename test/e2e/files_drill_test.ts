@@ -9,40 +9,25 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import {
-  chmodSync,
-  closeSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
-  readSync,
   rmSync,
   statSync,
   utimesSync,
   writeFileSync,
-  writeSync,
 } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { repoRoot, runCli } from "../support/cli.ts";
+import { corruptPack, packFiles } from "../support/packs.ts";
 
-/** Inverts 32 bytes in the middle of the largest pack of a repository: the one holding the big file's data. */
+/** Damages the largest pack of a repository: the one holding the big file's data. */
 function corruptLargestPack(repository: string): void {
-  const packs = readdirSync(join(repository, "data")).flatMap((prefix) =>
-    readdirSync(join(repository, "data", prefix)).map((name) => join(repository, "data", prefix, name))
-  );
-  const path = packs.sort((a, b) => statSync(b).size - statSync(a).size)[0];
-  chmodSync(path, 0o600);
-  const fd = openSync(path, "r+");
-  const at = Math.floor(statSync(path).size / 2);
-  const bytes = Buffer.alloc(32);
-  const read = readSync(fd, bytes, 0, bytes.length, at);
-  for (let i = 0; i < read; i++) bytes[i] ^= 0xff;
-  writeSync(fd, bytes, 0, read, at);
-  closeSync(fd);
+  corruptPack(packFiles(repository).sort((a, b) => statSync(b).size - statSync(a).size)[0]);
 }
 
 describe("drills of files and command sources", () => {

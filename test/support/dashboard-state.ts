@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CliResult, runCli } from "./cli.ts";
+import { type BackgroundCli, type CliResult, runCli, spawnCli, waitFor } from "./cli.ts";
 
 /** The clock the dashboard is looked at with: the third day, after its backups and drill. */
 export const viewNow = "2026-11-03T10:00:00Z";
@@ -98,4 +98,38 @@ export async function makeDashboardState(): Promise<DashboardState> {
   // A tighter retention after the fact: its two deletions wait for approval.
   writeConfig(config, 1);
   return { dir, config, env, cli, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A dashboard being served by a backupctl process (serve, or watch --listen). */
+export interface Served {
+  url: string;
+  cli: BackgroundCli;
+  /** SIGTERM, and the process must end with exit 0. */
+  stop(): Promise<void>;
+}
+
+/** Waits until `cli` prints the address `pattern` captures (its first group), or fails with what it printed. */
+export async function served(cli: BackgroundCli, pattern: RegExp): Promise<Served> {
+  const url = await waitFor("the dashboard listening", () => {
+    const match = pattern.exec(cli.output())?.[1];
+    if (!match && /\berror\b/i.test(cli.output())) throw new Error(cli.output());
+    return match;
+  }, 90_000);
+  return {
+    url,
+    cli,
+    stop: async () => {
+      process.kill(cli.pid, "SIGTERM");
+      const done = await cli.done;
+      assert.equal(done.code, 0, done.stdout + done.stderr);
+    },
+  };
+}
+
+/** The real `backupctl serve` on this state, on a free loopback port, at {@link viewNow}. */
+export function serveDashboard(state: DashboardState, env: Record<string, string> = {}): Promise<Served> {
+  const cli = spawnCli(["--config", state.config, "serve", "--listen", "127.0.0.1:0", "--now", viewNow], {
+    env: { ...state.env, ...env },
+  });
+  return served(cli, /the dashboard is on (http:\/\/127\.0\.0\.1:\d+)\//);
 }

@@ -12,43 +12,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startBrowser, type TestBrowser, visit } from "../support/browser.ts";
-import { type BackgroundCli, repoRoot, spawnCli, waitFor } from "../support/cli.ts";
-import { type DashboardState, hostileError, makeDashboardState, viewNow } from "../support/dashboard-state.ts";
+import { repoRoot, spawnCli, waitFor } from "../support/cli.ts";
+import {
+  type DashboardState,
+  hostileError,
+  makeDashboardState,
+  type Served,
+  served as listening,
+  serveDashboard,
+  viewNow,
+} from "../support/dashboard-state.ts";
 import { outline, picturedPages, type PicturesManifest, stylesheetVersion } from "../support/dashboard-pages.ts";
 
 const token = "browser-token-0123456789abcdef";
 const desktop = { width: 1280, height: 800 };
 const phone = { width: 390, height: 844 };
-
-interface Served {
-  url: string;
-  cli: BackgroundCli;
-  stop(): Promise<void>;
-}
-
-async function started(cli: BackgroundCli, pattern: RegExp): Promise<Served> {
-  const url = await waitFor("the dashboard listening", () => {
-    const match = pattern.exec(cli.output())?.[1];
-    if (!match && /\berror\b/i.test(cli.output())) throw new Error(cli.output());
-    return match;
-  }, 90_000);
-  return {
-    url,
-    cli,
-    stop: async () => {
-      process.kill(cli.pid, "SIGTERM");
-      const done = await cli.done;
-      assert.equal(done.code, 0, done.stdout + done.stderr);
-    },
-  };
-}
-
-function serve(state: DashboardState, env: Record<string, string> = {}): Promise<Served> {
-  const cli = spawnCli(["--config", state.config, "serve", "--listen", "127.0.0.1:0", "--now", viewNow], {
-    env: { ...state.env, ...env },
-  });
-  return started(cli, /the dashboard is on (http:\/\/127\.0\.0\.1:\d+)\//);
-}
 
 describe("the dashboard in a browser", () => {
   let state: DashboardState;
@@ -57,7 +35,7 @@ describe("the dashboard in a browser", () => {
   let status: { project: string; health: string; last_run: { id: string; status: string } | null }[];
   before(async () => {
     [state, browser] = await Promise.all([makeDashboardState(), startBrowser()]);
-    served = await serve(state);
+    served = await serveDashboard(state);
     const printed = await state.cli(["status", "--json", "--now", viewNow]);
     status = JSON.parse(printed.stdout).projects;
   });
@@ -188,7 +166,7 @@ describe("the dashboard in a browser", () => {
   });
 
   it("asks for the token when one is set", async () => {
-    const guarded = await serve(state, { BACKUPCTL_DASHBOARD_TOKEN: token });
+    const guarded = await serveDashboard(state, { BACKUPCTL_DASHBOARD_TOKEN: token });
     try {
       // Without it the browser gets 401 and its login prompt, which a headless browser cannot answer.
       await assert.rejects(visit(browser, guarded.url + "/", desktop), /ERR_INVALID_AUTH_CREDENTIALS/);
@@ -234,7 +212,7 @@ export default defineConfig({
       const watch = spawnCli(["--config", config, "watch", "--listen", "127.0.0.1:0", "--grace", "1s"], {
         env: { LIVE_RESTIC_PASSWORD: "live-restic-password-4711" },
       });
-      const live = await started(
+      const live = await listening(
         watch,
         /serving the dashboard, \/healthz and \/metrics on (http:\/\/127\.0\.0\.1:\d+)/,
       );

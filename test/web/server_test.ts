@@ -9,35 +9,16 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type BackgroundCli, spawnCli, waitFor } from "../support/cli.ts";
-import { type DashboardState, hostileError, makeDashboardState, viewNow } from "../support/dashboard-state.ts";
+import {
+  type DashboardState,
+  hostileError,
+  makeDashboardState,
+  type Served,
+  serveDashboard,
+  viewNow,
+} from "../support/dashboard-state.ts";
 
 const token = "dashboard-token-0123456789abcdef";
-
-interface Served {
-  url: string;
-  cli: BackgroundCli;
-  stop(): Promise<void>;
-}
-
-async function serve(state: DashboardState, env: Record<string, string> = {}): Promise<Served> {
-  const cli = spawnCli(["--config", state.config, "serve", "--listen", "127.0.0.1:0", "--now", viewNow], {
-    env: { ...state.env, ...env },
-  });
-  const url = await waitFor("serve listening", () => {
-    if (/error/i.test(cli.output())) throw new Error(cli.output());
-    return /the dashboard is on (http:\/\/127\.0\.0\.1:\d+)\//.exec(cli.output())?.[1];
-  }, 60_000);
-  return {
-    url,
-    cli,
-    stop: async () => {
-      process.kill(cli.pid, "SIGTERM");
-      const done = await cli.done;
-      assert.equal(done.code, 0, done.stdout + done.stderr);
-    },
-  };
-}
 
 /** Every file of the state folder (the restic repository's excepted) with its content's hash. */
 function stateFiles(dir: string): Record<string, string> {
@@ -66,7 +47,7 @@ describe("the dashboard over HTTP (backupctl serve)", () => {
   let served: Served;
   before(async () => {
     state = await makeDashboardState();
-    served = await serve(state);
+    served = await serveDashboard(state);
   });
   after(async () => {
     await served?.stop();
@@ -197,7 +178,7 @@ describe("the dashboard over HTTP (backupctl serve)", () => {
   });
 
   it("asks for the token when one is set: as a bearer token or the password of basic authentication", async () => {
-    const guarded = await serve(state, { BACKUPCTL_DASHBOARD_TOKEN: token });
+    const guarded = await serveDashboard(state, { BACKUPCTL_DASHBOARD_TOKEN: token });
     try {
       assert.match(guarded.cli.output(), /\(token required\)/);
       const none = await fetch(guarded.url + "/");
