@@ -49,6 +49,7 @@ interface Options extends GlobalOptions {
   targetDb?: string;
   printCommands?: boolean;
   force?: boolean;
+  overwrite?: boolean;
   allowIncomplete?: boolean;
   refresh?: boolean;
   now?: string;
@@ -109,6 +110,11 @@ export function define(program: Command, output: Output, done: (code: number) =>
       "--force",
       "restore into a target that holds data: an existing file, a non-empty or symlinked --to folder, a database " +
         "with tables, the project's own source database",
+    )
+    .option(
+      "--overwrite",
+      "restore into a --to folder that is not empty, or a database with tables (never the project's own source " +
+        "database: that takes --force)",
     )
     .option(
       "--allow-incomplete",
@@ -202,11 +208,13 @@ export async function run(projectName: string, options: Options, output: Output)
     const wanted = paths.length > 0 ? snapshotPaths(chosen[0], paths) : [];
     const dir = options.to === undefined ? undefined : fromInvocationDir(options.to);
     // Every source's target is checked before the first is written: a refusal leaves the folder as it was.
-    if (dir !== undefined && !options.force) {
+    if (dir !== undefined && !options.force && !options.overwrite) {
       const conflicts = folderConflicts(chosen, dir);
       if (conflicts.length > 0) {
         throw new UsageError(
-          `nothing restored: ${conflicts.join("; ")}. Restore into a new or empty folder, or add --force to write ` +
+          `nothing restored: ${
+            conflicts.join("; ")
+          }. Restore into a new or empty folder, or add --overwrite to write ` +
             "there anyway",
         );
       }
@@ -224,7 +232,7 @@ export async function run(projectName: string, options: Options, output: Output)
         located,
         "to a folder",
         async () => ({
-          ...await restoreToFolder(located, dir, ctx, options.force, wanted),
+          ...await restoreToFolder(located, dir, ctx, options.force || options.overwrite, wanted),
           note: wanted.length > 0 ? `paths: ${wanted.join(", ")}` : undefined,
         }),
         output,
@@ -271,7 +279,7 @@ async function intoDatabase(
   // Checked before restic starts. A globals dump creates roles, cluster-wide: the target's tables say nothing of it.
   // --clean is the word that the target holds the dump's objects: it is confirmed instead.
   if (selection.clean) await confirmClean(target, Boolean(options.yes));
-  else if (!options.force && source.part !== "globals") {
+  else if (!options.force && !options.overwrite && source.part !== "globals") {
     const tables = await existingTables(target, context);
     if (tables.length > 0) {
       const count = tables.length === 1 ? "1 table" : `${tables.length} tables`;
@@ -280,7 +288,7 @@ async function intoDatabase(
         `nothing restored: ${describeTarget(target)} is not empty (${count}: ${shown.join(", ")}), and the dump ` +
           "would be mixed into what it holds. Restore into an empty database, " +
           `${located.format === "pg_custom" ? "add --clean to replace the dump's objects there, " : ""}or add ` +
-          "--force to restore into it anyway",
+          "--overwrite to restore into it anyway",
       );
     }
   }

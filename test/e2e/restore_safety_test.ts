@@ -163,7 +163,7 @@ export default defineConfig({
       refused.stderr,
       `Error: nothing restored: ${join(taken, "app.sql")} exists; ${taken} is not empty (1 entry): restic restore ` +
         "of uploads would overwrite the snapshot's files it holds. Restore into a new or empty folder, or add " +
-        "--force to write there anyway\n",
+        "--overwrite to write there anyway\n",
     );
     assert.equal(readFileSync(join(taken, "app.sql"), "utf8"), "mine\n");
 
@@ -175,10 +175,14 @@ export default defineConfig({
     const overwrite = await cli(["restore", "lite", "--source", "uploads", "--to", inPlace]);
     assert.equal(overwrite.code, 64, show(overwrite));
     assert.match(overwrite.stderr, new RegExp(`^Error: nothing restored: ${inPlace} is not empty \\(1 entry\\)`));
-    assert.match(overwrite.stderr, /add --force/);
+    assert.match(overwrite.stderr, /add --overwrite/);
     assert.equal(readFileSync(mine, "utf8"), "my edited invoice\n");
     assert.ok(!existsSync(join(inPlace, uploads(), "nested")), "nothing restored");
     assert.equal(await restoreStages(), stages, "a refused restore is no restore");
+    // Asked for: --overwrite writes there.
+    const allowed = await cli(["restore", "lite", "--source", "uploads", "--to", inPlace, "--overwrite"]);
+    assert.equal(allowed.code, 0, show(allowed));
+    assert.ok(existsSync(join(inPlace, uploads(), "nested")), "restored with --overwrite");
 
     // A dump alone into a folder holding other things: only its own file matters.
     const shared = out("shared");
@@ -214,7 +218,7 @@ export default defineConfig({
     assert.equal(
       refused.stderr,
       `Error: nothing restored: ${link} is a symbolic link to ${real}. Restore into a new or empty folder, or add ` +
-        "--force to write there anyway\n",
+        "--overwrite to write there anyway\n",
     );
     assert.deepEqual(readdirSync(real), []);
     const forced = await cli(["restore", "cmd", "--to", link, "--force"]);
@@ -232,7 +236,7 @@ export default defineConfig({
       refused.stderr,
       `Error: nothing restored: postgres database shop_busy on 127.0.0.1:${pg.port} is not empty (1 table: ` +
         "public.keep), and the dump would be mixed into what it holds. Restore into an empty database, add " +
-        "--clean to replace the dump's objects there, or add --force to restore into it anyway\n",
+        "--clean to replace the dump's objects there, or add --overwrite to restore into it anyway\n",
     );
     const tables = "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public';";
     assert.equal((await pg.psql(tables, "shop_busy")).trim(), "keep", "nothing restored");
@@ -264,8 +268,8 @@ export default defineConfig({
     assert.equal(
       maria.stderr,
       `Error: nothing restored: mysql database wiki_busy on 127.0.0.1:${db.port} is not empty (1 table: keep), and ` +
-        "the dump would be mixed into what it holds. Restore into an empty database, or add --force to restore into " +
-        "it anyway\n",
+        "the dump would be mixed into what it holds. Restore into an empty database, or add --overwrite to restore " +
+        "into it anyway\n",
     );
     assert.equal((await db.sql("SHOW TABLES;", "wiki_busy")).trim(), "keep", "nothing restored");
     const forced = await cli(["restore", "maria", "--into-database", "--target-db", url, "--force"]);
@@ -280,7 +284,7 @@ export default defineConfig({
     assert.equal(
       lite.stderr,
       `Error: nothing restored: sqlite:${busy} is not empty (2 tables: keep, shown), and the dump would be mixed ` +
-        "into what it holds. Restore into an empty database, or add --force to restore into it anyway\n",
+        "into what it holds. Restore into an empty database, or add --overwrite to restore into it anyway\n",
     );
     assert.ok(readFileSync(busy).equals(bytes), "the file is untouched");
 

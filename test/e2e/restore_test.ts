@@ -725,7 +725,7 @@ export default defineConfig({
     assert.equal(
       taken.stderr,
       `Error: nothing restored: sqlite:${existing} is not empty (1 table: keep), and the dump would be mixed into ` +
-        "what it holds. Restore into an empty database, or add --force to restore into it anyway\n",
+        "what it holds. Restore into an empty database, or add --overwrite to restore into it anyway\n",
     );
     assert.ok(readFileSync(existing).equals(bytes), "the existing file is untouched");
   });
