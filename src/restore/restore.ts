@@ -418,7 +418,7 @@ export async function restoreToFolder(
     const { bytes } = await streamDump(located, { file }, ctx);
     return { path: file, bytes };
   }
-  if (!force) throw new UsageError(`${file} exists: choose an empty folder for --to, or add --force to replace it`);
+  if (!force) throw new UsageError(`${file} exists: choose an empty folder for --to, or add --overwrite to replace it`);
   if (existing.isDirectory()) throw new UsageError(`${file} is a folder: move it away to restore the dump there`);
   const partial = join(dir, `.${basename(file)}.restoring-${randomUUID().slice(0, 8)}`);
   const { bytes } = await streamDump(located, { file: partial }, ctx);

@@ -233,7 +233,7 @@ export default defineConfig({
     symlinkSync(outside(), join(to, site(), "docs"));
     const refused = await cli(["restore", "site", "--path", "docs", "--to", to]);
     assert.equal(refused.code, 64, show(refused));
-    assert.match(refused.stderr, /is not empty .*add --force/);
+    assert.match(refused.stderr, /is not empty .*add --overwrite/);
     assert.ok(lstatSync(join(to, site(), "docs")).isSymbolicLink(), "nothing changed in the folder");
 
     const forced = await cli(["restore", "site", "--path", "docs", "--to", to, "--force"]);
