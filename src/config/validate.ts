@@ -95,6 +95,17 @@ function checkVerify(
       });
       return;
     }
+  } else if (
+    (verify.check !== undefined || verify.expect !== undefined) &&
+    sources.some((s) => databaseTypes.has(String(s.type)))
+  ) {
+    // check and expect query a restored database: the drill meant is of a database source, whose target is missing.
+    problems.push({
+      path: at("verify", "into"),
+      message: "required: check and expect query the restored database, so name the scratch database to restore " +
+        "into, made by postgres(), mysql() or sqlite() (a files or command drill takes neither)",
+    });
+    return;
   } else {
     drilled = sources.find((s) => s.type === "files") ?? sources.find((s) => s.type === "command");
     if (!drilled) {

@@ -431,7 +431,7 @@ describe("diffConfigs: other project settings", () => {
     const changes = diffAfter((raw) => {
       Object.assign(raw.projects.shop, {
         hooks: { before: "systemctl stop shop-worker" },
-        verify: { every: "7d", into: sqlite({ path: "/tmp/drill.db" }) },
+        verify: { every: "7d", into: postgres({ database: "shop_drill" }) },
         maxAge: "2d",
         retry: { attempts: 5 },
         timeout: "2h",
@@ -441,7 +441,7 @@ describe("diffConfigs: other project settings", () => {
     });
     assert.deepEqual(changes.map(brief), [
       ["added", "hooks of shop", 'not set → { before: "systemctl stop shop-worker" }', false],
-      ["added", "verify of shop", 'not set → { every: "7d", into: { type: "sqlite", path: "/tmp/drill.db" } }', false],
+      ["added", "verify of shop", 'not set → { every: "7d", into: { type: "postgres", database: "shop_drill" } }', false],
       ["added", "maxAge of shop", 'not set → "2d"', false],
       ["added", "retry of shop", "not set → { attempts: 5 }", false],
       ["added", "timeout of shop", 'not set → "2h"', false],

@@ -622,7 +622,7 @@ describe("plan rules: verify", () => {
   const loaded = loadedConfig({
     shop: shopProject({
       repositories: ["local", "offsite"],
-      verify: { every: "7d", into: sqlite({ path: "/tmp/x.db" }) },
+      verify: { every: "7d", into: postgres({ database: "shop_drill" }) },
     }),
   });
   const success = { backups: [record("shop", "shop", "2026-11-21T03:00:00Z")] };
@@ -1260,7 +1260,7 @@ describe("plan rules: order of actions", () => {
     const loaded = loadedConfig({
       shop: copiedShopProject({
         retention: { last: 2 },
-        verify: { every: "7d", into: sqlite({ path: "/tmp/x.db" }) },
+        verify: { every: "7d", into: postgres({ database: "shop_drill" }) },
       }),
       blog: copiedShopProject({
         sources: [sqlite({ path: "/srv/blog.db" })],
