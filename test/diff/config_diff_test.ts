@@ -441,7 +441,12 @@ describe("diffConfigs: other project settings", () => {
     });
     assert.deepEqual(changes.map(brief), [
       ["added", "hooks of shop", 'not set → { before: "systemctl stop shop-worker" }', false],
-      ["added", "verify of shop", 'not set → { every: "7d", into: { type: "postgres", database: "shop_drill" } }', false],
+      [
+        "added",
+        "verify of shop",
+        'not set → { every: "7d", into: { type: "postgres", database: "shop_drill" } }',
+        false,
+      ],
       ["added", "maxAge of shop", 'not set → "2d"', false],
       ["added", "retry of shop", "not set → { attempts: 5 }", false],
       ["added", "timeout of shop", 'not set → "2h"', false],
