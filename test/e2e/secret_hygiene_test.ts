@@ -327,8 +327,10 @@ describe("secret hygiene: no secret value in output, plan files, state, command 
     await maria.createDatabase("wiki");
     await maria.createUser("backup", env.MARIADB_PASSWORD, "wiki");
     await maria.sql(
-      `CREATE TABLE pages (id INT PRIMARY KEY, title VARCHAR(100));
-      INSERT INTO pages SELECT seq, CONCAT('page ', seq) FROM seq_1_to_5000;`,
+      // Rows enough for mariadb-dump to run a few tenths of a second: the /proc sampler must see it to check it (a
+      // 5,000-row dump was over before a sample on a loaded CI machine).
+      `CREATE TABLE pages (id INT PRIMARY KEY, title VARCHAR(200));
+      INSERT INTO pages SELECT seq, CONCAT('page ', seq, REPEAT(' wiki', 30)) FROM seq_1_to_150000;`,
       "wiki",
     );
 
