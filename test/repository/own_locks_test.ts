@@ -19,7 +19,8 @@ describe("removing the locks of a restic backupctl stopped", () => {
   let repo: string;
   let repository: Restic;
   const env = () => ({ RESTIC_REPOSITORY: repo, RESTIC_PASSWORD: password });
-  const lockFiles = () => readdirSync(join(repo, "locks")).sort();
+  // Lock ids only: restic's local backend writes a lock as ID-tmp-N first, then renames it.
+  const lockFiles = () => readdirSync(join(repo, "locks")).filter((name) => /^[0-9a-f]{64}$/.test(name)).sort();
 
   /** A `restic backup --stdin` holding its lock on a FIFO that never ends; resolves once its lock file exists. */
   const holder = async (name: string): Promise<{ child: ChildProcess; lock: string; release(): void }> => {
