@@ -244,7 +244,11 @@ describe("a PostgreSQL state", () => {
         });
         // No new connection for the role (53300), and its open ones ended (57P01).
         await psql(`ALTER ROLE ${server.user} CONNECTION LIMIT 0`);
-        await psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${server.user}'`);
+        // The timeout makes PostgreSQL wait until each backend has exited: without it the call returns at once,
+        // and on a loaded machine the write below could still reach a backend about to end.
+        await psql(
+          `SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = '${server.user}'`,
+        );
         await store.finishRun("run-1", {
           status: "succeeded",
           finishedAt: "2026-11-21T03:01:00.000Z",
