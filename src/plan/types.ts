@@ -53,7 +53,8 @@ export interface InventorySnapshot {
   source: string | null;
   run_id: string | null;
   hostname: string;
-  tags: string[];
+  /** The snapshot's tags: the inventory the state reads for planning leaves them out (nothing there uses them). */
+  tags?: string[];
   /** For a copy: the id of the snapshot it was copied from. */
   original?: string | null;
   /** How far backupctl vouches for it (undefined in plain test data: taken as complete). */
