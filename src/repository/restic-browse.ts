@@ -8,6 +8,8 @@
  *   `-` removed, `M` content changed, `T` type changed, `U` metadata only), then a `statistics` line. It carries no
  *   sizes: the caller takes them from the two snapshots' listings.
  * Lines that are not JSON (a warning restic printed to stdout) are skipped, never fatal.
+ * And the other way: the paths to restore from a snapshot as restic include patterns, in batches that fit a command
+ * line (`restore --include`).
  */
 
 /** A file, folder, link or other node of a snapshot's tree. */
@@ -78,4 +80,31 @@ export function parseDiff(stdout: string): DiffChange[] {
     const path = String(line.path ?? "");
     return { path: path.length > 1 ? path.replace(/\/$/, "") : path, modifier: String(line.modifier ?? "") };
   });
+}
+
+/** The bytes of `--include` arguments one restore is given: far below Linux's ~2 MiB for a whole command line. */
+export const includeBatchBytes = 256 * 1024;
+
+/**
+ * `paths` as restic include patterns (glob characters escaped), in batches of at most `limit` bytes of arguments
+ * each (a path longer than the limit alone makes a batch of its own).
+ */
+export function includeBatches(paths: string[], limit: number): string[][] {
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let bytes = 0;
+  for (const path of paths) {
+    const pattern = path.replace(/[\\*?[]/g, (c) => `\\${c}`);
+    // The pattern, its "--include" and the two terminating NULs of argv.
+    const size = new TextEncoder().encode(pattern).length + "--include".length + 2;
+    if (batch.length > 0 && bytes + size > limit) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(pattern);
+    bytes += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
 }

@@ -6,6 +6,7 @@ import { readdirSync, rmSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { classifyResticFailure, ResticError } from "./restic-errors.ts";
 import { runInteractive } from "../exec/interactive.ts";
+import { includeBatchBytes, includeBatches } from "./restic-browse.ts";
 import { gateArgv } from "../exec/fifo.ts";
 import { judgeLock, type LockVerdict, parseLock, type ResticLock } from "./restic-locks.ts";
 import { describeSecret, redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
@@ -468,12 +469,22 @@ export class Restic {
 
   /**
    * Restores only the files at `paths` (absolute, as the snapshot holds them) of a snapshot under `target`: one
-   * `--include` each, their glob characters escaped so that a name like `a[1].txt` means itself.
+   * `--include` each, their glob characters escaped so that a name like `a[1].txt` means itself. restic 0.14 reads
+   * includes from its arguments only (no --include-file), and Linux caps a command line at about 2 MiB: a large
+   * sample (a drill of "100%" of a big tree) is restored in several runs of at most `batchBytes` of includes each,
+   * into the same target.
    */
-  async restoreIncluding(snapshotId: string, target: string, paths: string[]): Promise<void> {
-    const includes = paths.flatMap((path) => ["--include", path.replace(/[\\*?[]/g, (c) => `\\${c}`)]);
-    const result = await this.restic("restore", ["--target", target, ...includes, "--", snapshotId]);
-    if (result.code !== 0) throw this.failure("restore", result);
+  async restoreIncluding(
+    snapshotId: string,
+    target: string,
+    paths: string[],
+    batchBytes = includeBatchBytes,
+  ): Promise<void> {
+    for (const batch of includeBatches(paths, batchBytes)) {
+      const includes = batch.flatMap((path) => ["--include", path]);
+      const result = await this.restic("restore", ["--target", target, ...includes, "--", snapshotId]);
+      if (result.code !== 0) throw this.failure("restore", result);
+    }
   }
 
   /** The shell lines that set this repository up for a manual restic (see restic-manual.ts). */
