@@ -13,6 +13,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   utimesSync,
@@ -128,6 +129,23 @@ export default defineConfig({
     const verified = await cli(["verify", "uploads"]);
     assert.equal(verified.code, 0, show(verified));
     assert.match(verified.stdout, /restored 9 of 9 files .*; 8 matched, 1 changed since, 0 mismatched, 0 missing live/);
+  });
+
+  it("says so when none of the sampled files exists on this host: nothing compared, the restore still proven", async () => {
+    renameSync(join(dir, "uploads"), join(dir, "uploads-elsewhere"));
+    try {
+      const verified = await cli(["verify", "uploads"]);
+      assert.equal(verified.code, 0, show(verified));
+      assert.match(
+        verified.stdout,
+        /! verify uploads: none of the 9 sampled files of uploads exists on this host, so none was compared/,
+      );
+      assert.match(verified.stdout, /0 matched, 0 changed since, 0 mismatched, 9 missing live/);
+    } finally {
+      renameSync(join(dir, "uploads-elsewhere"), join(dir, "uploads"));
+    }
+    const again = await cli(["verify", "uploads"]);
+    assert.doesNotMatch(again.stdout, /none of the .* sampled files/);
   });
 
   it("fails on a live file with the snapshot's size and mtime but other content, naming it", async () => {

@@ -93,6 +93,15 @@ async function drillStage(
         `${rto} (drill.slow)`,
     );
   }
+  if (r.files && r.files.restored > 0 && r.files.missingLive === r.files.restored) {
+    // Another host's files (a fleet runner without the project's runsOn label, or the files moved): restic restored
+    // the sample whole, but nothing could be compared, and the drill must not read as a full proof.
+    ctx.out(
+      `! verify ${projectName}: none of the ${r.files.restored} sampled files of ${r.source} exists on this host, so ` +
+        "none was compared with its live file: the snapshot restores, its content is not proven against the source; " +
+        "run the drill where the files are (the project's runsOn labels)",
+    );
+  }
   if (r.kind !== "database") {
     ctx.out(`~ verify ${projectName}: ${drillNote(project.verify, r)}`);
     return { status: "succeeded" };
