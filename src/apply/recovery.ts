@@ -105,6 +105,20 @@ export function deleteLeftoverFolders(store: StateStore, paths: string[]): numbe
   return deleted;
 }
 
+/**
+ * Deletes the private folders of one kind (`secret-<pid>-<kind>-…`: a restore's `--jobs` dump, a drill's scratch
+ * folder) that processes killed with `kill -9` left behind, through the checks above; returns how many. Run by the
+ * commands that make such folders before they make their own, so that they do not wait for an apply to clean up.
+ */
+export function removeDeadPrivateFolders(store: StateStore, kind: "restore" | "drill"): number {
+  if (!existsSync(store.privateDir)) return 0;
+  const dead = readdirSync(store.privateDir).filter((name) => {
+    const match = privateFolder.exec(name);
+    return match !== null && name.startsWith(`secret-${match[1]}-${kind}-`) && !processAlive(Number(match[1]));
+  });
+  return deleteLeftoverFolders(store, dead.map((name) => relative(store.dir, join(store.privateDir, name))));
+}
+
 /** Removes a project's lock file if it is still stale (its holder gone); false when it is not (any more). */
 export function removeStaleLock(stateDir: string, project: string, host: string): boolean {
   const lock = inspectLocks(stateDir, [project], host).find((found) => found.project === project);

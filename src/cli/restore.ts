@@ -27,11 +27,11 @@ import {
   describeSelection,
   isSelective,
   type PostgresSelection,
-  removeDeadRestoreFolders,
   restorePostgres,
   selectionArgs,
 } from "../restore/postgres-selection.ts";
 import { manualCommands } from "../restore/manual-commands.ts";
+import { removeDeadPrivateFolders } from "../apply/recovery.ts";
 import { type DatabaseTarget, existingTables, parseTargetUrl, restoreSink, sameDatabase } from "../restore/targets.ts";
 import { runStage, type StageContext } from "../apply/stage.ts";
 import { fromInvocationDir, type GlobalOptions, load, openStore, type Output, parseNow } from "./context.ts";
@@ -176,7 +176,7 @@ export async function run(projectName: string, options: Options, output: Output)
       repositoryFor: (name) => repositoryFor({ loaded, store }, name),
       allowIncomplete: Boolean(options.allowIncomplete),
     };
-    removeDeadRestoreFolders(store);
+    removeDeadPrivateFolders(store, "restore");
     if (options.refresh) await refreshRepositories(loaded, store, [repository], output);
     const sources = sourcesOf(project, options.source);
     const paths = options.path ?? [];

@@ -165,16 +165,3 @@ async function checkTablesRestored(
       "that); `pg_restore --list` of the dump shows what it holds",
   );
 }
-
-/**
- * Deletes the `--jobs` dump folders that restores killed with `kill -9` left behind (their process is gone), through
- * the checks of startup recovery; returns how many. Run by every restore before it starts.
- */
-export function removeDeadRestoreFolders(store: StateStore): number {
-  if (!existsSync(store.privateDir)) return 0;
-  const dead = readdirSync(store.privateDir).filter((name) => {
-    const match = /^secret-(\d+)-restore-/.exec(name);
-    return match !== null && !processAlive(Number(match[1]));
-  });
-  return deleteLeftoverFolders(store, dead.map((name) => relative(store.dir, join(store.privateDir, name))));
-}

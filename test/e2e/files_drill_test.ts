@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import {
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -23,7 +24,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { repoRoot, runCli } from "../support/cli.ts";
+import { repoRoot, runCli, spawnCli, waitFor } from "../support/cli.ts";
 import { corruptPack, packFiles } from "../support/packs.ts";
 
 /** Damages the largest pack of a repository: the one holding the big file's data. */
@@ -185,6 +186,20 @@ export default defineConfig({
       /✗ verify exports failed: the restored dump of export \(snapshot [0-9a-f]{8}\) has SHA-256 [0-9a-f]{16}…, but its backup recorded 0000000000000000…/,
     );
     sqlite(`UPDATE stages SET note = '${note}' WHERE type = 'backup' AND project = 'exports'`);
+  });
+
+  it("kill -9 during a files drill leaves its scratch folder; the next command removes it", async () => {
+    const drills = () => scratchLeft().filter((name) => /^secret-\d+-drill-/.test(name));
+    const killed = spawnCli(["--config", config, "verify", "uploads"], { env });
+    const [folder] = await waitFor("the drill's scratch folder", () => drills().length > 0 && drills(), 60_000);
+    process.kill(killed.pid, "SIGKILL");
+    // Resolves once every process holding the CLI's output has ended (a restic it started finishes on its own).
+    const ended = await killed.done;
+    assert.equal(ended.signal, "SIGKILL", `killed before it finished: ${show(ended)}`);
+    assert.ok(existsSync(join(dir, ".backupctl", "tmp", folder)), "kill -9 leaves the folder");
+    const next = await cli(["verify", "uploads"]);
+    assert.equal(next.code, 0, show(next));
+    assert.deepEqual(scratchLeft(), [], "the next drill removed the leftover, and its own folder");
   });
 
   it("fails both drills after a byte of the packs they restore from is damaged", async () => {

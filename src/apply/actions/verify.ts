@@ -14,6 +14,7 @@ import { type ApplyContext, repositoryFor, type StepContext } from "../context.t
 import { formatBytes } from "../../format/bytes.ts";
 import { runStage } from "../stage.ts";
 import type { Outcome } from "./types.ts";
+import { removeDeadPrivateFolders } from "../recovery.ts";
 
 export function verify(action: Extract<Action, { type: "verify" }>, ctx: ApplyContext): Promise<Outcome> {
   return drillStage(action.project, ctx);
@@ -54,6 +55,8 @@ async function drillStage(
     source: sourceName,
     repository,
   };
+  // Scratch folders of drills killed with kill -9 (their process gone): removed before this drill makes its own.
+  removeDeadPrivateFolders(ctx.store, "drill");
   const restoreContext = {
     loaded: ctx.loaded,
     store: ctx.store,
