@@ -6,8 +6,11 @@ import { describeSecret } from "../config/secrets.ts";
 import type { ResticRepository } from "../config/types.ts";
 import type { ResticFailureKind } from "./restic-errors.ts";
 
-/** What to do about a kind of failure of the repository `spec`, in a few words; empty when nothing is known. */
-export function resticAdvice(kind: ResticFailureKind, spec: ResticRepository): string {
+/**
+ * What to do about a kind of failure of the repository `spec`, in a few words; empty when nothing is known. `command`
+ * (restic's, e.g. "restore") tells a restore's full disk, which is where it writes, from a backup's.
+ */
+export function resticAdvice(kind: ResticFailureKind, spec: ResticRepository, command = ""): string {
   switch (kind) {
     case "wrong-password":
       return `the password does not open this repository: check ${describePassword(spec)}`;
@@ -32,8 +35,11 @@ export function resticAdvice(kind: ResticFailureKind, spec: ResticRepository): s
       return "restic may not access the path it names: give the user running backupctl read and write access to " +
         "the repository (the owner and mode of its folders and files)";
     case "no-space":
-      return "a disk is full: free space in restic's temporary folder (TMPDIR, /tmp by default) or where the " +
-        "repository lives, then run apply again";
+      return /^(restore|dump)\b/.test(command)
+        ? "a disk is full where the restore writes (the path restic names; a drill's scratch folder is in the state " +
+          "folder's tmp/): free space there or restore elsewhere, then try again"
+        : "a disk is full: free space in restic's temporary folder (TMPDIR, /tmp by default) or where the " +
+          "repository lives, then run apply again";
     case "locked":
       return "another restic process holds the repository lock; try again when it has finished, or run " +
         "`backupctl unlock` if no restic runs anywhere";

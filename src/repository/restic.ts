@@ -518,7 +518,7 @@ export class Restic {
    */
   failure(command: string, result: RunResult, snapshotId?: string): ResticError {
     const failure = classifyResticFailure(result.code, result.stderr);
-    const advice = resticAdvice(failure.kind, this.spec);
+    const advice = resticAdvice(failure.kind, this.spec, command);
     const cause = failure.cause ? `${advice ? "; restic said: " : ": "}${failure.cause}` : "";
     // restic's last lines, less the cause line when it ends them (it is in the message already): for a check, the
     // lines before it name what is damaged.

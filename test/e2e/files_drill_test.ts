@@ -202,6 +202,31 @@ export default defineConfig({
     assert.deepEqual(scratchLeft(), [], "the next drill removed the leftover, and its own folder");
   });
 
+  it("a full disk under the scratch folder fails the drill naming the cause, leaves nothing, and passes after", async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip("mounting a small tmpfs needs root (CI runs as root)");
+      return;
+    }
+    const tmp = join(dir, ".backupctl", "tmp");
+    mkdirSync(tmp, { recursive: true, mode: 0o700 });
+    // Smaller than big.bin (3 MiB), which every sample holds.
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", tmp]);
+    try {
+      const verified = await cli(["verify", "uploads"]);
+      assert.equal(verified.code, 1, show(verified));
+      assert.match(
+        verified.stdout,
+        /✗ verify uploads failed: .*restic restore failed .* a disk is full where the restore writes .*tmp\/\): free space there/,
+      );
+      assert.match(verified.stdout, /no space left on device/);
+      assert.deepEqual(scratchLeft(), [], "the scratch folder is removed on the full disk too");
+    } finally {
+      execFileSync("umount", [tmp]);
+    }
+    const again = await cli(["verify", "uploads"]);
+    assert.equal(again.code, 0, show(again));
+  });
+
   it("fails both drills after a byte of the packs they restore from is damaged", async () => {
     corruptLargestPack(join(dir, "repo-files"));
     const files = await cli(["verify", "uploads"]);
