@@ -79,10 +79,12 @@ __${program}_argument_kind() {
 # Completes $2 as a value of kind $1 into COMPREPLY.
 __${program}_complete_value() {
   local IFS=$'\\n' names command
+  local -a options=()
   case $1 in
     ${nameKinds.join("|")})
       command=\${COMP_WORDS[0]/#\\~/$HOME}
-      names=$("$command" \${config:+--config "\${config/#\\~/$HOME}"} __complete "$1" "\${projects[@]}" 2>/dev/null </dev/null)
+      [[ -n $config ]] && options=(--config "\${config/#\\~/$HOME}")
+      names=$("$command" "\${options[@]}" __complete "$1" "\${projects[@]}" 2>/dev/null </dev/null)
       COMPREPLY=($(compgen -W "$names" -- "$2"))
       ;;
     files)
