@@ -163,13 +163,19 @@ function fishQuote(text: string): string {
 /**
  * zsh completes only inside its line editor: an interactive `zsh -f` under zsh/zpty loads compinit and the script,
  * Tab is bound to a widget that completes the word and then prints a marker (so each line waits for its completion),
- * and compadd is wrapped to append what it offers to a capture file.
+ * and compadd is wrapped to append what it offers to a capture file. A script named `_backupctl` is installed the
+ * other way: its folder goes first in $fpath before compinit, which loads it at the first Tab.
  */
 const zshHarness = `zmodload zsh/zpty
 script=$1 capture=$2
 shift 2
 zpty z zsh -f -i
-zpty -w z "PS1='' RPS1='' LISTMAX=100000 PROMPT_EOL_MARK=''; autoload -Uz compinit; compinit -u -D; source \${(q)script}"
+if [[ \${script:t} == _backupctl ]]; then
+  zpty -w z "fpath=(\${(q)script:h} \$fpath); autoload -Uz compinit; compinit -u -D"
+else
+  zpty -w z "autoload -Uz compinit; compinit -u -D; source \${(q)script}"
+fi
+zpty -w z "PS1='' RPS1='' LISTMAX=100000 PROMPT_EOL_MARK=''"
 zpty -w z "capture=\${(q)capture}"
 zpty -w z 'compadd() { local -a found; if [[ \${@[1,(i)(-|--)]} == *-[OAD]\\ * ]]; then builtin compadd "$@"; return; fi; builtin compadd -O found "$@"; print -rl -- $found >> $capture; builtin compadd "$@"; }'
 zpty -w z "tab-and-mark() { zle complete-word; print -n COMPLETION-''END; }; zle -N tab-and-mark; bindkey '^I' tab-and-mark; print SETUP-''DONE"
@@ -185,12 +191,12 @@ zpty -d z
 `;
 
 let zshRuns = 0;
-async function completeInZsh(lines: string[], extraEnv: Record<string, string> = {}) {
+async function completeInZsh(lines: string[], extraEnv: Record<string, string> = {}, script = scripts.zsh) {
   const harness = join(dir, "harness.zsh");
   writeFileSync(harness, zshHarness);
   const capture = join(dir, `zsh-capture-${zshRuns++}.txt`);
   writeFileSync(capture, "");
-  const result = await run("zsh", ["-f", harness, scripts.zsh, capture, ...lines], shellEnv(extraEnv));
+  const result = await run("zsh", ["-f", harness, script, capture, ...lines], shellEnv(extraEnv));
   assert.equal(result.stderr, "", "the zsh harness failed");
   assert.equal(result.code, 0);
   return blocks(readFileSync(capture, "utf8"));
@@ -241,6 +247,8 @@ const nameCases: [string, string[]][] = [
   ["backupctl restic --config=other.config.ts ", ["nas"]],
   ["backupctl --log-format ", ["json", "text"]],
   ["backupctl completion ", ["bash", "fish", "zsh"]],
+  ["backupctl help sn", ["snapshots"]],
+  ["backupctl state help ", ["pull", "push"]],
   ["backupctl restore shop --to restore-t", ["restore-target"]],
   ["backupctl -c oth", ["other.config.ts"]],
   ["backupctl init --project ", []],
@@ -273,6 +281,15 @@ describe("backupctl completion", () => {
     const result = await runCli(["completion", "tcsh"]);
     assert.equal(result.code, 64);
     assert.match(result.stderr, /bash, zsh, fish/);
+  });
+
+  it("zsh: installed as _backupctl in a folder of $fpath, it completes from the first Tab", async () => {
+    const folder = join(dir, "zsh-functions");
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(join(folder, "_backupctl"), readFileSync(scripts.zsh, "utf8"));
+    const offered = await completeInZsh(["backupctl resti", "backupctl plan -p "], {}, join(folder, "_backupctl"));
+    assert.deepEqual(offered.get("backupctl resti"), ["restic"]);
+    assert.deepEqual(offered.get("backupctl plan -p "), ["blog", "shop"]);
   });
 
   it("bash: sourcing the script registers its function for backupctl", async () => {
