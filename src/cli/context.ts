@@ -3,6 +3,7 @@
  * Observing the state and planning is `apply/prepare.ts`.
  */
 import { isAbsolute, join, resolve } from "node:path";
+import { configPath, fromInvocationDir } from "./config-path.ts";
 import { hostname } from "node:os";
 import { loadConfig, type LoadedConfig } from "../config/load.ts";
 import { urlHasPassword } from "../config/schema-values.ts";
@@ -27,23 +28,7 @@ export interface GlobalOptions {
 import { type Output, processOutput } from "./output.ts";
 export { type Output, processOutput };
 
-/**
- * The folder the user ran the command from. `deno task backupctl` runs in the project folder, so the task passes
- * the caller's folder in BACKUPCTL_CWD; it is removed from the environment so children never inherit it.
- */
-const invocationDir = (() => {
-  const fromTask = process.env.BACKUPCTL_CWD;
-  delete process.env.BACKUPCTL_CWD;
-  return fromTask || process.cwd();
-})();
-
-export function fromInvocationDir(path: string): string {
-  return isAbsolute(path) ? path : resolve(invocationDir, path);
-}
-
-export function configPath(options: GlobalOptions): string {
-  return fromInvocationDir(options.config ?? process.env.BACKUPCTL_CONFIG ?? "backup.config.ts");
-}
+export { configPath, fromInvocationDir };
 
 /** --state-dir, then BACKUPCTL_STATE_DIR, then the config's stateDir, then `<config dir>/.backupctl`. */
 export function stateDirFor(options: GlobalOptions, loaded: LoadedConfig): string {

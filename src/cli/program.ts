@@ -26,6 +26,8 @@ const commandModules: Record<string, () => Promise<CommandDefinition>> = {
   import: () => import("./import.ts"),
   state: () => import("./state.ts"),
   serve: () => import("./serve.ts"),
+  completion: () => import("./completion.ts"),
+  __complete: () => import("./complete.ts"),
 };
 
 /** Global options that take a value (the word after them is not the command's name). */

@@ -171,7 +171,8 @@ export function cliDocMismatches(markdown: string, program: Command): string[] {
   const sections = sectionsOf(markdown);
   const globals = visibleOptions(program);
   const globalLongs = new Set(globals.map((option) => option.long));
-  const commands = program.commands;
+  // Hidden commands (`__complete`, which completion scripts call) are not the operator's: no section, not listed.
+  const commands = program.commands.filter((command) => !(command as unknown as { _hidden: boolean })._hidden);
 
   // The global options table: exactly the program's options.
   const globalSection = sections.find((section) => section.level === 2 && section.title === "Global options");
