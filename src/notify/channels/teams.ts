@@ -41,8 +41,12 @@ export interface TeamsPayload {
 
 const styles: Record<Severity, string> = { bad: "attention", warning: "warning", good: "good", info: "accent" };
 
-/** A workflow accepts about 28 KB: a summary of very many projects is cut short well before that. */
-const summaryChars = 12_000;
+/**
+ * A workflow accepts 28 KB: the summary's lines may take 16 KB of the card's JSON and the error 4,000 characters (an
+ * error tail is at most 1,500), which leaves ample room for the rest.
+ */
+const summaryBytes = 16_000;
+const errorChars = 4_000;
 
 export function renderTeams(message: Message): TeamsPayload {
   const text = (run: string, extra: Partial<TextRun> = {}): TextRun => ({ type: "TextRun", text: run, ...extra });
@@ -55,24 +59,24 @@ export function renderTeams(message: Message): TeamsPayload {
   }];
   const list = facts(message).map((fact) => ({ title: fact.label, value: fact.value }));
   if (list.length > 0) body.push({ type: "FactSet", facts: list });
-  let room = summaryChars;
+  let room = summaryBytes;
   const lines = summaryLines(message);
   for (const [i, line] of lines.entries()) {
-    room -= line.text.length + (line.project?.length ?? 0) + 4;
+    const element = line.project
+      ? block(text(`${line.symbol} `), text(line.project, { weight: "Bolder" }), text(`: ${line.text}`))
+      : block(text(line.text, { weight: "Bolder" }));
+    room -= new TextEncoder().encode(JSON.stringify(element)).length;
     if (room < 0) {
       body.push(block(text(`… and ${lines.length - i} more`)));
       break;
     }
-    body.push(
-      line.project
-        ? block(text(`${line.symbol} `), text(line.project, { weight: "Bolder" }), text(`: ${line.text}`))
-        : block(text(line.text, { weight: "Bolder" })),
-    );
+    body.push(element);
   }
   if (message.error) {
+    const error = message.error.length > errorChars ? `…${message.error.slice(1 - errorChars)}` : message.error;
     body.push(
       { type: "RichTextBlock", spacing: "Medium", inlines: [text("Error (last lines)", { weight: "Bolder" })] },
-      block(text(message.error, { fontType: "Monospace" })),
+      block(text(error, { fontType: "Monospace" })),
     );
   }
   body.push({
