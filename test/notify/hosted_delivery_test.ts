@@ -161,6 +161,13 @@ describe("hosted channels: retries, notify test, secrets", () => {
       const type = channel.notifier.type;
       assert.equal(ok.stdout, `✓ ${channel.name} (${type}): sent an example run.failed message\n`);
       assert.deepEqual(receiver.checked, [[]]);
+      if (channel.service === "pagerDuty") {
+        const resolve = await runMain(["--config", config, "notify", "test", channel.name, "--event", "run.succeeded"]);
+        assert.equal(resolve.stdout, "✓ pd (pagerDuty): sent an example run.succeeded message\n");
+        const started = await runMain(["--config", config, "notify", "test", channel.name, "--event", "run.started"]);
+        assert.equal(started.stdout, "✓ pd (pagerDuty): nothing to send for run.started, an event this kind ignores\n");
+        assert.deepEqual(receiver.checked, [[], []], "the resolve arrived, and nothing for run.started");
+      }
 
       http.respondWith({ status: 500, body: echo });
       const refused = await runMain(["--config", config, "notify", "test", channel.name]);

@@ -10,12 +10,12 @@ import { sendEmail } from "./email.ts";
 import { sendHealthchecks } from "./healthchecks.ts";
 import { sendMatrix } from "./matrix.ts";
 import { sendNtfy } from "./ntfy.ts";
-import { sendPagerDuty } from "./pagerduty.ts";
+import { renderPagerDuty, sendPagerDuty } from "./pagerduty.ts";
 import { sendPushover } from "./pushover.ts";
 import { sendSlack } from "./slack.ts";
 import { sendTeams } from "./teams.ts";
 import { sendTelegram } from "./telegram.ts";
-import { sendUptimeKuma } from "./uptime-kuma.ts";
+import { renderUptimeKuma, sendUptimeKuma } from "./uptime-kuma.ts";
 import { sendWebhook } from "./webhook.ts";
 
 export { DeliveryError, type DeliveryOptions } from "./delivery.ts";
@@ -31,6 +31,12 @@ export { renderTeams, type TeamsPayload } from "./teams.ts";
 export { renderTelegram, type TelegramPayload, telegramTextLimit } from "./telegram.ts";
 export { renderUptimeKuma, type UptimeKumaPush, uptimeKumaUrl } from "./uptime-kuma.ts";
 export { renderWebhook, type WebhookRequest } from "./webhook.ts";
+
+/** Whether a notifier has nothing to send for this message (a push monitor or a pager, for an event they ignore). */
+export function sendsNothing(notifier: Notifier, message: Message): boolean {
+  if (notifier.type === "uptimeKuma") return renderUptimeKuma(message) === undefined;
+  return notifier.type === "pagerDuty" && renderPagerDuty(message) === undefined;
+}
 
 /**
  * Sends a message through a notifier once. Throws DeliveryError when the channel refuses or cannot be reached, and
