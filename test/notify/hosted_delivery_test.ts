@@ -98,6 +98,22 @@ describe("hosted channels: retries, notify test, secrets", () => {
     });
   }
 
+  it("waits at most an hour, whatever a service asks for", async () => {
+    const channel = channels[0];
+    const store = await sqliteBackend.open(join(dir, "state-cap"), { warn: () => {} });
+    try {
+      const config = loadedWithNotifiers({ [channel.name]: channel.notifier }, {}, dir);
+      await store.enqueueNotifications(enqueueFor(config, ["shop"], failed, { now: T0 }));
+      http.respondWith({ status: 429, headers: { "Retry-After": "86400" }, body: "come back tomorrow" });
+      assert.equal((await deliverOutbox(store, config, { now: () => plus(1) })).failed, 1);
+      const [row] = await storeDb(store).selectFrom("outbox").selectAll().execute();
+      assert.equal(row.next_attempt_at, plus(1 + 3_600_000).toISOString());
+    } finally {
+      await store.close();
+      http.respondWith({});
+    }
+  });
+
   it("never shows a token in a delivery error: an echoing server, a refused connection, a timeout", async () => {
     for (const channel of channels) {
       http.respondWith({ status: 500, body: echo });
