@@ -134,6 +134,16 @@ describe("hosted notification channels", () => {
       assert.equal(second.title, "my\\_shop: \\*failed\\*");
       assert.equal(second.fields[0].value, "my\\_shop");
     });
+
+    it("keeps a huge message within the embed's limits: whole project lines, the error's end, the next step", async () => {
+      const { send, body } = use("discord");
+      await send({ ...huge, projects: huge.projects?.slice(0, 5) });
+      await send(huge);
+      const [some] = body<DiscordPayload>(0).embeds;
+      assert.match(some.description, /\n```\n…[^]*@everyone\n\n```\n\n\*\*Next:\*\* Look at/, "the error's last lines");
+      const [all] = body<DiscordPayload>(1).embeds;
+      assert.match(all.description, /\\_\\<&\\>\*\*: [^\n]*\n… and \d+ more\n\n\*\*Next:\*\* Look at/);
+    });
   });
 
   describe("telegram", () => {

@@ -8,7 +8,7 @@ import type { DiscordNotifier } from "../../config/types.ts";
 import type { Message } from "../message.ts";
 import type { DeliveryOptions } from "./delivery.ts";
 import { sendHttp } from "./http.ts";
-import { clip, facts, severityColors, summaryLines } from "./text.ts";
+import { clip, clipStart, facts, fitLines, severityColors, summaryLines } from "./text.ts";
 
 export interface DiscordEmbed {
   title: string;
@@ -66,11 +66,11 @@ function describe(message: Message, max: number): string {
   const lines = summaryLines(message).map((line) =>
     line.project ? `${line.symbol} **${markdown(line.project)}**: ${markdown(line.text)}` : `**${markdown(line.text)}**`
   );
-  const summary = clip(lines.join("\n"), Math.max(1, max - next.length - 2));
+  const summary = fitLines(lines, max - next.length - 2);
   const room = max - next.length - (summary ? summary.length + 2 : 0) - 2;
   // The code block keeps its closing fence however the error is cut; a fence inside the error would end it early.
   const error = message.error && room > 40
-    ? `\`\`\`\n${clip(message.error.replaceAll("```", "'''"), room - 8)}\n\`\`\``
+    ? `\`\`\`\n${clipStart(message.error.replaceAll("```", "'''"), room - 8)}\n\`\`\``
     : undefined;
   return clip([summary, error, next].filter(Boolean).join("\n\n"), max);
 }

@@ -1,7 +1,8 @@
 /**
- * One HTTP request per delivery, shared by every channel but e-mail. The time
- * limit covers connecting, the response and its body. Errors are described by what failed, never by the runtime's
- * message as it is: Deno's and Bun's fetch errors quote the whole URL, and these URLs carry tokens.
+ * One HTTP request per delivery, shared by every channel but e-mail. The time limit covers connecting, the response
+ * and its body. Errors are described by what failed, never by the runtime's message as it is: Deno's and Bun's fetch
+ * errors quote the whole URL, and these URLs carry tokens (Telegram's bot token is in the path). A throttled
+ * service's requested wait travels with the error, for the outbox's next attempt.
  */
 import pkg from "../../../package.json" with { type: "json" };
 import type { Notifier } from "../../config/types.ts";

@@ -9,7 +9,7 @@ import type { TeamsNotifier } from "../../config/types.ts";
 import type { Message, Severity } from "../message.ts";
 import type { DeliveryOptions } from "./delivery.ts";
 import { sendHttp } from "./http.ts";
-import { facts, summaryLines } from "./text.ts";
+import { clipStart, facts, summaryLines } from "./text.ts";
 
 export interface TextRun {
   type: "TextRun";
@@ -73,7 +73,7 @@ export function renderTeams(message: Message): TeamsPayload {
     body.push(element);
   }
   if (message.error) {
-    const error = message.error.length > errorChars ? `…${message.error.slice(1 - errorChars)}` : message.error;
+    const error = clipStart(message.error, errorChars);
     body.push(
       { type: "RichTextBlock", spacing: "Medium", inlines: [text("Error (last lines)", { weight: "Bolder" })] },
       block(text(error, { fontType: "Monospace" })),

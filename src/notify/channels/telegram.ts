@@ -8,7 +8,7 @@ import type { TelegramNotifier } from "../../config/types.ts";
 import type { Message } from "../message.ts";
 import type { DeliveryOptions } from "./delivery.ts";
 import { sendHttp } from "./http.ts";
-import { clip, escapeHtml, facts, summaryLines } from "./text.ts";
+import { clip, clipStart, escapeHtml, facts, summaryLines } from "./text.ts";
 
 export const defaultTelegramApi = "https://api.telegram.org";
 
@@ -60,7 +60,7 @@ export function renderTelegram(message: Message, chatId: string | number): Teleg
   const pieces = [...head, ...summary];
   const room = telegramTextLimit - length([...pieces, next]) - 2;
   if (message.error && room > 20) {
-    const error = message.error.length > room ? `…${message.error.slice(-(room - 1))}` : message.error;
+    const error = clipStart(message.error, room);
     pieces.push(piece("", ""), piece(`<pre>${escapeHtml(error)}</pre>`, error));
   }
   pieces.push(next);

@@ -146,6 +146,25 @@ export function clip(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+/** Keeps the end of a text (an error's last lines matter most) within `max` characters, marking the cut with "…". */
+export function clipStart(text: string, max: number): string {
+  return text.length > max ? `…${text.slice(text.length - max + 1)}` : text;
+}
+
+/** As many whole lines as fit in `max` characters (joined by newlines), then "… and N more" for the rest. */
+export function fitLines(lines: string[], max: number): string {
+  const kept: string[] = [];
+  let used = 0;
+  for (const [i, line] of lines.entries()) {
+    const more = `… and ${lines.length - i} more`;
+    const last = i === lines.length - 1;
+    if (used + line.length + (last ? 0 : more.length + 1) > max) return [...kept, more].join("\n");
+    kept.push(line);
+    used += line.length + 1;
+  }
+  return kept.join("\n");
+}
+
 /** HTML-escapes a text for an element's content or a quoted attribute (e-mail, Telegram, Matrix). */
 export function escapeHtml(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;")
