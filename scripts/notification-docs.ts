@@ -10,10 +10,17 @@ import { join } from "node:path";
 import { notificationEvents } from "../src/config/types.ts";
 import {
   healthchecksUrl,
+  matrixTxnId,
+  renderDiscord,
   renderEmail,
   renderHealthchecks,
+  renderMatrix,
   renderNtfy,
+  renderPagerDuty,
+  renderPushover,
   renderSlack,
+  renderTeams,
+  renderTelegram,
   renderUptimeKuma,
   renderWebhook,
   uptimeKumaUrl,
@@ -28,6 +35,8 @@ const endMarker = "<!-- generated:payloads:end -->";
 /** Placeholders standing for the configured URLs, which are secrets. */
 const examplePingUrl = "https://hc-ping.com/your-check-uuid";
 const examplePushUrl = "https://kuma.example.com/api/push/yourPushToken?status=up&msg=OK&ping=";
+const exampleChatId = -1001234567890;
+const exampleRoomId = "!backupRoom42:example.org";
 
 /** The generated part: one section per event, one folded block per channel. */
 export function renderPayloads(): string {
@@ -69,7 +78,51 @@ function renderEvent(message: Message): string {
         : "No request: a push monitor has no signal for this event.",
     ),
     folded("ntfy", fence("text", `POST <topicUrl>\n${ntfyHeaders.join("\n")}\n\n${ntfy.body}`)),
+    ...hostedChannels(message),
   ].join("\n\n");
+}
+
+/** Discord, Telegram, PagerDuty, Pushover, Teams and Matrix: the request line and the body as sent. */
+function hostedChannels(message: Message): string[] {
+  const pagerDuty = renderPagerDuty(message);
+  const pushover = new URLSearchParams({ token: "<token>", user: "<user>", ...renderPushover(message) });
+  const room = encodeURIComponent(exampleRoomId);
+  return [
+    folded("Discord", "`POST <webhookUrl>`:", fence("json", pretty(renderDiscord(message)))),
+    folded(
+      "Telegram",
+      "`POST https://api.telegram.org/bot<botToken>/sendMessage`:",
+      fence("json", pretty(renderTelegram(message, exampleChatId))),
+    ),
+    folded(
+      "PagerDuty",
+      pagerDuty
+        ? ["`POST https://events.pagerduty.com/v2/enqueue`:", fence("json", pretty(pagerDuty))].join("\n\n")
+        : "No request: a pager gets failures, overdue backups and the successes that resolve them.",
+    ),
+    folded(
+      "Pushover",
+      "`POST https://api.pushover.net/1/messages.json`, a form (`application/x-www-form-urlencoded`) with these " +
+        "fields:",
+      fence("json", pretty(Object.fromEntries(pushover))),
+    ),
+    folded("Teams", "`POST <webhookUrl>`:", fence("json", pretty(renderTeams(message)))),
+    folded(
+      "Matrix",
+      fence(
+        "text",
+        `PUT <homeserver>/_matrix/client/v3/rooms/${room}/send/m.room.message/${
+          matrixTxnId(exampleRoomId, message)
+        }\n` +
+          "Authorization: Bearer <accessToken>",
+      ),
+      fence("json", pretty(renderMatrix(message))),
+    ),
+  ];
+}
+
+function pretty(value: unknown): string {
+  return JSON.stringify(value, null, 2);
 }
 
 function folded(summary: string, ...parts: string[]): string {

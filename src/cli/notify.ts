@@ -9,7 +9,7 @@ import { createClock } from "../clock.ts";
 import { type NotificationEvent, notificationEvents } from "../config/types.ts";
 import { redact } from "../config/secrets.ts";
 import { ExitCode, UsageError } from "../errors.ts";
-import { deliver } from "../notify/channels/mod.ts";
+import { deliver, sendsNothing } from "../notify/channels/mod.ts";
 import { deliveryTimeoutMs } from "../notify/events.ts";
 import { exampleMessages } from "../notify/examples.ts";
 import { OutboxSender } from "../notify/outbox.ts";
@@ -96,6 +96,10 @@ export async function test(channel: string, options: TestOptions, output: Output
     );
     return ExitCode.failed;
   }
-  output.stdout(`✓ ${channel} (${notifier.type}): sent an example ${event} message\n`);
+  if (sendsNothing(notifier, message)) {
+    output.stdout(`✓ ${channel} (${notifier.type}): nothing to send for ${event}, an event this kind ignores\n`);
+  } else {
+    output.stdout(`✓ ${channel} (${notifier.type}): sent an example ${event} message\n`);
+  }
   return ExitCode.ok;
 }

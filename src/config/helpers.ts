@@ -6,19 +6,25 @@ import type {
   AgeEncryption,
   CommandSource,
   Config,
+  DiscordNotifier,
   EmailNotifier,
   EnvSecret,
   FileSecret,
   FilesSource,
   GpgEncryption,
   HealthchecksNotifier,
+  MatrixNotifier,
   MongodbSource,
   MysqlSource,
   NtfyNotifier,
+  PagerDutyNotifier,
   PostgresSource,
+  PushoverNotifier,
   ResticRepository,
   SlackNotifier,
   SqliteSource,
+  TeamsNotifier,
+  TelegramNotifier,
   UptimeKumaNotifier,
   WebhookNotifier,
 } from "./types.ts";
@@ -256,4 +262,77 @@ export function uptimeKuma(options: Options<UptimeKumaNotifier>): UptimeKumaNoti
  */
 export function ntfy(options: Options<NtfyNotifier>): NtfyNotifier {
   return { type: "ntfy", ...options };
+}
+
+/**
+ * A Discord channel webhook: each message is an embed coloured by severity.
+ *
+ * @example
+ * ```ts
+ * discord({ webhookUrl: env("DISCORD_WEBHOOK_URL") })
+ * ```
+ */
+export function discord(options: Options<DiscordNotifier>): DiscordNotifier {
+  return { type: "discord", ...options };
+}
+
+/**
+ * A Telegram chat, through a bot (Bot API sendMessage). Add the bot to the chat first.
+ *
+ * @example
+ * ```ts
+ * telegram({ botToken: env("TELEGRAM_BOT_TOKEN"), chatId: -1001234567890 })
+ * ```
+ */
+export function telegram(options: Options<TelegramNotifier>): TelegramNotifier {
+  return { type: "telegram", ...options };
+}
+
+/**
+ * A PagerDuty service (Events API v2): an alert per project when its backup fails or is overdue, resolved by the next
+ * success.
+ *
+ * @example
+ * ```ts
+ * pagerDuty({ routingKey: env("PAGERDUTY_ROUTING_KEY") })
+ * ```
+ */
+export function pagerDuty(options: Options<PagerDutyNotifier>): PagerDutyNotifier {
+  return { type: "pagerDuty", ...options };
+}
+
+/**
+ * Pushover (push notifications to phones and desktops); failures are sent with high priority.
+ *
+ * @example
+ * ```ts
+ * pushover({ token: env("PUSHOVER_APP_TOKEN"), user: env("PUSHOVER_USER_KEY") })
+ * ```
+ */
+export function pushover(options: Options<PushoverNotifier>): PushoverNotifier {
+  return { type: "pushover", ...options };
+}
+
+/**
+ * A Microsoft Teams channel, through a workflow webhook: each message is an adaptive card.
+ *
+ * @example
+ * ```ts
+ * teams({ webhookUrl: env("TEAMS_WORKFLOW_URL") })
+ * ```
+ */
+export function teams(options: Options<TeamsNotifier>): TeamsNotifier {
+  return { type: "teams", ...options };
+}
+
+/**
+ * A Matrix room (client-server API), as plain text with an HTML rendering.
+ *
+ * @example
+ * ```ts
+ * matrix({ homeserver: "https://matrix.example.org", accessToken: env("MATRIX_TOKEN"), roomId: "!abc123:example.org" })
+ * ```
+ */
+export function matrix(options: Options<MatrixNotifier>): MatrixNotifier {
+  return { type: "matrix", ...options };
 }

@@ -1,17 +1,43 @@
-/** The configuration schema of notifiers: slack(), email(), webhook(), healthchecks(), uptimeKuma(), ntfy(). */
+/**
+ * The configuration schema of notifiers: slack(), email(), webhook(), healthchecks(), uptimeKuma(), ntfy(), discord(),
+ * telegram(), pagerDuty(), pushover(), teams(), matrix(). Every token and every URL that carries one is a secret
+ * reference; base URLs of APIs (for a self-hosted or regional service, or a test receiver) are plain.
+ */
 import { z } from "zod";
 import { notificationEvents } from "./types.ts";
 import { describeValue } from "./issues.ts";
 import { describeTyped, host, maybeSecret, nonEmpty, port, secretRef, strict } from "./schema-values.ts";
 
+/** An http(s) base URL without credentials, query or fragment (an API's, a homeserver's). */
+const baseUrl = nonEmpty.superRefine((text, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected an absolute URL such as "https://example.org", got ${describeValue(text)}`,
+    });
+    return;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    ctx.addIssue({ code: "custom", message: `expected an http:// or https:// URL, not ${url.protocol}//` });
+  } else if (url.username || url.password || url.search || url.hash) {
+    ctx.addIssue({
+      code: "custom",
+      message: "give only the scheme, host and path: no credentials (they go in a secret option), query or fragment",
+    });
+  }
+});
+
 const events = z.array(z.enum(notificationEvents, {
   error: (issue) => `unknown event ${describeValue(issue.input)}; events are ${notificationEvents.join(", ")}`,
 })).optional().describe(
-  "Events this channel receives. Default for slack, email, webhook and ntfy: `run.failed`, `run.recovered`, " +
-    "`backup.overdue`, `deletions.held`, `check.failed`, `verify.failed`, `drill.slow`, `config.invalid`, " +
-    "`runner.lost`, " +
-    "`runner.drift`, `project.unplaced`; for healthchecks: " +
-    "`run.started`, `run.succeeded`, `run.failed`, `run.recovered`; for uptimeKuma the same without `run.started`",
+  "Events this channel receives. Default for slack, email, webhook, ntfy, discord, telegram, pushover, teams and " +
+    "matrix: `run.failed`, `run.recovered`, `backup.overdue`, `deletions.held`, `check.failed`, `verify.failed`, " +
+    "`drill.slow`, `config.invalid`, `runner.lost`, `runner.drift`, `project.unplaced`; for healthchecks: " +
+    "`run.started`, `run.succeeded`, `run.failed`, `run.recovered`; for uptimeKuma the same without `run.started`; " +
+    "for pagerDuty: `run.failed`, `backup.overdue` (trigger), `run.succeeded`, `run.recovered` (resolve)",
 );
 
 export const notifierSchema = z.discriminatedUnion("type", [
@@ -79,9 +105,62 @@ export const notifierSchema = z.discriminatedUnion("type", [
     token: secretRef.optional().describe("An access token for a protected topic"),
     events,
   }).describe("Publishes to an ntfy topic"),
+  strict({
+    type: z.literal("discord"),
+    webhookUrl: secretRef.describe(
+      "The channel webhook's URL: it holds the webhook's token, so only a secret reference",
+    ),
+    events,
+  }).describe("Posts an embed to a Discord channel through a webhook"),
+  strict({
+    type: z.literal("telegram"),
+    botToken: secretRef.describe("The bot's token from @BotFather"),
+    chatId: z.union([nonEmpty, z.number().int()], {
+      error: (issue) => `expected a chat id (a number, or "@channelusername"), got ${describeValue(issue.input)}`,
+    }).describe('The chat to post to: a numeric id (groups and channels are negative) or `"@channelusername"`'),
+    apiUrl: baseUrl.optional().describe(
+      "The Bot API's base URL (default `https://api.telegram.org`; a local Bot API server elsewhere)",
+    ),
+    events,
+  }).describe("Sends a message to a Telegram chat through a bot (Bot API sendMessage)"),
+  strict({
+    type: z.literal("pagerDuty"),
+    routingKey: secretRef.describe("The Events API v2 integration's routing key (integration key)"),
+    apiUrl: baseUrl.optional().describe(
+      "The Events API's base URL (default `https://events.pagerduty.com`; EU accounts: " +
+        "`https://events.eu.pagerduty.com`)",
+    ),
+    events,
+  }).describe("Triggers PagerDuty alerts on failures and resolves them on recovery (Events API v2)"),
+  strict({
+    type: z.literal("pushover"),
+    token: secretRef.describe("The Pushover application's API token"),
+    user: secretRef.describe("The user or group key to notify"),
+    device: nonEmpty.optional().describe("Send to this device of the user only (default: all of them)"),
+    apiUrl: baseUrl.optional().describe("The API's base URL (default `https://api.pushover.net`)"),
+    events,
+  }).describe("Pushes to phones and desktops through Pushover"),
+  strict({
+    type: z.literal("teams"),
+    webhookUrl: secretRef.describe(
+      "The URL of a Teams workflow that posts webhook requests to a channel: it holds a signature, so only a secret " +
+        "reference",
+    ),
+    events,
+  }).describe("Posts an adaptive card to Microsoft Teams through a workflow webhook"),
+  strict({
+    type: z.literal("matrix"),
+    homeserver: baseUrl.describe("The homeserver's base URL (`https://matrix.example.org`)"),
+    accessToken: secretRef.describe("The posting account's access token, sent in the Authorization header"),
+    roomId: z.string().regex(/^![^\s]+$/, {
+      error: (issue) =>
+        `expected a room id starting with "!" (room settings, Advanced), got ${describeValue(issue.input)}: ` +
+        "an alias (#room:server) is not accepted",
+    }).describe('The room\'s id (`"!abc123:example.org"`), not an alias'),
+    events,
+  }).describe("Sends a message to a Matrix room (client-server API)"),
 ], {
   error: (issue) =>
-    `expected a notifier made by slack(), email(), webhook(), healthchecks(), uptimeKuma() or ntfy(), got ${
-      describeTyped(issue.input)
-    }`,
+    "expected a notifier made by slack(), email(), webhook(), healthchecks(), uptimeKuma(), ntfy(), discord(), " +
+    `telegram(), pagerDuty(), pushover(), teams() or matrix(), got ${describeTyped(issue.input)}`,
 });

@@ -183,10 +183,11 @@ export type NotificationEvent = (typeof notificationEvents)[number];
 
 interface NotifierOptions {
   /**
-   * Events this channel receives. Default for slack, email, webhook and ntfy: run.failed, run.recovered,
-   * backup.overdue, deletions.held, check.failed, verify.failed, drill.slow, config.invalid, runner.lost, runner.drift,
-   * project.unplaced. Default for healthchecks: run.started, run.succeeded, run.failed, run.recovered; for uptimeKuma
-   * the same without run.started (Kuma has no start signal).
+   * Events this channel receives. Default for slack, email, webhook, ntfy, discord, telegram, pushover, teams and
+   * matrix: run.failed, run.recovered, backup.overdue, deletions.held, check.failed, verify.failed, drill.slow,
+   * config.invalid, runner.lost, runner.drift, project.unplaced. Default for healthchecks: run.started, run.succeeded,
+   * run.failed, run.recovered; for uptimeKuma the same without run.started (Kuma has no start signal); for pagerDuty:
+   * run.failed, backup.overdue (trigger) and run.succeeded, run.recovered (resolve).
    */
   events?: NotificationEvent[];
 }
@@ -243,13 +244,71 @@ export interface NtfyNotifier extends NotifierOptions {
   token?: SecretRef;
 }
 
+export interface DiscordNotifier extends NotifierOptions {
+  readonly type: "discord";
+  /** The channel webhook's URL (https://discord.com/api/webhooks/<id>/<token>): a credential, so only a secret. */
+  webhookUrl: SecretRef;
+}
+
+export interface TelegramNotifier extends NotifierOptions {
+  readonly type: "telegram";
+  /** The bot's token from @BotFather: a credential, so only a secret. */
+  botToken: SecretRef;
+  /** The chat to post to: a numeric id (groups and channels are negative) or "@channelusername". */
+  chatId: string | number;
+  /** The Bot API's base URL (default https://api.telegram.org; a local Bot API server elsewhere). */
+  apiUrl?: string;
+}
+
+export interface PagerDutyNotifier extends NotifierOptions {
+  readonly type: "pagerDuty";
+  /** The Events API v2 integration's routing (integration) key: a credential, so only a secret. */
+  routingKey: SecretRef;
+  /** The Events API's base URL (default https://events.pagerduty.com; EU accounts: https://events.eu.pagerduty.com). */
+  apiUrl?: string;
+}
+
+export interface PushoverNotifier extends NotifierOptions {
+  readonly type: "pushover";
+  /** The application's API token: a secret. */
+  token: SecretRef;
+  /** The user or group key to notify: a secret. */
+  user: SecretRef;
+  /** Send to this device of the user only (default: all of the user's devices). */
+  device?: string;
+  /** The API's base URL (default https://api.pushover.net). */
+  apiUrl?: string;
+}
+
+export interface TeamsNotifier extends NotifierOptions {
+  readonly type: "teams";
+  /** The URL of a Teams workflow ("Post to a channel when a webhook request is received"): a credential. */
+  webhookUrl: SecretRef;
+}
+
+export interface MatrixNotifier extends NotifierOptions {
+  readonly type: "matrix";
+  /** The homeserver's base URL (https://matrix.example.org), where its client-server API answers. */
+  homeserver: string;
+  /** The posting account's access token: a secret, sent in the Authorization header. */
+  accessToken: SecretRef;
+  /** The room's id ("!abc123:example.org", in the room's settings), not an alias. */
+  roomId: string;
+}
+
 export type Notifier =
   | NtfyNotifier
   | SlackNotifier
   | EmailNotifier
   | WebhookNotifier
   | HealthchecksNotifier
-  | UptimeKumaNotifier;
+  | UptimeKumaNotifier
+  | DiscordNotifier
+  | TelegramNotifier
+  | PagerDutyNotifier
+  | PushoverNotifier
+  | TeamsNotifier
+  | MatrixNotifier;
 
 /** Retention with restic's semantics, applied per (project, source) in each repository. */
 export interface Retention {

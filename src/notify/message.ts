@@ -97,10 +97,14 @@ const humanEvents: NotificationEvent[] = [
   "project.unplaced",
 ];
 
+/** A pager opens an alert when a project's backups fail or fall behind, and closes it at the next success. */
+const pagerEvents: NotificationEvent[] = ["run.failed", "backup.overdue", "run.succeeded", "run.recovered"];
+
 /** The events a channel receives: its `events`, else the defaults for its kind. */
 export function eventsFor(notifier: Notifier): NotificationEvent[] {
   if (notifier.events) return notifier.events;
   if (notifier.type === "healthchecks") return monitorEvents;
+  if (notifier.type === "pagerDuty") return pagerEvents;
   return notifier.type === "uptimeKuma" ? pushEvents : humanEvents;
 }
 

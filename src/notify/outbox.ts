@@ -1,21 +1,33 @@
 /**
  * Delivery from the outbox. Rows are sent oldest first, each channel in order (a monitor must see a run's start
  * before its end) and channels side by side (a slow one does not hold up the others). A failed attempt is retried
- * with backoff at later passes (later applies, watch ticks, `notify send`); a row past its expiry, or whose channel
- * is no longer declared, is given up and audited as undeliverable. Nothing here throws into a backup: delivery
- * problems are logged and recorded, never raised.
+ * with backoff at later passes (later applies, watch ticks, `notify send`), or later when the service asked for a
+ * longer wait (Retry-After); a row past its expiry, or whose channel is no longer declared, is given up and audited
+ * as undeliverable. Nothing here throws into a backup: delivery problems are logged and recorded, never raised.
  */
 import type { LoadedConfig } from "../config/load.ts";
 import { redact } from "../config/secrets.ts";
 import { humanDuration } from "../format/time.ts";
 import type { OutboxRow, StateStore } from "../state/store.ts";
-import { deliver } from "./channels/mod.ts";
+import { deliver, DeliveryError } from "./channels/mod.ts";
 import { deliveryTimeoutMs } from "./events.ts";
 import type { Message } from "./message.ts";
 
+/** Retries are at most an hour apart. */
+const maxRetryDelayMs = 3_600_000;
+
 /** First retry after 30 s, then doubling, at most an hour apart. */
 export function retryDelayMs(attempts: number): number {
-  return Math.min(30_000 * 2 ** Math.max(0, attempts - 1), 3_600_000);
+  return Math.min(30_000 * 2 ** Math.max(0, attempts - 1), maxRetryDelayMs);
+}
+
+/**
+ * The wait a throttled service asked for (Retry-After), at most the longest backoff: a later retry than the backoff's
+ * when it asks for one, never sooner, and never so late that one answer parks the channel for a day.
+ */
+function requestedDelayMs(error: unknown): number {
+  const asked = error instanceof DeliveryError ? error.retryAfterMs ?? 0 : 0;
+  return Math.min(asked, maxRetryDelayMs);
 }
 
 /** Delivered and given-up rows are kept this long, then purged. */
@@ -68,7 +80,8 @@ export async function deliverOutbox(
         report.delivered++;
       } catch (error) {
         const message = redact(error instanceof Error ? error.message : String(error));
-        const retryAt = new Date(options.now().getTime() + retryDelayMs(row.attempts + 1)).toISOString();
+        const delayMs = Math.max(retryDelayMs(row.attempts + 1), requestedDelayMs(error));
+        const retryAt = new Date(options.now().getTime() + delayMs).toISOString();
         await store.outbox.recordDelivery(row, { failed: now.toISOString(), error: message, retryAt });
         // The channel's later rows wait behind this one, so they arrive in order and a down receiver costs one
         // timeout per pass, not one per message.

@@ -7,18 +7,24 @@ import assert from "node:assert/strict";
 import {
   age,
   command,
+  discord,
   email,
   env,
   file,
   files,
   gpg,
   healthchecks,
+  matrix,
   mongodb,
   mysql,
+  pagerDuty,
   postgres,
+  pushover,
   restic,
   slack,
   sqlite,
+  teams,
+  telegram,
   uptimeKuma,
   webhook,
 } from "../../src/config/helpers.ts";
@@ -719,6 +725,40 @@ const cases: Case[] = [
     mustNotContain: [PLAIN_SECRET, "hooks.slack.com"],
   },
   {
+    name: "matrix room given as an alias",
+    config: configWith({}, {
+      notifiers: {
+        mx: matrix({
+          homeserver: "https://matrix.example.org",
+          accessToken: env("MX"),
+          roomId: "#backups:example.org",
+        }),
+      },
+    }),
+    path: "notifiers.mx.roomId",
+    messageIncludes: 'expected a room id starting with "!"',
+  },
+  {
+    name: "telegram apiUrl with credentials in it",
+    config: configWith({}, {
+      notifiers: { tg: telegram({ botToken: env("TG"), chatId: 1, apiUrl: "https://bot:pw@tg.example" }) },
+    }),
+    path: "notifiers.tg.apiUrl",
+    messageIncludes: "no credentials",
+  },
+  {
+    name: "pagerDuty apiUrl that is no URL",
+    config: configWith({}, { notifiers: { pd: pagerDuty({ routingKey: env("PD"), apiUrl: "events.pagerduty.com" }) } }),
+    path: "notifiers.pd.apiUrl",
+    messageIncludes: 'expected an absolute URL such as "https://example.org"',
+  },
+  {
+    name: "telegram chat id that is neither a number nor a name",
+    config: configWith({}, { notifiers: { tg: telegram({ botToken: env("TG"), chatId: 1.5 }) } }),
+    path: "notifiers.tg.chatId",
+    messageIncludes: "expected a chat id",
+  },
+  {
     name: "unknown secret kind",
     config: withSources({ type: "postgres", database: "shop", password: { secret: "vault", name: PLAIN_SECRET } }),
     path: "projects.shop.sources[0].password",
@@ -928,12 +968,25 @@ describe("validateConfig: secrets in problems", () => {
       slack: "https://hooks.slack.com/services/slack-plain-secret-6666",
       gpg: "gpg-plain-secret-7777",
       age: "AGE-SECRET-KEY-plain-8888",
+      discord: "https://discord.com/api/webhooks/1/discord-plain-secret-9999",
+      telegram: "7012345678:telegram-plain-secret-aaaa",
+      pagerDuty: "pagerduty-plain-secret-bbbb",
+      pushoverToken: "pushover-plain-secret-cccc",
+      pushoverUser: "pushover-plain-user-dddd",
+      teams: "https://prod.logic.azure.com/workflows/1?sig=teams-plain-secret-eeee",
+      matrix: "syt_matrix-plain-secret-ffff",
     };
     const config = {
       repositories: { local: { type: "restic", url: "/srv/restic", password: values.restic } },
       notifiers: {
         ops: { type: "slack", webhookUrl: values.slack },
         mail: { type: "email", smtp: { host: "smtp.example.com", password: values.smtp }, from: "a@x", to: "b@x" },
+        dc: { type: "discord", webhookUrl: values.discord },
+        tg: { type: "telegram", botToken: values.telegram, chatId: 42 },
+        pd: { type: "pagerDuty", routingKey: values.pagerDuty },
+        po: { type: "pushover", token: values.pushoverToken, user: values.pushoverUser },
+        ms: { type: "teams", webhookUrl: values.teams },
+        mx: { type: "matrix", homeserver: "https://matrix.example.org", accessToken: values.matrix, roomId: "!r:x" },
       },
       projects: {
         shop: {
@@ -962,6 +1015,13 @@ describe("validateConfig: secrets in problems", () => {
         "repositories.local.password",
         "notifiers.ops.webhookUrl",
         "notifiers.mail.smtp.password",
+        "notifiers.dc.webhookUrl",
+        "notifiers.tg.botToken",
+        "notifiers.pd.routingKey",
+        "notifiers.po.token",
+        "notifiers.po.user",
+        "notifiers.ms.webhookUrl",
+        "notifiers.mx.accessToken",
         "projects.shop.sources[0].password",
         "projects.shop.sources[1].password",
         "projects.shop.sources[2].password",
@@ -1140,6 +1200,12 @@ function fullConfig(): unknown {
       }),
       hc: healthchecks({ pingUrl: env("HC_PING_URL") }),
       kuma: uptimeKuma({ pushUrl: "https://kuma.example.com/api/push/abc" }),
+      dc: discord({ webhookUrl: env("DISCORD_WEBHOOK_URL") }),
+      tg: telegram({ botToken: file("/run/secrets/telegram"), chatId: "@backups", apiUrl: "https://tg.example/api/" }),
+      pd: pagerDuty({ routingKey: env("PAGERDUTY_ROUTING_KEY"), apiUrl: "https://events.eu.pagerduty.com" }),
+      po: pushover({ token: env("PUSHOVER_TOKEN"), user: env("PUSHOVER_USER"), device: "phone" }),
+      ms: teams({ webhookUrl: env("TEAMS_WORKFLOW_URL"), events: ["run.failed"] }),
+      mx: matrix({ homeserver: "https://matrix.example.org", accessToken: env("MX"), roomId: "!abc:example.org" }),
     },
     defaults: { retry: { attempts: 3, baseDelay: "5s", maxDelay: "5m" }, timeout: "6h" },
     projects: {
@@ -1233,7 +1299,19 @@ describe("validateConfig: valid configs", () => {
   it("accepts a full config with every source kind, two repositories and every notifier kind", () => {
     const result = valid(fullConfig());
     assert.deepEqual(Object.keys(result.repositories).sort(), ["local", "offsite"]);
-    assert.deepEqual(Object.keys(result.notifiers).sort(), ["hc", "hook", "kuma", "mail", "ops"]);
+    assert.deepEqual(Object.keys(result.notifiers).sort(), [
+      "dc",
+      "hc",
+      "hook",
+      "kuma",
+      "mail",
+      "ms",
+      "mx",
+      "ops",
+      "pd",
+      "po",
+      "tg",
+    ]);
     assert.deepEqual(Object.keys(result.projects).sort(), ["blog", "shop"]);
     const shop = result.projects.shop;
     assert.equal(shop.name, "shop");

@@ -14,6 +14,7 @@ import type {
   WebhookNotifier,
 } from "../../src/config/types.ts";
 import { deliver, DeliveryError, type DeliveryOptions, type SlackPayload } from "../../src/notify/channels/mod.ts";
+import { retryAfterMs } from "../../src/notify/channels/http.ts";
 import { exampleMessages } from "../../src/notify/examples.ts";
 import type { Message } from "../../src/notify/message.ts";
 import {
@@ -359,6 +360,26 @@ describe("notification channels", () => {
       }
       await deliver(webhook(), failed, options);
       assert.equal(http.requests.length, 1);
+    });
+
+    it("reads the wait a throttled service asks for: Retry-After in seconds or as a date, else the body's hint", () => {
+      const now = Date.parse("2026-12-01T03:00:00Z");
+      const answer = (headers: Record<string, string> = {}) => new Response(null, { status: 429, headers });
+      assert.equal(retryAfterMs(answer({ "Retry-After": "120" }), "", now), 120_000);
+      assert.equal(retryAfterMs(answer({ "Retry-After": "Tue, 01 Dec 2026 03:05:00 GMT" }), "", now), 300_000);
+      assert.equal(retryAfterMs(answer(), '{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":2500}', now), 2_500);
+      assert.equal(retryAfterMs(answer(), '{"retry_after":1.25,"global":false}', now), 1_250);
+      assert.equal(retryAfterMs(answer(), '{"ok":false,"parameters":{"retry_after":7}}', now), 7_000);
+      assert.equal(retryAfterMs(answer(), "slow down", now), undefined);
+      assert.equal(retryAfterMs(answer({ "Retry-After": "soon" }), "{}", now), undefined);
+    });
+
+    it("gives a 429's wait to the error, and none to a 500's", async () => {
+      fresh();
+      http.respondWith({ status: 429, headers: { "Retry-After": "90" }, body: "slow down" });
+      assert.equal((await deliveryError(deliver(webhook(), failed, options))).retryAfterMs, 90_000);
+      http.respondWith({ status: 500, headers: { "Retry-After": "90" }, body: "broken" });
+      assert.equal((await deliveryError(deliver(webhook(), failed, options))).retryAfterMs, undefined);
     });
 
     it("reports an invalid URL without quoting it", async () => {

@@ -17,7 +17,20 @@ describe("docs/notifications.md", () => {
   it("shows every event through every channel", () => {
     const payloads = renderPayloads();
     for (const event of notificationEvents) assert.ok(payloads.includes(`### \`${event}\``), event);
-    const channels = ["Slack", "E-mail", "Webhook", "healthchecks", "Uptime Kuma", "ntfy"];
+    const channels = [
+      "Slack",
+      "E-mail",
+      "Webhook",
+      "healthchecks",
+      "Uptime Kuma",
+      "ntfy",
+      "Discord",
+      "Telegram",
+      "PagerDuty",
+      "Pushover",
+      "Teams",
+      "Matrix",
+    ];
     for (const channel of channels) {
       const count = payloads.split(`<summary>${channel}</summary>`).length - 1;
       assert.equal(count, notificationEvents.length, channel);

@@ -475,7 +475,7 @@ const badValues: [string, Node, string?][] = [
   ["repositories.local.env", { "lower-case!": "x" }, 'repositories.local.env["lower-case!"]'],
   ["projects.app.sources[0]", { type: "redis", host: "cache" }],
   ["repositories.local", { type: "borg", url: "/srv/borg" }],
-  ["notifiers.ops", { type: "teams", url: "https://teams.example" }],
+  ["notifiers.ops", { type: "irc", url: "ircs://irc.example/backups" }],
   ["projects.app.encrypt", { type: "pgp", recipient: "x@example.com" }],
   ["projects.app.verify.into", files({ paths: ["/tmp/drill"] })],
   ["stateDir", ""],

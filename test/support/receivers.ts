@@ -2,6 +2,7 @@
  * Real receivers on loopback for the notification channels: an HTTP server that records every request (Slack,
  * webhooks, healthchecks, Uptime Kuma, ntfy all speak HTTP) and an SMTP server (smtp-server) with optional STARTTLS
  * under a throwaway certificate authority. Both can be told to fail, to be slow, or (HTTP) to go down and come back.
+ * The HTTP server can also answer as a particular service does (service-receivers.ts).
  */
 import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
@@ -22,11 +23,21 @@ export interface ReceivedRequest {
   body: string;
 }
 
+export interface HttpAnswer {
+  status: number;
+  body: string;
+  headers?: Record<string, string>;
+}
+
 export interface HttpResponsePlan {
   /** Default 200. */
   status?: number;
   /** Default "ok"; a function answers from the request (to echo what it received). */
   body?: string | ((request: ReceivedRequest) => string);
+  /** Response headers besides the default `Content-Type: text/plain` (a 429's Retry-After). */
+  headers?: Record<string, string>;
+  /** Answers from the request as a service would (test/support/service-receivers.ts); replaces status and body. */
+  answer?: (request: ReceivedRequest) => HttpAnswer;
   /** Wait this long after the request's body arrived before answering. */
   delayMs?: number;
 }
@@ -69,9 +80,11 @@ export async function startHttpReceiver(initial: HttpResponsePlan = {}): Promise
         };
         requests.push(received);
         const { status = 200, body = "ok", delayMs = 0 } = plan;
-        const text = typeof body === "function" ? body(received) : body;
+        const planned: HttpAnswer = plan.answer?.(received) ??
+          { status, body: typeof body === "function" ? body(received) : body, headers: plan.headers };
         const answer = () => {
-          if (!response.destroyed) response.writeHead(status, { "Content-Type": "text/plain" }).end(text);
+          if (response.destroyed) return;
+          response.writeHead(planned.status, { "Content-Type": "text/plain", ...planned.headers }).end(planned.body);
         };
         if (delayMs <= 0) return answer();
         const timer = setTimeout(() => {

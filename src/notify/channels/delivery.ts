@@ -15,7 +15,16 @@ export interface DeliveryOptions {
  * never holds the channel's URL, because ping, push and webhook URLs carry their tokens in the path.
  */
 export class DeliveryError extends BackupctlError {
-  constructor(readonly channel: Notifier["type"], detail: string, readonly status?: number) {
+  /**
+   * @param status the HTTP status of a refused request
+   * @param retryAfterMs how long the service asked to wait before the next attempt (a 429's or 503's Retry-After)
+   */
+  constructor(
+    readonly channel: Notifier["type"],
+    detail: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+  ) {
     super(redact(`${channel} delivery failed: ${detail}`));
     this.name = "DeliveryError";
   }

@@ -10,7 +10,15 @@ import type { EmailNotifier } from "../../config/types.ts";
 import { humanDuration } from "../../format/time.ts";
 import type { Message } from "../message.ts";
 import { DeliveryError, type DeliveryOptions } from "./delivery.ts";
-import { facts, healthSymbol, nothingRan, renderPlainText, severityColors, summaryDetails } from "./text.ts";
+import {
+  escapeHtml,
+  facts,
+  healthSymbol,
+  nothingRan,
+  renderPlainText,
+  severityColors,
+  summaryDetails,
+} from "./text.ts";
 
 export interface EmailContent {
   subject: string;
@@ -50,11 +58,6 @@ function renderHtml(message: Message): string {
   return `<!DOCTYPE html>\n<html><body style="font-family:sans-serif;font-size:14px;color:#1d1c1d">` +
     `<div style="border-left:4px solid ${severityColors[message.severity]};padding-left:12px">` +
     `${parts.join("\n")}</div></body></html>\n`;
-}
-
-function escapeHtml(text: string): string {
-  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;")
-    .replaceAll("'", "&#39;");
 }
 
 export async function sendEmail(notifier: EmailNotifier, message: Message, options: DeliveryOptions): Promise<void> {

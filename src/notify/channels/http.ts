@@ -1,7 +1,8 @@
 /**
- * One HTTP request per delivery, shared by the Slack, webhook, healthchecks, Uptime Kuma and ntfy channels. The time
- * limit covers connecting, the response and its body. Errors are described by what failed, never by the runtime's
- * message as it is: Deno's and Bun's fetch errors quote the whole URL, and these URLs carry tokens.
+ * One HTTP request per delivery, shared by every channel but e-mail. The time limit covers connecting, the response
+ * and its body. Errors are described by what failed, never by the runtime's message as it is: Deno's and Bun's fetch
+ * errors quote the whole URL, and these URLs carry tokens (Telegram's bot token is in the path). A throttled
+ * service's requested wait travels with the error, for the outbox's next attempt.
  */
 import pkg from "../../../package.json" with { type: "json" };
 import type { Notifier } from "../../config/types.ts";
@@ -60,7 +61,37 @@ export async function sendHttp(channel: Notifier["type"], request: HttpRequest, 
   }
   const body = await readHead(response).catch(() => "");
   const quoted = hideUrl(body.replace(/\s+/g, " ").trim(), url).slice(0, bodyQuoted);
-  throw new DeliveryError(channel, `HTTP ${response.status}${quoted ? `: ${quoted}` : ""}`, response.status);
+  throw new DeliveryError(
+    channel,
+    `HTTP ${response.status}${quoted ? `: ${quoted}` : ""}`,
+    response.status,
+    response.status === 429 || response.status === 503 ? retryAfterMs(response, body) : undefined,
+  );
+}
+
+/**
+ * How long a throttled (429) or unavailable (503) service asks to wait: the Retry-After header (seconds or an HTTP
+ * date), else what the body says where services put it there: Matrix's `retry_after_ms`, Discord's `retry_after`
+ * (seconds), Telegram's `parameters.retry_after` (seconds).
+ */
+export function retryAfterMs(response: Response, body: string, now = Date.now()): number | undefined {
+  const header = response.headers.get("retry-after")?.trim();
+  if (header) {
+    if (/^\d+(\.\d+)?$/.test(header)) return Math.ceil(Number(header) * 1000);
+    const date = Date.parse(header);
+    if (Number.isFinite(date)) return Math.max(0, date - now);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== "object" || parsed === null) return undefined;
+  const hint = parsed as { retry_after_ms?: unknown; retry_after?: unknown; parameters?: { retry_after?: unknown } };
+  const seconds = typeof hint.retry_after === "number" ? hint.retry_after : hint.parameters?.retry_after;
+  if (typeof hint.retry_after_ms === "number" && hint.retry_after_ms >= 0) return Math.ceil(hint.retry_after_ms);
+  return typeof seconds === "number" && seconds >= 0 ? Math.ceil(seconds * 1000) : undefined;
 }
 
 /** The first few KiB of a body: an error page can be large and the error quotes only its start. */

@@ -1,6 +1,7 @@
 /**
- * What a message says, as labelled facts and as plain text: the Slack fields, the e-mail table and the plain-text
- * bodies (e-mail, ntfy, healthchecks) show the same facts in the same order and words.
+ * What a message says, as labelled facts and as plain text: the Slack and Discord fields, the e-mail table, the Teams
+ * fact set and the plain-text bodies (e-mail, ntfy, healthchecks, Pushover, Matrix) show the same facts in the same
+ * order and words. Also the small text tools the renderers share (clipping, HTML escaping).
  */
 import { shortFingerprint } from "../../config/fingerprint.ts";
 import { formatBytes } from "../../format/bytes.ts";
@@ -138,4 +139,48 @@ export function renderPlainText(message: Message, options: { title?: boolean } =
   if (message.error) lines.push("", "Error (last lines):", ...message.error.split("\n").map((line) => `    ${line}`));
   lines.push("", `Next: ${message.next}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** Cuts a text to `max` characters (UTF-16 code units, as the services count), marking the cut with "…". */
+export function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** Keeps the end of a text (an error's last lines matter most) within `max` characters, marking the cut with "…". */
+export function clipStart(text: string, max: number): string {
+  return text.length > max ? `…${text.slice(text.length - max + 1)}` : text;
+}
+
+/** As many whole lines as fit in `max` characters (joined by newlines), then "… and N more" for the rest. */
+export function fitLines(lines: string[], max: number): string {
+  const kept: string[] = [];
+  let used = 0;
+  for (const [i, line] of lines.entries()) {
+    const more = `… and ${lines.length - i} more`;
+    const last = i === lines.length - 1;
+    if (used + line.length + (last ? 0 : more.length + 1) > max) return [...kept, more].join("\n");
+    kept.push(line);
+    used += line.length + 1;
+  }
+  return kept.join("\n");
+}
+
+/** HTML-escapes a text for an element's content or a quoted attribute (e-mail, Telegram, Matrix). */
+export function escapeHtml(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;")
+    .replaceAll("'", "&#39;");
+}
+
+/** The lines of a daily summary: "nothing ran" when so, then one line per project (symbol, name, details). */
+export function summaryLines(message: Message): { symbol: string; project?: string; text: string }[] {
+  if (message.event !== "summary.daily") return [];
+  const quiet = nothingRan(message);
+  return [
+    ...(quiet ? [{ symbol: "", text: quiet }] : []),
+    ...(message.projects ?? []).map((project) => ({
+      symbol: healthSymbol(project.health),
+      project: project.project,
+      text: summaryDetails(project, message.at),
+    })),
+  ];
 }
