@@ -115,6 +115,7 @@ export async function runProject(project: string, actions: RunAction[], ctx: App
       status: "interrupted",
       durationMs,
       bytes: run.bytes,
+      bytesAdded: run.bytesAdded,
       failure: { stage: failure?.stage ?? "the run", error: `interrupted by ${stopped}` },
       failuresBefore: 0,
     });
@@ -154,6 +155,7 @@ export async function runProject(project: string, actions: RunAction[], ctx: App
     status,
     durationMs,
     bytes: run.bytes,
+    bytesAdded: run.bytesAdded,
     failure,
     failuresBefore: status === "succeeded" ? await failuresBefore(ctx, project) : 0,
   });

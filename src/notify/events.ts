@@ -102,6 +102,7 @@ export function runFinished(
     status: "succeeded" | "failed" | "interrupted";
     durationMs: number;
     bytes?: number;
+    bytesAdded?: number;
     /** The first failure (failed runs), or the signal (interrupted runs). */
     failure?: RunFailure;
     /** Failed or interrupted runs since the last success: a success after them is a recovery. */
@@ -117,8 +118,9 @@ export function runFinished(
     runId: run.runId,
     durationMs: run.durationMs,
     bytes: run.bytes,
+    bytesAdded: run.bytesAdded,
   } as const;
-  const size = run.bytes === undefined ? "" : `, ${formatBytes(run.bytes)}`;
+  const size = run.bytes === undefined ? "" : `, ${formatBytes(run.bytes)} read`;
   if (run.status === "succeeded") {
     const recovered = run.failuresBefore > 0;
     return {

@@ -45,6 +45,8 @@ export interface Message {
   durationMs?: number;
   /** Bytes read from the sources and sent to restic in this run. */
   bytes?: number;
+  /** Bytes this run's backups added to the repositories: new data after restic's deduplication. */
+  bytesAdded?: number;
   /** The last lines of the error (redacted). */
   error?: string;
   /** One line telling the operator what to do next. */

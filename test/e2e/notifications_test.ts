@@ -548,6 +548,9 @@ export default defineConfig({
         "a channel gets its rows in order",
       );
       assert.equal(events[0].runId, events[1].runId);
+      // What the run's backups read, and what restic added to the repository after deduplication (none of it more).
+      assert.ok(events[1].bytes > 0 && events[1].bytesAdded > 0, JSON.stringify(events[1]));
+      assert.ok(events[1].bytesAdded <= events[1].bytes + 65_536, JSON.stringify(events[1]));
     }
 
     const status = await cli(["status", "--json", "--now", at(1, 10, 2)]);

@@ -120,7 +120,8 @@ describe("notification channels", () => {
       assert.equal(payload.attachments[0].color, "#2eb886");
       const body = JSON.stringify(payload.attachments[0].blocks);
       assert.match(body, /\*Failed runs before\*\\n2/);
-      assert.match(body, /\*Size\*\\n1\.2 GiB/);
+      assert.match(body, /\*Read\*\\n1\.2 GiB/);
+      assert.match(body, /\*Added\*\\n49\.0 MiB new in the repositories/);
       assert.match(body, /\*Duration\*\\n4m 55s/);
     });
 

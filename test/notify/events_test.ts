@@ -25,10 +25,11 @@ const config = (notifiers: Record<string, unknown>) => loadedWithNotifiers(notif
 
 describe("runFinished", () => {
   it("is a run.succeeded after a success, a run.recovered after failures", () => {
-    const ok = runFinished({ ...run, status: "succeeded", bytes: 2048, failuresBefore: 0 });
+    const ok = runFinished({ ...run, status: "succeeded", bytes: 2048, bytesAdded: 512, failuresBefore: 0 });
     assert.equal(ok.event, "run.succeeded");
     assert.equal(ok.severity, "good");
-    assert.match(ok.title, /^shop: backup succeeded in 1m 30s, 2\.0 KiB$/);
+    assert.match(ok.title, /^shop: backup succeeded in 1m 30s, 2\.0 KiB read$/);
+    assert.equal(ok.bytesAdded, 512);
     const recovered = runFinished({ ...run, status: "succeeded", failuresBefore: 3 });
     assert.equal(recovered.event, "run.recovered");
     assert.equal(recovered.failuresBefore, 3);

@@ -110,6 +110,7 @@ export async function backup(
       : `  + backup ${label}: the dump was empty (allowed by allowEmpty), no snapshot stored`,
   );
   run.bytes = (run.bytes ?? 0) + (bytes ?? 0);
+  run.bytesAdded = (run.bytesAdded ?? 0) + (bytesAdded ?? 0);
   if (snapshotId) run.made.set(action.source, snapshotId);
   if (snapshot) run.reported.set(action.repository, [...run.reported.get(action.repository) ?? [], snapshot]);
   else if (snapshotId) run.uncertain.add(action.repository); // its full id is unknown: list the repository

@@ -30,6 +30,8 @@ export interface RunState {
   uncertain: Set<string>;
   /** Bytes the run's backups read. */
   bytes?: number;
+  /** Bytes the run's backups added to their repositories (restic's data_added: new data after deduplication). */
+  bytesAdded?: number;
 }
 
 /** What the forgets of one apply share: the groups left as they were, the repositories they changed. */

@@ -49,7 +49,11 @@ export function facts(message: Message): Fact[] {
   add("Stage", message.stage);
   add("Attempt", message.attempt && `${message.attempt.n} of ${message.attempt.of}`);
   add("Duration", message.durationMs === undefined ? undefined : humanDuration(message.durationMs));
-  add("Size", message.bytes === undefined ? undefined : formatBytes(message.bytes));
+  add("Read", message.bytes === undefined ? undefined : formatBytes(message.bytes));
+  add(
+    "Added",
+    message.bytesAdded === undefined ? undefined : `${formatBytes(message.bytesAdded)} new in the repositories`,
+  );
   add("Failed runs before", message.failuresBefore?.toString());
   if (message.event === "backup.overdue") {
     add("Last success", message.lastSuccessAt ? sinceText(message.lastSuccessAt, message.at) : "never");
