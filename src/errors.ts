@@ -199,6 +199,16 @@ export function exitCodeFor(error: unknown): ExitCode {
   return error instanceof BackupctlError ? error.exitCode : ExitCode.failed;
 }
 
+/** A stop signal while waiting for a lock (`--wait`): nothing was done; exit 130 (SIGINT) or 143 (SIGTERM). */
+export class WaitStopped extends BackupctlError {
+  override readonly exitCode: ExitCode;
+  constructor(signal: NodeJS.Signals, what: string) {
+    super(`stopped by ${signal} while waiting for ${what}: nothing ran`);
+    this.name = "WaitStopped";
+    this.exitCode = signal === "SIGINT" ? ExitCode.interrupted : ExitCode.terminated;
+  }
+}
+
 /** Ctrl-C at a question on the terminal: nothing was done; exit 130 as for SIGINT. */
 export class PromptStopped extends BackupctlError {
   override readonly exitCode = ExitCode.interrupted;

@@ -24,7 +24,7 @@
 import { chmodSync, mkdirSync, readdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { LockError } from "../errors.ts";
+import { LockError, WaitStopped } from "../errors.ts";
 import { humanDuration, isoSeconds } from "../format/time.ts";
 import {
   createExclusive,
@@ -40,6 +40,7 @@ import {
   sweepClaims,
 } from "./lock-file.ts";
 import { onProcessEnd } from "../runtime/process-end.ts";
+import { stopRequested } from "../runtime/shutdown.ts";
 import { currentProcessStart, processAlive } from "../runtime/process.ts";
 
 export { currentProcessStart, processAlive };
@@ -302,6 +303,42 @@ function releaseAll(): void {
       lock.release();
     } catch {
       // the process is ending: a lock left behind is stale and gets taken over
+    }
+  }
+}
+
+/**
+ * `--wait`: runs `take` (taking every lock or lease a command needs, all or none) again while it fails with a
+ * LockError, for at most `waitMs`, polling every `pollMs` and saying once what it waits for. Taking all or none each
+ * time means a waiting command never holds one project while it waits for another. After the deadline the last
+ * LockError is thrown with how long it waited (exit 4); a stop signal ends the wait with nothing run.
+ */
+export async function withLockPatience<T>(
+  waitMs: number | undefined,
+  take: () => T | Promise<T>,
+  say: (line: string) => void,
+  pollMs = 1000,
+): Promise<T> {
+  const started = Date.now();
+  let said = false;
+  for (;;) {
+    try {
+      return await take();
+    } catch (error) {
+      if (!(error instanceof LockError) || !waitMs) throw error;
+      const waited = Date.now() - started;
+      if (waited >= waitMs) {
+        throw new LockError(`waited ${humanDuration(waited)} (--wait): ${error.message}`);
+      }
+      if (!said) {
+        say(`Waiting up to ${humanDuration(waitMs)} (--wait): ${error.message.split("\n")[0]}`);
+        said = true;
+      }
+      const signal = stopRequested();
+      if (signal) throw new WaitStopped(signal, "a lock");
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, waitMs - waited)));
+      const late = stopRequested();
+      if (late) throw new WaitStopped(late, "a lock");
     }
   }
 }

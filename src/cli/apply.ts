@@ -7,7 +7,8 @@ import { enqueueScheduledNotifications } from "../apply/scheduled-notifications.
 import { preparePlan, rederivePlan } from "../apply/prepare.ts";
 import { createClock } from "../clock.ts";
 import { ActionsFailedError, ExitCode, PromptStopped, StoppedError, UsageError } from "../errors.ts";
-import { acquireProjectLock, describeHolder, type ProjectLock } from "../apply/lock.ts";
+import { acquireProjectLock, describeHolder, type ProjectLock, withLockPatience } from "../apply/lock.ts";
+import { parseDuration } from "../config/duration.ts";
 import { handleStopSignals, stopRequested } from "../runtime/shutdown.ts";
 import { runStage, type StageContext } from "../apply/stage.ts";
 import { assertCurrent, assertRederived, heldRemainder, readPlanFile } from "../plan/planfile.ts";
@@ -35,6 +36,8 @@ export const description = "Execute the plan (or a saved plan file): initialize,
 
 export interface ApplyOptions extends PlanCommandOptions {
   autoApprove?: boolean;
+  /** `--wait DURATION`: wait that long for a project another apply, backup or watch holds, instead of exit 4. */
+  wait?: string;
   /** Not an option of apply: accepted only to say that `plan` is the dry run. */
   dryRun?: boolean;
 }
@@ -67,6 +70,7 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .option("-p, --project <name>", "only this project (repeatable; not with a plan file)", collect)
     .option("--now <iso>", "run as if the clock read this time (schedules, audit and snapshot times)")
     .option("--auto-approve", "run deletions that need approval (changed retention, floors) without asking")
+    .option(waitFlags, waitHelp)
     .option(
       "--detailed-exitcode",
       "exit 2 when deletions were held for approval (0 when everything ran, 1 when something failed)",
@@ -76,6 +80,11 @@ export function define(program: Command, output: Output, done: (code: number) =>
       done(await run(planfile, command.optsWithGlobals<ApplyOptions>(), output))
     );
 }
+
+/** `--wait`, shared with `backup` and `forget`: the flags and their help. */
+export const waitFlags = "--wait <duration>";
+export const waitHelp = "when another apply, backup or watch holds a project, wait up to this long (e.g. 10m) for " +
+  "it to finish instead of exiting with 4";
 
 /** Asks on a terminal whether held deletions may run; only "yes" accepts. */
 async function confirmDeletions(plan: Plan, output: Output): Promise<boolean> {
@@ -113,6 +122,10 @@ async function runApply(
   const approveWith = demand?.approveWith ??
     (planfile ? `backupctl apply ${planfile} --auto-approve` : "backupctl apply --auto-approve");
   const now = parseNow(options.now);
+  const waitMs = options.wait === undefined ? undefined : parseDuration(options.wait);
+  if (options.wait !== undefined && !waitMs) {
+    throw new UsageError(`--wait: expected a duration such as "10m" or "1h", got "${options.wait}"`);
+  }
   if (planfile && options.project?.length) {
     throw new UsageError("--project cannot be combined with a plan file: the saved plan already fixes its projects");
   }
@@ -131,8 +144,17 @@ async function runApply(
     const scope = selected ?? Object.keys(loaded.config.projects);
     // With a PostgreSQL state the projects are leased fleet-wide (a watch on another host may run them); without
     // one, locked in the state folder. Either way before the plan: what another process does cannot change it.
-    fleet = store.postgres ? await leaseProjects(store, scope, host, command, loaded.fingerprint, output) : undefined;
-    const taken = fleet ? new Map<string, ProjectLock>() : lockProjects(store.dir, scope, host, command);
+    const say = (line: string) => output.stderr(`${line}\n`);
+    fleet = store.postgres
+      ? await withLockPatience(
+        waitMs,
+        () => leaseProjects(store, scope, host, command, loaded.fingerprint, output),
+        say,
+      )
+      : undefined;
+    const taken = fleet
+      ? new Map<string, ProjectLock>()
+      : await withLockPatience(waitMs, () => lockProjects(store.dir, scope, host, command), say);
     locks = taken;
     let plan: PlanToApply;
     let adopted: string[];

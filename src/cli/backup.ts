@@ -8,7 +8,7 @@
 import type { Command } from "commander";
 import type { LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
-import { type ApplyOptions, run as runApply } from "./apply.ts";
+import { type ApplyOptions, run as runApply, waitFlags, waitHelp } from "./apply.ts";
 import { type GlobalOptions, load, namedProjects, type Output } from "./context.ts";
 import { collect } from "./plan.ts";
 
@@ -18,6 +18,7 @@ export const description =
 interface BackupOptions extends GlobalOptions {
   source?: string[];
   repository?: string[];
+  wait?: string;
 }
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
@@ -29,6 +30,7 @@ export function define(program: Command, output: Output, done: (code: number) =>
       "copy only to this repository (repeatable; the backup itself always goes to the project's first)",
       collect,
     )
+    .option(waitFlags, waitHelp)
     .action(async (projects: string[], _options, command: Command) =>
       done(await run(projects, command.optsWithGlobals<BackupOptions>(), output))
     );

@@ -6,7 +6,7 @@
  */
 import { type Command, Option } from "commander";
 import { UsageError } from "../errors.ts";
-import { type ApplyOptions, run as runApply } from "./apply.ts";
+import { type ApplyOptions, run as runApply, waitFlags, waitHelp } from "./apply.ts";
 import { type GlobalOptions, load, namedProjects, type Output } from "./context.ts";
 
 export const description =
@@ -16,6 +16,7 @@ interface ForgetOptions extends GlobalOptions {
   prune?: boolean;
   autoApprove?: boolean;
   dryRun?: boolean;
+  wait?: string;
 }
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
@@ -23,6 +24,7 @@ export function define(program: Command, output: Output, done: (code: number) =>
     .argument("<projects...>", "the projects whose retention runs now")
     .option("--prune", "also prune the projects' repositories where nothing is forgotten now (frees earlier forgets)")
     .option("--auto-approve", "run deletions that need approval (changed retention, floors) without asking")
+    .option(waitFlags, waitHelp)
     .addOption(new Option("--dry-run", "not an option: `backupctl plan --project P` shows the forgets").hideHelp())
     .action(async (projects: string[], _options, command: Command) =>
       done(await run(projects, command.optsWithGlobals<ForgetOptions>(), output))

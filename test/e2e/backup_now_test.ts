@@ -297,12 +297,33 @@ export default defineConfig({
     assert.equal(apply.code, 4, apply.stdout + apply.stderr);
     const forget = await cli(["forget", "slow"]);
     assert.equal(forget.code, 4, forget.stdout + forget.stderr);
+    // --wait: a short wait still ends with exit 4, saying how long it waited; Ctrl-C ends a wait with nothing run.
+    const impatient = await cli(["apply", "--project", "slow", "--wait", "1s"]);
+    assert.equal(impatient.code, 4, impatient.stdout + impatient.stderr);
+    assert.match(impatient.stderr, /^Waiting up to 1s \(--wait\): project slow is locked/m);
+    assert.match(impatient.stderr, /waited 1s \(--wait\): project slow is locked: held by backup/);
+    const interrupted = spawnCli(["--config", demo.config, "forget", "slow", "--wait", "10m"], { env: demo.env });
+    await waitFor("forget to wait", () => interrupted.output().includes("Waiting up to 10m"));
+    process.kill(interrupted.pid, "SIGINT");
+    const stopped = await interrupted.done;
+    assert.equal(stopped.code, 130, stopped.stdout + stopped.stderr);
+    assert.match(stopped.stderr, /stopped by SIGINT while waiting for a lock: nothing ran/);
+    // A patient backup waits for the first to end, then runs.
+    const patient = spawnCli(["--config", demo.config, "backup", "slow", "--wait", "10m"], { env: demo.env });
+    await waitFor("backup to wait", () => patient.output().includes("Waiting up to 10m"));
     writeFileSync(gate(), "");
     const done = await first.done;
     assert.equal(done.code, 0, done.stdout + done.stderr);
     assert.match(done.stdout, /\+ backup slow\/slow → local: snapshot/);
+    const waited = await patient.done;
+    assert.equal(waited.code, 0, waited.stdout + waited.stderr);
+    assert.match(waited.stdout, /\+ backup slow\/slow → local: snapshot/);
     assert.ok(!existsSync(lockFile), "the lock is released");
-    const runs = await sql("SELECT command, status FROM runs WHERE project = 'slow'");
-    assert.deepEqual(runs, [{ command: "backup", status: "succeeded" }], "the refused commands recorded no run");
+    const runs = await sql("SELECT command, status FROM runs WHERE project = 'slow' ORDER BY started_at");
+    assert.deepEqual(
+      runs,
+      [{ command: "backup", status: "succeeded" }, { command: "backup", status: "succeeded" }],
+      "the refused and stopped commands recorded no run; the patient backup ran after the first",
+    );
   });
 });
