@@ -131,7 +131,7 @@ describe("postgres", () => {
       assert.deepEqual(client.args, ["--host=db.internal", "--port=5433", "--username=backup"]);
       assertPrivateFile(client.env.PGPASSFILE, `db.internal:5433:scratch:backup:${pgpassField(password)}\n`);
     } finally {
-      client.cleanup();
+      client.cleanup?.();
     }
   });
 
@@ -204,9 +204,10 @@ describe("mysql", () => {
   it("the client connects the same way", () => {
     const client = mysqlClient(source, context);
     try {
-      assert.match(client.program, /^(mariadb|mysql)$/);
-      assert.deepEqual(client.args.slice(1), ["--host=db.internal", "--port=3307", "--protocol=TCP"]);
-      assertPrivateFile(client.args[0].replace("--defaults-extra-file=", ""), /^\[client\]\nuser="dumper-7"\n/);
+      const [program, defaults, ...rest] = client.command([...client.args, "-e", "SELECT 1"]);
+      assert.match(program, /^(mariadb|mysql)$/);
+      assert.deepEqual(rest, ["--host=db.internal", "--port=3307", "--protocol=TCP", "-e", "SELECT 1"]);
+      assertPrivateFile(defaults.replace("--defaults-extra-file=", ""), /^\[client\]\nuser="dumper-7"\n/);
     } finally {
       client.cleanup();
     }
