@@ -66,11 +66,14 @@ function oneOrAll<A extends z.ZodObject, B extends z.ZodObject>(one: A, all: B) 
   });
 }
 
-const postgresConnection = {
+/** The keys of postgres() before `database` and after it (the reference lists them in this order). */
+const postgresServer = {
   type: z.literal("postgres"),
   ...dumpCommon,
   host: host.optional().describe("Server host (default: libpq's, `PGHOST`, else the local socket)"),
   port: port.optional().describe("Server port (default: libpq's, `PGPORT`, else 5432)"),
+};
+const postgresConnection = {
   user: nonEmpty.optional().describe("User name (default: libpq's, `PGUSER`, else the OS user name)"),
   password: secretRef.optional().describe(
     "The user's password, given to pg_dump in a private pgpass file (in a container: the exec's `PGPASSWORD`), " +
@@ -85,24 +88,29 @@ const postgresConnection = {
 
 /** One PostgreSQL database; the drill's scratch database (`verify.into`) takes this form too. */
 export const postgresSchema = strict({
-  ...postgresConnection,
+  ...postgresServer,
   database: databaseName.describe("The database to dump (also the default source name)"),
+  ...postgresConnection,
   ...oneDatabase,
 }).describe("A PostgreSQL database, dumped with `pg_dump -Fc -Z0` (default name: `database`)");
 
 const postgresServerSchema = strict({
-  ...postgresConnection,
+  ...postgresServer,
   database: databaseName.optional().describe(
     'The database to connect to for the listing and the globals (default `"postgres"`)',
   ),
+  ...postgresConnection,
   ...allDatabases("; databases that refuse connections (template0, template1) are never listed"),
 }).describe('Every database of a PostgreSQL server (`databases: "all"`; default name: `"postgres"`)');
 
-const mysqlConnection = {
+/** The keys of mysql() before `database` and after it (the reference lists them in this order). */
+const mysqlServer = {
   type: z.literal("mysql"),
   ...dumpCommon,
   host: host.optional().describe("Server host (default: the client's, the local socket)"),
   port: port.optional().describe("Server port; setting it forces `--protocol=TCP`"),
+};
+const mysqlConnection = {
   user: nonEmpty.optional().describe("User name (default: the client's option files)"),
   password: secretRef.optional().describe(
     "The user's password, given to the client in a private option file (in a container: the exec's `MYSQL_PWD`), " +
@@ -116,14 +124,18 @@ const mysqlConnection = {
 
 /** One MySQL/MariaDB database; the drill's scratch database (`verify.into`) takes this form too. */
 export const mysqlSchema = strict({
-  ...mysqlConnection,
+  ...mysqlServer,
   database: databaseName.describe("The database to dump (also the default source name)"),
+  ...mysqlConnection,
   ...oneDatabase,
 }).describe("A MySQL or MariaDB database, dumped with `mariadb-dump` or `mysqldump` (default name: `database`)");
 
 const mysqlServerSchema = strict({
+  ...mysqlServer,
+  database: z.undefined({
+    error: () => 'not with databases: "all", which backs up every database: remove database, or remove databases',
+  }).optional().describe('Not with `databases: "all"`'),
   ...mysqlConnection,
-  database: z.undefined().optional().describe('Not with `databases: "all"`'),
   ...allDatabases(
     "; the system schemas information_schema, performance_schema, sys and mysql are never listed",
   ),
