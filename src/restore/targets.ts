@@ -93,7 +93,7 @@ export function restoreSink(
         argv: client.command([...client.args, "--", target.database]),
         env: client.env,
         package: containerPackage(target, "mariadb-client"),
-        cleanup: client.cleanup,
+        cleanup: () => client.cleanup?.(),
       };
     }
     case "sqlite": {
@@ -158,7 +158,7 @@ export async function recreate(target: DatabaseTarget, context: SourceContext): 
           `preparing the scratch database ${target.database}`,
         );
       } finally {
-        client.cleanup();
+        client.cleanup?.();
       }
       return;
     }
@@ -206,7 +206,7 @@ async function query(target: DatabaseTarget, sql: string, context: SourceContext
           { env: client.env },
         );
       } finally {
-        client.cleanup();
+        client.cleanup?.();
       }
     }
     case "sqlite":

@@ -58,7 +58,7 @@ export async function listDatabases(server: ServerSource, context: SourceContext
         timeoutMs: listingTimeoutMs,
       });
     } finally {
-      client.cleanup();
+      client.cleanup?.();
     }
     rows = result.stdout.split("\n").filter((row) => row !== "").map(unescapeBatch)
       .filter((row) => !mysqlSystemSchemas.includes(row));

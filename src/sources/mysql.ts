@@ -71,8 +71,8 @@ export interface MysqlClient {
   env: Record<string, string> | undefined;
   /** The program's argv as run, given its arguments: the option file first on this host, or inside the container. */
   command: (rest: string[]) => string[];
-  /** Removes the private option file; call it when the program has exited. */
-  cleanup: () => void;
+  /** Removes the private option file, when there is one; call it when the program has exited. */
+  cleanup?: () => void;
 }
 
 /**
@@ -98,7 +98,6 @@ export function mysqlClient(
       args,
       env,
       command: (rest) => containerArgv(source, mariadbOrMysql(mariadb, mysql, [...user, ...rest]), env),
-      cleanup: () => {},
     };
   }
   const defaults = defaultsFile(source, context);

@@ -61,6 +61,32 @@ describe("databases: all, in the schema", () => {
     assert.match(problems([mysql({ databases: "all", database: "wiki" } as never)])[0], /remove database/);
   });
 
+  it("a drill of a server's database names it: which one is not known before planning", () => {
+    const server = postgres({ name: "pg", databases: "all" });
+    const into = postgres({ database: "drill" });
+    const missing = (verify: unknown) => {
+      try {
+        loadedConfig({ app: { ...project([server]), verify } });
+        return [];
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        return error.problems.map((p) => `${p.path}: ${p.message}`);
+      }
+    };
+    assert.deepEqual(missing({ every: "7d", into }), [
+      "projects.app.verify.source: required: the project's postgres source pg backs up every database of its " +
+      'server; name the one to drill, e.g. source: "pg-DATABASE"',
+    ]);
+    assert.deepEqual(missing({ every: "7d", into, source: "pg-shop" }), []);
+    const { config } = loadedConfig({
+      app: { ...project([server]), verify: { every: "7d", into, source: "pg-shop" } },
+    });
+    assert.deepEqual(serverDatabaseSource(config.projects.app, "pg-shop")?.discovered, {
+      server: "pg",
+      database: "shop",
+    });
+  });
+
   it("reports two servers of the same default name as duplicates", () => {
     const found = problems([postgres({ databases: "all" }), postgres({ databases: "all", port: 5433 })]);
     assert.match(found.join("\n"), /duplicate source name "postgres"/);

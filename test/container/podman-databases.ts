@@ -113,7 +113,7 @@ export default defineConfig({
         connection(maria)
       }, host: "127.0.0.1", user: "backup", password: env("MARIA_PASSWORD"), database: "app" }),
     ],
-    verify: { every: "7d", into: postgres({ ${connection(pg)}, host: "127.0.0.1", user: "postgres",
+    verify: { every: "7d", source: "pg-shop", into: postgres({ ${connection(pg)}, host: "127.0.0.1", user: "postgres",
       password: env("PG_PASSWORD"), database: "shop_drill" }), check: "SELECT count(*) FROM orders", expect: { minRows: 2000 } },
   } },
 });
