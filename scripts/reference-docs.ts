@@ -160,9 +160,25 @@ interface Walk {
   titles: Set<string>;
 }
 
+/**
+ * A key that must stay absent (`z.undefined()`): it only keeps two forms of one helper apart (postgres() with one
+ * database, and with `databases: "all"`), and is not listed.
+ */
+function absentKey(field: Schema): boolean {
+  return def(unwrap(field).inner).type === "undefined";
+}
+
+/** The literal `databases` of a helper's second form (`postgres({ databases: "all" })`), if it is one. */
+function formOf(object: Schema): string | undefined {
+  const databases = def(object).shape?.databases;
+  if (!databases || absentKey(databases)) return undefined;
+  const inner = unwrap(databases).inner;
+  return def(inner).type === "literal" ? `{ databases: ${JSON.stringify(def(inner).values[0])} }` : undefined;
+}
+
 function sectionTitle(object: Schema, path: string): string {
   const helper = helperOf(object);
-  if (helper) return `\`${helper}()\``;
+  if (helper) return `\`${helper}(${formOf(object) ?? ""})\``;
   return path === "" ? "Top level" : `\`${path}\``;
 }
 
@@ -174,7 +190,7 @@ function visitObject(walk: Walk, object: Schema, path: string, fieldDescription?
   }
   walk.sections.set(object, { object, title: sectionTitle(object, path), paths: [path], fieldDescription });
   for (const [key, field] of Object.entries(def(object).shape as Record<string, Schema>)) {
-    if (key === "type" && helperOf(object)) continue;
+    if ((key === "type" && helperOf(object)) || absentKey(field)) continue;
     const fieldPath = path === "" ? key : `${path}.${key}`;
     if (ownDescription(field) === undefined) throw new Error(`the schema has no description for ${fieldPath}`);
     visitValue(walk, field, fieldPath, ownDescription(field));
@@ -259,7 +275,7 @@ function typeOf(walk: Walk, schema: Schema): string {
       const section = walk.sections.get(inner);
       if (!section) throw new Error("an object without a section");
       const helper = helperOf(inner);
-      return helper ? `[\`${helper}()\`](#${slug(section.title)})` : `[object](#${slug(section.title)})`;
+      return helper ? `[${section.title}](#${slug(section.title)})` : `[object](#${slug(section.title)})`;
     }
   }
   throw new Error(`the reference generator does not know zod's "${d.type}" (teach typeOf)`);
@@ -315,7 +331,7 @@ export function renderConfigReference(): string {
     }
     parts.push(paragraph(intro.join(" ")));
     const rows = Object.entries(def(section.object).shape as Record<string, Schema>)
-      .filter(([key]) => !(key === "type" && helper))
+      .filter(([key, field]) => !(key === "type" && helper) && !absentKey(field))
       .map(([key, field]) => [
         `\`${key}\``,
         typeOf(walk, field),

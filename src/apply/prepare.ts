@@ -14,6 +14,7 @@ import { type OnDemand, planToApply as makePlan } from "../plan/planner.ts";
 import type { Leftovers, ObservedState, Plan, PlanToApply } from "../plan/types.ts";
 import { ResticError } from "../repository/restic-errors.ts";
 import type { StateStore } from "../state/store.ts";
+import { discoverDatabases } from "./discovery.ts";
 import { findLeftovers } from "./recovery.ts";
 
 export interface PrepareOptions {
@@ -54,6 +55,11 @@ export interface PrepareOptions {
 }
 
 export interface Prepared {
+  /**
+   * The config the plan was made from: the loaded one, with the databases of its `databases: "all"` servers as
+   * sources (apply/discovery.ts). Whatever carries out the plan must use this one.
+   */
+  loaded: LoadedConfig;
   /** The plan with what apply needs beyond the document (prune triggers); renderers and plan files write the document. */
   plan: PlanToApply;
   /** What the plan was made from. */
@@ -93,14 +99,19 @@ export async function preparePlan(loaded: LoadedConfig, store: StateStore, optio
     adopted = [...new Set([...adopted, ...again.adopted])];
     warnings = [...warnings, ...again.warnings];
   }
-  const plan = makePlan(loaded, observed, now, {
+  const discovered = await discoverDatabases(loaded, observed, {
+    projects,
+    offline: options.offline,
+    privateDir: store.privateDir,
+  });
+  const plan = makePlan(discovered.loaded, observed, now, {
     projects,
     generatedAt: new Date(),
     planId: randomUUID(),
     onDemand: options.onDemand,
   });
-  plan.warnings.push(...warnings);
-  return { plan, observed, leftovers, adopted };
+  plan.warnings.push(...discovered.warnings, ...warnings);
+  return { loaded: discovered.loaded, plan, observed, leftovers, adopted };
 }
 
 /**
@@ -124,13 +135,19 @@ export async function rederivePlan(
     leftovers.staleLocks = [...leftovers.staleLocks, ...takenOver.filter((lock) => !seen.has(lock.project))]
       .sort((a, b) => (lockFile(a) < lockFile(b) ? -1 : lockFile(a) > lockFile(b) ? 1 : 0));
   }
+  // The servers are asked again: a database created or dropped since the plan makes it stale.
+  const discovered = await discoverDatabases(loaded, observed, {
+    projects: saved.projects,
+    privateDir: store.privateDir,
+  });
   // generated_at decides nothing; the plan id, the projects and `now` are the file's.
-  const plan = makePlan(loaded, observed, new Date(saved.now), {
+  const plan = makePlan(discovered.loaded, observed, new Date(saved.now), {
     projects: saved.projects,
     generatedAt: new Date(),
     planId: saved.plan_id,
   });
-  return { plan, observed, leftovers, adopted };
+  plan.warnings.push(...discovered.warnings);
+  return { loaded: discovered.loaded, plan, observed, leftovers, adopted };
 }
 
 /** The repositories of the enabled projects a command covers (all of them without projects), each once. */

@@ -158,6 +158,8 @@ async function runApply(
     locks = taken;
     let plan: PlanToApply;
     let adopted: string[];
+    /** The config the plan was made from: with the databases of `databases: "all"` servers as sources. */
+    let planned = loaded;
     /** A saved plan applied before with deletions held: only those run now. */
     let heldBefore: string[] | undefined;
     if (saved) {
@@ -182,6 +184,7 @@ async function runApply(
         plan = { ...saved, actions: rederived.plan.actions };
       }
       adopted = rederived.adopted;
+      planned = rederived.loaded;
     } else {
       await auditTakeovers(taken, { store, clock }, output);
       const prepared = await preparePlan(loaded, store, {
@@ -193,6 +196,7 @@ async function runApply(
       });
       plan = prepared.plan;
       adopted = prepared.adopted;
+      planned = prepared.loaded;
     }
     for (const name of adopted) {
       const repository = repositoryFor({ loaded, store }, name);
@@ -217,7 +221,7 @@ async function runApply(
     const approved = !needsApproval || Boolean(options.autoApprove) || await confirmDeletions(plan, output);
     output.stdout("\n");
     const report = await applyPlan(plan, {
-      loaded,
+      loaded: planned,
       store: fleet ? store.fenced(fleet.fence) : store,
       fleet,
       approved,

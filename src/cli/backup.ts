@@ -6,6 +6,7 @@
  * src/plan/planner.ts and docs/cli.md).
  */
 import type { Command } from "commander";
+import { serverDatabaseSource } from "../config/discovered.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
 import { type ApplyOptions, run as runApply, waitFlags, waitHelp } from "./apply.ts";
@@ -41,7 +42,11 @@ export async function run(names: string[], options: BackupOptions, output: Outpu
   const projects = namedProjects(loaded, names, "backup");
   const sources = options.source?.length ? [...new Set(options.source)] : undefined;
   const repositories = options.repository?.length ? [...new Set(options.repository)] : undefined;
-  if (sources) checkNamed(loaded, projects, "source", sources, (p) => p.sources.map((s) => s.name));
+  // A database of a `databases: "all"` server is named as its source (`pg-shop`): known once listed, when planning.
+  const serverDatabases = (p: Project) => sources?.filter((name) => serverDatabaseSource(p, name)) ?? [];
+  if (sources) {
+    checkNamed(loaded, projects, "source", sources, (p) => [...p.sources.map((s) => s.name), ...serverDatabases(p)]);
+  }
   if (repositories) checkNamed(loaded, projects, "repository", repositories, (p) => p.repositories);
   const list = projects.join(" ");
   const applyOptions: ApplyOptions = { ...options, project: projects };

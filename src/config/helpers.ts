@@ -15,9 +15,11 @@ import type {
   HealthchecksNotifier,
   MatrixNotifier,
   MongodbSource,
+  MysqlServerSource,
   MysqlSource,
   NtfyNotifier,
   PagerDutyNotifier,
+  PostgresServerSource,
   PostgresSource,
   PushoverNotifier,
   ResticRepository,
@@ -77,26 +79,38 @@ export function file(path: string): FileSecret {
 
 /**
  * A PostgreSQL database, dumped with `pg_dump -Fc -Z0` and streamed into restic. Its name defaults to the database.
+ * With `databases: "all"`, every database of the server, listed when planning, each a source `<name>-<database>`
+ * (the name defaults to "postgres"). With `container`, pg_dump runs inside that container (`docker`/`podman exec`).
  *
  * @example
  * ```ts
  * postgres({ host: "db", database: "shop", user: "backup", password: env("SHOP_DB_PASSWORD") })
+ * postgres({ databases: "all", exclude: ["scratch_*"], globals: true, user: "backup", password: env("PG_PASSWORD") })
+ * postgres({ container: "db", database: "shop", user: "postgres", password: env("SHOP_DB_PASSWORD") })
  * ```
  */
-export function postgres(options: Options<PostgresSource>): PostgresSource {
+export function postgres(options: Options<PostgresSource>): PostgresSource;
+export function postgres(options: Options<PostgresServerSource>): PostgresServerSource;
+export function postgres(
+  options: Options<PostgresSource> | Options<PostgresServerSource>,
+): PostgresSource | PostgresServerSource {
   return { type: "postgres", ...options };
 }
 
 /**
  * A MySQL or MariaDB database, dumped with `mysqldump`/`mariadb-dump --single-transaction` and streamed into restic.
- * Its name defaults to the database.
+ * Its name defaults to the database. With `databases: "all"`, every database of the server but its system schemas,
+ * each a source `<name>-<database>` (the name defaults to "mysql").
  *
  * @example
  * ```ts
  * mysql({ host: "mariadb", database: "wiki", user: "backup", password: env("WIKI_DB_PASSWORD") })
+ * mysql({ databases: "all", exclude: ["test_*"], user: "backup", password: env("MARIADB_PASSWORD") })
  * ```
  */
-export function mysql(options: Options<MysqlSource>): MysqlSource {
+export function mysql(options: Options<MysqlSource>): MysqlSource;
+export function mysql(options: Options<MysqlServerSource>): MysqlServerSource;
+export function mysql(options: Options<MysqlSource> | Options<MysqlServerSource>): MysqlSource | MysqlServerSource {
   return { type: "mysql", ...options };
 }
 

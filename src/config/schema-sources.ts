@@ -26,36 +26,120 @@ const dumpCommon = {
 };
 const databaseName = nonEmpty;
 
-export const postgresSchema = strict({
+/** Where a database source's client programs run (see ContainerOptions in types.ts). */
+const containerFields = {
+  container: nonEmpty.optional().describe(
+    "Run the dump (and restore) programs inside this running container, with `docker exec -i` or `podman exec -i`; " +
+      "the password goes through the exec's environment, never its arguments",
+  ),
+  containerRuntime: z.enum(["docker", "podman"]).optional().describe(
+    'The program that runs `container`: "docker" or "podman" (default: docker when installed, else podman)',
+  ),
+};
+
+/**
+ * `databases: "all"` and its `exclude`: every database of the server, listed when planning. In a source whose
+ * `databases` is absent (one database) the key must stay absent: `z.undefined()` keeps the two shapes apart.
+ */
+const oneDatabase = {
+  databases: z.undefined().optional().describe('`"all"`: see the all-databases form below'),
+};
+function allDatabases(systemNote: string) {
+  return {
+    databases: z.literal("all").describe(
+      `Back up every database of the server, listed when planning; each becomes a source \`<name>-<database>\`${systemNote}`,
+    ),
+    exclude: stringList.optional().describe(
+      'Database names left out, as glob patterns (`*` any characters, `?` one), e.g. `["template*", "scratch_*"]`',
+    ),
+  };
+}
+/** Picks the form by `databases`, so a source without it gets the one-database form's own messages. */
+function oneOrAll<A extends z.ZodObject, B extends z.ZodObject>(one: A, all: B) {
+  return z.discriminatedUnion("databases", [one, all], {
+    error: (issue) =>
+      issue.code === "invalid_union"
+        ? `databases: expected "all" (or no databases key, with a database), got ${
+          describeValue((issue.input as Record<string, unknown> | undefined)?.databases)
+        }`
+        : undefined,
+  });
+}
+
+/** The keys of postgres() before `database` and after it (the reference lists them in this order). */
+const postgresServer = {
   type: z.literal("postgres"),
   ...dumpCommon,
   host: host.optional().describe("Server host (default: libpq's, `PGHOST`, else the local socket)"),
   port: port.optional().describe("Server port (default: libpq's, `PGPORT`, else 5432)"),
-  database: databaseName.describe("The database to dump (also the default source name)"),
+};
+const postgresConnection = {
   user: nonEmpty.optional().describe("User name (default: libpq's, `PGUSER`, else the OS user name)"),
   password: secretRef.optional().describe(
-    "The user's password, given to pg_dump in a private pgpass file, never on the command line",
+    "The user's password, given to pg_dump in a private pgpass file (in a container: the exec's `PGPASSWORD`), " +
+      "never on the command line",
   ),
   options: stringList.optional().describe('Extra `pg_dump` arguments, e.g. `["--exclude-table=audit_log"]`'),
   globals: z.boolean().optional().describe(
     "Also back up roles and tablespaces (`pg_dumpall --globals-only`) as a second source `<name>-globals`",
   ),
+  ...containerFields,
+};
+
+/** One PostgreSQL database; the drill's scratch database (`verify.into`) takes this form too. */
+export const postgresSchema = strict({
+  ...postgresServer,
+  database: databaseName.describe("The database to dump (also the default source name)"),
+  ...postgresConnection,
+  ...oneDatabase,
 }).describe("A PostgreSQL database, dumped with `pg_dump -Fc -Z0` (default name: `database`)");
 
-export const mysqlSchema = strict({
+const postgresServerSchema = strict({
+  ...postgresServer,
+  database: databaseName.optional().describe(
+    'The database to connect to for the listing and the globals (default `"postgres"`)',
+  ),
+  ...postgresConnection,
+  ...allDatabases("; databases that refuse connections (template0, template1) are never listed"),
+}).describe('Every database of a PostgreSQL server (`databases: "all"`; default name: `"postgres"`)');
+
+/** The keys of mysql() before `database` and after it (the reference lists them in this order). */
+const mysqlServer = {
   type: z.literal("mysql"),
   ...dumpCommon,
   host: host.optional().describe("Server host (default: the client's, the local socket)"),
   port: port.optional().describe("Server port; setting it forces `--protocol=TCP`"),
-  database: databaseName.describe("The database to dump (also the default source name)"),
+};
+const mysqlConnection = {
   user: nonEmpty.optional().describe("User name (default: the client's option files)"),
   password: secretRef.optional().describe(
-    "The user's password, given to the client in a private option file, never on the command line",
+    "The user's password, given to the client in a private option file (in a container: the exec's `MYSQL_PWD`), " +
+      "never on the command line",
   ),
   options: stringList.optional().describe(
     'Extra `mariadb-dump`/`mysqldump` arguments, e.g. `["--ignore-table=wiki.cache"]`',
   ),
+  ...containerFields,
+};
+
+/** One MySQL/MariaDB database; the drill's scratch database (`verify.into`) takes this form too. */
+export const mysqlSchema = strict({
+  ...mysqlServer,
+  database: databaseName.describe("The database to dump (also the default source name)"),
+  ...mysqlConnection,
+  ...oneDatabase,
 }).describe("A MySQL or MariaDB database, dumped with `mariadb-dump` or `mysqldump` (default name: `database`)");
+
+const mysqlServerSchema = strict({
+  ...mysqlServer,
+  database: z.undefined({
+    error: () => 'not with databases: "all", which backs up every database: remove database, or remove databases',
+  }).optional().describe('Not with `databases: "all"`'),
+  ...mysqlConnection,
+  ...allDatabases(
+    "; the system schemas information_schema, performance_schema, sys and mysql are never listed",
+  ),
+}).describe('Every database of a MySQL or MariaDB server (`databases: "all"`; default name: `"mysql"`)');
 
 const mongodbSchema = strict({
   type: z.literal("mongodb"),
@@ -73,6 +157,7 @@ const mongodbSchema = strict({
   ),
   authenticationDatabase: nonEmpty.optional().describe("The database the user authenticates against"),
   options: stringList.optional().describe("Extra `mongodump` arguments"),
+  ...containerFields,
 }).describe('A MongoDB database, dumped with `mongodump --archive` (default name: `database`, else `"mongodb"`)');
 
 export const sqliteSchema = strict({
@@ -133,7 +218,14 @@ const commandSchema = strict({
 const sourceKinds = "postgres(), mysql(), mongodb(), sqlite(), files() or command()";
 export const sourceSchema = z.discriminatedUnion(
   "type",
-  [postgresSchema, mysqlSchema, mongodbSchema, sqliteSchema, filesSchema, commandSchema],
+  [
+    oneOrAll(postgresSchema, postgresServerSchema),
+    oneOrAll(mysqlSchema, mysqlServerSchema),
+    mongodbSchema,
+    sqliteSchema,
+    filesSchema,
+    commandSchema,
+  ],
   {
     error: (issue) =>
       issue.code === "invalid_union" || issue.code === "invalid_type"

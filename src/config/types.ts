@@ -30,7 +30,18 @@ export interface DumpSourceOptions {
   allowEmpty?: boolean;
 }
 
-export interface PostgresSource extends DumpSourceOptions {
+/**
+ * Where a database source's client programs run: on this host (default), or inside a container with
+ * `docker exec -i` / `podman exec -i`, the dump streamed from the exec's standard output as from a local program.
+ */
+export interface ContainerOptions {
+  /** Name or id of the running container the dump program runs in, e.g. "db". */
+  container?: string;
+  /** The program that runs it: "docker" or "podman" (default: docker when installed, else podman). */
+  containerRuntime?: "docker" | "podman";
+}
+
+export interface PostgresSource extends DumpSourceOptions, ContainerOptions {
   readonly type: "postgres";
   host?: string;
   port?: number;
@@ -41,9 +52,10 @@ export interface PostgresSource extends DumpSourceOptions {
   options?: string[];
   /** Also back up roles and tablespaces (`pg_dumpall --globals-only`) as a separate snapshot. */
   globals?: boolean;
+  databases?: undefined;
 }
 
-export interface MysqlSource extends DumpSourceOptions {
+export interface MysqlSource extends DumpSourceOptions, ContainerOptions {
   readonly type: "mysql";
   host?: string;
   port?: number;
@@ -52,9 +64,33 @@ export interface MysqlSource extends DumpSourceOptions {
   password?: SecretRef;
   /** Extra mysqldump/mariadb-dump arguments. */
   options?: string[];
+  databases?: undefined;
 }
 
-export interface MongodbSource extends DumpSourceOptions {
+/**
+ * Every database of a server, listed when planning: each becomes a source `<name>-<database>` (see
+ * docs/configuration.md, "All databases of a server"). `exclude` takes glob patterns (`*`, `?`) of database names.
+ */
+export interface AllDatabases {
+  databases: "all";
+  /** Database names left out, as glob patterns (`*` any run of characters, `?` one), e.g. ["scratch_*"]. */
+  exclude?: string[];
+}
+
+/**
+ * All databases of a PostgreSQL server. `database` names the one to connect to when listing them and dumping the
+ * globals (default "postgres"); the source's name defaults to "postgres".
+ */
+export interface PostgresServerSource extends Omit<PostgresSource, "database" | "databases">, AllDatabases {
+  database?: string;
+}
+
+/** All databases of a MySQL/MariaDB server (system schemas left out); the source's name defaults to "mysql". */
+export interface MysqlServerSource extends Omit<MysqlSource, "database" | "databases">, AllDatabases {
+  database?: undefined;
+}
+
+export interface MongodbSource extends DumpSourceOptions, ContainerOptions {
   readonly type: "mongodb";
   /** A full connection string; may embed credentials, so it may be a secret reference. */
   uri?: MaybeSecret;
@@ -101,7 +137,9 @@ export interface CommandSource extends DumpSourceOptions {
 
 export type Source =
   | PostgresSource
+  | PostgresServerSource
   | MysqlSource
+  | MysqlServerSource
   | MongodbSource
   | SqliteSource
   | FilesSource

@@ -78,7 +78,10 @@ function checkVerify(
   const listed = sources.map((s) => `${sourceName(s) ?? "?"} (${String(s.type)})`).join(", ");
   let drilled: Record<string, unknown> | undefined;
   if (typeof verify.source === "string") {
-    drilled = sources.find((s) => sourceName(s) === verify.source);
+    const named = verify.source;
+    // A database of a `databases: "all"` server, by its source name `<server>-<database>`.
+    drilled = sources.find((s) => sourceName(s) === named) ??
+      sources.find((s) => s.databases === "all" && named.startsWith(`${sourceName(s)}-`));
     if (!drilled) {
       problems.push({
         path: at("verify", "source"),
@@ -87,7 +90,17 @@ function checkVerify(
       return;
     }
   } else if (into !== undefined) {
-    drilled = sources.find((s) => s.type === into);
+    drilled = sources.find((s) => s.type === into && s.databases !== "all");
+    const server = sources.find((s) => s.type === into && s.databases === "all");
+    if (!drilled && server) {
+      // Which of the server's databases to drill is not known before planning: the config must say.
+      problems.push({
+        path: at("verify", "source"),
+        message: `required: the project's ${into} source ${sourceName(server)} backs up every database of its ` +
+          `server; name the one to drill, e.g. source: "${sourceName(server)}-DATABASE"`,
+      });
+      return;
+    }
     if (!drilled) {
       problems.push({
         path: at("verify", "into"),

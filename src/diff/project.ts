@@ -2,7 +2,7 @@
  * The per-project part of a config diff: a project added or removed, its settings, schedule, sources, repositories
  * and notifications (retention and encryption in diff/retention.ts).
  */
-import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
+import type { NamedSource, NormalizedProject, ServerSource } from "../config/normalize.ts";
 import { isSecretRef } from "../config/secrets.ts";
 import { diffEncryption, diffRetention, retentionText } from "./retention.ts";
 import type { ConfigChange } from "./types.ts";
@@ -10,7 +10,7 @@ import { describeFields, fieldChanges, keptNote, kindOf, list, plural, same, sho
 
 export function projectAdded(project: NormalizedProject): ConfigChange {
   const [primary, ...copies] = project.repositories;
-  const sources = project.sources.map((s) => s.name);
+  const sources = declared(project).map((s) => s.name);
   const detail = `schedule ${scheduleText(project.schedule, project.timezone)}, ` +
     `${plural(sources.length, "source")} (${list(sources)}) to ${primary}` +
     `${copies.length > 0 ? `, copies to ${list(copies)}` : ""}, retention ${retentionText(project.retention)}` +
@@ -45,6 +45,7 @@ const projectKeys = new Set([
   "schedule",
   "timezone",
   "sources",
+  "servers",
   "repositories",
   "retention",
   "encrypt",
@@ -156,16 +157,21 @@ function diffSchedule(before: NormalizedProject, after: NormalizedProject): Conf
   }];
 }
 
-function describeSource(source: NamedSource): string {
+function describeSource(source: NamedSource | ServerSource): string {
   return describeFields(source as unknown as Record<string, unknown>, { skip: ["name"] });
+}
+
+/** A project's declared sources: its sources, and its `databases: "all"` servers (whose databases are not known here). */
+function declared(project: NormalizedProject): (NamedSource | ServerSource)[] {
+  return [...project.sources, ...(project.servers ?? [])];
 }
 
 function diffSources(before: NormalizedProject, after: NormalizedProject): ConfigChange[] {
   const project = after.name;
   const changes: ConfigChange[] = [];
-  const old = new Map(before.sources.map((s) => [s.name, s]));
-  const current = new Set(after.sources.map((s) => s.name));
-  for (const source of after.sources) {
+  const old = new Map(declared(before).map((s) => [s.name, s]));
+  const current = new Set(declared(after).map((s) => s.name));
+  for (const source of declared(after)) {
     const subject = `source ${project}/${source.name}`;
     const previous = old.get(source.name);
     if (!previous) {
@@ -173,9 +179,11 @@ function diffSources(before: NormalizedProject, after: NormalizedProject): Confi
         kind: "added",
         subject,
         detail: describeSource(source),
-        consequence: after.enabled
-          ? "the next apply backs it up (never backed up yet)"
-          : `backed up once ${project} is enabled`,
+        consequence: !after.enabled
+          ? `backed up once ${project} is enabled`
+          : "databases" in source && source.databases === "all"
+          ? "the next apply lists the server's databases and backs up each as its own source"
+          : "the next apply backs it up (never backed up yet)",
         destructive: false,
       });
       continue;
@@ -197,7 +205,7 @@ function diffSources(before: NormalizedProject, after: NormalizedProject): Confi
       destructive: false,
     });
   }
-  for (const source of before.sources) {
+  for (const source of declared(before)) {
     if (current.has(source.name)) continue;
     changes.push({
       kind: "removed",
@@ -207,8 +215,9 @@ function diffSources(before: NormalizedProject, after: NormalizedProject): Confi
       destructive: false,
     });
   }
-  const kept = (sources: NamedSource[]) => sources.map((s) => s.name).filter((n) => old.has(n) && current.has(n));
-  const order = [kept(before.sources), kept(after.sources)];
+  const kept = (sources: (NamedSource | ServerSource)[]) =>
+    sources.map((s) => s.name).filter((n) => old.has(n) && current.has(n));
+  const order = [kept(declared(before)), kept(declared(after))];
   if (changes.length === 0 && !same(order[0], order[1])) {
     changes.push({
       kind: "changed",

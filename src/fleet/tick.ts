@@ -96,7 +96,7 @@ export async function runFleetTick(ctx: FleetTickContext, plan: PlanToApply): Pr
 /** A project's unit: its lease, a plan made under it, and its backups, copies, forgets and recoveries. */
 async function projectUnit(ctx: FleetTickContext, project: string): Promise<void> {
   await underLease(ctx, projectLeaseKey(project), `run ${project}`, async (unit) => {
-    const { plan } = await preparePlan(ctx.loaded, unit.store, {
+    const { plan, loaded } = await preparePlan(ctx.loaded, unit.store, {
       now: ctx.clock.now(),
       host: ctx.host,
       projects: [project],
@@ -113,7 +113,7 @@ async function projectUnit(ctx: FleetTickContext, project: string): Promise<void
     }
     ctx.running.add(project);
     try {
-      await apply(ctx, { ...plan, actions }, unit, new Map([[project, unit.lease]]));
+      await apply(ctx, { ...plan, actions }, unit, new Map([[project, unit.lease]]), loaded);
     } finally {
       ctx.running.delete(project);
     }
@@ -188,9 +188,11 @@ async function apply(
   plan: PlanToApply,
   { fence, store }: LeasedUnit,
   projects: Map<string, Lease>,
+  /** The config the plan was made from (preparePlan's: with the servers' databases as sources). */
+  loaded: LoadedConfig = ctx.loaded,
 ): Promise<void> {
   const report = await applyPlan(plan, {
-    loaded: ctx.loaded,
+    loaded,
     store,
     clock: ctx.clock,
     host: ctx.host,

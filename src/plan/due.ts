@@ -76,7 +76,9 @@ export function backupActions(
   const drafts: DraftOf<"backup">[] = [];
   for (const source of project.sources) {
     const key = groupKey(project.name, source.name, repository);
-    const reason = backupReason(project, times, index.success.get(key), index.failure.get(key));
+    const reason = source.discovered?.unlisted !== undefined
+      ? `the server's databases could not be listed (${source.discovered.unlisted}): fails until it answers`
+      : backupReason(project, times, index.success.get(key), index.failure.get(key), source.discovered !== undefined);
     if (reason) {
       drafts.push({
         type: "backup",
@@ -97,9 +99,11 @@ function backupReason(
   due: ProjectTimes,
   lastSuccess: string | undefined,
   lastFailure: string | undefined,
+  /** A database listed on its server (`databases: "all"`): never backed up means new since the last run. */
+  discovered = false,
 ): string | undefined {
   const failed = lastFailure ? `; last attempt failed at ${isoSeconds(new Date(lastFailure))}` : "";
-  if (lastSuccess === undefined) return `never backed up${failed}`;
+  if (lastSuccess === undefined) return `${discovered ? "new database, " : ""}never backed up${failed}`;
   const success = new Date(lastSuccess);
   if (due.slot === undefined || due.dueAt === undefined || success.getTime() >= due.slot.getTime()) return undefined;
   const zone = project.timezone === "UTC" ? "" : `, ${project.timezone}`;

@@ -1,5 +1,7 @@
 /** What exists in the state or a repository but is not declared: reported, never deleted. */
+import { serverOf } from "../config/discovered.ts";
 import type { LoadedConfig } from "../config/load.ts";
+import type { NormalizedProject } from "../config/normalize.ts";
 import type { NotManaged, ObservedState } from "./types.ts";
 
 /** What exists but is not declared: old projects and repositories, foreign snapshots, dropped sources. */
@@ -45,7 +47,11 @@ export function notManaged(loaded: Pick<LoadedConfig, "config">, observed: Obser
       } else if (!project.sources.some((s) => s.name === snapshot.source)) {
         kind = "source";
         label = `${snapshot.project}/${snapshot.source} in ${snapshot.repository}`;
-        detail = "source no longer declared; its snapshots are kept";
+        const server = goneFrom(project, snapshot.source);
+        detail = server === undefined
+          ? "source no longer declared; its snapshots are kept"
+          : `database no longer present on the server of ${server} (dropped, renamed or excluded); its snapshots ` +
+            "are kept";
       } else if (!project.repositories.includes(snapshot.repository)) {
         kind = "source";
         label = `${snapshot.project}/${snapshot.source} in ${snapshot.repository}`;
@@ -64,4 +70,16 @@ export function notManaged(loaded: Pick<LoadedConfig, "config">, observed: Obser
     });
   }
   return result;
+}
+
+/**
+ * The server (`databases: "all"`) a source name was a database of, when its listing at this plan no longer has it.
+ * A server whose listing failed is not asked: its known databases are still sources (apply/discovery.ts).
+ */
+function goneFrom(project: NormalizedProject, source: string | null): string | undefined {
+  if (source === null) return undefined;
+  const server = serverOf(project.servers ?? [], source);
+  if (!server) return undefined;
+  const listing = project.listings?.[server.name];
+  return listing && "databases" in listing ? server.name : undefined;
 }

@@ -6,6 +6,7 @@
  * recorded (drill-samples.ts). The measured restore time, the restored size and the result go to the audit as a
  * `verify` stage.
  */
+import { serverDatabaseSource } from "../config/discovered.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
 import { SourceError } from "../errors.ts";
 import { commandDrill, type DumpCheck, type FilesCheck, filesDrill } from "./drill-samples.ts";
@@ -34,14 +35,16 @@ export interface DrillResult {
 const databaseTypes = new Set(["postgres", "mysql", "sqlite"]);
 
 /**
- * The source a drill restores: `verify.source` when named; else, with `into`, the project's first database source of
- * the scratch target's kind; else its first files source, else its first command source.
+ * The source a drill restores: `verify.source` when named (a database of a `databases: "all"` server by its source
+ * name); else, with `into`, the project's first database source of the scratch target's kind; else its first files
+ * source, else its first command source.
  */
 export function drillSource(project: NormalizedProject): NamedSource {
   const spec = project.verify!;
   const listed = () => project.sources.map((s) => `${s.name} (${s.type})`).join(", ");
   if (spec.source !== undefined) {
-    const named = project.sources.find((s) => s.name === spec.source);
+    // A database of a `databases: "all"` server is named by its source name, listed on the server or not.
+    const named = project.sources.find((s) => s.name === spec.source) ?? serverDatabaseSource(project, spec.source);
     if (!named) {
       throw new SourceError(`verify.source: project ${project.name} has no source "${spec.source}" (${listed()})`);
     }

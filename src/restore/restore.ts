@@ -21,6 +21,7 @@ import {
 } from "node:fs";
 import { basename, join } from "node:path";
 import { closest, distance } from "fastest-levenshtein";
+import { serverDatabaseSource } from "../config/discovered.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
 import { decryptionFilter } from "../encrypt/filter.ts";
@@ -59,10 +60,13 @@ export interface Located {
   format?: DumpFormat;
 }
 
-/** The project's sources to restore: the one named, else all of them. */
+/**
+ * The project's sources to restore: the one named, else all of them. A database of a `databases: "all"` server is
+ * named by its source name (`<server>-<database>`), listed on the server or not (it may have been dropped).
+ */
 export function sourcesOf(project: NormalizedProject, name: string | undefined): NamedSource[] {
   if (name === undefined) return project.sources;
-  const source = project.sources.find((s) => s.name === name);
+  const source = project.sources.find((s) => s.name === name) ?? serverDatabaseSource(project, name);
   if (!source) {
     throw new UsageError(
       `project ${project.name} has no source "${name}"; its sources: ${project.sources.map((s) => s.name).join(", ")}`,

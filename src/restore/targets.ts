@@ -11,6 +11,7 @@ import type { MysqlSource, PostgresSource, SqliteSource } from "../config/types.
 import { SourceError, UsageError } from "../errors.ts";
 import { run, type RunResult } from "../exec/run.ts";
 import type { SourceContext } from "../sources/types.ts";
+import { containerPackage } from "../sources/container.ts";
 import { mysqlClient } from "../sources/mysql.ts";
 import { dbnameArgument, postgresClient } from "../sources/postgres.ts";
 
@@ -64,28 +65,35 @@ export function restoreSink(
     case "postgres": {
       const client = postgresClient(named(target), context);
       const dbname = `--dbname=${dbnameArgument(target.database)}`;
-      const argv = format === "pg_custom"
-        // No owner or grants from the source cluster: the target's user owns what it restores.
-        ? [
-          "pg_restore",
-          "--no-password",
-          "--exit-on-error",
-          "--no-owner",
-          "--no-privileges",
-          ...pgRestoreArgs,
-          ...client.args,
-          dbname,
-        ]
-        : ["psql", "--no-password", "--quiet", "--set=ON_ERROR_STOP=1", ...client.args, dbname];
-      return { argv, env: client.env, package: "postgresql-client", cleanup: client.cleanup };
+      const argv = client.command(
+        format === "pg_custom"
+          // No owner or grants from the source cluster: the target's user owns what it restores.
+          ? [
+            "pg_restore",
+            "--no-password",
+            "--exit-on-error",
+            "--no-owner",
+            "--no-privileges",
+            ...pgRestoreArgs,
+            ...client.args,
+            dbname,
+          ]
+          : ["psql", "--no-password", "--quiet", "--set=ON_ERROR_STOP=1", ...client.args, dbname],
+      );
+      return {
+        argv,
+        env: client.env,
+        package: containerPackage(target, "postgresql-client"),
+        cleanup: () => client.cleanup?.(),
+      };
     }
     case "mysql": {
       const client = mysqlClient(named(target), context);
       return {
-        argv: [client.program, ...client.args, "--", target.database],
+        argv: client.command([...client.args, "--", target.database]),
         env: client.env,
-        package: "mariadb-client",
-        cleanup: client.cleanup,
+        package: containerPackage(target, "mariadb-client"),
+        cleanup: () => client.cleanup?.(),
       };
     }
     case "sqlite": {
@@ -117,21 +125,24 @@ export async function recreate(target: DatabaseTarget, context: SourceContext): 
         const quoted = `"${target.database.replaceAll('"', '""')}"`;
         for (const statement of [`DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`, `CREATE DATABASE ${quoted}`]) {
           checked(
-            await run([
-              "psql",
-              "--no-password",
-              "--quiet",
-              "--set=ON_ERROR_STOP=1",
-              ...client.args,
-              "--dbname=postgres",
-              "-c",
-              statement,
-            ], { env: client.env }),
+            await run(
+              client.command([
+                "psql",
+                "--no-password",
+                "--quiet",
+                "--set=ON_ERROR_STOP=1",
+                ...client.args,
+                "--dbname=postgres",
+                "-c",
+                statement,
+              ]),
+              { env: client.env },
+            ),
             `preparing the scratch database ${target.database}`,
           );
         }
       } finally {
-        client.cleanup();
+        client.cleanup?.();
       }
       return;
     }
@@ -140,16 +151,14 @@ export async function recreate(target: DatabaseTarget, context: SourceContext): 
       try {
         const quoted = `\`${target.database.replaceAll("`", "``")}\``;
         checked(
-          await run([
-            client.program,
-            ...client.args,
-            "-e",
-            `DROP DATABASE IF EXISTS ${quoted}; CREATE DATABASE ${quoted}`,
-          ], { env: client.env }),
+          await run(
+            client.command([...client.args, "-e", `DROP DATABASE IF EXISTS ${quoted}; CREATE DATABASE ${quoted}`]),
+            { env: client.env },
+          ),
           `preparing the scratch database ${target.database}`,
         );
       } finally {
-        client.cleanup();
+        client.cleanup?.();
       }
       return;
     }
@@ -172,7 +181,7 @@ async function query(target: DatabaseTarget, sql: string, context: SourceContext
       const client = postgresClient(named(target), context);
       try {
         return await run(
-          [
+          client.command([
             "psql",
             "--no-password",
             "--no-align",
@@ -182,28 +191,22 @@ async function query(target: DatabaseTarget, sql: string, context: SourceContext
             `--dbname=${dbnameArgument(target.database)}`,
             "-c",
             sql,
-          ],
+          ]),
           { env: client.env },
         );
       } finally {
-        client.cleanup();
+        client.cleanup?.();
       }
     }
     case "mysql": {
       const client = mysqlClient(named(target), context);
       try {
-        return await run([
-          client.program,
-          ...client.args,
-          "--batch",
-          "--skip-column-names",
-          "-e",
-          sql,
-          "--",
-          target.database,
-        ], { env: client.env });
+        return await run(
+          client.command([...client.args, "--batch", "--skip-column-names", "-e", sql, "--", target.database]),
+          { env: client.env },
+        );
       } finally {
-        client.cleanup();
+        client.cleanup?.();
       }
     }
     case "sqlite":

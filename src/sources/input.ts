@@ -13,6 +13,12 @@ import { sqliteInput } from "./sqlite.ts";
 import type { BackupInput, SourceContext } from "./types.ts";
 
 export function backupInput(source: NamedSource, context: SourceContext): BackupInput {
+  if (source.discovered?.unlisted !== undefined) {
+    throw new SourceError(
+      `source ${source.name}: the server's databases could not be listed when planning (${source.discovered.unlisted}); ` +
+        "check that it runs and that the source's user may connect, then run the backup again",
+    );
+  }
   switch (source.type) {
     case "postgres":
       return source.part === "globals" ? postgresGlobalsInput(source, context) : postgresInput(source, context);

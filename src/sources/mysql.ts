@@ -4,7 +4,9 @@
  * rows instead of buffering each table in memory. Restore with `mariadb DB < dump` (or `mysql`).
  *
  * The user and password never reach argv: they go into a private option file (0600, removed when the stage ends)
- * passed with `--defaults-extra-file`, which the client only honours as the very first option.
+ * passed with `--defaults-extra-file`, which the client only honours as the very first option. Inside a container
+ * (`container:`), where a file of this host does not exist, the user goes in `--user` and the password in MYSQL_PWD of
+ * the exec's environment (deprecated by MySQL 8, still read by its clients and MariaDB's; sources/container.ts).
  */
 import { dirname } from "node:path";
 import { resolveSecret } from "../config/secrets.ts";
@@ -12,16 +14,17 @@ import type { MysqlSource } from "../config/types.ts";
 import { which } from "../exec/which.ts";
 import type { SourceContext, StreamInput } from "./types.ts";
 import { writePrivateFile } from "../exec/private-file.ts";
+import { containerArgv, containerPackage, mariadbOrMysql } from "./container.ts";
 
 /** The config's MySQL/MariaDB source, with its name defaulted (see config/normalize.ts). */
 export type NamedMysqlSource = MysqlSource & { name: string };
 
 /** The `mariadb-dump`/`mysqldump` stream of one database, stored in the snapshot as `<name>.sql`. */
 export function mysqlInput(source: NamedMysqlSource, context: SourceContext): StreamInput {
-  const defaults = defaultsFile(source, context);
-  const argv = [
-    dumpProgram(),
-    `--defaults-extra-file=${defaults.path}`,
+  const client = mysqlClient(source, context, "dump");
+  const options = source.options ?? [];
+  // "--" so a database name starting with "-" is never read as an option.
+  const argv = client.command([
     "--single-transaction",
     "--quick",
     "--routines",
@@ -29,32 +32,27 @@ export function mysqlInput(source: NamedMysqlSource, context: SourceContext): St
     "--triggers",
     // Binary columns as hex literals: raw bytes in SQL text break when the dump passes through a charset conversion.
     "--hex-blob",
-  ];
-  if (source.host !== undefined) argv.push(`--host=${source.host}`);
-  // A port only means something over TCP: with host "localhost" (or none) the client would use its socket instead.
-  if (source.port !== undefined) argv.push(`--port=${source.port}`, "--protocol=TCP");
-  const options = source.options ?? [];
-  // "--" so a database name starting with "-" is never read as an option.
-  argv.push(...options, "--", source.database);
+    ...client.args,
+    ...options,
+    "--",
+    source.database,
+  ]);
   // Without comments the dump has no completion marker to look for.
   const commentless = options.some((option) => option === "--compact" || option === "--skip-comments");
-  const credentials = source.user !== undefined || source.password !== undefined;
   return {
     kind: "stream",
     argv,
-    // The client reads ~/.my.cnf (and MySQL's ~/.mylogin.cnf) after the extra file, so a user or password there would
-    // win over the config's: point HOME at the private folder, where neither exists.
-    env: credentials ? { HOME: dirname(defaults.path) } : undefined,
+    env: client.env,
     filename: `${source.name}.sql`,
     allowEmpty: source.allowEmpty ?? false,
-    package: "mariadb-client",
+    package: containerPackage(source, "mariadb-client"),
     check: commentless
       ? undefined
       : (_head, tail) =>
         new TextDecoder().decode(tail).includes("-- Dump completed")
           ? undefined
           : 'it is cut short: a complete dump ends with "-- Dump completed"',
-    cleanup: defaults.remove,
+    cleanup: client.cleanup,
   };
 }
 
@@ -66,23 +64,54 @@ function defaultsFile(source: NamedMysqlSource, context: SourceContext) {
   return writePrivateFile(context.privateDir, "my.cnf", `${settings.join("\n")}\n`);
 }
 
+/** How a client program connects as the source does; see {@link mysqlClient}. */
+export interface MysqlClient {
+  /** Host and port options, to put after the program's own options. */
+  args: string[];
+  env: Record<string, string> | undefined;
+  /** The program's argv as run, given its arguments: the option file first on this host, or inside the container. */
+  command: (rest: string[]) => string[];
+  /** Removes the private option file, when there is one; call it when the program has exited. */
+  cleanup?: () => void;
+}
+
 /**
- * How the `mariadb`/`mysql` client connects as the source does (its option file first, then host and port); the
- * database is not included. Call `cleanup` after the client exits.
+ * How the `mariadb`/`mysql` client (or with `program: "dump"` mariadb-dump/mysqldump) connects as the source does:
+ * on this host through a private option file; in the source's container with `--user` and MYSQL_PWD in the exec's
+ * environment. The database is not included.
  */
 export function mysqlClient(
   source: NamedMysqlSource,
   context: SourceContext,
-): { program: string; args: string[]; env: Record<string, string> | undefined; cleanup: () => void } {
-  const defaults = defaultsFile(source, context);
-  const args = [`--defaults-extra-file=${defaults.path}`];
+  program: "client" | "dump" = "client",
+): MysqlClient {
+  const args: string[] = [];
   if (source.host !== undefined) args.push(`--host=${source.host}`);
+  // A port only means something over TCP: with host "localhost" (or none) the client would use its socket instead.
   if (source.port !== undefined) args.push(`--port=${source.port}`, "--protocol=TCP");
+  if (source.container !== undefined) {
+    const env: Record<string, string> = {};
+    if (source.password) env.MYSQL_PWD = resolveSecret(source.password, context.configDir);
+    const user = source.user === undefined ? [] : [`--user=${source.user}`];
+    const [mariadb, mysql] = program === "dump" ? ["mariadb-dump", "mysqldump"] : ["mariadb", "mysql"];
+    return {
+      args,
+      env,
+      command: (rest) => containerArgv(source, mariadbOrMysql(mariadb, mysql, [...user, ...rest]), env),
+    };
+  }
+  const defaults = defaultsFile(source, context);
   const credentials = source.user !== undefined || source.password !== undefined;
   return {
-    program: clientProgram(),
     args,
+    // The client reads ~/.my.cnf (and MySQL's ~/.mylogin.cnf) after the extra file, so a user or password there would
+    // win over the config's: point HOME at the private folder, where neither exists.
     env: credentials ? { HOME: dirname(defaults.path) } : undefined,
+    command: (rest) => [
+      program === "dump" ? dumpProgram() : clientProgram(),
+      `--defaults-extra-file=${defaults.path}`,
+      ...rest,
+    ],
     cleanup: defaults.remove,
   };
 }

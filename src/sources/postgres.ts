@@ -4,12 +4,15 @@
  * changes entirely when one row changes, which would defeat restic's deduplication. Restore with `pg_restore`.
  *
  * The password never reaches argv: it goes into a private pgpass file (0600, removed when the stage ends) named by
- * PGPASSFILE, and `--no-password` makes a missing or wrong password fail at once instead of prompting.
+ * PGPASSFILE, and `--no-password` makes a missing or wrong password fail at once instead of prompting. Inside a
+ * container (`container:`), where a file of this host does not exist, it goes into PGPASSWORD of the exec's
+ * environment instead (sources/container.ts).
  */
 import { resolveSecret } from "../config/secrets.ts";
 import type { PostgresSource } from "../config/types.ts";
 import type { SourceContext, StreamInput } from "./types.ts";
 import { type PrivateFile, writePrivateFile } from "../exec/private-file.ts";
+import { containerArgv, containerPackage } from "./container.ts";
 
 /** The config's PostgreSQL source, with its name defaulted (see config/normalize.ts). */
 export type NamedPostgresSource = PostgresSource & { name: string };
@@ -22,27 +25,27 @@ const customFormatMagic = "PGDMP";
  * Throws when the password's secret reference cannot be resolved.
  */
 export function postgresInput(source: NamedPostgresSource, context: SourceContext): StreamInput {
-  const pgpass = passwordFile(source, context, source.database);
+  const client = postgresClient(source, context);
   return {
     kind: "stream",
-    argv: [
+    argv: client.command([
       "pg_dump",
       "-Fc",
       "-Z0",
       "--no-password",
-      ...connectionArgs(source),
+      ...client.args,
       ...(source.options ?? []),
       `--dbname=${dbnameArgument(source.database)}`,
-    ],
-    env: environment(pgpass),
+    ]),
+    env: client.env,
     filename: `${source.name}.pgdump`,
     allowEmpty: source.allowEmpty ?? false,
-    package: "postgresql-client",
+    package: containerPackage(source, "postgresql-client"),
     check: (head) =>
       new TextDecoder().decode(head.subarray(0, customFormatMagic.length)) === customFormatMagic
         ? undefined
         : `it is not a pg_dump custom-format archive (it does not start with "${customFormatMagic}")`,
-    cleanup: pgpass?.remove,
+    cleanup: client.cleanup,
   };
 }
 
@@ -54,20 +57,20 @@ export function postgresInput(source: NamedPostgresSource, context: SourceContex
  */
 export function postgresGlobalsInput(source: NamedPostgresSource, context: SourceContext): StreamInput {
   // pg_dumpall connects to the source's own database: the backup user may connect to it, maybe to nothing else.
-  const pgpass = passwordFile(source, context, "*");
+  const client = postgresClient(source, context, "*");
   return {
     kind: "stream",
-    argv: [
+    argv: client.command([
       "pg_dumpall",
       "--globals-only",
       "--no-password",
-      ...connectionArgs(source),
+      ...client.args,
       `--database=${dbnameArgument(source.database)}`,
-    ],
-    env: environment(pgpass),
+    ]),
+    env: client.env,
     filename: `${source.name}.sql`, // the source is already named <name>-globals
     allowEmpty: source.allowEmpty ?? false,
-    package: "postgresql-client",
+    package: containerPackage(source, "postgresql-client"),
     check: (head, tail) => {
       const text = new TextDecoder().decode(head) + new TextDecoder().decode(tail);
       if (text.trim() === "") return "it is empty";
@@ -75,18 +78,46 @@ export function postgresGlobalsInput(source: NamedPostgresSource, context: Sourc
         ? undefined
         : "it does not look like pg_dumpall output (no SET or CREATE ROLE statement)";
     },
-    cleanup: pgpass?.remove,
+    cleanup: client.cleanup,
   };
 }
 
-/** How another client program (pg_restore, psql, createdb) connects as the source does; call `cleanup` after it. */
+/** How a client program connects as the source does; see {@link postgresClient}. */
+export interface PostgresClient {
+  /** Connection options (host, port, user), to put after the program's name. */
+  args: string[];
+  env: Record<string, string>;
+  /** The program's argv as run: itself, or inside the source's container. */
+  command: (argv: string[]) => string[];
+  /** Removes the private pgpass file, when there is one; call it when the program has exited. */
+  cleanup?: () => void;
+}
+
+/**
+ * How a client program (pg_dump, pg_restore, psql) connects as the source does: on this host with a private pgpass
+ * file for `database` ("*": any); in the source's container with PGPASSWORD in the exec's environment.
+ */
 export function postgresClient(
   source: NamedPostgresSource,
   context: SourceContext,
   database = source.database,
-): { args: string[]; env: Record<string, string>; cleanup: () => void } {
+): PostgresClient {
+  if (source.container !== undefined) {
+    const env = environment(undefined);
+    if (source.password) env.PGPASSWORD = resolveSecret(source.password, context.configDir);
+    return {
+      args: connectionArgs(source),
+      env,
+      command: (argv) => containerArgv(source, argv, env),
+    };
+  }
   const pgpass = passwordFile(source, context, database);
-  return { args: connectionArgs(source), env: environment(pgpass), cleanup: () => pgpass?.remove() };
+  return {
+    args: connectionArgs(source),
+    env: environment(pgpass),
+    command: (argv) => argv,
+    cleanup: pgpass?.remove,
+  };
 }
 
 function connectionArgs(source: NamedPostgresSource): string[] {

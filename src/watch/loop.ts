@@ -280,7 +280,7 @@ export class Watcher {
       const scope = [...locks.keys()];
       if (projects.length > 0 && scope.length === 0) return;
       // Planned again under the locks, with the inventories refreshed: what another process did meanwhile counts.
-      const { plan, adopted } = await preparePlan(this.#loaded, this.store, {
+      const { plan, adopted, loaded } = await preparePlan(this.#loaded, this.store, {
         now: this.options.clock.now(),
         host: this.options.host,
         projects: scope,
@@ -296,6 +296,7 @@ export class Watcher {
       try {
         const report = await applyPlan({ ...plan, actions }, {
           ...this.#context(),
+          loaded, // with the databases of `databases: "all"` servers as sources
           approved: false, // deletions that need approval are held and notified, never run by watch
           privateDir: this.store.privateDir,
           command: "watch",

@@ -577,3 +577,21 @@ describe("renderings", () => {
     assert.equal(diffSummaryLine(many), "Diff: 400 added, 0 removed, 0 changed (0 destructive).");
   });
 });
+
+describe("diffConfigs: all databases of a server", () => {
+  it("a server added, changed and removed is a source like the others, its databases being unknown here", () => {
+    const server = postgres({ name: "pg", host: "db", databases: "all", exclude: ["scratch_*"] });
+    const added = only(diffAfter((raw) => raw.projects.shop.sources.push(server)));
+    assert.deepEqual(brief(added).slice(0, 2), ["added", "source shop/pg"]);
+    assert.match(added.detail, /databases "all"/);
+    assert.equal(added.consequence, "the next apply lists the server's databases and backs up each as its own source");
+    const start = baseline();
+    start.projects.shop.sources.push(server);
+    const changed = only(diffAfter((raw) => {
+      raw.projects.shop.sources[2] = { ...server, exclude: ["scratch_*", "tmp_*"] };
+    }, start));
+    assert.deepEqual(brief(changed).slice(0, 2), ["changed", "source shop/pg"]);
+    const removed = only(diffAfter((raw) => raw.projects.shop.sources.pop(), start));
+    assert.deepEqual(brief(removed).slice(0, 2), ["removed", "source shop/pg"]);
+  });
+});

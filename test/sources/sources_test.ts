@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { commandInput } from "../../src/sources/command.ts";
 import { filesInput } from "../../src/sources/files.ts";
@@ -131,7 +132,7 @@ describe("postgres", () => {
       assert.deepEqual(client.args, ["--host=db.internal", "--port=5433", "--username=backup"]);
       assertPrivateFile(client.env.PGPASSFILE, `db.internal:5433:scratch:backup:${pgpassField(password)}\n`);
     } finally {
-      client.cleanup();
+      client.cleanup?.();
     }
   });
 
@@ -204,11 +205,12 @@ describe("mysql", () => {
   it("the client connects the same way", () => {
     const client = mysqlClient(source, context);
     try {
-      assert.match(client.program, /^(mariadb|mysql)$/);
-      assert.deepEqual(client.args.slice(1), ["--host=db.internal", "--port=3307", "--protocol=TCP"]);
-      assertPrivateFile(client.args[0].replace("--defaults-extra-file=", ""), /^\[client\]\nuser="dumper-7"\n/);
+      const [program, defaults, ...rest] = client.command([...client.args, "-e", "SELECT 1"]);
+      assert.match(program, /^(mariadb|mysql)$/);
+      assert.deepEqual(rest, ["--host=db.internal", "--port=3307", "--protocol=TCP", "-e", "SELECT 1"]);
+      assertPrivateFile(defaults.replace("--defaults-extra-file=", ""), /^\[client\]\nuser="dumper-7"\n/);
     } finally {
-      client.cleanup();
+      client.cleanup?.();
     }
   });
 
@@ -347,5 +349,99 @@ describe("command", () => {
     assert.deepEqual(input.argv, ["etcdctl", "snapshot", "save", "-"]);
     assert.deepEqual(input.env, {});
     assert.equal(input.package, "etcdctl");
+  });
+});
+
+describe("inside a container (container:)", () => {
+  const inContainer = { container: "db-1", containerRuntime: "podman" as const };
+
+  it("postgres: pg_dump through podman exec -i, the password in PGPASSWORD named by -e, no pgpass file", () => {
+    const input = postgresInput({
+      type: "postgres",
+      name: "shop",
+      host: "db.internal",
+      port: 5433,
+      database: "shop",
+      user: "dumper",
+      password: secret,
+      options: ["--exclude-table=audit"],
+      ...inContainer,
+    }, context);
+    assert.deepEqual(input.argv, [
+      "podman",
+      "exec",
+      "-i",
+      "-e",
+      "PGCONNECT_TIMEOUT",
+      "-e",
+      "PGAPPNAME",
+      "-e",
+      "PGPASSWORD",
+      "db-1",
+      "pg_dump",
+      "-Fc",
+      "-Z0",
+      "--no-password",
+      "--host=db.internal",
+      "--port=5433",
+      "--username=dumper",
+      "--exclude-table=audit",
+      "--dbname=shop",
+    ]);
+    assert.deepEqual(input.env, { PGCONNECT_TIMEOUT: "10", PGAPPNAME: "backupctl", PGPASSWORD: password });
+    assertNotInArgv(input.argv, "pa:ss");
+    assert.equal(input.cleanup, undefined);
+    assert.equal(input.package, "podman");
+  });
+
+  it("mysql: mariadb-dump or mysqldump chosen in the container, --user in argv, the password in MYSQL_PWD", () => {
+    const input = mysqlInput(
+      { type: "mysql", name: "wiki", database: "wiki", user: "dumper", password: secret, ...inContainer },
+      context,
+    );
+    assert.deepEqual(input.argv.slice(0, 8), ["podman", "exec", "-i", "-e", "MYSQL_PWD", "db-1", "sh", "-c"]);
+    assert.deepEqual(input.argv.slice(9), [
+      "mariadb-dump",
+      "--user=dumper",
+      "--single-transaction",
+      "--quick",
+      "--routines",
+      "--events",
+      "--triggers",
+      "--hex-blob",
+      "--",
+      "wiki",
+    ]);
+    assert.deepEqual(input.env, { MYSQL_PWD: password });
+    assertNotInArgv(input.argv, "pa:ss");
+    assert.equal(input.cleanup, undefined);
+  });
+
+  it("mongodb: the config reaches mongodump on its stdin from the exec's environment, then leaves it", () => {
+    const input = mongodbInput(
+      { type: "mongodb", name: "events", password: secret, user: "reader", ...inContainer },
+      context,
+    );
+    assert.deepEqual(input.argv.slice(0, 6), ["podman", "exec", "-i", "-e", "BACKUPCTL_MONGODUMP_CONFIG", "db-1"]);
+    assertNotInArgv(input.argv, "pa:ss");
+    assert.equal(input.cleanup, undefined);
+    // What runs in the container, run here with a stand-in mongodump that shows what it was given.
+    const bin = mkdtempSync(join(root, "bin-"));
+    writeFileSync(
+      join(bin, "mongodump"),
+      '#!/bin/sh\necho "args: $*"\necho "variable: ${BACKUPCTL_MONGODUMP_CONFIG:-unset}"\ncat /dev/stdin\n',
+      { mode: 0o755 },
+    );
+    const [program, ...args] = input.argv.slice(6);
+    const ran = spawnSync(program, args, {
+      encoding: "utf8",
+      env: { PATH: `${bin}:${process.env.PATH}`, ...input.env },
+    });
+    assert.equal(ran.status, 0, ran.stderr);
+    assert.equal(
+      ran.stdout,
+      "args: --config=/dev/stdin --archive --quiet --username=reader\nvariable: unset\n" +
+        `password: ${JSON.stringify(password)}\n`,
+    );
   });
 });
