@@ -10,15 +10,12 @@
  * latest, exec/private-file.ts); a `kill -9` leaves it, and the next restore (or apply's startup recovery) deletes
  * the folders of processes that are gone.
  */
-import { existsSync, readdirSync, rmSync } from "node:fs";
-import { join, relative } from "node:path";
-import { deleteLeftoverFolders } from "../apply/recovery.ts";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { ExecError, UsageError } from "../errors.ts";
 import { transientOutput } from "../exec/failure.ts";
 import { createPrivateFolder } from "../exec/private-file.ts";
 import { run } from "../exec/run.ts";
-import { processAlive } from "../runtime/process.ts";
-import type { StateStore } from "../state/store.ts";
 import { type Located, type RestoreContext, restoredName, streamDump, type StreamOutcome } from "./restore.ts";
 import type { SourceContext } from "../sources/types.ts";
 import { createSchemas, type DatabaseTarget, existingTables, restoreSink } from "./targets.ts";
