@@ -17,7 +17,10 @@ const resticSchema = strict({
   ...priorityShape(
     "every restic command on this repository (a project's own wins for its backups, copies and forgets)",
   ),
-  extraArgs: extraArgs("every restic command on this repository (global flags only)"),
+  extraArgs: extraArgs(
+    "every restic command on this repository (global flags only)",
+    '["--tls-client-cert", "client.pem"]',
+  ),
   cacert: nonEmpty.optional().describe(
     "A PEM file of the certificate authority that signed the server's certificate (`--cacert`), for a private " +
       "S3 or REST server; relative paths start at the config's folder",

@@ -63,7 +63,7 @@ export function priorityShape(what: string) {
 }
 
 /** restic's extra arguments, each refused when it would leak or bypass (see restic-args.ts). */
-export function extraArgs(what: string) {
+export function extraArgs(what: string, example: string) {
   return z.array(
     z.string({
       error: (issue) =>
@@ -77,7 +77,7 @@ export function extraArgs(what: string) {
       ctx.addIssue({ code: "custom", path: [index], message });
     }
   }).optional().describe(
-    `Extra arguments for ${what}, as they are, e.g. \`["--exclude-if-present", ".nobackup"]\`. Visible on the ` +
+    `Extra arguments for ${what}, as they are, e.g. \`${example}\`. Visible on the ` +
       "command line, so never a secret; arguments that would leak or bypass are refused (`-r`/`--repo*`, " +
       "`-p`/`--password*`, `--key-hint`, `-o`/`--option`, `--no-lock`, `--insecure-tls`, `--tag`, `--host`, " +
       "`--time`, `--dry-run`, `--stdin*`, and the flags that have a typed setting)",
@@ -104,7 +104,7 @@ export const filesResticShape = {
     "Files of exclude patterns, one per line (`--exclude-file`); relative paths start at the config's folder. A " +
       "missing file fails the backup",
   ),
-  extraArgs: extraArgs("this source's `restic backup`"),
+  extraArgs: extraArgs("this source's `restic backup`", '["--iexclude", "*.BAK"]'),
 };
 
 /** S3 credentials and addressing, for an `s3:` repository. */
