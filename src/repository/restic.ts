@@ -2,9 +2,11 @@
  * A restic repository: init, backup (stdin stream or paths), snapshots, forget. The repository URL and password go
  * to restic through RESTIC_REPOSITORY / RESTIC_PASSWORD (never argv: URLs may hold credentials). JSON output is parsed.
  */
-import { readdirSync, rmSync, statSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { classifyResticFailure, ResticError } from "./restic-errors.ts";
+import type { ResticError } from "./restic-errors.ts";
+import { resticFailure } from "./restic-failure.ts";
+import { fullId, fullLocalSnapshotId, localLockIds, localSnapshotIds, schemePattern } from "./restic-local.ts";
 import { runInteractive } from "../exec/interactive.ts";
 import { gateArgv } from "../exec/fifo.ts";
 import { judgeLock, type LockVerdict, parseLock, type ResticLock } from "./restic-locks.ts";
@@ -13,7 +15,6 @@ import type { Priority, ResticRepository } from "../config/types.ts";
 import { run, type RunOptions, type RunResult, start } from "../exec/run.ts";
 import { openSsh, type SshRepository, type SshSession } from "./ssh.ts";
 import { inheritedResticVariables, manualEnvironment, manualRestic, type ManualSetting } from "./restic-manual.ts";
-import { resticAdvice } from "./restic-advice.ts";
 import { type BackupResult, parseSummary } from "./restic-output.ts";
 import { backupOnlyFlags, globalFlags, resticOptions, resticVariables } from "./restic-flags.ts";
 import { BackupctlError } from "../errors.ts";
@@ -50,11 +51,8 @@ export interface BackupOptions {
   priority?: Priority;
 }
 
-const fullId = /^[0-9a-f]{64}$/;
-
 /** How long reading one lock may take: restic opens the repository (about a second), then reads a small file. */
 const lockReadTimeoutMs = 10_000;
-const schemePattern = /^(local|sftp|rest|s3|b2|azure|gs|swift|rclone):/;
 /** The repositories (by URL) known to be of format version 2, which stores compressed data. */
 const formatVersion2 = new Set<string>();
 
@@ -79,23 +77,12 @@ export class Restic {
    * the files of its snapshots/ folder. Undefined when that does not settle it (another backend, or no single match).
    */
   fullSnapshotId(id: string): string | undefined {
-    if (fullId.test(id)) return id;
-    const matches = this.localSnapshotIds()?.filter((name) => name.startsWith(id)) ?? [];
-    return matches.length === 1 ? matches[0] : undefined;
+    return fullLocalSnapshotId(this.url(), id);
   }
 
-  /**
-   * The ids of a local repository's snapshots, read from its snapshots/ folder (one file per snapshot, named by its
-   * id, never changed once written) without decrypting anything; undefined for other backends or when unreadable.
-   */
+  /** The ids of a local repository's snapshots, without restic (see restic-local.ts); undefined for other backends. */
   localSnapshotIds(): string[] | undefined {
-    const url = this.url();
-    if (schemePattern.test(url) && !url.startsWith("local:")) return undefined;
-    try {
-      return readdirSync(join(url.replace(/^local:/, ""), "snapshots")).filter((name) => fullId.test(name));
-    } catch {
-      return undefined;
-    }
+    return localSnapshotIds(this.url());
   }
 
   private url(): string {
@@ -277,23 +264,7 @@ export class Restic {
    * `olderThanMs`, only lock files not written for that long (restic rewrites a live lock every 5 minutes).
    */
   localLockIds(olderThanMs?: number): string[] | undefined {
-    const url = this.url();
-    if (schemePattern.test(url) && !url.startsWith("local:")) return undefined;
-    const folder = join(url.replace(/^local:/, ""), "locks");
-    try {
-      const ids = readdirSync(folder).filter((name) => fullId.test(name));
-      if (olderThanMs === undefined) return ids;
-      const before = Date.now() - olderThanMs;
-      return ids.filter((id) => {
-        try {
-          return statSync(join(folder, id)).mtimeMs < before;
-        } catch {
-          return false; // removed meanwhile
-        }
-      });
-    } catch {
-      return undefined;
-    }
+    return localLockIds(this.url(), olderThanMs);
   }
 
   /**
@@ -540,35 +511,10 @@ export class Restic {
     );
   }
 
-  /**
-   * A clear error for a failed restic command: what failed, the line of restic's output that names the cause, and
-   * what to do. Classified from the exit code and the whole of stderr (see restic-errors.ts), not its last lines.
-   */
+  /** A clear error for a failed restic command of this repository (see restic-failure.ts). */
   failure(command: string, result: RunResult, snapshotId?: string): ResticError {
-    const failure = classifyResticFailure(result.code, result.stderr);
-    const advice = resticAdvice(failure.kind, this.spec);
-    const cause = failure.cause ? `${advice ? "; restic said: " : ": "}${failure.cause}` : "";
-    // restic's last lines, less the cause line when it ends them (it is in the message already): for a check, the
-    // lines before it name what is damaged.
-    const shown = failure.lines.endsWith(`Fatal: ${failure.cause}`)
-      ? failure.lines.slice(0, -`Fatal: ${failure.cause}`.length).trimEnd()
-      : failure.lines;
-    const more = shown && shown !== failure.cause ? `\n${indent(shown)}` : "";
-    return new ResticError(
-      `restic ${command}`,
-      result.code,
-      failure,
-      advice,
-      `repository ${this.name}: restic ${command} failed (exit ${result.code ?? result.signal})${
-        advice ? ` — ${advice}` : ""
-      }${cause}${more}`,
-      snapshotId,
-    );
+    return resticFailure(this.name, this.spec, command, result, snapshotId);
   }
-}
-
-function indent(text: string): string {
-  return text.split("\n").map((line) => `    ${line}`).join("\n");
 }
 
 /** Whether restic failed because another process holds the repository's lock. */
