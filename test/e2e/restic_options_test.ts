@@ -6,11 +6,11 @@
  * a large file, patterns of an exclude file, extraArgs' own exclude), the priority the processes ran at, a project's
  * settings winning over its repository's, and the errors restic 0.14 gives for what it cannot do (`--read-concurrency`
  * is restic 0.15; `--compression` on a version 1 repository is ignored silently, so backupctl refuses it).
- * `oneFileSystem` is checked by argv only: mounting a file system below the backed-up folder needs privileges a test
- * cannot count on.
+ * `oneFileSystem` is checked by argv, and by its effect where a tmpfs can be mounted below the backed-up folder (root,
+ * outside an unprivileged container): a file on it is left out.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +20,19 @@ import { runCli, runTool } from "../support/cli.ts";
 const now = "2026-11-21T10:00:00Z";
 const password = "options-test-password";
 
+/** Whether a tmpfs can be mounted here: true, or why not (the reason a test is skipped for). */
+function canMountTmpfs(): true | string {
+  const probe = mkdtempSync(join(tmpdir(), "backupctl-mount-probe-"));
+  try {
+    const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", probe], { encoding: "utf8" });
+    if (mounted.status !== 0) return `no tmpfs can be mounted here: ${(mounted.stderr || mounted.error)?.toString()}`;
+    spawnSync("umount", [probe]);
+    return true;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}
+
 /** One recorded start of a wrapped program. */
 interface Call {
   argv: string[];
@@ -28,6 +41,8 @@ interface Call {
 }
 
 describe("restic options: argv, priority and effect", () => {
+  const mountable = canMountTmpfs();
+  let mounted = "";
   let work = "";
   let calls = "";
   const config = () => join(work, "backup.config.ts");
@@ -89,6 +104,13 @@ describe("restic options: argv, priority and effect", () => {
     writeFileSync(join(data, "debug.log"), "log\n");
     writeFileSync(join(data, "old.BAK"), "backup copy\n");
     writeFileSync(join(work, "excludes.txt"), "# patterns\n*.log\n");
+    if (mountable === true) {
+      // Another file system below the backed-up folder: oneFileSystem leaves what is on it out.
+      mkdirSync(join(data, "mounted"));
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", join(data, "mounted")]);
+      mounted = join(data, "mounted");
+      writeFileSync(join(mounted, "other-fs.txt"), "on another file system\n");
+    }
     // A repository of format version 1, where restic 0.14 ignores --compression without a word.
     execFileSync("restic", ["--no-cache", "init", "--repository-version", "1"], {
       env: { ...process.env, RESTIC_REPOSITORY: join(work, "old-repo"), RESTIC_PASSWORD: password },
@@ -162,6 +184,7 @@ export default defineConfig({
   });
 
   after(() => {
+    if (mounted) spawnSync("umount", [mounted]);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -212,17 +235,30 @@ export default defineConfig({
     assert.deepEqual(argv.slice(argv.indexOf("--") + 1), [join(work, "data")]);
   });
 
-  it("leaves out what the options exclude, and keeps the rest", async () => {
+  /** The paths in the latest snapshot of the files source, relative to the backed-up folder. */
+  const snapshotPaths = async () => {
     const listed = await restic("repo", ["ls", "--json", "latest", "--tag", "source=files"]);
     assert.equal(listed.code, 0, listed.stderr);
-    const paths = listed.stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line) as { path?: string })
+    return listed.stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line) as { path?: string })
       .flatMap((node) => node.path === undefined ? [] : [node.path.slice(join(work, "data").length)]);
+  };
+
+  it("leaves out what the options exclude, and keeps the rest", async () => {
+    const paths = await snapshotPaths();
     for (const kept of ["/kept/keep.txt", "/small.bin", "/cache", "/marked"]) {
       assert.ok(paths.includes(kept), `${kept} is in the snapshot: ${paths.join(" ")}`);
     }
     for (const left of ["/cache/blob.bin", "/marked/private.txt", "/big.bin", "/debug.log", "/old.BAK"]) {
       assert.ok(!paths.includes(left), `${left} is left out: ${paths.join(" ")}`);
     }
+  });
+
+  it("oneFileSystem: a file on another file system mounted below the path is left out", {
+    skip: mountable === true ? false : mountable,
+  }, async () => {
+    const paths = await snapshotPaths();
+    assert.ok(paths.includes("/kept/keep.txt"));
+    assert.ok(!paths.includes("/mounted/other-fs.txt"), paths.join(" "));
   });
 
   it("readConcurrency: restic 0.14 does not know --read-concurrency, and the failure says what to do", async () => {
