@@ -1,6 +1,8 @@
 /**
  * A restic repository: init, backup (stdin stream or paths), snapshots, forget. The repository URL and password go
- * to restic through RESTIC_REPOSITORY / RESTIC_PASSWORD (never argv: URLs may hold credentials). JSON output is parsed.
+ * to restic through RESTIC_REPOSITORY / RESTIC_PASSWORD, its `env` and `s3` keys through its environment too (never
+ * argv: URLs and keys are credentials); its flags (bandwidth, compression, `-o` options, extraArgs) are built in
+ * restic-flags.ts, and it runs at the repository's (or its project's) nice and ionice. JSON output is parsed.
  */
 import { rmSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
