@@ -38,6 +38,8 @@ interface Call {
   argv: string[];
   nice: number;
   ionice: string;
+  /** The repository restic was given (RESTIC_REPOSITORY). */
+  repository: string;
 }
 
 describe("restic options: argv, priority and effect", () => {
@@ -55,8 +57,13 @@ describe("restic options: argv, priority and effect", () => {
   /** Every recorded start of `program`, in order. */
   const recorded = (program: string): Call[] =>
     readdirSync(calls).filter((name) => name.startsWith(`${program}.`)).sort().map((name) => {
-      const [argv, nice, ionice] = readFileSync(join(calls, name), "utf8").split("\n--\n");
-      return { argv: argv.split("\0").slice(0, -1), nice: Number(nice.trim()), ionice: ionice.trim() };
+      const [argv, nice, ionice, repository] = readFileSync(join(calls, name), "utf8").split("\n--\n");
+      return {
+        argv: argv.split("\0").slice(0, -1),
+        nice: Number(nice.trim()),
+        ionice: ionice.trim(),
+        repository: repository.trim(),
+      };
     });
   const backups = () => recorded("restic").filter((call) => call.argv[0] === "backup");
   /** The one recorded `restic backup` of a source. */
@@ -82,7 +89,8 @@ describe("restic options: argv, priority and effect", () => {
     // command name in field 2 has no spaces here) and what ionice says of it.
     const record = (name: string) =>
       `f="${calls}/${name}.$(date +%s%N).$$"; printf '%s\\0' "$@" > "$f"; ` +
-      `printf '\\n--\\n%s\\n--\\n' "$(cut -d' ' -f19 /proc/$$/stat)" >> "$f"; ionice -p $$ >> "$f"`;
+      `printf '\\n--\\n%s\\n--\\n' "$(cut -d' ' -f19 /proc/$$/stat)" >> "$f"; ionice -p $$ >> "$f"; ` +
+      `printf -- '--\\n%s\\n' "$RESTIC_REPOSITORY" >> "$f"`;
     const real = execFileSync("sh", ["-c", "command -v restic"]).toString().trim();
     writeFileSync(join(bin, "restic"), `#!/bin/sh\n${record("restic")}\nexec "${real}" "$@"\n`);
     chmodSync(join(bin, "restic"), 0o755);
@@ -133,13 +141,14 @@ export default defineConfig({
       ionice: { class: "best-effort", level: 6 },
       extraArgs: ["--cleanup-cache"],
     }),
+    second: restic({ url: "second-repo", password: env("RESTIC_PW"), limitUpload: 300 }),
     newer: restic({ url: "newer-repo", password: env("RESTIC_PW"), readConcurrency: 4 }),
     old: restic({ url: "old-repo", password: env("RESTIC_PW"), compression: "max" }),
   },
   projects: {
     app: {
       schedule: "0 3 * * *",
-      repositories: ["local"],
+      repositories: ["local", "second"],
       retention,
       restic: { limitUpload: 1024 },
       nice: 7,
@@ -194,7 +203,7 @@ export default defineConfig({
   });
 
   it("gives every restic command of the repository its global flags", () => {
-    const all = recorded("restic");
+    const all = recorded("restic").filter((call) => call.repository === join(work, "repo"));
     assert.ok(all.length >= 3, `restic ran ${all.length} times`);
     for (const { argv } of all) {
       assert.deepEqual(values(argv, "--pack-size"), ["8"], argv.join(" "));
@@ -214,8 +223,19 @@ export default defineConfig({
     assert.deepEqual(values(plain.argv, "--limit-upload"), ["4096"]);
     assert.equal(plain.nice, 5);
     assert.equal(plain.ionice, "best-effort: prio 6");
-    const init = recorded("restic").find((call) => call.argv[0] === "init");
+    const init = recorded("restic").find((call) => call.argv[0] === "init" && call.repository === join(work, "repo"));
     assert.equal(init?.nice, 5, "a repository command outside a project runs at the repository's priority");
+  });
+
+  it("a copy the project makes takes the project's settings; the copy repository's own init takes its own", () => {
+    const copies = recorded("restic").filter((call) => call.argv[0] === "copy");
+    assert.equal(copies.length, 2, "the files and export snapshots are copied into second");
+    for (const copy of copies) {
+      assert.deepEqual(values(copy.argv, "--limit-upload"), ["1024"], copy.argv.join(" "));
+      assert.equal(copy.nice, 7);
+    }
+    const init = recorded("restic").find((call) => call.argv.includes("--copy-chunker-params"));
+    assert.deepEqual(values(init?.argv ?? [], "--limit-upload"), ["300"]);
   });
 
   it("runs a dump program at the project's priority", () => {
