@@ -4,6 +4,8 @@ import type { Clock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { isoSeconds } from "../format/time.ts";
 import { Restic } from "../repository/restic.ts";
+import { forProject } from "../repository/restic-flags.ts";
+import type { NormalizedProject } from "../config/normalize.ts";
 import type { StateStore } from "../state/store.ts";
 import type { OutboxSender } from "../notify/outbox.ts";
 import type { ProjectLock } from "./lock.ts";
@@ -71,8 +73,17 @@ export function newRunId(at: Date): string {
   return `${isoSeconds(at).replace(/[-:]/g, "")}-${randomBytes(3).toString("hex")}`;
 }
 
-export function repositoryFor(ctx: Pick<StepContext, "loaded" | "store">, name: string): Restic {
-  return new Restic(name, ctx.loaded.config.repositories[name], ctx.loaded.dir, ctx.store.privateDir);
+/**
+ * The repository `name`; for one project's commands (its backups, copies and forgets), with the project's restic
+ * settings, nice and ionice laid over the repository's.
+ */
+export function repositoryFor(
+  ctx: Pick<StepContext, "loaded" | "store">,
+  name: string,
+  project?: NormalizedProject,
+): Restic {
+  const spec = ctx.loaded.config.repositories[name];
+  return new Restic(name, project ? forProject(spec, project) : spec, ctx.loaded.dir, ctx.store.privateDir);
 }
 
 /** The projects whose backups go to (or are copied to) a repository. */

@@ -138,7 +138,13 @@ async function run(
     return {
       name: program.name,
       tap: program.tap,
-      process: start(argv, { env: program.env, stdout, timeoutMs: options.timeoutMs, ...redirect }),
+      process: start(argv, {
+        env: program.env,
+        stdout,
+        timeoutMs: options.timeoutMs,
+        priority: options.priority,
+        ...redirect,
+      }),
     };
   });
 

@@ -1,5 +1,6 @@
 /** The configuration schema of repositories (restic()) and of the encryption of dumps (gpg(), age()). */
 import { z } from "zod";
+import { extraArgs, priorityShape, resticTuningShape, s3Schema } from "./schema-restic.ts";
 import { describeTyped, envMap, maybeSecret, nonEmpty, secretRef, strict } from "./schema-values.ts";
 
 const resticSchema = strict({
@@ -12,8 +13,20 @@ const resticSchema = strict({
   env: envMap.optional().describe(
     "Extra environment for restic (`AWS_ACCESS_KEY_ID`, `B2_ACCOUNT_KEY`, …); values may be secret references",
   ),
-  compression: z.enum(["auto", "max", "off"]).optional().describe(
-    "restic compression mode for this repository, passed as `--compression` (default: restic's own, `auto`)",
+  ...resticTuningShape,
+  ...priorityShape(
+    "every restic command on this repository (a project's own wins for its backups, copies and forgets)",
+  ),
+  extraArgs: extraArgs(
+    "every restic command on this repository (global flags only)",
+    '["--tls-client-cert", "client.pem"]',
+  ),
+  cacert: nonEmpty.optional().describe(
+    "A PEM file of the certificate authority that signed the server's certificate (`--cacert`), for a private " +
+      "S3 or REST server; relative paths start at the config's folder",
+  ),
+  s3: s3Schema.optional().describe(
+    "Credentials and addressing of an `s3:` repository: the keys reach restic only in its environment, never argv",
   ),
   options: z.record(nonEmpty, z.string()).optional().describe(
     'Extra restic options (`-o key=value`), e.g. `{ "sftp.command": "ssh -p 2222 backup@host -s sftp" }`; plain ' +

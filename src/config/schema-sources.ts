@@ -1,6 +1,7 @@
 /** The configuration schema of a project's sources: postgres(), mysql(), mongodb(), sqlite(), files(), command(). */
 import { z } from "zod";
 import { describeValue } from "./issues.ts";
+import { filesResticShape } from "./schema-restic.ts";
 import {
   describeTyped,
   envMap,
@@ -173,6 +174,7 @@ const filesSchema = strict({
     "Files and folders to back up; relative paths start at the config's folder. A missing path fails the backup",
   ),
   exclude: stringList.optional().describe("restic exclude patterns (`--exclude`)"),
+  ...filesResticShape,
 }).describe('Files and folders, read by restic itself (default name: `"files"`; no `allowEmpty`)');
 
 /** Why `text` cannot be the name of a dump's file in a snapshot (restic stores it at the snapshot's top), if it cannot. */

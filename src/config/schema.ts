@@ -13,6 +13,7 @@ import { describeValue } from "./issues.ts";
 import { notifierSchema } from "./schema-notifiers.ts";
 import { encryptionSchema, repositorySchema } from "./schema-repositories.ts";
 import { mysqlSchema, postgresSchema, sourceSchema, sqliteSchema } from "./schema-sources.ts";
+import { priorityShape, resticTuningShape } from "./schema-restic.ts";
 import {
   cron,
   describeTyped,
@@ -221,6 +222,13 @@ export const projectSchema = strict({
   ),
   timeout: duration.optional().describe(
     'Time limit of one backup attempt (default: `defaults.timeout`, else `"6h"`)',
+  ),
+  restic: strict(resticTuningShape, "restic settings such as { limitUpload: 2048 }").optional().describe(
+    "restic settings for this project's backups, copies and forgets, each overriding the repository's own; a " +
+      "repository's prune and check (shared by its projects) use the repository's",
+  ),
+  ...priorityShape(
+    "this project's backups: the dump programs, encryption filters and restic (overriding the repository's)",
   ),
   prune: strict({
     every: duration.optional().describe(

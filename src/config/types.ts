@@ -116,6 +116,18 @@ export interface FilesSource {
   paths: string[];
   /** restic exclude patterns. */
   exclude?: string[];
+  /** Leave out folders marked as caches by a CACHEDIR.TAG file (`--exclude-caches`). */
+  excludeCaches?: boolean;
+  /** Stay on the file system of each path (`--one-file-system`). */
+  oneFileSystem?: boolean;
+  /** Leave out the contents of folders holding a file of one of these names (`--exclude-if-present`). */
+  excludeIfPresent?: string[];
+  /** Leave out files larger than this, e.g. "500M" (`--exclude-larger-than`). */
+  excludeLargerThan?: string;
+  /** Files of exclude patterns (`--exclude-file`); relative paths start at the config's folder. */
+  excludeFile?: string | string[];
+  /** Extra `restic backup` arguments; those that would leak or bypass are refused. */
+  extraArgs?: string[];
 }
 
 export interface CommandSource extends DumpSourceOptions {
@@ -146,7 +158,40 @@ export type Source =
   | CommandSource;
 export type SourceType = Source["type"];
 
-export interface ResticRepository {
+/** restic's bandwidth, compression and pack-size settings: on a repository, or a project's `restic` (which wins). */
+export interface ResticTuning {
+  /** Upload limit in KiB/s (`--limit-upload`). */
+  limitUpload?: number;
+  /** Download limit in KiB/s (`--limit-download`). */
+  limitDownload?: number;
+  /** restic compression mode (default "auto"); needs a repository of format version 2. */
+  compression?: "auto" | "max" | "off";
+  /** Target pack size in MiB, 4–128 (`--pack-size`). */
+  packSize?: number;
+  /** Files read at once by `restic backup` (`--read-concurrency`, restic 0.15 or later). */
+  readConcurrency?: number;
+}
+
+/** CPU and I/O priority of the programs a backup runs (`nice`, `ionice`). */
+export interface Priority {
+  /** CPU niceness 0–19 (`nice -n`). */
+  nice?: number;
+  /** I/O scheduling class and level (`ionice -c … -n …`); the idle class has no level. */
+  ionice?: { class: "idle" | "best-effort"; level?: number };
+}
+
+/** S3 credentials (restic's AWS_* variables, never argv) and addressing. */
+export interface ResticS3 {
+  accessKeyId: MaybeSecret;
+  secretAccessKey: SecretRef;
+  sessionToken?: SecretRef;
+  /** `-o s3.region=…`. */
+  region?: string;
+  /** true: `-o s3.bucket-lookup=path`; false: `dns`; unset: restic's `auto`. */
+  pathStyle?: boolean;
+}
+
+export interface ResticRepository extends ResticTuning, Priority {
   readonly type: "restic";
   /** Any restic repository URL (local path, sftp:, rest:, s3:, b2:, rclone:, …). May be a secret reference. */
   url: MaybeSecret;
@@ -154,8 +199,12 @@ export interface ResticRepository {
   password: SecretRef;
   /** Extra environment for restic (AWS_ACCESS_KEY_ID, B2_ACCOUNT_KEY, …); values may be secret references. */
   env?: Record<string, MaybeSecret>;
-  /** restic compression mode for this repository (default "auto"). */
-  compression?: "auto" | "max" | "off";
+  /** Extra restic arguments (global flags) for every command on this repository; those that would leak are refused. */
+  extraArgs?: string[];
+  /** A PEM file of the certificate authority of the server (`--cacert`); relative to the config's folder. */
+  cacert?: string;
+  /** Credentials and addressing of an `s3:` repository (given to restic in its environment). */
+  s3?: ResticS3;
   /** Extra `restic` options (`-o key=value`), e.g. { "sftp.command": "ssh -p 2222 backup@host -s sftp" }. */
   options?: Record<string, string>;
   /** SSH access for an `sftp:` repository: the key (and its passphrase) as secret references. */
@@ -439,6 +488,12 @@ export interface Project {
   retry?: RetryPolicy;
   /** Time limit of one backup stage (default "6h"). */
   timeout?: Duration;
+  /** restic settings for this project's backups, copies and forgets, overriding the repository's. */
+  restic?: ResticTuning;
+  /** CPU niceness of this project's dump programs, filters and restic (overrides the repository's). */
+  nice?: Priority["nice"];
+  /** I/O priority of this project's dump programs, filters and restic (overrides the repository's). */
+  ionice?: Priority["ionice"];
   /** Maintenance cadence for this project's repositories. */
   prune?: { every?: Duration };
   check?: { every?: Duration; readDataSubset?: string };

@@ -43,7 +43,10 @@ function crossCheck(raw: unknown): ConfigProblem[] {
     problems.push({ path: "repositories", message: "declare at least one repository, e.g. local: restic({ … })" });
   }
   for (const [name, repository] of Object.entries(isRecord(raw.repositories) ? raw.repositories : {})) {
-    if (isRecord(repository)) checkSsh(name, repository, problems);
+    if (isRecord(repository)) {
+      checkSsh(name, repository, problems);
+      checkS3(name, repository, problems);
+    }
   }
   for (const [projectName, project] of Object.entries(isRecord(raw.projects) ? raw.projects : {})) {
     if (!isRecord(project)) continue;
@@ -179,6 +182,38 @@ function checkSsh(name: string, repository: Record<string, unknown>, problems: C
       path: at,
       message: 'ssh settings and options["sftp.command"] both say how to connect: keep one of them',
     });
+  }
+}
+
+/** The variables and options `s3` sets, which the repository's `env` and `options` must not set too. */
+const s3Variables = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+const s3Options = { region: "s3.region", pathStyle: "s3.bucket-lookup" } as const;
+
+function checkS3(name: string, repository: Record<string, unknown>, problems: ConfigProblem[]): void {
+  if (!isRecord(repository.s3)) return;
+  const at = formatPath(["repositories", name, "s3"]);
+  if (typeof repository.url === "string" && !repository.url.startsWith("s3:")) {
+    problems.push({
+      path: at,
+      message:
+        "s3 settings apply to s3: repositories only; use a url such as s3:https://s3.amazonaws.com/bucket/restic",
+    });
+  }
+  const env = isRecord(repository.env) ? repository.env : {};
+  for (const variable of s3Variables.filter((key) => key in env)) {
+    problems.push({
+      path: formatPath(["repositories", name, "env", variable]),
+      message: `s3 sets ${variable} already: remove it from env`,
+    });
+  }
+  const options = isRecord(repository.options) ? repository.options : {};
+  for (const [key, option] of Object.entries(s3Options)) {
+    if (repository.s3[key] !== undefined && option in options) {
+      problems.push({
+        path: formatPath(["repositories", name, "options", option]),
+        message: `s3.${key} sets ${option} already: keep one of them`,
+      });
+    }
   }
 }
 

@@ -18,6 +18,8 @@ import { redact } from "../config/secrets.ts";
 import { childEnvironment } from "./child-env.ts";
 import { OutputSink } from "./output-sink.ts";
 import { which } from "./which.ts";
+import { withPriority } from "./priority.ts";
+import type { Priority } from "../config/types.ts";
 import { trackChild } from "../runtime/shutdown.ts";
 
 export interface RunOptions {
@@ -44,6 +46,8 @@ export interface RunOptions {
    * umask's mode: create a private file (0600) first.
    */
   stdoutTo?: string;
+  /** Run the program at this CPU and I/O priority (`nice`, `ionice`; see exec/priority.ts). */
+  priority?: Priority;
 }
 
 export interface RunResult {
@@ -124,7 +128,7 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
     prefix: `${$.prefix ?? ""}exec `,
     // The output lands in arrays this module owns and caps (exec/output-sink.ts), not in zx's unbounded default.
     store: { stdout: stdoutSink.chunks, stderr: stderrSink.chunks, stdall: everything.chunks },
-  })`${shellArgv(argv, options)}`;
+  })`${shellArgv(withPriority(argv, options.priority), options)}`;
   const group = child.pid;
   stdoutSink.follow(child.child?.stdout);
   stderrSink.follow(child.child?.stderr);

@@ -43,6 +43,10 @@ export function resticAdvice(kind: ResticFailureKind, spec: ResticRepository, co
     case "locked":
       return "another restic process holds the repository lock; try again when it has finished, or run " +
         "`backupctl unlock` if no restic runs anywhere";
+    case "unknown-flag":
+      return "this restic does not know a flag backupctl passed it (`restic version` says which version runs): " +
+        "`readConcurrency` needs restic 0.15 or later; an `extraArgs` flag may be misspelt or newer than this " +
+        "restic. Upgrade restic, or remove the setting";
     case "other":
       return "";
   }

@@ -25,6 +25,8 @@ export type ResticFailureKind =
   | "refused"
   /** The backend cannot be reached (connection refused, no route, DNS, a timeout, an overloaded server). */
   | "unreachable"
+  /** This restic does not know a flag it was given (a setting newer than it, or an extraArgs typo). */
+  | "unknown-flag"
   | "other";
 
 export interface ResticFailure {
@@ -80,6 +82,7 @@ const kinds: { kind: ResticFailureKind; pattern: RegExp; transient?: boolean }[]
     transient: true,
   },
   { kind: "locked", pattern: /repository is already locked/i, transient: true },
+  { kind: "unknown-flag", pattern: /^unknown (shorthand )?flag:/i },
 ];
 
 /** restic's words when the repository's config file is missing: the line, then what says it does not exist. */

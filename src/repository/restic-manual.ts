@@ -6,6 +6,7 @@
 import { collectSecretRefs, describeSecret, secretPath, shellSecret } from "../config/secrets.ts";
 import type { ResticRepository } from "../config/types.ts";
 import { parseSftpUrl } from "./ssh.ts";
+import { globalFlags, resticOptions, resticVariables } from "./restic-flags.ts";
 
 /** Any env variable restic reads that we must not inherit from the caller's environment. */
 export const inheritedResticVariables = [
@@ -66,7 +67,7 @@ export function manualEnvironment(setting: ManualSetting): string[] {
     lines.push(`export RESTIC_PASSWORD=${shellSecret(password, configDir)}`);
     set.add("RESTIC_PASSWORD");
   }
-  for (const [key, value] of Object.entries(spec.env ?? {})) {
+  for (const [key, value] of Object.entries(resticVariables(spec))) {
     lines.push(`export ${key}=${typeof value === "string" ? shellWord(value) : shellSecret(value, configDir)}`);
     set.add(key);
   }
@@ -93,10 +94,13 @@ export function manualEnvironment(setting: ManualSetting): string[] {
   return lines;
 }
 
-/** `restic` and this repository's options (`-o key=value`, an sftp.command for its ssh settings), as shell words. */
+/**
+ * `restic` and this repository's flags (`-o key=value`, an sftp.command for its ssh settings, bandwidth, compression,
+ * extraArgs), as shell words.
+ */
 export function manualRestic(setting: ManualSetting): string {
   const { spec, configDir } = setting;
-  const options: Record<string, string> = { ...(spec.options ?? {}) };
+  const options = resticOptions(spec);
   const ssh = spec.ssh;
   const target = ssh && typeof spec.url === "string" ? parseSftpUrl(setting.url) : undefined;
   if (ssh && target && options["sftp.command"] === undefined) {
@@ -113,9 +117,9 @@ export function manualRestic(setting: ManualSetting): string {
     ].join(" ");
     options["sftp.command"] = command;
   }
-  return ["restic", ...Object.entries(options).map(([key, value]) => `-o ${shellWord(`${key}=${value}`)}`)].join(
-    " ",
-  );
+  // The same flags backupctl's own commands get, less --no-cache (a manual restic may use the user's cache).
+  const flags = globalFlags(spec, configDir, options).filter((flag) => flag !== "--no-cache");
+  return ["restic", ...flags.map(shellWord)].join(" ");
 }
 
 /** The known_hosts file the printed commands write for the repository's ssh settings. */

@@ -1,21 +1,26 @@
 /**
  * A restic repository: init, backup (stdin stream or paths), snapshots, forget. The repository URL and password go
- * to restic through RESTIC_REPOSITORY / RESTIC_PASSWORD (never argv: URLs may hold credentials). JSON output is parsed.
+ * to restic through RESTIC_REPOSITORY / RESTIC_PASSWORD, its `env` and `s3` keys through its environment too (never
+ * argv: URLs and keys are credentials); its flags (bandwidth, compression, `-o` options, extraArgs) are built in
+ * restic-flags.ts, and it runs at the repository's (or its project's) nice and ionice. JSON output is parsed.
  */
-import { readdirSync, rmSync, statSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import { classifyResticFailure, ResticError } from "./restic-errors.ts";
+import type { ResticError } from "./restic-errors.ts";
+import { resticFailure } from "./restic-failure.ts";
+import { fullId, fullLocalSnapshotId, localLockIds, localSnapshotIds, schemePattern } from "./restic-local.ts";
 import { runInteractive } from "../exec/interactive.ts";
 import { includeBatchBytes, includeBatches } from "./restic-browse.ts";
 import { gateArgv } from "../exec/fifo.ts";
 import { judgeLock, type LockVerdict, parseLock, type ResticLock } from "./restic-locks.ts";
 import { describeSecret, redact, resolveMaybeSecret, resolveSecret } from "../config/secrets.ts";
-import type { ResticRepository } from "../config/types.ts";
+import type { Priority, ResticRepository } from "../config/types.ts";
 import { run, type RunOptions, type RunResult, start } from "../exec/run.ts";
 import { openSsh, type SshRepository, type SshSession } from "./ssh.ts";
 import { inheritedResticVariables, manualEnvironment, manualRestic, type ManualSetting } from "./restic-manual.ts";
-import { resticAdvice } from "./restic-advice.ts";
 import { type BackupResult, parseSummary } from "./restic-output.ts";
+import { backupOnlyFlags, globalFlags, resticOptions, resticVariables } from "./restic-flags.ts";
+import { BackupctlError } from "../errors.ts";
 
 /** A snapshot as `restic snapshots --json` lists it. */
 export interface ResticSnapshot {
@@ -45,13 +50,14 @@ export interface BackupOptions {
    * (the run's lease was taken over by another runner), or undefined to go on.
    */
   beforeCommit?: () => Promise<string | undefined>;
+  /** The CPU and I/O priority of the stream's producer, filters and taps (the project's `nice`, `ionice`). */
+  priority?: Priority;
 }
-
-const fullId = /^[0-9a-f]{64}$/;
 
 /** How long reading one lock may take: restic opens the repository (about a second), then reads a small file. */
 const lockReadTimeoutMs = 10_000;
-const schemePattern = /^(local|sftp|rest|s3|b2|azure|gs|swift|rclone):/;
+/** The repositories (by URL) known to be of format version 2, which stores compressed data. */
+const formatVersion2 = new Set<string>();
 
 export class Restic {
   constructor(
@@ -74,23 +80,12 @@ export class Restic {
    * the files of its snapshots/ folder. Undefined when that does not settle it (another backend, or no single match).
    */
   fullSnapshotId(id: string): string | undefined {
-    if (fullId.test(id)) return id;
-    const matches = this.localSnapshotIds()?.filter((name) => name.startsWith(id)) ?? [];
-    return matches.length === 1 ? matches[0] : undefined;
+    return fullLocalSnapshotId(this.url(), id);
   }
 
-  /**
-   * The ids of a local repository's snapshots, read from its snapshots/ folder (one file per snapshot, named by its
-   * id, never changed once written) without decrypting anything; undefined for other backends or when unreadable.
-   */
+  /** The ids of a local repository's snapshots, without restic (see restic-local.ts); undefined for other backends. */
   localSnapshotIds(): string[] | undefined {
-    const url = this.url();
-    if (schemePattern.test(url) && !url.startsWith("local:")) return undefined;
-    try {
-      return readdirSync(join(url.replace(/^local:/, ""), "snapshots")).filter((name) => fullId.test(name));
-    } catch {
-      return undefined;
-    }
+    return localSnapshotIds(this.url());
   }
 
   private url(): string {
@@ -103,7 +98,7 @@ export class Restic {
   private environment(): Record<string, string | undefined> {
     const env: Record<string, string | undefined> = {};
     for (const key of inheritedResticVariables) env[key] = undefined;
-    for (const [key, value] of Object.entries(this.spec.env ?? {})) {
+    for (const [key, value] of Object.entries(resticVariables(this.spec))) {
       env[key] = resolveMaybeSecret(value, this.configDir);
     }
     env.RESTIC_REPOSITORY = this.url();
@@ -113,15 +108,13 @@ export class Restic {
     return env;
   }
 
-  private globalArgs(options: Record<string, string> = this.spec.options ?? {}): string[] {
-    const args = ["--no-cache"];
-    if (this.spec.compression) args.push("--compression", this.spec.compression);
-    for (const [key, value] of Object.entries(options)) args.push("-o", `${key}=${value}`);
-    return args;
+  private argv(command: string, ...args: string[]): string[] {
+    return ["restic", command, ...globalFlags(this.spec, this.configDir), ...args];
   }
 
-  private argv(command: string, ...args: string[]): string[] {
-    return ["restic", command, ...this.globalArgs(), ...args];
+  /** The CPU and I/O priority of this repository's restic (a project's own, when made for one). */
+  private get priority() {
+    return { nice: this.spec.nice, ionice: this.spec.ionice };
   }
 
   /**
@@ -129,8 +122,8 @@ export class Restic {
    * repositories, so the source's options (an sftp.command, say) are passed along; on a clash this one's win.
    */
   private argvWith(from: Restic, command: string, ...args: string[]): string[] {
-    const options = { ...(from.spec.options ?? {}), ...(this.spec.options ?? {}) };
-    return ["restic", command, ...this.globalArgs(options), ...args];
+    const options = { ...resticOptions(from.spec), ...resticOptions(this.spec) };
+    return ["restic", command, ...globalFlags(this.spec, this.configDir, options), ...args];
   }
 
   private async restic(command: string, args: string[], input?: string, timeoutMs?: number): Promise<RunResult> {
@@ -149,7 +142,12 @@ export class Restic {
     const ssh = this.openSsh(from);
     try {
       // SIGINT is how restic is stopped: it then removes its lock (SIGTERM would leave a stale one).
-      return await run(argv, { stopSignal: "SIGINT", ...options, env: { ...options.env, ...ssh.env } });
+      return await run(argv, {
+        stopSignal: "SIGINT",
+        priority: this.priority,
+        ...options,
+        env: { ...options.env, ...ssh.env },
+      });
     } finally {
       ssh.remove();
     }
@@ -269,23 +267,7 @@ export class Restic {
    * `olderThanMs`, only lock files not written for that long (restic rewrites a live lock every 5 minutes).
    */
   localLockIds(olderThanMs?: number): string[] | undefined {
-    const url = this.url();
-    if (schemePattern.test(url) && !url.startsWith("local:")) return undefined;
-    const folder = join(url.replace(/^local:/, ""), "locks");
-    try {
-      const ids = readdirSync(folder).filter((name) => fullId.test(name));
-      if (olderThanMs === undefined) return ids;
-      const before = Date.now() - olderThanMs;
-      return ids.filter((id) => {
-        try {
-          return statSync(join(folder, id)).mtimeMs < before;
-        } catch {
-          return false; // removed meanwhile
-        }
-      });
-    } catch {
-      return undefined;
-    }
+    return localLockIds(this.url(), olderThanMs);
   }
 
   /**
@@ -346,9 +328,12 @@ export class Restic {
     if (result.code !== 0) throw this.failure("forget", result);
   }
 
-  /** Backs up files and folders directly. restic's exit 3 (some files unreadable) counts as a failure. */
-  async backupPaths(paths: string[], exclude: string[], options: BackupOptions): Promise<BackupResult> {
-    const args = [...this.backupArgs(options), ...exclude.flatMap((pattern) => ["--exclude", pattern]), "--", ...paths];
+  /**
+   * Backs up files and folders directly, with the source's own `restic backup` flags (excludes and the like: see
+   * sources/files.ts). restic's exit 3 (some files unreadable) counts as a failure.
+   */
+  async backupPaths(paths: string[], flags: string[], options: BackupOptions): Promise<BackupResult> {
+    const args = [...this.backupArgs(options), ...flags, "--", ...paths];
     const result = await this.run(this.argv("backup", ...args), {
       env: this.environment(),
       timeoutMs: options.timeoutMs,
@@ -372,10 +357,12 @@ export class Restic {
     let child;
     try {
       // SIGINT on timeout: restic 0.14 then removes its lock and stores nothing (SIGTERM would leave a stale lock).
+      // The gate and the restic it starts share the priority (a child inherits both).
       child = start(gateArgv(input, this.argv("backup", ...args)), {
         env: { ...this.environment(), ...ssh.env },
         timeoutMs: options.timeoutMs,
         stopSignal: "SIGINT",
+        priority: this.priority,
       });
     } catch (error) {
       ssh.remove();
@@ -420,6 +407,7 @@ export class Restic {
         stdoutTo: output,
         timeoutMs,
         stopSignal: "SIGINT",
+        priority: this.priority,
       });
     } catch (error) {
       ssh.remove();
@@ -436,8 +424,8 @@ export class Restic {
     const ssh = this.openSsh();
     try {
       // The user's cache is allowed here (interactive use); backupctl's own commands run with --no-cache.
-      const options = Object.entries(this.spec.options ?? {}).flatMap(([key, value]) => ["-o", `${key}=${value}`]);
-      return await runInteractive(["restic", ...options, ...args], {
+      const flags = globalFlags(this.spec, this.configDir).filter((flag) => flag !== "--no-cache");
+      return await runInteractive(["restic", ...flags, ...args], {
         env: { ...this.environment(), ...ssh.env },
         stopSignal: "SIGINT",
         debianPackage: "restic",
@@ -509,38 +497,37 @@ export class Restic {
       "--time",
       options.time.toISOString().slice(0, 19).replace("T", " "),
       ...options.tags.flatMap((tag) => ["--tag", tag]),
+      ...backupOnlyFlags(this.spec),
     ];
   }
 
   /**
-   * A clear error for a failed restic command: what failed, the line of restic's output that names the cause, and
-   * what to do. Classified from the exit code and the whole of stderr (see restic-errors.ts), not its last lines.
+   * Fails when the repository is of format version 1 and `compression` asks for compressed data ("auto", "max"):
+   * restic 0.14 ignores `--compression` there without a word, so the backups would silently stay uncompressed. The
+   * format is read once per process (a version 2 repository never goes back to 1).
    */
-  failure(command: string, result: RunResult, snapshotId?: string): ResticError {
-    const failure = classifyResticFailure(result.code, result.stderr);
-    const advice = resticAdvice(failure.kind, this.spec, command);
-    const cause = failure.cause ? `${advice ? "; restic said: " : ": "}${failure.cause}` : "";
-    // restic's last lines, less the cause line when it ends them (it is in the message already): for a check, the
-    // lines before it name what is damaged.
-    const shown = failure.lines.endsWith(`Fatal: ${failure.cause}`)
-      ? failure.lines.slice(0, -`Fatal: ${failure.cause}`.length).trimEnd()
-      : failure.lines;
-    const more = shown && shown !== failure.cause ? `\n${indent(shown)}` : "";
-    return new ResticError(
-      `restic ${command}`,
-      result.code,
-      failure,
-      advice,
-      `repository ${this.name}: restic ${command} failed (exit ${result.code ?? result.signal})${
-        advice ? ` — ${advice}` : ""
-      }${cause}${more}`,
-      snapshotId,
+  async assertCompressionSupported(): Promise<void> {
+    if (this.spec.compression === undefined || this.spec.compression === "off") return;
+    const url = this.url();
+    if (formatVersion2.has(url)) return;
+    const result = await this.restic("cat", ["--no-lock", "config"]);
+    if (result.code !== 0) throw this.failure("cat config", result);
+    const version = (JSON.parse(result.stdout) as { version?: number }).version;
+    if (version !== 1) {
+      formatVersion2.add(url);
+      return;
+    }
+    throw new BackupctlError(
+      `repository ${this.name}: compression: "${this.spec.compression}" needs a repository of format version 2, ` +
+        "and this one is version 1 (restic would store the data uncompressed without a word): upgrade it with " +
+        `\`backupctl restic ${this.name} -- migrate upgrade_repo_v2\` (restic 0.14 or later), or remove compression`,
     );
   }
-}
 
-function indent(text: string): string {
-  return text.split("\n").map((line) => `    ${line}`).join("\n");
+  /** A clear error for a failed restic command of this repository (see restic-failure.ts). */
+  failure(command: string, result: RunResult, snapshotId?: string): ResticError {
+    return resticFailure(this.name, this.spec, command, result, snapshotId);
+  }
 }
 
 /** Whether restic failed because another process holds the repository's lock. */

@@ -30,7 +30,8 @@ export interface StreamInput {
 export interface PathsInput {
   kind: "paths";
   paths: string[];
-  exclude: string[];
+  /** The source's own `restic backup` flags: excludes, caches, file systems, extraArgs (see sources/files.ts). */
+  flags: string[];
 }
 
 export type BackupInput = StreamInput | PathsInput;

@@ -13,6 +13,8 @@ import { after, before, describe, it } from "node:test";
 import { isTransient } from "../../src/apply/retry.ts";
 import { Restic } from "../../src/repository/restic.ts";
 import { classifyResticFailure, ResticError } from "../../src/repository/restic-errors.ts";
+import { resticAdvice } from "../../src/repository/restic-advice.ts";
+import { env, restic } from "../../src/config/helpers.ts";
 import { startRestServer } from "../support/rclone.ts";
 import { freePort } from "../support/sshd.ts";
 import { runTool, waitFor } from "../support/cli.ts";
@@ -205,6 +207,23 @@ describe("classifyResticFailure", () => {
         "Fatal: unable to open repository at sftp:root@127.0.0.1:/srv/repo: unable to start the sftp session, error: EOF",
     );
     assert.deepEqual([refused.kind, refused.transient], ["refused", false], "a refusal named by ssh stays one");
+  });
+
+  it("a flag this restic does not know is named, not retried, and the advice names the setting", async () => {
+    // restic prints cobra's usage error on stderr, the unknown flag on its first line (restic 0.14 says so of
+    // --read-concurrency, which came with 0.15; a made-up flag keeps the test true on every version).
+    const result = await runTool("restic", ["backup", "--no-such-flag", "2", "/nonexistent"]);
+    assert.notEqual(result.code, 0);
+    const failure = classifyResticFailure(result.code, result.stderr);
+    assert.deepEqual([failure.kind, failure.transient, failure.cause], [
+      "unknown-flag",
+      false,
+      "unknown flag: --no-such-flag",
+    ]);
+    assert.match(
+      resticAdvice("unknown-flag", restic({ url: "/r", password: env("P") })),
+      /readConcurrency. needs restic 0\.15/,
+    );
   });
 
   it("a PID is not an HTTP status", () => {

@@ -310,7 +310,56 @@ describe("files", () => {
       { type: "files", name: "uploads", paths: ["uploads", root], exclude: ["*.tmp"] },
       context.configDir,
     );
-    assert.deepEqual(input, { kind: "paths", paths: [join(context.configDir, "uploads"), root], exclude: ["*.tmp"] });
+    assert.deepEqual(input, {
+      kind: "paths",
+      paths: [join(context.configDir, "uploads"), root],
+      flags: ["--exclude", "*.tmp"],
+    });
+  });
+
+  it("the typed options become restic backup flags, exclude files from the config's folder, extraArgs last", () => {
+    mkdirSync(join(context.configDir, "uploads"), { recursive: true });
+    writeFileSync(join(context.configDir, "excludes.txt"), "*.log\n");
+    const input = filesInput({
+      type: "files",
+      name: "uploads",
+      paths: ["uploads"],
+      exclude: ["*.tmp"],
+      excludeCaches: true,
+      oneFileSystem: true,
+      excludeIfPresent: [".nobackup", ".skip"],
+      excludeLargerThan: "2G",
+      excludeFile: "excludes.txt",
+      extraArgs: ["--iexclude", "*.BAK"],
+    }, context.configDir);
+    assert.deepEqual(input.flags, [
+      "--exclude",
+      "*.tmp",
+      "--exclude-caches",
+      "--one-file-system",
+      "--exclude-if-present",
+      ".nobackup",
+      "--exclude-if-present",
+      ".skip",
+      "--exclude-larger-than",
+      "2G",
+      "--exclude-file",
+      join(context.configDir, "excludes.txt"),
+      "--iexclude",
+      "*.BAK",
+    ]);
+  });
+
+  it("a missing exclude file is an error: without it, what it excludes would be backed up", () => {
+    mkdirSync(join(context.configDir, "uploads"), { recursive: true });
+    assert.throws(
+      () =>
+        filesInput(
+          { type: "files", name: "uploads", paths: ["uploads"], excludeFile: ["missing.txt"] },
+          context.configDir,
+        ),
+      { name: "SourceError", message: new RegExp(`excludeFile ${join(context.configDir, "missing.txt")} not found`) },
+    );
   });
 
   it("a missing path is an error naming every missing one, never skipped", () => {

@@ -252,7 +252,7 @@ function replyError(code: number, message: string): Error {
 }
 
 /** A CA and a server certificate for 127.0.0.1 and localhost, made with the openssl CLI (P-256 keys: fast). */
-function makeCertificate(dir: string): { key: string; cert: string; caFile: string } {
+export function makeCertificate(dir: string): { key: string; cert: string; caFile: string } {
   const path = (name: string) => join(dir, name);
   const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
   const ecKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];

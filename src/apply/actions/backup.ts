@@ -33,7 +33,8 @@ export async function backup(
     // A saved plan is made again from the config before it runs, so this is a plan from another config.
     throw new Error(`the plan backs up ${action.project}/${action.source}, which the config does not declare`);
   }
-  const repository = repositoryFor(ctx, action.repository);
+  // The project's restic settings, nice and ionice win over the repository's (restic-flags.ts).
+  const repository = repositoryFor(ctx, action.repository, project);
   const stage = {
     runId: run.id,
     type: "backup",
@@ -60,8 +61,11 @@ export async function backup(
           progress: (bytes: () => number) =>
             startProgress(`backup ${label}`, bytes, ctx.out, { runId: run.id, project: project.name }),
           beforeCommit: fleet ? () => fleet.member.refusal(fleet.fence) : undefined,
+          // The dump programs run at the project's priority; restic at the project's, else the repository's.
+          priority: { nice: project.nice, ionice: project.ionice },
           tags: ["backupctl", `project=${project.name}`, `source=${source.name}`, `run=${run.id}`],
         };
+        await repository.assertCompressionSupported();
         const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
         const input = backupInput(source, context);
         // Dumps are encrypted in the stream when the project asks; files rely on restic's own encryption.
@@ -74,7 +78,7 @@ export async function backup(
         }
         const result = input.kind === "stream"
           ? await streamBackup(input, repository, options, filters)
-          : await backupPaths(repository, input.paths, input.exclude, options);
+          : await backupPaths(repository, input.paths, input.flags, options);
         // What `restic snapshots` will list for it: a stream is stored as /<file name>, paths as given (absolute).
         const paths = input.kind === "stream" ? [`/${storedName(input, filters)}`] : input.paths;
         const id = result.snapshotId === undefined ? undefined : repository.fullSnapshotId(result.snapshotId);
@@ -118,9 +122,9 @@ export async function backup(
 }
 
 /** A files backup; a snapshot restic wrote despite failing (exit 3: unreadable files) is forgotten at once. */
-async function backupPaths(repository: Restic, paths: string[], exclude: string[], options: BackupOptions) {
+async function backupPaths(repository: Restic, paths: string[], flags: string[], options: BackupOptions) {
   try {
-    const result = await repository.backupPaths(paths, exclude, options);
+    const result = await repository.backupPaths(paths, flags, options);
     return { snapshotId: result.snapshotId!, bytes: result.bytesProcessed, bytesAdded: result.bytesAdded };
   } catch (error) {
     if (error instanceof ResticError && error.snapshotId) {

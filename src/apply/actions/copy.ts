@@ -20,7 +20,9 @@ export async function copy(action: Extract<Action, { type: "copy" }>, ctx: Actio
   await ctx.store.setRunStage(run.id, `copy ${action.source} to ${action.repository}`);
   run.touched.add(action.repository);
   run.uncertain.add(action.repository);
-  const target = repositoryFor(ctx, action.repository);
+  // The project's restic settings (a bandwidth limit, compression) apply to the copy it makes.
+  const project = ctx.loaded.config.projects[run.project];
+  const target = repositoryFor(ctx, action.repository, project);
   const source = repositoryFor(ctx, action.from);
   const stage = {
     runId: run.id,
@@ -29,7 +31,10 @@ export async function copy(action: Extract<Action, { type: "copy" }>, ctx: Actio
     source: action.source,
     repository: action.repository,
   } as const;
-  const outcome = await runStage(ctx, stage, async () => ({ value: await target.copyFrom(source, ids) }));
+  const outcome = await runStage(ctx, stage, async () => {
+    await target.assertCompressionSupported();
+    return { value: await target.copyFrom(source, ids) };
+  });
   if (!outcome.ok) {
     ctx.out(`  ✗ copy ${label} failed: ${outcome.error}`);
     return { status: "failed", error: outcome.error };

@@ -46,7 +46,7 @@ export async function forget(action: Forget, ctx: ActionContexts["forget"]): Pro
     );
     return { status: "held" };
   }
-  const repository = repositoryFor(ctx, action.repository);
+  const repository = repositoryFor(ctx, action.repository, ctx.loaded.config.projects[action.project]);
   const outcome = await runStage(
     ctx,
     stage,
