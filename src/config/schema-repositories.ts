@@ -28,6 +28,22 @@ const resticSchema = strict({
   s3: s3Schema.optional().describe(
     "Credentials and addressing of an `s3:` repository: the keys reach restic only in its environment, never argv",
   ),
+  prune: strict({
+    maxUnused: z.string().regex(/^(\d+(\.\d+)?%|\d+[KMGT]?|unlimited)$/, {
+      error: () => 'expected a share such as "5%", a size such as "2G", or "unlimited"',
+    }).optional().describe(
+      "How much unused space a prune may leave in the repository (`restic prune --max-unused`; restic's default " +
+        '`"5%"`): `"0"` repacks until nothing unused is left, `"unlimited"` repacks only what is needed',
+    ),
+    maxRepackSize: z.string().regex(/^\d+[KMGT]?$/, {
+      error: () => 'expected a size such as "500M" or "2G"',
+    }).optional().describe(
+      'The most a prune repacks in one run (`restic prune --max-repack-size`, e.g. `"2G"`): a long prune in ' +
+        "shorter steps; what is left is repacked by the next prunes",
+    ),
+  }).optional().describe(
+    "How prunes of this repository free space (when it is pruned is each project's `prune.every` and its forgets)",
+  ),
   options: z.record(nonEmpty, z.string()).optional().describe(
     'Extra restic options (`-o key=value`), e.g. `{ "sftp.command": "ssh -p 2222 backup@host -s sftp" }`; plain ' +
       "strings on restic's command line: never a secret",

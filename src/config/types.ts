@@ -205,6 +205,8 @@ export interface ResticRepository extends ResticTuning, Priority {
   cacert?: string;
   /** Credentials and addressing of an `s3:` repository (given to restic in its environment). */
   s3?: ResticS3;
+  /** How prunes of this repository free space (`restic prune --max-unused`, `--max-repack-size`). */
+  prune?: { maxUnused?: string; maxRepackSize?: string };
   /** Extra `restic` options (`-o key=value`), e.g. { "sftp.command": "ssh -p 2222 backup@host -s sftp" }. */
   options?: Record<string, string>;
   /** SSH access for an `sftp:` repository: the key (and its passphrase) as secret references. */

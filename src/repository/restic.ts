@@ -228,7 +228,11 @@ export class Restic {
 
   /** Removes unreferenced data after forgets. */
   async prune(): Promise<void> {
-    const result = await this.restic("prune", []);
+    const { maxUnused, maxRepackSize } = this.spec.prune ?? {};
+    const result = await this.restic("prune", [
+      ...(maxUnused === undefined ? [] : ["--max-unused", maxUnused]),
+      ...(maxRepackSize === undefined ? [] : ["--max-repack-size", maxRepackSize]),
+    ]);
     if (result.code !== 0) throw this.failure("prune", result);
   }
 

@@ -140,6 +140,7 @@ export default defineConfig({
       nice: 5,
       ionice: { class: "best-effort", level: 6 },
       extraArgs: ["--cleanup-cache"],
+      prune: { maxUnused: "0", maxRepackSize: "1G" },
     }),
     second: restic({ url: "second-repo", password: env("RESTIC_PW"), limitUpload: 300 }),
     newer: restic({ url: "newer-repo", password: env("RESTIC_PW"), readConcurrency: 4 }),
@@ -300,5 +301,23 @@ export default defineConfig({
     assert.equal(backups().filter((call) => call.argv.includes("project=legacy")).length, 0, "no backup started");
     const listed = await restic("old-repo", ["snapshots", "--json"]);
     assert.deepEqual(JSON.parse(listed.stdout), []);
+  });
+
+  it("prunes with the repository's prune settings, and a repository without them with restic's defaults", async () => {
+    const result = await cli(["forget", "app", "--prune"]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /~ prune local: done/);
+    const prunes = recorded("restic").filter((call) => call.argv.includes("prune"));
+    const of = (repository: string) => prunes.filter((call) => call.repository === join(work, repository));
+    assert.equal(of("repo").length, 1, JSON.stringify(prunes.map((call) => call.argv)));
+    assert.deepEqual(values(of("repo")[0].argv, "--max-unused"), ["0"]);
+    assert.deepEqual(values(of("repo")[0].argv, "--max-repack-size"), ["1G"]);
+    for (const call of of("second-repo")) {
+      assert.ok(!call.argv.includes("--max-unused") && !call.argv.includes("--max-repack-size"), call.argv.join(" "));
+    }
+    // With nothing unused allowed, a second look finds nothing left to repack or delete.
+    const again = await restic("repo", ["prune", "--dry-run", "--max-unused", "0"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /unused size after prune:\s+0 B/);
   });
 });
