@@ -82,8 +82,6 @@ export async function pitrBench(options: { quick: boolean; log: (line: string) =
     const archiveBytes = du(join(repository, "archive"));
     const backupBytes = du(join(repository, "backup"));
     const dumpBytes = du(dumpRepo);
-      ? parseInt(info.archive.max.slice(16), 16) - parseInt(info.archive.min.slice(16), 16) + 1
-      : 0;
     const ratio = pitrBytes / dumpBytes;
     const storage: Row = {
       benchmark: "PITR storage, 7 days",
@@ -94,8 +92,7 @@ export async function pitrBench(options: { quick: boolean; log: (line: string) =
       value: mib(pitrBytes),
       baseline: `dump pipeline's restic repository: ${mib(dumpBytes)}`,
       ratio,
-      note:
-        `du -sb after day 7: backups ${mib(backupBytes)}, WAL archive ${mib(archiveBytes)} (gz); ` +
+      note: `du -sb after day 7: backups ${mib(backupBytes)}, WAL archive ${mib(archiveBytes)} (gz); ` +
         `per day: pgBackRest backup ${seconds(median(times.pitr))}, dump pipeline ${seconds(median(times.dump))}`,
       target: {
         goal:
