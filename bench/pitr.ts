@@ -49,7 +49,9 @@ async function pitrCase(
   const { quick, log } = options;
   const scale = quick ? scales.quick : scales.full;
   const work = tempDir("backupctl-bench-pitr-");
-  const pg = await startPgBackRestCluster({ stanza: "bench" });
+  // One full kept: the expire after day 1's full removes the WAL of the set-up (pgbench -i, the filler, VACUUM FULL),
+  // which the archive took before the first backup and no restore needs.
+  const pg = await startPgBackRestCluster({ stanza: "bench", retention: { full: 1 } });
   const stopPg = deferCleanup(() => pg.stop());
   try {
     const server = pg.server;
@@ -118,11 +120,14 @@ async function pitrCase(
           "a pgBackRest stanza (weekly full, daily incr, WAL) ≤ 25% of the dump pipeline's repository after 7 days " +
           "(changes spread evenly)",
         met: ratio <= 0.25,
-        missed: `${(ratio * 100).toFixed(0)}% instead of ≤ 25%: the WAL of 7 days of spread updates ` +
-          `(${
-            mib(archiveBytes)
-          }) and the incrs (a page-level copy of every changed 8 KiB page) add up to more than a ` +
-          "quarter of what restic stores.",
+        missed: `${(ratio * 100).toFixed(0)}% instead of ≤ 25%, and more than the dumps, not less. The backups ` +
+          `(${mib(backupBytes)}): pgBackRest 2.45's incrementals are file-level, so each day copies again every ` +
+          "relation file with a changed page, here the whole of pgbench_accounts (1% of the rows spread evenly " +
+          "touches most of its pages); block-level incrementals came with pgBackRest 2.46 (repo1-block). The WAL " +
+          `(${mib(archiveBytes)}): with full_page_writes on, the first change of a page after a checkpoint logs ` +
+          "the whole 8 KiB page, so each day's WAL holds about every page of the table again (wal_compression, the " +
+          "next row, barely changes it: the archive is compressed anyway). Spread changes cost a PITR stanza more " +
+          "than whole compressed dumps; what it buys is the RPO (next row) and a restore to any moment.",
       },
     };
     const pushMs = median(times.push);
