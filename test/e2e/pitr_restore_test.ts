@@ -42,9 +42,8 @@ function labels(into: string, port: string | undefined): string {
   return execFileSync("psql", [...argv, "SELECT string_agg(label, ',' ORDER BY label) FROM marks"]).toString().trim();
 }
 
-before(async () => {
-  if (!ready) return;
-  pg = await startPgBackRestCluster({ stanza: "main" });
+/** The config, a first apply (stanza-create and a full backup), then the rows t1 and t2 with their WAL archived. */
+async function setUp(): Promise<void> {
   dir = mkdtempSync(join(tmpdir(), "backupctl-pitr-restore-"));
   const { cluster, repository } = pg.source;
   writeFileSync(
@@ -81,6 +80,19 @@ export default defineConfig({
   between = new Date(Number(await pg.server.psql("SELECT extract(epoch FROM clock_timestamp())")) * 1000);
   await pg.server.psql("SELECT pg_sleep(0.05); INSERT INTO marks VALUES ('t2');");
   await pg.switchWal();
+}
+
+before(async () => {
+  if (!ready) return;
+  pg = await startPgBackRestCluster({ stanza: "main" });
+  // A set-up that fails stops its server here: the runtimes do not all run `after` when `before` failed.
+  try {
+    await setUp();
+  } catch (error) {
+    await pg.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
 });
 after(async () => {
   await pg?.stop();

@@ -40,15 +40,21 @@ async function serverNow(): Promise<Date> {
 
 before(async () => {
   pg = await startPgBackRestCluster({ stanza: "app" });
-  context = { configDir: pg.server.dir, privateDir: join(pg.server.dir, "private") };
-  await pg.pgbackrest.stanzaCreate();
-  await pg.server.psql("CREATE TABLE marks (label text PRIMARY KEY);");
-  await pg.pgbackrest.backup("full");
-  // pgBackRest dates a backup to the second, and restores to a time only from a backup that stopped before it.
-  await pg.server.psql("SELECT pg_sleep(1); INSERT INTO marks VALUES ('t1');");
-  between = await serverNow();
-  await pg.server.psql("SELECT pg_sleep(0.05); INSERT INTO marks VALUES ('t2');");
-  await pg.switchWal();
+  // A set-up that fails stops its server here: the runtimes do not all run `after` when `before` failed.
+  try {
+    context = { configDir: pg.server.dir, privateDir: join(pg.server.dir, "private") };
+    await pg.pgbackrest.stanzaCreate();
+    await pg.server.psql("CREATE TABLE marks (label text PRIMARY KEY);");
+    await pg.pgbackrest.backup("full");
+    // pgBackRest dates a backup to the second, and restores to a time only from a backup that stopped before it.
+    await pg.server.psql("SELECT pg_sleep(1); INSERT INTO marks VALUES ('t1');");
+    between = await serverNow();
+    await pg.server.psql("SELECT pg_sleep(0.05); INSERT INTO marks VALUES ('t2');");
+    await pg.switchWal();
+  } catch (error) {
+    await pg.stop();
+    throw error;
+  }
 });
 after(async () => {
   await pg?.stop();
