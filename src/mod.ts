@@ -32,6 +32,7 @@ export {
   mongodb,
   mysql,
   ntfy,
+  pgbackrest,
   postgres,
   restic,
   slack,

@@ -15,6 +15,7 @@ import type {
   MongodbSource,
   MysqlSource,
   NtfyNotifier,
+  PgBackRestSource,
   PostgresSource,
   ResticRepository,
   SlackNotifier,
@@ -256,4 +257,26 @@ export function uptimeKuma(options: Options<UptimeKumaNotifier>): UptimeKumaNoti
  */
 export function ntfy(options: Options<NtfyNotifier>): NtfyNotifier {
   return { type: "ntfy", ...options };
+}
+
+/**
+ * A PostgreSQL cluster backed up by pgBackRest for point-in-time recovery: full, differential and incremental
+ * backups on their own schedules, WAL archived continuously by PostgreSQL. backupctl renders pgBackRest's
+ * configuration into a private file, plans and runs stanza-create, the backups, expire and check, and watches the
+ * archive against `rpo`. It never edits postgresql.conf: it prints the lines to add. Its name defaults to the stanza.
+ *
+ * @example
+ * ```ts
+ * pgbackrest({
+ *   stanza: "main",
+ *   cluster: { dataDirectory: "/var/lib/postgresql/15/main", host: "/var/run/postgresql" },
+ *   repository: { path: "/srv/pgbackrest" },
+ *   cipherPassphrase: env("PGBACKREST_CIPHER_PASS"),
+ *   schedule: { full: "0 1 * * 0", incr: "0 1 * * 1-6" },
+ *   rpo: "15m",
+ * })
+ * ```
+ */
+export function pgbackrest(options: Options<PgBackRestSource>): PgBackRestSource {
+  return { type: "pgbackrest", ...options };
 }

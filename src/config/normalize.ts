@@ -1,6 +1,7 @@
 /** Defaults applied after validation: source names, time zones, enabled flags. Pure; paths stay as written. */
 import { basename, extname } from "node:path";
-import type { Config, Notifier, Project, Repository, Source } from "./types.ts";
+import type { PitrSource } from "../pitr/types.ts";
+import type { Config, Notifier, PgBackRestSource, Project, ProjectSource, Repository, Source } from "./types.ts";
 
 /**
  * A source with its name. `part: "globals"` marks the extra source a `postgres({ globals: true })` becomes:
@@ -19,7 +20,10 @@ export interface NormalizedProject extends Omit<Project, "sources" | "timezone" 
   name: string;
   timezone: string;
   enabled: boolean;
+  /** The sources backed up into the project's restic repositories. */
   sources: NamedSource[];
+  /** The pgbackrest() sources: planned and applied through pgBackRest, never through restic (default none). */
+  pitr: PitrSource[];
 }
 
 export interface NormalizedConfig extends Omit<Config, "projects" | "timezone" | "notifiers"> {
@@ -30,8 +34,10 @@ export interface NormalizedConfig extends Omit<Config, "projects" | "timezone" |
 }
 
 /** The name a source gets when none is given: DESIGN.md "Config API". */
-export function defaultSourceName(source: Partial<Source> & { type?: unknown }): string | undefined {
+export function defaultSourceName(source: Partial<ProjectSource> & { type?: unknown }): string | undefined {
   switch (source.type) {
+    case "pgbackrest":
+      return typeof source.stanza === "string" ? source.stanza : undefined;
     case "postgres":
     case "mysql":
       return typeof source.database === "string" ? source.database : undefined;
@@ -46,7 +52,7 @@ export function defaultSourceName(source: Partial<Source> & { type?: unknown }):
   }
 }
 
-export function sourceName(source: Partial<Source> & { type?: unknown }): string | undefined {
+export function sourceName(source: Partial<ProjectSource> & { type?: unknown }): string | undefined {
   return typeof source.name === "string" ? source.name : defaultSourceName(source);
 }
 
@@ -59,8 +65,17 @@ export function normalizeConfig(config: Config): NormalizedConfig {
       name,
       timezone: project.timezone ?? timezone,
       enabled: project.enabled ?? true,
-      sources: project.sources.flatMap((source) => expandSource(source, sourceName(source)!)),
+      sources: project.sources.filter(isResticSource).flatMap((source) => expandSource(source, sourceName(source)!)),
+      pitr: project.sources.filter(isPitrSource).map((source) => ({ ...source, name: sourceName(source)! })),
     };
   }
   return { ...config, timezone, notifiers: config.notifiers ?? {}, projects };
+}
+
+function isPitrSource(source: ProjectSource): source is PgBackRestSource {
+  return source.type === "pgbackrest";
+}
+
+function isResticSource(source: ProjectSource): source is Source {
+  return source.type !== "pgbackrest";
 }

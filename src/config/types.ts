@@ -108,6 +108,48 @@ export type Source =
   | CommandSource;
 export type SourceType = Source["type"];
 
+/**
+ * A PostgreSQL cluster backed up by pgBackRest for point-in-time recovery: its own stanza and repository, its own
+ * schedules per backup type, WAL archived continuously by PostgreSQL's archive_command (docs/postgres-pitr.md).
+ */
+export interface PgBackRestSource {
+  readonly type: "pgbackrest";
+  /** Unique name of the source within its project (default: the stanza). */
+  name?: string;
+  /** The pgBackRest stanza: letters, digits, `.`, `_` or `-`. */
+  stanza: string;
+  /** How pgBackRest and backupctl reach the cluster. */
+  cluster: PgBackRestCluster;
+  /** The pgBackRest repository (repo1): a local, absolute path. */
+  repository: { path: string };
+  /** Encrypts the repository (aes-256-cbc); written only to the private 0600 pgBackRest configuration. */
+  cipherPassphrase?: SecretRef;
+  /** pgBackRest's process-max (parallel compression and transfer). */
+  processMax?: number;
+  /** When each type of backup is due: cron expressions or @aliases, in the project's time zone. */
+  schedule: { full: string; diff?: string; incr?: string };
+  /** The recovery point objective: an archive older than this raises `archive.stale` and makes status exit 1. */
+  rpo?: Duration;
+  /** The pgbackrest program (default "pgbackrest", found on PATH). */
+  bin?: string;
+}
+
+/** A PostgreSQL cluster as pgBackRest and backupctl's queries reach it. */
+export interface PgBackRestCluster {
+  /** The cluster's data directory (pg1-path). */
+  dataDirectory: string;
+  /** A socket folder or a loopback host (default: libpq's). */
+  host?: string;
+  port?: number;
+  user?: string;
+  /** The database backupctl's queries connect to (default "postgres"). */
+  database?: string;
+  password?: SecretRef;
+}
+
+/** What a project's `sources` may hold: the sources backed up into restic, and pgBackRest stanzas. */
+export type ProjectSource = Source | PgBackRestSource;
+
 export interface ResticRepository {
   readonly type: "restic";
   /** Any restic repository URL (local path, sftp:, rest:, s3:, b2:, rclone:, …). May be a secret reference. */
@@ -326,8 +368,11 @@ export interface Project {
   jitter?: Duration;
   /** Whether plan and apply consider this project (default true). */
   enabled?: boolean;
-  sources: Source[];
-  /** Names of declared repositories: the first receives the backup, the others get copies. */
+  sources: ProjectSource[];
+  /**
+   * Names of declared repositories: the first receives the backup, the others get copies. May be empty when every
+   * source is a pgbackrest() one (pgBackRest keeps its own repository).
+   */
   repositories: string[];
   retention: Retention;
   encrypt?: Encryption;

@@ -45,10 +45,20 @@ function crossCheck(raw: unknown): ConfigProblem[] {
   for (const [name, repository] of Object.entries(isRecord(raw.repositories) ? raw.repositories : {})) {
     if (isRecord(repository)) checkSsh(name, repository, problems);
   }
+  const stanzas = new Map<string, string>();
   for (const [projectName, project] of Object.entries(isRecord(raw.projects) ? raw.projects : {})) {
     if (!isRecord(project)) continue;
     const at = (...rest: (string | number)[]) => formatPath(["projects", projectName, ...rest]);
     if (Array.isArray(project.sources)) checkSourceNames(project.sources, at, problems);
+    if (Array.isArray(project.repositories) && project.repositories.length === 0) {
+      // pgBackRest keeps its own repository: a project of pgbackrest() sources alone needs no restic one.
+      const pitrOnly = Array.isArray(project.sources) && project.sources.length > 0 &&
+        project.sources.every((source) => isRecord(source) && source.type === "pgbackrest");
+      if (!pitrOnly) {
+        problems.push({ path: at("repositories"), message: 'a project needs at least one repository, e.g. ["local"]' });
+      }
+    }
+    if (Array.isArray(project.sources)) checkStanzas(projectName, project.sources, stanzas, at, problems);
     if (Array.isArray(project.repositories) && isRecord(raw.repositories)) {
       checkReferences(project.repositories, repositories, "repository", "repositories", at, problems);
     }
@@ -209,6 +219,37 @@ function checkSourceNames(
       message: `duplicate source name ${
         describeValue(name)
       } (also sources[${previous}]); give each source a distinct name: "…"`,
+    });
+  });
+}
+
+/**
+ * A stanza is backed up by one source only: two sources writing the same stanza into the same repository would
+ * expire each other's backups.
+ */
+function checkStanzas(
+  projectName: string,
+  sources: unknown[],
+  seen: Map<string, string>,
+  at: (...rest: (string | number)[]) => string,
+  problems: ConfigProblem[],
+): void {
+  sources.forEach((source, index) => {
+    if (!isRecord(source) || source.type !== "pgbackrest" || typeof source.stanza !== "string") return;
+    const path = isRecord(source.repository) && typeof source.repository.path === "string"
+      ? source.repository.path
+      : "";
+    const key = `${path}\u0000${source.stanza}`;
+    const here = `projects.${projectName}.sources[${index}]`;
+    const previous = seen.get(key);
+    if (previous === undefined) {
+      seen.set(key, here);
+      return;
+    }
+    problems.push({
+      path: at("sources", index, "stanza"),
+      message: `stanza ${describeValue(source.stanza)} in ${path} is already backed up by ${previous}: one ` +
+        "source per stanza (each would expire the other's backups)",
     });
   });
 }
