@@ -1,6 +1,6 @@
 /** Defaults applied after validation: source names, time zones, enabled flags. Pure; paths stay as written. */
 import { basename, extname } from "node:path";
-import type { PitrSource } from "../pitr/types.ts";
+import type { PgBackRestSource as PitrSource } from "../pitr/types.ts";
 import type { Config, Notifier, PgBackRestSource, Project, ProjectSource, Repository, Source } from "./types.ts";
 
 /**
@@ -66,10 +66,20 @@ export function normalizeConfig(config: Config): NormalizedConfig {
       timezone: project.timezone ?? timezone,
       enabled: project.enabled ?? true,
       sources: project.sources.filter(isResticSource).flatMap((source) => expandSource(source, sourceName(source)!)),
-      pitr: project.sources.filter(isPitrSource).map((source) => ({ ...source, name: sourceName(source)! })),
+      pitr: project.sources.filter(isPitrSource).map(normalizePitrSource),
     };
   }
   return { ...config, timezone, notifiers: config.notifiers ?? {}, projects };
+}
+
+/** A pgbackrest() source as the engine takes it: its name, the queries' database and the program filled in. */
+function normalizePitrSource(source: PgBackRestSource): PitrSource {
+  return {
+    ...source,
+    name: source.name ?? source.stanza,
+    cluster: { ...source.cluster, database: source.cluster.database ?? "postgres" },
+    bin: source.bin ?? "pgbackrest",
+  };
 }
 
 function isPitrSource(source: ProjectSource): source is PgBackRestSource {

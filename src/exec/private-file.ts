@@ -7,7 +7,7 @@
  * removed by an exit handler. Only `kill -9`, a crash or a power cut leave one: startup recovery deletes the folders
  * whose process is gone (apply/recovery.ts).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { environmentError } from "../environment-errors.ts";
 import { onProcessEnd } from "../runtime/process-end.ts";
@@ -58,4 +58,21 @@ export function writePrivateFile(privateDir: string, name: string, content: stri
       made.delete(dir);
     },
   };
+}
+
+/**
+ * Writes `content` to the 0600 file at `path` that outlives the process (a configuration holding a secret, which a
+ * program started by someone else reads later): written whole under a temporary name beside it, then renamed, so a
+ * reader never sees half a file and the content is never readable by others, not even for a moment.
+ */
+export function writeLastingPrivateFile(path: string, content: string): void {
+  const temporary = `${path}.tmp-${process.pid}`;
+  try {
+    rmSync(temporary, { force: true });
+    writeFileSync(temporary, content, { mode: 0o600, flag: "wx" });
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw environmentError(error, "cannot write the private file", path) ?? error;
+  }
 }

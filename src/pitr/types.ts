@@ -1,13 +1,107 @@
 /**
- * The point-in-time-recovery source as the engine (src/pitr/) receives it: a `pgbackrest()` source of the config,
- * validated and normalised (its name defaulted to the stanza, its project attached). The config owns the schema
- * (src/config/schema-sources.ts); this is the shape everything after loading works with.
+ * The shapes point-in-time recovery works with: the normalised `pgbackrest()` source (pitr-plan's schema produces it;
+ * the engine only consumes it), what `pgbackrest info` says about a stanza, the archive state PostgreSQL reports, and
+ * the retention pgBackRest is told to keep. Plain data: no process, no clock.
  */
-import type { PgBackRestSource } from "../config/types.ts";
+import type { SecretRef } from "../config/types.ts";
 
-/** A validated pgbackrest() source with its name. */
-export type PitrSource = PgBackRestSource & { name: string };
+/** How backupctl reaches the PostgreSQL cluster a stanza backs up. */
+export interface PitrCluster {
+  /** The cluster's data directory (pgBackRest's `pg1-path`): backups read it, and its owner runs pgBackRest. */
+  dataDirectory: string;
+  /** A socket folder (absolute path) or a loopback host; unset: libpq's default socket. */
+  host?: string;
+  port?: number;
+  /** The role pgBackRest and the archive queries connect as; unset: the OS user's name (libpq's default). */
+  user?: string;
+  /** The database queries connect to (default "postgres"). */
+  database: string;
+  password?: SecretRef;
+}
 
-/** The backup types pgBackRest makes, each on its own schedule. */
-export const pitrBackupTypes = ["full", "diff", "incr"] as const;
-export type PitrBackupType = (typeof pitrBackupTypes)[number];
+/** A normalised `pgbackrest({ … })` source (see src/pitr/README.md for the shared interface). */
+export interface PgBackRestSource {
+  readonly type: "pgbackrest";
+  /** The source's name (default: the stanza). */
+  name: string;
+  stanza: string;
+  cluster: PitrCluster;
+  /** pgBackRest's repository (`repo1-path`), a local folder. */
+  repository: { path: string };
+  /** Encrypts the repository (`repo1-cipher-type=aes-256-cbc`); written only into the 0600 config file. */
+  cipherPassphrase?: SecretRef;
+  processMax?: number;
+  /** Schedules of the three backup types, in the projects' schedule syntax ("weekly", "daily", cron). */
+  schedule: { full: string; diff?: string; incr?: string };
+  /** The newest archived WAL may be at most this old ("15m"): older raises `archive.stale`. */
+  rpo?: string;
+  /** The pgbackrest program (default "pgbackrest"). */
+  bin: string;
+}
+
+/** What pgBackRest keeps: counts of full and differential backups, as its `repo1-retention-*` options. */
+export interface PgBackRestRetention {
+  /** `repo1-retention-full` (type count): the newest N full backups stay, with what depends on them. */
+  full: number;
+  /** `repo1-retention-diff`: the newest N differential backups stay (default: pgBackRest's, equal to `full`). */
+  diff?: number;
+}
+
+export type PitrBackupType = "full" | "diff" | "incr";
+
+/** One backup of a stanza, from `pgbackrest info --output=json`. */
+export interface PitrBackup {
+  /** pgBackRest's label: `20261206-223228F`, `…F_20261206-223232I` for an incr on that full. */
+  label: string;
+  type: PitrBackupType;
+  start: Date;
+  stop: Date;
+  /** The label this backup depends on (an incr's or diff's prior backup); null for a full. */
+  prior: string | null;
+  /** The size of the database when the backup ran, and what this backup itself stored in the repository. */
+  databaseBytes: number;
+  repositoryBytes: number;
+  /** Bytes this backup added to the repository (the whole backup for a full). */
+  repositoryDeltaBytes: number;
+  /** The first and last WAL segment the backup needs to be consistent. */
+  archiveStart: string;
+  archiveStop: string;
+  /** pgBackRest found page checksum errors while copying. */
+  error: boolean;
+}
+
+/** A stanza's state: `status` is pgBackRest's own (`ok`, `no valid backups`, `missing stanza path`…). */
+export interface PitrInfo {
+  stanza: string;
+  /** pgBackRest's status code (0 = ok, 1 = missing stanza path, 2 = no valid backups, …) and its message. */
+  status: { code: number; message: string };
+  /** Whether a backup of this stanza is running now. */
+  backupRunning: boolean;
+  cipher: string;
+  /** Oldest first. */
+  backups: PitrBackup[];
+  /** The oldest and newest WAL segment in the repository's archive (current database id), when there is one. */
+  archive?: { min: string; max: string };
+}
+
+/** The archiving state of a cluster: its settings and `pg_stat_archiver`. */
+export interface ArchiveStatus {
+  archiveMode: string;
+  archiveCommand: string;
+  walLevel: string;
+  lastArchivedWal: string | null;
+  lastArchivedAt: Date | null;
+  failedCount: number;
+  lastFailedWal: string | null;
+  lastFailedAt: Date | null;
+  /** The segment being written now (null on a standby). */
+  currentWal: string | null;
+  /** WAL has been written since the last archived segment: it is not in the archive yet. */
+  pendingWal: boolean;
+}
+
+/** The times a restore can reach: from the end of the oldest backup to the last archived WAL known. */
+export interface RestorableRange {
+  earliest: Date;
+  latest: Date;
+}
