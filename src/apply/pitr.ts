@@ -1,0 +1,114 @@
+/**
+ * backupctl's side of a pgbackrest() source: where its pgBackRest configuration lives (rendered from the config, with
+ * the retention the project's maps to), the `PgBackRest` program that uses it, and what plan and apply observe of it
+ * (pgBackRest's info, the cluster's archiving) before they plan.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { LoadedConfig } from "../config/load.ts";
+import type { NormalizedProject, PitrSourceConfig } from "../config/normalize.ts";
+import { archiveStatus } from "../pitr/archive.ts";
+import { configFileName, settingsOf, writePgBackRestConfig } from "../pitr/config-file.ts";
+import { PgBackRest } from "../pitr/pgbackrest.ts";
+import { ownerToRunAs } from "../pitr/run-as.ts";
+import { pitrRetention } from "../plan/pitr-actions.ts";
+import type { PitrObservation } from "../plan/types.ts";
+
+/** Where a source's pgBackRest configuration lives: its `configDir`, else `<state folder>/pgbackrest/<stanza>`. */
+export function pitrConfigDir(source: PitrSourceConfig, stateDir: string): string {
+  return source.configDir ?? join(stateDir, "pgbackrest", source.stanza);
+}
+
+/** The pgbackrest program of a source, reading the configuration at its lasting place. */
+export function pgBackRestOf(source: PitrSourceConfig, stateDir: string): PgBackRest {
+  return new PgBackRest({
+    bin: source.bin,
+    configPath: join(pitrConfigDir(source, stateDir), configFileName(source.stanza)),
+    stanza: source.stanza,
+    runAs: existsSync(source.cluster.dataDirectory) ? ownerToRunAs(source.cluster.dataDirectory) : undefined,
+  });
+}
+
+/**
+ * (Re)writes a source's pgBackRest configuration with the retention the project's maps to at `now`, and returns the
+ * program reading it. Apply does this before every pgBackRest command, so the file always says what the config says.
+ */
+export async function preparedPgBackRest(
+  project: NormalizedProject,
+  source: PitrSourceConfig,
+  context: { loaded: LoadedConfig; stateDir: string; now: Date },
+): Promise<PgBackRest> {
+  const dir = pitrConfigDir(source, context.stateDir);
+  const settings = settingsOf(source, {
+    dir,
+    configDir: context.loaded.dir,
+    retention: pitrRetention(project, source, context.now),
+  });
+  const pgbackrest = pgBackRestOf(source, context.stateDir);
+  await writePgBackRestConfig(dir, settings, pgbackrest.runAs);
+  return pgbackrest;
+}
+
+/** The project and source an action names, as the config declares them (a saved plan is re-derived first). */
+export function pitrSourceOf(
+  loaded: LoadedConfig,
+  action: { project: string; source: string },
+): { project: NormalizedProject; source: PitrSourceConfig } {
+  const project = loaded.config.projects[action.project];
+  const source = project?.pitr.find((s) => s.name === action.source);
+  if (!project || !source) {
+    throw new Error(`the plan names pgbackrest source ${action.project}/${action.source}, which the config lacks`);
+  }
+  return { project, source };
+}
+
+/**
+ * What pgBackRest and the cluster say of the pgbackrest() sources of `projects` (all enabled ones without), for the
+ * planner. Writes nothing: a stanza whose configuration backupctl has not written yet (before the first apply) is
+ * taken as not created, and its archiving is judged against the archive_command it will need.
+ */
+export async function observePitr(
+  loaded: LoadedConfig,
+  stateDir: string,
+  projects: string[] | undefined,
+): Promise<PitrObservation[]> {
+  const observations: PitrObservation[] = [];
+  const context = { configDir: loaded.dir, privateDir: join(stateDir, "tmp") };
+  for (const project of Object.values(loaded.config.projects)) {
+    if (!project.enabled || (projects && !projects.includes(project.name))) continue;
+    for (const source of project.pitr) {
+      const pgbackrest = pgBackRestOf(source, stateDir);
+      const seen: PitrObservation = {
+        project: project.name,
+        source: source.name,
+        archiveCommand: pgbackrest.archivePushCommand(),
+      };
+      if (!existsSync(pgbackrest.configPath)) {
+        seen.info = {
+          stanza: source.stanza,
+          status: { code: 1, message: "missing stanza path (backupctl has not written its configuration yet)" },
+          backupRunning: false,
+          cipher: "none",
+          backups: [],
+        };
+      } else {
+        try {
+          seen.info = await pgbackrest.info();
+        } catch (error) {
+          seen.infoError = firstLine(error);
+        }
+      }
+      try {
+        seen.archive = await archiveStatus(source.cluster, context);
+      } catch (error) {
+        seen.archiveError = firstLine(error);
+      }
+      observations.push(seen);
+    }
+  }
+  return observations;
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}

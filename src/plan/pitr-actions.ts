@@ -1,0 +1,258 @@
+/**
+ * The planning rules of pgbackrest() sources (docs/postgres-pitr.md): stanza-create when the stanza does not exist,
+ * a full, diff or incr backup when its own schedule is due, pgBackRest's expirations by label before they happen
+ * (held for approval like forgets), `pgbackrest check` on the project's check cadence, and the archive's health as
+ * warnings. Pure: pgBackRest's info and the cluster's archive state arrive as observed data.
+ */
+import { parseDuration, parseResticDuration } from "../config/duration.ts";
+import { canonicalJson } from "../config/fingerprint.ts";
+import type { NormalizedProject, PitrSourceConfig } from "../config/normalize.ts";
+import { nextSlot, previousSlot } from "../config/schedule.ts";
+import { humanDuration, isoSeconds } from "../format/time.ts";
+import { requiredSettings, settingsProblems, staleArchive } from "../pitr/archive.ts";
+import { expirationsFor } from "../pitr/info.ts";
+import type { PgBackRestRetention, PitrBackupType, PitrInfo } from "../pitr/types.ts";
+import type { DraftOf } from "./document.ts";
+import { defaultCheckEvery } from "./maintenance-actions.ts";
+import { groupKey, type ObservedIndex } from "./observed-index.ts";
+import type { ObservedState, PitrObservation } from "./types.ts";
+
+/**
+ * The name a stanza's rows carry where the audit and the retention records name a repository (stages, applied
+ * policies, checks): never a declared restic repository's name, which cannot hold a ":".
+ */
+export function stanzaRepository(stanza: string): string {
+  return `pgbackrest:${stanza}`;
+}
+
+const day = 86_400_000;
+/** The window each keep rule reaches back, at its longest (a month of 31 days, a year of 366). */
+const ruleWindows = { hourly: 3_600_000, daily: day, weekly: 7 * day, monthly: 31 * day, yearly: 366 * day } as const;
+
+/** The time between two slots of a schedule around `now`. */
+function slotInterval(schedule: string, timezone: string, now: Date): number {
+  const next = nextSlot(schedule, timezone, now);
+  const previous = previousSlot(schedule, timezone, now);
+  return previous ? next.getTime() - previous.getTime() : next.getTime() - now.getTime();
+}
+
+/**
+ * pgBackRest's retention from the project's (docs/postgres-pitr.md, "Retention"): as many full backups as the
+ * policy's longest window spans at the full schedule's interval, at least one. Each keep rule reaches back its count
+ * of periods (`last n`: n of the most frequent backup type's intervals; `within`: its duration); differential and
+ * incremental backups go with the full they depend on. Weekly fulls with `{ daily: 7, weekly: 4 }` keep 4 fulls.
+ */
+export function pitrRetention(project: NormalizedProject, source: PitrSourceConfig, now: Date): PgBackRestRetention {
+  const fullInterval = slotInterval(source.schedule.full, project.timezone, now);
+  const shortest = Math.min(
+    ...Object.values(source.schedule).filter((cron): cron is string => cron !== undefined)
+      .map((cron) => slotInterval(cron, project.timezone, now)),
+  );
+  const retention = project.retention;
+  const windows: number[] = [];
+  if (retention.last) windows.push(retention.last * shortest);
+  for (const [rule, period] of Object.entries(ruleWindows) as [keyof typeof ruleWindows, number][]) {
+    const count = retention[rule];
+    if (count) windows.push(count * period);
+  }
+  for (
+    const rule of ["within", "withinHourly", "withinDaily", "withinWeekly", "withinMonthly", "withinYearly"] as const
+  ) {
+    const duration = retention[rule] ? parseResticDuration(retention[rule]) : undefined;
+    if (duration) {
+      windows.push(
+        duration.years * 366 * day + duration.months * 31 * day + duration.days * day +
+          duration.hours * 3_600_000,
+      );
+    }
+  }
+  const full = Math.max(1, ...windows.map((window) => Math.ceil(window / fullInterval - 1e-9)));
+  return { full };
+}
+
+/** The key a retention is recorded and compared by (a change of it makes expirations need approval). */
+export function pitrPolicyKey(retention: PgBackRestRetention): string {
+  return canonicalJson(retention);
+}
+
+const strength: Record<PitrBackupType, number> = { full: 3, diff: 2, incr: 1 };
+
+/**
+ * The backup of a stanza due now, the strongest type first (a due full covers a diff or incr due too), or undefined.
+ * A type's slot is covered by any backup of that type or a stronger one started at or after it.
+ */
+function dueBackup(
+  project: NormalizedProject,
+  source: PitrSourceConfig,
+  info: PitrInfo | undefined,
+  now: Date,
+): { type: PitrBackupType; reason: string } | undefined {
+  const backups = info?.backups.filter((backup) => !backup.error) ?? [];
+  if (!backups.some((backup) => backup.type === "full")) {
+    return { type: "full", reason: backups.length === 0 ? "never backed up" : "no full backup left to build on" };
+  }
+  const zone = project.timezone === "UTC" ? "" : `, ${project.timezone}`;
+  for (const type of ["full", "diff", "incr"] as const) {
+    const schedule = source.schedule[type];
+    if (schedule === undefined) continue;
+    const slot = previousSlot(schedule, project.timezone, now);
+    if (slot === undefined) continue;
+    const covering = backups.filter((backup) => strength[backup.type] >= strength[type]);
+    const last = covering.reduce((a, b) => (a.start.getTime() >= b.start.getTime() ? a : b));
+    if (last.start.getTime() >= slot.getTime()) continue;
+    return {
+      type,
+      reason: `due since ${isoSeconds(slot)} (${schedule}${zone}); last ${type === "full" ? "full" : "covering"} ` +
+        `backup ${last.label} at ${isoSeconds(last.start)}`,
+    };
+  }
+  return undefined;
+}
+
+/** pgBackRest's status code of a stanza whose folder is not in the repository yet. */
+const missingStanza = 1;
+
+/** The plan's actions and warnings for the pgbackrest() sources of the active projects. */
+export function pitrActions(
+  active: NormalizedProject[],
+  observed: ObservedState,
+  index: ObservedIndex,
+  now: Date,
+): {
+  creates: DraftOf<"stanza_create">[];
+  backups: DraftOf<"pitr_backup">[];
+  expires: DraftOf<"pitr_expire">[];
+  checks: DraftOf<"pitr_check">[];
+  warnings: string[];
+} {
+  const result = {
+    creates: [] as DraftOf<"stanza_create">[],
+    backups: [] as DraftOf<"pitr_backup">[],
+    expires: [] as DraftOf<"pitr_expire">[],
+    checks: [] as DraftOf<"pitr_check">[],
+    warnings: [] as string[],
+  };
+  const observations = new Map((observed.pitr ?? []).map((o) => [`${o.project}\u0000${o.source}`, o]));
+  for (const project of active) {
+    for (const source of project.pitr) {
+      const seen = observations.get(`${project.name}\u0000${source.name}`);
+      if (!seen) continue; // not observed: nothing can be said of it
+      const label = `${project.name}/${source.name}`;
+      const stanza = { project: project.name, source: source.name, stanza: source.stanza };
+      result.warnings.push(...archiveWarnings(label, source, seen, now));
+      if (!seen.info) {
+        result.warnings.push(
+          `pgbackrest ${label}: stanza ${source.stanza} cannot be read, so nothing is planned for it: ${seen.infoError}`,
+        );
+        continue;
+      }
+      const info = seen.info;
+      if (info.status.code === missingStanza) {
+        result.creates.push({
+          type: "stanza_create",
+          ...stanza,
+          reason: `stanza ${source.stanza} does not exist in ${source.repository.path}`,
+          destructive: false,
+        });
+      }
+      if (info.backupRunning) {
+        result.warnings.push(`pgbackrest ${label}: a backup of stanza ${source.stanza} is running: none is planned`);
+      } else {
+        const due = dueBackup(project, source, info, now);
+        if (due) {
+          result.backups.push({
+            type: "pitr_backup",
+            ...stanza,
+            backup_type: due.type,
+            reason: due.reason,
+            destructive: false,
+          });
+        }
+      }
+      const expire = expireAction(project, source, info, index, now);
+      if (expire) result.expires.push(expire);
+      const check = checkAction(project, source, info, observed, now);
+      if (check) result.checks.push(check);
+    }
+  }
+  return result;
+}
+
+/** The backups pgBackRest's expire would delete under the project's retention, and whether that needs approval. */
+function expireAction(
+  project: NormalizedProject,
+  source: PitrSourceConfig,
+  info: PitrInfo,
+  index: ObservedIndex,
+  now: Date,
+): DraftOf<"pitr_expire"> | undefined {
+  const retention = pitrRetention(project, source, now);
+  const labels = expirationsFor(info, retention);
+  if (labels.length === 0) return undefined;
+  const applied = index.retention.get(groupKey(project.name, source.name, stanzaRepository(source.stanza)));
+  const current = pitrPolicyKey(retention);
+  const approval = applied === undefined
+    ? "retention was never applied to this stanza by this state (adopted stanza or new state)"
+    : applied !== current
+    ? `retention changed (pgBackRest repo1-retention-full ${
+      (JSON.parse(applied) as PgBackRestRetention).full
+    } → ${retention.full})`
+    : undefined;
+  const kept = info.backups.length - labels.length;
+  return {
+    type: "pitr_expire",
+    project: project.name,
+    source: source.name,
+    stanza: source.stanza,
+    labels,
+    destructive: true,
+    approval: approval ? "required" : "routine",
+    ...(approval ? { approval_reason: approval } : {}),
+    reason: `retention keeps ${retention.full} full backup${retention.full === 1 ? "" : "s"} (repo1-retention-full), ` +
+      `${kept} of ${info.backups.length} backups`,
+  };
+}
+
+/** `pgbackrest check` on the project's check cadence, counted from the first backup when never checked. */
+function checkAction(
+  project: NormalizedProject,
+  source: PitrSourceConfig,
+  info: PitrInfo,
+  observed: ObservedState,
+  now: Date,
+): DraftOf<"pitr_check"> | undefined {
+  const every = project.check?.every ?? defaultCheckEvery;
+  const everyMs = parseDuration(every)!;
+  const checked = observed.maintenance.find((record) =>
+    record.type === "check" && record.repository === stanzaRepository(source.stanza)
+  )?.at;
+  const base = checked ?? info.backups[0]?.stop.toISOString();
+  if (base === undefined || now.getTime() - Date.parse(base) < everyMs) return undefined;
+  const since = `${isoSeconds(new Date(base))} (${humanDuration(now.getTime() - Date.parse(base))} ago)`;
+  return {
+    type: "pitr_check",
+    project: project.name,
+    source: source.name,
+    stanza: source.stanza,
+    reason: `${checked ? `last check ${since}` : `never checked since the first backup ${since}`}, every ${every}`,
+    destructive: false,
+  };
+}
+
+/**
+ * The archive's health as plan warnings: settings that differ from what the stanza needs (with the postgresql.conf
+ * lines to add: backupctl never edits it), failures, and an archive older than the source's rpo.
+ */
+export function archiveWarnings(label: string, source: PitrSourceConfig, seen: PitrObservation, now: Date): string[] {
+  if (!seen.archive) return [`pgbackrest ${label}: the cluster's archiving cannot be read: ${seen.archiveError}`];
+  const problems = settingsProblems(seen.archive, { archiveCommand: seen.archiveCommand });
+  const warnings = problems.map((problem) => `pgbackrest ${label}: ${problem}`);
+  const rpoMs = source.rpo ? parseDuration(source.rpo) : undefined;
+  if (problems.some((problem) => !problem.startsWith("archiving fails"))) {
+    const lines = requiredSettings({ archiveCommand: seen.archiveCommand, rpoMs });
+    warnings.push(`pgbackrest ${label}: add to postgresql.conf (backupctl never edits it): ${lines.join("; ")}`);
+  }
+  const stale = rpoMs === undefined ? undefined : staleArchive(seen.archive, rpoMs, now);
+  if (stale) warnings.push(`pgbackrest ${label}: archive.stale: ${stale}`);
+  return warnings;
+}
