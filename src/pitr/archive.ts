@@ -56,16 +56,19 @@ export async function psqlQuery(cluster: PitrCluster, sql: string, context: Sour
 }
 
 /**
- * One row, as JSON so that an archive_command holding any character comes back whole. `pending`: WAL written since
- * the last archived segment (pg_walfile_name of an LSN on a segment boundary names the segment before it, so an idle
- * server whose last segment was archived has none pending).
+ * One row, as JSON so that an archive_command holding any character comes back whole. `current_wal`: the segment
+ * holding the last WAL record inserted. Right after a segment switch the insert position sits just past the new
+ * segment's 40-byte header with nothing written there; 40 bytes back, pg_walfile_name (which names the segment before
+ * a boundary) gives the segment just ended, so an idle server whose last segment was archived has none pending.
+ * (`pg_lsn - numeric` needs PostgreSQL 14.)
  */
 const statusSql = `SELECT row_to_json(s) FROM (
   SELECT current_setting('archive_mode') AS archive_mode,
          current_setting('archive_command') AS archive_command,
          current_setting('wal_level') AS wal_level,
          a.last_archived_wal, a.last_archived_time, a.failed_count, a.last_failed_wal, a.last_failed_time,
-         CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_wal
+         CASE WHEN pg_is_in_recovery() THEN NULL
+              ELSE pg_walfile_name(pg_current_wal_insert_lsn() - 40) END AS current_wal
   FROM pg_stat_archiver a) s`;
 
 function dateOrNull(value: unknown): Date | null {
@@ -74,6 +77,15 @@ function dateOrNull(value: unknown): Date | null {
 
 function textOrNull(value: unknown): string | null {
   return typeof value === "string" && value !== "" ? value : null;
+}
+
+/**
+ * The WAL segment an archived file belongs to: a segment's own name, or the segment of a backup history file
+ * (`…05.00000028.backup`, archived when a backup ends that segment); null for a timeline history file.
+ */
+function segmentOf(archived: string | null): string | null {
+  const match = archived === null ? null : /^[0-9A-F]{24}/.exec(archived);
+  return match ? match[0] : null;
 }
 
 /** The cluster's archiving settings and `pg_stat_archiver`. */
@@ -91,7 +103,7 @@ export async function archiveStatus(cluster: PitrCluster, context: SourceContext
     lastFailedWal: textOrNull(row.last_failed_wal),
     lastFailedAt: dateOrNull(row.last_failed_time),
     currentWal,
-    pendingWal: currentWal !== null && currentWal !== lastArchivedWal,
+    pendingWal: currentWal !== null && currentWal !== segmentOf(lastArchivedWal),
   };
 }
 

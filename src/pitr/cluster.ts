@@ -8,7 +8,7 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { ExecError, MissingToolError, SourceError } from "../errors.ts";
+import { MissingToolError, SourceError } from "../errors.ts";
 import { run } from "../exec/run.ts";
 import { which } from "../exec/which.ts";
 import { asUser, handOver, type OsUser } from "./run-as.ts";
@@ -147,9 +147,17 @@ export async function startCluster(options: StartOptions): Promise<RunningCluste
     },
   };
   const timeoutMs = options.timeoutMs ?? 3_600_000;
-  // -W: pg_ctl returns at once; readiness is awaited below, where a server that gave up can be told apart.
-  const started = await ctl(["-W", "-l", join(data, logName), "start"]);
-  if (started.code !== 0) throw new ExecError("pg_ctl start", started.code, started.stderrTail);
+  // -w: pg_ctl returns once the server accepts (read-only) connections, or fails when it exits first; the end of
+  // recovery (promotion) is awaited below.
+  const started = await ctl(
+    ["-w", "-t", String(Math.ceil(timeoutMs / 1000)), "-l", join(data, logName), "start"],
+    timeoutMs + 60_000,
+  );
+  if (started.code !== 0) {
+    await running.stop().catch(() => {});
+    const reason = recoveryFailure(data) ?? started.stderrTail;
+    throw new SourceError(`the restored cluster in ${data} did not start: ${reason} (its log: ${join(data, logName)})`);
+  }
   const deadline = Date.now() + timeoutMs;
   try {
     for (let wait = 50;; wait = Math.min(wait * 2, 1000)) {

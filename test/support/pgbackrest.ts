@@ -1,0 +1,91 @@
+/**
+ * A real PostgreSQL cluster archiving into a real pgBackRest repository, for tests: a server of postgres.ts restarted
+ * with `archive_mode = on` and the `archive_command` backupctl prints, a stanza whose config (written by the engine,
+ * src/pitr/config-file.ts), lock, log, spool and repository all live in the server's temp folder. When the tests run
+ * as root, pgBackRest runs as the server's OS user (src/pitr/run-as.ts), as in production.
+ */
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { settingsOf, writePgBackRestConfig } from "../../src/pitr/config-file.ts";
+import { requiredSettings } from "../../src/pitr/archive.ts";
+import { PgBackRest } from "../../src/pitr/pgbackrest.ts";
+import { ownerToRunAs } from "../../src/pitr/run-as.ts";
+import type { PgBackRestRetention, PgBackRestSource } from "../../src/pitr/types.ts";
+import { type PostgresServer, startPostgres } from "./postgres.ts";
+
+export interface PgBackRestCluster {
+  server: PostgresServer;
+  /** The normalised source describing this cluster and stanza (socket connection as the superuser). */
+  source: PgBackRestSource;
+  /** The folder of the config file (and lock, log, spool). */
+  configDir: string;
+  configPath: string;
+  pgbackrest: PgBackRest;
+  /** Rewrites the config file with another retention. */
+  setRetention(retention: PgBackRestRetention | undefined): Promise<void>;
+  /** Ends the current WAL segment and waits until the archiver has pushed it; returns its name. */
+  switchWal(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+async function delay(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export async function startPgBackRestCluster(
+  options: { stanza?: string; retention?: PgBackRestRetention } = {},
+): Promise<PgBackRestCluster> {
+  const server = await startPostgres();
+  try {
+    const stanza = options.stanza ?? "main";
+    const dataDirectory = join(server.dir, "data");
+    const configDir = join(server.dir, "pgbackrest");
+    const source: PgBackRestSource = {
+      type: "pgbackrest",
+      name: stanza,
+      stanza,
+      cluster: { dataDirectory, host: server.socketDir, port: server.port, user: "postgres", database: "postgres" },
+      repository: { path: join(server.dir, "repo") },
+      schedule: { full: "weekly", incr: "daily" },
+      bin: "pgbackrest",
+    };
+    const owner = ownerToRunAs(dataDirectory);
+    const write = async (retention: PgBackRestRetention | undefined) => {
+      const settings = settingsOf(source, { dir: configDir, configDir: server.dir, retention });
+      return await writePgBackRestConfig(configDir, settings, owner);
+    };
+    const configPath = await write(options.retention);
+    const pgbackrest = new PgBackRest({ bin: source.bin, configPath, stanza, runAs: owner });
+    await server.pause();
+    appendFileSync(
+      join(dataDirectory, "postgresql.conf"),
+      ["", ...requiredSettings({ archiveCommand: pgbackrest.archivePushCommand() }), ""].join("\n"),
+    );
+    await server.resume();
+    const switchWal = async () => {
+      const segment = (await server.psql("SELECT pg_walfile_name(pg_switch_wal());")).trim();
+      for (let wait = 20;; wait = Math.min(wait * 2, 500)) {
+        const archived = (await server.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver;")).trim();
+        if (archived >= segment) return segment;
+        const failed = (await server.psql("SELECT coalesce(last_failed_wal, '') FROM pg_stat_archiver;")).trim();
+        if (failed === segment) throw new Error(`archiving ${segment} failed: see ${join(server.dir, "server.log")}`);
+        await delay(wait);
+      }
+    };
+    return {
+      server,
+      source,
+      configDir,
+      configPath,
+      pgbackrest,
+      setRetention: async (retention) => {
+        await write(retention);
+      },
+      switchWal,
+      stop: () => server.stop(),
+    };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}
