@@ -39,7 +39,13 @@ function crossCheck(raw: unknown): ConfigProblem[] {
   if (isRecord(raw.projects) && Object.keys(raw.projects).length === 0) {
     problems.push({ path: "projects", message: "declare at least one project" });
   }
-  if (isRecord(raw.repositories) && repositories.length === 0) {
+  // A config of pgbackrest() sources alone needs no restic repository: pgBackRest keeps its own.
+  const pitrOnly = isRecord(raw.projects) &&
+    Object.values(raw.projects).every((project) =>
+      isRecord(project) && Array.isArray(project.sources) && project.sources.length > 0 &&
+      project.sources.every((source) => isRecord(source) && source.type === "pgbackrest")
+    );
+  if (isRecord(raw.repositories) && repositories.length === 0 && !pitrOnly) {
     problems.push({ path: "repositories", message: "declare at least one repository, e.g. local: restic({ … })" });
   }
   for (const [name, repository] of Object.entries(isRecord(raw.repositories) ? raw.repositories : {})) {
