@@ -79,7 +79,11 @@ export async function applyPlan(plan: PlanToApply, ctx: ApplyContext): Promise<A
   }
 
   const succeeded = new Set(report.runs.filter((r) => r.status === "succeeded").map((r) => r.project));
-  await enqueueScheduledNotifications(ctx, plan.overdue.filter((o) => !succeeded.has(o.project)));
+  await enqueueScheduledNotifications(
+    ctx,
+    plan.overdue.filter((o) => !succeeded.has(o.project)),
+    plan.stale_archives,
+  );
 
   // Audit rows and retention records changed even when every action failed or was held: plans made before are stale.
   await ctx.store.bumpSerial();

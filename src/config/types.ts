@@ -221,6 +221,7 @@ export const notificationEvents = [
   "check.failed",
   "verify.failed",
   "drill.slow",
+  "archive.stale",
   "summary.daily",
   "config.invalid",
   "runner.lost",
@@ -232,8 +233,8 @@ export type NotificationEvent = (typeof notificationEvents)[number];
 interface NotifierOptions {
   /**
    * Events this channel receives. Default for slack, email, webhook and ntfy: run.failed, run.recovered,
-   * backup.overdue, deletions.held, check.failed, verify.failed, drill.slow, config.invalid, runner.lost, runner.drift,
-   * project.unplaced. Default for healthchecks: run.started, run.succeeded, run.failed, run.recovered; for uptimeKuma
+   * backup.overdue, deletions.held, check.failed, verify.failed, drill.slow, archive.stale, config.invalid, runner.lost,
+   * runner.drift, project.unplaced. Default for healthchecks: run.started, run.succeeded, run.failed, run.recovered; for uptimeKuma
    * the same without run.started (Kuma has no start signal).
    */
   events?: NotificationEvent[];

@@ -56,6 +56,11 @@ export interface Message {
   /** backup.overdue: the last success (absent when there never was one) and the allowed age. */
   lastSuccessAt?: string;
   maxAge?: string;
+  /** archive.stale: the pgbackrest() source, its stanza, when its last WAL segment was archived, the RPO. */
+  source?: string;
+  stanza?: string;
+  lastArchivedAt?: string | null;
+  rpo?: string;
   /** summary.daily: the period covered and one line per project. */
   period?: { from: string; to: string };
   projects?: SummaryProject[];
@@ -91,6 +96,7 @@ const humanEvents: NotificationEvent[] = [
   "check.failed",
   "verify.failed",
   "drill.slow",
+  "archive.stale",
   "config.invalid",
   "runner.lost",
   "runner.drift",

@@ -288,7 +288,22 @@ export const planFileSchema = planSchema.extend({
 export type Plan = z.infer<typeof planSchema>;
 export type PlanAction = z.infer<typeof planActionSchema>;
 /** The plan apply runs: the document with the planner's triggers (see the top of this file). */
-export type PlanToApply = Omit<Plan, "actions"> & { actions: Action[] };
+export type PlanToApply = Omit<Plan, "actions"> & {
+  actions: Action[];
+  /** The pgbackrest() sources whose archive is stale: apply and watch notify `archive.stale` (not in the document). */
+  stale_archives?: StaleArchive[];
+};
+
+/** A pgbackrest() source whose WAL archive is older than its rpo, or whose archiving fails. */
+export interface StaleArchive {
+  project: string;
+  source: string;
+  stanza: string;
+  reason: string;
+  last_archived_wal: string | null;
+  last_archived_at: string | null;
+  rpo?: string;
+}
 export type Action = z.infer<typeof actionSchema>;
 export type ActionType = Action["type"];
 export type RecoverAction = Extract<Action, { type: "recover" }>;
@@ -304,7 +319,9 @@ export type PlanSummary = z.infer<typeof summary>;
 
 /** The document of a plan to apply: every prune without its trigger, every key in the order the planner wrote it. */
 export function planDocument(plan: PlanToApply | Plan): Plan {
-  return { ...plan, actions: plan.actions.map(documentAction) };
+  // Stale archives are for apply's notifications (warnings say them in the document).
+  const { stale_archives: _stale, ...document } = plan as PlanToApply;
+  return { ...document, actions: plan.actions.map(documentAction) };
 }
 
 /** An action as the document holds it (a prune without its trigger). */

@@ -12,7 +12,7 @@ import { humanDuration, isoSeconds } from "../format/time.ts";
 import { requiredSettings, settingsProblems, staleArchive } from "../pitr/archive.ts";
 import { expirationsFor } from "../pitr/info.ts";
 import type { PgBackRestRetention, PitrBackupType, PitrInfo } from "../pitr/types.ts";
-import type { DraftOf } from "./document.ts";
+import type { DraftOf, StaleArchive } from "./document.ts";
 import { defaultCheckEvery } from "./maintenance-actions.ts";
 import { groupKey, type ObservedIndex } from "./observed-index.ts";
 import type { ObservedState, PitrObservation } from "./types.ts";
@@ -124,6 +124,7 @@ export function pitrActions(
   expires: DraftOf<"pitr_expire">[];
   checks: DraftOf<"pitr_check">[];
   warnings: string[];
+  stale: StaleArchive[];
 } {
   const result = {
     creates: [] as DraftOf<"stanza_create">[],
@@ -131,6 +132,7 @@ export function pitrActions(
     expires: [] as DraftOf<"pitr_expire">[],
     checks: [] as DraftOf<"pitr_check">[],
     warnings: [] as string[],
+    stale: [] as StaleArchive[],
   };
   const observations = new Map((observed.pitr ?? []).map((o) => [`${o.project}\u0000${o.source}`, o]));
   for (const project of active) {
@@ -140,6 +142,8 @@ export function pitrActions(
       const label = `${project.name}/${source.name}`;
       const stanza = { project: project.name, source: source.name, stanza: source.stanza };
       result.warnings.push(...archiveWarnings(label, source, seen, now));
+      const stale = staleArchiveOf(project.name, source, seen, now);
+      if (stale) result.stale.push(stale);
       if (!seen.info) {
         result.warnings.push(
           `pgbackrest ${label}: stanza ${source.stanza} cannot be read, so nothing is planned for it: ${seen.infoError}`,
@@ -255,4 +259,35 @@ export function archiveWarnings(label: string, source: PitrSourceConfig, seen: P
   const stale = rpoMs === undefined ? undefined : staleArchive(seen.archive, rpoMs, now);
   if (stale) warnings.push(`pgbackrest ${label}: archive.stale: ${stale}`);
   return warnings;
+}
+
+/**
+ * A source's archive as `archive.stale` reports it: archiving fails (a segment failed after the last one archived),
+ * or WAL has waited longer than the rpo since the last archived segment. Undefined when healthy or unknown.
+ */
+export function staleArchiveOf(
+  project: string,
+  source: PitrSourceConfig,
+  seen: Pick<PitrObservation, "archive">,
+  now: Date,
+): StaleArchive | undefined {
+  const archive = seen.archive;
+  if (!archive) return undefined;
+  const failedAt = archive.lastFailedAt;
+  const rpoMs = source.rpo ? parseDuration(source.rpo) : undefined;
+  let reason: string | undefined;
+  if (failedAt !== null && (archive.lastArchivedAt === null || failedAt > archive.lastArchivedAt)) {
+    reason = `archiving fails: ${archive.lastFailedWal ?? "a segment"} failed at ${isoSeconds(failedAt)} ` +
+      `(${archive.failedCount} failure${archive.failedCount === 1 ? "" : "s"} so far)`;
+  } else if (rpoMs !== undefined) reason = staleArchive(archive, rpoMs, now);
+  if (reason === undefined) return undefined;
+  return {
+    project,
+    source: source.name,
+    stanza: source.stanza,
+    reason,
+    last_archived_wal: archive.lastArchivedWal,
+    last_archived_at: archive.lastArchivedAt ? isoSeconds(archive.lastArchivedAt) : null,
+    ...(source.rpo ? { rpo: source.rpo } : {}),
+  };
 }

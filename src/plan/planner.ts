@@ -83,7 +83,7 @@ export function planToApply(loaded: Loaded, observed: ObservedState, now: Date, 
   // pgBackRest's stanzas: planned by apply and watch only (an on-demand backup or forget is restic's).
   const pitr = demand === undefined
     ? pitrActions(active, observed, index, now)
-    : { creates: [], backups: [], expires: [], checks: [], warnings: [] };
+    : { creates: [], backups: [], expires: [], checks: [], warnings: [], stale: [] };
   warnings.push(...pitr.warnings);
   const drafts: Draft[] = [
     ...recoverActions(observed, loaded),
@@ -120,6 +120,7 @@ export function planToApply(loaded: Loaded, observed: ObservedState, now: Date, 
     overdue: active.flatMap((project) => overdueProject(project, times.get(project.name)!, index, now)),
     not_managed: options.projects === undefined ? notManaged(loaded, observed) : [],
     next_due: active.map((project) => ({ project: project.name, at: isoSeconds(times.get(project.name)!.nextDue) })),
+    ...(pitr.stale.length > 0 ? { stale_archives: pitr.stale } : {}),
   };
 }
 
