@@ -1,7 +1,8 @@
 /**
  * `backupctl restore PROJECT`: one snapshot (latest by default) of a source, to a folder (`--to`), straight into a
  * database (`--into-database`), or as the commands of a manual restore (`--print-commands`, also printed before a
- * restore when combined). Each restore is audited as a `restore` stage.
+ * restore when combined); a pgbackrest() source to a point in time into a new cluster (`--to-time`, `--into-cluster`:
+ * cli/restore-pitr.ts). Each restore is audited as a `restore` stage.
  */
 import type { Command } from "commander";
 import { repositoryFor } from "../apply/context.ts";
@@ -59,6 +60,9 @@ interface Options extends GlobalOptions {
   jobs?: string;
   clean?: boolean;
   yes?: boolean;
+  toTime?: string;
+  intoCluster?: string;
+  port?: string;
 }
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
@@ -121,6 +125,20 @@ export function define(program: Command, output: Output, done: (code: number) =>
       "restore the snapshot named by --snapshot even when backupctl does not know it to be complete (a run that " +
         "failed, died or is still going made it)",
     )
+    .option(
+      "--to-time <time>",
+      'point-in-time restore of a pgbackrest() source: a time with its zone ("2026-12-01T10:00:00+01:00") or ' +
+        '"latest" (the end of the archive); needs --into-cluster',
+    )
+    .option(
+      "--into-cluster <dir>",
+      "with --to-time, the NEW data directory to restore into (missing or empty; never the live cluster's), started " +
+        "on a loopback port for inspection",
+    )
+    .option(
+      "--port <n>",
+      "with --into-cluster, the loopback port the restored cluster listens on (default: a free one)",
+    )
     .option("--refresh", "reload the repository's snapshot list from restic first")
     .option("--now <iso>", "record the audit as if the clock read this time")
     .action(async (project: string, _options, command: Command) =>
@@ -129,6 +147,11 @@ export function define(program: Command, output: Output, done: (code: number) =>
 }
 
 export async function run(projectName: string, options: Options, output: Output): Promise<number> {
+  if (options.toTime !== undefined || options.intoCluster !== undefined || options.port !== undefined) {
+    // A pgbackrest() source's point-in-time restore: its own module (cli/restore-pitr.ts).
+    const { runPitrRestore } = await import("./restore-pitr.ts");
+    return await runPitrRestore(projectName, options, output);
+  }
   const targets = [options.to !== undefined, Boolean(options.intoDatabase)].filter(Boolean).length;
   if (targets > 1) throw new UsageError("choose one target: --to DIR or --into-database");
   if (targets === 0 && !options.printCommands) {

@@ -8,7 +8,8 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { MissingToolError, SourceError } from "../errors.ts";
+import { MissingToolError, SourceError, StoppedError } from "../errors.ts";
+import { stopRequested } from "../runtime/shutdown.ts";
 import { run } from "../exec/run.ts";
 import { which } from "../exec/which.ts";
 import { asUser, handOver, type OsUser } from "./run-as.ts";
@@ -39,9 +40,9 @@ export interface RunningCluster {
   socketDir: string;
   /** How to connect to it (over its socket). */
   connection: PitrCluster;
-  /** The commands that start and stop it by hand, for the operator. */
-  pgCtl: string;
-  /** Stops it (fast, then immediate); its files stay. */
+  /** The command that stops it by hand, for the operator. */
+  stopCommand: string;
+  /** Stops it (fast, then immediate: stopServer); its files stay. */
   stop(): Promise<void>;
 }
 
@@ -54,6 +55,56 @@ export function pgCtlFor(dataDirectory: string): string {
   const found = which("pg_ctl");
   if (!found) throw new MissingToolError("pg_ctl", `postgresql-${version || "15"}`);
   return found;
+}
+
+/** The postmaster's PID, from postmaster.pid; undefined when the server is not running. */
+function postmasterPid(dataDirectory: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDirectory, "postmaster.pid"), "utf8").split("\n")[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sends `signal` to the postmaster; false when it is gone. */
+function signalServer(pid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops the server of a data directory by signalling its postmaster, as `pg_ctl stop` does: SIGINT (fast shutdown:
+ * connections cut, a clean checkpoint), then SIGQUIT (immediate) when it is still there after `graceMs`. A signal
+ * rather than a pg_ctl child, so that it also works while backupctl itself is being stopped (runtime/shutdown.ts stops
+ * every new child then).
+ */
+export async function stopServer(dataDirectory: string, graceMs = 30_000): Promise<void> {
+  const pid = postmasterPid(dataDirectory);
+  if (pid === undefined || !signalServer(pid, "SIGINT")) return;
+  const deadline = Date.now() + graceMs;
+  for (let wait = 20;; wait = Math.min(wait * 2, 500)) {
+    if (!signalServer(pid, 0)) return;
+    if (Date.now() > deadline) break;
+    await delay(wait);
+  }
+  signalServer(pid, "SIGQUIT");
+  for (let wait = 20; signalServer(pid, 0) && Date.now() < deadline + 10_000; wait = Math.min(wait * 2, 500)) {
+    await delay(wait);
+  }
+}
+
+/**
+ * Stops a server at once, synchronously (SIGQUIT): for an exit handler, when the process ends before a drill's clean-up
+ * could run.
+ */
+export function stopServerNow(dataDirectory: string): void {
+  const pid = postmasterPid(dataDirectory);
+  if (pid !== undefined) signalServer(pid, "SIGQUIT");
 }
 
 /** A port that was free a moment ago on 127.0.0.1. */
@@ -73,7 +124,24 @@ function confString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
 
-const logName = "backupctl-server.log";
+/** The server log of a restored copy, in its data directory. */
+export const logName = "backupctl-server.log";
+
+/**
+ * What backupctl appends to a restored copy's postgresql.auto.conf (read last, so it wins over the production
+ * settings restored with it): loopback only, its own port and socket, and archiving off.
+ */
+export function restoredCopySettings(port: number, socketDir: string): string {
+  return [
+    "",
+    "# Set by backupctl for the restored copy: loopback only, and never archiving into the stanza it came from.",
+    `port = ${port}`,
+    "listen_addresses = '127.0.0.1'",
+    `unix_socket_directories = ${confString(socketDir)}`,
+    "archive_mode = off",
+    "",
+  ].join("\n");
+}
 
 /** The reason in the server log why recovery ended without the server coming up, if it says. */
 function recoveryFailure(dataDirectory: string): string | undefined {
@@ -106,18 +174,7 @@ export async function startCluster(options: StartOptions): Promise<RunningCluste
   const socketDir = options.socketDir ?? data;
   const pgCtl = pgCtlFor(data);
   const port = options.port ?? await freeLoopbackPort();
-  appendFileSync(
-    join(data, "postgresql.auto.conf"),
-    [
-      "",
-      "# Set by backupctl for the restored copy: loopback only, and never archiving into the stanza it came from.",
-      `port = ${port}`,
-      "listen_addresses = '127.0.0.1'",
-      `unix_socket_directories = ${confString(socketDir)}`,
-      "archive_mode = off",
-      "",
-    ].join("\n"),
-  );
+  appendFileSync(join(data, "postgresql.auto.conf"), restoredCopySettings(port, socketDir));
   if (options.trustSocket) {
     writeFileSync(
       join(data, "pg_hba.conf"),
@@ -139,12 +196,8 @@ export async function startCluster(options: StartOptions): Promise<RunningCluste
     port,
     socketDir,
     connection,
-    pgCtl: `${pgCtl} -D ${data} -l ${join(data, logName)} start`,
-    stop: async () => {
-      if (!existsSync(join(data, "postmaster.pid"))) return;
-      const fast = await ctl(["-m", "fast", "-w", "-t", "60", "stop"]);
-      if (fast.code !== 0) await ctl(["-m", "immediate", "-w", "-t", "60", "stop"]);
-    },
+    stopCommand: asUser([pgCtl, "-D", data, "-m", "fast", "stop"], options.runAs).join(" "),
+    stop: () => stopServer(data),
   };
   const timeoutMs = options.timeoutMs ?? 3_600_000;
   // -w: pg_ctl returns once the server accepts (read-only) connections, or fails when it exits first; the end of
@@ -162,6 +215,8 @@ export async function startCluster(options: StartOptions): Promise<RunningCluste
   try {
     for (let wait = 50;; wait = Math.min(wait * 2, 1000)) {
       if (promoted(data)) return running;
+      const stop = stopRequested();
+      if (stop) throw new StoppedError(stop);
       if (!existsSync(join(data, "postmaster.pid"))) {
         const reason = recoveryFailure(data) ?? "see its log";
         throw new SourceError(

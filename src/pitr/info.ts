@@ -104,16 +104,16 @@ export function restorableRange(info: PitrInfo, lastArchivedAt?: Date | null): R
   return { earliest: usable[0].stop, latest: new Date(latest) };
 }
 
+export function noBackupMessage(stanza: string): string {
+  return `stanza ${stanza} has no backup to restore from: run \`backupctl apply\` to make the first full backup`;
+}
+
 /**
  * Refuses a target outside `range` (or a stanza without a backup), naming the nearest restorable time and the whole
  * span, so the next command can be typed from the message.
  */
 export function checkRestorable(target: Date, range: RestorableRange | undefined, stanza: string): void {
-  if (!range) {
-    throw new SourceError(
-      `stanza ${stanza} has no backup to restore from: run \`backupctl apply\` to make the first full backup`,
-    );
-  }
+  if (!range) throw new SourceError(noBackupMessage(stanza));
   const span = `restorable times of stanza ${stanza} run from ${isoSeconds(range.earliest)} to ` +
     `${isoSeconds(range.latest)}`;
   if (target.getTime() < range.earliest.getTime()) {

@@ -23,7 +23,7 @@ const source: PgBackRestSource = {
   repository: { path: "/srv/pgbackrest" },
   cipherPassphrase: { secret: "env", name: "PITR_TEST_CIPHER" },
   processMax: 2,
-  schedule: { full: "weekly", incr: "daily" },
+  schedule: { full: "@weekly", incr: "@daily" },
   bin: "pgbackrest",
 };
 

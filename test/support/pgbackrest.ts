@@ -1,15 +1,14 @@
 /**
  * A real PostgreSQL cluster archiving into a real pgBackRest repository, for tests: a server of postgres.ts restarted
  * with `archive_mode = on` and the `archive_command` backupctl prints, a stanza whose config (written by the engine,
- * src/pitr/config-file.ts), lock, log, spool and repository all live in the server's temp folder. When the tests run
+ * src/pitr/stanza.ts, beside the data directory), lock, log, spool and repository all live in the server's temp folder. When the tests run
  * as root, pgBackRest runs as the server's OS user (src/pitr/run-as.ts), as in production.
  */
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { settingsOf, writePgBackRestConfig } from "../../src/pitr/config-file.ts";
 import { requiredSettings } from "../../src/pitr/archive.ts";
-import { PgBackRest } from "../../src/pitr/pgbackrest.ts";
-import { ownerToRunAs } from "../../src/pitr/run-as.ts";
+import type { PgBackRest } from "../../src/pitr/pgbackrest.ts";
+import { pitrConfigDir, preparePgBackRest } from "../../src/pitr/stanza.ts";
 import type { PgBackRestRetention, PgBackRestSource } from "../../src/pitr/types.ts";
 import { type PostgresServer, startPostgres } from "./postgres.ts";
 
@@ -39,23 +38,20 @@ export async function startPgBackRestCluster(
   try {
     const stanza = options.stanza ?? "main";
     const dataDirectory = join(server.dir, "data");
-    const configDir = join(server.dir, "pgbackrest");
     const source: PgBackRestSource = {
       type: "pgbackrest",
       name: stanza,
       stanza,
       cluster: { dataDirectory, host: server.socketDir, port: server.port, user: "postgres", database: "postgres" },
       repository: { path: join(server.dir, "repo") },
-      schedule: { full: "weekly", incr: "daily" },
+      schedule: { full: "@weekly", incr: "@daily" },
       bin: "pgbackrest",
     };
-    const owner = ownerToRunAs(dataDirectory);
-    const write = async (retention: PgBackRestRetention | undefined) => {
-      const settings = settingsOf(source, { dir: configDir, configDir: server.dir, retention });
-      return await writePgBackRestConfig(configDir, settings, owner);
-    };
-    const configPath = await write(options.retention);
-    const pgbackrest = new PgBackRest({ bin: source.bin, configPath, stanza, runAs: owner });
+    const configDir = pitrConfigDir(source);
+    const write = (retention: PgBackRestRetention | undefined) =>
+      preparePgBackRest(source, { configDir: server.dir, retention });
+    const pgbackrest = await write(options.retention);
+    const configPath = pgbackrest.configPath;
     await server.pause();
     appendFileSync(
       join(dataDirectory, "postgresql.conf"),
