@@ -1,52 +1,40 @@
 /**
- * backupctl's side of a pgbackrest() source: where its pgBackRest configuration lives (rendered from the config, with
- * the retention the project's maps to), the `PgBackRest` program that uses it, and what plan and apply observe of it
- * (pgBackRest's info, the cluster's archiving) before they plan.
+ * backupctl's side of a pgbackrest() source: its pgBackRest configuration (re)written with the retention the project's
+ * maps to (the engine's stanza.ts keeps it beside the data directory), the `PgBackRest` program that uses it, and what
+ * plan and apply observe of it (pgBackRest's info, the cluster's archiving) before they plan.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { LoadedConfig } from "../config/load.ts";
 import type { NormalizedProject, PitrSourceConfig } from "../config/normalize.ts";
 import { archiveStatus } from "../pitr/archive.ts";
-import { configFileName, settingsOf, writePgBackRestConfig } from "../pitr/config-file.ts";
+import { configFileName } from "../pitr/config-file.ts";
 import { PgBackRest } from "../pitr/pgbackrest.ts";
 import { ownerToRunAs } from "../pitr/run-as.ts";
+import { pitrConfigDir, preparePgBackRest } from "../pitr/stanza.ts";
 import { pitrRetention } from "../plan/pitr-actions.ts";
 import type { PitrObservation } from "../plan/types.ts";
 
-/** Where a source's pgBackRest configuration lives: its `configDir`, else `<state folder>/pgbackrest/<stanza>`. */
-export function pitrConfigDir(source: PitrSourceConfig, stateDir: string): string {
-  return source.configDir ?? join(stateDir, "pgbackrest", source.stanza);
-}
-
-/** The pgbackrest program of a source, reading the configuration at its lasting place. */
-export function pgBackRestOf(source: PitrSourceConfig, stateDir: string): PgBackRest {
+/** The pgbackrest program of a source, reading the configuration at its lasting place (stanza.ts). */
+export function pgBackRestOf(source: PitrSourceConfig): PgBackRest {
   return new PgBackRest({
     bin: source.bin,
-    configPath: join(pitrConfigDir(source, stateDir), configFileName(source.stanza)),
+    configPath: join(pitrConfigDir(source), configFileName(source.stanza)),
     stanza: source.stanza,
     runAs: existsSync(source.cluster.dataDirectory) ? ownerToRunAs(source.cluster.dataDirectory) : undefined,
   });
 }
 
 /**
- * (Re)writes a source's pgBackRest configuration with the retention the project's maps to at `now`, and returns the
- * program reading it. Apply does this before every pgBackRest command, so the file always says what the config says.
+ * (Re)writes a source's pgBackRest configuration with the retention the project's maps to, and returns the program
+ * reading it. Apply does this before every pgBackRest command, so the file always says what the config says.
  */
 export async function preparedPgBackRest(
   project: NormalizedProject,
   source: PitrSourceConfig,
-  context: { loaded: LoadedConfig; stateDir: string; now: Date },
+  loaded: LoadedConfig,
 ): Promise<PgBackRest> {
-  const dir = pitrConfigDir(source, context.stateDir);
-  const settings = settingsOf(source, {
-    dir,
-    configDir: context.loaded.dir,
-    retention: pitrRetention(project, source, context.now),
-  });
-  const pgbackrest = pgBackRestOf(source, context.stateDir);
-  await writePgBackRestConfig(dir, settings, pgbackrest.runAs);
-  return pgbackrest;
+  return await preparePgBackRest(source, { configDir: loaded.dir, retention: pitrRetention(project, source) });
 }
 
 /** The project and source an action names, as the config declares them (a saved plan is re-derived first). */
@@ -72,12 +60,13 @@ export async function observePitr(
   stateDir: string,
   projects: string[] | undefined,
 ): Promise<PitrObservation[]> {
+  // The state folder only for the private files of the archive queries (a pgpass file).
   const observations: PitrObservation[] = [];
   const context = { configDir: loaded.dir, privateDir: join(stateDir, "tmp") };
   for (const project of Object.values(loaded.config.projects)) {
     if (!project.enabled || (projects && !projects.includes(project.name))) continue;
     for (const source of project.pitr) {
-      const pgbackrest = pgBackRestOf(source, stateDir);
+      const pgbackrest = pgBackRestOf(source);
       const seen: PitrObservation = {
         project: project.name,
         source: source.name,

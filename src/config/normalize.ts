@@ -9,8 +9,8 @@ import type { Config, Notifier, PgBackRestSource, Project, ProjectSource, Reposi
  */
 export type NamedSource = Source & { name: string; part?: "globals" };
 
-/** A pgbackrest() source as the engine takes it, with where backupctl keeps its pgBackRest configuration. */
-export type PitrSourceConfig = PitrSource & { configDir?: string };
+/** A pgbackrest() source as the engine takes it. */
+export type PitrSourceConfig = PitrSource;
 
 /** The sources a declared source stands for: itself, plus `<name>-globals` for postgres with `globals: true`. */
 export function expandSource(source: Source, name: string): NamedSource[] {

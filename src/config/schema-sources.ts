@@ -208,12 +208,6 @@ const pgbackrestSchema = strict({
       '`archive.stale` is raised and `status` exits 1 (e.g. `"15m"`)',
   ),
   bin: nonEmpty.optional().describe('The pgbackrest program (default `"pgbackrest"`, found on PATH)'),
-  configDir: absolutePath("the folder of pgBackRest's configuration", "/var/lib/backupctl-pgbackrest").optional()
-    .describe(
-      "Where backupctl writes pgBackRest's configuration (0600) with its lock, log and spool folders (default " +
-        "`<state folder>/pgbackrest/<stanza>`); the cluster's archive_command reads it, so the cluster's OS user " +
-        "must reach it (when backupctl runs as root, a folder outside the 0700 state folder)",
-    ),
 }).describe(
   "A PostgreSQL cluster backed up by pgBackRest for point-in-time recovery (default name: `stanza`); the " +
     "project's `retention` drives pgBackRest's (docs/postgres-pitr.md)",

@@ -132,12 +132,6 @@ export interface PgBackRestSource {
   rpo?: Duration;
   /** The pgbackrest program (default "pgbackrest", found on PATH). */
   bin?: string;
-  /**
-   * Where backupctl writes pgBackRest's configuration (0600) and its lock, log and spool folders (default
-   * `<state folder>/pgbackrest/<stanza>`). The cluster's archive_command reads it, so the cluster's OS user must reach
-   * it: when backupctl runs as root, choose a folder outside the 0700 state folder.
-   */
-  configDir?: string;
 }
 
 /** A PostgreSQL cluster as pgBackRest and backupctl's queries reach it. */

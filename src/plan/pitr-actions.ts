@@ -4,13 +4,14 @@
  * (held for approval like forgets), `pgbackrest check` on the project's check cadence, and the archive's health as
  * warnings. Pure: pgBackRest's info and the cluster's archive state arrive as observed data.
  */
-import { parseDuration, parseResticDuration } from "../config/duration.ts";
+import { parseDuration } from "../config/duration.ts";
 import { canonicalJson } from "../config/fingerprint.ts";
 import type { NormalizedProject, PitrSourceConfig } from "../config/normalize.ts";
-import { nextSlot, previousSlot } from "../config/schedule.ts";
+import { previousSlot } from "../config/schedule.ts";
 import { humanDuration, isoSeconds } from "../format/time.ts";
 import { requiredSettings, settingsProblems, staleArchive } from "../pitr/archive.ts";
 import { expirationsFor } from "../pitr/info.ts";
+import { pgBackRestRetention } from "../pitr/retention.ts";
 import type { PgBackRestRetention, PitrBackupType, PitrInfo } from "../pitr/types.ts";
 import type { DraftOf, StaleArchive } from "./document.ts";
 import { defaultCheckEvery } from "./maintenance-actions.ts";
@@ -25,49 +26,12 @@ export function stanzaRepository(stanza: string): string {
   return `pgbackrest:${stanza}`;
 }
 
-const day = 86_400_000;
-/** The window each keep rule reaches back, at its longest (a month of 31 days, a year of 366). */
-const ruleWindows = { hourly: 3_600_000, daily: day, weekly: 7 * day, monthly: 31 * day, yearly: 366 * day } as const;
-
-/** The time between two slots of a schedule around `now`. */
-function slotInterval(schedule: string, timezone: string, now: Date): number {
-  const next = nextSlot(schedule, timezone, now);
-  const previous = previousSlot(schedule, timezone, now);
-  return previous ? next.getTime() - previous.getTime() : next.getTime() - now.getTime();
-}
-
 /**
- * pgBackRest's retention from the project's (docs/postgres-pitr.md, "Retention"): as many full backups as the
- * policy's longest window spans at the full schedule's interval, at least one. Each keep rule reaches back its count
- * of periods (`last n`: n of the most frequent backup type's intervals; `within`: its duration); differential and
- * incremental backups go with the full they depend on. Weekly fulls with `{ daily: 7, weekly: 4 }` keep 4 fulls.
+ * pgBackRest's retention from the project's, as the engine maps it (src/pitr/retention.ts; docs/postgres-pitr.md):
+ * enough full backups to reach back over the policy's longest period, with what depends on them.
  */
-export function pitrRetention(project: NormalizedProject, source: PitrSourceConfig, now: Date): PgBackRestRetention {
-  const fullInterval = slotInterval(source.schedule.full, project.timezone, now);
-  const shortest = Math.min(
-    ...Object.values(source.schedule).filter((cron): cron is string => cron !== undefined)
-      .map((cron) => slotInterval(cron, project.timezone, now)),
-  );
-  const retention = project.retention;
-  const windows: number[] = [];
-  if (retention.last) windows.push(retention.last * shortest);
-  for (const [rule, period] of Object.entries(ruleWindows) as [keyof typeof ruleWindows, number][]) {
-    const count = retention[rule];
-    if (count) windows.push(count * period);
-  }
-  for (
-    const rule of ["within", "withinHourly", "withinDaily", "withinWeekly", "withinMonthly", "withinYearly"] as const
-  ) {
-    const duration = retention[rule] ? parseResticDuration(retention[rule]) : undefined;
-    if (duration) {
-      windows.push(
-        duration.years * 366 * day + duration.months * 31 * day + duration.days * day +
-          duration.hours * 3_600_000,
-      );
-    }
-  }
-  const full = Math.max(1, ...windows.map((window) => Math.ceil(window / fullInterval - 1e-9)));
-  return { full };
+export function pitrRetention(project: NormalizedProject, source: PitrSourceConfig): PgBackRestRetention {
+  return pgBackRestRetention(project.retention, source.schedule.full, project.timezone);
 }
 
 /** The key a retention is recorded and compared by (a change of it makes expirations need approval). */
@@ -173,7 +137,7 @@ export function pitrActions(
           });
         }
       }
-      const expire = expireAction(project, source, info, index, now);
+      const expire = expireAction(project, source, info, index);
       if (expire) result.expires.push(expire);
       const check = checkAction(project, source, info, observed, now);
       if (check) result.checks.push(check);
@@ -188,9 +152,8 @@ function expireAction(
   source: PitrSourceConfig,
   info: PitrInfo,
   index: ObservedIndex,
-  now: Date,
 ): DraftOf<"pitr_expire"> | undefined {
-  const retention = pitrRetention(project, source, now);
+  const retention = pitrRetention(project, source);
   const labels = expirationsFor(info, retention);
   if (labels.length === 0) return undefined;
   const applied = index.retention.get(groupKey(project.name, source.name, stanzaRepository(source.stanza)));

@@ -96,9 +96,11 @@ describe("pgbackrest() sources in the plan", () => {
   });
 
   it("shows expirations by label: routine under the applied retention, held when it changed or was never applied", () => {
+    const full0 = "20261108-000000F";
     const backups = info([
+      pitrBackup(full0, "full", "2026-11-08T00:00:00Z", null),
+      pitrBackup(`${full0}_20261109-000000I`, "incr", "2026-11-09T00:00:00Z", full0),
       pitrBackup(full1, "full", "2026-11-15T00:00:00Z", null),
-      pitrBackup(`${full1}_20261116-000000I`, "incr", "2026-11-16T00:00:00Z", full1),
       pitrBackup(full2, "full", "2026-11-22T00:00:00Z", null),
     ]);
     const applied = (full: number) => [{
@@ -108,29 +110,28 @@ describe("pgbackrest() sources in the plan", () => {
       policy: pitrPolicyKey({ full }),
       at: "2026-11-22T01:00:00Z",
     }];
-    const routine = planAt(observed({ info: backups }, { retention: applied(1) }), monday, { weekly: 1 });
+    // weekly: 1 with weekly fulls keeps 2 of them (the engine's mapping).
+    const routine = planAt(observed({ info: backups }, { retention: applied(2) }), monday, { weekly: 1 });
     const expire = routine.actions.find((a) => a.type === "pitr_expire");
     assert.ok(expire?.type === "pitr_expire");
-    assert.deepEqual(expire.labels, [full1, `${full1}_20261116-000000I`]);
+    assert.deepEqual(expire.labels, [full0, `${full0}_20261109-000000I`]);
     assert.equal(expire.approval, "routine");
     assert.equal(expire.destructive, true);
     assert.equal(routine.summary.forget, 2);
 
-    const changed = planAt(observed({ info: backups }, { retention: applied(2) }), monday, { weekly: 1 });
+    const changed = planAt(observed({ info: backups }, { retention: applied(3) }), monday, { weekly: 1 });
     const held = changed.actions.find((a) => a.type === "pitr_expire");
     assert.ok(held?.type === "pitr_expire");
     assert.equal(held.approval, "required");
-    assert.equal(held.approval_reason, "retention changed (pgBackRest repo1-retention-full 2 → 1)");
+    assert.equal(held.approval_reason, "retention changed (pgBackRest repo1-retention-full 3 → 2)");
     assert.match(renderText(changed), /! 2 pgBackRest backups of ledger\/ledger \(stanza ledger\) would be expired/);
 
     const never = planAt(observed({ info: backups }), monday, { weekly: 1 });
-    assert.equal(never.actions.find((a) => a.type === "pitr_expire")?.destructive, true);
+    assert.equal(never.actions.find((a) => a.type === "pitr_expire")?.approval, "required");
     assert.match(JSON.stringify(never.actions), /never applied to this stanza/);
 
-    assert.equal(
-      planAt(observed({ info: backups }, { retention: applied(2) })).actions.some((a) => a.type === "pitr_expire"),
-      false,
-    );
+    const kept = planAt(observed({ info: backups }, { retention: applied(3) }), monday, { weekly: 2 });
+    assert.equal(kept.actions.some((a) => a.type === "pitr_expire"), false);
   });
 
   it("checks the stanza on the project's check cadence, counted from the first backup", () => {
@@ -175,19 +176,15 @@ describe("pgbackrest() sources in the plan", () => {
   });
 });
 
-describe("pitrRetention: the project's retention as pgBackRest's", () => {
-  const project = (retention: Record<string, unknown>) => pitrConfig(retention).config.projects.ledger;
+describe("pitrRetention: the project's retention as pgBackRest's (the engine's mapping)", () => {
   const at = (retention: Record<string, unknown>) => {
-    const p = project(retention);
-    return pitrRetention(p, p.pitr[0], monday).full;
+    const project = pitrConfig(retention).config.projects.ledger;
+    return pitrRetention(project, project.pitr[0]).full;
   };
-  it("keeps as many weekly fulls as the longest window spans, at least one", () => {
-    assert.equal(at({ daily: 7, weekly: 4 }), 4);
-    assert.equal(at({ weekly: 1 }), 1);
-    assert.equal(at({ daily: 7 }), 1);
-    assert.equal(at({ daily: 8 }), 2);
-    assert.equal(at({ last: 3 }), 1);
-    assert.equal(at({ within: "30d" }), 5);
-    assert.equal(at({ monthly: 2 }), 9);
+  it("keeps one full more than the longest window spans at the weekly full interval", () => {
+    assert.equal(at({ daily: 7, weekly: 4 }), 5);
+    assert.equal(at({ weekly: 1 }), 2);
+    assert.equal(at({ daily: 8 }), 3);
+    assert.equal(at({ last: 3 }), 2);
   });
 });

@@ -63,7 +63,7 @@ export function pitrBackup(label: string, type: PitrBackup["type"], start: strin
 }
 
 /** The config of the pgbackrest golden plan: weekly fulls, daily incrs, a 15-minute RPO. */
-export function pitrConfig(retention: Record<string, unknown> = { weekly: 2 }) {
+export function pitrConfig(retention: Record<string, unknown> = { weekly: 1 }) {
   const config = validateConfig({
     timezone: "Europe/Berlin",
     repositories: {},
@@ -88,7 +88,8 @@ export function pitrConfig(retention: Record<string, unknown> = { weekly: 2 }) {
 
 /**
  * The pgbackrest golden plan, on Sunday 2026-11-22 10:00 UTC: three weekly fulls with their incrs, retention cut
- * from 3 weeks to 2 (expirations held for approval), this week's full due, the archive 40 minutes old with WAL waiting.
+ * from 3 fulls to 2 (weekly 2 → 1: expirations held for approval), this week's full due, the archive 40 minutes old
+ * with WAL waiting.
  */
 function pitrPlan() {
   const now = new Date("2026-11-22T10:00:00Z");

@@ -139,7 +139,7 @@ export async function recordAppliedRetention(plan: PlanToApply, ctx: ApplyContex
       const repository = stanzaRepository(source.stanza);
       const group = groupOf({ project: name, source: source.name, repository });
       if (pass.notDone.has(group) || !ran(group)) continue;
-      const retention = pitrPolicyKey(pitrRetention(project, source, ctx.clock.now()));
+      const retention = pitrPolicyKey(pitrRetention(project, source));
       await ctx.store.recordRetention({ project: name, source: source.name, repository }, retention, at);
     }
   }

@@ -12,7 +12,6 @@ import { pitrSourceOf, preparedPgBackRest } from "../pitr.ts";
 import { backoffFor } from "../retry.ts";
 import { runStage, withRetries } from "../stage.ts";
 import { defaultStageTimeout } from "./backup.ts";
-import { pitrContext } from "./stanza-create.ts";
 import type { ActionContexts, Outcome } from "./types.ts";
 
 export async function pitrBackup(
@@ -36,7 +35,7 @@ export async function pitrBackup(
     `backup ${label}`,
     (attempt) =>
       runStage(ctx, { ...stage, attempt }, async () => {
-        const pgbackrest = await preparedPgBackRest(project, source, pitrContext(ctx));
+        const pgbackrest = await preparedPgBackRest(project, source, ctx.loaded);
         const before = new Set((await pgbackrest.info()).backups.map((backup) => backup.label));
         await pgbackrest.backup(action.backup_type, { signal: AbortSignal.timeout(timeoutMs), expireAuto: false });
         const made = (await pgbackrest.info()).backups.find((backup) => !before.has(backup.label));

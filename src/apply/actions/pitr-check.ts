@@ -9,7 +9,6 @@ import type { ApplyContext } from "../context.ts";
 import { pitrSourceOf, preparedPgBackRest } from "../pitr.ts";
 import { runStage } from "../stage.ts";
 import { said } from "./outcome.ts";
-import { pitrContext } from "./stanza-create.ts";
 import type { Outcome } from "./types.ts";
 
 export async function pitrCheck(action: Extract<Action, { type: "pitr_check" }>, ctx: ApplyContext): Promise<Outcome> {
@@ -19,7 +18,7 @@ export async function pitrCheck(action: Extract<Action, { type: "pitr_check" }>,
     ctx,
     { runId: null, type: "check", project: action.project, source: action.source, repository },
     async () => {
-      const pgbackrest = await preparedPgBackRest(project, source, pitrContext(ctx));
+      const pgbackrest = await preparedPgBackRest(project, source, ctx.loaded);
       return { value: await pgbackrest.check() };
     },
     {

@@ -9,7 +9,6 @@ import type { Action } from "../../plan/types.ts";
 import type { ApplyContext } from "../context.ts";
 import { pitrSourceOf, preparedPgBackRest } from "../pitr.ts";
 import { runStage, SkippedStage } from "../stage.ts";
-import { pitrContext } from "./stanza-create.ts";
 import { type ActionContexts, groupOf, type Outcome } from "./types.ts";
 
 type Expire = Extract<Action, { type: "pitr_expire" }>;
@@ -46,7 +45,7 @@ export async function pitrExpire(action: Expire, ctx: ActionContexts["pitr_expir
   }
   const { project, source } = pitrSourceOf(ctx.loaded, action);
   const outcome = await runStage(ctx, stage, async () => {
-    const pgbackrest = await preparedPgBackRest(project, source, pitrContext(ctx));
+    const pgbackrest = await preparedPgBackRest(project, source, ctx.loaded);
     const info = await pgbackrest.info();
     const planned = new Set(action.labels);
     const present = new Map(info.backups.map((backup) => [backup.label, backup]));

@@ -20,14 +20,9 @@ export async function stanzaCreate(
     repository: stanzaRepository(action.stanza),
   } as const;
   const outcome = await runStage(ctx, stage, async () => {
-    const pgbackrest = await preparedPgBackRest(project, source, pitrContext(ctx));
+    const pgbackrest = await preparedPgBackRest(project, source, ctx.loaded);
     await pgbackrest.stanzaCreate();
     return { value: undefined, note: `stanza ${action.stanza} in ${source.repository.path}` };
   });
   return said(outcome, ctx.out, `stanza-create ${action.stanza} (${action.project}/${action.source})`);
-}
-
-/** What writing a source's pgBackRest configuration needs from apply's context. */
-export function pitrContext(ctx: Pick<ApplyContext, "loaded" | "store" | "clock">) {
-  return { loaded: ctx.loaded, stateDir: ctx.store.dir, now: ctx.clock.now() };
 }
