@@ -12,7 +12,7 @@ import { configFileName } from "../pitr/config-file.ts";
 import { PgBackRest } from "../pitr/pgbackrest.ts";
 import { ownerToRunAs } from "../pitr/run-as.ts";
 import { pitrConfigDir, preparePgBackRest } from "../pitr/stanza.ts";
-import { pitrRetention } from "../plan/pitr-actions.ts";
+import { pitrRetention, stanzaRepository } from "../plan/pitr-actions.ts";
 import type { PitrObservation } from "../plan/types.ts";
 
 /** The pgbackrest program of a source, reading the configuration at its lasting place (stanza.ts). */
@@ -100,4 +100,61 @@ export async function observePitr(
 
 function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}
+
+/** One pgBackRest backup as the inventory lists it beside restic's snapshots. */
+export interface PitrInventoryRow {
+  /** pgBackRest's label. */
+  id: string;
+  short_id: string;
+  time: string;
+  /** `pgbackrest:<stanza>`, as the audit names the stanza. */
+  repository: string;
+  project: string;
+  source: string;
+  backup_type: string;
+  /** The label of the backup it depends on (a diff's or incr's), null for a full. */
+  prior: string | null;
+  /** What the backup stored in the repository. */
+  size: number;
+  /** pgBackRest found page checksum errors while copying it. */
+  state: "complete" | "checksum errors";
+}
+
+/**
+ * The backups of the pgbackrest() sources of `projects`, read now with `pgbackrest info` (reads only), newest last.
+ * A stanza that cannot be read is reported through `warn` and lists nothing.
+ */
+export async function pitrInventory(
+  loaded: LoadedConfig,
+  projects: string[] | undefined,
+  warn: (line: string) => void,
+): Promise<PitrInventoryRow[]> {
+  const rows: PitrInventoryRow[] = [];
+  for (const project of Object.values(loaded.config.projects)) {
+    if (projects && !projects.includes(project.name)) continue;
+    for (const source of project.pitr) {
+      const pgbackrest = pgBackRestOf(source);
+      if (!existsSync(pgbackrest.configPath)) continue; // never applied: no stanza yet
+      try {
+        for (const backup of (await pgbackrest.info()).backups) {
+          rows.push({
+            id: backup.label,
+            short_id: backup.label,
+            time: backup.stop.toISOString(),
+            repository: stanzaRepository(source.stanza),
+            project: project.name,
+            source: source.name,
+            backup_type: backup.type,
+            prior: backup.prior,
+            size: backup.repositoryDeltaBytes,
+            state: backup.error ? "checksum errors" : "complete",
+          });
+        }
+      } catch (error) {
+        warn(`pgbackrest ${project.name}/${source.name}: stanza ${source.stanza} cannot be read: ${firstLine(error)}`);
+      }
+    }
+  }
+  return rows;
 }

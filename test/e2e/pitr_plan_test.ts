@@ -115,6 +115,18 @@ describe("pgbackrest() source: plan, apply, archive health, retention", () => {
     assert.equal(info.status.code, 0, info.status.message);
     assert.deepEqual(info.backups.map((b) => b.type), ["full"]);
 
+    const inventory = await cli(["snapshots", "--json"]);
+    assert.equal(inventory.code, 0, show(inventory));
+    const listed = JSON.parse(inventory.stdout) as { repository: string; id: string; backup_type: string }[];
+    assert.deepEqual(listed.map((s) => [s.repository, s.id, s.backup_type]), [
+      ["pgbackrest:main", info.backups[0].label, "full"],
+    ]);
+    const table = await cli(["snapshots"]);
+    assert.match(
+      table.stdout,
+      new RegExp(`^${info.backups[0].label}\\s+\\S+ \\S+\\s+pgbackrest:main\\s+ledger\\s+main\\s`, "m"),
+    );
+
     const again = await cli(["plan", "--detailed-exitcode"]);
     assert.equal(again.code, 0, show(again));
     assert.match(again.stdout, /No changes\. Backups are up to date\./);
