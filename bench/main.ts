@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cpuSource, type Row, runCleanups, seconds } from "./measure.ts";
 import { pipelineBench } from "./pipeline.ts";
+import { pitrBench } from "./pitr.ts";
 import { plannerBench } from "./planner.ts";
 import { scaleBench } from "./scale.ts";
 import { startupBench } from "./startup.ts";
@@ -42,12 +43,14 @@ try {
   const planner = await plannerBench({ quick });
   const scale = await scaleBench({ quick, log });
   const pipeline = await pipelineBench({ quick, log });
+  const pitr = await pitrBench({ quick, log });
   const fleet = await fleetBench({ quick, log });
   const dashboard = await dashboardBench({ quick, log });
   rows = [
     ...pipeline.overhead,
     ...pipeline.memory,
     ...pipeline.storage,
+    ...pitr,
     ...planner,
     ...scale,
     ...startup,
@@ -140,6 +143,14 @@ ${
   \`du -sb\` of each repository folder after day 7. A second row (not with \`--quick\`) repeats it with each day's 1%
   being one contiguous range of accounts, to show what deduplication does when changes cluster. Target: ≤ 25% of the
   compressed-dump repository, judged for each pattern.
+- **PITR storage, 7 days** (issue 24): the same seven days of 1% of the accounts (\`aid % 100 = day\`, spread evenly)
+  on a cluster archiving its WAL into a pgBackRest stanza (\`archive_command\` as backupctl prints it), with
+  \`full_page_writes = on\` as in production: a full backup on day 1, an incr on days 2–7, each day's WAL archived (a
+  segment switch stands in for \`archive_timeout\`). Baseline, on the same database in the same run: the dump pipeline
+  backupctl runs (\`pg_dump -Fc -Z0 | restic backup --stdin\`, restic deduplicating and compressing). \`du -sb\` of
+  both repositories after day 7. A second row (not with \`--quick\`) repeats it with \`wal_compression = zstd\`.
+  Target: ≤ 25% of the dump pipeline's repository. **PITR RPO**: the writes a restore can lose: \`archive_timeout\`
+  plus the measured time from a segment switch to the segment in the repository, against a daily dump's 24 hours.
 - **planner**: the pure planner (\`plan(config, observed, now)\`) over N projects, each with one source, a daily
   schedule (half in Europe/Berlin), and 100 snapshots in the inventory under retention
   \`{ last: 3, daily: 7, weekly: 4, monthly: 6 }\` — so every project also gets a forget action. Baseline:

@@ -15,6 +15,7 @@ import { parseDuration } from "../config/duration.ts";
 import { machineTimeZone } from "../format/time.ts";
 import { drillReport, renderDrillReport } from "../status/drill-report.ts";
 import { refreshRepositories } from "./snapshots.ts";
+import { handleStopSignals } from "../runtime/shutdown.ts";
 
 export const description = "Run restore drills now: restore the latest snapshot into the scratch database and check it";
 
@@ -68,6 +69,8 @@ async function report(names: string[], options: Options, output: Output): Promis
 
 export async function run(names: string[], options: Options, output: Output): Promise<number> {
   if (options.report !== undefined) return await report(names, options, output);
+  // SIGINT/SIGTERM stop the drill's children and let it unwind: a PITR drill's scratch cluster is stopped and removed.
+  handleStopSignals();
   const loaded = await load(options);
   const all = Object.values(loaded.config.projects);
   for (const name of names) {
@@ -95,7 +98,9 @@ export async function run(names: string[], options: Options, output: Output): Pr
   let failed = 0;
   try {
     for (const name of projects) locks.push(acquireProjectLock(store.dir, name, { command: "verify", host }));
-    const primaries = [...new Set(projects.map((name) => loaded.config.projects[name].repositories[0]))];
+    // A project of pgbackrest() sources alone has no restic repository to refresh.
+    const primaries = [...new Set(projects.map((name) => loaded.config.projects[name].repositories[0]))]
+      .filter((name) => name !== undefined);
     await refreshRepositories(loaded, store, primaries, output);
     const ctx = {
       loaded,

@@ -17,7 +17,11 @@ import { psqlQuery } from "./archive.ts";
 import { stopServerNow } from "./cluster.ts";
 import type { PgBackRest } from "./pgbackrest.ts";
 import { type RestoredCluster, restoreToTime } from "./restore-to-time.ts";
-import { pitrConfigDir } from "./stanza.ts";
+import { pitrConfigDir, pitrSourcesOf, preparePgBackRest } from "./stanza.ts";
+import { pgBackRestRetention } from "./retention.ts";
+import type { NormalizedProject } from "../config/normalize.ts";
+import { formatBytes } from "../format/bytes.ts";
+import { humanDuration, isoSeconds } from "../format/time.ts";
 import type { PgBackRestSource } from "./types.ts";
 
 export interface PitrDrillResult {
@@ -137,4 +141,44 @@ export async function pitrDrill(source: PgBackRestSource, options: PitrDrillOpti
     rmSync(dir, { recursive: true, force: true });
     scratch.delete(dir);
   }
+}
+
+/**
+ * The pgbackrest() source a project's drill restores: the one `verify.source` names; else, for a project without
+ * restic sources, its first one; else none (the drill is restic's: restore/drill.ts).
+ */
+export function pitrDrillSource(project: NormalizedProject): PgBackRestSource | undefined {
+  const spec = project.verify;
+  if (!spec) return undefined;
+  const sources = pitrSourcesOf(project);
+  if (spec.source !== undefined) return sources.find((s) => s.name === spec.source);
+  return project.sources.length === 0 ? sources[0] : undefined;
+}
+
+/** A project's PITR drill with its `verify` settings: what apply's verify action and `backupctl verify` run. */
+export async function projectPitrDrill(
+  project: NormalizedProject,
+  source: PgBackRestSource,
+  context: SourceContext,
+): Promise<PitrDrillResult> {
+  const pgbackrest = await preparePgBackRest(source, {
+    configDir: context.configDir,
+    retention: pgBackRestRetention(project.retention, source.schedule.full, project.timezone),
+  });
+  return await pitrDrill(source, {
+    pgbackrest,
+    context,
+    check: project.verify?.check,
+    minRows: project.verify?.expect?.minRows,
+  });
+}
+
+/** What a PITR drill restored and checked, in words: the audit's note and the evidence report's line. */
+export function pitrDrillNote(result: PitrDrillResult, minRows = 1): string {
+  const recovered = result.recoveredTo ? ` (last transaction ${isoSeconds(result.recoveredTo)})` : "";
+  const restored = `restored stanza ${result.stanza} to the end of its archive${recovered} from backup ` +
+    `${result.backup} (${formatBytes(result.bytes)}) into a scratch cluster in ${humanDuration(result.restoreMs)}; ` +
+    `RTO ${humanDuration(result.rtoMs)}`;
+  if (result.rows === undefined) return `${restored}; no check query`;
+  return `${restored}; check query found ${result.rows} (at least ${minRows} expected)`;
 }

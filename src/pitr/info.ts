@@ -93,15 +93,18 @@ export function expirationsFor(info: PitrInfo, retention: PgBackRestRetention): 
 }
 
 /**
- * The times a restore can reach: from the end of the oldest backup to the newest of the last backup's end and the
+ * The times a restore can reach: from the end of the oldest backup (the second after) to the newest of the last backup's end and the
  * last WAL segment the server archived (`lastArchivedAt`, from archive.ts). Undefined without a backup.
  */
 export function restorableRange(info: PitrInfo, lastArchivedAt?: Date | null): RestorableRange | undefined {
   const usable = info.backups;
   if (usable.length === 0) return undefined;
-  const newestStop = Math.max(...usable.map((b) => b.stop.getTime()));
+  // pgBackRest dates a backup's end to the second and restores to a time only from a backup that stopped strictly
+  // before it (at that resolution): the first reachable moment is the second after.
+  const earliest = usable[0].stop.getTime() + 1000;
+  const newestStop = Math.max(...usable.map((b) => b.stop.getTime() + 1000));
   const latest = Math.max(newestStop, lastArchivedAt?.getTime() ?? 0);
-  return { earliest: usable[0].stop, latest: new Date(latest) };
+  return { earliest: new Date(earliest), latest: new Date(latest) };
 }
 
 export function noBackupMessage(stanza: string): string {

@@ -106,8 +106,8 @@ describe("expirationsFor", () => {
 describe("restorableRange and checkRestorable", () => {
   it("runs from the end of the oldest backup to the newest of the last backup and the last archived WAL", () => {
     const range = restorableRange(twoWeeks);
-    assert.equal(range?.earliest.toISOString(), "2026-12-01T01:10:00.000Z");
-    assert.equal(range?.latest.toISOString(), "2026-12-11T01:10:00.000Z");
+    assert.equal(range?.earliest.toISOString(), "2026-12-01T01:10:01.000Z");
+    assert.equal(range?.latest.toISOString(), "2026-12-11T01:10:01.000Z");
     const later = restorableRange(twoWeeks, new Date("2026-12-11T09:00:00Z"));
     assert.equal(later?.latest.toISOString(), "2026-12-11T09:00:00.000Z");
     assert.equal(restorableRange({ ...twoWeeks, backups: [] }), undefined);
@@ -117,11 +117,11 @@ describe("restorableRange and checkRestorable", () => {
     const range = restorableRange(twoWeeks);
     assert.throws(
       () => checkRestorable(new Date("2026-11-30T00:00:00Z"), range, "demo"),
-      /before the oldest backup ended: the nearest restorable time is 2026-12-01T01:10:00Z \(restorable times of stanza demo run from 2026-12-01T01:10:00Z to 2026-12-11T01:10:00Z\)/,
+      /before the oldest backup ended: the nearest restorable time is 2026-12-01T01:10:01Z \(restorable times of stanza demo run from 2026-12-01T01:10:01Z to 2026-12-11T01:10:01Z\)/,
     );
     assert.throws(
       () => checkRestorable(new Date("2026-12-12T00:00:00Z"), range, "demo"),
-      /after the last archived WAL: the nearest restorable time is 2026-12-11T01:10:00Z .*--to-time latest/,
+      /after the last archived WAL: the nearest restorable time is 2026-12-11T01:10:01Z .*--to-time latest/,
     );
     assert.doesNotThrow(() => checkRestorable(new Date("2026-12-05T00:00:00Z"), range, "demo"));
     assert.throws(() => checkRestorable(new Date(), undefined, "demo"), /no backup to restore from/);

@@ -7,7 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { psqlQuery } from "../../src/pitr/archive.ts";
 import { pitrDrill } from "../../src/pitr/drill.ts";
@@ -19,7 +21,13 @@ import {
   restoreToTime,
 } from "../../src/pitr/restore-to-time.ts";
 import { pitrConfigDir } from "../../src/pitr/stanza.ts";
+import { runDrill } from "../../src/apply/actions/verify.ts";
+import { createClock } from "../../src/clock.ts";
+import { normalizeConfig } from "../../src/config/normalize.ts";
+import { StateStore } from "../../src/state/store.ts";
 import { type PgBackRestCluster, startPgBackRestCluster } from "../support/pgbackrest.ts";
+import { storeDb } from "../support/state-db.ts";
+import { repoRoot } from "../support/cli.ts";
 
 let pg: PgBackRestCluster;
 let context: { configDir: string; privateDir: string };
@@ -36,7 +44,8 @@ before(async () => {
   await pg.pgbackrest.stanzaCreate();
   await pg.server.psql("CREATE TABLE marks (label text PRIMARY KEY);");
   await pg.pgbackrest.backup("full");
-  await pg.server.psql("INSERT INTO marks VALUES ('t1');");
+  // pgBackRest dates a backup to the second, and restores to a time only from a backup that stopped before it.
+  await pg.server.psql("SELECT pg_sleep(1); INSERT INTO marks VALUES ('t1');");
   between = await serverNow();
   await pg.server.psql("SELECT pg_sleep(0.05); INSERT INTO marks VALUES ('t2');");
   await pg.switchWal();
@@ -175,6 +184,42 @@ describe("the PITR drill", () => {
     assert.deepEqual(serversUnder(pitrConfigDir(pg.source)), []);
   });
 
+  it("stops and removes its scratch cluster when the process running it gets SIGINT", async () => {
+    const configDir = pitrConfigDir(pg.source);
+    const argument = JSON.stringify({
+      source: pg.source,
+      configPath: pg.configPath,
+      runAs: pg.pgbackrest.runAs,
+      dir: pg.server.dir,
+    });
+    const script = fileURLToPath(new URL("../support/pitr-drill-child.ts", import.meta.url));
+    const argv = "Bun" in globalThis
+      ? [process.execPath, "--no-install", script, argument]
+      : [process.execPath, "run", "--allow-all", "--quiet", "--config", `${repoRoot}/deno.json`, script, argument];
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => stderr += String(chunk));
+    const exited = new Promise<number | string | null>((resolve) =>
+      child.once("exit", (code, signal) => resolve(code ?? signal))
+    );
+    // Stopped once its scratch server runs (its postmaster.pid is written).
+    const running = () =>
+      readdirSync(configDir).some((name) =>
+        name.startsWith("drill-") && existsSync(join(configDir, name, "data", "postmaster.pid"))
+      );
+    for (let wait = 20; !running(); wait = Math.min(wait * 2, 200)) {
+      assert.equal(child.exitCode, null, `the drill ended before its server started: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+    child.kill("SIGINT");
+    // Bun reports the child's exit code, 130; Deno reports the child's end as the signal itself.
+    const ended = await exited;
+    assert.ok(ended === 130 || ended === "SIGINT", `ended with ${ended}: ${stderr}`);
+    assert.match(stderr, /SIGINT: stopping/);
+    assert.deepEqual(readdirSync(configDir).filter((name) => name.startsWith("drill-")), []);
+    assert.deepEqual(serversUnder(configDir), []);
+  });
+
   it("fails when the check query finds too little, and still stops and removes the copy", async () => {
     await assert.rejects(
       pitrDrill(pg.source, { pgbackrest: pg.pgbackrest, context, check: "SELECT count(*) FROM marks", minRows: 3 }),
@@ -182,5 +227,56 @@ describe("the PITR drill", () => {
     );
     assert.deepEqual(readdirSync(pitrConfigDir(pg.source)).filter((name) => name.startsWith("drill-")), []);
     assert.deepEqual(serversUnder(pitrConfigDir(pg.source)), []);
+  });
+});
+
+describe("the PITR drill as a project's verify", () => {
+  it("runs for a project whose verify names its pgbackrest() source, audited as a verify stage", async () => {
+    const config = normalizeConfig({
+      repositories: {},
+      projects: {
+        app: {
+          schedule: "@daily",
+          sources: [],
+          repositories: [],
+          retention: { weekly: 4 },
+          verify: { every: "7d", source: "app", check: "SELECT count(*) FROM marks", expect: { minRows: 2 } },
+        },
+      },
+    });
+    // The pgbackrest() sources as the config's normalisation gives them (pitr-plan's schema: project.pitr).
+    const project = { ...config.projects.app, pitr: [pg.source] };
+    const loaded = {
+      file: join(pg.server.dir, "backup.config.ts"),
+      dir: pg.server.dir,
+      config: { ...config, projects: { app: project } },
+      fingerprint: "test",
+      displayTimeZone: "UTC",
+    };
+    const store = await StateStore.open(join(pg.server.dir, "state"), { warn: () => {} });
+    const lines: string[] = [];
+    try {
+      const passed = await runDrill("app", {
+        loaded,
+        store,
+        clock: createClock(),
+        out: (line: string) => lines.push(line),
+        host: "test-host",
+        privateDir: store.privateDir,
+      });
+      assert.equal(passed, true, lines.join("\n"));
+      const stages = await storeDb(store).selectFrom("stages").selectAll().where("type", "=", "verify").execute();
+      assert.equal(stages.length, 1);
+      assert.equal(stages[0].status, "succeeded");
+      assert.equal(stages[0].repository, "pgbackrest:app");
+      assert.match(stages[0].snapshot_id ?? "", /^\d{8}-\d{6}F/);
+      assert.match(
+        stages[0].note ?? "",
+        /^restored stanza app to the end of its archive \(last transaction .*\) from backup .*RTO .*; check query found 2 \(at least 2 expected\)$/,
+      );
+      assert.match(lines.join("\n"), /~ verify app: restored stanza app/);
+    } finally {
+      await store.close();
+    }
   });
 });

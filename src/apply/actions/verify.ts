@@ -33,11 +33,14 @@ async function drillStage(
 ): Promise<Outcome> {
   // Imported when a drill runs: an apply with no drill due never loads the restore code (start-up time).
   const { drill, drillSource } = await import("../../restore/drill.ts");
+  const pitr = await import("../../pitr/drill.ts");
   const project = ctx.loaded.config.projects[projectName];
-  const repository = project.repositories[0];
-  let sourceName = "(none)";
+  // A pgbackrest() source is drilled by restoring its stanza into a scratch cluster (pitr/drill.ts), not from restic.
+  const pitrSource = pitr.pitrDrillSource(project);
+  const repository = pitrSource ? `pgbackrest:${pitrSource.stanza}` : project.repositories[0];
+  let sourceName = pitrSource?.name ?? "(none)";
   try {
-    sourceName = drillSource(project).name;
+    if (!pitrSource) sourceName = drillSource(project).name;
   } catch {
     // Reported by the drill itself, inside the audited stage.
   }
@@ -60,10 +63,16 @@ async function drillStage(
     privateDir: ctx.privateDir,
     repositoryFor: (name: string) => repositoryFor(ctx, name),
   };
-  const outcome = await runStage(
+  const outcome = await runStage<DrillResult | { kind: "pitr"; note: string }>(
     ctx,
     { runId: null, type: "verify", project: projectName, source: sourceName, repository },
     async () => {
+      if (pitrSource) {
+        const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
+        const result = await pitr.projectPitrDrill(project, pitrSource, context);
+        const note = pitr.pitrDrillNote(result, project.verify?.expect?.minRows);
+        return { value: { kind: "pitr" as const, note }, bytes: result.bytes, snapshotId: result.backup, note };
+      }
       const result = await drill(project, restoreContext);
       return {
         value: result,
@@ -92,6 +101,10 @@ async function drillStage(
       `! verify ${projectName} took ${humanDuration(outcome.durationMs)}, longer than its recovery time objective ` +
         `${rto} (drill.slow)`,
     );
+  }
+  if (r.kind === "pitr") {
+    ctx.out(`~ verify ${projectName}: ${r.note}`);
+    return { status: "succeeded" };
   }
   if (r.kind !== "database") {
     ctx.out(`~ verify ${projectName}: ${drillNote(project.verify, r)}`);
