@@ -92,6 +92,24 @@ function checkVerify(
 ): void {
   const into = isRecord(verify.into) && typeof verify.into.type === "string" ? verify.into.type : undefined;
   const listed = sources.map((s) => `${sourceName(s) ?? "?"} (${String(s.type)})`).join(", ");
+  // A pgbackrest() source is drilled into a scratch cluster of its own (src/pitr/drill.ts): named, or the only kind.
+  const named = typeof verify.source === "string" ? sources.find((s) => sourceName(s) === verify.source) : undefined;
+  const pitrDrill = named
+    ? named.type === "pgbackrest"
+    : verify.source === undefined && into === undefined && sources.length > 0 &&
+      sources.every((s) => s.type === "pgbackrest");
+  if (pitrDrill) {
+    for (const key of ["into", "sample"] as const) {
+      if (verify[key] !== undefined) {
+        problems.push({
+          path: at("verify", key),
+          message: "not for the drill of a pgbackrest() source: it restores the stanza into a scratch cluster of " +
+            "its own (check and expect query it)",
+        });
+      }
+    }
+    return;
+  }
   let drilled: Record<string, unknown> | undefined;
   if (typeof verify.source === "string") {
     drilled = sources.find((s) => sourceName(s) === verify.source);

@@ -14,7 +14,7 @@ import { expirationsFor } from "../pitr/info.ts";
 import { pgBackRestRetention } from "../pitr/retention.ts";
 import type { PgBackRestRetention, PitrBackupType, PitrInfo } from "../pitr/types.ts";
 import type { DraftOf, StaleArchive } from "./document.ts";
-import { defaultCheckEvery } from "./maintenance-actions.ts";
+import { defaultCheckEvery, pitrDrilled } from "./maintenance-actions.ts";
 import { groupKey, type ObservedIndex } from "./observed-index.ts";
 import type { ObservedState, PitrObservation } from "./types.ts";
 
@@ -87,6 +87,7 @@ export function pitrActions(
   backups: DraftOf<"pitr_backup">[];
   expires: DraftOf<"pitr_expire">[];
   checks: DraftOf<"pitr_check">[];
+  verifies: DraftOf<"verify">[];
   warnings: string[];
   stale: StaleArchive[];
 } {
@@ -95,6 +96,7 @@ export function pitrActions(
     backups: [] as DraftOf<"pitr_backup">[],
     expires: [] as DraftOf<"pitr_expire">[],
     checks: [] as DraftOf<"pitr_check">[],
+    verifies: [] as DraftOf<"verify">[],
     warnings: [] as string[],
     stale: [] as StaleArchive[],
   };
@@ -141,6 +143,8 @@ export function pitrActions(
       if (expire) result.expires.push(expire);
       const check = checkAction(project, source, info, observed, now);
       if (check) result.checks.push(check);
+      const verify = verifyAction(project, source, info, observed, now);
+      if (verify) result.verifies.push(verify);
     }
   }
   return result;
@@ -202,6 +206,35 @@ function checkAction(
     source: source.name,
     stanza: source.stanza,
     reason: `${checked ? `last check ${since}` : `never checked since the first backup ${since}`}, every ${every}`,
+    destructive: false,
+  };
+}
+
+/**
+ * A restore drill of the stanza into a scratch cluster (the engine's pitr/drill.ts, run by apply's verify) when the
+ * project's drill is of this source, the stanza has a backup, and `verify.every` has passed since the last drill.
+ */
+function verifyAction(
+  project: NormalizedProject,
+  source: PitrSourceConfig,
+  info: PitrInfo,
+  observed: ObservedState,
+  now: Date,
+): DraftOf<"verify"> | undefined {
+  const spec = project.verify;
+  if (!spec || !pitrDrilled(project) || (spec.source !== undefined && spec.source !== source.name)) return undefined;
+  if (spec.source === undefined && project.pitr[0] !== source) return undefined;
+  if (info.backups.length === 0) return undefined;
+  const last = observed.maintenance.find((record) => record.type === "verify" && record.project === project.name)?.at;
+  if (last && now.getTime() - Date.parse(last) < parseDuration(spec.every)!) return undefined;
+  const since = last ? `${isoSeconds(new Date(last))} (${humanDuration(now.getTime() - Date.parse(last))} ago)` : "";
+  return {
+    type: "verify",
+    project: project.name,
+    repository: stanzaRepository(source.stanza),
+    reason: last
+      ? `last restore drill ${since}, every ${spec.every}`
+      : `never restored in a drill (stanza ${source.stanza}, to a scratch cluster)`,
     destructive: false,
   };
 }

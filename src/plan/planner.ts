@@ -83,7 +83,7 @@ export function planToApply(loaded: Loaded, observed: ObservedState, now: Date, 
   // pgBackRest's stanzas: planned by apply and watch only (an on-demand backup or forget is restic's).
   const pitr = demand === undefined
     ? pitrActions(active, observed, index, now)
-    : { creates: [], backups: [], expires: [], checks: [], warnings: [], stale: [] };
+    : { creates: [], backups: [], expires: [], checks: [], verifies: [], warnings: [], stale: [] };
   warnings.push(...pitr.warnings);
   const drafts: Draft[] = [
     ...recoverActions(observed, loaded),
@@ -104,6 +104,7 @@ export function planToApply(loaded: Loaded, observed: ObservedState, now: Date, 
       ? forgetNowPrunes(active, maintenanceActions(active, observed, index, forgets, now), forgets, demand.prune)
       : maintenanceActions(active, observed, index, forgets, now)),
     ...pitr.checks,
+    ...pitr.verifies,
   ];
   const actions = drafts.map((action, i) => ({ id: `a${i + 1}`, ...action }));
   return {

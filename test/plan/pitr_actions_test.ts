@@ -166,6 +166,31 @@ describe("pgbackrest() sources in the plan", () => {
     assert.equal(unread.actions.length, 0);
   });
 
+  it("plans a restore drill of the stanza on verify.every once it has a backup", () => {
+    const verify = { verify: { every: "7d", check: "SELECT count(*) FROM pg_class", rto: "15m" } };
+    const drill = plan(pitrConfig({ weekly: 1 }, verify), observed({}), monday, { generatedAt: monday });
+    const action = drill.actions.find((a) => a.type === "verify");
+    assert.deepEqual(action && { ...action, id: "" }, {
+      id: "",
+      type: "verify",
+      project: "ledger",
+      repository: "pgbackrest:ledger",
+      reason: "never restored in a drill (stanza ledger, to a scratch cluster)",
+      destructive: false,
+    });
+    const recent = observed({}, { maintenance: [{ type: "verify", project: "ledger", at: "2026-11-20T00:00:00Z" }] });
+    const none = plan(pitrConfig({ weekly: 1 }, verify), recent, monday, { generatedAt: monday });
+    assert.equal(none.actions.some((a) => a.type === "verify"), false);
+    const empty = plan(pitrConfig({ weekly: 1 }, verify), observed({ info: info([], 1) }), monday, {
+      generatedAt: monday,
+    });
+    assert.equal(empty.actions.some((a) => a.type === "verify"), false, "nothing to drill before the first backup");
+    assert.throws(
+      () => pitrConfig({ weekly: 1 }, { verify: { every: "7d", sample: { files: 3 } } }),
+      /verify\.sample: not for the drill of a pgbackrest\(\) source/,
+    );
+  });
+
   it("plans nothing for a source that was not observed, nor on demand", () => {
     assert.equal(planAt({ ...emptyState }).actions.length, 0);
     const p = plan(pitrConfig(), observed({ info: info([], 1) }), monday, {

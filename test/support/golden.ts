@@ -63,7 +63,7 @@ export function pitrBackup(label: string, type: PitrBackup["type"], start: strin
 }
 
 /** The config of the pgbackrest golden plan: weekly fulls, daily incrs, a 15-minute RPO. */
-export function pitrConfig(retention: Record<string, unknown> = { weekly: 1 }) {
+export function pitrConfig(retention: Record<string, unknown> = { weekly: 1 }, project: Record<string, unknown> = {}) {
   const config = validateConfig({
     timezone: "Europe/Berlin",
     repositories: {},
@@ -80,6 +80,7 @@ export function pitrConfig(retention: Record<string, unknown> = { weekly: 1 }) {
         })],
         repositories: [],
         retention,
+        ...project,
       },
     },
   }, "pitr.config.ts");
