@@ -23,7 +23,7 @@ const show = (result: CliResult) => `exit ${result.code}\n--- stdout\n${result.s
  * Writes the config: one project of the cluster's stanza, `retention`, a webhook. Fulls are due once a year, so that
  * no backup falls due while the tests run (pgBackRest stamps backups with the real clock, which --now cannot move).
  */
-function writeConfig(retention: string): void {
+function writeConfig(retention: string, extra = ""): void {
   const { cluster, repository } = pg.source;
   writeFileSync(
     join(dir, "backup.config.ts"),
@@ -49,7 +49,7 @@ export default defineConfig({
       })],
       repositories: [],
       retention: ${retention},
-      notify: ["ops"],
+      notify: ["ops"],${extra}
     },
   },
 });
@@ -225,5 +225,25 @@ describe("pgbackrest() source: plan, apply, archive health, retention", () => {
 
     const after = await cli(["plan", "--format", "json"]);
     assert.deepEqual(JSON.parse(after.stdout).actions, [], "the new retention is applied: nothing more to expire");
+  });
+
+  it("plans a restore drill of the stanza and runs it into a scratch cluster, audited", async () => {
+    await pg.server.psql("INSERT INTO t VALUES (2);");
+    writeConfig(
+      "{ daily: 7 }",
+      '\n      verify: { every: "7d", check: "SELECT count(*) FROM t", expect: { minRows: 1 } },',
+    );
+    const plan = await cli(["plan"]);
+    assert.match(
+      plan.stdout,
+      /~ verify ledger \(restore drill from pgbackrest:main\)\s+never restored in a drill/,
+      show(plan),
+    );
+    const apply = await cli(["apply"]);
+    assert.equal(apply.code, 0, show(apply));
+    const status = JSON.parse((await cli(["status", "--json"])).stdout);
+    assert.equal(status.projects[0].last_drill?.status, "succeeded", JSON.stringify(status.projects[0]));
+    const again = await cli(["plan", "--format", "json"]);
+    assert.deepEqual(JSON.parse(again.stdout).actions, [], "the drill is not due again before verify.every");
   });
 });
