@@ -37,8 +37,9 @@ export async function pitrExpire(action: Expire, ctx: ActionContexts["pitr_expir
       { notify: () => heldNotification(action, ctx) },
     );
     ctx.out(`! HELD: expire ${label} needs approval: ${action.approval_reason}.`);
+    // Always a new plan: a saved plan's held deletions that can run again from the file are restic's forgets only.
     ctx.out(
-      `  Review it, then run \`${ctx.approveWith ?? "backupctl apply --auto-approve"}\` (or answer yes on a ` +
+      `  Review it, then run \`backupctl apply --project ${action.project} --auto-approve\` (or answer yes on a ` +
         "terminal) to expire them.",
     );
     return { status: "held" };
