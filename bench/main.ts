@@ -148,7 +148,7 @@ ${
   \`full_page_writes = on\` as in production: a full backup on day 1, an incr on days 2–7, each day's WAL archived (a
   segment switch stands in for \`archive_timeout\`). Baseline, on the same database in the same run: the dump pipeline
   backupctl runs (\`pg_dump -Fc -Z0 | restic backup --stdin\`, restic deduplicating and compressing). \`du -sb\` of
-  both repositories after day 7. A second row (not with \`--quick\`) repeats it with \`wal_compression = zstd\`.
+  both repositories after day 7 (the set-up's WAL, archived before the first backup, expired after it).
   Target: ≤ 25% of the dump pipeline's repository. **PITR RPO**: the writes a restore can lose: \`archive_timeout\`
   plus the measured time from a segment switch to the segment in the repository, against a daily dump's 24 hours.
 - **planner**: the pure planner (\`plan(config, observed, now)\`) over N projects, each with one source, a daily

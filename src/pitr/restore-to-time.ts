@@ -15,7 +15,7 @@ import { archiveStatus } from "./archive.ts";
 import { logName, pgCtlFor, restoredCopySettings, type RunningCluster, startCluster } from "./cluster.ts";
 import { checkRestorable, noBackupMessage, restorableRange } from "./info.ts";
 import { type PgBackRest, type RestoreTarget, targetTimeText } from "./pgbackrest.ts";
-import { asUser, handOver, type OsUser } from "./run-as.ts";
+import { asUser, folderBlocking, handOver, type OsUser } from "./run-as.ts";
 import type { PgBackRestSource, RestorableRange } from "./types.ts";
 
 /** `--to-time`: "latest", or an ISO 8601 time with a zone ("2026-12-01T10:00:00+01:00", "…Z"). */
@@ -106,6 +106,14 @@ export async function currentRange(
 
 /** Makes the new data directory (0700, the cluster's OS user's); a missing parent is made too. */
 function makeDataDirectory(into: string, owner: OsUser | undefined): void {
+  const blocking = owner && folderBlocking(into, owner);
+  if (blocking) {
+    throw new UsageError(
+      `nothing restored: the cluster's OS user (uid ${owner.uid}), who runs pgBackRest and the restored server, ` +
+        `cannot enter ${blocking} on the way to ${into}. Restore into a folder it can reach (e.g. beside the live ` +
+        `data directory), or let it pass (chmod o+x ${blocking})`,
+    );
+  }
   try {
     mkdirSync(into, { recursive: true, mode: 0o700 });
   } catch (error) {

@@ -5,6 +5,7 @@
  * src/exec); otherwise as backupctl's own user, which must then be that owner.
  */
 import { chownSync, statSync } from "node:fs";
+import { resolve, sep } from "node:path";
 
 /** An OS user other than backupctl's own to run a program as. */
 export interface OsUser {
@@ -35,4 +36,30 @@ export function asUser(argv: string[], user: OsUser | undefined): string[] {
 /** Gives a file or folder backupctl made to `user`, so that the program running as it can use it. */
 export function handOver(path: string, user: OsUser | undefined): void {
   if (user) chownSync(path, user.uid, user.gid);
+}
+
+/**
+ * The first folder on the way to `path` that `user` cannot enter (no search permission for it as owner, group or
+ * other), or undefined. Supplementary groups are not looked at: a folder reachable only through one is named too,
+ * which errs on the side of a clear message before pgBackRest's "permission denied".
+ */
+export function folderBlocking(path: string, user: OsUser): string | undefined {
+  const parts = resolve(path).split(sep).filter(Boolean);
+  for (let i = 0; i < parts.length; i++) {
+    const folder = `${sep}${parts.slice(0, i).join(sep)}`;
+    let stat;
+    try {
+      stat = statSync(folder);
+    } catch {
+      return undefined; // not there yet: made by backupctl, as root, and handed over
+    }
+    const mode = stat.mode;
+    const enters = stat.uid === user.uid
+      ? (mode & 0o100) !== 0
+      : stat.gid === user.gid
+      ? (mode & 0o010) !== 0
+      : (mode & 0o001) !== 0;
+    if (!enters) return folder;
+  }
+  return undefined;
 }
