@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { LoadedConfig } from "../config/load.ts";
-import type { NormalizedProject, PitrSourceConfig } from "../config/normalize.ts";
+import type { NormalizedProject } from "../config/normalize.ts";
 import { archiveStatus } from "../pitr/archive.ts";
 import { configFileName } from "../pitr/config-file.ts";
 import { PgBackRest } from "../pitr/pgbackrest.ts";
@@ -14,9 +14,10 @@ import { ownerToRunAs } from "../pitr/run-as.ts";
 import { pitrConfigDir, preparePgBackRest } from "../pitr/stanza.ts";
 import { pitrRetention, stanzaRepository } from "../plan/pitr-actions.ts";
 import type { PitrObservation } from "../plan/types.ts";
+import type { PgBackRestSource } from "../pitr/types.ts";
 
 /** The pgbackrest program of a source, reading the configuration at its lasting place (stanza.ts). */
-export function pgBackRestOf(source: PitrSourceConfig): PgBackRest {
+export function pgBackRestOf(source: PgBackRestSource): PgBackRest {
   return new PgBackRest({
     bin: source.bin,
     configPath: join(pitrConfigDir(source), configFileName(source.stanza)),
@@ -31,7 +32,7 @@ export function pgBackRestOf(source: PitrSourceConfig): PgBackRest {
  */
 export async function preparedPgBackRest(
   project: NormalizedProject,
-  source: PitrSourceConfig,
+  source: PgBackRestSource,
   loaded: LoadedConfig,
 ): Promise<PgBackRest> {
   return await preparePgBackRest(source, { configDir: loaded.dir, retention: pitrRetention(project, source) });
@@ -41,7 +42,7 @@ export async function preparedPgBackRest(
 export function pitrSourceOf(
   loaded: LoadedConfig,
   action: { project: string; source: string },
-): { project: NormalizedProject; source: PitrSourceConfig } {
+): { project: NormalizedProject; source: PgBackRestSource } {
   const project = loaded.config.projects[action.project];
   const source = project?.pitr.find((s) => s.name === action.source);
   if (!project || !source) {

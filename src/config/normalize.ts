@@ -9,9 +9,6 @@ import type { Config, Notifier, PgBackRestSource, Project, ProjectSource, Reposi
  */
 export type NamedSource = Source & { name: string; part?: "globals" };
 
-/** A pgbackrest() source as the engine takes it. */
-export type PitrSourceConfig = PitrSource;
-
 /** The sources a declared source stands for: itself, plus `<name>-globals` for postgres with `globals: true`. */
 export function expandSource(source: Source, name: string): NamedSource[] {
   const named = { ...source, name };
@@ -26,7 +23,7 @@ export interface NormalizedProject extends Omit<Project, "sources" | "timezone" 
   /** The sources backed up into the project's restic repositories. */
   sources: NamedSource[];
   /** The pgbackrest() sources: planned and applied through pgBackRest, never through restic (default none). */
-  pitr: PitrSourceConfig[];
+  pitr: PitrSource[];
 }
 
 export interface NormalizedConfig extends Omit<Config, "projects" | "timezone" | "notifiers"> {
@@ -76,7 +73,7 @@ export function normalizeConfig(config: Config): NormalizedConfig {
 }
 
 /** A pgbackrest() source as the engine takes it: its name, the queries' database and the program filled in. */
-function normalizePitrSource(source: PgBackRestSource): PitrSourceConfig {
+function normalizePitrSource(source: PgBackRestSource): PitrSource {
   return {
     ...source,
     name: source.name ?? source.stanza,

@@ -6,13 +6,13 @@
  */
 import { parseDuration } from "../config/duration.ts";
 import { canonicalJson } from "../config/fingerprint.ts";
-import type { NormalizedProject, PitrSourceConfig } from "../config/normalize.ts";
+import type { NormalizedProject } from "../config/normalize.ts";
 import { previousSlot } from "../config/schedule.ts";
 import { humanDuration, isoSeconds } from "../format/time.ts";
 import { requiredSettings, settingsProblems, staleArchive } from "../pitr/archive.ts";
 import { expirationsFor } from "../pitr/info.ts";
 import { pgBackRestRetention } from "../pitr/retention.ts";
-import type { PgBackRestRetention, PitrBackupType, PitrInfo } from "../pitr/types.ts";
+import type { PgBackRestRetention, PgBackRestSource, PitrBackupType, PitrInfo } from "../pitr/types.ts";
 import type { DraftOf, StaleArchive } from "./document.ts";
 import { defaultCheckEvery, pitrDrilled } from "./maintenance-actions.ts";
 import { groupKey, type ObservedIndex } from "./observed-index.ts";
@@ -30,7 +30,7 @@ export function stanzaRepository(stanza: string): string {
  * pgBackRest's retention from the project's, as the engine maps it (src/pitr/retention.ts; docs/postgres-pitr.md):
  * enough full backups to reach back over the policy's longest period, with what depends on them.
  */
-export function pitrRetention(project: NormalizedProject, source: PitrSourceConfig): PgBackRestRetention {
+export function pitrRetention(project: NormalizedProject, source: PgBackRestSource): PgBackRestRetention {
   return pgBackRestRetention(project.retention, source.schedule.full, project.timezone);
 }
 
@@ -47,7 +47,7 @@ const strength: Record<PitrBackupType, number> = { full: 3, diff: 2, incr: 1 };
  */
 function dueBackup(
   project: NormalizedProject,
-  source: PitrSourceConfig,
+  source: PgBackRestSource,
   info: PitrInfo | undefined,
   now: Date,
 ): { type: PitrBackupType; reason: string } | undefined {
@@ -153,7 +153,7 @@ export function pitrActions(
 /** The backups pgBackRest's expire would delete under the project's retention, and whether that needs approval. */
 function expireAction(
   project: NormalizedProject,
-  source: PitrSourceConfig,
+  source: PgBackRestSource,
   info: PitrInfo,
   index: ObservedIndex,
 ): DraftOf<"pitr_expire"> | undefined {
@@ -187,7 +187,7 @@ function expireAction(
 /** `pgbackrest check` on the project's check cadence, counted from the first backup when never checked. */
 function checkAction(
   project: NormalizedProject,
-  source: PitrSourceConfig,
+  source: PgBackRestSource,
   info: PitrInfo,
   observed: ObservedState,
   now: Date,
@@ -216,7 +216,7 @@ function checkAction(
  */
 function verifyAction(
   project: NormalizedProject,
-  source: PitrSourceConfig,
+  source: PgBackRestSource,
   info: PitrInfo,
   observed: ObservedState,
   now: Date,
@@ -243,7 +243,7 @@ function verifyAction(
  * The archive's health as plan warnings: settings that differ from what the stanza needs (with the postgresql.conf
  * lines to add: backupctl never edits it), failures, and an archive older than the source's rpo.
  */
-export function archiveWarnings(label: string, source: PitrSourceConfig, seen: PitrObservation, now: Date): string[] {
+export function archiveWarnings(label: string, source: PgBackRestSource, seen: PitrObservation, now: Date): string[] {
   if (!seen.archive) return [`pgbackrest ${label}: the cluster's archiving cannot be read: ${seen.archiveError}`];
   const problems = settingsProblems(seen.archive, { archiveCommand: seen.archiveCommand });
   const warnings = problems.map((problem) => `pgbackrest ${label}: ${problem}`);
@@ -263,7 +263,7 @@ export function archiveWarnings(label: string, source: PitrSourceConfig, seen: P
  */
 export function staleArchiveOf(
   project: string,
-  source: PitrSourceConfig,
+  source: PgBackRestSource,
   seen: Pick<PitrObservation, "archive">,
   now: Date,
 ): StaleArchive | undefined {
