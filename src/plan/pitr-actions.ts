@@ -7,7 +7,7 @@
 import { parseDuration } from "../config/duration.ts";
 import { canonicalJson } from "../config/fingerprint.ts";
 import type { NormalizedProject } from "../config/normalize.ts";
-import { previousSlot } from "../config/schedule.ts";
+import { nextSlot, previousSlot } from "../config/schedule.ts";
 import { humanDuration, isoSeconds } from "../format/time.ts";
 import { requiredSettings, settingsProblems, staleArchive } from "../pitr/archive.ts";
 import { expirationsFor } from "../pitr/info.ts";
@@ -286,4 +286,16 @@ export function staleArchiveOf(
     last_archived_at: archive.lastArchivedAt ? isoSeconds(archive.lastArchivedAt) : null,
     ...(source.rpo ? { rpo: source.rpo } : {}),
   };
+}
+
+/**
+ * The next slot of any backup type of the project's pgbackrest() sources after `now`, or undefined without one: the
+ * project's next due time is the earlier of it and its own schedule's (watch wakes for it).
+ */
+export function pitrNextDue(project: NormalizedProject, now: Date): Date | undefined {
+  const slots = project.pitr.flatMap((source) =>
+    Object.values(source.schedule).filter((cron): cron is string => cron !== undefined)
+      .map((cron) => nextSlot(cron, project.timezone, now))
+  );
+  return slots.length === 0 ? undefined : slots.reduce((a, b) => (a.getTime() <= b.getTime() ? a : b));
 }

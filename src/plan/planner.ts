@@ -8,7 +8,7 @@ import { backupActions, backupNowActions, overdueProject, projectTimes } from ".
 import { forgetActions } from "./forget-actions.ts";
 import { forgetNowPrunes, maintenanceActions } from "./maintenance-actions.ts";
 import { notManaged } from "./not-managed.ts";
-import { pitrActions } from "./pitr-actions.ts";
+import { pitrActions, pitrNextDue } from "./pitr-actions.ts";
 import { indexObserved } from "./observed-index.ts";
 import { recoverActions } from "./recover-actions.ts";
 import { copyActions, initActions, plannedChanges, unopenedRepositories } from "./repository-actions.ts";
@@ -120,7 +120,11 @@ export function planToApply(loaded: Loaded, observed: ObservedState, now: Date, 
     warnings,
     overdue: active.flatMap((project) => overdueProject(project, times.get(project.name)!, index, now)),
     not_managed: options.projects === undefined ? notManaged(loaded, observed) : [],
-    next_due: active.map((project) => ({ project: project.name, at: isoSeconds(times.get(project.name)!.nextDue) })),
+    next_due: active.map((project) => {
+      const due = times.get(project.name)!.nextDue;
+      const pitr = pitrNextDue(project, now);
+      return { project: project.name, at: isoSeconds(pitr && pitr < due ? pitr : due) };
+    }),
     ...(pitr.stale.length > 0 ? { stale_archives: pitr.stale } : {}),
   };
 }

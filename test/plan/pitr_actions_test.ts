@@ -191,6 +191,14 @@ describe("pgbackrest() sources in the plan", () => {
     );
   });
 
+  it("is next due at the earlier of the project's schedule and its stanza's", () => {
+    const weekly = plan(pitrConfig({ weekly: 1 }, { schedule: "@weekly" }), observed({}), monday, {
+      generatedAt: monday,
+    });
+    // Tuesday 01:00 in Berlin, the next incr, before the project's own Sunday.
+    assert.deepEqual(weekly.next_due, [{ project: "ledger", at: "2026-11-24T00:00:00Z" }]);
+  });
+
   it("plans nothing for a source that was not observed, nor on demand", () => {
     assert.equal(planAt({ ...emptyState }).actions.length, 0);
     const p = plan(pitrConfig(), observed({ info: info([], 1) }), monday, {
