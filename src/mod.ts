@@ -35,6 +35,7 @@ export {
   mysql,
   ntfy,
   pagerDuty,
+  pgbackrest,
   postgres,
   pushover,
   restic,

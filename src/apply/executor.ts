@@ -10,7 +10,8 @@ import type { ForgetPass, Outcome, RecoverContext } from "./actions/types.ts";
 import { recordAppliedRetention } from "./actions/forget.ts";
 import type { ApplyContext, ApplyReport } from "./context.ts";
 import { refreshInventory } from "./inventory.ts";
-import { runProject } from "./run.ts";
+import { type RunAction, runProject } from "./run.ts";
+import { stanzaRepository } from "../plan/pitr-actions.ts";
 import { LockError } from "../errors.ts";
 import { repositoryLeaseKey } from "../state/fleet.ts";
 import { enqueueScheduledNotifications } from "./scheduled-notifications.ts";
@@ -32,10 +33,16 @@ export async function applyPlan(plan: PlanToApply, ctx: ApplyContext): Promise<A
     count(report, outcome);
     if (outcome.status === "failed") brokenRepositories.add(action.repository);
   }
+  // pgBackRest's stanzas: one not created cannot be backed up (its name stands for it, as a repository's does).
+  for (const action of of("stanza_create")) {
+    const outcome = await handlers.stanza_create(action, ctx);
+    count(report, outcome);
+    if (outcome.status === "failed") brokenRepositories.add(stanzaRepository(action.stanza));
+  }
 
-  const byProject = new Map<string, Extract<Action, { type: "backup" | "copy" }>[]>();
+  const byProject = new Map<string, RunAction[]>();
   for (const action of plan.actions) {
-    if (action.type !== "backup" && action.type !== "copy") continue;
+    if (action.type !== "backup" && action.type !== "copy" && action.type !== "pitr_backup") continue;
     byProject.set(action.project, [...(byProject.get(action.project) ?? []), action]);
   }
   for (const [project, actions] of byProject) {
@@ -43,11 +50,15 @@ export async function applyPlan(plan: PlanToApply, ctx: ApplyContext): Promise<A
       report.skipped += actions.length;
       continue;
     }
-    const blocked = (a: Extract<Action, { type: "backup" | "copy" }>) =>
-      brokenRepositories.has(a.repository) || (a.type === "copy" && brokenRepositories.has(a.from));
+    const blocked = (a: RunAction) =>
+      a.type === "pitr_backup"
+        ? brokenRepositories.has(stanzaRepository(a.stanza))
+        : brokenRepositories.has(a.repository) || (a.type === "copy" && brokenRepositories.has(a.from));
     const runnable = actions.filter((a) => !blocked(a));
     for (const action of actions.filter(blocked)) {
-      ctx.out(`  ! skipped ${action.type} ${project}/${action.source}: a repository it needs could not be initialized`);
+      ctx.out(
+        `  ! skipped ${action.type} ${project}/${action.source}: a repository or stanza it needs could not be created`,
+      );
       report.skipped++;
     }
     if (runnable.length === 0) continue;
@@ -59,14 +70,20 @@ export async function applyPlan(plan: PlanToApply, ctx: ApplyContext): Promise<A
 
   if (stopRequested()) {
     // Stopped by a signal: no deletions and no maintenance now; the next apply plans them again.
-    report.skipped += plan.actions.filter((a) => ["forget", "prune", "check", "verify"].includes(a.type)).length;
+    report.skipped += plan.actions.filter((a) =>
+      ["forget", "prune", "check", "verify", "pitr_expire", "pitr_check"].includes(a.type)
+    ).length;
   } else {
     const forgotten = await applyRetention(plan, ctx, report);
     await applyMaintenance(plan, ctx, report, forgotten);
   }
 
   const succeeded = new Set(report.runs.filter((r) => r.status === "succeeded").map((r) => r.project));
-  await enqueueScheduledNotifications(ctx, plan.overdue.filter((o) => !succeeded.has(o.project)));
+  await enqueueScheduledNotifications(
+    ctx,
+    plan.overdue.filter((o) => !succeeded.has(o.project)),
+    plan.stale_archives,
+  );
 
   // Audit rows and retention records changed even when every action failed or was held: plans made before are stale.
   await ctx.store.bumpSerial();
@@ -101,6 +118,8 @@ export async function applyRecovery(
  * Returns the repositories where a forget succeeded.
  */
 async function applyRetention(plan: PlanToApply, ctx: ApplyContext, report: ApplyReport): Promise<Set<string>> {
+  const of = <T extends Action["type"]>(type: T) =>
+    plan.actions.filter((a): a is Extract<Action, { type: T }> => a.type === type);
   const pass: ForgetPass = {
     notDone: new Set(),
     touched: new Set(),
@@ -113,6 +132,10 @@ async function applyRetention(plan: PlanToApply, ctx: ApplyContext, report: Appl
     const outcome = await exclusively(ctx, action.repository, () => handlers.forget(action, { ...ctx, pass }));
     count(report, outcome);
     if (outcome.status === "held") (report.heldActions ??= []).push(action.id);
+  }
+  for (const action of of("pitr_expire")) {
+    const repository = stanzaRepository(action.stanza);
+    count(report, await exclusively(ctx, repository, () => handlers.pitr_expire(action, { ...ctx, pass })));
   }
   for (const name of pass.touched) {
     const error = await refreshInventory(null, name, undefined, ctx);
@@ -130,6 +153,10 @@ async function applyMaintenance(plan: PlanToApply, ctx: ApplyContext, report: Ap
     } else if (action.type === "check") {
       count(report, await exclusively(ctx, action.repository, () => handlers.check(action, ctx)));
     } else if (action.type === "verify") count(report, await handlers.verify(action, ctx));
+    else if (action.type === "pitr_check") {
+      const repository = stanzaRepository(action.stanza);
+      count(report, await exclusively(ctx, repository, () => handlers.pitr_check(action, ctx)));
+    }
   }
 }
 

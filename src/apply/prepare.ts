@@ -199,6 +199,11 @@ async function observe(
   scope?: string[],
 ): Promise<Observation> {
   const { observed, leftovers, adopted, warnings } = await observeRecorded(store, host, scope);
+  if (Object.values(loaded.config.projects).some((project) => project.pitr.length > 0)) {
+    // Imported here, not at the top: a config without pgbackrest() sources never loads the PITR engine.
+    const { observePitr } = await import("./pitr.ts");
+    observed.pitr = await observePitr(loaded, store.dir, projects);
+  }
   for (const name of repositoriesInScope(loaded, projects)) {
     if (observed.repositories[name]?.initialized) continue;
     try {

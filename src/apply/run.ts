@@ -14,7 +14,8 @@ import { type HookName, runHook } from "./hooks.ts";
 import { refreshInventory, toInventoryRow } from "./inventory.ts";
 import { runStage } from "./stage.ts";
 
-type RunAction = Extract<Action, { type: "backup" | "copy" }>;
+/** What a project's run does: its restic backups, the copies that follow, and its pgBackRest backups. */
+export type RunAction = Extract<Action, { type: "backup" | "copy" | "pitr_backup" }>;
 
 /**
  * How many runs failed since the project's last success (a `run.recovered` says it). Read from the state; a state
@@ -92,6 +93,14 @@ export async function runProject(project: string, actions: RunAction[], ctx: App
     if (stopRequested()) break;
     await ctx.store.setRunStage(runId, `backup ${action.source}`);
     const outcome = await handlers.backup(action, { ...ctx, run });
+    if (outcome.status === "failed") fail(`backup ${action.source}`, outcome.error, outcome.attempt);
+    else succeeded++;
+  }
+  for (const action of beforeError ? [] : actions) {
+    if (action.type !== "pitr_backup") continue;
+    if (stopRequested()) break;
+    await ctx.store.setRunStage(runId, `backup ${action.source}`);
+    const outcome = await handlers.pitr_backup(action, { ...ctx, run });
     if (outcome.status === "failed") fail(`backup ${action.source}`, outcome.error, outcome.attempt);
     else succeeded++;
   }

@@ -1,18 +1,29 @@
 /** Notifications that depend on time, not on a result: overdue alerts and the daily summary. */
 import type { Overdue } from "../plan/types.ts";
+import type { StaleArchive } from "../plan/document.ts";
 import { plan } from "../plan/planner.ts";
 import type { NewNotification } from "../state/store.ts";
-import { backupOverdue, dailySummary, enqueueFor, overdueKey, previousDay } from "../notify/events.ts";
+import {
+  archiveStale,
+  archiveStaleKey,
+  backupOverdue,
+  dailySummary,
+  enqueueFor,
+  overdueKey,
+  previousDay,
+} from "../notify/events.ts";
 import { eventsFor } from "../notify/message.ts";
 import type { ApplyContext } from "./context.ts";
 
 /**
- * Notifications that depend on time, not on a result: overdue projects (once when the episode starts, then daily)
- * and each channel's daily summary of the day before (once a day, sent also when nothing ran).
+ * Notifications that depend on time, not on a result: overdue projects (once when the episode starts, then daily),
+ * stale WAL archives of pgbackrest() sources (the same), and each channel's daily summary of the day before (once a
+ * day, sent also when nothing ran).
  */
 export async function enqueueScheduledNotifications(
   ctx: Pick<ApplyContext, "loaded" | "store" | "clock" | "host" | "notifications">,
   overdue: Overdue[],
+  stale: StaleArchive[] = [],
 ): Promise<void> {
   const now = ctx.clock.now();
   const { config } = ctx.loaded;
@@ -27,6 +38,20 @@ export async function enqueueScheduledNotifications(
       maxAge: item.max_age,
     });
     rows.push(...enqueueFor(ctx.loaded, [item.project], message, { now, key: overdueKey(item, now) }));
+  }
+  for (const archive of stale) {
+    const message = archiveStale({
+      host: ctx.host,
+      at: now,
+      project: archive.project,
+      source: archive.source,
+      stanza: archive.stanza,
+      reason: archive.reason,
+      lastArchivedAt: archive.last_archived_at,
+      rpo: archive.rpo,
+    });
+    const key = archiveStaleKey({ ...archive, lastArchivedWal: archive.last_archived_wal }, now);
+    rows.push(...enqueueFor(ctx.loaded, [archive.project], message, { now, key }));
   }
   const summaryChannels = Object.entries(config.notifiers)
     .filter(([, notifier]) => eventsFor(notifier).includes("summary.daily")).map(([name]) => name);

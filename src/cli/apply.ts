@@ -211,7 +211,11 @@ async function runApply(
     sender.kick(); // what earlier applies could not deliver
     if (plan.actions.length === 0) {
       // Nothing to run, but overdue alerts and the daily summary do not wait for a backup.
-      await enqueueScheduledNotifications({ loaded, store, clock, host, notifications: sender }, plan.overdue);
+      await enqueueScheduledNotifications(
+        { loaded, store, clock, host, notifications: sender },
+        plan.overdue,
+        plan.stale_archives,
+      );
       await sender.drain();
       if (demand) output.stdout(`${demand.nothingToDo}\n`);
       output.stdout(notificationLine(sender.report));

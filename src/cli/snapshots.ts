@@ -1,6 +1,7 @@
 /**
- * `backupctl snapshots`: the snapshot inventory, as last refreshed from restic. Its subcommands `ls`, `find` and
- * `diff` look inside snapshots (snapshots-browse.ts).
+ * `backupctl snapshots`: the snapshot inventory, as last refreshed from restic, with the backups of pgbackrest()
+ * sources as pgBackRest lists them now. Its subcommands `ls`, `find` and `diff` look inside snapshots
+ * (snapshots-browse.ts).
  */
 import type { Command } from "commander";
 import { formatBytes } from "../format/bytes.ts";
@@ -55,7 +56,12 @@ export async function run(options: Options, output: Output): Promise<number> {
     const listed = await store.listSnapshots({ projects, repository: options.repository });
     return { listed, states: await store.snapshotStates() };
   })().finally(() => store.close());
-  const snapshots = rows.map((row) => ({
+  // pgBackRest's backups beside restic's snapshots, read now from pgBackRest (only where a project has a stanza).
+  const pitr = options.repository === undefined &&
+      Object.values(loaded.config.projects).some((p) => p.pitr.length > 0 && (!projects || projects.includes(p.name)))
+    ? await (await import("../apply/pitr.ts")).pitrInventory(loaded, projects, (line) => output.stderr(`${line}\n`))
+    : [];
+  const restic = rows.map((row) => ({
     id: row.id,
     short_id: row.short_id,
     time: row.time,
@@ -70,6 +76,10 @@ export async function run(options: Options, output: Output): Promise<number> {
     // complete | adopted | pending | incomplete: see SnapshotState (restores pick complete and adopted ones only).
     state: states.get(`${row.repository}\u0000${row.id}`) ?? "adopted",
   }));
+  const snapshots = [
+    ...restic,
+    ...pitr.map((row) => ({ ...row, run_id: null, hostname: "", tags: [] as string[], paths: [] as string[] })),
+  ];
   if (options.json) {
     output.stdout(JSON.stringify(snapshots, null, 2) + "\n");
     return ExitCode.ok;

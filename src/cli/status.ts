@@ -56,6 +56,7 @@ export async function run(options: Options, output: Output): Promise<number> {
   output.stdout(renderLeftovers(leftovers, zone, c));
   output.stdout(renderTable(statuses, now, zone, c));
   if (fleet) output.stdout(renderFleet(fleet.fleet, zone, c));
+  output.stdout(renderPitr(statuses, zone, c));
   output.stdout(renderDrillTrends(statuses));
   output.stdout(renderNotifications(notifications, zone, c));
   return exitCode(statuses, fleet?.fleet, unwritable);
@@ -86,6 +87,34 @@ function renderLeftovers(leftovers: Leftovers, zone: string, c: Colours): string
   const title = "leftovers of processes that are gone, repaired by the next apply or watch " +
     "(`backupctl plan` shows how):";
   return `${c.yellow(title)}\n${lines.join("\n")}\n`;
+}
+
+/**
+ * The pgbackrest() sources, one line each with their newest backup and last archived WAL, then what is wrong: a stale
+ * archive, archiving settings that differ from what the stanza needs, what could not be read.
+ */
+function renderPitr(statuses: ProjectStatus[], zone: string, c: Colours): string {
+  const lines: string[] = [];
+  const at = (iso: string) => localTime(new Date(iso), zone);
+  for (const status of statuses) {
+    for (const pitr of status.pitr ?? []) {
+      const newest = pitr.newest_backup
+        ? `newest backup ${pitr.newest_backup.label} (${pitr.newest_backup.type}, ${at(pitr.newest_backup.stop)})`
+        : "no backup yet";
+      const archived = pitr.last_archived_wal
+        ? `last archived WAL ${pitr.last_archived_wal}${
+          pitr.last_archived_at ? ` at ${at(pitr.last_archived_at)}` : ""
+        }`
+        : "no WAL archived yet";
+      lines.push(
+        `  ${status.project}/${pitr.source} (stanza ${pitr.stanza}): ${pitr.backups} backups, ${newest}; ${archived}`,
+      );
+      if (pitr.archive_stale) lines.push(c.red(`    ✗ archive.stale: ${pitr.archive_stale}`));
+      for (const problem of pitr.archive_problems) lines.push(c.yellow(`    ! ${problem}`));
+      for (const error of pitr.errors) lines.push(c.red(`    ✗ ${error}`));
+    }
+  }
+  return lines.length > 0 ? `point-in-time recovery (pgBackRest):\n${lines.join("\n")}\n` : "";
 }
 
 function renderNotifications(status: NotificationStatus, zone: string, c: Colours): string {

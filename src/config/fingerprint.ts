@@ -15,7 +15,14 @@ export function canonicalJson(value: unknown): string {
 }
 
 export function fingerprint(config: NormalizedConfig): string {
-  return `sha256:${createHash("sha256").update(canonicalJson(config)).digest("hex")}`;
+  // A project without pgbackrest() sources hashes as it did before they existed: saved plans stay valid across it.
+  const projects = Object.fromEntries(
+    Object.entries(config.projects).map(([name, { pitr, ...project }]) => [
+      name,
+      pitr.length > 0 ? { ...project, pitr } : project,
+    ]),
+  );
+  return `sha256:${createHash("sha256").update(canonicalJson({ ...config, projects })).digest("hex")}`;
 }
 
 /** A fingerprint as people read it: "sha256:" and its first 12 hex digits, enough to tell configs apart. */

@@ -19,6 +19,7 @@ import type {
   MysqlSource,
   NtfyNotifier,
   PagerDutyNotifier,
+  PgBackRestSource,
   PostgresServerSource,
   PostgresSource,
   PushoverNotifier,
@@ -349,4 +350,26 @@ export function teams(options: Options<TeamsNotifier>): TeamsNotifier {
  */
 export function matrix(options: Options<MatrixNotifier>): MatrixNotifier {
   return { type: "matrix", ...options };
+}
+
+/**
+ * A PostgreSQL cluster backed up by pgBackRest for point-in-time recovery: full, differential and incremental
+ * backups on their own schedules, WAL archived continuously by PostgreSQL. backupctl renders pgBackRest's
+ * configuration into a private file, plans and runs stanza-create, the backups, expire and check, and watches the
+ * archive against `rpo`. It never edits postgresql.conf: it prints the lines to add. Its name defaults to the stanza.
+ *
+ * @example
+ * ```ts
+ * pgbackrest({
+ *   stanza: "main",
+ *   cluster: { dataDirectory: "/var/lib/postgresql/15/main", host: "/var/run/postgresql" },
+ *   repository: { path: "/srv/pgbackrest" },
+ *   cipherPassphrase: env("PGBACKREST_CIPHER_PASS"),
+ *   schedule: { full: "0 1 * * 0", incr: "0 1 * * 1-6" },
+ *   rpo: "15m",
+ * })
+ * ```
+ */
+export function pgbackrest(options: Options<PgBackRestSource>): PgBackRestSource {
+  return { type: "pgbackrest", ...options };
 }

@@ -1,11 +1,14 @@
 /** Defaults applied after validation: source names, time zones, enabled flags. Pure; paths stay as written. */
 import { basename, extname } from "node:path";
+import type { PgBackRestSource as PitrSource } from "../pitr/types.ts";
 import type {
   Config,
   MysqlServerSource,
   Notifier,
+  PgBackRestSource,
   PostgresServerSource,
   Project,
+  ProjectSource,
   Repository,
   Source,
 } from "./types.ts";
@@ -63,6 +66,8 @@ export interface NormalizedProject extends Omit<Project, "sources" | "timezone" 
    * could not be (then `sources` holds those known from the state).
    */
   listings?: Record<string, Listing>;
+  /** The pgbackrest() sources: planned and applied through pgBackRest, never through restic (default none). */
+  pitr: PitrSource[];
 }
 
 export interface NormalizedConfig extends Omit<Config, "projects" | "timezone" | "notifiers"> {
@@ -73,8 +78,10 @@ export interface NormalizedConfig extends Omit<Config, "projects" | "timezone" |
 }
 
 /** The name a source gets when none is given: DESIGN.md "Config API". */
-export function defaultSourceName(source: Partial<Source> & { type?: unknown }): string | undefined {
+export function defaultSourceName(source: Partial<ProjectSource> & { type?: unknown }): string | undefined {
   switch (source.type) {
+    case "pgbackrest":
+      return typeof source.stanza === "string" ? source.stanza : undefined;
     case "postgres":
     case "mysql":
       if (source.databases === "all") return source.type;
@@ -90,7 +97,7 @@ export function defaultSourceName(source: Partial<Source> & { type?: unknown }):
   }
 }
 
-export function sourceName(source: Partial<Source> & { type?: unknown }): string | undefined {
+export function sourceName(source: Partial<ProjectSource> & { type?: unknown }): string | undefined {
   return typeof source.name === "string" ? source.name : defaultSourceName(source);
 }
 
@@ -98,13 +105,17 @@ export function normalizeConfig(config: Config): NormalizedConfig {
   const timezone = config.timezone ?? "UTC";
   const projects: Record<string, NormalizedProject> = {};
   for (const [name, project] of Object.entries(config.projects)) {
-    const servers = project.sources.filter(isServer).map((source) => ({ ...source, name: sourceName(source)! }));
+    const servers = project.sources.filter(isResticSource).filter(isServer).map((source) => ({
+      ...source,
+      name: sourceName(source)!,
+    }));
     projects[name] = {
       ...project,
       name,
       timezone: project.timezone ?? timezone,
       enabled: project.enabled ?? true,
-      sources: project.sources.flatMap((source) => expandSource(source, sourceName(source)!)),
+      sources: project.sources.filter(isResticSource).flatMap((source) => expandSource(source, sourceName(source)!)),
+      pitr: project.sources.filter(isPitrSource).map(normalizePitrSource),
       // Only when there are some: the fingerprint of a config without them stays what it was.
       ...(servers.length > 0 ? { servers } : {}),
     };
@@ -114,4 +125,22 @@ export function normalizeConfig(config: Config): NormalizedConfig {
 
 export function isServer(source: Source): source is PostgresServerSource | MysqlServerSource {
   return "databases" in source && source.databases === "all";
+}
+
+/** A pgbackrest() source as the engine takes it: its name, the queries' database and the program filled in. */
+function normalizePitrSource(source: PgBackRestSource): PitrSource {
+  return {
+    ...source,
+    name: source.name ?? source.stanza,
+    cluster: { ...source.cluster, database: source.cluster.database ?? "postgres" },
+    bin: source.bin ?? "pgbackrest",
+  };
+}
+
+function isPitrSource(source: ProjectSource): source is PgBackRestSource {
+  return source.type === "pgbackrest";
+}
+
+function isResticSource(source: ProjectSource): source is Source {
+  return source.type !== "pgbackrest";
 }

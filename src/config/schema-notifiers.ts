@@ -35,9 +35,10 @@ const events = z.array(z.enum(notificationEvents, {
 })).optional().describe(
   "Events this channel receives. Default for slack, email, webhook, ntfy, discord, telegram, pushover, teams and " +
     "matrix: `run.failed`, `run.recovered`, `backup.overdue`, `deletions.held`, `check.failed`, `verify.failed`, " +
-    "`drill.slow`, `config.invalid`, `runner.lost`, `runner.drift`, `project.unplaced`; for healthchecks: " +
-    "`run.started`, `run.succeeded`, `run.failed`, `run.recovered`; for uptimeKuma the same without `run.started`; " +
-    "for pagerDuty: `run.failed`, `backup.overdue` (trigger), `run.succeeded`, `run.recovered` (resolve)",
+    "`drill.slow`, `archive.stale`, `config.invalid`, `runner.lost`, `runner.drift`, `project.unplaced`; for " +
+    "healthchecks: `run.started`, `run.succeeded`, `run.failed`, `run.recovered`; for uptimeKuma the same without " +
+    "`run.started`; for pagerDuty: `run.failed`, `backup.overdue`, `archive.stale` (trigger), `run.succeeded`, " +
+    "`run.recovered` (resolve)",
 );
 
 export const notifierSchema = z.discriminatedUnion("type", [

@@ -1,9 +1,14 @@
-/** The configuration schema of a project's sources: postgres(), mysql(), mongodb(), sqlite(), files(), command(). */
+/**
+ * The configuration schema of a project's sources: postgres(), mysql(), mongodb(), sqlite(), files(), command(), and
+ * pgbackrest() (point-in-time recovery through pgBackRest).
+ */
 import { z } from "zod";
 import { describeValue } from "./issues.ts";
 import { filesResticShape } from "./schema-restic.ts";
 import {
+  cron,
   describeTyped,
+  duration,
   envMap,
   host,
   maybeSecret,
@@ -217,7 +222,85 @@ const commandSchema = strict({
   ),
 }).describe("Any program whose standard output is the dump; it runs in backupctl's working folder");
 
-const sourceKinds = "postgres(), mysql(), mongodb(), sqlite(), files() or command()";
+/** An absolute path: pgBackRest resolves paths from its own working folder, never from the config's. */
+const absolutePath = (what: string, example: string) =>
+  z.string({
+    error: (issue) =>
+      issue.input === undefined
+        ? `required: ${what}, an absolute path such as "${example}"`
+        : `expected ${what}, an absolute path such as "${example}", got ${describeValue(issue.input)}`,
+  }).refine((text) => text.startsWith("/") && !text.split("/").includes(".."), {
+    error: (issue) =>
+      `expected ${what} as an absolute path without "..", such as "${example}", got ${describeValue(issue.input)}: ` +
+      "pgBackRest runs in its own folder, so a relative path would point elsewhere",
+  });
+
+/** pgBackRest stanza names become folder names in its repository and keys of its configuration's sections. */
+export const stanzaPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const stanza = z.string({
+  error: (issue) =>
+    issue.input === undefined
+      ? 'required: the pgBackRest stanza, e.g. stanza: "main"'
+      : `expected a stanza name, got ${describeValue(issue.input)}`,
+}).regex(stanzaPattern, {
+  error: (issue) =>
+    `invalid stanza ${describeValue(issue.input)}: letters, digits, '.', '_' or '-' (at most 64, starting with a ` +
+    'letter or digit), e.g. "main"',
+});
+
+const pgbackrestSchema = strict({
+  type: z.literal("pgbackrest"),
+  name: name.optional().describe("Unique name of the source within its project (default: the stanza)"),
+  stanza: stanza.describe("The pgBackRest stanza: its folder in the repository and its section in the configuration"),
+  cluster: strict({
+    dataDirectory: absolutePath("the cluster's data directory", "/var/lib/postgresql/15/main").describe(
+      "The cluster's data directory (pgBackRest's `pg1-path`)",
+    ),
+    host: host.optional().describe(
+      "A socket folder (`/var/run/postgresql`) or a loopback host (default: libpq's, the local socket)",
+    ),
+    port: port.optional().describe("The cluster's port (default 5432)"),
+    user: nonEmpty.optional().describe(
+      "The user pgBackRest and backupctl's archive queries connect as (default: libpq's, the OS user name)",
+    ),
+    database: nonEmpty.optional().describe('The database backupctl\'s queries connect to (default `"postgres"`)'),
+    password: secretRef.optional().describe(
+      "The user's password, given in a private pgpass file, never on the command line",
+    ),
+  }, "a cluster { dataDirectory, host, port }").describe("How pgBackRest and backupctl reach the cluster"),
+  repository: strict({
+    path: absolutePath("the repository's folder", "/srv/pgbackrest").describe(
+      "The repository's folder (pgBackRest's `repo1-path`)",
+    ),
+  }, 'a repository { path: "/srv/pgbackrest" }').describe(
+    "Where pgBackRest keeps the backups and the archived WAL: a local folder",
+  ),
+  cipherPassphrase: secretRef.optional().describe(
+    "Encrypts the repository (`repo1-cipher-type=aes-256-cbc`); written only to the private 0600 pgBackRest " +
+      "configuration, never on a command line",
+  ),
+  processMax: z.number().int().min(1).max(999).optional().describe(
+    "pgBackRest's `process-max`: processes compressing and transferring in parallel (default 1)",
+  ),
+  schedule: strict({
+    full: cron.describe("When a full backup is due"),
+    diff: cron.optional().describe("When a differential backup (changes since the last full) is due"),
+    incr: cron.optional().describe("When an incremental backup (changes since the last backup) is due"),
+  }, 'a schedule { full: "@weekly", incr: "@daily" }').describe(
+    "When each type of backup is due, read in the project's time zone; a due full covers a diff or incr due at " +
+      "the same time",
+  ),
+  rpo: duration.optional().describe(
+    "The recovery point objective: when the last archived WAL is older than this (or archiving fails), " +
+      '`archive.stale` is raised and `status` exits 1 (e.g. `"15m"`)',
+  ),
+  bin: nonEmpty.optional().describe('The pgbackrest program (default `"pgbackrest"`, found on PATH)'),
+}).describe(
+  "A PostgreSQL cluster backed up by pgBackRest for point-in-time recovery (default name: `stanza`); the " +
+    "project's `retention` drives pgBackRest's (docs/postgres-pitr.md)",
+);
+
+const sourceKinds = "postgres(), mysql(), mongodb(), sqlite(), files(), command() or pgbackrest()";
 export const sourceSchema = z.discriminatedUnion(
   "type",
   [
@@ -227,6 +310,7 @@ export const sourceSchema = z.discriminatedUnion(
     sqliteSchema,
     filesSchema,
     commandSchema,
+    pgbackrestSchema,
   ],
   {
     error: (issue) =>

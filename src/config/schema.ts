@@ -182,10 +182,10 @@ export const projectSchema = strict({
         ? 'required: a list of repository names, e.g. ["local"]'
         : `expected a list of repository names, got ${describeValue(issue.input)}`,
   })
-    .min(1, { error: () => 'a project needs at least one repository, e.g. ["local"]' })
     .describe(
       "Names of declared repositories, no duplicates: the first (the primary) receives the backups and decides when " +
-        "a source is due, the others get copies",
+        "a source is due, the others get copies. Empty only when every source is `pgbackrest()` (pgBackRest keeps " +
+        "its own repository)",
     ),
   retention: retentionSchema.describe(
     "Which snapshots to keep, with restic's forget semantics, per source in each of the project's repositories; at " +

@@ -158,6 +158,48 @@ export type Source =
   | CommandSource;
 export type SourceType = Source["type"];
 
+/**
+ * A PostgreSQL cluster backed up by pgBackRest for point-in-time recovery: its own stanza and repository, its own
+ * schedules per backup type, WAL archived continuously by PostgreSQL's archive_command (docs/postgres-pitr.md).
+ */
+export interface PgBackRestSource {
+  readonly type: "pgbackrest";
+  /** Unique name of the source within its project (default: the stanza). */
+  name?: string;
+  /** The pgBackRest stanza: letters, digits, `.`, `_` or `-`. */
+  stanza: string;
+  /** How pgBackRest and backupctl reach the cluster. */
+  cluster: PgBackRestCluster;
+  /** The pgBackRest repository (repo1): a local, absolute path. */
+  repository: { path: string };
+  /** Encrypts the repository (aes-256-cbc); written only to the private 0600 pgBackRest configuration. */
+  cipherPassphrase?: SecretRef;
+  /** pgBackRest's process-max (parallel compression and transfer). */
+  processMax?: number;
+  /** When each type of backup is due: cron expressions or @aliases, in the project's time zone. */
+  schedule: { full: string; diff?: string; incr?: string };
+  /** The recovery point objective: an archive older than this raises `archive.stale` and makes status exit 1. */
+  rpo?: Duration;
+  /** The pgbackrest program (default "pgbackrest", found on PATH). */
+  bin?: string;
+}
+
+/** A PostgreSQL cluster as pgBackRest and backupctl's queries reach it. */
+export interface PgBackRestCluster {
+  /** The cluster's data directory (pg1-path). */
+  dataDirectory: string;
+  /** A socket folder or a loopback host (default: libpq's). */
+  host?: string;
+  port?: number;
+  user?: string;
+  /** The database backupctl's queries connect to (default "postgres"). */
+  database?: string;
+  password?: SecretRef;
+}
+
+/** What a project's `sources` may hold: the sources backed up into restic, and pgBackRest stanzas. */
+export type ProjectSource = Source | PgBackRestSource;
+
 /** restic's bandwidth, compression and pack-size settings: on a repository, or a project's `restic` (which wins). */
 export interface ResticTuning {
   /** Upload limit in KiB/s (`--limit-upload`). */
@@ -262,6 +304,7 @@ export const notificationEvents = [
   "check.failed",
   "verify.failed",
   "drill.slow",
+  "archive.stale",
   "summary.daily",
   "config.invalid",
   "runner.lost",
@@ -274,9 +317,9 @@ interface NotifierOptions {
   /**
    * Events this channel receives. Default for slack, email, webhook, ntfy, discord, telegram, pushover, teams and
    * matrix: run.failed, run.recovered, backup.overdue, deletions.held, check.failed, verify.failed, drill.slow,
-   * config.invalid, runner.lost, runner.drift, project.unplaced. Default for healthchecks: run.started, run.succeeded,
-   * run.failed, run.recovered; for uptimeKuma the same without run.started (Kuma has no start signal); for pagerDuty:
-   * run.failed, backup.overdue (trigger) and run.succeeded, run.recovered (resolve).
+   * archive.stale, config.invalid, runner.lost, runner.drift, project.unplaced. Default for healthchecks: run.started,
+   * run.succeeded, run.failed, run.recovered; for uptimeKuma the same without run.started (Kuma has no start signal);
+   * for pagerDuty: run.failed, backup.overdue, archive.stale (trigger) and run.succeeded, run.recovered (resolve).
    */
   events?: NotificationEvent[];
 }
@@ -474,8 +517,11 @@ export interface Project {
   jitter?: Duration;
   /** Whether plan and apply consider this project (default true). */
   enabled?: boolean;
-  sources: Source[];
-  /** Names of declared repositories: the first receives the backup, the others get copies. */
+  sources: ProjectSource[];
+  /**
+   * Names of declared repositories: the first receives the backup, the others get copies. May be empty when every
+   * source is a pgbackrest() one (pgBackRest keeps its own repository).
+   */
   repositories: string[];
   retention: Retention;
   encrypt?: Encryption;

@@ -39,7 +39,13 @@ function crossCheck(raw: unknown): ConfigProblem[] {
   if (isRecord(raw.projects) && Object.keys(raw.projects).length === 0) {
     problems.push({ path: "projects", message: "declare at least one project" });
   }
-  if (isRecord(raw.repositories) && repositories.length === 0) {
+  // A config of pgbackrest() sources alone needs no restic repository: pgBackRest keeps its own.
+  const pitrOnly = isRecord(raw.projects) &&
+    Object.values(raw.projects).every((project) =>
+      isRecord(project) && Array.isArray(project.sources) && project.sources.length > 0 &&
+      project.sources.every((source) => isRecord(source) && source.type === "pgbackrest")
+    );
+  if (isRecord(raw.repositories) && repositories.length === 0 && !pitrOnly) {
     problems.push({ path: "repositories", message: "declare at least one repository, e.g. local: restic({ … })" });
   }
   for (const [name, repository] of Object.entries(isRecord(raw.repositories) ? raw.repositories : {})) {
@@ -48,10 +54,20 @@ function crossCheck(raw: unknown): ConfigProblem[] {
       checkS3(name, repository, problems);
     }
   }
+  const stanzas = new Map<string, string>();
   for (const [projectName, project] of Object.entries(isRecord(raw.projects) ? raw.projects : {})) {
     if (!isRecord(project)) continue;
     const at = (...rest: (string | number)[]) => formatPath(["projects", projectName, ...rest]);
     if (Array.isArray(project.sources)) checkSourceNames(project.sources, at, problems);
+    if (Array.isArray(project.repositories) && project.repositories.length === 0) {
+      // pgBackRest keeps its own repository: a project of pgbackrest() sources alone needs no restic one.
+      const pitrOnly = Array.isArray(project.sources) && project.sources.length > 0 &&
+        project.sources.every((source) => isRecord(source) && source.type === "pgbackrest");
+      if (!pitrOnly) {
+        problems.push({ path: at("repositories"), message: 'a project needs at least one repository, e.g. ["local"]' });
+      }
+    }
+    if (Array.isArray(project.sources)) checkStanzas(projectName, project.sources, stanzas, at, problems);
     if (Array.isArray(project.repositories) && isRecord(raw.repositories)) {
       checkReferences(project.repositories, repositories, "repository", "repositories", at, problems);
     }
@@ -79,6 +95,24 @@ function checkVerify(
 ): void {
   const into = isRecord(verify.into) && typeof verify.into.type === "string" ? verify.into.type : undefined;
   const listed = sources.map((s) => `${sourceName(s) ?? "?"} (${String(s.type)})`).join(", ");
+  // A pgbackrest() source is drilled into a scratch cluster of its own (src/pitr/drill.ts): named, or the only kind.
+  const named = typeof verify.source === "string" ? sources.find((s) => sourceName(s) === verify.source) : undefined;
+  const pitrDrill = named
+    ? named.type === "pgbackrest"
+    : verify.source === undefined && into === undefined && sources.length > 0 &&
+      sources.every((s) => s.type === "pgbackrest");
+  if (pitrDrill) {
+    for (const key of ["into", "sample"] as const) {
+      if (verify[key] !== undefined) {
+        problems.push({
+          path: at("verify", key),
+          message: "not for the drill of a pgbackrest() source: it restores the stanza into a scratch cluster of " +
+            "its own (check and expect query it)",
+        });
+      }
+    }
+    return;
+  }
   let drilled: Record<string, unknown> | undefined;
   if (typeof verify.source === "string") {
     const named = verify.source;
@@ -257,6 +291,37 @@ function checkSourceNames(
       message: `duplicate source name ${
         describeValue(name)
       } (also sources[${previous}]); give each source a distinct name: "…"`,
+    });
+  });
+}
+
+/**
+ * A stanza is backed up by one source only: two sources writing the same stanza into the same repository would
+ * expire each other's backups.
+ */
+function checkStanzas(
+  projectName: string,
+  sources: unknown[],
+  seen: Map<string, string>,
+  at: (...rest: (string | number)[]) => string,
+  problems: ConfigProblem[],
+): void {
+  sources.forEach((source, index) => {
+    if (!isRecord(source) || source.type !== "pgbackrest" || typeof source.stanza !== "string") return;
+    const path = isRecord(source.repository) && typeof source.repository.path === "string"
+      ? source.repository.path
+      : "";
+    const key = `${path}\u0000${source.stanza}`;
+    const here = `projects.${projectName}.sources[${index}]`;
+    const previous = seen.get(key);
+    if (previous === undefined) {
+      seen.set(key, here);
+      return;
+    }
+    problems.push({
+      path: at("sources", index, "stanza"),
+      message: `stanza ${describeValue(source.stanza)} in ${path} is already backed up by ${previous}: one ` +
+        "source per stanza (each would expire the other's backups)",
     });
   });
 }

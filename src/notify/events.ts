@@ -224,6 +224,47 @@ export function checkFailed(
   };
 }
 
+/** A pgbackrest() source whose WAL archive is older than its RPO, or whose archiving fails. */
+export function archiveStale(stale: {
+  host: string;
+  at: Date;
+  project: string;
+  source: string;
+  stanza: string;
+  reason: string;
+  lastArchivedAt: string | null;
+  rpo?: string;
+}): Message {
+  return {
+    version: messageVersion,
+    event: "archive.stale",
+    severity: "bad",
+    title: `${stale.project}: the WAL archive of ${stale.source} (stanza ${stale.stanza}) is stale`,
+    at: stale.at.toISOString(),
+    host: stale.host,
+    project: stale.project,
+    repositories: [`pgbackrest:${stale.stanza}`],
+    stage: `archive ${stale.source}`,
+    source: stale.source,
+    stanza: stale.stanza,
+    lastArchivedAt: stale.lastArchivedAt,
+    ...(stale.rpo ? { rpo: stale.rpo } : {}),
+    error: errorTail(redact(stale.reason)),
+    next: "Writes since the last archived segment cannot be restored to a point in time: look at archive_command's " +
+      "error in the server log, then run `backupctl plan` (it prints the postgresql.conf lines the stanza needs) and " +
+      "`backupctl status`.",
+  };
+}
+
+/**
+ * The key of an archive.stale episode: one notification when it starts, then one a day while it lasts. A newly
+ * archived segment starts a new episode.
+ */
+export function archiveStaleKey(stale: { project: string; source: string; lastArchivedWal: string | null }, now: Date) {
+  const day = Math.floor(now.getTime() / 86_400_000);
+  return `archive.stale:${stale.project}/${stale.source}:${stale.lastArchivedWal ?? "none"}:${day}`;
+}
+
 /** The day before `now`'s day in `timezone`, as [from, to) and its date label (YYYY-MM-DD). */
 export function previousDay(timezone: string, now: Date): { from: Date; to: Date; label: string } {
   const to = previousSlot("0 0 * * *", timezone, now)!;

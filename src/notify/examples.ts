@@ -3,6 +3,7 @@
  * real renderers and a `notify test` can send something that looks like the real thing.
  */
 import type { NotificationEvent } from "../config/types.ts";
+import { archiveStale } from "./events.ts";
 import { type Message, messageVersion } from "./message.ts";
 
 const host = "backup-1";
@@ -122,6 +123,17 @@ export const exampleMessages: Record<NotificationEvent, Message> = {
     next: "Do not prune offsite until a check passes: read the errors, run `restic check --read-data` on it, and " +
       "copy the affected snapshots from another repository if it holds them.",
   },
+  "archive.stale": archiveStale({
+    host,
+    at: new Date("2025-03-01T10:40:00Z"),
+    project: "ledger",
+    source: "main",
+    stanza: "main",
+    reason: "the last archived WAL segment (00000001000000A2000000F3) is from 2025-03-01T10:12:07Z, 28 min ago, more " +
+      "than the RPO of 15 min, and 00000001000000A2000000F4 is waiting to be archived",
+    lastArchivedAt: "2025-03-01T10:12:07Z",
+    rpo: "15m",
+  }),
   "verify.failed": {
     version: messageVersion,
     event: "verify.failed",

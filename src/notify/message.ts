@@ -58,6 +58,11 @@ export interface Message {
   /** backup.overdue: the last success (absent when there never was one) and the allowed age. */
   lastSuccessAt?: string;
   maxAge?: string;
+  /** archive.stale: the pgbackrest() source, its stanza, when its last WAL segment was archived, the RPO. */
+  source?: string;
+  stanza?: string;
+  lastArchivedAt?: string | null;
+  rpo?: string;
   /** summary.daily: the period covered and one line per project. */
   period?: { from: string; to: string };
   projects?: SummaryProject[];
@@ -93,6 +98,7 @@ const humanEvents: NotificationEvent[] = [
   "check.failed",
   "verify.failed",
   "drill.slow",
+  "archive.stale",
   "config.invalid",
   "runner.lost",
   "runner.drift",
@@ -100,7 +106,13 @@ const humanEvents: NotificationEvent[] = [
 ];
 
 /** A pager opens an alert when a project's backups fail or fall behind, and closes it at the next success. */
-const pagerEvents: NotificationEvent[] = ["run.failed", "backup.overdue", "run.succeeded", "run.recovered"];
+const pagerEvents: NotificationEvent[] = [
+  "run.failed",
+  "backup.overdue",
+  "archive.stale",
+  "run.succeeded",
+  "run.recovered",
+];
 
 /** The events a channel receives: its `events`, else the defaults for its kind. */
 export function eventsFor(notifier: Notifier): NotificationEvent[] {

@@ -81,8 +81,10 @@ export class PgBackRest {
   }
 
   /** Takes a backup; pgBackRest turns a diff or incr into a full when there is no full to base it on. */
-  async backup(type: PitrBackupType, options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.exec("backup", [`--type=${type}`], options.signal);
+  async backup(type: PitrBackupType, options: { signal?: AbortSignal; expireAuto?: boolean } = {}): Promise<void> {
+    // expireAuto false: no expire after the backup (backupctl plans expirations, some held for approval).
+    const expire = options.expireAuto === false ? ["--no-expire-auto"] : [];
+    await this.exec("backup", [`--type=${type}`, ...expire], options.signal);
   }
 
   async info(): Promise<PitrInfo> {
@@ -91,8 +93,9 @@ export class PgBackRest {
   }
 
   /** Deletes what the configured retention no longer keeps (predicted beforehand by `expirationsFor`). */
-  async expire(): Promise<void> {
-    await this.exec("expire");
+  async expire(options: { set?: string } = {}): Promise<void> {
+    // set: only this backup set and the backups depending on it (the labels a plan showed), whatever the retention.
+    await this.exec("expire", options.set === undefined ? [] : [`--set=${options.set}`]);
   }
 
   /** Checks the stanza end to end: the configuration, the repository, and that a WAL segment reaches the archive. */

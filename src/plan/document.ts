@@ -104,6 +104,54 @@ const verifyAction = z.object({
   destructive,
 });
 
+/** A pgBackRest stanza: one pgbackrest() source of a project. */
+const stanzaFields = { project: z.string(), source: z.string(), stanza: z.string() };
+/** A pgBackRest backup label, e.g. `20261206-223228F` or `20261206-223228F_20261207-010000I`. */
+const backupLabel = z.string().regex(/^\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?$/);
+
+/** `pgbackrest stanza-create`: the stanza does not exist in its repository yet (counted as an init). */
+const stanzaCreateAction = z.object({
+  id: z.string(),
+  type: z.literal("stanza_create"),
+  ...stanzaFields,
+  reason,
+  destructive,
+});
+
+/** `pgbackrest backup --type=…`: a backup of the stanza due on its type's schedule (counted as a backup). */
+const pitrBackupAction = z.object({
+  id: z.string(),
+  type: z.literal("pitr_backup"),
+  ...stanzaFields,
+  backup_type: z.enum(["full", "diff", "incr"]),
+  reason,
+  destructive,
+});
+
+/**
+ * `pgbackrest expire --set=…` of each backup set the project's retention no longer keeps, by label, with the backups
+ * that depend on them (counted with the snapshots to forget); held for approval like a forget.
+ */
+const pitrExpireAction = z.object({
+  id: z.string(),
+  type: z.literal("pitr_expire"),
+  ...stanzaFields,
+  labels: z.array(backupLabel),
+  destructive,
+  approval,
+  approval_reason: z.string().optional(),
+  reason,
+});
+
+/** `pgbackrest check`: configuration, repository and a WAL segment reaching the archive (counted as a check). */
+const pitrCheckAction = z.object({
+  id: z.string(),
+  type: z.literal("pitr_check"),
+  ...stanzaFields,
+  reason,
+  destructive,
+});
+
 /**
  * A recover action of one kind: the fields every kind has (id, type, the kind; whether it deletes, why) around the
  * kind's own, in the order the plan document has always written them.
@@ -163,6 +211,10 @@ export const planActionSchema = z.discriminatedUnion("type", [
   checkAction,
   verifyAction,
   recoverAction,
+  stanzaCreateAction,
+  pitrBackupAction,
+  pitrExpireAction,
+  pitrCheckAction,
 ]);
 
 /** An action as the planner hands it to apply: the document's, with each prune's trigger. */
@@ -175,6 +227,10 @@ export const actionSchema = z.discriminatedUnion("type", [
   checkAction,
   verifyAction,
   recoverAction,
+  stanzaCreateAction,
+  pitrBackupAction,
+  pitrExpireAction,
+  pitrCheckAction,
 ]);
 
 /** Something that exists in the state or a repository but is not declared in the config: reported, never deleted. */
@@ -232,7 +288,22 @@ export const planFileSchema = planSchema.extend({
 export type Plan = z.infer<typeof planSchema>;
 export type PlanAction = z.infer<typeof planActionSchema>;
 /** The plan apply runs: the document with the planner's triggers (see the top of this file). */
-export type PlanToApply = Omit<Plan, "actions"> & { actions: Action[] };
+export type PlanToApply = Omit<Plan, "actions"> & {
+  actions: Action[];
+  /** The pgbackrest() sources whose archive is stale: apply and watch notify `archive.stale` (not in the document). */
+  stale_archives?: StaleArchive[];
+};
+
+/** A pgbackrest() source whose WAL archive is older than its rpo, or whose archiving fails. */
+export interface StaleArchive {
+  project: string;
+  source: string;
+  stanza: string;
+  reason: string;
+  last_archived_wal: string | null;
+  last_archived_at: string | null;
+  rpo?: string;
+}
 export type Action = z.infer<typeof actionSchema>;
 export type ActionType = Action["type"];
 export type RecoverAction = Extract<Action, { type: "recover" }>;
@@ -248,7 +319,9 @@ export type PlanSummary = z.infer<typeof summary>;
 
 /** The document of a plan to apply: every prune without its trigger, every key in the order the planner wrote it. */
 export function planDocument(plan: PlanToApply | Plan): Plan {
-  return { ...plan, actions: plan.actions.map(documentAction) };
+  // Stale archives are for apply's notifications (warnings say them in the document).
+  const { stale_archives: _stale, ...document } = plan as PlanToApply;
+  return { ...document, actions: plan.actions.map(documentAction) };
 }
 
 /** An action as the document holds it (a prune without its trigger). */

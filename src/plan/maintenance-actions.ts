@@ -119,7 +119,8 @@ export function maintenanceActions(
   }
 
   for (const project of active) {
-    if (!project.verify) continue;
+    // A drill of a pgbackrest() source is planned from its stanza's backups (pitr-actions.ts).
+    if (!project.verify || pitrDrilled(project)) continue;
     const backedUp = project.sources.some((s) =>
       index.success.has(groupKey(project.name, s.name, project.repositories[0]))
     );
@@ -222,4 +223,15 @@ export function forgetNowPrunes(
       },
     ];
   });
+}
+
+/**
+ * Whether a project's drill is of a pgbackrest() source: `verify.source` names one, or every source is one (the
+ * engine's `pitrDrillSource` picks the same).
+ */
+export function pitrDrilled(project: NormalizedProject): boolean {
+  const spec = project.verify;
+  if (!spec) return false;
+  if (spec.source !== undefined) return project.pitr.some((source) => source.name === spec.source);
+  return project.sources.length === 0 && project.pitr.length > 0;
 }

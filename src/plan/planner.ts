@@ -8,6 +8,7 @@ import { backupActions, backupNowActions, overdueProject, projectTimes } from ".
 import { forgetActions } from "./forget-actions.ts";
 import { forgetNowPrunes, maintenanceActions } from "./maintenance-actions.ts";
 import { notManaged } from "./not-managed.ts";
+import { pitrActions, pitrNextDue } from "./pitr-actions.ts";
 import { indexObserved } from "./observed-index.ts";
 import { recoverActions } from "./recover-actions.ts";
 import { copyActions, initActions, plannedChanges, unopenedRepositories } from "./repository-actions.ts";
@@ -79,6 +80,11 @@ export function planToApply(loaded: Loaded, observed: ObservedState, now: Date, 
           (demand.repositories === undefined || demand.repositories.includes(copy.repository)))
       )
     );
+  // pgBackRest's stanzas: planned by apply and watch only (an on-demand backup or forget is restic's).
+  const pitr = demand === undefined
+    ? pitrActions(active, observed, index, now)
+    : { creates: [], backups: [], expires: [], checks: [], verifies: [], warnings: [], stale: [] };
+  warnings.push(...pitr.warnings);
   const drafts: Draft[] = [
     ...recoverActions(observed, loaded),
     ...(demand?.command === "forget" ? [] : initActions(active, observed).filter((init) =>
@@ -86,14 +92,19 @@ export function planToApply(loaded: Loaded, observed: ObservedState, now: Date, 
       backups.some((backup) => backup.repository === init.repository) ||
       copies.some((copy) => copy.repository === init.repository || copy.from === init.repository)
     )),
+    ...pitr.creates,
     ...backups,
+    ...pitr.backups,
     ...copies,
     ...forgets,
+    ...pitr.expires,
     ...(demand?.command === "backup"
       ? []
       : demand?.command === "forget"
       ? forgetNowPrunes(active, maintenanceActions(active, observed, index, forgets, now), forgets, demand.prune)
       : maintenanceActions(active, observed, index, forgets, now)),
+    ...pitr.checks,
+    ...pitr.verifies,
   ];
   const actions = drafts.map((action, i) => ({ id: `a${i + 1}`, ...action }));
   return {
@@ -109,18 +120,29 @@ export function planToApply(loaded: Loaded, observed: ObservedState, now: Date, 
     warnings,
     overdue: active.flatMap((project) => overdueProject(project, times.get(project.name)!, index, now)),
     not_managed: options.projects === undefined ? notManaged(loaded, observed) : [],
-    next_due: active.map((project) => ({ project: project.name, at: isoSeconds(times.get(project.name)!.nextDue) })),
+    next_due: active.map((project) => {
+      const due = times.get(project.name)!.nextDue;
+      const pitr = pitrNextDue(project, now);
+      return { project: project.name, at: isoSeconds(pitr && pitr < due ? pitr : due) };
+    }),
+    ...(pitr.stale.length > 0 ? { stale_archives: pitr.stale } : {}),
   };
 }
 
-/** The counts of the summary line (snapshots to forget, not forget actions). */
+/** The counts of the summary line (snapshots to forget, not forget actions; pgBackRest's backups to expire too). */
 export function summarize(actions: readonly PlanAction[]): PlanSummary {
   const summary: PlanSummary = { backup: 0, copy: 0, init: 0, forget: 0, prune: 0, check: 0, verify: 0 };
   for (const action of actions) {
     if (action.type === "forget") summary.forget += action.snapshots.length;
     else if (action.type === "recover") {
       summary.forget += action.recover === "partial_snapshot" ? action.snapshots.length : 0;
-    } else summary[action.type]++;
+    } else if (action.type === "pitr_expire") {
+      // pgBackRest's actions count as what they are to it: the summary line's grammar stays what it always was.
+      summary.forget += action.labels.length;
+    } else if (action.type === "stanza_create") summary.init++;
+    else if (action.type === "pitr_backup") summary.backup++;
+    else if (action.type === "pitr_check") summary.check++;
+    else summary[action.type]++;
   }
   return summary;
 }

@@ -17,6 +17,10 @@ const symbols: Record<PlanAction["type"], string> = {
   check: "~",
   verify: "~",
   recover: "~",
+  stanza_create: "+",
+  pitr_backup: "+",
+  pitr_expire: "-",
+  pitr_check: "~",
 };
 
 /** Colours only on a terminal, never when NO_COLOR is set (plans are pasted and saved). */
@@ -39,10 +43,15 @@ export function summaryLine(plan: Plan): string {
 
 /** The loud lines for deletions that need approval: `! 23 snapshots of shop/db would be forgotten because …`. */
 export function deletionBanners(plan: Plan): string[] {
-  return plan.actions.filter(ofType("forget")).filter((a) => a.approval === "required").map((a) =>
+  const banners = plan.actions.filter(ofType("forget")).filter((a) => a.approval === "required").map((a) =>
     `${a.snapshots.length} snapshot${a.snapshots.length === 1 ? "" : "s"} of ${a.project}/${a.source} in ` +
     `${a.repository} would be forgotten because ${a.approval_reason}`
   );
+  const expirations = plan.actions.filter(ofType("pitr_expire")).filter((a) => a.approval === "required").map((a) =>
+    `${a.labels.length} pgBackRest backup${a.labels.length === 1 ? "" : "s"} of ${a.project}/${a.source} ` +
+    `(stanza ${a.stanza}) would be expired because ${a.approval_reason}`
+  );
+  return [...banners, ...expirations];
 }
 
 export function describeAction(action: PlanAction): string {
@@ -66,6 +75,17 @@ export function describeAction(action: PlanAction): string {
       return `check ${action.repository}`;
     case "verify":
       return `verify ${action.project} (restore drill from ${action.repository})`;
+    case "stanza_create":
+      return `stanza-create ${action.stanza} (pgBackRest)`;
+    case "pitr_backup":
+      return `backup ${action.source} → stanza ${action.stanza} (pgBackRest ${action.backup_type})`;
+    case "pitr_expire": {
+      const n = action.labels.length;
+      return `expire ${n} pgBackRest backup${n === 1 ? "" : "s"} of ${action.source} in stanza ${action.stanza}` +
+        (action.approval === "required" ? " (needs approval)" : "");
+    }
+    case "pitr_check":
+      return `check stanza ${action.stanza} (pgBackRest)`;
   }
 }
 
@@ -91,6 +111,8 @@ const idsPerLine = 8;
 
 /** The short ids a forget will delete, a few per line: the text plan shows exactly what goes, as JSON does. */
 function snapshotIdLines(action: PlanAction): string[] {
+  // pgBackRest's labels are long (`20261206-223228F_20261207-010000I`): one per line, whole.
+  if (action.type === "pitr_expire") return action.labels;
   if (action.type !== "forget" || action.snapshots.length === 0) return [];
   const short = action.snapshots.map((id) => id.slice(0, 8));
   const lines: string[] = [];
@@ -183,6 +205,10 @@ export const actionTypeOrder: PlanAction["type"][] = [
   "check",
   "verify",
   "recover",
+  "stanza_create",
+  "pitr_backup",
+  "pitr_expire",
+  "pitr_check",
 ];
 
 /**

@@ -3,6 +3,8 @@
  * document and its actions are defined in zod in document.ts; they are re-exported here beside the observed state.
  */
 
+import type { ArchiveStatus, PitrInfo } from "../pitr/types.ts";
+
 /** What the state database says exists. */
 export interface ObservedState {
   lineage: string;
@@ -40,6 +42,25 @@ export interface ObservedState {
   partials: { project: string; source: string; repository: string; snapshot: string; runId: string | null }[];
   /** Leftovers of dead processes found at start (judged by the caller: pids, lock files, the private folder). */
   leftovers?: Leftovers;
+  /**
+   * What pgBackRest and each cluster say of the pgbackrest() sources in scope, asked when the plan is made (absent:
+   * not asked, as by `status`'s offline plan and in plain test data: nothing is planned for those sources).
+   */
+  pitr?: PitrObservation[];
+}
+
+/** One pgbackrest() source as observed: its stanza's info, its cluster's archiving, the archive_command it needs. */
+export interface PitrObservation {
+  project: string;
+  source: string;
+  /** `pgbackrest info` of the stanza; absent when it could not be read (`infoError` says why). */
+  info?: PitrInfo;
+  infoError?: string;
+  /** The cluster's archiving state; absent when it could not be read (`archiveError` says why). */
+  archive?: ArchiveStatus;
+  archiveError?: string;
+  /** The archive_command the cluster must run to archive into this stanza (through backupctl's config file). */
+  archiveCommand: string;
 }
 
 export interface InventorySnapshot {

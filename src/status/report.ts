@@ -46,6 +46,24 @@ export interface ProjectStatus {
   pending_notifications: number;
   /** In a fleet (a state runners registered in): the runner that made the latest run (else its host), null before. */
   ran_by?: string | null;
+  /** The pgbackrest() sources, as pgBackRest and the cluster say now (only for a project that has some). */
+  pitr?: PitrStatus[];
+}
+
+/** A pgbackrest() source's stanza and archive; a stale archive or one that cannot be read makes its project failing. */
+export interface PitrStatus {
+  source: string;
+  stanza: string;
+  backups: number;
+  newest_backup: { label: string; type: string; stop: string } | null;
+  last_archived_wal: string | null;
+  last_archived_at: string | null;
+  /** Why the archive is stale (older than the rpo, or archiving fails), null when it is not. */
+  archive_stale: string | null;
+  /** What in the cluster's archiving differs from what the stanza needs. */
+  archive_problems: string[];
+  /** What could not be read (pgBackRest's info, the cluster). */
+  errors: string[];
 }
 
 /** The outbox as status shows it: what is still being tried, and what was given up in the last week. */
@@ -138,6 +156,7 @@ export async function statusReport(
   const fleet = await fleetStatus(store, loaded.config, now);
   const selected = Object.values(loaded.config.projects)
     .filter((project) => !scope.projects || scope.projects.includes(project.name));
+  const pitr = await pitrStatuses(loaded, store.dir, selected, now);
   const statuses: ProjectStatus[] = selected.map((project) => {
     const { lastSuccess } = runs.get(project.name) ?? {};
     const lastRun = asFound(runs.get(project.name)?.lastRun, interrupted);
@@ -152,8 +171,10 @@ export async function statusReport(
     // A run cut short is not alarming after a success (the next one repairs it, and maxAge watches the age), but a
     // project whose only runs were cut short has no backup at all.
     const neverSucceeded = !lastSuccess && lastRun?.status === "interrupted";
+    const archives = pitr.get(project.name);
     const failing = lastRun?.status === "failed" || neverSucceeded || drill?.status === "failed" ||
-      Object.values(lastCheck).some((c) => c?.status === "failed");
+      Object.values(lastCheck).some((c) => c?.status === "failed") ||
+      (project.enabled && archives?.some((a) => a.archive_stale !== null || a.errors.length > 0));
     const health: ProjectStatus["health"] = !project.enabled
       ? "disabled"
       : overdue.has(project.name)
@@ -196,6 +217,7 @@ export async function statusReport(
         : {}),
       pending_notifications: outbox.pending.filter((n) => n.project === project.name).length,
       ...(fleet ? { ran_by: fleet.lastRunners.get(project.name) ?? null } : {}),
+      ...(archives ? { pitr: archives } : {}),
     };
   });
   const notifications: NotificationStatus = {
@@ -218,6 +240,46 @@ export async function statusReport(
     })),
   };
   return { now, prepared, leftovers, projects: statuses, notifications, fleet, drills };
+}
+
+/**
+ * The pgbackrest() sources of the projects, asked of pgBackRest and the clusters now (reads only), by project; none
+ * (and no process started) when no project has one.
+ */
+async function pitrStatuses(
+  loaded: LoadedConfig,
+  stateDir: string,
+  projects: LoadedConfig["config"]["projects"][string][],
+  now: Date,
+): Promise<Map<string, PitrStatus[]>> {
+  const byProject = new Map<string, PitrStatus[]>();
+  const names = projects.filter((project) => project.enabled && project.pitr.length > 0).map((p) => p.name);
+  if (names.length === 0) return byProject;
+  // Imported here: a status without pgbackrest() sources never loads the PITR engine.
+  const { observePitr } = await import("../apply/pitr.ts");
+  const { settingsProblems } = await import("../pitr/archive.ts");
+  const { staleArchiveOf } = await import("../plan/pitr-actions.ts");
+  for (const seen of await observePitr(loaded, stateDir, names)) {
+    const source = loaded.config.projects[seen.project].pitr.find((s) => s.name === seen.source);
+    if (!source) continue;
+    const newest = seen.info?.backups.at(-1);
+    const status: PitrStatus = {
+      source: source.name,
+      stanza: source.stanza,
+      backups: seen.info?.backups.length ?? 0,
+      newest_backup: newest ? { label: newest.label, type: newest.type, stop: isoSeconds(newest.stop) } : null,
+      last_archived_wal: seen.archive?.lastArchivedWal ?? null,
+      last_archived_at: seen.archive?.lastArchivedAt ? isoSeconds(seen.archive.lastArchivedAt) : null,
+      archive_stale: staleArchiveOf(seen.project, source, seen, now)?.reason ?? null,
+      archive_problems: seen.archive ? settingsProblems(seen.archive, { archiveCommand: seen.archiveCommand }) : [],
+      errors: [
+        ...(seen.infoError ? [`pgbackrest info: ${seen.infoError}`] : []),
+        ...(seen.archiveError ? [`the cluster's archiving cannot be read: ${seen.archiveError}`] : []),
+      ],
+    };
+    byProject.set(seen.project, [...(byProject.get(seen.project) ?? []), status]);
+  }
+  return byProject;
 }
 
 /** The JSON `status --json` prints (and the dashboard's content is checked against). */

@@ -163,9 +163,9 @@ export class Watcher {
       if (this.options.fleet && plan.actions.some(runsNow)) {
         this.status.failedActions = { count: 0, at: this.options.clock.now() };
         await runFleetTick(this.#fleetContext(this.options.fleet), plan);
-        await enqueueScheduledNotifications(this.#context(), plan.overdue);
+        await enqueueScheduledNotifications(this.#context(), plan.overdue, plan.stale_archives);
       } else if (plan.actions.some(runsNow)) await this.#runDue(plan, due);
-      else await enqueueScheduledNotifications(this.#context(), plan.overdue);
+      else await enqueueScheduledNotifications(this.#context(), plan.overdue, plan.stale_archives);
       for (const next of plan.next_due) {
         const at = new Date(next.at);
         if (at < wakeAt) wakeAt = at;

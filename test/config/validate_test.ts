@@ -170,7 +170,8 @@ const cases: Case[] = [
     name: "a source is a number",
     config: withSources(postgres({ database: "shop" }), 5),
     path: "projects.shop.sources[1]",
-    messageIncludes: "expected a source made by postgres(), mysql(), mongodb(), sqlite(), files() or command(), got 5",
+    messageIncludes:
+      "expected a source made by postgres(), mysql(), mongodb(), sqlite(), files(), command() or pgbackrest(), got 5",
   },
   {
     name: "retention count is a string",

@@ -6,6 +6,7 @@
  */
 import { deletionsHeld, enqueueFor } from "../../notify/events.ts";
 import { policyKey } from "../../plan/retention.ts";
+import { pitrPolicyKey, pitrRetention, stanzaRepository } from "../../plan/pitr-actions.ts";
 import { type Action, type InventorySnapshot, isUsable, type PlanToApply } from "../../plan/types.ts";
 import { type ApplyContext, repositoryFor } from "../context.ts";
 import { runStage, SkippedStage } from "../stage.ts";
@@ -112,7 +113,15 @@ function unsafeForget(action: Forget, inventory: InventorySnapshot[]): string | 
  */
 export async function recordAppliedRetention(plan: PlanToApply, ctx: ApplyContext, pass: ForgetPass): Promise<void> {
   const at = ctx.clock.now().toISOString();
-  const forgets = new Set(plan.actions.flatMap((a) => a.type === "forget" ? [groupOf(a)] : []));
+  const forgets = new Set(
+    plan.actions.flatMap((a) =>
+      a.type === "forget"
+        ? [groupOf(a)]
+        : a.type === "pitr_expire"
+        ? [groupOf({ ...a, repository: stanzaRepository(a.stanza) })]
+        : []
+    ),
+  );
   const ran = (group: string) => ctx.retention !== "forgets" || forgets.has(group);
   for (const name of ctx.retention === false ? [] : plan.projects) {
     const project = ctx.loaded.config.projects[name];
@@ -124,6 +133,14 @@ export async function recordAppliedRetention(plan: PlanToApply, ctx: ApplyContex
         if (pass.notDone.has(group) || !ran(group)) continue;
         await ctx.store.recordRetention({ project: name, source: source.name, repository }, policy, at);
       }
+    }
+    // A stanza is under pgBackRest's retention as the project's maps to it (plan/pitr-actions.ts).
+    for (const source of project.pitr) {
+      const repository = stanzaRepository(source.stanza);
+      const group = groupOf({ project: name, source: source.name, repository });
+      if (pass.notDone.has(group) || !ran(group)) continue;
+      const retention = pitrPolicyKey(pitrRetention(project, source));
+      await ctx.store.recordRetention({ project: name, source: source.name, repository }, retention, at);
     }
   }
 }

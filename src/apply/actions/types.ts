@@ -61,6 +61,10 @@ export interface ActionContexts {
   check: ApplyContext;
   verify: ApplyContext;
   recover: RecoverContext;
+  stanza_create: ApplyContext;
+  pitr_backup: ApplyContext & { run: RunState };
+  pitr_expire: ApplyContext & { pass: ForgetPass };
+  pitr_check: ApplyContext;
 }
 
 /** One handler per action type, each given exactly its type of action. */

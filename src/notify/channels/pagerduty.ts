@@ -53,6 +53,7 @@ const actions: Partial<Record<NotificationEvent, PagerDutyEvent["event_action"]>
   "check.failed": "trigger",
   "verify.failed": "trigger",
   "drill.slow": "trigger",
+  "archive.stale": "trigger",
   "config.invalid": "trigger",
   "runner.lost": "trigger",
   "runner.drift": "trigger",
