@@ -14,7 +14,7 @@
  * BACKUPCTL_TEST_TIMINGS=update the run's per-file figures are written back there.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { createInterface } from "node:readline";
@@ -50,8 +50,10 @@ const updatingTimings = process.env.BACKUPCTL_TEST_TIMINGS === "update";
 function suitePath(): string | undefined {
   const real = spawnSync("sh", ["-c", "command -v restic"]).stdout?.toString().trim();
   if (!real) return process.env.PATH;
+  // A folder of its own, readable by all: tests run restic as other users too (a repository it may not read).
   const bin = join(reports, "bin");
-  mkdirSync(bin);
+  mkdirSync(bin, { mode: 0o755 });
+  chmodSync(reports, 0o711);
   const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
   const rekey = [denoBinary(), "run", "--quiet", "--no-config", "--no-lock", "--allow-read", "--allow-write"]
     .concat(["--allow-env", join(root, "test/support/restic-rekey.ts")]).map(quote).join(" ");

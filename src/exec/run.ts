@@ -48,6 +48,11 @@ export interface RunOptions {
   stdoutTo?: string;
   /** Run the program at this CPU and I/O priority (`nice`, `ionice`; see exec/priority.ts). */
   priority?: Priority;
+  /**
+   * A short cleanup that must run even while backupctl stops (reading and removing the lock a restic it stopped left
+   * behind): a stop of backupctl does not stop it, so give it a `timeoutMs`.
+   */
+  whileStopping?: boolean;
 }
 
 export interface RunResult {
@@ -184,7 +189,7 @@ export function start(argv: string[], options: RunOptions = {}): RunningProcess 
     timers.push(timer);
   });
   // A stop of backupctl stops its children too (runtime/shutdown.ts), each with its own stop signal.
-  const untrack = trackChild({ kill, stopSignal });
+  const untrack = options.whileStopping ? () => {} : trackChild({ kill, stopSignal });
   const result = (async (): Promise<RunResult> => {
     try {
       const output = await child;

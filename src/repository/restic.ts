@@ -126,8 +126,15 @@ export class Restic {
     return ["restic", command, ...globalFlags(this.spec, this.configDir, options), ...args];
   }
 
-  private async restic(command: string, args: string[], input?: string, timeoutMs?: number): Promise<RunResult> {
-    const attempt = () => this.run(this.argv(command, ...args), { env: this.environment(), input, timeoutMs });
+  private async restic(
+    command: string,
+    args: string[],
+    input?: string,
+    timeoutMs?: number,
+    whileStopping = false,
+  ): Promise<RunResult> {
+    const attempt = () =>
+      this.run(this.argv(command, ...args), { env: this.environment(), input, timeoutMs, whileStopping });
     const result = await attempt();
     // A lock a crashed process left (its holder provably gone) is removed, and the command runs once more.
     if (result.code !== 0 && command !== "unlock" && isLockConflict(result)) {
@@ -248,10 +255,16 @@ export class Restic {
    * locks" every time from restic 0.14, "successfully removed 1 locks" or nothing at all from newer versions.
    */
   /** The repository's locks with what they say of their holder (a restic process per lock; none when there are none). */
-  async locks(): Promise<ResticLock[]> {
+  async locks(whileStopping = false): Promise<ResticLock[]> {
     const local = this.localLockIds();
     if (local && local.length === 0) return [];
-    const listed = await this.restic("list", ["locks", "--no-lock"]);
+    const listed = await this.restic(
+      "list",
+      ["locks", "--no-lock"],
+      undefined,
+      whileStopping ? lockReadTimeoutMs : undefined,
+      whileStopping,
+    );
     if (listed.code !== 0) throw this.failure("list locks", listed);
     const locks: ResticLock[] = [];
     for (const id of listed.stdout.split("\n").map((line) => line.trim()).filter((line) => fullId.test(line))) {
@@ -259,7 +272,7 @@ export class Restic {
       // not there for some 45 s before it says so: a local lock file is looked for first, and reading one gets a
       // time limit (a lock that vanished in between is then gone too; one that could not be read is not judged).
       if (local && !this.localLockIds()?.includes(id)) continue;
-      const shown = await this.restic("cat", ["lock", id, "--no-lock"], undefined, lockReadTimeoutMs);
+      const shown = await this.restic("cat", ["lock", id, "--no-lock"], undefined, lockReadTimeoutMs, whileStopping);
       const lock = shown.code === 0 ? parseLock(id, shown.stdout) : undefined;
       if (lock) locks.push(lock);
     }
@@ -305,7 +318,8 @@ export class Restic {
   async removeOwnLocksSince(sinceMs: number): Promise<number> {
     let verdicts: LockVerdict[];
     try {
-      verdicts = (await this.locks()).map((lock) => judgeLock(lock));
+      // Run even while backupctl stops: that is when a stopped restic leaves its lock.
+      verdicts = (await this.locks(true)).map((lock) => judgeLock(lock));
     } catch {
       return 0;
     }
@@ -314,7 +328,7 @@ export class Restic {
     if (this.localLockIds() !== undefined) {
       const dir = join(this.url().replace(/^local:/, ""), "locks");
       for (const { lock } of gone) rmSync(join(dir, lock.id), { force: true });
-    } else if ((await this.restic("unlock", [])).code !== 0) {
+    } else if ((await this.restic("unlock", [], undefined, lockReadTimeoutMs, true)).code !== 0) {
       return 0;
     }
     return gone.length;

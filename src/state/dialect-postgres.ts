@@ -48,8 +48,12 @@ export function connectPostgres(state: PostgresState, options: { readOnly?: bool
           : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   });
-  // An idle connection the server closed (restart, admin kill) must not crash the process: the next query reconnects.
+  // A connection the server closed (restart, admin kill, a lost network) must not crash the process. The pool's own
+  // handler covers idle connections; a connection checked out (a transaction, a lease holder's session) reports the
+  // closing on the client itself, between its queries, where nothing listens: without a listener of its own that is
+  // an uncaught error. The query in flight, or the next one, fails with the cause, and callers handle that.
   pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

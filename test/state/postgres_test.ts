@@ -228,6 +228,27 @@ describe("a PostgreSQL state", () => {
     });
   });
 
+  it("outlives the server ending a connection it holds between two queries (an uncaught error before)", async () => {
+    await inTempDir(async (dir) => {
+      const store = await postgresBackend.open(dir);
+      try {
+        await storeDb(store).connection().execute(async (connection) => {
+          const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(connection);
+          // The timeout makes PostgreSQL wait until the backend has exited: its FATAL message is on the way.
+          await psql(`SELECT pg_terminate_backend(${rows[0].pid}, 10000)`);
+          // Turns of the event loop while no query runs on the connection: the client reads the closing then.
+          for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+          await assert.rejects(sql`SELECT 1`.execute(connection));
+        });
+        // The pool opens a new connection for the next query.
+        const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(storeDb(store));
+        assert.equal(rows[0].one, 1);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   it("sends writes to the fallback file when PostgreSQL refuses connections, and replays them into it", async () => {
     await inTempDir(async (dir) => {
       const server = await stateServer();
