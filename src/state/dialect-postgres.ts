@@ -93,8 +93,16 @@ const writerLock = sql`pg_advisory_xact_lock(hashtext('backupctl state ' || curr
 /**
  * The dialect for a pool from connectPostgres. `lockTimeoutMs` is the busy timeout: how long a write waits for the
  * writer lock (55P03 lock_not_available after it, which makes the store fall back, as SQLITE_BUSY does).
+ *
+ * A writer that stops between two statements of its transaction (SIGSTOP, a frozen VM, a process whose event loop
+ * hangs) would hold the writer lock for as long as its connection lives, and every other runner of the fleet would
+ * fall back to its file instead of taking the paused one's work over. PostgreSQL ends such a session once it has been
+ * idle inside the transaction for three busy timeouts (at least a second): its transaction rolls back, the lock is
+ * free, and the paused process finds its connection gone when it resumes (its write goes to its fallback file, and
+ * the fence judges it at replay). A write's statements follow each other within milliseconds.
  */
 export function postgresStateDialect(lockTimeoutMs: number): StateDialect {
+  const idleMs = writerIdleLimitMs(lockTimeoutMs);
   return {
     /**
      * READ COMMITTED plus a transaction-level advisory lock taken first: writers run one at a time, each seeing the
@@ -105,6 +113,7 @@ export function postgresStateDialect(lockTimeoutMs: number): StateDialect {
       return await writeInTransaction(db, async (connection) => {
         await sql`BEGIN`.execute(connection);
         await sql`SET LOCAL lock_timeout = ${sql.lit(`${lockTimeoutMs}ms`)}`.execute(connection);
+        await sql`SET LOCAL idle_in_transaction_session_timeout = ${sql.lit(`${idleMs}ms`)}`.execute(connection);
         await sql`SELECT ${writerLock}`.execute(connection);
       }, body);
     },
@@ -182,4 +191,9 @@ export function postgresUnwritableReason(error: unknown): string | undefined {
     return `the connection to PostgreSQL failed (${text})`;
   }
   return undefined;
+}
+
+/** How long a writer may sit idle inside its transaction before PostgreSQL ends its session (see above). */
+export function writerIdleLimitMs(lockTimeoutMs: number): number {
+  return Math.max(3 * lockTimeoutMs, 1000);
 }

@@ -12,7 +12,7 @@ import { after, describe, it } from "node:test";
 import { sql } from "kysely";
 import { StateUnwritableError } from "../../src/errors.ts";
 import { stateTables } from "../../src/state/copy.ts";
-import { postgresUnwritableReason } from "../../src/state/dialect-postgres.ts";
+import { postgresStateDialect, postgresUnwritableReason, writerIdleLimitMs } from "../../src/state/dialect-postgres.ts";
 import { latestPostgresMigration } from "../../src/state/migrations-postgres.ts";
 import { fallbackFileName } from "../../src/state/fallback.ts";
 import { StateStore } from "../../src/state/store.ts";
@@ -24,6 +24,7 @@ import {
   stopStateBackends,
 } from "../support/state-backends.ts";
 import { storeDb } from "../support/state-db.ts";
+import { waitFor } from "../support/cli.ts";
 
 after(stopStateBackends);
 
@@ -225,6 +226,44 @@ describe("a PostgreSQL state", () => {
           /was migrated by a newer backupctl \(9999_from_the_future; this version knows up to \S+\): upgrade backupctl/
             .test(error.message),
       );
+    });
+  });
+
+  it("frees the writers' lock of a writer paused inside its transaction, after three busy timeouts", async () => {
+    await inTempDir(async (dir) => {
+      const state = await postgresBackend.postgresState(dir);
+      assert.ok(state);
+      const store = await StateStore.open(dir, { postgres: state, busyTimeoutMs: 300 });
+      let resume = () => {};
+      let writing: Promise<unknown> = Promise.resolve();
+      try {
+        assert.equal(writerIdleLimitMs(300), 1000);
+        const paused = new Promise<void>((resolve) => (resume = resolve));
+        let writerPid = 0;
+        // A writer that took the lock and then stops running, as a SIGSTOPped process does between two statements.
+        writing = postgresStateDialect(300).writeTransaction(storeDb(store), async (db) => {
+          writerPid = (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(db)).rows[0].pid;
+          await paused;
+        });
+        const lockFree = () =>
+          psql(
+            `SELECT pg_try_advisory_xact_lock(hashtext('backupctl state ' || '${state.schema}'))`,
+          ).then((answer) => answer === "t");
+        await waitFor("the writer to hold the lock", async () => writerPid > 0 && !(await lockFree()), 10_000);
+        // PostgreSQL ends the idle session: its transaction rolls back and the lock is free for the other writers.
+        await waitFor(
+          "the paused writer's session to be ended",
+          async () => (await psql(`SELECT count(*) FROM pg_stat_activity WHERE pid = ${writerPid}`)) === "0",
+          20_000,
+        );
+        assert.equal(await lockFree(), true);
+        resume();
+        await assert.rejects(writing, "its commit finds the connection gone");
+      } finally {
+        resume(); // a failed check must not leave the writer holding its connection (close would wait for it)
+        await writing.catch(() => {});
+        await store.close();
+      }
     });
   });
 
