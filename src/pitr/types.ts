@@ -3,41 +3,23 @@
  * the engine only consumes it), what `pgbackrest info` says about a stanza, the archive state PostgreSQL reports, and
  * the retention pgBackRest is told to keep. Plain data: no process, no clock.
  */
-import type { SecretRef } from "../config/types.ts";
+import type { PgBackRestCluster, PgBackRestSource as DeclaredPgBackRestSource } from "../config/types.ts";
 
-/** How backupctl reaches the PostgreSQL cluster a stanza backs up. */
-export interface PitrCluster {
-  /** The cluster's data directory (pgBackRest's `pg1-path`): backups read it, and its owner runs pgBackRest. */
-  dataDirectory: string;
-  /** A socket folder (absolute path) or a loopback host; unset: libpq's default socket. */
-  host?: string;
-  port?: number;
-  /** The role pgBackRest and the archive queries connect as; unset: the OS user's name (libpq's default). */
-  user?: string;
-  /** The database queries connect to (default "postgres"). */
-  database: string;
-  password?: SecretRef;
-}
+/**
+ * How backupctl reaches the PostgreSQL cluster a stanza backs up: as declared, with the database the queries connect
+ * to filled in (default "postgres"). The owner of `dataDirectory` runs pgBackRest.
+ */
+export type PitrCluster = PgBackRestCluster & { database: string };
 
-/** A normalised `pgbackrest({ … })` source (see src/pitr/README.md for the shared interface). */
-export interface PgBackRestSource {
-  readonly type: "pgbackrest";
-  /** The source's name (default: the stanza). */
+/**
+ * A normalised `pgbackrest({ … })` source (see src/pitr/README.md for the shared interface): as declared, with its
+ * name (default: the stanza), its cluster's database and its program (default "pgbackrest") filled in.
+ */
+export type PgBackRestSource = Omit<DeclaredPgBackRestSource, "name" | "cluster" | "bin"> & {
   name: string;
-  stanza: string;
   cluster: PitrCluster;
-  /** pgBackRest's repository (`repo1-path`), a local folder. */
-  repository: { path: string };
-  /** Encrypts the repository (`repo1-cipher-type=aes-256-cbc`); written only into the 0600 config file. */
-  cipherPassphrase?: SecretRef;
-  processMax?: number;
-  /** Schedules of the three backup types, in the projects' schedule syntax ("weekly", "daily", cron). */
-  schedule: { full: string; diff?: string; incr?: string };
-  /** The newest archived WAL may be at most this old ("15m"): older raises `archive.stale`. */
-  rpo?: string;
-  /** The pgbackrest program (default "pgbackrest"). */
   bin: string;
-}
+};
 
 /** What pgBackRest keeps: counts of full and differential backups, as its `repo1-retention-*` options. */
 export interface PgBackRestRetention {
