@@ -216,6 +216,7 @@ describe("hosted notification channels", () => {
       assert.deepEqual(eventsFor(config.config.notifiers.pd), [
         "run.failed",
         "backup.overdue",
+        "archive.stale",
         "run.succeeded",
         "run.recovered",
       ]);
