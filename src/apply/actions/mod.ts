@@ -4,12 +4,8 @@ import { check } from "./check.ts";
 import { copy } from "./copy.ts";
 import { forget } from "./forget.ts";
 import { init } from "./init.ts";
-import { pitrBackup } from "./pitr-backup.ts";
-import { pitrCheck } from "./pitr-check.ts";
-import { pitrExpire } from "./pitr-expire.ts";
 import { prune } from "./prune.ts";
 import { recover } from "./recover.ts";
-import { stanzaCreate } from "./stanza-create.ts";
 import type { ActionHandlers } from "./types.ts";
 import { verify } from "./verify.ts";
 
@@ -22,8 +18,10 @@ export const handlers: ActionHandlers = {
   check,
   verify,
   recover,
-  stanza_create: stanzaCreate,
-  pitr_backup: pitrBackup,
-  pitr_expire: pitrExpire,
-  pitr_check: pitrCheck,
+  // pgBackRest's actions load their modules (and src/pitr/) only when a plan has one: an apply of restic projects
+  // never reads them (start-up time and memory, docs/benchmarks.md).
+  stanza_create: async (action, ctx) => (await import("./stanza-create.ts")).stanzaCreate(action, ctx),
+  pitr_backup: async (action, ctx) => (await import("./pitr-backup.ts")).pitrBackup(action, ctx),
+  pitr_expire: async (action, ctx) => (await import("./pitr-expire.ts")).pitrExpire(action, ctx),
+  pitr_check: async (action, ctx) => (await import("./pitr-check.ts")).pitrCheck(action, ctx),
 };
