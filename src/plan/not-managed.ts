@@ -27,7 +27,10 @@ export function notManaged(loaded: Pick<LoadedConfig, "config">, observed: Obser
     result.push({ kind: "repository", subject: repository, detail: "no longer declared; nothing is done with it" });
   }
   const known = new Set(observed.knownProjects);
-  const groups = new Map<string, { kind: NotManaged["kind"]; label: string; detail: string; n: number }>();
+  const groups = new Map<
+    string,
+    { kind: NotManaged["kind"]; label: string; detail: string; n: number; newest: string }
+  >();
   for (const snapshot of observed.snapshots) {
     if (!(snapshot.repository in config.repositories)) continue;
     let kind: NotManaged["kind"];
@@ -58,11 +61,21 @@ export function notManaged(loaded: Pick<LoadedConfig, "config">, observed: Obser
         detail = "the project no longer uses this repository; its snapshots are kept";
       } else continue;
     }
-    const entry = groups.get(label) ?? { kind, label, detail, n: 0 };
+    const entry = groups.get(label) ?? { kind, label, detail, n: 0, newest: snapshot.time };
     entry.n++;
     groups.set(label, entry);
   }
-  for (const entry of groups.values()) {
+  // In the order the inventory lists them (newest first), except that adjacent groups whose newest snapshots share a
+  // second (one apply backing up several databases) go by name, whatever order the inventory read those in.
+  const ordered = [...groups.values()];
+  for (let i = 0; i < ordered.length;) {
+    let j = i + 1;
+    while (j < ordered.length && ordered[j].newest === ordered[i].newest) j++;
+    const tied = ordered.slice(i, j).sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+    ordered.splice(i, j - i, ...tied);
+    i = j;
+  }
+  for (const entry of ordered) {
     result.push({
       kind: entry.kind,
       subject: entry.label,

@@ -772,6 +772,22 @@ describe("plan rules: not managed", () => {
     assert.deepEqual(result.actions, []);
   });
 
+  it("lists groups whose newest snapshots share a second by name, whatever order the inventory has them in", () => {
+    const tied = (order: string[]) =>
+      planAt(
+        loaded,
+        observedState({
+          ...observed,
+          knownProjects: ["shop"],
+          knownRepositories: ["local", "offsite"],
+          snapshots: order.flatMap((source, i) => daily("local", `t${i}`, [9], "shop", source)),
+        }),
+      ).not_managed.map((entry) => entry.subject);
+    const byName = ["shop/alpha in local", "shop/beta in local", "shop/gamma in local"];
+    assert.deepEqual(tied(["gamma", "alpha", "beta"]), byName);
+    assert.deepEqual(tied(["beta", "gamma", "alpha"]), byName);
+  });
+
   it("is empty with a project filter", () => {
     assert.deepEqual(planAt(loaded, observed, NOW, ["shop"]).not_managed, []);
   });
