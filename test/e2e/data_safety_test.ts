@@ -44,7 +44,9 @@ describe("data safety under crashes", () => {
     return JSON.parse(result.stdout) as Snapshot[];
   };
   const resticLocks = () =>
-    existsSync(join(demo.repository, "locks")) ? readdirSync(join(demo.repository, "locks")) : [];
+    existsSync(join(demo.repository, "locks"))
+      ? readdirSync(join(demo.repository, "locks")).filter((name) => /^[0-9a-f]{64}$/.test(name))
+      : [];
   const produce = (script: string) => writeFileSync(producer(), `${script}\n`);
   /** Until restic has read `bytes` of the stream (it holds its lock by then: a signal while it takes the lock is
    * restic's own race). */
