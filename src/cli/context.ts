@@ -138,6 +138,17 @@ export function selectProjects(loaded: LoadedConfig, names: string[] | undefined
   return names;
 }
 
+/** The declared project `name` (enabled or not: a restore reads what a disabled project kept); a usage error if none. */
+export function declaredProject(loaded: LoadedConfig, name: string): LoadedConfig["config"]["projects"][string] {
+  const project = loaded.config.projects[name];
+  if (!project) {
+    throw new UsageError(
+      `unknown project "${name}"; declared projects: ${Object.keys(loaded.config.projects).join(", ")}`,
+    );
+  }
+  return project;
+}
+
 /**
  * The projects named as arguments of a command that runs them on demand (`backup`, `forget`): each declared and
  * enabled, each once, in the order given.

@@ -17,7 +17,15 @@ import { pitrSourcesOf, preparePgBackRest } from "../pitr/stanza.ts";
 import type { PgBackRestSource } from "../pitr/types.ts";
 import { handleStopSignals, stopRequested } from "../runtime/shutdown.ts";
 import type { StateStore } from "../state/store.ts";
-import { fromInvocationDir, type GlobalOptions, load, openStore, type Output, parseNow } from "./context.ts";
+import {
+  declaredProject,
+  fromInvocationDir,
+  type GlobalOptions,
+  load,
+  openStore,
+  type Output,
+  parseNow,
+} from "./context.ts";
 
 export interface PitrRestoreOptions extends GlobalOptions {
   source?: string;
@@ -101,12 +109,7 @@ export async function runPitrRestore(
   const clock = createClock(parseNow(options.now));
   handleStopSignals();
   const loaded = await load(options);
-  const project = loaded.config.projects[projectName];
-  if (!project) {
-    throw new UsageError(
-      `unknown project "${projectName}"; declared projects: ${Object.keys(loaded.config.projects).join(", ")}`,
-    );
-  }
+  const project = declaredProject(loaded, projectName);
   const source = pitrSource(project, options.source);
   const into = fromInvocationDir(intoCluster);
   checkIntoDirectory(into, source);

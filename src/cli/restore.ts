@@ -35,7 +35,15 @@ import { manualCommands } from "../restore/manual-commands.ts";
 import { removeDeadPrivateFolders } from "../apply/recovery.ts";
 import { type DatabaseTarget, existingTables, parseTargetUrl, restoreSink, sameDatabase } from "../restore/targets.ts";
 import { runStage, type StageContext } from "../apply/stage.ts";
-import { fromInvocationDir, type GlobalOptions, load, openStore, type Output, parseNow } from "./context.ts";
+import {
+  declaredProject,
+  fromInvocationDir,
+  type GlobalOptions,
+  load,
+  openStore,
+  type Output,
+  parseNow,
+} from "./context.ts";
 import { collect } from "./plan.ts";
 import { refreshRepositories } from "./snapshots.ts";
 
@@ -176,12 +184,7 @@ export async function run(projectName: string, options: Options, output: Output)
   // dump, a files restore's staging folder) are removed and the stage is recorded interrupted (exit 130/143).
   handleStopSignals();
   const loaded = await load(options);
-  const project = loaded.config.projects[projectName];
-  if (!project) {
-    throw new UsageError(
-      `unknown project "${projectName}"; declared projects: ${Object.keys(loaded.config.projects).join(", ")}`,
-    );
-  }
+  const project = declaredProject(loaded, projectName);
   const repository = options.repository ?? project.repositories[0];
   if (!project.repositories.includes(repository)) {
     throw new UsageError(
