@@ -4,7 +4,7 @@
  * run: the runtime starting and evaluating `1` (`deno eval 1`, `bun -e 1`).
  */
 import { join } from "node:path";
-import { repoRoot } from "../test/support/cli.ts";
+import { denoV8Flags, repoRoot } from "../test/support/cli.ts";
 import { makeDemo } from "../test/support/demo.ts";
 import { bunBinary, denoBinary } from "../scripts/runtimes.ts";
 import { deferCleanup, measure, median, type Row, seconds } from "./measure.ts";
@@ -15,7 +15,7 @@ function runtimes(): { name: string; cli: string[]; eval: string[] }[] {
   const deno = denoBinary();
   const found = [{
     name: "Deno",
-    cli: [deno, "run", "--allow-all", "--quiet", "--config", join(repoRoot, "deno.json"), main],
+    cli: [deno, "run", "--allow-all", "--quiet", denoV8Flags, "--config", join(repoRoot, "deno.json"), main],
     eval: [deno, "eval", "1"],
   }];
   try {

@@ -32,6 +32,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { freePort } from "../support/postgres.ts";
+import { denoV8Flags } from "../support/cli.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
 const read = (path: string) => readFileSync(join(root, path), "utf8");
@@ -511,6 +512,8 @@ describe("Dockerfile", () => {
     assert.equal(repoPathFor("/app/deno.json"), "deno.json");
     assert.equal(repoPathFor("/app/src/main.ts"), "src/main.ts");
     assert.match(read("bin/backupctl"), /--config "\$root\/deno\.json" "\$root\/src\/main\.ts"/);
+    // The suite and the benchmarks launch Deno as the wrapper does, V8 flags included (test/support/cli.ts).
+    assert.ok(read("bin/backupctl").includes(`run --allow-all --quiet --no-lock ${denoV8Flags} --config`));
   });
 });
 

@@ -5,9 +5,12 @@ import { fileURLToPath } from "node:url";
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
 const main = `${repoRoot}/src/main.ts`;
 
+/** The V8 flags bin/backupctl gives Deno (test/cli/launcher_test.ts keeps the two the same). */
+export const denoV8Flags = "--v8-flags=--max-semi-space-size=4";
+
 export function cliArgv(): string[] {
   if ("Bun" in globalThis) return [process.execPath, "--no-install", main];
-  return [process.execPath, "run", "--allow-all", "--quiet", "--config", `${repoRoot}/deno.json`, main];
+  return [process.execPath, "run", "--allow-all", "--quiet", denoV8Flags, "--config", `${repoRoot}/deno.json`, main];
 }
 
 export interface CliResult {
