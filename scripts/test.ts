@@ -42,10 +42,12 @@ const jobs = process.env.BACKUPCTL_TEST_JOBS ?? String(Math.max(2, availablePara
 const updatingTimings = process.env.BACKUPCTL_TEST_TIMINGS === "update";
 
 /**
- * The suite's PATH: a `restic` first on it that runs the real one, and after a successful `restic init` re-keys the
- * new local repository with cheap scrypt parameters (test/support/restic-rekey.ts): every later restic run of a test
- * then opens it in a millisecond instead of about 0.3 s of CPU. Any other command is the real restic (exec: same
- * process, same arguments and environment). Without restic on PATH, PATH is left as it is.
+ * The suite's PATH: a `restic` first on it that runs the real one (exec: same process, same arguments and
+ * environment), except for `init`, which goes to test/support/restic-init.ts: a new local repository is made there
+ * in restic's format with a cheap scrypt key, other inits run the real restic and are re-keyed the same way after.
+ * Every later restic run of a test then opens its repository in a millisecond instead of about half a second of CPU,
+ * and an init costs no second of key calibration. The repositories made there take the chunker polynomial of one
+ * real `restic init` made here first. Without restic on PATH, PATH is left as it is.
  */
 function suitePath(): string | undefined {
   const real = spawnSync("sh", ["-c", "command -v restic"]).stdout?.toString().trim();
@@ -55,22 +57,32 @@ function suitePath(): string | undefined {
   mkdirSync(bin, { mode: 0o755 });
   chmodSync(reports, 0o711);
   const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
-  const rekey = [denoBinary(), "run", "--quiet", "--no-config", "--no-lock", "--allow-read", "--allow-write"]
-    .concat(["--allow-env", join(root, "test/support/restic-rekey.ts")]).map(quote).join(" ");
+  const init = [denoBinary(), "run", "--quiet", "--no-config", "--no-lock", "--allow-all"]
+    .concat([join(root, "test/support/restic-init.ts"), real]).map(quote).join(" ");
+  const polynomial = chunkerPolynomial(real);
   writeFileSync(
     join(bin, "restic"),
     `#!/bin/sh
 case " $* " in
-  *" init "*) ;;
+  *" init "*) BACKUPCTL_TEST_CHUNKER_POLYNOMIAL=${quote(polynomial)} exec ${init} "$@" ;;
   *) exec ${quote(real)} "$@" ;;
 esac
-${quote(real)} "$@" || exit $?
-${rekey} "$@" </dev/null >/dev/null 2>&1
-exit 0
 `,
     { mode: 0o755 },
   );
   return `${bin}:${process.env.PATH ?? ""}`;
+}
+
+/** The chunker polynomial of a repository the real restic inits (in the reports folder), or "" when that fails. */
+function chunkerPolynomial(restic: string): string {
+  const env = { ...process.env, RESTIC_PASSWORD: "suite", RESTIC_REPOSITORY: join(reports, "polynomial") };
+  if (spawnSync(restic, ["init", "--no-cache"], { env }).status !== 0) return "";
+  const config = spawnSync(restic, ["cat", "config", "--no-cache"], { env, encoding: "utf8" });
+  try {
+    return String(JSON.parse(config.stdout).chunker_polynomial ?? "");
+  } catch {
+    return "";
+  }
 }
 const testEnv = { ...process.env, PATH: suitePath() };
 
