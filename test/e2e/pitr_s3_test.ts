@@ -53,9 +53,13 @@ const outputs: string[] = [];
 /** A moment between the rows t1 and t2, by the server's clock. */
 let between: Date;
 
-/** The keys as file() secrets in root's 0700 folder: an env() one would also reach the test's own server. */
+/**
+ * The CLI reads the key id from a file() secret and the secret key from an env() one (in its environment only);
+ * this process writes the same config from file() secrets, which its own server's environment never sees.
+ */
 const keyFile = () => join(work, "s3-key");
 const secretFile = () => join(work, "s3-secret");
+const secretVariable = "PITR_S3_TEST_SECRET";
 const prefix = "/pgbackrest";
 
 /** The output of a run for a failure message, the secret masked (assert would print it as it is). */
@@ -67,7 +71,7 @@ function writeConfig(retention: string, extra = ""): void {
   const { cluster } = pg.source;
   writeFileSync(
     join(work, "backup.config.ts"),
-    `import { defineConfig, file, pgbackrest, s3 } from "backupctl";
+    `import { defineConfig, env, file, pgbackrest, s3 } from "backupctl";
 
 export default defineConfig({
   repositories: {},
@@ -88,7 +92,7 @@ export default defineConfig({
           region: "us-east-1",
           path: ${JSON.stringify(prefix)},
           accessKeyId: file(${JSON.stringify(keyFile())}),
-          secretAccessKey: file(${JSON.stringify(secretFile())}),
+          secretAccessKey: env(${JSON.stringify(secretVariable)}),
           caFile: ${JSON.stringify(join(shared, "ca.pem"))},
         }),
         schedule: { full: "0 0 1 1 *" },
@@ -106,7 +110,7 @@ async function cli(args: string[]): Promise<CliResult> {
   const result = await runCli(
     ["--config", join(work, "backup.config.ts"), "--state-dir", join(work, "state"), ...args],
     {
-      env: { PATH: `${join(shared, "bin")}:${process.env.PATH}` },
+      env: { [secretVariable]: s3.secretAccessKey, PATH: `${join(shared, "bin")}:${process.env.PATH}` },
       timeoutMs: 240_000,
     },
   );
@@ -307,6 +311,7 @@ describe("pgbackrest() source with an S3 repository (s3rver over HTTPS)", () => 
       assert.ok(argv.some((arg) => arg === `--config=${pg.configPath}`), JSON.stringify(argv));
       assert.ok(!argv.join("\0").includes(secret), "no secret in pgbackrest's argv");
       assert.ok(![...env.values()].some((value) => value.includes(secret)), "no secret in pgbackrest's environment");
+      assert.ok(!env.has(secretVariable), "the variable env() reads is withheld from pgbackrest");
     }
     assert.ok(outputs.length > 0 && !outputs.some((text) => text.includes(secret)), "no secret in any output");
     const plan = readFileSync(join(work, "plan.json"), "utf8");
