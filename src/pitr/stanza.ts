@@ -34,13 +34,13 @@ export async function preparePgBackRest(
     );
   }
   const owner = ownerToRunAs(data);
+  checkCaFile(source, owner);
   const dir = pitrConfigDir(source);
   const parent = dirname(dir);
   if (!existsSync(parent)) {
     mkdirSync(parent, { recursive: true, mode: 0o700 });
     handOver(parent, owner);
   }
-  checkCaFile(source, owner);
   const settings = settingsOf(source, { dir, configDir: options.configDir, retention: options.retention });
   const configPath = await writePgBackRestConfig(dir, settings, owner);
   return new PgBackRest({ bin: source.bin, configPath, stanza: source.stanza, runAs: owner });
@@ -56,7 +56,7 @@ function checkCaFile(source: PgBackRestSource, owner: OsUser | undefined): void 
   const where = `pgbackrest source ${source.name}: repository.caFile ${caFile}`;
   if (!existsSync(caFile)) throw new SourceError(`${where} does not exist: name the PEM file of the store's CA`);
   if (owner === undefined) return;
-  const blocking = folderBlocking(dirname(caFile), owner);
+  const blocking = folderBlocking(caFile, owner);
   const stat = statSync(caFile);
   const readable = stat.uid === owner.uid
     ? (stat.mode & 0o400) !== 0
