@@ -249,7 +249,7 @@ const stanza = z.string({
 });
 
 /** An S3 endpoint as pgBackRest takes it: a host name or IPv4 address and a port, over HTTPS only. */
-export const s3EndpointPattern = /^(https:\/\/)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?\/?$/;
+const s3EndpointPattern = /^(https:\/\/)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?\/?$/;
 const s3Endpoint = z.string({
   error: () => 'required: the S3 endpoint, e.g. endpoint: "https://s3.eu-central-1.amazonaws.com" or "minio.lan:9000"',
 }).refine((text) => s3EndpointPattern.test(text), {

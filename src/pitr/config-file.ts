@@ -2,8 +2,8 @@
  * pgBackRest's configuration, rendered from a `pgbackrest()` source into an ini file that backupctl passes with
  * `--config`. The file is the only place a secret goes (the repository's cipher passphrase, an S3 repository's keys):
  * it is 0600, owned by the user pgBackRest runs as (run-as.ts), and lasts, because the server's `archive_command`
- * reads it on every WAL segment. Its folder also holds pgBackRest's lock, log and spool folders, so nothing is written to /tmp/pgbackrest
- * or /var/log/pgbackrest, and a pgpass file when the cluster needs a password.
+ * reads it on every WAL segment. Its folder also holds pgBackRest's lock, log and spool folders, so nothing is written
+ * to /tmp/pgbackrest or /var/log/pgbackrest, and a pgpass file when the cluster needs a password.
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { isAbsolute, join } from "node:path";

@@ -68,8 +68,6 @@ export function repositoryLines(repository: RepositorySettings): [string, string
 /** The repository as plans and notes name it: its folder, or `s3:<endpoint>/<bucket><path>` (no key). */
 export function repositoryLabel(repository: PgBackRestRepository): string {
   if (repository.type !== "s3") return repository.path;
-  const endpoint = repository.endpoint.replace(/\/$/, "");
-  return `s3:${
-    endpoint.startsWith("https://") ? endpoint : `https://${endpoint}`
-  }/${repository.bucket}${repository.path}`;
+  const { host, port } = splitS3Endpoint(repository.endpoint);
+  return `s3:https://${host}${port === undefined ? "" : `:${port}`}/${repository.bucket}${repository.path}`;
 }
