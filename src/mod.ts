@@ -39,6 +39,7 @@ export {
   postgres,
   pushover,
   restic,
+  s3,
   slack,
   sqlite,
   teams,

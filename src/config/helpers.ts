@@ -19,6 +19,7 @@ import type {
   MysqlSource,
   NtfyNotifier,
   PagerDutyNotifier,
+  PgBackRestS3Repository,
   PgBackRestSource,
   PostgresServerSource,
   PostgresSource,
@@ -372,4 +373,29 @@ export function matrix(options: Options<MatrixNotifier>): MatrixNotifier {
  */
 export function pgbackrest(options: Options<PgBackRestSource>): PgBackRestSource {
   return { type: "pgbackrest", ...options };
+}
+
+/**
+ * A pgbackrest() source's repository in a bucket of an S3-compatible store (AWS S3, MinIO, …), pgBackRest's
+ * `repo1-type=s3`. The keys are written only into the private 0600 pgBackRest configuration.
+ *
+ * @example
+ * ```ts
+ * pgbackrest({
+ *   stanza: "main",
+ *   cluster: { dataDirectory: "/var/lib/postgresql/15/main", host: "/var/run/postgresql" },
+ *   repository: s3({
+ *     endpoint: "https://minio.lan:9000",
+ *     bucket: "backups",
+ *     region: "us-east-1",
+ *     path: "/pgbackrest",
+ *     accessKeyId: env("PGBACKREST_S3_KEY"),
+ *     secretAccessKey: env("PGBACKREST_S3_SECRET"),
+ *   }),
+ *   schedule: { full: "0 1 * * 0", incr: "0 1 * * 1-6" },
+ * })
+ * ```
+ */
+export function s3(options: Options<PgBackRestS3Repository>): PgBackRestS3Repository {
+  return { type: "s3", ...options };
 }

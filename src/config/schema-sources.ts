@@ -248,6 +248,80 @@ const stanza = z.string({
     'letter or digit), e.g. "main"',
 });
 
+/** An S3 endpoint as pgBackRest takes it: a host name or IPv4 address and a port, over HTTPS only. */
+const s3EndpointPattern = /^(https:\/\/)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?\/?$/;
+const s3Endpoint = z.string({
+  error: () => 'required: the S3 endpoint, e.g. endpoint: "https://s3.eu-central-1.amazonaws.com" or "minio.lan:9000"',
+}).refine((text) => s3EndpointPattern.test(text), {
+  error: (issue) =>
+    String(issue.input).startsWith("http://")
+      ? `expected an https:// endpoint, got ${describeValue(issue.input)}: pgBackRest reaches S3 over HTTPS only ` +
+        "(for a private CA, set caFile)"
+      : `expected an endpoint "https://host[:port]" or "host[:port]" without a path (the bucket and path have ` +
+        `their own keys), got ${describeValue(issue.input)}`,
+});
+
+/** The repository of a pgbackrest() source: a local folder, or a bucket of an S3-compatible store. */
+const pgbackrestLocalRepository = strict({
+  type: z.literal("local").optional().describe('`"local"` (the default): a folder on this machine'),
+  path: absolutePath("the repository's folder", "/srv/pgbackrest").describe(
+    "The repository's folder (pgBackRest's `repo1-path`)",
+  ),
+}, 'a repository { path: "/srv/pgbackrest" }').describe("A folder on this machine");
+
+const pgbackrestS3Repository = strict({
+  type: z.literal("s3").describe("Set by the s3() helper (`repo1-type=s3`)"),
+  endpoint: s3Endpoint.describe(
+    "`https://host[:port]` or `host[:port]` (`repo1-s3-endpoint`, `repo1-storage-port`); pgBackRest speaks HTTPS " +
+      "only and checks the certificate against the host's DNS names, so name a host, not an IP address",
+  ),
+  bucket: z.string({ error: () => 'required: the bucket, e.g. bucket: "backups"' }).regex(
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+    { error: (issue) => `expected an S3 bucket name such as "backups", got ${describeValue(issue.input)}` },
+  ).describe("The bucket (`repo1-s3-bucket`); it must exist"),
+  region: z.string({
+    error: () => `required: the bucket's region, e.g. region: "eu-central-1" (MinIO and s3rver take "us-east-1")`,
+  }).regex(/^[a-z0-9-]+$/, {
+    error: (issue) => `expected a region name such as "eu-central-1", got ${describeValue(issue.input)}`,
+  }).describe('The bucket\'s region (`repo1-s3-region`), e.g. `"eu-central-1"`; MinIO takes `"us-east-1"`'),
+  path: absolutePath("the repository's key prefix in the bucket", "/pgbackrest").describe(
+    'The repository\'s key prefix in the bucket (`repo1-path`), e.g. `"/pgbackrest"`',
+  ),
+  uriStyle: z.enum(["path", "host"]).optional().describe(
+    '`"path"` (the default: `https://host/bucket/key`, as MinIO and most self-hosted stores need) or `"host"` ' +
+      "(`https://bucket.host/key`) (`repo1-s3-uri-style`)",
+  ),
+  accessKeyId: maybeSecret.describe(
+    "The access key id (`repo1-s3-key`), a plain string or a secret reference: written only to the private 0600 " +
+      "pgBackRest configuration",
+  ),
+  secretAccessKey: secretRef.describe(
+    "The secret access key (`repo1-s3-key-secret`): written only to the private 0600 pgBackRest configuration, " +
+      "never on a command line or in a child's environment",
+  ),
+  caFile: absolutePath("the CA's PEM file", "/etc/ssl/private-ca.pem").optional().describe(
+    "A PEM file of the certificate authority that signed the store's certificate (`repo1-storage-ca-file`), for a " +
+      "private CA; the cluster's OS user must be able to read it",
+  ),
+}, "an s3({ endpoint, bucket, region, path, accessKeyId, secretAccessKey })").describe(
+  "A pgbackrest() repository in a bucket of an S3-compatible store (AWS S3, MinIO, …)",
+);
+
+const sftpRefusal = 'type "sftp": pgBackRest has SFTP repositories from version 2.46 on, and Debian\'s pgbackrest ' +
+  "is 2.45: use a local path or s3({ … }) (docs/postgres-pitr.md)";
+
+const pgbackrestRepository = z.discriminatedUnion("type", [pgbackrestLocalRepository, pgbackrestS3Repository], {
+  error: (issue) => {
+    if (issue.code !== "invalid_union") return undefined;
+    const type = (issue.input as Record<string, unknown> | undefined)?.type;
+    if (type === "sftp") return sftpRefusal;
+    return `expected a repository { path: "/srv/pgbackrest" } or s3({ … }), got type ${describeValue(type)}`;
+  },
+}).describe(
+  "Where pgBackRest keeps the backups and the archived WAL: a local folder, or a bucket (`s3({ … })`). SFTP repositories " +
+    "need pgBackRest 2.46 (Debian has 2.45) and are refused",
+);
+
 const pgbackrestSchema = strict({
   type: z.literal("pgbackrest"),
   name: name.optional().describe("Unique name of the source within its project (default: the stanza)"),
@@ -268,13 +342,7 @@ const pgbackrestSchema = strict({
       "The user's password, given in a private pgpass file, never on the command line",
     ),
   }, "a cluster { dataDirectory, host, port }").describe("How pgBackRest and backupctl reach the cluster"),
-  repository: strict({
-    path: absolutePath("the repository's folder", "/srv/pgbackrest").describe(
-      "The repository's folder (pgBackRest's `repo1-path`)",
-    ),
-  }, 'a repository { path: "/srv/pgbackrest" }').describe(
-    "Where pgBackRest keeps the backups and the archived WAL: a local folder",
-  ),
+  repository: pgbackrestRepository,
   cipherPassphrase: secretRef.optional().describe(
     "Encrypts the repository (`repo1-cipher-type=aes-256-cbc`); written only to the private 0600 pgBackRest " +
       "configuration, never on a command line",

@@ -170,8 +170,8 @@ export interface PgBackRestSource {
   stanza: string;
   /** How pgBackRest and backupctl reach the cluster. */
   cluster: PgBackRestCluster;
-  /** The pgBackRest repository (repo1): a local, absolute path. */
-  repository: { path: string };
+  /** The pgBackRest repository (repo1): a local folder, or a bucket of an S3-compatible store. */
+  repository: PgBackRestRepository;
   /** Encrypts the repository (aes-256-cbc); written only to the private 0600 pgBackRest configuration. */
   cipherPassphrase?: SecretRef;
   /** pgBackRest's process-max (parallel compression and transfer). */
@@ -182,6 +182,33 @@ export interface PgBackRestSource {
   rpo?: Duration;
   /** The pgbackrest program (default "pgbackrest", found on PATH). */
   bin?: string;
+}
+
+/** Where a pgbackrest() source keeps its backups and archived WAL (pgBackRest's repo1). */
+export type PgBackRestRepository = PgBackRestLocalRepository | PgBackRestS3Repository;
+
+/** A folder on this machine (`repo1-type=posix`). */
+export interface PgBackRestLocalRepository {
+  readonly type?: "local";
+  /** An absolute path (`repo1-path`). */
+  path: string;
+}
+
+/** A bucket of an S3-compatible store (`repo1-type=s3`); the keys go only into the 0600 pgBackRest config file. */
+export interface PgBackRestS3Repository {
+  readonly type: "s3";
+  /** `https://host[:port]` or `host[:port]` (pgBackRest speaks HTTPS only). */
+  endpoint: string;
+  bucket: string;
+  region: string;
+  /** The repository's key prefix in the bucket, absolute (`repo1-path`), e.g. "/pgbackrest". */
+  path: string;
+  /** "path" (`https://host/bucket/key`, default: MinIO, s3rver, most self-hosted stores) or "host" (`bucket.host`). */
+  uriStyle?: "path" | "host";
+  accessKeyId: MaybeSecret;
+  secretAccessKey: SecretRef;
+  /** A PEM file of the certificate authority of a private CA (`repo1-storage-ca-file`), absolute. */
+  caFile?: string;
 }
 
 /** A PostgreSQL cluster as pgBackRest and backupctl's queries reach it. */

@@ -308,9 +308,7 @@ function checkStanzas(
 ): void {
   sources.forEach((source, index) => {
     if (!isRecord(source) || source.type !== "pgbackrest" || typeof source.stanza !== "string") return;
-    const path = isRecord(source.repository) && typeof source.repository.path === "string"
-      ? source.repository.path
-      : "";
+    const path = repositoryKey(source.repository);
     const key = `${path}\u0000${source.stanza}`;
     const here = `projects.${projectName}.sources[${index}]`;
     const previous = seen.get(key);
@@ -324,6 +322,14 @@ function checkStanzas(
         "source per stanza (each would expire the other's backups)",
     });
   });
+}
+
+/** Where a pgbackrest() source's repository is, as text: its folder, or `s3:<endpoint>/<bucket><path>`. */
+function repositoryKey(repository: unknown): string {
+  if (!isRecord(repository) || typeof repository.path !== "string") return "";
+  if (repository.type !== "s3") return repository.path;
+  const endpoint = String(repository.endpoint).replace(/^https:\/\//, "").replace(/\/$/, "");
+  return `s3:https://${endpoint}/${String(repository.bucket)}${repository.path}`;
 }
 
 function checkReferences(

@@ -1,15 +1,16 @@
 /**
  * pgBackRest's configuration, rendered from a `pgbackrest()` source into an ini file that backupctl passes with
- * `--config`. The file is the only place a secret goes (the repository's cipher passphrase): it is 0600, owned by
- * the user pgBackRest runs as (run-as.ts), and lasts, because the server's `archive_command` reads it on every WAL
- * segment. Its folder also holds pgBackRest's lock, log and spool folders, so nothing is written to /tmp/pgbackrest
- * or /var/log/pgbackrest, and a pgpass file when the cluster needs a password.
+ * `--config`. The file is the only place a secret goes (the repository's cipher passphrase, an S3 repository's keys):
+ * it is 0600, owned by the user pgBackRest runs as (run-as.ts), and lasts, because the server's `archive_command`
+ * reads it on every WAL segment. Its folder also holds pgBackRest's lock, log and spool folders, so nothing is written
+ * to /tmp/pgbackrest or /var/log/pgbackrest, and a pgpass file when the cluster needs a password.
  */
 import { mkdirSync, rmSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { resolveSecret } from "../config/secrets.ts";
 import { SourceError } from "../errors.ts";
 import { writeLastingPrivateFile } from "../exec/private-file.ts";
+import { repositoryLines, type RepositorySettings, repositorySettings } from "./repository.ts";
 import { handOver, type OsUser } from "./run-as.ts";
 import type { PgBackRestRetention, PgBackRestSource } from "./types.ts";
 
@@ -26,7 +27,8 @@ export interface PgBackRestSettings {
   database?: string;
   /** The cluster role's password: written to a pgpass file (0600) beside the config, which pgBackRest's libpq reads. */
   password?: string;
-  repositoryPath: string;
+  /** repo1: a local folder or an S3 bucket, its keys resolved (repository.ts). */
+  repository: RepositorySettings;
   cipherPassphrase?: string;
   processMax?: number;
   retention?: PgBackRestRetention;
@@ -67,7 +69,7 @@ export function settingsOf(
     user: source.cluster.user,
     database: source.cluster.database,
     password: source.cluster.password ? resolveSecret(source.cluster.password, options.configDir) : undefined,
-    repositoryPath: source.repository.path,
+    repository: repositorySettings(source.repository, options.configDir),
     cipherPassphrase: source.cipherPassphrase ? resolveSecret(source.cipherPassphrase, options.configDir) : undefined,
     processMax: source.processMax,
     retention: options.retention,
@@ -86,7 +88,7 @@ function line(key: string, value: string | number): string {
 /** The text of the config file. */
 export function renderPgBackRestConfig(settings: PgBackRestSettings): string {
   const global = [
-    line("repo1-path", settings.repositoryPath),
+    ...repositoryLines(settings.repository).map(([key, value]) => line(key, value)),
     line("lock-path", join(settings.dir, "lock")),
     line("log-path", join(settings.dir, "log")),
     line("spool-path", join(settings.dir, "spool")),

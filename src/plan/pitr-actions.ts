@@ -11,6 +11,7 @@ import { nextSlot, previousSlot } from "../config/schedule.ts";
 import { humanDuration, isoSeconds } from "../format/time.ts";
 import { requiredSettings, settingsProblems, staleArchive } from "../pitr/archive.ts";
 import { expirationsFor } from "../pitr/info.ts";
+import { repositoryLabel } from "../pitr/repository.ts";
 import { pgBackRestRetention } from "../pitr/retention.ts";
 import type { PgBackRestRetention, PgBackRestSource, PitrBackupType, PitrInfo } from "../pitr/types.ts";
 import type { DraftOf, StaleArchive } from "./document.ts";
@@ -121,7 +122,7 @@ export function pitrActions(
         result.creates.push({
           type: "stanza_create",
           ...stanza,
-          reason: `stanza ${source.stanza} does not exist in ${source.repository.path}`,
+          reason: `stanza ${source.stanza} does not exist in ${repositoryLabel(source.repository)}`,
           destructive: false,
         });
       }

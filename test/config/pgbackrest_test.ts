@@ -1,7 +1,8 @@
 /**
  * Unit tests of the pgbackrest() source in the config: its schema (stanza names, schedules, rpo, absolute paths),
- * the cross-checks (one source per stanza, a project of pgbackrest() sources alone needs no restic repository) and
- * its normalised shape (name defaulted to the stanza, kept apart from the restic sources).
+ * S3 repositories and the refusal of SFTP ones (pgBackRest 2.45), the cross-checks (one source per stanza and
+ * repository, a project of pgbackrest() sources alone needs no restic repository) and its normalised shape (name
+ * defaulted to the stanza, kept apart from the restic sources).
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -24,6 +25,16 @@ function source(overrides: Raw = {}): Raw {
     ...overrides,
   };
 }
+
+const s3Repository = {
+  type: "s3",
+  endpoint: "https://minio.lan:9000",
+  bucket: "backups",
+  region: "us-east-1",
+  path: "/pgbackrest",
+  accessKeyId: env("PGBR_S3_KEY"),
+  secretAccessKey: env("PGBR_S3_SECRET"),
+};
 
 function config(sources: object[], project: Raw = {}): Raw {
   return {
@@ -94,6 +105,48 @@ describe("pgbackrest() source", () => {
       message: /env\(|secret/,
     },
     { name: "an unknown key", overrides: { retention: 3 }, path: "retention", message: /unknown key "retention"/ },
+    {
+      name: "an SFTP repository (pgBackRest 2.46 or newer)",
+      overrides: { repository: { type: "sftp", host: "backup.lan", path: "/srv/pgbackrest" } },
+      path: "repository",
+      message: /type "sftp": pgBackRest has SFTP repositories from version 2\.46 on, and Debian's pgbackrest is 2\.45/,
+    },
+    {
+      name: "an S3 endpoint over plain HTTP",
+      overrides: { repository: { ...s3Repository, endpoint: "http://minio.lan:9000" } },
+      path: "repository.endpoint",
+      message: /https:\/\/ endpoint.*HTTPS only/,
+    },
+    {
+      name: "an S3 endpoint with a path",
+      overrides: { repository: { ...s3Repository, endpoint: "https://minio.lan:9000/backups" } },
+      path: "repository.endpoint",
+      message: /without a path/,
+    },
+    {
+      name: "an S3 repository without a region",
+      overrides: { repository: { ...s3Repository, region: undefined } },
+      path: "repository.region",
+      message: /required: the bucket's region/,
+    },
+    {
+      name: "a literal S3 secret key",
+      overrides: { repository: { ...s3Repository, secretAccessKey: "hunter2" } },
+      path: "repository.secretAccessKey",
+      message: /env\(|secret/,
+    },
+    {
+      name: "a relative CA file",
+      overrides: { repository: { ...s3Repository, caFile: "ca.pem" } },
+      path: "repository.caFile",
+      message: /absolute path/,
+    },
+    {
+      name: "an unknown repository type",
+      overrides: { repository: { type: "gcs", path: "/x" } },
+      path: "repository",
+      message: /expected a repository \{ path: "\/srv\/pgbackrest" \} or s3\(\{ … \}\), got type "gcs"/,
+    },
   ];
   for (const c of cases) {
     it(`reports ${c.name} at its path`, () => {
@@ -105,6 +158,22 @@ describe("pgbackrest() source", () => {
       assert.ok(!JSON.stringify(found).includes("hunter2"), "a secret field never echoes its value");
     });
   }
+
+  it("takes an S3 repository, and tells stanzas of the same name apart by bucket and path", () => {
+    const other = { ...s3Repository, path: "/other" };
+    const raw = config([
+      source({ repository: s3Repository }),
+      source({ name: "local" }),
+      source({ name: "other", repository: other }),
+    ]);
+    const pitr = validateConfig(raw, "test.config.ts").projects.db.pitr;
+    assert.deepEqual(pitr[0].repository, s3Repository);
+    const found = problems(
+      config([source({ repository: s3Repository }), source({ name: "again", repository: s3Repository })]),
+    );
+    assert.deepEqual(found.map((p) => p.path), ["projects.db.sources[1].stanza"]);
+    assert.match(found[0].message, /stanza "main" in s3:https:\/\/minio\.lan:9000\/backups\/pgbackrest is already/);
+  });
 
   it("refuses two sources of the same stanza in the same repository", () => {
     const raw = config([source(), source({ name: "again" })]);

@@ -1,15 +1,18 @@
 /**
- * pitr/config-file.ts: the ini text rendered from a source (retention, cipher, socket connection), the refusals
- * (a remote host, a line break, a bad stanza name), and the files written: the config 0600 holding the passphrase
- * that no other file, argv or environment gets, and the pgpass file of a cluster with a password.
+ * pitr/config-file.ts: the ini text rendered from a source (retention, cipher, socket connection, an S3
+ * repository), the refusals (a remote host, a line break, a bad stanza name), and the files written: the config 0600
+ * holding the passphrase that no other file, argv or environment gets, and the pgpass file of a cluster with a
+ * password.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import type { PgBackRestS3Repository } from "../../src/config/types.ts";
 import { renderPgBackRestConfig, settingsOf, writePgBackRestConfig } from "../../src/pitr/config-file.ts";
 import { PgBackRest } from "../../src/pitr/pgbackrest.ts";
+import { repositoryLabel } from "../../src/pitr/repository.ts";
 import type { PgBackRestSource } from "../../src/pitr/types.ts";
 
 const root = mkdtempSync(join(tmpdir(), "backupctl-pitr-config-test-"));
@@ -51,6 +54,49 @@ describe("the pgBackRest config file", () => {
       ]
     ) assert.ok(text.split("\n").includes(line), `${line} in\n${text}`);
     assert.doesNotMatch(text, /repo1-retention-diff|pg1-user/);
+  });
+
+  it("renders an S3 repository: endpoint split into host and port, path-style by default, keys resolved", () => {
+    process.env.PITR_TEST_S3_KEY = "AKIATEST";
+    process.env.PITR_TEST_S3_SECRET = "s3-secret-value";
+    const repository: PgBackRestS3Repository = {
+      type: "s3",
+      endpoint: "https://minio.lan:9000",
+      bucket: "backups",
+      region: "us-east-1",
+      path: "/pgbackrest",
+      accessKeyId: { secret: "env", name: "PITR_TEST_S3_KEY" },
+      secretAccessKey: { secret: "env", name: "PITR_TEST_S3_SECRET" },
+      caFile: "/etc/ssl/private-ca.pem",
+    };
+    const s3: PgBackRestSource = { ...source, cipherPassphrase: undefined, repository };
+    const text = renderPgBackRestConfig(settingsOf(s3, { dir: "/state/pgbackrest/main", configDir: root }));
+    const global = text.split("\n[main]")[0].split("\n");
+    for (
+      const line of [
+        "repo1-type=s3",
+        "repo1-path=/pgbackrest",
+        "repo1-s3-endpoint=minio.lan",
+        "repo1-storage-port=9000",
+        "repo1-s3-bucket=backups",
+        "repo1-s3-region=us-east-1",
+        "repo1-s3-uri-style=path",
+        "repo1-s3-key=AKIATEST",
+        "repo1-s3-key-secret=s3-secret-value",
+        "repo1-storage-ca-file=/etc/ssl/private-ca.pem",
+      ]
+    ) assert.ok(global.includes(line), `${line} in [global] of\n${text}`);
+    const hostStyle = renderPgBackRestConfig(settingsOf(
+      { ...s3, repository: { ...repository, endpoint: "s3.eu-central-1.amazonaws.com", uriStyle: "host" as const } },
+      { dir: root, configDir: root },
+    ));
+    assert.match(hostStyle, /^repo1-s3-endpoint=s3\.eu-central-1\.amazonaws\.com$/m);
+    assert.match(hostStyle, /^repo1-s3-uri-style=host$/m);
+    assert.doesNotMatch(hostStyle, /repo1-storage-port/);
+    assert.equal(repositoryLabel(repository), "s3:https://minio.lan:9000/backups/pgbackrest");
+    assert.equal(repositoryLabel(source.repository), "/srv/pgbackrest");
+    delete process.env.PITR_TEST_S3_KEY;
+    delete process.env.PITR_TEST_S3_SECRET;
   });
 
   it("refuses a remote host, a line break and a stanza name pgBackRest cannot use", () => {

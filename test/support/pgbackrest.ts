@@ -1,11 +1,13 @@
 /**
  * A real PostgreSQL cluster archiving into a real pgBackRest repository, for tests: a server of postgres.ts restarted
  * with `archive_mode = on` and the `archive_command` backupctl prints, a stanza whose config (written by the engine,
- * src/pitr/stanza.ts, beside the data directory), lock, log, spool and repository all live in the server's temp folder. When the tests run
- * as root, pgBackRest runs as the server's OS user (src/pitr/run-as.ts), as in production.
+ * src/pitr/stanza.ts, beside the data directory), lock, log, spool and (unless the test gives an S3 one) repository all
+ * live in the server's temp folder. When the tests run as root, pgBackRest runs as the server's OS user
+ * (src/pitr/run-as.ts), as in production.
  */
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
+import type { PgBackRestRepository } from "../../src/config/types.ts";
 import { requiredSettings } from "../../src/pitr/archive.ts";
 import type { PgBackRest } from "../../src/pitr/pgbackrest.ts";
 import { pitrConfigDir, preparePgBackRest } from "../../src/pitr/stanza.ts";
@@ -31,8 +33,12 @@ async function delay(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * `repository`: where the stanza's backups go (default: a folder `repo` in the server's temp folder); an S3 one's
+ * secret references must be resolvable in this process's environment.
+ */
 export async function startPgBackRestCluster(
-  options: { stanza?: string; retention?: PgBackRestRetention } = {},
+  options: { stanza?: string; retention?: PgBackRestRetention; repository?: PgBackRestRepository } = {},
 ): Promise<PgBackRestCluster> {
   const server = await startPostgres();
   try {
@@ -43,7 +49,7 @@ export async function startPgBackRestCluster(
       name: stanza,
       stanza,
       cluster: { dataDirectory, host: server.socketDir, port: server.port, user: "postgres", database: "postgres" },
-      repository: { path: join(server.dir, "repo") },
+      repository: options.repository ?? { path: join(server.dir, "repo") },
       schedule: { full: "@weekly", incr: "@daily" },
       bin: "pgbackrest",
     };

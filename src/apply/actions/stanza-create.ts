@@ -1,4 +1,5 @@
 /** `stanza_create`: `pgbackrest stanza-create` of a pgbackrest() source's stanza, its configuration written first. */
+import { repositoryLabel } from "../../pitr/repository.ts";
 import type { Action } from "../../plan/types.ts";
 import { stanzaRepository } from "../../plan/pitr-actions.ts";
 import type { ApplyContext } from "../context.ts";
@@ -22,7 +23,7 @@ export async function stanzaCreate(
   const outcome = await runStage(ctx, stage, async () => {
     const pgbackrest = await preparedPgBackRest(project, source, ctx.loaded);
     await pgbackrest.stanzaCreate();
-    return { value: undefined, note: `stanza ${action.stanza} in ${source.repository.path}` };
+    return { value: undefined, note: `stanza ${action.stanza} in ${repositoryLabel(source.repository)}` };
   });
   return said(outcome, ctx.out, `stanza-create ${action.stanza} (${action.project}/${action.source})`);
 }
