@@ -83,9 +83,11 @@ function parse(args: string[]): Invocation {
       continue;
     }
     const equals = arg.indexOf("=");
-    if (equals > 0) options.set(arg.slice(0, equals), arg.slice(equals + 1));
-    else if (valued.has(arg)) options.set(arg, args[++i] ?? "");
-    else options.set(arg, "");
+    const [name, value] = equals > 0
+      ? [arg.slice(0, equals), arg.slice(equals + 1)]
+      : [arg, valued.has(arg) ? args[++i] ?? "" : ""];
+    // An option given twice (`-o a -o b`) is marked as such: nothing here reads more than one value.
+    options.set(name, options.has(name) ? "\u0000repeated" : value);
   }
   return { command: words[0], options, operands: words.slice(1) };
 }
@@ -97,8 +99,21 @@ function localRepository(options: Map<string, string>): string | undefined {
   if (location === undefined && file) location = readFileSync(file, "utf8").trim();
   if (!location) return undefined;
   if (location.startsWith("local:")) location = location.slice("local:".length);
+  else if (location.startsWith("sftp:")) return loopbackSftpFolder(location);
   else if (/^[a-z0-9]+:/.test(location)) return undefined;
   return isAbsolute(location) ? location : resolve(location);
+}
+
+/**
+ * The folder of an SFTP repository on this machine's own sshd (a loopback host, an absolute path, as this user):
+ * the suite's sshd (test/support/sshd.ts) serves this file system, so the folder is the repository.
+ */
+function loopbackSftpFolder(location: string): string | undefined {
+  const match = /^sftp:(?:\/\/)?(?:([^@/]+)@)?(127\.0\.0\.1|localhost|\[::1\])(?::\d+)?(?::|\/)(\/.*)$/.exec(location);
+  if (!match) return undefined;
+  const [, user, , path] = match;
+  if (user !== undefined && user !== userInfo().username) return undefined;
+  return isAbsolute(path) ? path : undefined;
 }
 
 /** The passwords restic could have read (a file's content with and without its line end). */
@@ -243,6 +258,12 @@ function onePassword(options: Map<string, string>): string | undefined {
 /** The global options a plain init may carry and still be made here (the rest go to the real restic). */
 const plainInit = new Set(["-r", "--repo", "--password-file", "-p", "--no-cache", "--quiet", "-q", "--json"]);
 
+/** `-o` settings that only say how to reach the backend, which a repository made here does not need. */
+function reachOnly(options: Map<string, string>): boolean {
+  const extended = options.get("-o") ?? options.get("--option");
+  return extended === undefined || extended.startsWith("sftp.command=");
+}
+
 /**
  * Makes a plain init of a new local repository; returns false (having made nothing) when it is not one: then the
  * real restic runs.
@@ -252,7 +273,10 @@ function create(args: string[]): boolean {
   if (!polynomial || !/^[0-9a-f]{1,16}$/.test(polynomial)) return false;
   const { command, options, operands } = parse(args);
   if (command !== "init" || operands.length > 0) return false;
-  if ([...options.keys()].some((option) => !plainInit.has(option))) return false;
+  if ([...options.keys()].some((option) => !plainInit.has(option) && option !== "-o" && option !== "--option")) {
+    return false;
+  }
+  if (!reachOnly(options)) return false;
   if (process.env.RESTIC_PASSWORD_COMMAND || process.env.RESTIC_FROM_REPOSITORY) return false;
   const repository = localRepository(options);
   const password = onePassword(options);
