@@ -174,7 +174,7 @@ async function runApply(
         });
         output.stdout(
           `${planfile} was applied except for deletions held for approval: only ${
-            heldBefore.length === 1 ? "that forget runs" : `those ${heldBefore.length} forgets run`
+            heldBefore.length === 1 ? "that deletion runs" : `those ${heldBefore.length} deletions run`
           } now, once.\n`,
         );
       } else {

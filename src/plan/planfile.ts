@@ -141,25 +141,29 @@ export function heldRemainder(
   const derivedActions: readonly (Action | PlanAction)[] = derived.actions;
   const actions = held.map((id) => {
     const action = saved.actions.find((a) => a.id === id);
-    if (action?.type !== "forget") {
-      throw new StalePlanError(
-        `${path}: the state records ${id} as a held deletion, the file has no such forget; ${again}`,
+    if (action?.type === "forget") {
+      const same = derivedActions.filter(ofType("forget")).find((a) =>
+        a.project === action.project && a.source === action.source && a.repository === action.repository
       );
+      stillDeleted(path, label(action), action.snapshots, same?.snapshots, "forget");
+      return action;
     }
-    const same = derivedActions.filter(ofType("forget")).find((a) =>
-      a.project === action.project && a.source === action.source && a.repository === action.repository
+    if (action?.type === "pitr_expire") {
+      const same = derivedActions.filter(ofType("pitr_expire")).find((a) =>
+        a.project === action.project && a.source === action.source && a.stanza === action.stanza
+      );
+      const what = `expiration of ${action.project}/${action.source} (stanza ${action.stanza})`;
+      stillDeleted(path, what, action.labels, same?.labels, "expire");
+      return action;
+    }
+    throw new StalePlanError(
+      `${path}: the state records ${id} as a held deletion, the file has no such forget or expiration; ${again}`,
     );
-    const gone = action.snapshots.filter((snapshot) => !(same?.snapshots ?? []).includes(snapshot));
-    if (gone.length > 0) {
-      throw new StalePlanError(
-        `${path}: the held ${label(action)} no longer matches what the config and state give: retention does not ` +
-          `forget ${gone.slice(0, 3).join(", ")}${gone.length > 3 ? ` and ${gone.length - 3} more` : ""} now ` +
-          `(forgotten since, or kept); ${again}`,
-      );
-    }
-    return action;
   });
-  const forget = actions.reduce((n, action) => n + action.snapshots.length, 0);
+  const forget = actions.reduce(
+    (n, action) => n + (action.type === "forget" ? action.snapshots.length : action.labels.length),
+    0,
+  );
   return {
     ...saved,
     actions,
@@ -168,6 +172,26 @@ export function heldRemainder(
     overdue: [],
     not_managed: [],
   };
+}
+
+/**
+ * Refuses a held deletion that retention would no longer make in full: something it names was deleted since, or is
+ * kept now. What runs from a saved plan is only ever what its reviewer saw, and still due.
+ */
+function stillDeleted(
+  path: string,
+  what: string,
+  named: readonly string[],
+  dueNow: readonly string[] | undefined,
+  verb: string,
+): void {
+  const gone = named.filter((name) => !(dueNow ?? []).includes(name));
+  if (gone.length === 0) return;
+  throw new StalePlanError(
+    `${path}: the held ${what} no longer matches what the config and state give: retention does not ${verb} ` +
+      `${gone.slice(0, 3).join(", ")}${gone.length > 3 ? ` and ${gone.length - 3} more` : ""} now ` +
+      `(deleted since, or kept); ${again}`,
+  );
 }
 
 /**
