@@ -1,8 +1,8 @@
 /**
  * The planning rules of pgbackrest() sources (docs/postgres-pitr.md): stanza-create when the stanza does not exist,
  * a full, diff or incr backup when its own schedule is due, pgBackRest's expirations by label before they happen
- * (held for approval like forgets), `pgbackrest check` on the project's check cadence, and the archive's health as
- * warnings. Pure: pgBackRest's info and the cluster's archive state arrive as observed data.
+ * (held for approval like forgets), `pgbackrest check` on the project's check cadence, the archive's health as
+ * warnings, and the age of the newest backup for the overdue rule dumps follow. Pure: pgBackRest's info and the cluster's archive state arrive as observed data.
  */
 import { parseDuration } from "../config/duration.ts";
 import { canonicalJson } from "../config/fingerprint.ts";
@@ -14,6 +14,7 @@ import { expirationsFor } from "../pitr/info.ts";
 import { pgBackRestRetention } from "../pitr/retention.ts";
 import type { PgBackRestRetention, PgBackRestSource, PitrBackupType, PitrInfo } from "../pitr/types.ts";
 import type { DraftOf, StaleArchive } from "./document.ts";
+import { type Freshness, maxAgeMs } from "./due.ts";
 import { defaultCheckEvery, pitrDrilled } from "./maintenance-actions.ts";
 import { groupKey, type ObservedIndex } from "./observed-index.ts";
 import type { ObservedState, PitrObservation } from "./types.ts";
@@ -286,6 +287,33 @@ export function staleArchiveOf(
     last_archived_at: archive.lastArchivedAt ? isoSeconds(archive.lastArchivedAt) : null,
     ...(source.rpo ? { rpo: source.rpo } : {}),
   };
+}
+
+/**
+ * How fresh each observed pgbackrest() source of the project is, for the rule dumps follow (plan/due.ts): its newest
+ * backup (pgBackRest's info, not the audit: a backup made or lost outside backupctl counts) against the project's
+ * maxAge, else twice the interval between the latest and the next slot of any of its backup types. A stanza without
+ * a backup, or one that could not be read, is left out, as a dump never backed up is.
+ */
+export function pitrFreshness(project: NormalizedProject, observed: ObservedState, now: Date): Freshness[] {
+  const result: Freshness[] = [];
+  for (const seen of observed.pitr ?? []) {
+    if (seen.project !== project.name) continue;
+    const source = project.pitr.find((s) => s.name === seen.source);
+    const newest = seen.info?.backups.filter((backup) => !backup.error).at(-1);
+    if (!source || !newest) continue;
+    const schedules = Object.values(source.schedule).filter((cron): cron is string => cron !== undefined);
+    const latest = Math.max(...schedules.map((cron) => previousSlot(cron, project.timezone, now)?.getTime() ?? -1));
+    const next = Math.min(...schedules.map((cron) => nextSlot(cron, project.timezone, now).getTime()));
+    const interval = latest < 0 ? 86_400_000 : next - latest;
+    result.push({
+      lastSuccess: newest.start.toISOString(),
+      maxAgeMs: maxAgeMs(project, { interval }),
+      source: source.name,
+      stanza: source.stanza,
+    });
+  }
+  return result;
 }
 
 /**
