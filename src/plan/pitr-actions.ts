@@ -74,8 +74,9 @@ function dueBackup(
   return undefined;
 }
 
-/** pgBackRest's status code of a stanza whose folder is not in the repository yet. */
+/** pgBackRest's status codes of a stanza whose folder is not in the repository yet, and of one half made. */
 const missingStanza = 1;
+const missingStanzaData = 3;
 
 /** The plan's actions and warnings for the pgbackrest() sources of the active projects. */
 export function pitrActions(
@@ -118,11 +119,14 @@ export function pitrActions(
         continue;
       }
       const info = seen.info;
-      if (info.status.code === missingStanza) {
+      if (info.status.code === missingStanza || (info.status.code === missingStanzaData && info.backups.length === 0)) {
         result.creates.push({
           type: "stanza_create",
           ...stanza,
-          reason: `stanza ${source.stanza} does not exist in ${source.repository.path}`,
+          reason: info.status.code === missingStanza
+            ? `stanza ${source.stanza} does not exist in ${source.repository.path}`
+            : `stanza ${source.stanza} is incomplete in ${source.repository.path} (pgBackRest: ${info.status.message}): ` +
+              "a stanza-create was cut short",
           destructive: false,
         });
       }
