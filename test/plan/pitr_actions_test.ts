@@ -66,6 +66,17 @@ describe("pgbackrest() sources in the plan", () => {
     assert.match(renderText(p), /\+ stanza-create ledger \(pgBackRest\)/);
   });
 
+  it("creates a stanza whose stanza-create was cut short (pgBackRest: missing stanza data), not one with backups", () => {
+    const cut = planAt(observed({ info: { ...info([], 3), status: { code: 3, message: "missing stanza data" } } }));
+    assert.deepEqual(cut.actions.map((a) => a.type), ["stanza_create", "pitr_backup"]);
+    assert.match(
+      cut.actions[0].reason,
+      /stanza ledger is incomplete in \/srv\/pgbackrest \(pgBackRest: missing stanza data\)/,
+    );
+    const damaged = planAt(observed({ info: { ...info(), status: { code: 3, message: "missing stanza data" } } }));
+    assert.equal(damaged.actions.some((a) => a.type === "stanza_create"), false);
+  });
+
   it("plans the strongest type due: a full due covers the incr due too, an incr after this week's full", () => {
     const fullDue = planAt(observed({}, {
       retention: [{
