@@ -120,6 +120,11 @@ export function maxAgeMs(project: NormalizedProject, times: Pick<ProjectTimes, "
   return project.maxAge ? parseDuration(project.maxAge)! : Math.max(2 * times.interval, 2 * 60_000);
 }
 
+/** A max age as plans and messages write it: the configured maxAge, else the default's duration ("2d"). */
+export function maxAgeText(project: NormalizedProject, ms: number): string {
+  return project.maxAge ?? humanDuration(ms).replace(" ", "");
+}
+
 /**
  * The newest success of something a project backs up on a schedule other than the project's own (a pgbackrest()
  * source's stanza: plan/pitr-actions.ts), with how old it may grow, judged by {@link maxAgeMs} on its own schedule.
@@ -158,7 +163,7 @@ export function overdueProject(
   return [{
     project: project.name,
     last_success: isoSeconds(new Date(oldest.lastSuccess)),
-    max_age: project.maxAge ?? humanDuration(oldest.maxAgeMs).replace(" ", ""),
+    max_age: maxAgeText(project, oldest.maxAgeMs),
     ...(oldest.stanza !== undefined ? { source: oldest.source, stanza: oldest.stanza } : {}),
   }];
 }

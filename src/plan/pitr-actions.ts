@@ -2,7 +2,8 @@
  * The planning rules of pgbackrest() sources (docs/postgres-pitr.md): stanza-create when the stanza does not exist,
  * a full, diff or incr backup when its own schedule is due, pgBackRest's expirations by label before they happen
  * (held for approval like forgets), `pgbackrest check` on the project's check cadence, the archive's health as
- * warnings, and the age of the newest backup for the overdue rule dumps follow. Pure: pgBackRest's info and the cluster's archive state arrive as observed data.
+ * warnings, and the age of the newest backup for the overdue rule dumps follow. Pure: pgBackRest's info and the
+ * cluster's archive state arrive as observed data.
  */
 import { parseDuration } from "../config/duration.ts";
 import { canonicalJson } from "../config/fingerprint.ts";

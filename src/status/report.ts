@@ -8,7 +8,8 @@ import type { LoadedConfig } from "../config/load.ts";
 import { parseDuration } from "../config/duration.ts";
 import { nextSlot } from "../config/schedule.ts";
 import { isoSeconds } from "../format/time.ts";
-import type { Leftovers, ObservedState, Overdue } from "../plan/types.ts";
+import { maxAgeText } from "../plan/due.ts";
+import type { Leftovers, ObservedState } from "../plan/types.ts";
 import type { StateStore } from "../state/store.ts";
 import { type FleetStatus, fleetStatus } from "./fleet.ts";
 
@@ -158,7 +159,7 @@ export async function statusReport(
   const fleet = await fleetStatus(store, loaded.config, now);
   const selected = Object.values(loaded.config.projects)
     .filter((project) => !scope.projects || scope.projects.includes(project.name));
-  const pitr = await pitrStatuses(loaded, prepared.observed, prepared.plan.overdue, now);
+  const pitr = await pitrStatuses(loaded, prepared.observed, now);
   const statuses: ProjectStatus[] = selected.map((project) => {
     const { lastSuccess } = runs.get(project.name) ?? {};
     const lastRun = asFound(runs.get(project.name)?.lastRun, interrupted);
@@ -246,23 +247,24 @@ export async function statusReport(
 
 /**
  * The pgbackrest() sources of the projects as the plan observed them (pgBackRest and the clusters asked once, reads
- * only), by project, with the stanzas the plan found overdue; none when no project has one.
+ * only), by project, each judged by the overdue rule of the plan; none when no project has one.
  */
 async function pitrStatuses(
   loaded: LoadedConfig,
   observed: ObservedState,
-  overdue: Overdue[],
   now: Date,
 ): Promise<Map<string, PitrStatus[]>> {
   const byProject = new Map<string, PitrStatus[]>();
   if (!observed.pitr?.length) return byProject;
   // Imported here: a status without pgbackrest() sources never loads the PITR engine.
   const { settingsProblems } = await import("../pitr/archive.ts");
-  const { staleArchiveOf } = await import("../plan/pitr-actions.ts");
+  const { pitrFreshness, staleArchiveOf } = await import("../plan/pitr-actions.ts");
   for (const seen of observed.pitr) {
-    const source = loaded.config.projects[seen.project]?.pitr.find((s) => s.name === seen.source);
+    const project = loaded.config.projects[seen.project];
+    const source = project?.pitr.find((s) => s.name === seen.source);
     if (!source) continue;
-    const late = overdue.find((o) => o.project === seen.project && o.source === source.name);
+    const fresh = pitrFreshness(project, { ...observed, pitr: [seen] }, now)[0];
+    const late = fresh && now.getTime() - Date.parse(fresh.lastSuccess) > fresh.maxAgeMs ? fresh : undefined;
     const newest = seen.info?.backups.at(-1);
     const status: PitrStatus = {
       source: source.name,
@@ -273,7 +275,8 @@ async function pitrStatuses(
       last_archived_at: seen.archive?.lastArchivedAt ? isoSeconds(seen.archive.lastArchivedAt) : null,
       archive_stale: staleArchiveOf(seen.project, source, seen, now)?.reason ?? null,
       backup_overdue: late
-        ? `the newest backup started ${late.last_success}, longer ago than the maxAge ${late.max_age}`
+        ? `the newest backup started ${isoSeconds(new Date(late.lastSuccess))}, longer ago than the maxAge ` +
+          maxAgeText(project, late.maxAgeMs)
         : null,
       archive_problems: seen.archive ? settingsProblems(seen.archive, { archiveCommand: seen.archiveCommand }) : [],
       errors: [
