@@ -3,9 +3,11 @@
  * repository (test/support/pgbackrest.ts), the repository on a tmpfs of its own so that it can be filled:
  *
  * - every process of an apply killed (SIGKILL, frozen first, as a cgroup kill) during stanza-create, during a full
- *   backup and during an expire; backupctl alone killed during a full backup (pgBackRest's own run then ends): the next apply marks the run interrupted, pgBackRest's lock of the dead process
- *   holds nothing, the cut backup is never listed as one, the next apply completes what was cut short (a new or
- *   resumed full, the stanza, the expirations), nothing good is lost, and a restore to a time still works;
+ *   backup and during an expire; backupctl alone killed during a full backup (pgBackRest's own run then ends); a
+ *   stanza-create cut between its two info files: the next apply takes the dead apply's lock over and marks its run
+ *   and stages interrupted, pgBackRest's lock of the dead process holds nothing, the cut backup is never listed as
+ *   one, the next apply completes what was cut short (a new or resumed full, the stanza, the expirations), nothing
+ *   good is lost, and a restore to a time still works;
  * - the repository's disk full: the backup fails naming the cause, the earlier backups stay restorable, and once
  *   space is freed the next apply backs up.
  *
