@@ -33,6 +33,7 @@ export interface PrepareOptions {
   /**
    * Take the repositories as the state records them and start no restic: none is probed for initialization, no
    * restic lock is read. `status` plans this way (its table needs schedules and successes, not the repositories).
+   * pgBackRest's stanzas are still read (`pgbackrest info`, the cluster's archiving): their backups are their successes.
    */
   offline?: boolean;
   /** The plan of a command that runs on demand (`backup`, `forget`). */
@@ -75,10 +76,13 @@ export async function preparePlan(loaded: LoadedConfig, store: StateStore, optio
   const { now, host } = options;
   const projects = options.projects?.length ? options.projects : undefined;
   const scope = options.projectActionsOnly ? projects : undefined;
-  const look = () =>
-    options.offline
-      ? observeRecorded(store, host, scope, options.withoutInventory)
-      : observe(loaded, store, host, projects, options.lockAgeMs, scope);
+  const look = async () => {
+    if (!options.offline) return await observe(loaded, store, host, projects, options.lockAgeMs, scope);
+    const observation = await observeRecorded(store, host, scope, options.withoutInventory);
+    // pgBackRest's stanzas are read offline too (no restic): their newest backup decides whether a project is overdue.
+    await observePitrInto(observation.observed, loaded, store, projects);
+    return observation;
+  };
   let { observed, leftovers, adopted, warnings } = await look();
   if (options.refresh) {
     // Snapshots forgotten or added outside backupctl must not make the plan wrong (a forget of an id that is gone,
@@ -185,6 +189,19 @@ async function observeRecorded(
   return { observed, leftovers, adopted: [], warnings: [...warnings] };
 }
 
+/** What pgBackRest and the clusters say of the pgbackrest() sources of `projects` (apply/pitr.ts), into `observed`. */
+async function observePitrInto(
+  observed: ObservedState,
+  loaded: LoadedConfig,
+  store: StateStore,
+  projects: string[] | undefined,
+): Promise<void> {
+  if (!Object.values(loaded.config.projects).some((project) => project.pitr.length > 0)) return;
+  // Imported here, not at the top: a config without pgbackrest() sources never loads the PITR engine.
+  const { observePitr } = await import("./pitr.ts");
+  observed.pitr = await observePitr(loaded, store.dir, projects);
+}
+
 /**
  * `observeRecorded`, completed by asking restic about the repositories in scope that the database does not know as
  * initialized (a repository made by hand or by an earlier state folder is adopted, not re-initialized), and about the
@@ -199,11 +216,7 @@ async function observe(
   scope?: string[],
 ): Promise<Observation> {
   const { observed, leftovers, adopted, warnings } = await observeRecorded(store, host, scope);
-  if (Object.values(loaded.config.projects).some((project) => project.pitr.length > 0)) {
-    // Imported here, not at the top: a config without pgbackrest() sources never loads the PITR engine.
-    const { observePitr } = await import("./pitr.ts");
-    observed.pitr = await observePitr(loaded, store.dir, projects);
-  }
+  await observePitrInto(observed, loaded, store, projects);
   for (const name of repositoriesInScope(loaded, projects)) {
     if (observed.repositories[name]?.initialized) continue;
     try {

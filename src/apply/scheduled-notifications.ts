@@ -36,6 +36,7 @@ export async function enqueueScheduledNotifications(
       repositories: config.projects[item.project]?.repositories ?? [],
       lastSuccessAt: item.last_success,
       maxAge: item.max_age,
+      ...(item.stanza !== undefined ? { source: item.source, stanza: item.stanza } : {}),
     });
     rows.push(...enqueueFor(ctx.loaded, [item.project], message, { now, key: overdueKey(item, now) }));
   }

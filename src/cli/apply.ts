@@ -358,12 +358,22 @@ function takenOver(locks: Map<string, ProjectLock>): Leftovers["staleLocks"] {
   );
 }
 
-/** A stale lock taken over is said and audited (a recover stage whose note names the dead holder). */
+/**
+ * A stale lock taken over is said and audited (a recover stage whose note names the dead holder); the dead holder's
+ * stages outside a run are marked interrupted.
+ */
 async function auditTakeovers(locks: Map<string, ProjectLock>, ctx: StageContext, output: Output): Promise<void> {
   for (const lock of locks.values()) {
     if (!lock.tookOver) continue;
     const what = `took over the stale lock of ${lock.project}: ${describeHolder(lock.tookOver)}, process gone`;
     output.stdout(`~ recover: ${what}\n`);
+    // Its stages outside a run (a stanza-create, an expire, a forget…) stay `running` otherwise: no run recovers them.
+    await ctx.store.markStagesInterrupted(
+      lock.project,
+      lock.tookOver.started_at,
+      ctx.clock.now().toISOString(),
+      `interrupted: its process ended without finishing (found by backupctl pid ${process.pid})`,
+    );
     // The lock was taken already (lockProjects): the stage records it, it has nothing left to do.
     await runStage(
       ctx,

@@ -109,6 +109,7 @@ function renderPitr(statuses: ProjectStatus[], zone: string, c: Colours): string
       lines.push(
         `  ${status.project}/${pitr.source} (stanza ${pitr.stanza}): ${pitr.backups} backups, ${newest}; ${archived}`,
       );
+      if (pitr.backup_overdue) lines.push(c.red(`    ✗ overdue: ${pitr.backup_overdue}`));
       if (pitr.archive_stale) lines.push(c.red(`    ✗ archive.stale: ${pitr.archive_stale}`));
       for (const problem of pitr.archive_problems) lines.push(c.yellow(`    ! ${problem}`));
       for (const error of pitr.errors) lines.push(c.red(`    ✗ ${error}`));

@@ -186,21 +186,34 @@ export function deletionsHeld(
   };
 }
 
+/**
+ * A project's last success is older than its maxAge. With `stanza`: the newest pgBackRest backup of that
+ * pgbackrest() source is (its stanza is the repository concerned).
+ */
 export function backupOverdue(
-  overdue: Omit<Common, "at"> & { at: Date; lastSuccessAt: string; maxAge: string },
+  overdue: Omit<Common, "at"> & { at: Date; lastSuccessAt: string; maxAge: string; source?: string; stanza?: string },
 ): Message {
   const age = humanDuration(overdue.at.getTime() - Date.parse(overdue.lastSuccessAt));
+  const stanza = overdue.stanza === undefined ? {} : {
+    repositories: [`pgbackrest:${overdue.stanza}`],
+    stage: `backup ${overdue.source}`,
+    source: overdue.source,
+    stanza: overdue.stanza,
+  };
   return {
     version: messageVersion,
     event: "backup.overdue",
     severity: "bad",
-    title: `${overdue.project}: no successful backup for ${age} (allowed: ${overdue.maxAge})`,
+    title: `${overdue.project}: no ${
+      overdue.stanza === undefined ? "successful backup" : `pgBackRest backup of ${overdue.source}`
+    } for ${age} (allowed: ${overdue.maxAge})`,
     at: overdue.at.toISOString(),
     host: overdue.host,
     project: overdue.project,
     repositories: overdue.repositories,
     lastSuccessAt: overdue.lastSuccessAt,
     maxAge: overdue.maxAge,
+    ...stanza,
     next: `See why with \`backupctl status\`, then run \`backupctl apply --project ${overdue.project}\`.`,
   };
 }

@@ -58,7 +58,10 @@ export interface Message {
   /** backup.overdue: the last success (absent when there never was one) and the allowed age. */
   lastSuccessAt?: string;
   maxAge?: string;
-  /** archive.stale: the pgbackrest() source, its stanza, when its last WAL segment was archived, the RPO. */
+  /**
+   * archive.stale: the pgbackrest() source, its stanza, when its last WAL segment was archived, the RPO; the source
+   * and stanza also in a backup.overdue about the newest pgBackRest backup.
+   */
   source?: string;
   stanza?: string;
   lastArchivedAt?: string | null;

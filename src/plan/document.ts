@@ -240,8 +240,17 @@ const notManaged = z.object({
   detail: z.string(),
 });
 
-/** A project whose last successful backup is older than its maxAge (an RPO breach). */
-const overdue = z.object({ project: z.string(), last_success: z.string(), max_age: z.string() });
+/**
+ * A project whose last successful backup is older than its maxAge (an RPO breach). `source` and `stanza`: it is the
+ * newest pgBackRest backup of that pgbackrest() source that is too old (absent for the dumps).
+ */
+const overdue = z.object({
+  project: z.string(),
+  last_success: z.string(),
+  max_age: z.string(),
+  source: z.string().optional(),
+  stanza: z.string().optional(),
+});
 
 const summary = z.object({
   backup: z.number(),

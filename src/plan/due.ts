@@ -116,31 +116,54 @@ function backupReason(
 }
 
 /** How old a project's last success may grow before it is overdue: its maxAge, else twice its interval (≥ 2 min). */
-export function maxAgeMs(project: NormalizedProject, times: ProjectTimes): number {
+export function maxAgeMs(project: NormalizedProject, times: Pick<ProjectTimes, "interval">): number {
   return project.maxAge ? parseDuration(project.maxAge)! : Math.max(2 * times.interval, 2 * 60_000);
+}
+
+/** A max age as plans and messages write it: the configured maxAge, else the default's duration ("2d"). */
+export function maxAgeText(project: NormalizedProject, ms: number): string {
+  return project.maxAge ?? humanDuration(ms).replace(" ", "");
+}
+
+/**
+ * The newest success of something a project backs up on a schedule other than the project's own (a pgbackrest()
+ * source's stanza: plan/pitr-actions.ts), with how old it may grow, judged by {@link maxAgeMs} on its own schedule.
+ */
+export interface Freshness {
+  lastSuccess: string;
+  maxAgeMs: number;
+  /** The pgbackrest() source and its stanza. */
+  source: string;
+  stanza: string;
 }
 
 /**
  * A project is overdue when a source's last success is older than maxAge (default: twice the interval between the
- * latest and the next slot, at least two minutes).
+ * latest and the next slot, at least two minutes). The dumps are judged together, by the oldest of their last
+ * successes; each of `others` (pgBackRest's stanzas) on its own. The entry names the oldest success that is too old.
  */
 export function overdueProject(
   project: NormalizedProject,
   times: ProjectTimes,
   index: ObservedIndex,
   now: Date,
+  others: readonly Freshness[] = [],
 ): Overdue[] {
   const successes = project.sources.map((s) =>
     index.success.get(groupKey(project.name, s.name, project.repositories[0]))
   );
   const known = successes.filter((at): at is string => at !== undefined);
-  if (known.length === 0) return [];
-  const oldest = known.reduce((a, b) => (a < b ? a : b));
-  const maxAge = maxAgeMs(project, times);
-  if (now.getTime() - Date.parse(oldest) <= maxAge) return [];
+  const judged: (Pick<Freshness, "lastSuccess" | "maxAgeMs"> & Partial<Freshness>)[] = [...others];
+  if (known.length > 0) {
+    judged.unshift({ lastSuccess: known.reduce((a, b) => (a < b ? a : b)), maxAgeMs: maxAgeMs(project, times) });
+  }
+  const late = judged.filter((item) => now.getTime() - Date.parse(item.lastSuccess) > item.maxAgeMs);
+  if (late.length === 0) return [];
+  const oldest = late.reduce((a, b) => (Date.parse(b.lastSuccess) < Date.parse(a.lastSuccess) ? b : a));
   return [{
     project: project.name,
-    last_success: isoSeconds(new Date(oldest)),
-    max_age: project.maxAge ?? humanDuration(maxAge).replace(" ", ""),
+    last_success: isoSeconds(new Date(oldest.lastSuccess)),
+    max_age: maxAgeText(project, oldest.maxAgeMs),
+    ...(oldest.stanza !== undefined ? { source: oldest.source, stanza: oldest.stanza } : {}),
   }];
 }

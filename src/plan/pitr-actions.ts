@@ -1,8 +1,9 @@
 /**
  * The planning rules of pgbackrest() sources (docs/postgres-pitr.md): stanza-create when the stanza does not exist,
  * a full, diff or incr backup when its own schedule is due, pgBackRest's expirations by label before they happen
- * (held for approval like forgets), `pgbackrest check` on the project's check cadence, and the archive's health as
- * warnings. Pure: pgBackRest's info and the cluster's archive state arrive as observed data.
+ * (held for approval like forgets), `pgbackrest check` on the project's check cadence, the archive's health as
+ * warnings, and the age of the newest backup for the overdue rule dumps follow. Pure: pgBackRest's info and the
+ * cluster's archive state arrive as observed data.
  */
 import { parseDuration } from "../config/duration.ts";
 import { canonicalJson } from "../config/fingerprint.ts";
@@ -15,6 +16,7 @@ import { repositoryLabel } from "../pitr/repository.ts";
 import { pgBackRestRetention } from "../pitr/retention.ts";
 import type { PgBackRestRetention, PgBackRestSource, PitrBackupType, PitrInfo } from "../pitr/types.ts";
 import type { DraftOf, StaleArchive } from "./document.ts";
+import { type Freshness, maxAgeMs } from "./due.ts";
 import { defaultCheckEvery, pitrDrilled } from "./maintenance-actions.ts";
 import { groupKey, type ObservedIndex } from "./observed-index.ts";
 import type { ObservedState, PitrObservation } from "./types.ts";
@@ -74,8 +76,9 @@ function dueBackup(
   return undefined;
 }
 
-/** pgBackRest's status code of a stanza whose folder is not in the repository yet. */
+/** pgBackRest's status codes of a stanza whose folder is not in the repository yet, and of one half made. */
 const missingStanza = 1;
+const missingStanzaData = 3;
 
 /** The plan's actions and warnings for the pgbackrest() sources of the active projects. */
 export function pitrActions(
@@ -118,11 +121,15 @@ export function pitrActions(
         continue;
       }
       const info = seen.info;
-      if (info.status.code === missingStanza) {
+      if (info.status.code === missingStanza || (info.status.code === missingStanzaData && info.backups.length === 0)) {
         result.creates.push({
           type: "stanza_create",
           ...stanza,
-          reason: `stanza ${source.stanza} does not exist in ${repositoryLabel(source.repository)}`,
+          reason: info.status.code === missingStanza
+            ? `stanza ${source.stanza} does not exist in ${repositoryLabel(source.repository)}`
+            : `stanza ${source.stanza} is incomplete in ${repositoryLabel(source.repository)} (pgBackRest: ` +
+              `${info.status.message}): ` +
+              "a stanza-create was cut short",
           destructive: false,
         });
       }
@@ -287,6 +294,33 @@ export function staleArchiveOf(
     last_archived_at: archive.lastArchivedAt ? isoSeconds(archive.lastArchivedAt) : null,
     ...(source.rpo ? { rpo: source.rpo } : {}),
   };
+}
+
+/**
+ * How fresh each observed pgbackrest() source of the project is, for the rule dumps follow (plan/due.ts): its newest
+ * backup (pgBackRest's info, not the audit: a backup made or lost outside backupctl counts) against the project's
+ * maxAge, else twice the interval between the latest and the next slot of any of its backup types. A stanza without
+ * a backup, or one that could not be read, is left out, as a dump never backed up is.
+ */
+export function pitrFreshness(project: NormalizedProject, observed: ObservedState, now: Date): Freshness[] {
+  const result: Freshness[] = [];
+  for (const seen of observed.pitr ?? []) {
+    if (seen.project !== project.name) continue;
+    const source = project.pitr.find((s) => s.name === seen.source);
+    const newest = seen.info?.backups.filter((backup) => !backup.error).at(-1);
+    if (!source || !newest) continue;
+    const schedules = Object.values(source.schedule).filter((cron): cron is string => cron !== undefined);
+    const latest = Math.max(...schedules.map((cron) => previousSlot(cron, project.timezone, now)?.getTime() ?? -1));
+    const next = Math.min(...schedules.map((cron) => nextSlot(cron, project.timezone, now).getTime()));
+    const interval = latest < 0 ? 86_400_000 : next - latest;
+    result.push({
+      lastSuccess: newest.start.toISOString(),
+      maxAgeMs: maxAgeMs(project, { interval }),
+      source: source.name,
+      stanza: source.stanza,
+    });
+  }
+  return result;
 }
 
 /**

@@ -8,7 +8,7 @@ import { backupActions, backupNowActions, overdueProject, projectTimes } from ".
 import { forgetActions } from "./forget-actions.ts";
 import { forgetNowPrunes, maintenanceActions } from "./maintenance-actions.ts";
 import { notManaged } from "./not-managed.ts";
-import { pitrActions, pitrNextDue } from "./pitr-actions.ts";
+import { pitrActions, pitrFreshness, pitrNextDue } from "./pitr-actions.ts";
 import { indexObserved } from "./observed-index.ts";
 import { recoverActions } from "./recover-actions.ts";
 import { copyActions, initActions, plannedChanges, unopenedRepositories } from "./repository-actions.ts";
@@ -118,7 +118,9 @@ export function planToApply(loaded: Loaded, observed: ObservedState, now: Date, 
     actions,
     summary: summarize(actions),
     warnings,
-    overdue: active.flatMap((project) => overdueProject(project, times.get(project.name)!, index, now)),
+    overdue: active.flatMap((project) =>
+      overdueProject(project, times.get(project.name)!, index, now, pitrFreshness(project, observed, now))
+    ),
     not_managed: options.projects === undefined ? notManaged(loaded, observed) : [],
     next_due: active.map((project) => {
       const due = times.get(project.name)!.nextDue;

@@ -129,6 +129,13 @@ function groupOf(action: PlanAction): string {
   return "Repositories";
 }
 
+/** What an overdue project's time is of: its dumps' last success, or the newest backup of a pgBackRest stanza. */
+export function lastSuccessOf(overdue: Plan["overdue"][number]): string {
+  return overdue.stanza === undefined
+    ? "last success"
+    : `newest pgBackRest backup of ${overdue.source} (stanza ${overdue.stanza}) started`;
+}
+
 /**
  * The text plan. Times (in reasons too) are shown in `timeZone` with their offset; the plan document keeps UTC.
  */
@@ -138,7 +145,7 @@ export function renderText(plan: Plan, c: Colours = colours(false), timeZone = "
   for (const warning of plan.warnings) lines.push(c.yellow(`! ${local(warning)}`));
   for (const overdue of plan.overdue) {
     lines.push(c.red(
-      `! project ${overdue.project} is overdue: last success ${local(overdue.last_success)}, ` +
+      `! project ${overdue.project} is overdue: ${lastSuccessOf(overdue)} ${local(overdue.last_success)}, ` +
         `longer ago than its maxAge ${overdue.max_age}`,
     ));
   }
@@ -226,7 +233,7 @@ export function renderMarkdown(plan: Plan, timeZone = "UTC"): string {
     out.push("> [!WARNING]");
     const warnings = [
       ...banners,
-      ...plan.overdue.map((o) => `project ${o.project} is overdue: last success ${local(o.last_success)}`),
+      ...plan.overdue.map((o) => `project ${o.project} is overdue: ${lastSuccessOf(o)} ${local(o.last_success)}`),
       ...plan.warnings.map((warning) => cell(local(warning))),
     ];
     out.push(...capped(warnings, (line) => `> - ${line}`, markdownLimit / 6, (n) => `> - … and ${n} more`));

@@ -333,6 +333,14 @@ export class StateStore extends StateReader {
     await this.#write("markRunInterrupted", [runId, at, reason]);
   }
 
+  /**
+   * Marks interrupted the stages outside a run (init, forget, check…) of `project` still `running` that started at or
+   * after `since`: those of a dead process whose project lock is taken over (it held the lock since then).
+   */
+  async markStagesInterrupted(project: string, since: string, at: string, reason: string): Promise<void> {
+    await this.#write("markStagesInterrupted", [project, since, at, reason]);
+  }
+
   /** Records the policy now applied to a retention group (after its forget ran, or when nothing was due). */
   async recordRetention(group: RetentionGroup, policy: string, at: string): Promise<void> {
     await this.#write("recordRetention", [group, policy, at]);

@@ -324,6 +324,16 @@ const operations = {
       }),
   ),
 
+  markStagesInterrupted: operation(
+    z.tuple([z.string(), z.string(), z.string(), z.string()]),
+    async ({ db }, [project, since, at, reason]) => {
+      await db.updateTable("stages").set({ status: "interrupted", finished_at: at, error: reason })
+        .where("run_id", "is", null).where("project", "=", project).where("status", "=", "running")
+        .where("started_at", ">=", since).execute();
+      return {};
+    },
+  ),
+
   recordRetention: operation(
     z.tuple([retentionGroup, z.string(), z.string()]),
     async ({ db }, [group, policy, at]) => {

@@ -8,7 +8,8 @@ import type { LoadedConfig } from "../config/load.ts";
 import { parseDuration } from "../config/duration.ts";
 import { nextSlot } from "../config/schedule.ts";
 import { isoSeconds } from "../format/time.ts";
-import type { Leftovers } from "../plan/types.ts";
+import { maxAgeText } from "../plan/due.ts";
+import type { Leftovers, ObservedState } from "../plan/types.ts";
 import type { StateStore } from "../state/store.ts";
 import { type FleetStatus, fleetStatus } from "./fleet.ts";
 
@@ -58,6 +59,8 @@ export interface PitrStatus {
   newest_backup: { label: string; type: string; stop: string } | null;
   last_archived_wal: string | null;
   last_archived_at: string | null;
+  /** Why the newest backup is too old (plan/due.ts's rule, as for dumps), null when it is not. */
+  backup_overdue: string | null;
   /** Why the archive is stale (older than the rpo, or archiving fails), null when it is not. */
   archive_stale: string | null;
   /** What in the cluster's archiving differs from what the stanza needs. */
@@ -156,7 +159,7 @@ export async function statusReport(
   const fleet = await fleetStatus(store, loaded.config, now);
   const selected = Object.values(loaded.config.projects)
     .filter((project) => !scope.projects || scope.projects.includes(project.name));
-  const pitr = await pitrStatuses(loaded, store.dir, selected, now);
+  const pitr = await pitrStatuses(loaded, prepared.observed, now);
   const statuses: ProjectStatus[] = selected.map((project) => {
     const { lastSuccess } = runs.get(project.name) ?? {};
     const lastRun = asFound(runs.get(project.name)?.lastRun, interrupted);
@@ -243,25 +246,25 @@ export async function statusReport(
 }
 
 /**
- * The pgbackrest() sources of the projects, asked of pgBackRest and the clusters now (reads only), by project; none
- * (and no process started) when no project has one.
+ * The pgbackrest() sources of the projects as the plan observed them (pgBackRest and the clusters asked once, reads
+ * only), by project, each judged by the overdue rule of the plan; none when no project has one.
  */
 async function pitrStatuses(
   loaded: LoadedConfig,
-  stateDir: string,
-  projects: LoadedConfig["config"]["projects"][string][],
+  observed: ObservedState,
   now: Date,
 ): Promise<Map<string, PitrStatus[]>> {
   const byProject = new Map<string, PitrStatus[]>();
-  const names = projects.filter((project) => project.enabled && project.pitr.length > 0).map((p) => p.name);
-  if (names.length === 0) return byProject;
+  if (!observed.pitr?.length) return byProject;
   // Imported here: a status without pgbackrest() sources never loads the PITR engine.
-  const { observePitr } = await import("../apply/pitr.ts");
   const { settingsProblems } = await import("../pitr/archive.ts");
-  const { staleArchiveOf } = await import("../plan/pitr-actions.ts");
-  for (const seen of await observePitr(loaded, stateDir, names)) {
-    const source = loaded.config.projects[seen.project].pitr.find((s) => s.name === seen.source);
+  const { pitrFreshness, staleArchiveOf } = await import("../plan/pitr-actions.ts");
+  for (const seen of observed.pitr) {
+    const project = loaded.config.projects[seen.project];
+    const source = project?.pitr.find((s) => s.name === seen.source);
     if (!source) continue;
+    const fresh = pitrFreshness(project, { ...observed, pitr: [seen] }, now)[0];
+    const late = fresh && now.getTime() - Date.parse(fresh.lastSuccess) > fresh.maxAgeMs ? fresh : undefined;
     const newest = seen.info?.backups.at(-1);
     const status: PitrStatus = {
       source: source.name,
@@ -271,6 +274,10 @@ async function pitrStatuses(
       last_archived_wal: seen.archive?.lastArchivedWal ?? null,
       last_archived_at: seen.archive?.lastArchivedAt ? isoSeconds(seen.archive.lastArchivedAt) : null,
       archive_stale: staleArchiveOf(seen.project, source, seen, now)?.reason ?? null,
+      backup_overdue: late
+        ? `the newest backup started ${isoSeconds(new Date(late.lastSuccess))}, longer ago than the maxAge ` +
+          maxAgeText(project, late.maxAgeMs)
+        : null,
       archive_problems: seen.archive ? settingsProblems(seen.archive, { archiveCommand: seen.archiveCommand }) : [],
       errors: [
         ...(seen.infoError ? [`pgbackrest info: ${seen.infoError}`] : []),

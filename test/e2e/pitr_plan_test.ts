@@ -2,20 +2,25 @@
  * A pgbackrest() source end to end, with the real CLI, a real PostgreSQL cluster archiving into a real pgBackRest
  * repository (test/support/pgbackrest.ts) and a webhook receiver on loopback: the first plan shows stanza-create and
  * a full backup, apply runs them; a stopped archive_command makes status exit 1 and apply send archive.stale; a
- * retention cut shows its expirations by label in the plan, holds them without approval and runs them with it.
+ * retention cut shows its expirations by label in the plan, holds them without approval and runs them with it; a
+ * newest backup older than maxAge makes the project overdue in plan, status, /metrics and a backup.overdue.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type CliResult, runCli } from "../support/cli.ts";
+import { type CliResult, runCli, spawnCli, waitFor } from "../support/cli.ts";
 import { type PgBackRestCluster, startPgBackRestCluster } from "../support/pgbackrest.ts";
+import { freePort } from "../support/postgres.ts";
 import { type HttpReceiver, startHttpReceiver } from "../support/receivers.ts";
 
 let pg: PgBackRestCluster;
 let receiver: HttpReceiver;
 let dir: string;
+
+/** An ISO time to the second, as plans and messages write it. */
+const isoSecond = (at: Date) => at.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 const show = (result: CliResult) => `exit ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
 
@@ -245,5 +250,70 @@ describe("pgbackrest() source: plan, apply, archive health, retention", () => {
     assert.equal(status.projects[0].last_drill?.status, "succeeded", JSON.stringify(status.projects[0]));
     const again = await cli(["plan", "--format", "json"]);
     assert.deepEqual(JSON.parse(again.stdout).actions, [], "the drill is not due again before verify.every");
+  });
+
+  it("is overdue when its newest backup is older than maxAge: plan, status (exit 1), /metrics, backup.overdue", async () => {
+    writeConfig("{ daily: 7 }", '\n      maxAge: "1h",');
+    const fresh = await cli(["status", "--json"]);
+    assert.equal(JSON.parse(fresh.stdout).projects[0].overdue, false, show(fresh));
+    const newest = (await pg.pgbackrest.info()).backups.at(-1);
+    assert.ok(newest);
+    // pgBackRest stamps its backups with the real clock: plan, status, apply and watch look from two hours later.
+    const later = new Date(Date.now() + 2 * 3_600_000).toISOString();
+
+    const plan = await cli(["plan", "--now", later]);
+    assert.match(
+      plan.stdout,
+      /! project ledger is overdue: newest pgBackRest backup of main \(stanza main\) started [^,]+, longer ago than its maxAge 1h/,
+      show(plan),
+    );
+    const status = await cli(["status", "--now", later]);
+    assert.equal(status.code, 1, show(status));
+    assert.match(status.stdout, /OVERDUE/, show(status));
+    assert.match(
+      status.stdout,
+      /✗ overdue: the newest backup started \S+, longer ago than the maxAge 1h/,
+      show(status),
+    );
+    const json = JSON.parse((await cli(["status", "--json", "--now", later])).stdout);
+    assert.equal(json.projects[0].health, "overdue");
+    assert.equal(json.projects[0].pitr[0].backup_overdue?.includes(isoSecond(newest.start)), true);
+
+    const requests = receiver.requests.length;
+    const apply = await cli(["apply", "--now", later]);
+    assert.equal(apply.code, 0, show(apply));
+    await waitUntil(
+      () =>
+        Promise.resolve(receiver.requests.slice(requests).some((r) => JSON.parse(r.body).event === "backup.overdue")),
+      "backup.overdue",
+    );
+    const overdue = receiver.requests.slice(requests).map((r) => JSON.parse(r.body))
+      .find((m: { event: string }) => m.event === "backup.overdue");
+    assert.equal(overdue.project, "ledger");
+    assert.equal(overdue.stanza, "main");
+    assert.equal(overdue.lastSuccessAt, isoSecond(newest.start));
+    assert.equal(overdue.maxAge, "1h");
+    assert.match(overdue.title, /^ledger: no pgBackRest backup of main for 2h/);
+
+    const port = await freePort();
+    const watch = spawnCli([
+      "--config",
+      join(dir, "backup.config.ts"),
+      "--state-dir",
+      join(dir, "state"),
+      "watch",
+      "--now",
+      later,
+      "--listen",
+      `127.0.0.1:${port}`,
+    ]);
+    try {
+      await waitFor("watch to serve /metrics", () => watch.output().includes(`127.0.0.1:${port}`));
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(metrics, /^backupctl_overdue\{project="ledger"[^}]*\} 1$/m, metrics);
+    } finally {
+      process.kill(watch.pid, "SIGTERM");
+      await watch.done;
+    }
   });
 });

@@ -4,6 +4,7 @@ import { describe, it } from "node:test";
 import { rememberSecret } from "../../src/config/secrets.ts";
 import { renderPlainText } from "../../src/notify/channels/text.ts";
 import {
+  backupOverdue,
   dailySummary,
   enqueueFor,
   overdueKey,
@@ -22,6 +23,32 @@ const at = new Date("2026-12-01T03:00:00Z");
 const run = { host: "h", at, project: "shop", repositories: ["local"], runId: "r1", durationMs: 90_000 };
 
 const config = (notifiers: Record<string, unknown>) => loadedWithNotifiers(notifiers);
+
+describe("backupOverdue", () => {
+  const overdue = {
+    host: "h",
+    at,
+    project: "db",
+    repositories: [],
+    lastSuccessAt: "2026-11-28T01:00:00Z",
+    maxAge: "2d",
+  };
+
+  it("says the project's last success for dumps, and names the stanza for a pgbackrest() source", () => {
+    const dumps = backupOverdue({ ...overdue, repositories: ["local"] });
+    assert.equal(dumps.title, "db: no successful backup for 3d 2h (allowed: 2d)");
+    assert.equal(dumps.stanza, undefined);
+    const stanza = backupOverdue({ ...overdue, source: "main", stanza: "main" });
+    assert.equal(stanza.event, "backup.overdue");
+    assert.equal(stanza.title, "db: no pgBackRest backup of main for 3d 2h (allowed: 2d)");
+    assert.deepEqual([stanza.source, stanza.stanza, stanza.stage, stanza.repositories], [
+      "main",
+      "main",
+      "backup main",
+      ["pgbackrest:main"],
+    ]);
+  });
+});
 
 describe("runFinished", () => {
   it("is a run.succeeded after a success, a run.recovered after failures", () => {

@@ -66,6 +66,17 @@ describe("pgbackrest() sources in the plan", () => {
     assert.match(renderText(p), /\+ stanza-create ledger \(pgBackRest\)/);
   });
 
+  it("creates a stanza whose stanza-create was cut short (pgBackRest: missing stanza data), not one with backups", () => {
+    const cut = planAt(observed({ info: { ...info([], 3), status: { code: 3, message: "missing stanza data" } } }));
+    assert.deepEqual(cut.actions.map((a) => a.type), ["stanza_create", "pitr_backup"]);
+    assert.match(
+      cut.actions[0].reason,
+      /stanza ledger is incomplete in \/srv\/pgbackrest \(pgBackRest: missing stanza data\)/,
+    );
+    const damaged = planAt(observed({ info: { ...info(), status: { code: 3, message: "missing stanza data" } } }));
+    assert.equal(damaged.actions.some((a) => a.type === "stanza_create"), false);
+  });
+
   it("plans the strongest type due: a full due covers the incr due too, an incr after this week's full", () => {
     const fullDue = planAt(observed({}, {
       retention: [{
@@ -197,6 +208,34 @@ describe("pgbackrest() sources in the plan", () => {
     });
     // Tuesday 01:00 in Berlin, the next incr, before the project's own Sunday.
     assert.deepEqual(weekly.next_due, [{ project: "ledger", at: "2026-11-24T00:00:00Z" }]);
+  });
+
+  it("is overdue as dumps are: the newest backup older than twice the interval of its schedules, or maxAge", () => {
+    // Monday 10:00 UTC: the latest slot is Monday's incr (00:00 UTC), the next Tuesday's: one day, so two days allowed.
+    const sunday = pitrBackup(full2, "full", "2026-11-22T00:00:00Z", null);
+    assert.deepEqual(planAt(observed({ info: info([sunday]) })).overdue, []);
+    const friday = pitrBackup("20261120-000000F", "full", "2026-11-20T00:00:00Z", null);
+    const late = planAt(observed({ info: info([friday]) }));
+    assert.deepEqual(late.overdue, [{
+      project: "ledger",
+      last_success: "2026-11-20T00:00:00Z",
+      max_age: "2d",
+      source: "ledger",
+      stanza: "ledger",
+    }]);
+    assert.match(
+      renderText(late),
+      /! project ledger is overdue: newest pgBackRest backup of ledger \(stanza ledger\) started 2026-11-20 00:00:00\+00:00, longer ago than its maxAge 2d/,
+    );
+    // maxAge rules when set; a backup with checksum errors does not count; never backed up is not overdue.
+    const strict = plan(pitrConfig({ weekly: 1 }, { maxAge: "6h" }), observed({ info: info([sunday]) }), monday, {
+      generatedAt: monday,
+    });
+    assert.deepEqual(strict.overdue.map((o) => [o.last_success, o.max_age]), [["2026-11-22T00:00:00Z", "6h"]]);
+    const damaged = { ...pitrBackup(`${full2}_20261123-000000I`, "incr", "2026-11-23T00:00:00Z", full2), error: true };
+    assert.equal(planAt(observed({ info: info([friday, damaged]) })).overdue.length, 1);
+    assert.deepEqual(planAt(observed({ info: info([], 1) })).overdue, []);
+    assert.deepEqual(planAt(observed({ info: undefined, infoError: "unreadable" })).overdue, []);
   });
 
   it("plans nothing for a source that was not observed, nor on demand", () => {

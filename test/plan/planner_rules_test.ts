@@ -26,8 +26,9 @@ import {
   record,
   snap,
 } from "../support/plan-fixtures.ts";
-import { files, postgres, sqlite } from "../../src/config/helpers.ts";
+import { files, pgbackrest, postgres, sqlite } from "../../src/config/helpers.ts";
 import { jitterOffset, planToApply } from "../../src/plan/planner.ts";
+import { pitrBackup } from "../support/golden.ts";
 import { applyRetention, describePolicyChange } from "../../src/plan/retention.ts";
 import { humanDuration } from "../../src/format/time.ts";
 import type { InventorySnapshot, ObservedState, PlanAction } from "../../src/plan/types.ts";
@@ -719,6 +720,48 @@ describe("plan rules: overdue", () => {
       { project: "shop", last_success: "2026-11-20T04:00:00Z", max_age: "1d" },
     ]);
     assert.deepEqual(planAt(loaded, observedState()).overdue, []);
+  });
+
+  it("judges a pgbackrest() source by its newest backup beside the dumps, and names the older late one", () => {
+    const loaded = loadedConfig({
+      shop: shopProject({
+        maxAge: "1d",
+        sources: [
+          postgres({ database: "shop" }),
+          pgbackrest({
+            stanza: "main",
+            cluster: { dataDirectory: "/var/lib/postgresql/15/main" },
+            repository: { path: "/srv/pgbackrest" },
+            schedule: { full: "@weekly", incr: "@daily" },
+          }),
+        ],
+      }),
+    });
+    const stanza = (start: string) => ({
+      project: "shop",
+      source: "main",
+      archiveCommand: "pgbackrest archive-push %p",
+      info: {
+        stanza: "main",
+        status: { code: 0, message: "ok" },
+        backupRunning: false,
+        cipher: "none",
+        backups: [pitrBackup("20261101-000000F", "full", start, null)],
+      },
+    });
+    const dump = (at: string) => [record("shop", "shop", at)];
+    const late = planAt(loaded, observedState({ backups: dump(ago(hour)), pitr: [stanza(ago(2 * day))] }));
+    assert.deepEqual(late.overdue, [{
+      project: "shop",
+      last_success: "2026-11-19T10:00:00Z",
+      max_age: "1d",
+      source: "main",
+      stanza: "main",
+    }]);
+    const both = planAt(loaded, observedState({ backups: dump(ago(3 * day)), pitr: [stanza(ago(2 * day))] }));
+    assert.deepEqual(both.overdue, [{ project: "shop", last_success: "2026-11-18T10:00:00Z", max_age: "1d" }]);
+    const fresh = planAt(loaded, observedState({ backups: dump(ago(hour)), pitr: [stanza(ago(hour))] }));
+    assert.deepEqual(fresh.overdue, []);
   });
 });
 

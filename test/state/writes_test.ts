@@ -70,6 +70,7 @@ const samples: { [Op in WriteOp]: WriteArgs<Op> } = {
   markRefreshed: ["local", "2026-11-21T03:04:00.000Z"],
   finishRun: ["run-1", { status: "succeeded", finishedAt: "2026-11-21T03:05:00.000Z", durationMs: 300000 }, []],
   markRunInterrupted: ["run-1", "2026-11-21T03:06:00.000Z", "process gone"],
+  markStagesInterrupted: ["shop", "2026-11-21T03:00:00.000Z", "2026-11-21T03:06:00.000Z", "process gone"],
   enqueueNotifications: [[{ ...notification, event: "overdue", key: "overdue:shop:ops" }]],
   recordRetention: [{ project: "shop", source: "db", repository: "local" }, '{"daily":7}', "t2"],
   markPlanApplied: ["plan-1", "t3", ["forget-1"]],

@@ -1,15 +1,15 @@
 /**
  * `forget`: retention's deletions in one group, by snapshot id. A forget needing approval runs only when approved;
- * otherwise it is held, audited (a `skipped` stage) and notified. One that the state as it is now does not allow
+ * otherwise it is held, audited (a `skipped` stage) and notified (held-deletion.ts, shared with pgBackRest's expire). One that the state as it is now does not allow
  * (see {@link unsafeForget}) is refused the same way. After the forgets, each group whose forget was not held or
  * failed records the current policy ({@link recordAppliedRetention}): later forgets under it are routine.
  */
-import { deletionsHeld, enqueueFor } from "../../notify/events.ts";
 import { policyKey } from "../../plan/retention.ts";
 import { pitrPolicyKey, pitrRetention, stanzaRepository } from "../../plan/pitr-actions.ts";
 import { type Action, type InventorySnapshot, isUsable, type PlanToApply } from "../../plan/types.ts";
 import { type ApplyContext, repositoryFor } from "../context.ts";
 import { runStage, SkippedStage } from "../stage.ts";
+import { holdForApproval } from "./held-deletion.ts";
 import { type ActionContexts, type ForgetPass, forgetStage, groupOf, type Outcome } from "./types.ts";
 
 type Forget = Extract<Action, { type: "forget" }>;
@@ -32,20 +32,11 @@ export async function forget(action: Forget, ctx: ActionContexts["forget"]): Pro
     return { status: "skipped" };
   }
   if (action.approval === "required" && !ctx.approved) {
-    pass.notDone.add(group);
-    await runStage(
-      ctx,
-      stage,
-      () => Promise.reject(new SkippedStage(`held: needs approval: ${action.approval_reason}`)),
-      { notify: () => heldNotification(action, ctx) },
-    );
-    ctx.out(`! HELD: forget ${label} needs approval: ${action.approval_reason}.`);
-    ctx.out(
-      `  Review it, then run \`${
-        ctx.approveWith ?? "backupctl apply --auto-approve"
-      }\` (or answer yes on a terminal) to forget them.`,
-    );
-    return { status: "held" };
+    return await holdForApproval({ ...action, deleted: ids, reason: action.approval_reason }, ctx, {
+      what: `forget ${label}`,
+      approveWith: ctx.approveWith ?? "backupctl apply --auto-approve",
+      verb: "forget",
+    });
   }
   const repository = repositoryFor(ctx, action.repository, ctx.loaded.config.projects[action.project]);
   const outcome = await runStage(
@@ -62,24 +53,6 @@ export async function forget(action: Forget, ctx: ActionContexts["forget"]): Pro
   pass.forgotten.add(action.repository);
   ctx.out(`- forget ${label}: done`);
   return { status: "succeeded" };
-}
-
-function heldNotification(action: Forget, ctx: ApplyContext) {
-  return enqueueFor(
-    ctx.loaded,
-    [action.project],
-    deletionsHeld({
-      host: ctx.host,
-      at: ctx.clock.now(),
-      project: action.project,
-      repositories: [action.repository],
-      source: action.source,
-      repository: action.repository,
-      snapshots: action.snapshots,
-      reason: `needs approval: ${action.approval_reason}`,
-    }),
-    { now: ctx.clock.now() },
-  );
 }
 
 /**

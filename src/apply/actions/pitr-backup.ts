@@ -4,8 +4,10 @@
  * own expire after the backup is turned off: expirations are planned, shown and approved like forgets.
  */
 import { parseDuration } from "../../config/duration.ts";
+import { ExecError } from "../../errors.ts";
 import { formatBytes } from "../../format/bytes.ts";
 import { humanDuration } from "../../format/time.ts";
+import { repositoryFull } from "../../pitr/repository-space.ts";
 import { stanzaRepository } from "../../plan/pitr-actions.ts";
 import type { Action } from "../../plan/types.ts";
 import { pitrSourceOf, preparedPgBackRest } from "../pitr.ts";
@@ -37,7 +39,12 @@ export async function pitrBackup(
       runStage(ctx, { ...stage, attempt }, async () => {
         const pgbackrest = await preparedPgBackRest(project, source, ctx.loaded);
         const before = new Set((await pgbackrest.info()).backups.map((backup) => backup.label));
-        await pgbackrest.backup(action.backup_type, { signal: AbortSignal.timeout(timeoutMs), expireAuto: false });
+        try {
+          await pgbackrest.backup(action.backup_type, { signal: AbortSignal.timeout(timeoutMs), expireAuto: false });
+        } catch (error) {
+          // A bucket has no disk here to look at; a local repository's full disk is named.
+          throw source.repository.type === "s3" ? error : withFullRepository(error, source.repository.path);
+        }
         const made = (await pgbackrest.info()).backups.find((backup) => !before.has(backup.label));
         return {
           value: made,
@@ -61,4 +68,14 @@ export async function pitrBackup(
   );
   ctx.run.bytes = (ctx.run.bytes ?? 0) + (made?.databaseBytes ?? 0);
   return { status: "succeeded" };
+}
+
+/**
+ * A failed backup's error, saying that the repository's disk is full when it is (pgBackRest does not say it: see
+ * pitr/repository-space.ts). Such a failure is not transient: retrying fills the same disk.
+ */
+function withFullRepository(error: unknown, path: string): unknown {
+  const full = repositoryFull(path);
+  if (full === undefined || !(error instanceof ExecError)) return error;
+  return new ExecError(error.command, error.code, `${error.stderrTail}\n${full}`);
 }

@@ -1,14 +1,13 @@
 /**
  * `pitr_expire`: pgBackRest's expirations, by the labels the plan showed (`expire --set`), never by whatever the
  * retention says at the time: a backup made since the plan is never expired unseen. One needing approval runs only
- * when approved; otherwise it is held, audited (a `skipped` stage) and notified, exactly as a forget is.
+ * when approved; otherwise it is held, audited (a `skipped` stage) and notified, as a forget is (held-deletion.ts).
  */
-import { deletionsHeld, enqueueFor } from "../../notify/events.ts";
 import { stanzaRepository } from "../../plan/pitr-actions.ts";
 import type { Action } from "../../plan/types.ts";
-import type { ApplyContext } from "../context.ts";
 import { pitrSourceOf, preparedPgBackRest } from "../pitr.ts";
 import { runStage, SkippedStage } from "../stage.ts";
+import { holdForApproval } from "./held-deletion.ts";
 import { type ActionContexts, groupOf, type Outcome } from "./types.ts";
 
 type Expire = Extract<Action, { type: "pitr_expire" }>;
@@ -29,20 +28,16 @@ export async function pitrExpire(action: Expire, ctx: ActionContexts["pitr_expir
     return { status: "skipped" };
   }
   if (action.approval === "required" && !ctx.approved) {
-    pass.notDone.add(group);
-    await runStage(
-      ctx,
-      stage,
-      () => Promise.reject(new SkippedStage(`held: needs approval: ${action.approval_reason}`)),
-      { notify: () => heldNotification(action, ctx) },
-    );
-    ctx.out(`! HELD: expire ${label} needs approval: ${action.approval_reason}.`);
     // Always a new plan: a saved plan's held deletions that can run again from the file are restic's forgets only.
-    ctx.out(
-      `  Review it, then run \`backupctl apply --project ${action.project} --auto-approve\` (or answer yes on a ` +
-        "terminal) to expire them.",
+    return await holdForApproval(
+      { ...action, repository, deleted: action.labels, reason: action.approval_reason },
+      ctx,
+      {
+        what: `expire ${label}`,
+        approveWith: `backupctl apply --project ${action.project} --auto-approve`,
+        verb: "expire",
+      },
     );
-    return { status: "held" };
   }
   const { project, source } = pitrSourceOf(ctx.loaded, action);
   const outcome = await runStage(ctx, stage, async () => {
@@ -65,23 +60,4 @@ export async function pitrExpire(action: Expire, ctx: ActionContexts["pitr_expir
   }
   ctx.out(`- expire ${label}: done`);
   return { status: "succeeded" };
-}
-
-function heldNotification(action: Expire, ctx: ApplyContext) {
-  const repository = stanzaRepository(action.stanza);
-  return enqueueFor(
-    ctx.loaded,
-    [action.project],
-    deletionsHeld({
-      host: ctx.host,
-      at: ctx.clock.now(),
-      project: action.project,
-      repositories: [repository],
-      source: action.source,
-      repository,
-      snapshots: action.labels,
-      reason: `needs approval: ${action.approval_reason}`,
-    }),
-    { now: ctx.clock.now() },
-  );
 }
