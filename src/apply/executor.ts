@@ -135,7 +135,10 @@ async function applyRetention(plan: PlanToApply, ctx: ApplyContext, report: Appl
   }
   for (const action of of("pitr_expire")) {
     const repository = stanzaRepository(action.stanza);
-    count(report, await exclusively(ctx, repository, () => handlers.pitr_expire(action, { ...ctx, pass })));
+    const outcome = await exclusively(ctx, repository, () => handlers.pitr_expire(action, { ...ctx, pass }));
+    count(report, outcome);
+    // Like a held forget, a held expiration of a saved plan stays runnable from the file, once, with approval.
+    if (outcome.status === "held") (report.heldActions ??= []).push(action.id);
   }
   for (const name of pass.touched) {
     const error = await refreshInventory(null, name, undefined, ctx);

@@ -209,13 +209,18 @@ describe("pgbackrest() source: plan, apply, archive health, retention", () => {
     assert.match(plan.stdout, new RegExp(`^\\s+${fulls[0]}$`, "m"), "the label to expire is listed");
     assert.match(plan.stdout, /Plan: 0 to back up, 0 to copy, 0 to initialize, 1 snapshots to forget, 0 checks\./);
 
+    // Through a saved plan: what it held runs from the file once approved, as a held forget does.
     const requests = receiver.requests.length;
-    const held = await cli(["apply"]);
+    const planFile = join(dir, "expire.plan.json");
+    const saved = await cli(["plan", "--out", planFile]);
+    assert.equal(saved.code, 0, show(saved));
+    const held = await cli(["apply", planFile]);
     assert.match(
       held.stdout,
       /! HELD: expire 1 pgBackRest backup of ledger\/main \(stanza main\) needs approval/,
       show(held),
     );
+    assert.match(held.stdout, new RegExp(`run \`backupctl apply ${planFile} --auto-approve\``), show(held));
     assert.deepEqual((await pg.pgbackrest.info()).backups.map((b) => b.label), fulls, "nothing expired");
     await waitUntil(
       () =>
@@ -223,8 +228,9 @@ describe("pgbackrest() source: plan, apply, archive health, retention", () => {
       "deletions.held",
     );
 
-    const approved = await cli(["apply", "--auto-approve"]);
+    const approved = await cli(["apply", planFile, "--auto-approve"]);
     assert.equal(approved.code, 0, show(approved));
+    assert.match(approved.stdout, /except for deletions held for approval: only that deletion runs now, once/);
     assert.match(approved.stdout, /- expire 1 pgBackRest backup of ledger\/main \(stanza main\): done/, show(approved));
     assert.deepEqual((await pg.pgbackrest.info()).backups.map((b) => b.label), fulls.slice(1));
 

@@ -34,7 +34,7 @@ export async function pitrExpire(action: Expire, ctx: ActionContexts["pitr_expir
       ctx,
       {
         what: `expire ${label}`,
-        approveWith: `backupctl apply --project ${action.project} --auto-approve`,
+        approveWith: ctx.approveWith ?? `backupctl apply --project ${action.project} --auto-approve`,
         verb: "expire",
       },
     );
