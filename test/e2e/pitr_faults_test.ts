@@ -34,7 +34,7 @@ import { stopServer } from "../../src/pitr/cluster.ts";
 import { runningAsRoot } from "../../src/pitr/run-as.ts";
 import { type BackgroundCli, type CliResult, runCli, spawnCli, waitFor } from "../support/cli.ts";
 import { processTree } from "../support/inspect.ts";
-import { type PgBackRestCluster, startPgBackRestCluster } from "../support/pgbackrest.ts";
+import { clusterConfigText, type PgBackRestCluster, startPgBackRestCluster } from "../support/pgbackrest.ts";
 
 const skip = runningAsRoot() ? false : "needs root: the repository is a tmpfs mounted for the test";
 
@@ -53,7 +53,6 @@ const show = (result: CliResult) => `exit ${result.code}\n--- stdout\n${result.s
  * pgbackrest program (a gate, see {@link gate}).
  */
 function writeConfig(full: string, retention: string, bin?: string): void {
-  const { cluster } = pg.source;
   writeFileSync(
     join(dir, "backup.config.ts"),
     `import { defineConfig, pgbackrest } from "backupctl";
@@ -66,12 +65,7 @@ export default defineConfig({
       retry: { attempts: 1 },
       sources: [pgbackrest({
         stanza: "main",
-        cluster: {
-          dataDirectory: ${JSON.stringify(cluster.dataDirectory)},
-          host: ${JSON.stringify(cluster.host)},
-          port: ${cluster.port},
-          user: "postgres",
-        },
+        ${clusterConfigText(pg)}
         repository: { path: ${JSON.stringify(repository)} },
         schedule: { full: ${JSON.stringify(full)} },${bin ? `\n        bin: ${JSON.stringify(bin)},` : ""}
       })],

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type CliResult, runCli, spawnCli, waitFor } from "../support/cli.ts";
-import { type PgBackRestCluster, startPgBackRestCluster } from "../support/pgbackrest.ts";
+import { clusterConfigText, type PgBackRestCluster, startPgBackRestCluster } from "../support/pgbackrest.ts";
 import { freePort } from "../support/postgres.ts";
 import { type HttpReceiver, startHttpReceiver } from "../support/receivers.ts";
 
@@ -29,7 +29,7 @@ const show = (result: CliResult) => `exit ${result.code}\n--- stdout\n${result.s
  * no backup falls due while the tests run (pgBackRest stamps backups with the real clock, which --now cannot move).
  */
 function writeConfig(retention: string, extra = ""): void {
-  const { cluster, repository } = pg.source;
+  const { repository } = pg.source;
   writeFileSync(
     join(dir, "backup.config.ts"),
     `import { defineConfig, pgbackrest, webhook } from "backupctl";
@@ -42,12 +42,7 @@ export default defineConfig({
       schedule: "@daily",
       sources: [pgbackrest({
         stanza: "main",
-        cluster: {
-          dataDirectory: ${JSON.stringify(cluster.dataDirectory)},
-          host: ${JSON.stringify(cluster.host)},
-          port: ${cluster.port},
-          user: "postgres",
-        },
+        ${clusterConfigText(pg)}
         repository: { path: ${JSON.stringify(repository.path)} },
         schedule: { full: "0 0 1 1 *" },
         rpo: "10m",

@@ -17,7 +17,7 @@ import * as helpers from "../../src/config/helpers.ts";
 import { stopServer } from "../../src/pitr/cluster.ts";
 import { runningAsRoot } from "../../src/pitr/run-as.ts";
 import { type CliResult, runCli } from "../support/cli.ts";
-import { type PgBackRestCluster, startPgBackRestCluster } from "../support/pgbackrest.ts";
+import { clusterConfigText, type PgBackRestCluster, startPgBackRestCluster } from "../support/pgbackrest.ts";
 
 /** Whether this tree's config knows `pgbackrest()` (the pitr-plan branch). */
 const ready = "pgbackrest" in helpers;
@@ -45,7 +45,7 @@ function labels(into: string, port: string | undefined): string {
 /** The config, a first apply (stanza-create and a full backup), then the rows t1 and t2 with their WAL archived. */
 async function setUp(): Promise<void> {
   dir = mkdtempSync(join(tmpdir(), "backupctl-pitr-restore-"));
-  const { cluster, repository } = pg.source;
+  const { repository } = pg.source;
   writeFileSync(
     join(dir, "backup.config.ts"),
     `import { defineConfig, pgbackrest } from "backupctl";
@@ -57,12 +57,7 @@ export default defineConfig({
       schedule: "@daily",
       sources: [pgbackrest({
         stanza: "main",
-        cluster: {
-          dataDirectory: ${JSON.stringify(cluster.dataDirectory)},
-          host: ${JSON.stringify(cluster.host)},
-          port: ${cluster.port},
-          user: "postgres",
-        },
+        ${clusterConfigText(pg)}
         repository: { path: ${JSON.stringify(repository.path)} },
         schedule: { full: "0 0 1 1 *" },
       })],

@@ -34,7 +34,7 @@ import { after, before, describe, it } from "node:test";
 import { stopServer } from "../../src/pitr/cluster.ts";
 import { type CliResult, runCli } from "../support/cli.ts";
 import { filesUnder } from "../support/inspect.ts";
-import { type PgBackRestCluster, startPgBackRestCluster } from "../support/pgbackrest.ts";
+import { clusterConfigText, type PgBackRestCluster, startPgBackRestCluster } from "../support/pgbackrest.ts";
 import { type S3Server, startS3Server } from "../support/s3rver.ts";
 
 /** One recorded start of the wrapped pgbackrest: its argv and environment. */
@@ -68,7 +68,6 @@ const show = (result: CliResult) =>
     .replaceAll(s3.secretAccessKey, "(the secret)");
 
 function writeConfig(retention: string, extra = ""): void {
-  const { cluster } = pg.source;
   writeFileSync(
     join(work, "backup.config.ts"),
     `import { defineConfig, env, file, pgbackrest, s3 } from "backupctl";
@@ -80,12 +79,7 @@ export default defineConfig({
       schedule: "@daily",
       sources: [pgbackrest({
         stanza: "main",
-        cluster: {
-          dataDirectory: ${JSON.stringify(cluster.dataDirectory)},
-          host: ${JSON.stringify(cluster.host)},
-          port: ${cluster.port},
-          user: "postgres",
-        },
+        ${clusterConfigText(pg)}
         repository: s3({
           endpoint: "https://localhost:${s3.port}",
           bucket: ${JSON.stringify(s3.bucket)},

@@ -29,6 +29,22 @@ export interface PgBackRestCluster {
   stop(): Promise<void>;
 }
 
+/**
+ * The `cluster: {…}` of a pgbackrest() source reaching this cluster, as text for a test's backup.config.ts (the
+ * superuser over the socket), followed by a comma.
+ */
+export function clusterConfigText(cluster: PgBackRestCluster, indent = "        "): string {
+  const { dataDirectory, host, port } = cluster.source.cluster;
+  return [
+    "cluster: {",
+    `  dataDirectory: ${JSON.stringify(dataDirectory)},`,
+    `  host: ${JSON.stringify(host)},`,
+    `  port: ${port},`,
+    '  user: "postgres",',
+    "},",
+  ].join(`\n${indent}`);
+}
+
 async function delay(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
