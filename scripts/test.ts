@@ -84,7 +84,10 @@ function chunkerPolynomial(restic: string): string {
     return "";
   }
 }
-const testEnv = { ...process.env, PATH: suitePath() };
+/** Where test/support/rclone.ts registers each REST server's folder by port, for the suite's restic init. */
+const restFolders = join(reports, "rest-folders");
+mkdirSync(restFolders, { mode: 0o755 });
+const testEnv = { ...process.env, PATH: suitePath(), BACKUPCTL_TEST_REST_FOLDERS: restFolders };
 
 interface Count {
   passed: number;

@@ -99,6 +99,33 @@ describe("the suite's restic init", () => {
     assert.equal(restic(repository, "from-file", ["snapshots"]).status, 0);
   });
 
+  it("copies the chunker polynomial of a repository it can open (init --copy-chunker-params)", () => {
+    // Another polynomial restic chose on this machine: the copy must take the source's, not the suite's.
+    const source = join(dir, "copy", "source");
+    const other = "28cb30d238354f";
+    assert.equal(
+      suiteInit(["init", "-r", source], { RESTIC_PASSWORD: "a", BACKUPCTL_TEST_CHUNKER_POLYNOMIAL: other }).status,
+      0,
+    );
+    const target = join(dir, "copy", "target");
+    const made = suiteInit(["init", "--copy-chunker-params", "-r", target], {
+      RESTIC_PASSWORD: "b",
+      RESTIC_FROM_REPOSITORY: source,
+      RESTIC_FROM_PASSWORD: "a",
+    });
+    assert.equal(made.status, 0, made.stderr);
+    assert.equal(keyOf(target).N, 1024);
+    assert.equal(JSON.parse(restic(target, "b", ["cat", "config"]).stdout).chunker_polynomial, other);
+    // A wrong password for the source: the real restic answers (and fails as it would).
+    const refused = suiteInit(["init", "--copy-chunker-params", "-r", join(dir, "copy", "refused")], {
+      RESTIC_PASSWORD: "b",
+      RESTIC_FROM_REPOSITORY: source,
+      RESTIC_FROM_PASSWORD: "wrong",
+    });
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /wrong password/);
+  });
+
   it("leaves any other init to the real restic, and re-keys what it made", () => {
     // A folder that already holds a file is not a new repository: the real restic inits it (it allows that).
     const repository = join(dir, "existing");

@@ -58,8 +58,12 @@ export async function startRestServer(): Promise<RestServer> {
   });
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
+  // The suite's restic init (test/support/restic-init.ts) finds the folder behind this port here.
+  const registry = process.env.BACKUPCTL_TEST_REST_FOLDERS;
+  const entry = registry ? join(registry, String(port)) : undefined;
   const stop = async () => {
     try {
+      if (entry) rmSync(entry, { force: true });
       await stopChild(child);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -67,6 +71,7 @@ export async function startRestServer(): Promise<RestServer> {
   };
   try {
     await waitForHttp(port, child, () => output);
+    if (entry) writeFileSync(entry, root);
     // Basic auth really is on: a request without credentials is refused.
     const anonymous = await fetch(`http://127.0.0.1:${port}/config`);
     await anonymous.body?.cancel();

@@ -4,14 +4,17 @@
  * p=6 here), and every later command of the repository pays about half of that again to open it. The suite inits
  * a hundred repositories and runs restic thousands of times per runtime, on a 2-core machine.
  *
- * A plain init of a new local repository is therefore made here, in restic 0.14's format (its design document):
- * a random master key, the `config` (version 2, a random id, the chunker polynomial the suite's real `restic init`
- * chose at start, given in BACKUPCTL_TEST_CHUNKER_POLYNOMIAL) encrypted under it, and one key file holding the master
- * key under scrypt N=1024, in the folders and modes restic makes. The folder is built beside the target and renamed
- * into place, so a repository is either whole or absent. Any other init (a remote backend, an existing folder,
- * `--copy-chunker-params`, a password only a command gives, a missing polynomial…) runs the real restic; after a
- * successful real init of a local repository, its key is re-encrypted under the same cheap parameters, checked
- * against the key's MAC first (anything unexpected leaves the repository as restic made it).
+ * A plain init of a new repository in a folder of this machine (a local path; an SFTP path on the suite's loopback
+ * sshd; a folder the suite's `rclone serve restic` serves, registered by port in BACKUPCTL_TEST_REST_FOLDERS, once
+ * the server took the credentials) is therefore made here, in restic 0.14's format (its design document): a random
+ * master key, the `config` (version 2, a random id, the chunker polynomial the suite's real `restic init` chose at
+ * start, given in BACKUPCTL_TEST_CHUNKER_POLYNOMIAL, or with `--copy-chunker-params` the source repository's, read
+ * through its cheap key) encrypted under it, and one key file holding the master key under scrypt N=1024, in the
+ * folders and modes restic makes. The folder is built beside the target and renamed into place, so a repository is
+ * either whole or absent. Any other init (an S3 bucket, an existing folder, a password only a command gives, a source
+ * it cannot open…) runs the real restic; after a successful real init of a repository in a folder here, its key is
+ * re-encrypted under the same cheap parameters, checked against the key's MAC first (anything unexpected leaves the
+ * repository as restic made it).
  *
  * The repositories stay real restic repositories (restic reads, writes, checks and prunes them); only trying a
  * password is cheap, and repositories made here share one chunker polynomial. backupctl never does this, and the
@@ -97,11 +100,34 @@ function localRepository(options: Map<string, string>): string | undefined {
   let location = options.get("-r") ?? options.get("--repo") ?? process.env.RESTIC_REPOSITORY;
   const file = options.get("--repository-file") ?? process.env.RESTIC_REPOSITORY_FILE;
   if (location === undefined && file) location = readFileSync(file, "utf8").trim();
-  if (!location) return undefined;
+  return location ? folderOf(location) : undefined;
+}
+
+/** The folder on this machine a repository location names, or undefined. */
+function folderOf(location: string): string | undefined {
   if (location.startsWith("local:")) location = location.slice("local:".length);
   else if (location.startsWith("sftp:")) return loopbackSftpFolder(location);
+  else if (location.startsWith("rest:")) return loopbackRestFolder(location);
   else if (/^[a-z0-9]+:/.test(location)) return undefined;
   return isAbsolute(location) ? location : resolve(location);
+}
+
+/**
+ * The folder of a REST repository served by the suite's own `rclone serve restic` (test/support/rclone.ts registers
+ * each server's folder by port in BACKUPCTL_TEST_REST_FOLDERS while it runs): the served folder, or a folder in it.
+ */
+function loopbackRestFolder(location: string): string | undefined {
+  const registry = process.env.BACKUPCTL_TEST_REST_FOLDERS;
+  const match = /^rest:https?:\/\/(?:[^@/]*@)?127\.0\.0\.1:(\d+)(\/.*)?$/.exec(location);
+  if (!registry || !match) return undefined;
+  const entry = join(registry, match[1]);
+  if (!existsSync(entry)) return undefined;
+  const root = readFileSync(entry, "utf8");
+  // Only while the server's folder exists: a stale entry must not make a repository nobody serves.
+  if (!isAbsolute(root) || !existsSync(root)) return undefined;
+  const path = decodeURIComponent(match[2] ?? "/").replace(/\/+$/, "");
+  if (path.split("/").includes("..")) return undefined;
+  return join(root, path);
 }
 
 /**
@@ -255,8 +281,87 @@ function onePassword(options: Map<string, string>): string | undefined {
   return /^[\x20-\x7e]*\s*$/.test(text) ? text.trim() : undefined;
 }
 
+/**
+ * For a REST repository: whether the server takes these credentials and has no repository there yet (its answer to
+ * the config, 404), as restic's init would find. Anything else (401, a server gone) is for the real restic to report.
+ */
+async function serverWouldCreate(options: Map<string, string>): Promise<boolean> {
+  const location = options.get("-r") ?? options.get("--repo") ?? process.env.RESTIC_REPOSITORY ?? "";
+  if (!location.startsWith("rest:")) return true;
+  const url = new URL(location.slice("rest:".length));
+  const headers: Record<string, string> = {};
+  if (url.username) {
+    const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    headers.Authorization = `Basic ${Buffer.from(credentials).toString("base64")}`;
+  }
+  const config = new URL(`${url.pathname.replace(/\/?$/, "/")}config`, `${url.protocol}//${url.host}`);
+  try {
+    const response = await fetch(config, { headers, signal: AbortSignal.timeout(5_000) });
+    await response.body?.cancel();
+    return response.status === 404;
+  } catch {
+    return false;
+  }
+}
+
+/** restic's decryption of a file (IV ‖ ciphertext ‖ MAC) under `key`, or undefined when the MAC does not match. */
+function open(data: Buffer, key: DerivedKey): Buffer | undefined {
+  const nonce = data.subarray(0, 16);
+  const ciphertext = data.subarray(16, data.length - 16);
+  if (!mac(ciphertext, nonce, key).equals(data.subarray(data.length - 16))) return undefined;
+  const decipher = createDecipheriv("aes-256-ctr", key.encryption, nonce);
+  return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+}
+
+/**
+ * The chunker polynomial of the repository in `folder`, read with `password` through a cheap key (one made here):
+ * what `init --copy-chunker-params` copies. Undefined for anything else (the real restic then copies it).
+ */
+function polynomialOf(folder: string, password: string): string | undefined {
+  for (const name of readdirSync(join(folder, "keys"))) {
+    const file = JSON.parse(readFileSync(join(folder, "keys", name), "utf8")) as KeyFile;
+    if (file.N > cheap.N) continue;
+    const master = open(Buffer.from(file.data, "base64"), derive(password, Buffer.from(file.salt, "base64"), file));
+    if (!master) continue;
+    const json = JSON.parse(master.toString("utf8")) as { encrypt: string; mac: { k: string; r: string } };
+    const key: DerivedKey = {
+      encryption: Buffer.from(json.encrypt, "base64"),
+      macK: Buffer.from(json.mac.k, "base64"),
+      macR: Buffer.from(json.mac.r, "base64"),
+    };
+    const config = open(readFileSync(join(folder, "config")), key);
+    const polynomial = config ? (JSON.parse(config.toString("utf8")) as { chunker_polynomial?: string }) : undefined;
+    return polynomial?.chunker_polynomial;
+  }
+  return undefined;
+}
+
+/**
+ * The polynomial a new repository gets: the suite's, or with `--copy-chunker-params` the one of the repository
+ * RESTIC_FROM_REPOSITORY names (opened with RESTIC_FROM_PASSWORD), when this machine holds it with a cheap key.
+ */
+function polynomialFor(options: Map<string, string>): string | undefined {
+  if (!options.has("--copy-chunker-params")) return process.env.BACKUPCTL_TEST_CHUNKER_POLYNOMIAL;
+  const from = process.env.RESTIC_FROM_REPOSITORY;
+  const password = process.env.RESTIC_FROM_PASSWORD;
+  if (options.has("--from-repo") || !from || !password || process.env.RESTIC_FROM_PASSWORD_FILE) return undefined;
+  if (process.env.RESTIC_FROM_PASSWORD_COMMAND || process.env.RESTIC_FROM_REPOSITORY_FILE) return undefined;
+  const folder = folderOf(from);
+  return folder && existsSync(join(folder, "config")) ? polynomialOf(folder, password) : undefined;
+}
+
 /** The global options a plain init may carry and still be made here (the rest go to the real restic). */
-const plainInit = new Set(["-r", "--repo", "--password-file", "-p", "--no-cache", "--quiet", "-q", "--json"]);
+const plainInit = new Set([
+  "-r",
+  "--repo",
+  "--password-file",
+  "-p",
+  "--no-cache",
+  "--quiet",
+  "-q",
+  "--json",
+  "--copy-chunker-params",
+]);
 
 /** `-o` settings that only say how to reach the backend, which a repository made here does not need. */
 function reachOnly(options: Map<string, string>): boolean {
@@ -268,20 +373,20 @@ function reachOnly(options: Map<string, string>): boolean {
  * Makes a plain init of a new local repository; returns false (having made nothing) when it is not one: then the
  * real restic runs.
  */
-function create(args: string[]): boolean {
-  const polynomial = process.env.BACKUPCTL_TEST_CHUNKER_POLYNOMIAL;
-  if (!polynomial || !/^[0-9a-f]{1,16}$/.test(polynomial)) return false;
+async function create(args: string[]): Promise<boolean> {
   const { command, options, operands } = parse(args);
   if (command !== "init" || operands.length > 0) return false;
   if ([...options.keys()].some((option) => !plainInit.has(option) && option !== "-o" && option !== "--option")) {
     return false;
   }
-  if (!reachOnly(options)) return false;
-  if (process.env.RESTIC_PASSWORD_COMMAND || process.env.RESTIC_FROM_REPOSITORY) return false;
+  if (!reachOnly(options) || process.env.RESTIC_PASSWORD_COMMAND) return false;
+  const polynomial = polynomialFor(options);
+  if (!polynomial || !/^[0-9a-f]{1,16}$/.test(polynomial)) return false;
   const repository = localRepository(options);
   const password = onePassword(options);
   if (!repository || !password) return false;
   if (existsSync(repository) && readdirSync(repository).length > 0) return false;
+  if (!await serverWouldCreate(options)) return false;
   const parent = dirname(repository);
   mkdirSync(parent, { recursive: true });
   const building = `${repository}.init-${process.pid}`;
@@ -320,7 +425,7 @@ function create(args: string[]): boolean {
 const [real, ...args] = process.argv.slice(2);
 let made = false;
 try {
-  made = create(args);
+  made = await create(args);
 } catch {
   // anything unexpected: the real restic decides
 }
