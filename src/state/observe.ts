@@ -339,27 +339,19 @@ export async function snapshotStates(
  * The states of the inventory's snapshots that no successful backup stage recorded, by their id or, for a copy, the
  * id of its original (see {@link snapshotStates}); every snapshot not in the map is complete.
  *
- * A recorded id may be short (restic 0.14 reports 8 characters) or the inventory's: they match when one starts with
- * the other. The database answers that with the stages_recorded index (their first 8 characters), so that a state
- * with a long history is not read whole: SQLite looks each snapshot up in it, PostgreSQL hashes it once (an anti-join).
- * Only the snapshots left, usually none, come back with their run's status.
+ * Triggers keep that on each snapshot row (`vouched`, migration 0014), so the database reads only the unvouched rows,
+ * usually none, through their partial index, and the inventory is never matched against a long audit here. They come
+ * back with their run's status.
  */
 async function unvouchedSnapshots(
   db: Kysely<Database>,
   options: ObserveOptions,
 ): Promise<Map<string, SnapshotState>> {
-  // Literal values, not parameters: SQLite uses a partial index only for the very terms of its WHERE clause.
-  const recorded = (id: "s.id" | "s.original") =>
-    sql<boolean>`EXISTS (SELECT 1 FROM stages t
-      WHERE substr(t.snapshot_id, 1, 8) = substr(${sql.ref(id)}, 1, 8)
-        AND t.type = 'backup' AND t.status = 'succeeded' AND t.snapshot_id IS NOT NULL
-        AND (substr(${sql.ref(id)}, 1, length(t.snapshot_id)) = t.snapshot_id
-          OR substr(t.snapshot_id, 1, length(${sql.ref(id)})) = ${sql.ref(id)}))`;
+  // A literal, not a parameter: SQLite uses a partial index only for the very terms of its WHERE clause.
   let query = db.selectFrom("snapshots as s")
     .leftJoin("runs as r", "r.id", "s.run_id")
     .select(["s.repository", "s.id", "s.project", "s.run_id", "r.status"])
-    .where(sql<boolean>`NOT ${recorded("s.id")}`)
-    .where((eb) => eb.or([eb("s.original", "is", null), sql<boolean>`NOT ${recorded("s.original")}`]));
+    .where(sql<boolean>`s.vouched = 0`);
   if (options.projects) query = query.where("s.project", "in", options.projects);
   const rows = await query.execute();
   const dead = new Set(options.deadRuns ?? []);
