@@ -137,8 +137,12 @@ export async function observe(db: Kysely<Database>, options: ObserveOptions = {}
   const successAt = new Map(backups.map((b) => [`${b.project}\0${b.source}\0${b.repository}`, b.at]));
   const failures = toRecords(failed)
     .filter((f) => (successAt.get(`${f.project}\0${f.source}\0${f.repository}`) ?? "") < f.at);
-  for (const snapshot of snapshots) {
-    snapshot.state = states.get(`${snapshot.repository}\u0000${snapshot.id}`) ?? "complete";
+  // Every snapshot was read as complete; usually none is not.
+  if (states.size > 0) {
+    for (const snapshot of snapshots) {
+      const state = states.get(`${snapshot.repository}\u0000${snapshot.id}`);
+      if (state) snapshot.state = state;
+    }
   }
   const retention = retentionRows.map((row) => ({
     project: row.project,
@@ -246,15 +250,9 @@ async function inventory(db: Kysely<Database>, projects?: string[]): Promise<Inv
   if (projects) query = query.where("project", "in", projects);
   const rows = await query.execute();
   const snapshots = rows.map((row): InventorySnapshot => {
-    const fields: string[] = [];
-    let start = 0;
-    for (let i = 0; i < 4; i++) {
-      const end = row.joined.indexOf("\n", start);
-      fields.push(row.joined.slice(start, end));
-      start = end + 1;
-    }
-    const [repository, id, shortId, time] = fields;
-    const original = row.joined.slice(start);
+    const [repository, id, shortId, time, original] = row.joined.split("\n");
+    // Every field set here, `state` too (observe() changes the few that are not complete): objects of one shape,
+    // never grown one property at a time.
     return {
       repository,
       id,
@@ -265,6 +263,7 @@ async function inventory(db: Kysely<Database>, projects?: string[]): Promise<Inv
       run_id: row.run_id,
       hostname: row.hostname,
       original: original === "" ? null : original,
+      state: "complete",
     };
   });
   // Snapshots of the same second in one order whatever order the database read them in: by repository, then id.
