@@ -10,6 +10,7 @@ import type {
   ObservedState,
   SnapshotState,
 } from "../plan/types.ts";
+import type { StateDialect } from "./dialect.ts";
 import type { Database, StageStatus } from "./schema.ts";
 
 /** A value of the meta table (lineage, serial), undefined when not set. */
@@ -55,7 +56,11 @@ export interface ObserveOptions {
  * The queries are sent at once: on PostgreSQL each goes to a connection of the pool and the server runs them side by
  * side while this process reads the rows of another (the inventory); SQLite's driver runs them one after the other.
  */
-export async function observe(db: Kysely<Database>, options: ObserveOptions = {}): Promise<ObservedState> {
+export async function observe(
+  db: Kysely<Database>,
+  options: ObserveOptions = {},
+  dialect: Pick<StateDialect, "inventoryAsText"> = { inventoryAsText: false },
+): Promise<ObservedState> {
   // An empty list is no scope (and `IN ()` no SQL).
   const projects = options.projects?.length ? options.projects : undefined;
   const withInventory = options.inventory !== false;
@@ -100,7 +105,7 @@ export async function observe(db: Kysely<Database>, options: ObserveOptions = {}
     db.selectFrom("repositories").select(["name", "initialized_at"]).execute(),
     latest("succeeded"),
     latest("failed"),
-    withInventory ? inventory(db, projects) : [],
+    withInventory ? (dialect.inventoryAsText ? inventoryAsText(db, projects) : inventory(db, projects)) : [],
     withInventory ? unvouchedSnapshots(db, { ...options, projects }) : new Map<string, SnapshotState>(),
     db.selectFrom("retention_policies").selectAll().execute(),
     Promise.all([
@@ -249,24 +254,79 @@ async function inventory(db: Kysely<Database>, projects?: string[]): Promise<Inv
     ]);
   if (projects) query = query.where("project", "in", projects);
   const rows = await query.execute();
-  const snapshots = rows.map((row): InventorySnapshot => {
+  return newestFirst(rows.map((row): InventorySnapshot => {
     const [repository, id, shortId, time, original] = row.joined.split("\n");
-    // Every field set here, `state` too (observe() changes the few that are not complete): objects of one shape,
-    // never grown one property at a time.
-    return {
+    return snapshotOf(repository, id, shortId, time, original, row.project, row.source, row.run_id, row.hostname);
+  }));
+}
+
+/**
+ * The inventory as {@link inventory} reads it, each snapshot one text value (see StateDialect.inventoryAsText): the
+ * free-text fields after restic's, each with its backslashes doubled and its line breaks written `\n`, and a null
+ * written `\0` (which an escaped value never is).
+ */
+async function inventoryAsText(db: Kysely<Database>, projects?: string[]): Promise<InventorySnapshot[]> {
+  const escaped = (column: "project" | "source" | "run_id" | "hostname") =>
+    sql<string>`coalesce(replace(replace(${sql.ref(column)}, ${"\\"}, ${"\\\\"}), ${"\n"}, ${"\\n"}), ${"\\0"})`;
+  let query = db.selectFrom("snapshots")
+    .select(
+      sql<string>`${sql.ref("repository")} || ${"\n"} || ${sql.ref("id")} || ${"\n"} || ${sql.ref("short_id")}
+        || ${"\n"} || ${sql.ref("time")} || ${"\n"} || coalesce(${sql.ref("original")}, '') || ${"\n"}
+        || ${escaped("project")} || ${"\n"} || ${escaped("source")} || ${"\n"} || ${escaped("run_id")} || ${"\n"}
+        || ${escaped("hostname")}`.as("joined"),
+    );
+  if (projects) query = query.where("project", "in", projects);
+  const rows = await query.execute();
+  const unescaped = (text: string) =>
+    text.includes("\\") ? text.replace(/\\(.)/gs, (_, c: string) => (c === "n" ? "\n" : c)) : text;
+  const nullable = (text: string) => (text === "\\0" ? null : unescaped(text));
+  return newestFirst(rows.map((row): InventorySnapshot => {
+    const [repository, id, shortId, time, original, project, source, runId, hostname] = row.joined.split("\n");
+    return snapshotOf(
       repository,
       id,
-      short_id: shortId,
+      shortId,
       time,
-      project: row.project,
-      source: row.source,
-      run_id: row.run_id,
-      hostname: row.hostname,
-      original: original === "" ? null : original,
-      state: "complete",
-    };
-  });
-  // Snapshots of the same second in one order whatever order the database read them in: by repository, then id.
+      original,
+      nullable(project),
+      nullable(source),
+      nullable(runId),
+      unescaped(hostname),
+    );
+  }));
+}
+
+/**
+ * A snapshot of the inventory, every field set at once, `state` too (observe() changes the few that are not
+ * complete): objects of one shape, never grown one property at a time.
+ */
+function snapshotOf(
+  repository: string,
+  id: string,
+  shortId: string,
+  time: string,
+  original: string,
+  project: string | null,
+  source: string | null,
+  runId: string | null,
+  hostname: string,
+): InventorySnapshot {
+  return {
+    repository,
+    id,
+    short_id: shortId,
+    time,
+    project,
+    source,
+    run_id: runId,
+    hostname,
+    original: original === "" ? null : original,
+    state: "complete",
+  };
+}
+
+/** Snapshots of the same second in one order whatever order the database read them in: by repository, then id. */
+function newestFirst(snapshots: InventorySnapshot[]): InventorySnapshot[] {
   const descending = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);
   return snapshots.sort((a, b) =>
     descending(a.time, b.time) || descending(a.repository, b.repository) || descending(a.id, b.id)

@@ -863,6 +863,29 @@ for (const backend of stateBackends) {
         });
       });
 
+      it("reads the fields that come from tags and restic's host name as they are: line breaks, backslashes, nulls", async () => {
+        await withStore(backend, async (store) => {
+          const odd = [
+            { project: "shop\nfront", source: "db\\0", run_id: "\\0", hostname: "lap\\top\n" },
+            { project: "\\n", source: "\n", run_id: null, hostname: "\\\\0" },
+            { project: null, source: null, run_id: "r\\\n1", hostname: "" },
+          ];
+          await store.replaceSnapshots(
+            "local",
+            odd.map((fields, i) => ({
+              ...snapshot(`a${i}aaaaaaaaaa`, `2026-11-2${i}T03:00:00.000Z`, fields.project, fields.source),
+              ...fields,
+            })),
+            "2026-11-22T10:00:00.000Z",
+          );
+          const observed = await store.observe();
+          assert.deepEqual(
+            observed.snapshots.map(({ project, source, run_id, hostname }) => ({ project, source, run_id, hostname })),
+            [...odd].reverse(),
+          );
+        });
+      });
+
       it("tells how far it vouches for each snapshot, in observe() and snapshotStates() alike", async () => {
         await withStore(backend, async (store) => {
           const at = "2026-11-21T03:00:00.000Z";
