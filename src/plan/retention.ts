@@ -279,12 +279,37 @@ export function applyRetention(
   policy: Retention,
   options: RetentionOptions = {},
 ): RetentionDecision {
+  const keep: RetentionDecision["keep"] = [];
+  const forget = decide(snapshots, policy, options, (id, reasons) => keep.push({ id, reasons }));
+  return { keep, forget };
+}
+
+/**
+ * The ids {@link applyRetention} forgets, newest first, without the reasons for what it keeps: the planner asks this of
+ * every group of a fleet, and the reasons of 100,000 kept snapshots would be made only to be dropped.
+ */
+export function retentionForgets(
+  snapshots: readonly RetentionSnapshot[],
+  policy: Retention,
+  options: RetentionOptions = {},
+): string[] {
+  return decide(snapshots, policy, options);
+}
+
+/** Applies the policy (see {@link applyRetention}): returns what it forgets, and tells `keep` what it keeps and why. */
+function decide(
+  snapshots: readonly RetentionSnapshot[],
+  policy: Retention,
+  options: RetentionOptions,
+  keep?: (id: string, reasons: string[]) => void,
+): string[] {
   const list: Parsed[] = snapshots.map(parsed);
   list.sort((a, b) => b.sec - a.sec || b.nano - a.nano || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
   const rules = effectiveRules(policy);
   if (rules.counts.length === 0 && rules.withins.length === 0) {
-    return { keep: list.map((snapshot) => ({ id: snapshot.id, reasons: ["policy is empty"] })), forget: [] };
+    for (const snapshot of list) keep?.(snapshot.id, ["policy is empty"]);
+    return [];
   }
 
   const now = options.now ? instantOfDate(options.now) : undefined;
@@ -307,9 +332,11 @@ export function applyRetention(
     ...rules.withins.filter(({ rule }) => rule !== "within").map(withinTally),
   ];
 
-  const decision: RetentionDecision = { keep: [], forget: [] };
+  const forget: string[] = [];
   list.forEach((snapshot, position) => {
-    const reasons: string[] = [];
+    // Every rule sees every snapshot (each keeps its own count); the reasons are collected only when asked for.
+    const reasons: string[] | undefined = keep ? [] : undefined;
+    let kept = false;
     for (const tally of tallies) {
       if (tally.left <= 0) continue;
       if (tally.cutoff && !isAfter(snapshot, tally.cutoff)) continue;
@@ -318,12 +345,13 @@ export function applyRetention(
       if (value === tally.last) continue;
       tally.last = value;
       tally.left--;
-      reasons.push(tally.reason);
+      kept = true;
+      reasons?.push(tally.reason);
     }
-    if (reasons.length > 0) decision.keep.push({ id: snapshot.id, reasons });
-    else decision.forget.push(snapshot.id);
+    if (!kept) forget.push(snapshot.id);
+    else if (keep && reasons) keep(snapshot.id, reasons);
   });
-  return decision;
+  return forget;
 }
 
 function instantOfDate(date: Date): Instant {
