@@ -34,8 +34,8 @@ export interface StateDialect {
   /**
    * Whether the planner's read model reads each snapshot of the inventory as one text value (observe.ts): where every
    * value read costs its own decoding (pg decodes each field of each row apart, and Deno's decoding is a call out of
-   * JavaScript), escaping the free-text fields in SQL and splitting one value is cheaper than reading them as columns;
-   * where values are cheap to read (SQLite, in the process), the escaping costs more than it saves.
+   * JavaScript), joining the fields in SQL and splitting one value is cheaper than reading them as columns; where
+   * values are cheap to read (SQLite, in the process), the joining costs more than it saves.
    */
   readonly inventoryAsText: boolean;
 

@@ -262,38 +262,42 @@ async function inventory(db: Kysely<Database>, projects?: string[]): Promise<Inv
 
 /**
  * The inventory as {@link inventory} reads it, each snapshot one text value (see StateDialect.inventoryAsText): the
- * free-text fields after restic's, each with its backslashes doubled and its line breaks written `\n`, and a null
- * written `\0` (which an escaped value never is).
+ * fields from tags and restic's host name follow restic's, a null written as nothing and a value after a "=", so that
+ * an empty value is not taken for a null. Those fields are free text: when one holds a line break (a snapshot splits
+ * into more than its nine fields), the inventory is read again as {@link inventory} reads it.
  */
 async function inventoryAsText(db: Kysely<Database>, projects?: string[]): Promise<InventorySnapshot[]> {
-  const escaped = (column: "project" | "source" | "run_id" | "hostname") =>
-    sql<string>`coalesce(replace(replace(${sql.ref(column)}, ${"\\"}, ${"\\\\"}), ${"\n"}, ${"\\n"}), ${"\\0"})`;
+  const marked = (column: "project" | "source" | "run_id") => sql<string>`coalesce(${"="} || ${sql.ref(column)}, '')`;
   let query = db.selectFrom("snapshots")
     .select(
       sql<string>`${sql.ref("repository")} || ${"\n"} || ${sql.ref("id")} || ${"\n"} || ${sql.ref("short_id")}
         || ${"\n"} || ${sql.ref("time")} || ${"\n"} || coalesce(${sql.ref("original")}, '') || ${"\n"}
-        || ${escaped("project")} || ${"\n"} || ${escaped("source")} || ${"\n"} || ${escaped("run_id")} || ${"\n"}
-        || ${escaped("hostname")}`.as("joined"),
+        || ${marked("project")} || ${"\n"} || ${marked("source")} || ${"\n"} || ${marked("run_id")} || ${"\n"}
+        || ${sql.ref("hostname")}`.as("joined"),
     );
   if (projects) query = query.where("project", "in", projects);
   const rows = await query.execute();
-  const unescaped = (text: string) =>
-    text.includes("\\") ? text.replace(/\\(.)/gs, (_, c: string) => (c === "n" ? "\n" : c)) : text;
-  const nullable = (text: string) => (text === "\\0" ? null : unescaped(text));
-  return newestFirst(rows.map((row): InventorySnapshot => {
-    const [repository, id, shortId, time, original, project, source, runId, hostname] = row.joined.split("\n");
-    return snapshotOf(
-      repository,
-      id,
-      shortId,
-      time,
-      original,
-      nullable(project),
-      nullable(source),
-      nullable(runId),
-      unescaped(hostname),
+  const nullable = (text: string) => (text === "" ? null : text.slice(1));
+  const snapshots: InventorySnapshot[] = [];
+  for (const row of rows) {
+    const fields = row.joined.split("\n");
+    if (fields.length !== 9) return await inventory(db, projects);
+    const [repository, id, shortId, time, original, project, source, runId, hostname] = fields;
+    snapshots.push(
+      snapshotOf(
+        repository,
+        id,
+        shortId,
+        time,
+        original,
+        nullable(project),
+        nullable(source),
+        nullable(runId),
+        hostname,
+      ),
     );
-  }));
+  }
+  return newestFirst(snapshots);
 }
 
 /**

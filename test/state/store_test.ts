@@ -13,6 +13,7 @@ import process from "node:process";
 import { sql } from "kysely";
 import { currentProcessStart } from "../../src/runtime/process.ts";
 import { latestMigration } from "../../src/state/migrations.ts";
+import type { InventorySnapshot } from "../../src/plan/types.ts";
 import type { SnapshotTable } from "../../src/state/schema.ts";
 import { type NewStage, type StageResult, StateStore } from "../../src/state/store.ts";
 import { storeDb } from "../support/state-db.ts";
@@ -863,26 +864,33 @@ for (const backend of stateBackends) {
         });
       });
 
-      it("reads the fields that come from tags and restic's host name as they are: line breaks, backslashes, nulls", async () => {
+      it("reads the fields that come from tags and restic's host name as they are: empty, null, line breaks", async () => {
         await withStore(backend, async (store) => {
-          const odd = [
-            { project: "shop\nfront", source: "db\\0", run_id: "\\0", hostname: "lap\\top\n" },
-            { project: "\\n", source: "\n", run_id: null, hostname: "\\\\0" },
-            { project: null, source: null, run_id: "r\\\n1", hostname: "" },
+          type Fields = Pick<InventorySnapshot, "project" | "source" | "run_id" | "hostname">;
+          const fields = ({ project, source, run_id, hostname }: Fields) => ({ project, source, run_id, hostname });
+          const write = (odd: Fields[]) =>
+            store.replaceSnapshots(
+              "local",
+              odd.map((values, i) => ({
+                ...snapshot(`a${i}aaaaaaaaaa`, `2026-11-2${i}T03:00:00.000Z`, values.project, values.source),
+                ...values,
+              })),
+              "2026-11-22T10:00:00.000Z",
+            );
+          const plain = [
+            { project: "", source: "=", run_id: null, hostname: "" },
+            { project: null, source: null, run_id: "==r1", hostname: "=" },
+            { project: "shop\\n", source: "db\\0", run_id: "", hostname: "lap\\top" },
           ];
-          await store.replaceSnapshots(
-            "local",
-            odd.map((fields, i) => ({
-              ...snapshot(`a${i}aaaaaaaaaa`, `2026-11-2${i}T03:00:00.000Z`, fields.project, fields.source),
-              ...fields,
-            })),
-            "2026-11-22T10:00:00.000Z",
-          );
-          const observed = await store.observe();
-          assert.deepEqual(
-            observed.snapshots.map(({ project, source, run_id, hostname }) => ({ project, source, run_id, hostname })),
-            [...odd].reverse(),
-          );
+          await write(plain);
+          assert.deepEqual((await store.observe()).snapshots.map(fields), [...plain].reverse());
+          const broken = [
+            { project: "shop\nfront", source: "db", run_id: "r\n1", hostname: "lap\ntop\n" },
+            { project: "\n", source: "\n", run_id: null, hostname: "" },
+            { project: null, source: null, run_id: "", hostname: "=\n" },
+          ];
+          await write(broken);
+          assert.deepEqual((await store.observe()).snapshots.map(fields), [...broken].reverse());
         });
       });
 
