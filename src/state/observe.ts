@@ -235,29 +235,29 @@ async function distinctProjects(db: Kysely<Database>): Promise<string[]> {
 }
 
 /**
- * The snapshot inventory, newest first. The fields that cannot hold a line break (a repository's name, restic's ids and
- * times) come joined in one column, split here: a driver's cost is per value read, and ten columns of an inventory of
- * 100,000 snapshots took about twice as long to read as these five. The fields read from tags or restic's host name
- * (free text) come as columns of their own. The tags themselves are not read (nothing that plans uses them), and the
- * rows are sorted here: the database sorted the wide rows in a temporary tree, slower than sorting the objects.
+ * The snapshot inventory, newest first: the columns the planner uses, not the tags (nothing that plans uses them). The
+ * rows are sorted here: the database sorted the wide rows in a temporary tree, slower than sorting the objects. (With
+ * node:sqlite's rows read as arrays, runtime/sqlite-node.ts, nine plain columns read faster than fewer joined in SQL
+ * and split here; a PostgreSQL state reads them joined, see {@link inventoryAsText}.)
  */
 async function inventory(db: Kysely<Database>, projects?: string[]): Promise<InventorySnapshot[]> {
   let query = db.selectFrom("snapshots")
-    .select((eb) => [
-      sql<string>`${eb.ref("repository")} || ${"\n"} || ${eb.ref("id")} || ${"\n"} || ${eb.ref("short_id")} || ${"\n"}
-        || ${eb.ref("time")} || ${"\n"} || coalesce(${eb.ref("original")}, '')`
-        .as("joined"),
-      "project",
-      "source",
-      "run_id",
-      "hostname",
-    ]);
+    .select(["repository", "id", "short_id", "time", "original", "project", "source", "run_id", "hostname"]);
   if (projects) query = query.where("project", "in", projects);
   const rows = await query.execute();
-  return newestFirst(rows.map((row): InventorySnapshot => {
-    const [repository, id, shortId, time, original] = row.joined.split("\n");
-    return snapshotOf(repository, id, shortId, time, original, row.project, row.source, row.run_id, row.hostname);
-  }));
+  return newestFirst(rows.map((row) =>
+    snapshotOf(
+      row.repository,
+      row.id,
+      row.short_id,
+      row.time,
+      row.original,
+      row.project,
+      row.source,
+      row.run_id,
+      row.hostname,
+    )
+  ));
 }
 
 /**
@@ -309,7 +309,7 @@ function snapshotOf(
   id: string,
   shortId: string,
   time: string,
-  original: string,
+  original: string | null,
   project: string | null,
   source: string | null,
   runId: string | null,
@@ -324,7 +324,8 @@ function snapshotOf(
     source,
     run_id: runId,
     hostname,
-    original: original === "" ? null : original,
+    // An empty one is none (the text form writes a null as nothing).
+    original: original || null,
     state: "complete",
   };
 }
