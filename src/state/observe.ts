@@ -245,19 +245,35 @@ async function inventory(db: Kysely<Database>, projects?: string[]): Promise<Inv
     .select(["repository", "id", "short_id", "time", "original", "project", "source", "run_id", "hostname"]);
   if (projects) query = query.where("project", "in", projects);
   const rows = await query.execute();
+  const [repositories, sources, hostnames] = [new Repeated(), new Repeated(), new Repeated()];
   return newestFirst(rows.map((row) =>
     snapshotOf(
-      row.repository,
+      repositories.same(row.repository),
       row.id,
       row.short_id,
       row.time,
       row.original,
       row.project,
-      row.source,
+      sources.same(row.source),
       row.run_id,
-      row.hostname,
+      hostnames.same(row.hostname),
     )
   ));
+}
+
+/**
+ * A field's value as the previous snapshot had it, when this one's is equal: an inventory repeats its repository, its
+ * sources and its host names from row to row, and one string kept for a run of rows instead of one per row is less
+ * for the garbage collector to copy, and a map's hash of it is worked out once.
+ */
+class Repeated {
+  #last: string | null = null;
+  same(value: string): string;
+  same(value: string | null): string | null;
+  same(value: string | null): string | null {
+    if (value !== this.#last) this.#last = value;
+    return this.#last;
+  }
 }
 
 /**
@@ -279,21 +295,22 @@ async function inventoryAsText(db: Kysely<Database>, projects?: string[]): Promi
   const rows = await query.execute();
   const nullable = (text: string) => (text === "" ? null : text.slice(1));
   const snapshots: InventorySnapshot[] = [];
+  const [repositories, sources, hostnames] = [new Repeated(), new Repeated(), new Repeated()];
   for (const row of rows) {
     const fields = row.joined.split("\n");
     if (fields.length !== 9) return await inventory(db, projects);
     const [repository, id, shortId, time, original, project, source, runId, hostname] = fields;
     snapshots.push(
       snapshotOf(
-        repository,
+        repositories.same(repository),
         id,
         shortId,
         time,
         original,
         nullable(project),
-        nullable(source),
+        sources.same(nullable(source)),
         nullable(runId),
-        hostname,
+        hostnames.same(hostname),
       ),
     );
   }
