@@ -278,28 +278,30 @@ class Repeated {
 
 /**
  * The inventory as {@link inventory} reads it, each snapshot one text value (see StateDialect.inventoryAsText): the
- * fields from tags and restic's host name follow restic's, a null written as nothing and a value after a "=", so that
- * an empty value is not taken for a null. Those fields are free text: when one holds a line break (a snapshot splits
- * into more than its nine fields), the inventory is read again as {@link inventory} reads it.
+ * fields from tags and restic's host name follow restic's, after one that says which of project, source and run id are
+ * set ("1") or null ("0"). Those fields are free text: when one holds a line break (a snapshot splits into more than
+ * its ten fields), the inventory is read again as {@link inventory} reads it.
  */
 async function inventoryAsText(db: Kysely<Database>, projects?: string[]): Promise<InventorySnapshot[]> {
-  const marked = (column: "project" | "source" | "run_id") => sql<string>`coalesce(${"="} || ${sql.ref(column)}, '')`;
+  const set = (column: "project" | "source" | "run_id") =>
+    sql<string>`CASE WHEN ${sql.ref(column)} IS NULL THEN '0' ELSE '1' END`;
   let query = db.selectFrom("snapshots")
     .select(
       sql<string>`${sql.ref("repository")} || ${"\n"} || ${sql.ref("id")} || ${"\n"} || ${sql.ref("short_id")}
         || ${"\n"} || ${sql.ref("time")} || ${"\n"} || coalesce(${sql.ref("original")}, '') || ${"\n"}
-        || ${marked("project")} || ${"\n"} || ${marked("source")} || ${"\n"} || ${marked("run_id")} || ${"\n"}
+        || ${set("project")} || ${set("source")} || ${set("run_id")} || ${"\n"} || coalesce(${sql.ref("project")}, '')
+        || ${"\n"} || coalesce(${sql.ref("source")}, '') || ${"\n"} || coalesce(${sql.ref("run_id")}, '') || ${"\n"}
         || ${sql.ref("hostname")}`.as("joined"),
     );
   if (projects) query = query.where("project", "in", projects);
   const rows = await query.execute();
-  const nullable = (text: string) => (text === "" ? null : text.slice(1));
+  const one = "1".charCodeAt(0);
   const snapshots: InventorySnapshot[] = [];
   const [repositories, sources, hostnames] = [new Repeated(), new Repeated(), new Repeated()];
   for (const row of rows) {
     const fields = row.joined.split("\n");
-    if (fields.length !== 9) return await inventory(db, projects);
-    const [repository, id, shortId, time, original, project, source, runId, hostname] = fields;
+    if (fields.length !== 10) return await inventory(db, projects);
+    const [repository, id, shortId, time, original, nulls, project, source, runId, hostname] = fields;
     snapshots.push(
       snapshotOf(
         repositories.same(repository),
@@ -307,9 +309,9 @@ async function inventoryAsText(db: Kysely<Database>, projects?: string[]): Promi
         shortId,
         time,
         original,
-        nullable(project),
-        sources.same(nullable(source)),
-        nullable(runId),
+        nulls.charCodeAt(0) === one ? project : null,
+        sources.same(nulls.charCodeAt(1) === one ? source : null),
+        nulls.charCodeAt(2) === one ? runId : null,
         hostnames.same(hostname),
       ),
     );
