@@ -86,6 +86,10 @@ export async function observe(
     const rows = await query.groupBy("repository").execute();
     return rows.map((row) => ({ repository: row.repository || null, at: row.at }));
   };
+  // Asked first: the longest read takes the connection the pool already holds, while the others wait for theirs.
+  const snapshotsRead = withInventory
+    ? (dialect.inventoryAsText ? inventoryAsText(db, projects) : inventory(db, projects))
+    : [];
   const [
     repositoryRows,
     succeeded,
@@ -105,7 +109,7 @@ export async function observe(
     db.selectFrom("repositories").select(["name", "initialized_at"]).execute(),
     latest("succeeded"),
     latest("failed"),
-    withInventory ? (dialect.inventoryAsText ? inventoryAsText(db, projects) : inventory(db, projects)) : [],
+    snapshotsRead,
     withInventory ? unvouchedSnapshots(db, { ...options, projects }) : new Map<string, SnapshotState>(),
     db.selectFrom("retention_policies").selectAll().execute(),
     Promise.all([
