@@ -1,5 +1,5 @@
 /** Cron schedules (five fields or an @alias) read in an IANA time zone, evaluated with cron-parser. */
-import { CronExpressionParser } from "cron-parser";
+import { type CronExpression, CronExpressionParser } from "cron-parser";
 import { cut, describeValue } from "./issues.ts";
 
 const aliases = new Set(["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"]);
@@ -137,12 +137,12 @@ function computePreviousSlot(expression: string, timezone: string, now: Date): D
   const fixed = fixedZone(timezone, window, now.getTime() + 3 * hour);
   if (fixed) {
     const quick = CronExpressionParser.parse(text, { tz: fixed, currentDate: new Date(now.getTime() + 1) });
-    const slot = quick.hasPrev() ? quick.prev().toDate() : undefined;
+    const slot = previousOf(quick);
     if (slot && slot.getTime() >= window + 3 * hour) return slot;
   }
   const iterator = CronExpressionParser.parse(text, { tz: timezone, currentDate: new Date(now.getTime() + 1) });
-  if (!iterator.hasPrev()) return undefined;
-  const candidate = iterator.prev().toDate();
+  const candidate = previousOf(iterator);
+  if (candidate === undefined) return undefined;
   const change = offsetChange(
     timezone,
     Math.max(candidate.getTime() - 3 * hour, now.getTime() - 8 * day),
@@ -154,6 +154,18 @@ function computePreviousSlot(expression: string, timezone: string, now: Date): D
     if (slot.getTime() <= now.getTime()) latest = slot;
   }
   return latest ?? candidate;
+}
+
+/**
+ * The iterator's previous slot, undefined when it has none. What cron-parser's hasPrev() answers, found once: hasPrev()
+ * looks for the slot and forgets it, and prev() would look again.
+ */
+function previousOf(iterator: CronExpression): Date | undefined {
+  try {
+    return iterator.prev().toDate();
+  } catch {
+    return undefined;
+  }
 }
 
 /** The first slot strictly after `now`. */
@@ -191,9 +203,13 @@ function computeNextSlot(expression: string, timezone: string, now: Date): Date 
 export function slotsBetween(expression: string, timezone: string, after: Date, upTo: Date, limit = 1000): number {
   const iterator = CronExpressionParser.parse(expression.trim(), { tz: timezone, currentDate: after, endDate: upTo });
   let count = 0;
-  while (count < limit && iterator.hasNext()) {
-    iterator.next();
-    count++;
+  // next() throws past endDate: what hasNext() would find out by looking for the same slot first.
+  for (; count < limit; count++) {
+    try {
+      iterator.next();
+    } catch {
+      break;
+    }
   }
   return count;
 }

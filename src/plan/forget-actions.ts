@@ -2,7 +2,7 @@
 import type { NormalizedProject } from "../config/normalize.ts";
 import type { DraftOf } from "./document.ts";
 import { groupKey, type ObservedIndex } from "./observed-index.ts";
-import { applyRetention, describePolicyChange, policyKey } from "./retention.ts";
+import { describePolicyChange, policyKey, retentionForgets } from "./retention.ts";
 import { isUsable } from "./types.ts";
 
 /**
@@ -13,15 +13,16 @@ import { isUsable } from "./types.ts";
  */
 export function forgetActions(project: NormalizedProject, index: ObservedIndex, now: Date): DraftOf<"forget">[] {
   const drafts: DraftOf<"forget">[] = [];
-  const current = policyKey(project.retention);
+  // Worked out when a group has something to forget (rarely, in a fleet's steady state).
+  let current: string | undefined;
   for (const repository of project.repositories) {
     for (const source of project.sources) {
       const key = groupKey(project.name, source.name, repository);
       const group = (index.groups.get(key) ?? []).filter(isUsable);
       if (group.length < 2) continue;
-      const decision = applyRetention(group, project.retention, { now });
+      const forgotten = retentionForgets(group, project.retention, { now });
       // Retention keeps them all (a fleet's steady state): nothing below can find one to forget.
-      if (decision.forget.length === 0) continue;
+      if (forgotten.length === 0) continue;
       // Never the newest complete snapshot of a group, nor one newer than the source's last successful backup, nor
       // one dated after now. Backups land in the primary repository first, so its last success bounds the copies in
       // the other repositories too.
@@ -31,8 +32,9 @@ export function forgetActions(project: NormalizedProject, index: ObservedIndex, 
       const forgettable = new Set(
         group.filter((snapshot) => snapshot.id !== newest.id && Date.parse(snapshot.time) <= limit).map((s) => s.id),
       );
-      const ids = decision.forget.filter((id) => forgettable.has(id));
+      const ids = forgotten.filter((id) => forgettable.has(id));
       if (ids.length === 0) continue;
+      current ??= policyKey(project.retention);
       const approval = approvalFor(project, index.retention.get(key), current, group.length - ids.length);
       const skipped = (index.groups.get(key)?.length ?? 0) - group.length;
       drafts.push({

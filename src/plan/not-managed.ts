@@ -2,17 +2,20 @@
 import { serverOf } from "../config/discovered.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { NormalizedProject } from "../config/normalize.ts";
-import type { NotManaged, ObservedState } from "./types.ts";
+import type { InventorySnapshot, NotManaged, ObservedState } from "./types.ts";
 
 /** What exists but is not declared: old projects and repositories, foreign snapshots, dropped sources. */
 export function notManaged(loaded: Pick<LoadedConfig, "config">, observed: ObservedState): NotManaged[] {
   const { config } = loaded;
   const result: NotManaged[] = [];
-  // Counted once for all: a scan of the inventory per dropped project grows with both.
+  const dropped = observed.knownProjects.filter((project) => !(project in config.projects));
+  // Counted once for all, and only when a project was dropped: a scan of the inventory per dropped project grows with
+  // both.
   const counts = new Map<string | null, number>();
-  for (const snapshot of observed.snapshots) counts.set(snapshot.project, (counts.get(snapshot.project) ?? 0) + 1);
-  for (const project of observed.knownProjects) {
-    if (project in config.projects) continue;
+  if (dropped.length > 0) {
+    for (const snapshot of observed.snapshots) counts.set(snapshot.project, (counts.get(snapshot.project) ?? 0) + 1);
+  }
+  for (const project of dropped) {
     const n = counts.get(project) ?? 0;
     result.push({
       kind: "project",
@@ -27,12 +30,10 @@ export function notManaged(loaded: Pick<LoadedConfig, "config">, observed: Obser
     result.push({ kind: "repository", subject: repository, detail: "no longer declared; nothing is done with it" });
   }
   const known = new Set(observed.knownProjects);
-  const groups = new Map<
-    string,
-    { kind: NotManaged["kind"]; label: string; detail: string; n: number; newest: string }
-  >();
-  for (const snapshot of observed.snapshots) {
-    if (!(snapshot.repository in config.repositories)) continue;
+  type Group = { kind: NotManaged["kind"]; label: string; detail: string; n: number; newest: string };
+  const groups = new Map<string, Group>();
+  /** What a snapshot of (repository, project, source) counts towards: its group, or null when it is managed. */
+  const verdict = (snapshot: InventorySnapshot): Group | null => {
     let kind: NotManaged["kind"];
     let label: string;
     let detail: string;
@@ -43,7 +44,7 @@ export function notManaged(loaded: Pick<LoadedConfig, "config">, observed: Obser
     } else {
       const project = config.projects[snapshot.project];
       if (!project) {
-        if (known.has(snapshot.project)) continue; // reported with its project above
+        if (known.has(snapshot.project)) return null; // reported with its project above
         kind = "project";
         label = `${snapshot.project} in ${snapshot.repository}`;
         detail = "project not declared (and not in this state's audit); its snapshots are kept";
@@ -59,11 +60,24 @@ export function notManaged(loaded: Pick<LoadedConfig, "config">, observed: Obser
         kind = "source";
         label = `${snapshot.project}/${snapshot.source} in ${snapshot.repository}`;
         detail = "the project no longer uses this repository; its snapshots are kept";
-      } else continue;
+      } else return null;
     }
-    const entry = groups.get(label) ?? { kind, label, detail, n: 0, newest: snapshot.time };
-    entry.n++;
-    groups.set(label, entry);
+    let group = groups.get(label);
+    if (!group) groups.set(label, group = { kind, label, detail, n: 0, newest: snapshot.time });
+    return group;
+  };
+  // Judged once per (repository, project, source), found through a map per field: the inventory of a fleet holds
+  // 100,000 snapshots of a few thousand of them.
+  const judged = new Map<string, Map<string | null, Map<string | null, Group | null>>>();
+  for (const snapshot of observed.snapshots) {
+    if (!(snapshot.repository in config.repositories)) continue;
+    let byProject = judged.get(snapshot.repository);
+    if (!byProject) judged.set(snapshot.repository, byProject = new Map());
+    let bySource = byProject.get(snapshot.project);
+    if (!bySource) byProject.set(snapshot.project, bySource = new Map());
+    let group = bySource.get(snapshot.source);
+    if (group === undefined) bySource.set(snapshot.source, group = verdict(snapshot));
+    if (group) group.n++;
   }
   // In the order the inventory lists them (newest first), except that adjacent groups whose newest snapshots share a
   // second (one apply backing up several databases) go by name, whatever order the inventory read those in.

@@ -25,12 +25,22 @@ export function indexObserved(observed: ObservedState): ObservedIndex {
     return map;
   };
   const groups = new Map<string, InventorySnapshot[]>();
+  // Found through a map per field, not by a key made for each of 100,000 snapshots: the group's key is made once.
+  const byProject = new Map<string, Map<string, Map<string, InventorySnapshot[]>>>();
   for (const snapshot of observed.snapshots) {
-    if (snapshot.project === null || snapshot.source === null) continue;
-    const key = groupKey(snapshot.project, snapshot.source, snapshot.repository);
-    const group = groups.get(key);
+    const { project, source, repository } = snapshot;
+    if (project === null || source === null) continue;
+    let bySource = byProject.get(project);
+    if (!bySource) byProject.set(project, bySource = new Map());
+    let byRepository = bySource.get(source);
+    if (!byRepository) bySource.set(source, byRepository = new Map());
+    const group = byRepository.get(repository);
     if (group) group.push(snapshot);
-    else groups.set(key, [snapshot]);
+    else {
+      const started = [snapshot];
+      byRepository.set(repository, started);
+      groups.set(groupKey(project, source, repository), started);
+    }
   }
   return {
     success: latest(observed.backups),

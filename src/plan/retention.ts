@@ -77,7 +77,8 @@ interface Instant {
 
 interface Parsed extends Instant {
   id: string;
-  buckets?: Buckets;
+  /** Worked out when a rule first needs them. */
+  buckets: Buckets | undefined;
 }
 
 /** The value of the two digits at `at`, or NaN. */
@@ -85,6 +86,15 @@ function twoDigits(text: string, at: number): number {
   const high = text.charCodeAt(at) - 48;
   const low = text.charCodeAt(at + 1) - 48;
   return high >= 0 && high <= 9 && low >= 0 && low <= 9 ? high * 10 + low : NaN;
+}
+
+/**
+ * A snapshot of the group, its time parsed: an object of one shape made at once (a fleet's plan makes 100,000 of
+ * them), not the instant spread into a new object and grown by its buckets later.
+ */
+function parsed(snapshot: RetentionSnapshot): Parsed {
+  const { sec, nano, offset } = parseInstant(snapshot.time);
+  return { id: snapshot.id, sec, nano, offset, buckets: undefined };
 }
 
 /**
@@ -149,19 +159,41 @@ type Buckets = Record<Bucket, number>;
 function bucketsOf(instant: Instant): Buckets {
   const wall = instant.sec + instant.offset;
   const days = Math.floor(wall / 86_400);
+  const date = dayBuckets(days);
+  return {
+    hour: date.day * 100 + Math.floor((wall - days * 86_400) / 3600),
+    day: date.day,
+    week: date.week,
+    month: date.month,
+    year: date.year,
+  };
+}
+
+/**
+ * The buckets of a day (days since 1970) but its hour, remembered: the groups of a fleet's inventory share their
+ * days (a snapshot a day each), and the calendar arithmetic is most of what a bucket costs. Emptied when full, so a
+ * long-running watch keeps it small.
+ */
+const dayMemo = new Map<number, Omit<Buckets, "hour">>();
+const dayMemoLimit = 10_000;
+
+function dayBuckets(days: number): Omit<Buckets, "hour"> {
+  const known = dayMemo.get(days);
+  if (known) return known;
   const { year, month, day } = civilFromDays(days);
   // ISO 8601: a week belongs to the year of its Thursday; weeks start on Monday. 1970-01-01 was a Thursday.
   const thursday = days - (((days + 3) % 7) + 7) % 7 + 3;
   const isoYear = civilFromDays(thursday).year;
   const week = Math.floor((thursday - daysFromCivil(isoYear, 1, 1)) / 7) + 1;
-  const ymd = year * 10_000 + month * 100 + day;
-  return {
-    hour: ymd * 100 + Math.floor((wall - days * 86_400) / 3600),
-    day: ymd,
+  const buckets = {
+    day: year * 10_000 + month * 100 + day,
     week: isoYear * 100 + week,
     month: year * 100 + month,
     year,
   };
+  if (dayMemo.size >= dayMemoLimit) dayMemo.clear();
+  dayMemo.set(days, buckets);
+  return buckets;
 }
 
 /**
@@ -247,12 +279,37 @@ export function applyRetention(
   policy: Retention,
   options: RetentionOptions = {},
 ): RetentionDecision {
-  const list: Parsed[] = snapshots.map((snapshot) => ({ id: snapshot.id, ...parseInstant(snapshot.time) }));
+  const keep: RetentionDecision["keep"] = [];
+  const forget = decide(snapshots, policy, options, (id, reasons) => keep.push({ id, reasons }));
+  return { keep, forget };
+}
+
+/**
+ * The ids {@link applyRetention} forgets, newest first, without the reasons for what it keeps: the planner asks this of
+ * every group of a fleet, and the reasons of 100,000 kept snapshots would be made only to be dropped.
+ */
+export function retentionForgets(
+  snapshots: readonly RetentionSnapshot[],
+  policy: Retention,
+  options: RetentionOptions = {},
+): string[] {
+  return decide(snapshots, policy, options);
+}
+
+/** Applies the policy (see {@link applyRetention}): returns what it forgets, and tells `keep` what it keeps and why. */
+function decide(
+  snapshots: readonly RetentionSnapshot[],
+  policy: Retention,
+  options: RetentionOptions,
+  keep?: (id: string, reasons: string[]) => void,
+): string[] {
+  const list: Parsed[] = snapshots.map(parsed);
   list.sort((a, b) => b.sec - a.sec || b.nano - a.nano || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
   const rules = effectiveRules(policy);
   if (rules.counts.length === 0 && rules.withins.length === 0) {
-    return { keep: list.map((snapshot) => ({ id: snapshot.id, reasons: ["policy is empty"] })), forget: [] };
+    for (const snapshot of list) keep?.(snapshot.id, ["policy is empty"]);
+    return [];
   }
 
   const now = options.now ? instantOfDate(options.now) : undefined;
@@ -275,9 +332,11 @@ export function applyRetention(
     ...rules.withins.filter(({ rule }) => rule !== "within").map(withinTally),
   ];
 
-  const decision: RetentionDecision = { keep: [], forget: [] };
+  const forget: string[] = [];
   list.forEach((snapshot, position) => {
-    const reasons: string[] = [];
+    // Every rule sees every snapshot (each keeps its own count); the reasons are collected only when asked for.
+    const reasons: string[] | undefined = keep ? [] : undefined;
+    let kept = false;
     for (const tally of tallies) {
       if (tally.left <= 0) continue;
       if (tally.cutoff && !isAfter(snapshot, tally.cutoff)) continue;
@@ -286,12 +345,13 @@ export function applyRetention(
       if (value === tally.last) continue;
       tally.last = value;
       tally.left--;
-      reasons.push(tally.reason);
+      kept = true;
+      reasons?.push(tally.reason);
     }
-    if (reasons.length > 0) decision.keep.push({ id: snapshot.id, reasons });
-    else decision.forget.push(snapshot.id);
+    if (!kept) forget.push(snapshot.id);
+    else if (keep && reasons) keep(snapshot.id, reasons);
   });
-  return decision;
+  return forget;
 }
 
 function instantOfDate(date: Date): Instant {

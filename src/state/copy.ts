@@ -71,7 +71,7 @@ export async function copyState(from: CopyEnd, to: CopyEnd): Promise<RowCounts> 
             ORDER BY ${sql.join(key.map((column) => sql.ref(column)))} LIMIT ${pageSize} OFFSET ${offset}`
             .execute(source);
           if (rows.rows.length === 0) break;
-          // Plain objects: node:sqlite's rows have a null prototype.
+          // Plain objects, whatever the source's driver made of its rows.
           await target.insertInto(table).values(rows.rows.map((row) => ({ ...row })) as never).execute();
           if (rows.rows.length < pageSize) break;
         }

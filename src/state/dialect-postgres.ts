@@ -131,6 +131,7 @@ export function postgresStateDialect(lockTimeoutMs: number): StateDialect {
 
     // clock_timestamp, not now(): now() is the transaction's start, and a lease is judged at the statement.
     clockMs: sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`,
+    inventoryAsText: true,
 
     async restartIdentities(db, tables) {
       for (const { table, column } of tables) {

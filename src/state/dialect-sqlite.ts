@@ -125,6 +125,7 @@ export const sqliteStateDialect: StateDialect = {
 
   // julianday's fraction is good to about a millisecond; the leases it times last minutes.
   clockMs: sql<number>`CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)`,
+  inventoryAsText: false,
 
   restartIdentities() {
     // AUTOINCREMENT keeps sqlite_sequence at the largest id inserted, given or generated.

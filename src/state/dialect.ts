@@ -31,6 +31,14 @@ export interface StateDialect {
    */
   readonly clockMs: RawBuilder<number>;
 
+  /**
+   * Whether the planner's read model reads each snapshot of the inventory as one text value (observe.ts): where every
+   * value read costs its own decoding (pg decodes each field of each row apart, and Deno's decoding is a call out of
+   * JavaScript), joining the fields in SQL and splitting one value is cheaper than reading them as columns; where
+   * values are cheap to read (SQLite, in the process), the joining costs more than it saves.
+   */
+  readonly inventoryAsText: boolean;
+
   /** Marks a point in the open transaction `db` that a part of it can be undone to, alone (a replayed line). */
   savepoint(db: Kysely<Database>, name: string): Promise<Savepoint>;
 

@@ -6,7 +6,15 @@
  */
 import type { Kysely, Migration, MigrationProvider } from "kysely";
 import { sql } from "kysely";
-import { createFleetSchema, createLatestStages, latestStageUpsert } from "./migrations.ts";
+import {
+  addVouched,
+  createFleetSchema,
+  createLatestStages,
+  latestStageUpsert,
+  vouchedOf,
+  vouchingStage,
+  vouchSnapshots,
+} from "./migrations.ts";
 
 const migrations: Record<string, Migration> = {
   "0001_initial": {
@@ -194,6 +202,20 @@ const migrations: Record<string, Migration> = {
         FOR EACH ROW EXECUTE FUNCTION stages_latest()`.execute(db);
       await sql`CREATE TRIGGER stages_latest_update AFTER UPDATE OF status ON stages
         FOR EACH ROW WHEN (NEW.status IS DISTINCT FROM OLD.status) EXECUTE FUNCTION stages_latest()`.execute(db);
+    },
+  },
+  "0014_vouched_snapshots": {
+    async up(db: Kysely<unknown>) {
+      await addVouched(db);
+      // A snapshot's flag is set on the row being written (a BEFORE trigger), a stage's vouching after it is written.
+      await sql`CREATE FUNCTION snapshots_vouched() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+        BEGIN NEW.vouched := ${sql.raw(vouchedOf("NEW"))}; RETURN NEW; END $$`.execute(db);
+      await sql`CREATE TRIGGER snapshots_vouched BEFORE INSERT OR UPDATE OF id, original ON snapshots
+        FOR EACH ROW EXECUTE FUNCTION snapshots_vouched()`.execute(db);
+      await sql`CREATE FUNCTION stages_vouch() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+        BEGIN ${sql.raw(vouchSnapshots)}; RETURN NULL; END $$`.execute(db);
+      await sql`CREATE TRIGGER stages_vouch AFTER INSERT OR UPDATE OF type, status, snapshot_id ON stages
+        FOR EACH ROW WHEN (${sql.raw(vouchingStage)}) EXECUTE FUNCTION stages_vouch()`.execute(db);
     },
   },
 };

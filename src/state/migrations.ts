@@ -210,6 +210,23 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  "0014_vouched_snapshots": {
+    async up(db: Kysely<unknown>) {
+      await addVouched(db);
+      // SQLite's triggers cannot change the row being written: the snapshot's flag is set by an update after it.
+      for (const [name, when] of [["insert", "AFTER INSERT"], ["update", "AFTER UPDATE OF id, original"]]) {
+        await sql`CREATE TRIGGER ${sql.id(`snapshots_vouched_${name}`)} ${sql.raw(when)} ON snapshots BEGIN
+          UPDATE snapshots SET vouched = ${sql.raw(vouchedOf("NEW"))}
+          WHERE repository = NEW.repository AND id = NEW.id; END`.execute(db);
+      }
+      for (
+        const [name, when] of [["insert", "AFTER INSERT"], ["update", "AFTER UPDATE OF type, status, snapshot_id"]]
+      ) {
+        await sql`CREATE TRIGGER ${sql.id(`stages_vouch_${name}`)} ${sql.raw(when)} ON stages
+          WHEN ${sql.raw(vouchingStage)} BEGIN ${sql.raw(vouchSnapshots)}; END`.execute(db);
+      }
+    },
+  },
 };
 
 /**
@@ -304,3 +321,50 @@ export const latestStageUpsert = `INSERT INTO latest_stages (type, status, proje
     NEW.started_at)
   ON CONFLICT (type, status, project, source, repository) DO UPDATE SET started_at = excluded.started_at
     WHERE excluded.started_at > latest_stages.started_at`;
+
+/**
+ * Whether a successful backup recorded `id` (an SQL expression): the recorded id may be short (restic 0.14 reports 8
+ * characters) or the inventory's, and they match when one starts with the other. The stages_recorded index (migration
+ * 0011) answers it with a seek; its terms are written out as literals, as SQLite uses a partial index only for them.
+ */
+function recorded(id: string): string {
+  return `EXISTS (SELECT 1 FROM stages t
+    WHERE substr(t.snapshot_id, 1, 8) = substr(${id}, 1, 8)
+      AND t.type = 'backup' AND t.status = 'succeeded' AND t.snapshot_id IS NOT NULL
+      AND (substr(${id}, 1, length(t.snapshot_id)) = t.snapshot_id OR substr(t.snapshot_id, 1, length(${id})) = ${id}))`;
+}
+
+/** The `vouched` value of the snapshot row `row` (NEW in a trigger, the table in the migration's update): 1 or 0. */
+export function vouchedOf(row: string): string {
+  return `CASE WHEN ${recorded(`${row}.id`)} OR (${row}.original IS NOT NULL AND ${recorded(`${row}.original`)})
+    THEN 1 ELSE 0 END`;
+}
+
+/** The condition on a stage row NEW under which it vouches for the snapshots it names. */
+export const vouchingStage = "NEW.type = 'backup' AND NEW.status = 'succeeded' AND NEW.snapshot_id IS NOT NULL";
+
+/**
+ * The statement both dialects' stage triggers run for a stage NEW that vouches: the snapshots not vouched for yet whose
+ * id, or whose original's, the stage recorded (the match of {@link recorded}). Only the unvouched are looked at,
+ * through their partial index: usually none.
+ */
+export const vouchSnapshots = `UPDATE snapshots SET vouched = 1 WHERE vouched = 0 AND (
+    (substr(id, 1, 8) = substr(NEW.snapshot_id, 1, 8) AND (substr(id, 1, length(NEW.snapshot_id)) = NEW.snapshot_id
+      OR substr(NEW.snapshot_id, 1, length(id)) = id))
+    OR (original IS NOT NULL AND substr(original, 1, 8) = substr(NEW.snapshot_id, 1, 8)
+      AND (substr(original, 1, length(NEW.snapshot_id)) = NEW.snapshot_id
+        OR substr(NEW.snapshot_id, 1, length(original)) = original)))`;
+
+/**
+ * Migration 0014's column, for both dialects: `snapshots.vouched` is 1 when a successful backup stage recorded the
+ * snapshot (by its id or, for a copy, its original's), so that the planner reads which snapshots backupctl vouches for
+ * from the inventory's few unvouched rows (their partial index) instead of looking each snapshot up in the audit.
+ * Kept by triggers on both tables (every write path, the fallback's replay and `state push/pull` included): a snapshot
+ * written is judged against the stages, a stage that succeeds vouches for the snapshots it names. A flag once set
+ * stays: stages are never deleted and a backup stage that succeeded stays so (see createLatestStages).
+ */
+export async function addVouched(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable("snapshots").addColumn("vouched", "integer", (c) => c.notNull().defaultTo(0)).execute();
+  await sql`UPDATE snapshots SET vouched = ${sql.raw(vouchedOf("snapshots"))}`.execute(db);
+  await sql`CREATE INDEX snapshots_unvouched ON snapshots (repository, id) WHERE vouched = 0`.execute(db);
+}

@@ -10,6 +10,7 @@ import type {
   ObservedState,
   SnapshotState,
 } from "../plan/types.ts";
+import type { StateDialect } from "./dialect.ts";
 import type { Database, StageStatus } from "./schema.ts";
 
 /** A value of the meta table (lineage, serial), undefined when not set. */
@@ -55,7 +56,11 @@ export interface ObserveOptions {
  * The queries are sent at once: on PostgreSQL each goes to a connection of the pool and the server runs them side by
  * side while this process reads the rows of another (the inventory); SQLite's driver runs them one after the other.
  */
-export async function observe(db: Kysely<Database>, options: ObserveOptions = {}): Promise<ObservedState> {
+export async function observe(
+  db: Kysely<Database>,
+  options: ObserveOptions = {},
+  dialect: Pick<StateDialect, "inventoryAsText"> = { inventoryAsText: false },
+): Promise<ObservedState> {
   // An empty list is no scope (and `IN ()` no SQL).
   const projects = options.projects?.length ? options.projects : undefined;
   const withInventory = options.inventory !== false;
@@ -81,6 +86,10 @@ export async function observe(db: Kysely<Database>, options: ObserveOptions = {}
     const rows = await query.groupBy("repository").execute();
     return rows.map((row) => ({ repository: row.repository || null, at: row.at }));
   };
+  // Asked first: the longest read takes the connection the pool already holds, while the others wait for theirs.
+  const snapshotsRead = withInventory
+    ? (dialect.inventoryAsText ? inventoryAsText(db, projects) : inventory(db, projects))
+    : [];
   const [
     repositoryRows,
     succeeded,
@@ -100,7 +109,7 @@ export async function observe(db: Kysely<Database>, options: ObserveOptions = {}
     db.selectFrom("repositories").select(["name", "initialized_at"]).execute(),
     latest("succeeded"),
     latest("failed"),
-    withInventory ? inventory(db, projects) : [],
+    snapshotsRead,
     withInventory ? unvouchedSnapshots(db, { ...options, projects }) : new Map<string, SnapshotState>(),
     db.selectFrom("retention_policies").selectAll().execute(),
     Promise.all([
@@ -137,8 +146,12 @@ export async function observe(db: Kysely<Database>, options: ObserveOptions = {}
   const successAt = new Map(backups.map((b) => [`${b.project}\0${b.source}\0${b.repository}`, b.at]));
   const failures = toRecords(failed)
     .filter((f) => (successAt.get(`${f.project}\0${f.source}\0${f.repository}`) ?? "") < f.at);
-  for (const snapshot of snapshots) {
-    snapshot.state = states.get(`${snapshot.repository}\u0000${snapshot.id}`) ?? "complete";
+  // Every snapshot was read as complete; usually none is not.
+  if (states.size > 0) {
+    for (const snapshot of snapshots) {
+      const state = states.get(`${snapshot.repository}\u0000${snapshot.id}`);
+      if (state) snapshot.state = state;
+    }
   }
   const retention = retentionRows.map((row) => ({
     project: row.project,
@@ -226,48 +239,122 @@ async function distinctProjects(db: Kysely<Database>): Promise<string[]> {
 }
 
 /**
- * The snapshot inventory, newest first. The fields that cannot hold a line break (a repository's name, restic's ids and
- * times) come joined in one column, split here: a driver's cost is per value read, and ten columns of an inventory of
- * 100,000 snapshots took about twice as long to read as these five. The fields read from tags or restic's host name
- * (free text) come as columns of their own. The tags themselves are not read (nothing that plans uses them), and the
- * rows are sorted here: the database sorted the wide rows in a temporary tree, slower than sorting the objects.
+ * The snapshot inventory, newest first: the columns the planner uses, not the tags (nothing that plans uses them). The
+ * rows are sorted here: the database sorted the wide rows in a temporary tree, slower than sorting the objects. (With
+ * node:sqlite's rows read as arrays, runtime/sqlite-node.ts, nine plain columns read faster than fewer joined in SQL
+ * and split here; a PostgreSQL state reads them joined, see {@link inventoryAsText}.)
  */
 async function inventory(db: Kysely<Database>, projects?: string[]): Promise<InventorySnapshot[]> {
   let query = db.selectFrom("snapshots")
-    .select((eb) => [
-      sql<string>`${eb.ref("repository")} || ${"\n"} || ${eb.ref("id")} || ${"\n"} || ${eb.ref("short_id")} || ${"\n"}
-        || ${eb.ref("time")} || ${"\n"} || coalesce(${eb.ref("original")}, '')`
-        .as("joined"),
-      "project",
-      "source",
-      "run_id",
-      "hostname",
-    ]);
+    .select(["repository", "id", "short_id", "time", "original", "project", "source", "run_id", "hostname"]);
   if (projects) query = query.where("project", "in", projects);
   const rows = await query.execute();
-  const snapshots = rows.map((row): InventorySnapshot => {
-    const fields: string[] = [];
-    let start = 0;
-    for (let i = 0; i < 4; i++) {
-      const end = row.joined.indexOf("\n", start);
-      fields.push(row.joined.slice(start, end));
-      start = end + 1;
-    }
-    const [repository, id, shortId, time] = fields;
-    const original = row.joined.slice(start);
-    return {
-      repository,
-      id,
-      short_id: shortId,
-      time,
-      project: row.project,
-      source: row.source,
-      run_id: row.run_id,
-      hostname: row.hostname,
-      original: original === "" ? null : original,
-    };
-  });
-  // Snapshots of the same second in one order whatever order the database read them in: by repository, then id.
+  const [repositories, sources, hostnames] = [new Repeated(), new Repeated(), new Repeated()];
+  return newestFirst(rows.map((row) =>
+    snapshotOf(
+      repositories.same(row.repository),
+      row.id,
+      row.short_id,
+      row.time,
+      row.original,
+      row.project,
+      sources.same(row.source),
+      row.run_id,
+      hostnames.same(row.hostname),
+    )
+  ));
+}
+
+/**
+ * A field's value as the previous snapshot had it, when this one's is equal: an inventory repeats its repository, its
+ * sources and its host names from row to row, and one string kept for a run of rows instead of one per row is less
+ * for the garbage collector to copy, and a map's hash of it is worked out once.
+ */
+class Repeated {
+  #last: string | null = null;
+  same(value: string): string;
+  same(value: string | null): string | null;
+  same(value: string | null): string | null {
+    if (value !== this.#last) this.#last = value;
+    return this.#last;
+  }
+}
+
+/**
+ * The inventory as {@link inventory} reads it, each snapshot one text value (see StateDialect.inventoryAsText): the
+ * fields from tags and restic's host name follow restic's, after one that says which of project, source and run id are
+ * set ("1") or null ("0"). Those fields are free text: when one holds a line break (a snapshot splits into more than
+ * its ten fields), the inventory is read again as {@link inventory} reads it.
+ */
+async function inventoryAsText(db: Kysely<Database>, projects?: string[]): Promise<InventorySnapshot[]> {
+  const set = (column: "project" | "source" | "run_id") =>
+    sql<string>`CASE WHEN ${sql.ref(column)} IS NULL THEN '0' ELSE '1' END`;
+  let query = db.selectFrom("snapshots")
+    .select(
+      sql<string>`${sql.ref("repository")} || ${"\n"} || ${sql.ref("id")} || ${"\n"} || ${sql.ref("short_id")}
+        || ${"\n"} || ${sql.ref("time")} || ${"\n"} || coalesce(${sql.ref("original")}, '') || ${"\n"}
+        || ${set("project")} || ${set("source")} || ${set("run_id")} || ${"\n"} || coalesce(${sql.ref("project")}, '')
+        || ${"\n"} || coalesce(${sql.ref("source")}, '') || ${"\n"} || coalesce(${sql.ref("run_id")}, '') || ${"\n"}
+        || ${sql.ref("hostname")}`.as("joined"),
+    );
+  if (projects) query = query.where("project", "in", projects);
+  const rows = await query.execute();
+  const one = "1".charCodeAt(0);
+  const snapshots: InventorySnapshot[] = [];
+  const [repositories, sources, hostnames] = [new Repeated(), new Repeated(), new Repeated()];
+  for (const row of rows) {
+    const fields = row.joined.split("\n");
+    if (fields.length !== 10) return await inventory(db, projects);
+    const [repository, id, shortId, time, original, nulls, project, source, runId, hostname] = fields;
+    snapshots.push(
+      snapshotOf(
+        repositories.same(repository),
+        id,
+        shortId,
+        time,
+        original,
+        nulls.charCodeAt(0) === one ? project : null,
+        sources.same(nulls.charCodeAt(1) === one ? source : null),
+        nulls.charCodeAt(2) === one ? runId : null,
+        hostnames.same(hostname),
+      ),
+    );
+  }
+  return newestFirst(snapshots);
+}
+
+/**
+ * A snapshot of the inventory, every field set at once, `state` too (observe() changes the few that are not
+ * complete): objects of one shape, never grown one property at a time.
+ */
+function snapshotOf(
+  repository: string,
+  id: string,
+  shortId: string,
+  time: string,
+  original: string | null,
+  project: string | null,
+  source: string | null,
+  runId: string | null,
+  hostname: string,
+): InventorySnapshot {
+  return {
+    repository,
+    id,
+    short_id: shortId,
+    time,
+    project,
+    source,
+    run_id: runId,
+    hostname,
+    // An empty one is none (the text form writes a null as nothing).
+    original: original || null,
+    state: "complete",
+  };
+}
+
+/** Snapshots of the same second in one order whatever order the database read them in: by repository, then id. */
+function newestFirst(snapshots: InventorySnapshot[]): InventorySnapshot[] {
   const descending = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);
   return snapshots.sort((a, b) =>
     descending(a.time, b.time) || descending(a.repository, b.repository) || descending(a.id, b.id)
@@ -339,27 +426,19 @@ export async function snapshotStates(
  * The states of the inventory's snapshots that no successful backup stage recorded, by their id or, for a copy, the
  * id of its original (see {@link snapshotStates}); every snapshot not in the map is complete.
  *
- * A recorded id may be short (restic 0.14 reports 8 characters) or the inventory's: they match when one starts with
- * the other. The database answers that with the stages_recorded index (their first 8 characters), so that a state
- * with a long history is not read whole: SQLite looks each snapshot up in it, PostgreSQL hashes it once (an anti-join).
- * Only the snapshots left, usually none, come back with their run's status.
+ * Triggers keep that on each snapshot row (`vouched`, migration 0014), so the database reads only the unvouched rows,
+ * usually none, through their partial index, and the inventory is never matched against a long audit here. They come
+ * back with their run's status.
  */
 async function unvouchedSnapshots(
   db: Kysely<Database>,
   options: ObserveOptions,
 ): Promise<Map<string, SnapshotState>> {
-  // Literal values, not parameters: SQLite uses a partial index only for the very terms of its WHERE clause.
-  const recorded = (id: "s.id" | "s.original") =>
-    sql<boolean>`EXISTS (SELECT 1 FROM stages t
-      WHERE substr(t.snapshot_id, 1, 8) = substr(${sql.ref(id)}, 1, 8)
-        AND t.type = 'backup' AND t.status = 'succeeded' AND t.snapshot_id IS NOT NULL
-        AND (substr(${sql.ref(id)}, 1, length(t.snapshot_id)) = t.snapshot_id
-          OR substr(t.snapshot_id, 1, length(${sql.ref(id)})) = ${sql.ref(id)}))`;
+  // A literal, not a parameter: SQLite uses a partial index only for the very terms of its WHERE clause.
   let query = db.selectFrom("snapshots as s")
     .leftJoin("runs as r", "r.id", "s.run_id")
     .select(["s.repository", "s.id", "s.project", "s.run_id", "r.status"])
-    .where(sql<boolean>`NOT ${recorded("s.id")}`)
-    .where((eb) => eb.or([eb("s.original", "is", null), sql<boolean>`NOT ${recorded("s.original")}`]));
+    .where(sql<boolean>`s.vouched = 0`);
   if (options.projects) query = query.where("s.project", "in", options.projects);
   const rows = await query.execute();
   const dead = new Set(options.deadRuns ?? []);

@@ -8,10 +8,14 @@ import type { ObservedState, SnapshotState } from "../plan/types.ts";
 import * as observed from "./observe.ts";
 import * as reports from "./reports.ts";
 import type { HistoryEntry, HistoryFilter, RepositoryCheck, RunDigest, RunSummary, RunWithStages } from "./reports.ts";
+import type { StateDialect } from "./dialect.ts";
 import type { Database, SnapshotTable } from "./schema.ts";
 
 export class StateReader {
-  constructor(protected readonly db: Kysely<Database>) {}
+  constructor(
+    protected readonly db: Kysely<Database>,
+    private readonly readDialect: Pick<StateDialect, "inventoryAsText">,
+  ) {}
 
   async meta(key: string): Promise<string | undefined> {
     return await observed.meta(this.db, key);
@@ -93,7 +97,7 @@ export class StateReader {
    * count as partial like those of failed and interrupted runs.
    */
   async observe(options: observed.ObserveOptions = {}): Promise<ObservedState> {
-    return await observed.observe(this.db, options);
+    return await observed.observe(this.db, options, this.readDialect);
   }
 
   /** How far backupctl vouches for each snapshot of the inventory, keyed `repository NUL id`. */

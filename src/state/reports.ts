@@ -312,12 +312,29 @@ export async function snapshotCounts(
   return rows.map((row) => ({ ...row, count: Number(row.count) }));
 }
 
+/** A snapshot's columns in the table's order: the inventory as restic lists it, without what triggers keep. */
+const snapshotColumns: readonly (keyof SnapshotTable)[] = [
+  "repository",
+  "id",
+  "short_id",
+  "time",
+  "project",
+  "source",
+  "run_id",
+  "hostname",
+  "tags",
+  "paths",
+  "size",
+  "recorded_at",
+  "original",
+];
+
 /** The inventory, oldest first, of some projects or one repository. */
 export async function listSnapshots(
   db: Kysely<Database>,
   filter: { projects?: string[]; repository?: string },
 ): Promise<SnapshotTable[]> {
-  let query = db.selectFrom("snapshots").selectAll().orderBy("time").orderBy("repository");
+  let query = db.selectFrom("snapshots").select(snapshotColumns).orderBy("time").orderBy("repository");
   if (filter.projects?.length) query = query.where("project", "in", filter.projects);
   if (filter.repository) query = query.where("repository", "=", filter.repository);
   return await query.execute();

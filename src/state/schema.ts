@@ -103,6 +103,12 @@ export type SnapshotRow = z.infer<typeof snapshotRow>;
 
 export type SnapshotTable = SnapshotRow & { repository: string };
 
+/**
+ * The table's row: a snapshot with, kept by triggers (migration 0014), whether a successful backup recorded it (1) or
+ * not (0). Never written by backupctl itself, and read by the planner's read model alone.
+ */
+export type SnapshotRecordTable = SnapshotTable & { vouched: Generated<number> };
+
 export interface RepositoryTable {
   name: string;
   /** Where it is, with any credentials in the URL removed. */
@@ -241,7 +247,7 @@ export interface Database {
   meta: MetaTable;
   runs: RunTable;
   stages: StageTable;
-  snapshots: SnapshotTable;
+  snapshots: SnapshotRecordTable;
   repositories: RepositoryTable;
   outbox: OutboxTable;
 }

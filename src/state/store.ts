@@ -110,7 +110,7 @@ export class StateStore extends StateReader {
     backend: Backend,
     warn: (message: string) => void,
   ) {
-    super(db);
+    super(db, backend.dialect);
     this.#backend = backend;
     this.#target = { db, atomically: (body) => backend.dialect.writeTransaction(db, body) };
     this.#warn = warn;

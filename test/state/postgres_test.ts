@@ -360,7 +360,12 @@ describe("copying a state into PostgreSQL (state push)", () => {
       repository: "r",
       startedAt: "2026-11-21T03:00:01.000Z",
     });
-    await store.finishStage(stage, { status: "succeeded", finishedAt: "2026-11-21T03:00:02.000Z", durationMs: 1 });
+    await store.finishStage(stage, {
+      status: "succeeded",
+      finishedAt: "2026-11-21T03:00:02.000Z",
+      durationMs: 1,
+      snapshotId: "b".repeat(64),
+    });
     await store.markRepositoryInitialized("r", "/srv/r", "2026-11-21T02:00:00.000Z");
     await store.addSnapshots("r", [{
       id: "b".repeat(64),
@@ -406,6 +411,8 @@ describe("copying a state into PostgreSQL (state push)", () => {
         assert.equal(await target.lineage(), await source.lineage());
         assert.equal(await target.serial(), 1);
         assert.equal(await target.contents(), "1 runs, 1 stages, 1 snapshots, 1 repositories, serial 1");
+        // The snapshot the copied stage recorded is vouched for there too.
+        assert.deepEqual([...await target.snapshotStates()], [[`r\u0000${"b".repeat(64)}`, "complete"]]);
         const next = await target.startStage({ runId: null, type: "check", startedAt: "2026-11-22T00:00:00.000Z" });
         assert.ok(next > 1, `a new stage id after the copied ones, got ${next}`);
       } finally {

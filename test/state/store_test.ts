@@ -13,6 +13,7 @@ import process from "node:process";
 import { sql } from "kysely";
 import { currentProcessStart } from "../../src/runtime/process.ts";
 import { latestMigration } from "../../src/state/migrations.ts";
+import type { InventorySnapshot } from "../../src/plan/types.ts";
 import type { SnapshotTable } from "../../src/state/schema.ts";
 import { type NewStage, type StageResult, StateStore } from "../../src/state/store.ts";
 import { storeDb } from "../support/state-db.ts";
@@ -108,6 +109,30 @@ function snapshot(
     recorded_at: "2026-11-21T10:00:00.000Z",
     original: null,
   };
+}
+
+/**
+ * Makes the state of `store` as it was before migration 0014 (no `vouched` column, its index and triggers), so that
+ * reopening it migrates again.
+ */
+async function undoVouched(store: StateStore, backend: StateBackend["name"] = "sqlite"): Promise<void> {
+  const db = storeDb(store);
+  const statements = backend === "sqlite"
+    ? [
+      ...["snapshots_vouched_insert", "snapshots_vouched_update", "stages_vouch_insert", "stages_vouch_update"]
+        .map((name) => sql`DROP TRIGGER ${sql.id(name)}`),
+      sql`DROP INDEX snapshots_unvouched`,
+    ]
+    : [
+      sql`DROP TRIGGER snapshots_vouched ON snapshots`,
+      sql`DROP TRIGGER stages_vouch ON stages`,
+      sql`DROP FUNCTION snapshots_vouched()`,
+      sql`DROP FUNCTION stages_vouch()`,
+      sql`DROP INDEX snapshots_unvouched`,
+    ];
+  for (const statement of statements) await statement.execute(db);
+  await sql`ALTER TABLE snapshots DROP COLUMN vouched`.execute(db);
+  await sql`DELETE FROM kysely_migration WHERE name = '0014_vouched_snapshots'`.execute(db);
 }
 
 const byKey = <T extends { project: string; source: string; repository: string }>(records: T[]) =>
@@ -225,6 +250,7 @@ describe("StateStore.open", () => {
           "snapshots_group",
           "stages_recorded",
           "snapshots_project",
+          "snapshots_unvouched",
         ]
       ) {
         assert.ok(indexes.includes(index), `index ${index} missing from ${indexes.join(", ")}`);
@@ -264,8 +290,9 @@ describe("StateStore.open", () => {
         { name: "0011_recorded_snapshots" },
         { name: "0012_snapshots_by_project" },
         { name: "0013_latest_stages" },
+        { name: "0014_vouched_snapshots" },
       ]);
-      assert.equal(latestMigration, "0013_latest_stages");
+      assert.equal(latestMigration, "0014_vouched_snapshots");
       // 0009: what a stage that succeeded has to say, apart from errors.
       const note = await sql<{ type: string; notnull: number }>`SELECT type, "notnull" FROM
         pragma_table_info('stages') WHERE name = 'note'`.execute(storeDb(store));
@@ -314,6 +341,7 @@ describe("StateStore.open", () => {
         await sql`UPDATE stages SET error = note WHERE note IS NOT NULL`.execute(storeDb(old));
         await sql`ALTER TABLE stages DROP COLUMN note`.execute(storeDb(old));
         // Kysely applies migrations in order only: the later ones go too.
+        await undoVouched(old);
         await sql`DROP INDEX stages_recorded`.execute(storeDb(old));
         await sql`DROP INDEX snapshots_project`.execute(storeDb(old));
         await sql`DROP TRIGGER stages_latest_insert`.execute(storeDb(old));
@@ -374,6 +402,7 @@ describe("StateStore.open", () => {
           { name: "0011_recorded_snapshots" },
           { name: "0012_snapshots_by_project" },
           { name: "0013_latest_stages" },
+          { name: "0014_vouched_snapshots" },
         ]);
         const meta = await storeDb(second).selectFrom("meta").selectAll().orderBy("key").execute();
         assert.deepEqual(plain(meta), [
@@ -623,6 +652,73 @@ for (const backend of stateBackends) {
       });
     });
 
+    describe("snapshots.vouched (kept by triggers)", () => {
+      it("is set by migration 0014 for the snapshots a state recorded before it, then kept by the triggers", async () => {
+        await inTempDir(async (stateDir) => {
+          const at = "2026-11-21T03:00:00.000Z";
+          const full = (prefix: string) => prefix.padEnd(64, prefix.at(-1));
+          const tagged = (id: string, original: string | null = null) => ({
+            ...snapshot(id, at, "shop", "db"),
+            run_id: "r-1",
+            original,
+          });
+          const old = await backend.open(stateDir);
+          try {
+            await run(old, "r-1", "shop", at, "failed");
+            for (
+              const [snapshotId, status] of [[full("aa11"), "succeeded"], ["bb22bb22", "succeeded"], [
+                full("cc33"),
+                "failed",
+              ]] as const
+            ) {
+              await backupStage(old, "shop", "db", "local", at, status, { runId: "r-1", snapshotId });
+            }
+            await old.replaceSnapshots("local", [
+              tagged(full("aa11")),
+              tagged(full("bb22bb22")),
+              tagged(full("cc33")),
+              tagged(full("dd44")),
+            ], at);
+            await old.replaceSnapshots("offsite", [tagged(full("ee55"), full("aa11"))], at);
+            await undoVouched(old, backend.name);
+          } finally {
+            await old.close();
+          }
+          const store = await backend.open(stateDir);
+          try {
+            const key = (repository: string, id: string) => `${repository}\u0000${id}`;
+            const flags = await storeDb(store).selectFrom("snapshots").select(["repository", "id", "vouched"])
+              .orderBy(["repository", "id"]).execute();
+            assert.deepEqual(plain(flags), [
+              { repository: "local", id: full("aa11"), vouched: 1 },
+              { repository: "local", id: full("bb22bb22"), vouched: 1 },
+              { repository: "local", id: full("cc33"), vouched: 0 },
+              { repository: "local", id: full("dd44"), vouched: 0 },
+              { repository: "offsite", id: full("ee55"), vouched: 1 },
+            ]);
+            assert.deepEqual(
+              new Map([...await store.snapshotStates()].sort()),
+              new Map([
+                [key("local", full("aa11")), "complete"],
+                [key("local", full("bb22bb22")), "complete"],
+                [key("local", full("cc33")), "incomplete"],
+                [key("local", full("dd44")), "incomplete"],
+                [key("offsite", full("ee55")), "complete"],
+              ]),
+            );
+            // The triggers came with it: a later success vouches for dd44.
+            await backupStage(store, "shop", "db", "local", at, "succeeded", {
+              runId: "r-1",
+              snapshotId: full("dd44"),
+            });
+            assert.equal((await store.snapshotStates()).get(key("local", full("dd44"))), "complete");
+          } finally {
+            await store.close();
+          }
+        });
+      });
+    });
+
     describe("StateStore.observe", () => {
       it("starts empty", async () => {
         await withStore(backend, async (store) => {
@@ -768,6 +864,36 @@ for (const backend of stateBackends) {
         });
       });
 
+      it("reads the fields that come from tags and restic's host name as they are: empty, null, line breaks", async () => {
+        await withStore(backend, async (store) => {
+          type Fields = Pick<InventorySnapshot, "project" | "source" | "run_id" | "hostname">;
+          const fields = ({ project, source, run_id, hostname }: Fields) => ({ project, source, run_id, hostname });
+          const write = (odd: Fields[]) =>
+            store.replaceSnapshots(
+              "local",
+              odd.map((values, i) => ({
+                ...snapshot(`a${i}aaaaaaaaaa`, `2026-11-2${i}T03:00:00.000Z`, values.project, values.source),
+                ...values,
+              })),
+              "2026-11-22T10:00:00.000Z",
+            );
+          const plain = [
+            { project: "", source: "=", run_id: null, hostname: "" },
+            { project: null, source: null, run_id: "==r1", hostname: "=" },
+            { project: "shop\\n", source: "db\\0", run_id: "", hostname: "lap\\top" },
+          ];
+          await write(plain);
+          assert.deepEqual((await store.observe()).snapshots.map(fields), [...plain].reverse());
+          const broken = [
+            { project: "shop\nfront", source: "db", run_id: "r\n1", hostname: "lap\ntop\n" },
+            { project: "\n", source: "\n", run_id: null, hostname: "" },
+            { project: null, source: null, run_id: "", hostname: "=\n" },
+          ];
+          await write(broken);
+          assert.deepEqual((await store.observe()).snapshots.map(fields), [...broken].reverse());
+        });
+      });
+
       it("tells how far it vouches for each snapshot, in observe() and snapshotStates() alike", async () => {
         await withStore(backend, async (store) => {
           const at = "2026-11-21T03:00:00.000Z";
@@ -821,6 +947,80 @@ for (const backend of stateBackends) {
           assert.deepEqual(
             new Map(observed.snapshots.map((s) => [`${s.repository}\u0000${s.id}`, s.state] as const).sort()),
             new Map([...expected].sort()),
+          );
+        });
+      });
+
+      it("vouches for a snapshot whatever is written first: the snapshot, the stage that recorded it, a copy's original", async () => {
+        await withStore(backend, async (store) => {
+          const at = "2026-11-21T03:00:00.000Z";
+          const full = (prefix: string) => prefix.padEnd(64, prefix.at(-1));
+          await run(store, "r-1", "shop", at);
+          const tagged = (id: string, original: string | null = null) => ({
+            ...snapshot(id, at, "shop", "db"),
+            run_id: "r-1",
+            original,
+          });
+          const states = async () => new Map([...await store.snapshotStates()].sort());
+          const key = (repository: string, id: string) => `${repository}\u0000${id}`;
+          // The backup's snapshot is listed while its stage still runs: pending, as its run is alive.
+          const stage = await backupStage(store, "shop", "db", "local", at, "running", { runId: "r-1" });
+          const short = await backupStage(store, "shop", "db", "local", at, "running", { runId: "r-1" });
+          await store.addSnapshots("local", [tagged(full("aa11")), tagged(full("bb22bb22"))]);
+          await store.addSnapshots("offsite", [tagged(full("cc33")), tagged(full("dd44"))]);
+          assert.deepEqual(
+            await states(),
+            new Map([
+              [key("local", full("aa11")), "pending"],
+              [key("local", full("bb22bb22")), "pending"],
+              [key("offsite", full("cc33")), "pending"],
+              [key("offsite", full("dd44")), "pending"],
+            ]),
+          );
+          // The stages succeed, one recording the full id, one the short id (restic 0.14); a failure vouches for
+          // nothing, nor does a recorded id that only shares the first 8 characters.
+          await store.finishStage(stage, {
+            status: "succeeded",
+            finishedAt: at,
+            durationMs: 1,
+            snapshotId: full("aa11"),
+          });
+          await store.finishStage(short, {
+            status: "succeeded",
+            finishedAt: at,
+            durationMs: 1,
+            snapshotId: "bb22bb22",
+          });
+          await backupStage(store, "shop", "db", "local", at, "failed", { runId: "r-1", snapshotId: full("cc33") });
+          await backupStage(store, "shop", "db", "local", at, "succeeded", {
+            runId: "r-1",
+            snapshotId: `${"dd44dd44"}${"e".repeat(56)}`,
+          });
+          // A refresh lists dd44 again as a copy of aa11 (its original): vouched for through it.
+          await store.addSnapshots("offsite", [tagged(full("dd44"), full("aa11"))]);
+          await store.finishRun("r-1", { status: "failed", finishedAt: at, durationMs: 1 });
+          const expected = new Map([
+            [key("local", full("aa11")), "complete"],
+            [key("local", full("bb22bb22")), "complete"],
+            [key("offsite", full("cc33")), "incomplete"],
+            [key("offsite", full("dd44")), "complete"],
+          ]);
+          assert.deepEqual(await states(), expected);
+          const observed = await store.observe();
+          assert.deepEqual(
+            new Map(observed.snapshots.map((s) => [key(s.repository, s.id), s.state] as const).sort()),
+            expected,
+          );
+          // A refresh that replaces the inventory judges every snapshot again, against the same audit.
+          await store.replaceSnapshots("local", [tagged(full("aa11")), tagged(full("ff66"))], at);
+          assert.deepEqual(
+            await states(),
+            new Map([
+              [key("local", full("aa11")), "complete"],
+              [key("local", full("ff66")), "incomplete"],
+              [key("offsite", full("cc33")), "incomplete"],
+              [key("offsite", full("dd44")), "complete"],
+            ]),
           );
         });
       });
