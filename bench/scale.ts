@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { loadConfig } from "../src/config/load.ts";
 import { plan } from "../src/plan/planner.ts";
 import { StateStore } from "../src/state/store.ts";
-import { repoRoot } from "../test/support/cli.ts";
+import { denoV8Flags, repoRoot } from "../test/support/cli.ts";
 import { startPostgres } from "../test/support/postgres.ts";
 import { storeDb } from "../test/support/state-db.ts";
 import { denoBinary } from "../scripts/runtimes.ts";
@@ -126,7 +126,7 @@ async function wholeProcess(
   runs: number,
 ): Promise<Row> {
   const deno = denoBinary();
-  const cli = [deno, "run", "--allow-all", "--quiet", "--config", join(repoRoot, "deno.json"), main];
+  const cli = [deno, "run", "--allow-all", "--quiet", denoV8Flags, "--config", join(repoRoot, "deno.json"), main];
   const argv = [...cli, "--config", config, "plan", "--now", planNow];
   const processEnv = { ...env, NO_COLOR: "1", BACKUPCTL_CONFIG: undefined, BACKUPCTL_STATE_DIR: undefined };
   const planMs: number[] = [];
