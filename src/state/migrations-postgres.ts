@@ -11,6 +11,8 @@ import {
   createFleetSchema,
   createLatestStages,
   latestStageUpsert,
+  rejudgeSnapshots,
+  unvouchingStage,
   vouchedOf,
   vouchingStage,
   vouchSnapshots,
@@ -216,6 +218,11 @@ const migrations: Record<string, Migration> = {
         BEGIN ${sql.raw(vouchSnapshots)}; RETURN NULL; END $$`.execute(db);
       await sql`CREATE TRIGGER stages_vouch AFTER INSERT OR UPDATE OF type, status, snapshot_id ON stages
         FOR EACH ROW WHEN (${sql.raw(vouchingStage)}) EXECUTE FUNCTION stages_vouch()`.execute(db);
+      await sql`CREATE FUNCTION stages_unvouch() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+        BEGIN ${sql.raw(rejudgeSnapshots)}; RETURN NULL; END $$`.execute(db);
+      await sql`CREATE TRIGGER stages_unvouch AFTER UPDATE OF type, status, snapshot_id ON stages
+        FOR EACH ROW WHEN (${sql.raw(unvouchingStage.replaceAll(" IS NOT ", " IS DISTINCT FROM "))})
+        EXECUTE FUNCTION stages_unvouch()`.execute(db);
     },
   },
 };

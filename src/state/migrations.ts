@@ -225,6 +225,8 @@ const migrations: Record<string, Migration> = {
         await sql`CREATE TRIGGER ${sql.id(`stages_vouch_${name}`)} ${sql.raw(when)} ON stages
           WHEN ${sql.raw(vouchingStage)} BEGIN ${sql.raw(vouchSnapshots)}; END`.execute(db);
       }
+      await sql`CREATE TRIGGER stages_unvouch_update AFTER UPDATE OF type, status, snapshot_id ON stages
+        WHEN ${sql.raw(unvouchingStage)} BEGIN ${sql.raw(rejudgeSnapshots)}; END`.execute(db);
     },
   },
 };
@@ -348,20 +350,40 @@ export const vouchingStage = "NEW.type = 'backup' AND NEW.status = 'succeeded' A
  * id, or whose original's, the stage recorded (the match of {@link recorded}). Only the unvouched are looked at,
  * through their partial index: usually none.
  */
-export const vouchSnapshots = `UPDATE snapshots SET vouched = 1 WHERE vouched = 0 AND (
-    (substr(id, 1, 8) = substr(NEW.snapshot_id, 1, 8) AND (substr(id, 1, length(NEW.snapshot_id)) = NEW.snapshot_id
-      OR substr(NEW.snapshot_id, 1, length(id)) = id))
-    OR (original IS NOT NULL AND substr(original, 1, 8) = substr(NEW.snapshot_id, 1, 8)
-      AND (substr(original, 1, length(NEW.snapshot_id)) = NEW.snapshot_id
-        OR substr(NEW.snapshot_id, 1, length(original)) = original)))`;
+export const vouchSnapshots = `UPDATE snapshots SET vouched = 1 WHERE vouched = 0 AND ${namedBy("NEW")}`;
+
+/** The snapshots (by id, or a copy by its original's) the stage row `stage` (NEW or OLD in a trigger) names. */
+function namedBy(stage: "NEW" | "OLD"): string {
+  return `(
+    (substr(id, 1, 8) = substr(${stage}.snapshot_id, 1, 8) AND (substr(id, 1, length(${stage}.snapshot_id)) = ${stage}.snapshot_id
+      OR substr(${stage}.snapshot_id, 1, length(id)) = id))
+    OR (original IS NOT NULL AND substr(original, 1, 8) = substr(${stage}.snapshot_id, 1, 8)
+      AND (substr(original, 1, length(${stage}.snapshot_id)) = ${stage}.snapshot_id
+        OR substr(${stage}.snapshot_id, 1, length(original)) = original)))`;
+}
+
+/**
+ * The condition on a stage row changed from OLD to NEW under which the snapshots OLD named may have lost their
+ * voucher: OLD vouched, and NEW no longer does, or names another snapshot. backupctl never does this (a backup stage
+ * that succeeded stays so), but an edited or repaired state must not keep a snapshot vouched for by a stage that failed.
+ */
+export const unvouchingStage = "OLD.type = 'backup' AND OLD.status = 'succeeded' AND OLD.snapshot_id IS NOT NULL " +
+  "AND (NEW.type IS NOT 'backup' OR NEW.status IS NOT 'succeeded' OR NEW.snapshot_id IS NULL " +
+  "OR NEW.snapshot_id IS NOT OLD.snapshot_id)";
+
+/** What both dialects' triggers run for {@link unvouchingStage}: those snapshots judged again against the stages. */
+export const rejudgeSnapshots = `UPDATE snapshots SET vouched = ${vouchedOf("snapshots")} WHERE vouched = 1 AND ${
+  namedBy("OLD")
+}`;
 
 /**
  * Migration 0014's column, for both dialects: `snapshots.vouched` is 1 when a successful backup stage recorded the
  * snapshot (by its id or, for a copy, its original's), so that the planner reads which snapshots backupctl vouches for
  * from the inventory's few unvouched rows (their partial index) instead of looking each snapshot up in the audit.
  * Kept by triggers on both tables (every write path, the fallback's replay and `state push/pull` included): a snapshot
- * written is judged against the stages, a stage that succeeds vouches for the snapshots it names. A flag once set
- * stays: stages are never deleted and a backup stage that succeeded stays so (see createLatestStages).
+ * written is judged against the stages, a stage that succeeds vouches for the snapshots it names, and a stage that
+ * stops vouching (only an edited state does that: stages are never deleted and a backup stage that succeeded stays so)
+ * has the snapshots it named judged again.
  */
 export async function addVouched(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable("snapshots").addColumn("vouched", "integer", (c) => c.notNull().defaultTo(0)).execute();

@@ -119,15 +119,22 @@ async function undoVouched(store: StateStore, backend: StateBackend["name"] = "s
   const db = storeDb(store);
   const statements = backend === "sqlite"
     ? [
-      ...["snapshots_vouched_insert", "snapshots_vouched_update", "stages_vouch_insert", "stages_vouch_update"]
-        .map((name) => sql`DROP TRIGGER ${sql.id(name)}`),
+      ...[
+        "snapshots_vouched_insert",
+        "snapshots_vouched_update",
+        "stages_vouch_insert",
+        "stages_vouch_update",
+        "stages_unvouch_update",
+      ].map((name) => sql`DROP TRIGGER ${sql.id(name)}`),
       sql`DROP INDEX snapshots_unvouched`,
     ]
     : [
       sql`DROP TRIGGER snapshots_vouched ON snapshots`,
       sql`DROP TRIGGER stages_vouch ON stages`,
+      sql`DROP TRIGGER stages_unvouch ON stages`,
       sql`DROP FUNCTION snapshots_vouched()`,
       sql`DROP FUNCTION stages_vouch()`,
+      sql`DROP FUNCTION stages_unvouch()`,
       sql`DROP INDEX snapshots_unvouched`,
     ];
   for (const statement of statements) await statement.execute(db);
@@ -712,6 +719,22 @@ for (const backend of stateBackends) {
               snapshotId: full("dd44"),
             });
             assert.equal((await store.snapshotStates()).get(key("local", full("dd44"))), "complete");
+            // A stage that stops vouching (an edited state) leaves its snapshot, and the copy of it, unvouched, unless
+            // another stage still names it.
+            const db = storeDb(store);
+            await db.updateTable("stages").set({ status: "failed" }).where("snapshot_id", "=", full("aa11")).execute();
+            const states = await store.snapshotStates();
+            assert.equal(states.get(key("local", full("aa11"))), "incomplete");
+            assert.equal(states.get(key("offsite", full("ee55"))), "incomplete");
+            assert.equal(states.get(key("local", full("dd44"))), "complete", "others keep theirs");
+            // A later stage naming it by its short id vouches for it (and its copy) again.
+            await backupStage(store, "shop", "db", "local", at, "succeeded", {
+              runId: "r-1",
+              snapshotId: full("aa11").slice(0, 8),
+            });
+            const again = await store.snapshotStates();
+            assert.equal(again.get(key("local", full("aa11"))), "complete", "vouched again");
+            assert.equal(again.get(key("offsite", full("ee55"))), "complete", "the copy too");
           } finally {
             await store.close();
           }
