@@ -212,25 +212,15 @@ function rekey(repository: string, candidates: string[]): void {
   const path = join(keys, names[0]);
   const file = JSON.parse(readFileSync(path, "utf8")) as KeyFile;
   if (file.N <= cheap.N) return;
-  const data = Buffer.from(file.data, "base64");
-  const nonce = data.subarray(0, 16);
-  const ciphertext = data.subarray(16, data.length - 16);
-  const tag = data.subarray(data.length - 16);
   for (const password of candidates) {
-    const old = derive(password, Buffer.from(file.salt, "base64"), file);
-    if (!mac(ciphertext, nonce, old).equals(tag)) continue;
-    const decipher = createDecipheriv("aes-256-ctr", old.encryption, nonce);
-    const master = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    const master = open(Buffer.from(file.data, "base64"), derive(password, Buffer.from(file.salt, "base64"), file));
+    if (!master) continue;
     const salt = randomBytes(64);
-    const fresh = derive(password, salt, cheap);
-    const iv = randomBytes(16);
-    const cipher = createCipheriv("aes-256-ctr", fresh.encryption, iv);
-    const encrypted = Buffer.concat([cipher.update(master), cipher.final()]);
     const text = JSON.stringify({
       ...file,
       ...cheap,
       salt: salt.toString("base64"),
-      data: Buffer.concat([iv, encrypted, mac(encrypted, iv, fresh)]).toString("base64"),
+      data: seal(master, derive(password, salt, cheap)).toString("base64"),
     });
     // The new key first, then the old one removed: a crash in between leaves two keys that both open it.
     writeFileSync(join(keys, createHash("sha256").update(text).digest("hex")), text, { mode: statSync(path).mode });
