@@ -62,9 +62,10 @@ ENV DENO_DIR=/app/.deno \
     BACKUPCTL_LISTEN=0.0.0.0:9464
 
 # Compile the sources once at build time, into a DENO_DIR that stays root-owned (read-only for backupctl: only the
-# config, which changes at run time, is compiled at start). Then the unprivileged user (uid and gid 10001) whose home
+# config, which changes at run time, is compiled at start). The commands are named too: main.ts imports each one only
+# when it runs, by a specifier Deno does not read ahead (src/runtime/later.ts). Then the unprivileged user (uid and gid 10001) whose home
 # is the state folder (restic's cache and ssh's ~/.ssh go there too), mode 0700.
-RUN deno cache --config deno.json src/main.ts \
+RUN deno cache --config deno.json src/main.ts src/cli/*.ts \
  && groupadd --system --gid 10001 backupctl \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/backupctl --shell /usr/sbin/nologin backupctl \
  && mkdir -p /var/lib/backupctl /config \

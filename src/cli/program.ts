@@ -3,31 +3,36 @@ import { Command, Option } from "commander";
 import pkg from "../../package.json" with { type: "json" };
 import type { Output } from "./output.ts";
 import { versionLine } from "./version.ts";
+import { importLater } from "../runtime/later.ts";
 
-/** One module per command, imported only when that command runs (start-up loads nothing it does not need). */
+/**
+ * One module per command, imported only when that command runs (start-up loads nothing it does not need): through
+ * importLater, since Deno reads ahead every literal `import("./x.ts")` and would load all commands' modules first.
+ */
 type CommandDefinition = { define(program: Command, output: Output, done: (code: number) => void): void };
+const command = (path: string) => () => importLater<CommandDefinition>(new URL(path, import.meta.url));
 const commandModules: Record<string, () => Promise<CommandDefinition>> = {
-  init: () => import("./init.ts"),
-  validate: () => import("./validate.ts"),
-  plan: () => import("./plan.ts"),
-  apply: () => import("./apply.ts"),
-  backup: () => import("./backup.ts"),
-  forget: () => import("./forget.ts"),
-  watch: () => import("./watch.ts"),
-  status: () => import("./status.ts"),
-  history: () => import("./history.ts"),
-  snapshots: () => import("./snapshots.ts"),
-  restore: () => import("./restore.ts"),
-  verify: () => import("./verify.ts"),
-  unlock: () => import("./unlock.ts"),
-  notify: () => import("./notify.ts"),
-  restic: () => import("./restic.ts"),
-  diff: () => import("./diff.ts"),
-  import: () => import("./import.ts"),
-  state: () => import("./state.ts"),
-  serve: () => import("./serve.ts"),
-  completion: () => import("./completion.ts"),
-  __complete: () => import("./complete.ts"),
+  init: command("./init.ts"),
+  validate: command("./validate.ts"),
+  plan: command("./plan.ts"),
+  apply: command("./apply.ts"),
+  backup: command("./backup.ts"),
+  forget: command("./forget.ts"),
+  watch: command("./watch.ts"),
+  status: command("./status.ts"),
+  history: command("./history.ts"),
+  snapshots: command("./snapshots.ts"),
+  restore: command("./restore.ts"),
+  verify: command("./verify.ts"),
+  unlock: command("./unlock.ts"),
+  notify: command("./notify.ts"),
+  restic: command("./restic.ts"),
+  diff: command("./diff.ts"),
+  import: command("./import.ts"),
+  state: command("./state.ts"),
+  serve: command("./serve.ts"),
+  completion: command("./completion.ts"),
+  __complete: command("./complete.ts"),
 };
 
 /** Global options that take a value (the word after them is not the command's name). */

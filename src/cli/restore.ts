@@ -20,8 +20,8 @@ import {
   type RestoreContext,
   restoreToFolder,
   sourcesOf,
-  streamDump,
 } from "../restore/restore.ts";
+import { openDumpStream } from "../restore/stream.ts";
 import { snapshotPaths } from "../restore/files.ts";
 import {
   checkSelection,
@@ -302,30 +302,30 @@ async function intoDatabase(
   const located = await locate(ctx, project, source, repository, options.snapshot);
   checkSelection(located, selection);
   const context = { configDir: ctx.loaded.dir, privateDir: ctx.privateDir };
-  // Checked before restic starts. A globals dump creates roles, cluster-wide: the target's tables say nothing of it.
-  // --clean is the word that the target holds the dump's objects: it is confirmed instead.
-  if (selection.clean) await confirmClean(target, Boolean(options.yes));
-  else if (!options.force && !options.overwrite && source.part !== "globals") {
-    const tables = await existingTables(target, context);
-    if (tables.length > 0) {
-      const count = tables.length === 1 ? "1 table" : `${tables.length} tables`;
-      const shown = tables.length > 5 ? [...tables.slice(0, 5), `${tables.length - 5} more`] : tables;
-      throw new UsageError(
-        `nothing restored: ${describeTarget(target)} is not empty (${count}: ${shown.join(", ")}), and the dump ` +
-          "would be mixed into what it holds. Restore into an empty database, " +
-          `${located.format === "pg_custom" ? "add --clean to replace the dump's objects there, " : ""}or add ` +
-          "--overwrite to restore into it anyway",
-      );
-    }
+  const note = describeSelection(selection);
+  // A whole dump's stream opens before the target is checked: restic starts (its key derivation takes most of a
+  // small restore) while the check runs, and the sink starts only once the check passed. A stream that could not
+  // open fails the audited restore below, as it did when it opened there.
+  const opening = note === undefined
+    ? (async () => await openDumpStream(located, { sink: restoreSink(target, located.format!, context) }, ctx))()
+      .then((stream) => ({ stream }), (error: unknown) => ({ error }))
+    : undefined;
+  try {
+    await checkTarget(target, source, located, selection, options, context);
+  } catch (error) {
+    const opened = await opening;
+    if (opened && "stream" in opened) await opened.stream.abandon();
+    throw error;
   }
   if (options.printCommands) {
     const chosen = { pgRestore: selectionArgs(selection), jobs: selection.jobs };
     output.stdout(`${printed(located, ctx, target, chosen).join("\n")}\n`);
   }
   const outcome = await audited({ store: ctx.store, clock }, located, "into a database", async () => {
-    const note = describeSelection(selection);
-    if (note !== undefined) return { ...await restorePostgres(located, target, selection, ctx), note };
-    return await streamDump(located, { sink: restoreSink(target, located.format!, context) }, ctx);
+    if (opening === undefined) return { ...await restorePostgres(located, target, selection, ctx), note };
+    const opened = await opening;
+    if ("error" in opened) throw opened.error;
+    return await opened.stream.finish();
   }, output);
   output.stdout(
     `restored ${project.name}/${source.name} (snapshot ${located.snapshot.short_id} of ${located.snapshot.time}, ` +
@@ -333,6 +333,33 @@ async function intoDatabase(
       `${humanDuration(outcome.durationMs)}\n`,
   );
   return ExitCode.ok;
+}
+
+/**
+ * Refuses a target that holds tables, before anything is written there: the dump would be mixed into them. A globals
+ * dump creates roles, cluster-wide, so the target's tables say nothing of it; --clean is the word that the target holds
+ * the dump's objects, and is confirmed instead; --force and --overwrite accept a target as it is.
+ */
+async function checkTarget(
+  target: DatabaseTarget,
+  source: NamedSource,
+  located: Located,
+  selection: PostgresSelection,
+  options: Options,
+  context: { configDir: string; privateDir: string },
+): Promise<void> {
+  if (selection.clean) return await confirmClean(target, Boolean(options.yes));
+  if (options.force || options.overwrite || source.part === "globals") return;
+  const tables = await existingTables(target, context);
+  if (tables.length === 0) return;
+  const count = tables.length === 1 ? "1 table" : `${tables.length} tables`;
+  const shown = tables.length > 5 ? [...tables.slice(0, 5), `${tables.length - 5} more`] : tables;
+  throw new UsageError(
+    `nothing restored: ${describeTarget(target)} is not empty (${count}: ${shown.join(", ")}), and the dump ` +
+      "would be mixed into what it holds. Restore into an empty database, " +
+      `${located.format === "pg_custom" ? "add --clean to replace the dump's objects there, " : ""}or add ` +
+      "--overwrite to restore into it anyway",
+  );
 }
 
 /** --jobs N: a whole number from 1 to 64. */

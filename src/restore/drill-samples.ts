@@ -15,7 +15,8 @@ import { SourceError } from "../errors.ts";
 import { createPrivateFolder } from "../exec/private-file.ts";
 import { parseLs, type TreeNode } from "../repository/restic-browse.ts";
 import type { StateStore } from "../state/store.ts";
-import { type Located, type RestoreContext, streamDump } from "./restore.ts";
+import type { Located, RestoreContext } from "./restore.ts";
+import { streamDump } from "./stream.ts";
 
 /** How many files a files drill restores when `verify.sample` does not say. */
 export const defaultSampleFiles = 20;

@@ -10,7 +10,8 @@ import { serverDatabaseSource } from "../config/discovered.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
 import { SourceError } from "../errors.ts";
 import { commandDrill, type DumpCheck, type FilesCheck, filesDrill } from "./drill-samples.ts";
-import { locate, type RestoreContext, streamDump } from "./restore.ts";
+import { locate, type RestoreContext } from "./restore.ts";
+import { streamDump } from "./stream.ts";
 import { checkQuery, recreate, restoreSink, sameDatabase } from "./targets.ts";
 
 export interface DrillResult {

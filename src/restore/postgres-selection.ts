@@ -16,7 +16,8 @@ import { ExecError, UsageError } from "../errors.ts";
 import { transientOutput } from "../exec/failure.ts";
 import { createPrivateFolder } from "../exec/private-file.ts";
 import { run } from "../exec/run.ts";
-import { type Located, type RestoreContext, restoredName, streamDump, type StreamOutcome } from "./restore.ts";
+import { type Located, type RestoreContext, restoredName } from "./restore.ts";
+import { streamDump, type StreamOutcome } from "./stream.ts";
 import type { SourceContext } from "../sources/types.ts";
 import { createSchemas, type DatabaseTarget, existingTables, restoreSink } from "./targets.ts";
 

@@ -7,36 +7,21 @@
  * partial output file is removed), so a restore that "worked" restored everything.
  */
 import { randomUUID } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readlinkSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { closest, distance } from "fastest-levenshtein";
 import { serverDatabaseSource } from "../config/discovered.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { NamedSource, NormalizedProject } from "../config/normalize.ts";
-import { decryptionFilter } from "../encrypt/filter.ts";
-import type { StreamFilter } from "../encrypt/types.ts";
-import { ExecError, IncompleteSnapshotError, MissingToolError, SourceError, UsageError } from "../errors.ts";
-import { FifoFolder, parseTap, stopAndWait, tapArgv } from "../exec/fifo.ts";
-import { transientOutput } from "../exec/failure.ts";
-import { onPath, type RunningProcess, type RunResult, start } from "../exec/run.ts";
+import { IncompleteSnapshotError, SourceError, UsageError } from "../errors.ts";
 import { isoSeconds } from "../format/time.ts";
 import { isUsable } from "../plan/types.ts";
 import type { Restic } from "../repository/restic.ts";
 import type { SnapshotTable } from "../state/schema.ts";
 import type { StateStore } from "../state/store.ts";
 import { deadStagingFolders, restoreFiles } from "./files.ts";
-import { type DumpFormat, dumpFormat, type RestoreSink } from "./targets.ts";
+import { streamDump } from "./stream.ts";
+import { type DumpFormat, dumpFormat } from "./targets.ts";
 
 export interface RestoreContext {
   loaded: LoadedConfig;
@@ -166,192 +151,6 @@ function nearest(rows: SnapshotTable[], id: string): string {
 export function restoredName(located: Located): string {
   const file = basename(located.dumpPath!);
   return located.encrypted ? file.slice(0, -located.encrypted.length) : file;
-}
-
-async function decryption(located: Located, ctx: RestoreContext): Promise<StreamFilter | undefined> {
-  if (!located.encrypted) return undefined;
-  const encrypt = located.project.encrypt;
-  const expected = encrypt ? (encrypt.type === "gpg" ? ".gpg" : ".age") : undefined;
-  if (!encrypt || expected !== located.encrypted) {
-    throw new SourceError(
-      `the dump ${
-        basename(located.dumpPath!)
-      } is encrypted (${located.encrypted}) but project ${located.project.name} ` +
-        `${
-          encrypt ? `encrypts with ${encrypt.type}` : "declares no encrypt"
-        }: restore it by hand with the key it was made with`,
-    );
-  }
-  return await decryptionFilter(encrypt, { configDir: ctx.loaded.dir, privateDir: ctx.privateDir });
-}
-
-export interface StreamOutcome {
-  /** Bytes of the restored (decrypted) dump. */
-  bytes: number;
-  durationMs: number;
-}
-
-/**
- * Streams a dump out of the repository into `into`: a file path (created 0600 and written by restic or the
- * decryption filter through a redirection, removed when anything fails) or a database sink (a program reading
- * stdin). The programs are connected by FIFOs (exec/fifo.ts): the dump never passes through this process. A sink
- * reads a FIFO backupctl holds open, so it sees the end of the dump only once restic and every filter exited 0;
- * when anything fails, the sink is stopped before the FIFO is let go, so it never takes a cut dump for a whole one.
- * A tap (exec/fifo.ts) before the sink counts the bytes; a file's size is its count.
- *
- * `readerMayStop` is for a sink that legitimately reads only part of the dump: pg_restore restoring some tables or
- * schemas from a pipe exits 0 once it restored the last entry it was asked for, without reading the rest. Its clean
- * exit then ends the stream (restic and the filters are stopped, which is not a failure); what it read had passed
- * restic's checks, since restic verifies every blob before it writes it. The bytes are then those the tap counted, or
- * 0 when the tap was stopped before it could say.
- */
-export async function streamDump(
-  located: Located,
-  into: { file: string } | { sink: RestoreSink },
-  ctx: RestoreContext,
-  timeoutMs?: number,
-  readerMayStop = false,
-): Promise<StreamOutcome> {
-  const started = Date.now();
-  const filter = await decryption(located, ctx);
-  const sink = "sink" in into ? into.sink : undefined;
-  const file = "file" in into ? into.file : undefined;
-  let fifos: FifoFolder | undefined;
-  let created = false;
-  try {
-    for (const program of [filter, sink]) {
-      if (program && !(await onPath(program.argv[0]))) throw new MissingToolError(program.argv[0], program.package);
-    }
-    if (sink && !(await onPath("perl"))) throw new MissingToolError("perl", "perl-base");
-    const repository = ctx.repositoryFor(located.repository);
-    fifos = FifoFolder.create(ctx.privateDir);
-    // restic dump → [decryption] → tap → sink, or restic dump → [decryption] → the file: FIFO i is what the
-    // (i+1)th program reads.
-    const paths = await fifos.make(
-      ...Array.from({ length: (filter ? 1 : 0) + (sink ? 2 : 0) }, (_, i) => `stream-${i}`),
-    );
-    if (file) {
-      // Created here, 0600 and only if absent (wx); restic or the filter writes into it through a redirection.
-      try {
-        closeSync(openSync(file, "wx", 0o600));
-      } catch (error) {
-        throw new SourceError(`cannot write the restored dump: ${(error as Error).message}`);
-      }
-      created = true;
-    }
-    const sinkInput = sink ? paths.at(-1)! : undefined;
-    // Held until restic and every filter succeeded: the sink sees the end of the dump only then.
-    const release = sinkInput ? fifos.hold(sinkInput) : () => {};
-    const dump = repository.startDump(located.snapshot.id, located.dumpPath!, paths[0] ?? file!, timeoutMs);
-    /** The programs after restic, in order; the sink last. */
-    const chain: { name: string; process: RunningProcess; tap?: boolean }[] = [];
-    if (filter) {
-      chain.push({
-        name: `${filter.argv[0]} (decryption)`,
-        process: start(filter.argv, {
-          env: filter.env,
-          stdout: "stream",
-          timeoutMs,
-          stdinFrom: paths[0],
-          stdoutTo: sink ? paths[1] : file!,
-        }),
-      });
-    }
-    if (sink) {
-      const tap = start(tapArgv(sinkInput!, false), { timeoutMs, stdinFrom: paths.at(-2)! });
-      chain.push({ name: "tap", tap: true, process: tap });
-      chain.push({ name: sink.argv[0], process: start(sink.argv, { env: sink.env, timeoutMs, stdinFrom: sinkInput }) });
-    }
-    const reader = sink ? chain.length - 1 : undefined;
-    /** Bytes of the dump so far: the tap's count (known once it ended), or the file's size. */
-    const restored = (tapResult?: RunResult): number => {
-      if (file) return existsSync(file) ? statSync(file).size : 0;
-      return (tapResult && parseTap(tapResult.stdout)?.bytes) ?? 0;
-    };
-    const upstream = [dump.finished, ...chain.filter((_, i) => i !== reader).map(({ process }) => process.result)];
-    const upstreamDone = Promise.all(upstream);
-    let sinkStopped: Promise<unknown> | undefined;
-    const killAll = () => {
-      // The sink first, so it never sees the end of a cut dump (the FIFO is let go only once it exited).
-      if (reader !== undefined) sinkStopped ??= stopAndWait(chain[reader].process, "SIGTERM");
-      dump.kill();
-      for (const { process } of chain) process.kill();
-    };
-    // Every process is watched at once: the first to fail stops the others (a reader that quits early, such as
-    // pg_restore refused by the target, would otherwise leave restic blocked on a full pipe forever), and it is the
-    // one reported, not the ones the kill stopped. -1 is restic.
-    let culprit: number | undefined;
-    /** The reader (the last program) ended cleanly before restic and the filters had sent everything. */
-    let stoppedReading = false;
-    /** …and that was allowed (readerMayStop): the others were stopped, their exits are not failures. */
-    let doneReading = false;
-    let sent = false;
-    void upstreamDone.then((results) => {
-      sent = results.every((result) => result.code === 0);
-      if (sent && culprit === undefined) release();
-    });
-    const watch = (index: number, finished: Promise<RunResult>) =>
-      finished.then(async (result) => {
-        if (index === reader && result.code === 0 && !sent) {
-          // The others' exits may simply not have been seen yet: give them a moment before calling the reader early.
-          await Promise.race([upstreamDone, new Promise((resolve) => setTimeout(resolve, 2000))]);
-        }
-        const early = index === reader && result.code === 0 && !sent;
-        if (early && readerMayStop && culprit === undefined) {
-          doneReading = true;
-          dump.kill();
-          for (const { process } of chain) process.kill();
-          return result;
-        }
-        if (doneReading) return result;
-        if ((result.code !== 0 || early) && culprit === undefined) {
-          culprit = index;
-          stoppedReading = early;
-          killAll();
-        }
-        return result;
-      });
-    const [resticResult, ...results] = await Promise.all([
-      watch(-1, dump.finished),
-      ...chain.map(({ process }, i) => watch(i, process.result)),
-    ]);
-    await sinkStopped;
-    const tapResult = sink ? results[chain.findIndex((stage) => stage.tap)] : undefined;
-    const bytes = restored(tapResult);
-    if (doneReading) return { bytes, durationMs: Date.now() - started };
-    if (culprit === -1 || (culprit === undefined && resticResult.code !== 0)) {
-      if (file && /no space left on device|disk quota exceeded/i.test(resticResult.stderrTail)) {
-        throw new SourceError(`cannot write the restored dump: ${resticResult.stderrTail}`);
-      }
-      throw repository.failure("dump", resticResult);
-    }
-    if (stoppedReading) {
-      throw new SourceError(
-        `${chain[reader!].name} exited before it had read the whole dump (after ${bytes} bytes): the restore ` +
-          "is incomplete",
-      );
-    }
-    const failed = culprit ?? chain.findIndex((_, i) => results[i].code !== 0);
-    if (failed >= 0) {
-      const result = results[failed];
-      throw new ExecError(
-        chain[failed].name,
-        result.code,
-        result.stderrTail,
-        `${chain[failed].name} failed (exit ${result.code ?? result.signal}) after ${bytes} bytes of the dump` +
-          (result.stderrTail ? `:\n    ${result.stderrTail.replaceAll("\n", "\n    ")}` : ""),
-        transientOutput(result.stderrTail),
-      );
-    }
-    return { bytes, durationMs: Date.now() - started };
-  } catch (error) {
-    if (created) rmSync(file!, { force: true });
-    throw error;
-  } finally {
-    fifos?.remove();
-    await filter?.cleanup?.();
-    sink?.cleanup();
-  }
 }
 
 /**

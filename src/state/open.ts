@@ -38,9 +38,11 @@ export async function openForWrites(dir: string, busyTimeoutMs: number | undefin
   const db = await connectSqlite(path);
   try {
     await prepareForWrites(db, timeout);
-    const { error } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
-    if (error) {
-      throw new Error(`cannot migrate the state database ${path}: ${(error as Error).message ?? String(error)}`);
+    if (await appliedMigration(db) !== latestMigration) {
+      const { error } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+      if (error) {
+        throw new Error(`cannot migrate the state database ${path}: ${(error as Error).message ?? String(error)}`);
+      }
     }
     const lineage = await db.selectFrom("meta").select("value").where("key", "=", "lineage").executeTakeFirst();
     if (!lineage) {
@@ -52,6 +54,20 @@ export async function openForWrites(dir: string, busyTimeoutMs: number | undefin
     await db.destroy();
     throw error;
   }
+}
+
+/**
+ * The newest migration the database records, or undefined (a new database has no migration table). An up-to-date
+ * database is not handed to the Migrator, whose checks read the schema of every table and sort with the locale's
+ * collation (about 20 ms of every command's start, measured).
+ */
+async function appliedMigration(db: Kysely<Database>): Promise<string | undefined> {
+  const tables = await db.withTables<{ sqlite_master: { name: string; type: string } }>().selectFrom("sqlite_master")
+    .select("name").where("type", "=", "table").where("name", "=", DEFAULT_MIGRATION_TABLE).executeTakeFirst();
+  if (!tables) return undefined;
+  const applied = await db.withTables<{ [DEFAULT_MIGRATION_TABLE]: { name: string } }>()
+    .selectFrom(DEFAULT_MIGRATION_TABLE).select("name").orderBy("name", "desc").limit(1).executeTakeFirst();
+  return applied?.name;
 }
 
 /** Once open (and the fallback replayed): the files the database made beside its own are the owner's alone too. */

@@ -230,8 +230,43 @@ export default defineConfig({
     const stages = await restoreStages();
     const url = (database: string) =>
       `postgresql://restorer@127.0.0.1:${pg.port}/${database}?passwordEnv=PG_RESTORER_PASSWORD`;
-    const refused = await cli(["restore", "pg", "--into-database", "--target-db", url("shop_busy")]);
+    // restic starts while the target is checked (restore/stream.ts): a wrapper on PATH notes each restic it starts.
+    const wrappers = join(dir, "restic-wrapper");
+    mkdirSync(wrappers, { recursive: true });
+    const started = join(wrappers, "started.log");
+    const realRestic = execFileSync("sh", ["-c", "command -v restic"]).toString().trim();
+    writeFileSync(
+      join(wrappers, "restic"),
+      `#!/bin/sh\necho "$$ $*" >> '${started}'\nexec '${realRestic}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    const refused = await runCli([
+      "--config",
+      config,
+      "restore",
+      "pg",
+      "--into-database",
+      "--target-db",
+      url("shop_busy"),
+    ], {
+      env: {
+        ...secrets,
+        BACKUPCTL_CONFIG: undefined,
+        BACKUPCTL_STATE_DIR: undefined,
+        PATH: `${wrappers}:${process.env.PATH}`,
+      },
+    });
     assert.equal(refused.code, 64, show(refused));
+    // It was started, and it is gone when the refusal is said: stopped, its lock (if it took one) removed.
+    const dumps = readFileSync(started, "utf8").split("\n").filter((line) => / dump /.test(line));
+    assert.equal(dumps.length, 1, `one restic dump started beside the check: ${dumps.join("; ")}`);
+    const pid = Number(dumps[0].split(" ")[0]);
+    assert.throws(() => process.kill(pid, 0), /ESRCH/, "the restic started beside the check was stopped");
+    assert.deepEqual(readdirSync(join(dir, "repository", "locks")), [], "no lock left in the repository");
+    const fifoFolders = existsSync(join(dir, ".backupctl", "tmp"))
+      ? readdirSync(join(dir, ".backupctl", "tmp")).filter((name) => name.includes("fifo"))
+      : [];
+    assert.deepEqual(fifoFolders, [], "the stream's FIFO folder was removed");
     assert.equal(
       refused.stderr,
       `Error: nothing restored: postgres database shop_busy on 127.0.0.1:${pg.port} is not empty (1 table: ` +
