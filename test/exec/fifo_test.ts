@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -86,6 +86,19 @@ describe("FifoFolder", () => {
     try {
       await fifos.make("taken");
       await assert.rejects(fifos.make("taken"), /cannot make the FIFOs of the stream in .*File exists/);
+    } finally {
+      fifos.remove();
+    }
+  });
+
+  it("makes the FIFOs before one it cannot make, and names the one it could not", async () => {
+    const fifos = FifoFolder.create(join(scratch, "private"));
+    try {
+      writeFileSync(join(fifos.dir, "second"), "");
+      await assert.rejects(fifos.make("first", "second", "third"), /second.*File exists|File exists.*second/);
+      assert.ok(statSync(join(fifos.dir, "first")).isFIFO());
+      assert.equal(statSync(join(fifos.dir, "first")).mode & 0o777, 0o600);
+      assert.ok(statSync(join(fifos.dir, "second")).isFile(), "the file in the way is left as it was");
     } finally {
       fifos.remove();
     }
@@ -172,6 +185,18 @@ describe("gate", () => {
       assert.equal(result.code, 5);
       assert.equal(result.stdout, "gate: holding\nthe dump");
       assert.equal(result.stderr, "saw the end\n");
+    } finally {
+      fifos.remove();
+    }
+  });
+
+  it("exits 128 + the signal when the program behind it was killed by one", async () => {
+    const fifos = FifoFolder.create(join(scratch, "private"));
+    try {
+      const [fifo] = await fifos.make("stream");
+      const gate = start(gateArgv(fifo, ["sh", "-c", "kill -KILL $$"]));
+      gate.stdin.end();
+      assert.equal((await gate.result).code, 128 + 9);
     } finally {
       fifos.remove();
     }
