@@ -372,18 +372,24 @@ export default defineConfig({
           goal: `${what.split(" vs ")[0]} at 100 MiB within 1.1× of the raw pipeline`,
           met: y.wallMs / x.wallMs <= 1.1,
           missed: `${(y.wallMs / x.wallMs).toFixed(2)}×: ${seconds(y.wallMs - x.wallMs)} more than the raw ` +
-            "pipeline, nearly all of it before restic starts (the raw pipeline starts restic at once; restic's own " +
-            "start, its key derivation of about half a second, is in both). Measured with timestamps in one apply " +
-            "(2026-12-06): the runtime reaches backupctl's entry point at 45 ms; loading the command's modules takes " +
-            "about 100 ms more (kysely 32 ms, zx 26 ms, zod 19 ms, cron-parser 17 ms measured apart, the rest " +
-            "backupctl's own ~140 modules); the TypeScript config 30 ms; the state database, the lock and the plan " +
-            "40 ms; the FIFOs and the gate 40 ms; after restic ends, recording and exiting 35 ms. restore also " +
-            "checks that the target database is empty (psql, 70 ms) before restic starts. Cut in this round: the " +
-            "gate polled restic's exit every 0.1 s (0.1–0.2 s per backup), two shells asked whether programs were " +
-            "on PATH, zx's 700 KB vendor bundle and nodemailer's sixty modules loaded on every run: 0.6 s down to " +
-            "the figure here. What is left is the runtime and its module graph; a bundled CLI was tried (deno " +
-            "bundle): it loaded no faster and needs the Bun and CJS parts rewritten. In watch mode, which the " +
-            "container runs, the process and its modules are loaded once, not per backup.",
+            "pipeline, nearly all of it before restic starts: the raw pipeline starts restic at once, and restic's " +
+            "own start (its scrypt key derivation, about 0.85 s on this machine) is in both. Measured with timestamps " +
+            "in one apply (2026-12-07): Deno and its Node compatibility layer reach backupctl's entry point at 35 ms " +
+            "(a bare script that imports node:fs takes 55 ms whole); the command's modules load in about 115 ms " +
+            "(some 640 modules with V8's code cache: Kysely alone is 288 files, zod 99, backupctl's own 189); " +
+            "validating the config 27 ms (zod's first parse, and ICU's start for the schedule's time zone, about " +
+            "17 ms); the state database 9 ms, the lock and the plan 25 ms; the FIFOs and restic's gate 25 ms; after " +
+            "restic ends, recording and exiting 27 ms. Cut in this round: restore checks that the target database is " +
+            "empty while restic starts, and starts the database client only once the check passed (70 ms); FIFOs " +
+            "made by mkfifo(3) in-process instead of the mkfifo program (15 ms); the gate without perl's POSIX " +
+            "module (9 ms); an up-to-date state database no longer goes through Kysely's Migrator (6 ms); Deno no " +
+            "longer reads every command's modules ahead (10 ms); restore no longer loads the planner. Tried and " +
+            "left: one esbuild bundle of the whole CLI starts about 45 ms sooner, but breaks every path a module " +
+            "finds beside itself and gives the config a second copy of backupctl's helpers; Kysely, zod and " +
+            "cron-parser bundled alone save about 20 ms. What is left is the runtime's floor: 1.1× of this size " +
+            "leaves about 115 ms for everything backupctl adds, and starting Deno with the Node layer, Kysely and zod " +
+            "and importing a TypeScript config takes about that before any of backupctl's own work. In watch mode, " +
+            "which the container runs, the process and its modules are loaded once, not per backup.",
         },
       };
     };

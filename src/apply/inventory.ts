@@ -1,6 +1,9 @@
 /** The snapshot inventory as apply keeps it: reloaded from restic after a step that changed a repository. */
 import type { ResticSnapshot } from "../repository/restic.ts";
 import { repositoryFor, type StepContext } from "./context.ts";
+import { createClock } from "../clock.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import type { StateStore } from "../state/store.ts";
 import { runStage } from "./stage.ts";
 
 /** Reloads a repository's snapshot list into the inventory; returns the error text, or undefined on success. */
@@ -56,4 +59,18 @@ export function toInventoryRow(recordedAt: Date) {
       original: snapshot.original ?? null,
     };
   };
+}
+
+/**
+ * Reloads the inventories of `names` from restic (each an audited refresh stage). A repository that cannot be listed
+ * is a warning on stderr; its last known inventory stays.
+ */
+export async function refreshRepositories(
+  loaded: LoadedConfig,
+  store: StateStore,
+  names: string[],
+  output: { stderr(text: string): void },
+): Promise<void> {
+  const context = { loaded, store, clock: createClock(), out: (line: string) => output.stderr(`${line.trim()}\n`) };
+  for (const name of names) await refreshInventory(null, name, undefined, context);
 }

@@ -26,7 +26,8 @@ import {
   parseNow,
   selectProjects,
 } from "./context.ts";
-import { collect, type PlanCommandOptions } from "./plan.ts";
+import type { PlanCommandOptions } from "./plan.ts";
+import { collect } from "./context.ts";
 import type { FleetWork } from "../apply/context.ts";
 import { defaultLeaseTtlMs, FleetMember, type Lease, leaseHeldError } from "../fleet/member.ts";
 import { projectLeaseKey } from "../state/fleet.ts";

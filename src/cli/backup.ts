@@ -11,7 +11,7 @@ import type { LoadedConfig } from "../config/load.ts";
 import { UsageError } from "../errors.ts";
 import { type ApplyOptions, run as runApply, waitFlags, waitHelp } from "./apply.ts";
 import { type GlobalOptions, load, namedProjects, type Output } from "./context.ts";
-import { collect } from "./plan.ts";
+import { collect } from "./context.ts";
 
 export const description =
   "Back up now, outside the schedule: the projects' sources, then the copies to their other repositories";

@@ -196,3 +196,6 @@ export async function eventOutput(
     close: events.close,
   };
 }
+
+/** A repeatable option's values, in the order given (`-p a -p b`). */
+export const collect = (value: string, previous: string[] = []) => [...previous, value];

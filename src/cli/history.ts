@@ -11,7 +11,7 @@ import { errorTail } from "../notify/message.ts";
 import { colours, terminalColours } from "../plan/render.ts";
 import { humanDuration, localTime, machineTimeZone } from "../format/time.ts";
 import { type HistoryEntry, runKind } from "../state/store.ts";
-import { collect } from "./plan.ts";
+import { collect } from "./context.ts";
 import { type GlobalOptions, load, openStore, type Output, parseNow } from "./context.ts";
 
 export const description =

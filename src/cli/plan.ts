@@ -15,6 +15,7 @@ import { type GroupSimulation, parseHorizon, renderSimulation, simulateProjects 
 import { isUsable, type ObservedState } from "../plan/types.ts";
 import type { StateStore } from "../state/store.ts";
 import {
+  collect,
   fromInvocationDir,
   type GlobalOptions,
   hostFor,
@@ -40,7 +41,6 @@ export interface PlanCommandOptions extends GlobalOptions {
 }
 
 const formats = ["text", "json", "markdown"];
-export const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function define(program: Command, output: Output, done: (code: number) => void): void {
   program.command("plan").description(description)

@@ -22,6 +22,7 @@ import {
   sourcesOf,
 } from "../restore/restore.ts";
 import { openDumpStream } from "../restore/stream.ts";
+import { importLater } from "../runtime/later.ts";
 import { snapshotPaths } from "../restore/files.ts";
 import {
   checkSelection,
@@ -44,8 +45,8 @@ import {
   type Output,
   parseNow,
 } from "./context.ts";
-import { collect } from "./plan.ts";
-import { refreshRepositories } from "./snapshots.ts";
+import { collect } from "./context.ts";
+import { refreshRepositories } from "../apply/inventory.ts";
 
 export const description = "Restore a snapshot: to a folder, straight into a database, or as manual commands";
 
@@ -156,8 +157,10 @@ export function define(program: Command, output: Output, done: (code: number) =>
 
 export async function run(projectName: string, options: Options, output: Output): Promise<number> {
   if (options.toTime !== undefined || options.intoCluster !== undefined || options.port !== undefined) {
-    // A pgbackrest() source's point-in-time restore: its own module (cli/restore-pitr.ts).
-    const { runPitrRestore } = await import("./restore-pitr.ts");
+    // A pgbackrest() source's point-in-time restore: its own module (cli/restore-pitr.ts), loaded only then.
+    const { runPitrRestore } = await importLater<typeof import("./restore-pitr.ts")>(
+      new URL("./restore-pitr.ts", import.meta.url),
+    );
     return await runPitrRestore(projectName, options, output);
   }
   const targets = [options.to !== undefined, Boolean(options.intoDatabase)].filter(Boolean).length;

@@ -8,7 +8,7 @@ import { formatBytes } from "../format/bytes.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { localTime, machineTimeZone } from "../format/time.ts";
 import { colours, terminalColours } from "../plan/render.ts";
-import { refreshInventory } from "../apply/inventory.ts";
+import { refreshRepositories } from "../apply/inventory.ts";
 import { createClock } from "../clock.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { StateStore } from "../state/store.ts";
@@ -131,18 +131,4 @@ export async function run(options: Options, output: Output): Promise<number> {
     );
   }
   return ExitCode.ok;
-}
-
-/**
- * Reloads the inventories of `names` from restic (each an audited refresh stage). A repository that cannot be listed
- * is a warning on stderr; its last known inventory stays.
- */
-export async function refreshRepositories(
-  loaded: LoadedConfig,
-  store: StateStore,
-  names: string[],
-  output: Output,
-): Promise<void> {
-  const context = { loaded, store, clock: createClock(), out: (line: string) => output.stderr(`${line.trim()}\n`) };
-  for (const name of names) await refreshInventory(null, name, undefined, context);
 }

@@ -14,7 +14,7 @@ import { type GlobalOptions, hostFor, load, openStore, type Output, parseNow } f
 import { parseDuration } from "../config/duration.ts";
 import { machineTimeZone } from "../format/time.ts";
 import { drillReport, renderDrillReport } from "../status/drill-report.ts";
-import { refreshRepositories } from "./snapshots.ts";
+import { refreshRepositories } from "../apply/inventory.ts";
 import { handleStopSignals } from "../runtime/shutdown.ts";
 
 export const description = "Run restore drills now: restore the latest snapshot into the scratch database and check it";

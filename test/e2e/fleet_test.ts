@@ -261,7 +261,9 @@ describe("a fleet of watch runners on one PostgreSQL state", () => {
         "runner b taking the project over",
         () => /took over project:held from runner a/.test(b.output()),
         60_000,
-      );
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}\n--- runner b\n${b.output()}\n--- runner a\n${a.output()}`);
+      });
       writeFileSync(go, "");
       await waitFor(
         "runner b's successful run",
