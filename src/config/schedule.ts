@@ -1,6 +1,18 @@
 /** Cron schedules (five fields or an @alias) read in an IANA time zone, evaluated with cron-parser. */
 import { type CronExpression, CronExpressionParser } from "cron-parser";
+import { createRequire } from "node:module";
 import { cut, describeValue } from "./issues.ts";
+
+/*
+ * cron-parser's own luxon (a CommonJS module of its own): told the locale and the zone it would otherwise ask ICU for
+ * when it makes a date (its system locale and zone; every date cron-parser makes here is then set to the schedule's
+ * zone). Schedules in UTC then never start ICU, which costs about 17 ms and 6 MiB at the first use.
+ */
+const luxon = createRequire(createRequire(import.meta.url).resolve("cron-parser"))("luxon") as {
+  Settings: { defaultLocale: string; defaultZone: string };
+};
+luxon.Settings.defaultLocale = "en-US";
+luxon.Settings.defaultZone = "UTC";
 
 const aliases = new Set(["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"]);
 
@@ -55,6 +67,7 @@ export function timezoneProblem(name: string): string | undefined {
 }
 
 function computeTimezoneProblem(name: string): string | undefined {
+  if (name === "UTC") return undefined; // valid without asking ICU, whose start costs more than the whole check
   try {
     new Intl.DateTimeFormat("en-US", { timeZone: name });
     return undefined;
@@ -115,6 +128,7 @@ function* slotsFrom(expression: string, timezone: string, start: number, until: 
  * times identically, and cron-parser (luxon) evaluates fixed zones several times faster than named ones.
  */
 function fixedZone(timezone: string, from: number, to: number): string | undefined {
+  if (timezone === "UTC") return "UTC+0";
   const offset = utcOffset(timezone, from);
   if (offset !== utcOffset(timezone, to)) return undefined;
   const match = /^GMT([+-])(\d{2}):(\d{2})$/.exec(offset);

@@ -11,6 +11,15 @@ export function machineTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 }
 
+/**
+ * Two ISO-8601 times written the same way (both UTC to the second, or both with milliseconds), earlier first: as text,
+ * code point by code point. Not localeCompare, whose collation needs ICU (about 17 ms and 6 MiB on first use) and
+ * cannot change the order of such strings.
+ */
+export function compareTimes(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
 function formatterFor(timeZone: string): Intl.DateTimeFormat {
@@ -37,6 +46,7 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
  * than a thousand (each takes microseconds).
  */
 function offsetMinutesAt(timeZone: string, at: number): number {
+  if (timeZone === "UTC") return 0; // no lookup: ICU's start costs more than the rest of a plan's formatting
   const bucket = Math.floor(at / 900_000);
   const key = `${timeZone}\u0000${bucket}`;
   let offset = offsets.get(key);

@@ -4,7 +4,7 @@
  * zone with their offset (`2026-11-21 04:00:00+01:00`), the config's or the machine's (`displayTimeZone`).
  */
 import pc from "picocolors";
-import { humanDuration, localTime, localTimesIn } from "../format/time.ts";
+import { compareTimes, humanDuration, localTime, localTimesIn } from "../format/time.ts";
 import { markdownLimit } from "../format/markdown.ts";
 import { ofType, type Plan, type PlanAction, planDocument, type PlanToApply } from "./document.ts";
 
@@ -154,7 +154,7 @@ export function renderText(plan: Plan, c: Colours = colours(false), timeZone = "
 
   if (plan.actions.length === 0) {
     lines.push(c.green("No changes. Backups are up to date."));
-    const next = [...plan.next_due].sort((a, b) => a.at.localeCompare(b.at))[0];
+    const next = [...plan.next_due].sort((a, b) => compareTimes(a.at, b.at))[0];
     if (next) {
       const wait = humanDuration(Date.parse(next.at) - Date.parse(plan.now));
       lines.push(`Next due: ${next.project} at ${localTime(new Date(next.at), timeZone)} (in ${wait}).`);

@@ -3,6 +3,7 @@ import type { NormalizedProject } from "../config/normalize.ts";
 import type { DraftOf } from "./document.ts";
 import { groupKey, type ObservedIndex } from "./observed-index.ts";
 import { isUsable, type ObservedState } from "./types.ts";
+import { compareTimes } from "../format/time.ts";
 
 /**
  * An init for each repository known not to be initialized. One restic could not open (a wrong password, a backend
@@ -67,7 +68,7 @@ export function copyActions(
       const missing = (index.groups.get(groupKey(project.name, source.name, primary)) ?? [])
         // Incomplete snapshots (and those of a run still going) are never copied: recovery forgets them.
         .filter((snapshot) => isUsable(snapshot) && !present.has(snapshot.id) && !forgotten.has(snapshot.id))
-        .sort((a, b) => a.time.localeCompare(b.time))
+        .sort((a, b) => compareTimes(a.time, b.time))
         .map((snapshot) => snapshot.id);
       const newBackup = planned.backedUp.has(groupKey(project.name, source.name, ""));
       if (missing.length === 0 && !newBackup) continue;

@@ -4,6 +4,7 @@
  */
 import { type Kysely, type Selectable, sql } from "kysely";
 import type { Database, RunStatus, SnapshotTable, StageType } from "./schema.ts";
+import { compareTimes } from "../format/time.ts";
 
 /** The kind `history` gives a run (its stages: backups, copies, hooks, refreshes); operations take their stage's type. */
 export const runKind = "backup";
@@ -84,7 +85,7 @@ export async function history(db: Kysely<Database>, filter: HistoryFilter): Prom
     for (const stage of await query.execute()) entries.push({ kind: stage.type, run: null, stages: [stage] });
   }
   const startedAt = (entry: HistoryEntry) => entry.run?.started_at ?? entry.stages[0].started_at;
-  return entries.sort((a, b) => startedAt(b).localeCompare(startedAt(a))).slice(0, filter.limit);
+  return entries.sort((a, b) => compareTimes(startedAt(b), startedAt(a))).slice(0, filter.limit);
 }
 
 /** A run with its stages, in the order they were recorded. */

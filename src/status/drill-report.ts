@@ -5,7 +5,7 @@
  * listed as such (a gap an auditor must see). Read from the audit: the `verify` stages and their notes.
  */
 import type { LoadedConfig } from "../config/load.ts";
-import { humanDuration, isoSeconds, localTime } from "../format/time.ts";
+import { compareTimes, humanDuration, isoSeconds, localTime } from "../format/time.ts";
 import type { StateStore } from "../state/store.ts";
 import { slowerThan } from "./report.ts";
 
@@ -66,7 +66,7 @@ export async function drillReport(
     projects: names.map((project) => ({
       project,
       rto: loaded.config.projects[project]?.verify?.rto ?? null,
-      drills: (byProject.get(project) ?? []).sort((a, b) => a.at.localeCompare(b.at)),
+      drills: (byProject.get(project) ?? []).sort((a, b) => compareTimes(a.at, b.at)),
     })),
   };
 }

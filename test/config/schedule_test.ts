@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { repoRoot, runTool } from "../support/cli.ts";
 import { nextSlot, previousSlot, scheduleProblem, slotsBetween, timezoneProblem } from "../../src/config/schedule.ts";
 
 describe("schedules", () => {
@@ -53,5 +57,53 @@ describe("schedules", () => {
     assert.match(problems[0], /got 1 field in "x{57}"…$/);
     assert.match(problems[1], /^invalid cron expression "x{57}"…: /);
     assert.match(problems[4], /^unknown time zone "Europe\/x{50}"…; /);
+  });
+});
+
+describe("schedules in UTC without ICU", () => {
+  it("validates and evaluates a UTC schedule without constructing an Intl formatter; another zone still uses one", async () => {
+    // In a process of its own: ICU's start (and luxon's cached answers) from other tests must not hide a use.
+    const dir = mkdtempSync(join(tmpdir(), "backupctl-schedule-icu-"));
+    try {
+      const script = join(dir, "probe.ts");
+      writeFileSync(
+        script,
+        `const made: string[] = [];
+const Original = Intl.DateTimeFormat;
+(Intl as unknown as Record<string, unknown>).DateTimeFormat = function (...args: unknown[]) {
+  made.push(JSON.stringify(args));
+  return new (Original as unknown as new (...a: unknown[]) => unknown)(...args);
+};
+const schedule = await import(${JSON.stringify(join(repoRoot, "src/config/schedule.ts"))});
+const now = new Date("2026-12-07T05:00:00Z");
+const utc = [
+  schedule.scheduleProblem("0 3 * * *"),
+  schedule.timezoneProblem("UTC"),
+  schedule.previousSlot("0 3 * * *", "UTC", now).toISOString(),
+  schedule.nextSlot("*/15 * * * *", "UTC", now).toISOString(),
+];
+const inUtc = made.length;
+const berlin = schedule.previousSlot("0 3 * * *", "Europe/Berlin", now).toISOString();
+console.log(JSON.stringify({ utc, inUtc, berlin, inBerlin: made.length - inUtc }));
+`,
+      );
+      const argv = "Bun" in globalThis
+        ? ["--no-install", script]
+        : ["run", "--allow-all", "--quiet", "--config", join(repoRoot, "deno.json"), script];
+      const result = await runTool(process.execPath, argv);
+      assert.equal(result.code, 0, result.stderr);
+      const probe = JSON.parse(result.stdout) as { utc: unknown[]; inUtc: number; berlin: string; inBerlin: number };
+      assert.deepEqual(
+        probe.utc,
+        [undefined, undefined, "2026-12-07T03:00:00.000Z", "2026-12-07T05:15:00.000Z"].map(
+          (value) => value ?? null,
+        ),
+      );
+      assert.equal(probe.inUtc, 0, "no Intl.DateTimeFormat for UTC");
+      assert.equal(probe.berlin, "2026-12-07T02:00:00.000Z");
+      assert.ok(probe.inBerlin > 0, "a named zone is still read through ICU");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
