@@ -45,9 +45,9 @@ describe("restore refuses a target that holds data unless --force, and checks be
   const out = (name: string) => join(dir, "out", name);
   const uploads = () => join(dir, "data", "uploads");
 
-  const cli = (args: string[]) =>
+  const cli = (args: string[], env: Record<string, string> = {}) =>
     runCli(["--config", config, ...args], {
-      env: { ...secrets, BACKUPCTL_CONFIG: undefined, BACKUPCTL_STATE_DIR: undefined },
+      env: { ...secrets, BACKUPCTL_CONFIG: undefined, BACKUPCTL_STATE_DIR: undefined, ...env },
     });
   const restoreStages = async () => {
     const result = await runTool("sqlite3", [
@@ -240,21 +240,8 @@ export default defineConfig({
       `#!/bin/sh\necho "$$ $*" >> '${started}'\nexec '${realRestic}' "$@"\n`,
       { mode: 0o755 },
     );
-    const refused = await runCli([
-      "--config",
-      config,
-      "restore",
-      "pg",
-      "--into-database",
-      "--target-db",
-      url("shop_busy"),
-    ], {
-      env: {
-        ...secrets,
-        BACKUPCTL_CONFIG: undefined,
-        BACKUPCTL_STATE_DIR: undefined,
-        PATH: `${wrappers}:${process.env.PATH}`,
-      },
+    const refused = await cli(["restore", "pg", "--into-database", "--target-db", url("shop_busy")], {
+      PATH: `${wrappers}:${process.env.PATH}`,
     });
     assert.equal(refused.code, 64, show(refused));
     // It was started, and it is gone when the refusal is said: stopped, its lock (if it took one) removed.

@@ -194,9 +194,10 @@ describe("gate", () => {
     const fifos = FifoFolder.create(join(scratch, "private"));
     try {
       const [fifo] = await fifos.make("stream");
+      // Its input stays open (no verdict yet): the program's own end is what the gate reports.
       const gate = start(gateArgv(fifo, ["sh", "-c", "kill -KILL $$"]));
-      gate.stdin.end();
       assert.equal((await gate.result).code, 128 + 9);
+      gate.stdin.end();
     } finally {
       fifos.remove();
     }
