@@ -169,6 +169,9 @@ ${
 - **start-up**: whole-process wall time of \`backupctl --version\`, \`validate\` and \`plan\` on a temp copy of the demo
   config (SQLite database and files, backed up once first so plan reads a real state database), under Deno and Bun,
   median of 5 (\`--quick\`: 3) after one warm-up run. Baseline: \`deno eval 1\` / \`bun -e 1\`. Target: plan under 0.5 s.
+  A last row times bench/floor.ts under Deno on the same demo: the least any apply does before it can start restic
+  (the Node layer, the TypeScript config, a zod validation, the state through Kysely and node:sqlite, a cron-parser
+  slot, one child process): the floor under the fixed-cost rows.
 - **restore**: the last pipeline run's snapshot of the 1 GiB database restored into a fresh database by
   \`backupctl restore bench --into-database --target-db postgresql://…\` vs the raw
   \`restic dump ID /big.pgdump | pg_restore --no-owner --no-privileges --exit-on-error\`, interleaved (taking turns at going first), median of 3

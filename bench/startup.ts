@@ -85,6 +85,35 @@ export async function startupBench(options: { quick: boolean; log: (line: string
         });
       }
     }
+    // The floor under every command's start-up (bench/floor.ts), from the same demo: Deno only (the launcher's runtime).
+    options.log("start-up: the floor of an apply");
+    const deno = found[0];
+    const floorArgv = [
+      ...deno.cli.slice(0, -1),
+      join(repoRoot, "bench", "floor.ts"),
+      demo.config,
+      join(demo.dir, ".backupctl", "state.db"),
+    ];
+    const floor: number[] = [];
+    const floorBase: number[] = [];
+    for (let round = -1; round < runs; round++) {
+      const base = await measure(deno.eval, { cwd: demo.dir });
+      const result = await measure(floorArgv, { env, cwd: demo.dir });
+      if (round >= 0) {
+        floor.push(result.wallMs);
+        floorBase.push(base.wallMs);
+      }
+    }
+    rows.push({
+      benchmark: "start-up",
+      case: "Deno: the floor of an apply (bench/floor.ts: the Node layer, the TypeScript config, zod, Kysely with " +
+        "node:sqlite, cron-parser, one child process)",
+      value: seconds(median(floor)),
+      baseline: `deno eval 1: ${seconds(median(floorBase))}`,
+      ratio: median(floor) / median(floorBase),
+      note: `whole process, median of ${runs} after a warm-up run; the least any apply spends before restic starts ` +
+        "(compare the fixed-cost rows)",
+    });
     return rows;
   } finally {
     await removeDemo();
