@@ -377,18 +377,20 @@ export default defineConfig({
             "in one apply (2026-12-07): Deno and its Node compatibility layer reach backupctl's entry point at 35 ms " +
             "(a bare script that imports node:fs takes 55 ms whole); the command's modules load in about 115 ms " +
             "(some 640 modules with V8's code cache: Kysely alone is 288 files, zod 99, backupctl's own 189); " +
-            "validating the config 27 ms (zod's first parse, and ICU's start for the schedule's time zone, about " +
-            "17 ms); the state database 9 ms, the lock and the plan 25 ms; the FIFOs and restic's gate 25 ms; after " +
+            "validating the config 27 ms (zod's first parse; ICU's start for the schedule's time zone was 17 ms of " +
+            "it); the state database 9 ms, the lock and the plan 25 ms; the FIFOs and restic's gate 25 ms; after " +
             "restic ends, recording and exiting 27 ms. Cut in this round: restore checks that the target database is " +
             "empty while restic starts, and starts the database client only once the check passed (70 ms); FIFOs " +
             "made by mkfifo(3) in-process instead of the mkfifo program (15 ms); the gate without perl's POSIX " +
-            "module (9 ms); an up-to-date state database no longer goes through Kysely's Migrator (6 ms); Deno no " +
+            "module (9 ms); a config in UTC no longer starts ICU (17 ms, and 6 MiB of memory); an up-to-date state " +
+            "database no longer goes through Kysely's Migrator (6 ms); Deno no " +
             "longer reads every command's modules ahead (10 ms); restore no longer loads the planner. Tried and " +
             "left: one esbuild bundle of the whole CLI starts about 45 ms sooner, but breaks every path a module " +
             "finds beside itself and gives the config a second copy of backupctl's helpers; Kysely, zod and " +
             "cron-parser bundled alone save about 20 ms. What is left is the runtime's floor: 1.1× of this size " +
-            "leaves about 115 ms for everything backupctl adds, and starting Deno with the Node layer, Kysely and zod " +
-            "and importing a TypeScript config takes about that before any of backupctl's own work. In watch mode, " +
+            "leaves 100–150 ms for everything backupctl adds, and the least an apply does before it can start restic " +
+            "(bench/floor.ts: Deno with the Node layer, the TypeScript config, zod, Kysely, cron-parser, one child; " +
+            "the last start-up row) takes about that on its own. In watch mode, " +
             "which the container runs, the process and its modules are loaded once, not per backup.",
         },
       };
