@@ -448,7 +448,8 @@ describe("notification channels", () => {
       await http.down();
       try {
         const error = await deliveryError(deliver(kuma, failed, options));
-        assert.match(error.message, /connection refused/);
+        // Refused, or reset: a connection kept alive from the request before may meet the receiver going down.
+        assert.match(error.message, /connection (refused|reset)/);
         assertClean(error);
       } finally {
         await http.up();
