@@ -34,9 +34,5 @@ const server = new S3rver({
   configureBuckets: [{ name: bucket, configs: [] }],
 });
 const { port } = await server.run();
-// Idle connections kept open longer than pgBackRest and restic leave them between requests on a loaded machine: with
-// the default few seconds, pgBackRest 2.45 reused one the server had just closed ("TLS error … unexpected eof").
-server.httpServer.keepAliveTimeout = 120_000;
-server.httpServer.headersTimeout = 125_000;
 console.log(`listening ${port}`);
 process.on("SIGTERM", () => server.close().then(() => process.exit(0)));
