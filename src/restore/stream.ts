@@ -109,6 +109,9 @@ export async function openDumpStream(
     await filter?.cleanup?.();
     sink?.cleanup();
   };
+  let repository: Restic | undefined;
+  let sinkInput: string | undefined;
+  let release: () => void = () => {};
   /** The programs after restic, in order; the sink last once started. */
   const chain: { name: string; process: RunningProcess; tap?: boolean }[] = [];
   let dump: ReturnType<Restic["startDump"]> | undefined;
@@ -123,9 +126,6 @@ export async function openDumpStream(
     // A restic stopped while it wrote its lock leaves it behind (it cannot finish its clean-up): removed here.
     if (dump) await repository?.removeOwnLocksSince(started - 1000);
   };
-  let repository: Restic | undefined;
-  let sinkInput: string | undefined;
-  let release: () => void = () => {};
   try {
     filter = await decryption(located, ctx);
     for (const program of [filter, sink]) {
@@ -173,7 +173,7 @@ export async function openDumpStream(
     await cleanup(true);
     throw error;
   }
-  const running = dump;
+  const [running, source] = [dump, repository];
   let settled = false;
   return {
     abandon: async () => {
@@ -202,7 +202,7 @@ export async function openDumpStream(
           restored: (tapResult) =>
             file ? (existsSync(file) ? statSync(file).size : 0) : (tapResult && parseTap(tapResult.stdout)?.bytes) ?? 0,
           file,
-          failure: (result) => ctx.repositoryFor(located.repository).failure("dump", result),
+          failure: (result) => source.failure("dump", result),
         });
         failed = false;
         return { ...outcome, durationMs: Date.now() - started };
