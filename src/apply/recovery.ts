@@ -106,15 +106,17 @@ export function deleteLeftoverFolders(store: StateStore, paths: string[]): numbe
 }
 
 /**
- * Deletes the private folders of one kind (`secret-<pid>-<kind>-…`: a restore's `--jobs` dump, a drill's scratch
- * folder) that processes killed with `kill -9` left behind, through the checks above; returns how many. Run by the
- * commands that make such folders before they make their own, so that they do not wait for an apply to clean up.
+ * Deletes the private folders of the given kinds (`secret-<pid>-<kind>-…`: a restore's `--jobs` dump, a drill's
+ * scratch folder, a stream's FIFOs) that processes killed with `kill -9` left behind, through the checks above;
+ * returns how many. Run by the commands that make such folders before they make their own, so that they do not wait
+ * for an apply to clean up.
  */
-export function removeDeadPrivateFolders(store: StateStore, kind: "restore" | "drill"): number {
+export function removeDeadPrivateFolders(store: StateStore, ...kinds: ("restore" | "drill" | "fifo")[]): number {
   if (!existsSync(store.privateDir)) return 0;
   const dead = readdirSync(store.privateDir).filter((name) => {
     const match = privateFolder.exec(name);
-    return match !== null && name.startsWith(`secret-${match[1]}-${kind}-`) && !processAlive(Number(match[1]));
+    return match !== null && kinds.some((kind) => name.startsWith(`secret-${match[1]}-${kind}-`)) &&
+      !processAlive(Number(match[1]));
   });
   return deleteLeftoverFolders(store, dead.map((name) => relative(store.dir, join(store.privateDir, name))));
 }

@@ -205,7 +205,7 @@ export async function run(projectName: string, options: Options, output: Output)
       repositoryFor: (name) => repositoryFor({ loaded, store }, name),
       allowIncomplete: Boolean(options.allowIncomplete),
     };
-    removeDeadPrivateFolders(store, "restore");
+    removeDeadPrivateFolders(store, "restore", "fifo");
     if (options.refresh) await refreshRepositories(loaded, store, [repository], output);
     const sources = sourcesOf(project, options.source);
     const paths = options.path ?? [];

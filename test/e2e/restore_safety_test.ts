@@ -22,7 +22,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type CliResult, runCli, runTool } from "../support/cli.ts";
+import { type CliResult, runCli, runTool, spawnCli, waitFor } from "../support/cli.ts";
 import { type MariadbServer, startMariadb } from "../support/mariadb.ts";
 import { type PostgresServer, startPostgres } from "../support/postgres.ts";
 
@@ -283,6 +283,58 @@ export default defineConfig({
       /checking that the target is empty failed \(exit 2\): .*database "no_such_db" does not exist/s,
     );
     assert.ok(!missing.stderr.includes(secrets.PG_RESTORER_PASSWORD));
+  });
+
+  it("kill -9 while the target is checked: nothing is restored, restic ends, the next restore cleans up", async () => {
+    await pg.createDatabase("shop_killed", "restorer");
+    const url = `postgresql://restorer@127.0.0.1:${pg.port}/shop_killed?passwordEnv=PG_RESTORER_PASSWORD`;
+    // The check (psql) is held for seconds by a wrapper; restic, started beside it, is noted by another.
+    const wrappers = join(dir, "killed-wrappers");
+    mkdirSync(wrappers, { recursive: true });
+    const started = join(wrappers, "started.log");
+    const real = (program: string) => execFileSync("sh", ["-c", `command -v ${program}`]).toString().trim();
+    writeFileSync(
+      join(wrappers, "restic"),
+      `#!/bin/sh\necho "$$ $*" >> '${started}'\nexec '${real("restic")}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    writeFileSync(join(wrappers, "psql"), `#!/bin/sh\nsleep 5\nexec '${real("psql")}' "$@"\n`, { mode: 0o755 });
+    const stages = await restoreStages();
+    const running = spawnCli(["--config", config, "restore", "pg", "--into-database", "--target-db", url], {
+      env: {
+        ...secrets,
+        BACKUPCTL_CONFIG: undefined,
+        BACKUPCTL_STATE_DIR: undefined,
+        PATH: `${wrappers}:${process.env.PATH}`,
+      },
+    });
+    const resticPid = await waitFor("restic started beside the check", () => {
+      const line = existsSync(started) ? readFileSync(started, "utf8").split("\n").find((l) => / dump /.test(l)) : "";
+      return line ? Number(line.split(" ")[0]) : undefined;
+    }, 30_000);
+    process.kill(running.pid, "SIGKILL");
+    assert.equal((await running.done).signal, "SIGKILL");
+    const gone = () => {
+      try {
+        process.kill(resticPid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    await waitFor("the restic of the killed restore to end", gone, 30_000);
+    const tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public';";
+    assert.equal((await pg.psql(tables, "shop_killed")).trim(), "0", "the database client never started");
+    assert.equal(await restoreStages(), stages, "no restore stage was started");
+
+    // The next restore removes the killed one's private folder and restores.
+    const next = await cli(["restore", "pg", "--into-database", "--target-db", url]);
+    assert.equal(next.code, 0, show(next));
+    assert.equal((await pg.psql("SELECT count(*) FROM orders;", "shop_killed")).trim(), "50");
+    const fifoFolders = existsSync(join(dir, ".backupctl", "tmp"))
+      ? readdirSync(join(dir, ".backupctl", "tmp")).filter((name) => name.includes("fifo"))
+      : [];
+    assert.deepEqual(fifoFolders, [], "the killed restore's FIFO folder was removed");
   });
 
   it("--into-database refuses a MariaDB database with tables and a SQLite file with tables; an empty file is fine", async () => {
